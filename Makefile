@@ -1,0 +1,51 @@
+# Electricity Optimizer: `make demo` and `make test` do their own set-up from a clean clone.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: install test test-fast demo services lock bench-storage clean help
+
+help:
+	@echo "make demo          load the real market history into the embedded store and show it"
+	@echo "make test          run the whole test suite (PostgreSQL + Redis on 127.0.0.1 for integration tests)"
+	@echo "make install       create .venv and install the locked dependency set"
+	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
+	@echo "make lock          re-resolve requirements.lock from the pins in pyproject.toml"
+
+install: $(INSTALLED)
+
+$(INSTALLED): requirements.lock pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version.split()[0]}"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	@touch $@
+
+services:
+	@bash scripts/ensure-services.sh
+
+test: install services
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/eopt db upgrade
+	$(BIN)/eopt load-history
+	$(BIN)/eopt prices --region NP --last 24h
+
+bench-storage: install services
+	$(BIN)/python -m benchmarks.storage_upsert
+
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=24"
+	.lock-venv/bin/python -m pip install --quiet -e ".[test]"
+	{ echo "# Full resolved dependency set of electricity-optimizer for Python 3.11 (pip freeze)."; \
+	  echo "# Regenerate with: make lock   (after changing pins in pyproject.toml)"; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^electricity-optimizer'; } > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .eopt *.egg-info

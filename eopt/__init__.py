@@ -1,0 +1,1 @@
+"""Electricity Optimizer: the settings object and the `eopt` command line."""

@@ -1,0 +1,3 @@
+from eopt.cli import main
+
+main()

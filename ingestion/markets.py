@@ -1,0 +1,186 @@
+"""The bundled real market history (open EPF benchmark) mapped to the canonical price schema.
+
+Files follow the epftoolbox layout: a timestamp column of local clock hours, the price, and two
+day-ahead exogenous forecasts; 24 rows per local day. ``data/markets/README.md`` documents the
+mapping of those local hours to UTC; :func:`local_day_hours_to_utc` implements it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HISTORY_SOURCE = "epf-history"
+
+
+class MarketDataError(ValueError):
+    """A market file is missing or malformed; the message names the file and the row."""
+
+
+@dataclass(frozen=True)
+class Market:
+    region: str
+    name: str
+    file_name: str
+    timezone: str
+    currency: str
+    holiday_country: str
+    holiday_subdivision: str | None
+    exogenous: tuple[str, str]  # stored names of the file's 3rd and 4th columns
+
+
+MARKETS: dict[str, Market] = {
+    m.region: m
+    for m in (
+        Market("NP", "Nord Pool system price", "NP.csv", "Europe/Oslo", "EUR", "NO", None,
+               ("grid_load_forecast", "wind_power_forecast")),
+        Market("PJM", "PJM COMED zone", "PJM.csv", "America/New_York", "USD", "US", "IL",
+               ("system_load_forecast", "zonal_comed_load_forecast")),
+        Market("BE", "Belgium (EPEX)", "BE.csv", "Europe/Brussels", "EUR", "BE", None,
+               ("generation_forecast", "system_load_forecast")),
+        Market("FR", "France (EPEX)", "FR.csv", "Europe/Paris", "EUR", "FR", None,
+               ("generation_forecast", "system_load_forecast")),
+    )
+}
+
+
+def get_market(region: str) -> Market:
+    market = MARKETS.get(region.upper())
+    if market is None:
+        raise MarketDataError(f"unknown region {region!r}; known regions are {', '.join(MARKETS)}")
+    return market
+
+
+@dataclass(frozen=True)
+class MarketHistory:
+    market: Market
+    prices: pd.DataFrame  # region, source, ts (UTC), price, currency, unit, resolution
+    exogenous: pd.DataFrame  # region, source, ts (UTC), variable, value
+
+    def between(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> "MarketHistory":
+        """The part with ``start <= ts < end`` (UTC bounds; None is open)."""
+
+        def cut(frame: pd.DataFrame) -> pd.DataFrame:
+            keep = pd.Series(True, index=frame.index)
+            if start is not None:
+                keep &= frame["ts"] >= start
+            if end is not None:
+                keep &= frame["ts"] < end
+            return frame.loc[keep].reset_index(drop=True)
+
+        return MarketHistory(self.market, cut(self.prices), cut(self.exogenous))
+
+
+def read_market_file(path: Path, market: Market) -> MarketHistory:
+    """Read one market file into UTC price and exogenous frames, refusing anything malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise MarketDataError(
+            f"market file for {market.region} not found at {path}; "
+            "restore it from the repository (data/markets/) or set EOPT_MARKET_DATA_DIR"
+        )
+    try:
+        raw = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False, na_filter=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise MarketDataError(f"{path}: not a readable CSV ({exc})") from None
+    if raw.shape[1] != 4:
+        raise MarketDataError(
+            f"{path}: expected 4 columns (timestamp, price, two exogenous forecasts), "
+            f"found {raw.shape[1]}: {', '.join(map(str, raw.columns))}"
+        )
+    raw.columns = ["local", "price", *market.exogenous]
+    local = pd.to_datetime(raw["local"].str.strip(), format="%Y-%m-%d %H:%M:%S", errors="coerce")
+    _fail_on_bad(path, raw, local.isna(), "local", "timestamp is not YYYY-MM-DD HH:MM:SS")
+    values = {}
+    for column in ("price", *market.exogenous):
+        numbers = pd.to_numeric(raw[column].str.strip(), errors="coerce")
+        _fail_on_bad(path, raw, ~np.isfinite(numbers.to_numpy(dtype=float)), column, "not a finite number")
+        values[column] = numbers.astype(float)
+    frame = pd.DataFrame({"local": local, **values})
+    _check_whole_days(path, frame["local"])
+    utc = local_day_hours_to_utc(frame, market.timezone, path)
+
+    prices = pd.DataFrame(
+        {
+            "region": market.region,
+            "source": HISTORY_SOURCE,
+            "ts": utc["ts"],
+            "price": utc["price"],
+            "currency": market.currency,
+            "unit": "MWh",
+            "resolution": "PT60M",
+        }
+    )
+    exogenous = (
+        utc.melt(id_vars=["ts"], value_vars=list(market.exogenous), var_name="variable", value_name="value")
+        .assign(region=market.region, source=HISTORY_SOURCE)
+        .loc[:, ["region", "source", "ts", "variable", "value"]]
+        .sort_values(["ts", "variable"], kind="stable")
+        .reset_index(drop=True)
+    )
+    return MarketHistory(market, prices, exogenous)
+
+
+def load_market(region: str, data_dir: Path) -> MarketHistory:
+    market = get_market(region)
+    return read_market_file(Path(data_dir) / market.file_name, market)
+
+
+def _fail_on_bad(path: Path, raw: pd.DataFrame, bad: pd.Series | np.ndarray, column: str, what: str) -> None:
+    bad = np.asarray(bad)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        shown = "local" if column == "local" else column
+        raise MarketDataError(
+            f"{path}, line {first + 2}, column {shown}: {what} (value {raw.iloc[first][column]!r}); "
+            f"{int(bad.sum())} such row(s) in the file"
+        )
+
+
+def _check_whole_days(path: Path, local: pd.Series) -> None:
+    if local.duplicated().any():
+        first = local[local.duplicated()].iloc[0]
+        raise MarketDataError(f"{path}: local hour {first} appears more than once; each day must list hours 0-23 once")
+    hours = local.dt.hour.groupby(local.dt.normalize()).agg(["count", "min", "max"])
+    bad = hours[(hours["count"] != 24) | (hours["min"] != 0) | (hours["max"] != 23)]
+    if len(bad):
+        day = bad.index[0]
+        raise MarketDataError(
+            f"{path}: local day {day.date()} has {int(bad.iloc[0]['count'])} rows, expected 24 (hours 0-23); "
+            f"{len(bad)} incomplete day(s) in the file"
+        )
+    if not local.is_monotonic_increasing:
+        raise MarketDataError(f"{path}: rows are not in time order")
+    days = local.dt.normalize().drop_duplicates()
+    gaps = (days.diff() != pd.Timedelta(days=1)).to_numpy()[1:]
+    if gaps.any():
+        after = days.iloc[int(np.flatnonzero(gaps)[0]) + 1]
+        raise MarketDataError(f"{path}: days are missing before {after.date()}; the history must be contiguous")
+
+
+def local_day_hours_to_utc(frame: pd.DataFrame, timezone: str, path: Path | str = "<frame>") -> pd.DataFrame:
+    """Map 24-per-day local clock hours to UTC instants (see data/markets/README.md).
+
+    The skipped spring-forward hour is dropped; the repeated fall-back hour's value is given to
+    both instants. Returns ``frame`` without ``local``, with ``ts`` (UTC), sorted and gapless.
+    """
+    local = frame["local"]
+    n = len(local)
+    first = local.dt.tz_localize(timezone, ambiguous=np.ones(n, dtype=bool), nonexistent="NaT")
+    second = local.dt.tz_localize(timezone, ambiguous=np.zeros(n, dtype=bool), nonexistent="NaT")
+    repeated = first.notna() & (first != second)
+    body = frame.drop(columns=["local"])
+    mapped = pd.concat(
+        [body.assign(ts=first), body.loc[repeated].assign(ts=second[repeated])], ignore_index=True
+    )
+    mapped = mapped.loc[mapped["ts"].notna()]
+    mapped["ts"] = mapped["ts"].dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    mapped = mapped.sort_values("ts", kind="stable").reset_index(drop=True)
+    steps = mapped["ts"].diff().dropna()
+    if len(steps) and (steps != pd.Timedelta(hours=1)).any():
+        at = mapped["ts"].iloc[int(np.flatnonzero((steps != pd.Timedelta(hours=1)).to_numpy())[0]) + 1]
+        raise MarketDataError(f"{path}: the UTC series is not hourly around {at} after mapping from {timezone}")
+    return mapped[["ts", *[c for c in body.columns]]]

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Make sure the local PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) that the
+# integration tests use are running; start them with the machine's own packages if they are
+# installed but stopped. Never fails: tests then skip (or fail under EOPT_REQUIRE_SERVICES=1).
+set -u
+
+postgres_up() { python3 - <<'PY'
+import socket, sys
+s = socket.socket(); s.settimeout(1)
+sys.exit(0 if s.connect_ex(("127.0.0.1", 5432)) == 0 else 1)
+PY
+}
+redis_up() { python3 - <<'PY'
+import socket, sys
+s = socket.socket(); s.settimeout(1)
+try:
+    s.connect(("127.0.0.1", 6379)); s.sendall(b"PING\r\n"); sys.exit(0 if s.recv(16).startswith(b"+PONG") else 1)
+except OSError:
+    sys.exit(1)
+PY
+}
+
+if ! postgres_up; then
+  if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
+    echo "starting PostgreSQL"; pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  fi
+fi
+if ! redis_up; then
+  if command -v redis-server >/dev/null; then
+    echo "starting Redis"; redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || true
+    sleep 1
+  fi
+fi
+postgres_up && echo "PostgreSQL: up at 127.0.0.1:5432" || echo "PostgreSQL: NOT reachable at 127.0.0.1:5432 (integration tests will skip, or fail with EOPT_REQUIRE_SERVICES=1)"
+redis_up && echo "Redis: up at 127.0.0.1:6379" || echo "Redis: NOT reachable at 127.0.0.1:6379 (integration tests will skip, or fail with EOPT_REQUIRE_SERVICES=1)"
+exit 0

@@ -1,0 +1,1 @@
+"""The store: schema and migrations, prices and exogenous series, the latest-values cache."""

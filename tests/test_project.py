@@ -1,0 +1,124 @@
+"""The project's own files: layout, pins, lock, MLproject, docker-compose."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import yaml
+from packaging.requirements import Requirement
+
+ROOT = Path(__file__).resolve().parent.parent
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+DIRECT = [Requirement(d) for d in PYPROJECT["project"]["dependencies"]]
+
+
+def _lock() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "requirements.lock").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[name.lower().replace("_", "-")] = version
+    return pins
+
+
+def test_layout__has_the_design_cards_top_level():
+    for folder in ("dags", "ingestion", "storage", "quality", "training", "serving", "registry", "drift",
+                   "monitoring", "benchmarks", "data", "tests"):
+        assert (ROOT / folder).is_dir(), folder
+    for file in ("docker-compose.yml", "MLproject", "conda.yaml", "README.md", "pyproject.toml", "Makefile", ".ci/run"):
+        assert (ROOT / file).is_file(), file
+
+
+def test_lock__pins_every_direct_dependency_to_a_version_its_specifier_allows():
+    lock = _lock()
+    for requirement in DIRECT:
+        name = requirement.name.lower().replace("_", "-")
+        assert name in lock, f"{name} missing from requirements.lock"
+        assert requirement.specifier.contains(lock[name], prereleases=True), (name, lock[name], str(requirement.specifier))
+    assert PYPROJECT["project"]["scripts"] == {"eopt": "eopt.cli:main"}
+
+
+def test_lock__torch_is_the_exact_cpu_build_and_key_versions_are_as_pinned():
+    lock = _lock()
+    assert lock["torch"] in ("2.13.0", "2.13.0+cpu")
+    assert lock["apache-airflow"].startswith("3.3.") and lock["mlflow"].startswith("3.17.")
+    assert lock["optuna"].startswith("5.") and lock["evidently"] == "0.7.23"
+    assert int(lock["pandas"].split(".")[0]) < 3
+
+
+def test_conda_env__lists_the_same_pins_as_pyproject():
+    conda = yaml.safe_load((ROOT / "conda.yaml").read_text())
+    assert "python=3.11" in conda["dependencies"]
+    pip = next(d["pip"] for d in conda["dependencies"] if isinstance(d, dict))
+    assert [str(Requirement(p)) for p in pip] == [str(r) for r in DIRECT]
+
+
+def test_mlproject__entry_points_are_declared():
+    project = yaml.safe_load((ROOT / "MLproject").read_text())
+    assert project["conda_env"] == "conda.yaml"
+    assert "load_history" in project["entry_points"]
+
+
+def test_mlflow_run__load_history_entry_point_works_from_the_project(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EOPT_", "MLFLOW_"))}
+    env.update(
+        EOPT_HOME=str(tmp_path / "home"),
+        EOPT_LOG_LEVEL="WARNING",
+        MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+    )
+    mlflow = Path(sys.executable).parent / "mlflow"
+    result = subprocess.run(
+        [str(mlflow), "run", str(ROOT), "-e", "load_history", "--env-manager", "local",
+         "-P", "region=NP", "-P", "start=2018-12-20"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "total new rows: 119" in result.stdout  # 2018-12-20 00:00 .. 2018-12-24 22:00 UTC: 4 x 24 + 23
+    assert re.search(r"Run \(ID '[0-9a-f]+'\) succeeded", result.stderr)
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'home' / 'prices.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM electricity_prices")).scalar() == 119
+
+
+# -- docker-compose -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_compose__long_running_services_have_healthchecks_and_volumes(compose):
+    services = compose["services"]
+    assert {"timescaledb", "redis", "eopt-migrate"} <= set(services)
+    for name in ("timescaledb", "redis"):
+        assert "healthcheck" in services[name], name
+        assert services[name]["volumes"], name
+        volume = services[name]["volumes"][0].split(":")[0]
+        assert volume in compose["volumes"], volume
+    assert services["timescaledb"]["image"].startswith("timescale/timescaledb:")
+
+
+def test_compose__dependencies_wait_for_healthy_services(compose):
+    for name, service in compose["services"].items():
+        for dependency, condition in (service.get("depends_on") or {}).items():
+            assert condition == {"condition": "service_healthy"}, (name, dependency)
+            assert "healthcheck" in compose["services"][dependency]
+
+
+def test_compose__every_variable_is_documented_and_secrets_are_required(compose):
+    text = (ROOT / "docker-compose.yml").read_text()
+    used = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", text))
+    documented = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert used and used <= documented, used - documented
+    for secret in ("POSTGRES_PASSWORD", "REDIS_PASSWORD"):
+        assert re.findall(rf"\$\{{{secret}(:?[-?][^}}]*)?\}}", text)
+        assert all(m.startswith(":?") for m in re.findall(rf"(?<!\$)\$\{{{secret}([^}}]*)\}}", text)), secret
+    assert re.search(r"^(POSTGRES|REDIS)_PASSWORD=$", (ROOT / ".env.example").read_text(), re.M)

@@ -1,0 +1,217 @@
+"""The store on SQLite and on the real PostgreSQL (each test runs on both dialects)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from ingestion.markets import load_market
+from storage.database import StorageError, create_store_engine, current_revision, head_revision, upgrade
+from storage.prices import BatchRejected, PriceStore
+from storage.schema import metadata
+from storage.timescale import timescale_status
+
+
+def price_rows(region: str = "NP", start: str = "2024-03-01", hours: int = 48, base: float = 0.0) -> pd.DataFrame:
+    ts = pd.date_range(start, periods=hours, freq="h", tz="UTC")
+    return pd.DataFrame(
+        {
+            "region": region,
+            "source": "test-feed",
+            "ts": ts,
+            "price": [base + (i % 24) - 12 for i in range(hours)],  # includes negative and zero prices
+            "currency": "EUR",
+            "unit": "MWh",
+            "resolution": "PT60M",
+        }
+    )
+
+
+def stored_rows(engine: sa.Engine) -> list[tuple]:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT region, source, ts, price, ingested_at FROM electricity_prices ORDER BY region, source, ts")
+        ).all()
+
+
+# -- schema and migrations -------------------------------------------------------------------
+
+
+def test_migrations__create_exactly_the_tables_the_code_declares(store_engine):
+    with store_engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    assert diff == []
+    assert set(sa.inspect(store_engine).get_table_names()) >= {
+        "electricity_prices", "market_exogenous", "price_quarantine", "api_health", "forecasts", "quality_reports",
+    }
+
+
+def test_migrations__upgrade_twice_is_a_no_op(store_engine):
+    assert current_revision(store_engine) == head_revision()
+    assert upgrade(store_engine) == head_revision()
+
+
+def test_timescale__detected_not_assumed(store_engine):
+    with store_engine.connect() as conn:
+        status = timescale_status(conn)
+    # This machine's PostgreSQL has no timescaledb extension: the tables must be plain ones.
+    assert status.available is False and status.installed is False and status.hypertables == ()
+
+
+def test_store__refuses_an_unmigrated_database_with_the_fix(store_url):
+    engine = create_store_engine(store_url)
+    with pytest.raises(StorageError, match=r"eopt db upgrade"):
+        PriceStore(engine)
+
+
+# -- writes ------------------------------------------------------------------------------------
+
+
+def test_upsert__inserts_new_rows_and_reads_them_back_in_utc(store):
+    batch = price_rows(hours=48)
+    result = store.upsert_prices(batch)
+    assert (result.inserted, result.updated, result.unchanged) == (48, 0, 0)
+
+    back = store.read_prices("NP")
+    assert len(back) == 48
+    assert str(back["ts"].dt.tz) == "UTC"
+    assert back["ts"].iloc[0] == pd.Timestamp("2024-03-01 00:00", tz="UTC")
+    assert back["price"].tolist() == batch["price"].tolist()
+    assert back["price"].min() == -12.0 and (back["price"] == 0).sum() == 2  # negative and zero are legal
+
+
+def test_upsert__rerun_changes_nothing(store, store_engine):
+    batch = price_rows(hours=72)
+    store.upsert_prices(batch)
+    before = stored_rows(store_engine)
+
+    again = store.upsert_prices(batch)
+
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 72)
+    assert stored_rows(store_engine) == before  # ingested_at untouched too
+
+
+def test_upsert__updates_only_the_rows_whose_price_changed(store):
+    batch = price_rows(hours=24)
+    store.upsert_prices(batch)
+    revised = batch.copy()
+    revised.loc[5, "price"] = 999.5
+
+    result = store.upsert_prices(revised)
+
+    assert (result.inserted, result.updated, result.unchanged) == (0, 1, 23)
+    back = store.read_prices("NP")
+    assert back.loc[back["ts"] == batch.loc[5, "ts"], "price"].item() == 999.5
+
+
+def test_upsert__naive_timestamps_are_refused_with_the_fix(store):
+    batch = price_rows()
+    batch["ts"] = batch["ts"].dt.tz_localize(None)
+    with pytest.raises(BatchRejected, match=r"naive timestamps.*tz_localize"):
+        store.upsert_prices(batch)
+    assert store.count_prices() == 0
+
+
+def test_upsert__non_utc_timestamps_are_refused(store):
+    batch = price_rows()
+    batch["ts"] = batch["ts"].dt.tz_convert("Europe/Oslo")
+    with pytest.raises(BatchRejected, match=r"Europe/Oslo, not UTC"):
+        store.upsert_prices(batch)
+    assert store.count_prices() == 0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "12,5"])
+def test_upsert__missing_or_non_numeric_prices_are_refused(store, bad):
+    batch = price_rows().astype({"price": object})
+    batch.loc[7, "price"] = bad
+    with pytest.raises(BatchRejected, match=r"1 row\(s\) have a missing or non-numeric price.*quarantine"):
+        store.upsert_prices(batch)
+    assert store.count_prices() == 0
+
+
+def test_upsert__duplicate_keys_in_a_batch_are_refused(store):
+    batch = price_rows(hours=10)
+    batch = pd.concat([batch, batch.iloc[[3]]], ignore_index=True)
+    with pytest.raises(BatchRejected, match=r"2 rows share a key"):
+        store.upsert_prices(batch)
+
+
+def test_upsert__missing_columns_are_named(store):
+    with pytest.raises(BatchRejected, match=r"missing column\(s\) currency, unit"):
+        store.upsert_prices(price_rows().drop(columns=["currency", "unit"]))
+
+
+def test_upsert__a_failing_batch_rolls_back_whole(store, store_engine):
+    store.upsert_prices(price_rows(hours=24))
+    before = stored_rows(store_engine)
+    batch = price_rows(hours=48)
+    batch["price"] += 1.0  # would update the 24 stored rows and add 24 more ...
+    batch.loc[40, "region"] = "R" * 40  # ... but one row breaks the table's region constraint
+
+    with pytest.raises(StorageError, match=r"rolled back, nothing was written"):
+        store.upsert_prices(batch)
+
+    assert stored_rows(store_engine) == before
+
+
+def test_upsert_history__prices_and_exogenous_are_written_together_or_not_at_all(store):
+    prices = price_rows(hours=24)
+    exogenous = pd.DataFrame(
+        {"region": "NP", "source": "test-feed", "ts": prices["ts"], "variable": "load_forecast", "value": 1000.0}
+    )
+    exogenous.loc[3, "region"] = "R" * 40
+
+    with pytest.raises(StorageError):
+        store.upsert_history(prices, exogenous)
+    assert store.count_prices() == 0
+
+    exogenous.loc[3, "region"] = "NP"
+    result = store.upsert_history(prices, exogenous)
+    assert (result.prices.inserted, result.exogenous.inserted) == (24, 24)
+    wide = store.read_exogenous("NP")
+    assert list(wide.columns) == ["load_forecast"] and len(wide) == 24 and str(wide.index.tz) == "UTC"
+
+
+def test_read_prices__window_is_start_inclusive_end_exclusive(store):
+    store.upsert_prices(price_rows(hours=48))
+    start = pd.Timestamp("2024-03-01 10:00", tz="UTC")
+    end = pd.Timestamp("2024-03-01 20:00", tz="UTC")
+    window = store.read_prices("NP", start=start, end=end)
+    assert len(window) == 10
+    assert window["ts"].min() == start and window["ts"].max() == end - pd.Timedelta(hours=1)
+    assert store.latest_ts("NP") == pd.Timestamp("2024-03-02 23:00", tz="UTC")
+    assert store.latest_ts("FR") is None
+
+
+def test_full_np_history__loads_once_and_reruns_as_a_no_op(store, market_data_dir):
+    history = load_market("NP", market_data_dir)
+    first = store.upsert_history(history.prices, history.exogenous)
+    assert first.prices.inserted == 52_416 and first.exogenous.inserted == 2 * 52_416
+
+    second = store.upsert_history(history.prices, history.exogenous)
+    assert (second.prices.inserted, second.prices.updated, second.exogenous.inserted) == (0, 0, 0)
+    assert store.count_prices("NP") == 52_416
+    back = store.read_prices("NP", start=pd.Timestamp("2018-12-24", tz="UTC"))
+    assert back["price"].round(6).tolist() == history.prices.loc[
+        history.prices["ts"] >= pd.Timestamp("2018-12-24", tz="UTC"), "price"
+    ].round(6).tolist()
+
+
+# -- connection errors -------------------------------------------------------------------------
+
+
+def test_unreachable_database__names_the_url_without_the_password():
+    with pytest.raises(StorageError) as caught:
+        create_store_engine("postgresql://eopt:s3cret-pw@127.0.0.1:1/prices")
+    message = str(caught.value)
+    assert "127.0.0.1:1/prices" in message and "EOPT_DATABASE_URL" in message
+    assert "s3cret-pw" not in message
+
+
+@pytest.mark.parametrize("url", ["not a url", "mysql://root@127.0.0.1/db"])
+def test_malformed_or_unsupported_database_url__is_refused(url):
+    with pytest.raises(StorageError, match=r"not a database URL|unsupported store"):
+        create_store_engine(url)
