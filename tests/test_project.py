@@ -72,6 +72,8 @@ def test_mlflow_run__load_history_entry_point_works_from_the_project(tmp_path):
         EOPT_HOME=str(tmp_path / "home"),
         EOPT_LOG_LEVEL="WARNING",
         MLFLOW_TRACKING_URI=f"sqlite:///{tmp_path / 'mlflow.db'}",
+        # --env-manager local runs the entry point with the active environment's `python`
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     mlflow = Path(sys.executable).parent / "mlflow"
     result = subprocess.run(
