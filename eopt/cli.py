@@ -167,6 +167,79 @@ def prices(obj: Context, region: str, last: str, source: str | None) -> None:
     click.echo(frame.loc[:, ["ts", "source", "price", "currency", "unit"]].to_string(index=False))
 
 
+@cli.command("sandbox")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True, type=int)
+@click.option("--fault", "faults", multiple=True, metavar="PROVIDER=KIND",
+              help="Inject a fault on every request to a provider, e.g. entsoe=500 (kinds: 429, 429-bare, 500, slow, malformed).")
+@click.pass_obj
+def sandbox(obj: Context, host: str, port: int, faults: tuple[str, ...]) -> None:
+    """Serve the pricing providers' real APIs locally over the bundled history."""
+    from ingestion.sandbox.server import Fault, Sandbox, SandboxConfig
+
+    parsed = {}
+    for spec in faults:
+        provider, _, kind = spec.partition("=")
+        try:
+            parsed[provider.strip()] = Fault(kind.strip())
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--fault") from None
+    server = Sandbox(SandboxConfig(data_dir=obj.settings.market_data_dir, faults=parsed))
+    unknown = set(parsed) - set(server.apps)
+    if unknown:
+        raise click.BadParameter(f"no provider {', '.join(sorted(unknown))}; providers: {', '.join(sorted(server.apps))}",
+                                 param_hint="--fault")
+    click.echo(f"pricing sandbox on http://{host}:{port} ({', '.join(sorted(server.apps))}); point the product at it with")
+    click.echo(f"  export EOPT_PRICING_SANDBOX_URL=http://{host}:{port}")
+    try:
+        server.serve_forever(host, port)
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command("ingest")
+@click.option("--source", "sources", multiple=True, help="Pricing source (repeatable; default: EOPT_INGESTION_SOURCES).")
+@click.option("--start", required=True, help="First UTC hour (inclusive).")
+@click.option("--end", required=True, help="UTC hour to stop before (exclusive).")
+@click.option("--chunk-days", default=7, show_default=True, type=click.IntRange(1, 90))
+@click.pass_obj
+def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_days: int) -> None:
+    """Backfill: the ingestion cycle's fetch -> aggregate -> validate -> store path over a window, in chunks."""
+    from eopt.settings import PRICING_SOURCES
+    from ingestion.pipeline import run_cycle
+
+    chosen = tuple(s.lower() for s in sources) or obj.settings.ingestion_sources
+    unknown = [s for s in chosen if s not in PRICING_SOURCES]
+    if unknown:
+        raise click.BadParameter(f"unknown source {', '.join(unknown)}; known: {', '.join(PRICING_SOURCES)}", param_hint="--source")
+    start_ts, end_ts = _utc(start, "--start"), _utc(end, "--end")
+    if start_ts >= end_ts:
+        raise click.BadParameter(f"--start {start_ts} is not before --end {end_ts}", param_hint="--start")
+    store, cache = obj.store(), obj.cache()
+    run_time = pd.Timestamp.now(tz="UTC")
+    edges = list(pd.date_range(start_ts, end_ts, freq=f"{chunk_days}D")) + [end_ts]
+    edges = sorted(set(edges))
+    totals = {"fetched": 0, "new": 0, "updated": 0, "quarantined": 0}
+    failures: dict[str, list[str]] = {}
+    with tqdm(total=len(edges) - 1, desc="ingest", unit="chunk", file=sys.stderr) as bar:
+        for lo, hi in zip(edges[:-1], edges[1:]):
+            report = run_cycle(obj.settings, run_time, store, cache, start=lo, end=hi, sources=chosen, min_records=0)
+            totals["fetched"] += sum(report.fetched.values())
+            totals["new"] += report.stored.inserted
+            totals["updated"] += report.stored.updated
+            totals["quarantined"] += report.quarantined
+            for source, messages in report.failures.items():
+                failures.setdefault(source, []).extend(f"[{lo:%Y-%m-%d}] {m}" for m in messages)
+            bar.set_postfix(new=totals["new"])
+            bar.update(1)
+    click.echo(f"ingested {start_ts} .. {end_ts} from {', '.join(chosen)}: {totals['fetched']} provider rows, "
+               f"{totals['new']} new and {totals['updated']} updated hourly prices, {totals['quarantined']} quarantined")
+    for source, messages in failures.items():
+        click.echo(f"{source} failed in {len(messages)} chunk/region(s), first: {messages[0]}", err=True)
+    if failures:
+        sys.exit(1)
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

@@ -18,12 +18,22 @@ start from these settings and let connections and variables override them (see `
 | ``EOPT_UPSERT_BATCH_ROWS`` | ``8760`` | rows per upsert transaction in history loads (a year of hours) |
 | ``EOPT_LOG_LEVEL`` | ``INFO`` | log level of the CLI |
 | ``EOPT_REQUIRE_SERVICES`` | ``0`` | ``1``: tests fail instead of skipping when PostgreSQL/Redis are absent |
+| ``EOPT_INGESTION_SOURCES`` | ``flatpeak,nrel,openei,iea,entsoe`` | pricing APIs the ingestion calls |
+| ``EOPT_PRICE_INGESTION_MIN_RECORDS`` | ``24`` | fewest valid rows a cycle must bring (Airflow variable ``price_ingestion_min_records``) |
+| ``EOPT_PRICING_SANDBOX_URL`` | unset | point every provider at the local sandbox (``eopt sandbox``) with its credentials |
+| ``EOPT_<PROVIDER>_URL`` | the provider's real host | base URL of one provider (``FLATPEAK``, ``NREL``, ``OPENEI``, ``IEA``, ``ENTSOE``) |
+| ``EOPT_FLATPEAK_ACCOUNT_ID``, ``EOPT_FLATPEAK_API_KEY`` | unset | Flatpeak credentials (secret) |
+| ``EOPT_NREL_API_KEY`` | unset | NREL/NLR key, also used for OpenEI (secret) |
+| ``EOPT_ENTSOE_TOKEN`` | unset | ENTSO-E security token (secret) |
+| ``EOPT_AIRFLOW_TASK_RETRIES`` | ``1`` | retries of a failed DAG task (the HTTP clients retry on their own first) |
+| ``EOPT_AIRFLOW_RETRY_DELAY_S`` | ``30`` | wait before a task retry |
+| ``EOPT_AIRFLOW_DEADLINE_ALERTS`` | ``1`` | attach the DAGs' deadline alerts; ``0`` for local ``airflow dags test`` runs, which crash after a successful run of a DAG with a deadline in Airflow 3.3.2 (apache/airflow#73428) |
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
@@ -31,6 +41,14 @@ from typing import Mapping
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 KNOWN_REGIONS = ("NP", "PJM", "BE", "FR")
+PRICING_SOURCES = ("flatpeak", "nrel", "openei", "iea", "entsoe")
+SECRET_VARIABLES = {
+    "flatpeak": ("EOPT_FLATPEAK_ACCOUNT_ID", "EOPT_FLATPEAK_API_KEY"),
+    "nrel": (None, "EOPT_NREL_API_KEY"),
+    "openei": (None, "EOPT_NREL_API_KEY"),
+    "iea": (None, None),
+    "entsoe": (None, "EOPT_ENTSOE_TOKEN"),
+}
 
 
 class SettingsError(ValueError):
@@ -50,13 +68,34 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
-def _flag(env: Mapping[str, str], name: str) -> bool:
+def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
+    if env.get(name) == "0":
+        return 0
+    return _positive_int(env, name, default)
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = env.get(name, "").strip().lower()
-    if raw in ("", "0", "false", "no", "off"):
+    if raw == "":
+        return default
+    if raw in ("0", "false", "no", "off"):
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
     raise SettingsError(f"{name}={raw!r} is not a switch; use 1 or 0")
+
+
+def _sources(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("EOPT_INGESTION_SOURCES", "")
+    if not raw.strip():
+        return PRICING_SOURCES
+    sources = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+    unknown = [s for s in sources if s not in PRICING_SOURCES]
+    if unknown:
+        raise SettingsError(
+            f"EOPT_INGESTION_SOURCES names unknown source(s) {', '.join(unknown)}; known: {', '.join(PRICING_SOURCES)}"
+        )
+    return sources
 
 
 def _regions(env: Mapping[str, str]) -> tuple[str, ...]:
@@ -76,10 +115,10 @@ def _regions(env: Mapping[str, str]) -> tuple[str, ...]:
 @dataclass(frozen=True)
 class Settings:
     home: Path
-    database_url: str
+    database_url: str = field(repr=False)  # may hold a password
     mlflow_tracking_uri: str
     mlflow_registry_uri: str
-    redis_url: str | None
+    redis_url: str | None = field(repr=False)
     cache_ttl_prices_s: int
     cache_ttl_forecasts_s: int
     regions: tuple[str, ...]
@@ -87,6 +126,15 @@ class Settings:
     upsert_batch_rows: int
     log_level: str
     require_services: bool
+    ingestion_sources: tuple[str, ...] = PRICING_SOURCES
+    price_ingestion_min_records: int = 24
+    pricing_sandbox_url: str | None = None
+    provider_urls: Mapping[str, str] = field(default_factory=dict)  # only the ones set
+    provider_logins: Mapping[str, str] = field(default_factory=dict, repr=False)
+    provider_keys: Mapping[str, str] = field(default_factory=dict, repr=False)  # secrets
+    airflow_task_retries: int = 1
+    airflow_retry_delay_s: int = 30
+    airflow_deadline_alerts: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -106,6 +154,15 @@ class Settings:
             upsert_batch_rows=_positive_int(env, "EOPT_UPSERT_BATCH_ROWS", 8760),
             log_level=(env.get("EOPT_LOG_LEVEL") or "INFO").upper(),
             require_services=_flag(env, "EOPT_REQUIRE_SERVICES"),
+            ingestion_sources=_sources(env),
+            price_ingestion_min_records=_positive_int(env, "EOPT_PRICE_INGESTION_MIN_RECORDS", 24),
+            pricing_sandbox_url=(env.get("EOPT_PRICING_SANDBOX_URL") or "").rstrip("/") or None,
+            provider_urls={s: env[f"EOPT_{s.upper()}_URL"] for s in PRICING_SOURCES if env.get(f"EOPT_{s.upper()}_URL")},
+            provider_logins={s: env[login] for s, (login, _) in SECRET_VARIABLES.items() if login and env.get(login)},
+            airflow_task_retries=_non_negative_int(env, "EOPT_AIRFLOW_TASK_RETRIES", 1),
+            airflow_retry_delay_s=_positive_int(env, "EOPT_AIRFLOW_RETRY_DELAY_S", 30),
+            airflow_deadline_alerts=_flag(env, "EOPT_AIRFLOW_DEADLINE_ALERTS", default=True),
+            provider_keys={s: env[key] for s, (_, key) in SECRET_VARIABLES.items() if key and env.get(key)},
         )
 
     def with_overrides(self, **changes: object) -> "Settings":

@@ -4,7 +4,7 @@ Keys (values are JSON documents):
 
 | key | value | TTL |
 |---|---|---|
-| ``eopt:prices:latest:{region}`` | the region's last 24 stored hours: ``{"region", "as_of", "currency", "unit", "points": [{"ts", "price", "source"}]}`` | ``EOPT_CACHE_TTL_PRICES_S`` |
+| ``eopt:prices:latest:{region}`` | the region's last 24 stored hours, one price per hour from the highest-priority source (``storage.prices.SOURCE_PRIORITY``): ``{"region", "as_of", "currency", "unit", "points": [{"ts", "price", "source"}]}`` | ``EOPT_CACHE_TTL_PRICES_S`` |
 | ``eopt:forecast:latest:{region}`` | the region's newest forecast: ``{"region", "issued_at", "model_name", "model_version", "points": [...]}`` | ``EOPT_CACHE_TTL_FORECASTS_S`` |
 
 The store is the source of truth and the cache only a copy: a cache that is down is logged and
@@ -158,9 +158,9 @@ class PriceCache:
 
 
 def refresh_latest_prices(store: "PriceStore", cache: PriceCache, region: str) -> CacheWrite:
-    """Copy a region's newest stored hours from the store into the cache."""
+    """Copy a region's newest stored hours into the cache: one price per hour, by source priority."""
     newest = store.latest_ts(region)
     if newest is None:
         return CacheWrite(PRICES_KEY.format(region=region), False, f"no stored prices for region {region}")
-    recent = store.read_prices(region, start=newest - pd.Timedelta(hours=LATEST_HOURS - 1))
+    recent = store.read_canonical(region, start=newest - pd.Timedelta(hours=LATEST_HOURS - 1))
     return cache.publish_latest_prices(region, recent)

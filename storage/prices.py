@@ -14,6 +14,11 @@ from storage.schema import electricity_prices, market_exogenous
 from storage.upsert import EMPTY, UpsertResult, upsert_frame
 
 PRICE_COLUMNS = ("region", "source", "ts", "price", "currency", "unit", "resolution")
+
+# Which source's price stands for a region's hour when several have one: wholesale day-ahead
+# sources first (ENTSO-E, IEA, the bundled market history), retail tariffs last (Flatpeak,
+# OpenEI, NREL), since a retail price includes network charges and taxes.
+SOURCE_PRIORITY = ("entsoe", "iea", "epf-history", "flatpeak", "openei", "nrel")
 EXOGENOUS_COLUMNS = ("region", "source", "ts", "variable", "value")
 
 
@@ -165,6 +170,15 @@ class PriceStore:
         frame = pd.DataFrame(rows, columns=["region", "source", "ts", "price", "currency", "unit", "resolution"])
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         return frame
+
+    def read_canonical(
+        self, region: str, start: datetime | None = None, end: datetime | None = None
+    ) -> pd.DataFrame:
+        """One price per hour for a region: the highest-priority source's (``SOURCE_PRIORITY``)."""
+        frame = self.read_prices(region, start, end)
+        rank = frame["source"].map({s: i for i, s in enumerate(SOURCE_PRIORITY)}).fillna(len(SOURCE_PRIORITY))
+        frame = frame.assign(rank=rank).sort_values(["ts", "rank"], kind="stable")
+        return frame.drop_duplicates("ts", keep="first").drop(columns="rank").reset_index(drop=True)
 
     def read_exogenous(
         self, region: str, start: datetime | None = None, end: datetime | None = None, source: str | None = None

@@ -98,3 +98,29 @@ def redis_url() -> Iterator[str]:
 @pytest.fixture
 def market_data_dir() -> Path:
     return PROJECT_ROOT / "data" / "markets"
+
+
+# -- pricing sandbox ----------------------------------------------------------------------------
+
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures" / "pricing_apis"
+
+
+@pytest.fixture
+def sandbox(market_data_dir):
+    """The real sandbox server on a free loopback port, serving the bundled history."""
+    from ingestion.sandbox.server import Sandbox, SandboxConfig
+
+    with Sandbox(SandboxConfig(data_dir=market_data_dir)) as running:
+        yield running
+
+
+class RecordedSleeps(list):
+    """A stand-in for time.sleep that records the waits instead of sleeping (retry tests)."""
+
+    def __call__(self, seconds: float) -> None:
+        self.append(seconds)
+
+
+@pytest.fixture
+def sleeps() -> RecordedSleeps:
+    return RecordedSleeps()

@@ -81,3 +81,15 @@ def test_refresh_latest_prices__copies_the_stores_newest_hours(store):
     points = cache.latest_prices("NP")["points"]
     assert len(points) == 24 and points[-1]["ts"] == pd.Timestamp("2024-03-03 01:00", tz="UTC").isoformat()
     assert refresh_latest_prices(store, cache, "FR").ok is False
+
+
+def test_refresh_latest_prices__caches_one_price_per_hour_by_source_priority(store):
+    cache = PriceCache(InProcessBackend(), ttl_prices_s=60, ttl_forecasts_s=60)
+    retail = price_rows(hours=30).assign(source="flatpeak", price=250.0)
+    wholesale = price_rows(hours=28).assign(source="entsoe")
+    store.upsert_prices(pd.concat([retail, wholesale], ignore_index=True))
+    assert refresh_latest_prices(store, cache, "NP").ok
+    points = cache.latest_prices("NP")["points"]
+    assert len(points) == 24 and len({p["ts"] for p in points}) == 24
+    assert [p["source"] for p in points[-2:]] == ["flatpeak", "flatpeak"]  # hours only the retail source has
+    assert {p["source"] for p in points[:-2]} == {"entsoe"}

@@ -1,0 +1,102 @@
+"""Airflow's view of the product's configuration: connections and variables over the settings object.
+
+``PricingAPIHook(source)`` turns a provider's connection (``flatpeak_default``, ``nrel_default``,
+``iea_default``, ``entsoe_default``) into that provider's ``ProviderConfig``, so hosts,
+credentials, regions, rate limits and backoff are configured where operators expect them:
+
+| connection field | meaning |
+|---|---|
+| extra ``base_url`` (or schema/host/port) | the provider's base URL; default its real host |
+| login / password | account id / API key or token (Flatpeak: account id + key; ENTSO-E: token in password) |
+| extra ``regions`` | ``{"BE": "10YBE----------2", ...}``: region -> provider locator (default: the client's) |
+| extra ``requests_per_minute``, ``max_attempts``, ``backoff_base_s``, ``connect_timeout_s``, ``read_timeout_s`` | rate limit and retry policy |
+
+When one connection serves two sources (``nrel_default`` carries the NREL/NLR key that OpenEI
+also takes), extras prefixed with the source win: ``openei_base_url``, ``openei_regions``.
+
+A provider without a connection uses the settings (``EOPT_*`` variables). ``task_settings()``
+applies ``timescaledb_default`` and ``redis_default`` the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Any
+
+from airflow.exceptions import AirflowNotFoundException
+from airflow.sdk import BaseHook, Variable
+
+from eopt.settings import Settings
+from ingestion.http import ProviderConfig
+from ingestion.providers import provider_config, source_module
+
+log = logging.getLogger(__name__)
+
+RETRY_FIELDS = ("max_attempts", "backoff_base_s", "backoff_max_s", "connect_timeout_s", "read_timeout_s")
+
+
+def _connection(conn_id: str):
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        return None
+
+
+def task_settings() -> Settings:
+    """The settings object with the store and cache connections applied, for one task."""
+    settings = Settings.from_env()
+    changes: dict[str, Any] = {}
+    store = _connection("timescaledb_default")
+    if store is not None:
+        uri = store.get_uri()
+        changes["database_url"] = uri.replace("postgres://", "postgresql://", 1) if uri.startswith("postgres://") else uri
+    cache = _connection("redis_default")
+    if cache is not None:
+        changes["redis_url"] = cache.get_uri()
+    min_records = Variable.get("price_ingestion_min_records", default=None)
+    if min_records is not None:
+        changes["price_ingestion_min_records"] = int(min_records)
+    return settings.with_overrides(**changes) if changes else settings
+
+
+class PricingAPIHook(BaseHook):
+    conn_name_attr = "pricing_conn_id"
+    hook_name = "Electricity Optimizer pricing API"
+
+    def __init__(self, source: str, settings: Settings | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.pricing_conn_id = source_module(source).CONNECTION_ID
+        self.settings = settings or Settings.from_env()
+
+    def get_config(self) -> ProviderConfig:
+        config = provider_config(self.source, self.settings)
+        conn = _connection(self.pricing_conn_id)
+        if conn is None:
+            log.info("no Airflow connection %s: %s uses the settings (%s)", self.pricing_conn_id, self.source, config.base_url)
+            return config
+        extra = conn.extra_dejson or {}
+        own = self.pricing_conn_id == f"{self.source}_default"  # False for OpenEI on nrel_default
+
+        def option(key: str, default: Any = None) -> Any:
+            return extra.get(f"{self.source}_{key}", extra.get(key, default) if own else default)
+
+        base_url = option("base_url")
+        if not base_url and own and conn.host:
+            scheme = conn.schema or "https"
+            base_url = conn.host if "://" in conn.host else f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+        retry = config.retry
+        retry_changes = {k: type(getattr(retry, k))(option(k)) for k in RETRY_FIELDS if option(k) is not None}
+        if retry_changes:
+            retry = replace(retry, **retry_changes)
+        regions = option("regions")
+        return replace(
+            config,
+            base_url=base_url or config.base_url,
+            login=conn.login or config.login,
+            api_key=conn.password or config.api_key,
+            regions={r: v for r, v in regions.items() if r in self.settings.regions} if regions else config.regions,
+            requests_per_minute=float(option("requests_per_minute", config.requests_per_minute)),
+            retry=retry,
+        )

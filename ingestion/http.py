@@ -1,0 +1,292 @@
+"""One HTTP path for every pricing-API client: timeouts, retries, rate limit, health rows, archives.
+
+``HttpTransport.fetch`` makes a request and parses the answer with the client's parse
+function, and for every HTTP attempt it records one ``ApiCall`` (the ``api_health`` row):
+
+- connection errors, timeouts and 5xx are retried with exponential backoff and full jitter;
+- 429 honours ``Retry-After`` (seconds or an HTTP date) and otherwise backs off the same way;
+- 401/403 fail at once with an ``AuthError`` naming the Airflow connection to fix;
+- a body that does not parse is archived (raw bytes under ``<EOPT_HOME>/raw/<source>/``) and
+  raised as ``PayloadError`` carrying that path, so the ingestion can quarantine it; nothing of
+  it is half-used;
+- a client-side limiter spaces requests to the provider's documented rate.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import hashlib
+import logging
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 4
+    backoff_base_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_retry_after_s: float = 120.0
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 30.0
+
+    def backoff_s(self, attempt: int, rng: random.Random) -> float:
+        """Full-jitter exponential backoff before retry number ``attempt`` (1-based)."""
+        ceiling = min(self.backoff_max_s, self.backoff_base_s * 2 ** (attempt - 1))
+        return rng.uniform(0, ceiling)
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Everything a client needs to reach one provider; built from settings or an Airflow connection."""
+
+    source: str  # flatpeak | nrel | openei | iea | entsoe
+    base_url: str
+    connection_id: str  # the Airflow connection that configures it, named in auth errors
+    api_key: str | None = None  # never logged
+    login: str | None = None  # e.g. Flatpeak account id
+    regions: dict[str, Any] = field(default_factory=dict)  # region -> provider-specific locator
+    requests_per_minute: float = 60.0
+    retry: RetryPolicy = RetryPolicy()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
+        return f"ProviderConfig(source={self.source!r}, base_url={self.base_url!r}, regions={sorted(self.regions)})"
+
+
+@dataclass(frozen=True)
+class ApiCall:
+    """One HTTP call to a provider: a row of ``api_health``."""
+
+    source: str
+    endpoint: str
+    status: str  # ok | error | no_data
+    http_status: int | None
+    latency_ms: float
+    records: int
+    error: str | None
+    called_at: datetime
+
+
+class ProviderError(RuntimeError):
+    def __init__(self, source: str, message: str, *, http_status: int | None = None) -> None:
+        super().__init__(f"{source}: {message}")
+        self.source = source
+        self.http_status = http_status
+
+
+class AuthError(ProviderError):
+    """Credentials refused (401/403): retrying cannot help; the connection must be fixed."""
+
+
+class RateLimited(ProviderError):
+    """Still rate-limited (429) after every retry."""
+
+
+class PayloadError(ProviderError):
+    """The provider answered with a body the client does not recognise; archived at ``payload_ref``."""
+
+    def __init__(self, source: str, message: str, *, payload_ref: str | None = None, http_status: int | None = None):
+        super().__init__(source, message, http_status=http_status)
+        self.payload_ref = payload_ref
+
+
+class NoData(Exception):
+    """Raised by a parse function when the provider says, in its own format, that there is no data."""
+
+
+class RateLimiter:
+    """Spaces calls so that no more than ``per_minute`` start in any minute (per transport)."""
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic, sleep=time.sleep) -> None:
+        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
+        self._next = 0.0
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._sleep = sleep
+
+    def wait(self) -> None:
+        with self._lock:
+            now = self._clock()
+            start = max(now, self._next)
+            self._next = start + self.interval
+        if start > now:
+            self._sleep(start - now)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+class HttpTransport:
+    def __init__(
+        self,
+        config: ProviderConfig,
+        *,
+        archive_dir: Path,
+        record: Callable[[ApiCall], None] | None = None,
+        session: requests.Session | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self.archive_dir = Path(archive_dir)
+        self.calls: list[ApiCall] = []
+        self._record = record
+        self.session = session or requests.Session()
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self.limiter = RateLimiter(config.requests_per_minute, sleep=sleep)
+
+    # -- recording -------------------------------------------------------------------------
+    def _note(self, endpoint: str, status: str, http_status: int | None, started: float, records: int, error: str | None) -> None:
+        call = ApiCall(
+            source=self.config.source,
+            endpoint=endpoint,
+            status=status,
+            http_status=http_status,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            records=records,
+            error=error,
+            called_at=datetime.now(timezone.utc),
+        )
+        self.calls.append(call)
+        if self._record is not None:
+            try:
+                self._record(call)
+            except Exception as exc:  # health bookkeeping must never break ingestion
+                log.warning("could not record API health for %s: %s", self.config.source, exc)
+
+    def archive(self, body: bytes, endpoint: str) -> str:
+        folder = self.archive_dir / self.config.source
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(body).hexdigest()[:12]
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        path = folder / f"{stamp}-{digest}.raw"
+        path.write_bytes(body)
+        (folder / f"{stamp}-{digest}.meta").write_text(f"endpoint: {endpoint}\n")
+        return str(path)
+
+    # -- the one request path -------------------------------------------------------------
+    def fetch(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[requests.Response], T],
+        *,
+        count: Callable[[T], int] = len,  # type: ignore[assignment]
+        no_data: Callable[[], T] | None = None,
+        endpoint: str | None = None,
+        **kwargs: Any,
+    ) -> T:
+        """Request ``base_url + path`` and return ``parse(response)``; see the module docstring.
+
+        ``endpoint`` is the name recorded in ``api_health`` (the path without ids by default).
+        ``parse`` raises ``NoData`` when the provider says there is no data; then ``no_data()``
+        is returned and the call is recorded as ``no_data``.
+        """
+        source = self.config.source
+        url = self.config.base_url.rstrip("/") + "/" + path.lstrip("/")
+        endpoint = endpoint or path
+        policy = self.config.retry
+        kwargs.setdefault("timeout", (policy.connect_timeout_s, policy.read_timeout_s))
+        last_problem = "no attempt made"
+        for attempt in range(1, policy.max_attempts + 1):
+            self.limiter.wait()
+            started = time.perf_counter()
+            try:
+                response = self.session.request(method, url, **kwargs)
+            except (requests.ConnectionError, requests.Timeout) as exc:
+                kind = "timed out" if isinstance(exc, requests.Timeout) else "connection failed"
+                last_problem = f"{kind}: {type(exc).__name__}"
+                self._note(endpoint, "error", None, started, 0, last_problem)
+                self._retry_wait(attempt, None, last_problem)
+                continue
+            status = response.status_code
+            if status in (401, 403):
+                detail = _short(response.text)
+                self._note(endpoint, "error", status, started, 0, f"HTTP {status}: {detail}")
+                raise AuthError(
+                    source,
+                    f"credentials refused (HTTP {status}: {detail}); fix the Airflow connection "
+                    f"'{self.config.connection_id}' (or the matching EOPT_* setting) and rerun",
+                    http_status=status,
+                )
+            if status == 429:
+                wait = parse_retry_after(response.headers.get("Retry-After"))
+                last_problem = f"HTTP 429 rate limited (Retry-After: {response.headers.get('Retry-After') or 'none'})"
+                self._note(endpoint, "error", status, started, 0, last_problem)
+                self._retry_wait(attempt, wait, last_problem)
+                continue
+            if status >= 500:
+                last_problem = f"HTTP {status}: {_short(response.text)}"
+                self._note(endpoint, "error", status, started, 0, last_problem)
+                self._retry_wait(attempt, None, last_problem)
+                continue
+            try:
+                parsed = parse(response)
+            except NoData as exc:
+                self._note(endpoint, "no_data", status, started, 0, str(exc) or None)
+                if no_data is None:
+                    raise
+                return no_data()
+            except PayloadError as exc:
+                ref = self.archive(response.content, endpoint)
+                self._note(endpoint, "error", status, started, 0, f"unparseable payload: {exc}")
+                raise PayloadError(source, f"{_strip_source(exc, source)} (raw body archived at {ref})",
+                                   payload_ref=ref, http_status=status) from exc
+            except ProviderError as exc:
+                self._note(endpoint, "error", status, started, 0, str(exc))
+                raise
+            records = count(parsed)
+            self._note(endpoint, "ok" if records else "no_data", status, started, records, None)
+            return parsed
+        if last_problem.startswith("HTTP 429"):
+            raise RateLimited(source, f"still rate limited after {policy.max_attempts} attempts ({last_problem})", http_status=429)
+        raise ProviderError(source, f"gave up after {policy.max_attempts} attempts: {last_problem}")
+
+    def _retry_wait(self, attempt: int, retry_after: float | None, problem: str) -> None:
+        policy = self.config.retry
+        if attempt >= policy.max_attempts:
+            return
+        wait = min(retry_after, policy.max_retry_after_s) if retry_after is not None else policy.backoff_s(attempt, self._rng)
+        log.warning("%s: %s; retry %d/%d in %.2fs", self.config.source, problem, attempt, policy.max_attempts - 1, wait)
+        self._sleep(wait)
+
+
+def _short(text: str, limit: int = 200) -> str:
+    """A one-line excerpt of an error body; HTML pages are reduced to their visible text."""
+    if re.search(r"<(html|body|!DOCTYPE)", text, re.I):
+        text = re.sub(r"<head.*?</head>|<[^>]+>", " ", text, flags=re.I | re.S)
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _strip_source(exc: ProviderError, source: str) -> str:
+    message = str(exc)
+    prefix = f"{source}: "
+    return message[len(prefix):] if message.startswith(prefix) else message

@@ -1,0 +1,243 @@
+"""One ingestion cycle, as steps the DAG tasks and ``eopt ingest`` call: fetch, aggregate, validate, store, cache.
+
+The cycle at run time ``T`` asks every provider for ``[T - 24 h, T + 24 h)`` floored to the hour:
+yesterday's hours (late revisions), today's, and tomorrow's day-ahead prices once published.
+Every step is idempotent: re-running a cycle changes nothing in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from eopt.settings import Settings
+from ingestion.aggregate import aggregate_hourly
+from ingestion.http import AuthError, PayloadError, ProviderConfig, ProviderError
+from ingestion.providers import FETCH_TASKS, build_client, provider_config
+from ingestion.sources import SOURCE_COLUMNS, empty_prices
+from quality.validation import Validation, validate_prices
+from storage.cache import CacheWrite, PriceCache, refresh_latest_prices
+from storage.health import ApiHealthStore, QuarantinedRow, QuarantineStore
+from storage.prices import PriceStore
+from storage.upsert import UpsertResult
+
+log = logging.getLogger(__name__)
+
+LOOKBACK = pd.Timedelta(hours=24)
+LOOKAHEAD = pd.Timedelta(hours=24)
+
+
+# When each market publishes the next delivery day's day-ahead prices (local clock): SDAC
+# results around 12:45-13:00 CET for the European zones; PJM day-ahead results by 13:30 ET.
+DAY_AHEAD_PUBLISHED_AT: dict[str, str] = {"NP": "13:00", "BE": "13:00", "FR": "13:00", "PJM": "13:30"}
+
+
+def published_until(region: str, run_time: pd.Timestamp) -> pd.Timestamp:
+    """End (exclusive, UTC) of the last delivery day whose day-ahead prices are published at ``run_time``."""
+    from ingestion.markets import get_market
+
+    zone = get_market(region).timezone
+    local = pd.Timestamp(run_time).tz_convert(zone)
+    published_at = pd.Timestamp(DAY_AHEAD_PUBLISHED_AT[region]).time()
+    days_ahead = 2 if local.time() >= published_at else 1
+    return (local.normalize() + pd.Timedelta(days=days_ahead)).normalize().tz_convert("UTC")
+
+
+def missing_hours(store: PriceStore, regions: Iterable[str], run_time: pd.Timestamp) -> dict[str, int]:
+    """Per region, the hours of the cycle window that could be published by now but are not stored.
+
+    The ``check_markets_open`` rule: a cycle has work only if some region has such hours;
+    otherwise nothing new can be published for any region and the cycle short-circuits.
+    """
+    start, end = cycle_window(run_time)
+    missing = {}
+    for region in regions:
+        until = min(end, published_until(region, run_time))
+        expected = pd.date_range(start, until, freq="h", inclusive="left")
+        stored = set(store.read_prices(region, start=start, end=until)["ts"])
+        missing[region] = sum(1 for ts in expected if ts not in stored)
+    return missing
+
+
+def cycle_window(run_time: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp]:
+    hour = pd.Timestamp(run_time).tz_convert("UTC").floor("h")
+    return hour - LOOKBACK, hour + LOOKAHEAD
+
+
+@dataclass
+class FetchOutcome:
+    source: str
+    rows: pd.DataFrame
+    failures: list[str] = field(default_factory=list)
+    regions_ok: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+
+def fetch_source(
+    config: ProviderConfig,
+    settings: Settings,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    *,
+    health: ApiHealthStore | None = None,
+    quarantine: QuarantineStore | None = None,
+    **transport_kwargs,
+) -> FetchOutcome:
+    """Fetch one provider for all its regions; a failing region never loses the others' rows."""
+    record = (lambda call: health.record([call])) if health is not None else None
+    client = build_client(config, settings, record=record, **transport_kwargs)
+    frames, outcome = [], FetchOutcome(config.source, empty_prices())
+    for region in client.regions():
+        try:
+            rows = client.fetch_prices(region, start, end)
+        except AuthError as exc:
+            outcome.failures.append(f"{region}: {exc}")
+            log.error("%s refused the credentials; skipping its other regions: %s", config.source, exc)
+            break
+        except PayloadError as exc:
+            outcome.failures.append(f"{region}: {exc}")
+            if quarantine is not None:
+                quarantine.add([QuarantinedRow(source=config.source, region=region, reason=f"unparseable payload: {exc}",
+                                               payload_ref=exc.payload_ref)])
+            log.error("%s sent an unparseable payload for %s (quarantined): %s", config.source, region, exc)
+            continue
+        except (ProviderError, ValueError) as exc:
+            outcome.failures.append(f"{region}: {exc}")
+            log.error("%s failed for %s: %s", config.source, region, exc)
+            continue
+        frames.append(rows.loc[:, list(SOURCE_COLUMNS)])
+        outcome.regions_ok.append(region)
+        log.info("%s: %d row(s) for %s in [%s, %s)", config.source, len(rows), region, start, end)
+    if frames:
+        outcome.rows = pd.concat(frames, ignore_index=True)
+    return outcome
+
+
+def fetch_task(
+    task: str, settings: Settings, start: pd.Timestamp, end: pd.Timestamp, *, configs: dict[str, ProviderConfig] | None = None,
+    health: ApiHealthStore | None = None, quarantine: QuarantineStore | None = None, **transport_kwargs,
+) -> list[FetchOutcome]:
+    """The sources behind one DAG fetch task (``FETCH_TASKS``), each with its own outcome."""
+    outcomes = []
+    for source in FETCH_TASKS[task]:
+        if source not in settings.ingestion_sources:
+            continue
+        config = (configs or {}).get(source) or provider_config(source, settings)
+        outcomes.append(fetch_source(config, settings, start, end, health=health, quarantine=quarantine, **transport_kwargs))
+    return outcomes
+
+
+def quarantine_rejected(rejected: pd.DataFrame, quarantine: QuarantineStore) -> int:
+    rows = [
+        QuarantinedRow(
+            source=str(r.source),
+            region=None if pd.isna(r.region) else str(r.region),
+            ts=None if pd.isna(r.ts) else r.ts.to_pydatetime(),
+            raw_value=None if pd.isna(r.price) else repr(r.price),
+            reason=str(r.reason),
+        )
+        for r in rejected.itertuples(index=False)
+    ]
+    return quarantine.add(rows)
+
+
+@dataclass
+class CycleReport:
+    window: tuple[pd.Timestamp, pd.Timestamp]
+    fetched: dict[str, int]
+    failures: dict[str, list[str]]
+    aggregated: int
+    validation: dict[str, object]
+    quarantined: int
+    stored: UpsertResult
+    cache: list[CacheWrite]
+
+
+def aggregate_and_validate(
+    raw: pd.DataFrame, run_time: pd.Timestamp, min_records: int, quarantine: QuarantineStore
+) -> tuple[Validation, int, int]:
+    """Aggregate and validate a cycle's rows, quarantining every rejected row; returns (validation, hourly rows, quarantined)."""
+    aggregated = aggregate_hourly(raw)
+    quarantined = quarantine_rejected(aggregated.rejected, quarantine) if len(aggregated.rejected) else 0
+    validation = validate_prices(aggregated.hourly, run_time=run_time, min_records=min_records)
+    if len(validation.rejected):
+        quarantined += quarantine_rejected(validation.rejected, quarantine)
+    return validation, len(aggregated.hourly), quarantined
+
+
+def refresh_cache(store: PriceStore, cache: PriceCache, regions: Iterable[str]) -> list[CacheWrite]:
+    return [refresh_latest_prices(store, cache, region) for region in regions]
+
+
+def run_cycle(
+    settings: Settings, run_time: pd.Timestamp, store: PriceStore, cache: PriceCache, *,
+    start: pd.Timestamp | None = None, end: pd.Timestamp | None = None, sources: Iterable[str] | None = None,
+    min_records: int | None = None, **transport_kwargs,
+) -> CycleReport:
+    """The whole cycle in one process (``eopt ingest`` and the benchmark; the DAG runs the same steps as tasks)."""
+    if start is None or end is None:
+        start, end = cycle_window(run_time)
+    health, quarantine = ApiHealthStore(store.engine), QuarantineStore(store.engine)
+    outcomes = [
+        fetch_source(provider_config(source, settings), settings, start, end, health=health, quarantine=quarantine,
+                     **transport_kwargs)
+        for source in (settings.ingestion_sources if sources is None else sources)
+    ]
+    raw = pd.concat([o.rows for o in outcomes], ignore_index=True) if outcomes else empty_prices()
+    validation, hourly, quarantined = aggregate_and_validate(
+        raw, run_time, settings.price_ingestion_min_records if min_records is None else min_records, quarantine
+    )
+    stored = store.upsert_prices(validation.accepted)
+    regions = sorted(validation.accepted["region"].unique())
+    return CycleReport(
+        window=(start, end),
+        fetched={o.source: len(o.rows) for o in outcomes},
+        failures={o.source: o.failures for o in outcomes if o.failures},
+        aggregated=hourly,
+        validation=validation.summary(),
+        quarantined=quarantined,
+        stored=stored,
+        cache=refresh_cache(store, cache, regions),
+    )
+
+
+def save_rows(frame: pd.DataFrame, path: Path) -> str:
+    """Hand rows from one DAG task to the next as a file (never through XCom)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return str(path)
+
+
+def load_rows(paths: Iterable[str]) -> pd.DataFrame:
+    frames = [pd.read_parquet(p) for p in paths if p and Path(p).is_file()]
+    if not frames:
+        return empty_prices()
+    frame = pd.concat(frames, ignore_index=True)
+    frame["ts"] = pd.to_datetime(frame["ts"], utc=True).astype("datetime64[us, UTC]")
+    return frame
+
+
+def provider_health(store: PriceStore, since: pd.Timestamp) -> dict[str, dict[str, object]]:
+    """Per provider since ``since``: calls, error rate, latency p50/p95 and the last status."""
+    calls = ApiHealthStore(store.engine).read(since=since)
+    summary: dict[str, dict[str, object]] = {}
+    for source, group in calls.groupby("source"):
+        errors = int((group["status"] == "error").sum())
+        summary[str(source)] = {
+            "calls": len(group),
+            "errors": errors,
+            "error_rate": round(errors / len(group), 3),
+            "latency_p50_ms": round(float(group["latency_ms"].quantile(0.5)), 1),
+            "latency_p95_ms": round(float(group["latency_ms"].quantile(0.95)), 1),
+            "last_status": str(group["status"].iloc[-1]),
+        }
+        if errors / len(group) > 0.5:
+            log.warning("%s: %d of %d calls failed since %s", source, errors, len(group), since)
+    return summary

@@ -1,0 +1,70 @@
+"""Which pricing APIs exist, how each is configured from settings, and how a client is built.
+
+Outside Airflow a provider's configuration comes from the settings object (its real host and
+default regions unless ``EOPT_<PROVIDER>_URL`` or ``EOPT_PRICING_SANDBOX_URL`` say otherwise).
+Inside Airflow, ``dags/pricing_api_hook.PricingAPIHook`` overlays the provider's connection.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import replace
+from types import ModuleType
+from typing import Any, Callable
+
+from eopt.settings import PRICING_SOURCES, Settings
+from ingestion.http import ApiCall, HttpTransport, ProviderConfig
+from ingestion.sandbox.server import DEFAULT_CREDENTIALS
+from ingestion.sources import PriceClient
+
+# The DAG's fetch tasks and the sources each one calls (NREL's key also serves OpenEI).
+FETCH_TASKS: dict[str, tuple[str, ...]] = {
+    "flatpeak": ("flatpeak",),
+    "nrel": ("nrel", "openei"),
+    "iea": ("iea",),
+    "entsoe": ("entsoe",),
+}
+
+
+def source_module(source: str) -> ModuleType:
+    if source not in PRICING_SOURCES:
+        raise ValueError(f"unknown pricing source {source!r}; known: {', '.join(PRICING_SOURCES)}")
+    return importlib.import_module(f"ingestion.sources.{source}")
+
+
+def sandbox_credentials(source: str) -> tuple[str | None, str | None]:
+    """(login, key) the sandbox accepts for a provider."""
+    creds = DEFAULT_CREDENTIALS[source]
+    login = creds.get("account_id")
+    key = creds.get("api_key") or creds.get("token")
+    return login, key
+
+
+def provider_config(source: str, settings: Settings, **overrides: Any) -> ProviderConfig:
+    module = source_module(source)
+    base_url = module.DEFAULT_BASE_URL
+    login = settings.provider_logins.get(source)
+    key = settings.provider_keys.get(source)
+    if settings.pricing_sandbox_url:
+        base_url = f"{settings.pricing_sandbox_url}/{source}"
+        sandbox_login, sandbox_key = sandbox_credentials(source)
+        login, key = login or sandbox_login, key or sandbox_key
+    base_url = settings.provider_urls.get(source, base_url)
+    regions = {r: v for r, v in module.DEFAULT_REGIONS.items() if r in settings.regions}
+    config = ProviderConfig(
+        source=source,
+        base_url=base_url,
+        connection_id=module.CONNECTION_ID,
+        api_key=key,
+        login=login,
+        regions=regions,
+        requests_per_minute=float(module.REQUESTS_PER_MINUTE),
+    )
+    return replace(config, **overrides) if overrides else config
+
+
+def build_client(
+    config: ProviderConfig, settings: Settings, record: Callable[[ApiCall], None] | None = None, **transport_kwargs: Any
+) -> PriceClient:
+    transport = HttpTransport(config, archive_dir=settings.raw_payload_dir, record=record, **transport_kwargs)
+    return source_module(config.source).Client(config, transport)

@@ -1,0 +1,127 @@
+"""API-call health rows and the price quarantine: what went wrong, kept for operators."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterable, Protocol
+
+import pandas as pd
+import sqlalchemy as sa
+
+from storage.schema import api_health, price_quarantine
+
+
+class ApiCallRecord(Protocol):
+    source: str
+    endpoint: str
+    status: str
+    http_status: int | None
+    latency_ms: float
+    records: int
+    error: str | None
+    called_at: datetime
+
+
+class ApiHealthStore:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def record(self, calls: Iterable[ApiCallRecord]) -> int:
+        rows = [
+            {
+                "source": c.source,
+                "endpoint": c.endpoint[:500],
+                "status": c.status,
+                "http_status": c.http_status,
+                "latency_ms": c.latency_ms,
+                "records": c.records,
+                "error": (c.error or None) and c.error[:2000],
+                "called_at": c.called_at,
+            }
+            for c in calls
+        ]
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(api_health.insert(), rows)
+        return len(rows)
+
+    def read(self, since: datetime | None = None, source: str | None = None) -> pd.DataFrame:
+        t = api_health
+        query = sa.select(t.c.source, t.c.endpoint, t.c.status, t.c.http_status, t.c.latency_ms, t.c.records,
+                          t.c.error, t.c.called_at).order_by(t.c.called_at, t.c.id)
+        if since is not None:
+            query = query.where(t.c.called_at >= since)
+        if source is not None:
+            query = query.where(t.c.source == source)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        frame = pd.DataFrame(rows, columns=["source", "endpoint", "status", "http_status", "latency_ms", "records",
+                                            "error", "called_at"])
+        frame["called_at"] = pd.to_datetime(frame["called_at"], utc=True)
+        return frame
+
+
+@dataclass(frozen=True)
+class QuarantinedRow:
+    source: str
+    reason: str
+    region: str | None = None
+    ts: datetime | None = None
+    raw_value: str | None = None
+    payload_ref: str | None = None
+
+    def fingerprint(self) -> str:
+        ts = self.ts.isoformat() if self.ts is not None else ""
+        key = "\x1f".join([self.source, self.region or "", ts, self.reason, self.raw_value or "", self.payload_ref or ""])
+        return hashlib.sha256(key.encode()).hexdigest()
+
+
+class QuarantineStore:
+    """Rejected rows with their reason; quarantining the same row twice is a no-op."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def add(self, rows: Iterable[QuarantinedRow]) -> int:
+        """Insert rows not already quarantined; returns how many were new."""
+        now = datetime.now(timezone.utc)
+        records = {r.fingerprint(): r for r in rows}
+        if not records:
+            return 0
+        t = price_quarantine
+        with self.engine.begin() as conn:
+            existing = set(
+                conn.execute(sa.select(t.c.fingerprint).where(t.c.fingerprint.in_(list(records)))).scalars()
+            )
+            new = [
+                {
+                    "fingerprint": fp,
+                    "region": r.region,
+                    "source": r.source,
+                    "ts": r.ts,
+                    "raw_value": r.raw_value,
+                    "reason": r.reason,
+                    "payload_ref": r.payload_ref,
+                    "quarantined_at": now,
+                }
+                for fp, r in records.items()
+                if fp not in existing
+            ]
+            if new:
+                conn.execute(t.insert(), new)
+        return len(new)
+
+    def read(self, source: str | None = None) -> pd.DataFrame:
+        t = price_quarantine
+        query = sa.select(t.c.source, t.c.region, t.c.ts, t.c.raw_value, t.c.reason, t.c.payload_ref,
+                          t.c.quarantined_at).order_by(t.c.id)
+        if source is not None:
+            query = query.where(t.c.source == source)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        frame = pd.DataFrame(rows, columns=["source", "region", "ts", "raw_value", "reason", "payload_ref",
+                                            "quarantined_at"])
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        return frame
