@@ -174,3 +174,16 @@ def test_ingestion_dag__has_a_five_minute_deadline_alert_and_the_documented_shap
     assert {"check_api_health", "check_markets_open", "fetch_flatpeak", "fetch_nrel", "fetch_iea", "fetch_entsoe",
             "aggregate_prices", "validate_data_quality", "store_prices", "update_cache",
             "trigger_forecast_dag"} <= set(shape["tasks"])
+
+
+def test_backfill_create__queues_one_run_per_quarter_hour_for_the_scheduler(airflow):
+    import sqlite3
+
+    airflow.run("dags", "reserialize")
+    airflow.run("backfill", "create", "--dag-id", DAG_ID, "--from-date", "2016-06-01T00:00:00+00:00",
+                "--to-date", "2016-06-01T01:00:00+00:00")
+    with sqlite3.connect(airflow.home / "airflow.db") as db:
+        runs = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ? AND run_type = 'backfill' ORDER BY run_id",
+                          (DAG_ID,)).fetchall()
+    assert [r for r, _ in runs] == [f"backfill__2016-06-01T{t}:00+00:00" for t in ("00:00", "00:15", "00:30", "00:45", "01:00")]
+    assert {state for _, state in runs} == {"queued"}
