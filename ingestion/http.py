@@ -9,7 +9,7 @@ function, and for every HTTP attempt it records one ``ApiCall`` (the ``api_healt
 - a body that does not parse is archived (raw bytes under ``<EOPT_HOME>/raw/<source>/``) and
   raised as ``PayloadError`` carrying that path, so the ingestion can quarantine it; nothing of
   it is half-used;
-- a client-side limiter spaces requests to the provider's documented rate.
+- a client-side limiter keeps to the provider's documented rate (calls per 60-second window).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import random
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -109,22 +110,34 @@ class NoData(Exception):
 
 
 class RateLimiter:
-    """Spaces calls so that no more than ``per_minute`` start in any minute (per transport)."""
+    """At most ``per_minute`` calls start in any 60-second window (the providers' own terms).
+
+    Calls within the limit go at once; the next one waits until the oldest leaves the window.
+    It limits one transport (one task); Airflow's ``pricing_api_pool`` bounds the tasks.
+    """
+
+    WINDOW_S = 60.0
 
     def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic, sleep=time.sleep) -> None:
-        self.interval = 60.0 / per_minute if per_minute > 0 else 0.0
-        self._next = 0.0
+        self.capacity = max(1, int(per_minute)) if per_minute > 0 else 0
+        self._starts: deque[float] = deque()
         self._lock = threading.Lock()
         self._clock = clock
         self._sleep = sleep
 
     def wait(self) -> None:
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self.interval
-        if start > now:
-            self._sleep(start - now)
+        if not self.capacity:
+            return
+        while True:
+            with self._lock:
+                now = self._clock()
+                while self._starts and now - self._starts[0] >= self.WINDOW_S:
+                    self._starts.popleft()
+                if len(self._starts) < self.capacity:
+                    self._starts.append(now)
+                    return
+                delay = self.WINDOW_S - (now - self._starts[0])
+            self._sleep(delay)
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

@@ -8,6 +8,7 @@ Every step is idempotent: re-running a cycle changes nothing in the store.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ from storage.upsert import UpsertResult
 
 log = logging.getLogger(__name__)
 
+PARALLEL_FETCHES = 5  # as many as pricing_api_pool's slots
 LOOKBACK = pd.Timedelta(hours=24)
 LOOKAHEAD = pd.Timedelta(hours=24)
 
@@ -185,11 +187,14 @@ def run_cycle(
     if start is None or end is None:
         start, end = cycle_window(run_time)
     health, quarantine = ApiHealthStore(store.engine), QuarantineStore(store.engine)
-    outcomes = [
-        fetch_source(provider_config(source, settings), settings, start, end, health=health, quarantine=quarantine,
-                     **transport_kwargs)
-        for source in (settings.ingestion_sources if sources is None else sources)
-    ]
+    chosen = list(settings.ingestion_sources if sources is None else sources)
+    # The providers are called concurrently, as the DAG's fetch tasks run in parallel.
+    with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_FETCHES, len(chosen)))) as pool:
+        outcomes = list(pool.map(
+            lambda source: fetch_source(provider_config(source, settings), settings, start, end, health=health,
+                                        quarantine=quarantine, **transport_kwargs),
+            chosen,
+        ))
     raw = pd.concat([o.rows for o in outcomes], ignore_index=True) if outcomes else empty_prices()
     validation, hourly, quarantined = aggregate_and_validate(
         raw, run_time, settings.price_ingestion_min_records if min_records is None else min_records, quarantine

@@ -213,7 +213,7 @@ def test_backoff__is_exponential_with_full_jitter_and_capped():
     assert max(waits[3]) > 3.0 and min(waits[3]) < 1.0  # jitter spreads the retries
 
 
-def test_rate_limiter__spaces_calls_to_the_configured_rate():
+def test_rate_limiter__allows_the_limit_per_minute_then_waits_for_the_window():
     clock = [100.0]
     slept = []
 
@@ -221,7 +221,15 @@ def test_rate_limiter__spaces_calls_to_the_configured_rate():
         slept.append(seconds)
         clock[0] += seconds
 
-    limiter = RateLimiter(per_minute=120, clock=lambda: clock[0], sleep=sleep)
-    for _ in range(5):
+    limiter = RateLimiter(per_minute=3, clock=lambda: clock[0], sleep=sleep)
+    for _ in range(3):
         limiter.wait()
-    assert slept == [0.5, 0.5, 0.5, 0.5]
+    assert slept == []  # a burst within the limit goes at once
+    clock[0] += 10
+    limiter.wait()
+    assert slept == [50.0]  # the 4th waits until the first call is 60 s old
+    limiter.wait()
+    limiter.wait()
+    assert slept == [50.0]  # the three first calls left the window together: two more go at once
+    limiter.wait()
+    assert slept == [50.0, 60.0]  # a 4th call within that minute waits for the window again
