@@ -106,6 +106,19 @@ def _stamp(frame: pd.DataFrame, now: datetime) -> pd.DataFrame:
     return frame
 
 
+def _window(query: sa.Select, table: sa.Table, region: str, start: datetime | None, end: datetime | None,
+            source: str | None) -> sa.Select:
+    """A region's rows with ``start <= ts < end`` (open where None), optionally of one source."""
+    query = query.where(table.c.region == region)
+    if source is not None:
+        query = query.where(table.c.source == source)
+    if start is not None:
+        query = query.where(table.c.ts >= start)
+    if end is not None:
+        query = query.where(table.c.ts < end)
+    return query
+
+
 class PriceStore:
     """Prices and day-ahead exogenous forecasts per region, on SQLite or PostgreSQL."""
 
@@ -156,15 +169,10 @@ class PriceStore:
     ) -> pd.DataFrame:
         """Prices of a region in ``[start, end)``, ts ascending, ``ts`` tz-aware UTC."""
         t = electricity_prices
-        query = sa.select(t.c.region, t.c.source, t.c.ts, t.c.price, t.c.currency, t.c.unit, t.c.resolution).where(
-            t.c.region == region
+        query = _window(
+            sa.select(t.c.region, t.c.source, t.c.ts, t.c.price, t.c.currency, t.c.unit, t.c.resolution),
+            t, region, start, end, source,
         )
-        if source is not None:
-            query = query.where(t.c.source == source)
-        if start is not None:
-            query = query.where(t.c.ts >= start)
-        if end is not None:
-            query = query.where(t.c.ts < end)
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(t.c.ts, t.c.source)).all()
         frame = pd.DataFrame(rows, columns=["region", "source", "ts", "price", "currency", "unit", "resolution"])
@@ -185,13 +193,7 @@ class PriceStore:
     ) -> pd.DataFrame:
         """Exogenous series of a region, wide: one column per variable, indexed by UTC ``ts``."""
         t = market_exogenous
-        query = sa.select(t.c.ts, t.c.variable, t.c.value).where(t.c.region == region)
-        if source is not None:
-            query = query.where(t.c.source == source)
-        if start is not None:
-            query = query.where(t.c.ts >= start)
-        if end is not None:
-            query = query.where(t.c.ts < end)
+        query = _window(sa.select(t.c.ts, t.c.variable, t.c.value), t, region, start, end, source)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         long = pd.DataFrame(rows, columns=["ts", "variable", "value"])

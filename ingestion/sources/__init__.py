@@ -9,11 +9,13 @@ resolution (``PT15M``, ``PT60M`` ...). Converting to per-MWh hourly values is th
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
 
 import pandas as pd
 
-from ingestion.http import HttpTransport, ProviderConfig
+from ingestion.http import HttpTransport, PayloadError, ProviderConfig
 
 SOURCE_COLUMNS = ("region", "source", "ts", "price", "currency", "unit", "resolution")
 
@@ -37,3 +39,42 @@ def empty_prices() -> pd.DataFrame:
     frame["ts"] = pd.Series(dtype="datetime64[us, UTC]")
     frame["price"] = pd.Series(dtype=float)
     return frame
+
+
+class ProviderClient:
+    """What every client shares: its configuration, its transport and its regions."""
+
+    source = ""
+
+    def __init__(self, config: ProviderConfig, transport: HttpTransport) -> None:
+        self.config = config
+        self.transport = transport
+
+    def regions(self) -> tuple[str, ...]:
+        return tuple(self.config.regions)
+
+    def locator(self, region: str) -> Any:
+        """The provider's locator for a region (zone code, location id, coordinates ...)."""
+        if region not in self.config.regions:
+            raise ValueError(
+                f"{self.source}: unknown region {region!r}; configured regions: {', '.join(self.config.regions) or 'none'}"
+            )
+        return self.config.regions[region]
+
+
+def utc_bound(value: pd.Timestamp, name: str, source: str) -> pd.Timestamp:
+    """A window bound as UTC; a naive one is refused, since its instant is unknown."""
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        raise ValueError(f"{source}: {name} {stamp} has no time zone; pass a timezone-aware timestamp (UTC)")
+    return stamp.tz_convert("UTC")
+
+
+def decode_json(body: bytes | str | Mapping[str, Any] | list, source: str, what: str, hint: str = "") -> Any:
+    """JSON from a provider's body (already-decoded documents pass through); bad JSON is a PayloadError."""
+    if isinstance(body, (Mapping, list)):
+        return body
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(source, f"{what} is not valid JSON ({exc}){hint}") from None

@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 import requests
 
-from ingestion.http import AuthError, HttpTransport, NoData, PayloadError, ProviderConfig
+from ingestion.http import AuthError, NoData, PayloadError
 from ingestion.markets import MARKETS
-from ingestion.sources import SOURCE_COLUMNS, empty_prices
+from ingestion.sources import ProviderClient, SOURCE_COLUMNS, empty_prices, utc_bound
 
 log = logging.getLogger(__name__)
 
@@ -336,31 +336,18 @@ def _period_param(ts: pd.Timestamp) -> str:
     return ts.tz_convert("UTC").strftime("%Y%m%d%H%M")
 
 
-def _utc(value: pd.Timestamp, name: str) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        raise ValueError(f"{SOURCE}: {name} {stamp} has no time zone; pass a tz-aware timestamp (UTC)")
-    return stamp.tz_convert("UTC")
 
 
 # -- client ---------------------------------------------------------------------------------------
 
 
-class Client:
+class Client(ProviderClient):
     """Day-ahead prices of the configured bidding zones, as ENTSO-E publishes them."""
 
     source = SOURCE
 
-    def __init__(self, config: ProviderConfig, transport: HttpTransport) -> None:
-        self.config = config
-        self.transport = transport
-
-    def regions(self) -> tuple[str, ...]:
-        return tuple(self.config.regions)
-
     def _eic(self, region: str) -> str:
-        if region not in self.config.regions:
-            raise ValueError(f"{SOURCE}: unknown region {region!r}; configured regions: {', '.join(self.config.regions) or 'none'}")
+        self.locator(region)  # refuses a region this provider is not configured for
         eic = self.config.regions[region]
         if not isinstance(eic, str) or len(eic) != 16:
             raise ValueError(f"{SOURCE}: region {region!r} needs a 16-character bidding-zone EIC code like "
@@ -370,7 +357,7 @@ class Client:
     def fetch_prices(self, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Prices (EUR/MWh, PT60M or PT15M) with ``start <= ts < end``; empty when ENTSO-E has none."""
         eic = self._eic(region)
-        start, end = _utc(start, "start"), _utc(end, "end")
+        start, end = utc_bound(start, "start", SOURCE), utc_bound(end, "end", SOURCE)
         windows = request_windows(start, end, self._timezone(region))
         if not windows:
             return empty_prices()

@@ -18,7 +18,6 @@ Prices a location does not have are a 422 error object (codes ``no_price_data``,
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -32,7 +31,7 @@ import pandas as pd
 import requests
 
 from ingestion.http import AuthError, HttpTransport, NoData, PayloadError, ProviderConfig, ProviderError
-from ingestion.sources import SOURCE_COLUMNS, empty_prices
+from ingestion.sources import ProviderClient, SOURCE_COLUMNS, decode_json, empty_prices, utc_bound
 
 log = logging.getLogger(__name__)
 
@@ -77,12 +76,7 @@ class BearerToken:
 # -- parsing --------------------------------------------------------------------------------------
 
 def _load_json(body: bytes | str | Mapping[str, Any], what: str) -> Mapping[str, Any]:
-    if isinstance(body, Mapping):
-        return body
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise PayloadError(SOURCE, f"{what} is not valid JSON ({exc})") from None
+    doc = decode_json(body, SOURCE, what)
     if not isinstance(doc, Mapping):
         raise PayloadError(SOURCE, f"{what} is a JSON {type(doc).__name__}, expected an object")
     return doc
@@ -206,25 +200,20 @@ def parse_rates_response(response: requests.Response, region: str, location_id: 
 
 # -- client ---------------------------------------------------------------------------------------
 
-class Client:
+class Client(ProviderClient):
     """Import tariff rates of each region's Flatpeak location, as PT15M rows in currency/kWh."""
 
     source = SOURCE
 
     def __init__(self, config: ProviderConfig, transport: HttpTransport,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.config = config
-        self.transport = transport
+        super().__init__(config, transport)
         self._clock = clock
         self._token: BearerToken | None = None
         self._expires_at = 0.0
 
-    def regions(self) -> tuple[str, ...]:
-        return tuple(self.config.regions)
-
     def _location(self, region: str) -> str:
-        if region not in self.config.regions:
-            raise ValueError(f"{SOURCE}: unknown region {region!r}; configured regions: {', '.join(self.config.regions) or 'none'}")
+        self.locator(region)  # refuses a region this provider is not configured for
         location = self.config.regions[region]
         if not isinstance(location, str) or not location.strip():
             raise ValueError(f"{SOURCE}: region {region!r} needs a Flatpeak location id like 'loc_…', got {location!r}")
@@ -254,7 +243,7 @@ class Client:
     def fetch_prices(self, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """PT15M rows (currency/kWh) with ``start <= ts < end``; windows over 90 days are split."""
         location = self._location(region)
-        start, end = _utc(start, "start"), _utc(end, "end")
+        start, end = utc_bound(start, "start", SOURCE), utc_bound(end, "end", SOURCE)
         if end <= start:
             return empty_prices()
         # ask on the 15-minute grid so the answer's interval boundaries are on it too
@@ -296,11 +285,6 @@ class Client:
         raise AssertionError("unreachable")
 
 
-def _utc(value: pd.Timestamp, name: str) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        raise ValueError(f"{SOURCE}: {name} must be timezone-aware (UTC), got naive {stamp}")
-    return stamp.tz_convert("UTC")
 
 
 def _rfc3339(stamp: pd.Timestamp) -> str:

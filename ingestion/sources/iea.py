@@ -29,8 +29,8 @@ from typing import Any
 import pandas as pd
 import requests
 
-from ingestion.http import HttpTransport, NoData, PayloadError, ProviderConfig
-from ingestion.sources import SOURCE_COLUMNS, empty_prices
+from ingestion.http import NoData, PayloadError
+from ingestion.sources import ProviderClient, SOURCE_COLUMNS, decode_json, empty_prices, utc_bound
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,7 @@ def parse_timeseries(body: bytes | str | list[Any], iso3: str) -> pd.DataFrame:
     Duplicate hours with equal values are merged, with different values refused; an empty
     array raises ``NoData``.
     """
-    if isinstance(body, list):
-        doc: Any = body
-    else:
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadError(SOURCE, f"{iso3}: answer is not valid JSON ({exc}); {CHANGED}") from None
+    doc = decode_json(body, SOURCE, f"{iso3}: answer", f"; {CHANGED}")
     if not isinstance(doc, list):
         raise PayloadError(SOURCE, f"{iso3}: expected a JSON array of {{ISO3, Date, Value}}, got a {type(doc).__name__}; {CHANGED}")
     if not doc:
@@ -102,21 +96,13 @@ def _instant(value: Any, where: str) -> pd.Timestamp:
     return pd.Timestamp(parsed).tz_convert("UTC")
 
 
-class Client:
+class Client(ProviderClient):
     """Hourly wholesale prices per country from the Real-Time Electricity Tracker backend."""
 
     source = SOURCE
 
-    def __init__(self, config: ProviderConfig, transport: HttpTransport) -> None:
-        self.config = config
-        self.transport = transport
-
-    def regions(self) -> tuple[str, ...]:
-        return tuple(self.config.regions)
-
     def _iso3(self, region: str) -> tuple[str, str]:
-        if region not in self.config.regions:
-            raise ValueError(f"{SOURCE}: unknown region {region!r}; configured regions: {', '.join(self.config.regions) or 'none'}")
+        self.locator(region)  # refuses a region this provider is not configured for
         iso3 = self.config.regions[region]
         if not isinstance(iso3, str) or len(iso3) != 3 or not iso3.isalpha() or not iso3.isupper():
             raise ValueError(f"{SOURCE}: region {region!r} needs an ISO3 country code like 'FRA', got {iso3!r}")
@@ -127,7 +113,7 @@ class Client:
     def fetch_prices(self, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """Prices for [start, end), asked for in windows of at most ``DAYS_PER_REQUEST`` days."""
         iso3, currency = self._iso3(region)
-        start, end = _utc(start, "start"), _utc(end, "end")
+        start, end = utc_bound(start, "start", SOURCE), utc_bound(end, "end", SOURCE)
         if start.ceil("h") >= end:
             return empty_prices()
         parts = []
@@ -171,8 +157,3 @@ def _message(response: requests.Response) -> str:
     return json.dumps(doc)[:200]
 
 
-def _utc(value: pd.Timestamp, name: str) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        raise ValueError(f"{SOURCE}: {name} must be timezone-aware (UTC), got naive {stamp}")
-    return stamp.tz_convert("UTC")

@@ -14,7 +14,6 @@ auth), so it never appears in a URL, a log line or an archived request.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import xml.etree.ElementTree as ET
@@ -25,8 +24,8 @@ from typing import Any, TypeVar
 import pandas as pd
 import requests
 
-from ingestion.http import HttpTransport, NoData, PayloadError, ProviderConfig
-from ingestion.sources import SOURCE_COLUMNS, empty_prices
+from ingestion.http import NoData, PayloadError
+from ingestion.sources import ProviderClient, SOURCE_COLUMNS, decode_json, empty_prices, utc_bound
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,13 +77,7 @@ def parse_utility_rates(body: bytes | str | Mapping[str, Any]) -> UtilityRates:
     ``errors`` non-empty (the 422 validation answer) and API-Umbrella gateway errors raise
     ``PayloadError`` quoting them; a point no utility serves raises ``NoData``.
     """
-    if isinstance(body, Mapping):
-        doc: Any = body
-    else:
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadError(SOURCE, f"utility_rates v3 answer is not valid JSON ({exc})") from None
+    doc = decode_json(body, SOURCE, "utility_rates v3 answer")
     if not isinstance(doc, Mapping):
         raise PayloadError(SOURCE, f"utility_rates v3 answer is a JSON {type(doc).__name__}, expected an object")
     _raise_gateway_error(doc.get("error"))
@@ -191,21 +184,13 @@ def _optional_str(value: Any) -> str | None:
 
 # -- client ---------------------------------------------------------------------------------------
 
-class Client:
+class Client(ProviderClient):
     """Annual-average sector price of the utility at each region's point, flat over the hours."""
 
     source = SOURCE
 
-    def __init__(self, config: ProviderConfig, transport: HttpTransport) -> None:
-        self.config = config
-        self.transport = transport
-
-    def regions(self) -> tuple[str, ...]:
-        return tuple(self.config.regions)
-
     def _locator(self, region: str) -> tuple[float, float, str]:
-        if region not in self.config.regions:
-            raise ValueError(f"{SOURCE}: unknown region {region!r}; configured regions: {', '.join(self.config.regions) or 'none'}")
+        self.locator(region)  # refuses a region this provider is not configured for
         spec = self.config.regions[region]
         if not isinstance(spec, Mapping) or "lat" not in spec or "lon" not in spec:
             raise ValueError(f"{SOURCE}: region {region!r} needs a locator like {{'lat': .., 'lon': .., 'sector': 'commercial'}}, got {spec!r}")
@@ -221,7 +206,7 @@ class Client:
     def fetch_prices(self, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """The sector's annual average (2012 vintage, USD/kWh) repeated for every hour in [start, end)."""
         _, _, sector = self._locator(region)
-        start, end = _utc(start, "start"), _utc(end, "end")
+        start, end = utc_bound(start, "start", SOURCE), utc_bound(end, "end", SOURCE)
         hours = pd.date_range(start.ceil("h"), end, freq="h", inclusive="left")
         if len(hours) == 0:
             return empty_prices()
@@ -250,8 +235,3 @@ class Client:
         )
 
 
-def _utc(value: pd.Timestamp, name: str) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        raise ValueError(f"{SOURCE}: {name} must be timezone-aware (UTC), got naive {stamp}")
-    return stamp.tz_convert("UTC")

@@ -26,7 +26,6 @@ logged: the transport records only the endpoint name ``/utility_rates``.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -39,7 +38,7 @@ import pandas as pd
 import requests
 
 from ingestion.http import HttpTransport, PayloadError, ProviderConfig, ProviderError
-from ingestion.sources import SOURCE_COLUMNS, empty_prices
+from ingestion.sources import ProviderClient, SOURCE_COLUMNS, decode_json, empty_prices, utc_bound
 
 log = logging.getLogger(__name__)
 
@@ -83,13 +82,7 @@ class Tariff:
 
 def parse_utility_rates(body: bytes | str | Mapping[str, Any]) -> list[Tariff]:
     """Parse a ``utility_rates`` v7 answer into tariffs (an empty page is an empty list)."""
-    if isinstance(body, Mapping):
-        doc: Any = body
-    else:
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise PayloadError(SOURCE, f"utility_rates answer is not valid JSON ({exc})") from None
+    doc = decode_json(body, SOURCE, "utility_rates answer")
     if not isinstance(doc, Mapping):
         raise PayloadError(SOURCE, f"utility_rates answer is a JSON {type(doc).__name__}, expected an object with 'items'")
     if "error" in doc:
@@ -206,25 +199,20 @@ def tariff_prices(tariffs: Sequence[Tariff], start: pd.Timestamp, end: pd.Timest
 
 # -- client ---------------------------------------------------------------------------------------
 
-class Client:
+class Client(ProviderClient):
     """Hourly energy prices from the URDB tariff each region's locator picks."""
 
     source = SOURCE
 
     def __init__(self, config: ProviderConfig, transport: HttpTransport) -> None:
-        self.config = config
-        self.transport = transport
+        super().__init__(config, transport)
         self.page_limit = int(config.extra.get("page_limit", PAGE_LIMIT))
         if not 1 <= self.page_limit <= PAGE_LIMIT:
             raise ValueError(f"{SOURCE}: page_limit must be 1..{PAGE_LIMIT}, got {self.page_limit}")
 
-    def regions(self) -> tuple[str, ...]:
-        return tuple(self.config.regions)
-
     def _locator(self, region: str) -> tuple[dict[str, str], str]:
         """The query that selects the region's tariffs, and the tariff's time zone."""
-        if region not in self.config.regions:
-            raise ValueError(f"{SOURCE}: unknown region {region!r}; configured regions: {', '.join(self.config.regions) or 'none'}")
+        self.locator(region)  # refuses a region this provider is not configured for
         spec = self.config.regions[region]
         if not isinstance(spec, Mapping) or "timezone" not in spec:
             raise ValueError(f"{SOURCE}: region {region!r} needs a locator with a 'timezone' and either 'getpage' "
@@ -271,7 +259,7 @@ class Client:
 
     def fetch_prices(self, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         _, timezone = self._locator(region)
-        start, end = _utc(start, "start"), _utc(end, "end")
+        start, end = utc_bound(start, "start", SOURCE), utc_bound(end, "end", SOURCE)
         if start.ceil("h") >= end:
             return empty_prices()
         tariffs = self.fetch_tariffs(region)
@@ -288,8 +276,3 @@ def _parse_response(response: requests.Response) -> list[Tariff]:
     return parse_utility_rates(response.content)
 
 
-def _utc(value: pd.Timestamp, name: str) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        raise ValueError(f"{SOURCE}: {name} must be timezone-aware (UTC), got naive {stamp}")
-    return stamp.tz_convert("UTC")
