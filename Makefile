@@ -5,13 +5,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test test-fast demo services lock bench-storage clean help
+.PHONY: install test demo services lock bench-storage bench-ingestion clean help
 
 help:
 	@echo "make demo          load the real market history into the embedded store and show it"
 	@echo "make test          run the whole test suite (PostgreSQL + Redis on 127.0.0.1 for integration tests)"
 	@echo "make install       create .venv and install the locked dependency set"
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
+	@echo "make bench-ingestion record one ingestion cycle and a two-year load against the sandbox"
 	@echo "make lock          re-resolve requirements.lock from the pins in pyproject.toml"
 
 install: $(INSTALLED)
@@ -37,6 +38,9 @@ demo: install
 
 bench-storage: install services
 	$(BIN)/python -m benchmarks.storage_upsert
+
+bench-ingestion: install
+	$(BIN)/python -m benchmarks.ingestion
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
