@@ -305,6 +305,19 @@ def test_client__asks_for_whole_days_and_keeps_exactly_the_requested_window(sand
     assert set(rows["currency"]) == {"EUR"} and set(rows["unit"]) == {"MWh"} and set(rows["resolution"]) == {"PT60M"}
 
 
+@pytest.mark.parametrize("local_day, hours", [("2016-06-01", 24), ("2016-03-27", 23), ("2016-10-30", 25)])
+def test_client__hourly_dst_days_from_the_sandbox_have_24_23_25_hours(sandbox, tmp_path, sleeps, local_day, hours):
+    client, _, _ = make_client(sandbox, tmp_path, sleeps)
+    start = pd.Timestamp(local_day, tz="Europe/Brussels").tz_convert(UTC)
+    end = (pd.Timestamp(local_day, tz="Europe/Brussels") + pd.DateOffset(days=1)).tz_convert(UTC)
+
+    rows = client.fetch_prices("BE", start, end)
+
+    assert len(rows) == hours and set(rows["resolution"]) == {"PT60M"}
+    assert (rows["ts"].diff().dropna() == pd.Timedelta(hours=1)).all()
+    np.testing.assert_allclose(rows["price"], sandbox.history.hourly("BE", start, end).to_numpy(), atol=0.005)
+
+
 @pytest.mark.parametrize("local_day, points", [("2025-11-05", 96), ("2026-03-29", 92), ("2025-10-26", 100)])
 def test_client__quarter_hour_days_from_the_sandbox_have_96_92_100_points(sandbox, tmp_path, sleeps, local_day, points):
     client, _, _ = make_client(sandbox, tmp_path, sleeps)
