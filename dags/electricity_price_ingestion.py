@@ -146,29 +146,25 @@ def electricity_price_ingestion():
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def aggregate_prices() -> dict:
-        from ingestion.aggregate import aggregate_hourly
-        from ingestion.pipeline import load_rows, quarantine_rejected, save_rows
+        from ingestion.pipeline import aggregate_step, load_rows, save_rows
         from storage.health import QuarantineStore
 
         _, store, _ = _stores()
         run_dir = _run_dir()
         raw = load_rows(str(p) for p in sorted(run_dir.glob("fetch_*.parquet")))
-        aggregated = aggregate_hourly(raw)
-        quarantined = quarantine_rejected(aggregated.rejected, QuarantineStore(store.engine)) if len(aggregated.rejected) else 0
-        path = save_rows(aggregated.hourly, run_dir / "hourly.parquet")
-        print(f"aggregated {len(raw)} provider rows into {len(aggregated.hourly)} hourly rows; {quarantined} quarantined")
-        return {"path": path, "hourly": len(aggregated.hourly), "quarantined": quarantined}
+        hourly, quarantined = aggregate_step(raw, QuarantineStore(store.engine))
+        path = save_rows(hourly, run_dir / "hourly.parquet")
+        print(f"aggregated {len(raw)} provider rows into {len(hourly)} hourly rows; {quarantined} quarantined")
+        return {"path": path, "hourly": len(hourly), "quarantined": quarantined}
 
     @task
     def validate_data_quality(aggregated: dict) -> dict:
-        from ingestion.pipeline import load_rows, quarantine_rejected, save_rows
-        from quality.validation import validate_prices
+        from ingestion.pipeline import load_rows, save_rows, validate_step
         from storage.health import QuarantineStore
 
         settings, store, _ = _stores()
-        validation = validate_prices(load_rows([aggregated["path"]]), run_time=_run_time(),
-                                     min_records=settings.price_ingestion_min_records)
-        quarantined = quarantine_rejected(validation.rejected, QuarantineStore(store.engine)) if len(validation.rejected) else 0
+        validation, quarantined = validate_step(load_rows([aggregated["path"]]), _run_time(),
+                                                settings.price_ingestion_min_records, QuarantineStore(store.engine))
         path = save_rows(validation.accepted, _run_dir() / "accepted.parquet")
         print(f"validation: {validation.summary()}; {quarantined} newly quarantined")
         return {"path": path, **validation.summary()}

@@ -162,16 +162,18 @@ class CycleReport:
     cache: list[CacheWrite]
 
 
-def aggregate_and_validate(
-    raw: pd.DataFrame, run_time: pd.Timestamp, min_records: int, quarantine: QuarantineStore
-) -> tuple[Validation, int, int]:
-    """Aggregate and validate a cycle's rows, quarantining every rejected row; returns (validation, hourly rows, quarantined)."""
+def aggregate_step(raw: pd.DataFrame, quarantine: QuarantineStore) -> tuple[pd.DataFrame, int]:
+    """Providers' rows -> hourly per-MWh rows; returns them and how many rejected rows were newly quarantined."""
     aggregated = aggregate_hourly(raw)
-    quarantined = quarantine_rejected(aggregated.rejected, quarantine) if len(aggregated.rejected) else 0
-    validation = validate_prices(aggregated.hourly, run_time=run_time, min_records=min_records)
-    if len(validation.rejected):
-        quarantined += quarantine_rejected(validation.rejected, quarantine)
-    return validation, len(aggregated.hourly), quarantined
+    return aggregated.hourly, quarantine_rejected(aggregated.rejected, quarantine)
+
+
+def validate_step(
+    hourly: pd.DataFrame, run_time: pd.Timestamp, min_records: int, quarantine: QuarantineStore
+) -> tuple[Validation, int]:
+    """Validate hourly rows; returns the validation and how many rejected rows were newly quarantined."""
+    validation = validate_prices(hourly, run_time=run_time, min_records=min_records)
+    return validation, quarantine_rejected(validation.rejected, quarantine)
 
 
 def refresh_cache(store: PriceStore, cache: PriceCache, regions: Iterable[str]) -> list[CacheWrite]:
@@ -196,8 +198,9 @@ def run_cycle(
             chosen,
         ))
     raw = pd.concat([o.rows for o in outcomes], ignore_index=True) if outcomes else empty_prices()
-    validation, hourly, quarantined = aggregate_and_validate(
-        raw, run_time, settings.price_ingestion_min_records if min_records is None else min_records, quarantine
+    hourly, quarantined = aggregate_step(raw, quarantine)
+    validation, rejected = validate_step(
+        hourly, run_time, settings.price_ingestion_min_records if min_records is None else min_records, quarantine
     )
     stored = store.upsert_prices(validation.accepted)
     regions = sorted(validation.accepted["region"].unique())
@@ -205,9 +208,9 @@ def run_cycle(
         window=(start, end),
         fetched={o.source: len(o.rows) for o in outcomes},
         failures={o.source: o.failures for o in outcomes if o.failures},
-        aggregated=hourly,
+        aggregated=len(hourly),
         validation=validation.summary(),
-        quarantined=quarantined,
+        quarantined=quarantined + rejected,
         stored=stored,
         cache=refresh_cache(store, cache, regions),
     )
