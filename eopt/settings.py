@@ -85,31 +85,18 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raise SettingsError(f"{name}={raw!r} is not a switch; use 1 or 0")
 
 
-def _sources(env: Mapping[str, str]) -> tuple[str, ...]:
-    raw = env.get("EOPT_INGESTION_SOURCES", "")
+def _choices(env: Mapping[str, str], name: str, known: tuple[str, ...], what: str, normalize) -> tuple[str, ...]:
+    """A comma-separated list of known names (``known`` when unset); an unknown name is refused."""
+    raw = env.get(name, "")
     if not raw.strip():
-        return PRICING_SOURCES
-    sources = tuple(part.strip().lower() for part in raw.split(",") if part.strip())
-    unknown = [s for s in sources if s not in PRICING_SOURCES]
+        return known
+    chosen = tuple(normalize(part.strip()) for part in raw.split(",") if part.strip())
+    unknown = [c for c in chosen if c not in known]
     if unknown:
         raise SettingsError(
-            f"EOPT_INGESTION_SOURCES names unknown source(s) {', '.join(unknown)}; known: {', '.join(PRICING_SOURCES)}"
+            f"{name} names unknown {what}(s) {', '.join(unknown)}; known {what}s are {', '.join(known)}"
         )
-    return sources
-
-
-def _regions(env: Mapping[str, str]) -> tuple[str, ...]:
-    raw = env.get("EOPT_REGIONS", "")
-    if not raw.strip():
-        return KNOWN_REGIONS
-    regions = tuple(part.strip().upper() for part in raw.split(",") if part.strip())
-    unknown = [r for r in regions if r not in KNOWN_REGIONS]
-    if unknown:
-        raise SettingsError(
-            f"EOPT_REGIONS names unknown region(s) {', '.join(unknown)}; "
-            f"known regions are {', '.join(KNOWN_REGIONS)}"
-        )
-    return regions
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -149,12 +136,12 @@ class Settings:
             redis_url=env.get("REDIS_URL") or None,
             cache_ttl_prices_s=_positive_int(env, "EOPT_CACHE_TTL_PRICES_S", 1800),
             cache_ttl_forecasts_s=_positive_int(env, "EOPT_CACHE_TTL_FORECASTS_S", 7200),
-            regions=_regions(env),
+            regions=_choices(env, "EOPT_REGIONS", KNOWN_REGIONS, "region", str.upper),
             market_data_dir=Path(env.get("EOPT_MARKET_DATA_DIR") or PROJECT_ROOT / "data" / "markets"),
             upsert_batch_rows=_positive_int(env, "EOPT_UPSERT_BATCH_ROWS", 8760),
             log_level=(env.get("EOPT_LOG_LEVEL") or "INFO").upper(),
             require_services=_flag(env, "EOPT_REQUIRE_SERVICES"),
-            ingestion_sources=_sources(env),
+            ingestion_sources=_choices(env, "EOPT_INGESTION_SOURCES", PRICING_SOURCES, "source", str.lower),
             price_ingestion_min_records=_positive_int(env, "EOPT_PRICE_INGESTION_MIN_RECORDS", 24),
             pricing_sandbox_url=(env.get("EOPT_PRICING_SANDBOX_URL") or "").rstrip("/") or None,
             provider_urls={s: env[f"EOPT_{s.upper()}_URL"] for s in PRICING_SOURCES if env.get(f"EOPT_{s.upper()}_URL")},

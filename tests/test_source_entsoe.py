@@ -305,31 +305,24 @@ def test_client__asks_for_whole_days_and_keeps_exactly_the_requested_window(sand
     assert set(rows["currency"]) == {"EUR"} and set(rows["unit"]) == {"MWh"} and set(rows["resolution"]) == {"PT60M"}
 
 
-@pytest.mark.parametrize("local_day, hours", [("2016-06-01", 24), ("2016-03-27", 23), ("2016-10-30", 25)])
-def test_client__hourly_dst_days_from_the_sandbox_have_24_23_25_hours(sandbox, tmp_path, sleeps, local_day, hours):
+@pytest.mark.parametrize("local_day, points, resolution", [
+    ("2016-06-01", 24, "PT60M"), ("2016-03-27", 23, "PT60M"), ("2016-10-30", 25, "PT60M"),  # hourly before the SDAC switch
+    ("2025-11-05", 96, "PT15M"), ("2026-03-29", 92, "PT15M"), ("2025-10-26", 100, "PT15M"),  # quarter-hours after it
+])
+def test_client__dst_days_from_the_sandbox_have_their_real_number_of_points(
+    sandbox, tmp_path, sleeps, local_day, points, resolution
+):
     client, _, _ = make_client(sandbox, tmp_path, sleeps)
     start = pd.Timestamp(local_day, tz="Europe/Brussels").tz_convert(UTC)
     end = (pd.Timestamp(local_day, tz="Europe/Brussels") + pd.DateOffset(days=1)).tz_convert(UTC)
-
-    rows = client.fetch_prices("BE", start, end)
-
-    assert len(rows) == hours and set(rows["resolution"]) == {"PT60M"}
-    assert (rows["ts"].diff().dropna() == pd.Timedelta(hours=1)).all()
-    np.testing.assert_allclose(rows["price"], sandbox.history.hourly("BE", start, end).to_numpy(), atol=0.005)
-
-
-@pytest.mark.parametrize("local_day, points", [("2025-11-05", 96), ("2026-03-29", 92), ("2025-10-26", 100)])
-def test_client__quarter_hour_days_from_the_sandbox_have_96_92_100_points(sandbox, tmp_path, sleeps, local_day, points):
-    client, _, _ = make_client(sandbox, tmp_path, sleeps)
-    start = pd.Timestamp(local_day, tz="Europe/Brussels").tz_convert(UTC)
-    end = (pd.Timestamp(local_day, tz="Europe/Brussels") + pd.DateOffset(days=1)).tz_convert(UTC)
+    slots_per_hour = 4 if resolution == "PT15M" else 1
 
     rows = client.fetch_prices("BE", start, end)
 
     assert len(rows) == points
-    assert set(rows["resolution"]) == {"PT15M"}
-    assert (rows["ts"].diff().dropna() == pd.Timedelta(minutes=15)).all()
-    expected = np.repeat(sandbox.history.hourly("BE", start, end).to_numpy(), 4)
+    assert set(rows["resolution"]) == {resolution}
+    assert (rows["ts"].diff().dropna() == pd.Timedelta(minutes=60 // slots_per_hour)).all()
+    expected = np.repeat(sandbox.history.hourly("BE", start, end).to_numpy(), slots_per_hour)
     np.testing.assert_allclose(rows["price"], expected, atol=0.005)
 
 
