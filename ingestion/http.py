@@ -109,6 +109,33 @@ class NoData(Exception):
     """Raised by a parse function when the provider says, in its own format, that there is no data."""
 
 
+class SlidingWindow:
+    """At most ``capacity`` events in any ``window_s`` seconds (the providers' rate-limit terms)."""
+
+    def __init__(self, capacity: int, window_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.capacity = capacity
+        self.window_s = window_s
+        self._starts: deque[float] = deque()
+        self._lock = threading.Lock()
+        self._clock = clock
+
+    def try_acquire(self) -> float:
+        """Count one event if the window has room and return 0; otherwise the seconds until it has."""
+        with self._lock:
+            now = self._clock()
+            while self._starts and now - self._starts[0] >= self.window_s:
+                self._starts.popleft()
+            if len(self._starts) < self.capacity:
+                self._starts.append(now)
+                return 0.0
+            return self.window_s - (now - self._starts[0])
+
+    @property
+    def remaining(self) -> int:
+        with self._lock:
+            return self.capacity - len(self._starts)
+
+
 class RateLimiter:
     """At most ``per_minute`` calls start in any 60-second window (the providers' own terms).
 
@@ -116,27 +143,14 @@ class RateLimiter:
     It limits one transport (one task); Airflow's ``pricing_api_pool`` bounds the tasks.
     """
 
-    WINDOW_S = 60.0
-
     def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic, sleep=time.sleep) -> None:
-        self.capacity = max(1, int(per_minute)) if per_minute > 0 else 0
-        self._starts: deque[float] = deque()
-        self._lock = threading.Lock()
-        self._clock = clock
+        self.window = SlidingWindow(max(1, int(per_minute)), 60.0, clock) if per_minute > 0 else None
         self._sleep = sleep
 
     def wait(self) -> None:
-        if not self.capacity:
+        if self.window is None:
             return
-        while True:
-            with self._lock:
-                now = self._clock()
-                while self._starts and now - self._starts[0] >= self.WINDOW_S:
-                    self._starts.popleft()
-                if len(self._starts) < self.capacity:
-                    self._starts.append(now)
-                    return
-                delay = self.WINDOW_S - (now - self._starts[0])
+        while (delay := self.window.try_acquire()) > 0:
             self._sleep(delay)
 
 

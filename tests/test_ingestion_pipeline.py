@@ -233,3 +233,22 @@ def test_rate_limiter__allows_the_limit_per_minute_then_waits_for_the_window():
     assert slept == [50.0]  # the three first calls left the window together: two more go at once
     limiter.wait()
     assert slept == [50.0, 60.0]  # a 4th call within that minute waits for the window again
+
+
+def test_sandbox__enforces_each_providers_rate_limit_with_a_bare_429(market_data_dir):
+    import requests
+
+    from ingestion.sandbox.server import DEFAULT_CREDENTIALS, Sandbox, SandboxConfig
+
+    config = SandboxConfig(data_dir=market_data_dir, requests_per_minute={"iea": 2})
+    with Sandbox(config) as sandbox:
+        url = f"{sandbox.url}/iea/rte/price/hourly/FRA/timeseries"
+        params = {"from": "2016-01-01", "to": "2016-01-01", "currency": "local"}
+        statuses = [requests.get(url, params=params, timeout=10) for _ in range(3)]
+        assert [r.status_code for r in statuses] == [200, 200, 429]
+        assert "Retry-After" not in statuses[2].headers  # as the real providers: no Retry-After
+        nrel = f"{sandbox.url}/nrel/api/utility_rates/v3.json"
+        headers = {"X-Api-Key": DEFAULT_CREDENTIALS["nrel"]["api_key"]}
+        remaining = [int(requests.get(nrel, params={"lat": 41.88, "lon": -87.63}, headers=headers, timeout=10)
+                         .headers["X-RateLimit-Remaining"]) for _ in range(3)]
+        assert remaining == [999, 998, 997]  # 1,000 per rolling hour, per key

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import base64
 import threading
-import time
 import xml.etree.ElementTree as ET
-from collections import defaultdict, deque
 from functools import lru_cache
 
 import pandas as pd
 
+from ingestion.http import SlidingWindow
 from ingestion.sandbox.server import SandboxRequest, SandboxResponse
 
 CHICAGO = (41.8781, -87.6298)
@@ -71,7 +70,7 @@ class App:
         self.history = sandbox.history
         self.credentials = sandbox.config.credentials.get("nrel", {})
         self._lock = threading.Lock()
-        self._calls: dict[str, deque[float]] = defaultdict(deque)
+        self._windows: dict[str, SlidingWindow] = {}
 
     # -- errors ---------------------------------------------------------------------------
     def error(self, status: int, message: str) -> SandboxResponse:
@@ -108,15 +107,9 @@ class App:
 
     def _count(self, key: str) -> int:
         """Requests left this rolling hour for the key, after this one (negative: over)."""
-        now = time.monotonic()
         with self._lock:
-            calls = self._calls[key]
-            while calls and now - calls[0] > 3600:
-                calls.popleft()
-            if len(calls) >= HOURLY_LIMIT:
-                return -1
-            calls.append(now)
-            return HOURLY_LIMIT - len(calls)
+            window = self._windows.setdefault(key, SlidingWindow(HOURLY_LIMIT, 3600.0))
+        return -1 if window.try_acquire() > 0 else window.remaining
 
     def _answer(self, request: SandboxRequest, fmt: str) -> SandboxResponse:
         inputs = {k: v for k, v in request.query.items() if k in ("lat", "lon", "radius", "limit", "address")}

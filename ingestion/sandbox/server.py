@@ -26,13 +26,14 @@ import json
 import logging
 import threading
 import time
-from collections import defaultdict, deque
+from collections import defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from ingestion.http import SlidingWindow
 from ingestion.sandbox.replay import ReplayHistory
 
 log = logging.getLogger(__name__)
@@ -106,7 +107,7 @@ class Sandbox:
         self.history = ReplayHistory(config.data_dir)
         self.apps = apps if apps is not None else default_apps(self)
         self._lock = threading.Lock()
-        self._recent: dict[str, deque[float]] = defaultdict(deque)
+        self._windows: dict[str, SlidingWindow] = {}
         self.stats: dict[str, int] = defaultdict(int)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -133,15 +134,9 @@ class Sandbox:
         limit = self.config.requests_per_minute.get(provider)
         if not limit:
             return False
-        now = time.monotonic()
         with self._lock:
-            recent = self._recent[provider]
-            while recent and now - recent[0] > 60:
-                recent.popleft()
-            if len(recent) >= limit:
-                return True
-            recent.append(now)
-            return False
+            window = self._windows.setdefault(provider, SlidingWindow(limit, 60.0))
+        return window.try_acquire() > 0
 
     # -- dispatch -------------------------------------------------------------------------
     def dispatch(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> SandboxResponse:
