@@ -240,6 +240,170 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
         sys.exit(1)
 
 
+def _training_errors() -> tuple[type[Exception], ...]:
+    from serving.model_input import ModelInputError
+    from training.dataset import TrainingDataError
+    from training.features import FeatureError
+    from training.models import ModelError
+    from training.retraining import RetrainingError
+    from training.tuning import TuningError
+
+    return (TrainingDataError, FeatureError, ModelError, RetrainingError, TuningError, ModelInputError)
+
+
+def _as_of(value: str | None) -> pd.Timestamp | None:
+    return _utc(value, "--as-of")
+
+
+@cli.command("train")
+@click.option("--region", "regions", multiple=True, help="Region (repeatable, or 'all'; default: EOPT_REGIONS).")
+@click.option("--budget", default=None, help="Tuning budget: smoke, default or thorough (default: EOPT_TRAINING_BUDGET).")
+@click.option("--as-of", default=None, help="Train on the window before this UTC hour (default: the newest stored price).")
+@click.pass_obj
+def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str | None) -> None:
+    """Retrain: extract, tune and fit the three models, evaluate the ensemble, register it in Staging."""
+    from training.retraining import retrain_region
+
+    store = obj.store()
+    for region in _regions(regions, obj.settings):
+        try:
+            outcome = retrain_region(obj.settings, store, region, _as_of(as_of), budget)
+        except _training_errors() as exc:
+            raise click.ClickException(str(exc)) from None
+        e = outcome.evaluation
+        click.echo(f"{region}: {outcome.candidate.name} version {outcome.candidate.version} in {outcome.candidate.stage}; "
+                   f"{e['kind']} test MAE {e['test_mae']:.3f}, rMAE {e['test_rmae']:.3f}, "
+                   f"interval coverage {e['interval_coverage_test']:.2f}; {outcome.seconds:.0f} s")
+
+
+@cli.command("tune")
+@click.option("--region", required=True, help="Region to tune for.")
+@click.option("--model", "models", multiple=True, type=click.Choice(["xgboost", "lightgbm", "cnn_lstm", "all"]),
+              help="Model to tune (repeatable; default: all three).")
+@click.option("--budget", default=None, help="Tuning budget: smoke, default or thorough.")
+@click.option("--as-of", default=None, help="Tune on the window before this UTC hour (default: the newest stored price).")
+@click.pass_obj
+def tune_command(obj: Context, region: str, models: tuple[str, ...], budget: str | None, as_of: str | None) -> None:
+    """Run (or resume) the Optuna studies of a region without registering anything."""
+    from training.dataset import build_training_frame, extract_training_data, check_training_data
+    from training.config import TrainingConfig
+    from training.features import feature_columns
+    from training.tuning import tune
+
+    region = _regions((region,), obj.settings)[0]
+    config = TrainingConfig.from_settings(obj.settings, budget)
+    store = obj.store()
+    try:
+        end = _as_of(as_of) or _newest(store, region)
+        data = extract_training_data(store, region, end, config)
+        check_training_data(data, config)
+        frame = build_training_frame(data, config)
+        train_rows, validation = frame[frame["split"] == "train"], frame[frame["split"] == "validation"]
+        for model in [m for m in models if m != "all"] or config.models:
+            result = tune(model, region, train_rows, validation, feature_columns(region), budget=config.budget(model),
+                          storage_url=config.optuna_storage, window_end=data.end, seed=config.seed, device=config.device)
+            click.echo(f"{region}/{model}: study {result.study_name}: best validation MAE {result.best_value:.4f} "
+                       f"(trial {result.best_trial}; {result.complete} complete, {result.pruned} pruned, "
+                       f"{result.ran_now} run now) params {result.best_params}")
+    except _training_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _newest(store: PriceStore, region: str) -> pd.Timestamp:
+    latest = store.latest_ts(region)
+    if latest is None:
+        raise click.ClickException(f"{region}: no prices in the store; run eopt load-history --region {region} first")
+    return latest + pd.Timedelta(hours=1)
+
+
+@cli.command("evaluate")
+@click.option("--region", required=True, help="Region of the registered model.")
+@click.option("--model", "model_ref", default="challenger",
+              help="Version number, alias (champion, challenger) or stage (Production, Staging) of the region's model.")
+@click.option("--days", default=56, show_default=True, type=click.IntRange(1, 3650), help="Holdout days before --as-of.")
+@click.option("--as-of", default=None, help="End of the holdout window (default: the newest stored price).")
+@click.pass_obj
+def evaluate_command(obj: Context, region: str, model_ref: str, days: int, as_of: str | None) -> None:
+    """Score a registered model on a recent holdout window against the seasonal naive."""
+    from registry.models import registered_model_name
+    from training import tracking
+    from training.evaluation import holdout_frame, score_model
+
+    region = _regions((region,), obj.settings)[0]
+    tracking.configure(obj.settings)
+    name = registered_model_name(region)
+    ref = model_ref.strip()
+    uri = f"models:/{name}/{ref}" if ref.isdigit() or ref in ("Production", "Staging") else f"models:/{name}@{ref}"
+    store = obj.store()
+    try:
+        frame = holdout_frame(store, region, _as_of(as_of) or _newest(store, region), days)
+        score = score_model(uri, region, frame)
+    except _training_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - MLflow: unknown model/alias, registry down
+        raise click.ClickException(f"{uri}: {exc}") from None
+    m, n = score.metrics, score.naive_metrics
+    click.echo(f"{uri} on {score.first_target} .. {score.last_target} ({score.hours} h): MAE {m['mae']:.3f}, "
+               f"rMAE {m['rmae']:.3f}, sMAPE {m['smape']:.2f}%, RMSE {m['rmse']:.3f}, MAPE {m['mape']:.2f}% "
+               f"(excluding {m['mape_excluded_share']:.1%} of hours); seasonal naive MAE {n['mae']:.3f}; "
+               f"interval coverage {score.interval_coverage:.2f}")
+
+
+@cli.command("backtest")
+@click.option("--region", required=True, help="Region to backtest.")
+@click.option("--days", default=28, show_default=True, type=click.IntRange(1, 3650), help="Test days: the last complete days of the store.")
+@click.option("--retrain-every-days", default=7, show_default=True, type=click.IntRange(1, 365), help="Refit cadence (production: weekly).")
+@click.option("--budget", default=None, help="Tuning budget of the one tuning before the test days.")
+@click.pass_obj
+def backtest(obj: Context, region: str, days: int, retrain_every_days: int, budget: str | None) -> None:
+    """Walk-forward backtest of the production training over the last days of the store; logged to MLflow."""
+    import json
+
+    import mlflow
+
+    from training import tracking
+    from training.backtest import last_days_origins, walk_forward
+    from training.config import TrainingConfig
+    from training.plots import forecast_vs_actual
+
+    region = _regions((region,), obj.settings)[0]
+    config = TrainingConfig.from_settings(obj.settings, budget)
+    store = obj.store()
+    canonical = store.read_canonical(region)
+    if canonical.empty:
+        raise click.ClickException(f"{region}: no prices in the store; run eopt load-history --region {region} first")
+    prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
+    exogenous = store.read_exogenous(region)
+    origins = last_days_origins(region, prices, days)
+    try:
+        result = walk_forward(prices, exogenous, region, origins, config, storage_url=config.optuna_storage,
+                              retrain_every_days=retrain_every_days)
+    except _training_errors() as exc:
+        raise click.ClickException(str(exc)) from None
+    metrics = result.metrics()
+    out = obj.settings.home / "backtests" / f"{region}-{origins[0]:%Y%m%d}-{len(origins)}d-{config.budget_name}"
+    out.mkdir(parents=True, exist_ok=True)
+    result.forecasts.to_parquet(out / "forecasts.parquet")
+    summary = {"region": region, "first_origin": str(origins[0]), "days": len(origins), "budget": config.budget_name,
+               "retrain_every_days": retrain_every_days, "seconds": result.seconds, "metrics": metrics,
+               "params": result.params, "blocks": result.blocks}
+    (out / "backtest.json").write_text(json.dumps(summary, indent=2, default=str))
+    plot = forecast_vs_actual(result.forecasts, out / "forecast_vs_actual.png",
+                              f"{region} backtest: last 14 days (MAE {metrics['ensemble']['mae']:.2f})")
+    client = tracking.configure(obj.settings)
+    experiment = tracking.experiment_id(client, obj.settings)
+    run = tracking.start_run(client, experiment, f"backtest {region} {len(origins)}d",
+                             parent=obj.settings.mlflow_run_id, tags={"eopt.region": region, "eopt.kind": "backtest"})
+    tracking.log_params(client, run, {"region": region, "first_origin": str(origins[0]), "days": len(origins),
+                                      "retrain_every_days": retrain_every_days, **config.describe()})
+    tracking.log_metrics(client, run, {f"{who}_{k}": v for who, values in metrics.items() for k, v in values.items()})
+    tracking.log_artifacts(client, run, [out / "backtest.json", plot])
+    tracking.finish(client, run)
+    for who, m in metrics.items():
+        click.echo(f"{region} {who:15s} MAE {m['mae']:8.3f}  rMAE {m['rmae']:.3f}  sMAPE {m['smape']:6.2f}%  RMSE {m['rmse']:8.3f}")
+    click.echo(f"{len(origins)} days from {origins[0]}, {result.seconds:.0f} s; results in {out}")
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

@@ -27,6 +27,22 @@ start from these settings and let connections and variables override them (see `
 | ``EOPT_ENTSOE_TOKEN`` | unset | ENTSO-E security token (secret) |
 | ``EOPT_AIRFLOW_TASK_RETRIES`` | ``1`` | retries of a failed DAG task (the HTTP clients retry on their own first) |
 | ``EOPT_AIRFLOW_RETRY_DELAY_S`` | ``30`` | wait before a task retry |
+| ``EOPT_TRAINING_BUDGET`` | ``default`` | tuning budget of a retraining: ``smoke``, ``default`` (under 10 min per region on 2 cores) or ``thorough`` |
+| ``EOPT_TUNING_TRIALS`` | the budget's | trials per model, overriding the budget |
+| ``EOPT_TUNING_TIMEOUT_S`` | the budget's | tuning seconds per model, overriding the budget |
+| ``EOPT_TRAINING_WINDOW_DAYS`` | ``730`` | days of history a retraining reads (two years) |
+| ``EOPT_VALIDATION_DAYS`` | ``56`` | days before the test window used for early stopping, tuning, ensemble weights and intervals |
+| ``EOPT_TEST_DAYS`` | ``56`` | last days of the window, held out for the metrics and the promotion gate |
+| ``EOPT_TRAINING_ORIGIN_STRIDE_H`` | ``7`` | hours between training forecast origins (prime to 24: every hour of day is an origin) |
+| ``EOPT_TRAINING_MAX_GAP_H`` | ``24`` | a run of this many missing hours in the training window refuses the region |
+| ``EOPT_TRAINING_MAX_STALENESS_H`` | ``48`` | newest price older than this (before the run's logical date) refuses a retraining |
+| ``EOPT_OPTUNA_STORAGE`` | ``sqlite:///$EOPT_HOME/optuna.db`` | Optuna study storage; a PostgreSQL URL lets several workers share a study |
+| ``EOPT_TRAINING_DEVICE`` | ``auto`` | CNN-LSTM device: ``auto`` (CUDA when available), ``cpu`` or ``cuda`` |
+| ``EOPT_RANDOM_SEED`` | ``42`` | seed of samplers, models and data order |
+| ``EOPT_INTERVAL_COVERAGE`` | ``0.9`` | nominal coverage of the forecast intervals |
+| ``EOPT_MLFLOW_ARTIFACT_ROOT`` | ``$EOPT_HOME/mlartifacts`` | artifact folder of experiments the product creates on a database tracking store (an MLflow server manages its own) |
+| ``MLFLOW_RUN_ID`` | set by ``mlflow run`` | a retraining started by ``mlflow run`` nests its runs under that run |
+| ``EOPT_MLFLOW_EXPERIMENT`` | ``electricity-price-forecasting`` | MLflow experiment of retraining runs |
 | ``EOPT_AIRFLOW_DEADLINE_ALERTS`` | ``1`` | attach the DAGs' deadline alerts; ``0`` for local ``airflow dags test`` runs, which crash after a successful run of a DAG with a deadline in Airflow 3.3.2 (apache/airflow#73428) |
 """
 
@@ -74,6 +90,19 @@ def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
     return _positive_int(env, name, default)
 
 
+def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
+    if not 0.0 < value < 1.0:
+        raise SettingsError(f"{name}={raw!r} must lie strictly between 0 and 1, e.g. {default}")
+    return value
+
+
 def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raw = env.get(name, "").strip().lower()
     if raw == "":
@@ -99,6 +128,13 @@ def _choices(env: Mapping[str, str], name: str, known: tuple[str, ...], what: st
     return chosen
 
 
+def _device(raw: str) -> str:
+    device = raw.strip().lower()
+    if device not in ("auto", "cpu", "cuda"):
+        raise SettingsError(f"EOPT_TRAINING_DEVICE={raw!r} is not a device; use auto, cpu or cuda")
+    return device
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -122,6 +158,22 @@ class Settings:
     airflow_task_retries: int = 1
     airflow_retry_delay_s: int = 30
     airflow_deadline_alerts: bool = True
+    training_budget: str = "default"
+    tuning_trials: int | None = None
+    tuning_timeout_s: int | None = None
+    training_window_days: int = 730
+    validation_days: int = 56
+    test_days: int = 56
+    training_origin_stride_h: int = 7
+    training_max_gap_h: int = 24
+    training_max_staleness_h: int = 48
+    optuna_storage: str = field(default="", repr=False)  # may hold a password
+    training_device: str = "auto"
+    random_seed: int = 42
+    interval_coverage: float = 0.9
+    mlflow_experiment: str = "electricity-price-forecasting"
+    mlflow_artifact_root: Path | None = None
+    mlflow_run_id: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -149,6 +201,22 @@ class Settings:
             airflow_task_retries=_non_negative_int(env, "EOPT_AIRFLOW_TASK_RETRIES", 1),
             airflow_retry_delay_s=_positive_int(env, "EOPT_AIRFLOW_RETRY_DELAY_S", 30),
             airflow_deadline_alerts=_flag(env, "EOPT_AIRFLOW_DEADLINE_ALERTS", default=True),
+            training_budget=(env.get("EOPT_TRAINING_BUDGET") or "default").lower(),
+            tuning_trials=_positive_int(env, "EOPT_TUNING_TRIALS", 0) if env.get("EOPT_TUNING_TRIALS") else None,
+            tuning_timeout_s=_positive_int(env, "EOPT_TUNING_TIMEOUT_S", 0) if env.get("EOPT_TUNING_TIMEOUT_S") else None,
+            training_window_days=_positive_int(env, "EOPT_TRAINING_WINDOW_DAYS", 730),
+            validation_days=_positive_int(env, "EOPT_VALIDATION_DAYS", 56),
+            test_days=_positive_int(env, "EOPT_TEST_DAYS", 56),
+            training_origin_stride_h=_positive_int(env, "EOPT_TRAINING_ORIGIN_STRIDE_H", 7),
+            training_max_gap_h=_positive_int(env, "EOPT_TRAINING_MAX_GAP_H", 24),
+            training_max_staleness_h=_positive_int(env, "EOPT_TRAINING_MAX_STALENESS_H", 48),
+            optuna_storage=env.get("EOPT_OPTUNA_STORAGE") or f"sqlite:///{home / 'optuna.db'}",
+            training_device=_device(env.get("EOPT_TRAINING_DEVICE") or "auto"),
+            random_seed=_non_negative_int(env, "EOPT_RANDOM_SEED", 42),
+            interval_coverage=_fraction(env, "EOPT_INTERVAL_COVERAGE", 0.9),
+            mlflow_experiment=env.get("EOPT_MLFLOW_EXPERIMENT") or "electricity-price-forecasting",
+            mlflow_artifact_root=Path(env.get("EOPT_MLFLOW_ARTIFACT_ROOT") or home / "mlartifacts").expanduser().resolve(),
+            mlflow_run_id=env.get("MLFLOW_RUN_ID") or None,
             provider_keys={s: env[key] for s, (_, key) in SECRET_VARIABLES.items() if key and env.get(key)},
         )
 
@@ -160,6 +228,18 @@ class Settings:
     def raw_payload_dir(self) -> Path:
         """Where unparseable provider payloads are archived, referenced from the quarantine."""
         return self.home / "raw"
+
+    @property
+    def retraining_dir(self) -> Path:
+        """Where a retraining's tasks hand frames and fitted members to each other (files, not XCom)."""
+        return self.home / "retraining"
+
+    def export_mlflow_environment(self) -> None:
+        """Tell MLflow, which reads its own variables, not to pip-resolve a model's requirements
+        when logging it: the product's environment is its lock file, and a build machine may
+        have no package index to ask (an operator's own value is kept)."""
+        os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in task logs
 
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,135 @@
+"""model_retraining: weekly (Sunday 02:00 UTC), retrain each region's forecaster and register it.
+
+Thin wiring: each task is a call into ``training.retraining``; frames and fitted models pass
+between tasks as files in the region's retraining workspace, never through XCom.
+
+- ``check_data_freshness``: every region's newest price is at most
+  ``EOPT_TRAINING_MAX_STALENESS_H`` older than the run's data interval end; fails naming the
+  stale regions. ``conf={"regions": ["NP"]}`` narrows the run, ``conf={"budget": "smoke"}``
+  changes the tuning budget.
+- Then, per region (a task group mapped over the fresh regions, so one region's failure leaves
+  the others alone): ``check_training_data_quality`` -> ``extract_training_data`` (two years) ->
+  ``engineer_features`` -> ``train_cnn_lstm``, ``train_xgboost``, ``train_lightgbm`` (in
+  ``ml_training_pool``) -> ``evaluate_ensemble`` -> ``deploy_model``.
+- ``deploy_model`` registers the candidate as a new version of the region's model in
+  ``Staging`` with alias ``challenger``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, get_current_context, task, task_group
+
+from eopt.settings import Settings
+from pricing_api_hook import task_settings
+
+DAG_ID = "model_retraining"
+SETTINGS = Settings.from_env()
+
+
+def _conf() -> dict:
+    return get_current_context()["dag_run"].conf or {}
+
+
+def _as_of():
+    import pandas as pd
+
+    context = get_current_context()
+    return pd.Timestamp(context.get("data_interval_end") or context.get("logical_date")).tz_convert("UTC")
+
+
+def _store():
+    from storage.database import create_store_engine
+    from storage.prices import PriceStore
+
+    return PriceStore(create_store_engine(task_settings().database_url))
+
+
+def _step(region: str, step: str, *args):
+    """Run one retraining step of a region; a failure marks the region's MLflow run failed too."""
+    from training.retraining import Retraining
+
+    job = Retraining.open(task_settings(), region, _as_of(), _conf().get("budget"))
+    try:
+        return getattr(job, step)(*args)
+    except Exception as exc:
+        job.fail(f"{step}: {type(exc).__name__}: {exc}")
+        raise
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule="0 2 * * 0",
+    # Early enough for runs at the bundled history's logical dates (demo, tests); catchup stays off.
+    start_date=pendulum.datetime(2011, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(hours=6),
+    default_args={
+        "owner": "electricity-optimizer",
+        "retries": SETTINGS.airflow_task_retries,
+        "retry_delay": timedelta(seconds=SETTINGS.airflow_retry_delay_s),
+    },
+    tags=["electricity-optimizer", "training"],
+    doc_md=__doc__,
+)
+def model_retraining():
+    @task
+    def check_data_freshness() -> list[str]:
+        from training.retraining import check_freshness
+
+        settings = task_settings()
+        regions = [r.upper() for r in _conf().get("regions", settings.regions)]
+        statuses = check_freshness(_store(), regions, _as_of(), settings.training_max_staleness_h)
+        for s in statuses:
+            print(f"{s.region}: newest price {s.latest}, {s.age} before {s.as_of}")
+        return regions
+
+    @task_group(group_id="retrain_region", prefix_group_id=False)
+    def retrain_region(region: str):
+        @task
+        def check_training_data_quality(region: str) -> str:
+            for note in _step(region, "check_quality", _store()):
+                print(note)
+            return region
+
+        @task(pool="db_heavy_pool")
+        def extract_training_data(region: str) -> str:
+            print(_step(region, "extract", _store()))
+            return region
+
+        @task
+        def engineer_features(region: str) -> str:
+            print(_step(region, "engineer"))
+            return region
+
+        def train(model: str):
+            @task(task_id=f"train_{model}", pool="ml_training_pool", execution_timeout=timedelta(hours=2))
+            def train_member(region: str) -> dict:
+                summary = _step(region, "train_member", model)
+                return {"model": model, "test_mae": summary["test"]["mae"], "test_rmae": summary["test"]["rmae"],
+                        "run_id": summary["run_id"]}
+
+            return train_member
+
+        @task
+        def evaluate_ensemble(region: str) -> dict:
+            return _step(region, "evaluate")
+
+        @task
+        def deploy_model(region: str) -> dict:
+            candidate = _step(region, "register")
+            return {"name": candidate.name, "version": candidate.version, "stage": candidate.stage}
+
+        ready = engineer_features(extract_training_data(check_training_data_quality(region)))
+        members = [train(model)(ready) for model in ("cnn_lstm", "xgboost", "lightgbm")]
+        evaluated = evaluate_ensemble(region)
+        members >> evaluated
+        evaluated >> deploy_model(region)
+
+    retrain_region.expand(region=check_data_freshness())
+
+
+model_retraining()

@@ -1,0 +1,109 @@
+"""What a retraining does and how much it may spend: windows, budgets, seed, device, study storage.
+
+Budgets are named so an operator picks one word (``EOPT_TRAINING_BUDGET`` or the MLproject
+``budget`` parameter); ``EOPT_TUNING_TRIALS`` / ``EOPT_TUNING_TIMEOUT_S`` override the trials
+and seconds of every model. ``default`` keeps one region's tuned retraining under ten minutes on
+two CPU cores (``benchmarks/training.py`` measures it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from eopt.settings import Settings, SettingsError
+
+MODEL_NAMES = ("xgboost", "lightgbm", "cnn_lstm")
+
+
+@dataclass(frozen=True)
+class ModelBudget:
+    trials: int  # total trials the study should reach (a resumed study counts earlier ones)
+    timeout_s: float  # wall-clock limit of this run's tuning of the model
+    max_epochs: int = 0  # CNN-LSTM epochs per fit (early stopping usually ends it sooner)
+    max_rounds: int = 0  # boosting rounds per fit for the tree models (early stopping too)
+
+
+BUDGETS: dict[str, dict[str, ModelBudget]] = {
+    # seconds-scale: tests and the DAG smoke run
+    "smoke": {
+        "xgboost": ModelBudget(trials=2, timeout_s=60, max_rounds=150),
+        "lightgbm": ModelBudget(trials=2, timeout_s=60, max_rounds=150),
+        "cnn_lstm": ModelBudget(trials=2, timeout_s=90, max_epochs=3),
+    },
+    # the weekly retraining: under 10 minutes per region on 2 CPU cores
+    "default": {
+        "xgboost": ModelBudget(trials=20, timeout_s=150, max_rounds=1500),
+        "lightgbm": ModelBudget(trials=20, timeout_s=150, max_rounds=1500),
+        "cnn_lstm": ModelBudget(trials=8, timeout_s=210, max_epochs=40),
+    },
+    # a long search, e.g. once per quarter or on a GPU worker
+    "thorough": {
+        "xgboost": ModelBudget(trials=100, timeout_s=1800, max_rounds=4000),
+        "lightgbm": ModelBudget(trials=100, timeout_s=1800, max_rounds=4000),
+        "cnn_lstm": ModelBudget(trials=40, timeout_s=3600, max_epochs=120),
+    },
+}
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    budget_name: str
+    budgets: dict[str, ModelBudget] = field(repr=False)
+    window_days: int = 730
+    validation_days: int = 56
+    test_days: int = 56
+    min_train_days: int = 28
+    origin_stride_h: int = 7
+    max_gap_hours: int = 24
+    seed: int = 42
+    interval_coverage: float = 0.9
+    device: str = "auto"
+    optuna_storage: str = field(default="", repr=False)
+    models: tuple[str, ...] = MODEL_NAMES
+
+    @classmethod
+    def from_settings(cls, settings: Settings, budget: str | None = None) -> "TrainingConfig":
+        name = (budget or settings.training_budget).lower()
+        if name not in BUDGETS:
+            raise SettingsError(f"unknown training budget {name!r}; choose one of {', '.join(BUDGETS)}")
+        budgets = {
+            model: replace(
+                b,
+                trials=settings.tuning_trials or b.trials,
+                timeout_s=float(settings.tuning_timeout_s or b.timeout_s),
+            )
+            for model, b in BUDGETS[name].items()
+        }
+        return cls(
+            budget_name=name,
+            budgets=budgets,
+            window_days=settings.training_window_days,
+            validation_days=settings.validation_days,
+            test_days=settings.test_days,
+            origin_stride_h=settings.training_origin_stride_h,
+            max_gap_hours=settings.training_max_gap_h,
+            seed=settings.random_seed,
+            interval_coverage=settings.interval_coverage,
+            device=settings.training_device,
+            optuna_storage=settings.optuna_storage,
+        )
+
+    def budget(self, model: str) -> ModelBudget:
+        return self.budgets[model]
+
+    def describe(self) -> dict[str, object]:
+        """The parameters a retraining logs to MLflow (no secrets: the storage URL is left out)."""
+        out: dict[str, object] = {
+            "budget": self.budget_name,
+            "window_days": self.window_days,
+            "validation_days": self.validation_days,
+            "test_days": self.test_days,
+            "origin_stride_h": self.origin_stride_h,
+            "seed": self.seed,
+            "interval_coverage": self.interval_coverage,
+            "device": self.device,
+        }
+        for model, b in self.budgets.items():
+            out[f"{model}_trials"] = b.trials
+            out[f"{model}_timeout_s"] = b.timeout_s
+        return out

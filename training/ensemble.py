@@ -1,0 +1,168 @@
+"""The ensemble of the three members: weights, the keep-or-fall-back decision, intervals, save/load.
+
+- Weights minimise the validation window's MAE over the simplex (non-negative, summing to one),
+  solved exactly as a linear programme.
+- The ensemble is kept only when its validation MAE beats its best member's; otherwise the best
+  member alone is the model (weight 1). The decision and both numbers are recorded.
+- Intervals are split-conformal: per forecast horizon (0..23 h after the origin), the empirical
+  quantiles of the validation residuals ``actual - forecast`` at ``(1 - coverage) / 2`` and
+  ``(1 + coverage) / 2``, with the finite-sample correction, added to the point forecast.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linprog
+
+from training.features import HORIZON_HOURS
+from training.models import ForecastModel, ModelError, model_class
+
+ENSEMBLE_FILE = "ensemble.json"
+
+
+class EnsembleError(ValueError):
+    """The members' predictions cannot be combined (shape, NaN, no members)."""
+
+
+def _check_predictions(predictions: dict[str, np.ndarray], actual: np.ndarray) -> None:
+    if not predictions:
+        raise EnsembleError("no member predictions to combine")
+    for name, values in predictions.items():
+        if values.shape != actual.shape:
+            raise EnsembleError(f"{name}: {values.size} validation predictions for {actual.size} hours")
+        if not np.isfinite(values).all():
+            raise EnsembleError(f"{name}: {int((~np.isfinite(values)).sum())} validation prediction(s) are NaN or infinite")
+
+
+def fit_weights(predictions: dict[str, np.ndarray], actual: np.ndarray) -> dict[str, float]:
+    """Simplex weights minimising MAE: min sum(u+v) s.t. P w + u - v = y, w >= 0, sum w = 1."""
+    actual = np.asarray(actual, dtype=float)
+    _check_predictions(predictions, actual)
+    names = list(predictions)
+    members = np.column_stack([predictions[n] for n in names])
+    n, k = members.shape
+    cost = np.concatenate([np.zeros(k), np.ones(2 * n)])
+    eye = np.eye(n)
+    equality = np.vstack([
+        np.hstack([members, eye, -eye]),
+        np.concatenate([np.ones(k), np.zeros(2 * n)])[None, :],
+    ])
+    bounds = [(0, None)] * (k + 2 * n)
+    result = linprog(cost, A_eq=equality, b_eq=np.concatenate([actual, [1.0]]), bounds=bounds, method="highs")
+    if not result.success:
+        raise EnsembleError(f"weight fit failed: {result.message}")
+    weights = np.clip(result.x[:k], 0, None)
+    weights = weights / weights.sum()
+    return {name: float(w) for name, w in zip(names, weights)}
+
+
+@dataclass(frozen=True)
+class EnsembleDecision:
+    weights: dict[str, float]
+    kind: str  # "ensemble" or "best_member"
+    validation_mae: dict[str, float]  # per member and "ensemble"
+    reason: str
+
+
+def decide(predictions: dict[str, np.ndarray], actual: np.ndarray) -> EnsembleDecision:
+    actual = np.asarray(actual, dtype=float)
+    weights = fit_weights(predictions, actual)
+    maes = {name: float(np.mean(np.abs(values - actual))) for name, values in predictions.items()}
+    combined = sum(w * predictions[name] for name, w in weights.items())
+    maes["ensemble"] = float(np.mean(np.abs(combined - actual)))
+    best = min(predictions, key=maes.__getitem__)
+    if maes["ensemble"] < maes[best]:
+        return EnsembleDecision(weights, "ensemble", maes,
+                                f"weighted ensemble MAE {maes['ensemble']:.4f} beats best member {best} ({maes[best]:.4f}) on validation")
+    only = {name: float(name == best) for name in predictions}
+    return EnsembleDecision(only, "best_member", maes,
+                            f"weighted ensemble MAE {maes['ensemble']:.4f} does not beat {best} ({maes[best]:.4f}) on validation; {best} alone is the model")
+
+
+@dataclass(frozen=True)
+class IntervalCalibration:
+    coverage: float
+    lower: list[float]  # residual quantile per horizon 0..23 (usually negative)
+    upper: list[float]
+
+    def bounds(self, yhat: np.ndarray, horizon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        h = np.asarray(horizon, dtype=int)
+        return yhat + np.asarray(self.lower)[h], yhat + np.asarray(self.upper)[h]
+
+
+def calibrate_intervals(actual: np.ndarray, forecast: np.ndarray, horizon: np.ndarray, coverage: float) -> IntervalCalibration:
+    residuals = np.asarray(actual, dtype=float) - np.asarray(forecast, dtype=float)
+    horizon = np.asarray(horizon, dtype=int)
+    alpha = 1 - coverage
+    lower, upper = [], []
+    for h in range(HORIZON_HOURS):
+        r = np.sort(residuals[horizon == h])
+        if r.size == 0:
+            raise EnsembleError(f"no validation residuals at horizon {h} h to calibrate intervals")
+        n = r.size
+        # split-conformal ranks: ceil((n + 1) q) - th order statistic, clamped to the sample
+        hi = min(n, math.ceil((n + 1) * (1 - alpha / 2))) - 1
+        lo = max(0, math.floor((n + 1) * (alpha / 2)) - 1)
+        lower.append(float(r[lo]))
+        upper.append(float(r[hi]))
+    return IntervalCalibration(coverage, lower, upper)
+
+
+class EnsembleForecaster:
+    """The deployable model: members, their weights and the interval calibration of one region."""
+
+    def __init__(self, region: str, members: dict[str, ForecastModel], decision: EnsembleDecision,
+                 intervals: IntervalCalibration, feature_columns: list[str]) -> None:
+        self.region = region
+        self.members = members
+        self.decision = decision
+        self.intervals = intervals
+        self.feature_columns = list(feature_columns)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        return self.decision.weights
+
+    def member_predictions(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {name: model.predict(frame) for name, model in self.members.items()}
+
+    def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Point forecast, interval and each member's forecast for every row of ``frame``."""
+        members = self.member_predictions(frame)
+        yhat = sum(self.weights.get(name, 0.0) * values for name, values in members.items())
+        if not np.isfinite(yhat).all():
+            raise ModelError(f"{self.region}: the ensemble forecast holds NaN or infinite values")
+        lower, upper = self.intervals.bounds(yhat, frame["horizon"].to_numpy())
+        out = pd.DataFrame({"yhat": yhat, "lower": lower, "upper": upper}, index=frame.index)
+        for name, values in members.items():
+            out[f"yhat_{name}"] = values
+        return out
+
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, model in self.members.items():
+            model.save(folder / "members" / name)
+        spec = {
+            "region": self.region,
+            "feature_columns": self.feature_columns,
+            "members": list(self.members),
+            "decision": asdict(self.decision),
+            "intervals": asdict(self.intervals),
+        }
+        (folder / ENSEMBLE_FILE).write_text(json.dumps(spec, indent=2))
+
+    @classmethod
+    def load(cls, folder: Path) -> "EnsembleForecaster":
+        path = Path(folder) / ENSEMBLE_FILE
+        if not path.is_file():
+            raise ModelError(f"no {ENSEMBLE_FILE} in {folder}: the model's artifacts are missing or incomplete")
+        spec = json.loads(path.read_text())
+        members = {name: model_class(name).load(Path(folder) / "members" / name) for name in spec["members"]}
+        return cls(spec["region"], members, EnsembleDecision(**spec["decision"]),
+                   IntervalCalibration(**spec["intervals"]), spec["feature_columns"])

@@ -1,0 +1,66 @@
+"""Score any registered model version on a recent holdout window read from the store.
+
+The registry's promotion gate re-scores the champion on the candidate's window with this, so two
+models are always compared on the same hours; ``eopt evaluate`` (MLproject ``evaluate``) lets a
+person do the same by hand.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from serving.model_input import to_model_input
+from storage.prices import PriceStore
+from training.dataset import TrainingDataError
+from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, build_feature_frame, day_ahead_origins, feature_columns
+from training.metrics import evaluate, interval_coverage
+
+HOUR = pd.Timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class HoldoutScore:
+    region: str
+    model_uri: str
+    first_target: pd.Timestamp
+    last_target: pd.Timestamp
+    hours: int
+    metrics: dict[str, float]
+    naive_metrics: dict[str, float]
+    interval_coverage: float
+
+
+def holdout_frame(store: PriceStore, region: str, end: pd.Timestamp, days: int) -> pd.DataFrame:
+    """Feature rows of the day-ahead origins of the ``days`` before ``end`` whose 24 prices are all known."""
+    end = pd.Timestamp(end)
+    start = end - pd.Timedelta(days=days)
+    canonical = store.read_canonical(region, start - (LOOKBACK_HOURS + 48) * HOUR, end)
+    if canonical.empty:
+        raise TrainingDataError(f"{region}: no prices between {start} and {end} to score a model on")
+    prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
+    exogenous = store.read_exogenous(region, start - (LOOKBACK_HOURS + 48) * HOUR, end)
+    origins = day_ahead_origins(region, start, end - (HORIZON_HOURS - 1) * HOUR)
+    frame = build_feature_frame(prices, exogenous, region, origins)
+    complete = frame.groupby("origin")[TARGET_COLUMN].transform(lambda s: s.notna().all()).to_numpy()
+    frame = frame[complete & frame.groupby("origin")["last_24h_mean"].transform(lambda s: s.notna().all()).to_numpy()]
+    if frame.empty:
+        raise TrainingDataError(f"{region}: no complete day with known prices between {start} and {end}")
+    return frame.reset_index(drop=True)
+
+
+def score_model(model_uri: str, region: str, frame: pd.DataFrame) -> HoldoutScore:
+    model = mlflow.pyfunc.load_model(model_uri)
+    forecast = model.predict(to_model_input(frame, feature_columns(region)))
+    actual = frame[TARGET_COLUMN].to_numpy()
+    naive = frame["lag_168h"].to_numpy()
+    return HoldoutScore(
+        region=region, model_uri=model_uri,
+        first_target=frame["target_ts"].min(), last_target=frame["target_ts"].max(), hours=len(frame),
+        metrics=evaluate(actual, forecast["yhat"].to_numpy(), naive),
+        naive_metrics=evaluate(actual, naive, naive),
+        interval_coverage=interval_coverage(actual, forecast["lower"].to_numpy(), forecast["upper"].to_numpy()),
+    )

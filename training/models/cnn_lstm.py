@@ -1,0 +1,367 @@
+"""CNN-LSTM: reads the 24 feature rows of one forecast origin as a sequence and predicts all 24 hours at once.
+
+A sample is one origin: a ``(24, n_features)`` matrix whose time axis is the 24 target hours
+(horizon 0..23). The network is
+
+- two ``Conv1d`` layers over the time axis (``padding="same"``, ReLU, dropout after the first):
+  they mix each target hour with its neighbours, so the daily shape (morning and evening peaks
+  in the load and wind forecasts) is seen as a shape, not 24 unrelated rows;
+- a bidirectional LSTM over the 24 steps: a target hour reads both the hours before and the
+  hours after it (all exogenous forecasts of the day are known at the origin, so this leaks
+  nothing);
+- a linear head applied per step: the 24-hour output head, one price per target hour.
+
+Like every model here it learns the price relative to the origin's level (``ANCHOR_COLUMN``):
+the price-valued inputs are made relative to the anchor before scaling, the anchor itself is
+kept as the absolute level, and the anchor is added back to the predictions. Means and standard
+deviations come from the training frame only, so the validation window cannot leak into the
+inputs. Saved models are ``config.json`` plus ``weights.pt`` (a state dict of tensors, loaded
+with ``weights_only=True``): loading runs no pickled code.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+import torch
+from torch import nn
+
+from training.features import ANCHOR_COLUMN, HORIZON_HOURS, TARGET_COLUMN
+from training.models.base import FitResult, ForecastModel, ModelError, ProgressReport, relative_target
+
+DEVICES = ("auto", "cpu", "cuda")
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "weights.pt"
+# Price-valued inputs: learned relative to the anchor, as the target is.
+RELATIVE_PREFIXES = ("lag_", "same_hour_mean", "same_hour_min", "same_hour_max", "last_price",
+                     "last_24h_mean", "last_24h_min", "last_24h_max")
+PREDICT_BATCH = 1024
+GRADIENT_CLIP = 1.0
+HOUR = pd.Timedelta(hours=1)
+
+
+class _CnnLstmNet(nn.Module):
+    """Conv1d x2 over the 24 target hours, a bidirectional LSTM, one linear output per hour."""
+
+    def __init__(self, n_features: int, channels: int, kernel_size: int, hidden_size: int,
+                 num_layers: int, dropout: float) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(n_features, channels, kernel_size, padding="same")
+        self.conv2 = nn.Conv1d(channels, channels, kernel_size, padding="same")
+        self.dropout = nn.Dropout(dropout)
+        self.lstm = nn.LSTM(channels, hidden_size, num_layers=num_layers, batch_first=True,
+                            bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.head = nn.Linear(2 * hidden_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: (batch, 24, n_features) -> (batch, 24) scaled relative prices."""
+        z = x.transpose(1, 2)  # Conv1d wants (batch, channels, time)
+        z = self.dropout(torch.relu(self.conv1(z)))
+        z = torch.relu(self.conv2(z))
+        out, _ = self.lstm(z.transpose(1, 2))
+        return self.head(out).squeeze(-1)
+
+
+class _Samples:
+    """A frame regrouped by origin: inputs (n, 24, f), anchors and targets (n, 24), and the row order."""
+
+    def __init__(self, values: np.ndarray, anchor: np.ndarray, target: np.ndarray | None,
+                 relative: np.ndarray | None, order: np.ndarray, origins: pd.DatetimeIndex) -> None:
+        self.values = values
+        self.anchor = anchor
+        self.target = target  # prices, for the MAE in price units
+        self.relative = relative  # relative_target: what the network learns (scaled)
+        self.order = order  # order[i] = input row of the i-th row in (origin, target_ts) order
+        self.origins = origins
+
+    def to_input_order(self, grouped: np.ndarray) -> np.ndarray:
+        out = np.empty(self.order.size, dtype=float)
+        out[self.order] = grouped.reshape(-1)
+        return out
+
+    def subset(self, keep: np.ndarray) -> "_Samples":
+        rows = (keep[:, None] * HORIZON_HOURS + np.arange(HORIZON_HOURS)).reshape(-1)
+        target = None if self.target is None else self.target[keep]
+        relative = None if self.relative is None else self.relative[keep]
+        return _Samples(self.values[keep], self.anchor[keep], target, relative, self.order[rows], self.origins[keep])
+
+
+class CnnLstmModel(ForecastModel):
+    """CNN-LSTM over the 24 target hours of an origin; see the module docstring for the architecture."""
+
+    name = "cnn_lstm"
+    pruning_warmup_steps = 5
+
+    def __init__(self, params: dict[str, Any], feature_columns: list[str], *, seed: int = 42,
+                 max_steps: int = 1000, device: str = "cpu") -> None:
+        super().__init__({**self.default_params(), **params}, feature_columns, seed=seed,
+                         max_steps=max_steps, device=device)
+        self.device = self._resolve_device(device)
+        self._relative = np.array([self._is_relative(c) for c in self.feature_columns], dtype=bool)
+        self._net: _CnnLstmNet | None = None
+        self._feature_mean: np.ndarray | None = None
+        self._feature_std: np.ndarray | None = None
+        self._target_mean = 0.0
+        self._target_std = 1.0
+
+    # -- parameters -----------------------------------------------------------------------------
+
+    @staticmethod
+    def default_params() -> dict[str, Any]:
+        return {"channels": 32, "kernel_size": 3, "hidden_size": 64, "num_layers": 1, "dropout": 0.1,
+                "learning_rate": 2e-3, "weight_decay": 1e-5, "batch_size": 64, "patience": 6}
+
+    @staticmethod
+    def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
+        return {
+            "channels": trial.suggest_categorical("channels", [16, 32, 64]),
+            "kernel_size": trial.suggest_categorical("kernel_size", [3, 5]),
+            "hidden_size": trial.suggest_categorical("hidden_size", [32, 64, 128]),
+            "num_layers": trial.suggest_int("num_layers", 1, 2),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.4),
+            "learning_rate": trial.suggest_float("learning_rate", 3e-4, 5e-3, log=True),
+            "weight_decay": trial.suggest_float("weight_decay", 1e-7, 1e-3, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
+            "patience": 6,  # fixed: early stopping is budget control, not a hyper-parameter to fit
+        }
+
+    # -- fit / predict --------------------------------------------------------------------------
+
+    def fit(self, train: pd.DataFrame, validation: pd.DataFrame, report: ProgressReport | None = None) -> FitResult:
+        """Train with Adam on the L1 loss, one validation MAE (price units) per epoch, keep the best epoch."""
+        if self.max_steps < 1:
+            raise ModelError(f"{self.name}: max_steps (epochs) must be at least 1, got {self.max_steps}")
+        self._check_frame(train, "training")
+        self._check_frame(validation, "validation")
+        for what, frame in (("training", train), ("validation", validation)):
+            if TARGET_COLUMN not in frame.columns:
+                raise ModelError(f"{self.name}: {what} frame lacks the target column {TARGET_COLUMN!r}")
+
+        train_samples = self._samples(train, with_target=True)
+        # An origin without its anchor or a target price carries nothing to learn.
+        usable = np.isfinite(train_samples.anchor).all(axis=1) & np.isfinite(train_samples.target).all(axis=1)
+        if not usable.any():
+            raise ModelError(f"{self.name}: no training origin has its anchor ({ANCHOR_COLUMN}) "
+                             f"and all 24 target prices")
+        train_samples = train_samples.subset(np.flatnonzero(usable))
+        val_samples = self._samples(validation, with_target=True)
+        self._require_anchor(val_samples, "validation")
+        scored = np.isfinite(val_samples.target)
+        if not scored.any():
+            raise ModelError(f"{self.name}: the validation frame has no known target price to score")
+
+        self._fit_scaler(train_samples)
+        x_train = self._tensor(self._scaled_inputs(train_samples))
+        y_train = self._tensor((train_samples.relative - self._target_mean) / self._target_std)
+        x_val = self._tensor(self._scaled_inputs(val_samples))
+
+        torch.manual_seed(self.seed)
+        p = self.params
+        net = _CnnLstmNet(len(self.feature_columns), int(p["channels"]), int(p["kernel_size"]),
+                          int(p["hidden_size"]), int(p["num_layers"]), float(p["dropout"])).to(self.device)
+        self._net = net
+        optimizer = torch.optim.Adam(net.parameters(), lr=float(p["learning_rate"]),
+                                     weight_decay=float(p["weight_decay"]))
+        loss_fn = nn.L1Loss()
+        generator = torch.Generator().manual_seed(self.seed)  # CPU generator: same order on every device
+        batch_size = int(p["batch_size"])
+        patience = int(p.get("patience", 6))
+        n = x_train.shape[0]
+
+        history: list[float] = []
+        best_mae, best_epoch, best_state = math.inf, 0, None
+        for epoch in range(1, self.max_steps + 1):
+            net.train()
+            permutation = torch.randperm(n, generator=generator).to(self.device)
+            for start in range(0, n, batch_size):
+                batch = permutation[start:start + batch_size]
+                optimizer.zero_grad(set_to_none=True)
+                loss = loss_fn(net(x_train[batch]), y_train[batch])
+                loss.backward()
+                nn.utils.clip_grad_norm_(net.parameters(), GRADIENT_CLIP)
+                optimizer.step()
+
+            predicted = self._prices(val_samples, x_val)
+            val_mae = float(np.mean(np.abs(val_samples.target[scored] - predicted[scored])))
+            if not math.isfinite(val_mae):
+                raise ModelError(f"{self.name}: training diverged at epoch {epoch} (validation MAE {val_mae}); "
+                                 f"lower the learning rate ({p['learning_rate']})")
+            history.append(val_mae)
+            if report is not None:
+                report(epoch, val_mae)  # may raise optuna.TrialPruned: the tuner's decision, let it through
+            if val_mae < best_mae:
+                best_mae, best_epoch = val_mae, epoch
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            elif epoch - best_epoch >= patience:
+                break
+
+        assert best_state is not None  # max_steps >= 1 and every MAE is finite: epoch 1 set it
+        net.load_state_dict(best_state)
+        net.eval()
+        return FitResult(best_step=best_epoch, validation_mae=best_mae, steps_run=len(history), history=history)
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """One price per row of ``frame``, in the frame's own row order."""
+        if self._net is None or self._feature_mean is None:
+            raise ModelError(f"{self.name}: the model is not fitted; call fit or load first")
+        self._check_frame(frame, "prediction")
+        samples = self._samples(frame, with_target=False)
+        self._require_anchor(samples, "prediction")
+        predicted = self._prices(samples, self._tensor(self._scaled_inputs(samples)))
+        if not np.isfinite(predicted).all():
+            bad = int((~np.isfinite(predicted)).sum())
+            raise ModelError(f"{self.name}: {bad} of {predicted.size} predictions are NaN or infinite")
+        return samples.to_input_order(predicted)
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def save(self, folder: Path) -> None:
+        if self._net is None or self._feature_mean is None or self._feature_std is None:
+            raise ModelError(f"{self.name}: cannot save a model that is not fitted")
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "model_class": type(self).__name__,
+            "name": self.name,
+            "params": self.params,
+            "feature_columns": self.feature_columns,
+            "seed": self.seed,
+            "max_steps": self.max_steps,
+            "feature_mean": self._feature_mean.tolist(),
+            "feature_std": self._feature_std.tolist(),
+            "target_mean": self._target_mean,
+            "target_std": self._target_std,
+            "torch_version": torch.__version__,
+        }
+        (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
+        torch.save({k: v.detach().cpu() for k, v in self._net.state_dict().items()}, folder / WEIGHTS_FILE)
+
+    @classmethod
+    def load(cls, folder: Path) -> "CnnLstmModel":
+        """Rebuild from ``config.json`` and ``weights.pt``, on the GPU when there is one."""
+        folder = Path(folder)
+        config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise ModelError(f"{cls.name}: {path} not found; is {folder} a saved {cls.name} model?")
+        try:
+            config = json.loads(config_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{cls.name}: {config_path} is not valid JSON ({exc})") from None
+        if config.get("model_class") != cls.__name__:
+            raise ModelError(f"{cls.name}: {folder} holds a {config.get('model_class')!r} model, not {cls.__name__}")
+        model = cls(config["params"], config["feature_columns"], seed=int(config["seed"]),
+                    max_steps=int(config["max_steps"]), device="auto")
+        model._feature_mean = np.asarray(config["feature_mean"], dtype=float)
+        model._feature_std = np.asarray(config["feature_std"], dtype=float)
+        model._target_mean = float(config["target_mean"])
+        model._target_std = float(config["target_std"])
+        p = model.params
+        net = _CnnLstmNet(len(model.feature_columns), int(p["channels"]), int(p["kernel_size"]),
+                          int(p["hidden_size"]), int(p["num_layers"]), float(p["dropout"]))
+        try:
+            state = torch.load(weights_path, map_location=model.device, weights_only=True)
+            net.load_state_dict(state)
+        except (RuntimeError, ValueError, OSError) as exc:  # torch raises these for bad or mismatched weights
+            raise ModelError(f"{cls.name}: cannot load {weights_path}: {exc}") from None
+        model._net = net.to(model.device).eval()
+        return model
+
+    # -- internals ------------------------------------------------------------------------------
+
+    @staticmethod
+    def _is_relative(column: str) -> bool:
+        return column != ANCHOR_COLUMN and column.startswith(RELATIVE_PREFIXES)
+
+    def _resolve_device(self, device: str) -> str:
+        if device not in DEVICES:
+            raise ModelError(f"{self.name}: unknown device {device!r}; choose one of {', '.join(DEVICES)}")
+        if device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise ModelError(f"{self.name}: device 'cuda' requested but torch finds no CUDA GPU "
+                             f"(torch {torch.__version__}); use device 'cpu' or 'auto'")
+        return device
+
+    def _samples(self, frame: pd.DataFrame, *, with_target: bool) -> _Samples:
+        """Group rows by origin (24 per origin, horizon 0..23), remembering each row's input position."""
+        for column in ("origin", "target_ts"):
+            if column not in frame.columns:
+                raise ModelError(f"{self.name}: frame lacks the column {column!r} that groups rows by origin")
+        origin = pd.DatetimeIndex(frame["origin"])
+        target_ts = pd.DatetimeIndex(frame["target_ts"])
+        order = np.lexsort((target_ts.asi8, origin.asi8))
+        origin, target_ts = origin[order], target_ts[order]
+        starts = np.flatnonzero(np.r_[True, origin[1:] != origin[:-1]])
+        counts = np.diff(np.r_[starts, len(origin)])
+        wrong = np.flatnonzero(counts != HORIZON_HOURS)
+        if wrong.size:
+            first = starts[wrong[0]]
+            raise ModelError(f"{self.name}: origin {origin[first]} has {counts[wrong[0]]} rows, "
+                             f"needs exactly {HORIZON_HOURS} (horizon 0..{HORIZON_HOURS - 1}); "
+                             f"{wrong.size} origin(s) are incomplete")
+        n = starts.size
+        horizon = ((target_ts - origin) / HOUR).to_numpy(dtype=float).reshape(n, HORIZON_HOURS)
+        bad = np.flatnonzero((horizon != np.arange(HORIZON_HOURS)).any(axis=1))
+        if bad.size:
+            raise ModelError(f"{self.name}: origin {origin[starts[bad[0]]]} does not cover horizon "
+                             f"0..{HORIZON_HOURS - 1} hour by hour (one row per target hour)")
+        values = frame[self.feature_columns].to_numpy(dtype=float)[order].reshape(n, HORIZON_HOURS, -1)
+        anchor = frame[ANCHOR_COLUMN].to_numpy(dtype=float)[order].reshape(n, HORIZON_HOURS)
+        target = relative = None
+        if with_target:
+            target = frame[TARGET_COLUMN].to_numpy(dtype=float)[order].reshape(n, HORIZON_HOURS)
+            relative = relative_target(frame)[order].reshape(n, HORIZON_HOURS)
+        return _Samples(values, anchor, target, relative, order, origin[starts])
+
+    def _require_anchor(self, samples: _Samples, what: str) -> None:
+        missing = ~np.isfinite(samples.anchor).all(axis=1)
+        if missing.any():
+            shown = ", ".join(str(o) for o in samples.origins[missing][:3])
+            raise ModelError(f"{self.name}: {int(missing.sum())} {what} origin(s) (first {shown}) lack the last "
+                             f"24 hours of prices ({ANCHOR_COLUMN} is NaN); the model forecasts relative to it")
+
+    def _relative_inputs(self, samples: _Samples) -> np.ndarray:
+        values = samples.values.copy()
+        values[:, :, self._relative] -= samples.anchor[:, :, None]
+        return values
+
+    def _fit_scaler(self, samples: _Samples) -> None:
+        """Per-feature mean/std and target mean/std of the training origins only."""
+        flat = self._relative_inputs(samples).reshape(-1, len(self.feature_columns))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: handled below
+            mean = np.nanmean(flat, axis=0)
+            std = np.nanstd(flat, axis=0)
+        self._feature_mean = np.where(np.isfinite(mean), mean, 0.0)
+        self._feature_std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        assert samples.relative is not None
+        rel = samples.relative.reshape(-1)
+        self._target_mean = float(rel.mean())
+        std_t = float(rel.std())
+        self._target_std = std_t if std_t > 0 else 1.0
+
+    def _scaled_inputs(self, samples: _Samples) -> np.ndarray:
+        assert self._feature_mean is not None and self._feature_std is not None
+        scaled = (self._relative_inputs(samples) - self._feature_mean) / self._feature_std
+        return np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0)  # NaN -> 0: the training mean
+
+    def _tensor(self, values: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(values, dtype=torch.float32, device=self.device)
+
+    def _prices(self, samples: _Samples, x: torch.Tensor) -> np.ndarray:
+        """Prices (n, 24) for scaled inputs ``x``: network output un-scaled, anchor added back."""
+        assert self._net is not None
+        self._net.eval()
+        with torch.no_grad():
+            parts = [self._net(x[i:i + PREDICT_BATCH]).double().cpu().numpy()
+                     for i in range(0, x.shape[0], PREDICT_BATCH)]
+        scaled = np.concatenate(parts, axis=0) if parts else np.empty((0, HORIZON_HOURS))
+        return samples.anchor + scaled * self._target_std + self._target_mean

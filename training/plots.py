@@ -1,0 +1,67 @@
+"""Pictures a person reads faster than tables: forecast vs actual, feature importance, tuning history."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no screen: render to files only
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+
+def forecast_vs_actual(frame: pd.DataFrame, path: Path, title: str, days: int = 14) -> Path:
+    """The last ``days`` of a forecast frame (target_ts, price, yhat, lower, upper[, naive])."""
+    frame = frame.sort_values("target_ts")
+    last = frame[frame["target_ts"] >= frame["target_ts"].max() - pd.Timedelta(days=days)]
+    fig, ax = plt.subplots(figsize=(12, 4.5), dpi=110)
+    if {"lower", "upper"} <= set(last.columns):
+        ax.fill_between(last["target_ts"], last["lower"], last["upper"], color="tab:blue", alpha=0.18,
+                        label="forecast interval")
+    ax.plot(last["target_ts"], last["price"], color="black", lw=1.3, label="actual")
+    ax.plot(last["target_ts"], last["yhat"], color="tab:blue", lw=1.2, label="forecast")
+    if "naive" in last.columns:
+        ax.plot(last["target_ts"], last["naive"], color="tab:gray", lw=0.8, ls="--", label="seasonal naive (t-168 h)")
+    ax.set_title(title)
+    ax.set_ylabel("price per MWh")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def feature_importance(importance: pd.Series, path: Path, title: str, top: int = 20) -> Path:
+    shown = importance.sort_values(ascending=True).tail(top)
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(shown) + 1.2), dpi=110)
+    ax.barh(shown.index, shown.values, color="tab:green")
+    ax.set_title(title)
+    ax.set_xlabel("gain")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def tuning_history(trials: pd.DataFrame, path: Path, title: str) -> Path:
+    """Each trial's validation MAE (pruned trials at their last reported value) and the running best."""
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=110)
+    done = trials[trials["state"] == "COMPLETE"]
+    ax.scatter(done["number"], done["value"], s=18, color="tab:blue", label="complete")
+    pruned = trials[trials["state"] == "PRUNED"]
+    if not pruned.empty:
+        ax.scatter(pruned["number"], pruned["value"], s=18, marker="x", color="tab:red", label="pruned")
+    if not done.empty:
+        ax.step(done["number"], done["value"].cummin(), where="post", color="black", lw=1, label="best so far")
+    ax.set_title(title)
+    ax.set_xlabel("trial")
+    ax.set_ylabel("validation MAE")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

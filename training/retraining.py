@@ -1,0 +1,405 @@
+"""One region's retraining as steps: check, extract, engineer, train each member, evaluate, register.
+
+The ``model_retraining`` DAG runs each step as a task; ``eopt train`` (and the MLproject ``train``
+entry point) runs them in a row. Steps hand data to each other through files in the region's
+workspace (``$EOPT_HOME/retraining/<as-of>/<region>/``), never through XCom:
+
+    data/            prices.parquet, exogenous.parquet, data.json (window + sha256)
+    features.parquet the feature frame of all splits (column ``split``)
+    manifest.json    as-of, config, splits, MLflow experiment and parent run id
+    members/<model>/ the fitted member, its validation/test predictions, member.json
+    ensemble/        the deployable ensemble (members + weights + intervals), evaluation.json
+
+Nothing is registered before ``register`` runs, and ``register`` runs only after ``evaluate``
+checked that every forecast is finite and that the saved ensemble reproduces its own numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from eopt.settings import Settings
+from quality.freshness import Freshness, freshness
+from registry.models import Candidate, register_candidate, registered_model_name
+from storage.prices import PriceStore
+from training import plots, tracking
+from training.config import TrainingConfig
+from training.dataset import TrainingData, TrainingDataError, build_training_frame, check_training_data, extract_training_data
+from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
+from training.features import TARGET_COLUMN, feature_columns
+from training.metrics import MetricsError, evaluate, interval_coverage
+from training.models import model_class
+from training.tuning import tune, trials_frame
+
+log = logging.getLogger(__name__)
+
+NAIVE_COLUMN = "lag_168h"  # the weekly seasonal-naive forecast y(t - 168 h) is a feature column already
+PREDICTION_COLUMNS = ["origin", "target_ts", "horizon", "split", TARGET_COLUMN, "yhat"]
+
+
+class RetrainingError(RuntimeError):
+    """A retraining step cannot go on; the message names the region and the step's problem."""
+
+
+def check_freshness(store: PriceStore, regions: tuple[str, ...] | list[str], as_of: pd.Timestamp,
+                    max_staleness_h: int) -> list[Freshness]:
+    """Every region's newest price must be at most ``max_staleness_h`` older than ``as_of``."""
+    as_of = pd.Timestamp(as_of)
+    statuses = []
+    for region in regions:
+        latest = store.latest_ts(region)
+        # prices published ahead (day-ahead) are newer than the run: only hours before it count
+        if latest is not None and latest >= as_of:
+            latest = min(latest, as_of)
+        statuses.append(freshness(region, latest, as_of, pd.Timedelta(hours=max_staleness_h)))
+    problems = [s.problem() for s in statuses if not s.fresh]
+    if problems:
+        raise TrainingDataError("data too old to retrain on: " + " | ".join(problems))
+    return statuses
+
+
+@dataclass
+class Retraining:
+    """The state of one region's retraining, shared by its steps through the workspace folder."""
+
+    settings: Settings
+    config: TrainingConfig
+    region: str
+    as_of: pd.Timestamp
+    folder: Path
+
+    @classmethod
+    def open(cls, settings: Settings, region: str, as_of: pd.Timestamp, budget: str | None = None) -> "Retraining":
+        as_of = pd.Timestamp(as_of)
+        as_of = (as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")).floor("h")
+        folder = settings.retraining_dir / f"{as_of:%Y%m%dT%H%MZ}" / region
+        return cls(settings, TrainingConfig.from_settings(settings, budget), region, as_of, folder)
+
+    # -- workspace ------------------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.folder / "manifest.json"
+
+    def manifest(self) -> dict[str, Any]:
+        if not self.manifest_path.is_file():
+            raise RetrainingError(f"{self.region}: no retraining manifest in {self.folder}; run engineer_features first")
+        return json.loads(self.manifest_path.read_text())
+
+    def update_manifest(self, **values: Any) -> dict[str, Any]:
+        current = json.loads(self.manifest_path.read_text()) if self.manifest_path.is_file() else {}
+        current.update(values)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.manifest_path.write_text(json.dumps(current, indent=2, default=str))
+        return current
+
+    def data(self) -> TrainingData:
+        return TrainingData.load(self.folder / "data", self.region)
+
+    def features(self) -> pd.DataFrame:
+        path = self.folder / "features.parquet"
+        if not path.is_file():
+            raise RetrainingError(f"{self.region}: no feature frame in {self.folder}; run engineer_features first")
+        return pd.read_parquet(path)
+
+    def member_folder(self, model: str) -> Path:
+        return self.folder / "members" / model
+
+    def client(self):  # noqa: ANN201 (MlflowClient)
+        return tracking.configure(self.settings)
+
+    # -- steps ----------------------------------------------------------------------------
+    def check_quality(self, store: PriceStore) -> list[str]:
+        data = extract_training_data(store, self.region, self.as_of, self.config)
+        return check_training_data(data, self.config)
+
+    def extract(self, store: PriceStore) -> dict[str, object]:
+        data = extract_training_data(store, self.region, self.as_of, self.config)
+        check_training_data(data, self.config)
+        data.save(self.folder / "data")
+        log.info("%s: extracted %d hours %s .. %s (sha256 %s)", self.region, len(data.prices), data.start,
+                 data.end, data.checksum[:12])
+        return data.describe()
+
+    def engineer(self) -> dict[str, object]:
+        data = self.data()
+        frame = build_training_frame(data, self.config)
+        frame.to_parquet(self.folder / "features.parquet")
+        splits = {name: {"rows": int((frame["split"] == name).sum()),
+                         "first_target": str(frame.loc[frame["split"] == name, "target_ts"].min()),
+                         "last_target": str(frame.loc[frame["split"] == name, "target_ts"].max())}
+                  for name in ("train", "validation", "test")}
+        client = self.client()
+        experiment = tracking.experiment_id(client, self.settings)
+        previous = self.manifest_path.is_file() and self.manifest().get("parent_run_id")
+        if previous:
+            tracking.finish(client, previous, ok=False)  # a rerun of this step supersedes its run
+        parent = tracking.start_run(
+            client, experiment, f"retrain {self.region} {self.as_of:%Y-%m-%d %H:%M}",
+            parent=self.settings.mlflow_run_id,  # nested under `mlflow run`'s run when launched by it
+            tags={"eopt.region": self.region, "eopt.kind": "retraining", "eopt.as_of": str(self.as_of),
+                  "eopt.data_sha256": data.checksum, "eopt.budget": self.config.budget_name},
+        )
+        tracking.log_params(client, parent, {
+            "region": self.region, "as_of": str(self.as_of), **self.config.describe(),
+            "data_start": str(data.start), "data_end": str(data.end), "data_hours": len(data.prices),
+            "data_sha256": data.checksum, "feature_count": len(feature_columns(self.region)),
+            **{f"{name}_rows": s["rows"] for name, s in splits.items()},
+            **{f"{name}_first_target": s["first_target"] for name, s in splits.items()},
+            **{f"{name}_last_target": s["last_target"] for name, s in splits.items()},
+        })
+        tracking.log_artifacts(client, parent, [self.folder / "data" / "data.json"], "data")
+        self.update_manifest(region=self.region, as_of=str(self.as_of), config=self.config.describe(),
+                             data=data.describe(), splits=splits, experiment_id=experiment, parent_run_id=parent,
+                             members={})
+        log.info("%s: %d feature rows (train %d, validation %d, test %d); MLflow parent run %s", self.region,
+                 len(frame), splits["train"]["rows"], splits["validation"]["rows"], splits["test"]["rows"], parent)
+        return {"rows": len(frame), "splits": splits, "parent_run_id": parent}
+
+    def train_member(self, model: str) -> dict[str, object]:
+        manifest = self.manifest()
+        frame = self.features()
+        columns = feature_columns(self.region)
+        train, validation, test = (frame[frame["split"] == s] for s in ("train", "validation", "test"))
+        client = self.client()
+        experiment, parent = manifest["experiment_id"], manifest["parent_run_id"]
+        run = tracking.start_run(client, experiment, model, parent=parent,
+                                 tags={"eopt.region": self.region, "eopt.model": model, "eopt.kind": "member"})
+        budget = self.config.budget(model)
+        try:
+            started = time.perf_counter()
+            result = tune(
+                model, self.region, train, validation, columns, budget=budget,
+                storage_url=self.config.optuna_storage, window_end=pd.Timestamp(manifest["data"]["end"]),
+                seed=self.config.seed, device=self.config.device,
+                on_trial=tracking.trial_logger(client, experiment, run, model, self.region),
+            )
+            cls = model_class(model)
+            fitted = cls(result.best_params, columns, seed=self.config.seed,
+                         max_steps=budget.max_epochs or budget.max_rounds, device=self.config.device)
+            fit = fitted.fit(train, validation)
+            seconds = time.perf_counter() - started
+            folder = self.member_folder(model)
+            fitted.save(folder / "model")
+            predictions = pd.concat([
+                part[PREDICTION_COLUMNS[:-1]].assign(yhat=fitted.predict(part)) for part in (validation, test)
+            ], ignore_index=True)
+            try:
+                test_metrics = evaluate(test[TARGET_COLUMN], predictions.loc[predictions["split"] == "test", "yhat"],
+                                        test[NAIVE_COLUMN])
+            except MetricsError as exc:
+                raise RetrainingError(f"{self.region}/{model}: test predictions unusable: {exc}; nothing is registered") from None
+            predictions.to_parquet(folder / "predictions.parquet")
+            summary = {"model": model, "run_id": run, "best_params": result.best_params, "tuning": result.describe(),
+                       "best_step": fit.best_step, "validation_mae": fit.validation_mae, "test": test_metrics,
+                       "seconds": round(seconds, 2), "device": getattr(fitted, "resolved_device", self.config.device)}
+            (folder / "member.json").write_text(json.dumps(summary, indent=2, default=str))
+            self._log_member(client, run, model, fitted, fit, result, summary, budget)
+            tracking.finish(client, run)
+        except BaseException:
+            tracking.finish(client, run, ok=False)
+            raise
+        log.info("%s/%s: test MAE %.3f (rMAE %.3f), validation MAE %.3f, %d trials (%d pruned) in %.0f s",
+                 self.region, model, test_metrics["mae"], test_metrics["rmae"], fit.validation_mae,
+                 result.complete + result.pruned, result.pruned, seconds)
+        return summary
+
+    def _log_member(self, client, run: str, model: str, fitted, fit, result, summary: dict, budget) -> None:  # noqa: ANN001
+        folder = self.member_folder(model)
+        tracking.log_params(client, run, {**result.best_params, "study_name": result.study_name,
+                                          "trials_budget": budget.trials, "timeout_s": budget.timeout_s,
+                                          "best_step": fit.best_step})
+        tracking.log_metrics(client, run, {
+            **{f"test_{k}": v for k, v in summary["test"].items()}, "validation_mae": fit.validation_mae,
+            "tuning_best_validation_mae": result.best_value, "trials_complete": result.complete,
+            "trials_pruned": result.pruned, "trials_failed": result.failed, "fit_seconds": summary["seconds"],
+        })
+        tracking.log_history(client, run, "validation_mae_curve", fit.history,
+                             step_every=1 if model == "cnn_lstm" else 25)
+        artifacts = [folder / "member.json"]
+        importance = fitted.feature_importance()
+        if importance is not None:
+            importance.rename("gain").to_csv(folder / "feature_importance.csv", index_label="feature")
+            artifacts += [folder / "feature_importance.csv",
+                          plots.feature_importance(importance, folder / "feature_importance.png",
+                                                   f"{self.region} {model}: feature importance")]
+        trials = trials_frame(self.config.optuna_storage, result.study_name)
+        trials.to_csv(folder / "optuna_trials.csv", index=False)
+        artifacts += [folder / "optuna_trials.csv",
+                      plots.tuning_history(trials, folder / "optuna_history.png", f"{self.region} {model}: Optuna study")]
+        tracking.log_artifacts(client, run, artifacts)
+
+    def evaluate(self) -> dict[str, object]:
+        manifest = self.manifest()
+        frame = self.features()
+        columns = feature_columns(self.region)
+        validation, test = (frame[frame["split"] == s].reset_index(drop=True) for s in ("validation", "test"))
+        members, val_preds, test_preds, summaries = {}, {}, {}, {}
+        for model in self.config.models:
+            folder = self.member_folder(model)
+            if not (folder / "member.json").is_file():
+                raise RetrainingError(f"{self.region}: member {model} was not trained (no {folder / 'member.json'}); "
+                                      f"rerun train_{model} for {self.region}")
+            members[model] = model_class(model).load(folder / "model")
+            predictions = pd.read_parquet(folder / "predictions.parquet")
+            val_preds[model] = predictions.loc[predictions["split"] == "validation", "yhat"].to_numpy()
+            test_preds[model] = predictions.loc[predictions["split"] == "test", "yhat"].to_numpy()
+            summaries[model] = json.loads((folder / "member.json").read_text())
+        y_val = validation[TARGET_COLUMN].to_numpy()
+        y_test = test[TARGET_COLUMN].to_numpy()
+        decision = decide(val_preds, y_val)
+        val_yhat = sum(w * val_preds[m] for m, w in decision.weights.items())
+        intervals = calibrate_intervals(y_val, val_yhat, validation["horizon"].to_numpy(), self.config.interval_coverage)
+        forecaster = EnsembleForecaster(self.region, members, decision, intervals, columns)
+        forecast = forecaster.predict(test)
+        expected = sum(w * test_preds[m] for m, w in decision.weights.items())
+        if not np.allclose(forecast["yhat"].to_numpy(), expected, rtol=1e-5, atol=1e-4):
+            raise RetrainingError(f"{self.region}: the saved members do not reproduce their test forecasts; nothing is registered")
+        naive = test[NAIVE_COLUMN].to_numpy()
+        try:
+            metrics = {"ensemble": evaluate(y_test, forecast["yhat"], naive),
+                       **{m: evaluate(y_test, p, naive) for m, p in test_preds.items()},
+                       "seasonal_naive": evaluate(y_test, naive, naive)}
+        except MetricsError as exc:
+            raise RetrainingError(f"{self.region}: forecasts unusable: {exc}; nothing is registered") from None
+        coverage = interval_coverage(y_test, forecast["lower"], forecast["upper"])
+
+        ensemble_folder = self.folder / "ensemble"
+        forecaster.save(ensemble_folder / "model")
+        report = test[["origin", "target_ts", "horizon", TARGET_COLUMN]].assign(
+            yhat=forecast["yhat"].to_numpy(), lower=forecast["lower"].to_numpy(), upper=forecast["upper"].to_numpy(),
+            naive=naive)
+        report.to_parquet(ensemble_folder / "test_forecasts.parquet")
+        figure = plots.forecast_vs_actual(
+            report, ensemble_folder / "forecast_vs_actual.png",
+            f"{self.region}: test window, last 14 days (MAE {metrics['ensemble']['mae']:.2f}, rMAE {metrics['ensemble']['rmae']:.3f})")
+        evaluation = {
+            "region": self.region, "as_of": str(self.as_of), "decision": decision.__dict__,
+            "intervals": {"coverage_nominal": intervals.coverage, "coverage_test": coverage},
+            "metrics_test": metrics, "members": {m: {"run_id": s["run_id"], "best_params": s["best_params"]}
+                                                 for m, s in summaries.items()},
+        }
+        card = self._model_card(manifest, evaluation)
+        (ensemble_folder / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=str))
+        (ensemble_folder / "MODEL_CARD.md").write_text(card)
+
+        client = self.client()
+        parent = manifest["parent_run_id"]
+        flat = {f"{who}_test_{k}": v for who, values in metrics.items() for k, v in values.items()}
+        flat.update({f"test_{k}": v for k, v in metrics["ensemble"].items()})
+        flat.update({f"{m}_validation_mae": v for m, v in decision.validation_mae.items() if m != "ensemble"})
+        flat.update({"ensemble_validation_mae": decision.validation_mae["ensemble"], "interval_coverage_test": coverage,
+                     **{f"weight_{m}": w for m, w in decision.weights.items()}})
+        tracking.log_metrics(client, parent, flat)
+        tracking.log_params(client, parent, {"ensemble_kind": decision.kind, "ensemble_reason": decision.reason})
+        tracking.log_artifacts(client, parent, [figure, ensemble_folder / "evaluation.json", ensemble_folder / "MODEL_CARD.md"])
+        with mlflow.start_run(run_id=parent):
+            info = _log_pyfunc(forecaster, ensemble_folder / "model", test.head(24 * 2))
+        evaluation["model_uri"] = info.model_uri
+        (ensemble_folder / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=str))
+        self.update_manifest(model_uri=info.model_uri, evaluated=True)
+        m = metrics["ensemble"]
+        log.info("%s: %s, test MAE %.3f rMAE %.3f sMAPE %.2f%% (seasonal naive MAE %.3f), interval coverage %.2f",
+                 self.region, decision.reason, m["mae"], m["rmae"], m["smape"], metrics["seasonal_naive"]["mae"], coverage)
+        return {"model_uri": info.model_uri, "kind": decision.kind, "weights": decision.weights,
+                "test_mae": m["mae"], "test_rmae": m["rmae"], "interval_coverage_test": coverage}
+
+    def register(self) -> Candidate:
+        manifest = self.manifest()
+        if not manifest.get("evaluated"):
+            raise RetrainingError(f"{self.region}: the candidate was not evaluated; run evaluate_ensemble first")
+        evaluation = json.loads((self.folder / "ensemble" / "evaluation.json").read_text())
+        client = self.client()
+        m = evaluation["metrics_test"]["ensemble"]
+        tags = {"eopt.region": self.region, "eopt.as_of": str(self.as_of), "eopt.data_sha256": manifest["data"]["sha256"],
+                "eopt.ensemble_kind": evaluation["decision"]["kind"],
+                **{f"eopt.test_{k}": f"{v:.6g}" for k, v in m.items()}}
+        candidate = register_candidate(client, self.region, manifest["model_uri"], manifest["parent_run_id"], tags)
+        client.set_tag(manifest["parent_run_id"], "eopt.registered_version", candidate.version)
+        tracking.finish(client, manifest["parent_run_id"])
+        self.update_manifest(registered={"name": candidate.name, "version": candidate.version, "stage": candidate.stage})
+        log.info("%s: registered %s version %s as %s (alias challenger)", self.region, candidate.name,
+                 candidate.version, candidate.stage)
+        return candidate
+
+    def fail(self, reason: str) -> None:
+        """Mark the parent run failed (a step raised), so the MLflow UI does not show it running."""
+        if self.manifest_path.is_file() and self.manifest().get("parent_run_id"):
+            client = self.client()
+            client.set_tag(self.manifest()["parent_run_id"], "eopt.failure", reason[:5000])
+            tracking.finish(client, self.manifest()["parent_run_id"], ok=False)
+
+    def _model_card(self, manifest: dict, evaluation: dict) -> str:
+        metrics = evaluation["metrics_test"]
+        rows = "\n".join(
+            f"| {who} | {v['mae']:.3f} | {v['rmae']:.3f} | {v['smape']:.2f} | {v['rmse']:.3f} | {v['mape']:.2f} |"
+            for who, v in metrics.items())
+        weights = ", ".join(f"{m} {w:.2f}" for m, w in evaluation["decision"]["weights"].items())
+        return f"""# {registered_model_name(self.region)}: hourly price forecaster
+
+- **Region**: {self.region}; forecasts the 24 hours after a forecast origin, from prices before it, the
+  calendar and the market's day-ahead exogenous forecasts.
+- **Trained on**: {manifest['data']['start']} to {manifest['data']['end']} ({manifest['data']['hours']} hours,
+  sha256 `{manifest['data']['sha256']}`); budget `{self.config.budget_name}`, seed {self.config.seed}.
+- **Model**: {evaluation['decision']['kind']} ({weights}). {evaluation['decision']['reason']}.
+- **Intervals**: split-conformal per horizon, nominal {evaluation['intervals']['coverage_nominal']:.0%},
+  {evaluation['intervals']['coverage_test']:.1%} on the test window.
+
+## Test window ({manifest['splits']['test']['first_target']} to {manifest['splits']['test']['last_target']}, day-ahead origins)
+
+| forecaster | MAE | rMAE | sMAPE % | RMSE | MAPE % (|y| >= 1) |
+|---|---|---|---|---|---|
+{rows}
+
+rMAE is MAE over the weekly seasonal-naive MAE on the same hours.
+
+## Limits
+- Needs the 168 hours before the origin; with missing recent prices the model refuses to forecast.
+- Learned on {self.config.window_days} days: regimes absent from that window (e.g. a price cap change)
+  are outside its experience; the data-quality DAG watches drift.
+"""
+
+
+def _log_pyfunc(forecaster: EnsembleForecaster, folder: Path, example: pd.DataFrame):  # noqa: ANN202
+    from serving.pyfunc import log_ensemble  # serving imports training: import late, one way only
+
+    return log_ensemble(forecaster, folder, example)
+
+
+@dataclass(frozen=True)
+class RetrainingOutcome:
+    region: str
+    candidate: Candidate
+    evaluation: dict[str, object]
+    seconds: float
+
+
+def retrain_region(settings: Settings, store: PriceStore, region: str, as_of: pd.Timestamp | None = None,
+                   budget: str | None = None) -> RetrainingOutcome:
+    """Every step for one region, in a row (what ``eopt train`` runs); ``as_of`` defaults to the newest data."""
+    started = time.perf_counter()
+    if as_of is None:
+        latest = store.latest_ts(region)
+        if latest is None:
+            raise TrainingDataError(f"{region}: no prices in the store; run eopt load-history --region {region} first")
+        as_of = latest + pd.Timedelta(hours=1)
+    job = Retraining.open(settings, region, as_of, budget)
+    try:
+        job.extract(store)
+        job.engineer()
+        for model in job.config.models:
+            job.train_member(model)
+        evaluation = job.evaluate()
+        candidate = job.register()
+    except BaseException as exc:
+        job.fail(f"{type(exc).__name__}: {exc}")
+        raise
+    return RetrainingOutcome(region, candidate, evaluation, round(time.perf_counter() - started, 1))

@@ -1,0 +1,135 @@
+"""MLflow tracking of a retraining: one parent run per region, a nested run per model and per trial.
+
+Runs are addressed by id through ``MlflowClient``, not the fluent active-run stack, because the
+DAG's tasks run in different processes: the parent run id travels in the retraining manifest.
+
+Layout of one region's retraining:
+
+    retrain NP 2018-12-24            parent: config, data window + sha256, ensemble/member/naive
+    ├── xgboost                        test metrics, the pyfunc model, plot, model card
+    │   ├── xgboost trial 0            best params, validation and test metrics, importances,
+    │   └── ...                        Optuna history
+    ├── lightgbm ...                 one nested run per Optuna trial: params, validation MAE, state
+    └── cnn_lstm ...
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any, Iterable
+
+import mlflow
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial, TrialState
+
+from eopt.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PARENT_TAG = "mlflow.parentRunId"
+RUN_NAME_TAG = "mlflow.runName"
+MAX_PARAM_LENGTH = 6000
+
+
+class TrackingError(RuntimeError):
+    """MLflow cannot record the retraining; the message names the tracking URI and the step."""
+
+
+def configure(settings: Settings) -> MlflowClient:
+    """Point MLflow at the configured tracking store and registry, creating the embedded one."""
+    if settings.mlflow_tracking_uri.startswith("sqlite:"):
+        settings.ensure_home()
+    settings.export_mlflow_environment()
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.mlflow_registry_uri)
+    return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+
+
+def experiment_id(client: MlflowClient, settings: Settings) -> str:
+    """The retraining experiment; under ``mlflow run``, the experiment of that project run."""
+    if settings.mlflow_run_id:
+        return client.get_run(settings.mlflow_run_id).info.experiment_id
+    experiment = client.get_experiment_by_name(settings.mlflow_experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    # A database tracking store keeps artifacts where the experiment says; without a location
+    # MLflow would write ./mlruns under whatever folder the process started in.
+    local = not settings.mlflow_tracking_uri.startswith(("http://", "https://", "databricks"))
+    location = settings.mlflow_artifact_root.as_uri() if local and settings.mlflow_artifact_root else None
+    return client.create_experiment(settings.mlflow_experiment, artifact_location=location,
+                                    tags={"eopt.purpose": "weekly retraining of the price forecasters"})
+
+
+def start_run(client: MlflowClient, experiment: str, name: str, *, parent: str | None = None,
+              tags: dict[str, str] | None = None) -> str:
+    all_tags = {RUN_NAME_TAG: name, **(tags or {})}
+    if parent:
+        all_tags[PARENT_TAG] = parent
+    return client.create_run(experiment, tags=all_tags, run_name=name).info.run_id
+
+
+def _clean(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:MAX_PARAM_LENGTH]
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
+    items = [Param(str(k), _clean(v)) for k, v in params.items()]
+    for start in range(0, len(items), 90):
+        client.log_batch(run_id, params=items[start:start + 90])
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    """Finite metrics only: MLflow refuses NaN in some stores, and a NaN says nothing a chart can show."""
+    import time
+
+    now = int(time.time() * 1000)
+    items = [Metric(k, float(v), now, step) for k, v in metrics.items()
+             if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))]
+    for start in range(0, len(items), 900):
+        client.log_batch(run_id, metrics=items[start:start + 900])
+
+
+def log_history(client: MlflowClient, run_id: str, key: str, values: Iterable[float], step_every: int = 1) -> None:
+    import time
+
+    now = int(time.time() * 1000)
+    items = [Metric(key, float(v), now, (i + 1) * step_every) for i, v in enumerate(values) if math.isfinite(float(v))]
+    for start in range(0, len(items), 900):
+        client.log_batch(run_id, metrics=items[start:start + 900])
+
+
+def log_artifacts(client: MlflowClient, run_id: str, paths: Iterable[Path], folder: str | None = None) -> None:
+    for path in paths:
+        client.log_artifact(run_id, str(path), folder)
+
+
+def finish(client: MlflowClient, run_id: str, ok: bool = True) -> None:
+    client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED if ok else RunStatus.FAILED))
+
+
+def trial_logger(client: MlflowClient, experiment: str, parent: str, model: str, region: str):
+    """An Optuna callback that records each finished trial as a nested run of the model's run."""
+
+    def record(trial: FrozenTrial) -> None:
+        run_id = start_run(client, experiment, f"{model} trial {trial.number}", parent=parent,
+                           tags={"eopt.region": region, "eopt.model": model, "eopt.kind": "trial",
+                                 "optuna.state": trial.state.name,
+                                 "optuna.origin": str(trial.user_attrs.get("origin", "sampler"))})
+        log_params(client, run_id, trial.params)
+        metrics = {"validation_mae": trial.value} if trial.value is not None else {}
+        if trial.state == TrialState.PRUNED and trial.intermediate_values:
+            last_step = max(trial.intermediate_values)
+            metrics = {"validation_mae_at_prune": trial.intermediate_values[last_step], "pruned_at_step": last_step}
+        for key in ("best_step", "fit_seconds"):
+            if key in trial.user_attrs:
+                metrics[key] = trial.user_attrs[key]
+        log_metrics(client, run_id, metrics)
+        status = {TrialState.COMPLETE: RunStatus.FINISHED, TrialState.PRUNED: RunStatus.KILLED}.get(trial.state, RunStatus.FAILED)
+        client.set_terminated(run_id, RunStatus.to_string(status))
+
+    return record
