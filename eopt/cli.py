@@ -301,7 +301,8 @@ def tune_command(obj: Context, region: str, models: tuple[str, ...], budget: str
         train_rows, validation = frame[frame["split"] == "train"], frame[frame["split"] == "validation"]
         for model in [m for m in models if m != "all"] or config.models:
             result = tune(model, region, train_rows, validation, feature_columns(region), budget=config.budget(model),
-                          storage_url=config.optuna_storage, window_end=data.end, seed=config.seed, device=config.device)
+                          storage_url=config.optuna_storage, window_end=data.end, seed=config.seed, device=config.device,
+                          threads=config.threads)
             click.echo(f"{region}/{model}: study {result.study_name}: best validation MAE {result.best_value:.4f} "
                        f"(trial {result.best_trial}; {result.complete} complete, {result.pruned} pruned, "
                        f"{result.ran_now} run now) params {result.best_params}")

@@ -38,6 +38,7 @@ start from these settings and let connections and variables override them (see `
 | ``EOPT_TRAINING_MAX_STALENESS_H`` | ``48`` | newest price older than this (before the run's logical date) refuses a retraining |
 | ``EOPT_OPTUNA_STORAGE`` | ``sqlite:///$EOPT_HOME/optuna.db`` | Optuna study storage; a PostgreSQL URL lets several workers share a study |
 | ``EOPT_TRAINING_DEVICE`` | ``auto`` | CNN-LSTM device: ``auto`` (CUDA when available), ``cpu`` or ``cuda`` |
+| ``EOPT_TRAINING_THREADS`` | ``0`` (all cores) | CPU threads of one fit; on a worker that runs N training tasks at once (``ml_training_pool``), cores / N avoids OpenMP oversubscription |
 | ``EOPT_RANDOM_SEED`` | ``42`` | seed of samplers, models and data order |
 | ``EOPT_INTERVAL_COVERAGE`` | ``0.9`` | nominal coverage of the forecast intervals |
 | ``EOPT_MLFLOW_ARTIFACT_ROOT`` | ``$EOPT_HOME/mlartifacts`` | artifact folder of experiments the product creates on a database tracking store (an MLflow server manages its own) |
@@ -169,6 +170,7 @@ class Settings:
     training_max_staleness_h: int = 48
     optuna_storage: str = field(default="", repr=False)  # may hold a password
     training_device: str = "auto"
+    training_threads: int = 0
     random_seed: int = 42
     interval_coverage: float = 0.9
     mlflow_experiment: str = "electricity-price-forecasting"
@@ -212,6 +214,7 @@ class Settings:
             training_max_staleness_h=_positive_int(env, "EOPT_TRAINING_MAX_STALENESS_H", 48),
             optuna_storage=env.get("EOPT_OPTUNA_STORAGE") or f"sqlite:///{home / 'optuna.db'}",
             training_device=_device(env.get("EOPT_TRAINING_DEVICE") or "auto"),
+            training_threads=_non_negative_int(env, "EOPT_TRAINING_THREADS", 0) if env.get("EOPT_TRAINING_THREADS") else 0,
             random_seed=_non_negative_int(env, "EOPT_RANDOM_SEED", 42),
             interval_coverage=_fraction(env, "EOPT_INTERVAL_COVERAGE", 0.9),
             mlflow_experiment=env.get("EOPT_MLFLOW_EXPERIMENT") or "electricity-price-forecasting",
@@ -244,6 +247,14 @@ class Settings:
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
         return self.home
+
+
+def child_environment(**settings: str) -> dict[str, str]:
+    """The environment for a child process of the product with its own settings: this process's
+    environment without any ``EOPT_*``/``MLFLOW_*`` value, plus ``settings`` (benchmarks use it)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EOPT_", "MLFLOW_"))}
+    env.update(settings)
+    return env
 
 
 @lru_cache(maxsize=1)

@@ -86,7 +86,7 @@ def walk_forward(
     for model in config.models:
         result = tune(model, region, frame[frame["split"] == "train"], frame[frame["split"] == "validation"], columns,
                       budget=config.budget(model), storage_url=storage_url, window_end=tuning_data.end,
-                      seed=config.seed, device=config.device)
+                      seed=config.seed, device=config.device, threads=config.threads)
         params[model] = result.best_params
         log.info("%s/%s: tuned on the window before %s: validation MAE %.3f", region, model, test_origins[0], result.best_value)
 
@@ -110,7 +110,8 @@ def walk_forward(
         for model in config.models:
             budget = config.budget(model)
             fitted = model_class(model)(params[model], columns, seed=config.seed,
-                                        max_steps=budget.max_epochs or budget.max_rounds, device=config.device)
+                                        max_steps=budget.max_epochs or budget.max_rounds, device=config.device,
+                                        threads=config.threads)
             fitted.fit(train, validation)
             members[model] = fitted
         val_preds = {m: fitted.predict(validation) for m, fitted in members.items()}

@@ -32,9 +32,9 @@ BUDGETS: dict[str, dict[str, ModelBudget]] = {
     },
     # the weekly retraining: under 10 minutes per region on 2 CPU cores
     "default": {
-        "xgboost": ModelBudget(trials=20, timeout_s=150, max_rounds=1500),
-        "lightgbm": ModelBudget(trials=20, timeout_s=150, max_rounds=1500),
-        "cnn_lstm": ModelBudget(trials=8, timeout_s=210, max_epochs=40),
+        "xgboost": ModelBudget(trials=30, timeout_s=150, max_rounds=1500),
+        "lightgbm": ModelBudget(trials=30, timeout_s=150, max_rounds=1500),
+        "cnn_lstm": ModelBudget(trials=12, timeout_s=240, max_epochs=40),
     },
     # a long search, e.g. once per quarter or on a GPU worker
     "thorough": {
@@ -58,6 +58,7 @@ class TrainingConfig:
     seed: int = 42
     interval_coverage: float = 0.9
     device: str = "auto"
+    threads: int = 0  # CPU threads per fit, 0 = all cores
     optuna_storage: str = field(default="", repr=False)
     models: tuple[str, ...] = MODEL_NAMES
 
@@ -85,6 +86,7 @@ class TrainingConfig:
             seed=settings.random_seed,
             interval_coverage=settings.interval_coverage,
             device=settings.training_device,
+            threads=settings.training_threads,
             optuna_storage=settings.optuna_storage,
         )
 
@@ -102,6 +104,7 @@ class TrainingConfig:
             "seed": self.seed,
             "interval_coverage": self.interval_coverage,
             "device": self.device,
+            "threads": self.threads,
         }
         for model, b in self.budgets.items():
             out[f"{model}_trials"] = b.trials

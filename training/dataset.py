@@ -53,6 +53,7 @@ class TrainingData:
         digest = hashlib.sha256()
         digest.update(self.prices.index.as_unit("ns").asi8.tobytes())  # same hours, same bytes, whatever the unit
         digest.update(self.prices.to_numpy(dtype=float).tobytes())
+        digest.update(pd.DatetimeIndex(self.exogenous.index).as_unit("ns").asi8.tobytes())
         for name in sorted(self.exogenous.columns):
             digest.update(name.encode())
             digest.update(self.exogenous[name].to_numpy(dtype=float).tobytes())

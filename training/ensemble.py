@@ -107,8 +107,9 @@ def calibrate_intervals(actual: np.ndarray, forecast: np.ndarray, horizon: np.nd
             raise EnsembleError(f"no validation residuals at horizon {h} h to calibrate intervals")
         n = r.size
         # split-conformal ranks: ceil((n + 1) q) - th order statistic, clamped to the sample
-        hi = min(n, math.ceil((n + 1) * (1 - alpha / 2))) - 1
-        lo = max(0, math.floor((n + 1) * (alpha / 2)) - 1)
+        # (the 1e-9 keeps float error in (n + 1) * q from moving an exact rank by one)
+        hi = min(n, math.ceil((n + 1) * (1 - alpha / 2) - 1e-9)) - 1
+        lo = max(0, math.floor((n + 1) * (alpha / 2) + 1e-9) - 1)
         lower.append(float(r[lo]))
         upper.append(float(r[hi]))
     return IntervalCalibration(coverage, lower, upper)

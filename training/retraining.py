@@ -179,12 +179,13 @@ class Retraining:
             result = tune(
                 model, self.region, train, validation, columns, budget=budget,
                 storage_url=self.config.optuna_storage, window_end=pd.Timestamp(manifest["data"]["end"]),
-                seed=self.config.seed, device=self.config.device,
+                seed=self.config.seed, device=self.config.device, threads=self.config.threads,
                 on_trial=tracking.trial_logger(client, experiment, run, model, self.region),
             )
             cls = model_class(model)
             fitted = cls(result.best_params, columns, seed=self.config.seed,
-                         max_steps=budget.max_epochs or budget.max_rounds, device=self.config.device)
+                         max_steps=budget.max_epochs or budget.max_rounds, device=self.config.device,
+                         threads=self.config.threads)
             fit = fitted.fit(train, validation)
             seconds = time.perf_counter() - started
             folder = self.member_folder(model)

@@ -68,15 +68,25 @@ def open_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
         kwargs = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
         if url.startswith("sqlite"):
             kwargs = {"connect_args": {"timeout": 60}}
-        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8; we rely on them
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
-                url,
-                engine_kwargs=kwargs,
-                heartbeat_interval=heartbeat_interval,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-            )
+        attempts = 3
+        while True:
+            attempts -= 1
+            try:
+                with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.8; we rely on them
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return RDBStorage(
+                        url,
+                        engine_kwargs=kwargs,
+                        heartbeat_interval=heartbeat_interval,
+                        grace_period=grace_period,
+                        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+                    )
+            except (sa.exc.IntegrityError, sa.exc.ProgrammingError):
+                # Workers opening a new storage at once race to create its tables (PostgreSQL:
+                # duplicate key in pg_type); the loser finds them created when it tries again.
+                if not attempts:
+                    raise
+                time.sleep(0.5)
     except (sa.exc.SQLAlchemyError, OSError, ValueError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise TuningError(
@@ -91,9 +101,12 @@ def _previous_best(storage: RDBStorage, region: str, model: str, current: str) -
         (s for s in storage.get_all_studies() if s.study_name.startswith(prefix) and s.study_name < current),
         key=lambda s: s.study_name,
     )
-    for summary in reversed(earlier):
-        if summary.best_trial is not None:
-            return dict(summary.best_trial.params)
+    for summary in reversed(earlier):  # FrozenStudy: name and id only, no trials
+        try:
+            best = storage.get_best_trial(storage.get_study_id_from_name(summary.study_name))
+        except ValueError:  # no completed trial in that study
+            continue
+        return dict(best.params)
     return None
 
 
@@ -109,6 +122,7 @@ def tune(
     window_end: pd.Timestamp,
     seed: int = 42,
     device: str = "cpu",
+    threads: int = 0,
     on_trial: Callable[[FrozenTrial], None] | None = None,
     heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
     grace_period: int = HEARTBEAT_GRACE_S,
@@ -134,7 +148,7 @@ def tune(
     def objective(trial: optuna.Trial) -> float:
         params = cls.suggest_params(trial)
         fitted = cls(params, feature_columns, seed=seed, max_steps=budget.max_epochs or budget.max_rounds,
-                     device=device)
+                     device=device, threads=threads)
 
         def report(step: int, value: float) -> None:
             trial.report(value, step)
@@ -147,7 +161,11 @@ def tune(
         trial.set_user_attr("fit_seconds", round(time.perf_counter() - started, 3))
         return result.validation_mae
 
+    ran: list[FrozenTrial] = []  # finished by this run (other workers may share the study)
+
     def log_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state in FINISHED:
+            ran.append(trial)
         log.info("%s trial %d %s: %s", where, trial.number, trial.state.name,
                  f"validation MAE {trial.value:.4f}" if trial.value is not None else "no value")
         if on_trial is not None:
@@ -176,7 +194,7 @@ def tune(
         complete=len(complete),
         pruned=sum(t.state == TrialState.PRUNED for t in trials),
         failed=sum(t.state == TrialState.FAIL for t in trials),
-        ran_now=sum(t.state in FINISHED for t in trials) - done,
+        ran_now=len(ran),
         seconds=round(time.perf_counter() - started, 3),
     )
 

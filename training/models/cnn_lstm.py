@@ -100,9 +100,9 @@ class CnnLstmModel(ForecastModel):
     pruning_warmup_steps = 5
 
     def __init__(self, params: dict[str, Any], feature_columns: list[str], *, seed: int = 42,
-                 max_steps: int = 1000, device: str = "cpu") -> None:
+                 max_steps: int = 1000, device: str = "cpu", threads: int = 0) -> None:
         super().__init__({**self.default_params(), **params}, feature_columns, seed=seed,
-                         max_steps=max_steps, device=device)
+                         max_steps=max_steps, device=device, threads=threads)
         self.device = self._resolve_device(device)
         self._relative = np.array([self._is_relative(c) for c in self.feature_columns], dtype=bool)
         self._net: _CnnLstmNet | None = None
@@ -140,6 +140,8 @@ class CnnLstmModel(ForecastModel):
             raise ModelError(f"{self.name}: max_steps (epochs) must be at least 1, got {self.max_steps}")
         self._check_frame(train, "training")
         self._check_frame(validation, "validation")
+        if self.threads:
+            torch.set_num_threads(self.threads)
         for what, frame in (("training", train), ("validation", validation)):
             if TARGET_COLUMN not in frame.columns:
                 raise ModelError(f"{self.name}: {what} frame lacks the target column {TARGET_COLUMN!r}")

@@ -91,7 +91,7 @@ class XGBoostModel(ForecastModel):
         for frame in (train, validation):  # a NaN level would become a NaN label
             _anchor(frame, self.name)
         params = {**self.params, "eval_metric": "mae", "tree_method": "hist", "seed": self.seed,
-                  "nthread": 0, "verbosity": 0}
+                  "nthread": self.threads, "verbosity": 0}
         if self.device == "cuda":
             params["device"] = "cuda"
         dvalid = self._matrix(validation, True)
@@ -171,7 +171,7 @@ class LightGBMModel(ForecastModel):
         for frame in (train, validation):  # a NaN level would become a NaN label
             _anchor(frame, self.name)
         params = {**self.params, "metric": "l1", "bagging_freq": 1, "seed": self.seed, "deterministic": True,
-                  "verbose": -1, "num_threads": 0, "force_col_wise": True}
+                  "verbose": -1, "num_threads": self.threads, "force_col_wise": True}
         if self.device == "cuda":
             params["device_type"] = "cuda"
         dtrain = self._dataset(train)

@@ -1,0 +1,249 @@
+"""The ensemble: simplex MAE weights, the keep-or-fall-back decision, conformal intervals, and the
+save/load round trip of a forecaster built from real XGBoost and LightGBM members."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from threadpoolctl import threadpool_limits
+
+from ingestion.markets import load_market
+from tests.conftest import PROJECT_ROOT
+from training.ensemble import (
+    ENSEMBLE_FILE,
+    EnsembleError,
+    EnsembleForecaster,
+    calibrate_intervals,
+    decide,
+    fit_weights,
+)
+from training.features import build_feature_frame, day_ahead_origins, feature_columns, strided_origins
+from training.models import ModelError
+from training.models.gradient_boosting import LightGBMModel, XGBoostModel
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def mae(values: np.ndarray, actual: np.ndarray) -> float:
+    return float(np.mean(np.abs(values - actual)))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(20181224)
+
+
+# -- fit_weights -------------------------------------------------------------------------------
+
+def test_fit_weights__recover_the_exact_mix_of_the_actual(rng):
+    a, b, c = (40 + 10 * rng.standard_normal(500) for _ in range(3))
+    actual = 0.7 * a + 0.3 * b
+    weights = fit_weights({"a": a, "b": b, "c": c}, actual)
+    assert list(weights) == ["a", "b", "c"]
+    assert weights["a"] == pytest.approx(0.7, abs=1e-6)
+    assert weights["b"] == pytest.approx(0.3, abs=1e-6)
+    assert weights["c"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_fit_weights__are_on_the_simplex_and_no_worse_than_equal_weights_or_any_member(rng):
+    actual = 40 + np.cumsum(rng.standard_normal(600))
+    members = {
+        "low": actual - 3 + 2 * rng.standard_normal(600),
+        "high": actual + 2 + 3 * rng.standard_normal(600),
+        "noisy": actual + 6 * rng.standard_t(3, 600),
+    }
+    weights = fit_weights(members, actual)
+    values = np.array(list(weights.values()))
+    assert (values >= 0).all() and values.sum() == pytest.approx(1.0, abs=1e-12)
+    assert 0 < weights["low"] < 1 and 0 < weights["high"] < 1  # the two biases cancel in a mix
+
+    optimum = mae(sum(w * members[n] for n, w in weights.items()), actual)
+    equal = mae(sum(members.values()) / 3, actual)
+    assert optimum <= equal + 1e-9
+    for name, member in members.items():
+        assert optimum <= mae(member, actual) + 1e-9, name
+    assert optimum < min(mae(m, actual) for m in members.values()) - 0.1
+
+
+def test_fit_weights__refuse_nan_predictions_naming_the_member(rng):
+    actual = rng.standard_normal(48)
+    broken = actual.copy()
+    broken[[3, 7]] = np.nan
+    with pytest.raises(EnsembleError, match=r"^lightgbm: 2 validation prediction\(s\) are NaN or infinite$"):
+        fit_weights({"xgboost": actual + 1, "lightgbm": broken}, actual)
+    with pytest.raises(EnsembleError, match=r"^xgboost: 1 validation prediction\(s\) are NaN or infinite$"):
+        decide({"xgboost": np.where(np.arange(48) == 0, np.inf, actual)}, actual)
+
+
+def test_fit_weights__refuse_a_member_of_the_wrong_length_and_no_members(rng):
+    actual = rng.standard_normal(48)
+    with pytest.raises(EnsembleError, match=r"^cnn_lstm: 47 validation predictions for 48 hours$"):
+        fit_weights({"xgboost": actual, "cnn_lstm": actual[:-1]}, actual)
+    with pytest.raises(EnsembleError, match=r"^no member predictions to combine$"):
+        fit_weights({}, actual)
+
+
+# -- decide ------------------------------------------------------------------------------------
+
+def test_decide__keeps_the_ensemble_when_it_beats_the_best_member(rng):
+    actual = 40 + np.cumsum(rng.standard_normal(720))
+    members = {
+        "xgboost": actual + 2 * rng.standard_normal(720),
+        "lightgbm": actual + 2 * rng.standard_normal(720),
+        "cnn_lstm": actual + 4 * rng.standard_normal(720),
+    }
+    decision = decide(members, actual)
+    assert decision.kind == "ensemble"
+    assert sum(decision.weights.values()) == pytest.approx(1.0)
+    best = min(members, key=lambda n: decision.validation_mae[n])
+    assert decision.validation_mae["ensemble"] < decision.validation_mae[best]
+    for name, values in members.items():
+        assert decision.validation_mae[name] == pytest.approx(mae(values, actual))
+    combined = sum(w * members[n] for n, w in decision.weights.items())
+    assert decision.validation_mae["ensemble"] == pytest.approx(mae(combined, actual))
+    assert decision.reason.startswith("weighted ensemble MAE ") and f"beats best member {best}" in decision.reason
+
+
+def test_decide__falls_back_to_a_perfect_member_that_cannot_be_beaten(rng):
+    actual = 40 + np.cumsum(rng.standard_normal(240))
+    members = {
+        "xgboost": actual + rng.standard_normal(240),
+        "lightgbm": actual.copy(),
+        "cnn_lstm": actual - 2 + rng.standard_normal(240),
+    }
+    decision = decide(members, actual)
+    assert decision.kind == "best_member"
+    assert decision.weights == {"xgboost": 0.0, "lightgbm": 1.0, "cnn_lstm": 0.0}
+    assert decision.validation_mae["lightgbm"] == 0.0
+    assert decision.reason.endswith("does not beat lightgbm (0.0000) on validation; lightgbm alone is the model")
+
+
+# -- calibrate_intervals -----------------------------------------------------------------------
+
+def test_calibrate_intervals__covers_the_nominal_share_of_fresh_noise_and_widens_with_the_noise(rng):
+    per_horizon = 2000
+    horizon = np.tile(np.arange(24), per_horizon)
+    scale = 1.0 + horizon / 4.0  # noise grows with the horizon: 1 at h=0, 6.75 at h=23
+    forecast = 30 + 5 * rng.standard_normal(horizon.size)
+    actual = forecast + scale * rng.standard_normal(horizon.size)
+    calibration = calibrate_intervals(actual, forecast, horizon, 0.9)
+    assert calibration.coverage == 0.9 and len(calibration.lower) == len(calibration.upper) == 24
+
+    fresh_forecast = 30 + 5 * rng.standard_normal(horizon.size)
+    fresh_actual = fresh_forecast + scale * rng.standard_normal(horizon.size)
+    lower, upper = calibration.bounds(fresh_forecast, horizon)
+    inside = (fresh_actual >= lower) & (fresh_actual <= upper)
+    assert abs(inside.mean() - 0.9) <= 0.02
+    for h in (0, 23):
+        assert abs(inside[horizon == h].mean() - 0.9) <= 0.03
+
+    width = np.array(calibration.upper) - np.array(calibration.lower)
+    assert width[23] > 5 * width[0]
+    # A normal's central 90% spans 2 * 1.645 standard deviations.
+    np.testing.assert_allclose(width, 2 * 1.6449 * (1.0 + np.arange(24) / 4.0), rtol=0.1)
+    assert all(lo < 0 < hi for lo, hi in zip(calibration.lower, calibration.upper))
+
+
+def test_calibrate_intervals__takes_the_conformal_order_statistics(rng):
+    # 100 residuals 1..100 per horizon: ranks floor(101 * 0.05) = 5 and ceil(101 * 0.95) = 96.
+    residuals = np.concatenate([rng.permutation(np.arange(1.0, 101.0)) + h for h in range(24)])
+    horizon = np.repeat(np.arange(24), 100)
+    calibration = calibrate_intervals(residuals, np.zeros_like(residuals), horizon, 0.9)
+    assert calibration.lower == [5.0 + h for h in range(24)]
+    assert calibration.upper == [96.0 + h for h in range(24)]
+    # Fewer than 19 residuals: the interval is clamped to the sample's range.
+    small = calibrate_intervals(np.tile(np.arange(10.0), 24), np.zeros(240), np.repeat(np.arange(24), 10), 0.9)
+    assert small.lower == [0.0] * 24 and small.upper == [9.0] * 24
+
+
+def test_calibrate_intervals__refuses_a_horizon_without_residuals():
+    horizon = np.repeat(np.arange(23), 5)  # no h = 23
+    with pytest.raises(EnsembleError, match=r"^no validation residuals at horizon 23 h"):
+        calibrate_intervals(np.zeros(horizon.size), np.zeros(horizon.size), horizon, 0.9)
+
+
+# -- the deployable forecaster with real members ------------------------------------------------
+
+@pytest.fixture(scope="module", autouse=True)
+def one_openmp_thread():
+    """Fit and predict on one OpenMP thread: on a busy 2-core machine, XGBoost's and LightGBM's spinning
+    OpenMP pools (two runtimes in one process) turn a 0.2 s fit into tens of seconds."""
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def frames() -> dict[str, pd.DataFrame]:
+    history = load_market("NP", PROJECT_ROOT / "data" / "markets")
+    prices = history.prices.set_index("ts")["price"]
+    exogenous = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
+    origins = {
+        "train": strided_origins(utc("2018-03-01"), utc("2018-05-30"), 7),
+        "validation": day_ahead_origins("NP", utc("2018-05-31"), utc("2018-06-14")),
+        "test": day_ahead_origins("NP", utc("2018-06-14"), utc("2018-06-21")),
+    }
+    frames = {name: build_feature_frame(prices, exogenous, "NP", o) for name, o in origins.items()}
+    assert len(frames["validation"]) == 14 * 24 and len(frames["test"]) == 7 * 24
+    assert frames["train"]["origin"].max() + pd.Timedelta(hours=23) < frames["validation"]["origin"].min()
+    assert all(f["price"].notna().all() for f in frames.values())
+    return frames
+
+
+@pytest.fixture(scope="module")
+def forecaster(frames) -> EnsembleForecaster:
+    columns = feature_columns("NP")
+    members = {
+        "xgboost": XGBoostModel(XGBoostModel.default_params(), columns, seed=42, max_steps=50),
+        "lightgbm": LightGBMModel(LightGBMModel.default_params(), columns, seed=42, max_steps=50),
+    }
+    for model in members.values():
+        model.fit(frames["train"], frames["validation"])
+    validation = frames["validation"]
+    actual = validation["price"].to_numpy()
+    predictions = {name: model.predict(validation) for name, model in members.items()}
+    decision = decide(predictions, actual)
+    combined = sum(w * predictions[n] for n, w in decision.weights.items())
+    intervals = calibrate_intervals(actual, combined, validation["horizon"].to_numpy(), 0.9)
+    return EnsembleForecaster("NP", members, decision, intervals, columns)
+
+
+def test_forecaster__predicts_the_weighted_members_with_their_calibrated_interval(forecaster, frames):
+    test = frames["test"]
+    out = forecaster.predict(test)
+    assert list(out.columns) == ["yhat", "lower", "upper", "yhat_xgboost", "yhat_lightgbm"]
+    assert out.index.equals(test.index) and np.isfinite(out.to_numpy()).all()
+    weights = forecaster.weights
+    assert sum(weights.values()) == pytest.approx(1.0)
+    np.testing.assert_allclose(out["yhat"], weights["xgboost"] * out["yhat_xgboost"] + weights["lightgbm"] * out["yhat_lightgbm"])
+    h = test["horizon"].to_numpy().astype(int)
+    np.testing.assert_allclose(out["lower"] - out["yhat"], np.asarray(forecaster.intervals.lower)[h], atol=1e-9)
+    np.testing.assert_allclose(out["upper"] - out["yhat"], np.asarray(forecaster.intervals.upper)[h], atol=1e-9)
+    straddles = (np.asarray(forecaster.intervals.lower) <= 0) & (np.asarray(forecaster.intervals.upper) >= 0)
+    assert straddles.sum() >= 12  # 14 validation residuals per horizon: min and max usually straddle 0
+    rows = straddles[h]
+    assert ((out["lower"] <= out["yhat"]) & (out["yhat"] <= out["upper"]))[rows].all()
+    # Sanity: 50 rounds of boosting already forecast better than a 20 EUR/MWh error.
+    assert mae(out["yhat"].to_numpy(), test["price"].to_numpy()) < 20
+
+
+def test_forecaster__save_and_load_give_identical_forecasts(forecaster, frames, tmp_path):
+    forecaster.save(tmp_path / "model")
+    assert (tmp_path / "model" / ENSEMBLE_FILE).is_file()
+    assert (tmp_path / "model" / "members" / "xgboost" / "model.xgb.json").is_file()
+    assert (tmp_path / "model" / "members" / "lightgbm" / "model.lgb.txt").is_file()
+
+    loaded = EnsembleForecaster.load(tmp_path / "model")
+    assert loaded.region == "NP" and loaded.feature_columns == feature_columns("NP")
+    assert loaded.decision == forecaster.decision and loaded.intervals == forecaster.intervals
+    assert list(loaded.members) == ["xgboost", "lightgbm"]
+    pd.testing.assert_frame_equal(loaded.predict(frames["test"]), forecaster.predict(frames["test"]), check_exact=True)
+    pd.testing.assert_frame_equal(loaded.predict(frames["validation"]), forecaster.predict(frames["validation"]),
+                                  check_exact=True)
+
+
+def test_forecaster__load_of_a_folder_without_the_ensemble_file_is_refused(tmp_path):
+    with pytest.raises(ModelError, match=r"^no ensemble.json in .*: the model's artifacts are missing or incomplete$"):
+        EnsembleForecaster.load(tmp_path)
