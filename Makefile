@@ -5,13 +5,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install test demo services lock bench-storage bench-ingestion clean help
+DEMO_BUDGET ?= smoke
+
+.PHONY: install test demo services lock bench-storage bench-ingestion bench-training clean help
 
 help:
-	@echo "make demo          load the real market history into the embedded store and show it"
+	@echo "make demo          load the real market history, retrain every region (budget DEMO_BUDGET=smoke), show the result"
 	@echo "make test          run the whole test suite (PostgreSQL + Redis on 127.0.0.1 for integration tests)"
 	@echo "make install       create .venv and install the locked dependency set"
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
+	@echo "make bench-training record one tuned retraining per region: time, memory, accuracy"
 	@echo "make bench-ingestion record one ingestion cycle and a two-year load against the sandbox"
 	@echo "make lock          re-resolve requirements.lock from the pins in pyproject.toml"
 
@@ -35,12 +38,17 @@ demo: install
 	$(BIN)/eopt db upgrade
 	$(BIN)/eopt load-history
 	$(BIN)/eopt prices --region NP --last 24h
+	$(BIN)/eopt train --region all --budget $(DEMO_BUDGET)
+	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.eopt/mlflow.db  (then http://127.0.0.1:5000)"
 
 bench-storage: install services
 	$(BIN)/python -m benchmarks.storage_upsert
 
 bench-ingestion: install
 	$(BIN)/python -m benchmarks.ingestion
+
+bench-training: install
+	$(BIN)/python -m benchmarks.training
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -63,7 +63,8 @@ def test_conda_env__lists_the_same_pins_as_pyproject():
 def test_mlproject__entry_points_are_declared():
     project = yaml.safe_load((ROOT / "MLproject").read_text())
     assert project["conda_env"] == "conda.yaml"
-    assert "load_history" in project["entry_points"]
+    assert {"load_history", "train", "tune", "evaluate", "backtest"} <= set(project["entry_points"])
+    assert set(project["entry_points"]["train"]["parameters"]) == {"region", "budget", "as_of"}
 
 
 def test_mlflow_run__load_history_entry_point_works_from_the_project(tmp_path):
@@ -87,6 +88,32 @@ def test_mlflow_run__load_history_entry_point_works_from_the_project(tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'home' / 'prices.db'}")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM electricity_prices")).scalar() == 119
+
+
+def test_mlflow_run__train_entry_point_registers_a_model_from_a_clean_home(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    tracking = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EOPT_", "MLFLOW_"))}
+    env.update(
+        EOPT_HOME=str(tmp_path / "home"),
+        EOPT_LOG_LEVEL="WARNING",
+        MLFLOW_TRACKING_URI=tracking,
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
+    mlflow = Path(sys.executable).parent / "mlflow"
+    result = subprocess.run(
+        [str(mlflow), "run", str(ROOT), "-e", "train", "--env-manager", "local", "-P", "region=NP", "-P", "budget=smoke"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"NP: electricity-price-NP version 1 in Staging; \w+ test MAE [\d.]+, rMAE 0\.\d+", result.stdout)
+    project_run = re.search(r"Run \(ID '([0-9a-f]+)'\) succeeded", result.stderr).group(1)
+    client = MlflowClient(tracking, tracking)
+    version = client.get_model_version("electricity-price-NP", "1")
+    retraining = client.get_run(version.run_id)
+    assert retraining.data.tags["mlflow.parentRunId"] == project_run  # nested under the `mlflow run` run
+    assert retraining.data.metrics["test_rmae"] <= 0.6
 
 
 # -- docker-compose -----------------------------------------------------------------------------

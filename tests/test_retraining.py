@@ -159,6 +159,14 @@ def test_registered_pyfunc__loads_from_code_and_plain_member_files_without_pickl
     assert (local / "input_example.json").is_file()
 
 
+def test_retraining__a_retried_register_step_does_not_register_twice(trained):
+    settings, store, outcome, client, _ = trained
+    job = Retraining.open(settings, REGION, store.latest_ts(REGION) + pd.Timedelta(hours=1))
+    again = job.register()
+    assert again.version == outcome.candidate.version
+    assert len(client.search_model_versions(f"name = '{registered_model_name(REGION)}'")) == 1
+
+
 def test_retraining__a_region_without_data_fails_naming_it_and_registers_nothing(trained):
     settings, store, _, client, _ = trained
     with pytest.raises(TrainingDataError, match=r"BE: no prices in the store.*eopt load-history --region BE"):

@@ -317,6 +317,10 @@ class Retraining:
         manifest = self.manifest()
         if not manifest.get("evaluated"):
             raise RetrainingError(f"{self.region}: the candidate was not evaluated; run evaluate_ensemble first")
+        if manifest.get("registered", {}).get("model_uri") == manifest["model_uri"]:
+            done = manifest["registered"]  # a retried task: this candidate is registered already
+            log.info("%s: %s version %s already registered for this run", self.region, done["name"], done["version"])
+            return Candidate(done["name"], done["version"], manifest["parent_run_id"], done["stage"])
         evaluation = json.loads((self.folder / "ensemble" / "evaluation.json").read_text())
         client = self.client()
         m = evaluation["metrics_test"]["ensemble"]
@@ -326,7 +330,8 @@ class Retraining:
         candidate = register_candidate(client, self.region, manifest["model_uri"], manifest["parent_run_id"], tags)
         client.set_tag(manifest["parent_run_id"], "eopt.registered_version", candidate.version)
         tracking.finish(client, manifest["parent_run_id"])
-        self.update_manifest(registered={"name": candidate.name, "version": candidate.version, "stage": candidate.stage})
+        self.update_manifest(registered={"name": candidate.name, "version": candidate.version, "stage": candidate.stage,
+                                         "model_uri": manifest["model_uri"]})
         log.info("%s: registered %s version %s as %s (alias challenger)", self.region, candidate.name,
                  candidate.version, candidate.stage)
         return candidate
