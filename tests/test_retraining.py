@@ -224,3 +224,23 @@ def outcome_folder(trained) -> Path:
     settings, store, outcome, _, _ = trained
     latest = store.latest_ts(REGION) + pd.Timedelta(hours=1)
     return Retraining.open(settings, REGION, latest).folder
+
+
+def test_cli_evaluate__rescores_the_challenger_on_its_own_test_window_to_the_same_mae(trained):
+    settings, _, outcome, _, _ = trained
+    env = {"EOPT_HOME": str(settings.home), "EOPT_LOG_LEVEL": "WARNING"}
+    result = CliRunner().invoke(cli, ["evaluate", "--region", "NP", "--model", "challenger", "--days", "56"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "(1344 h)" in result.output  # the 56 test days, 24 hours each
+    mae = float(result.output.split("MAE ")[1].split(",")[0])
+    assert mae == pytest.approx(outcome.evaluation["test_mae"], abs=5e-4)
+    by_stage = CliRunner().invoke(cli, ["evaluate", "--region", "NP", "--model", "Staging", "--days", "7"], env=env)
+    assert by_stage.exit_code == 0 and "(168 h)" in by_stage.output
+
+
+def test_cli_evaluate__an_unknown_alias_fails_naming_the_model_uri(trained):
+    settings, *_ = trained
+    env = {"EOPT_HOME": str(settings.home), "EOPT_LOG_LEVEL": "WARNING"}
+    result = CliRunner().invoke(cli, ["evaluate", "--region", "NP", "--model", "champion"], env=env)
+    assert result.exit_code == 1
+    assert "models:/electricity-price-NP@champion" in result.output
