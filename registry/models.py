@@ -49,3 +49,27 @@ def register_candidate(client: MlflowClient, region: str, model_uri: str, run_id
         client.transition_model_version_stage(name, version.version, STAGING, archive_existing_versions=False)
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     return Candidate(name, str(version.version), run_id, STAGING)
+
+
+@dataclass(frozen=True)
+class Champion:
+    name: str
+    version: str
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        """The exact version (not the moving alias), so a forecast names the model it used."""
+        return f"models:/{self.name}/{self.version}"
+
+
+def champion(client: MlflowClient, region: str) -> Champion | None:
+    """The region's Production version (alias ``champion``, kept in step with the stage), or None."""
+    name = registered_model_name(region)
+    if not client.search_registered_models(f"name = '{name}'"):
+        return None
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except mlflow.exceptions.MlflowException:
+        return None
+    return Champion(name, str(version.version), version.run_id)

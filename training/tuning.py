@@ -130,6 +130,7 @@ def tune(
     """Run (or resume) the study of ``model`` for ``region`` up to its budget and return the best trial."""
     cls = model_class(model)
     where = f"{region}/{model}: "
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # each trial is logged once, below, with its region and model
     storage = open_storage(storage_url, heartbeat_interval=heartbeat_interval, grace_period=grace_period, where=where)
     name = study_name(region, model, window_end)
     sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=5)
