@@ -12,15 +12,20 @@ between tasks as files in the region's retraining workspace, never through XCom.
   ``engineer_features`` -> ``train_cnn_lstm``, ``train_xgboost``, ``train_lightgbm`` (in
   ``ml_training_pool``) -> ``evaluate_ensemble`` -> ``deploy_model``.
 - ``deploy_model`` registers the candidate as a new version of the region's model in
-  ``Staging`` with alias ``challenger``.
+  ``Staging`` with alias ``challenger``, then the promotion gate (``registry.promotion``) re-scores
+  it and the champion on the same holdout and promotes it to ``Production`` (alias ``champion``)
+  or archives it, with its reasons; the variable ``model_mape_threshold`` (a number, or JSON with
+  a ``default`` and per-region values) sets the gate's MAPE threshold, and ``current_model_mape``
+  (JSON, per region) follows the champions.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, get_current_context, task, task_group
+from airflow.sdk import Variable, dag, get_current_context, task, task_group
 
 from eopt.settings import Settings
 from pricing_api_hook import task_settings
@@ -120,8 +125,16 @@ def model_retraining():
 
         @task
         def deploy_model(region: str) -> dict:
-            candidate = _step(region, "register")
-            return {"name": candidate.name, "version": candidate.version, "stage": candidate.stage}
+            gate = _step(region, "deploy", _store())
+            print(f"{region}: version {gate['version']} {'PROMOTED' if gate['promoted'] else 'rejected'}: "
+                  + "; ".join(gate["reasons"]))
+            if gate["champion_mape"] is not None:  # the variable follows each region's champion
+                current = json.loads(Variable.get("current_model_mape", default="{}") or "{}")
+                if not isinstance(current, dict):
+                    current = {}
+                current[region] = round(float(gate["champion_mape"]), 4)
+                Variable.set("current_model_mape", json.dumps(current, sort_keys=True))
+            return gate
 
         ready = engineer_features(extract_training_data(check_training_data_quality(region)))
         members = [train(model)(ready) for model in ("cnn_lstm", "xgboost", "lightgbm")]

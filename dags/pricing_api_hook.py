@@ -54,10 +54,26 @@ def task_settings() -> Settings:
     cache = _connection("redis_default")
     if cache is not None:
         changes["redis_url"] = cache.get_uri()
+    threshold = Variable.get("model_mape_threshold", default=None)
+    if threshold is not None:
+        changes.update(mape_threshold_overrides(str(threshold), settings))
     min_records = Variable.get("price_ingestion_min_records", default=None)
     if min_records is not None:
         changes["price_ingestion_min_records"] = int(min_records)
     return settings.with_overrides(**changes) if changes else settings
+
+
+def mape_threshold_overrides(raw: str, settings: Settings) -> dict[str, Any]:
+    """The ``model_mape_threshold`` variable: a number (every region) or JSON such as
+    ``{"default": 10, "PJM": 20}`` (a default plus per-region overrides)."""
+    import json
+
+    value = json.loads(raw) if raw.strip().startswith("{") else float(raw)
+    if isinstance(value, dict):
+        regions = {k.upper(): float(v) for k, v in value.items() if k.lower() != "default"}
+        default = float(value.get("default", settings.model_mape_threshold))
+        return {"model_mape_threshold": default, "model_mape_thresholds": {**settings.model_mape_thresholds, **regions}}
+    return {"model_mape_threshold": float(value), "model_mape_thresholds": {}}
 
 
 class PricingAPIHook(BaseHook):

@@ -259,21 +259,28 @@ def _as_of(value: str | None) -> pd.Timestamp | None:
 @click.option("--region", "regions", multiple=True, help="Region (repeatable, or 'all'; default: EOPT_REGIONS).")
 @click.option("--budget", default=None, help="Tuning budget: smoke, default or thorough (default: EOPT_TRAINING_BUDGET).")
 @click.option("--as-of", default=None, help="Train on the window before this UTC hour (default: the newest stored price).")
+@click.option("--gate/--no-gate", default=True, show_default=True,
+              help="Let the promotion gate judge the candidate (Production when it passes); --no-gate leaves it in Staging.")
 @click.pass_obj
-def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str | None) -> None:
-    """Retrain: extract, tune and fit the three models, evaluate the ensemble, register it in Staging."""
+def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str | None, gate: bool) -> None:
+    """Retrain: extract, tune and fit the three models, evaluate the ensemble, register it, run the gate."""
+    from registry.promotion import RegistryError
     from training.retraining import retrain_region
 
     store = obj.store()
     for region in _regions(regions, obj.settings):
         try:
-            outcome = retrain_region(obj.settings, store, region, _as_of(as_of), budget)
-        except _training_errors() as exc:
+            outcome = retrain_region(obj.settings, store, region, _as_of(as_of), budget, gate=gate)
+        except (*_training_errors(), RegistryError) as exc:
             raise click.ClickException(str(exc)) from None
         e = outcome.evaluation
-        click.echo(f"{region}: {outcome.candidate.name} version {outcome.candidate.version} in {outcome.candidate.stage}; "
+        click.echo(f"{region}: {outcome.candidate.name} version {outcome.candidate.version} registered; "
                    f"{e['kind']} test MAE {e['test_mae']:.3f}, rMAE {e['test_rmae']:.3f}, "
                    f"interval coverage {e['interval_coverage_test']:.2f}; {outcome.seconds:.0f} s")
+        if gate:
+            g = e["gate"]
+            verdict = "PROMOTED to Production (champion)" if g["promoted"] else "rejected (archived)"
+            click.echo(f"{region}: gate: version {g['version']} {verdict}: {'; '.join(g['reasons'])}")
 
 
 @cli.command("tune")
@@ -403,6 +410,91 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, budg
     for who, m in metrics.items():
         click.echo(f"{region} {who:15s} MAE {m['mae']:8.3f}  rMAE {m['rmae']:.3f}  sMAPE {m['smape']:6.2f}%  RMSE {m['rmse']:8.3f}")
     click.echo(f"{len(origins)} days from {origins[0]}, {result.seconds:.0f} s; results in {out}")
+
+
+@cli.group()
+def registry() -> None:
+    """The model registry: champions, challengers, manual promotion and rollback (all audited)."""
+
+
+def _registry_context(obj: Context):  # noqa: ANN202
+    from registry.promotion import configure
+    from storage.promotions import PromotionStore
+
+    store = obj.store()
+    return configure(obj.settings), PromotionStore(store.engine)
+
+
+def _actor() -> str:
+    import getpass
+
+    try:
+        return f"eopt cli ({getpass.getuser()})"
+    except (KeyError, OSError):
+        return "eopt cli"
+
+
+@registry.command("status")
+@click.option("--region", "regions", multiple=True, help="Region (repeatable; default: EOPT_REGIONS).")
+@click.option("--history", "show_history", is_flag=True, help="Also list the promotion history.")
+@click.pass_obj
+def registry_status_command(obj: Context, regions: tuple[str, ...], show_history: bool) -> None:
+    """Champion, challenger and every version of each region's model, with test metrics and gate verdicts."""
+    from registry.promotion import registry_status
+
+    client, promotions = _registry_context(obj)
+    for region in _regions(regions, obj.settings):
+        try:
+            table = registry_status(client, region)
+        except Exception as exc:  # noqa: BLE001 - registry down: say where
+            raise click.ClickException(f"{region}: cannot read the registry at {obj.settings.mlflow_registry_uri}: {exc}") from None
+        if table.empty:
+            click.echo(f"{region}: no registered model yet (run eopt train --region {region})")
+            continue
+        click.echo(table.to_string(index=False))
+        if show_history:
+            history = promotions.history(region)
+            if not history.empty:
+                shown = history[["decided_at", "action", "candidate_version", "champion_version", "promoted", "actor"]].copy()
+                shown["reasons"] = history["reasons"].map(lambda r: "; ".join(r or []))
+                click.echo(shown.to_string(index=False))
+        click.echo()
+
+
+@registry.command("promote")
+@click.option("--region", required=True)
+@click.option("--version", required=True, help="Version to make champion (Production).")
+@click.option("--reason", required=True, help="Why: recorded in the promotion history and on the version.")
+@click.pass_obj
+def registry_promote(obj: Context, region: str, version: str, reason: str) -> None:
+    """Make a version the champion by hand, bypassing the gate (audited)."""
+    from registry.promotion import RegistryError, promote_version
+
+    region = _regions((region,), obj.settings)[0]
+    client, promotions = _registry_context(obj)
+    try:
+        replaced = promote_version(client, promotions, region, version, reason, _actor())
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{region}: version {version} is now the champion (Production)"
+               + (f"; version {replaced} archived" if replaced else ""))
+
+
+@registry.command("rollback")
+@click.option("--region", required=True)
+@click.option("--reason", default="", help="Why: recorded in the promotion history.")
+@click.pass_obj
+def registry_rollback(obj: Context, region: str, reason: str) -> None:
+    """Bring back the champion that the current one replaced (audited)."""
+    from registry.promotion import RegistryError, rollback
+
+    region = _regions((region,), obj.settings)[0]
+    client, promotions = _registry_context(obj)
+    try:
+        old, new = rollback(client, promotions, region, _actor(), reason)
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{region}: rolled back from version {old} to version {new} (now the champion)")
 
 
 def main() -> None:

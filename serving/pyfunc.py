@@ -14,8 +14,12 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.pyfunc import PythonModel
 
-from serving.model_input import from_model_input, to_model_input, to_response
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from serving.model_input import ModelInputError, from_model_input, to_model_input, to_response
 from training.ensemble import EnsembleForecaster
+from training.models import ModelError
 
 MODEL_CODE = Path(__file__).with_name("ensemble_model_code.py")
 ARTIFACT_KEY = "ensemble"
@@ -29,8 +33,12 @@ class EnsemblePyfunc(PythonModel):
         self.forecaster = EnsembleForecaster.load(Path(context.artifacts[ARTIFACT_KEY]))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:  # noqa: ANN001
-        frame = from_model_input(model_input, self.forecaster.feature_columns)
-        return to_response(frame, self.forecaster.predict(frame))
+        try:
+            frame = from_model_input(model_input, self.forecaster.feature_columns)
+            return to_response(frame, self.forecaster.predict(frame))
+        except (ModelInputError, ModelError) as exc:
+            # a request the model cannot answer is the caller's to fix: the scoring server answers 400
+            raise MlflowException(f"{self.forecaster.region}: {exc}", error_code=INVALID_PARAMETER_VALUE) from None
 
 
 def log_ensemble(forecaster: EnsembleForecaster, folder: Path, example_frame: pd.DataFrame,

@@ -146,5 +146,25 @@ quality_reports = sa.Table(
     sa.CheckConstraint("status IN ('ok', 'warn', 'critical', 'skipped')", name="status_known"),
 )
 
+# Every promotion-gate decision and manual registry action, promoted or not, with its reasons.
+model_promotions = sa.Table(
+    "model_promotions",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("region", sa.String(16), nullable=False),
+    sa.Column("model_name", sa.String(128), nullable=False),
+    sa.Column("candidate_version", sa.String(32), nullable=False),
+    sa.Column("champion_version", sa.String(32), nullable=True),  # the champion before the decision
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("promoted", sa.Boolean(), nullable=False),
+    sa.Column("reasons", sa.JSON(), nullable=False),
+    sa.Column("metrics", sa.JSON(), nullable=True),  # candidate, champion and naive on the same hours
+    sa.Column("mape_threshold", sa.Float(), nullable=True),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("decided_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("action IN ('gate', 'manual', 'rollback')", name="action_known"),
+    sa.Index("ix_model_promotions_region_decided_at", "region", "decided_at"),
+)
+
 # Tables that become TimescaleDB hypertables when the extension is present: (table, time column).
 HYPERTABLES: tuple[tuple[str, str], ...] = (("electricity_prices", "ts"), ("forecasts", "target_ts"))

@@ -97,8 +97,11 @@ def test_retraining_dag__registers_a_new_version_per_region_that_forecasts_24_ho
     client = registry(home)
     for region in REGIONS:
         name = registered_model_name(region)
-        version = client.get_model_version_by_alias(name, "challenger")
-        assert version.current_stage == "Staging"
+        # the first version of a region has no champion to beat: the threshold and the naive decide
+        version = client.get_model_version(name, "1")
+        assert version.current_stage == "Production" and version.tags["eopt.gate.decision"] == "promoted"
+        assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
+        assert "seasonal naive" in version.tags["eopt.gate.reasons"] and "no champion yet" in version.tags["eopt.gate.reasons"]
         run = client.get_run(version.run_id)
         assert run.info.status == "FINISHED" and run.data.tags["eopt.region"] == region
         assert run.data.params["as_of"] == "2018-12-25 02:00:00+00:00"
@@ -113,6 +116,9 @@ def test_retraining_dag__registers_a_new_version_per_region_that_forecasts_24_ho
         forecast = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}").predict(
             to_model_input(frame, feature_columns(region)))
         assert len(forecast) == 24 and np.isfinite(forecast["yhat"]).all()
+
+    mapes = json.loads(airflow.run("variables", "get", "current_model_mape").stdout.strip().splitlines()[-1])
+    assert set(mapes) == set(REGIONS) and all(0 < v < 25 for v in mapes.values())
 
     workspace = home / "retraining" / "20181225T0200Z"
     assert sorted(p.name for p in workspace.iterdir()) == sorted(REGIONS)

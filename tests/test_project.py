@@ -107,7 +107,8 @@ def test_mlflow_run__train_entry_point_registers_a_model_from_a_clean_home(tmp_p
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert re.search(r"NP: electricity-price-NP version 1 in Staging; \w+ test MAE [\d.]+, rMAE 0\.\d+", result.stdout)
+    assert re.search(r"NP: electricity-price-NP version 1 registered; \w+ test MAE [\d.]+, rMAE 0\.\d+", result.stdout)
+    assert "NP: gate: version 1 PROMOTED to Production (champion): MAPE" in result.stdout  # no champion yet: threshold + naive
     project_run = re.search(r"Run \(ID '([0-9a-f]+)'\) succeeded", result.stderr).group(1)
     client = MlflowClient(tracking, tracking)
     version = client.get_model_version("electricity-price-NP", "1")

@@ -336,6 +336,24 @@ class Retraining:
                  candidate.version, candidate.stage)
         return candidate
 
+    def deploy(self, store: PriceStore, actor: str = "model_retraining"):  # noqa: ANN201 (PromotionOutcome)
+        """Register the candidate (Staging, alias challenger), then let the promotion gate decide."""
+        from registry.promotion import gate_candidate  # registry imports training: import late, one way only
+        from storage.promotions import PromotionStore
+
+        candidate = self.register()
+        manifest = self.manifest()
+        if manifest.get("gate", {}).get("version") == candidate.version:
+            log.info("%s: version %s was already judged by the gate in this run", self.region, candidate.version)
+            return manifest["gate"]
+        outcome = gate_candidate(self.client(), self.settings, store, PromotionStore(store.engine), self.region,
+                                 candidate.version, actor=actor)
+        summary = {"name": outcome.name, "version": outcome.version, "promoted": outcome.decision.promote,
+                   "reasons": outcome.decision.reasons, "champion_version": outcome.champion_version_after,
+                   "champion_mape": outcome.champion_mape_after}
+        self.update_manifest(gate=summary)
+        return summary
+
     def fail(self, reason: str) -> None:
         """Mark the parent run failed (a step raised), so the MLflow UI does not show it running."""
         if self.manifest_path.is_file() and self.manifest().get("parent_run_id"):
@@ -389,7 +407,7 @@ class RetrainingOutcome:
 
 
 def retrain_region(settings: Settings, store: PriceStore, region: str, as_of: pd.Timestamp | None = None,
-                   budget: str | None = None) -> RetrainingOutcome:
+                   budget: str | None = None, gate: bool = False) -> RetrainingOutcome:
     """Every step for one region, in a row (what ``eopt train`` runs); ``as_of`` defaults to the newest data."""
     started = time.perf_counter()
     if as_of is None:
@@ -405,6 +423,8 @@ def retrain_region(settings: Settings, store: PriceStore, region: str, as_of: pd
             job.train_member(model)
         evaluation = job.evaluate()
         candidate = job.register()
+        if gate:
+            evaluation = {**evaluation, "gate": job.deploy(store, actor="eopt train")}
     except BaseException as exc:
         job.fail(f"{type(exc).__name__}: {exc}")
         raise

@@ -1,0 +1,317 @@
+"""Forecast generation: the next 24 hours of a region from its Production model, or a labelled fallback.
+
+The hourly ``forecast_generation`` DAG calls these functions in a row, per region:
+
+1. :func:`forecast_origin`: the hour after the newest price known before the run (prices
+   published ahead of the run, day-ahead, are ignored, so the forecast uses only what was known
+   at its issue time and rerunning an old run gives the same forecast). A newest price older
+   than the model's lag window (``LOOKBACK_HOURS``) refuses the region: ``StaleDataError``.
+2. :func:`prepare_features`: the 24 feature rows of that origin, from the store, with the same
+   builder training uses (``training.features.inference_frame``).
+3. :func:`generate_forecast`: the champion (Production, alias ``champion``) predicts them. When
+   the region has no champion, the champion cannot be loaded, or it answers anything but 24
+   finite values, the forecast falls back to the weekly seasonal naive ``y(t - 168 h)``
+   (``is_fallback`` true, model ``seasonal-naive`` version ``0``, no interval) and says why:
+   a fallback is never silent, and it never fails the hour.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from registry.models import champion as find_champion
+from serving.model_input import to_model_input
+from training.features import HORIZON_HOURS, LOOKBACK_HOURS, feature_columns, inference_frame
+
+log = logging.getLogger(__name__)
+
+HOUR = pd.Timedelta(hours=1)
+FALLBACK_MODEL_NAME = "seasonal-naive"
+FALLBACK_MODEL_VERSION = "0"
+FALLBACK_FEATURE = "lag_168h"  # the weekly seasonal naive: the price one week before the target hour
+# Price history read before an origin: the deepest lag, plus two days of margin.
+PRICE_WINDOW = pd.Timedelta(hours=LOOKBACK_HOURS + 48)
+FORECAST_COLUMNS = ("region", "issued_at", "target_ts", "model_name", "model_version", "yhat", "lower", "upper",
+                    "is_fallback")
+
+# Loaded champions of this process, per (name, version, run id): an hourly run in a long-lived
+# worker loads each version once. A version's artifacts never change, so a hit is never stale; the
+# run id tells apart two registries that both hold a version 1 of the same name.
+_MODELS: dict[tuple[str, str, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+class StaleDataError(RuntimeError):
+    """A region's prices are too old (or absent) to forecast from; the message says what to check."""
+
+
+class ForecastError(RuntimeError):
+    """Not even the fallback can forecast the region; the message names the region and the hours."""
+
+
+@dataclass(frozen=True)
+class Forecast:
+    """One issued 24-hour forecast of a region: the store's rows, and why it fell back (None if not)."""
+
+    frame: pd.DataFrame
+    fallback_reason: str | None = None
+
+    @property
+    def region(self) -> str:
+        return str(self.frame["region"].iloc[0])
+
+    @property
+    def issued_at(self) -> pd.Timestamp:
+        return pd.Timestamp(self.frame["issued_at"].iloc[0])
+
+    @property
+    def model_name(self) -> str:
+        return str(self.frame["model_name"].iloc[0])
+
+    @property
+    def model_version(self) -> str:
+        return str(self.frame["model_version"].iloc[0])
+
+    @property
+    def is_fallback(self) -> bool:
+        return bool(self.frame["is_fallback"].iloc[0])
+
+
+def _utc_hour(when: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(when)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.floor("h")
+
+
+def forecast_origin(store, region: str, run_time: Any) -> pd.Timestamp:  # noqa: ANN001 (storage.prices.PriceStore)
+    """The hour after the region's newest price before the run's hour (never later than that hour).
+
+    Raises ``StaleDataError`` when the region has no price before the run, or when its newest one
+    is older than the model's lag window: a forecast from there would read no recent price.
+    """
+    run_hour = _utc_hour(run_time)
+    newest = store.latest_ts(region)
+    if newest is None:
+        raise StaleDataError(
+            f"{region}: no prices stored, nothing to forecast from; load history "
+            f"(eopt load-history --region {region}) or run the electricity_price_ingestion DAG"
+        )
+    if newest >= run_hour:  # prices published ahead of the run (day-ahead): only hours before it were known
+        known = store.read_canonical(region, start=run_hour - LOOKBACK_HOURS * HOUR, end=run_hour)
+        if known.empty:
+            raise StaleDataError(
+                f"{region}: no price stored in the {LOOKBACK_HOURS} h before the run at {run_hour} (the model's lag "
+                f"window), only later ones, so no forecast can be made; check the electricity_price_ingestion DAG "
+                f"for this region or load history (eopt load-history --region {region})"
+            )
+        newest = pd.Timestamp(known["ts"].max())
+    age = run_hour - newest
+    if age > LOOKBACK_HOURS * HOUR:
+        raise StaleDataError(
+            f"{region}: newest price is {newest}, {age / HOUR:.0f} h before the run at {run_hour}, older than the "
+            f"model's {LOOKBACK_HOURS} h lag window, so no forecast can be made; check the "
+            f"electricity_price_ingestion DAG for this region"
+        )
+    return pd.Timestamp(newest).tz_convert("UTC") + HOUR
+
+
+def prepare_features(store, region: str, origin: pd.Timestamp) -> pd.DataFrame:  # noqa: ANN001
+    """The origin's 24 feature rows, reading only the prices and exogenous forecasts they need."""
+    origin = _utc_hour(origin)
+    prices = store.read_canonical(region, start=origin - PRICE_WINDOW, end=origin).set_index("ts")["price"]
+    # exogenous features read each target hour and the same hour a day earlier
+    exogenous = store.read_exogenous(region, start=origin - 24 * HOUR, end=origin + HORIZON_HOURS * HOUR)
+    features = inference_frame(prices, exogenous, region, origin)
+    gaps = missing_inputs(features, region)
+    if gaps:
+        log.warning("%s: %s; the model imputes them (its forecast is less sure)", region, gaps)
+    return features
+
+
+def missing_inputs(features: pd.DataFrame, region: str) -> str | None:
+    """Which model inputs of the 24 rows are unknown, in words (None when all are known).
+
+    The models impute a missing input (trees learned a default branch, the CNN-LSTM scales it to
+    the training mean), so a forecast goes on; but a day-ahead exogenous forecast that has not
+    arrived yet, or a price gap, makes it less sure, and an operator should know.
+    """
+    columns = feature_columns(region)
+    unknown = features[columns].isna()
+    if not unknown.any().any():
+        return None
+    parts = [f"{name} unknown for {int(unknown[name].sum())} of {len(features)} target hour(s)"
+             for name in columns if unknown[name].any()]
+    shown = "; ".join(parts[:4]) + (f"; and {len(parts) - 4} more input(s)" if len(parts) > 4 else "")
+    return f"inputs of origin {features['origin'].iloc[0]} missing: {shown}"
+
+
+def clear_model_cache() -> None:
+    with _MODELS_LOCK:
+        _MODELS.clear()
+
+
+def _load_model(name: str, version: str, run_id: str, uri: str):  # noqa: ANN202
+    key = (name, version, run_id)
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+    if model is None:
+        model = mlflow.pyfunc.load_model(uri)
+        with _MODELS_LOCK:
+            _MODELS[key] = model
+    return model
+
+
+def _frame(region: str, issued_at: pd.Timestamp, targets: pd.Series, name: str, version: str,
+           yhat: np.ndarray, lower: np.ndarray, upper: np.ndarray, fallback: bool) -> pd.DataFrame:
+    n = len(targets)
+    return pd.DataFrame({
+        "region": [region] * n,
+        "issued_at": pd.DatetimeIndex([issued_at] * n).astype("datetime64[us, UTC]"),
+        "target_ts": pd.DatetimeIndex(targets).tz_convert("UTC").astype("datetime64[us, UTC]"),
+        "model_name": [name] * n,
+        "model_version": [version] * n,
+        "yhat": np.asarray(yhat, dtype=float),
+        "lower": np.asarray(lower, dtype=float),
+        "upper": np.asarray(upper, dtype=float),
+        "is_fallback": [fallback] * n,
+    })
+
+
+def _model_forecast(model, region: str, features: pd.DataFrame) -> pd.DataFrame:  # noqa: ANN001
+    """The champion's 24 hours, or ``ValueError`` saying how its answer is unusable."""
+    answer = model.predict(to_model_input(features, feature_columns(region)))
+    if not isinstance(answer, pd.DataFrame) or "yhat" not in answer.columns:
+        raise ValueError(f"the model answered {type(answer).__name__} without a yhat column")
+    if len(answer) != HORIZON_HOURS:
+        raise ValueError(f"the model answered {len(answer)} rows, not {HORIZON_HOURS}")
+    expected = list(features["target_ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    if "target_ts" in answer.columns and list(answer["target_ts"].astype(str)) != expected:
+        raise ValueError(f"the model answered target hours {answer['target_ts'].iloc[0]}.. instead of {expected[0]}..")
+    for column in ("yhat", "lower", "upper"):
+        if column in answer.columns:
+            values = pd.to_numeric(answer[column], errors="coerce").to_numpy(dtype=float)
+            if not np.isfinite(values).all():
+                raise ValueError(f"the model answered {int((~np.isfinite(values)).sum())} non-finite {column} value(s)")
+    return answer
+
+
+def seasonal_naive(region: str, features: pd.DataFrame, issued_at: pd.Timestamp, reason: str) -> Forecast:
+    """The fallback: each target hour's price one week earlier (``lag_168h``), without an interval."""
+    yhat = features[FALLBACK_FEATURE].to_numpy(dtype=float)
+    missing = ~np.isfinite(yhat)
+    if missing.any():
+        hours = ", ".join(str(t) for t in features.loc[missing, "target_ts"].head(3))
+        raise ForecastError(
+            f"{region}: cannot fall back to the seasonal naive either: no price 168 h before {int(missing.sum())} "
+            f"target hour(s) ({hours}{', ...' if missing.sum() > 3 else ''}); fill the price gap (eopt load-history "
+            f"or the electricity_price_ingestion DAG). Fallback was needed because {reason}"
+        )
+    nothing = np.full(len(yhat), np.nan)
+    frame = _frame(region, issued_at, features["target_ts"], FALLBACK_MODEL_NAME, FALLBACK_MODEL_VERSION,
+                   yhat, nothing, nothing, True)
+    return Forecast(frame, reason)
+
+
+def generate_forecast(client: MlflowClient, region: str, features: pd.DataFrame, origin: pd.Timestamp,
+                      issued_at: pd.Timestamp) -> Forecast:
+    """The region's 24-hour forecast from its champion, or the seasonal-naive fallback with its reason."""
+    origin, issued_at = _utc_hour(origin), _utc_hour(issued_at)
+    if len(features) != HORIZON_HOURS or (features["origin"] != origin).any():
+        raise ForecastError(
+            f"{region}: expected the {HORIZON_HOURS} feature rows of origin {origin}, got {len(features)} row(s) "
+            f"of origin(s) {sorted(set(map(str, features['origin'])))}; build them with prepare_features"
+        )
+    try:
+        best = find_champion(client, region)
+    except Exception as exc:  # registry unreachable or broken: forecast anyway, loudly
+        reason = f"the model registry could not be read for {region}: {type(exc).__name__}: {_first_line(exc)}"
+        log.error("%s; falling back to the seasonal naive", reason)
+        return seasonal_naive(region, features, issued_at, reason)
+    if best is None:
+        reason = (f"no Production model for {region}: no version of model "
+                  f"electricity-price-{region.upper()} has the alias champion (retrain and promote one)")
+        log.error("%s; falling back to the seasonal naive", reason)
+        return seasonal_naive(region, features, issued_at, reason)
+    try:
+        model = _load_model(best.name, best.version, best.run_id, best.uri)
+    except Exception as exc:
+        reason = f"the Production model {best.uri} of {region} could not be loaded: {type(exc).__name__}: {_first_line(exc)}"
+        log.error("%s; falling back to the seasonal naive", reason)
+        return seasonal_naive(region, features, issued_at, reason)
+    try:
+        answer = _model_forecast(model, region, features)
+    except Exception as exc:
+        reason = f"the Production model {best.uri} of {region} gave no usable forecast: {type(exc).__name__}: {_first_line(exc)}"
+        log.error("%s; falling back to the seasonal naive", reason)
+        return seasonal_naive(region, features, issued_at, reason)
+    nothing = np.full(HORIZON_HOURS, np.nan)
+    frame = _frame(region, issued_at, features["target_ts"], best.name, best.version,
+                   answer["yhat"].to_numpy(dtype=float),
+                   answer["lower"].to_numpy(dtype=float) if "lower" in answer.columns else nothing,
+                   answer["upper"].to_numpy(dtype=float) if "upper" in answer.columns else nothing, False)
+    log.info("%s: forecast %s..%s with %s", region, frame["target_ts"].iloc[0], frame["target_ts"].iloc[-1], best.uri)
+    return Forecast(frame, None)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else repr(exc)
+
+
+def _number(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(float(value)) else None
+
+
+def forecast_document(forecast: Forecast) -> dict[str, Any]:
+    """The cache's JSON document of a forecast (``storage.cache.FORECAST_KEY``)."""
+    frame = forecast.frame.sort_values("target_ts")
+    return {
+        "region": forecast.region,
+        "issued_at": forecast.issued_at.isoformat(),
+        "model_name": forecast.model_name,
+        "model_version": forecast.model_version,
+        "is_fallback": forecast.is_fallback,
+        "points": [
+            {"target_ts": pd.Timestamp(ts).isoformat(), "yhat": _number(yhat), "lower": _number(lower),
+             "upper": _number(upper)}
+            for ts, yhat, lower, upper in zip(frame["target_ts"], frame["yhat"], frame["lower"], frame["upper"])
+        ],
+    }
+
+
+def alert_fallback(forecast: Forecast) -> bool:
+    """Alert (ERROR on ``eopt.alerts``) when the forecast is a fallback; True when it alerted."""
+    from quality.alerts import forecast_fallback
+
+    if not forecast.is_fallback:
+        return False
+    forecast_fallback(forecast.region, forecast.fallback_reason or "no reason recorded")
+    return True
+
+
+def model_readiness(client: MlflowClient, regions: list[str] | tuple[str, ...]) -> dict[str, str | None]:
+    """Per region, the champion's ``models:/NAME/VERSION`` or None (it will fall back); logs each."""
+    ready: dict[str, str | None] = {}
+    for region in regions:
+        try:
+            best = find_champion(client, region)
+        except Exception as exc:
+            log.error("%s: the model registry could not be read (%s: %s): it will fall back to the seasonal naive",
+                      region, type(exc).__name__, _first_line(exc))
+            ready[region] = None
+            continue
+        ready[region] = best.uri if best else None
+        if best:
+            log.info("%s: Production model %s", region, best.uri)
+        else:
+            log.warning("%s: no Production model: it will fall back to the seasonal naive", region)
+    return ready
