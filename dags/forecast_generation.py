@@ -8,9 +8,13 @@ forecast frames pass between tasks as parquet files in the run's folder, never t
 - ``prepare_features``: per region, the origin (the hour after the newest price known before the
   run) and its 24 feature rows. A region whose newest price is older than the model's lag window
   (168 h) or that has no price fails this task naming it, after the other regions' files are
-  written; ``generate_forecasts`` (trigger rule ``all_done``) goes on with those.
+  written; ``generate_forecasts`` (trigger rule ``all_done``) goes on with those, so one stale
+  region costs no other region its forecast (the run's state follows its last tasks, as in
+  ``electricity_price_ingestion``: the red ``prepare_features`` is what names the stale region).
 - ``generate_forecasts``: the champion's forecast, or the labelled seasonal-naive fallback
-  (``is_fallback``) with an ERROR alert naming the region and the reason.
+  (``is_fallback``) with an ERROR alert naming the region and the reason. A region that not
+  even the fallback can forecast (no price a week before a target hour) fails this task naming
+  it, after the others' forecasts are written; ``store_forecasts`` (``all_done``) stores those.
 - ``store_forecasts`` -> ``update_forecast_cache``: idempotent upsert keyed by
   ``(region, issued_at, target_ts)``, then each region's newest forecast into the cache.
 
@@ -61,6 +65,13 @@ def _store():
     return PriceStore(create_store_engine(task_settings().database_url))
 
 
+def _fail_naming(problems: dict[str, str], others: int) -> None:
+    """Fail the task naming the regions it could not do, after the others' files are written."""
+    if problems:
+        raise RuntimeError(f"no forecast for {', '.join(problems)} ({others} other region(s) go on): "
+                           + " | ".join(problems.values()))
+
+
 def _registry():
     from training.tracking import configure
 
@@ -100,6 +111,7 @@ def forecast_generation():
     def prepare_features(ready: dict) -> dict:
         from serving.forecasting import StaleDataError, forecast_origin
         from serving.forecasting import prepare_features as features_of
+        from training.features import FeatureError
 
         store, folder, problems, paths = _store(), _run_dir(), {}, {}
         folder.mkdir(parents=True, exist_ok=True)
@@ -108,54 +120,65 @@ def forecast_generation():
         for region in ready["regions"]:
             try:
                 origin = forecast_origin(store, region, _issued_at())
-            except StaleDataError as exc:
+                features = features_of(store, region, origin)
+            except (StaleDataError, FeatureError) as exc:
                 problems[region] = str(exc)
                 continue
             path = folder / f"features_{region}.parquet"
-            features_of(store, region, origin).to_parquet(path, index=False)
+            features.to_parquet(path, index=False)
             paths[region] = str(path)
             print(f"{region}: origin {origin}, 24 feature rows in {path}")
-        if problems:
-            raise RuntimeError(f"no forecast for {', '.join(problems)} ({len(paths)} other region(s) go on): "
-                               + " | ".join(problems.values()))
+        _fail_naming(problems, len(paths))
         return paths
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def generate_forecasts(ready: dict) -> dict:
         import pandas as pd
 
-        from serving.forecasting import alert_fallback, generate_forecast
+        from serving.forecasting import ForecastError, alert_fallback, generate_forecast
 
-        client, folder, issued_at, summary = _registry(), _run_dir(), _issued_at(), {}
+        client, folder, issued_at, problems, summary = _registry(), _run_dir(), _issued_at(), {}, {}
+        for old in folder.glob("forecast_*.parquet"):
+            old.unlink()
         for region in ready["regions"]:
             source = folder / f"features_{region}.parquet"
             if not source.is_file():
                 continue  # prepare_features said why
             features = pd.read_parquet(source)
-            forecast = generate_forecast(client, region, features, features["origin"].iloc[0], issued_at)
+            try:
+                forecast = generate_forecast(client, region, features, features["origin"].iloc[0], issued_at)
+            except ForecastError as exc:
+                problems[region] = str(exc)
+                continue
             path = folder / f"forecast_{region}.parquet"
             forecast.frame.to_parquet(path, index=False)
             alert_fallback(forecast)
             print(f"{region}: {forecast.model_name} version {forecast.model_version}"
                   + (f", FALLBACK: {forecast.fallback_reason}" if forecast.is_fallback else ""))
-            summary[region] = {"path": str(path), "model": forecast.model_name, "version": forecast.model_version,
+            summary[region] = {"model": forecast.model_name, "version": forecast.model_version,
                                "is_fallback": forecast.is_fallback, "reason": forecast.fallback_reason}
+        _fail_naming(problems, len(summary))
         if not summary:
             raise RuntimeError(f"no region had features to forecast from ({', '.join(ready['regions'])}); "
                                "see prepare_features")
         return summary
 
-    @task
-    def store_forecasts(generated: dict) -> dict:
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def store_forecasts(ready: dict) -> dict:
         import pandas as pd
 
         from storage.forecasts import ForecastStore
 
-        frame = pd.concat([pd.read_parquet(g["path"]) for g in generated.values()], ignore_index=True)
+        folder = _run_dir()
+        paths = {r: folder / f"forecast_{r}.parquet" for r in ready["regions"]}
+        paths = {r: p for r, p in paths.items() if p.is_file()}
+        if not paths:
+            raise RuntimeError("no forecast to store: generate_forecasts forecast no region (its log says why)")
+        frame = pd.concat([pd.read_parquet(p) for p in paths.values()], ignore_index=True)
         result = ForecastStore(_store().engine).upsert_forecasts(frame)
         print(f"stored forecasts: {result.inserted} new, {result.updated} updated, {result.unchanged} unchanged")
         return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
-                "regions": sorted(generated)}
+                "regions": sorted(paths)}
 
     @task
     def update_forecast_cache(stored: dict) -> dict:
@@ -179,7 +202,9 @@ def forecast_generation():
     features = prepare_features(ready)
     generated = generate_forecasts(ready)
     features >> generated
-    update_forecast_cache(store_forecasts(generated))
+    stored = store_forecasts(ready)
+    generated >> stored
+    update_forecast_cache(stored)
 
 
 forecast_generation()

@@ -21,7 +21,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import numpy as np
@@ -31,6 +31,9 @@ from mlflow.tracking import MlflowClient
 from registry.models import champion as find_champion
 from serving.model_input import to_model_input
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, feature_columns, inference_frame
+
+if TYPE_CHECKING:
+    from storage.prices import PriceStore
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +95,7 @@ def _utc_hour(when: Any) -> pd.Timestamp:
     return stamp.floor("h")
 
 
-def forecast_origin(store, region: str, run_time: Any) -> pd.Timestamp:  # noqa: ANN001 (storage.prices.PriceStore)
+def forecast_origin(store: PriceStore, region: str, run_time: Any) -> pd.Timestamp:
     """The hour after the region's newest price before the run's hour (never later than that hour).
 
     Raises ``StaleDataError`` when the region has no price before the run, or when its newest one
@@ -110,8 +113,8 @@ def forecast_origin(store, region: str, run_time: Any) -> pd.Timestamp:  # noqa:
         if known.empty:
             raise StaleDataError(
                 f"{region}: no price stored in the {LOOKBACK_HOURS} h before the run at {run_hour} (the model's lag "
-                f"window), only later ones, so no forecast can be made; check the electricity_price_ingestion DAG "
-                f"for this region or load history (eopt load-history --region {region})"
+                f"window; the newest stored, {newest}, lies after the run), so no forecast can be made; check the "
+                f"electricity_price_ingestion DAG for this region or load history (eopt load-history --region {region})"
             )
         newest = pd.Timestamp(known["ts"].max())
     age = run_hour - newest
@@ -121,10 +124,14 @@ def forecast_origin(store, region: str, run_time: Any) -> pd.Timestamp:  # noqa:
             f"model's {LOOKBACK_HOURS} h lag window, so no forecast can be made; check the "
             f"electricity_price_ingestion DAG for this region"
         )
+    if age > HORIZON_HOURS * HOUR:  # still inside the lag window, but the 24 hours forecast are all past
+        log.warning("%s: newest price is %s, %.0f h before the run at %s: the forecast from the hour after it covers "
+                    "only hours before the run; check the electricity_price_ingestion DAG", region, newest,
+                    age / HOUR, run_hour)
     return pd.Timestamp(newest).tz_convert("UTC") + HOUR
 
 
-def prepare_features(store, region: str, origin: pd.Timestamp) -> pd.DataFrame:  # noqa: ANN001
+def prepare_features(store: PriceStore, region: str, origin: pd.Timestamp) -> pd.DataFrame:
     """The origin's 24 feature rows, reading only the prices and exogenous forecasts they need."""
     origin = _utc_hour(origin)
     prices = store.read_canonical(region, start=origin - PRICE_WINDOW, end=origin).set_index("ts")["price"]
