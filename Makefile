@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 
 DEMO_BUDGET ?= smoke
 
-.PHONY: install test demo services lock bench-storage bench-ingestion bench-training clean help
+.PHONY: install test demo services lock bench-storage bench-ingestion bench-training bench-serving clean help
 
 help:
 	@echo "make demo          load the real market history, retrain every region (budget DEMO_BUDGET=smoke), show the result"
@@ -15,6 +15,7 @@ help:
 	@echo "make install       create .venv and install the locked dependency set"
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
 	@echo "make bench-training record one tuned retraining per region: time, memory, accuracy"
+	@echo "make bench-serving  record mlflow models serve vs in-process latency and one forecast DAG run"
 	@echo "make bench-ingestion record one ingestion cycle and a two-year load against the sandbox"
 	@echo "make lock          re-resolve requirements.lock from the pins in pyproject.toml"
 
@@ -49,6 +50,9 @@ bench-ingestion: install
 
 bench-training: install
 	$(BIN)/python -m benchmarks.training
+
+bench-serving: install
+	$(BIN)/python -m benchmarks.serving
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from quality.alerts import forecast_fallback
 from registry.models import champion as find_champion
+from registry.models import registered_model_name
 from serving.model_input import to_model_input
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, feature_columns, inference_frame
 
@@ -49,7 +51,7 @@ FORECAST_COLUMNS = ("region", "issued_at", "target_ts", "model_name", "model_ver
 # Loaded champions of this process, per (name, version, run id): an hourly run in a long-lived
 # worker loads each version once. A version's artifacts never change, so a hit is never stale; the
 # run id tells apart two registries that both hold a version 1 of the same name.
-_MODELS: dict[tuple[str, str, str], Any] = {}
+_MODELS: dict[tuple[str, str, str], mlflow.pyfunc.PyFuncModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -166,7 +168,7 @@ def clear_model_cache() -> None:
         _MODELS.clear()
 
 
-def _load_model(name: str, version: str, run_id: str, uri: str):  # noqa: ANN202
+def _load_model(name: str, version: str, run_id: str, uri: str) -> mlflow.pyfunc.PyFuncModel:
     key = (name, version, run_id)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
@@ -193,7 +195,7 @@ def _frame(region: str, issued_at: pd.Timestamp, targets: pd.Series, name: str, 
     })
 
 
-def _model_forecast(model, region: str, features: pd.DataFrame) -> pd.DataFrame:  # noqa: ANN001
+def _model_forecast(model: mlflow.pyfunc.PyFuncModel, region: str, features: pd.DataFrame) -> pd.DataFrame:
     """The champion's 24 hours, or ``ValueError`` saying how its answer is unusable."""
     answer = model.predict(to_model_input(features, feature_columns(region)))
     if not isinstance(answer, pd.DataFrame) or "yhat" not in answer.columns:
@@ -244,8 +246,8 @@ def generate_forecast(client: MlflowClient, region: str, features: pd.DataFrame,
         log.error("%s; falling back to the seasonal naive", reason)
         return seasonal_naive(region, features, issued_at, reason)
     if best is None:
-        reason = (f"no Production model for {region}: no version of model "
-                  f"electricity-price-{region.upper()} has the alias champion (retrain and promote one)")
+        reason = (f"no Production model for {region}: no version of model {registered_model_name(region)} "
+                  "has the alias champion (retrain and promote one)")
         log.error("%s; falling back to the seasonal naive", reason)
         return seasonal_naive(region, features, issued_at, reason)
     try:
@@ -297,8 +299,6 @@ def forecast_document(forecast: Forecast) -> dict[str, Any]:
 
 def alert_fallback(forecast: Forecast) -> bool:
     """Alert (ERROR on ``eopt.alerts``) when the forecast is a fallback; True when it alerted."""
-    from quality.alerts import forecast_fallback
-
     if not forecast.is_fallback:
         return False
     forecast_fallback(forecast.region, forecast.fallback_reason or "no reason recorded")

@@ -134,7 +134,7 @@ def log_forecaster(trained: TrainedNP, forecaster: EnsembleForecaster, folder: P
 
 def register(trained: TrainedNP, model_uri: str, run_id: str, kind: str) -> str:
     """A new version of NP's model from a logged model: Staging, alias challenger; its number."""
-    candidate = register_candidate(trained.client, REGION, model_uri, run_id, tags={"eopt.test_kind": kind})
+    candidate = register_candidate(trained.client, REGION, model_uri, run_id, tags={"eopt.fixture": kind})
     return candidate.version
 
 

@@ -141,7 +141,7 @@ def test_forecast_dag__without_models_stores_24_fallback_hours_per_region_and_re
     assert sum(counts(home).values()) == 48
 
 
-def test_forecast_dag__a_stale_region_fails_the_run_naming_it_while_the_others_are_forecast(airflow, home):
+def test_forecast_dag__a_stale_region_fails_prepare_features_naming_it_while_the_others_are_forecast(airflow, home):
     result = airflow.dags_test(DAG_ID, "2018-12-25T05:00:00+00:00", conf={"regions": ["NP", "BE"]},
                                extra_env=run_env(home))
     log = result.stdout + result.stderr

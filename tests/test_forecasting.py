@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -225,8 +226,12 @@ def test_prepare_features__after_the_last_exogenous_forecast_warn_that_they_are_
 
 
 @pytest.fixture
-def empty_registry(tmp_path) -> MlflowClient:
-    return configure(Settings.from_env({"EOPT_HOME": str(tmp_path / "eopt")}))
+def empty_registry(tmp_path) -> Iterator[MlflowClient]:
+    """A registry without models; MLflow's process-wide URIs are put back afterwards."""
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield configure(Settings.from_env({"EOPT_HOME": str(tmp_path / "eopt")}))
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
 
 
 def test_generate_forecast__without_a_champion_falls_back_to_the_price_a_week_earlier(
@@ -368,8 +373,7 @@ def test_generate_forecast__loads_a_champion_version_once_per_process(champion_h
     generate_forecast(client, "NP", features, origin, RUN)
     key = (candidate.name, candidate.version, candidate.run_id)
     loaded = forecasting._MODELS[key]
-    later = forecast_origin(store, "NP", RUN)
-    generate_forecast(client, "NP", features, later, RUN + pd.Timedelta(hours=1))
+    generate_forecast(client, "NP", features, origin, RUN + pd.Timedelta(hours=1))  # the next hour's run
     assert forecasting._MODELS[key] is loaded and len(forecasting._MODELS) == 1
 
 
@@ -399,7 +403,7 @@ from mlflow.pyfunc import PythonModel
 
 
 class Broken(PythonModel):
-    def predict(self, context, model_input, params=None):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         return pd.DataFrame({"target_ts": model_input["target_ts"], "yhat": np.nan, "lower": 0.0, "upper": 1.0})
 
 
@@ -407,7 +411,6 @@ set_model(Broken())
 '''
 
 
-@pytest.mark.filterwarnings("ignore:.*Add type hints to the `predict` method:UserWarning")
 def test_generate_forecast__a_champion_that_answers_nan_falls_back_saying_so(champion_home, tmp_path):
     settings, store, client, candidate = champion_home
     name = registered_model_name("NP")

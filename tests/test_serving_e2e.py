@@ -1,0 +1,257 @@
+"""`mlflow models serve` on the promoted NP model, called over loopback HTTP like any client would.
+
+The module retrains NP once (smoke budget, short window; ``tests/registry_fixtures``), lets the
+real promotion gate make it the champion, and starts the real scoring server as a subprocess on
+``models:/electricity-price-NP@champion`` (and, for one test, a second one on
+``models:/electricity-price-NP/Production``). Requests are the feature rows of one forecast
+origin, built by ``training.features.inference_frame`` and ``serving.model_input.to_model_input``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+
+from registry.promotion import gate_candidate
+from serving.model_input import to_model_input
+from storage.promotions import PromotionStore
+from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, train_np
+from training import tracking
+from training.features import feature_columns, inference_frame
+
+pytestmark = pytest.mark.e2e
+
+BIN = Path(sys.executable).parent
+ORIGIN = pd.Timestamp("2018-12-20 13:00", tz="UTC")  # an hourly origin inside the history: actuals are known
+START_TIMEOUT_S = 120
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def invoke(self, payload: dict | str) -> requests.Response:
+        if isinstance(payload, str):
+            return requests.post(f"{self.url}/invocations", data=payload, timeout=60,
+                                 headers={"Content-Type": "application/json"})
+        return requests.post(f"{self.url}/invocations", json=payload, timeout=60)
+
+
+def serve(model_uri: str, trained: TrainedNP, folder: Path) -> Iterator[Server]:
+    """The real ``mlflow models serve`` on a free loopback port; killed (its whole process group) after use."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EOPT_", "MLFLOW_"))}
+    env.update(MLFLOW_TRACKING_URI=trained.settings.mlflow_tracking_uri,
+               MLFLOW_REGISTRY_URI=trained.settings.mlflow_registry_uri,
+               MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / f"serve-{port}.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
+             "-h", "127.0.0.1", "-p", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder,
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"mlflow models serve {model_uri} exited with {process.returncode}:\n"
+                            f"{log.read_text()[-4000:]}", pytrace=False)
+            try:
+                if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"mlflow models serve {model_uri} did not answer /ping within {START_TIMEOUT_S} s:\n"
+                            f"{log.read_text()[-4000:]}", pytrace=False)
+            time.sleep(0.25)
+        yield server
+    finally:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)  # mlflow execs uvicorn in a child: stop the whole group
+            process.wait(timeout=15)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def promoted(tmp_path_factory) -> TrainedNP:
+    """NP retrained once and promoted by the real gate: version 1 is Production and champion."""
+    trained = train_np(tmp_path_factory.mktemp("serving"))
+    outcome = gate_candidate(trained.client, trained.settings, trained.store, PromotionStore(trained.store.engine),
+                             REGION, trained.outcome.candidate.version)
+    assert outcome.decision.promote, f"the smoke-trained NP model did not pass the gate: {outcome.decision.summary}"
+    yield trained
+    trained.store.engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def champion_server(promoted, tmp_path_factory) -> Iterator[Server]:
+    yield from serve(f"models:/{MODEL_NAME}@champion", promoted, tmp_path_factory.mktemp("champion-server"))
+
+
+@pytest.fixture
+def production_server(promoted, tmp_path) -> Iterator[Server]:
+    yield from serve(f"models:/{MODEL_NAME}/Production", promoted, tmp_path)
+
+
+def request_frame(trained: TrainedNP, origin: pd.Timestamp = ORIGIN) -> pd.DataFrame:
+    return to_model_input(inference_frame(trained.prices(), trained.exogenous(), REGION, origin), feature_columns(REGION))
+
+
+def split(frame: pd.DataFrame) -> dict:
+    body = frame.to_dict(orient="split")
+    del body["index"]
+    return {"dataframe_split": body}
+
+
+def predictions(response: requests.Response) -> pd.DataFrame:
+    assert response.status_code == 200, response.text[:2000]
+    return pd.DataFrame(response.json()["predictions"])
+
+
+def test_serving__answers_ping_and_health(champion_server):
+    assert requests.get(f"{champion_server.url}/ping", timeout=5).status_code == 200
+    assert requests.get(f"{champion_server.url}/health", timeout=5).status_code == 200
+
+
+def test_serving__a_dataframe_split_request_gets_the_24_hours_from_the_origin(champion_server, promoted):
+    frame = request_frame(promoted)
+    forecast = predictions(champion_server.invoke(split(frame)))
+    assert len(forecast) == 24
+    hours = pd.date_range(ORIGIN, periods=24, freq="h")
+    assert forecast["target_ts"].tolist() == [f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in hours]
+    assert set(forecast["origin"]) == {"2018-12-20T13:00:00Z"}
+    values = forecast[["yhat", "lower", "upper"]].to_numpy(dtype=float)
+    assert np.isfinite(values).all()
+    assert (forecast["lower"] <= forecast["yhat"]).all() and (forecast["yhat"] <= forecast["upper"]).all()
+    # a real forecast of real prices: closer to what happened than last week's prices were
+    actual = promoted.prices().reindex(hours).to_numpy()
+    naive = frame["lag_168h"].to_numpy()
+    assert np.mean(np.abs(forecast["yhat"].to_numpy() - actual)) < np.mean(np.abs(naive - actual))
+
+
+def test_serving__answers_what_the_champion_loaded_in_process_answers(champion_server, promoted):
+    frame = request_frame(promoted)
+    served = predictions(champion_server.invoke(split(frame)))
+    tracking.configure(promoted.settings)
+    local = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/1").predict(frame)
+    assert served.columns.tolist() == local.columns.tolist()
+    assert served["target_ts"].tolist() == local["target_ts"].tolist()
+    np.testing.assert_allclose(served[["yhat", "lower", "upper"]].to_numpy(float),
+                               local[["yhat", "lower", "upper"]].to_numpy(float), rtol=1e-9)
+
+
+def test_serving__dataframe_records_and_dataframe_split_get_the_same_forecast(champion_server, promoted):
+    frame = request_frame(promoted)
+    by_split = predictions(champion_server.invoke(split(frame)))
+    by_records = predictions(champion_server.invoke({"dataframe_records": frame.to_dict(orient="records")}))
+    pd.testing.assert_frame_equal(by_split, by_records)
+
+
+def test_serving__the_production_stage_serves_the_same_model_as_the_champion_alias(champion_server, production_server,
+                                                                                   promoted):
+    frame = request_frame(promoted, pd.Timestamp("2018-12-22 23:00", tz="UTC"))
+    pd.testing.assert_frame_equal(predictions(production_server.invoke(split(frame))),
+                                  predictions(champion_server.invoke(split(frame))))
+
+
+def test_serving__unpublished_exogenous_forecasts_travel_as_null_and_still_get_a_forecast(champion_server, promoted):
+    # the origin after the newest price (what the hourly forecast run sends): the next day's
+    # load and wind forecasts are not in the history, so those features are NaN -> JSON null
+    origin = promoted.prices().index.max() + pd.Timedelta(hours=1)
+    frame = request_frame(promoted, origin)
+    assert frame["wind_power_forecast"].isna().all()
+    body = '{"dataframe_split": ' + frame.to_json(orient="split", index=False) + "}"
+    forecast = predictions(champion_server.invoke(body))
+    assert forecast["target_ts"].iloc[0] == "2018-12-24T23:00:00Z" and len(forecast) == 24
+    assert np.isfinite(forecast[["yhat", "lower", "upper"]].to_numpy(dtype=float)).all()
+
+
+def _missing_feature(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.drop(columns=["lag_24h"])
+
+
+def _non_numeric_feature(frame: pd.DataFrame) -> pd.DataFrame:
+    bad = frame.astype({"lag_24h": object})
+    bad.loc[3, "lag_24h"] = "abc"
+    return bad
+
+
+def _bad_timestamp(frame: pd.DataFrame) -> pd.DataFrame:
+    bad = frame.copy()
+    bad.loc[0, "origin"] = "yesterday"
+    return bad
+
+
+def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.iloc[:0]
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (_missing_feature, "Model is missing inputs ['lag_24h']"),
+    (_non_numeric_feature, "Failed to convert column lag_24h to type 'float64'"),
+    (_bad_timestamp, "NP: column 'origin': 'yesterday' is not an ISO-8601 timestamp (e.g. 2018-12-24T23:00:00Z)"),
+    (_no_rows, "NP: the request has no rows"),
+], ids=["missing feature column", "non-numeric feature", "bad timestamp", "no rows"])
+def test_serving__a_malformed_request_gets_400_saying_what_is_wrong(champion_server, promoted, make, message):
+    response = champion_server.invoke(split(make(request_frame(promoted))))
+    assert response.status_code == 400, response.text[:2000]
+    body = response.json()
+    assert body["error_code"] in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST")
+    assert message in body["message"]
+
+
+def test_serving__a_body_without_a_known_input_key_gets_400(champion_server):
+    response = champion_server.invoke({"rows": [[1, 2, 3]]})
+    assert response.status_code == 400
+    assert "dataframe_split" in response.json()["message"]
+
+
+def test_serving__an_extra_column_is_dropped_by_the_signature_and_does_not_change_the_forecast(champion_server, promoted):
+    # MLflow's schema enforcement ignores inputs the signature does not name (with a warning in
+    # the server log) before the model sees the request; the product's own extra-column check
+    # (serving.model_input) therefore only applies to in-process callers.
+    frame = request_frame(promoted)
+    with_extra = predictions(champion_server.invoke(split(frame.assign(price_eur_kwh=0.05))))
+    pd.testing.assert_frame_equal(with_extra, predictions(champion_server.invoke(split(frame))))
+    assert "Found extra inputs in the model input that are not defined in the model signature: `['price_eur_kwh']`" \
+        in champion_server.log.read_text()
+
+
+def test_serving__the_server_process_group_is_gone_after_teardown(promoted, tmp_path):
+    generator = serve(f"models:/{MODEL_NAME}@champion", promoted, tmp_path)
+    server = next(generator)
+    generator.close()
+    assert server.process.poll() is not None
+    with pytest.raises(requests.ConnectionError):  # uvicorn, the listening child, went with the group
+        requests.get(f"{server.url}/ping", timeout=2)
