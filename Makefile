@@ -40,6 +40,8 @@ demo: install
 	$(BIN)/eopt load-history
 	$(BIN)/eopt prices --region NP --last 24h
 	$(BIN)/eopt train --region all --budget $(DEMO_BUDGET)
+	$(BIN)/eopt registry status
+	$(BIN)/eopt forecast --region all
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.eopt/mlflow.db  (then http://127.0.0.1:5000)"
 
 bench-storage: install services

@@ -412,6 +412,50 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, budg
     click.echo(f"{len(origins)} days from {origins[0]}, {result.seconds:.0f} s; results in {out}")
 
 
+@cli.command("forecast")
+@click.option("--region", "regions", multiple=True, help="Region (repeatable, or 'all'; default: EOPT_REGIONS).")
+@click.option("--at", "at", default=None, help="Issue time (UTC hour; default: the newest stored price + 1 h).")
+@click.pass_obj
+def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
+    """What forecast_generation does for one hour: champion (or labelled fallback) -> store -> cache."""
+    from serving.forecasting import (
+        ForecastError, StaleDataError, alert_fallback, forecast_document, forecast_origin, generate_forecast,
+        prepare_features)
+    from storage.forecasts import ForecastStore
+    from training import tracking
+
+    client = tracking.configure(obj.settings)
+    store, cache = obj.store(), obj.cache()
+    forecasts = ForecastStore(store.engine)
+    failed = False
+    for region in _regions(regions, obj.settings):
+        issued = _utc(at, "--at") if at else None
+        if issued is None:
+            latest = store.latest_ts(region)
+            if latest is None:
+                click.echo(f"{region}: no prices in the store; run eopt load-history --region {region}", err=True)
+                failed = True
+                continue
+            issued = latest + pd.Timedelta(hours=1)
+        try:
+            origin = forecast_origin(store, region, issued)
+            result = generate_forecast(client, region, prepare_features(store, region, origin), origin, issued)
+        except (StaleDataError, ForecastError, *_training_errors()) as exc:
+            click.echo(f"{region}: {exc}", err=True)
+            failed = True
+            continue
+        alert_fallback(result)
+        stored = forecasts.upsert_forecasts(result.frame)
+        cache.publish_forecast(region, forecast_document(result))
+        f = result.frame
+        label = "FALLBACK seasonal naive" if result.is_fallback else f"{result.model_name} v{result.model_version}"
+        click.echo(f"{region}: {label}: {f['target_ts'].iloc[0]:%Y-%m-%d %H:%M} .. {f['target_ts'].iloc[-1]:%H:%M} UTC, "
+                   f"mean {f['yhat'].mean():.2f}, min {f['yhat'].min():.2f}, max {f['yhat'].max():.2f} per MWh; "
+                   f"{stored.inserted} new, {stored.updated} updated rows")
+    if failed:
+        sys.exit(1)
+
+
 @cli.group()
 def registry() -> None:
     """The model registry: champions, challengers, manual promotion and rollback (all audited)."""

@@ -244,3 +244,19 @@ def test_cli_evaluate__an_unknown_alias_fails_naming_the_model_uri(trained):
     result = CliRunner().invoke(cli, ["evaluate", "--region", "NP", "--model", "champion"], env=env)
     assert result.exit_code == 1
     assert "models:/electricity-price-NP@champion" in result.output
+
+
+def test_cli_forecast__without_a_champion_stores_24_labelled_fallback_rows(trained):
+    import sqlalchemy as sa
+
+    settings, store, *_ = trained
+    env = {"EOPT_HOME": str(settings.home), "EOPT_LOG_LEVEL": "WARNING"}
+    result = CliRunner().invoke(cli, ["forecast", "--region", "NP"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "NP: FALLBACK seasonal naive: 2018-12-24 23:00 .. 22:00 UTC" in result.output and "24 new" in result.output
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT count(*), min(CAST(is_fallback AS INTEGER)), min(model_name) FROM forecasts "
+                                    "WHERE region = 'NP'")).one()
+    assert tuple(rows) == (24, 1, "seasonal-naive")
+    again = CliRunner().invoke(cli, ["forecast", "--region", "NP"], env=env)
+    assert "0 new, 0 updated" in again.output  # same issue hour: an idempotent rewrite
