@@ -26,7 +26,6 @@ would be two years stale and fail ``prepare_features`` instead of being forecast
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
@@ -163,14 +162,20 @@ def start_server(model_uri: str, settings: Settings, log: Path) -> tuple[subproc
 
 
 def stop_server(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGTERM)  # mlflow runs uvicorn as a child: stop the group
-        process.wait(timeout=15)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=5)
+    """SIGTERM to the group (mlflow runs uvicorn as a child), wait until all of it is gone; SIGKILL after 15 s."""
+    for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            process.poll()
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
 def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: int, warmup: int) -> dict:

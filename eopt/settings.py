@@ -286,6 +286,10 @@ class Settings:
         have no package index to ask (an operator's own value is kept)."""
         os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in task logs
+        # MLflow retries a tracking server 7 times with backoff (minutes) by default: a registry
+        # that is down should fail a task in seconds, with its error, instead
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
 
     def mape_threshold(self, region: str) -> float:
         """The promotion gate's MAPE threshold (%) for a region: its override, else the default."""

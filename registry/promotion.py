@@ -120,7 +120,8 @@ def gate_candidate(client: MlflowClient, settings: Settings, store: PriceStore, 
             log.error("%s: %s", region, notes[-1])
     policy = policy_for(settings, region)
     decision = decide_promotion(candidate, champion_eval, baseline, policy)
-    reasons = [*decision.reasons, *notes]
+    # a champion that could not be scored is not "no champion": say what happened instead
+    reasons = [r for r in decision.reasons if not (notes and r == "no champion yet")] + notes
     now = datetime.now(timezone.utc)
     window = f"{frame['target_ts'].min()} .. {frame['target_ts'].max()} ({hours} h)"
     tags = {

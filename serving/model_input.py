@@ -43,7 +43,7 @@ def from_model_input(request: pd.DataFrame, feature_columns: list[str]) -> pd.Da
         raise ModelInputError("the request has no rows")
     frame = pd.DataFrame(index=request.index)
     for column in TIME_COLUMNS:
-        parsed = pd.to_datetime(request[column], utc=True, errors="coerce")
+        parsed = pd.to_datetime(request[column], utc=True, errors="coerce", format="ISO8601")
         if parsed.isna().any():
             bad = request.loc[parsed.isna(), column].iloc[0]
             raise ModelInputError(f"column {column!r}: {bad!r} is not an ISO-8601 timestamp (e.g. 2018-12-24T23:00:00Z)")

@@ -9,7 +9,6 @@ origin, built by ``training.features.inference_frame`` and ``serving.model_input
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -93,14 +92,26 @@ def serve(model_uri: str, trained: TrainedNP, folder: Path) -> Iterator[Server]:
             time.sleep(0.25)
         yield server
     finally:
+        stop(process)
+
+
+def stop(process: subprocess.Popen, grace_s: float = 15) -> None:
+    """SIGTERM to the server's process group (mlflow runs uvicorn as a child), then wait until the
+    whole group is gone, not only the parent: uvicorn's graceful shutdown outlives it; SIGKILL after."""
+    group = process.pid
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5)):
         try:
-            os.killpg(process.pid, signal.SIGTERM)  # mlflow execs uvicorn in a child: stop the whole group
-            process.wait(timeout=15)
+            os.killpg(group, sig)
         except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=5)
+            return
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            process.poll()  # reap the parent, or it stays in the group as a zombie
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +262,11 @@ def test_serving__an_extra_column_is_dropped_by_the_signature_and_does_not_chang
 def test_serving__the_server_process_group_is_gone_after_teardown(promoted, tmp_path):
     generator = serve(f"models:/{MODEL_NAME}@champion", promoted, tmp_path)
     server = next(generator)
+    started = time.monotonic()
     generator.close()
+    assert time.monotonic() - started < 15  # stopped by SIGTERM within the grace period, not killed
     assert server.process.poll() is not None
-    with pytest.raises(requests.ConnectionError):  # uvicorn, the listening child, went with the group
+    with pytest.raises(ProcessLookupError):  # uvicorn, the child that listens, is gone too
+        os.killpg(server.process.pid, 0)
+    with pytest.raises(requests.ConnectionError):
         requests.get(f"{server.url}/ping", timeout=2)
