@@ -136,10 +136,9 @@ def request_frame(settings: Settings, region: str, origin: pd.Timestamp) -> pd.D
 
 def start_server(model_uri: str, settings: Settings, log: Path) -> tuple[subprocess.Popen, str, float]:
     port = _free_port()
-    env = child_environment(MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
+    env = child_environment(BIN, MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
                             MLFLOW_REGISTRY_URI=settings.mlflow_registry_uri,
-                            MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
-                            PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+                            MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
     started = time.perf_counter()
     with log.open("wb") as out:
         process = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
@@ -235,9 +234,8 @@ def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: i
 def dag_run(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> dict:
     airflow_home = Path(tempfile.mkdtemp(prefix="airflow-", dir=settings.home))  # a fresh metadata DB per run
     env = child_environment(
-        AIRFLOW_HOME=str(airflow_home), AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
+        BIN, AIRFLOW_HOME=str(airflow_home), AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{airflow_home / 'airflow.db'}",
-        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         EOPT_HOME=str(settings.home), EOPT_REGIONS=",".join(regions), EOPT_LOG_LEVEL="WARNING",
         EOPT_AIRFLOW_TASK_RETRIES="0",
         # `airflow dags test` crashes after a successful run of a DAG with a deadline (apache/airflow#73428)
