@@ -22,21 +22,15 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, TriggerRule, Variable, dag, get_current_context, task
+from airflow.sdk import TriggerRule, Variable, dag, get_current_context, task
 
+from dag_defaults import shared_dag_arguments
 from eopt.settings import Settings
 from pricing_api_hook import PricingAPIHook, task_settings
 
 DAG_ID = "electricity_price_ingestion"
 SETTINGS = Settings.from_env()
-# The replacement of the old 5-minute SLA: alert when a run is unfinished 5 minutes after it was queued.
-DEADLINE = DeadlineAlert(
-    reference=DeadlineReference.DAGRUN_QUEUED_AT,
-    interval=timedelta(minutes=5),
-    callback=AsyncCallback("quality.alerts.deadline_missed"),
-)
 
 
 def _run_time():
@@ -93,19 +87,10 @@ def _fetch(task_name: str) -> dict:
 @dag(
     dag_id=DAG_ID,
     schedule="*/15 * * * *",
-    # Early enough for runs at the bundled history's logical dates (demo, backfills); catchup stays off.
-    start_date=pendulum.datetime(2011, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
     dagrun_timeout=timedelta(minutes=10),
-    default_args={
-        "owner": "electricity-optimizer",
-        "retries": SETTINGS.airflow_task_retries,
-        "retry_delay": timedelta(seconds=SETTINGS.airflow_retry_delay_s),
-    },
-    deadline=DEADLINE if SETTINGS.airflow_deadline_alerts else None,
     tags=["electricity-optimizer", "ingestion"],
     doc_md=__doc__,
+    **shared_dag_arguments(SETTINGS, deadline_minutes=5),
 )
 def electricity_price_ingestion():
     @task

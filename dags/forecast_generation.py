@@ -29,20 +29,14 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
-import pendulum
-from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference, TriggerRule, dag, get_current_context, task
+from airflow.sdk import TriggerRule, dag, get_current_context, task
 
+from dag_defaults import shared_dag_arguments
 from eopt.settings import Settings
 from pricing_api_hook import task_settings
 
 DAG_ID = "forecast_generation"
 SETTINGS = Settings.from_env()
-# The replacement of the old 2-minute SLA: alert when a run is unfinished 2 minutes after it was queued.
-DEADLINE = DeadlineAlert(
-    reference=DeadlineReference.DAGRUN_QUEUED_AT,
-    interval=timedelta(minutes=2),
-    callback=AsyncCallback("quality.alerts.deadline_missed"),
-)
 
 
 def _issued_at():
@@ -81,19 +75,10 @@ def _registry():
 @dag(
     dag_id=DAG_ID,
     schedule="0 * * * *",
-    # Early enough for runs at the bundled history's logical dates (demo, tests); catchup stays off.
-    start_date=pendulum.datetime(2011, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
     dagrun_timeout=timedelta(minutes=10),
-    default_args={
-        "owner": "electricity-optimizer",
-        "retries": SETTINGS.airflow_task_retries,
-        "retry_delay": timedelta(seconds=SETTINGS.airflow_retry_delay_s),
-    },
-    deadline=DEADLINE if SETTINGS.airflow_deadline_alerts else None,
     tags=["electricity-optimizer", "serving"],
     doc_md=__doc__,
+    **shared_dag_arguments(SETTINGS, deadline_minutes=2),
 )
 def forecast_generation():
     @task

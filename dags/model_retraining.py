@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-import pendulum
 from airflow.sdk import Variable, dag, get_current_context, task, task_group
 
+from dag_defaults import shared_dag_arguments
 from eopt.settings import Settings
 from pricing_api_hook import task_settings
 
@@ -67,18 +67,10 @@ def _step(region: str, step: str, *args):
 @dag(
     dag_id=DAG_ID,
     schedule="0 2 * * 0",
-    # Early enough for runs at the bundled history's logical dates (demo, tests); catchup stays off.
-    start_date=pendulum.datetime(2011, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
     dagrun_timeout=timedelta(hours=6),
-    default_args={
-        "owner": "electricity-optimizer",
-        "retries": SETTINGS.airflow_task_retries,
-        "retry_delay": timedelta(seconds=SETTINGS.airflow_retry_delay_s),
-    },
     tags=["electricity-optimizer", "training"],
     doc_md=__doc__,
+    **shared_dag_arguments(SETTINGS),
 )
 def model_retraining():
     @task

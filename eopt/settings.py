@@ -99,7 +99,8 @@ def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
     return _positive_int(env, name, default)
 
 
-def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(env: Mapping[str, str], name: str, default: float, *, low: float, high: float | None = None) -> float:
+    """A number in ``[low, high)`` (``high`` open; None: no upper bound), or the default when unset."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -107,21 +108,9 @@ def _fraction(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
-    if not 0.0 < value < 1.0:
-        raise SettingsError(f"{name}={raw!r} must lie strictly between 0 and 1, e.g. {default}")
-    return value
-
-
-def _number(env: Mapping[str, str], name: str, default: float, low: float = 0.0) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
-    if not value >= low:
-        raise SettingsError(f"{name}={raw!r} must be at least {low}")
+    if not value >= low or (high is not None and not value < high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise SettingsError(f"{name}={raw!r} must be {bound}, e.g. {default}")
     return value
 
 
@@ -255,14 +244,14 @@ class Settings:
             training_device=_device(env.get("EOPT_TRAINING_DEVICE") or "auto"),
             training_threads=_non_negative_int(env, "EOPT_TRAINING_THREADS", 0) if env.get("EOPT_TRAINING_THREADS") else 0,
             random_seed=_non_negative_int(env, "EOPT_RANDOM_SEED", 42),
-            interval_coverage=_fraction(env, "EOPT_INTERVAL_COVERAGE", 0.9),
+            interval_coverage=_float(env, "EOPT_INTERVAL_COVERAGE", 0.9, low=0.5, high=1.0),
             mlflow_experiment=env.get("EOPT_MLFLOW_EXPERIMENT") or "electricity-price-forecasting",
             mlflow_artifact_root=Path(env.get("EOPT_MLFLOW_ARTIFACT_ROOT") or home / "mlartifacts").expanduser().resolve(),
             mlflow_run_id=env.get("MLFLOW_RUN_ID") or None,
-            model_mape_threshold=_number(env, "EOPT_MODEL_MAPE_THRESHOLD", 10.0),
+            model_mape_threshold=_float(env, "EOPT_MODEL_MAPE_THRESHOLD", 10.0, low=0.0),
             model_mape_thresholds=(parse_thresholds(env["EOPT_MODEL_MAPE_THRESHOLDS"], "EOPT_MODEL_MAPE_THRESHOLDS")
                                    if env.get("EOPT_MODEL_MAPE_THRESHOLDS") is not None else dict(DEFAULT_MAPE_THRESHOLDS)),
-            promotion_min_improvement=_number(env, "EOPT_PROMOTION_MIN_IMPROVEMENT", 0.0),
+            promotion_min_improvement=_float(env, "EOPT_PROMOTION_MIN_IMPROVEMENT", 0.0, low=0.0, high=1.0),
             provider_keys={s: env[key] for s, (_, key) in SECRET_VARIABLES.items() if key and env.get(key)},
         )
 

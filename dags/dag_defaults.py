@@ -1,0 +1,40 @@
+"""What the product's DAGs share: start date, catchup, one run at a time, retries, deadline alerts."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pendulum
+from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+
+from eopt.settings import Settings
+
+
+def shared_dag_arguments(settings: Settings, *, deadline_minutes: int | None = None) -> dict[str, Any]:
+    """Keyword arguments of ``@dag`` every product DAG takes.
+
+    ``deadline_minutes``: the replacement of the old SLA, an alert when a run is unfinished that
+    long after it was queued (attached only when ``EOPT_AIRFLOW_DEADLINE_ALERTS`` is on; see the
+    README on apache/airflow#73428).
+    """
+    deadline = None
+    if deadline_minutes is not None and settings.airflow_deadline_alerts:
+        deadline = DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=timedelta(minutes=deadline_minutes),
+            callback=AsyncCallback("quality.alerts.deadline_missed"),
+        )
+    return {
+        # Early enough for runs at the bundled history's logical dates (demo, tests, backfills);
+        # catchup stays off, so a new deployment does not replay the past.
+        "start_date": pendulum.datetime(2011, 1, 1, tz="UTC"),
+        "catchup": False,
+        "max_active_runs": 1,
+        "default_args": {
+            "owner": "electricity-optimizer",
+            "retries": settings.airflow_task_retries,
+            "retry_delay": timedelta(seconds=settings.airflow_retry_delay_s),
+        },
+        "deadline": deadline,
+    }
