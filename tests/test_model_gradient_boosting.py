@@ -18,14 +18,11 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from ingestion.markets import load_market
+from tests.market_frames import np_train_and_validation
 from training.features import (
     ANCHOR_COLUMN,
     TARGET_COLUMN,
-    build_feature_frame,
-    day_ahead_origins,
     feature_columns,
-    strided_origins,
 )
 from training.models import model_class
 from training.models.base import FitResult, ModelError
@@ -39,10 +36,6 @@ from training.models.gradient_boosting import (
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "NP"
 MAX_STEPS = 400
-# 120 days of training origins every 7 hours, then three weeks of day-ahead validation origins.
-TRAIN_START = pd.Timestamp("2014-03-01", tz="UTC")
-VALIDATION_START = pd.Timestamp("2014-06-29", tz="UTC")
-VALIDATION_END = pd.Timestamp("2014-07-20", tz="UTC")
 MODELS = [XGBoostModel, LightGBMModel]
 SAVED_FILE = {"xgboost": "model.xgb.json", "lightgbm": "model.lgb.txt"}
 
@@ -53,22 +46,10 @@ def one_openmp_thread():
         yield
 
 
-def _complete(frame: pd.DataFrame) -> pd.DataFrame:
-    """Only origins whose 24 target prices are known, as build_training_frame keeps them."""
-    known = frame.groupby("origin")[TARGET_COLUMN].transform(lambda s: s.notna().all())
-    return frame[known.to_numpy()].reset_index(drop=True)
-
-
 @pytest.fixture(scope="module")
 def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
-    history = load_market(REGION, PROJECT_ROOT / "data" / "markets")
-    prices = history.prices.set_index("ts")["price"]
-    exogenous = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
-    last_train_origin = VALIDATION_START - pd.Timedelta(hours=23)  # no training target reaches validation
-    train = build_feature_frame(prices, exogenous, REGION, strided_origins(TRAIN_START, last_train_origin, 7))
-    validation = build_feature_frame(prices, exogenous, REGION,
-                                     day_ahead_origins(REGION, VALIDATION_START, VALIDATION_END))
-    return _complete(train), _complete(validation)
+    train, validation = np_train_and_validation()
+    return train.copy(), validation.copy()
 
 
 def _model(cls, seed: int = 42, max_steps: int = MAX_STEPS, **params):
