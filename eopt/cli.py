@@ -367,8 +367,6 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, budg
     """Walk-forward backtest of the production training over the last days of the store; logged to MLflow."""
     import json
 
-    import mlflow
-
     from training import tracking
     from training.backtest import last_days_origins, walk_forward
     from training.config import TrainingConfig
@@ -462,8 +460,8 @@ def registry() -> None:
 
 
 def _registry_context(obj: Context):  # noqa: ANN202
-    from registry.promotion import configure
     from storage.promotions import PromotionStore
+    from training.tracking import configure
 
     store = obj.store()
     return configure(obj.settings), PromotionStore(store.engine)

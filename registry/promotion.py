@@ -224,12 +224,5 @@ def registry_status(client: MlflowClient, region: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("version", ascending=False).reset_index(drop=True)
 
 
-def configure(settings: Settings) -> MlflowClient:
-    """The registry client (via the tracking module, which sets the URIs MLflow's loaders use)."""
-    from training.tracking import configure as configure_tracking
-
-    return configure_tracking(settings)
-
-
 __all__ = ["RegistryError", "PromotionOutcome", "gate_candidate", "promote_version", "rollback", "registry_status",
            "policy_for", "make_champion"]

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
-from training.features import HORIZON_HOURS, TARGET_COLUMN, build_feature_frame, feature_columns
+from training.features import HORIZON_HOURS, TARGET_COLUMN, build_feature_frame, complete_origins, feature_columns
 from training.metrics import evaluate, interval_coverage
 from training.models import model_class
 from training.tuning import tune
@@ -120,8 +120,7 @@ def walk_forward(
         val_yhat = sum(w * val_preds[m] for m, w in decision.weights.items())
         intervals = calibrate_intervals(y_val, val_yhat, validation["horizon"].to_numpy(), config.interval_coverage)
         forecaster = EnsembleForecaster(region, members, decision, intervals, columns)
-        block = build_feature_frame(prices, exogenous, region, origins)
-        block = block[block.groupby("origin")[TARGET_COLUMN].transform(lambda s: s.notna().all()).to_numpy()]
+        block = complete_origins(build_feature_frame(prices, exogenous, region, origins))
         forecast = forecaster.predict(block)
         parts.append(pd.concat([block[["origin", "target_ts", "horizon", TARGET_COLUMN]].assign(naive=block["lag_168h"]),
                                 forecast], axis=1))

@@ -26,6 +26,7 @@ from training.features import (
     LOOKBACK_HOURS,
     TARGET_COLUMN,
     build_feature_frame,
+    complete_origins,
     day_ahead_origins,
     strided_origins,
 )
@@ -194,9 +195,7 @@ def build_training_frame(data: TrainingData, config: TrainingConfig) -> pd.DataF
     for name in SPLITS:
         if len(getattr(splits, name)) == 0:
             continue
-        frame = build_feature_frame(data.prices, data.exogenous, data.region, getattr(splits, name))
-        complete = frame.groupby("origin")[TARGET_COLUMN].transform(lambda s: s.notna().all())
-        frame = frame[complete.to_numpy()]
+        frame = complete_origins(build_feature_frame(data.prices, data.exogenous, data.region, getattr(splits, name)))
         if frame.empty:
             raise TrainingDataError(f"{data.region}: the {name} window has no origin with all 24 target prices known")
         parts.append(frame.assign(split=name))

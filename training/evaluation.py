@@ -10,13 +10,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import mlflow
-import numpy as np
 import pandas as pd
 
 from serving.model_input import to_model_input
 from storage.prices import PriceStore
 from training.dataset import TrainingDataError
-from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, build_feature_frame, day_ahead_origins, feature_columns
+from training.features import (
+    ANCHOR_COLUMN,
+    HORIZON_HOURS,
+    LOOKBACK_HOURS,
+    TARGET_COLUMN,
+    build_feature_frame,
+    complete_origins,
+    day_ahead_origins,
+    feature_columns,
+)
 from training.metrics import evaluate, interval_coverage
 
 HOUR = pd.Timedelta(hours=1)
@@ -44,9 +52,7 @@ def holdout_frame(store: PriceStore, region: str, end: pd.Timestamp, days: int) 
     prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
     exogenous = store.read_exogenous(region, start - (LOOKBACK_HOURS + 48) * HOUR, end)
     origins = day_ahead_origins(region, start, end - (HORIZON_HOURS - 1) * HOUR)
-    frame = build_feature_frame(prices, exogenous, region, origins)
-    complete = frame.groupby("origin")[TARGET_COLUMN].transform(lambda s: s.notna().all()).to_numpy()
-    frame = frame[complete & frame.groupby("origin")["last_24h_mean"].transform(lambda s: s.notna().all()).to_numpy()]
+    frame = complete_origins(build_feature_frame(prices, exogenous, region, origins), (TARGET_COLUMN, ANCHOR_COLUMN))
     if frame.empty:
         raise TrainingDataError(f"{region}: no complete day with known prices between {start} and {end}")
     return frame.reset_index(drop=True)

@@ -186,6 +186,14 @@ def build_feature_frame(
     return frame
 
 
+def complete_origins(frame: pd.DataFrame, columns: tuple[str, ...] = (TARGET_COLUMN,)) -> pd.DataFrame:
+    """The rows of the origins whose ``columns`` are known for all 24 target hours (others dropped whole)."""
+    keep = np.ones(len(frame), dtype=bool)
+    for column in columns:
+        keep &= frame.groupby("origin")[column].transform(lambda s: s.notna().all()).to_numpy()
+    return frame[keep]
+
+
 def inference_frame(prices: pd.Series, exogenous: pd.DataFrame, region: str, origin: pd.Timestamp) -> pd.DataFrame:
     """The 24 feature rows of one forecast origin, built only from prices before it (no target)."""
     origin = pd.Timestamp(origin)

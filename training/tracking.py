@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -77,30 +78,30 @@ def _clean(value: Any) -> str:
     return text[:MAX_PARAM_LENGTH]
 
 
+def _log_in_batches(client: MlflowClient, run_id: str, *, params: list[Param] = (), metrics: list[Metric] = ()) -> None:
+    """MLflow caps one batch at 100 params and 1000 metrics: send them in slices below that."""
+    for start in range(0, len(params), 90):
+        client.log_batch(run_id, params=params[start:start + 90])
+    for start in range(0, len(metrics), 900):
+        client.log_batch(run_id, metrics=metrics[start:start + 900])
+
+
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
-    items = [Param(str(k), _clean(v)) for k, v in params.items()]
-    for start in range(0, len(items), 90):
-        client.log_batch(run_id, params=items[start:start + 90])
+    _log_in_batches(client, run_id, params=[Param(str(k), _clean(v)) for k, v in params.items()])
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
     """Finite metrics only: MLflow refuses NaN in some stores, and a NaN says nothing a chart can show."""
-    import time
-
     now = int(time.time() * 1000)
-    items = [Metric(k, float(v), now, step) for k, v in metrics.items()
-             if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))]
-    for start in range(0, len(items), 900):
-        client.log_batch(run_id, metrics=items[start:start + 900])
+    _log_in_batches(client, run_id, metrics=[
+        Metric(k, float(v), now, step) for k, v in metrics.items()
+        if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))])
 
 
 def log_history(client: MlflowClient, run_id: str, key: str, values: Iterable[float], step_every: int = 1) -> None:
-    import time
-
     now = int(time.time() * 1000)
-    items = [Metric(key, float(v), now, (i + 1) * step_every) for i, v in enumerate(values) if math.isfinite(float(v))]
-    for start in range(0, len(items), 900):
-        client.log_batch(run_id, metrics=items[start:start + 900])
+    _log_in_batches(client, run_id, metrics=[
+        Metric(key, float(v), now, (i + 1) * step_every) for i, v in enumerate(values) if math.isfinite(float(v))])
 
 
 def log_artifacts(client: MlflowClient, run_id: str, paths: Iterable[Path], folder: str | None = None) -> None:
