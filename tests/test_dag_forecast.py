@@ -11,7 +11,6 @@ import json
 import warnings
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 import redis
@@ -24,6 +23,7 @@ from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore
 from storage.prices import PriceStore
 from tests.airflow_harness import AirflowHome
+from tests.market_frames import store_with_history
 
 pytestmark = pytest.mark.dag
 
@@ -43,14 +43,7 @@ def airflow(tmp_path_factory) -> AirflowHome:
 def home(tmp_path_factory) -> Path:
     """An embedded store holding the last 150 days of NP and PJM and the last days of BE (ends 2016)."""
     home = tmp_path_factory.mktemp("eopt")
-    engine = create_store_engine(f"sqlite:///{home / 'prices.db'}")
-    upgrade(engine)
-    store = PriceStore(engine)
-    for region, days in (("NP", 150), ("PJM", 150), ("BE", 20)):
-        history = load_market(region, ROOT / "data" / "markets")
-        cut = history.between(history.prices["ts"].max() - pd.Timedelta(days=days), None)
-        store.upsert_history(cut.prices, cut.exogenous)
-    engine.dispose()
+    store_with_history(f"sqlite:///{home / 'prices.db'}", {"NP": 150, "PJM": 150, "BE": 20}).engine.dispose()
     return home
 
 

@@ -14,9 +14,8 @@ from mlflow.tracking import MlflowClient
 from ingestion.markets import load_market
 from registry.models import registered_model_name
 from serving.model_input import to_model_input
-from storage.database import create_store_engine, upgrade
-from storage.prices import PriceStore
 from tests.airflow_harness import AirflowHome
+from tests.market_frames import store_with_history
 from training.features import feature_columns, inference_frame
 
 pytestmark = pytest.mark.dag
@@ -36,15 +35,7 @@ def airflow(tmp_path_factory) -> AirflowHome:
 def home(tmp_path_factory) -> Path:
     """An embedded store holding the NP, PJM and BE histories (BE ends in 2016: stale in 2018)."""
     home = tmp_path_factory.mktemp("eopt")
-    engine = create_store_engine(f"sqlite:///{home / 'prices.db'}")
-    upgrade(engine)
-    store = PriceStore(engine)
-    for region in (*REGIONS, "BE"):
-        history = load_market(region, ROOT / "data" / "markets")
-        start = history.prices["ts"].max() - pd.Timedelta(days=800)
-        cut = history.between(start, None)
-        store.upsert_history(cut.prices, cut.exogenous)
-    engine.dispose()
+    store_with_history(f"sqlite:///{home / 'prices.db'}", {r: 800 for r in (*REGIONS, "BE")}).engine.dispose()
     return home
 
 

@@ -22,8 +22,7 @@ from eopt.settings import Settings
 from ingestion.markets import load_market
 from registry.models import registered_model_name
 from serving.model_input import to_model_input
-from storage.database import create_store_engine, upgrade
-from storage.prices import PriceStore
+from tests.market_frames import store_with_history
 from training.dataset import TrainingData, TrainingDataError
 from training.features import feature_columns, inference_frame
 from training.metrics import METRIC_NAMES
@@ -43,11 +42,9 @@ def _settings(home: Path, **env: str) -> Settings:
 def trained(tmp_path_factory):
     home = tmp_path_factory.mktemp("retraining")
     settings = _settings(home)
-    engine = create_store_engine(settings.database_url)
-    upgrade(engine)
-    store = PriceStore(engine)
+    store = store_with_history(settings.database_url, {REGION: None})
+    engine = store.engine
     history = load_market(REGION, ROOT / "data" / "markets")
-    store.upsert_history(history.prices, history.exogenous)
     outcome = retrain_region(settings, store, REGION)
     client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
     yield settings, store, outcome, client, history

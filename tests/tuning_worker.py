@@ -12,19 +12,11 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 import pandas as pd
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "NP"
 TRAIN_START = pd.Timestamp("2014-01-01", tz="UTC")
-
-
-def _complete(frame: pd.DataFrame) -> pd.DataFrame:
-    """Only origins whose 24 target prices are known, as build_training_frame keeps them."""
-    known = frame.groupby("origin")["price"].transform(lambda s: s.notna().all())
-    return frame[known.to_numpy()].reset_index(drop=True)
 
 
 def build_frames(train_days: int, validation_days: int,
@@ -33,19 +25,9 @@ def build_frames(train_days: int, validation_days: int,
 
     Returns the two frames and the window end (the end of the validation days).
     """
-    from ingestion.markets import load_market
-    from training.features import build_feature_frame, day_ahead_origins, strided_origins
+    from tests.market_frames import np_frames
 
-    history = load_market(REGION, PROJECT_ROOT / "data" / "markets")
-    prices = history.prices.set_index("ts")["price"]
-    exogenous = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
-    validation_start = train_start + pd.Timedelta(days=train_days)
-    window_end = validation_start + pd.Timedelta(days=validation_days)
-    last_train_origin = validation_start - pd.Timedelta(hours=23)  # no training target reaches validation
-    train = build_feature_frame(prices, exogenous, REGION, strided_origins(train_start, last_train_origin, 7))
-    validation = build_feature_frame(prices, exogenous, REGION,
-                                     day_ahead_origins(REGION, validation_start, window_end))
-    return _complete(train), _complete(validation), window_end
+    return np_frames(train_start, train_days, validation_days)
 
 
 def _emit(event: str, **fields) -> None:
