@@ -1,4 +1,4 @@
-"""What the product's DAGs share: start date, catchup, one run at a time, retries, deadline alerts."""
+"""What the product's DAGs share: start date, catchup, one run at a time, retries, failure alerts, deadline alerts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pendulum
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
 from eopt.settings import Settings
+from quality.alerts import task_failure_alert
 
 
 def shared_dag_arguments(settings: Settings, *, deadline_minutes: int | None = None) -> dict[str, Any]:
@@ -35,6 +36,9 @@ def shared_dag_arguments(settings: Settings, *, deadline_minutes: int | None = N
             "owner": "electricity-optimizer",
             "retries": settings.airflow_task_retries,
             "retry_delay": timedelta(seconds=settings.airflow_retry_delay_s),
+            # a task that failed after its retries reaches Slack/email by the same path as
+            # data-quality alerts (quality.alerts)
+            "on_failure_callback": [task_failure_alert],
         },
         "deadline": deadline,
     }

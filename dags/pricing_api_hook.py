@@ -15,7 +15,9 @@ When one connection serves two sources (``nrel_default`` carries the NREL/NLR ke
 also takes), extras prefixed with the source win: ``openei_base_url``, ``openei_regions``.
 
 A provider without a connection uses the settings (``EOPT_*`` variables). ``task_settings()``
-applies ``timescaledb_default`` and ``redis_default`` the same way.
+applies ``timescaledb_default`` and ``redis_default`` the same way, and the variables
+``model_mape_threshold``, ``price_ingestion_min_records``, ``enable_slack_alerts`` and
+``retrain_on_drift`` over their settings.
 """
 
 from __future__ import annotations
@@ -60,7 +62,20 @@ def task_settings() -> Settings:
     min_records = Variable.get("price_ingestion_min_records", default=None)
     if min_records is not None:
         changes["price_ingestion_min_records"] = int(min_records)
+    for variable in ("enable_slack_alerts", "retrain_on_drift"):
+        switch = Variable.get(variable, default=None)
+        if switch is not None:
+            changes[variable] = _switch(variable, switch)
     return settings.with_overrides(**changes) if changes else settings
+
+
+def _switch(name: str, raw: object) -> bool:
+    text = str(raw).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"Airflow variable {name}={raw!r} is not a switch; set it to true or false")
 
 
 def mape_threshold_overrides(raw: str, settings: Settings) -> dict[str, Any]:

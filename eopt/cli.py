@@ -539,6 +539,67 @@ def registry_rollback(obj: Context, region: str, reason: str) -> None:
     click.echo(f"{region}: rolled back from version {old} to version {new} (now the champion)")
 
 
+@cli.command("quality")
+@click.option("--region", "regions", multiple=True, help="Region (repeatable, or 'all'; default: EOPT_REGIONS).")
+@click.option("--as-of", default=None, help="Check the week before this UTC hour (default: now).")
+@click.option("--run-id", default=None, help="Name of the run in quality_reports (default: manual__<as-of>).")
+@click.pass_obj
+def quality_command(obj: Context, regions: tuple[str, ...], as_of: str | None, run_id: str | None) -> None:
+    """What the data_quality DAG does, in one process: every check, the drift reports, the report (no alerts)."""
+    from drift.monitor import region_drift
+    from quality import checks
+    from quality.report import QualityReport, publish_report
+    from storage.health import ApiHealthStore
+    from storage.quality import QualityReportStore
+    from training import tracking
+
+    settings = obj.settings
+    when = _utc(as_of, "--as-of") or pd.Timestamp.now(tz="UTC")
+    when = when.floor("h")
+    chosen = _regions(regions, settings)
+    store = obj.store()
+    client = tracking.configure(settings)
+    run = run_id or f"manual__{when:%Y-%m-%dT%H%M}"
+    folder = settings.quality_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", run)
+    (folder / "drift").mkdir(parents=True, exist_ok=True)
+    results = [
+        *checks.freshness(store, settings, chosen, when),
+        *checks.completeness(store, settings, chosen, when),
+        *checks.price_range(store, settings, chosen, when),
+        *checks.api_health(ApiHealthStore(store.engine), settings, when),
+        *checks.model_accuracy(store, client, settings, chosen, when),
+    ]
+    for region in tqdm(chosen, desc="drift reports", unit="region", disable=None):
+        results.append(region_drift(settings, store, client, region, when, folder / "drift"))
+    report = publish_report(settings, QualityReportStore(store.engine), QualityReport(run, when, results, folder), client)
+    for result in report.results:
+        click.echo(result.line())
+    summary = report.summary()
+    click.echo(f"health score {summary['health_score']}: {summary['ok']} ok, {summary['warn']} warn, "
+               f"{summary['critical']} critical, {summary['skipped']} not checked; report {summary['report_html']}")
+
+
+@cli.group()
+def metrics() -> None:
+    """Prometheus metrics of the data-quality pipeline."""
+
+
+@metrics.command("serve")
+@click.option("--host", default=None, help="Address to listen on (default: EOPT_METRICS_HOST, 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default: EOPT_METRICS_PORT, 9108).")
+@click.pass_obj
+def metrics_serve(obj: Context, host: str | None, port: int | None) -> None:
+    """Serve /metrics for Prometheus, read from the newest data-quality run at every scrape."""
+    from quality.exporter import MetricsServer
+
+    server = MetricsServer(obj.store().engine, host or obj.settings.metrics_host, port or obj.settings.metrics_port)
+    click.echo(f"serving data-quality metrics on {server.url} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
 def main() -> None:
     try:
         cli(standalone_mode=True)

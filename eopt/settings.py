@@ -47,6 +47,24 @@ start from these settings and let connections and variables override them (see `
 | ``EOPT_MODEL_MAPE_THRESHOLD`` | ``10`` | promotion gate: a candidate's guarded MAPE (%) must be below this (Airflow variable ``model_mape_threshold``) |
 | ``EOPT_MODEL_MAPE_THRESHOLDS`` | ``PJM=20,BE=25,FR=25`` | per-region overrides of the MAPE threshold (no model reaches 10% on PJM, BE or FR) |
 | ``EOPT_PROMOTION_MIN_IMPROVEMENT`` | ``0`` | promotion gate: relative MAE margin a candidate needs over the champion (0.02 = 2% better) |
+| ``EOPT_QUALITY_WINDOW_DAYS`` | ``7`` | days before the data-quality run that its checks and the drift report's current window cover |
+| ``EOPT_QUALITY_MAX_GAP_H`` | ``1`` | completeness: the longest run of missing hours per region and source that is still ok |
+| ``EOPT_QUALITY_MISSING_CRITICAL_SHARE`` | ``0.1`` | completeness: a share of missing hours in the window from which a gap is critical, not a warning |
+| ``EOPT_PRICE_OUTLIER_Z`` | ``15`` | price range: robust z-score (distance from the 5-week median in scaled MADs) from which an hour is an outlier (15 warns in 2-5% of the bundled history's weeks) |
+| ``EOPT_FRESHNESS_WARN_H`` | ``2`` | freshness: the newest price older than this (hours before the run) is a warning |
+| ``EOPT_FRESHNESS_CRITICAL_H`` | ``24`` | freshness: ... and older than this is critical |
+| ``EOPT_API_ERROR_RATE_WARN`` | ``0.05`` | API health: a provider's share of failed calls (last 24 h) from which it is a warning |
+| ``EOPT_API_ERROR_RATE_CRITICAL`` | ``0.5`` | API health: ... and from which it is critical |
+| ``EOPT_API_LATENCY_P95_WARN_MS`` | ``5000`` | API health: a provider's 95th-percentile latency from which it is a warning |
+| ``EOPT_ACCURACY_MAPE_CRITICAL`` | ``15`` | model accuracy: realized guarded MAPE (%) above this, or above the region's promotion threshold when that is higher, is critical |
+| ``EOPT_ACCURACY_RMAE_FACTOR`` | ``1.5`` | model accuracy: realized rMAE above this factor times the champion's rMAE at promotion is critical (rMAE >= 1, no better than the seasonal naive, is a warning) |
+| ``EOPT_DRIFT_SHARE_THRESHOLD`` | ``0.5`` | drift: share of drifted columns from which a region's drift is critical |
+| ``EOPT_RETRAIN_ON_DRIFT`` | ``0`` | ``1``: critical drift triggers ``model_retraining`` for the drifted regions (Airflow variable ``retrain_on_drift``) |
+| ``EOPT_QUALITY_EXPERIMENT`` | ``data-quality`` | MLflow experiment of the data-quality runs (drift reports and the quality report) |
+| ``EOPT_ENABLE_SLACK_ALERTS`` | ``0`` | send data-quality and DAG-failure alerts to Slack (connection ``slack_data_quality``; Airflow variable ``enable_slack_alerts``) |
+| ``EOPT_ALERT_EMAIL_TO`` | unset | comma-separated addresses for critical alerts by email (SMTP connection ``smtp_default``); unset: no email |
+| ``EOPT_ALERT_EMAIL_FROM`` | ``electricity-optimizer@localhost`` | sender of alert emails |
+| ``EOPT_METRICS_HOST``, ``EOPT_METRICS_PORT`` | ``127.0.0.1``, ``9108`` | where ``eopt metrics serve`` exposes the Prometheus metrics |
 | ``EOPT_AIRFLOW_DEADLINE_ALERTS`` | ``1`` | attach the DAGs' deadline alerts; ``0`` for local ``airflow dags test`` runs, which crash after a successful run of a DAG with a deadline in Airflow 3.3.2 (apache/airflow#73428) |
 """
 
@@ -204,6 +222,25 @@ class Settings:
     model_mape_thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MAPE_THRESHOLDS))
     promotion_min_improvement: float = 0.0
     mlflow_run_id: str | None = None
+    quality_window_days: int = 7
+    quality_max_gap_h: int = 1
+    quality_missing_critical_share: float = 0.1
+    price_outlier_z: float = 15.0
+    freshness_warn_h: float = 2.0
+    freshness_critical_h: float = 24.0
+    api_error_rate_warn: float = 0.05
+    api_error_rate_critical: float = 0.5
+    api_latency_p95_warn_ms: float = 5000.0
+    accuracy_mape_critical: float = 15.0
+    accuracy_rmae_factor: float = 1.5
+    drift_share_threshold: float = 0.5
+    retrain_on_drift: bool = False
+    quality_experiment: str = "data-quality"
+    enable_slack_alerts: bool = False
+    alert_email_to: tuple[str, ...] = ()
+    alert_email_from: str = "electricity-optimizer@localhost"
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = 9108
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -252,6 +289,25 @@ class Settings:
             model_mape_thresholds=(parse_thresholds(env["EOPT_MODEL_MAPE_THRESHOLDS"], "EOPT_MODEL_MAPE_THRESHOLDS")
                                    if env.get("EOPT_MODEL_MAPE_THRESHOLDS") is not None else dict(DEFAULT_MAPE_THRESHOLDS)),
             promotion_min_improvement=_float(env, "EOPT_PROMOTION_MIN_IMPROVEMENT", 0.0, low=0.0, high=1.0),
+            quality_window_days=_positive_int(env, "EOPT_QUALITY_WINDOW_DAYS", 7),
+            quality_max_gap_h=_positive_int(env, "EOPT_QUALITY_MAX_GAP_H", 1),
+            quality_missing_critical_share=_float(env, "EOPT_QUALITY_MISSING_CRITICAL_SHARE", 0.1, low=0.0, high=1.0),
+            price_outlier_z=_float(env, "EOPT_PRICE_OUTLIER_Z", 15.0, low=1.0),
+            freshness_warn_h=_float(env, "EOPT_FRESHNESS_WARN_H", 2.0, low=0.0),
+            freshness_critical_h=_float(env, "EOPT_FRESHNESS_CRITICAL_H", 24.0, low=0.0),
+            api_error_rate_warn=_float(env, "EOPT_API_ERROR_RATE_WARN", 0.05, low=0.0, high=1.0),
+            api_error_rate_critical=_float(env, "EOPT_API_ERROR_RATE_CRITICAL", 0.5, low=0.0, high=1.0),
+            api_latency_p95_warn_ms=_float(env, "EOPT_API_LATENCY_P95_WARN_MS", 5000.0, low=0.0),
+            accuracy_mape_critical=_float(env, "EOPT_ACCURACY_MAPE_CRITICAL", 15.0, low=0.0),
+            accuracy_rmae_factor=_float(env, "EOPT_ACCURACY_RMAE_FACTOR", 1.5, low=1.0),
+            drift_share_threshold=_float(env, "EOPT_DRIFT_SHARE_THRESHOLD", 0.5, low=0.0, high=1.0),
+            retrain_on_drift=_flag(env, "EOPT_RETRAIN_ON_DRIFT"),
+            quality_experiment=env.get("EOPT_QUALITY_EXPERIMENT") or "data-quality",
+            enable_slack_alerts=_flag(env, "EOPT_ENABLE_SLACK_ALERTS"),
+            alert_email_to=tuple(a.strip() for a in (env.get("EOPT_ALERT_EMAIL_TO") or "").split(",") if a.strip()),
+            alert_email_from=env.get("EOPT_ALERT_EMAIL_FROM") or "electricity-optimizer@localhost",
+            metrics_host=env.get("EOPT_METRICS_HOST") or "127.0.0.1",
+            metrics_port=_positive_int(env, "EOPT_METRICS_PORT", 9108),
             provider_keys={s: env[key] for s, (_, key) in SECRET_VARIABLES.items() if key and env.get(key)},
         )
 
@@ -263,6 +319,11 @@ class Settings:
     def raw_payload_dir(self) -> Path:
         """Where unparseable provider payloads are archived, referenced from the quarantine."""
         return self.home / "raw"
+
+    @property
+    def quality_dir(self) -> Path:
+        """Where data-quality runs write their report and drift reports (also logged to MLflow)."""
+        return self.home / "quality"
 
     @property
     def retraining_dir(self) -> Path:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the local PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) that the
 # integration tests use are running; start them with the machine's own packages if they are
-# installed but stopped. Never fails: tests then skip (or fail under EOPT_REQUIRE_SERVICES=1).
+# installed but stopped. Also installs Debian's `prometheus` package for its `promtool` (the
+# monitoring tests check monitoring/*.yml with it) when it is missing and apt can install it.
+# Never fails: tests then skip (or fail under EOPT_REQUIRE_SERVICES=1).
 set -u
 
 postgres_up() { python3 - <<'PY'
@@ -30,6 +32,11 @@ if ! redis_up; then
     echo "starting Redis"; redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null || true
     sleep 1
   fi
+fi
+if ! command -v promtool >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "installing promtool (Debian package prometheus) for the monitoring config checks"
+  DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+    || echo "promtool: could not install it; the promtool checks of monitoring/ will skip"
 fi
 postgres_up && echo "PostgreSQL: up at 127.0.0.1:5432" || echo "PostgreSQL: NOT reachable at 127.0.0.1:5432 (integration tests will skip, or fail with EOPT_REQUIRE_SERVICES=1)"
 redis_up && echo "Redis: up at 127.0.0.1:6379" || echo "Redis: NOT reachable at 127.0.0.1:6379 (integration tests will skip, or fail with EOPT_REQUIRE_SERVICES=1)"

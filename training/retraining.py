@@ -346,8 +346,10 @@ class Retraining:
         if manifest.get("gate", {}).get("version") == candidate.version:
             log.info("%s: version %s was already judged by the gate in this run", self.region, candidate.version)
             return manifest["gate"]
+        # the holdout ends where this retraining's data ends: a retraining at a past logical date is
+        # judged on the hours it was trained for, never on prices stored after it
         outcome = gate_candidate(self.client(), self.settings, store, PromotionStore(store.engine), self.region,
-                                 candidate.version, actor=actor)
+                                 candidate.version, actor=actor, holdout_end=self.as_of)
         summary = {"name": outcome.name, "version": outcome.version, "promoted": outcome.decision.promote,
                    "reasons": outcome.decision.reasons, "champion_version": outcome.champion_version_after,
                    "champion_mape": outcome.champion_mape_after}

@@ -50,19 +50,21 @@ def configure(settings: Settings) -> MlflowClient:
     return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
 
 
-def experiment_id(client: MlflowClient, settings: Settings) -> str:
-    """The retraining experiment; under ``mlflow run``, the experiment of that project run."""
-    if settings.mlflow_run_id:
+def experiment_id(client: MlflowClient, settings: Settings, name: str | None = None,
+                  purpose: str = "weekly retraining of the price forecasters") -> str:
+    """The retraining experiment (or the experiment ``name``, e.g. data quality's); under
+    ``mlflow run``, a retraining uses the experiment of that project run."""
+    if settings.mlflow_run_id and name is None:
         return client.get_run(settings.mlflow_run_id).info.experiment_id
-    experiment = client.get_experiment_by_name(settings.mlflow_experiment)
+    name = name or settings.mlflow_experiment
+    experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     # A database tracking store keeps artifacts where the experiment says; without a location
     # MLflow would write ./mlruns under whatever folder the process started in.
     local = not settings.mlflow_tracking_uri.startswith(("http://", "https://", "databricks"))
     location = settings.mlflow_artifact_root.as_uri() if local and settings.mlflow_artifact_root else None
-    return client.create_experiment(settings.mlflow_experiment, artifact_location=location,
-                                    tags={"eopt.purpose": "weekly retraining of the price forecasters"})
+    return client.create_experiment(name, artifact_location=location, tags={"eopt.purpose": purpose})
 
 
 def start_run(client: MlflowClient, experiment: str, name: str, *, parent: str | None = None,

@@ -1,0 +1,409 @@
+"""The data-quality checks: completeness, price range, API health, freshness and realized model accuracy.
+
+Each check reads what it needs from the stores for the window ``[as_of - quality_window_days, as_of)``
+and returns one ``CheckResult`` per region (per region and source, per provider): ``ok``, ``warn``,
+``critical``, or ``skipped`` with the reason when there was nothing to check. A check never raises
+on bad data; the report says what could not be checked and why.
+
+| check | per | warn | critical |
+|---|---|---|---|
+| completeness | region, source | a run of more than ``quality_max_gap_h`` missing hours between the window start and the source's newest hour | missing share >= ``quality_missing_critical_share``, or a source that delivered nothing in the window |
+| price_range | region | an hour further than ``price_outlier_z`` robust z from the 5-week median (negative prices are legal) | a price outside the region's plausible range, or more than 5% of hours outliers |
+| api_health | provider | error rate >= ``api_error_rate_warn`` or p95 latency >= ``api_latency_p95_warn_ms`` (24 h) | error rate >= ``api_error_rate_critical`` |
+| freshness | region | newest price older than ``freshness_warn_h`` | older than ``freshness_critical_h``, or no price at all |
+| model_accuracy | region | rMAE >= 1: the weekly seasonal naive did as well | guarded MAPE above ``accuracy_mape_critical`` % (or the region's promotion threshold, when higher), or rMAE above ``accuracy_rmae_factor`` x the champion's at promotion |
+
+The trailing hours after a source's newest price are left to freshness, so one stale region is one
+finding (freshness), not two.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from eopt.settings import Settings
+from quality.freshness import HOUR, find_gaps
+from quality.results import CheckResult, skipped
+from quality.validation import PLAUSIBLE_RANGE
+from storage.health import ApiHealthStore
+from storage.prices import PriceStore
+from storage.schema import forecasts as forecasts_table
+from training.metrics import evaluate
+
+CONTEXT_DAYS = 28  # history before the window that the price range and completeness checks look at
+OUTLIER_CRITICAL_SHARE = 0.05
+API_HEALTH_HOURS = 24
+MAX_LISTED = 10  # gaps, outliers ... listed in a result's details
+
+
+@dataclass(frozen=True)
+class Window:
+    start: pd.Timestamp
+    end: pd.Timestamp  # exclusive: the run's as_of
+
+    @classmethod
+    def before(cls, as_of: Any, days: int) -> "Window":
+        end = pd.Timestamp(as_of)
+        end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
+        end = end.floor("h")
+        return cls(end - pd.Timedelta(days=days), end)
+
+    @property
+    def hours(self) -> int:
+        return int((self.end - self.start) / HOUR)
+
+    def describe(self) -> dict[str, str]:
+        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
+
+
+def _iso(ts: pd.Timestamp | None) -> str | None:
+    return None if ts is None or pd.isna(ts) else pd.Timestamp(ts).isoformat()
+
+
+# -- completeness ------------------------------------------------------------------------------
+
+def completeness(store: PriceStore, settings: Settings, regions: Iterable[str], as_of: Any) -> list[CheckResult]:
+    window = Window.before(as_of, settings.quality_window_days)
+    results = []
+    for region in regions:
+        frame = store.read_prices(region, window.start - pd.Timedelta(days=CONTEXT_DAYS), window.end)
+        results.extend(completeness_of(frame, region, window, settings.quality_max_gap_h,
+                                       settings.quality_missing_critical_share))
+    return results
+
+
+def completeness_of(frame: pd.DataFrame, region: str, window: Window, max_gap_h: int,
+                    critical_share: float) -> list[CheckResult]:
+    """One result per source that delivered this region's prices in the window or the 4 weeks before."""
+    if frame.empty:
+        return [CheckResult("completeness", "critical",
+                            f"no prices at all between {window.start - pd.Timedelta(days=CONTEXT_DAYS)} and "
+                            f"{window.end}; load history (eopt load-history --region {region}) or check ingestion",
+                            region=region, value=float(window.hours), threshold=float(max_gap_h),
+                            details={"window": window.describe(), "missing_hours": window.hours})]
+    results = []
+    for source, rows in frame.groupby("source", sort=True):
+        inside = rows[rows["ts"] >= window.start]
+        if inside.empty:
+            last = rows["ts"].max()
+            results.append(CheckResult(
+                "completeness", "critical",
+                f"{source} delivered no {region} price in the window (its newest is {last}); check that provider",
+                region=region, subject=source, value=float(window.hours), threshold=float(max_gap_h),
+                details={"window": window.describe(), "newest": _iso(last), "missing_hours": window.hours}))
+            continue
+        first = max(window.start, rows["ts"].min())
+        newest = inside["ts"].max()
+        gaps = find_gaps(pd.DatetimeIndex(inside["ts"]), first, newest + HOUR)
+        expected = int((newest + HOUR - first) / HOUR)
+        missing = sum(g.hours for g in gaps)
+        longest = max((g.hours for g in gaps), default=0)
+        share = missing / expected if expected else 0.0
+        long_gaps = [g for g in gaps if g.hours > max_gap_h]
+        details = {
+            "window": window.describe(), "checked_from": _iso(first), "checked_to": _iso(newest),
+            "expected_hours": expected, "missing_hours": missing, "missing_share": round(share, 4),
+            "gaps": [{"first_missing": _iso(g.first_missing), "last_missing": _iso(g.last_missing), "hours": g.hours}
+                     for g in sorted(gaps, key=lambda g: -g.hours)[:MAX_LISTED]],
+        }
+        if share >= critical_share:
+            status, message = "critical", (f"{missing} of {expected} hours missing ({share:.0%}); longest gap "
+                                           f"{longest} h from {long_gaps[0].first_missing if long_gaps else gaps[0].first_missing}"
+                                           "; backfill the ingestion for these hours")
+        elif long_gaps:
+            worst = max(long_gaps, key=lambda g: g.hours)
+            status, message = "warn", (f"{len(long_gaps)} gap(s) longer than {max_gap_h} h; longest {worst.hours} h "
+                                       f"from {worst.first_missing}; backfill electricity_price_ingestion for it")
+        else:
+            status, message = "ok", (f"{expected - missing} of {expected} hours present"
+                                     + (f" ({missing} single missing hour(s))" if missing else ""))
+        results.append(CheckResult("completeness", status, message, region=region, subject=source,
+                                   value=float(longest), threshold=float(max_gap_h), details=details))
+    return results
+
+
+# -- price range -------------------------------------------------------------------------------
+
+def price_range(store: PriceStore, settings: Settings, regions: Iterable[str], as_of: Any) -> list[CheckResult]:
+    window = Window.before(as_of, settings.quality_window_days)
+    results = []
+    for region in regions:
+        canonical = store.read_canonical(region, window.start - pd.Timedelta(days=CONTEXT_DAYS), window.end)
+        prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
+        results.append(price_range_of(prices, region, window, settings.price_outlier_z))
+    return results
+
+
+def robust_z(values: pd.Series, reference: pd.Series) -> tuple[pd.Series, float, float]:
+    """Distance from the reference median in scaled MADs (1.4826 MAD estimates a normal's sigma).
+
+    The scale has a floor (1% of |median|, at least 0.5 per MWh) so flat prices do not make every
+    small move an outlier."""
+    median = float(reference.median())
+    mad = float((reference - median).abs().median())
+    scale = max(1.4826 * mad, 0.01 * abs(median), 0.5)
+    return (values - median).abs() / scale, median, scale
+
+
+def price_range_of(prices: pd.Series, region: str, window: Window, z_limit: float) -> CheckResult:
+    current = prices[prices.index >= window.start]
+    if current.empty:
+        return skipped("price_range", region, f"no {region} prices between {window.start} and {window.end} to check")
+    z, median, scale = robust_z(current, prices)
+    low, high = PLAUSIBLE_RANGE.get(region, (-math.inf, math.inf))
+    outside = current[(current < low) | (current > high)]
+    outliers = current[z > z_limit]
+    share = len(outliers) / len(current)
+    listed = [{"ts": _iso(ts), "price": round(float(p), 2), "robust_z": round(float(z[ts]), 1)}
+              for ts, p in outliers.reindex(z[outliers.index].sort_values(ascending=False).index).head(MAX_LISTED).items()]
+    details = {
+        "window": window.describe(), "hours": len(current), "median_5w": round(median, 3), "scale_5w": round(scale, 3),
+        "min": round(float(current.min()), 2), "max": round(float(current.max()), 2),
+        "negative_hours": int((current < 0).sum()), "outlier_hours": len(outliers), "outliers": listed,
+        "plausible_range": [low, high],
+    }
+    max_z = float(z.max())
+    if len(outside):
+        status = "critical"
+        message = (f"{len(outside)} price(s) outside the plausible range [{low}, {high}] (e.g. {outside.iloc[0]:.2f} "
+                   f"at {outside.index[0]}); check the source's units and the quarantine")
+    elif share > OUTLIER_CRITICAL_SHARE:
+        status = "critical"
+        message = f"{len(outliers)} of {len(current)} hours ({share:.0%}) are outliers (robust z > {z_limit:g}); check the source"
+    elif len(outliers):
+        top = listed[0]
+        status = "warn"
+        message = (f"{len(outliers)} outlier hour(s), largest {top['price']} at {top['ts']} (robust z {top['robust_z']}, "
+                   f"5-week median {median:.2f}); confirm it with the market before it trains a model")
+    else:
+        status = "ok"
+        message = (f"{len(current)} hours within {z_limit:g} robust z of the 5-week median {median:.2f} "
+                   f"(max z {max_z:.1f}; {details['negative_hours']} negative hour(s), which are legal)")
+    return CheckResult("price_range", status, message, region=region, value=round(max_z, 2), threshold=z_limit,
+                       details=details)
+
+
+# -- API health ----------------------------------------------------------------------------------
+
+def api_health(health: ApiHealthStore, settings: Settings, as_of: Any) -> list[CheckResult]:
+    end = Window.before(as_of, 1).end
+    start = end - pd.Timedelta(hours=API_HEALTH_HOURS)
+    calls = health.read(since=start.to_pydatetime())
+    calls = calls[calls["called_at"] < end]
+    return [api_health_of(calls[calls["source"] == source], source, start, end, settings)
+            for source in settings.ingestion_sources]
+
+
+def api_health_of(calls: pd.DataFrame, source: str, start: pd.Timestamp, end: pd.Timestamp,
+                  settings: Settings) -> CheckResult:
+    if calls.empty:
+        return skipped("api_health", "all", f"no {source} calls recorded between {start} and {end}; is "
+                       "electricity_price_ingestion running with this provider enabled?", subject=source)
+    errors = calls[calls["status"] == "error"]
+    rate = len(errors) / len(calls)
+    latency = calls["latency_ms"].dropna().astype(float)
+    p50, p95, p99 = (float(np.percentile(latency, q)) if len(latency) else None for q in (50, 95, 99))
+    details = {
+        "since": start.isoformat(), "until": end.isoformat(), "calls": len(calls), "errors": len(errors),
+        "no_data": int((calls["status"] == "no_data").sum()), "error_rate": round(rate, 4),
+        "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
+        "last_errors": [str(e)[:300] for e in errors["error"].dropna().tail(3)],
+        "http_statuses": {str(int(k)): int(v) for k, v in calls["http_status"].dropna().value_counts().items()},
+    }
+    if rate >= settings.api_error_rate_critical:
+        status = "critical"
+        message = (f"{len(errors)} of {len(calls)} calls failed ({rate:.0%}) in {API_HEALTH_HOURS} h; last error: "
+                   f"{details['last_errors'][-1] if details['last_errors'] else 'unknown'}; check the {source} connection and key")
+    elif rate >= settings.api_error_rate_warn or (p95 is not None and p95 >= settings.api_latency_p95_warn_ms):
+        status = "warn"
+        message = (f"error rate {rate:.1%} ({len(errors)} of {len(calls)}), latency p95 {p95:.0f} ms; "
+                   f"watch the {source} provider's status and rate limits")
+    else:
+        status = "ok"
+        message = f"{len(calls)} calls, error rate {rate:.1%}, latency p50 {p50:.0f} ms / p95 {p95:.0f} ms"
+    return CheckResult("api_health", status, message, region="all", subject=source, value=round(rate, 4),
+                       threshold=settings.api_error_rate_warn, details=details)
+
+
+# -- freshness -----------------------------------------------------------------------------------
+
+# Day-ahead prices arrive up to two days ahead: later hours than this after the run are not read.
+PUBLICATION_AHEAD = pd.Timedelta(hours=48)
+
+
+def freshness(store: PriceStore, settings: Settings, regions: Iterable[str], as_of: Any) -> list[CheckResult]:
+    end = Window.before(as_of, 1).end
+    results = []
+    for region in regions:
+        recent = store.read_canonical(region, end - pd.Timedelta(days=CONTEXT_DAYS), end + PUBLICATION_AHEAD)
+        latest = None if recent.empty else pd.Timestamp(recent["ts"].max())
+        results.append(freshness_of(region, latest, end, settings))
+    return results
+
+
+def freshness_of(region: str, latest: pd.Timestamp | None, as_of: pd.Timestamp, settings: Settings) -> CheckResult:
+    if latest is None:
+        return CheckResult("freshness", "critical",
+                           f"no {region} price in the {CONTEXT_DAYS} days before {as_of}; load history or check "
+                           "electricity_price_ingestion", region=region, threshold=settings.freshness_critical_h,
+                           details={"as_of": as_of.isoformat(), "newest": None})
+    age = (as_of - latest) / HOUR
+    details = {"as_of": as_of.isoformat(), "newest": latest.isoformat(), "age_hours": round(age, 2),
+               "warn_hours": settings.freshness_warn_h, "critical_hours": settings.freshness_critical_h}
+    if age > settings.freshness_critical_h:
+        status = "critical"
+    elif age > settings.freshness_warn_h:
+        status = "warn"
+    else:
+        status = "ok"
+    if status == "ok":
+        message = (f"newest price {latest} ({-age:.0f} h ahead of the run)" if age < 0
+                   else f"newest price {latest} ({age:.0f} h old)")
+    else:
+        message = (f"newest price is {latest}, {age:.0f} h before the run (limit {settings.freshness_warn_h:g} h warn, "
+                   f"{settings.freshness_critical_h:g} h critical); check electricity_price_ingestion for {region}")
+    return CheckResult("freshness", status, message, region=region, value=round(age, 2),
+                       threshold=settings.freshness_critical_h, details=details)
+
+
+# -- realized model accuracy ---------------------------------------------------------------------
+
+# Which stored forecast of an hour counts: hourly issues forecast most hours many times.
+FORECAST_SELECTION = ("per target hour, the forecast with the latest issued_at at or before the hour began (the "
+                      "forecast in force when the hour started; it read only prices before its issue)")
+
+
+def served_forecasts(engine: sa.Engine, region: str, window: Window, *, models_only: bool = False) -> pd.DataFrame:
+    """Per target hour in the window, the forecast in force when the hour began (``FORECAST_SELECTION``).
+
+    ``models_only``: among the Production models' forecasts only (the seasonal-naive fallbacks are
+    left out before choosing). Columns: target_ts, issued_at, yhat, model_name, model_version, is_fallback."""
+    t = forecasts_table
+    query = (sa.select(t.c.target_ts, t.c.issued_at, t.c.yhat, t.c.model_name, t.c.model_version, t.c.is_fallback)
+             .where(t.c.region == region, t.c.target_ts >= window.start.to_pydatetime(),
+                    t.c.target_ts < window.end.to_pydatetime(), t.c.issued_at <= t.c.target_ts))
+    if models_only:
+        query = query.where(t.c.is_fallback == sa.false())
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    frame = pd.DataFrame(rows, columns=["target_ts", "issued_at", "yhat", "model_name", "model_version", "is_fallback"])
+    for column in ("target_ts", "issued_at"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    frame = frame.sort_values(["target_ts", "issued_at"]).drop_duplicates("target_ts", keep="last")
+    frame["is_fallback"] = frame["is_fallback"].astype(bool)
+    frame["yhat"] = frame["yhat"].astype(float)
+    return frame.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class PromotionFigures:
+    """What the champion measured when it was promoted (``model_promotions``, else its run's test metrics)."""
+
+    version: str
+    mae: float | None
+    rmae: float | None
+    mape: float | None
+    source: str
+
+
+def model_accuracy_of(region: str, served: pd.DataFrame, prices: pd.Series, window: Window,
+                      promoted: PromotionFigures | None, settings: Settings) -> CheckResult:
+    if served.empty:
+        return skipped("model_accuracy", region, f"no stored forecast targets an hour between {window.start} and "
+                       f"{window.end}; is forecast_generation running?")
+    models = served[~served["is_fallback"]]
+    if models.empty:
+        return CheckResult("model_accuracy", "warn",
+                           f"all {len(served)} forecast hours were seasonal-naive fallbacks: no Production model "
+                           "served; promote one (eopt registry status)", region=region,
+                           details={"window": window.describe(), "forecast_hours": len(served), "fallback_hours": len(served)})
+    actual = prices.reindex(pd.DatetimeIndex(models["target_ts"]))
+    naive = prices.reindex(pd.DatetimeIndex(models["target_ts"]) - pd.Timedelta(hours=168))
+    known = actual.notna().to_numpy() & naive.notna().to_numpy()
+    if not known.any():
+        return skipped("model_accuracy", region, f"{len(models)} forecast hour(s) in the window, none with a realized "
+                       "price (and the price a week before) yet", forecast_hours=len(models))
+    metrics = evaluate(actual.to_numpy()[known], models["yhat"].to_numpy()[known], naive.to_numpy()[known])
+    mape, rmae = metrics["mape"], metrics["rmae"]
+    # a model the promotion gate accepted at the region's own MAPE threshold (PJM 20%, BE/FR 25%)
+    # is not critical for the same error once it serves
+    mape_limit = max(settings.accuracy_mape_critical, settings.mape_threshold(region))
+    limit_rmae = None if promoted is None or promoted.rmae is None else promoted.rmae * settings.accuracy_rmae_factor
+    versions = sorted(models["model_version"].astype(str).unique(), key=lambda v: (len(v), v))
+    details = {
+        "window": window.describe(), "hours": int(known.sum()), "forecast_hours": len(served),
+        "fallback_hours": int(served["is_fallback"].sum()), "model_versions": versions,
+        **{k: (None if not math.isfinite(v) else round(float(v), 4)) for k, v in metrics.items()},
+        "promotion": None if promoted is None else promoted.__dict__,
+        "mape_limit": mape_limit, "rmae_limit": limit_rmae, "rmae_warn": 1.0,
+    }
+    mape_known = math.isfinite(mape)
+    reasons = []
+    if mape_known and mape > mape_limit:
+        reasons.append(f"MAPE {mape:.1f}% above {mape_limit:g}%")
+    if limit_rmae is not None and rmae > limit_rmae:
+        reasons.append(f"rMAE {rmae:.3f} above {settings.accuracy_rmae_factor:g} x the {promoted.rmae:.3f} "
+                       f"v{promoted.version} had at promotion")
+    against = "" if promoted is None or promoted.rmae is None else f" (v{promoted.version} at promotion: rMAE {promoted.rmae:.3f})"
+    summary = (f"MAE {metrics['mae']:.2f}, rMAE {rmae:.3f}, MAPE "
+               + (f"{mape:.1f}%" if mape_known else "n/a (prices near zero)") + f" over {int(known.sum())} h{against}")
+    if reasons:
+        status, message = "critical", f"{'; '.join(reasons)}: {summary}; consider retraining (model_retraining)"
+    elif rmae >= 1.0:
+        status, message = "warn", f"the weekly seasonal naive did as well or better (rMAE {rmae:.3f}): {summary}"
+    else:
+        status, message = "ok", summary
+    if promoted is None:
+        message += "; no promotion figures to compare with"
+    return CheckResult("model_accuracy", status, message, region=region,
+                       value=round(mape, 3) if mape_known else None, threshold=mape_limit,
+                       details=details)
+
+
+def promotion_figures(engine: sa.Engine, client: Any, region: str) -> PromotionFigures | None:
+    """The champion's figures when it was promoted; None when the region has no champion."""
+    from registry.models import champion
+    from storage.promotions import PromotionStore
+
+    current = champion(client, region)
+    if current is None:
+        return None
+    history = PromotionStore(engine).history(region)
+    promoted = history[(history["candidate_version"] == current.version) & history["promoted"]
+                       & (history["action"] != "rollback")]
+    for metrics in promoted["metrics"]:
+        candidate = (metrics or {}).get("candidate")
+        if candidate:
+            return PromotionFigures(current.version, candidate.get("mae"), candidate.get("rmae"), candidate.get("mape"),
+                                    "gate decision (model_promotions)")
+    run = client.get_run(current.run_id).data.metrics if current.run_id else {}
+    return PromotionFigures(current.version, run.get("test_mae"), run.get("test_rmae"), run.get("test_mape"),
+                            "retraining run's test window")
+
+
+def model_accuracy(store: PriceStore, client: Any, settings: Settings, regions: Iterable[str],
+                   as_of: Any) -> list[CheckResult]:
+    window = Window.before(as_of, settings.quality_window_days)
+    results = []
+    for region in regions:
+        served = served_forecasts(store.engine, region, window)
+        canonical = store.read_canonical(region, window.start - pd.Timedelta(hours=168), window.end)
+        prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
+        try:
+            promoted = promotion_figures(store.engine, client, region) if client is not None else None
+        except Exception as exc:  # noqa: BLE001 - the registry being down must not hide the realized numbers
+            promoted = None
+            served.attrs["registry_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        result = model_accuracy_of(region, served, prices, window, promoted, settings)
+        if "registry_error" in served.attrs:
+            result = CheckResult(result.name, result.status,
+                                 result.message + f"; registry unreachable ({served.attrs['registry_error']})",
+                                 result.region, result.subject, result.value, result.threshold, result.details)
+        results.append(result)
+    return results

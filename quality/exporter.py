@@ -1,0 +1,154 @@
+"""Prometheus metrics of the data-quality pipeline, served by ``eopt metrics serve`` (an exporter endpoint).
+
+Why an exporter and not the push gateway: the numbers already live in ``quality_reports``, so a
+collector that reads the newest run at every scrape needs no extra service, survives restarts,
+and never shows a value that the report does not (a push gateway keeps a pushed value forever,
+even after the run that pushed it was deleted or re-run). Prometheus scrapes it like any target
+(``monitoring/prometheus.yml``, job ``electricity-optimizer``).
+
+Every metric name the product emits is in ``PRODUCT_METRICS``; the alert rules and dashboards
+under ``monitoring/`` may only use these and the statsd mapping's names (a test checks).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Iterator
+from wsgiref.simple_server import WSGIServer, make_server
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from quality.results import STATUS_CODE
+from storage.quality import QualityReportStore
+
+log = logging.getLogger(__name__)
+
+PRODUCT_METRICS: dict[str, str] = {
+    "data_quality_health_score": "Health score (0-100) of the newest data-quality run: ok 1, warn 0.5, critical 0, skipped left out",
+    "data_quality_checks_passed": "Checks of the newest data-quality run whose status is ok",
+    "data_quality_checks_total": "Checks of the newest data-quality run, skipped ones included",
+    "data_quality_checks_critical": "Checks of the newest data-quality run whose status is critical",
+    "data_quality_checks_warning": "Checks of the newest data-quality run whose status is warn",
+    "data_quality_checks_skipped": "Checks of the newest data-quality run that could not be checked",
+    "data_quality_check_status": "Status of one check of the newest run: 0 ok, 1 warn, 2 critical, -1 skipped",
+    "data_quality_check_value": "The measured value of one check of the newest run (see its threshold)",
+    "data_quality_check_threshold": "The threshold one check of the newest run compared its value with",
+    "data_quality_last_run_timestamp_seconds": "When the newest data-quality run wrote its report (Unix time)",
+    "data_quality_drift_share": "Share of drifted columns in a region's Evidently drift report (newest run)",
+    "price_data_age_hours": "Hours between the newest stored price of a region and the newest data-quality run",
+    "model_realized_mape_percent": "Guarded MAPE (%) of a region's stored forecasts against the prices that arrived",
+    "model_realized_mape_limit_percent": "The realized-MAPE limit (%) of a region: 15, or its promotion threshold when higher",
+    "model_realized_rmae": "rMAE (MAE over the weekly seasonal naive's) of a region's stored forecasts, realized",
+    "data_quality_exporter_up": "1 when the exporter could read the quality store at this scrape, else 0",
+}
+
+# Per-check gauges with a name of their own (what alert rules and dashboards read most often).
+_NAMED_VALUES = {"drift": "data_quality_drift_share", "freshness": "price_data_age_hours"}
+
+
+class QualityMetricsCollector(Collector):
+    """Reads the newest data-quality run from the store at every scrape."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.store = QualityReportStore(engine)
+
+    def describe(self) -> list:
+        return []  # the families are built per scrape; nothing to register ahead
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        up = GaugeMetricFamily("data_quality_exporter_up", PRODUCT_METRICS["data_quality_exporter_up"])
+        try:
+            run = self.store.read_run()
+        except sa.exc.SQLAlchemyError as exc:
+            log.error("cannot read quality_reports (%s); serving data_quality_exporter_up 0", str(exc).splitlines()[0])
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        if run is None:
+            return  # no run yet: no made-up numbers
+
+        def gauge(name: str, labels: list[str] | None = None) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, PRODUCT_METRICS[name], labels=labels)
+
+        if run.health_score is not None:
+            score = gauge("data_quality_health_score")
+            score.add_metric([], float(run.health_score))
+            yield score
+        statuses = run.checks["status"].value_counts().to_dict()
+        for name, status in (("data_quality_checks_passed", "ok"), ("data_quality_checks_critical", "critical"),
+                             ("data_quality_checks_warning", "warn"), ("data_quality_checks_skipped", "skipped")):
+            family = gauge(name)
+            family.add_metric([], float(statuses.get(status, 0)))
+            yield family
+        total = gauge("data_quality_checks_total")
+        total.add_metric([], float(len(run.checks)))
+        yield total
+        stamp = gauge("data_quality_last_run_timestamp_seconds")
+        stamp.add_metric([], run.created_at.timestamp())
+        yield stamp
+
+        labels = ["check", "subject", "region"]
+        status, value, threshold = (gauge(n, labels) for n in ("data_quality_check_status", "data_quality_check_value",
+                                                                "data_quality_check_threshold"))
+        named = {check: gauge(metric, ["region"]) for check, metric in _NAMED_VALUES.items()}
+        mape, rmae = gauge("model_realized_mape_percent", ["region"]), gauge("model_realized_rmae", ["region"])
+        mape_limit = gauge("model_realized_mape_limit_percent", ["region"])
+        for row in run.checks.itertuples(index=False):
+            check, _, subject = row.check_name.partition(":")
+            key = [check, subject, row.region]
+            status.add_metric(key, float(STATUS_CODE[row.status]))
+            if row.value is not None and row.value == row.value:
+                value.add_metric(key, float(row.value))
+                if check in named and not subject:
+                    named[check].add_metric([row.region], float(row.value))
+            if row.threshold is not None and row.threshold == row.threshold:
+                threshold.add_metric(key, float(row.threshold))
+            details = row.details or {}
+            if check == "model_accuracy" and row.status != "skipped":
+                if details.get("mape") is not None:
+                    mape.add_metric([row.region], float(details["mape"]))
+                if details.get("rmae") is not None:
+                    rmae.add_metric([row.region], float(details["rmae"]))
+                if details.get("mape_limit") is not None:
+                    mape_limit.add_metric([row.region], float(details["mape_limit"]))
+        yield from (status, value, threshold, *named.values(), mape, mape_limit, rmae)
+
+
+def metrics_registry(engine: sa.Engine) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QualityMetricsCollector(engine))
+    return registry
+
+
+class MetricsServer:
+    """``/metrics`` over HTTP on (host, port); port 0 picks a free one. Use as a context manager or ``serve_forever``."""
+
+    def __init__(self, engine: sa.Engine, host: str, port: int) -> None:
+        self.server: WSGIServer = make_server(host, port, make_wsgi_app(metrics_registry(engine)))
+        self.server.RequestHandlerClass.log_message = lambda *a, **k: None  # scrapes every 15 s: keep logs quiet
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}/metrics"
+
+    def serve_forever(self) -> None:
+        self.server.serve_forever()
+
+    def __enter__(self) -> "MetricsServer":
+        self._thread = threading.Thread(target=self.server.serve_forever, name="eopt-metrics", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
