@@ -228,3 +228,22 @@ def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_
         assert "price_range NP" not in text.split("warn")[0]  # warnings are counted, not listed as critical
     assert "energy-ops@example.com" in smtp.recipients[0]
     assert "alert via slack: sent" in log and "alert via email: sent" in log
+
+
+def test_quality_dag__critical_drift_triggers_model_retraining_only_when_retrain_on_drift_is_on(airflow, home, slack, smtp):
+    # the same week judged with a drift share threshold below the drifted share NP shows (1 of 9 columns)
+    strict = {**run_env(home, slack, smtp), "EOPT_DRIFT_SHARE_THRESHOLD": "0.01"}
+    off = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env=strict, timeout=600)
+    assert off.returncode == 0, (off.stdout + off.stderr)[-6000:]
+    assert "but retrain_on_drift is off: not triggering model_retraining" in off.stdout + off.stderr
+    assert "manual" not in airflow.run("dags", "list-runs", "model_retraining").stdout  # nothing was triggered
+
+    on = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env={**strict, "EOPT_RETRAIN_ON_DRIFT": "1"}, timeout=600)
+    log = on.stdout + on.stderr
+    assert on.returncode == 0, log[-6000:]
+    drifted = sorted(r["region"] for r in stored_run(home).checks.to_dict("records")
+                     if r["check_name"] == "drift" and r["status"] == "critical")
+    assert drifted and f"critical drift in {', '.join(drifted)}: triggering model_retraining for them" in log
+    runs = airflow.run("dags", "list-runs", "model_retraining", "--output", "json").stdout
+    triggered = json.loads(next(line for line in runs.splitlines() if line.startswith("[{")))
+    assert len(triggered) == 1 and triggered[0]["state"] == "queued"
