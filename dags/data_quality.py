@@ -116,7 +116,8 @@ def data_quality():
     def check_model_accuracy() -> list[dict]:
         from quality.checks import model_accuracy
 
-        return _report(model_accuracy(_store(), _registry(), task_settings(), _regions(), _as_of()))
+        return _report(model_accuracy(_store(), _registry(), task_settings(), _regions(), _as_of(),
+                                      plot_dir=_run_dir() / "accuracy"))
 
     @task
     def check_drift() -> list[dict]:

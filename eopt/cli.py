@@ -567,7 +567,7 @@ def quality_command(obj: Context, regions: tuple[str, ...], as_of: str | None, r
         *checks.completeness(store, settings, chosen, when),
         *checks.price_range(store, settings, chosen, when),
         *checks.api_health(ApiHealthStore(store.engine), settings, when),
-        *checks.model_accuracy(store, client, settings, chosen, when),
+        *checks.model_accuracy(store, client, settings, chosen, when, plot_dir=folder / "accuracy"),
     ]
     for region in tqdm(chosen, desc="drift reports", unit="region", disable=None):
         results.append(region_drift(settings, store, client, region, when, folder / "drift"))

@@ -20,7 +20,8 @@ finding (freshness), not two.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, Iterable
 
 import numpy as np
@@ -387,8 +388,25 @@ def promotion_figures(engine: sa.Engine, client: Any, region: str) -> PromotionF
                             "retraining run's test window")
 
 
+def accuracy_plot(region: str, served: pd.DataFrame, prices: pd.Series, path: Path, title: str) -> Path | None:
+    """The week's served model forecasts against the realized prices and the weekly naive (a PNG)."""
+    from training.plots import forecast_vs_actual
+
+    models = served[~served["is_fallback"]]
+    frame = pd.DataFrame({"target_ts": models["target_ts"].to_numpy(), "yhat": models["yhat"].to_numpy(),
+                          "price": prices.reindex(pd.DatetimeIndex(models["target_ts"])).to_numpy(),
+                          "naive": prices.reindex(pd.DatetimeIndex(models["target_ts"]) - pd.Timedelta(hours=168)).to_numpy()})
+    frame = frame.dropna(subset=["price"])
+    if frame.empty:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return forecast_vs_actual(frame, path, title, days=7)
+
+
 def model_accuracy(store: PriceStore, client: Any, settings: Settings, regions: Iterable[str],
-                   as_of: Any) -> list[CheckResult]:
+                   as_of: Any, plot_dir: Path | None = None) -> list[CheckResult]:
+    """Realized accuracy per region; with ``plot_dir``, also a forecast-vs-actual picture of each
+    scored region (``accuracy_<REGION>.png``, its path in the result's ``details["plot"]``)."""
     window = Window.before(as_of, settings.quality_window_days)
     results = []
     for region in regions:
@@ -402,8 +420,12 @@ def model_accuracy(store: PriceStore, client: Any, settings: Settings, regions: 
             served.attrs["registry_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         result = model_accuracy_of(region, served, prices, window, promoted, settings)
         if "registry_error" in served.attrs:
-            result = CheckResult(result.name, result.status,
-                                 result.message + f"; registry unreachable ({served.attrs['registry_error']})",
-                                 result.region, result.subject, result.value, result.threshold, result.details)
+            result = replace(result, message=result.message + f"; registry unreachable ({served.attrs['registry_error']})")
+        if plot_dir is not None and result.status != "skipped" and "mae" in result.details:
+            plot = accuracy_plot(region, served, prices, plot_dir / f"accuracy_{region}.png",
+                                 f"{region}: served forecasts vs realized prices, {window.start:%Y-%m-%d} to "
+                                 f"{window.end:%Y-%m-%d} (MAE {result.details['mae']:.2f}, rMAE {result.details['rmae']:.3f})")
+            if plot is not None:
+                result = replace(result, details={**result.details, "plot": str(plot)})
         results.append(result)
     return results

@@ -61,8 +61,13 @@ class QualityReport:
             **{status: self.count(status) for status in ("ok", "warn", "critical", "skipped")},
             "report_html": self.paths.get("html"), "report_markdown": self.paths.get("markdown"),
             "mlflow_run_id": self.mlflow_run_id, "mlflow_error": self.mlflow_error,
-            "drift_reports": self.drift_reports(),
+            "drift_reports": self.drift_reports(), "plots": self.plots(),
         }
+
+    def plots(self) -> dict[str, str]:
+        """Per region, the forecast-vs-actual picture of the realized accuracy check."""
+        return {r.region: r.details["plot"] for r in self.results
+                if r.name == "model_accuracy" and r.details.get("plot")}
 
     def drift_reports(self) -> dict[str, dict[str, str]]:
         """Per region, the drift report files (feature and prediction drift, HTML and JSON)."""
@@ -117,6 +122,9 @@ class QualityReport:
                 links = ", ".join(f"[{kind.replace('report_', '').replace('_', ' ')}]({self._link(path)})"
                                   for kind, path in sorted(files.items()))
                 lines.append(f"- {region}: {links}")
+        if self.plots():
+            lines += ["", "## Served forecasts vs realized prices", ""]
+            lines += [f"![{region}]({self._link(path)})" for region, path in sorted(self.plots().items())]
         if self.mlflow_run_id:
             lines += ["", f"MLflow: run `{self.mlflow_run_id}` in the data-quality experiment holds this report and "
                       "the drift reports as artifacts."]
@@ -152,6 +160,9 @@ class QualityReport:
             + "<h2>Results</h2><table><tr><th>check</th><th>region</th><th>subject</th><th>status</th><th>value</th>"
               f"<th>threshold</th><th>finding</th></tr>{rows}</table>"
             + (f"<h2>Drift reports (Evidently)</h2><ul>{drift}</ul>" if drift else "")
+            + ("<h2>Served forecasts vs realized prices</h2>" + "".join(
+                f"<p><img src='{html.escape(self._link(path))}' alt='{html.escape(region)}' style='max-width:100%'></p>"
+                for region, path in sorted(self.plots().items())) if self.plots() else "")
             + "</body></html>"
         )
 
@@ -197,6 +208,7 @@ def _log_to_mlflow(settings: Settings, client: Any, report: QualityReport) -> st
         if r.name in ("drift", "model_accuracy", "freshness") and r.value is not None:
             metrics[f"{r.name}_{r.region}"] = r.value
     tracking.log_metrics(client, run, metrics)
+    tracking.log_artifacts(client, run, [Path(p) for p in report.plots().values() if Path(p).is_file()], "accuracy")
     for region, files in report.drift_reports().items():
         tracking.log_artifacts(client, run, [Path(p) for p in files.values() if Path(p).is_file()], f"drift/{region}")
     return run

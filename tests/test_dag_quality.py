@@ -176,6 +176,8 @@ def test_quality_dag__on_the_clean_week_passes_every_check_and_exports_its_score
     assert len(runs) == 1 and runs[0].data.metrics["health_score"] == 100.0
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"report.md", "report.html", "results.json"} <= artifacts
+    assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "accuracy")} == {
+        "accuracy/accuracy_NP.png", "accuracy/accuracy_PJM.png"}
     drift_files = {a.path for a in client.list_artifacts(runs[0].info.run_id, "drift/NP")}
     assert {"drift/NP/drift_NP.html", "drift/NP/drift_NP.json"} <= drift_files
 
