@@ -35,7 +35,8 @@ from mlflow.tracking import MlflowClient
 from drift import reports
 from eopt.settings import Settings
 from ingestion.markets import get_market
-from quality.checks import CONTEXT_DAYS, FORECAST_SELECTION, OUTLIER_CRITICAL_SHARE, Window, robust_z, served_forecasts
+from quality.checks import (CONTEXT_DAYS, FORECAST_SELECTION, OUTLIER_CRITICAL_SHARE, Window, price_reference,
+                            robust_z, served_forecasts)
 from quality.results import CheckResult, skipped
 from registry.models import Champion
 from registry.models import champion as find_champion
@@ -110,7 +111,7 @@ def _read_frames(store: PriceStore, region: str, start: pd.Timestamp, end: pd.Ti
                  current: tuple[pd.Timestamp, pd.Timestamp], z_limit: float) -> tuple[pd.DataFrame, list[str]]:
     """The drift columns of ``[start, end)``, with the current window's price outliers left out.
 
-    An hour that the price_range check flags (robust z above ``z_limit`` against the same 5 weeks)
+    An hour that the price_range check flags (robust z above ``z_limit`` against the same reference)
     is that check's finding; left in, one spike moves the Wasserstein distance of every price
     column and turns a week into "drift". More than ``OUTLIER_CRITICAL_SHARE`` of the hours is a
     shift, not spikes, and stays in. Returns the frame and the left-out hours."""
@@ -118,7 +119,8 @@ def _read_frames(store: PriceStore, region: str, start: pd.Timestamp, end: pd.Ti
     prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
     recent = prices[(prices.index >= current[0] - pd.Timedelta(days=CONTEXT_DAYS)) & (prices.index < current[1])]
     in_current = recent[recent.index >= current[0]]
-    outliers = in_current.index[(robust_z(in_current, recent)[0] > z_limit).to_numpy()] if len(in_current) else []
+    reference = price_reference(recent, Window(current[0], current[1]))
+    outliers = in_current.index[(robust_z(in_current, reference)[0] > z_limit).to_numpy()] if len(in_current) else []
     if len(outliers) > OUTLIER_CRITICAL_SHARE * len(in_current):
         outliers = []  # not a few spikes but a shifted week: exactly what drift is for
     prices = prices.drop(outliers)

@@ -50,7 +50,7 @@ start from these settings and let connections and variables override them (see `
 | ``EOPT_QUALITY_WINDOW_DAYS`` | ``7`` | days before the data-quality run that its checks and the drift report's current window cover |
 | ``EOPT_QUALITY_MAX_GAP_H`` | ``1`` | completeness: the longest run of missing hours per region and source that is still ok |
 | ``EOPT_QUALITY_MISSING_CRITICAL_SHARE`` | ``0.1`` | completeness: a share of missing hours in the window from which a gap is critical, not a warning |
-| ``EOPT_PRICE_OUTLIER_Z`` | ``15`` | price range: robust z-score (distance from the 5-week median in scaled MADs) from which an hour is an outlier (15 warns in 2-5% of the bundled history's weeks) |
+| ``EOPT_PRICE_OUTLIER_Z`` | ``15`` | price range: robust z-score (distance from the median of the 4 weeks before, in scaled MADs) from which an hour is an outlier (15 warns in 2-6% of the bundled history's weeks; a week at 3x is critical) |
 | ``EOPT_FRESHNESS_WARN_H`` | ``2`` | freshness: the newest price older than this (hours before the run) is a warning |
 | ``EOPT_FRESHNESS_CRITICAL_H`` | ``24`` | freshness: ... and older than this is critical |
 | ``EOPT_API_ERROR_RATE_WARN`` | ``0.05`` | API health: a provider's share of failed calls (last 24 h) from which it is a warning |

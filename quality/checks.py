@@ -7,14 +7,15 @@ on bad data; the report says what could not be checked and why.
 
 | check | per | warn | critical |
 |---|---|---|---|
-| completeness | region, source | a run of more than ``quality_max_gap_h`` missing hours between the window start and the source's newest hour | missing share >= ``quality_missing_critical_share``, or a source that delivered nothing in the window |
-| price_range | region | an hour further than ``price_outlier_z`` robust z from the 5-week median (negative prices are legal) | a price outside the region's plausible range, or more than 5% of hours outliers |
+| completeness | region, source | a run of more than ``quality_max_gap_h`` missing hours between the window start and the region's newest hour | missing share >= ``quality_missing_critical_share``, or a source that delivered nothing in the window |
+| price_range | region | an hour further than ``price_outlier_z`` robust z from the median of the 4 weeks before (negative prices are legal) | a price outside the region's plausible range, or more than 5% of hours outliers |
 | api_health | provider | error rate >= ``api_error_rate_warn`` or p95 latency >= ``api_latency_p95_warn_ms`` (24 h) | error rate >= ``api_error_rate_critical`` |
 | freshness | region | newest price older than ``freshness_warn_h`` | older than ``freshness_critical_h``, or no price at all |
 | model_accuracy | region | rMAE >= 1: the weekly seasonal naive did as well | guarded MAPE above ``accuracy_mape_critical`` % (or the region's promotion threshold, when higher), or rMAE above ``accuracy_rmae_factor`` x the champion's at promotion |
 
-The trailing hours after a source's newest price are left to freshness, so one stale region is one
-finding (freshness), not two.
+The trailing hours after a region's newest price (from any source) are left to freshness, so one
+stale region is one finding (freshness), not two; a source that stopped while another went on is
+completeness's finding.
 """
 
 from __future__ import annotations
@@ -89,6 +90,9 @@ def completeness_of(frame: pd.DataFrame, region: str, window: Window, max_gap_h:
                             region=region, value=float(window.hours), threshold=float(max_gap_h),
                             details={"window": window.describe(), "missing_hours": window.hours})]
     results = []
+    # the region's newest hour from any source: a source that stopped before it while another went
+    # on has a missing tail of its own; when every source stopped, the tail is freshness's finding
+    region_newest = frame.loc[frame["ts"] >= window.start, "ts"].max()
     for source, rows in frame.groupby("source", sort=True):
         inside = rows[rows["ts"] >= window.start]
         if inside.empty:
@@ -100,23 +104,24 @@ def completeness_of(frame: pd.DataFrame, region: str, window: Window, max_gap_h:
                 details={"window": window.describe(), "newest": _iso(last), "missing_hours": window.hours}))
             continue
         first = max(window.start, rows["ts"].min())
-        newest = inside["ts"].max()
+        newest = region_newest
         gaps = find_gaps(pd.DatetimeIndex(inside["ts"]), first, newest + HOUR)
         expected = int((newest + HOUR - first) / HOUR)
         missing = sum(g.hours for g in gaps)
-        longest = max((g.hours for g in gaps), default=0)
+        longest = max(gaps, key=lambda g: g.hours, default=None)
         share = missing / expected if expected else 0.0
         long_gaps = [g for g in gaps if g.hours > max_gap_h]
         details = {
             "window": window.describe(), "checked_from": _iso(first), "checked_to": _iso(newest),
+            "source_newest": _iso(inside["ts"].max()),
             "expected_hours": expected, "missing_hours": missing, "missing_share": round(share, 4),
             "gaps": [{"first_missing": _iso(g.first_missing), "last_missing": _iso(g.last_missing), "hours": g.hours}
                      for g in sorted(gaps, key=lambda g: -g.hours)[:MAX_LISTED]],
         }
-        if share >= critical_share:
+        if longest is not None and share >= critical_share:
             status, message = "critical", (f"{missing} of {expected} hours missing ({share:.0%}); longest gap "
-                                           f"{longest} h from {long_gaps[0].first_missing if long_gaps else gaps[0].first_missing}"
-                                           "; backfill the ingestion for these hours")
+                                           f"{longest.hours} h from {longest.first_missing}; backfill the "
+                                           "ingestion for these hours")
         elif long_gaps:
             worst = max(long_gaps, key=lambda g: g.hours)
             status, message = "warn", (f"{len(long_gaps)} gap(s) longer than {max_gap_h} h; longest {worst.hours} h "
@@ -124,8 +129,9 @@ def completeness_of(frame: pd.DataFrame, region: str, window: Window, max_gap_h:
         else:
             status, message = "ok", (f"{expected - missing} of {expected} hours present"
                                      + (f" ({missing} single missing hour(s))" if missing else ""))
+        longest_hours = 0 if longest is None else longest.hours
         results.append(CheckResult("completeness", status, message, region=region, subject=source,
-                                   value=float(longest), threshold=float(max_gap_h), details=details))
+                                   value=float(longest_hours), threshold=float(max_gap_h), details=details))
     return results
 
 
@@ -141,8 +147,19 @@ def price_range(store: PriceStore, settings: Settings, regions: Iterable[str], a
     return results
 
 
+MIN_REFERENCE_HOURS = 168
+
+
+def price_reference(prices: pd.Series, window: Window) -> pd.Series:
+    """What a window's prices are judged against: the 4 weeks before it (the checked week must not
+    widen its own yardstick: a whole week at 3x would hide in it), or everything when a young
+    region has less than a week of history before the window."""
+    before = prices[prices.index < window.start]
+    return before if len(before) >= MIN_REFERENCE_HOURS else prices
+
+
 def robust_z(values: pd.Series, reference: pd.Series) -> tuple[pd.Series, float, float]:
-    """Distance from the reference median in scaled MADs (1.4826 MAD estimates a normal's sigma).
+    """Distance from the reference's median in scaled MADs (1.4826 MAD estimates a normal's sigma).
 
     The scale has a floor (1% of |median|, at least 0.5 per MWh) so flat prices do not make every
     small move an outlier."""
@@ -156,7 +173,7 @@ def price_range_of(prices: pd.Series, region: str, window: Window, z_limit: floa
     current = prices[prices.index >= window.start]
     if current.empty:
         return skipped("price_range", region, f"no {region} prices between {window.start} and {window.end} to check")
-    z, median, scale = robust_z(current, prices)
+    z, median, scale = robust_z(current, price_reference(prices, window))
     low, high = PLAUSIBLE_RANGE.get(region, (-math.inf, math.inf))
     outside = current[(current < low) | (current > high)]
     outliers = current[z > z_limit]
@@ -164,7 +181,7 @@ def price_range_of(prices: pd.Series, region: str, window: Window, z_limit: floa
     listed = [{"ts": _iso(ts), "price": round(float(p), 2), "robust_z": round(float(z[ts]), 1)}
               for ts, p in outliers.reindex(z[outliers.index].sort_values(ascending=False).index).head(MAX_LISTED).items()]
     details = {
-        "window": window.describe(), "hours": len(current), "median_5w": round(median, 3), "scale_5w": round(scale, 3),
+        "window": window.describe(), "hours": len(current), "reference_median": round(median, 3), "reference_scale": round(scale, 3),
         "min": round(float(current.min()), 2), "max": round(float(current.max()), 2),
         "negative_hours": int((current < 0).sum()), "outlier_hours": len(outliers), "outliers": listed,
         "plausible_range": [low, high],
@@ -181,10 +198,10 @@ def price_range_of(prices: pd.Series, region: str, window: Window, z_limit: floa
         top = listed[0]
         status = "warn"
         message = (f"{len(outliers)} outlier hour(s), largest {top['price']} at {top['ts']} (robust z {top['robust_z']}, "
-                   f"5-week median {median:.2f}); confirm it with the market before it trains a model")
+                   f"median of the 4 weeks before {median:.2f}); confirm it with the market before it trains a model")
     else:
         status = "ok"
-        message = (f"{len(current)} hours within {z_limit:g} robust z of the 5-week median {median:.2f} "
+        message = (f"{len(current)} hours within {z_limit:g} robust z of the 4 weeks' median {median:.2f} "
                    f"(max z {max_z:.1f}; {details['negative_hours']} negative hour(s), which are legal)")
     return CheckResult("price_range", status, message, region=region, value=round(max_z, 2), threshold=z_limit,
                        details=details)

@@ -169,39 +169,63 @@ class QualityReport:
 
 def publish_report(settings: Settings, store: QualityReportStore, report: QualityReport,
                    client: Any | None = None) -> QualityReport:
-    """Write the files, store the rows, log to MLflow; idempotent for the same run id."""
+    """Write the files, log them to MLflow, store the rows; idempotent for the same run id (its
+    MLflow run is reused, its rows replaced). MLflow failing at any step costs the MLflow copy only."""
     report.folder.mkdir(parents=True, exist_ok=True)
     markdown, page, results = report.folder / "report.md", report.folder / "report.html", report.folder / "results.json"
     report.paths = {"markdown": str(markdown), "html": str(page), "results": str(results)}
+
+    def write_files() -> None:
+        markdown.write_text(report.markdown())
+        page.write_text(report.html())
+        results.write_text(json.dumps({"summary": report.summary(), "results": [r.to_dict() for r in report.results]},
+                                      indent=2, default=str))
+
+    def mlflow_failed(exc: BaseException) -> None:
+        report.mlflow_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.error("data-quality report %s: logging to MLflow failed (%s); the report files and the "
+                  "quality_reports rows are complete", report.run_id, report.mlflow_error)
+
     if client is not None:
         try:
-            report.mlflow_run_id = _log_to_mlflow(settings, client, report)
+            report.mlflow_run_id = _mlflow_run(settings, client, report)
         except Exception as exc:  # noqa: BLE001 - an unreachable MLflow must not lose the report itself
-            report.mlflow_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            log.error("data-quality report %s: logging to MLflow failed (%s); the report files and the "
-                      "quality_reports rows are complete", report.run_id, report.mlflow_error)
-    markdown.write_text(report.markdown())
-    page.write_text(report.html())
-    results.write_text(json.dumps({"summary": report.summary(), "results": [r.to_dict() for r in report.results]},
-                                  indent=2, default=str))
+            mlflow_failed(exc)
+    write_files()
     if client is not None and report.mlflow_run_id:
-        from training import tracking
-
-        tracking.log_artifacts(client, report.mlflow_run_id, [markdown, page, results])
-        tracking.finish(client, report.mlflow_run_id, ok=True)
+        try:
+            _log_to_mlflow(client, report.mlflow_run_id, report, [markdown, page, results])
+        except Exception as exc:  # noqa: BLE001 - e.g. the artifact store refuses: keep the report, say so
+            mlflow_failed(exc)
+            _finish_quietly(client, report.mlflow_run_id)
+            report.mlflow_run_id = None
+            write_files()  # the files must not claim an MLflow copy that is incomplete
     store.write_run(report.run_id, report.results, health_score=report.health_score, summary=report.summary(),
                     report_path=str(page))
     return report
 
 
-def _log_to_mlflow(settings: Settings, client: Any, report: QualityReport) -> str:
+def _mlflow_run(settings: Settings, client: Any, report: QualityReport) -> str:
+    """The MLflow run of this data-quality run: the one an earlier attempt started, else a new one."""
     from training import tracking
 
     experiment = tracking.experiment_id(client, settings, settings.quality_experiment,
                                         purpose="daily data-quality checks and Evidently drift reports")
-    run = tracking.start_run(client, experiment, f"data quality {report.as_of:%Y-%m-%d %H:%M}",
-                             tags={"eopt.kind": "data-quality", "eopt.airflow_run_id": report.run_id,
-                                   "eopt.as_of": report.as_of.isoformat(), "eopt.status": report.status})
+    tags = {"eopt.kind": "data-quality", "eopt.airflow_run_id": report.run_id, "eopt.as_of": report.as_of.isoformat(),
+            "eopt.status": report.status}
+    earlier = client.search_runs([experiment], f"tags.`eopt.airflow_run_id` = '{report.run_id.replace(chr(39), '')}'",
+                                 max_results=1)
+    if earlier:
+        run = earlier[0].info.run_id
+        for key, value in tags.items():
+            client.set_tag(run, key, value)
+        return run
+    return tracking.start_run(client, experiment, f"data quality {report.as_of:%Y-%m-%d %H:%M}", tags=tags)
+
+
+def _log_to_mlflow(client: Any, run: str, report: QualityReport, files: list[Path]) -> None:
+    from training import tracking
+
     metrics: dict[str, float] = {"health_score": report.health_score,
                                  **{f"checks_{s}": float(report.count(s)) for s in ("ok", "warn", "critical", "skipped")}}
     for r in report.results:
@@ -209,9 +233,21 @@ def _log_to_mlflow(settings: Settings, client: Any, report: QualityReport) -> st
             metrics[f"{r.name}_{r.region}"] = r.value
     tracking.log_metrics(client, run, metrics)
     tracking.log_artifacts(client, run, [Path(p) for p in report.plots().values() if Path(p).is_file()], "accuracy")
-    for region, files in report.drift_reports().items():
-        tracking.log_artifacts(client, run, [Path(p) for p in files.values() if Path(p).is_file()], f"drift/{region}")
-    return run
+    for region, files_of_region in report.drift_reports().items():
+        tracking.log_artifacts(client, run, [Path(p) for p in files_of_region.values() if Path(p).is_file()],
+                               f"drift/{region}")
+    tracking.log_artifacts(client, run, files)
+    tracking.finish(client, run, ok=True)
+
+
+def _finish_quietly(client: Any, run: str) -> None:
+    """Mark a run whose logging failed as FAILED, so the MLflow UI does not show it running forever."""
+    from training import tracking
+
+    try:
+        tracking.finish(client, run, ok=False)
+    except Exception as exc:  # noqa: BLE001 - MLflow is what failed; the report says so already
+        log.warning("could not mark MLflow run %s failed: %s", run, exc)
 
 
 def results_of(payloads: Iterable[Any]) -> list[CheckResult]:

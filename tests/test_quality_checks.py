@@ -8,7 +8,7 @@ removes or changes exactly the rows its finding is about and checks the numbers 
 
 from __future__ import annotations
 
-from datetime import datetime
+import socket
 from functools import lru_cache
 from pathlib import Path
 
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from mlflow.tracking import MlflowClient
 
 from eopt.settings import Settings
 from ingestion.http import ApiCall
@@ -133,10 +134,6 @@ def test_completeness__a_three_hour_gap_is_a_warning_naming_its_first_and_last_h
     assert f"longest 3 h from {gap[0]}" in result.message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "quality/checks.py completeness_of, critical branch: the message says 'longest gap <N> h from "
-    "<long_gaps[0].first_missing>', but long_gaps is in time order, so it names the start of the FIRST long "
-    "gap, not of the longest one (the warn branch uses max(long_gaps, key=hours) correctly)"))
 def test_completeness__a_critical_message_names_where_the_longest_gap_starts(new_store, settings):
     prices = real_prices("NP")
     short = pd.date_range("2018-11-06 02:00", periods=3, freq="h", tz="UTC")
@@ -146,6 +143,13 @@ def test_completeness__a_critical_message_names_where_the_longest_gap_starts(new
     assert result.status == "critical" and result.value == 20.0  # 23 of 168 hours: 14% >= 10%
     assert result.details["gaps"][0]["first_missing"] == long[0].isoformat()  # details: longest first
     assert f"longest gap 20 h from {long[0]}" in result.message
+
+
+def test_completeness__a_zero_critical_share_does_not_break_on_a_complete_week(new_store, tmp_path):
+    store = new_store(real_prices("NP"))
+    strict = settings_for(tmp_path, EOPT_QUALITY_MISSING_CRITICAL_SHARE="0")
+    [result] = checks.completeness(store, strict, ["NP"], AS_OF)
+    assert result.status == "ok" and result.details["missing_hours"] == 0
 
 
 def test_completeness__a_region_with_no_prices_is_critical_with_the_load_history_hint(store, settings):
@@ -170,11 +174,6 @@ def test_completeness__a_source_that_delivered_nothing_in_the_window_is_critical
     assert "entsoe delivered no NP price in the window" in stopped.message
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "quality/checks.py completeness_of counts a source's hours only up to ITS OWN newest hour ('trailing hours "
-    "are left to freshness'), but freshness reads the canonical price, which another source keeps fresh: a "
-    "source that stopped 3 days before the run while another continues is reported ok by completeness and by "
-    "freshness, i.e. by nobody"))
 def test_completeness__a_source_that_stopped_inside_the_window_while_another_continues_is_critical(
         new_store, settings):
     prices = real_prices("NP")
@@ -199,8 +198,8 @@ def test_completeness__a_stale_tail_is_freshness_finding_not_a_completeness_one(
 # -- price range -------------------------------------------------------------------------------
 
 def reference_z(prices: pd.Series, ts: pd.Timestamp) -> float:
-    """The robust z of one hour against the five weeks of ``prices``, computed here from its definition."""
-    values = prices.to_numpy(float)
+    """The robust z of one hour against the 4 weeks of ``prices`` before the window, computed here from its definition."""
+    values = prices[prices.index < WINDOW.start].to_numpy(float)
     median = np.median(values)
     scale = max(1.4826 * np.median(np.abs(values - median)), 0.01 * abs(median), 0.5)
     return abs(prices[ts] - median) / scale
@@ -221,7 +220,8 @@ def test_price_range__a_clean_real_week_is_ok_with_its_median_and_largest_z(stor
     assert result.status == "ok" and result.threshold == 15.0
     assert result.value == pytest.approx(largest, abs=0.01) and result.value < 15
     assert result.details["hours"] == 168 and result.details["outlier_hours"] == 0
-    assert result.details["median_5w"] == pytest.approx(float(np.median(five_weeks)), abs=1e-3)
+    four_weeks_before = five_weeks[five_weeks.index < WINDOW.start]
+    assert result.details["reference_median"] == pytest.approx(float(np.median(four_weeks_before)), abs=1e-3)
     assert result.details["min"] == round(week.min(), 2) and result.details["max"] == round(week.max(), 2)
     assert "168 hours within 15 robust z" in result.message
 
@@ -404,16 +404,14 @@ def test_api_health__counts_only_the_24_hours_before_the_run(store_engine, tmp_p
     inside = calls("entsoe", 50)
     later = calls("entsoe", 30, errors=30, end=AS_OF + pd.Timedelta(hours=8))  # after the run: not counted
     older = calls("entsoe", 30, errors=30, end=AS_OF - pd.Timedelta(hours=25))  # before the 24 h
-    entsoe = api_results(store_engine, tmp_path, later + inside + older, as_of=AS_OF + pd.Timedelta(minutes=5))["entsoe"]
+    run_at = AS_OF + pd.Timedelta(minutes=5)  # floored to the hour
+    entsoe = api_results(store_engine, tmp_path, later + inside + older, as_of=run_at)["entsoe"]
     assert entsoe.status == "ok" and entsoe.details["calls"] == 50 and entsoe.details["errors"] == 0
     assert entsoe.details["since"] == (AS_OF - pd.Timedelta(hours=24)).isoformat()
     assert entsoe.details["until"] == AS_OF.isoformat()
 
 
 # -- realized model accuracy -------------------------------------------------------------------
-
-MODEL = registered_model_name("NP")
-
 
 def issues(region: str, yhat: pd.Series, *, fallback: bool = False, version: str = "4") -> pd.DataFrame:
     """Daily forecasts of ``yhat``'s hours, each issued an hour before the first hour of its day."""
@@ -423,7 +421,8 @@ def issues(region: str, yhat: pd.Series, *, fallback: bool = False, version: str
         "region": region, "issued_at": issued, "target_ts": targets,
         "model_name": "seasonal-naive" if fallback else registered_model_name(region),
         "model_version": "0" if fallback else version, "yhat": yhat.to_numpy(float),
-        "lower": np.nan if fallback else yhat.to_numpy(float) - 5, "upper": np.nan if fallback else yhat.to_numpy(float) + 5,
+        "lower": np.nan if fallback else yhat.to_numpy(float) - 5,
+        "upper": np.nan if fallback else yhat.to_numpy(float) + 5,
         "is_fallback": fallback,
     })
 
@@ -514,6 +513,22 @@ def test_model_accuracy__an_rmae_above_1_5_times_the_promotion_rmae_is_critical(
     if status == "critical":
         assert result.message.startswith("rMAE 0.700 above 1.5 x the 0.400 v3 had at promotion")
     assert f"(v3 at promotion: rMAE {promoted_rmae:.3f})" in result.message
+
+
+def test_model_accuracy__an_unreachable_registry_still_reports_the_realized_numbers(new_store, settings, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    registry = MlflowClient(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}")
+    actual, _ = week_prices("NP")
+    store = accuracy_store(new_store, "NP", issues("NP", actual * 1.05))
+    [result] = checks.model_accuracy(store, registry, settings, ["NP"], AS_OF)
+    assert result.status == "ok" and result.value == pytest.approx(5.0, abs=1e-6)
+    assert result.details["promotion"] is None and result.details["hours"] == 168
+    assert "; no promotion figures to compare with; registry unreachable (" in result.message
+    assert f"127.0.0.1:{port}" in result.message
 
 
 def test_served_forecasts__the_latest_issue_at_or_before_each_hour_wins(store_engine):

@@ -30,6 +30,7 @@ from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from drift.monitor import region_drift
+from eopt.cli import cli
 from eopt.settings import Settings
 from ingestion.http import ApiCall
 from ingestion.markets import load_market
@@ -89,7 +90,8 @@ def forecast_week(store: PriceStore, region: str, factor: float) -> None:
     targets = pd.date_range(WINDOW_START, AS_OF, freq="h", tz="UTC", inclusive="left")
     known = store.read_canonical(region, WINDOW_START - pd.Timedelta(days=1), AS_OF).set_index("ts")["price"]
     actual = known.reindex(targets).fillna(known.reindex(targets - pd.Timedelta(days=1)).set_axis(targets)).ffill()
-    issued = WINDOW_START - pd.Timedelta(hours=1) + ((targets - WINDOW_START) // pd.Timedelta(days=1)) * pd.Timedelta(days=1)
+    day = pd.Timedelta(days=1)
+    issued = WINDOW_START - pd.Timedelta(hours=1) + ((targets - WINDOW_START) // day) * day
     ForecastStore(store.engine).upsert_forecasts(pd.DataFrame({
         "region": region, "issued_at": issued, "target_ts": targets, "model_name": registered_model_name(region),
         "model_version": "2", "yhat": actual.to_numpy() * factor, "lower": actual.to_numpy() * factor - 8,
@@ -220,7 +222,8 @@ def test_quality_store__writing_a_run_again_replaces_its_rows(store_engine, week
     assert run.health_score == health_score(fixed) and run.report_path == "/reports/a2.html"
     assert run.summary == {"status": "ok"} and set(run.checks["status"]) <= {"ok", "skipped"}
     rechecked = run.checks[run.checks["check_name"] == "freshness"].set_index("region").loc["PJM"]
-    assert rechecked["value"] == 0.0 and rechecked["details"] == {"message": "re-checked after the backfill", "rerun": True}
+    assert rechecked["value"] == 0.0
+    assert rechecked["details"] == {"message": "re-checked after the backfill", "rerun": True}
 
 
 def test_quality_store__two_results_for_one_check_and_region_are_refused_by_name(store_engine, week):
@@ -325,19 +328,30 @@ def test_publish_report__logs_the_report_and_drift_reports_to_the_data_quality_e
     assert store.read_run().summary["mlflow_run_id"] == report.mlflow_run_id
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "quality/report.py publish_report says 'idempotent for the same run id', and the quality_reports rows are, "
-    "but _log_to_mlflow starts a new MLflow run at every call: publishing the same run id twice (an Airflow "
-    "retry of generate_quality_report) leaves two data-quality runs tagged with that eopt.airflow_run_id"))
 def test_publish_report__publishing_the_same_run_twice_leaves_one_mlflow_run(tmp_path, week, mlflow_settings):
     client = tracking.configure(mlflow_settings)
     store = quality_store(tmp_path)
     for _ in range(2):
-        publish_report(mlflow_settings, store, QualityReport("scheduled-3", AS_OF, week.results, tmp_path / "r"), client)
+        report = QualityReport("scheduled-3", AS_OF, week.results, tmp_path / "r")
+        publish_report(mlflow_settings, store, report, client)
     experiment = client.get_experiment_by_name("data-quality")
     runs = client.search_runs([experiment.experiment_id], "tags.`eopt.airflow_run_id` = 'scheduled-3'")
     assert stored_rows(store.engine, "scheduled-3") == len(week.results) + 1
     assert len(runs) == 1
+
+
+def test_publish_report__an_mlflow_artifact_store_that_fails_costs_only_the_mlflow_copy(
+        tmp_path, week, mlflow_settings):
+    settings = mlflow_settings.with_overrides(quality_experiment="data-quality-artifacts-down")
+    client = tracking.configure(settings)
+    blocker = tmp_path / "artifacts"
+    blocker.write_text("a file where the artifact folder should be")
+    client.create_experiment(settings.quality_experiment, artifact_location=blocker.as_uri())
+    no_drift = [r for r in week.results if r.name != "drift"]  # e.g. every region's drift skipped
+    store = quality_store(tmp_path)
+    report = publish_report(settings, store, QualityReport("scheduled-6", AS_OF, no_drift, tmp_path / "r"), client)
+    assert report.mlflow_error and (tmp_path / "r" / "report.html").is_file()
+    assert stored_rows(store.engine, "scheduled-6") == len(no_drift) + 1
 
 
 # -- the Prometheus exporter -----------------------------------------------------------------------
@@ -348,6 +362,18 @@ def test_exporter__before_any_run_serves_only_that_it_is_up(tmp_path):
         status, families = scrape(server.url)
     assert status == 200 and set(families) == {"data_quality_exporter_up"}
     assert [s.value for s in families["data_quality_exporter_up"].samples] == [1.0]
+
+
+def test_exporter__a_run_where_nothing_could_be_checked_serves_counts_but_no_health_score(tmp_path, week):
+    store = quality_store(tmp_path)
+    skipped = [r for r in week.results if r.status == "skipped"]
+    publish_report(week.settings, store, QualityReport("scheduled-7", AS_OF, skipped, tmp_path / "report"))
+    with MetricsServer(store.engine, "127.0.0.1", 0) as server:
+        _, families = scrape(server.url)
+    assert "data_quality_health_score" not in families
+    assert families["data_quality_checks_skipped"].samples[0].value == len(skipped) > 0
+    assert families["data_quality_checks_passed"].samples[0].value == 0
+    assert [s.value for s in families["data_quality_check_status"].samples] == [-1.0] * len(skipped)
 
 
 def test_exporter__serves_the_newest_run_s_stored_values(tmp_path, week):
@@ -419,8 +445,6 @@ def test_cli_quality__runs_every_check_prints_the_results_and_writes_the_report(
     env = {"EOPT_HOME": str(tmp_path), "EOPT_REGIONS": "NP", "EOPT_INGESTION_SOURCES": "entsoe,iea",
            "EOPT_LOG_LEVEL": "WARNING", "MLFLOW_TRACKING_URI": mlflow_settings.mlflow_tracking_uri,
            "MLFLOW_REGISTRY_URI": mlflow_settings.mlflow_registry_uri}
-    from eopt.cli import cli
-
     answer = CliRunner().invoke(cli, ["quality", "--region", "NP", "--as-of", "2018-11-12T06:30Z"], env=env)
     assert answer.exit_code == 0, answer.output
     lines = answer.stdout.strip().splitlines()
@@ -445,8 +469,8 @@ def test_cli_quality__runs_every_check_prints_the_results_and_writes_the_report(
 
 def test_cli_metrics_serve__answers_metrics_as_a_real_process_until_terminated(tmp_path, week):
     store = quality_store(tmp_path, "prices.db")
-    store.write_run("scheduled-5", week.results, health_score=health_score(week.results), summary={"status": "critical"},
-                    report_path=None)
+    store.write_run("scheduled-5", week.results, health_score=health_score(week.results),
+                    summary={"status": "critical"}, report_path=None)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EOPT_", "MLFLOW_"))}
     env.update({"EOPT_HOME": str(tmp_path), "EOPT_LOG_LEVEL": "WARNING"})
