@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 
 DEMO_BUDGET ?= smoke
 
-.PHONY: install test demo services lock bench-storage bench-ingestion bench-training bench-serving clean help
+.PHONY: install test demo services lock bench-storage bench-ingestion bench-training bench-serving bench-drift clean help
 
 help:
 	@echo "make demo          load the real market history, retrain every region (budget DEMO_BUDGET=smoke), show the result"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
 	@echo "make bench-training record one tuned retraining per region: time, memory, accuracy"
 	@echo "make bench-serving  record mlflow models serve vs in-process latency and one forecast DAG run"
+	@echo "make bench-drift   record how often the drift check calls a normal week critical (every real week)"
 	@echo "make bench-ingestion record one ingestion cycle and a two-year load against the sandbox"
 	@echo "make lock          re-resolve requirements.lock from the pins in pyproject.toml"
 
@@ -55,6 +56,9 @@ bench-training: install
 
 bench-serving: install
 	$(BIN)/python -m benchmarks.serving
+
+bench-drift: install
+	$(BIN)/python -m benchmarks.drift_calibration
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
