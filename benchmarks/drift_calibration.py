@@ -8,7 +8,7 @@ back one week (``--step-weeks``) from the end of the history. Its reports go to 
 
 Recorded per week: status, drifted-column share, drifted columns and the normed Wasserstein
 score of every compared column. Per market: the share of weeks that are critical (drifted share
->= ``drift_share_threshold``) at the product's column threshold (``drift.reports.COLUMN_THRESHOLD``),
+>= ``drift_share_threshold``) at the product's column threshold (``Settings.drift_column_threshold``),
 the mean share, how often each column drifts, seconds per report; and, recomputed from the
 recorded scores (a column drifts when its score >= the threshold, as Evidently decides), the
 same at the column thresholds 0.1 (Evidently's default), 0.5 and 1.0.
@@ -112,7 +112,7 @@ def calibrate_region(region: str, step_weeks: int, position: int) -> dict[str, A
         "quality_window_days": settings.quality_window_days,
         "drift_share_threshold": settings.drift_share_threshold,
         "price_outlier_z": settings.price_outlier_z,
-        "column_threshold": reports.COLUMN_THRESHOLD,
+        "column_threshold": settings.drift_column_threshold,
         "method": reports.METHOD_DESCRIPTION,
         "season_margin_days": SEASON_MARGIN.days,
         "min_reference_hours": MIN_REFERENCE_HOURS,

@@ -182,7 +182,8 @@ def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | N
 
     threshold = settings.drift_share_threshold
     evidently_started = time.perf_counter()
-    snapshot = reports.feature_drift_report(current, reference, selection.columns, drift_share=threshold)
+    snapshot = reports.feature_drift_report(current, reference, selection.columns, drift_share=threshold,
+                                           column_threshold=settings.drift_column_threshold)
     html, json_path = reports.save_snapshot(snapshot, out_dir, f"drift_{region}")
     evidently_s = time.perf_counter() - evidently_started
     summary = reports.feature_drift_summary(snapshot)
@@ -193,14 +194,14 @@ def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | N
     status = "critical" if share >= threshold else "ok"
     named = f": {', '.join(drifted)}" if drifted else ""
     message = (f"{summary['count']} of {len(selection.columns)} columns drifted (normed Wasserstein >= "
-               f"{reports.COLUMN_THRESHOLD:g}) against the {kind}{named}")
+               f"{settings.drift_column_threshold:g}) against the {kind}{named}")
     if selection.excluded:
         message += f"; {len(selection.excluded)} left out ({', '.join(selection.excluded)})"
     if outliers:
         message += f"; {len(outliers)} price outlier hour(s) left out (the price_range check reports them)"
     details: dict[str, Any] = {
         "method": reports.METHOD_DESCRIPTION,
-        "column_threshold": reports.COLUMN_THRESHOLD,
+        "column_threshold": settings.drift_column_threshold,
         "drift_share_threshold": threshold,
         "drifted_count": summary["count"],
         "columns": summary["columns"],
@@ -292,7 +293,7 @@ def _prediction_part(settings: Settings, store: PriceStore, client: MlflowClient
         return {"status": "skipped", "reason": f"champion {best.uri} could not be re-scored on its test window: "
                                                f"{type(exc).__name__}: {reason}"}, 0.0
     started = time.perf_counter()
-    snapshot = reports.prediction_drift_report(current, reference)
+    snapshot = reports.prediction_drift_report(current, reference, column_threshold=settings.drift_column_threshold)
     html, json_path = reports.save_snapshot(snapshot, out_dir, f"prediction_drift_{region}")
     seconds = time.perf_counter() - started
     return {

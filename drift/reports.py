@@ -31,12 +31,9 @@ from evidently.metrics import ValueDrift
 from evidently.presets import DataDriftPreset, RegressionPreset
 from sklearn.exceptions import UndefinedMetricWarning
 
-# Normed Wasserstein distance (the distance between the two distributions in reference standard
-# deviations) from which a column counts as drifted. Measured by benchmarks/drift_calibration.py on
-# every week of the bundled history with two years before it (828 weeks): 0.75 makes a drifted-column
-# share >= 0.5 in 1.4-2.9% of weeks across NP, PJM, BE and FR (2.1% pooled); Evidently's default 0.1
-# flags 99.9% of them.
-COLUMN_THRESHOLD = 0.75
+# A column drifts at a normed Wasserstein distance (the distance between the two distributions in
+# reference standard deviations) of at least ``Settings.drift_column_threshold`` (0.75, calibrated
+# by benchmarks/drift_calibration.py).
 DRIFT_METHOD = "wasserstein"
 METHOD_DESCRIPTION = "normed Wasserstein distance (Evidently DataDriftPreset, num_method='wasserstein')"
 PRICE_COLUMNS = ("price", "price_change_24h", "price_change_168h", "intraday_shape", "price_vs_hour_profile")
@@ -130,7 +127,7 @@ def _dataset(frame: pd.DataFrame, columns: list[str], definition: DataDefinition
 
 
 def feature_drift_report(current: pd.DataFrame, reference: pd.DataFrame, columns: list[str], *,
-                         drift_share: float, column_threshold: float = COLUMN_THRESHOLD) -> Snapshot:
+                         drift_share: float, column_threshold: float) -> Snapshot:
     """Evidently's DataDriftPreset on ``columns``: normed Wasserstein per column, with its tests."""
     definition = DataDefinition(numerical_columns=list(columns))
     report = Report([DataDriftPreset(columns=list(columns), num_method=DRIFT_METHOD, num_threshold=column_threshold,
@@ -139,7 +136,7 @@ def feature_drift_report(current: pd.DataFrame, reference: pd.DataFrame, columns
 
 
 def prediction_drift_report(current: pd.DataFrame, reference: pd.DataFrame, *,
-                            column_threshold: float = COLUMN_THRESHOLD) -> Snapshot:
+                            column_threshold: float) -> Snapshot:
     """Regression quality of ``prediction`` against ``target`` in both windows, and the drift of each."""
     columns = [TARGET, PREDICTION]
     definition = DataDefinition(numerical_columns=columns,

@@ -75,3 +75,28 @@ def test_only_the_settings_module_reads_the_environment():
         if "os.environ" in text or "os.getenv" in text:
             readers.append(str(relative))
     assert readers == []
+
+
+def test_quality_settings__default_to_the_documented_limits_and_read_their_variables(tmp_path):
+    default = Settings.from_env({"EOPT_HOME": str(tmp_path)})
+    assert (default.quality_window_days, default.quality_max_gap_h, default.price_outlier_z) == (7, 1, 15.0)
+    assert (default.drift_column_threshold, default.drift_share_threshold, default.retrain_on_drift) == (0.75, 0.5, False)
+    assert (default.enable_slack_alerts, default.alert_email_to, default.metrics_port) == (False, (), 9108)
+    assert default.quality_dir == tmp_path.resolve() / "quality"
+    changed = Settings.from_env({"EOPT_HOME": str(tmp_path), "EOPT_DRIFT_SHARE_THRESHOLD": "0.3",
+                                 "EOPT_RETRAIN_ON_DRIFT": "1", "EOPT_ALERT_EMAIL_TO": "a@example.com, b@example.com",
+                                 "EOPT_ACCURACY_MAPE_CRITICAL": "12.5", "EOPT_METRICS_PORT": "9200"})
+    assert (changed.drift_share_threshold, changed.retrain_on_drift) == (0.3, True)
+    assert changed.alert_email_to == ("a@example.com", "b@example.com")
+    assert (changed.accuracy_mape_critical, changed.metrics_port) == (12.5, 9200)
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"EOPT_DRIFT_SHARE_THRESHOLD": "1.5"}, "EOPT_DRIFT_SHARE_THRESHOLD='1.5' must be between 0.0 and 1.0"),
+    ({"EOPT_PRICE_OUTLIER_Z": "0.5"}, "EOPT_PRICE_OUTLIER_Z='0.5' must be at least 1.0"),
+    ({"EOPT_RETRAIN_ON_DRIFT": "maybe"}, "EOPT_RETRAIN_ON_DRIFT='maybe' is not a switch"),
+    ({"EOPT_ACCURACY_RMAE_FACTOR": "x"}, "EOPT_ACCURACY_RMAE_FACTOR='x' is not a number"),
+])
+def test_quality_settings__refuse_malformed_values_naming_the_variable(env, message):
+    with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        Settings.from_env(env)
