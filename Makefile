@@ -7,10 +7,11 @@ INSTALLED := $(VENV)/.installed
 
 DEMO_BUDGET ?= smoke
 
-.PHONY: install test demo services lock bench-storage bench-ingestion bench-training bench-serving bench-drift clean help
+.PHONY: install test demo airflow-init services lock bench-storage bench-ingestion bench-training bench-serving bench-drift clean help
 
 help:
-	@echo "make demo          load the real market history, retrain every region (budget DEMO_BUDGET=smoke), show the result"
+	@echo "make demo          load the real history, run the four DAGs (airflow dags test, budget DEMO_BUDGET=smoke), summarize"
+	@echo "make airflow-init  bootstrap the Airflow home .eopt/airflow: pools, variables, connections (idempotent)"
 	@echo "make test          run the whole test suite (PostgreSQL + Redis on 127.0.0.1 for integration tests)"
 	@echo "make install       create .venv and install the locked dependency set"
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
@@ -30,6 +31,9 @@ $(INSTALLED): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	@touch $@
 
+airflow-init: install
+	$(BIN)/eopt airflow-init
+
 services:
 	@bash scripts/ensure-services.sh
 
@@ -39,10 +43,8 @@ test: install services
 demo: install
 	$(BIN)/eopt db upgrade
 	$(BIN)/eopt load-history
-	$(BIN)/eopt prices --region NP --last 24h
-	$(BIN)/eopt train --region all --budget $(DEMO_BUDGET)
+	$(BIN)/eopt demo --budget $(DEMO_BUDGET)
 	$(BIN)/eopt registry status
-	$(BIN)/eopt forecast --region all
 	@echo "MLflow UI: $(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/.eopt/mlflow.db  (then http://127.0.0.1:5000)"
 
 bench-storage: install services

@@ -579,6 +579,34 @@ def quality_command(obj: Context, regions: tuple[str, ...], as_of: str | None, r
                f"{summary['critical']} critical, {summary['skipped']} not checked; report {summary['report_html']}")
 
 
+@cli.command("airflow-init")
+@click.pass_obj
+def airflow_init(obj: Context) -> None:
+    """Bootstrap the Airflow home (EOPT_AIRFLOW_HOME): migrate, import pools, variables, connections (idempotent)."""
+    from eopt.airflow_home import AirflowCommandError, bootstrap
+
+    try:
+        for line in bootstrap(obj.settings):
+            click.echo(line)
+    except AirflowCommandError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Airflow home ready: export AIRFLOW_HOME={obj.settings.airflow_home}")
+
+
+@cli.command("demo")
+@click.option("--budget", default="smoke", show_default=True, help="Tuning budget of the demo's retrainings.")
+@click.pass_obj
+def demo_command(obj: Context, budget: str) -> None:
+    """Run the four DAGs with `airflow dags test` at historical dates over the loaded history, then summarize."""
+    from eopt.airflow_home import AirflowCommandError
+    from eopt.demo import run_demo
+
+    try:
+        run_demo(obj.settings, budget, click.echo)
+    except (AirflowCommandError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
 @cli.group()
 def metrics() -> None:
     """Prometheus metrics of the data-quality pipeline."""

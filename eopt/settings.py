@@ -66,6 +66,7 @@ start from these settings and let connections and variables override them (see `
 | ``EOPT_ALERT_EMAIL_TO`` | unset | comma-separated addresses for critical alerts by email (SMTP connection ``smtp_default``); unset: no email |
 | ``EOPT_ALERT_EMAIL_FROM`` | ``electricity-optimizer@localhost`` | sender of alert emails |
 | ``EOPT_METRICS_HOST``, ``EOPT_METRICS_PORT`` | ``127.0.0.1``, ``9108`` | where ``eopt metrics serve`` exposes the Prometheus metrics |
+| ``EOPT_AIRFLOW_HOME`` | ``$EOPT_HOME/airflow`` | the Airflow home ``eopt airflow-init`` and ``make demo`` bootstrap (SQLite metadata; an operator's own ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` wins) |
 | ``EOPT_AIRFLOW_DEADLINE_ALERTS`` | ``1`` | attach the DAGs' deadline alerts; ``0`` for local ``airflow dags test`` runs, which crash after a successful run of a DAG with a deadline in Airflow 3.3.2 (apache/airflow#73428) |
 """
 
@@ -243,6 +244,7 @@ class Settings:
     alert_email_from: str = "electricity-optimizer@localhost"
     metrics_host: str = "127.0.0.1"
     metrics_port: int = 9108
+    airflow_home: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
@@ -311,6 +313,7 @@ class Settings:
             alert_email_from=env.get("EOPT_ALERT_EMAIL_FROM") or "electricity-optimizer@localhost",
             metrics_host=env.get("EOPT_METRICS_HOST") or "127.0.0.1",
             metrics_port=_positive_int(env, "EOPT_METRICS_PORT", 9108),
+            airflow_home=Path(env.get("EOPT_AIRFLOW_HOME") or home / "airflow").expanduser().resolve(),
             provider_keys={s: env[key] for s, (_, key) in SECRET_VARIABLES.items() if key and env.get(key)},
         )
 
@@ -343,6 +346,18 @@ class Settings:
         # that is down should fail a task in seconds, with its error, instead
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+
+    def airflow_environment(self, **extra: str) -> dict[str, str]:
+        """The environment of an ``airflow`` command on this product's Airflow home: the project's
+        dags folder, no examples, SQLite metadata in the home unless the operator configured a
+        database, and this process's settings (``EOPT_*``) passed on."""
+        home = self.airflow_home or self.home / "airflow"
+        env = dict(os.environ)
+        env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
+                   AIRFLOW__CORE__LOAD_EXAMPLES="False", EOPT_HOME=str(self.home))
+        env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}")
+        env.update(extra)
+        return env
 
     def mape_threshold(self, region: str) -> float:
         """The promotion gate's MAPE threshold (%) for a region: its override, else the default."""

@@ -58,9 +58,10 @@ class QualityReportStore:
             conn.execute(t.insert(), rows)
         return len(rows)
 
-    def latest_run_id(self) -> str | None:
+    def latest_run_id(self, region: str | None = None) -> str | None:
+        """The newest run (that checked ``region``, when given)."""
         t = quality_reports
-        query = (sa.select(t.c.run_id).where(t.c.check_name == SUMMARY_CHECK)
+        query = (sa.select(t.c.run_id).where(t.c.check_name == SUMMARY_CHECK if region is None else t.c.region == region)
                  .order_by(t.c.created_at.desc(), t.c.id.desc()).limit(1))
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()
