@@ -235,13 +235,16 @@ def _handler_for(sandbox: Sandbox) -> type[BaseHTTPRequestHandler]:
             except Exception as exc:  # a sandbox bug must show up as a 500, not a dropped socket
                 log.exception("sandbox error on %s %s", self.command, self.path)
                 response = SandboxResponse.json(500, {"message": f"sandbox error: {exc}"})
-            self.send_response(response.status)
-            self.send_header("Content-Type", response.content_type)
-            self.send_header("Content-Length", str(len(response.body)))
-            for name, value in response.headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(response.body)
+            try:
+                self.send_response(response.status)
+                self.send_header("Content-Type", response.content_type)
+                self.send_header("Content-Length", str(len(response.body)))
+                for name, value in response.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(response.body)
+            except (BrokenPipeError, ConnectionResetError):
+                log.info("sandbox: the client of %s %s left before the answer (its timeout)", self.command, self.path)
 
         do_GET = do_POST = _serve
 
