@@ -7,10 +7,12 @@ INSTALLED := $(VENV)/.installed
 
 DEMO_BUDGET ?= smoke
 
-.PHONY: install test demo airflow-init services lock bench-storage bench-ingestion bench-training bench-serving bench-drift clean help
+.PHONY: install test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift clean help
 
 help:
 	@echo "make demo          load the real history, run the four DAGs (airflow dags test, budget DEMO_BUDGET=smoke), summarize"
+	@echo "make up            start Airflow (8080, admin password printed), MLflow (5000) and the sandbox (8765)"
+	@echo "make down          stop exactly what make up started"
 	@echo "make airflow-init  bootstrap the Airflow home .eopt/airflow: pools, variables, connections (idempotent)"
 	@echo "make test          run the whole test suite (PostgreSQL + Redis on 127.0.0.1 for integration tests)"
 	@echo "make install       create .venv and install the locked dependency set"
@@ -33,6 +35,12 @@ $(INSTALLED): requirements.lock pyproject.toml
 
 airflow-init: install
 	$(BIN)/eopt airflow-init
+
+up: install
+	$(BIN)/eopt up
+
+down:
+	@if [ -x $(BIN)/eopt ]; then $(BIN)/eopt down; else echo "nothing to stop (no .venv)"; fi
 
 services:
 	@bash scripts/ensure-services.sh

@@ -607,6 +607,31 @@ def demo_command(obj: Context, budget: str) -> None:
         raise click.ClickException(str(exc)) from None
 
 
+@cli.command("up")
+@click.option("--airflow-port", default=8080, show_default=True, type=int)
+@click.option("--mlflow-port", default=5000, show_default=True, type=int)
+@click.option("--sandbox-port", default=8765, show_default=True, type=int)
+@click.pass_obj
+def up_command(obj: Context, airflow_port: int, mlflow_port: int, sandbox_port: int) -> None:
+    """Start airflow standalone, mlflow server and the pricing sandbox in the background (pid files in .eopt/run)."""
+    from eopt.airflow_home import AirflowCommandError
+    from eopt.services import Ports, ServiceError, up
+
+    try:
+        up(obj.settings, Ports(airflow_port, mlflow_port, sandbox_port), click.echo)
+    except (ServiceError, AirflowCommandError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command("down")
+@click.pass_obj
+def down_command(obj: Context) -> None:
+    """Stop exactly what `eopt up` started (the process groups in .eopt/run/*.pid)."""
+    from eopt.services import down
+
+    down(obj.settings, click.echo)
+
+
 @cli.group()
 def metrics() -> None:
     """Prometheus metrics of the data-quality pipeline."""

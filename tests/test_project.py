@@ -1,4 +1,4 @@
-"""The project's own files: layout, pins, lock, MLproject, docker-compose."""
+"""The project's own files: layout, pins, lock, MLproject (docker-compose: tests/test_compose.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 import yaml
 from packaging.requirements import Requirement
@@ -115,40 +114,3 @@ def test_mlflow_run__train_entry_point_registers_a_model_from_a_clean_home(tmp_p
     retraining = client.get_run(version.run_id)
     assert retraining.data.tags["mlflow.parentRunId"] == project_run  # nested under the `mlflow run` run
     assert retraining.data.metrics["test_rmae"] <= 0.6
-
-
-# -- docker-compose -----------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-
-
-def test_compose__long_running_services_have_healthchecks_and_volumes(compose):
-    services = compose["services"]
-    assert {"timescaledb", "redis", "eopt-migrate"} <= set(services)
-    for name in ("timescaledb", "redis"):
-        assert "healthcheck" in services[name], name
-        assert services[name]["volumes"], name
-        volume = services[name]["volumes"][0].split(":")[0]
-        assert volume in compose["volumes"], volume
-    assert services["timescaledb"]["image"].startswith("timescale/timescaledb:")
-
-
-def test_compose__dependencies_wait_for_healthy_services(compose):
-    for name, service in compose["services"].items():
-        for dependency, condition in (service.get("depends_on") or {}).items():
-            assert condition == {"condition": "service_healthy"}, (name, dependency)
-            assert "healthcheck" in compose["services"][dependency]
-
-
-def test_compose__every_variable_is_documented_and_secrets_are_required(compose):
-    text = (ROOT / "docker-compose.yml").read_text()
-    used = set(re.findall(r"(?<!\$)\$\{([A-Z0-9_]+)", text))
-    documented = set(re.findall(r"^([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
-    assert used and used <= documented, used - documented
-    for secret in ("POSTGRES_PASSWORD", "REDIS_PASSWORD"):
-        assert re.findall(rf"\$\{{{secret}(:?[-?][^}}]*)?\}}", text)
-        assert all(m.startswith(":?") for m in re.findall(rf"(?<!\$)\$\{{{secret}([^}}]*)\}}", text)), secret
-    assert re.search(r"^(POSTGRES|REDIS)_PASSWORD=$", (ROOT / ".env.example").read_text(), re.M)

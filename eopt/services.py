@@ -1,0 +1,203 @@
+"""``make up`` / ``make down``: the platform's servers on one machine, and exactly those stopped again.
+
+``up`` bootstraps the Airflow home (``eopt.airflow_home.bootstrap``), writes a known admin
+password for Airflow's SimpleAuthManager before the start (``$AIRFLOW_HOME/admin-password``, mode
+600; printed once), then starts, each in its own process group with its pid in
+``$EOPT_HOME/run/<name>.pid`` and its output in ``$EOPT_HOME/run/<name>.log``:
+
+| name | command | port |
+|---|---|---|
+| ``airflow`` | ``airflow standalone`` (scheduler, dag-processor, triggerer, api-server) | 8080 |
+| ``mlflow`` | ``mlflow server`` on the product's tracking store and artifacts | 5000 |
+| ``sandbox`` | ``eopt sandbox`` (the pricing providers' APIs over the bundled history) | 8765 |
+
+``down`` stops the process groups named in those pid files (SIGTERM, then SIGKILL after a grace
+period) and nothing else; a pid file whose process is gone is just removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from eopt.airflow_home import bootstrap
+from eopt.settings import Settings
+
+BIN = Path(sys.executable).parent
+ADMIN_USER = "admin"
+
+
+@dataclass(frozen=True)
+class Ports:
+    airflow: int = 8080
+    mlflow: int = 5000
+    sandbox: int = 8765
+
+
+class ServiceError(RuntimeError):
+    """A server did not come up, or a port is taken."""
+
+
+def run_dir(settings: Settings) -> Path:
+    return settings.home / "run"
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def admin_password(settings: Settings) -> str:
+    """The Airflow admin password of this home: created once, kept across restarts."""
+    home = settings.airflow_home
+    home.mkdir(parents=True, exist_ok=True)
+    path = home / "admin-password"
+    if not path.is_file():
+        path.write_text(secrets.token_urlsafe(18) + "\n")
+        path.chmod(0o600)
+    password = path.read_text().strip()
+    # SimpleAuthManager reads (and otherwise generates) its users' passwords from this file
+    generated = home / "simple_auth_manager_passwords.json.generated"
+    generated.write_text(json.dumps({ADMIN_USER: password}))
+    generated.chmod(0o600)
+    return password
+
+
+def _commands(settings: Settings, ports: Ports) -> dict[str, tuple[list[str], dict[str, str]]]:
+    base = f"http://127.0.0.1:{ports.airflow}"
+    airflow_env = settings.airflow_environment(
+        AIRFLOW__API__PORT=str(ports.airflow), AIRFLOW__API__HOST="127.0.0.1", AIRFLOW__API__BASE_URL=base,
+        AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{base}/execution/",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{ADMIN_USER}:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(settings.airflow_home / "simple_auth_manager_passwords.json.generated"),
+        MLFLOW_TRACKING_URI=f"http://127.0.0.1:{ports.mlflow}",
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone starts its parts as `airflow ...`
+    )
+    artifacts = settings.mlflow_artifact_root or settings.home / "mlartifacts"
+    mlflow = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ports.mlflow),
+              "--backend-store-uri", settings.mlflow_tracking_uri, "--default-artifact-root", artifacts.as_uri(),
+              "--workers", "1"]
+    sandbox = [str(BIN / "eopt"), "sandbox", "--host", "127.0.0.1", "--port", str(ports.sandbox)]
+    return {"airflow": ([str(BIN / "airflow"), "standalone"], airflow_env),
+            "mlflow": (mlflow, dict(os.environ)),
+            "sandbox": (sandbox, dict(os.environ, EOPT_HOME=str(settings.home)))}
+
+
+def _health_urls(ports: Ports) -> dict[str, str]:
+    return {"airflow": f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health",
+            "mlflow": f"http://127.0.0.1:{ports.mlflow}/health",
+            "sandbox": f"http://127.0.0.1:{ports.sandbox}/iea/"}
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return response.status < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except OSError:
+        return False
+
+
+def up(settings: Settings, ports: Ports = Ports(), echo: Callable[[str], None] = print,
+       timeout_s: float = 300) -> dict[str, int]:
+    folder = run_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    running = [p.stem for p in folder.glob("*.pid") if _alive(int(p.read_text()))]
+    if running:
+        raise ServiceError(f"already up ({', '.join(running)}); `make down` first")
+    taken = [f"{name} {port}" for name, port in ports.__dict__.items() if not _port_free(port)]
+    if taken:
+        raise ServiceError(f"port(s) in use: {', '.join(taken)}; stop what listens there first")
+    echo(f"Airflow home {settings.airflow_home}: migrate, pools, variables, connections")
+    for line in bootstrap(settings):
+        echo(f"  {line}")
+    password = admin_password(settings)
+    pids = {}
+    for name, (command, env) in _commands(settings, ports).items():
+        log = open(folder / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.home,
+                                   start_new_session=True)
+        (folder / f"{name}.pid").write_text(str(process.pid))
+        pids[name] = process.pid
+        echo(f"started {name} (pid {process.pid}, log {folder / f'{name}.log'})")
+    deadline = time.monotonic() + timeout_s
+    waiting = dict(_health_urls(ports))
+    while waiting and time.monotonic() < deadline:
+        for name, url in list(waiting.items()):
+            if not _alive(pids[name]):
+                down(settings, echo)
+                raise ServiceError(f"{name} exited during start; see {folder / f'{name}.log'}")
+            if _answers(url):
+                echo(f"{name} is up: {url}")
+                del waiting[name]
+        time.sleep(2)
+    if waiting:
+        down(settings, echo)
+        raise ServiceError(f"not up after {timeout_s:.0f} s: {', '.join(waiting)}; see the logs in {folder}")
+    echo(f"Airflow UI  http://127.0.0.1:{ports.airflow}  user {ADMIN_USER}, password {password} "
+         f"(kept in {settings.airflow_home / 'admin-password'})")
+    echo(f"MLflow UI   http://127.0.0.1:{ports.mlflow}")
+    echo(f"sandbox     http://127.0.0.1:{ports.sandbox}")
+    return pids
+
+
+def down(settings: Settings, echo: Callable[[str], None] = print, grace_s: float = 20) -> list[str]:
+    """Stop the process groups of the pid files in ``$EOPT_HOME/run``; returns the names stopped."""
+    stopped = []
+    for pid_file in sorted(run_dir(settings).glob("*.pid")):
+        pid = int(pid_file.read_text())
+        if _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.monotonic() + grace_s
+            while _group_alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.5)
+            if _group_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+            stopped.append(pid_file.stem)
+            echo(f"stopped {pid_file.stem} (process group {pid})")
+        pid_file.unlink()
+    if not stopped:
+        echo("nothing of the product was running")
+    return stopped
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie leader of our own keeps the group "alive": reap it
+    try:
+        os.waitpid(pgid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+    return True

@@ -1,0 +1,89 @@
+"""`eopt up` / `eopt down`: real airflow standalone, mlflow server and sandbox on free loopback ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from eopt.services import ADMIN_USER, Ports, ServiceError, down, run_dir, up
+from eopt.settings import Settings
+
+pytestmark = pytest.mark.e2e
+
+DAGS = {"electricity_price_ingestion", "model_retraining", "forecast_generation", "data_quality"}
+
+
+def free_ports(n: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def request(url: str, data: dict | None = None, token: str | None = None) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = None if data is None else json.dumps(data).encode()
+    with urllib.request.urlopen(urllib.request.Request(url, body, headers), timeout=20) as response:
+        return json.loads(response.read())
+
+
+def test_up_then_down__serves_airflow_with_the_printed_password_and_mlflow_then_leaves_nothing_running(tmp_path):
+    settings = Settings.from_env({"EOPT_HOME": str(tmp_path)})
+    ports = Ports(*free_ports(3))
+    lines: list[str] = []
+    try:
+        pids = up(settings, ports, lines.append, timeout_s=240)
+        password = (settings.airflow_home / "admin-password").read_text().strip()
+        assert any(f"password {password}" in line for line in lines)  # printed once, for the person at the terminal
+        assert oct((settings.airflow_home / "admin-password").stat().st_mode)[-3:] == "600"
+
+        health = request(f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health")
+        assert health["metadatabase"]["status"] == "healthy"
+        token = request(f"http://127.0.0.1:{ports.airflow}/auth/token",
+                        {"username": ADMIN_USER, "password": password})["access_token"]
+        dags = request(f"http://127.0.0.1:{ports.airflow}/api/v2/dags?limit=50", token=token)
+        assert {d["dag_id"] for d in dags["dags"]} >= DAGS  # the product's DAGs, parsed by the dag-processor
+        with pytest.raises(urllib.error.HTTPError):
+            request(f"http://127.0.0.1:{ports.airflow}/auth/token", {"username": ADMIN_USER, "password": "wrong"})
+        models = request(f"http://127.0.0.1:{ports.mlflow}/api/2.0/mlflow/registered-models/search")
+        assert isinstance(models, dict)
+
+        with pytest.raises(ServiceError, match="already up"):
+            up(settings, ports, lines.append)
+    finally:
+        stopped = down(settings, lines.append)
+    assert sorted(stopped) == ["airflow", "mlflow", "sandbox"]
+    for pid in pids.values():
+        with pytest.raises(ProcessLookupError):
+            os.killpg(pid, 0)  # every process of each group is gone, children included
+    assert not any(port_open(p) for p in (ports.airflow, ports.mlflow, ports.sandbox))
+    assert list(run_dir(settings).glob("*.pid")) == []
+    assert down(settings, lines.append) == []  # a second down stops nothing and says so
+    assert lines[-1] == "nothing of the product was running"
+
+
+def test_up__refuses_a_taken_port_naming_it(tmp_path):
+    settings = Settings.from_env({"EOPT_HOME": str(tmp_path)})
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        airflow, mlflow = free_ports(2)
+        with pytest.raises(ServiceError, match=f"port\\(s\\) in use: sandbox {taken}"):
+            up(settings, Ports(airflow, mlflow, taken))
+    assert not Path(run_dir(settings)).exists() or list(run_dir(settings).glob("*.pid")) == []
