@@ -96,16 +96,17 @@ def _commands(settings: Settings, ports: Ports) -> dict[str, tuple[list[str], di
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{ADMIN_USER}:admin",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(settings.airflow_home / "simple_auth_manager_passwords.json.generated"),
         MLFLOW_TRACKING_URI=f"http://127.0.0.1:{ports.mlflow}",
-        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",  # standalone starts its parts as `airflow ...`
     )
+    airflow_env["PATH"] = f"{BIN}{os.pathsep}{airflow_env.get('PATH', '')}"  # standalone starts its parts as `airflow ...`
+    plain_env = settings.airflow_environment()  # the same settings for mlflow and the sandbox
     artifacts = settings.mlflow_artifact_root or settings.home / "mlartifacts"
     mlflow = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ports.mlflow),
               "--backend-store-uri", settings.mlflow_tracking_uri, "--default-artifact-root", artifacts.as_uri(),
               "--workers", "1"]
     sandbox = [str(BIN / "eopt"), "sandbox", "--host", "127.0.0.1", "--port", str(ports.sandbox)]
     return {"airflow": ([str(BIN / "airflow"), "standalone"], airflow_env),
-            "mlflow": (mlflow, dict(os.environ)),
-            "sandbox": (sandbox, dict(os.environ, EOPT_HOME=str(settings.home)))}
+            "mlflow": (mlflow, plain_env),
+            "sandbox": (sandbox, plain_env)}
 
 
 def _health_urls(ports: Ports) -> dict[str, str]:
