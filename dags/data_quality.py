@@ -24,9 +24,7 @@ Prometheus reads the stored results through ``eopt metrics serve`` (see ``qualit
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import TriggerRule, dag, get_current_context, task
@@ -34,6 +32,7 @@ from airflow.sdk import TriggerRule, dag, get_current_context, task
 from dag_defaults import shared_dag_arguments
 from eopt.settings import Settings
 from pricing_api_hook import task_settings
+from run_context import price_store, registry_client, run_folder, run_hour
 
 DAG_ID = "data_quality"
 SETTINGS = Settings.from_env()
@@ -41,35 +40,9 @@ CHECK_TASKS = ("check_data_freshness", "check_completeness", "check_price_range"
                "check_model_accuracy", "check_drift")
 
 
-def _as_of():
-    import pandas as pd
-
-    context = get_current_context()
-    when = context.get("data_interval_end") or context.get("logical_date") or context["dag_run"].run_after
-    return pd.Timestamp(when).tz_convert("UTC").floor("h")
-
-
 def _regions() -> list[str]:
     conf = get_current_context()["dag_run"].conf or {}
     return [r.upper() for r in conf.get("regions", task_settings().regions)]
-
-
-def _run_dir() -> Path:
-    run_id = re.sub(r"[^A-Za-z0-9_.-]", "_", get_current_context()["run_id"])
-    return task_settings().quality_dir / run_id
-
-
-def _store():
-    from storage.database import create_store_engine
-    from storage.prices import PriceStore
-
-    return PriceStore(create_store_engine(task_settings().database_url))
-
-
-def _registry():
-    from training.tracking import configure
-
-    return configure(task_settings())
 
 
 def _report(results) -> list[dict]:
@@ -91,41 +64,41 @@ def data_quality():
     def check_data_freshness() -> list[dict]:
         from quality.checks import freshness
 
-        return _report(freshness(_store(), task_settings(), _regions(), _as_of()))
+        return _report(freshness(price_store(), task_settings(), _regions(), run_hour()))
 
     @task
     def check_completeness() -> list[dict]:
         from quality.checks import completeness
 
-        return _report(completeness(_store(), task_settings(), _regions(), _as_of()))
+        return _report(completeness(price_store(), task_settings(), _regions(), run_hour()))
 
     @task
     def check_price_range() -> list[dict]:
         from quality.checks import price_range
 
-        return _report(price_range(_store(), task_settings(), _regions(), _as_of()))
+        return _report(price_range(price_store(), task_settings(), _regions(), run_hour()))
 
     @task
     def check_api_health() -> list[dict]:
         from quality.checks import api_health
         from storage.health import ApiHealthStore
 
-        return _report(api_health(ApiHealthStore(_store().engine), task_settings(), _as_of()))
+        return _report(api_health(ApiHealthStore(price_store().engine), task_settings(), run_hour()))
 
     @task
     def check_model_accuracy() -> list[dict]:
         from quality.checks import model_accuracy
 
-        return _report(model_accuracy(_store(), _registry(), task_settings(), _regions(), _as_of(),
-                                      plot_dir=_run_dir() / "accuracy"))
+        return _report(model_accuracy(price_store(), registry_client(), task_settings(), _regions(), run_hour(),
+                                      plot_dir=run_folder(task_settings().quality_dir) / "accuracy"))
 
     @task
     def check_drift() -> list[dict]:
         from drift.monitor import region_drift
 
-        settings, store, client, folder = task_settings(), _store(), _registry(), _run_dir() / "drift"
+        settings, store, client, folder = task_settings(), price_store(), registry_client(), run_folder(task_settings().quality_dir) / "drift"
         folder.mkdir(parents=True, exist_ok=True)
-        return _report([region_drift(settings, store, client, region, _as_of(), folder) for region in _regions()])
+        return _report([region_drift(settings, store, client, region, run_hour(), folder) for region in _regions()])
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def generate_quality_report() -> dict:
@@ -142,12 +115,12 @@ def data_quality():
                                        f"the {name} task did not complete; its log in this run says why"))
         settings = task_settings()
         try:
-            client = _registry()
+            client = registry_client()
         except Exception as exc:  # noqa: BLE001 - the report is written without MLflow
             print(f"MLflow unavailable ({exc}); the report is written without it")
             client = None
-        report = QualityReport(context["run_id"], _as_of(), results, _run_dir())
-        publish_report(settings, QualityReportStore(_store().engine), report, client)
+        report = QualityReport(context["run_id"], run_hour(), results, run_folder(task_settings().quality_dir))
+        publish_report(settings, QualityReportStore(price_store().engine), report, client)
         summary = report.summary()
         print(f"health score {summary['health_score']}: {summary['ok']} ok, {summary['warn']} warn, "
               f"{summary['critical']} critical, {summary['skipped']} not checked; report {summary['report_html']}")

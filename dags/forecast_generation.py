@@ -25,38 +25,17 @@ the old SLA.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.sdk import TriggerRule, dag, get_current_context, task
 
 from dag_defaults import shared_dag_arguments
 from eopt.settings import Settings
 from pricing_api_hook import task_settings
+from run_context import price_store, registry_client, run_folder, run_hour
 
 DAG_ID = "forecast_generation"
 SETTINGS = Settings.from_env()
-
-
-def _issued_at():
-    import pandas as pd
-
-    context = get_current_context()
-    when = context.get("data_interval_end") or context.get("logical_date") or context["dag_run"].run_after
-    return pd.Timestamp(when).tz_convert("UTC").floor("h")
-
-
-def _run_dir() -> Path:
-    run_id = re.sub(r"[^A-Za-z0-9_.-]", "_", get_current_context()["run_id"])
-    return task_settings().home / "runs" / DAG_ID / run_id
-
-
-def _store():
-    from storage.database import create_store_engine
-    from storage.prices import PriceStore
-
-    return PriceStore(create_store_engine(task_settings().database_url))
 
 
 def _fail_naming(problems: dict[str, str], others: int) -> None:
@@ -64,12 +43,6 @@ def _fail_naming(problems: dict[str, str], others: int) -> None:
     if problems:
         raise RuntimeError(f"no forecast for {', '.join(problems)} ({others} other region(s) go on): "
                            + " | ".join(problems.values()))
-
-
-def _registry():
-    from training.tracking import configure
-
-    return configure(task_settings())
 
 
 @dag(
@@ -87,7 +60,7 @@ def forecast_generation():
 
         conf = get_current_context()["dag_run"].conf or {}
         regions = [r.upper() for r in conf.get("regions", task_settings().regions)]
-        ready = model_readiness(_registry(), regions)
+        ready = model_readiness(registry_client(), regions)
         for region, uri in ready.items():
             print(f"{region}: {'Production model ' + uri if uri else 'no Production model, will fall back to the seasonal naive'}")
         return {"regions": regions, "champions": ready}
@@ -98,13 +71,13 @@ def forecast_generation():
         from serving.forecasting import prepare_features as features_of
         from training.features import FeatureError
 
-        store, folder, problems, paths = _store(), _run_dir(), {}, {}
+        store, folder, problems, paths = price_store(), run_folder(task_settings().home / "runs" / DAG_ID), {}, {}
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("features_*.parquet"):
             old.unlink()  # a retry starts clean: generate_forecasts reads what is here
         for region in ready["regions"]:
             try:
-                origin = forecast_origin(store, region, _issued_at())
+                origin = forecast_origin(store, region, run_hour())
                 features = features_of(store, region, origin)
             except (StaleDataError, FeatureError) as exc:
                 problems[region] = str(exc)
@@ -122,7 +95,7 @@ def forecast_generation():
 
         from serving.forecasting import ForecastError, alert_fallback, generate_forecast
 
-        client, folder, issued_at, problems, summary = _registry(), _run_dir(), _issued_at(), {}, {}
+        client, folder, issued_at, problems, summary = registry_client(), run_folder(task_settings().home / "runs" / DAG_ID), run_hour(), {}, {}
         for old in folder.glob("forecast_*.parquet"):
             old.unlink()
         for region in ready["regions"]:
@@ -154,13 +127,13 @@ def forecast_generation():
 
         from storage.forecasts import ForecastStore
 
-        folder = _run_dir()
+        folder = run_folder(task_settings().home / "runs" / DAG_ID)
         paths = {r: folder / f"forecast_{r}.parquet" for r in ready["regions"]}
         paths = {r: p for r, p in paths.items() if p.is_file()}
         if not paths:
             raise RuntimeError("no forecast to store: generate_forecasts forecast no region (its log says why)")
         frame = pd.concat([pd.read_parquet(p) for p in paths.values()], ignore_index=True)
-        result = ForecastStore(_store().engine).upsert_forecasts(frame)
+        result = ForecastStore(price_store().engine).upsert_forecasts(frame)
         print(f"stored forecasts: {result.inserted} new, {result.updated} updated, {result.unchanged} unchanged")
         return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
                 "regions": sorted(paths)}
@@ -172,7 +145,7 @@ def forecast_generation():
         from storage.forecasts import ForecastStore
 
         settings = task_settings()
-        forecasts = ForecastStore(_store().engine)
+        forecasts = ForecastStore(price_store().engine)
         cache = PriceCache.from_url(settings.redis_url, ttl_prices_s=settings.cache_ttl_prices_s,
                                     ttl_forecasts_s=settings.cache_ttl_forecasts_s)
         writes = {}
