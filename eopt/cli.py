@@ -593,6 +593,22 @@ def airflow_init(obj: Context) -> None:
     click.echo(f"Airflow home ready: export AIRFLOW_HOME={obj.settings.airflow_home}")
 
 
+@cli.command("airflow", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
+                                          "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def airflow_cli(obj: Context, args: tuple[str, ...]) -> None:
+    """The airflow CLI on the product's Airflow home and dags folder: `eopt airflow dags list`."""
+    import os
+
+    from eopt.airflow_home import AIRFLOW
+
+    if not args:
+        args = ("--help",)
+    sys.stdout.flush()
+    os.execve(str(AIRFLOW), [str(AIRFLOW), *args], obj.settings.airflow_environment())
+
+
 @cli.command("demo")
 @click.option("--budget", default="smoke", show_default=True, help="Tuning budget of the demo's retrainings.")
 @click.pass_obj

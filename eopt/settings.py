@@ -356,6 +356,8 @@ class Settings:
         env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
                    AIRFLOW__CORE__LOAD_EXAMPLES="False", EOPT_HOME=str(self.home))
         env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}")
+        # `airflow dags ...` warns on stdout, in the middle of `-o json`, that graph rendering needs graphviz
+        env.setdefault("PYTHONWARNINGS", "ignore:Could not import graphviz:UserWarning")
         env.update(extra)
         return env
 

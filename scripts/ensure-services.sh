@@ -2,7 +2,8 @@
 # Make sure the local PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) that the
 # integration tests use are running; start them with the machine's own packages if they are
 # installed but stopped. Also installs Debian's `prometheus` package for its `promtool` (the
-# monitoring tests check monitoring/*.yml with it) when it is missing and apt can install it.
+# monitoring tests check monitoring/*.yml with it), and Debian's `chromium` + `chromium-driver` for
+# the UI test (tests/test_ui.py), when they are missing and apt can install them.
 # Never fails: tests then skip (or fail under EOPT_REQUIRE_SERVICES=1).
 set -u
 
@@ -37,6 +38,11 @@ if ! command -v promtool >/dev/null && command -v apt-get >/dev/null && [ "$(id 
   echo "installing promtool (Debian package prometheus) for the monitoring config checks"
   DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
     || echo "promtool: could not install it; the promtool checks of monitoring/ will skip"
+fi
+if ! { command -v chromium && command -v chromedriver; } >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "installing chromium and chromium-driver for the headless UI test"
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+    || echo "chromium: could not install it; the UI test will skip (or fail with EOPT_REQUIRE_SERVICES=1)"
 fi
 postgres_up && echo "PostgreSQL: up at 127.0.0.1:5432" || echo "PostgreSQL: NOT reachable at 127.0.0.1:5432 (integration tests will skip, or fail with EOPT_REQUIRE_SERVICES=1)"
 redis_up && echo "Redis: up at 127.0.0.1:6379" || echo "Redis: NOT reachable at 127.0.0.1:6379 (integration tests will skip, or fail with EOPT_REQUIRE_SERVICES=1)"
