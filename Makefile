@@ -7,7 +7,7 @@ INSTALLED := $(VENV)/.installed
 
 DEMO_BUDGET ?= smoke
 
-.PHONY: install test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift clean help
+.PHONY: install test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy clean help
 
 help:
 	@echo "make demo          load the real history, run the four DAGs (airflow dags test, budget DEMO_BUDGET=smoke), summarize"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
 	@echo "make bench-training record one tuned retraining per region: time, memory, accuracy"
 	@echo "make bench-serving  record mlflow models serve vs in-process latency and one forecast DAG run"
+	@echo "make bench-accuracy backtest the four EPF markets against the published LEAR/DNN forecasts (~1.5 h; ARGS=--quick: NP, 8 weeks)"
 	@echo "make bench-drift   record how often the drift check calls a normal week critical (every real week)"
 	@echo "make bench-ingestion record one ingestion cycle and a two-year load against the sandbox"
 	@echo "make lock          re-resolve requirements.lock from the pins in pyproject.toml"
@@ -69,6 +70,9 @@ bench-serving: install
 
 bench-drift: install
 	$(BIN)/python -m benchmarks.drift_calibration
+
+bench-accuracy: install
+	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.accuracy --jobs 2 --threads 1 $(ARGS)
 
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -361,16 +361,20 @@ def evaluate_command(obj: Context, region: str, model_ref: str, days: int, as_of
 @click.option("--region", required=True, help="Region to backtest.")
 @click.option("--days", default=28, show_default=True, type=click.IntRange(1, 3650), help="Test days: the last complete days of the store.")
 @click.option("--retrain-every-days", default=7, show_default=True, type=click.IntRange(1, 365), help="Refit cadence (production: weekly).")
+@click.option("--retune-every-days", default=0, show_default=True, type=click.IntRange(0, 3650),
+              help="Tune again every this many days (0: tune once, before the test days).")
 @click.option("--budget", default=None, help="Tuning budget of the one tuning before the test days.")
 @click.pass_obj
-def backtest(obj: Context, region: str, days: int, retrain_every_days: int, budget: str | None) -> None:
-    """Walk-forward backtest of the production training over the last days of the store; logged to MLflow."""
-    import json
+def backtest(obj: Context, region: str, days: int, retrain_every_days: int, retune_every_days: int,
+             budget: str | None) -> None:
+    """Walk-forward backtest of the production training over the last days of the store; logged to MLflow.
 
-    from training import tracking
-    from training.backtest import last_days_origins, walk_forward
+    For the comparison with the published EPF benchmark forecasts, see ``python -m benchmarks.accuracy``.
+    """
+    from training.backtest import (
+        BacktestError, backtest_summary, flat_metrics, last_days_origins, log_backtest, save_backtest, walk_forward,
+    )
     from training.config import TrainingConfig
-    from training.plots import forecast_vs_actual
 
     region = _regions((region,), obj.settings)[0]
     config = TrainingConfig.from_settings(obj.settings, budget)
@@ -383,28 +387,19 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, budg
     origins = last_days_origins(region, prices, days)
     try:
         result = walk_forward(prices, exogenous, region, origins, config, storage_url=config.optuna_storage,
-                              retrain_every_days=retrain_every_days)
-    except _training_errors() as exc:
+                              retrain_every_days=retrain_every_days, retune_every_days=retune_every_days)
+    except (*_training_errors(), BacktestError) as exc:
         raise click.ClickException(str(exc)) from None
     metrics = result.metrics()
+    summary = backtest_summary(result, config, retrain_every_days=retrain_every_days,
+                               retune_every_days=retune_every_days, metrics=metrics)
     out = obj.settings.home / "backtests" / f"{region}-{origins[0]:%Y%m%d}-{len(origins)}d-{config.budget_name}"
-    out.mkdir(parents=True, exist_ok=True)
-    result.forecasts.to_parquet(out / "forecasts.parquet")
-    summary = {"region": region, "first_origin": str(origins[0]), "days": len(origins), "budget": config.budget_name,
-               "retrain_every_days": retrain_every_days, "seconds": result.seconds, "metrics": metrics,
-               "params": result.params, "blocks": result.blocks}
-    (out / "backtest.json").write_text(json.dumps(summary, indent=2, default=str))
-    plot = forecast_vs_actual(result.forecasts, out / "forecast_vs_actual.png",
+    artifacts = save_backtest(result, out, summary,
                               f"{region} backtest: last 14 days (MAE {metrics['ensemble']['mae']:.2f})")
-    client = tracking.configure(obj.settings)
-    experiment = tracking.experiment_id(client, obj.settings)
-    run = tracking.start_run(client, experiment, f"backtest {region} {len(origins)}d",
-                             parent=obj.settings.mlflow_run_id, tags={"eopt.region": region, "eopt.kind": "backtest"})
-    tracking.log_params(client, run, {"region": region, "first_origin": str(origins[0]), "days": len(origins),
-                                      "retrain_every_days": retrain_every_days, **config.describe()})
-    tracking.log_metrics(client, run, {f"{who}_{k}": v for who, values in metrics.items() for k, v in values.items()})
-    tracking.log_artifacts(client, run, [out / "backtest.json", plot])
-    tracking.finish(client, run)
+    log_backtest(obj.settings, f"backtest {region} {len(origins)}d", region,
+                 {"region": region, "first_origin": str(origins[0]), "days": len(origins),
+                  "retrain_every_days": retrain_every_days, "retune_every_days": retune_every_days, **config.describe()},
+                 flat_metrics(metrics), artifacts)
     for who, m in metrics.items():
         click.echo(f"{region} {who:15s} MAE {m['mae']:8.3f}  rMAE {m['rmae']:.3f}  sMAPE {m['smape']:6.2f}%  RMSE {m['rmse']:8.3f}")
     click.echo(f"{len(origins)} days from {origins[0]}, {result.seconds:.0f} s; results in {out}")

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from eopt.cli import cli
 from eopt.settings import Settings
 from ingestion.markets import load_market
-from training.backtest import last_days_origins, walk_forward
+from training.backtest import BacktestError, last_days_origins, local_clock_hours, walk_forward
 from training.config import TrainingConfig
 from training.features import day_ahead_origins
 
@@ -83,3 +83,51 @@ def test_cli_backtest__logs_a_run_and_writes_its_results(tmp_path):
     assert "NP ensemble" in result.output and "2 days from 2018-12-22 23:00:00+00:00" in result.output
     folders = list((tmp_path / "backtests").iterdir())
     assert len(folders) == 1 and (folders[0] / "backtest.json").is_file() and (folders[0] / "forecast_vs_actual.png").is_file()
+
+
+def _utc_forecast(first_local_day: str, days: int, zone: str) -> pd.DataFrame:
+    """A forecast frame over the UTC hours of ``days`` local days, yhat = hours since the first one."""
+    start = pd.Timestamp(first_local_day).tz_localize(zone)
+    end = (pd.Timestamp(first_local_day) + pd.Timedelta(days=days)).tz_localize(zone)
+    hours = pd.date_range(start.tz_convert("UTC"), end.tz_convert("UTC"), freq="h", inclusive="left")
+    return pd.DataFrame({"origin": start.tz_convert("UTC"), "target_ts": hours, "horizon": 0,
+                         "yhat": np.arange(len(hours), dtype=float), "price": np.arange(len(hours), dtype=float)})
+
+
+def test_local_clock_hours__averages_the_repeated_autumn_hour():
+    frame = _utc_forecast("2017-10-29", 1, "Europe/Oslo")  # 25 UTC hours: 00, 01, 02 (CEST), 02 (CET), 03 .. 23
+    assert len(frame) == 25
+    clock = local_clock_hours(frame, "Europe/Oslo")
+    assert list(clock.index) == list(pd.date_range("2017-10-29", periods=24, freq="h"))
+    assert clock.loc["2017-10-29 02:00", "yhat"] == 2.5  # mean of the instants 2 and 3
+    assert clock.loc["2017-10-29 23:00", "yhat"] == 24.0
+
+
+def test_local_clock_hours__interpolates_the_skipped_spring_hour():
+    frame = _utc_forecast("2017-03-26", 1, "Europe/Oslo")  # 23 UTC hours: 02:00 does not exist
+    assert len(frame) == 23
+    clock = local_clock_hours(frame, "Europe/Oslo")
+    assert len(clock) == 24
+    assert clock.loc["2017-03-26 01:00", "yhat"] == 1.0 and clock.loc["2017-03-26 03:00", "yhat"] == 2.0
+    assert clock.loc["2017-03-26 02:00", "yhat"] == 1.5
+
+
+def test_local_clock_hours__refuses_a_forecast_missing_an_hour_that_exists():
+    frame = _utc_forecast("2018-06-04", 2, "Europe/Oslo").drop(index=30)  # local 06:00 of the second day
+    with pytest.raises(BacktestError, match=r"lacks 1 local hour\(s\) that exist in Europe/Oslo, first 2018-06-05 06:00"):
+        local_clock_hours(frame, "Europe/Oslo")
+
+
+def test_backtest__retunes_on_its_own_cadence_before_the_refit_it_feeds(np_history, tmp_path):
+    prices, exogenous = np_history
+    config = replace(TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
+                     window_days=120, validation_days=14, test_days=14, threads=1)
+    origins = day_ahead_origins("NP", pd.Timestamp("2018-03-05", tz="UTC"), pd.Timestamp("2018-03-08", tz="UTC"))
+    outcome = walk_forward(prices, exogenous, "NP", origins, config, storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+                           retrain_every_days=1, retune_every_days=2, progress=False)
+    assert [t["before"] for t in outcome.tunings] == [str(origins[0]), str(origins[2])]
+    assert [b["tuned_before"] for b in outcome.blocks] == [str(origins[0]), str(origins[0]), str(origins[2])]
+    assert outcome.params == {m: s["best_params"] for m, s in outcome.tunings[0]["studies"].items()}
+    with pytest.raises(BacktestError, match="given parameters are never re-tuned"):
+        walk_forward(prices, exogenous, "NP", origins, config, storage_url="sqlite://", retune_every_days=7,
+                     params=outcome.params, progress=False)

@@ -7,16 +7,25 @@ import math
 import numpy as np
 import pytest
 
+from pathlib import Path
+
+import pandas as pd
+
 from training.metrics import (
     METRIC_NAMES,
     MetricsError,
+    diebold_mariano,
+    epf_rmae,
     evaluate,
+    evaluate_epf,
     guarded_mape,
     interval_coverage,
     mae,
     rmse,
     smape,
 )
+
+PUBLISHED = Path(__file__).resolve().parent.parent / "data" / "published"
 
 ACTUAL = [10.0, 20.0, 30.0, 40.0]
 FORECAST = [12.0, 18.0, 33.0, 40.0]  # errors 2, 2, 3, 0
@@ -111,3 +120,71 @@ def test_interval_coverage__is_the_share_of_actuals_inside_the_closed_interval()
     # 1 in [0, 2]; 2 below 2.5; 3 on both bounds of [3, 3]; 4 below 5
     assert interval_coverage(actual, lower, upper) == 0.5
     assert interval_coverage(actual, actual, actual) == 1.0
+
+
+def test_epf_rmae__divides_by_the_naive_built_from_the_scored_prices_without_its_first_season():
+    actual = [1.0, 2.0, 4.0, 3.0, 5.0]
+    predicted = [2.0, 2.0, 4.0, 4.0, 3.0]  # errors 1, 0, 0, 1, 2: MAE 4/5 over all hours
+    # naive y(t-2) exists from the third hour: |4-1|, |3-2|, |5-4| -> MAE 5/3
+    assert epf_rmae(actual, predicted, season_hours=2) == pytest.approx((4 / 5) / (5 / 3))
+    assert epf_rmae(actual, actual, season_hours=2) == 0.0
+
+
+def test_epf_rmae__reproduces_the_papers_nord_pool_ensembles():
+    forecasts = pd.read_csv(PUBLISHED / "Forecasts_NP_DNN_LEAR_ensembles.csv", index_col=0)
+    actual = forecasts["Real price"]
+    assert round(epf_rmae(actual, forecasts["LEAR Ensemble"]), 3) == 0.420
+    assert round(epf_rmae(actual, forecasts["DNN Ensemble"]), 3) == 0.403
+
+
+def test_epf_rmae__needs_more_hours_than_one_season():
+    with pytest.raises(MetricsError, match="168 hours leave no weekly naive forecast"):
+        epf_rmae(np.arange(168.0), np.arange(168.0))
+
+
+def test_evaluate_epf__reports_every_metric_with_the_papers_rmae():
+    actual = np.arange(1.0, 201.0)
+    predicted = actual + 2.0
+    scores = evaluate_epf(actual, predicted)
+    assert tuple(scores) == METRIC_NAMES
+    assert scores["mae"] == pytest.approx(2.0) and scores["rmse"] == pytest.approx(2.0)
+    assert scores["rmae"] == pytest.approx(2.0 / 168.0)  # y(t) - y(t-168) = 168 on every hour
+    assert scores["mape_excluded_share"] == 0.0
+
+
+def test_diebold_mariano__is_the_normal_statistic_of_the_daily_l1_loss_differentials():
+    # two-hour days, actual 0: A's daily mean absolute errors 2, 3, 4; B's 1, 1, 1
+    actual = np.zeros(6)
+    a = np.array([2.0, -2.0, 3.0, 3.0, -4.0, 4.0])
+    b = np.array([1.0, -1.0, 1.0, 1.0, 1.0, -1.0])
+    test = diebold_mariano(actual, a, b, hours_per_day=2)
+    delta = np.array([1.0, 2.0, 3.0])  # A's loss - B's loss, per day
+    expected = delta.mean() / math.sqrt(delta.var() / 3)
+    assert test.days == 3 and test.mean_daily_loss_difference == pytest.approx(2.0)
+    assert test.statistic == pytest.approx(expected)
+    assert test.p_value == pytest.approx(0.5 * math.erfc(expected / math.sqrt(2)))
+    assert test.p_value < 0.01  # B is significantly more accurate than A
+
+
+def test_diebold_mariano__swapping_the_forecasts_mirrors_the_statistic_and_the_p_value():
+    rng = np.random.default_rng(7)
+    actual = rng.normal(40, 10, 24 * 30)
+    a = actual + rng.normal(0, 3, actual.size)
+    b = actual + rng.normal(0, 2, actual.size)
+    forward, backward = diebold_mariano(actual, a, b), diebold_mariano(actual, b, a)
+    assert forward.statistic == pytest.approx(-backward.statistic)
+    assert forward.p_value + backward.p_value == pytest.approx(1.0)
+    assert forward.p_value < 0.05 < backward.p_value
+
+
+def test_diebold_mariano__identical_forecasts_give_no_evidence_either_way():
+    actual = np.arange(48.0)
+    test = diebold_mariano(actual, actual + 1, actual + 1)
+    assert test.statistic == 0.0 and test.p_value == pytest.approx(0.5)
+
+
+def test_diebold_mariano__refuses_hours_that_are_not_whole_days_or_a_single_day():
+    with pytest.raises(MetricsError, match="30 hours are not whole days of 24 hours"):
+        diebold_mariano(np.zeros(30), np.ones(30), np.ones(30))
+    with pytest.raises(MetricsError, match="1 day\\(s\\); the test needs at least 2"):
+        diebold_mariano(np.zeros(24), np.ones(24), np.ones(24))

@@ -1,32 +1,55 @@
 """Walk-forward backtest with the product's own training code: what weekly retraining would have scored.
 
-For a list of day-ahead forecast origins (the test days):
+For a list of day-ahead forecast origins (the local midnights of the test days):
 
-1. tune each model once on the window before the first test day (the production splits and
-   Optuna studies, ``training.tuning``);
-2. every ``retrain_every_days``, refit the three members with those parameters on the
-   ``window_days`` before that day (validation = its last ``validation_days``), fit the ensemble
-   weights and intervals on that validation, exactly as ``model_retraining`` does;
-3. forecast each test day of the block from prices before its origin only.
+1. tune each model on the window before the first test day (the production splits and Optuna
+   studies, ``training.tuning``); with ``retune_every_days`` set, tune again on the window before
+   the first block at least that many days after the last tuning;
+2. every ``retrain_every_days`` (a block of consecutive test days), refit the three members with
+   the current parameters on the ``window_days`` before the block's first origin (validation = its
+   last ``validation_days``) and fit the ensemble weights and intervals on that validation, exactly
+   as ``model_retraining`` does;
+3. forecast each test day of the block the way the forecast DAG does: the feature rows of an
+   origin are built by ``inference_frame`` from the prices before that origin only (and the
+   day-ahead exogenous forecasts of the day).
 
-No training row is at or after the block's first origin, and features never read a price at or
-after their own origin (``training.features``), so nothing from the future reaches a forecast.
+A test day's forecast covers the hours of that local day: 24 on most days, 23 on the
+spring-forward day, 25 on the fall-back day. The 24-hour horizon of the midnight origin ends
+one hour short of a 25-hour day; its last hour is forecast from the origin one hour later, with
+the ensemble's own forecast of the midnight hour standing in for that price (no actual price at
+or after the day's origin is read; column ``recursive`` marks that row).
+:func:`local_clock_hours` folds a forecast onto 24 clock hours per day the way the published
+EPF files fold the prices (spring: the skipped hour interpolated; autumn: the repeated hour
+averaged), so it can be scored hour for hour against them.
+
+No training row's target is at or after its block's first origin (checked for every block and
+recorded as ``last_training_target``). Warm-starting the CNN-LSTM from the previous block's fit is
+not done: ``CnnLstmModel.fit`` always builds a new network and scaler from the training frame
+and has no way to take initial weights, so every block is fitted from scratch like production.
+
+:func:`save_backtest` and :func:`log_backtest` write and track a result; ``eopt backtest`` and
+``benchmarks/accuracy.py`` both use them.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from eopt.settings import Settings
+from ingestion.markets import get_market
 from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
-from training.features import HORIZON_HOURS, TARGET_COLUMN, build_feature_frame, complete_origins, feature_columns
+from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, feature_columns, inference_frame
 from training.metrics import evaluate, interval_coverage
 from training.models import model_class
 from training.tuning import tune
@@ -34,14 +57,20 @@ from training.tuning import tune
 log = logging.getLogger(__name__)
 HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)
+FORECAST_COLUMNS = ("yhat", "lower", "upper")
+
+
+class BacktestError(ValueError):
+    """The backtest cannot run on these inputs; the message names the region and what is wrong."""
 
 
 @dataclass
 class BacktestResult:
     region: str
-    forecasts: pd.DataFrame  # origin, target_ts, horizon, price, naive, yhat, lower, upper, yhat_<member>
-    params: dict[str, dict]
+    forecasts: pd.DataFrame  # origin, target_ts, horizon, recursive, price, naive, yhat, lower, upper, yhat_<member>
+    params: dict[str, dict]  # the parameters of the first tuning
     blocks: list[dict] = field(default_factory=list)
+    tunings: list[dict] = field(default_factory=list)
     seconds: float = 0.0
 
     def metrics(self) -> dict[str, dict[str, float]]:
@@ -59,8 +88,99 @@ class BacktestResult:
 def _window(prices: pd.Series, exogenous: pd.DataFrame, region: str, end: pd.Timestamp, days: int) -> TrainingData:
     start = end - days * DAY
     part = prices[(prices.index >= start) & (prices.index < end)]
+    if part.empty:
+        raise BacktestError(f"{region}: no prices in the {days} days before {end}; the history starts at {prices.index.min()}")
     return TrainingData(region, part, exogenous[(exogenous.index >= start) & (exogenous.index < end + DAY)],
                         part.index[0], end)
+
+
+def _tune_all(prices: pd.Series, exogenous: pd.DataFrame, region: str, before: pd.Timestamp, config: TrainingConfig,
+              storage_url: str) -> tuple[dict[str, dict], dict]:
+    """Tune every model on the production splits of the window that ends at ``before``."""
+    started = time.perf_counter()
+    data = _window(prices, exogenous, region, before, config.window_days)
+    check_training_data(data, config)
+    frame = build_training_frame(data, config)
+    columns = feature_columns(region)
+    params, studies = {}, {}
+    for model in config.models:
+        result = tune(model, region, frame[frame["split"] == "train"], frame[frame["split"] == "validation"], columns,
+                      budget=config.budget(model), storage_url=storage_url, window_end=data.end,
+                      seed=config.seed, device=config.device, threads=config.threads)
+        params[model] = result.best_params
+        studies[model] = {**result.describe(), "best_params": result.best_params}
+        log.info("%s/%s: tuned on the window before %s: validation MAE %.3f", region, model, before, result.best_value)
+    return params, {"before": str(before), "seconds": round(time.perf_counter() - started, 1), "studies": studies}
+
+
+def _fit_block(prices: pd.Series, exogenous: pd.DataFrame, region: str, first: pd.Timestamp, config: TrainingConfig,
+               params: dict[str, dict]) -> tuple[EnsembleForecaster, dict]:
+    """The ensemble refitted on the window before ``first``, as the weekly retraining fits it."""
+    data = _window(prices, exogenous, region, first, config.window_days)
+    frame = build_training_frame(data, replace(config, test_days=0))
+    train = frame[frame["split"] == "train"]
+    validation = frame[frame["split"] == "validation"].reset_index(drop=True)
+    last_target = max(train["target_ts"].max(), validation["target_ts"].max())
+    if last_target >= first:
+        raise BacktestError(f"{region}: a training row's target ({last_target}) reaches the block starting {first}")
+    columns = feature_columns(region)
+    members = {}
+    for model in config.models:
+        budget = config.budget(model)
+        fitted = model_class(model)(params[model], columns, seed=config.seed,
+                                    max_steps=budget.max_epochs or budget.max_rounds, device=config.device,
+                                    threads=config.threads)
+        fitted.fit(train, validation)
+        members[model] = fitted
+    val_preds = {m: fitted.predict(validation) for m, fitted in members.items()}
+    y_val = validation[TARGET_COLUMN].to_numpy()
+    decision = decide(val_preds, y_val)
+    val_yhat = sum(w * val_preds[m] for m, w in decision.weights.items())
+    intervals = calibrate_intervals(y_val, val_yhat, validation["horizon"].to_numpy(), config.interval_coverage)
+    info = {"train_rows": len(train), "validation_rows": len(validation), "last_training_target": str(last_target),
+            "weights": decision.weights, "kind": decision.kind}
+    return EnsembleForecaster(region, members, decision, intervals, columns), info
+
+
+def _local_day_end(origin: pd.Timestamp, timezone: str) -> pd.Timestamp:
+    local = origin.tz_convert(timezone)
+    if local != local.normalize():
+        raise BacktestError(f"forecast origin {origin} is not a local midnight in {timezone}; "
+                            "use training.features.day_ahead_origins")
+    return (local.normalize().tz_localize(None) + DAY).tz_localize(timezone).tz_convert("UTC")
+
+
+def forecast_day(forecaster: EnsembleForecaster, prices: pd.Series, exogenous: pd.DataFrame, region: str,
+                 origin: pd.Timestamp) -> pd.DataFrame:
+    """The forecast of the local day that starts at ``origin``, from the prices before ``origin`` only.
+
+    One row per hour of the local day (23, 24 or 25). On a 25-hour day, the last hour comes from
+    the origin one hour later, with the ensemble's forecast of the origin's hour as that price.
+    """
+    timezone = get_market(region).timezone
+    day_end = _local_day_end(origin, timezone)
+    known = prices[(prices.index >= origin - (LOOKBACK_HOURS + 48) * HOUR) & (prices.index < origin)]
+    exog = exogenous[(exogenous.index >= origin - 2 * DAY) & (exogenous.index < day_end + 2 * DAY)]
+    frame = inference_frame(known, exog, region, origin)
+    rows = pd.concat([frame[["origin", "target_ts", "horizon"]], forecaster.predict(frame)], axis=1).assign(recursive=False)
+    if day_end > origin + HORIZON_HOURS * HOUR:  # the fall-back day: one hour past the horizon
+        first_hour = pd.Series([float(rows["yhat"].iloc[0])], index=pd.DatetimeIndex([origin]))
+        extended = pd.concat([known, first_hour])
+        later = inference_frame(extended, exog, region, origin + HOUR)
+        extra = pd.concat([later[["target_ts", "horizon"]], forecaster.predict(later)], axis=1)
+        beyond = (extra["target_ts"] >= origin + HORIZON_HOURS * HOUR) & (extra["target_ts"] < day_end)
+        extra = extra[beyond].assign(origin=origin, recursive=True)
+        rows = pd.concat([rows, extra[rows.columns]], ignore_index=True)
+    rows = rows[rows["target_ts"] < day_end].reset_index(drop=True)
+    expected = pd.date_range(origin, day_end, freq="h", inclusive="left")
+    if not pd.DatetimeIndex(rows["target_ts"]).equals(expected):
+        raise BacktestError(f"{region}: the forecast of the day starting {origin} does not cover its {len(expected)} hours")
+    return rows
+
+
+def _block_index(origins: pd.DatetimeIndex, timezone: str, every_days: int) -> np.ndarray:
+    days = origins.tz_convert(timezone).tz_localize(None).normalize()
+    return ((days - days[0]).days // every_days).to_numpy()
 
 
 def walk_forward(
@@ -72,65 +192,90 @@ def walk_forward(
     *,
     storage_url: str,
     retrain_every_days: int = 7,
+    retune_every_days: int = 0,
+    params: dict[str, dict] | None = None,
     progress: bool = True,
 ) -> BacktestResult:
+    """Tune, refit every ``retrain_every_days`` and forecast every test day (see the module docstring).
+
+    ``params``: tuned parameters per model to use instead of tuning (then ``retune_every_days``
+    must be 0). ``prices`` may end before the last test day: a day's forecast reads only the prices
+    before its origin; its ``price`` (the actual) is NaN where unknown.
+    """
     started = time.perf_counter()
+    if retrain_every_days < 1:
+        raise BacktestError(f"{region}: retrain_every_days must be at least 1, got {retrain_every_days}")
+    if params is not None and retune_every_days:
+        raise BacktestError(f"{region}: given parameters are never re-tuned; leave retune_every_days at 0")
     test_origins = pd.DatetimeIndex(test_origins).sort_values()
-    columns = feature_columns(region)
+    if len(test_origins) == 0:
+        raise BacktestError(f"{region}: no test days to backtest")
+    prices = prices.sort_index()
+    timezone = get_market(region).timezone
 
-    # 1. tune once, on the data before the first test day, with the production splits
-    tuning_data = _window(prices, exogenous, region, test_origins[0], config.window_days)
-    check_training_data(tuning_data, config)
-    frame = build_training_frame(tuning_data, config)
-    params = {}
-    for model in config.models:
-        result = tune(model, region, frame[frame["split"] == "train"], frame[frame["split"] == "validation"], columns,
-                      budget=config.budget(model), storage_url=storage_url, window_end=tuning_data.end,
-                      seed=config.seed, device=config.device, threads=config.threads)
-        params[model] = result.best_params
-        log.info("%s/%s: tuned on the window before %s: validation MAE %.3f", region, model, test_origins[0], result.best_value)
+    tunings: list[dict] = []
+    if params is None:
+        params, tuning = _tune_all(prices, exogenous, region, test_origins[0], config, storage_url)
+        tunings.append(tuning)
+    first_params = params
+    last_tuned = test_origins[0]
 
-    # 2-3. refit every block on the window before it, then forecast the block's days
-    refit_config = replace(config, test_days=0)
-    block_starts = pd.date_range(test_origins[0], test_origins[-1] + HOUR, freq=f"{retrain_every_days}D")
+    block_of = _block_index(test_origins, timezone, retrain_every_days)
     parts, blocks = [], []
-    for block_start in tqdm(block_starts, desc=f"backtest {region}", unit="block", disable=not progress):
-        block_end = block_start + retrain_every_days * DAY
-        origins = test_origins[(test_origins >= block_start) & (test_origins < block_end)]
-        if len(origins) == 0:
-            continue
+    errors = 0.0
+    scored = 0
+    bar = tqdm(np.unique(block_of), desc=f"backtest {region}", unit="block", disable=not progress)
+    for number in bar:
+        origins = test_origins[block_of == number]
         first = origins[0]
-        data = _window(prices, exogenous, region, first, config.window_days)
-        train_frame = build_training_frame(data, refit_config)
-        train = train_frame[train_frame["split"] == "train"]
-        validation = train_frame[train_frame["split"] == "validation"].reset_index(drop=True)
-        if max(train["target_ts"].max(), validation["target_ts"].max()) >= first:
-            raise RuntimeError(f"{region}: a training row reaches the block starting {first}; the split is wrong")
-        members = {}
-        for model in config.models:
-            budget = config.budget(model)
-            fitted = model_class(model)(params[model], columns, seed=config.seed,
-                                        max_steps=budget.max_epochs or budget.max_rounds, device=config.device,
-                                        threads=config.threads)
-            fitted.fit(train, validation)
-            members[model] = fitted
-        val_preds = {m: fitted.predict(validation) for m, fitted in members.items()}
-        y_val = validation[TARGET_COLUMN].to_numpy()
-        decision = decide(val_preds, y_val)
-        val_yhat = sum(w * val_preds[m] for m, w in decision.weights.items())
-        intervals = calibrate_intervals(y_val, val_yhat, validation["horizon"].to_numpy(), config.interval_coverage)
-        forecaster = EnsembleForecaster(region, members, decision, intervals, columns)
-        block = complete_origins(build_feature_frame(prices, exogenous, region, origins))
-        forecast = forecaster.predict(block)
-        parts.append(pd.concat([block[["origin", "target_ts", "horizon", TARGET_COLUMN]].assign(naive=block["lag_168h"]),
-                                forecast], axis=1))
-        blocks.append({"first_origin": str(first), "origins": len(origins), "train_rows": len(train),
-                       "last_training_target": str(max(train["target_ts"].max(), validation["target_ts"].max())),
-                       "weights": decision.weights, "kind": decision.kind})
+        block_started = time.perf_counter()
+        if retune_every_days and (first - last_tuned) >= retune_every_days * DAY - 2 * HOUR:  # DST-proof
+            params, tuning = _tune_all(prices, exogenous, region, first, config, storage_url)
+            tunings.append(tuning)
+            last_tuned = first
+        forecaster, info = _fit_block(prices, exogenous, region, first, config, params)
+        fitted_s = time.perf_counter() - block_started
+        days = [forecast_day(forecaster, prices, exogenous, region, origin) for origin in origins]
+        block = pd.concat(days, ignore_index=True)
+        actual = prices.reindex(pd.DatetimeIndex(block["target_ts"])).to_numpy(dtype=float)
+        naive = prices.reindex(pd.DatetimeIndex(block["target_ts"]) - 168 * HOUR).to_numpy(dtype=float)
+        block.insert(3, TARGET_COLUMN, actual)
+        block.insert(4, "naive", naive)
+        parts.append(block)
+        known = np.isfinite(actual)
+        errors += float(np.abs(actual[known] - block["yhat"].to_numpy()[known]).sum())
+        scored += int(known.sum())
+        blocks.append({"first_origin": str(first), "origins": len(origins), **info,
+                       "tuned_before": str(last_tuned), "fit_seconds": round(fitted_s, 2),
+                       "seconds": round(time.perf_counter() - block_started, 2)})
+        if scored:
+            bar.set_postfix(first_day=f"{first.tz_convert(timezone):%Y-%m-%d}", mae=f"{errors / scored:.3f}")
     forecasts = pd.concat(parts, ignore_index=True)
     if not np.isfinite(forecasts["yhat"]).all():
-        raise ValueError(f"{region}: the backtest produced NaN or infinite forecasts")
-    return BacktestResult(region, forecasts, params, blocks, round(time.perf_counter() - started, 1))
+        raise BacktestError(f"{region}: the backtest produced NaN or infinite forecasts")
+    return BacktestResult(region, forecasts, first_params, blocks, tunings, round(time.perf_counter() - started, 1))
+
+
+def local_clock_hours(forecasts: pd.DataFrame, timezone: str) -> pd.DataFrame:
+    """The forecast on 24 local clock hours per day, indexed by naive local time (the EPF files' hours).
+
+    The repeated fall-back hour is the mean of its two instants; the skipped spring-forward hour
+    is interpolated between its neighbours: the rule the files' publishers applied to prices.
+    """
+    values = forecasts.drop(columns=["origin", "horizon", "recursive"], errors="ignore")
+    clock = pd.DatetimeIndex(values.pop("target_ts")).tz_convert(timezone).tz_localize(None)
+    numeric = values.select_dtypes("number").groupby(clock).mean()
+    full = pd.date_range(numeric.index.min().normalize(), numeric.index.max().normalize() + DAY, freq="h",
+                         inclusive="left")
+    missing = full.difference(numeric.index)
+    nonexistent = missing.tz_localize(timezone, nonexistent="NaT", ambiguous=np.ones(len(missing), dtype=bool)).isna()
+    if not nonexistent.all():
+        first = missing[~nonexistent][0]
+        raise BacktestError(f"the forecast lacks {int((~nonexistent).sum())} local hour(s) that exist in {timezone}, "
+                            f"first {first}")
+    out = numeric.reindex(full).interpolate(method="linear", limit_area="inside")
+    out.index.name = "local"
+    return out
 
 
 def last_days_origins(region: str, prices: pd.Series, days: int) -> pd.DatetimeIndex:
@@ -139,3 +284,57 @@ def last_days_origins(region: str, prices: pd.Series, days: int) -> pd.DatetimeI
 
     end = prices.index.max() + HOUR
     return day_ahead_origins(region, end - days * DAY - HOUR, end - (HORIZON_HOURS - 1) * HOUR)
+
+
+# -- results: files and MLflow, shared by `eopt backtest` and benchmarks/accuracy.py -----------------
+
+
+def backtest_summary(result: BacktestResult, config: TrainingConfig, *, retrain_every_days: int,
+                     retune_every_days: int = 0, metrics: dict | None = None) -> dict[str, Any]:
+    """What a backtest ran with and scored: the JSON ``save_backtest`` writes and MLflow logs."""
+    origins = pd.DatetimeIndex(result.forecasts["origin"].unique())
+    return {
+        "region": result.region, "first_origin": str(origins.min()), "days": len(origins),
+        "hours": len(result.forecasts), "budget": config.budget_name, "window_days": config.window_days,
+        "validation_days": config.validation_days, "seed": config.seed, "threads": config.threads,
+        "device": config.device, "retrain_every_days": retrain_every_days, "retune_every_days": retune_every_days,
+        "seconds": result.seconds, "metrics": metrics if metrics is not None else result.metrics(),
+        "params": result.params, "tunings": result.tunings, "blocks": result.blocks,
+    }
+
+
+def save_backtest(result: BacktestResult, folder: Path, summary: dict[str, Any], plot_title: str) -> list[Path]:
+    """Write ``forecasts.parquet``, ``backtest.json`` and ``forecast_vs_actual.png`` (last 14 days) into ``folder``."""
+    from training.plots import forecast_vs_actual
+
+    folder.mkdir(parents=True, exist_ok=True)
+    result.forecasts.to_parquet(folder / "forecasts.parquet")
+    (folder / "backtest.json").write_text(json.dumps(summary, indent=2, default=str))
+    plot = forecast_vs_actual(result.forecasts.dropna(subset=[TARGET_COLUMN]), folder / "forecast_vs_actual.png",
+                              plot_title)
+    return [folder / "backtest.json", plot]
+
+
+def log_backtest(settings: Settings, run_name: str, region: str, params: dict[str, Any], metrics: dict[str, float],
+                 artifacts: list[Path], kind: str = "backtest") -> str:
+    """One MLflow run (nested under an ``mlflow run`` run when there is one) with params, metrics and files."""
+    from training import tracking
+
+    client = tracking.configure(settings)
+    experiment = tracking.experiment_id(client, settings)
+    run = tracking.start_run(client, experiment, run_name, parent=settings.mlflow_run_id,
+                             tags={"eopt.region": region, "eopt.kind": kind})
+    try:
+        tracking.log_params(client, run, params)
+        tracking.log_metrics(client, run, metrics)
+        tracking.log_artifacts(client, run, artifacts)
+    except Exception:
+        tracking.finish(client, run, ok=False)
+        raise
+    tracking.finish(client, run)
+    return run
+
+
+def flat_metrics(metrics: dict[str, dict[str, float]]) -> dict[str, float]:
+    """``{"ensemble": {"mae": ..}}`` as MLflow metric names ``ensemble_mae``."""
+    return {f"{who}_{name}": value for who, values in metrics.items() for name, value in values.items()}

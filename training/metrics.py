@@ -12,10 +12,15 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 
 MAPE_FLOOR = 1.0
 METRIC_NAMES = ("mae", "rmae", "smape", "rmse", "mape", "mape_excluded_share")
+WEEK_HOURS = 168
+DAY_HOURS = 24
 
 
 class MetricsError(ValueError):
@@ -86,3 +91,72 @@ def interval_coverage(actual, lower, upper) -> float:
     """Share of hours whose actual price lies inside ``[lower, upper]``."""
     y = np.asarray(actual, dtype=float)
     return float(np.mean((y >= np.asarray(lower, dtype=float)) & (y <= np.asarray(upper, dtype=float))))
+
+
+def epf_rmae(actual, predicted, season_hours: int = WEEK_HOURS) -> float:
+    """rMAE of the EPF benchmark: MAE over all hours / MAE of ``y(t - season_hours)`` over hours ``season_hours..``.
+
+    The naive is built from ``actual`` itself (the scored period's own prices), so its first
+    ``season_hours`` have no naive forecast and are left out of the denominator only.
+    """
+    y, yhat = _arrays(actual, predicted)
+    if y.size <= season_hours:
+        raise MetricsError(f"rMAE: {y.size} hours leave no weekly naive forecast (needs more than {season_hours})")
+    naive_mae = float(np.mean(np.abs(y[season_hours:] - y[:-season_hours])))
+    return float(np.mean(np.abs(y - yhat))) / naive_mae if naive_mae > 0 else float("nan")
+
+
+def evaluate_epf(actual, predicted) -> dict[str, float]:
+    """:func:`evaluate`'s metrics with the EPF benchmark's rMAE (:func:`epf_rmae`) in place of ``rmae``."""
+    y, yhat = _arrays(actual, predicted)
+    mape_value, excluded = guarded_mape(y, yhat)
+    return {
+        "mae": mae(y, yhat),
+        "rmae": epf_rmae(y, yhat),
+        "smape": smape(y, yhat),
+        "rmse": rmse(y, yhat),
+        "mape": mape_value,
+        "mape_excluded_share": excluded,
+    }
+
+
+@dataclass(frozen=True)
+class DieboldMariano:
+    """One-sided multivariate DM test. H0: forecast B is not more accurate than forecast A.
+
+    ``statistic`` is positive when B's daily L1 loss is lower on average; a small ``p_value``
+    rejects H0, i.e. B is significantly more accurate than A.
+    """
+
+    statistic: float
+    p_value: float
+    days: int
+    mean_daily_loss_difference: float  # mean over days of (A's - B's) mean absolute error of the day
+
+
+def diebold_mariano(actual, forecast_a, forecast_b, hours_per_day: int = DAY_HOURS) -> DieboldMariano:
+    """Multivariate Diebold-Mariano test on the days' L1 losses (Lago et al. 2021, Sect. 2.6).
+
+    For each day ``d``: ``delta_d = mean_h |y - a| - mean_h |y - b|`` over its 24 hours (the
+    paper writes the L1 norm of the 24-vector; the factor 1/24 cancels in the statistic). Then
+    ``DM = mean(delta) / sqrt(var(delta) / N)`` (population variance) and, under H0, DM is
+    standard normal: ``p = 1 - Phi(DM)``. Rows must be whole days in time order.
+    """
+    y, a = _arrays(actual, forecast_a, "forecast A")
+    _, b = _arrays(y, forecast_b, "forecast B")
+    if y.size % hours_per_day:
+        raise MetricsError(f"Diebold-Mariano: {y.size} hours are not whole days of {hours_per_day} hours")
+    days = y.size // hours_per_day
+    if days < 2:
+        raise MetricsError(f"Diebold-Mariano: {days} day(s); the test needs at least 2")
+    loss_a = np.abs(y - a).reshape(days, hours_per_day).mean(axis=1)
+    loss_b = np.abs(y - b).reshape(days, hours_per_day).mean(axis=1)
+    delta = loss_a - loss_b
+    mean_delta = float(delta.mean())
+    spread = float(np.sqrt(delta.var() / days))
+    if spread == 0.0:  # identical daily losses every day, or a constant difference
+        statistic = 0.0 if mean_delta == 0.0 else math.copysign(math.inf, mean_delta)
+    else:
+        statistic = mean_delta / spread
+    p_value = 0.5 * math.erfc(statistic / math.sqrt(2))  # 1 - Phi(statistic)
+    return DieboldMariano(statistic, p_value, days, mean_delta)
