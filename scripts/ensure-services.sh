@@ -23,6 +23,14 @@ except OSError:
 PY
 }
 
+# apt-get install, and once more after refreshing the package lists when they are stale
+# (a machine's lists may predate the mirror's current versions)
+apt_install() {
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 && return 0
+  timeout 300 apt-get update -qq >/dev/null 2>&1 || return 1
+  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1
+}
+
 if ! postgres_up; then
   if command -v pg_ctlcluster >/dev/null && [ -d /etc/postgresql ]; then
     echo "starting PostgreSQL"; pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
@@ -36,13 +44,11 @@ if ! redis_up; then
 fi
 if ! command -v promtool >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   echo "installing promtool (Debian package prometheus) for the monitoring config checks"
-  DEBIAN_FRONTEND=noninteractive timeout 300 apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
-    || echo "promtool: could not install it; the promtool checks of monitoring/ will skip"
+  apt_install prometheus || echo "promtool: could not install it; the promtool checks of monitoring/ will skip"
 fi
 if ! { command -v chromium && command -v chromedriver; } >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   echo "installing chromium and chromium-driver for the headless UI test"
-  DEBIAN_FRONTEND=noninteractive timeout 600 apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
-    || echo "chromium: could not install it; the UI test will skip (or fail with EOPT_REQUIRE_SERVICES=1)"
+  apt_install chromium chromium-driver || echo "chromium: could not install it; the UI test will skip (or fail with EOPT_REQUIRE_SERVICES=1)"
 fi
 postgres_up && echo "PostgreSQL: up at 127.0.0.1:5432" || echo "PostgreSQL: NOT reachable at 127.0.0.1:5432 (integration tests will skip, or fail with EOPT_REQUIRE_SERVICES=1)"
 redis_up && echo "Redis: up at 127.0.0.1:6379" || echo "Redis: NOT reachable at 127.0.0.1:6379 (integration tests will skip, or fail with EOPT_REQUIRE_SERVICES=1)"
