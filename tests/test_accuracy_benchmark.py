@@ -23,6 +23,7 @@ from benchmarks.accuracy import (
     comparison_frame,
     day_origins,
     load_inputs,
+    longest_first,
     main,
     parse_args,
     read_published_forecasts,
@@ -203,3 +204,14 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
     assert child.pairs == [(MARKETS_DIR / "BE.csv", published_file("BE"))]
     assert (child.budget, child.days, child.retrain_every_days, child.threads, child.jobs) == ("smoke", 14, 3, 1, 1)
     assert not child.verify_published and child.no_mlflow and child.no_summary and child.results == "/tmp/out"
+
+
+def test_parallel_markets_start_longest_recorded_first_and_unknown_ones_before_them(tmp_path):
+    import json
+
+    for name, seconds in (("NP", 3830.7), ("PJM", 4567.0), ("BE", 2994.2)):
+        (tmp_path / f"accuracy_{name}.json").write_text(json.dumps({"timing": {"wall_seconds": seconds}}))
+    (tmp_path / "accuracy_FR.json").write_text("{not json")  # unreadable: its cost is unknown
+    pairs = parse_args(["--results", str(tmp_path)]).pairs
+    assert [m.stem for m, _ in longest_first(pairs, tmp_path)] == ["FR", "PJM", "NP", "BE"]
+    assert [m.stem for m, _ in longest_first(pairs, tmp_path / "empty")] == ["NP", "PJM", "BE", "FR"]
