@@ -47,7 +47,7 @@ services:
 	@bash scripts/ensure-services.sh
 
 test: install services
-	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/eopt db upgrade

@@ -16,7 +16,7 @@ noisy draw; averaging draws is what the paper's DNN ensemble does with its four 
 The forecasters are fitted in one process on the same weeks (``--weeks``, spread evenly over a
 market's published test period) with the parameters the whole-period run tuned
 (``accuracy_<market>.json``), and scored on the same UTC hours. Writes
-``benchmarks/results/accuracy_attempt_<attempt>_<market>.json``.
+``benchmarks/results/attempt_<attempt>_<market>.json``.
 
     python -m benchmarks.accuracy_attempts NP --weeks 10                       # refit
     python -m benchmarks.accuracy_attempts NP --weeks 10 --attempt seeds --seeds 3
@@ -29,7 +29,6 @@ import json
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,7 +71,8 @@ def main(argv: list[str] | None = None) -> dict:
     config = replace(TrainingConfig.from_settings(Settings.from_env(), "default"), threads=1, test_days=0)
     origins = day_origins(published_days(inputs.published, None), inputs.market.timezone)
     picked = np.linspace(0, len(origins) // 7 - 1, args.weeks).round().astype(int)
-    region, columns = inputs.market.region, feature_columns(region)
+    region = inputs.market.region
+    columns = feature_columns(region)
     started, weeks = time.perf_counter(), []
     for number in picked:
         block_started = time.perf_counter()
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> dict:
     record = {"market": market, "attempt": args.attempt, "description": what, "seeds": args.seeds,
               "weeks": weeks, "mean_mae": mean, "ratio_to_base": ratio,
               "seconds": round(time.perf_counter() - started, 1), "machine": describe_machine()}
-    path = RESULTS / f"accuracy_attempt_{args.attempt}_{market}.json"
+    path = RESULTS / f"attempt_{args.attempt}_{market}.json"  # not accuracy_*: the summary table globs those
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"{market}: mean MAE base {mean['base_mae']:.3f}, {args.attempt} {mean[args.attempt + '_mae']:.3f} "
           f"(ratio {ratio:.3f}); {path}", file=sys.stderr)
