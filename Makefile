@@ -19,7 +19,7 @@ help:
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
 	@echo "make bench-training record one tuned retraining per region: time, memory, accuracy"
 	@echo "make bench-serving  record mlflow models serve vs in-process latency and one forecast DAG run"
-	@echo "make bench-accuracy backtest the four EPF markets against the published LEAR/DNN forecasts (~1.5 h; ARGS=--quick: NP, 8 weeks)"
+	@echo "make bench-accuracy backtest the four EPF markets against the published LEAR/DNN forecasts (~2.5 h on 2 cores; ARGS=--quick: NP, 8 weeks)"
 	@echo "make bench-drift   record how often the drift check calls a normal week critical (every real week)"
 	@echo "make bench-ingestion record one ingestion cycle and a two-year load against the sandbox"
 	@echo "make lock          re-resolve requirements.lock from the pins in pyproject.toml"
