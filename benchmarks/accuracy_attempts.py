@@ -44,6 +44,7 @@ from training.features import (
     HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, build_feature_frame, complete_origins, feature_columns,
     strided_origins,
 )
+from training.metrics import mae
 from training.models import model_class
 
 
@@ -126,9 +127,9 @@ def main(argv: list[str] | None = None) -> dict:
             rows = pd.concat([forecast_day(forecaster, inputs.prices, inputs.exogenous, region, o) for o in block],
                              ignore_index=True)
             y = inputs.prices.reindex(pd.DatetimeIndex(rows["target_ts"])).to_numpy()
-            week[f"{name}_mae"] = float(np.mean(np.abs(y - rows["yhat"].to_numpy())))
+            week[f"{name}_mae"] = mae(y, rows["yhat"])
             for model in config.models:
-                week[f"{name}_{model}_mae"] = float(np.mean(np.abs(y - rows[f"yhat_{model}"].to_numpy())))
+                week[f"{name}_{model}_mae"] = mae(y, rows[f"yhat_{model}"])
         week["seconds"] = round(time.perf_counter() - block_started, 1)
         weeks.append(week)
         print(f"{market} week of {block[0]:%Y-%m-%d}: MAE base {week['base_mae']:.3f}, "

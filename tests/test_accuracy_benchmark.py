@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -207,8 +208,6 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
 
 
 def test_parallel_markets_start_longest_recorded_first_and_unknown_ones_before_them(tmp_path):
-    import json
-
     for name, seconds in (("NP", 3830.7), ("PJM", 4567.0), ("BE", 2994.2)):
         (tmp_path / f"accuracy_{name}.json").write_text(json.dumps({"timing": {"wall_seconds": seconds}}))
     (tmp_path / "accuracy_FR.json").write_text("{not json")  # unreadable: its cost is unknown
