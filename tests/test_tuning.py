@@ -29,7 +29,7 @@ from tests.tuning_worker import build_frames
 from training.config import ModelBudget
 from training.features import feature_columns
 from training.models.gradient_boosting import LightGBMModel
-from training.tuning import TuningError, study_name, tune
+from training.tuning import TuningError, fail_orphaned_trials, open_storage, study_name, tune
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGION = "NP"
@@ -208,10 +208,10 @@ def test_tuning__a_killed_tuning_process_resumes_its_study_without_rerunning_fin
     try:
         deadline = time.monotonic() + 90
         study = _wait_for_study(url, name, proc, deadline)
-        while True:  # kill once two trials finished, while the next one runs
+        while True:  # kill once two trials finished, while the next one fits (it has parameters and a score)
             trials = study.get_trials(deepcopy=False)
             finished = [t for t in trials if t.state in FINISHED]
-            if len(finished) >= 2 and any(t.state == TrialState.RUNNING for t in trials):
+            if len(finished) >= 2 and any(t.state == TrialState.RUNNING and t.intermediate_values for t in trials):
                 os.kill(proc.pid, signal.SIGKILL)
                 break
             assert proc.poll() is None, f"the worker finished before it could be killed: {proc.stderr.read()}"
@@ -263,6 +263,34 @@ def test_tuning__a_killed_tuning_process_resumes_its_study_without_rerunning_fin
     assert retry.params == killed.params and retry.state in FINISHED
     assert retry.number in rerun_numbers and retry.number > killed.number
     assert len(after) == 9  # 8 finished + the killed one
+
+
+def test_tuning__a_trial_left_running_without_a_heartbeat_is_failed_and_retried_once_it_is_older_than_the_grace(
+        frames, tmp_path):
+    """A worker killed between creating a trial and its first heartbeat: Optuna alone never fails that trial."""
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    train, validation, end = frames
+    name = study_name(REGION, "lightgbm", end)
+    study = optuna.create_study(study_name=name, storage=open_storage(url, heartbeat_interval=1, grace_period=1),
+                                direction="minimize")
+    study.enqueue_trial(LightGBMModel.default_params())
+    with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: heartbeats are for Study.optimize
+        orphan = study.ask()  # RUNNING, with the enqueued parameters fixed, and no heartbeat row
+    assert orphan.params == {}
+
+    # Younger than the grace period: it may be a live worker's trial that is about to beat; left alone.
+    assert fail_orphaned_trials(study, open_storage(url, heartbeat_interval=1, grace_period=60), 60) == []
+    assert _trials(url, name)[orphan.number].state == TrialState.RUNNING
+
+    time.sleep(1.5)
+    result = _tune(frames, url, budget=ModelBudget(trials=2, timeout_s=120, max_rounds=100),
+                   heartbeat_interval=1, grace_period=1)
+    trials = _trials(url, name)
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    retry = trials[1]
+    assert retry.system_attrs["failed_trial"] == orphan.number and retry.system_attrs["retry_history"] == [0]
+    assert retry.params == LightGBMModel.default_params()  # the enqueued parameters travel with the retry
+    assert (result.complete, result.failed, result.ran_now) == (2, 1, 2)
 
 
 @pytest.mark.integration

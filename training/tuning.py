@@ -8,7 +8,9 @@
 - Models report the validation MAE while fitting; a ``MedianPruner`` stops trials that trail.
 - The budget is a number of trials for the study (finished ones count, so a resumed study only
   runs what is left) and a timeout for this run. Heartbeats mark a killed worker's trial as
-  failed, and it is retried once.
+  failed, and it is retried once. A worker killed between creating a trial and its first
+  heartbeat leaves a trial Optuna never fails (it has no heartbeat to go stale); ``tune``
+  fails and retries such orphans once they are older than the grace period.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import logging
 import time
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Callable
 
 import optuna
@@ -95,6 +98,41 @@ def open_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
         ) from None
 
 
+def fail_orphaned_trials(study: optuna.Study, storage: RDBStorage, grace_period: int, where: str = "") -> list[int]:
+    """Fail (and retry once) running trials that never recorded a heartbeat and started over ``grace_period`` s ago.
+
+    Optuna's heartbeat check skips a running trial with no heartbeat row: a worker killed after
+    creating the trial but before its heartbeat thread first wrote would leave it running for
+    ever. Start times are the creating worker's clock, so workers on several machines need
+    clocks that agree to well within the grace period. Returns the numbers of the trials failed.
+    """
+    cutoff = datetime.now() - timedelta(seconds=grace_period)
+    old = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+           if t.datetime_start is not None and t.datetime_start < cutoff}
+    if not old:
+        return []
+    query = sa.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
+        sa.bindparam("ids", expanding=True))
+    with storage.engine.connect() as connection:
+        beating = {row[0] for row in connection.execute(query, {"ids": list(old)})}
+    retry = storage.get_heartbeat_stale_trial_callback()
+    failed = []
+    for trial_id, trial in old.items():
+        if trial_id in beating:
+            continue  # Optuna's own heartbeat check handles it
+        try:
+            if not storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker finished or failed it first
+            continue
+        log.warning("%strial %d of study %s was left running with no heartbeat since %s (its worker died); "
+                    "marked failed and retried", where, trial.number, study.study_name, trial.datetime_start)
+        failed.append(trial.number)
+        if retry is not None:
+            retry(study, storage.get_trial(trial_id))
+    return failed
+
+
 def _previous_best(storage: RDBStorage, region: str, model: str, current: str) -> dict | None:
     prefix = f"eopt-{region}-{model}-"
     earlier = sorted(
@@ -143,6 +181,7 @@ def tune(
             previous = _previous_best(storage, region, model, name)
             if previous and previous != cls.default_params():
                 study.enqueue_trial(previous, user_attrs={"origin": "previous study's best"}, skip_if_exists=True)
+        fail_orphaned_trials(study, storage, grace_period, where)
     except sa.exc.SQLAlchemyError as exc:
         raise TuningError(f"{where}cannot open study {name} in {safe_url(storage_url)}: {exc.orig or exc}") from None
 
