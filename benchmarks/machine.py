@@ -44,8 +44,8 @@ def _git_commit() -> str:
             cwd=PROJECT_ROOT, capture_output=True, text=True
         ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+    except (OSError, subprocess.CalledProcessError):  # a copy of the tree without .git: the caller may say
+        return os.environ.get("EOPT_GIT_COMMIT", "unknown")
 
 
 def describe_machine() -> dict:

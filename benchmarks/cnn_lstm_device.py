@@ -1,0 +1,197 @@
+"""The CNN-LSTM member's training on CPU and on a CUDA GPU: seconds per epoch, tuning and refit time, accuracy.
+
+What the weekly retraining's ``train_cnn_lstm`` step does, without MLflow, so that the figures
+compare devices and not logging: per region, the two-year window ending at the bundled history's
+last hour, the production splits (training origins every 7 h, 8 validation weeks, 8 test weeks),
+an Optuna study of the budget's trials (same search space, pruner and seed), the best parameters
+refitted, and the test weeks scored. Before that, one fixed-length fit of the default parameters
+(early stopping off) gives the seconds per epoch on this device.
+
+    python -m benchmarks.cnn_lstm_device --device cuda [--regions NP,PJM,BE,FR] [--budgets default,thorough]
+        [--stop-after-s 420]
+
+Each run writes ``benchmarks/results/cnn_lstm_<device>.json`` after every region (a run cut short
+keeps what it finished) and ``cnn_lstm_devices.md``, the table of every device recorded so far.
+``--stop-after-s`` starts no new study once that many seconds have passed and shortens a study's
+timeout to the time left (the row then says ``(timeout)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from benchmarks.machine import describe_machine
+from eopt.settings import PROJECT_ROOT, Settings
+from ingestion.markets import load_market
+from training.config import TrainingConfig
+from training.dataset import TrainingData, build_training_frame, check_training_data
+from training.features import TARGET_COLUMN, feature_columns
+from training.metrics import evaluate
+from training.models.cnn_lstm import CnnLstmModel
+from training.tuning import trials_frame, tune
+
+RESULTS = Path(__file__).resolve().parent / "results"
+NAIVE_COLUMN = "lag_168h"  # the weekly seasonal naive, as the retraining scores it
+THROUGHPUT_EPOCHS = 10
+
+
+def _device_name(device: str) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name(0)
+    return f"CPU, {torch.get_num_threads()} torch threads"
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def _frame(region: str, config: TrainingConfig) -> pd.DataFrame:
+    history = load_market(region, PROJECT_ROOT / "data" / "markets")
+    prices = history.prices.set_index("ts")["price"].sort_index()
+    exogenous = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
+    end = prices.index.max() + pd.Timedelta(hours=1)
+    start = end - pd.Timedelta(days=config.window_days)
+    part = prices[prices.index >= start]
+    data = TrainingData(region, part, exogenous[exogenous.index >= start], part.index[0], end)
+    check_training_data(data, config)  # raises TrainingDataError naming every problem
+    return build_training_frame(data, config)
+
+
+def seconds_per_epoch(frame: pd.DataFrame, region: str, device: str, threads: int) -> dict:
+    """Default parameters, ``THROUGHPUT_EPOCHS`` epochs (patience as long, so none stops early)."""
+    train, validation = (frame[frame["split"] == s] for s in ("train", "validation"))
+    params = {**CnnLstmModel.default_params(), "patience": THROUGHPUT_EPOCHS}
+    model = CnnLstmModel(params, feature_columns(region), seed=42, max_steps=THROUGHPUT_EPOCHS, device=device,
+                         threads=threads)
+    _sync(device)
+    started = time.perf_counter()
+    fit = model.fit(train, validation)
+    _sync(device)
+    seconds = time.perf_counter() - started
+    return {"epochs": fit.steps_run, "seconds": round(seconds, 2), "seconds_per_epoch": round(seconds / fit.steps_run, 3),
+            "train_origins": int(train["origin"].nunique()) if "origin" in train else None,
+            "best_epoch": fit.best_step, "validation_mae": round(fit.validation_mae, 4)}
+
+
+def tune_and_refit(frame: pd.DataFrame, region: str, config: TrainingConfig, device: str, threads: int,
+                   storage_url: str) -> dict:
+    columns = feature_columns(region)
+    train, validation, test = (frame[frame["split"] == s] for s in ("train", "validation", "test"))
+    budget = config.budget("cnn_lstm")
+    _sync(device)
+    started = time.perf_counter()
+    result = tune("cnn_lstm", region, train, validation, columns, budget=budget, storage_url=storage_url,
+                  window_end=frame["target_ts"].max() + pd.Timedelta(hours=1), seed=config.seed, device=device,
+                  threads=threads)
+    tuned = time.perf_counter() - started
+    model = CnnLstmModel(result.best_params, columns, seed=config.seed, max_steps=budget.max_epochs, device=device,
+                         threads=threads)
+    fit = model.fit(train, validation)
+    _sync(device)
+    refit = time.perf_counter() - started - tuned
+    test_metrics = evaluate(test[TARGET_COLUMN], model.predict(test), test[NAIVE_COLUMN])
+    trials = trials_frame(storage_url, result.study_name)
+    fit_seconds = [float(s) for s in trials.get("user_attrs_fit_seconds", pd.Series(dtype=float)).dropna()]
+    return {
+        "budget": config.budget_name, "trials_budget": budget.trials, "timeout_s": budget.timeout_s,
+        "max_epochs": budget.max_epochs, "complete": result.complete, "pruned": result.pruned,
+        "stopped_by_timeout": result.complete + result.pruned < budget.trials,
+        "tuning_seconds": round(tuned, 1), "refit_seconds": round(refit, 1), "total_seconds": round(tuned + refit, 1),
+        "trial_fit_seconds_median": round(float(pd.Series(fit_seconds).median()), 2) if fit_seconds else None,
+        "best_params": result.best_params, "best_epoch": fit.best_step, "epochs_run": fit.steps_run,
+        "validation_mae": round(fit.validation_mae, 4), "test_mae": round(test_metrics["mae"], 4),
+        "test_rmae": round(test_metrics["rmae"], 4),
+    }
+
+
+def write_table() -> Path:
+    """``cnn_lstm_devices.md``: every ``cnn_lstm_<device>.json`` recorded, one row per region and budget."""
+    rows, machines = [], []
+    for path in sorted(RESULTS.glob("cnn_lstm_*.json")):
+        recorded = json.loads(path.read_text())
+        device = recorded["device_name"]
+        machine = recorded["machine"]
+        machines.append(f"- `{path.name}`: {device}; {machine['cpu']}, {machine['cores']} cores; torch "
+                        f"{recorded['torch']}; commit {machine['git_commit']}; recorded {machine['recorded_at']}; "
+                        f"{THROUGHPUT_EPOCHS}-epoch fit of the default parameters on NP: "
+                        f"{recorded['epoch']['seconds_per_epoch']:.2f} s per epoch")
+        for region, budgets in recorded["regions"].items():
+            for budget, r in budgets.items():
+                timeout = " (timeout)" if r["stopped_by_timeout"] else ""
+                rows.append(f"| {device} | {region} | {budget} | {r['complete'] + r['pruned']} ({r['pruned']}){timeout} "
+                            f"| {r['tuning_seconds']:.1f} | {r['trial_fit_seconds_median']} | {r['refit_seconds']:.1f} "
+                            f"| {r['best_epoch']} | {r['test_mae']:.3f} | {r['test_rmae']:.3f} |")
+    lines = ["# CNN-LSTM training by device: the weekly member's tuning and refit", "",
+             "| device | region | budget | trials (pruned) | tuning s | median trial fit s | refit s | best epoch "
+             "| test MAE | test rMAE |", "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
+             *machines, "",
+             "Same window, splits, search space, seed and budget as the retraining's `train_cnn_lstm` step, "
+             "without MLflow (`python -m benchmarks.cnn_lstm_device --device cpu|cuda`).", ""]
+    out = RESULTS / "cnn_lstm_devices.md"
+    out.write_text("\n".join(lines))
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", choices=("cpu", "cuda"), required=True)
+    parser.add_argument("--regions", default="NP,PJM,BE,FR")
+    parser.add_argument("--budgets", default="default")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads per fit (0: all cores)")
+    parser.add_argument("--stop-after-s", type=float, default=0, help="start no new study after this many seconds")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit(f"--device cuda: torch {torch.__version__} finds no CUDA GPU; run with --device cpu")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    begun = time.perf_counter()
+    results = {"machine": describe_machine(), "device": args.device, "device_name": _device_name(args.device),
+               "torch": torch.__version__, "regions": {}}
+    out = RESULTS / f"cnn_lstm_{args.device}.json"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="eopt-cnn-lstm-") as home:
+        settings = Settings.from_env({"EOPT_HOME": home})
+        frames: dict[str, pd.DataFrame] = {}
+        for budget in args.budgets.split(","):  # every region's default study before any longer one
+            config = TrainingConfig.from_settings(settings, budget)
+            for region in args.regions.split(","):
+                if region not in frames:
+                    frames[region] = _frame(region, config)
+                frame = frames[region]
+                if "epoch" not in results:
+                    results["epoch"] = {"region": region, **seconds_per_epoch(frame, region, args.device, args.threads)}
+                    print(f"{region}: {results['epoch']['seconds_per_epoch']:.3f} s per epoch", file=sys.stderr, flush=True)
+                if args.stop_after_s and time.perf_counter() - begun > args.stop_after_s:
+                    print(f"{region}/{budget}: skipped, past --stop-after-s {args.stop_after_s:.0f}", file=sys.stderr)
+                    continue
+                storage = f"sqlite:///{Path(home) / f'optuna-{region}-{budget}.db'}"
+                run_config = config
+                if args.stop_after_s:  # the study's own timeout, shortened to what is left
+                    left = max(30.0, args.stop_after_s - (time.perf_counter() - begun))
+                    cnn = config.budget("cnn_lstm")
+                    run_config = replace(config, budgets={**config.budgets,
+                                                          "cnn_lstm": replace(cnn, timeout_s=min(cnn.timeout_s, left))})
+                run = tune_and_refit(frame, region, run_config, args.device, args.threads, storage)
+                results["regions"].setdefault(region, {})[budget] = run
+                results["seconds"] = round(time.perf_counter() - begun, 1)
+                out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+                print(f"{region}/{budget}: tuning {run['tuning_seconds']} s ({run['complete']} complete, "
+                      f"{run['pruned']} pruned), refit {run['refit_seconds']} s, test MAE {run['test_mae']}",
+                      file=sys.stderr, flush=True)
+    print(write_table().read_text())
+
+
+if __name__ == "__main__":
+    main()
