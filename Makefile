@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
 DEMO_BUDGET ?= smoke
+TEST_WORKERS ?= 2
 
 .PHONY: install test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy clean help
 
@@ -14,7 +15,7 @@ help:
 	@echo "make up            start Airflow (8080, admin password printed), MLflow (5000) and the sandbox (8765)"
 	@echo "make down          stop exactly what make up started"
 	@echo "make airflow-init  bootstrap the Airflow home .eopt/airflow: pools, variables, connections (idempotent)"
-	@echo "make test          run the whole test suite (PostgreSQL + Redis on 127.0.0.1 for integration tests)"
+	@echo "make test          run the whole test suite, TEST_WORKERS=2 processes (PostgreSQL + Redis on 127.0.0.1)"
 	@echo "make install       create .venv and install the locked dependency set"
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
 	@echo "make bench-training record one tuned retraining per region: time, memory, accuracy"
@@ -47,7 +48,7 @@ services:
 	@bash scripts/ensure-services.sh
 
 test: install services
-	$(BIN)/python -m pytest -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/eopt db upgrade

@@ -33,6 +33,8 @@ def _memory_gib() -> float | None:
 
 
 def _git_commit() -> str:
+    if os.environ.get("EOPT_GIT_COMMIT"):  # a copy of the tree elsewhere (a GPU machine): its .git may be stale or absent
+        return os.environ["EOPT_GIT_COMMIT"]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
@@ -44,8 +46,8 @@ def _git_commit() -> str:
             cwd=PROJECT_ROOT, capture_output=True, text=True
         ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):  # a copy of the tree without .git: the caller may say
-        return os.environ.get("EOPT_GIT_COMMIT", "unknown")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def describe_machine() -> dict:

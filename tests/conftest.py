@@ -3,7 +3,8 @@
 PostgreSQL tests get a fresh database of their own (created from ``template0`` on the server at
 ``EOPT_TEST_POSTGRES_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``) that is
 dropped afterwards. Redis tests use database 15 of ``EOPT_TEST_REDIS_URL`` (default
-``redis://127.0.0.1:6379/15``), flushed before and after. When a service is down these tests
+``redis://127.0.0.1:6379/15``; under ``pytest -n N`` worker ``gwK`` uses database 15 - K), flushed
+before and after. When a service is down these tests
 are skipped with the reason, unless ``EOPT_REQUIRE_SERVICES=1`` (CI), which makes them fail.
 """
 
@@ -26,6 +27,9 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Test-harness addresses; the product itself reads configuration only through eopt.settings.
 POSTGRES_ADMIN_URL = os.environ.get("EOPT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("EOPT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+_XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under `pytest -n N`
+if _XDIST_WORKER:  # each worker flushes a database of its own: 15, 14, ...
+    REDIS_TEST_URL = f"{REDIS_TEST_URL.rsplit('/', 1)[0]}/{15 - int(_XDIST_WORKER.removeprefix('gw'))}"
 
 
 def _service_missing(what: str, reason: str) -> None:
