@@ -43,6 +43,12 @@ from training.tuning import trials_frame, tune
 RESULTS = Path(__file__).resolve().parent / "results"
 NAIVE_COLUMN = "lag_168h"  # the weekly seasonal naive, as the retraining scores it
 THROUGHPUT_EPOCHS = 10
+# Networks the epoch timing covers: the defaults and the search space's largest, at its smallest and largest batch.
+EPOCH_CONFIGS = {
+    "default": {},
+    "largest, batch 32": {"channels": 64, "kernel_size": 5, "hidden_size": 128, "num_layers": 2, "batch_size": 32},
+    "largest, batch 128": {"channels": 64, "kernel_size": 5, "hidden_size": 128, "num_layers": 2, "batch_size": 128},
+}
 
 
 def _device_name(device: str) -> str:
@@ -68,8 +74,8 @@ def _frame(region: str, config: TrainingConfig) -> pd.DataFrame:
     return build_training_frame(data, config)
 
 
-def seconds_per_epoch(frame: pd.DataFrame, region: str, device: str, threads: int) -> dict:
-    """Default parameters, early stopping off: the time of one epoch, apart from the fit's fixed costs.
+def seconds_per_epoch(frame: pd.DataFrame, region: str, device: str, threads: int, overrides: dict | None = None) -> dict:
+    """Default parameters (with ``overrides``), early stopping off: one epoch's time, apart from a fit's fixed costs.
 
     A first one-epoch fit pays the process's one-time start (CUDA context, kernel loading) and is
     reported on its own; then a 1-epoch and a ``1 + THROUGHPUT_EPOCHS``-epoch fit: their
@@ -77,7 +83,7 @@ def seconds_per_epoch(frame: pd.DataFrame, region: str, device: str, threads: in
     cost of a fit (building the samples, scaling, copying to the device).
     """
     train, validation = (frame[frame["split"] == s] for s in ("train", "validation"))
-    params = {**CnnLstmModel.default_params(), "patience": THROUGHPUT_EPOCHS + 1}
+    params = {**CnnLstmModel.default_params(), **(overrides or {}), "patience": THROUGHPUT_EPOCHS + 1}
 
     def timed_fit(epochs: int) -> float:
         model = CnnLstmModel(params, feature_columns(region), seed=42, max_steps=epochs, device=device, threads=threads)
@@ -135,22 +141,31 @@ def write_table() -> Path:
         recorded = json.loads(path.read_text())
         device = recorded["device_name"]
         machine = recorded["machine"]
-        epoch = recorded["epoch"]
+        epoch_machine = recorded.get("epoch_machine", machine)
         machines.append(f"- `{path.name}`: {device}; {machine['cpu']}, {machine['cores']} cores; torch "
-                        f"{recorded['torch']}; commit {machine['git_commit']}; recorded {machine['recorded_at']}; "
-                        f"default parameters on {epoch['region']}: {epoch['seconds_per_epoch']:.3f} s per epoch "
-                        f"({epoch['batches_per_epoch']} batches) + {epoch['fit_fixed_seconds']:.2f} s per fit; the "
-                        f"process's first fit {epoch['first_fit_seconds']:.2f} s")
+                        f"{recorded['torch']}; studies: commit {machine['git_commit']}, recorded {machine['recorded_at']}; "
+                        f"epochs: commit {epoch_machine['git_commit']}, recorded {epoch_machine['recorded_at']}")
         for region, budgets in recorded["regions"].items():
             for budget, r in budgets.items():
                 timeout = " (timeout)" if r["stopped_by_timeout"] else ""
                 rows.append(f"| {device} | {region} | {budget} | {r['complete'] + r['pruned']} ({r['pruned']}){timeout} "
                             f"| {r['tuning_seconds']:.1f} | {r['trial_fit_seconds_median']} | {r['refit_seconds']:.1f} "
                             f"| {r['best_epoch']} | {r['test_mae']:.3f} | {r['test_rmae']:.3f} |")
+    epoch_rows = []
+    for path in sorted(RESULTS.glob("cnn_lstm_*.json")):
+        recorded = json.loads(path.read_text())
+        for name, e in recorded.get("epochs", {}).items():
+            epoch_rows.append(f"| {recorded['device_name']} | {name} | {e['batches_per_epoch']} | {e['seconds_per_epoch']:.3f} "
+                              f"| {e['fit_fixed_seconds']:.2f} | {e['first_fit_seconds']:.2f} |")
     lines = ["# CNN-LSTM training by device: the weekly member's tuning and refit", "",
              "| device | region | budget | trials (pruned) | tuning s | median trial fit s | refit s | best epoch "
              "| test MAE | test rMAE |", "|---|---|---|---|---|---|---|---|---|---|", *rows, "",
              *machines, "",
+             f"One epoch on NP (2,092 training origins; early stopping off): the difference of a "
+             f"{THROUGHPUT_EPOCHS + 1}-epoch and a 1-epoch fit over {THROUGHPUT_EPOCHS}; a fit's fixed cost is the rest of "
+             "the 1-epoch fit; the process's first fit also pays one-time start-up (on a GPU: the CUDA context).", "",
+             "| device | network | batches per epoch | s per epoch | fit fixed s | first fit s |", "|---|---|---|---|---|---|",
+             *epoch_rows, "",
              "Same window, splits, search space, seed and budget as the retraining's `train_cnn_lstm` step, "
              "without MLflow (`python -m benchmarks.cnn_lstm_device --device cpu|cuda`).", ""]
     out = RESULTS / "cnn_lstm_devices.md"
@@ -188,11 +203,16 @@ def main(argv: list[str] | None = None) -> None:
                     frames[region] = _frame(region, config)
                 frame = frames[region]
                 if "epoch" not in results:
-                    results["epoch"] = {"region": region, **seconds_per_epoch(frame, region, args.device, args.threads)}
-                    print(f"{region}: {results['epoch']}", file=sys.stderr, flush=True)
+                    results["epochs"] = {}
+                    for name, overrides in EPOCH_CONFIGS.items():
+                        results["epochs"][name] = {"region": region, **overrides,
+                                                   **seconds_per_epoch(frame, region, args.device, args.threads, overrides)}
+                        print(f"{region} {name}: {results['epochs'][name]}", file=sys.stderr, flush=True)
+                    results["epoch"] = results["epochs"]["default"]
                     if args.epoch_only:
                         recorded = json.loads(out.read_text()) if out.exists() else {"regions": {}}
-                        results = {**recorded, "epoch": results["epoch"], "epoch_machine": results["machine"]}
+                        results = {**recorded, "epoch": results["epoch"], "epochs": results["epochs"],
+                                   "epoch_machine": results["machine"]}
                         out.write_text(json.dumps(results, indent=2, default=str) + "\n")
                         print(write_table().read_text())
                         return
