@@ -48,7 +48,7 @@ services:
 	@bash scripts/ensure-services.sh
 
 test: install services
-	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/eopt db upgrade

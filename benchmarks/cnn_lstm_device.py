@@ -8,7 +8,7 @@ refitted, and the test weeks scored. Before that, one fixed-length fit of the de
 (early stopping off) gives the seconds per epoch on this device.
 
     python -m benchmarks.cnn_lstm_device --device cuda [--regions NP,PJM,BE,FR] [--budgets default,thorough]
-        [--stop-after-s 420]
+        [--stop-after-s 420] [--epoch-only] [--git-commit SHA]
 
 Each run writes ``benchmarks/results/cnn_lstm_<device>.json`` after every region (a run cut short
 keeps what it finished) and ``cnn_lstm_devices.md``, the table of every device recorded so far.
@@ -180,6 +180,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budgets", default="default")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads per fit (0: all cores)")
     parser.add_argument("--stop-after-s", type=float, default=0, help="start no new study after this many seconds")
+    parser.add_argument("--git-commit", help="the commit of this tree, where its .git cannot say (a copy on a GPU machine)")
     parser.add_argument("--epoch-only", action="store_true",
                         help="only the epoch timing; merged into the device's recorded results")
     args = parser.parse_args(argv)
@@ -189,7 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     begun = time.perf_counter()
-    results = {"machine": describe_machine(), "device": args.device, "device_name": _device_name(args.device),
+    results = {"machine": describe_machine(args.git_commit), "device": args.device, "device_name": _device_name(args.device),
                "torch": torch.__version__, "regions": {}}
     out = RESULTS / f"cnn_lstm_{args.device}.json"
     RESULTS.mkdir(parents=True, exist_ok=True)

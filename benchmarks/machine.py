@@ -33,8 +33,6 @@ def _memory_gib() -> float | None:
 
 
 def _git_commit() -> str:
-    if os.environ.get("EOPT_GIT_COMMIT"):  # a copy of the tree elsewhere (a GPU machine): its .git may be stale or absent
-        return os.environ["EOPT_GIT_COMMIT"]
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
@@ -50,14 +48,15 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def describe_machine() -> dict:
+def describe_machine(git_commit: str | None = None) -> dict:
+    """``git_commit`` overrides git's answer: a copy of the tree on another machine may carry a stale or no ``.git``."""
     return {
         "cpu": _cpu_model(),
         "cores": os.cpu_count(),
         "memory_gib": _memory_gib(),
         "python": platform.python_version(),
         "platform": platform.platform(),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit or _git_commit(),
         "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
