@@ -163,7 +163,8 @@ def write_table() -> Path:
              *machines, "",
              f"One epoch on NP (2,092 training origins; early stopping off): the difference of a "
              f"{THROUGHPUT_EPOCHS + 1}-epoch and a 1-epoch fit over {THROUGHPUT_EPOCHS}; a fit's fixed cost is the rest of "
-             "the 1-epoch fit; the process's first fit also pays one-time start-up (on a GPU: the CUDA context).", "",
+             "the 1-epoch fit (a negative one: that fit's epoch ran faster than the mean, noise of a few tenths of a "
+             "second); the process's first fit also pays one-time start-up (on a GPU: the CUDA context).", "",
              "| device | network | batches per epoch | s per epoch | fit fixed s | first fit s |", "|---|---|---|---|---|---|",
              *epoch_rows, "",
              "Same window, splits, search space, seed and budget as the retraining's `train_cnn_lstm` step, "
