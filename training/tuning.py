@@ -126,7 +126,7 @@ def fail_orphaned_trials(study: optuna.Study, storage: RDBStorage, grace_period:
         except optuna.exceptions.UpdateFinishedTrialError:  # another worker finished or failed it first
             continue
         log.warning("%strial %d of study %s was left running with no heartbeat since %s (its worker died); "
-                    "marked failed and retried", where, trial.number, study.study_name, trial.datetime_start)
+                    "marked failed (retried once at most)", where, trial.number, study.study_name, trial.datetime_start)
         failed.append(trial.number)
         if retry is not None:
             retry(study, storage.get_trial(trial_id))
