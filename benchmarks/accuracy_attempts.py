@@ -36,7 +36,7 @@ import pandas as pd
 from benchmarks.accuracy import MARKETS_DIR, PUBLISHED_DIR, RESULTS, day_origins, load_inputs, published_days
 from benchmarks.machine import describe_machine
 from eopt.settings import Settings
-from training.backtest import HOUR, _window, forecast_day
+from training.backtest import HOUR, forecast_day, training_window
 from training.config import TrainingConfig
 from training.dataset import build_training_frame
 from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> dict:
     for number in picked:
         block_started = time.perf_counter()
         block = origins[number * 7:(number + 1) * 7]
-        data = _window(inputs.prices, inputs.exogenous, region, block[0], config.window_days)
+        data = training_window(inputs.prices, inputs.exogenous, region, block[0], config.window_days)
         frame = build_training_frame(data, config)
         train = frame[frame["split"] == "train"]
         validation = frame[frame["split"] == "validation"].reset_index(drop=True)

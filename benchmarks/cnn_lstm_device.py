@@ -4,8 +4,8 @@ What the weekly retraining's ``train_cnn_lstm`` step does, without MLflow, so th
 compare devices and not logging: per region, the two-year window ending at the bundled history's
 last hour, the production splits (training origins every 7 h, 8 validation weeks, 8 test weeks),
 an Optuna study of the budget's trials (same search space, pruner and seed), the best parameters
-refitted, and the test weeks scored. Before that, one fixed-length fit of the default parameters
-(early stopping off) gives the seconds per epoch on this device.
+refitted, and the test weeks scored. Before that, on the first region, the seconds per epoch of
+the networks in ``EPOCH_CONFIGS`` (early stopping off) on this device.
 
     python -m benchmarks.cnn_lstm_device --device cuda [--regions NP,PJM,BE,FR] [--budgets default,thorough]
         [--stop-after-s 420] [--epoch-only] [--git-commit SHA]
@@ -34,14 +34,14 @@ from benchmarks.machine import describe_machine
 from eopt.settings import PROJECT_ROOT, Settings
 from ingestion.markets import load_market
 from training.config import TrainingConfig
-from training.dataset import TrainingData, build_training_frame, check_training_data
-from training.features import TARGET_COLUMN, feature_columns
+from training.backtest import training_window
+from training.dataset import build_training_frame, check_training_data
+from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
 from training.metrics import evaluate
 from training.models.cnn_lstm import CnnLstmModel
 from training.tuning import trials_frame, tune
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NAIVE_COLUMN = "lag_168h"  # the weekly seasonal naive, as the retraining scores it
 THROUGHPUT_EPOCHS = 10
 # Networks the epoch timing covers: the defaults and the search space's largest, at its smallest and largest batch.
 EPOCH_CONFIGS = {
@@ -63,13 +63,11 @@ def _sync(device: str) -> None:
 
 
 def _frame(region: str, config: TrainingConfig) -> pd.DataFrame:
+    """The production feature frame of the window that ends at the bundled history's last hour."""
     history = load_market(region, PROJECT_ROOT / "data" / "markets")
     prices = history.prices.set_index("ts")["price"].sort_index()
     exogenous = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
-    end = prices.index.max() + pd.Timedelta(hours=1)
-    start = end - pd.Timedelta(days=config.window_days)
-    part = prices[prices.index >= start]
-    data = TrainingData(region, part, exogenous[exogenous.index >= start], part.index[0], end)
+    data = training_window(prices, exogenous, region, prices.index.max() + pd.Timedelta(hours=1), config.window_days)
     check_training_data(data, config)  # raises TrainingDataError naming every problem
     return build_training_frame(data, config)
 
@@ -195,40 +193,39 @@ def main(argv: list[str] | None = None) -> None:
                "torch": torch.__version__, "regions": {}}
     out = RESULTS / f"cnn_lstm_{args.device}.json"
     RESULTS.mkdir(parents=True, exist_ok=True)
+    regions, budgets = args.regions.split(","), args.budgets.split(",")
     with tempfile.TemporaryDirectory(prefix="eopt-cnn-lstm-") as home:
         settings = Settings.from_env({"EOPT_HOME": home})
-        frames: dict[str, pd.DataFrame] = {}
-        for budget in args.budgets.split(","):  # every region's default study before any longer one
+        # the window and splits come from the settings, not the budget: one frame per region serves every budget
+        frames = {regions[0]: _frame(regions[0], TrainingConfig.from_settings(settings, budgets[0]))}
+        results["epochs"] = {}
+        for name, overrides in EPOCH_CONFIGS.items():
+            results["epochs"][name] = {"region": regions[0], **overrides,
+                                       **seconds_per_epoch(frames[regions[0]], regions[0], args.device, args.threads,
+                                                           overrides)}
+            print(f"{regions[0]} {name}: {results['epochs'][name]}", file=sys.stderr, flush=True)
+        if args.epoch_only:
+            recorded = json.loads(out.read_text()) if out.exists() else {"regions": {}}
+            out.write_text(json.dumps({**recorded, "epochs": results["epochs"], "epoch_machine": results["machine"]},
+                                      indent=2, default=str) + "\n")
+            print(write_table().read_text())
+            return
+        for budget in budgets:  # every region's default study before any longer one
             config = TrainingConfig.from_settings(settings, budget)
-            for region in args.regions.split(","):
-                if region not in frames:
-                    frames[region] = _frame(region, config)
-                frame = frames[region]
-                if "epoch" not in results:
-                    results["epochs"] = {}
-                    for name, overrides in EPOCH_CONFIGS.items():
-                        results["epochs"][name] = {"region": region, **overrides,
-                                                   **seconds_per_epoch(frame, region, args.device, args.threads, overrides)}
-                        print(f"{region} {name}: {results['epochs'][name]}", file=sys.stderr, flush=True)
-                    results["epoch"] = results["epochs"]["default"]
-                    if args.epoch_only:
-                        recorded = json.loads(out.read_text()) if out.exists() else {"regions": {}}
-                        results = {**recorded, "epoch": results["epoch"], "epochs": results["epochs"],
-                                   "epoch_machine": results["machine"]}
-                        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
-                        print(write_table().read_text())
-                        return
+            for region in regions:
                 if args.stop_after_s and time.perf_counter() - begun > args.stop_after_s:
                     print(f"{region}/{budget}: skipped, past --stop-after-s {args.stop_after_s:.0f}", file=sys.stderr)
                     continue
-                storage = f"sqlite:///{Path(home) / f'optuna-{region}-{budget}.db'}"
+                if region not in frames:
+                    frames[region] = _frame(region, config)
                 run_config = config
                 if args.stop_after_s:  # the study's own timeout, shortened to what is left
                     left = max(30.0, args.stop_after_s - (time.perf_counter() - begun))
                     cnn = config.budget("cnn_lstm")
                     run_config = replace(config, budgets={**config.budgets,
                                                           "cnn_lstm": replace(cnn, timeout_s=min(cnn.timeout_s, left))})
-                run = tune_and_refit(frame, region, run_config, args.device, args.threads, storage)
+                storage = f"sqlite:///{Path(home) / f'optuna-{region}-{budget}.db'}"
+                run = tune_and_refit(frames[region], region, run_config, args.device, args.threads, storage)
                 results["regions"].setdefault(region, {})[budget] = run
                 results["seconds"] = round(time.perf_counter() - begun, 1)
                 out.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -85,7 +85,8 @@ class BacktestResult:
         return out
 
 
-def _window(prices: pd.Series, exogenous: pd.DataFrame, region: str, end: pd.Timestamp, days: int) -> TrainingData:
+def training_window(prices: pd.Series, exogenous: pd.DataFrame, region: str, end: pd.Timestamp, days: int) -> TrainingData:
+    """The ``days`` of prices before ``end`` (and the exogenous forecasts up to a day after it), as a retraining extracts them."""
     start = end - days * DAY
     part = prices[(prices.index >= start) & (prices.index < end)]
     if part.empty:
@@ -98,7 +99,7 @@ def _tune_all(prices: pd.Series, exogenous: pd.DataFrame, region: str, before: p
               storage_url: str) -> tuple[dict[str, dict], dict]:
     """Tune every model on the production splits of the window that ends at ``before``."""
     started = time.perf_counter()
-    data = _window(prices, exogenous, region, before, config.window_days)
+    data = training_window(prices, exogenous, region, before, config.window_days)
     check_training_data(data, config)
     frame = build_training_frame(data, config)
     columns = feature_columns(region)
@@ -116,7 +117,7 @@ def _tune_all(prices: pd.Series, exogenous: pd.DataFrame, region: str, before: p
 def _fit_block(prices: pd.Series, exogenous: pd.DataFrame, region: str, first: pd.Timestamp, config: TrainingConfig,
                params: dict[str, dict]) -> tuple[EnsembleForecaster, dict]:
     """The ensemble refitted on the window before ``first``, as the weekly retraining fits it."""
-    data = _window(prices, exogenous, region, first, config.window_days)
+    data = training_window(prices, exogenous, region, first, config.window_days)
     frame = build_training_frame(data, replace(config, test_days=0))
     train = frame[frame["split"] == "train"]
     validation = frame[frame["split"] == "validation"].reset_index(drop=True)

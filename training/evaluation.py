@@ -19,6 +19,7 @@ from training.features import (
     ANCHOR_COLUMN,
     HORIZON_HOURS,
     LOOKBACK_HOURS,
+    NAIVE_COLUMN,
     TARGET_COLUMN,
     build_feature_frame,
     complete_origins,
@@ -62,7 +63,7 @@ def score_model(model_uri: str, region: str, frame: pd.DataFrame) -> HoldoutScor
     model = mlflow.pyfunc.load_model(model_uri)
     forecast = model.predict(to_model_input(frame, feature_columns(region)))
     actual = frame[TARGET_COLUMN].to_numpy()
-    naive = frame["lag_168h"].to_numpy()
+    naive = frame[NAIVE_COLUMN].to_numpy()
     return HoldoutScore(
         region=region, model_uri=model_uri,
         first_target=frame["target_ts"].min(), last_target=frame["target_ts"].max(), hours=len(frame),

@@ -35,6 +35,7 @@ HOUR = pd.Timedelta(hours=1)
 KEY_COLUMNS = ("origin", "target_ts")
 TARGET_COLUMN = "price"
 ANCHOR_COLUMN = "last_24h_mean"  # the origin's price level; models learn prices relative to it
+NAIVE_COLUMN = "lag_168h"  # the weekly seasonal-naive forecast y(t - 168 h), every rMAE's denominator
 PRICE_LAGS_H = (24, 48, 72, 168)
 SAME_HOUR_DAYS = 7
 # Hours of price history an origin needs before it: the deepest lag of the last target hour.

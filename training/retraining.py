@@ -35,14 +35,13 @@ from training import plots, tracking
 from training.config import TrainingConfig
 from training.dataset import TrainingData, TrainingDataError, build_training_frame, check_training_data, extract_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
-from training.features import TARGET_COLUMN, feature_columns
+from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
 from training.metrics import MetricsError, evaluate, interval_coverage
 from training.models import model_class
 from training.tuning import tune, trials_frame
 
 log = logging.getLogger(__name__)
 
-NAIVE_COLUMN = "lag_168h"  # the weekly seasonal-naive forecast y(t - 168 h) is a feature column already
 PREDICTION_COLUMNS = ["origin", "target_ts", "horizon", "split", TARGET_COLUMN, "yhat"]
 
 
