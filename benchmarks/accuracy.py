@@ -43,9 +43,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.machine import describe_machine
-from eopt.settings import PROJECT_ROOT, Settings, SettingsError
-from ingestion import markets as market_registry
-from ingestion.markets import Market, MarketDataError, read_market_file
+from core.settings import PROJECT_ROOT, Settings, SettingsError
+from core import markets as market_registry
+from core.markets import Market, MarketDataError, read_market_file
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MARKETS_DIR = PROJECT_ROOT / "data" / "markets"
@@ -58,7 +58,7 @@ REAL_PRICE = "Real price"
 PUBLISHED_ENSEMBLES = {"lear_ensemble": "LEAR Ensemble", "dnn_ensemble": "DNN Ensemble"}
 MEMBERS = ("xgboost", "lightgbm", "cnn_lstm")
 FORECASTERS = (*MEMBERS, "ensemble", "seasonal_naive", *PUBLISHED_ENSEMBLES)
-# published_metrics_ensembles.csv row name -> how it is recomputed (training.metrics)
+# published_metrics_ensembles.csv row name -> how it is recomputed (core.metrics)
 VERIFIED_METRICS = ("MAE", "rMAE", "sMAPE%", "RMSE", "MAPE%")
 LAYOUT = ("the epftoolbox layout: a header row, then one row per local clock hour, 24 per day on contiguous days, "
           "with the columns timestamp (YYYY-MM-DD HH:MM:SS), price, and two exogenous day-ahead forecasts")
@@ -113,7 +113,7 @@ def resolve_market(market_file: Path, region: str | None, timezone: str | None, 
                                  f"({', '.join(map(str, header))}); it must follow {LAYOUT}")
     market = Market(code, code, market_file.name, timezone, currency or "EUR", holiday_country.upper(), None,
                     (_snake(header[2]), _snake(header[3])))
-    known[code] = market  # the feature builder looks markets up by region code (ingestion.markets.get_market)
+    known[code] = market  # the feature builder looks markets up by region code (core.markets.get_market)
     return market
 
 
@@ -209,7 +209,7 @@ def recompute_published_metrics(published: pd.DataFrame) -> dict[str, dict[str, 
     MAPE is the paper's plain MAPE: the test periods hold no zero price, so no hour is excluded
     (``guarded_mape`` with a floor of the smallest positive float; its excluded share is kept).
     """
-    from training.metrics import epf_rmae, guarded_mape, mae, rmse, smape
+    from core.metrics import epf_rmae, guarded_mape, mae, rmse, smape
 
     y = published[REAL_PRICE].to_numpy(dtype=float)
     out = {}
@@ -290,7 +290,7 @@ def comparison_frame(inputs: MarketInputs, clock_forecast: pd.DataFrame, days: p
 
 def score(frame: pd.DataFrame) -> tuple[dict, dict, dict]:
     """Metrics per forecaster, ratios of our MAE to the published ensembles', and the DM tests."""
-    from training.metrics import diebold_mariano, evaluate_epf, interval_coverage
+    from core.metrics import diebold_mariano, evaluate_epf, interval_coverage
 
     y = frame["actual"].to_numpy()
     metrics = {who: evaluate_epf(y, frame[who].to_numpy()) for who in FORECASTERS}

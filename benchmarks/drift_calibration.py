@@ -65,8 +65,8 @@ def calibrate_region(region: str, step_weeks: int, position: int) -> dict[str, A
     """Worker: load ``region``'s whole history into a temporary store and run its drift check every week."""
     from drift import reports
     from drift.monitor import MIN_REFERENCE_HOURS, SEASON_MARGIN, region_drift
-    from eopt.settings import Settings
-    from ingestion.markets import load_market
+    from core.settings import Settings
+    from core.markets import load_market
     from storage.database import create_store_engine, upgrade
     from storage.prices import PriceStore
 

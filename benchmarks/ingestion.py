@@ -24,7 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.machine import describe_machine, write_results
-from eopt.settings import Settings
+from core.settings import Settings
 from ingestion.pipeline import run_cycle
 from storage.cache import PriceCache
 from storage.database import create_store_engine, upgrade

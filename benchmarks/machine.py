@@ -9,7 +9,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from eopt.settings import PROJECT_ROOT
+from core.settings import PROJECT_ROOT
 
 
 def _cpu_model() -> str:

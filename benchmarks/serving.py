@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.machine import describe_machine, write_results
-from eopt.settings import PROJECT_ROOT, Settings, child_environment
+from core.settings import PROJECT_ROOT, Settings, child_environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BIN = Path(sys.executable).parent
@@ -73,13 +73,13 @@ def _log(message: str) -> None:
 
 def prepare(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> dict:
     """Load what the store lacks, retrain and gate every region without a champion; figures per region."""
-    from ingestion.markets import load_market
+    from core.markets import load_market
     from registry.models import champion
     from registry.promotion import gate_candidate, promote_version
     from storage.database import create_store_engine, upgrade
     from storage.prices import PriceStore
     from storage.promotions import PromotionStore
-    from training.retraining import retrain_region
+    from pipelines.model_retraining import retrain_region
     from training.tracking import configure
 
     engine = create_store_engine(settings.database_url)
@@ -121,7 +121,7 @@ def prepare(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
 # -- 3: latency ----------------------------------------------------------------------------------
 
 def request_frame(settings: Settings, region: str, origin: pd.Timestamp) -> pd.DataFrame:
-    from serving.model_input import to_model_input
+    from core.model_input import to_model_input
     from storage.database import create_store_engine
     from storage.prices import PriceStore
     from training.features import LOOKBACK_HOURS, feature_columns, inference_frame

@@ -24,8 +24,8 @@ import pandas as pd
 import sqlalchemy as sa
 
 from benchmarks.machine import describe_machine, write_results
-from eopt.settings import PROJECT_ROOT, Settings
-from ingestion.markets import load_market
+from core.settings import PROJECT_ROOT, Settings
+from core.markets import load_market
 from storage.database import create_store_engine, upgrade
 from storage.prices import PriceStore
 from storage.upsert import copy_frame

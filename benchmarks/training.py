@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.machine import describe_machine, write_results
-from eopt.settings import child_environment
+from core.settings import child_environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STEPS = ("prepare", "train_xgboost", "train_lightgbm", "train_cnn_lstm", "evaluate+register")
@@ -34,10 +34,10 @@ STEPS = ("prepare", "train_xgboost", "train_lightgbm", "train_cnn_lstm", "evalua
 
 def run_step(step: str, region: str) -> dict:
     """Child process: one step of one region's retraining; prints its figures as JSON."""
-    from eopt.settings import Settings
+    from core.settings import Settings
     from storage.database import create_store_engine
     from storage.prices import PriceStore
-    from training.retraining import Retraining
+    from pipelines.model_retraining import Retraining
 
     settings = Settings.from_env()
     store = PriceStore(create_store_engine(settings.database_url))

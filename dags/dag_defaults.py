@@ -8,8 +8,8 @@ from typing import Any
 import pendulum
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
-from eopt.settings import Settings
-from quality.alerts import task_failure_alert
+from core.settings import Settings
+from alert_channels import task_failure_alert
 
 
 def shared_dag_arguments(settings: Settings, *, deadline_minutes: int | None = None) -> dict[str, Any]:
@@ -37,7 +37,7 @@ def shared_dag_arguments(settings: Settings, *, deadline_minutes: int | None = N
             "retries": settings.airflow_task_retries,
             "retry_delay": timedelta(seconds=settings.airflow_retry_delay_s),
             # a task that failed after its retries reaches Slack/email by the same path as
-            # data-quality alerts (quality.alerts)
+            # data-quality alerts (quality.alerts, delivered by alert_channels)
             "on_failure_callback": [task_failure_alert],
         },
         "deadline": deadline,

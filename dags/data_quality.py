@@ -30,7 +30,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import TriggerRule, dag, get_current_context, task
 
 from dag_defaults import shared_dag_arguments
-from eopt.settings import Settings
+from core.settings import Settings
 from pricing_api_hook import task_settings
 from run_context import price_store, registry_client, run_folder, run_hour
 
@@ -103,7 +103,7 @@ def data_quality():
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def generate_quality_report() -> dict:
         from quality.report import QualityReport, publish_report, results_of
-        from quality.results import skipped
+        from core.check_results import skipped
         from storage.quality import QualityReportStore
 
         context = get_current_context()
@@ -128,12 +128,14 @@ def data_quality():
 
     @task
     def alert_on_critical(report: dict) -> dict:
+        from alert_channels import airflow_channels
+        from core.check_results import CheckResult
         from quality.alerts import send_quality_alerts
-        from quality.results import CheckResult
 
+        settings = task_settings()
         results = [CheckResult.from_dict(r) for r in report["results"]]
         summary = report["summary"]
-        outcome = send_quality_alerts(task_settings(), results, run_id=summary["run_id"],
+        outcome = send_quality_alerts(settings, results, airflow_channels(settings), run_id=summary["run_id"],
                                       health_score=summary["health_score"], report_path=summary["report_html"],
                                       context=get_current_context())
         for channel, state in outcome.items():

@@ -26,7 +26,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import TriggerRule, Variable, dag, get_current_context, task
 
 from dag_defaults import shared_dag_arguments
-from eopt.settings import Settings
+from core.settings import Settings
 from pricing_api_hook import PricingAPIHook, task_settings
 
 DAG_ID = "electricity_price_ingestion"

@@ -30,7 +30,7 @@ from datetime import timedelta
 from airflow.sdk import TriggerRule, dag, get_current_context, task
 
 from dag_defaults import shared_dag_arguments
-from eopt.settings import Settings
+from core.settings import Settings
 from pricing_api_hook import task_settings
 from run_context import price_store, registry_client, run_folder, run_hour
 

@@ -1,6 +1,6 @@
 """model_retraining: weekly (Sunday 02:00 UTC), retrain each region's forecaster and register it.
 
-Thin wiring: each task is a call into ``training.retraining``; frames and fitted models pass
+Thin wiring: each task is a call into ``pipelines.model_retraining``; frames and fitted models pass
 between tasks as files in the region's retraining workspace, never through XCom.
 
 - ``check_data_freshness``: every region's newest price is at most
@@ -27,7 +27,7 @@ from datetime import timedelta
 from airflow.sdk import Variable, dag, get_current_context, task, task_group
 
 from dag_defaults import shared_dag_arguments
-from eopt.settings import Settings
+from core.settings import Settings
 from pricing_api_hook import task_settings
 
 DAG_ID = "model_retraining"
@@ -54,7 +54,7 @@ def _store():
 
 def _step(region: str, step: str, *args):
     """Run one retraining step of a region; a failure marks the region's MLflow run failed too."""
-    from training.retraining import Retraining
+    from pipelines.model_retraining import Retraining
 
     job = Retraining.open(task_settings(), region, _as_of(), _conf().get("budget"))
     try:
@@ -75,7 +75,7 @@ def _step(region: str, step: str, *args):
 def model_retraining():
     @task
     def check_data_freshness() -> list[str]:
-        from training.retraining import check_freshness
+        from pipelines.model_retraining import check_freshness
 
         settings = task_settings()
         regions = [r.upper() for r in _conf().get("regions", settings.regions)]

@@ -29,7 +29,7 @@ from typing import Any
 from airflow.exceptions import AirflowNotFoundException
 from airflow.sdk import BaseHook, Variable
 
-from eopt.settings import Settings
+from core.settings import Settings
 from ingestion.http import ProviderConfig
 from ingestion.providers import provider_config, source_module
 

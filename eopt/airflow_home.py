@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from eopt.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 
 BOOTSTRAP_DIR = PROJECT_ROOT / "airflow"
 AIRFLOW = Path(sys.executable).parent / "airflow"

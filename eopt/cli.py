@@ -11,8 +11,8 @@ import click
 import pandas as pd
 from tqdm import tqdm
 
-from eopt.settings import KNOWN_REGIONS, Settings, SettingsError
-from ingestion.markets import HISTORY_SOURCE, MarketDataError, load_market
+from core.settings import KNOWN_REGIONS, Settings, SettingsError
+from core.markets import HISTORY_SOURCE, MarketDataError, load_market
 from storage.cache import PriceCache, refresh_latest_prices
 from storage.database import StorageError, create_store_engine, safe_url, upgrade
 from storage.prices import PriceStore
@@ -205,7 +205,7 @@ def sandbox(obj: Context, host: str, port: int, faults: tuple[str, ...]) -> None
 @click.pass_obj
 def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_days: int) -> None:
     """Backfill: the ingestion cycle's fetch -> aggregate -> validate -> store path over a window, in chunks."""
-    from eopt.settings import PRICING_SOURCES
+    from core.settings import PRICING_SOURCES
     from ingestion.pipeline import run_cycle
 
     chosen = tuple(s.lower() for s in sources) or obj.settings.ingestion_sources
@@ -241,11 +241,11 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
 
 
 def _training_errors() -> tuple[type[Exception], ...]:
-    from serving.model_input import ModelInputError
+    from core.model_input import ModelInputError
     from training.dataset import TrainingDataError
     from training.features import FeatureError
     from training.models import ModelError
-    from training.retraining import RetrainingError
+    from pipelines.model_retraining import RetrainingError
     from training.tuning import TuningError
 
     return (TrainingDataError, FeatureError, ModelError, RetrainingError, TuningError, ModelInputError)
@@ -265,7 +265,7 @@ def _as_of(value: str | None) -> pd.Timestamp | None:
 def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str | None, gate: bool) -> None:
     """Retrain: extract, tune and fit the three models, evaluate the ensemble, register it, run the gate."""
     from registry.promotion import RegistryError
-    from training.retraining import retrain_region
+    from pipelines.model_retraining import retrain_region
 
     store = obj.store()
     for region in _regions(regions, obj.settings):

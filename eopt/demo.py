@@ -23,7 +23,7 @@ from typing import Any, Callable
 import pandas as pd
 
 from eopt.airflow_home import bootstrap, dags_test
-from eopt.settings import Settings
+from core.settings import Settings
 
 SANDBOX_PORT = 8765  # where airflow/connections.json points the providers
 

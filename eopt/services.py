@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable
 
 from eopt.airflow_home import bootstrap
-from eopt.settings import Settings
+from core.settings import Settings
 
 BIN = Path(sys.executable).parent
 ADMIN_USER = "admin"

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from eopt.settings import Settings
+from core.settings import Settings
 from ingestion.aggregate import aggregate_hourly
 from ingestion.http import AuthError, PayloadError, ProviderConfig, ProviderError
 from ingestion.providers import FETCH_TASKS, build_client, provider_config
 from ingestion.sources import SOURCE_COLUMNS, empty_prices
-from quality.validation import Validation, validate_prices
+from ingestion.validation import Validation, validate_prices
 from storage.cache import CacheWrite, PriceCache, refresh_latest_prices
 from storage.health import ApiHealthStore, QuarantinedRow, QuarantineStore
 from storage.prices import PriceStore
@@ -40,7 +40,7 @@ DAY_AHEAD_PUBLISHED_AT: dict[str, str] = {"NP": "13:00", "BE": "13:00", "FR": "1
 
 def published_until(region: str, run_time: pd.Timestamp) -> pd.Timestamp:
     """End (exclusive, UTC) of the last delivery day whose day-ahead prices are published at ``run_time``."""
-    from ingestion.markets import get_market
+    from core.markets import get_market
 
     zone = get_market(region).timezone
     local = pd.Timestamp(run_time).tz_convert(zone)

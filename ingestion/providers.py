@@ -12,7 +12,7 @@ from dataclasses import replace
 from types import ModuleType
 from typing import Any, Callable
 
-from eopt.settings import PRICING_SOURCES, Settings
+from core.settings import PRICING_SOURCES, Settings
 from ingestion.http import ApiCall, HttpTransport, ProviderConfig
 from ingestion.sandbox.server import DEFAULT_CREDENTIALS
 from ingestion.sources import PriceClient

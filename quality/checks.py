@@ -29,14 +29,17 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from eopt.settings import Settings
-from quality.freshness import HOUR, find_gaps
-from quality.results import CheckResult, skipped
-from quality.validation import PLAUSIBLE_RANGE
+from core.settings import Settings
+from core.freshness import HOUR, find_gaps
+from core.check_results import CheckResult, skipped
+from ingestion.validation import PLAUSIBLE_RANGE
+from registry.models import champion
 from storage.health import ApiHealthStore
 from storage.prices import PriceStore
+from storage.promotions import PromotionStore
 from storage.schema import forecasts as forecasts_table
-from training.metrics import evaluate
+from training.plots import forecast_vs_actual
+from core.metrics import evaluate
 
 CONTEXT_DAYS = 28  # history before the window that the price range and completeness checks look at
 OUTLIER_CRITICAL_SHARE = 0.05
@@ -386,9 +389,6 @@ def model_accuracy_of(region: str, served: pd.DataFrame, prices: pd.Series, wind
 
 def promotion_figures(engine: sa.Engine, client: Any, region: str) -> PromotionFigures | None:
     """The champion's figures when it was promoted; None when the region has no champion."""
-    from registry.models import champion
-    from storage.promotions import PromotionStore
-
     current = champion(client, region)
     if current is None:
         return None
@@ -407,8 +407,6 @@ def promotion_figures(engine: sa.Engine, client: Any, region: str) -> PromotionF
 
 def accuracy_plot(region: str, served: pd.DataFrame, prices: pd.Series, path: Path, title: str) -> Path | None:
     """The week's served model forecasts against the realized prices and the weekly naive (a PNG)."""
-    from training.plots import forecast_vs_actual
-
     models = served[~served["is_fallback"]]
     frame = pd.DataFrame({"target_ts": models["target_ts"].to_numpy(), "yhat": models["yhat"].to_numpy(),
                           "price": prices.reindex(pd.DatetimeIndex(models["target_ts"])).to_numpy(),

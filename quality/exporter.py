@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from quality.results import STATUS_CODE
+from core.check_results import STATUS_CODE
 from storage.quality import QualityReportStore
 
 log = logging.getLogger(__name__)

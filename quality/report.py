@@ -18,9 +18,10 @@ from typing import Any, Iterable
 
 import pandas as pd
 
-from eopt.settings import Settings
-from quality.results import CheckResult, health_score, worst_status
+from core.settings import Settings
+from core.check_results import CheckResult, health_score, worst_status
 from storage.quality import QualityReportStore
+from training import tracking
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +208,6 @@ def publish_report(settings: Settings, store: QualityReportStore, report: Qualit
 
 def _mlflow_run(settings: Settings, client: Any, report: QualityReport) -> str:
     """The MLflow run of this data-quality run: the one an earlier attempt started, else a new one."""
-    from training import tracking
-
     experiment = tracking.experiment_id(client, settings, settings.quality_experiment,
                                         purpose="daily data-quality checks and Evidently drift reports")
     tags = {"eopt.kind": "data-quality", "eopt.airflow_run_id": report.run_id, "eopt.as_of": report.as_of.isoformat(),
@@ -224,8 +223,6 @@ def _mlflow_run(settings: Settings, client: Any, report: QualityReport) -> str:
 
 
 def _log_to_mlflow(client: Any, run: str, report: QualityReport, files: list[Path]) -> None:
-    from training import tracking
-
     metrics: dict[str, float] = {"health_score": report.health_score,
                                  **{f"checks_{s}": float(report.count(s)) for s in ("ok", "warn", "critical", "skipped")}}
     for r in report.results:
@@ -242,8 +239,6 @@ def _log_to_mlflow(client: Any, run: str, report: QualityReport, files: list[Pat
 
 def _finish_quietly(client: Any, run: str) -> None:
     """Mark a run whose logging failed as FAILED, so the MLflow UI does not show it running forever."""
-    from training import tracking
-
     try:
         tracking.finish(client, run, ok=False)
     except Exception as exc:  # noqa: BLE001 - MLflow is what failed; the report says so already

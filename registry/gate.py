@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One forecaster's metrics on the holdout hours (``training.metrics.evaluate``)."""
+    """One forecaster's metrics on the holdout hours (``core.metrics.evaluate``)."""
 
     label: str  # e.g. "candidate v7", "champion v5", "seasonal naive"
     mae: float

@@ -22,7 +22,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from eopt.settings import Settings
+from core.settings import Settings
 from registry.gate import Evaluation, GateDecision, GatePolicy, decide_promotion
 from registry.models import ARCHIVED, CHALLENGER, CHAMPION, PRODUCTION, champion, registered_model_name
 from storage.prices import PriceStore

@@ -28,16 +28,16 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from quality.alerts import forecast_fallback
 from registry.models import champion as find_champion
 from registry.models import registered_model_name
-from serving.model_input import to_model_input
+from core.model_input import to_model_input
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, feature_columns, inference_frame
 
 if TYPE_CHECKING:
     from storage.prices import PriceStore
 
 log = logging.getLogger(__name__)
+ALERTS_LOG = logging.getLogger("eopt.alerts")  # where operators route alerts (see quality.alerts)
 
 HOUR = pd.Timedelta(hours=1)
 FALLBACK_MODEL_NAME = "seasonal-naive"
@@ -301,7 +301,8 @@ def alert_fallback(forecast: Forecast) -> bool:
     """Alert (ERROR on ``eopt.alerts``) when the forecast is a fallback; True when it alerted."""
     if not forecast.is_fallback:
         return False
-    forecast_fallback(forecast.region, forecast.fallback_reason or "no reason recorded")
+    ALERTS_LOG.error("forecast fallback: %s was forecast by the seasonal naive (is_fallback=true), not its "
+                     "Production model: %s", forecast.region, forecast.fallback_reason or "no reason recorded")
     return True
 
 

@@ -17,7 +17,7 @@ from mlflow.pyfunc import PythonModel
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
-from serving.model_input import ModelInputError, from_model_input, to_model_input, to_response
+from core.model_input import ModelInputError, from_model_input, to_model_input, to_response
 from training.ensemble import EnsembleForecaster
 from training.models import ModelError
 
@@ -25,7 +25,7 @@ MODEL_CODE = Path(__file__).with_name("ensemble_model_code.py")
 ARTIFACT_KEY = "ensemble"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Packages the model imports, shipped with it so a server without the product installed loads it.
-CODE_PACKAGES = ("training", "serving", "ingestion", "eopt")
+CODE_PACKAGES = ("core", "training", "serving")
 
 
 class EnsemblePyfunc(PythonModel):

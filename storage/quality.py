@@ -15,7 +15,7 @@ from typing import Any, Iterable
 import pandas as pd
 import sqlalchemy as sa
 
-from quality.results import ALL_REGIONS, CheckResult
+from core.check_results import ALL_REGIONS, CheckResult
 from storage.schema import quality_reports
 
 SUMMARY_CHECK = "health_score"

@@ -19,12 +19,12 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from eopt.settings import Settings
+from core.settings import Settings
 from storage.database import create_store_engine, upgrade
 from storage.prices import PriceStore
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# Test-harness addresses; the product itself reads configuration only through eopt.settings.
+# Test-harness addresses; the product itself reads configuration only through core.settings.
 POSTGRES_ADMIN_URL = os.environ.get("EOPT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_TEST_URL = os.environ.get("EOPT_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 _XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ... under `pytest -n N`

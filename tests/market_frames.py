@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ingestion.markets import load_market
+from core.markets import load_market
 from storage.database import create_store_engine, upgrade
 from storage.prices import PriceStore
 from training.features import build_feature_frame, complete_origins, day_ahead_origins, strided_origins

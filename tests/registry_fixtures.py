@@ -24,8 +24,8 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from eopt.settings import Settings
-from ingestion.markets import MarketHistory, load_market
+from core.settings import Settings
+from core.markets import MarketHistory, load_market
 from registry.models import register_candidate, registered_model_name
 from serving.pyfunc import log_ensemble
 from storage.database import create_store_engine, upgrade
@@ -34,7 +34,7 @@ from training import tracking
 from training.ensemble import EnsembleDecision, EnsembleForecaster
 from training.features import TARGET_COLUMN
 from training.models.gradient_boosting import LightGBMModel
-from training.retraining import Retraining, RetrainingOutcome, retrain_region
+from pipelines.model_retraining import Retraining, RetrainingOutcome, retrain_region
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "NP"

@@ -30,7 +30,7 @@ from benchmarks.accuracy import (
     read_published_forecasts,
     verify_published_metrics,
 )
-from eopt.settings import Settings
+from core.settings import Settings
 from training.backtest import local_clock_hours, walk_forward
 from training.config import TrainingConfig
 
@@ -173,9 +173,9 @@ def test_published_forecasts_without_the_ensembles_are_refused(tmp_path):
 
 
 def test_an_unknown_market_needs_its_timezone_and_holiday_calendar(tmp_path, monkeypatch):
-    import ingestion.markets
+    import core.markets
 
-    monkeypatch.setattr(ingestion.markets, "MARKETS", dict(ingestion.markets.MARKETS))
+    monkeypatch.setattr(core.markets, "MARKETS", dict(core.markets.MARKETS))
     copy = tmp_path / "XY.csv"
     copy.write_text((MARKETS_DIR / "NP.csv").read_text())
     message = _refusal(tmp_path, copy, published_file("NP"))
@@ -183,7 +183,7 @@ def test_an_unknown_market_needs_its_timezone_and_holiday_calendar(tmp_path, mon
     inputs = load_inputs(copy, published_file("NP"), timezone="Europe/Oslo", holiday_country="NO")
     assert inputs.market.region == "XY"
     assert inputs.market.exogenous == ("grid_load_forecast", "wind_power_forecast")
-    assert ingestion.markets.get_market("XY") is inputs.market
+    assert core.markets.get_market("XY") is inputs.market
 
 
 def test_empty_mlproject_parameters_mean_the_bundled_markets():

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from eopt.airflow_home import airflow_command, bootstrap
-from eopt.settings import Settings
+from core.settings import Settings
 
 pytestmark = pytest.mark.dag
 

@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 import pytest
 
-from eopt.settings import Settings
-from quality.alerts import send_quality_alerts, task_failure_alert
-from quality.results import CheckResult, health_score
+from core.settings import Settings
+from quality.alerts import send_quality_alerts
+from core.check_results import CheckResult, health_score
 from storage.database import create_store_engine, upgrade
 from tests.airflow_harness import AirflowHome
 from tests.alert_servers import WEBHOOK_TOKEN, SlackStandIn, SmtpStandIn, free_port
@@ -52,6 +52,8 @@ def airflow_in_process(tmp_path_factory):
         import airflow.providers.slack.notifications.slack_webhook  # noqa: F401
         import airflow.providers.smtp.notifications.smtp  # noqa: F401
         import airflow.sdk  # noqa: F401
+
+        patch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "dags"))  # alert_channels, as Airflow finds it
 
         root.handlers[:] = handlers
         root.setLevel(level)
@@ -104,7 +106,10 @@ def settings(tmp_path: Path, slack_on: bool = True, email_to: str = ONCALL) -> S
 
 
 def send(tmp_path: Path, results=RESULTS, **options) -> dict[str, str]:
-    return send_quality_alerts(settings(tmp_path, **options), results, run_id=RUN_ID,
+    from alert_channels import airflow_channels  # importable once airflow_in_process ran
+
+    chosen = settings(tmp_path, **options)
+    return send_quality_alerts(chosen, results, airflow_channels(chosen), run_id=RUN_ID,
                                health_score=health_score(results), report_path=REPORT)
 
 
@@ -248,6 +253,7 @@ def test_task_failure_alert__names_the_task_run_try_error_and_log_and_never_rais
     context = {"ti": SimpleNamespace(dag_id="model_retraining", task_id="train_models", run_id="r1", try_number=3,
                                      log_url=log_url),
                "exception": RuntimeError("NP: training window has a 30 h gap\nTraceback details")}
+    from alert_channels import task_failure_alert  # importable once airflow_in_process ran
 
     task_failure_alert(context)
 

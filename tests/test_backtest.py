@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from eopt.cli import cli
-from eopt.settings import Settings
-from ingestion.markets import load_market
+from core.settings import Settings
+from core.markets import load_market
 from training.backtest import BacktestError, last_days_origins, local_clock_hours, walk_forward
 from training.config import TrainingConfig
 from training.features import day_ahead_origins

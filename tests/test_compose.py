@@ -397,7 +397,7 @@ def test_compose__renders_with_a_complete_env_and_every_url_names_its_service(re
     assert airflow["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-api-server:8080/execution/"
     assert (8080, "tcp") in _container_ports(services["airflow-api-server"])
 
-    from eopt.settings import Settings
+    from core.settings import Settings
 
     settings = Settings.from_env(airflow)  # the product accepts the environment it is given
     assert settings.database_url == airflow["EOPT_DATABASE_URL"]

@@ -17,7 +17,7 @@ import redis
 import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
-from ingestion.markets import load_market
+from core.markets import load_market
 from registry.models import registered_model_name
 from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore

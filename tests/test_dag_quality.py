@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from eopt.settings import Settings
+from core.settings import Settings
 from ingestion.http import ApiCall
 from quality.exporter import MetricsServer
 from registry.models import champion
@@ -35,7 +35,7 @@ from tests.airflow_harness import AirflowHome
 from tests.alert_servers import SlackStandIn, SmtpStandIn
 from tests.market_frames import store_with_history
 from training import tracking
-from training.retraining import retrain_region
+from pipelines.model_retraining import retrain_region
 
 pytestmark = pytest.mark.dag
 

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from ingestion.markets import load_market
+from core.markets import load_market
 from registry.models import registered_model_name
-from serving.model_input import to_model_input
+from core.model_input import to_model_input
 from tests.airflow_harness import AirflowHome
 from tests.market_frames import store_with_history
 from training.features import feature_columns, inference_frame

@@ -20,8 +20,8 @@ import pytest
 
 from drift import reports
 from drift.monitor import region_drift, realized_forecasts
-from eopt.settings import Settings
-from ingestion.markets import load_market
+from core.settings import Settings
+from core.markets import load_market
 from registry.promotion import make_champion
 from serving.forecasting import generate_forecast, prepare_features, seasonal_naive
 from storage.database import create_store_engine

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from ingestion.markets import load_market
+from core.markets import load_market
 from tests.conftest import PROJECT_ROOT
 from training.ensemble import (
     ENSEMBLE_FILE,

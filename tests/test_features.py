@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingestion.markets import get_market, load_market
+from core.markets import get_market, load_market
 from tests.conftest import PROJECT_ROOT
 from training.features import (
     KEY_COLUMNS,

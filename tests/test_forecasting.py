@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from eopt.settings import Settings
-from ingestion.markets import load_market
+from core.settings import Settings
+from core.markets import load_market
 from registry.models import registered_model_name
 from serving import forecasting
 from serving.forecasting import (
@@ -33,12 +33,12 @@ from serving.forecasting import (
     generate_forecast,
     prepare_features,
 )
-from serving.model_input import to_model_input
+from core.model_input import to_model_input
 from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore
 from storage.prices import BatchRejected, PriceStore
 from training.features import feature_columns, inference_frame
-from training.retraining import retrain_region
+from pipelines.model_retraining import retrain_region
 from training.tracking import configure
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import pytest
 from ingestion.aggregate import aggregate_hourly
 from ingestion.http import ApiCall, RateLimiter, RetryPolicy, parse_retry_after
 from ingestion.pipeline import cycle_window, missing_hours, published_until, quarantine_rejected
-from quality.validation import ValidationFailed, validate_prices
+from ingestion.validation import ValidationFailed, validate_prices
 from storage.health import ApiHealthStore, QuarantinedRow, QuarantineStore
 from storage.prices import SOURCE_PRIORITY
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ingestion.markets import MARKETS, MarketDataError, get_market, load_market, read_market_file
+from core.markets import MARKETS, MarketDataError, get_market, load_market, read_market_file
 
 
 def test_bundled_files__match_the_recorded_checksums(market_data_dir):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from training.metrics import (
+from core.metrics import (
     METRIC_NAMES,
     MetricsError,
     diebold_mariano,

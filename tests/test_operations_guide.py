@@ -30,7 +30,7 @@ import pytest
 
 from eopt.airflow_home import airflow_command, bootstrap
 from eopt.services import Ports, down, up
-from eopt.settings import Settings
+from core.settings import Settings
 from tests.test_services import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
-from eopt.settings import Settings
+from core.settings import Settings
 from ingestion.http import ApiCall
-from ingestion.markets import HISTORY_SOURCE, MarketHistory, load_market
+from core.markets import HISTORY_SOURCE, MarketHistory, load_market
 from quality import checks
 from quality.checks import OUTLIER_CRITICAL_SHARE, PromotionFigures, Window, model_accuracy_of, served_forecasts
-from quality.validation import PLAUSIBLE_RANGE
+from ingestion.validation import PLAUSIBLE_RANGE
 from registry.models import registered_model_name
 from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore

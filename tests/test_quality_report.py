@@ -31,13 +31,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from drift.monitor import region_drift
 from eopt.cli import cli
-from eopt.settings import Settings
+from core.settings import Settings
 from ingestion.http import ApiCall
-from ingestion.markets import load_market
+from core.markets import load_market
 from quality import checks
 from quality.exporter import PRODUCT_METRICS, MetricsServer
 from quality.report import QualityReport, publish_report, results_of
-from quality.results import CheckResult, health_score, worst_status
+from core.check_results import CheckResult, health_score, worst_status
 from registry.models import registered_model_name
 from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore

@@ -18,15 +18,15 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from eopt.cli import cli
-from eopt.settings import Settings
-from ingestion.markets import load_market
+from core.settings import Settings
+from core.markets import load_market
 from registry.models import registered_model_name
-from serving.model_input import to_model_input
+from core.model_input import to_model_input
 from tests.market_frames import store_with_history
 from training.dataset import TrainingData, TrainingDataError
 from training.features import feature_columns, inference_frame
-from training.metrics import METRIC_NAMES
-from training.retraining import Retraining, RetrainingError, retrain_region
+from core.metrics import METRIC_NAMES
+from pipelines.model_retraining import Retraining, RetrainingError, retrain_region
 from training.tuning import TuningError
 
 ROOT = Path(__file__).resolve().parent.parent

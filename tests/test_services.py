@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from eopt.services import ADMIN_USER, Ports, ServiceError, down, run_dir, up
-from eopt.settings import Settings
+from core.settings import Settings
 
 pytestmark = pytest.mark.e2e
 

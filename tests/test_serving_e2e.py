@@ -4,7 +4,7 @@ The module retrains NP once (smoke budget, short window; ``tests/registry_fixtur
 real promotion gate make it the champion, and starts the real scoring server as a subprocess on
 ``models:/electricity-price-NP@champion`` (and, for one test, a second one on
 ``models:/electricity-price-NP/Production``). Requests are the feature rows of one forecast
-origin, built by ``training.features.inference_frame`` and ``serving.model_input.to_model_input``.
+origin, built by ``training.features.inference_frame`` and ``core.model_input.to_model_input``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pytest
 import requests
 
 from registry.promotion import gate_candidate
-from serving.model_input import to_model_input
+from core.model_input import to_model_input
 from storage.promotions import PromotionStore
 from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, train_np
 from training import tracking
@@ -251,7 +251,7 @@ def test_serving__a_body_without_a_known_input_key_gets_400(champion_server):
 def test_serving__an_extra_column_is_dropped_by_the_signature_and_does_not_change_the_forecast(champion_server, promoted):
     # MLflow's schema enforcement ignores inputs the signature does not name (with a warning in
     # the server log) before the model sees the request; the product's own extra-column check
-    # (serving.model_input) therefore only applies to in-process callers.
+    # (core.model_input) therefore only applies to in-process callers.
     frame = request_frame(promoted)
     with_extra = predictions(champion_server.invoke(split(frame.assign(price_eur_kwh=0.05))))
     pd.testing.assert_frame_equal(with_extra, predictions(champion_server.invoke(split(frame))))

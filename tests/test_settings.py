@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from eopt.settings import PROJECT_ROOT, Settings, SettingsError
+from core.settings import PROJECT_ROOT, Settings, SettingsError
 
 
 def test_defaults__are_the_embedded_stores_under_eopt_home(tmp_path):
@@ -69,7 +69,7 @@ def test_only_the_settings_module_reads_the_environment():
     readers = []
     for path in PROJECT_ROOT.glob("*/**/*.py"):
         relative = path.relative_to(PROJECT_ROOT)
-        if relative.parts[0] in {".venv", "tests", ".eopt", "build"} or relative == Path("eopt/settings.py"):
+        if relative.parts[0] in {".venv", "tests", ".eopt", "build"} or relative == Path("core/settings.py"):
             continue
         text = path.read_text()
         if "os.environ" in text or "os.getenv" in text:

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from ingestion.http import AuthError, HttpTransport, PayloadError, ProviderConfig, ProviderError, RetryPolicy
-from ingestion.markets import load_market
+from core.markets import load_market
 from ingestion.sandbox.server import Fault
 from ingestion.sources import SOURCE_COLUMNS, openei
 from tests.conftest import FIXTURES

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from ingestion.markets import load_market
+from core.markets import load_market
 from storage.database import StorageError, create_store_engine, current_revision, head_revision, upgrade
 from storage.prices import BatchRejected, PriceStore
 from storage.schema import metadata

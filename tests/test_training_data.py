@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from eopt.settings import Settings
-from ingestion.markets import load_market
-from quality.freshness import Gap, find_gaps, freshness
+from core.settings import Settings
+from core.markets import load_market
+from core.freshness import Gap, find_gaps, freshness
 from tests.conftest import PROJECT_ROOT
 from training.config import TrainingConfig
 from training.dataset import (
@@ -332,7 +332,7 @@ def test_load__of_changed_prices_is_refused(np_data, tmp_path):
         TrainingData.load(folder, "NP")
 
 
-# -- quality.freshness -------------------------------------------------------------------------
+# -- core.freshness -------------------------------------------------------------------------
 
 def test_find_gaps__finds_each_run_of_missing_hours_with_its_length():
     hours = pd.date_range(utc("2018-01-01 00:00"), periods=24, freq="h")

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from eopt.services import ADMIN_USER, Ports, down, up
-from eopt.settings import Settings
+from core.settings import Settings
 from registry.models import registered_model_name
 from registry.promotion import promote_version
 from storage.promotions import PromotionStore

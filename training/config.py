@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from eopt.settings import Settings, SettingsError
+from core.settings import Settings, SettingsError
 
 MODEL_NAMES = ("xgboost", "lightgbm", "cnn_lstm")
 

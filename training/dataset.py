@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ingestion.markets import get_market
-from quality.freshness import find_gaps
+from core.markets import get_market
+from core.freshness import find_gaps
 from storage.prices import PriceStore
 from training.config import TrainingConfig
 from training.features import (

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import mlflow
 import pandas as pd
 
-from serving.model_input import to_model_input
+from core.model_input import to_model_input
 from storage.prices import PriceStore
 from training.dataset import TrainingDataError
 from training.features import (
@@ -26,7 +26,7 @@ from training.features import (
     day_ahead_origins,
     feature_columns,
 )
-from training.metrics import evaluate, interval_coverage
+from core.metrics import evaluate, interval_coverage
 
 HOUR = pd.Timedelta(hours=1)
 

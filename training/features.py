@@ -28,7 +28,7 @@ import holidays
 import numpy as np
 import pandas as pd
 
-from ingestion.markets import get_market
+from core.markets import get_market
 
 HORIZON_HOURS = 24
 HOUR = pd.Timedelta(hours=1)

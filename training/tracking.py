@@ -27,7 +27,7 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
-from eopt.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

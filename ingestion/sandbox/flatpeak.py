@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from ingestion.markets import MARKETS
+from core.markets import MARKETS
 from ingestion.sandbox.server import SandboxRequest, SandboxResponse
 
 MAX_SPAN = timedelta(days=90)

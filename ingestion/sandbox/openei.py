@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from ingestion.markets import load_market
+from core.markets import load_market
 from ingestion.sandbox.nrel import BOX_DEGREES, CHICAGO, gateway_error_json
 from ingestion.sandbox.server import SandboxRequest, SandboxResponse
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ingestion.markets import MARKETS, load_market
+from core.markets import MARKETS, load_market
 
 YEAR = pd.Timedelta(days=364)
 

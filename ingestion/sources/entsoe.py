@@ -39,7 +39,7 @@ import pandas as pd
 import requests
 
 from ingestion.http import AuthError, NoData, PayloadError
-from ingestion.markets import MARKETS
+from core.markets import MARKETS
 from ingestion.sources import ProviderClient, SOURCE_COLUMNS, empty_prices, utc_bound
 
 log = logging.getLogger(__name__)

@@ -24,19 +24,23 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.models.model import ModelInfo
 import numpy as np
 import pandas as pd
 
-from eopt.settings import Settings
-from quality.freshness import Freshness, freshness
+from core.settings import Settings
+from core.freshness import Freshness, freshness
 from registry.models import Candidate, register_candidate, registered_model_name
+from registry.promotion import PromotionOutcome, gate_candidate
+from serving.pyfunc import log_ensemble
 from storage.prices import PriceStore
+from storage.promotions import PromotionStore
 from training import plots, tracking
 from training.config import TrainingConfig
 from training.dataset import TrainingData, TrainingDataError, build_training_frame, check_training_data, extract_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
 from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
-from training.metrics import MetricsError, evaluate, interval_coverage
+from core.metrics import MetricsError, evaluate, interval_coverage
 from training.models import model_class
 from training.tuning import tune, trials_frame
 
@@ -335,11 +339,8 @@ class Retraining:
                  candidate.version, candidate.stage)
         return candidate
 
-    def deploy(self, store: PriceStore, actor: str = "model_retraining"):  # noqa: ANN201 (PromotionOutcome)
+    def deploy(self, store: PriceStore, actor: str = "model_retraining") -> PromotionOutcome:
         """Register the candidate (Staging, alias challenger), then let the promotion gate decide."""
-        from registry.promotion import gate_candidate  # registry imports training: import late, one way only
-        from storage.promotions import PromotionStore
-
         candidate = self.register()
         manifest = self.manifest()
         if manifest.get("gate", {}).get("version") == candidate.version:
@@ -393,9 +394,7 @@ rMAE is MAE over the weekly seasonal-naive MAE on the same hours.
 """
 
 
-def _log_pyfunc(forecaster: EnsembleForecaster, folder: Path, example: pd.DataFrame):  # noqa: ANN202
-    from serving.pyfunc import log_ensemble  # serving imports training: import late, one way only
-
+def _log_pyfunc(forecaster: EnsembleForecaster, folder: Path, example: pd.DataFrame) -> ModelInfo:
     return log_ensemble(forecaster, folder, example)
 
 
