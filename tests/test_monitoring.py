@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from eopt.settings import Settings
+from core.settings import Settings
 from quality.exporter import PRODUCT_METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
