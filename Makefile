@@ -8,13 +8,14 @@ INSTALLED := $(VENV)/.installed
 DEMO_BUDGET ?= smoke
 TEST_WORKERS ?= 2
 
-.PHONY: install test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy clean help
+.PHONY: install lint test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy clean help
 
 help:
 	@echo "make demo          load the real history, run the four DAGs (airflow dags test, budget DEMO_BUDGET=smoke), summarize"
 	@echo "make up            start Airflow (8080, admin password printed), MLflow (5000) and the sandbox (8765)"
 	@echo "make down          stop exactly what make up started"
 	@echo "make airflow-init  bootstrap the Airflow home .eopt/airflow: pools, variables, connections (idempotent)"
+	@echo "make lint          the gates CI runs before the tests: ruff check, ruff format --check, mypy, import contracts"
 	@echo "make test          run the whole test suite, TEST_WORKERS=2 processes (PostgreSQL + Redis on 127.0.0.1)"
 	@echo "make install       create .venv and install the locked dependency set"
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
@@ -46,6 +47,12 @@ down:
 
 services:
 	@bash scripts/ensure-services.sh
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: install services
 	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
