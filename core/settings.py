@@ -74,7 +74,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from pathlib import Path
 from typing import Mapping
 
@@ -379,8 +378,3 @@ def child_environment(path_first: Path | None = None, **settings: str) -> dict[s
         env["PATH"] = f"{path_first}{os.pathsep}{env.get('PATH', '')}"
     env.update(settings)
     return env
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings.from_env()

@@ -1,13 +1,15 @@
 """forecast_generation under the real `airflow dags test`: embedded store, real MLflow registry, NP and PJM history.
 
-The tests share one store and registry and run in file order: first no model is registered (every
-region falls back), then model_retraining trains NP (smoke budget, a short window) and the test
-promotes that version to champion, so NP is forecast by its model while PJM still falls back.
+Each test has an EOPT_HOME of its own, a copy of one store built once per module, with no forecast and
+no registered model, so any test runs alone or in any order: without a model every region falls back;
+the champion test has model_retraining train NP (smoke budget, a short window) and promotes that
+version, so NP is forecast by its model while PJM still falls back.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import warnings
 from pathlib import Path
 
@@ -40,11 +42,17 @@ def airflow(tmp_path_factory) -> AirflowHome:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    """An embedded store holding the last 150 days of NP and PJM and the last days of BE (ends 2016)."""
-    home = tmp_path_factory.mktemp("eopt")
-    store_with_history(f"sqlite:///{home / 'prices.db'}", {"NP": 150, "PJM": 150, "BE": 20}).engine.dispose()
-    return home
+def history(tmp_path_factory) -> Path:
+    """An embedded store holding the last 150 days of NP and PJM and the last days of BE (ends 2016), built once."""
+    folder = tmp_path_factory.mktemp("history")
+    store_with_history(f"sqlite:///{folder / 'prices.db'}", {"NP": 150, "PJM": 150, "BE": 20}).engine.dispose()
+    return folder
+
+
+@pytest.fixture
+def home(history, tmp_path) -> Path:
+    """The test's own EOPT_HOME: a copy of that store, without forecasts or a model registry."""
+    return Path(shutil.copytree(history, tmp_path / "eopt"))
 
 
 def run_env(home: Path, **extra: str) -> dict[str, str]:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.settings import Settings
 from quality.exporter import PRODUCT_METRICS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +33,20 @@ PROVISIONING = MONITORING / "grafana" / "provisioning"
 DASHBOARD_FILES = ("airflow-overview", "data-quality", "ml-pipeline", "api-health")
 DAG_IDS = {"electricity_price_ingestion", "model_retraining", "forecast_generation", "data_quality"}
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool is not on PATH (Debian/Ubuntu: apt-get install prometheus; or a Prometheus release)")
+
+
+@pytest.fixture
+def promtool_on_path() -> None:
+    """Skips without promtool; fails instead under EOPT_REQUIRE_SERVICES=1 (CI installs it)."""
+    if PROMTOOL is None:
+        message = ("promtool is not on PATH (Debian/Ubuntu, as root: apt-get update && apt-get install prometheus, "
+                   "which scripts/ensure-services.sh does; or a Prometheus release)")
+        if Settings.from_env().require_services:
+            pytest.fail(f"{message} (EOPT_REQUIRE_SERVICES=1 makes this a failure)", pytrace=False)
+        pytest.skip(message)
+
+
+needs_promtool = pytest.mark.usefixtures("promtool_on_path")
 
 
 def _yaml(path: Path):

@@ -42,18 +42,9 @@ def test_parse__legacy_v3_0_2_example_with_api_key_echo_parses_the_same_way():
     assert rates.version == "3.0.2" and rates.sources == ("Ventyx Research (2011)", "EIA (2011)")
 
 
-def test_parse_xml__official_xml_example_matches_the_json_example():
-    from_xml = nrel.parse_utility_rates_xml((NREL / "utility_rates_v3_200.xml").read_bytes())
-    from_json = nrel.parse_utility_rates(fixture_json("utility_rates_v3_200.json"))
-    assert from_xml == from_json
-    assert from_xml.rates["industrial"] == 0.0862
-
-
-@pytest.mark.parametrize("name, parse", [("error_api_key_missing.json", nrel.parse_utility_rates),
-                                         ("error_api_key_missing.xml", nrel.parse_utility_rates_xml)])
-def test_parse__api_umbrella_key_missing_body_is_recognised_as_a_gateway_error(name, parse):
+def test_parse__api_umbrella_key_missing_body_is_recognised_as_a_gateway_error():
     with pytest.raises(PayloadError, match="API gateway error API_KEY_MISSING: No api_key was supplied"):
-        parse((NREL / name).read_bytes())
+        nrel.parse_utility_rates((NREL / "error_api_key_missing.json").read_bytes())
 
 
 # -- bad and empty bodies -------------------------------------------------------------------------
@@ -108,16 +99,6 @@ def test_parse__missing_outputs_is_a_payload_error_unless_the_api_says_no_utilit
 def test_parse__truncated_or_foreign_json_is_a_payload_error(body, match):
     with pytest.raises(PayloadError, match=match):
         nrel.parse_utility_rates(body)
-
-
-def test_parse_xml__truncated_xml_or_a_foreign_root_is_a_payload_error():
-    xml = (NREL / "utility_rates_v3_200.xml").read_bytes()
-    with pytest.raises(PayloadError, match="does not parse"):
-        nrel.parse_utility_rates_xml(xml[: len(xml) // 2])
-    with pytest.raises(PayloadError, match="root <rates>"):
-        nrel.parse_utility_rates_xml(b"<rates><commercial>0.1</commercial></rates>")
-    with pytest.raises(PayloadError, match="outputs.industrial"):
-        nrel.parse_utility_rates_xml(xml.replace(b">0.0862<", b">cheap<"))
 
 
 # -- the client -----------------------------------------------------------------------------------
@@ -180,16 +161,13 @@ def test_sandbox__chicago_gives_a_flat_hourly_commercial_series_from_the_pjm_tra
     assert urls and all(KEY not in url for url in urls), "the key must travel in the header, not the URL"
 
 
-def test_sandbox__answers_every_sector_in_json_and_xml_with_rate_limit_headers(sandbox):
-    expected = expected_rates(sandbox)
+def test_sandbox__answers_every_sector_with_rate_limit_headers(sandbox):
     point = {"lat": "41.8781", "lon": "-87.6298"}
     as_json = requests.get(f"{sandbox.url}/nrel/api/utility_rates/v3.json", params=point | {"api_key": KEY}, timeout=10)
-    as_xml = requests.get(f"{sandbox.url}/nrel/api/utility_rates/v3.xml", params=point, auth=(KEY, ""), timeout=10)
-    for response, parse in ((as_json, nrel.parse_utility_rates), (as_xml, nrel.parse_utility_rates_xml)):
-        assert response.status_code == 200
-        assert response.headers["X-RateLimit-Limit"] == "1000" and int(response.headers["X-RateLimit-Remaining"]) < 1000
-        rates = parse(response.content)
-        assert rates.rates == expected and rates.utility_name == "Commonwealth Edison Co"
+    assert as_json.status_code == 200
+    assert as_json.headers["X-RateLimit-Limit"] == "1000" and int(as_json.headers["X-RateLimit-Remaining"]) < 1000
+    rates = nrel.parse_utility_rates(as_json.content)
+    assert rates.rates == expected_rates(sandbox) and rates.utility_name == "Commonwealth Edison Co"
     assert set(as_json.json()) == set(fixture_json("utility_rates_v3_200.json"))
 
 

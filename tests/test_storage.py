@@ -11,8 +11,8 @@ from alembic.runtime.migration import MigrationContext
 from core.markets import load_market
 from storage.database import StorageError, create_store_engine, current_revision, head_revision, upgrade
 from storage.prices import BatchRejected, PriceStore
-from storage.schema import metadata
-from storage.timescale import timescale_status
+from storage.schema import HYPERTABLES, metadata
+from storage.timescale import TimescaleStatus, enable_hypertables, timescale_status
 
 
 def price_rows(region: str = "NP", start: str = "2024-03-01", hours: int = 48, base: float = 0.0) -> pd.DataFrame:
@@ -54,11 +54,73 @@ def test_migrations__upgrade_twice_is_a_no_op(store_engine):
     assert upgrade(store_engine) == head_revision()
 
 
-def test_timescale__detected_not_assumed(store_engine):
+def catalogue_has(conn: sa.Connection, catalogue: str, column: str) -> bool:
+    """Whether the server's own catalogue (schema-qualified, so nothing can shadow it) lists timescaledb."""
+    if conn.dialect.name != "postgresql":
+        return False
+    return bool(conn.execute(sa.text(f"SELECT 1 FROM pg_catalog.{catalogue} WHERE {column} = 'timescaledb'")).scalar())
+
+
+def test_timescale__detected_from_the_catalogue_not_assumed(store_engine):
     with store_engine.connect() as conn:
         status = timescale_status(conn)
-    # This machine's PostgreSQL has no timescaledb extension: the tables must be plain ones.
-    assert status.available is False and status.installed is False and status.hypertables == ()
+        offered = catalogue_has(conn, "pg_available_extensions", "name")
+        created = catalogue_has(conn, "pg_extension", "extname")
+    # Whatever the server is (this one has no TimescaleDB, the product's image has it), the status is the catalogue's.
+    assert status.available is offered and status.installed is created
+    # The migration creates the extension, and the hypertables, exactly when the server offers it.
+    assert status.installed is offered
+    assert status.hypertables == (tuple(sorted(table for table, _ in HYPERTABLES)) if offered else ())
+
+
+# Stands in for what the extension provides, for a server that does not have it: a catalogue row for
+# pg_available_extensions (a view over the control files on the server's disk, so it is shadowed by a
+# view earlier on search_path), a row in pg_extension itself (so the server's own CREATE EXTENSION IF NOT
+# EXISTS skips), create_hypertable recording its calls, and timescaledb_information.hypertables over them.
+FAKE_TIMESCALEDB = """
+CREATE SCHEMA eopt_fake_timescaledb;
+CREATE VIEW eopt_fake_timescaledb.pg_available_extensions AS
+    SELECT * FROM pg_catalog.pg_available_extensions
+    UNION ALL SELECT 'timescaledb'::name, '2.17.2'::text, '2.17.2'::text, 'fake for the test'::text;
+INSERT INTO pg_catalog.pg_extension (oid, extname, extowner, extnamespace, extrelocatable, extversion)
+    VALUES (4000000001, 'timescaledb', (SELECT oid FROM pg_roles WHERE rolname = current_user),
+            'public'::regnamespace, false, '2.17.2');
+CREATE TABLE eopt_fake_timescaledb.calls (relation regclass, time_column name, if_not_exists boolean, migrate_data boolean);
+CREATE FUNCTION eopt_fake_timescaledb.create_hypertable(
+    relation regclass, time_column_name name, if_not_exists boolean DEFAULT false, migrate_data boolean DEFAULT false
+) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO eopt_fake_timescaledb.calls VALUES (relation, time_column_name, if_not_exists, migrate_data)
+$$;
+CREATE SCHEMA timescaledb_information;
+CREATE VIEW timescaledb_information.hypertables AS
+    SELECT c.relname AS hypertable_name FROM eopt_fake_timescaledb.calls JOIN pg_class c ON c.oid = calls.relation;
+SET LOCAL search_path = eopt_fake_timescaledb, pg_catalog, public;
+"""
+
+
+@pytest.mark.integration
+def test_timescale__present_turns_the_time_series_tables_into_hypertables(postgres_url):
+    engine = create_store_engine(postgres_url)
+    upgrade(engine)
+    expected = tuple(sorted(table for table, _ in HYPERTABLES))
+    with engine.connect() as conn, conn.begin() as transaction:  # rolled back: the fake leaves nothing behind
+        really_offered = catalogue_has(conn, "pg_available_extensions", "name")
+        if not really_offered:
+            assert timescale_status(conn) == TimescaleStatus(False, False, ())
+            conn.exec_driver_sql(FAKE_TIMESCALEDB)
+            assert catalogue_has(conn, "pg_extension", "extname")  # the server's catalogue now says so too
+
+        status = enable_hypertables(conn)
+
+        assert status == TimescaleStatus(available=True, installed=True, hypertables=expected)
+        if not really_offered:  # each table once, on its time column, keeping the rows already there
+            calls = conn.execute(sa.text("SELECT relation::text, time_column::text, if_not_exists, migrate_data "
+                                         "FROM eopt_fake_timescaledb.calls ORDER BY 1")).all()
+            assert calls == [(table, column, True, True) for table, column in sorted(HYPERTABLES)]
+        transaction.rollback()
+    with engine.connect() as conn:
+        assert timescale_status(conn).available is really_offered
+    engine.dispose()
 
 
 def test_store__refuses_an_unmigrated_database_with_the_fix(store_url):

@@ -36,10 +36,6 @@ RUN_NAME_TAG = "mlflow.runName"
 MAX_PARAM_LENGTH = 6000
 
 
-class TrackingError(RuntimeError):
-    """MLflow cannot record the retraining; the message names the tracking URI and the step."""
-
-
 def configure(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured tracking store and registry, creating the embedded one."""
     if settings.mlflow_tracking_uri.startswith("sqlite:"):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import math
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -99,38 +98,6 @@ def parse_utility_rates(body: bytes | str | Mapping[str, Any]) -> UtilityRates:
     )
 
 
-def parse_utility_rates_xml(body: bytes | str) -> UtilityRates:
-    """Parse the XML form (``v3.xml``: hyphenated tags, ``<commercial type="float">``)."""
-    try:
-        root = ET.fromstring(body)
-    except ET.ParseError as exc:
-        raise PayloadError(SOURCE, f"utility_rates v3 XML answer does not parse ({exc})") from None
-    if root.tag != "response":
-        raise PayloadError(SOURCE, f"utility_rates v3 XML answer has root <{root.tag}>, expected <response>")
-    error = root.find("error")
-    if error is not None:
-        _raise_gateway_error({"code": error.findtext("code"), "message": error.findtext("message")})
-    errors_node = root.find("errors")
-    if errors_node is None:
-        raise PayloadError(SOURCE, "utility_rates v3 XML answer has no <errors> element; not a v3 response")
-    errors = [(e.text or "").strip() for e in errors_node]
-    if errors:
-        raise PayloadError(SOURCE, f"utility_rates v3 reported errors: {'; '.join(errors)}")
-    warnings_node = root.find("warnings")
-    warnings = tuple((w.text or "").strip() for w in warnings_node) if warnings_node is not None else ()
-    sources = tuple((s.text or "").strip() for s in root.findall("metadata/sources/source"))
-    outputs = root.find("outputs")
-    if outputs is None or len(outputs) == 0:
-        if _says_no_utility(None, warnings):
-            raise NoData(f"{SOURCE}: no utility at this location ({'; '.join(warnings)})")
-        raise PayloadError(SOURCE, "utility_rates v3 XML answer has no <outputs> element")
-    fields: dict[str, Any] = {}
-    for name in ("utility_name", "company_id", *SECTORS):
-        node = outputs.find(name.replace("_", "-"))
-        fields[name] = None if node is None else (node.text or "").strip()
-    return _rates_from_outputs(fields, version=root.findtext("version"), sources=sources, warnings=warnings)
-
-
 def _rates_from_outputs(fields: Mapping[str, Any], *, version: str | None, sources: tuple[str, ...],
                         warnings: tuple[str, ...]) -> UtilityRates:
     utility = fields.get("utility_name")
@@ -198,10 +165,6 @@ class Client(ProviderClient):
         if sector not in SECTORS:
             raise ValueError(f"{SOURCE}: region {region!r} has sector {sector!r}; use one of {', '.join(SECTORS)}")
         return float(spec["lat"]), float(spec["lon"]), sector
-
-    def fetch_rates(self, region: str) -> UtilityRates | None:
-        """The whole v3 answer for the region's point; None when no utility serves it."""
-        return self._get(region, lambda response: parse_utility_rates(response.content))
 
     def fetch_prices(self, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
         """The sector's annual average (2012 vintage, USD/kWh) repeated for every hour in [start, end)."""
