@@ -25,7 +25,7 @@ import pandas as pd
 
 from benchmarks.machine import describe_machine, write_results
 from core.settings import Settings
-from ingestion.pipeline import run_cycle
+from pipelines.electricity_price_ingestion import run_cycle
 from storage.cache import PriceCache
 from storage.database import create_store_engine, upgrade
 from storage.prices import PriceStore
@@ -75,11 +75,11 @@ def run(repeats: int) -> dict:
                 report = run_cycle(settings, RUN_TIME, store, cache)
                 timings["cycle"].append(time.perf_counter() - start)
                 assert not report.failures, report.failures
-                stored = {"rows_stored": report.stored.inserted, "provider_rows": report.fetched}
+                stored = {"rows_stored": report.stored["inserted"], "provider_rows": report.fetched}
                 start = time.perf_counter()
                 rerun = run_cycle(settings, RUN_TIME, store, cache)
                 timings["cycle_rerun"].append(time.perf_counter() - start)
-                assert rerun.stored.inserted == 0
+                assert rerun.stored["inserted"] == 0
             with tempfile.TemporaryDirectory() as tmp:
                 settings, store, cache = _fresh(base, Path(tmp))
                 start = time.perf_counter()
@@ -88,7 +88,7 @@ def run(repeats: int) -> dict:
                     hi = min(lo + pd.Timedelta(days=30), pd.Timestamp("2017-01-01", tz="UTC"))
                     report = run_cycle(settings, pd.Timestamp.now(tz="UTC"), store, cache, start=lo, end=hi,
                                        sources=["entsoe"], min_records=0)
-                    total += report.stored.inserted
+                    total += report.stored["inserted"]
                 timings["two_year_load"].append(time.perf_counter() - start)
                 stored["two_year_rows"] = total
             print(f"repeat {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in timings.items()), flush=True)

@@ -46,15 +46,15 @@ def run_step(step: str, region: str) -> dict:
     started = time.perf_counter()
     out: dict = {}
     if step == "prepare":
-        job.extract(store)
-        out = {"rows": job.engineer()["rows"]}
+        job.extract_training_data(store)
+        out = {"rows": job.engineer_features()["rows"]}
     elif step.startswith("train_"):
         summary = job.train_member(step.removeprefix("train_"))
         out = {"test": summary["test"], "validation_mae": summary["validation_mae"], "device": summary["device"],
                "trials_complete": summary["tuning"]["complete"], "trials_pruned": summary["tuning"]["pruned"],
                "best_params": summary["best_params"]}
     else:
-        evaluation = job.evaluate()
+        evaluation = job.evaluate_ensemble()
         candidate = job.register()
         out = {**evaluation, "version": candidate.version}
     out["seconds"] = round(time.perf_counter() - started, 2)

@@ -1,7 +1,8 @@
 """data_quality: daily at 06:00 UTC, check the data and the served models, report, alert, export metrics.
 
-Thin wiring: each task is a call into ``quality`` or ``drift``; check results travel as small
-JSON lists through XCom, reports as files in the run's folder (``$EOPT_HOME/quality/<run id>``).
+Thin wiring: each task calls the function of the same name in ``pipelines.data_quality`` (``eopt
+quality`` runs the same checks and report); check results travel as small JSON lists through
+XCom, reports as files in the run's folder (``$EOPT_HOME/quality/<run id>``).
 
 - ``check_data_freshness``, ``check_completeness``, ``check_price_range``, ``check_api_health``,
   ``check_model_accuracy``, ``check_drift``: independent checks over the 7 days before the run
@@ -29,23 +30,25 @@ from datetime import timedelta
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import TriggerRule, dag, get_current_context, task
 
-from dag_defaults import shared_dag_arguments
 from core.settings import Settings
+from dag_defaults import shared_dag_arguments
 from pricing_api_hook import task_settings
-from run_context import price_store, registry_client, run_folder, run_hour
+from run_context import price_store, registry_client, run_conf, run_folder, run_hour
 
 DAG_ID = "data_quality"
 SETTINGS = Settings.from_env()
-CHECK_TASKS = ("check_data_freshness", "check_completeness", "check_price_range", "check_api_health",
-               "check_model_accuracy", "check_drift")
 
 
 def _regions() -> list[str]:
-    conf = get_current_context()["dag_run"].conf or {}
-    return [r.upper() for r in conf.get("regions", task_settings().regions)]
+    return [r.upper() for r in run_conf().get("regions", task_settings().regions)]
 
 
-def _report(results) -> list[dict]:
+def _folder():
+    return run_folder(task_settings().quality_dir)
+
+
+def _handed_on(results) -> list[dict]:
+    """Results as XCom carries them, each one's line in the task log."""
     for result in results:
         print(result.line())
     return [r.to_dict() for r in results]
@@ -62,97 +65,73 @@ def _report(results) -> list[dict]:
 def data_quality():
     @task
     def check_data_freshness() -> list[dict]:
-        from quality.checks import freshness
+        from pipelines.data_quality import check_data_freshness
 
-        return _report(freshness(price_store(), task_settings(), _regions(), run_hour()))
+        return _handed_on(check_data_freshness(price_store(), task_settings(), _regions(), run_hour()))
 
     @task
     def check_completeness() -> list[dict]:
-        from quality.checks import completeness
+        from pipelines.data_quality import check_completeness
 
-        return _report(completeness(price_store(), task_settings(), _regions(), run_hour()))
+        return _handed_on(check_completeness(price_store(), task_settings(), _regions(), run_hour()))
 
     @task
     def check_price_range() -> list[dict]:
-        from quality.checks import price_range
+        from pipelines.data_quality import check_price_range
 
-        return _report(price_range(price_store(), task_settings(), _regions(), run_hour()))
+        return _handed_on(check_price_range(price_store(), task_settings(), _regions(), run_hour()))
 
     @task
     def check_api_health() -> list[dict]:
-        from quality.checks import api_health
-        from storage.health import ApiHealthStore
+        from pipelines.data_quality import check_api_health
 
-        return _report(api_health(ApiHealthStore(price_store().engine), task_settings(), run_hour()))
+        return _handed_on(check_api_health(price_store(), task_settings(), run_hour()))
 
     @task
     def check_model_accuracy() -> list[dict]:
-        from quality.checks import model_accuracy
+        from pipelines.data_quality import check_model_accuracy
 
-        return _report(model_accuracy(price_store(), registry_client(), task_settings(), _regions(), run_hour(),
-                                      plot_dir=run_folder(task_settings().quality_dir) / "accuracy"))
+        return _handed_on(check_model_accuracy(price_store(), registry_client(), task_settings(), _regions(),
+                                               run_hour(), _folder()))
 
     @task
     def check_drift() -> list[dict]:
-        from drift.monitor import region_drift
+        from pipelines.data_quality import check_drift
 
-        settings, store, client, folder = task_settings(), price_store(), registry_client(), run_folder(task_settings().quality_dir) / "drift"
-        folder.mkdir(parents=True, exist_ok=True)
-        return _report([region_drift(settings, store, client, region, run_hour(), folder) for region in _regions()])
+        return _handed_on(check_drift(price_store(), registry_client(), task_settings(), _regions(), run_hour(),
+                                      _folder()))
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def generate_quality_report() -> dict:
-        from quality.report import QualityReport, publish_report, results_of
-        from core.check_results import skipped
-        from storage.quality import QualityReportStore
+        from pipelines.data_quality import CHECK_TASKS, generate_quality_report
 
         context = get_current_context()
-        payloads = {t: context["ti"].xcom_pull(task_ids=t) for t in CHECK_TASKS}
-        results = results_of(payloads.values())
-        for name, payload in payloads.items():
-            if payload is None:  # the task failed or was skipped: say so instead of dropping the check
-                results.append(skipped(name.removeprefix("check_").replace("data_", ""), "all",
-                                       f"the {name} task did not complete; its log in this run says why"))
-        settings = task_settings()
         try:
             client = registry_client()
-        except Exception as exc:  # noqa: BLE001 - the report is written without MLflow
+        except Exception as exc:  # the report is written without MLflow
             print(f"MLflow unavailable ({exc}); the report is written without it")
             client = None
-        report = QualityReport(context["run_id"], run_hour(), results, run_folder(task_settings().quality_dir))
-        publish_report(settings, QualityReportStore(price_store().engine), report, client)
-        summary = report.summary()
-        print(f"health score {summary['health_score']}: {summary['ok']} ok, {summary['warn']} warn, "
-              f"{summary['critical']} critical, {summary['skipped']} not checked; report {summary['report_html']}")
-        return {"summary": summary, "results": [r.to_dict() for r in report.results]}
+        payloads = {t: context["ti"].xcom_pull(task_ids=t) for t in CHECK_TASKS}
+        report = generate_quality_report(price_store(), client, task_settings(), context["run_id"], run_hour(),
+                                         _folder(), payloads)
+        return {"summary": report.summary(), "results": [r.to_dict() for r in report.results]}
 
     @task
     def alert_on_critical(report: dict) -> dict:
         from alert_channels import airflow_channels
         from core.check_results import CheckResult
-        from quality.alerts import send_quality_alerts
+        from pipelines.data_quality import alert_on_critical
 
         settings = task_settings()
         results = [CheckResult.from_dict(r) for r in report["results"]]
-        summary = report["summary"]
-        outcome = send_quality_alerts(settings, results, airflow_channels(settings), run_id=summary["run_id"],
-                                      health_score=summary["health_score"], report_path=summary["report_html"],
-                                      context=get_current_context())
-        for channel, state in outcome.items():
-            print(f"alert via {channel}: {state}")
-        return outcome
+        return alert_on_critical(settings, results, airflow_channels(settings), report["summary"],
+                                 get_current_context())
 
     @task.short_circuit
     def drift_retraining_needed(report: dict):
-        regions = sorted({r["region"] for r in report["results"] if r["name"] == "drift" and r["status"] == "critical"})
-        if not regions:
-            print("no critical drift: model_retraining is not triggered")
-            return False
-        if not task_settings().retrain_on_drift:
-            print(f"critical drift in {', '.join(regions)}, but retrain_on_drift is off: not triggering model_retraining")
-            return False
-        print(f"critical drift in {', '.join(regions)}: triggering model_retraining for them")
-        return {"regions": regions}
+        from pipelines.data_quality import drift_retraining_needed
+
+        return drift_retraining_needed(task_settings(), report["results"]) or False
 
     checks = [check_data_freshness(), check_completeness(), check_price_range(), check_api_health(),
               check_model_accuracy(), check_drift()]

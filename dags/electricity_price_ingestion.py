@@ -1,6 +1,7 @@
 """electricity_price_ingestion: every 15 minutes, fetch, aggregate, validate, store and cache prices.
 
-Thin wiring: each task is a call into ``ingestion``, ``quality`` and ``storage``.
+Thin wiring: each task calls the function of the same name in
+``pipelines.electricity_price_ingestion`` (``eopt ingest`` runs the same functions in a row).
 
 - ``check_api_health``: providers' error rates over the last 24 h from ``api_health`` (logged).
 - ``check_markets_open``: short-circuits when, for every region, all hours of the cycle window
@@ -18,70 +19,32 @@ Thin wiring: each task is a call into ``ingestion``, ``quality`` and ``storage``
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from pathlib import Path
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import TriggerRule, Variable, dag, get_current_context, task
+from airflow.sdk import TriggerRule, Variable, dag, task
 
-from dag_defaults import shared_dag_arguments
 from core.settings import Settings
+from dag_defaults import shared_dag_arguments
 from pricing_api_hook import PricingAPIHook, task_settings
+from run_context import price_cache, price_store, run_conf, run_folder, run_time
 
 DAG_ID = "electricity_price_ingestion"
 SETTINGS = Settings.from_env()
 
 
-def _run_time():
-    context = get_current_context()
-    interval_end = context.get("data_interval_end") or context.get("logical_date")
-    import pandas as pd
-
-    return pd.Timestamp(interval_end).tz_convert("UTC")
+def _folder():
+    return run_folder(task_settings().home / "runs" / DAG_ID)
 
 
-def _run_dir() -> Path:
-    context = get_current_context()
-    run_id = re.sub(r"[^A-Za-z0-9_.-]", "_", context["run_id"])
-    return task_settings().home / "runs" / DAG_ID / run_id
-
-
-def _stores():
-    from storage.cache import PriceCache
-    from storage.database import create_store_engine
-    from storage.prices import PriceStore
+def _fetch_inputs(task: str) -> tuple:
+    """What a fetch task hands its function: settings, store, run time, folder, and its providers'
+    configurations from their Airflow connections (``PricingAPIHook``)."""
+    from ingestion.providers import FETCH_TASKS
 
     settings = task_settings()
-    store = PriceStore(create_store_engine(settings.database_url))
-    cache = PriceCache.from_url(settings.redis_url, ttl_prices_s=settings.cache_ttl_prices_s,
-                                ttl_forecasts_s=settings.cache_ttl_forecasts_s)
-    return settings, store, cache
-
-
-def _fetch(task_name: str) -> dict:
-    """Fetch one provider group, save its rows for aggregate_prices, then fail loudly if it failed."""
-    from ingestion.pipeline import cycle_window, fetch_task, save_rows
-    from ingestion.providers import FETCH_TASKS
-    from storage.health import ApiHealthStore, QuarantineStore
-
-    settings, store, _ = _stores()
-    start, end = cycle_window(_run_time())
-    configs = {s: PricingAPIHook(s, settings).get_config() for s in FETCH_TASKS[task_name]}
-    outcomes = fetch_task(task_name, settings, start, end, configs=configs,
-                          health=ApiHealthStore(store.engine), quarantine=QuarantineStore(store.engine))
-    import pandas as pd
-
-    rows = pd.concat([o.rows for o in outcomes], ignore_index=True) if outcomes else None
-    path = save_rows(rows, _run_dir() / f"fetch_{task_name}.parquet") if rows is not None else None
-    summary = {"path": path, "rows": {o.source: len(o.rows) for o in outcomes},
-               "failures": {o.source: o.failures for o in outcomes if o.failures}}
-    if summary["failures"]:
-        raise RuntimeError(
-            f"provider {', '.join(summary['failures'])} failed for this cycle ({summary['rows']} rows kept for the "
-            f"other regions): {summary['failures']}"
-        )
-    return summary
+    configs = {s: PricingAPIHook(s, settings).get_config() for s in FETCH_TASKS[task]}
+    return settings, price_store(), run_time(), _folder(), configs
 
 
 @dag(
@@ -95,93 +58,70 @@ def _fetch(task_name: str) -> dict:
 def electricity_price_ingestion():
     @task
     def check_api_health() -> dict:
-        from ingestion.pipeline import provider_health
+        from pipelines.electricity_price_ingestion import check_api_health
 
-        _, store, _ = _stores()
-        return provider_health(store, since=_run_time() - timedelta(hours=24))
+        return check_api_health(price_store(), run_time())
 
     @task.short_circuit
     def check_markets_open() -> bool:
-        from ingestion.pipeline import missing_hours
+        from pipelines.electricity_price_ingestion import check_markets_open
 
-        context = get_current_context()
-        if (context["dag_run"].conf or {}).get("force"):
-            print("conf force=true: running the cycle regardless of what is stored")
-            return True
-        settings, store, _ = _stores()
-        missing = missing_hours(store, settings.regions, _run_time())
-        print(f"publishable hours not yet stored, per region: {missing}")
-        return any(missing.values())
+        return check_markets_open(price_store(), task_settings().regions, run_time(), bool(run_conf().get("force")))
 
-    @task(task_id="fetch_flatpeak", pool="pricing_api_pool")
+    @task(pool="pricing_api_pool")
     def fetch_flatpeak() -> dict:
-        return _fetch("flatpeak")
+        from pipelines.electricity_price_ingestion import fetch_flatpeak
 
-    @task(task_id="fetch_nrel", pool="pricing_api_pool")
+        return fetch_flatpeak(*_fetch_inputs("flatpeak"))
+
+    @task(pool="pricing_api_pool")
     def fetch_nrel() -> dict:
-        return _fetch("nrel")
+        from pipelines.electricity_price_ingestion import fetch_nrel
 
-    @task(task_id="fetch_iea", pool="pricing_api_pool")
+        return fetch_nrel(*_fetch_inputs("nrel"))
+
+    @task(pool="pricing_api_pool")
     def fetch_iea() -> dict:
-        return _fetch("iea")
+        from pipelines.electricity_price_ingestion import fetch_iea
 
-    @task(task_id="fetch_entsoe", pool="pricing_api_pool")
+        return fetch_iea(*_fetch_inputs("iea"))
+
+    @task(pool="pricing_api_pool")
     def fetch_entsoe() -> dict:
-        return _fetch("entsoe")
+        from pipelines.electricity_price_ingestion import fetch_entsoe
+
+        return fetch_entsoe(*_fetch_inputs("entsoe"))
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def aggregate_prices() -> dict:
-        from ingestion.pipeline import aggregate_step, load_rows, save_rows
-        from storage.health import QuarantineStore
+        from pipelines.electricity_price_ingestion import aggregate_prices
 
-        _, store, _ = _stores()
-        run_dir = _run_dir()
-        raw = load_rows(str(p) for p in sorted(run_dir.glob("fetch_*.parquet")))
-        hourly, quarantined = aggregate_step(raw, QuarantineStore(store.engine))
-        path = save_rows(hourly, run_dir / "hourly.parquet")
-        print(f"aggregated {len(raw)} provider rows into {len(hourly)} hourly rows; {quarantined} quarantined")
-        return {"path": path, "hourly": len(hourly), "quarantined": quarantined}
+        return aggregate_prices(price_store(), _folder())
 
     @task
     def validate_data_quality(aggregated: dict) -> dict:
-        from ingestion.pipeline import load_rows, save_rows, validate_step
-        from storage.health import QuarantineStore
+        from pipelines.electricity_price_ingestion import validate_data_quality
 
-        settings, store, _ = _stores()
-        validation, quarantined = validate_step(load_rows([aggregated["path"]]), _run_time(),
-                                                settings.price_ingestion_min_records, QuarantineStore(store.engine))
-        path = save_rows(validation.accepted, _run_dir() / "accepted.parquet")
-        print(f"validation: {validation.summary()}; {quarantined} newly quarantined")
-        return {"path": path, **validation.summary()}
+        return validate_data_quality(price_store(), run_time(), task_settings().price_ingestion_min_records, _folder(),
+                                     aggregated["path"])
 
     @task
     def store_prices(validated: dict) -> dict:
-        from ingestion.pipeline import load_rows
+        from pipelines.electricity_price_ingestion import store_prices
 
-        _, store, _ = _stores()
-        accepted = load_rows([validated["path"]])
-        result = store.upsert_prices(accepted)
-        print(f"stored: {result.inserted} new, {result.updated} updated, {result.unchanged} unchanged")
-        return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
-                "regions": sorted(accepted["region"].unique())}
+        return store_prices(price_store(), validated["path"])
 
     @task
     def update_cache(stored: dict) -> dict:
-        from ingestion.pipeline import refresh_cache
+        from pipelines.electricity_price_ingestion import update_cache
 
-        _, store, cache = _stores()
-        writes = refresh_cache(store, cache, stored["regions"])
-        for write in writes:
-            print(f"cache {write.key}: {'ok' if write.ok else 'FAILED ' + str(write.error)}")
-        return {w.key: w.ok for w in writes}
+        return update_cache(price_store(), price_cache(), stored["regions"])
 
     @task.short_circuit
     def forecast_requested() -> bool:
-        context = get_current_context()
-        asked = (context["dag_run"].conf or {}).get("trigger_forecast")
-        if asked is None:
-            asked = str(Variable.get("trigger_forecast_after_ingestion", default="false")).lower() == "true"
-        return bool(asked)
+        from pipelines.electricity_price_ingestion import forecast_requested
+
+        return forecast_requested(run_conf(), Variable.get("trigger_forecast_after_ingestion", default=None))
 
     trigger_forecast_dag = TriggerDagRunOperator(
         task_id="trigger_forecast_dag",

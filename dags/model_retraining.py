@@ -24,44 +24,22 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from airflow.sdk import Variable, dag, get_current_context, task, task_group
+from airflow.sdk import Variable, dag, task, task_group
 
-from dag_defaults import shared_dag_arguments
 from core.settings import Settings
+from dag_defaults import shared_dag_arguments
 from pricing_api_hook import task_settings
+from run_context import price_store, run_conf, run_hour
 
 DAG_ID = "model_retraining"
 SETTINGS = Settings.from_env()
 
 
-def _conf() -> dict:
-    return get_current_context()["dag_run"].conf or {}
-
-
-def _as_of():
-    import pandas as pd
-
-    context = get_current_context()
-    return pd.Timestamp(context.get("data_interval_end") or context.get("logical_date")).tz_convert("UTC")
-
-
-def _store():
-    from storage.database import create_store_engine
-    from storage.prices import PriceStore
-
-    return PriceStore(create_store_engine(task_settings().database_url))
-
-
-def _step(region: str, step: str, *args):
-    """Run one retraining step of a region; a failure marks the region's MLflow run failed too."""
+def _job(region: str):
+    """The region's retraining of this run (its workspace is named after the run's hour)."""
     from pipelines.model_retraining import Retraining
 
-    job = Retraining.open(task_settings(), region, _as_of(), _conf().get("budget"))
-    try:
-        return getattr(job, step)(*args)
-    except Exception as exc:
-        job.fail(f"{step}: {type(exc).__name__}: {exc}")
-        raise
+    return Retraining.open(task_settings(), region, run_hour(), run_conf().get("budget"))
 
 
 @dag(
@@ -75,12 +53,11 @@ def _step(region: str, step: str, *args):
 def model_retraining():
     @task
     def check_data_freshness() -> list[str]:
-        from pipelines.model_retraining import check_freshness
+        from pipelines.model_retraining import check_data_freshness
 
         settings = task_settings()
-        regions = [r.upper() for r in _conf().get("regions", settings.regions)]
-        statuses = check_freshness(_store(), regions, _as_of(), settings.training_max_staleness_h)
-        for s in statuses:
+        regions = [r.upper() for r in run_conf().get("regions", settings.regions)]
+        for s in check_data_freshness(price_store(), regions, run_hour(), settings.training_max_staleness_h):
             print(f"{s.region}: newest price {s.latest}, {s.age} before {s.as_of}")
         return regions
 
@@ -88,36 +65,45 @@ def model_retraining():
     def retrain_region(region: str):
         @task
         def check_training_data_quality(region: str) -> str:
-            for note in _step(region, "check_quality", _store()):
+            for note in _job(region).check_training_data_quality(price_store()):
                 print(note)
             return region
 
         @task(pool="db_heavy_pool")
         def extract_training_data(region: str) -> str:
-            print(_step(region, "extract", _store()))
+            print(_job(region).extract_training_data(price_store()))
             return region
 
         @task
         def engineer_features(region: str) -> str:
-            print(_step(region, "engineer"))
+            print(_job(region).engineer_features())
             return region
 
-        def train(model: str):
-            @task(task_id=f"train_{model}", pool="ml_training_pool", execution_timeout=timedelta(hours=2))
-            def train_member(region: str) -> dict:
-                summary = _step(region, "train_member", model)
-                return {"model": model, "test_mae": summary["test"]["mae"], "test_rmae": summary["test"]["rmae"],
-                        "run_id": summary["run_id"]}
+        def member_summary(summary: dict) -> dict:
+            return {"model": summary["model"], "test_mae": summary["test"]["mae"],
+                    "test_rmae": summary["test"]["rmae"], "run_id": summary["run_id"]}
 
-            return train_member
+        training = {"pool": "ml_training_pool", "execution_timeout": timedelta(hours=2)}
+
+        @task(**training)
+        def train_cnn_lstm(region: str) -> dict:
+            return member_summary(_job(region).train_cnn_lstm())
+
+        @task(**training)
+        def train_xgboost(region: str) -> dict:
+            return member_summary(_job(region).train_xgboost())
+
+        @task(**training)
+        def train_lightgbm(region: str) -> dict:
+            return member_summary(_job(region).train_lightgbm())
 
         @task
         def evaluate_ensemble(region: str) -> dict:
-            return _step(region, "evaluate")
+            return _job(region).evaluate_ensemble()
 
         @task
         def deploy_model(region: str) -> dict:
-            gate = _step(region, "deploy", _store())
+            gate = _job(region).deploy_model(price_store())
             print(f"{region}: version {gate['version']} {'PROMOTED' if gate['promoted'] else 'rejected'}: "
                   + "; ".join(gate["reasons"]))
             if gate["champion_mape"] is not None:  # the variable follows each region's champion
@@ -129,7 +115,7 @@ def model_retraining():
             return gate
 
         ready = engineer_features(extract_training_data(check_training_data_quality(region)))
-        members = [train(model)(ready) for model in ("cnn_lstm", "xgboost", "lightgbm")]
+        members = [train_cnn_lstm(ready), train_xgboost(ready), train_lightgbm(ready)]
         evaluated = evaluate_ensemble(region)
         members >> evaluated
         evaluated >> deploy_model(region)

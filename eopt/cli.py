@@ -13,6 +13,8 @@ from tqdm import tqdm
 
 from core.settings import KNOWN_REGIONS, Settings, SettingsError
 from core.markets import HISTORY_SOURCE, MarketDataError, load_market
+from core.runs import run_folder
+from core.timestamps import utc
 from storage.cache import PriceCache, refresh_latest_prices
 from storage.database import StorageError, create_store_engine, safe_url, upgrade
 from storage.prices import PriceStore
@@ -30,18 +32,16 @@ class Context:
         return PriceStore(create_store_engine(self.settings.database_url))
 
     def cache(self) -> PriceCache:
-        s = self.settings
-        return PriceCache.from_url(s.redis_url, ttl_prices_s=s.cache_ttl_prices_s, ttl_forecasts_s=s.cache_ttl_forecasts_s)
+        return PriceCache.from_settings(self.settings)
 
 
 def _utc(value: str | None, option: str) -> pd.Timestamp | None:
     if value is None or not value.strip():
         return None
     try:
-        ts = pd.Timestamp(value)
+        return utc(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a date or time (use e.g. 2018-06-01 or 2018-06-01T12:00Z)", param_hint=option) from None
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 _DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
@@ -206,7 +206,7 @@ def sandbox(obj: Context, host: str, port: int, faults: tuple[str, ...]) -> None
 def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_days: int) -> None:
     """Backfill: the ingestion cycle's fetch -> aggregate -> validate -> store path over a window, in chunks."""
     from core.settings import PRICING_SOURCES
-    from ingestion.pipeline import run_cycle
+    from pipelines.electricity_price_ingestion import run_cycle
 
     chosen = tuple(s.lower() for s in sources) or obj.settings.ingestion_sources
     unknown = [s for s in chosen if s not in PRICING_SOURCES]
@@ -225,8 +225,8 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
         for lo, hi in zip(edges[:-1], edges[1:]):
             report = run_cycle(obj.settings, run_time, store, cache, start=lo, end=hi, sources=chosen, min_records=0)
             totals["fetched"] += sum(report.fetched.values())
-            totals["new"] += report.stored.inserted
-            totals["updated"] += report.stored.updated
+            totals["new"] += report.stored["inserted"]
+            totals["updated"] += report.stored["updated"]
             totals["quarantined"] += report.quarantined
             for source, messages in report.failures.items():
                 failures.setdefault(source, []).extend(f"[{lo:%Y-%m-%d}] {m}" for m in messages)
@@ -410,18 +410,18 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, retu
 @click.option("--at", "at", default=None, help="Issue time (UTC hour; default: the newest stored price + 1 h).")
 @click.pass_obj
 def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
-    """What forecast_generation does for one hour: champion (or labelled fallback) -> store -> cache."""
-    from serving.forecasting import (
-        ForecastError, StaleDataError, alert_fallback, forecast_document, forecast_origin, generate_forecast,
-        prepare_features)
-    from storage.forecasts import ForecastStore
+    """What forecast_generation does for one hour: champion (or labelled fallback) -> store -> cache.
+
+    The same functions as the DAG's tasks (``pipelines.forecast_generation``), one region at a time.
+    """
+    from pipelines import forecast_generation as flow
     from training import tracking
 
-    client = tracking.configure(obj.settings)
+    settings = obj.settings
+    client = tracking.configure(settings)
     store, cache = obj.store(), obj.cache()
-    forecasts = ForecastStore(store.engine)
     failed = False
-    for region in _regions(regions, obj.settings):
+    for region in _regions(regions, settings):
         issued = _utc(at, "--at") if at else None
         if issued is None:
             latest = store.latest_ts(region)
@@ -430,21 +430,24 @@ def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
                 failed = True
                 continue
             issued = latest + pd.Timedelta(hours=1)
+        issued = issued.floor("h")
+        folder = run_folder(settings.home / "runs" / "eopt_forecast", f"{region}_{issued:%Y-%m-%dT%H%M}")
         try:
-            origin = forecast_origin(store, region, issued)
-            result = generate_forecast(client, region, prepare_features(store, region, origin), origin, issued)
-        except (StaleDataError, ForecastError, *_training_errors()) as exc:
+            flow.check_model_ready(client, [region])
+            flow.prepare_features(store, [region], issued, folder)
+            flow.generate_forecasts(client, [region], folder, issued)
+        except (RuntimeError, *_training_errors()) as exc:
             click.echo(f"{region}: {exc}", err=True)
             failed = True
             continue
-        alert_fallback(result)
-        stored = forecasts.upsert_forecasts(result.frame)
-        cache.publish_forecast(region, forecast_document(result))
-        f = result.frame
-        label = "FALLBACK seasonal naive" if result.is_fallback else f"{result.model_name} v{result.model_version}"
+        stored = flow.store_forecasts(store, [region], folder)
+        flow.update_forecast_cache(store, cache, [region])
+        f = pd.read_parquet(folder / f"forecast_{region}.parquet")
+        label = ("FALLBACK seasonal naive" if f["is_fallback"].iloc[0]
+                 else f"{f['model_name'].iloc[0]} v{f['model_version'].iloc[0]}")
         click.echo(f"{region}: {label}: {f['target_ts'].iloc[0]:%Y-%m-%d %H:%M} .. {f['target_ts'].iloc[-1]:%H:%M} UTC, "
                    f"mean {f['yhat'].mean():.2f}, min {f['yhat'].min():.2f}, max {f['yhat'].max():.2f} per MWh; "
-                   f"{stored.inserted} new, {stored.updated} updated rows")
+                   f"{stored['inserted']} new, {stored['updated']} updated rows")
     if failed:
         sys.exit(1)
 
@@ -541,32 +544,18 @@ def registry_rollback(obj: Context, region: str, reason: str) -> None:
 @click.pass_obj
 def quality_command(obj: Context, regions: tuple[str, ...], as_of: str | None, run_id: str | None) -> None:
     """What the data_quality DAG does, in one process: every check, the drift reports, the report (no alerts)."""
-    from drift.monitor import region_drift
-    from quality import checks
-    from quality.report import QualityReport, publish_report
-    from storage.health import ApiHealthStore
-    from storage.quality import QualityReportStore
+    from pipelines import data_quality as flow
     from training import tracking
 
     settings = obj.settings
-    when = _utc(as_of, "--as-of") or pd.Timestamp.now(tz="UTC")
-    when = when.floor("h")
+    when = (_utc(as_of, "--as-of") or pd.Timestamp.now(tz="UTC")).floor("h")
     chosen = _regions(regions, settings)
     store = obj.store()
     client = tracking.configure(settings)
     run = run_id or f"manual__{when:%Y-%m-%dT%H%M}"
-    folder = settings.quality_dir / re.sub(r"[^A-Za-z0-9_.-]", "_", run)
-    (folder / "drift").mkdir(parents=True, exist_ok=True)
-    results = [
-        *checks.freshness(store, settings, chosen, when),
-        *checks.completeness(store, settings, chosen, when),
-        *checks.price_range(store, settings, chosen, when),
-        *checks.api_health(ApiHealthStore(store.engine), settings, when),
-        *checks.model_accuracy(store, client, settings, chosen, when, plot_dir=folder / "accuracy"),
-    ]
-    for region in tqdm(chosen, desc="drift reports", unit="region", disable=None):
-        results.append(region_drift(settings, store, client, region, when, folder / "drift"))
-    report = publish_report(settings, QualityReportStore(store.engine), QualityReport(run, when, results, folder), client)
+    folder = run_folder(settings.quality_dir, run)
+    payloads = flow.run_checks(store, client, settings, chosen, when, folder)
+    report = flow.generate_quality_report(store, client, settings, run, when, folder, payloads)
     for result in report.results:
         click.echo(result.line())
     summary = report.summary()

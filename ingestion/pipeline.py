@@ -1,4 +1,5 @@
-"""One ingestion cycle, as steps the DAG tasks and ``eopt ingest`` call: fetch, aggregate, validate, store, cache.
+"""The ingestion cycle's steps: fetch, aggregate, validate, store, cache (``pipelines.electricity_price_ingestion``
+composes them into the DAG's tasks and ``run_cycle``).
 
 The cycle at run time ``T`` asks every provider for ``[T - 24 h, T + 24 h)`` floored to the hour:
 yesterday's hours (late revisions), today's, and tomorrow's day-ahead prices once published.
@@ -8,7 +9,6 @@ Every step is idempotent: re-running a cycle changes nothing in the store.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,11 +24,9 @@ from ingestion.validation import Validation, validate_prices
 from storage.cache import CacheWrite, PriceCache, refresh_latest_prices
 from storage.health import ApiHealthStore, QuarantinedRow, QuarantineStore
 from storage.prices import PriceStore
-from storage.upsert import UpsertResult
 
 log = logging.getLogger(__name__)
 
-PARALLEL_FETCHES = 5  # as many as pricing_api_pool's slots
 LOOKBACK = pd.Timedelta(hours=24)
 LOOKAHEAD = pd.Timedelta(hours=24)
 
@@ -150,18 +148,6 @@ def quarantine_rejected(rejected: pd.DataFrame, quarantine: QuarantineStore) -> 
     return quarantine.add(rows)
 
 
-@dataclass
-class CycleReport:
-    window: tuple[pd.Timestamp, pd.Timestamp]
-    fetched: dict[str, int]
-    failures: dict[str, list[str]]
-    aggregated: int
-    validation: dict[str, object]
-    quarantined: int
-    stored: UpsertResult
-    cache: list[CacheWrite]
-
-
 def aggregate_step(raw: pd.DataFrame, quarantine: QuarantineStore) -> tuple[pd.DataFrame, int]:
     """Providers' rows -> hourly per-MWh rows; returns them and how many rejected rows were newly quarantined."""
     aggregated = aggregate_hourly(raw)
@@ -178,42 +164,6 @@ def validate_step(
 
 def refresh_cache(store: PriceStore, cache: PriceCache, regions: Iterable[str]) -> list[CacheWrite]:
     return [refresh_latest_prices(store, cache, region) for region in regions]
-
-
-def run_cycle(
-    settings: Settings, run_time: pd.Timestamp, store: PriceStore, cache: PriceCache, *,
-    start: pd.Timestamp | None = None, end: pd.Timestamp | None = None, sources: Iterable[str] | None = None,
-    min_records: int | None = None, **transport_kwargs,
-) -> CycleReport:
-    """The whole cycle in one process (``eopt ingest`` and the benchmark; the DAG runs the same steps as tasks)."""
-    if start is None or end is None:
-        start, end = cycle_window(run_time)
-    health, quarantine = ApiHealthStore(store.engine), QuarantineStore(store.engine)
-    chosen = list(settings.ingestion_sources if sources is None else sources)
-    # The providers are called concurrently, as the DAG's fetch tasks run in parallel.
-    with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_FETCHES, len(chosen)))) as pool:
-        outcomes = list(pool.map(
-            lambda source: fetch_source(provider_config(source, settings), settings, start, end, health=health,
-                                        quarantine=quarantine, **transport_kwargs),
-            chosen,
-        ))
-    raw = pd.concat([o.rows for o in outcomes], ignore_index=True) if outcomes else empty_prices()
-    hourly, quarantined = aggregate_step(raw, quarantine)
-    validation, rejected = validate_step(
-        hourly, run_time, settings.price_ingestion_min_records if min_records is None else min_records, quarantine
-    )
-    stored = store.upsert_prices(validation.accepted)
-    regions = sorted(validation.accepted["region"].unique())
-    return CycleReport(
-        window=(start, end),
-        fetched={o.source: len(o.rows) for o in outcomes},
-        failures={o.source: o.failures for o in outcomes if o.failures},
-        aggregated=len(hourly),
-        validation=validation.summary(),
-        quarantined=quarantined + rejected,
-        stored=stored,
-        cache=refresh_cache(store, cache, regions),
-    )
 
 
 def save_rows(frame: pd.DataFrame, path: Path) -> str:

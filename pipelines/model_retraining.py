@@ -1,7 +1,10 @@
-"""One region's retraining as steps: check, extract, engineer, train each member, evaluate, register.
+"""One region's retraining as steps: check, extract, engineer, train each member, evaluate, deploy.
 
-The ``model_retraining`` DAG runs each step as a task; ``eopt train`` (and the MLproject ``train``
-entry point) runs them in a row. Steps hand data to each other through files in the region's
+Each step is a method named as the ``model_retraining`` DAG's task that runs it
+(``check_data_freshness``, then per region ``check_training_data_quality``,
+``extract_training_data``, ``engineer_features``, ``train_cnn_lstm``/``train_xgboost``/
+``train_lightgbm``, ``evaluate_ensemble``, ``deploy_model``); ``eopt train`` (and the MLproject
+``train`` entry point) runs the same methods in a row through ``retrain_region``. Steps hand data to each other through files in the region's
 workspace (``$EOPT_HOME/retraining/<as-of>/<region>/``), never through XCom:
 
     data/            prices.parquet, exogenous.parquet, data.json (window + sha256)
@@ -16,12 +19,14 @@ checked that every forecast is finite and that the saved ensemble reproduces its
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import mlflow
 from mlflow.models.model import ModelInfo
@@ -29,9 +34,10 @@ import numpy as np
 import pandas as pd
 
 from core.settings import Settings
+from core.timestamps import utc
 from core.freshness import Freshness, freshness
 from registry.models import Candidate, register_candidate, registered_model_name
-from registry.promotion import PromotionOutcome, gate_candidate
+from registry.promotion import gate_candidate
 from serving.pyfunc import log_ensemble
 from storage.prices import PriceStore
 from storage.promotions import PromotionStore
@@ -45,6 +51,7 @@ from training.models import model_class
 from training.tuning import tune, trials_frame
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 PREDICTION_COLUMNS = ["origin", "target_ts", "horizon", "split", TARGET_COLUMN, "yhat"]
 
@@ -53,7 +60,7 @@ class RetrainingError(RuntimeError):
     """A retraining step cannot go on; the message names the region and the step's problem."""
 
 
-def check_freshness(store: PriceStore, regions: tuple[str, ...] | list[str], as_of: pd.Timestamp,
+def check_data_freshness(store: PriceStore, regions: tuple[str, ...] | list[str], as_of: pd.Timestamp,
                     max_staleness_h: int) -> list[Freshness]:
     """Every region's newest price must be at most ``max_staleness_h`` older than ``as_of``."""
     as_of = pd.Timestamp(as_of)
@@ -70,6 +77,20 @@ def check_freshness(store: PriceStore, regions: tuple[str, ...] | list[str], as_
     return statuses
 
 
+def _step(method: Callable[..., T]) -> Callable[..., T]:
+    """A retraining step: when it raises, the region's MLflow parent run is marked failed, naming the step."""
+
+    @functools.wraps(method)
+    def run(self: Retraining, *args: Any, **kwargs: Any) -> T:
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException as exc:
+            self.fail(f"{method.__name__}: {type(exc).__name__}: {exc}")
+            raise
+
+    return run
+
+
 @dataclass
 class Retraining:
     """The state of one region's retraining, shared by its steps through the workspace folder."""
@@ -82,8 +103,7 @@ class Retraining:
 
     @classmethod
     def open(cls, settings: Settings, region: str, as_of: pd.Timestamp, budget: str | None = None) -> "Retraining":
-        as_of = pd.Timestamp(as_of)
-        as_of = (as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")).floor("h")
+        as_of = utc(as_of).floor("h")
         folder = settings.retraining_dir / f"{as_of:%Y%m%dT%H%MZ}" / region
         return cls(settings, TrainingConfig.from_settings(settings, budget), region, as_of, folder)
 
@@ -120,11 +140,13 @@ class Retraining:
         return tracking.configure(self.settings)
 
     # -- steps ----------------------------------------------------------------------------
-    def check_quality(self, store: PriceStore) -> list[str]:
+    @_step
+    def check_training_data_quality(self, store: PriceStore) -> list[str]:
         data = extract_training_data(store, self.region, self.as_of, self.config)
         return check_training_data(data, self.config)
 
-    def extract(self, store: PriceStore) -> dict[str, object]:
+    @_step
+    def extract_training_data(self, store: PriceStore) -> dict[str, object]:
         data = extract_training_data(store, self.region, self.as_of, self.config)
         check_training_data(data, self.config)
         data.save(self.folder / "data")
@@ -132,7 +154,8 @@ class Retraining:
                  data.end, data.checksum[:12])
         return data.describe()
 
-    def engineer(self) -> dict[str, object]:
+    @_step
+    def engineer_features(self) -> dict[str, object]:
         data = self.data()
         frame = build_training_frame(data, self.config)
         frame.to_parquet(self.folder / "features.parquet")
@@ -167,7 +190,18 @@ class Retraining:
                  len(frame), splits["train"]["rows"], splits["validation"]["rows"], splits["test"]["rows"], parent)
         return {"rows": len(frame), "splits": splits, "parent_run_id": parent}
 
+    def train_cnn_lstm(self) -> dict[str, object]:
+        return self.train_member("cnn_lstm")
+
+    def train_xgboost(self) -> dict[str, object]:
+        return self.train_member("xgboost")
+
+    def train_lightgbm(self) -> dict[str, object]:
+        return self.train_member("lightgbm")
+
+    @_step
     def train_member(self, model: str) -> dict[str, object]:
+        """Tune (Optuna) and fit one member on the engineered features, logged as a nested MLflow run."""
         manifest = self.manifest()
         frame = self.features()
         columns = feature_columns(self.region)
@@ -241,7 +275,8 @@ class Retraining:
                       plots.tuning_history(trials, folder / "optuna_history.png", f"{self.region} {model}: Optuna study")]
         tracking.log_artifacts(client, run, artifacts)
 
-    def evaluate(self) -> dict[str, object]:
+    @_step
+    def evaluate_ensemble(self) -> dict[str, object]:
         manifest = self.manifest()
         frame = self.features()
         columns = feature_columns(self.region)
@@ -339,7 +374,8 @@ class Retraining:
                  candidate.version, candidate.stage)
         return candidate
 
-    def deploy(self, store: PriceStore, actor: str = "model_retraining") -> PromotionOutcome:
+    @_step
+    def deploy_model(self, store: PriceStore, actor: str = "model_retraining") -> dict[str, Any]:
         """Register the candidate (Staging, alias challenger), then let the promotion gate decide."""
         candidate = self.register()
         manifest = self.manifest()
@@ -416,16 +452,12 @@ def retrain_region(settings: Settings, store: PriceStore, region: str, as_of: pd
             raise TrainingDataError(f"{region}: no prices in the store; run eopt load-history --region {region} first")
         as_of = latest + pd.Timedelta(hours=1)
     job = Retraining.open(settings, region, as_of, budget)
-    try:
-        job.extract(store)
-        job.engineer()
-        for model in job.config.models:
-            job.train_member(model)
-        evaluation = job.evaluate()
-        candidate = job.register()
-        if gate:
-            evaluation = {**evaluation, "gate": job.deploy(store, actor="eopt train")}
-    except BaseException as exc:
-        job.fail(f"{type(exc).__name__}: {exc}")
-        raise
+    job.extract_training_data(store)
+    job.engineer_features()
+    for model in job.config.models:
+        job.train_member(model)
+    evaluation = job.evaluate_ensemble()
+    candidate = job.register()
+    if gate:
+        evaluation = {**evaluation, "gate": job.deploy_model(store, actor="eopt train")}
     return RetrainingOutcome(region, candidate, evaluation, round(time.perf_counter() - started, 1))

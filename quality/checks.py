@@ -30,6 +30,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core.settings import Settings
+from core.timestamps import utc
 from core.freshness import HOUR, find_gaps
 from core.check_results import CheckResult, skipped
 from ingestion.validation import PLAUSIBLE_RANGE
@@ -54,9 +55,7 @@ class Window:
 
     @classmethod
     def before(cls, as_of: Any, days: int) -> "Window":
-        end = pd.Timestamp(as_of)
-        end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
-        end = end.floor("h")
+        end = utc(as_of).floor("h")
         return cls(end - pd.Timedelta(days=days), end)
 
     @property

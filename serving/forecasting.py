@@ -31,6 +31,7 @@ from mlflow.tracking import MlflowClient
 from registry.models import champion as find_champion
 from registry.models import registered_model_name
 from core.model_input import to_model_input
+from core.timestamps import utc
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, feature_columns, inference_frame
 
 if TYPE_CHECKING:
@@ -92,9 +93,7 @@ class Forecast:
 
 
 def _utc_hour(when: Any) -> pd.Timestamp:
-    stamp = pd.Timestamp(when)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.floor("h")
+    return utc(when).floor("h")
 
 
 def forecast_origin(store: PriceStore, region: str, run_time: Any) -> pd.Timestamp:

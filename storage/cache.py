@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 import redis
 
+from core.settings import Settings
+
 if TYPE_CHECKING:
     from storage.prices import PriceStore
 
@@ -112,6 +114,12 @@ class PriceCache:
     def from_url(cls, redis_url: str | None, *, ttl_prices_s: int, ttl_forecasts_s: int) -> "PriceCache":
         backend: CacheBackend = RedisBackend(redis_url) if redis_url else InProcessBackend()
         return cls(backend, ttl_prices_s=ttl_prices_s, ttl_forecasts_s=ttl_forecasts_s)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "PriceCache":
+        """The cache the settings name (``REDIS_URL``; in-process without one), with their TTLs."""
+        return cls.from_url(settings.redis_url, ttl_prices_s=settings.cache_ttl_prices_s,
+                            ttl_forecasts_s=settings.cache_ttl_forecasts_s)
 
     def _put(self, key: str, document: dict[str, Any], ttl_s: int) -> CacheWrite:
         try:

@@ -174,10 +174,10 @@ def test_retraining__a_region_without_data_fails_naming_it_and_registers_nothing
 def test_retraining__evaluation_without_trained_members_fails_and_registers_nothing(trained):
     settings, store, outcome, client, _ = trained
     job = Retraining.open(settings, REGION, pd.Timestamp("2018-12-10", tz="UTC"))
-    job.extract(store)
-    job.engineer()
+    job.extract_training_data(store)
+    job.engineer_features()
     with pytest.raises(RetrainingError, match="NP: member xgboost was not trained"):
-        job.evaluate()
+        job.evaluate_ensemble()
     with pytest.raises(RetrainingError, match="NP: the candidate was not evaluated"):
         job.register()
     job.fail("test: evaluation refused")
@@ -191,8 +191,8 @@ def test_retraining__an_unreachable_study_storage_fails_the_member_with_its_mask
     settings, store, outcome, client, _ = trained
     broken = replace(settings, optuna_storage="postgresql+psycopg2://eopt:s3cret@127.0.0.1:1/optuna")
     job = Retraining.open(broken, REGION, pd.Timestamp("2018-12-03", tz="UTC"))
-    job.extract(store)
-    job.engineer()
+    job.extract_training_data(store)
+    job.engineer_features()
     with pytest.raises(TuningError) as failure:
         job.train_member("lightgbm")
     assert "NP/lightgbm" in str(failure.value) and "s3cret" not in str(failure.value)

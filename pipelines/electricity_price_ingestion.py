@@ -1,0 +1,196 @@
+"""electricity_price_ingestion's tasks as plain functions, named as the DAG's tasks.
+
+``run_cycle`` (``eopt ingest``, the ingestion benchmark) runs the same functions in one process:
+the fetches concurrently, as the DAG's fetch tasks run in parallel, then aggregate, validate,
+store and cache. Rows pass from one step to the next as parquet files in the run's folder, never
+through XCom. Every step is idempotent: re-running a cycle changes nothing in the store.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.settings import Settings
+from ingestion.http import ProviderConfig
+from ingestion.pipeline import (
+    aggregate_step,
+    cycle_window,
+    fetch_task,
+    load_rows,
+    missing_hours,
+    provider_health,
+    refresh_cache,
+    save_rows,
+    validate_step,
+)
+from ingestion.providers import FETCH_TASKS
+from storage.cache import PriceCache
+from storage.health import ApiHealthStore, QuarantineStore
+from storage.prices import PriceStore
+
+log = logging.getLogger(__name__)
+
+HEALTH_LOOKBACK = pd.Timedelta(hours=24)
+
+
+class ProviderFailed(RuntimeError):
+    """A provider failed for this cycle; what it did fetch is saved for ``aggregate_prices``."""
+
+
+def check_api_health(store: PriceStore, run_time: pd.Timestamp) -> dict[str, dict[str, object]]:
+    """Per provider over the 24 h before the run: calls, error rate, latency p50/p95, last status."""
+    return provider_health(store, since=run_time - HEALTH_LOOKBACK)
+
+
+def check_markets_open(store: PriceStore, regions: Iterable[str], run_time: pd.Timestamp, force: bool = False) -> bool:
+    """False when, for every region, all hours of the cycle window that its market can have
+    published by now are stored already (nothing new can come); ``force`` always runs the cycle."""
+    if force:
+        log.info("force=true: running the cycle regardless of what is stored")
+        return True
+    missing = missing_hours(store, regions, run_time)
+    log.info("publishable hours not yet stored, per region: %s", missing)
+    return any(missing.values())
+
+
+def fetch_provider(task: str, settings: Settings, store: PriceStore, start: pd.Timestamp, end: pd.Timestamp,
+                   folder: Path, configs: Mapping[str, ProviderConfig] | None = None,
+                   **transport_kwargs: Any) -> dict[str, Any]:
+    """The providers behind one fetch task (``FETCH_TASKS``) for ``[start, end)``: their rows into
+    ``fetch_<task>.parquet``, each call into ``api_health``, unparseable payloads quarantined."""
+    outcomes = fetch_task(task, settings, start, end, configs=dict(configs or {}), health=ApiHealthStore(store.engine),
+                          quarantine=QuarantineStore(store.engine), **transport_kwargs)
+    rows = pd.concat([o.rows for o in outcomes], ignore_index=True) if outcomes else None
+    path = save_rows(rows, folder / f"fetch_{task}.parquet") if rows is not None else None
+    return {"path": path, "rows": {o.source: len(o.rows) for o in outcomes},
+            "failures": {o.source: o.failures for o in outcomes if o.failures}}
+
+
+def _failing_loudly(summary: dict[str, Any]) -> dict[str, Any]:
+    if summary["failures"]:
+        raise ProviderFailed(
+            f"provider {', '.join(summary['failures'])} failed for this cycle ({summary['rows']} rows kept for the "
+            f"other regions): {summary['failures']}"
+        )
+    return summary
+
+
+def fetch_flatpeak(settings: Settings, store: PriceStore, run_time: pd.Timestamp, folder: Path,
+                   configs: Mapping[str, ProviderConfig] | None = None) -> dict[str, Any]:
+    """Flatpeak's tariffs of the cycle window; raises ``ProviderFailed`` after saving what it got."""
+    return _failing_loudly(fetch_provider("flatpeak", settings, store, *cycle_window(run_time), folder, configs))
+
+
+def fetch_nrel(settings: Settings, store: PriceStore, run_time: pd.Timestamp, folder: Path,
+               configs: Mapping[str, ProviderConfig] | None = None) -> dict[str, Any]:
+    """NREL utility rates and OpenEI's URDB tariffs of the cycle window; raises after saving what it got."""
+    return _failing_loudly(fetch_provider("nrel", settings, store, *cycle_window(run_time), folder, configs))
+
+
+def fetch_iea(settings: Settings, store: PriceStore, run_time: pd.Timestamp, folder: Path,
+              configs: Mapping[str, ProviderConfig] | None = None) -> dict[str, Any]:
+    """IEA's prices of the cycle window; raises ``ProviderFailed`` after saving what it got."""
+    return _failing_loudly(fetch_provider("iea", settings, store, *cycle_window(run_time), folder, configs))
+
+
+def fetch_entsoe(settings: Settings, store: PriceStore, run_time: pd.Timestamp, folder: Path,
+                 configs: Mapping[str, ProviderConfig] | None = None) -> dict[str, Any]:
+    """ENTSO-E day-ahead prices (A44) of the cycle window; raises ``ProviderFailed`` after saving what it got."""
+    return _failing_loudly(fetch_provider("entsoe", settings, store, *cycle_window(run_time), folder, configs))
+
+
+def aggregate_prices(store: PriceStore, folder: Path) -> dict[str, Any]:
+    """Every fetch file of the run -> hourly per-MWh rows in ``hourly.parquet``; rejects quarantined."""
+    raw = load_rows(str(p) for p in sorted(folder.glob("fetch_*.parquet")))
+    hourly, quarantined = aggregate_step(raw, QuarantineStore(store.engine))
+    path = save_rows(hourly, folder / "hourly.parquet")
+    log.info("aggregated %d provider rows into %d hourly rows; %d quarantined", len(raw), len(hourly), quarantined)
+    return {"path": path, "raw": len(raw), "hourly": len(hourly), "quarantined": quarantined}
+
+
+def validate_data_quality(store: PriceStore, run_time: pd.Timestamp, min_records: int, folder: Path,
+                          aggregated_path: str) -> dict[str, Any]:
+    """Hourly rows -> the accepted ones in ``accepted.parquet``; rejects quarantined with their reason."""
+    validation, quarantined = validate_step(load_rows([aggregated_path]), run_time, min_records,
+                                            QuarantineStore(store.engine))
+    path = save_rows(validation.accepted, folder / "accepted.parquet")
+    log.info("validation: %s; %d newly quarantined", validation.summary(), quarantined)
+    return {"path": path, "newly_quarantined": quarantined, **validation.summary()}
+
+
+def store_prices(store: PriceStore, validated_path: str) -> dict[str, Any]:
+    """The accepted rows, upserted (idempotent: unchanged rows are counted, not rewritten)."""
+    accepted = load_rows([validated_path])
+    result = store.upsert_prices(accepted)
+    log.info("stored: %d new, %d updated, %d unchanged", result.inserted, result.updated, result.unchanged)
+    return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
+            "regions": sorted(accepted["region"].unique())}
+
+
+def update_cache(store: PriceStore, cache: PriceCache, regions: Iterable[str]) -> dict[str, bool]:
+    """Each stored region's newest prices into the cache; a cache failure never fails the cycle."""
+    writes = refresh_cache(store, cache, regions)
+    for write in writes:
+        log.info("cache %s: %s", write.key, "ok" if write.ok else f"FAILED {write.error}")
+    return {w.key: w.ok for w in writes}
+
+
+def forecast_requested(conf: Mapping[str, Any], variable: str | None) -> bool:
+    """``conf={"trigger_forecast": ...}`` decides; else the ``trigger_forecast_after_ingestion`` variable."""
+    asked = conf.get("trigger_forecast")
+    if asked is None:
+        asked = str(variable or "false").strip().lower() == "true"
+    return bool(asked)
+
+
+@dataclass
+class CycleReport:
+    window: tuple[pd.Timestamp, pd.Timestamp]
+    fetched: dict[str, int]
+    failures: dict[str, list[str]]
+    aggregated: int
+    validation: dict[str, object]
+    quarantined: int
+    stored: dict[str, Any]
+    cache: dict[str, bool]
+
+
+def run_cycle(
+    settings: Settings, run_time: pd.Timestamp, store: PriceStore, cache: PriceCache, *,
+    start: pd.Timestamp | None = None, end: pd.Timestamp | None = None, sources: Iterable[str] | None = None,
+    min_records: int | None = None, **transport_kwargs: Any,
+) -> CycleReport:
+    """The whole cycle in one process over ``[start, end)`` (default: the cycle window of ``run_time``)."""
+    if start is None or end is None:
+        start, end = cycle_window(run_time)
+    if sources is not None:
+        settings = settings.with_overrides(ingestion_sources=tuple(sources))
+    tasks = [t for t, group in FETCH_TASKS.items() if any(s in settings.ingestion_sources for s in group)]
+    with tempfile.TemporaryDirectory(prefix="eopt-cycle-") as tmp:
+        folder = Path(tmp)
+        with ThreadPoolExecutor(max_workers=max(1, len(tasks))) as pool:
+            fetched = list(pool.map(
+                lambda task: fetch_provider(task, settings, store, start, end, folder, **transport_kwargs), tasks))
+        aggregated = aggregate_prices(store, folder)
+        validated = validate_data_quality(
+            store, run_time, settings.price_ingestion_min_records if min_records is None else min_records, folder,
+            aggregated["path"])
+        stored = store_prices(store, validated["path"])
+    return CycleReport(
+        window=(start, end),
+        fetched={source: n for f in fetched for source, n in f["rows"].items()},
+        failures={source: messages for f in fetched for source, messages in f["failures"].items()},
+        aggregated=aggregated["hourly"],
+        validation={k: v for k, v in validated.items() if k not in ("path", "newly_quarantined")},
+        quarantined=aggregated["quarantined"] + validated["newly_quarantined"],
+        stored=stored,
+        cache=update_cache(store, cache, stored["regions"]),
+    )
