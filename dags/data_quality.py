@@ -28,11 +28,11 @@ from datetime import timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import TriggerRule, dag, get_current_context, task
-
 from dag_defaults import shared_dag_arguments
-from core.settings import Settings
 from pricing_api_hook import task_settings
 from run_context import price_store, registry_client, run_folder, run_hour
+
+from core.settings import Settings
 
 DAG_ID = "data_quality"
 SETTINGS = Settings.from_env()
@@ -102,8 +102,8 @@ def data_quality():
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def generate_quality_report() -> dict:
-        from quality.report import QualityReport, publish_report, results_of
         from core.check_results import skipped
+        from quality.report import QualityReport, publish_report, results_of
         from storage.quality import QualityReportStore
 
         context = get_current_context()
@@ -116,7 +116,7 @@ def data_quality():
         settings = task_settings()
         try:
             client = registry_client()
-        except Exception as exc:  # noqa: BLE001 - the report is written without MLflow
+        except Exception as exc:
             print(f"MLflow unavailable ({exc}); the report is written without it")
             client = None
         report = QualityReport(context["run_id"], run_hour(), results, run_folder(task_settings().quality_dir))
@@ -129,6 +129,7 @@ def data_quality():
     @task
     def alert_on_critical(report: dict) -> dict:
         from alert_channels import airflow_channels
+
         from core.check_results import CheckResult
         from quality.alerts import send_quality_alerts
 

@@ -24,10 +24,10 @@ from pathlib import Path
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import TriggerRule, Variable, dag, get_current_context, task
-
 from dag_defaults import shared_dag_arguments
-from core.settings import Settings
 from pricing_api_hook import PricingAPIHook, task_settings
+
+from core.settings import Settings
 
 DAG_ID = "electricity_price_ingestion"
 SETTINGS = Settings.from_env()

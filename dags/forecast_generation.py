@@ -28,11 +28,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import TriggerRule, dag, get_current_context, task
-
 from dag_defaults import shared_dag_arguments
-from core.settings import Settings
 from pricing_api_hook import task_settings
 from run_context import price_store, registry_client, run_folder, run_hour
+
+from core.settings import Settings
 
 DAG_ID = "forecast_generation"
 SETTINGS = Settings.from_env()

@@ -25,10 +25,10 @@ import json
 from datetime import timedelta
 
 from airflow.sdk import Variable, dag, get_current_context, task, task_group
-
 from dag_defaults import shared_dag_arguments
-from core.settings import Settings
 from pricing_api_hook import task_settings
+
+from core.settings import Settings
 
 DAG_ID = "model_retraining"
 SETTINGS = Settings.from_env()

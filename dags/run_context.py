@@ -6,7 +6,6 @@ import re
 from pathlib import Path
 
 from airflow.sdk import get_current_context
-
 from pricing_api_hook import task_settings
 
 

@@ -28,19 +28,25 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-import sqlalchemy as sa
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from drift import reports
-from core.settings import Settings
-from core.markets import get_market
-from quality.checks import (CONTEXT_DAYS, FORECAST_SELECTION, OUTLIER_CRITICAL_SHARE, Window, price_reference,
-                            robust_z, served_forecasts)
 from core.check_results import CheckResult, skipped
+from core.markets import get_market
+from core.model_input import to_model_input
+from core.settings import Settings
+from drift import reports
+from quality.checks import (
+    CONTEXT_DAYS,
+    FORECAST_SELECTION,
+    OUTLIER_CRITICAL_SHARE,
+    Window,
+    price_reference,
+    robust_z,
+    served_forecasts,
+)
 from registry.models import Champion
 from registry.models import champion as find_champion
-from core.model_input import to_model_input
 from storage.prices import PriceStore
 from training.dataset import TrainingDataError
 from training.evaluation import holdout_frame

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import sys
@@ -11,8 +12,8 @@ import click
 import pandas as pd
 from tqdm import tqdm
 
-from core.settings import KNOWN_REGIONS, Settings, SettingsError
 from core.markets import HISTORY_SOURCE, MarketDataError, load_market
+from core.settings import KNOWN_REGIONS, Settings, SettingsError
 from storage.cache import PriceCache, refresh_latest_prices
 from storage.database import StorageError, create_store_engine, safe_url, upgrade
 from storage.prices import PriceStore
@@ -217,12 +218,12 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
         raise click.BadParameter(f"--start {start_ts} is not before --end {end_ts}", param_hint="--start")
     store, cache = obj.store(), obj.cache()
     run_time = pd.Timestamp.now(tz="UTC")
-    edges = list(pd.date_range(start_ts, end_ts, freq=f"{chunk_days}D")) + [end_ts]
+    edges = [*list(pd.date_range(start_ts, end_ts, freq=f"{chunk_days}D")), end_ts]
     edges = sorted(set(edges))
     totals = {"fetched": 0, "new": 0, "updated": 0, "quarantined": 0}
     failures: dict[str, list[str]] = {}
     with tqdm(total=len(edges) - 1, desc="ingest", unit="chunk", file=sys.stderr) as bar:
-        for lo, hi in zip(edges[:-1], edges[1:]):
+        for lo, hi in itertools.pairwise(edges):
             report = run_cycle(obj.settings, run_time, store, cache, start=lo, end=hi, sources=chosen, min_records=0)
             totals["fetched"] += sum(report.fetched.values())
             totals["new"] += report.stored.inserted
@@ -242,10 +243,10 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
 
 def _training_errors() -> tuple[type[Exception], ...]:
     from core.model_input import ModelInputError
+    from pipelines.model_retraining import RetrainingError
     from training.dataset import TrainingDataError
     from training.features import FeatureError
     from training.models import ModelError
-    from pipelines.model_retraining import RetrainingError
     from training.tuning import TuningError
 
     return (TrainingDataError, FeatureError, ModelError, RetrainingError, TuningError, ModelInputError)
@@ -264,8 +265,8 @@ def _as_of(value: str | None) -> pd.Timestamp | None:
 @click.pass_obj
 def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str | None, gate: bool) -> None:
     """Retrain: extract, tune and fit the three models, evaluate the ensemble, register it, run the gate."""
-    from registry.promotion import RegistryError
     from pipelines.model_retraining import retrain_region
+    from registry.promotion import RegistryError
 
     store = obj.store()
     for region in _regions(regions, obj.settings):
@@ -292,8 +293,8 @@ def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str
 @click.pass_obj
 def tune_command(obj: Context, region: str, models: tuple[str, ...], budget: str | None, as_of: str | None) -> None:
     """Run (or resume) the Optuna studies of a region without registering anything."""
-    from training.dataset import build_training_frame, extract_training_data, check_training_data
     from training.config import TrainingConfig
+    from training.dataset import build_training_frame, check_training_data, extract_training_data
     from training.features import feature_columns
     from training.tuning import tune
 
@@ -348,7 +349,7 @@ def evaluate_command(obj: Context, region: str, model_ref: str, days: int, as_of
         score = score_model(uri, region, frame)
     except _training_errors() as exc:
         raise click.ClickException(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - MLflow: unknown model/alias, registry down
+    except Exception as exc:
         raise click.ClickException(f"{uri}: {exc}") from None
     m, n = score.metrics, score.naive_metrics
     click.echo(f"{uri} on {score.first_target} .. {score.last_target} ({score.hours} h): MAE {m['mae']:.3f}, "
@@ -372,7 +373,13 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, retu
     For the comparison with the published EPF benchmark forecasts, see ``python -m benchmarks.accuracy``.
     """
     from training.backtest import (
-        BacktestError, backtest_summary, flat_metrics, last_days_origins, log_backtest, save_backtest, walk_forward,
+        BacktestError,
+        backtest_summary,
+        flat_metrics,
+        last_days_origins,
+        log_backtest,
+        save_backtest,
+        walk_forward,
     )
     from training.config import TrainingConfig
 
@@ -412,8 +419,14 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, retu
 def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
     """What forecast_generation does for one hour: champion (or labelled fallback) -> store -> cache."""
     from serving.forecasting import (
-        ForecastError, StaleDataError, alert_fallback, forecast_document, forecast_origin, generate_forecast,
-        prepare_features)
+        ForecastError,
+        StaleDataError,
+        alert_fallback,
+        forecast_document,
+        forecast_origin,
+        generate_forecast,
+        prepare_features,
+    )
     from storage.forecasts import ForecastStore
     from training import tracking
 
@@ -454,7 +467,7 @@ def registry() -> None:
     """The model registry: champions, challengers, manual promotion and rollback (all audited)."""
 
 
-def _registry_context(obj: Context):  # noqa: ANN202
+def _registry_context(obj: Context):
     from storage.promotions import PromotionStore
     from training.tracking import configure
 
@@ -483,7 +496,7 @@ def registry_status_command(obj: Context, regions: tuple[str, ...], show_history
     for region in _regions(regions, obj.settings):
         try:
             table = registry_status(client, region)
-        except Exception as exc:  # noqa: BLE001 - registry down: say where
+        except Exception as exc:
             raise click.ClickException(f"{region}: cannot read the registry at {obj.settings.mlflow_registry_uri}: {exc}") from None
         if table.empty:
             click.echo(f"{region}: no registered model yet (run eopt train --region {region})")

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
-from eopt.airflow_home import bootstrap, dags_test
 from core.settings import Settings
+from eopt.airflow_home import bootstrap, dags_test
 
 SANDBOX_PORT = 8765  # where airflow/connections.json points the providers
 

@@ -26,12 +26,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from eopt.airflow_home import bootstrap
 from core.settings import Settings
+from eopt.airflow_home import bootstrap
 
 BIN = Path(sys.executable).parent
 ADMIN_USER = "admin"

@@ -8,9 +8,10 @@ Inside Airflow, ``dags/pricing_api_hook.PricingAPIHook`` overlays the provider's
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import replace
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from core.settings import PRICING_SOURCES, Settings
 from ingestion.http import ApiCall, HttpTransport, ProviderConfig

@@ -24,12 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
-from mlflow.models.model import ModelInfo
 import numpy as np
 import pandas as pd
+from mlflow.models.model import ModelInfo
 
-from core.settings import Settings
 from core.freshness import Freshness, freshness
+from core.metrics import MetricsError, evaluate, interval_coverage
+from core.settings import Settings
 from registry.models import Candidate, register_candidate, registered_model_name
 from registry.promotion import PromotionOutcome, gate_candidate
 from serving.pyfunc import log_ensemble
@@ -37,12 +38,17 @@ from storage.prices import PriceStore
 from storage.promotions import PromotionStore
 from training import plots, tracking
 from training.config import TrainingConfig
-from training.dataset import TrainingData, TrainingDataError, build_training_frame, check_training_data, extract_training_data
+from training.dataset import (
+    TrainingData,
+    TrainingDataError,
+    build_training_frame,
+    check_training_data,
+    extract_training_data,
+)
 from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
 from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
-from core.metrics import MetricsError, evaluate, interval_coverage
 from training.models import model_class
-from training.tuning import tune, trials_frame
+from training.tuning import trials_frame, tune
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +87,7 @@ class Retraining:
     folder: Path
 
     @classmethod
-    def open(cls, settings: Settings, region: str, as_of: pd.Timestamp, budget: str | None = None) -> "Retraining":
+    def open(cls, settings: Settings, region: str, as_of: pd.Timestamp, budget: str | None = None) -> Retraining:
         as_of = pd.Timestamp(as_of)
         as_of = (as_of.tz_localize("UTC") if as_of.tzinfo is None else as_of.tz_convert("UTC")).floor("h")
         folder = settings.retraining_dir / f"{as_of:%Y%m%dT%H%MZ}" / region
@@ -116,7 +122,7 @@ class Retraining:
     def member_folder(self, model: str) -> Path:
         return self.folder / "members" / model
 
-    def client(self):  # noqa: ANN201 (MlflowClient)
+    def client(self):
         return tracking.configure(self.settings)
 
     # -- steps ----------------------------------------------------------------------------
@@ -216,7 +222,7 @@ class Retraining:
                  result.complete + result.pruned, result.pruned, seconds)
         return summary
 
-    def _log_member(self, client, run: str, model: str, fitted, fit, result, summary: dict, budget) -> None:  # noqa: ANN001
+    def _log_member(self, client, run: str, model: str, fitted, fit, result, summary: dict, budget) -> None:
         folder = self.member_folder(model)
         tracking.log_params(client, run, {**result.best_params, "study_name": result.study_name,
                                           "trials_budget": budget.trials, "timeout_s": budget.timeout_s,

@@ -21,17 +21,19 @@ completeness's finding.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from core.settings import Settings
-from core.freshness import HOUR, find_gaps
 from core.check_results import CheckResult, skipped
+from core.freshness import HOUR, find_gaps
+from core.metrics import evaluate
+from core.settings import Settings
 from ingestion.validation import PLAUSIBLE_RANGE
 from registry.models import champion
 from storage.health import ApiHealthStore
@@ -39,7 +41,6 @@ from storage.prices import PriceStore
 from storage.promotions import PromotionStore
 from storage.schema import forecasts as forecasts_table
 from training.plots import forecast_vs_actual
-from core.metrics import evaluate
 
 CONTEXT_DAYS = 28  # history before the window that the price range and completeness checks look at
 OUTLIER_CRITICAL_SHARE = 0.05
@@ -53,7 +54,7 @@ class Window:
     end: pd.Timestamp  # exclusive: the run's as_of
 
     @classmethod
-    def before(cls, as_of: Any, days: int) -> "Window":
+    def before(cls, as_of: Any, days: int) -> Window:
         end = pd.Timestamp(as_of)
         end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
         end = end.floor("h")
@@ -430,7 +431,7 @@ def model_accuracy(store: PriceStore, client: Any, settings: Settings, regions: 
         prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
         try:
             promoted = promotion_figures(store.engine, client, region) if client is not None else None
-        except Exception as exc:  # noqa: BLE001 - the registry being down must not hide the realized numbers
+        except Exception as exc:
             promoted = None
             served.attrs["registry_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         result = model_accuracy_of(region, served, prices, window, promoted, settings)

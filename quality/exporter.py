@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 from wsgiref.simple_server import WSGIServer, make_server
 
 import sqlalchemy as sa
@@ -142,7 +142,7 @@ class MetricsServer:
     def serve_forever(self) -> None:
         self.server.serve_forever()
 
-    def __enter__(self) -> "MetricsServer":
+    def __enter__(self) -> MetricsServer:
         self._thread = threading.Thread(target=self.server.serve_forever, name="eopt-metrics", daemon=True)
         self._thread.start()
         return self

@@ -31,7 +31,7 @@ class Evaluation:
     hours: int
 
     @classmethod
-    def from_metrics(cls, label: str, metrics: dict[str, float], hours: int) -> "Evaluation":
+    def from_metrics(cls, label: str, metrics: dict[str, float], hours: int) -> Evaluation:
         return cls(label, *(float(metrics[k]) for k in ("mae", "rmae", "smape", "rmse", "mape")), hours)
 
 

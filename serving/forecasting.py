@@ -28,9 +28,9 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from core.model_input import to_model_input
 from registry.models import champion as find_champion
 from registry.models import registered_model_name
-from core.model_input import to_model_input
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, feature_columns, inference_frame
 
 if TYPE_CHECKING:
@@ -292,7 +292,7 @@ def forecast_document(forecast: Forecast) -> dict[str, Any]:
         "points": [
             {"target_ts": pd.Timestamp(ts).isoformat(), "yhat": _number(yhat), "lower": _number(lower),
              "upper": _number(upper)}
-            for ts, yhat, lower, upper in zip(frame["target_ts"], frame["yhat"], frame["lower"], frame["upper"])
+            for ts, yhat, lower, upper in zip(frame["target_ts"], frame["yhat"], frame["lower"], frame["upper"], strict=False)
         ],
     }
 

@@ -109,7 +109,7 @@ class PriceCache:
         self.ttl_forecasts_s = ttl_forecasts_s
 
     @classmethod
-    def from_url(cls, redis_url: str | None, *, ttl_prices_s: int, ttl_forecasts_s: int) -> "PriceCache":
+    def from_url(cls, redis_url: str | None, *, ttl_prices_s: int, ttl_forecasts_s: int) -> PriceCache:
         backend: CacheBackend = RedisBackend(redis_url) if redis_url else InProcessBackend()
         return cls(backend, ttl_prices_s=ttl_prices_s, ttl_forecasts_s=ttl_forecasts_s)
 
@@ -142,7 +142,7 @@ class PriceCache:
             "unit": str(latest["unit"].iloc[-1]),
             "points": [
                 {"ts": ts.isoformat(), "price": float(price), "source": str(source)}
-                for ts, price, source in zip(latest["ts"], latest["price"], latest["source"])
+                for ts, price, source in zip(latest["ts"], latest["price"], latest["source"], strict=False)
             ],
         }
         return self._put(key, document, self.ttl_prices_s)
@@ -157,7 +157,7 @@ class PriceCache:
         return self._get(FORECAST_KEY.format(region=region))
 
 
-def refresh_latest_prices(store: "PriceStore", cache: PriceCache, region: str) -> CacheWrite:
+def refresh_latest_prices(store: PriceStore, cache: PriceCache, region: str) -> CacheWrite:
     """Copy a region's newest stored hours into the cache: one price per hour, by source priority."""
     newest = store.latest_ts(region)
     if newest is None:

@@ -37,7 +37,7 @@ class UpsertResult:
     def written(self) -> int:
         return self.inserted + self.updated
 
-    def __add__(self, other: "UpsertResult") -> "UpsertResult":
+    def __add__(self, other: UpsertResult) -> UpsertResult:
         return UpsertResult(
             self.inserted + other.inserted, self.updated + other.updated, self.unchanged + other.unchanged
         )

@@ -94,7 +94,7 @@ def test_a_training_row_never_reaches_the_forecast_origin(backtest):
 
 
 def test_the_forecast_hours_are_exactly_the_published_files_hours_of_those_days(backtest, np_inputs):
-    _, _, origins, result = backtest
+    _, _, _origins, result = backtest
     # UTC: 24 + 25 + 24 hours; the fall-back day's last hour is the one forecast recursively
     assert len(result.forecasts) == 73
     recursive = result.forecasts[result.forecasts["recursive"]]

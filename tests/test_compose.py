@@ -135,7 +135,7 @@ def secrets_with_fallback(compose_text: str) -> list[str]:
 
 def _dependencies(service: dict) -> dict[str, Any]:
     depends = service.get("depends_on") or {}
-    return {name: None for name in depends} if isinstance(depends, list) else depends
+    return dict.fromkeys(depends) if isinstance(depends, list) else depends
 
 
 def dependency_problems(compose: dict) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import xml.etree.ElementTree as ET
@@ -100,7 +101,7 @@ def test_parse__acknowledgement_999_no_matching_data_is_no_data():
         parse_a44((ENTSOE / "acknowledgement_999_no_data_2025-04-04.xml").read_bytes(), "BE")
 
 
-@pytest.mark.parametrize("code, text", [
+@pytest.mark.parametrize(("code", "text"), [
     ("999", "The number of instances (365) exceeds the allowed maximum (100) for data item ENERGY_PRICES."),
     ("A02", "Message fully rejected"),
 ])
@@ -172,7 +173,7 @@ BAD_BODIES = {
 }
 
 
-@pytest.mark.parametrize("body, message", list(BAD_BODIES.values()), ids=list(BAD_BODIES))
+@pytest.mark.parametrize(("body", "message"), list(BAD_BODIES.values()), ids=list(BAD_BODIES))
 def test_parse__refuses_what_it_does_not_recognise(body, message):
     with pytest.raises(PayloadError, match=message) as caught:
         parse_a44(body, "BE")
@@ -184,7 +185,7 @@ def test_parse__answer_for_another_zone_is_refused():
         parse_a44(NL_FIXTURE, "BE", BE)
 
 
-@pytest.mark.parametrize("start, end, points", [
+@pytest.mark.parametrize(("start", "end", "points"), [
     ("2025-11-04T23:00Z", "2025-11-05T23:00Z", 96),  # an ordinary day
     ("2026-03-28T23:00Z", "2026-03-29T22:00Z", 92),  # spring forward: 23 hours
     ("2025-10-25T22:00Z", "2025-10-26T23:00Z", 100),  # fall back: 25 hours
@@ -243,7 +244,7 @@ def test_request_windows__cover_whole_brussels_days_in_blocks_of_at_most_100():
     assert local_days == [100, 100, 51]
     assert windows[0][0] == utc("2025-01-14 23:00")  # Brussels midnight (CET) before 10:30 UTC
     assert windows[-1][1] == utc("2025-09-22 22:00")  # Brussels midnight (CEST) after the end
-    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
     assert request_windows(utc("2025-01-15"), utc("2025-01-15")) == []
 
 
@@ -305,7 +306,7 @@ def test_client__asks_for_whole_days_and_keeps_exactly_the_requested_window(sand
     assert set(rows["currency"]) == {"EUR"} and set(rows["unit"]) == {"MWh"} and set(rows["resolution"]) == {"PT60M"}
 
 
-@pytest.mark.parametrize("local_day, points, resolution", [
+@pytest.mark.parametrize(("local_day", "points", "resolution"), [
     ("2016-06-01", 24, "PT60M"), ("2016-03-27", 23, "PT60M"), ("2016-10-30", 25, "PT60M"),  # hourly before the SDAC switch
     ("2025-11-05", 96, "PT15M"), ("2026-03-29", 92, "PT15M"), ("2025-10-26", 100, "PT15M"),  # quarter-hours after it
 ])
@@ -359,7 +360,7 @@ def test_sandbox__refuses_more_than_100_days_or_a_year_so_the_client_must_split(
         parse_a44(too_long.content, "BE")
 
 
-@pytest.mark.parametrize("change, message", [
+@pytest.mark.parametrize(("change", "message"), [
     ({"periodEnd": None}, "Mandatory parameter\\(s\\) periodEnd missing"),
     ({"periodStart": "2025-09-17"}, "periodStart='2025-09-17' is not a valid date"),
     ({"periodStart": "202513010000"}, "periodStart='202513010000' is not a valid date"),

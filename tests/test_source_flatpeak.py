@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,8 +15,7 @@ import requests
 from ingestion.http import AuthError, HttpTransport, NoData, PayloadError, ProviderConfig, ProviderError, RetryPolicy
 from ingestion.sandbox.flatpeak import App
 from ingestion.sandbox.server import Fault
-from ingestion.sources import SOURCE_COLUMNS
-from ingestion.sources import flatpeak
+from ingestion.sources import SOURCE_COLUMNS, flatpeak
 from ingestion.sources.flatpeak import (
     CONNECTION_ID,
     DEFAULT_REGIONS,
@@ -107,7 +106,7 @@ def test_parse_login__fixture_gives_token_expiry_and_mode_and_hides_the_token():
     assert "eyJ" not in repr(token)
 
 
-@pytest.mark.parametrize("doc, match", [
+@pytest.mark.parametrize(("doc", "match"), [
     ({"expires_in": 3600, "live_mode": True}, "bearer_token"),
     ({"bearer_token": "t", "expires_in": "3600", "live_mode": True}, "expires_in"),
     ({"bearer_token": "t", "expires_in": 3600}, "live_mode"),
@@ -184,9 +183,9 @@ def test_parse_error__a_non_json_error_body_is_a_payload_error():
 # -- the client without a server ----------------------------------------------------------------------
 
 def make_config(base_url: str, **changes) -> ProviderConfig:
-    values = dict(source="flatpeak", base_url=base_url, connection_id=CONNECTION_ID, login=ACCOUNT, api_key=KEY,
-                  regions=dict(DEFAULT_REGIONS), requests_per_minute=0,
-                  retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01))
+    values = {"source": "flatpeak", "base_url": base_url, "connection_id": CONNECTION_ID, "login": ACCOUNT, "api_key": KEY,
+                  "regions": dict(DEFAULT_REGIONS), "requests_per_minute": 0,
+                  "retry": RetryPolicy(max_attempts=3, backoff_base_s=0.01)}
     values.update(changes)
     return ProviderConfig(**values)
 
@@ -271,7 +270,7 @@ def test_sandbox__consecutive_equal_hours_are_merged_into_one_interval():
     history = SimpleNamespace(hourly=lambda region, lo, hi: pd.Series([40.0, 40.0, 40.0, 52.5, float("nan")], index=hours),
                               currency=lambda region: "EUR")
     app = App(SimpleNamespace(history=history, config=SimpleNamespace(credentials={}, token_ttl_s=3600)))
-    data = app._intervals("NP", DAY.to_pydatetime(), (DAY + pd.Timedelta(hours=5)).to_pydatetime(), timezone.utc)
+    data = app._intervals("NP", DAY.to_pydatetime(), (DAY + pd.Timedelta(hours=5)).to_pydatetime(), UTC)
     assert data == [
         {"valid_from": "2017-06-01T00:00:00Z", "valid_to": "2017-06-01T03:00:00Z", "tariff": {"rate": 0.04, "confidence": 1}},
         {"valid_from": "2017-06-01T03:00:00Z", "valid_to": "2017-06-01T04:00:00Z", "tariff": {"rate": 0.0525, "confidence": 1}},

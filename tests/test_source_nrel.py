@@ -49,7 +49,7 @@ def test_parse_xml__official_xml_example_matches_the_json_example():
     assert from_xml.rates["industrial"] == 0.0862
 
 
-@pytest.mark.parametrize("name, parse", [("error_api_key_missing.json", nrel.parse_utility_rates),
+@pytest.mark.parametrize(("name", "parse"), [("error_api_key_missing.json", nrel.parse_utility_rates),
                                          ("error_api_key_missing.xml", nrel.parse_utility_rates_xml)])
 def test_parse__api_umbrella_key_missing_body_is_recognised_as_a_gateway_error(name, parse):
     with pytest.raises(PayloadError, match="API gateway error API_KEY_MISSING: No api_key was supplied"):
@@ -99,7 +99,7 @@ def test_parse__missing_outputs_is_a_payload_error_unless_the_api_says_no_utilit
         nrel.parse_utility_rates(doc | {"warnings": ["No utility found for this location"]})
 
 
-@pytest.mark.parametrize("body, match", [
+@pytest.mark.parametrize(("body", "match"), [
     (b'{"inputs": {"lat": "35.45"}, "errors": [', "not valid JSON"),
     (b"[1, 2]", "JSON list"),
     (b'{"outputs": {"commercial": 0.1}}', "no 'errors' array"),
@@ -148,7 +148,7 @@ def test_client__unknown_region_bad_sector_and_naive_times_are_value_errors(tmp_
 def test_module__defaults_point_at_the_nlr_host_and_chicago():
     assert nrel.DEFAULT_BASE_URL == "https://developer.nlr.gov" and nrel.CONNECTION_ID == "nrel_default"
     assert nrel.DEFAULT_REGIONS == {"PJM": {"lat": 41.8781, "lon": -87.6298, "sector": "commercial"}}
-    assert nrel.REQUESTS_PER_MINUTE == pytest.approx(1000 / 60)
+    assert pytest.approx(1000 / 60) == nrel.REQUESTS_PER_MINUTE
 
 
 # -- end to end against the sandbox ---------------------------------------------------------------

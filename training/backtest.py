@@ -44,13 +44,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from core.settings import Settings
 from core.markets import get_market
+from core.metrics import evaluate, interval_coverage
+from core.settings import Settings
 from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, feature_columns, inference_frame
-from core.metrics import evaluate, interval_coverage
 from training.models import model_class
 from training.tuning import tune
 

@@ -59,7 +59,7 @@ def fit_weights(predictions: dict[str, np.ndarray], actual: np.ndarray) -> dict[
         raise EnsembleError(f"weight fit failed: {result.message}")
     weights = np.clip(result.x[:k], 0, None)
     weights = weights / weights.sum()
-    return {name: float(w) for name, w in zip(names, weights)}
+    return {name: float(w) for name, w in zip(names, weights, strict=False)}
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class EnsembleForecaster:
         (folder / ENSEMBLE_FILE).write_text(json.dumps(spec, indent=2))
 
     @classmethod
-    def load(cls, folder: Path) -> "EnsembleForecaster":
+    def load(cls, folder: Path) -> EnsembleForecaster:
         path = Path(folder) / ENSEMBLE_FILE
         if not path.is_file():
             raise ModelError(f"no {ENSEMBLE_FILE} in {folder}: the model's artifacts are missing or incomplete")

@@ -19,8 +19,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus

@@ -87,7 +87,7 @@ class SandboxResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, status: int, document: object, **headers: str) -> "SandboxResponse":
+    def json(cls, status: int, document: object, **headers: str) -> SandboxResponse:
         return cls(status, json.dumps(document).encode(), "application/json", dict(headers))
 
 
@@ -213,7 +213,7 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         if self._server is None:
             self.start()
         return self

@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 import requests
 
-from ingestion.http import AuthError, NoData, PayloadError
 from core.markets import MARKETS
-from ingestion.sources import ProviderClient, SOURCE_COLUMNS, empty_prices, utc_bound
+from ingestion.http import AuthError, NoData, PayloadError
+from ingestion.sources import SOURCE_COLUMNS, ProviderClient, empty_prices, utc_bound
 
 log = logging.getLogger(__name__)
 

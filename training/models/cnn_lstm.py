@@ -87,7 +87,7 @@ class _Samples:
         out[self.order] = grouped.reshape(-1)
         return out
 
-    def subset(self, keep: np.ndarray) -> "_Samples":
+    def subset(self, keep: np.ndarray) -> _Samples:
         rows = (keep[:, None] * HORIZON_HOURS + np.arange(HORIZON_HOURS)).reshape(-1)
         target = None if self.target is None else self.target[keep]
         relative = None if self.relative is None else self.relative[keep]
@@ -257,7 +257,7 @@ class CnnLstmModel(ForecastModel):
         torch.save({k: v.detach().cpu() for k, v in self._net.state_dict().items()}, folder / WEIGHTS_FILE)
 
     @classmethod
-    def load(cls, folder: Path) -> "CnnLstmModel":
+    def load(cls, folder: Path) -> CnnLstmModel:
         """Rebuild from ``config.json`` and ``weights.pt``, on the GPU when there is one."""
         folder = Path(folder)
         config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE

@@ -99,7 +99,7 @@ class XGBoostModel(ForecastModel):
         rounds = [0]  # rounds run; save_best leaves only the kept ones in the booster
 
         class Reporter(xgb.callback.TrainingCallback):
-            def after_iteration(self, model, epoch, evals_log) -> bool:  # noqa: ANN001
+            def after_iteration(self, model, epoch, evals_log) -> bool:
                 rounds[0] = epoch + 1
                 value = evals_log["validation"]["mae"][-1]
                 if (epoch + 1) % REPORT_EVERY == 0:
@@ -132,7 +132,7 @@ class XGBoostModel(ForecastModel):
         _write_meta(folder, self, {"library": f"xgboost {xgb.__version__}"})
 
     @classmethod
-    def load(cls, folder: Path) -> "XGBoostModel":
+    def load(cls, folder: Path) -> XGBoostModel:
         meta = _read_meta(folder, cls.name)
         model = cls(meta["params"], meta["feature_columns"], seed=meta["seed"])
         model.booster = xgb.Booster()
@@ -213,7 +213,7 @@ class LightGBMModel(ForecastModel):
         _write_meta(folder, self, {"library": f"lightgbm {lgb.__version__}"})
 
     @classmethod
-    def load(cls, folder: Path) -> "LightGBMModel":
+    def load(cls, folder: Path) -> LightGBMModel:
         meta = _read_meta(folder, cls.name)
         model = cls(meta["params"], meta["feature_columns"], seed=meta["seed"])
         model.booster = lgb.Booster(model_file=str(folder / "model.lgb.txt"))
