@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import re
@@ -192,10 +193,8 @@ def sandbox(obj: Context, host: str, port: int, faults: tuple[str, ...]) -> None
                                  param_hint="--fault")
     click.echo(f"pricing sandbox on http://{host}:{port} ({', '.join(sorted(server.apps))}); point the product at it with")
     click.echo(f"  export EOPT_PRICING_SANDBOX_URL=http://{host}:{port}")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(host, port)
-    except KeyboardInterrupt:
-        pass
 
 
 @cli.command("ingest")
@@ -214,6 +213,9 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
     if unknown:
         raise click.BadParameter(f"unknown source {', '.join(unknown)}; known: {', '.join(PRICING_SOURCES)}", param_hint="--source")
     start_ts, end_ts = _utc(start, "--start"), _utc(end, "--end")
+    if start_ts is None or end_ts is None:  # required options, but a blank value parses to None
+        raise click.BadParameter("--start and --end need a UTC date or time (e.g. 2018-06-01)",
+                                 param_hint="--start/--end")
     if start_ts >= end_ts:
         raise click.BadParameter(f"--start {start_ts} is not before --end {end_ts}", param_hint="--start")
     store, cache = obj.store(), obj.cache()
@@ -241,7 +243,7 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
         sys.exit(1)
 
 
-def _training_errors() -> tuple[type[Exception], ...]:
+def _training_errors(*also: type[Exception]) -> tuple[type[Exception], ...]:
     from core.model_input import ModelInputError
     from pipelines.model_retraining import RetrainingError
     from training.dataset import TrainingDataError
@@ -249,7 +251,7 @@ def _training_errors() -> tuple[type[Exception], ...]:
     from training.models import ModelError
     from training.tuning import TuningError
 
-    return (TrainingDataError, FeatureError, ModelError, RetrainingError, TuningError, ModelInputError)
+    return (TrainingDataError, FeatureError, ModelError, RetrainingError, TuningError, ModelInputError, *also)
 
 
 def _as_of(value: str | None) -> pd.Timestamp | None:
@@ -272,7 +274,7 @@ def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str
     for region in _regions(regions, obj.settings):
         try:
             outcome = retrain_region(obj.settings, store, region, _as_of(as_of), budget, gate=gate)
-        except (*_training_errors(), RegistryError) as exc:
+        except _training_errors(RegistryError) as exc:
             raise click.ClickException(str(exc)) from None
         e = outcome.evaluation
         click.echo(f"{region}: {outcome.candidate.name} version {outcome.candidate.version} registered; "
@@ -395,7 +397,7 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, retu
     try:
         result = walk_forward(prices, exogenous, region, origins, config, storage_url=config.optuna_storage,
                               retrain_every_days=retrain_every_days, retune_every_days=retune_every_days)
-    except (*_training_errors(), BacktestError) as exc:
+    except _training_errors(BacktestError) as exc:
         raise click.ClickException(str(exc)) from None
     metrics = result.metrics()
     summary = backtest_summary(result, config, retrain_every_days=retrain_every_days,
@@ -446,7 +448,7 @@ def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
         try:
             origin = forecast_origin(store, region, issued)
             result = generate_forecast(client, region, prepare_features(store, region, origin), origin, issued)
-        except (StaleDataError, ForecastError, *_training_errors()) as exc:
+        except _training_errors(StaleDataError, ForecastError) as exc:
             click.echo(f"{region}: {exc}", err=True)
             failed = True
             continue
@@ -671,10 +673,8 @@ def metrics_serve(obj: Context, host: str | None, port: int | None) -> None:
 
     server = MetricsServer(obj.store().engine, host or obj.settings.metrics_host, port or obj.settings.metrics_port)
     click.echo(f"serving data-quality metrics on {server.url} (Ctrl-C stops)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 def main() -> None:

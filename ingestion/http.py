@@ -175,7 +175,7 @@ class HttpTransport:
         config: ProviderConfig,
         *,
         archive_dir: Path,
-        record: Callable[[ApiCall], None] | None = None,
+        record: Callable[[ApiCall], object] | None = None,  # its result, if any, is ignored
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -186,7 +186,7 @@ class HttpTransport:
         self._record = record
         self.session = session or requests.Session()
         self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - backoff jitter, not a secret
         self.limiter = RateLimiter(config.requests_per_minute, sleep=sleep)
 
     # -- recording -------------------------------------------------------------------------

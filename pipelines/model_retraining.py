@@ -32,7 +32,7 @@ from core.freshness import Freshness, freshness
 from core.metrics import MetricsError, evaluate, interval_coverage
 from core.settings import Settings
 from registry.models import Candidate, register_candidate, registered_model_name
-from registry.promotion import PromotionOutcome, gate_candidate
+from registry.promotion import gate_candidate
 from serving.pyfunc import log_ensemble
 from storage.prices import PriceStore
 from storage.promotions import PromotionStore
@@ -70,7 +70,7 @@ def check_freshness(store: PriceStore, regions: tuple[str, ...] | list[str], as_
         if latest is not None and latest >= as_of:
             latest = min(latest, as_of)
         statuses.append(freshness(region, latest, as_of, pd.Timedelta(hours=max_staleness_h)))
-    problems = [s.problem() for s in statuses if not s.fresh]
+    problems = [p for p in (s.problem() for s in statuses) if p is not None]  # None exactly when fresh
     if problems:
         raise TrainingDataError("data too old to retrain on: " + " | ".join(problems))
     return statuses
@@ -345,8 +345,9 @@ class Retraining:
                  candidate.version, candidate.stage)
         return candidate
 
-    def deploy(self, store: PriceStore, actor: str = "model_retraining") -> PromotionOutcome:
-        """Register the candidate (Staging, alias challenger), then let the promotion gate decide."""
+    def deploy(self, store: PriceStore, actor: str = "model_retraining") -> dict[str, Any]:
+        """Register the candidate (Staging, alias challenger), then let the promotion gate decide; returns
+        the gate's summary as kept in the manifest (name, version, promoted, reasons, champion after)."""
         candidate = self.register()
         manifest = self.manifest()
         if manifest.get("gate", {}).get("version") == candidate.version:
@@ -408,7 +409,7 @@ def _log_pyfunc(forecaster: EnsembleForecaster, folder: Path, example: pd.DataFr
 class RetrainingOutcome:
     region: str
     candidate: Candidate
-    evaluation: dict[str, object]
+    evaluation: dict[str, Any]  # evaluation.json's summary, plus the gate's when it ran
     seconds: float
 
 

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from core.check_results import CheckResult, skipped
+from core.check_results import CheckResult, Status, skipped
 from core.freshness import HOUR, find_gaps
 from core.metrics import evaluate
 from core.settings import Settings
@@ -122,6 +122,7 @@ def completeness_of(frame: pd.DataFrame, region: str, window: Window, max_gap_h:
             "gaps": [{"first_missing": _iso(g.first_missing), "last_missing": _iso(g.last_missing), "hours": g.hours}
                      for g in sorted(gaps, key=lambda g: -g.hours)[:MAX_LISTED]],
         }
+        status: Status
         if longest is not None and share >= critical_share:
             status, message = "critical", (f"{missing} of {expected} hours missing ({share:.0%}); longest gap "
                                            f"{longest.hours} h from {longest.first_missing}; backfill the "
@@ -191,6 +192,7 @@ def price_range_of(prices: pd.Series, region: str, window: Window, z_limit: floa
         "plausible_range": [low, high],
     }
     max_z = float(z.max())
+    status: Status
     if len(outside):
         status = "critical"
         message = (f"{len(outside)} price(s) outside the plausible range [{low}, {high}] (e.g. {outside.iloc[0]:.2f} "
@@ -238,6 +240,7 @@ def api_health_of(calls: pd.DataFrame, source: str, start: pd.Timestamp, end: pd
         "last_errors": [str(e)[:300] for e in errors["error"].dropna().tail(3)],
         "http_statuses": {str(int(k)): int(v) for k, v in calls["http_status"].dropna().value_counts().items()},
     }
+    status: Status
     if rate >= settings.api_error_rate_critical:
         status = "critical"
         message = (f"{len(errors)} of {len(calls)} calls failed ({rate:.0%}) in {API_HEALTH_HOURS} h; last error: "
@@ -278,6 +281,7 @@ def freshness_of(region: str, latest: pd.Timestamp | None, as_of: pd.Timestamp, 
     age = (as_of - latest) / HOUR
     details = {"as_of": as_of.isoformat(), "newest": latest.isoformat(), "age_hours": round(age, 2),
                "warn_hours": settings.freshness_warn_h, "critical_hours": settings.freshness_critical_h}
+    status: Status
     if age > settings.freshness_critical_h:
         status = "critical"
     elif age > settings.freshness_warn_h:
@@ -369,12 +373,13 @@ def model_accuracy_of(region: str, served: pd.DataFrame, prices: pd.Series, wind
     reasons = []
     if mape_known and mape > mape_limit:
         reasons.append(f"MAPE {mape:.1f}% above {mape_limit:g}%")
-    if limit_rmae is not None and rmae > limit_rmae:
+    if limit_rmae is not None and promoted is not None and rmae > limit_rmae:  # limit_rmae implies promoted
         reasons.append(f"rMAE {rmae:.3f} above {settings.accuracy_rmae_factor:g} x the {promoted.rmae:.3f} "
                        f"v{promoted.version} had at promotion")
     against = "" if promoted is None or promoted.rmae is None else f" (v{promoted.version} at promotion: rMAE {promoted.rmae:.3f})"
     summary = (f"MAE {metrics['mae']:.2f}, rMAE {rmae:.3f}, MAPE "
                + (f"{mape:.1f}%" if mape_known else "n/a (prices near zero)") + f" over {int(known.sum())} h{against}")
+    status: Status
     if reasons:
         status, message = "critical", f"{'; '.join(reasons)}: {summary}; consider retraining (model_retraining)"
     elif rmae >= 1.0:

@@ -224,8 +224,10 @@ def _mlflow_run(settings: Settings, client: Any, report: QualityReport) -> str:
 
 
 def _log_to_mlflow(client: Any, run: str, report: QualityReport, files: list[Path]) -> None:
-    metrics: dict[str, float] = {"health_score": report.health_score,
-                                 **{f"checks_{s}": float(report.count(s)) for s in ("ok", "warn", "critical", "skipped")}}
+    metrics: dict[str, float | None] = {  # log_metrics leaves out None (no health score when nothing was checked)
+        "health_score": report.health_score,
+        **{f"checks_{s}": float(report.count(s)) for s in ("ok", "warn", "critical", "skipped")},
+    }
     for r in report.results:
         if r.name in ("drift", "model_accuracy", "freshness") and r.value is not None:
             metrics[f"{r.name}_{r.region}"] = r.value

@@ -32,7 +32,8 @@ class Evaluation:
 
     @classmethod
     def from_metrics(cls, label: str, metrics: dict[str, float], hours: int) -> Evaluation:
-        return cls(label, *(float(metrics[k]) for k in ("mae", "rmae", "smape", "rmse", "mape")), hours)
+        return cls(label, mae=float(metrics["mae"]), rmae=float(metrics["rmae"]), smape=float(metrics["smape"]),
+                   rmse=float(metrics["rmse"]), mape=float(metrics["mape"]), hours=hours)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pandas as pd
 import redis
@@ -80,7 +80,8 @@ class RedisBackend:
         self._where = f"redis://{pool_kwargs.get('host', '?')}:{pool_kwargs.get('port', '?')}/{pool_kwargs.get('db', 0)}"
 
     def get(self, key: str) -> str | None:
-        return self._client.get(key)
+        # the client decodes (decode_responses=True); redis's stubs cannot express that and say bytes | str
+        return cast("str | None", self._client.get(key))
 
     def set(self, key: str, value: str, ttl_s: int) -> None:
         self._client.set(key, value, ex=ttl_s)

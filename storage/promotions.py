@@ -25,7 +25,10 @@ class PromotionStore:
             "actor": actor[:128], "decided_at": decided_at or datetime.now(UTC),
         }
         with self.engine.begin() as conn:
-            return int(conn.execute(sa.insert(model_promotions).values(**row)).inserted_primary_key[0])
+            key = conn.execute(sa.insert(model_promotions).values(**row)).inserted_primary_key
+        if key is None:  # SQLAlchemy gives None only for statements that are not single-row inserts
+            raise RuntimeError("the promotion insert returned no primary key")
+        return int(key[0])
 
     def history(self, region: str | None = None) -> pd.DataFrame:
         """Decisions, newest first."""

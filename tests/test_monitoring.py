@@ -351,7 +351,7 @@ def map_statsd_line(line: str, mapping: dict) -> Sample | None:
         captures = [q for p, q in zip(pattern, parts, strict=False) if p == "*"]
 
         def fill(template: str) -> str:
-            return _CAPTURE.sub(lambda g: captures[int(g.group(1)) - 1], str(template))
+            return _CAPTURE.sub(lambda g: captures[int(g.group(1)) - 1], str(template))  # noqa: B023 - called in this iteration
 
         return Sample(fill(m["name"]), tuple(sorted((k, fill(v)) for k, v in m.get("labels", {}).items())), kind, number)
     return Sample(re.sub(r"[^a-zA-Z0-9_]", "_", name), (), kind, number)

@@ -57,7 +57,7 @@ def _runs(client: MlflowClient, settings: Settings):
 
 
 def test_retraining__registers_a_staging_version_with_the_challenger_alias(trained):
-    settings, _, outcome, client, _ = trained
+    _, _, outcome, client, _ = trained
     name = registered_model_name(REGION)
     assert outcome.candidate.name == name == "electricity-price-NP"
     version = client.get_model_version(name, outcome.candidate.version)
@@ -87,7 +87,7 @@ def test_retraining__logs_one_parent_run_with_nested_member_and_trial_runs(train
 
 
 def test_retraining__parent_run_holds_every_metric_for_members_ensemble_and_naive(trained):
-    settings, _, outcome, client, _ = trained
+    _, _, outcome, client, _ = trained
     metrics = client.get_run(outcome.candidate.run_id).data.metrics
     for who in WHO:
         for metric in ("mae", "rmae", "smape", "rmse", "mape"):
@@ -143,7 +143,7 @@ def test_registered_pyfunc__forecasts_24_hours_for_a_fresh_feature_frame(trained
 
 
 def test_registered_pyfunc__loads_from_code_and_plain_member_files_without_pickles(trained):
-    settings, _, outcome, client, _ = trained
+    _, _, outcome, client, _ = trained
     version = client.get_model_version(registered_model_name(REGION), outcome.candidate.version)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{version.name}/{version.version}"))
     mlmodel = (local / "MLmodel").read_text()

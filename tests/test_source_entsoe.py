@@ -349,8 +349,8 @@ def test_client__250_day_request_makes_3_calls_and_returns_a_gapless_series(sand
 
 def test_sandbox__refuses_more_than_100_days_or_a_year_so_the_client_must_split(sandbox):
     base = {"securityToken": "sandbox-entsoe-token", "documentType": "A44", "in_Domain": BE, "out_Domain": BE}
-    too_many = requests.get(f"{sandbox.url}/entsoe/api", params={**base, "periodStart": "202505312200", "periodEnd": "202509092200"})
-    too_long = requests.get(f"{sandbox.url}/entsoe/api", params={**base, "periodStart": "202401010000", "periodEnd": "202501020000"})
+    too_many = requests.get(f"{sandbox.url}/entsoe/api", params={**base, "periodStart": "202505312200", "periodEnd": "202509092200"}, timeout=30)
+    too_long = requests.get(f"{sandbox.url}/entsoe/api", params={**base, "periodStart": "202401010000", "periodEnd": "202501020000"}, timeout=30)
 
     assert too_many.status_code == 400
     with pytest.raises(PayloadError, match=r"The number of instances \(101\) exceeds the allowed maximum \(100\)"):
@@ -373,7 +373,7 @@ def test_sandbox__bad_parameters_get_a_400_acknowledgement(sandbox, change, mess
               "periodStart": "202509162200", "periodEnd": "202509172200"}
     params = {k: v for k, v in {**params, **change}.items() if v is not None}
 
-    answer = requests.get(f"{sandbox.url}/entsoe/api", params=params)
+    answer = requests.get(f"{sandbox.url}/entsoe/api", params=params, timeout=30)
 
     assert answer.status_code == 400
     with pytest.raises(PayloadError, match=message):
@@ -383,7 +383,7 @@ def test_sandbox__bad_parameters_get_a_400_acknowledgement(sandbox, change, mess
 def test_sandbox__document_is_built_like_the_real_one_and_leaves_out_repeated_prices(sandbox):
     answer = requests.get(f"{sandbox.url}/entsoe/api", params={
         "securityToken": "sandbox-entsoe-token", "documentType": "A44", "in_Domain": BE, "out_Domain": BE,
-        "periodStart": "202511042300", "periodEnd": "202511052300", "contract_MarketAgreement.type": "A01"})
+        "periodStart": "202511042300", "periodEnd": "202511052300", "contract_MarketAgreement.type": "A01"}, timeout=30)
 
     root = ET.fromstring(answer.content)
     names = {element.tag for element in root.iter()}
@@ -433,10 +433,10 @@ def test_client__missing_token_fails_before_any_call(sandbox, tmp_path, sleeps):
 def test_client__wrong_token_is_an_auth_error_naming_the_connection(sandbox, tmp_path, sleeps):
     client, transport, _ = make_client(sandbox, tmp_path, sleeps, token="not-the-token")
 
-    with pytest.raises(AuthError, match="credentials refused \\(HTTP 401: .*fix the Airflow connection 'entsoe_default'"):
+    with pytest.raises(AuthError, match=r"credentials refused \(HTTP 401: .*fix the Airflow connection 'entsoe_default'"):
         client.fetch_prices("BE", utc("2025-09-17 00:00"), utc("2025-09-18 00:00"))
     assert [(c.status, c.http_status) for c in transport.calls] == [("error", 401)]
-    answer = requests.get(f"{sandbox.url}/entsoe/api", params={"securityToken": "nope"})
+    answer = requests.get(f"{sandbox.url}/entsoe/api", params={"securityToken": "nope"}, timeout=30)
     assert answer.status_code == 401 and answer.content == (ENTSOE / "error_401_unauthorized_legacy.html").read_bytes()
 
 

@@ -90,7 +90,7 @@ def test_client__bad_regions_are_value_errors_before_any_request(tmp_path, sleep
     client, transport = make_client("http://127.0.0.1:9", tmp_path, sleeps,
                                     regions={"NP": "NOR", "DE": "DEU", "XX": "france"})
     start, end = utc("2016-01-01"), utc("2016-01-02")
-    with pytest.raises(ValueError, match="unknown region 'PJM'.*NP"):
+    with pytest.raises(ValueError, match=r"unknown region 'PJM'.*NP"):
         client.fetch_prices("PJM", start, end)
     with pytest.raises(ValueError, match="no local currency known for DEU"):
         client.fetch_prices("DE", start, end)

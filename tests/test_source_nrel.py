@@ -86,7 +86,7 @@ def test_parse__no_data_for_one_sector_is_no_data_for_that_sector_only():
 def test_parse__a_sector_value_that_is_not_a_price_is_a_payload_error(value):
     doc = fixture_json("utility_rates_v3_200.json")
     doc["outputs"]["commercial"] = value
-    with pytest.raises(PayloadError, match="outputs.commercial"):
+    with pytest.raises(PayloadError, match=r"outputs.commercial"):
         nrel.parse_utility_rates(doc)
 
 
@@ -116,7 +116,7 @@ def test_parse_xml__truncated_xml_or_a_foreign_root_is_a_payload_error():
         nrel.parse_utility_rates_xml(xml[: len(xml) // 2])
     with pytest.raises(PayloadError, match="root <rates>"):
         nrel.parse_utility_rates_xml(b"<rates><commercial>0.1</commercial></rates>")
-    with pytest.raises(PayloadError, match="outputs.industrial"):
+    with pytest.raises(PayloadError, match=r"outputs.industrial"):
         nrel.parse_utility_rates_xml(xml.replace(b">0.0862<", b">cheap<"))
 
 
@@ -136,7 +136,7 @@ def test_client__unknown_region_bad_sector_and_naive_times_are_value_errors(tmp_
     client, transport = make_client("http://127.0.0.1:9", tmp_path, sleeps,
                                     regions={"PJM": nrel.DEFAULT_REGIONS["PJM"], "XX": {"lat": 1, "lon": 2, "sector": "farm"}})
     start, end = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC")
-    with pytest.raises(ValueError, match="unknown region 'NP'.*PJM"):
+    with pytest.raises(ValueError, match=r"unknown region 'NP'.*PJM"):
         client.fetch_prices("NP", start, end)
     with pytest.raises(ValueError, match="sector 'farm'"):
         client.fetch_prices("XX", start, end)

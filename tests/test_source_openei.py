@@ -107,7 +107,7 @@ def test_expand__each_hour_uses_the_item_in_effect_then():
 def test_expand__two_items_starting_together_are_ambiguous():
     twin = real_item() | {"label": "twin"}
     tariffs = openei.parse_utility_rates({"items": [real_item(), twin]})
-    with pytest.raises(ProviderError, match="both start .* pin one with 'getpage'"):
+    with pytest.raises(ProviderError, match=r"both start .* pin one with 'getpage'"):
         openei.tariff_prices(tariffs, utc("2022-01-01"), utc("2022-01-02"), DENVER)
 
 

@@ -137,6 +137,8 @@ class EnsembleForecaster:
         """Point forecast, interval and each member's forecast for every row of ``frame``."""
         members = self.member_predictions(frame)
         yhat = sum(self.weights.get(name, 0.0) * values for name, values in members.items())
+        if not isinstance(yhat, np.ndarray):  # sum() of no member is the int 0
+            raise ModelError(f"{self.region}: the ensemble has no member to forecast with")
         if not np.isfinite(yhat).all():
             raise ModelError(f"{self.region}: the ensemble forecast holds NaN or infinite values")
         lower, upper = self.intervals.bounds(yhat, frame["horizon"].to_numpy())

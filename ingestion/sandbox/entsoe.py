@@ -166,7 +166,7 @@ class App:
         title = {404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
         page = (
             "<!doctype html>\n<html lang=\"en\">\n<head><title>HTTP Status "
-            f"{status} – {escape(title)}</title></head>\n<body><h1>HTTP Status {status} – {escape(title)}</h1>"
+            f"{status} – {escape(title)}</title></head>\n<body><h1>HTTP Status {status} – {escape(title)}</h1>"  # noqa: RUF001 - the real page's en dash
             f"<p>{escape(message)}</p></body>\n</html>\n"
         )
         return SandboxResponse(status, page.encode("utf-8"), "text/html;charset=UTF-8")

@@ -158,10 +158,10 @@ class App:
             rate = float(per_mwh) / 1000.0  # per MWh -> per kWh, large currency units
             if run is not None and run[1] == ts and run[2] == rate:
                 run[1] = ts + pd.Timedelta(hours=1)
-                intervals[-1] = _interval(*run, out_tz)
+                intervals[-1] = _interval(run[0], run[1], run[2], out_tz)
                 continue
             run = [ts, ts + pd.Timedelta(hours=1), rate]
-            intervals.append(_interval(*run, out_tz))
+            intervals.append(_interval(run[0], run[1], run[2], out_tz))
         return intervals
 
 

@@ -28,6 +28,7 @@ import base64
 import threading
 import xml.etree.ElementTree as ET
 from functools import lru_cache
+from typing import Any
 
 import pandas as pd
 
@@ -123,9 +124,10 @@ class App:
             errors.append("lon must be a number between -180 and 180")
         if errors:
             return self._document(422, inputs, errors, None, fmt)
-        assert lat is not None and lon is not None
+        if lat is None or lon is None:  # _inputs reported a missing coordinate as an error above
+            raise RuntimeError("sandbox NREL: coordinates missing after validation")
         if abs(lat - CHICAGO[0]) > BOX_DEGREES or abs(lon - CHICAGO[1]) > BOX_DEGREES:
-            outputs = {"company_id": "no data", "utility_name": "no data", "utility_info": [],
+            outputs: dict[str, Any] = {"company_id": "no data", "utility_name": "no data", "utility_info": [],
                        "commercial": "no data", "industrial": "no data", "residential": "no data"}
         else:
             rates = sandbox_rates(self.history, pd.Timestamp.now(tz="UTC").floor("D"))

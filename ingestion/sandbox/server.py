@@ -197,8 +197,11 @@ class Sandbox:
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "sandbox not started"
+        if self._server is None:
+            raise RuntimeError("sandbox not started: call start() first")
         host, port = self._server.server_address[:2]
+        if not isinstance(host, str):  # typeshed allows bytes (AF_UNIX); a TCP server's host is a str
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def serve_forever(self, host: str, port: int) -> None:

@@ -236,7 +236,8 @@ class Client(ProviderClient):
     def _bearer(self) -> str:
         if self._token is None or self._clock() >= self._expires_at:
             self.login()
-        assert self._token is not None
+        if self._token is None:  # login() sets it or raises
+            raise RuntimeError("Flatpeak login returned no token")
         return self._token.value
 
     # -- data ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -123,7 +123,8 @@ class XGBoostModel(ForecastModel):
         return _finite(self.booster.predict(self._matrix(frame, False)) + anchor, self.name)
 
     def feature_importance(self) -> pd.Series:
-        gains = self.booster.get_score(importance_type="gain")
+        # a tree booster's gain is one float per feature (lists come only from gblinear's "weight")
+        gains = cast("dict[str, float]", self.booster.get_score(importance_type="gain"))
         return pd.Series({c: float(gains.get(c, 0.0)) for c in self.feature_columns}).sort_values(ascending=False)
 
     def save(self, folder: Path) -> None:
@@ -183,6 +184,8 @@ class LightGBMModel(ForecastModel):
             step = env.iteration + 1
             rounds[0] = step
             if step % REPORT_EVERY == 0:
+                if env.evaluation_result_list is None:  # set every round when valid_sets is given
+                    raise RuntimeError("LightGBM reported no validation result to the reporter callback")
                 value = float(env.evaluation_result_list[0][2])
                 history.append(value)
                 if report is not None:
