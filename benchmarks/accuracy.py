@@ -43,9 +43,9 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.machine import describe_machine
-from core.settings import PROJECT_ROOT, Settings, SettingsError
 from core import markets as market_registry
 from core.markets import Market, MarketDataError, read_market_file
+from core.settings import PROJECT_ROOT, Settings, SettingsError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MARKETS_DIR = PROJECT_ROOT / "data" / "markets"
@@ -359,7 +359,12 @@ def run_market(inputs: MarketInputs, settings: Settings, config, args: argparse.
     import torch
 
     from training.backtest import (
-        backtest_summary, flat_metrics, local_clock_hours, log_backtest, save_backtest, walk_forward,
+        backtest_summary,
+        flat_metrics,
+        local_clock_hours,
+        log_backtest,
+        save_backtest,
+        walk_forward,
     )
 
     started = time.perf_counter()
@@ -570,7 +575,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--days must be at least {MIN_DAYS}: the paper's rMAE needs more than one week of scored hours")
     if args.retune_every_days < 0:
         parser.error("--retune-every-days must be 0 or positive")
-    args.pairs = list(zip(files, published))
+    args.pairs = list(zip(files, published, strict=False))
     return args
 
 

@@ -35,16 +35,21 @@ import pandas as pd
 
 from benchmarks.accuracy import MARKETS_DIR, PUBLISHED_DIR, RESULTS, day_origins, load_inputs, published_days
 from benchmarks.machine import describe_machine
+from core.metrics import mae
 from core.settings import Settings
 from training.backtest import HOUR, forecast_day, training_window
 from training.config import TrainingConfig
 from training.dataset import build_training_frame
 from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
 from training.features import (
-    HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, build_feature_frame, complete_origins, feature_columns,
+    HORIZON_HOURS,
+    LOOKBACK_HOURS,
+    TARGET_COLUMN,
+    build_feature_frame,
+    complete_origins,
+    feature_columns,
     strided_origins,
 )
-from core.metrics import mae
 from training.models import model_class
 
 

@@ -31,13 +31,13 @@ import pandas as pd
 import torch
 
 from benchmarks.machine import describe_machine
-from core.settings import PROJECT_ROOT, Settings
 from core.markets import load_market
-from training.config import TrainingConfig
+from core.metrics import evaluate
+from core.settings import PROJECT_ROOT, Settings
 from training.backtest import training_window
+from training.config import TrainingConfig
 from training.dataset import build_training_frame, check_training_data
 from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
-from core.metrics import evaluate
 from training.models.cnn_lstm import CnnLstmModel
 from training.tuning import trials_frame, tune
 

@@ -63,10 +63,10 @@ def drifted_share(scores: dict[str, float], threshold: float) -> float:
 
 def calibrate_region(region: str, step_weeks: int, position: int) -> dict[str, Any]:
     """Worker: load ``region``'s whole history into a temporary store and run its drift check every week."""
+    from core.markets import load_market
+    from core.settings import Settings
     from drift import reports
     from drift.monitor import MIN_REFERENCE_HOURS, SEASON_MARGIN, region_drift
-    from core.settings import Settings
-    from core.markets import load_market
     from storage.database import create_store_engine, upgrade
     from storage.prices import PriceStore
 
@@ -241,7 +241,7 @@ def main() -> None:
     load_before = os.getloadavg()
     with ProcessPoolExecutor(max_workers=min(args.jobs, len(regions))) as pool:
         futures = [pool.submit(calibrate_region, region, args.step_weeks, i) for i, region in enumerate(regions)]
-        runs = {region: future.result() for region, future in zip(regions, futures)}
+        runs = {region: future.result() for region, future in zip(regions, futures, strict=False)}
     wall_s = time.perf_counter() - started
     print("\n" * len(regions), file=sys.stderr)
 

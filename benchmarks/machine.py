@@ -6,7 +6,7 @@ import json
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from core.settings import PROJECT_ROOT
@@ -57,7 +57,7 @@ def describe_machine(git_commit: str | None = None) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git_commit": git_commit or _git_commit(),
-        "recorded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 

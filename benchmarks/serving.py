@@ -74,12 +74,12 @@ def _log(message: str) -> None:
 def prepare(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> dict:
     """Load what the store lacks, retrain and gate every region without a champion; figures per region."""
     from core.markets import load_market
+    from pipelines.model_retraining import retrain_region
     from registry.models import champion
     from registry.promotion import gate_candidate, promote_version
     from storage.database import create_store_engine, upgrade
     from storage.prices import PriceStore
     from storage.promotions import PromotionStore
-    from pipelines.model_retraining import retrain_region
     from training.tracking import configure
 
     engine = create_store_engine(settings.database_url)

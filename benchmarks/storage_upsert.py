@@ -17,15 +17,15 @@ import argparse
 import statistics
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
 
 from benchmarks.machine import describe_machine, write_results
-from core.settings import PROJECT_ROOT, Settings
 from core.markets import load_market
+from core.settings import PROJECT_ROOT, Settings
 from storage.database import create_store_engine, upgrade
 from storage.prices import PriceStore
 from storage.upsert import copy_frame
@@ -48,7 +48,7 @@ def run(admin_url: str, repeats: int) -> dict:
     settings = Settings.from_env()
     prices = load_market("NP", PROJECT_ROOT / "data" / "markets").prices
     rows = len(prices)
-    copy_rows = prices.assign(ingested_at=pd.Timestamp(datetime.now(timezone.utc))).astype(
+    copy_rows = prices.assign(ingested_at=pd.Timestamp(datetime.now(UTC))).astype(
         {"ingested_at": "datetime64[us, UTC]"}
     )
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")

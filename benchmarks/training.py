@@ -15,7 +15,9 @@ cores, and the NP ensemble's test-window rMAE at or below 0.6.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import operator
 import resource
 import subprocess
 import sys
@@ -35,9 +37,9 @@ STEPS = ("prepare", "train_xgboost", "train_lightgbm", "train_cnn_lstm", "evalua
 def run_step(step: str, region: str) -> dict:
     """Child process: one step of one region's retraining; prints its figures as JSON."""
     from core.settings import Settings
+    from pipelines.model_retraining import Retraining
     from storage.database import create_store_engine
     from storage.prices import PriceStore
-    from pipelines.model_retraining import Retraining
 
     settings = Settings.from_env()
     store = PriceStore(create_store_engine(settings.database_url))
@@ -89,7 +91,7 @@ def main() -> None:
                             EOPT_LOG_LEVEL="WARNING", PYTHONWARNINGS="ignore")
     eopt = [sys.executable, "-m", "eopt.cli"]
     subprocess.run([*eopt, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([*eopt, "load-history", *sum((["--region", r] for r in regions), [])], env=env, check=True,
+    subprocess.run([*eopt, "load-history", *functools.reduce(operator.iadd, (["--region", r] for r in regions), [])], env=env, check=True,
                    capture_output=True)
 
     results: dict = {"machine": describe_machine(), "budget": args.budget, "device": args.device, "regions": {}}

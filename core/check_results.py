@@ -8,8 +8,9 @@ plain dicts (``to_dict``/``from_dict``) and are stored one row each in ``quality
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 Status = Literal["ok", "warn", "critical", "skipped"]
 STATUSES: tuple[Status, ...] = ("ok", "warn", "critical", "skipped")
@@ -48,7 +49,7 @@ class CheckResult:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CheckResult":
+    def from_dict(cls, data: dict[str, Any]) -> CheckResult:
         return cls(**data)
 
     def line(self) -> str:

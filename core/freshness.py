@@ -65,4 +65,4 @@ def find_gaps(index: pd.DatetimeIndex, start: pd.Timestamp | None = None, end: p
     breaks = (missing[1:] - missing[:-1]) != HOUR
     run_starts = [0, *(i + 1 for i in range(len(breaks)) if breaks[i])]
     run_ends = [*(i for i in range(len(breaks)) if breaks[i]), len(missing) - 1]
-    return [Gap(missing[a], missing[b]) for a, b in zip(run_starts, run_ends)]
+    return [Gap(missing[a], missing[b]) for a, b in zip(run_starts, run_ends, strict=False)]

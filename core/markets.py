@@ -60,7 +60,7 @@ class MarketHistory:
     prices: pd.DataFrame  # region, source, ts (UTC), price, currency, unit, resolution
     exogenous: pd.DataFrame  # region, source, ts (UTC), variable, value
 
-    def between(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> "MarketHistory":
+    def between(self, start: pd.Timestamp | None, end: pd.Timestamp | None) -> MarketHistory:
         """The part with ``start <= ts < end`` (UTC bounds; None is open)."""
 
         def cut(frame: pd.DataFrame) -> pd.DataFrame:
@@ -183,4 +183,4 @@ def local_day_hours_to_utc(frame: pd.DataFrame, timezone: str, path: Path | str 
     if len(steps) and (steps != pd.Timedelta(hours=1)).any():
         at = mapped["ts"].iloc[int(np.flatnonzero((steps != pd.Timedelta(hours=1)).to_numpy())[0]) + 1]
         raise MarketDataError(f"{path}: the UTC series is not hourly around {at} after mapping from {timezone}")
-    return mapped[["ts", *[c for c in body.columns]]]
+    return mapped[["ts", *list(body.columns)]]

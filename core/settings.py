@@ -73,9 +73,10 @@ start from these settings and let connections and variables override them (see `
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -246,7 +247,7 @@ class Settings:
     airflow_home: Path | None = None
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         home = Path(env.get("EOPT_HOME") or PROJECT_ROOT / ".eopt").expanduser().resolve()
         tracking = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
@@ -316,9 +317,14 @@ class Settings:
             provider_keys={s: env[key] for s, (_, key) in SECRET_VARIABLES.items() if key and env.get(key)},
         )
 
-    def with_overrides(self, **changes: object) -> "Settings":
+    def with_overrides(self, **changes: Any) -> Settings:
         """A copy with some values replaced (how Airflow connections and variables apply)."""
         return replace(self, **changes)
+
+    @property
+    def airflow_home_dir(self) -> Path:
+        """The Airflow home: the configured one, else ``<home>/airflow`` (when built without it)."""
+        return self.airflow_home or self.home / "airflow"
 
     @property
     def raw_payload_dir(self) -> Path:
@@ -350,7 +356,7 @@ class Settings:
         """The environment of an ``airflow`` command on this product's Airflow home: the project's
         dags folder, no examples, SQLite metadata in the home unless the operator configured a
         database, and this process's settings (``EOPT_*``) passed on."""
-        home = self.airflow_home or self.home / "airflow"
+        home = self.airflow_home_dir
         env = dict(os.environ)
         env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
                    AIRFLOW__CORE__LOAD_EXAMPLES="False", EOPT_HOME=str(self.home))

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
+from pricing_api_hook import task_settings
 
 from core.settings import Settings
-from pricing_api_hook import task_settings
 from quality.alerts import Alert, Channel, ChannelError, failure_alert, redacted, send_alert
 
 log = logging.getLogger("eopt.alerts")

@@ -7,9 +7,9 @@ from typing import Any
 
 import pendulum
 from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
+from alert_channels import task_failure_alert
 
 from core.settings import Settings
-from alert_channels import task_failure_alert
 
 
 def shared_dag_arguments(settings: Settings, *, deadline_minutes: int | None = None) -> dict[str, Any]:

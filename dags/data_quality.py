@@ -29,11 +29,11 @@ from datetime import timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import TriggerRule, dag, get_current_context, task
-
-from core.settings import Settings
 from dag_defaults import shared_dag_arguments
 from pricing_api_hook import task_settings
 from run_context import price_store, registry_client, run_conf, run_folder, run_hour
+
+from core.settings import Settings
 
 DAG_ID = "data_quality"
 SETTINGS = Settings.from_env()
@@ -119,6 +119,7 @@ def data_quality():
     @task
     def alert_on_critical(report: dict) -> dict:
         from alert_channels import airflow_channels
+
         from core.check_results import CheckResult
         from pipelines.data_quality import alert_on_critical
 

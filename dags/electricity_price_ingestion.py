@@ -23,11 +23,11 @@ from datetime import timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import TriggerRule, Variable, dag, task
-
-from core.settings import Settings
 from dag_defaults import shared_dag_arguments
 from pricing_api_hook import PricingAPIHook, task_settings
 from run_context import price_cache, price_store, run_conf, run_folder, run_time
+
+from core.settings import Settings
 
 DAG_ID = "electricity_price_ingestion"
 SETTINGS = Settings.from_env()

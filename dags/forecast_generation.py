@@ -29,11 +29,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.sdk import TriggerRule, dag, task
-
-from core.settings import Settings
 from dag_defaults import shared_dag_arguments
 from pricing_api_hook import task_settings
 from run_context import price_cache, price_store, registry_client, run_conf, run_folder, run_hour
+
+from core.settings import Settings
 
 DAG_ID = "forecast_generation"
 SETTINGS = Settings.from_env()

@@ -25,11 +25,11 @@ import json
 from datetime import timedelta
 
 from airflow.sdk import Variable, dag, task, task_group
-
-from core.settings import Settings
 from dag_defaults import shared_dag_arguments
 from pricing_api_hook import task_settings
 from run_context import price_store, run_conf, run_hour
+
+from core.settings import Settings
 
 DAG_ID = "model_retraining"
 SETTINGS = Settings.from_env()

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import get_current_context
-
 from pricing_api_hook import task_settings
 
 

@@ -28,19 +28,25 @@ from typing import Any
 
 import mlflow
 import pandas as pd
-import sqlalchemy as sa
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from drift import reports
-from core.settings import Settings
+from core.check_results import CheckResult, Status, skipped
 from core.markets import get_market
-from quality.checks import (CONTEXT_DAYS, FORECAST_SELECTION, OUTLIER_CRITICAL_SHARE, Window, price_reference,
-                            robust_z, served_forecasts)
-from core.check_results import CheckResult, skipped
+from core.model_input import to_model_input
+from core.settings import Settings
+from drift import reports
+from quality.checks import (
+    CONTEXT_DAYS,
+    FORECAST_SELECTION,
+    OUTLIER_CRITICAL_SHARE,
+    Window,
+    price_reference,
+    robust_z,
+    served_forecasts,
+)
 from registry.models import Champion
 from registry.models import champion as find_champion
-from core.model_input import to_model_input
 from storage.prices import PriceStore
 from training.dataset import TrainingDataError
 from training.evaluation import holdout_frame
@@ -81,7 +87,8 @@ def _reference_window(settings: Settings, client: MlflowClient | None, region: s
         return days_before(f"no champion (no model registry given): compared with the {days} days before")
     try:
         best = find_champion(client, region)
-        params = dict(client.get_run(best.run_id).data.params) if best else {}
+        # a model version that no run logged has no parameters to read
+        params = dict(client.get_run(best.run_id).data.params) if best and best.run_id else {}
     except MlflowException as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return days_before(f"the model registry could not be read ({reason}): compared with the {days} days before")
@@ -139,7 +146,7 @@ def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | N
     current_end = as_of.tz_convert("UTC")
     days = settings.quality_window_days
     current_start = current_end - pd.Timedelta(days=days)
-    current_info = {"start": _iso(current_start), "end": _iso(current_end)}
+    current_info: dict[str, Any] = {"start": _iso(current_start), "end": _iso(current_end)}
 
     window = _reference_window(settings, client, region, current_start)
     frame, outliers = _read_frames(store, region, min(window.start, current_start), max(window.end, current_end),
@@ -191,7 +198,7 @@ def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | N
     prediction, prediction_s = _prediction_part(settings, store, client, window, region, current_start, current_end,
                                                 current["price"], out_dir)
     share, drifted = summary["share"], summary["drifted_columns"]
-    status = "critical" if share >= threshold else "ok"
+    status: Status = "critical" if share >= threshold else "ok"
     named = f": {', '.join(drifted)}" if drifted else ""
     message = (f"{summary['count']} of {len(selection.columns)} columns drifted (normed Wasserstein >= "
                f"{settings.drift_column_threshold:g}) against the {kind}{named}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import re
 import sys
@@ -11,9 +13,9 @@ import click
 import pandas as pd
 from tqdm import tqdm
 
-from core.settings import KNOWN_REGIONS, Settings, SettingsError
 from core.markets import HISTORY_SOURCE, MarketDataError, load_market
 from core.runs import run_folder
+from core.settings import KNOWN_REGIONS, Settings, SettingsError
 from core.timestamps import utc
 from storage.cache import PriceCache, refresh_latest_prices
 from storage.database import StorageError, create_store_engine, safe_url, upgrade
@@ -191,10 +193,8 @@ def sandbox(obj: Context, host: str, port: int, faults: tuple[str, ...]) -> None
                                  param_hint="--fault")
     click.echo(f"pricing sandbox on http://{host}:{port} ({', '.join(sorted(server.apps))}); point the product at it with")
     click.echo(f"  export EOPT_PRICING_SANDBOX_URL=http://{host}:{port}")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(host, port)
-    except KeyboardInterrupt:
-        pass
 
 
 @cli.command("ingest")
@@ -213,16 +213,19 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
     if unknown:
         raise click.BadParameter(f"unknown source {', '.join(unknown)}; known: {', '.join(PRICING_SOURCES)}", param_hint="--source")
     start_ts, end_ts = _utc(start, "--start"), _utc(end, "--end")
+    if start_ts is None or end_ts is None:  # required options, but a blank value parses to None
+        raise click.BadParameter("--start and --end need a UTC date or time (e.g. 2018-06-01)",
+                                 param_hint="--start/--end")
     if start_ts >= end_ts:
         raise click.BadParameter(f"--start {start_ts} is not before --end {end_ts}", param_hint="--start")
     store, cache = obj.store(), obj.cache()
     run_time = pd.Timestamp.now(tz="UTC")
-    edges = list(pd.date_range(start_ts, end_ts, freq=f"{chunk_days}D")) + [end_ts]
+    edges = [*list(pd.date_range(start_ts, end_ts, freq=f"{chunk_days}D")), end_ts]
     edges = sorted(set(edges))
     totals = {"fetched": 0, "new": 0, "updated": 0, "quarantined": 0}
     failures: dict[str, list[str]] = {}
     with tqdm(total=len(edges) - 1, desc="ingest", unit="chunk", file=sys.stderr) as bar:
-        for lo, hi in zip(edges[:-1], edges[1:]):
+        for lo, hi in itertools.pairwise(edges):
             report = run_cycle(obj.settings, run_time, store, cache, start=lo, end=hi, sources=chosen, min_records=0)
             totals["fetched"] += sum(report.fetched.values())
             totals["new"] += report.stored["inserted"]
@@ -240,15 +243,15 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
         sys.exit(1)
 
 
-def _training_errors() -> tuple[type[Exception], ...]:
+def _training_errors(*also: type[Exception]) -> tuple[type[Exception], ...]:
     from core.model_input import ModelInputError
+    from pipelines.model_retraining import RetrainingError
     from training.dataset import TrainingDataError
     from training.features import FeatureError
     from training.models import ModelError
-    from pipelines.model_retraining import RetrainingError
     from training.tuning import TuningError
 
-    return (TrainingDataError, FeatureError, ModelError, RetrainingError, TuningError, ModelInputError)
+    return (TrainingDataError, FeatureError, ModelError, RetrainingError, TuningError, ModelInputError, *also)
 
 
 def _as_of(value: str | None) -> pd.Timestamp | None:
@@ -264,14 +267,14 @@ def _as_of(value: str | None) -> pd.Timestamp | None:
 @click.pass_obj
 def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str | None, gate: bool) -> None:
     """Retrain: extract, tune and fit the three models, evaluate the ensemble, register it, run the gate."""
-    from registry.promotion import RegistryError
     from pipelines.model_retraining import retrain_region
+    from registry.promotion import RegistryError
 
     store = obj.store()
     for region in _regions(regions, obj.settings):
         try:
             outcome = retrain_region(obj.settings, store, region, _as_of(as_of), budget, gate=gate)
-        except (*_training_errors(), RegistryError) as exc:
+        except _training_errors(RegistryError) as exc:
             raise click.ClickException(str(exc)) from None
         e = outcome.evaluation
         click.echo(f"{region}: {outcome.candidate.name} version {outcome.candidate.version} registered; "
@@ -292,8 +295,8 @@ def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str
 @click.pass_obj
 def tune_command(obj: Context, region: str, models: tuple[str, ...], budget: str | None, as_of: str | None) -> None:
     """Run (or resume) the Optuna studies of a region without registering anything."""
-    from training.dataset import build_training_frame, extract_training_data, check_training_data
     from training.config import TrainingConfig
+    from training.dataset import build_training_frame, check_training_data, extract_training_data
     from training.features import feature_columns
     from training.tuning import tune
 
@@ -348,7 +351,7 @@ def evaluate_command(obj: Context, region: str, model_ref: str, days: int, as_of
         score = score_model(uri, region, frame)
     except _training_errors() as exc:
         raise click.ClickException(str(exc)) from None
-    except Exception as exc:  # noqa: BLE001 - MLflow: unknown model/alias, registry down
+    except Exception as exc:
         raise click.ClickException(f"{uri}: {exc}") from None
     m, n = score.metrics, score.naive_metrics
     click.echo(f"{uri} on {score.first_target} .. {score.last_target} ({score.hours} h): MAE {m['mae']:.3f}, "
@@ -372,7 +375,13 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, retu
     For the comparison with the published EPF benchmark forecasts, see ``python -m benchmarks.accuracy``.
     """
     from training.backtest import (
-        BacktestError, backtest_summary, flat_metrics, last_days_origins, log_backtest, save_backtest, walk_forward,
+        BacktestError,
+        backtest_summary,
+        flat_metrics,
+        last_days_origins,
+        log_backtest,
+        save_backtest,
+        walk_forward,
     )
     from training.config import TrainingConfig
 
@@ -388,7 +397,7 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, retu
     try:
         result = walk_forward(prices, exogenous, region, origins, config, storage_url=config.optuna_storage,
                               retrain_every_days=retrain_every_days, retune_every_days=retune_every_days)
-    except (*_training_errors(), BacktestError) as exc:
+    except _training_errors(BacktestError) as exc:
         raise click.ClickException(str(exc)) from None
     metrics = result.metrics()
     summary = backtest_summary(result, config, retrain_every_days=retrain_every_days,
@@ -436,7 +445,7 @@ def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
             flow.check_model_ready(client, [region])
             flow.prepare_features(store, [region], issued, folder)
             flow.generate_forecasts(client, [region], folder, issued)
-        except (RuntimeError, *_training_errors()) as exc:
+        except _training_errors(RuntimeError) as exc:
             click.echo(f"{region}: {exc}", err=True)
             failed = True
             continue
@@ -457,7 +466,7 @@ def registry() -> None:
     """The model registry: champions, challengers, manual promotion and rollback (all audited)."""
 
 
-def _registry_context(obj: Context):  # noqa: ANN202
+def _registry_context(obj: Context):
     from storage.promotions import PromotionStore
     from training.tracking import configure
 
@@ -486,7 +495,7 @@ def registry_status_command(obj: Context, regions: tuple[str, ...], show_history
     for region in _regions(regions, obj.settings):
         try:
             table = registry_status(client, region)
-        except Exception as exc:  # noqa: BLE001 - registry down: say where
+        except Exception as exc:
             raise click.ClickException(f"{region}: cannot read the registry at {obj.settings.mlflow_registry_uri}: {exc}") from None
         if table.empty:
             click.echo(f"{region}: no registered model yet (run eopt train --region {region})")
@@ -647,10 +656,8 @@ def metrics_serve(obj: Context, host: str | None, port: int | None) -> None:
 
     server = MetricsServer(obj.store().engine, host or obj.settings.metrics_host, port or obj.settings.metrics_port)
     click.echo(f"serving data-quality metrics on {server.url} (Ctrl-C stops)")
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 def main() -> None:

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
-from eopt.airflow_home import bootstrap, dags_test
 from core.settings import Settings
+from eopt.airflow_home import bootstrap, dags_test
 
 SANDBOX_PORT = 8765  # where airflow/connections.json points the providers
 
@@ -60,7 +61,7 @@ def run_dag(settings: Settings, dag_id: str, logical_date: str, conf: dict, echo
     seconds = time.perf_counter() - started
     log = result.stdout + result.stderr
     ok = result.returncode == 0
-    echo(f"    {'ok' if ok else 'FAILED (exit %d)' % result.returncode} in {seconds:.0f} s")
+    echo(f"    {'ok' if ok else f'FAILED (exit {result.returncode})'} in {seconds:.0f} s")
     if not ok:
         echo("    " + "\n    ".join(log.strip().splitlines()[-15:]))
     return DagRun(dag_id, logical_date, tuple(conf.get("regions", ())), ok, round(seconds, 1), log[-3000:])

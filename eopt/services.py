@@ -17,6 +17,7 @@ period) and nothing else; a pid file whose process is gone is just removed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -26,12 +27,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from eopt.airflow_home import bootstrap
 from core.settings import Settings
+from eopt.airflow_home import bootstrap
 
 BIN = Path(sys.executable).parent
 ADMIN_USER = "admin"
@@ -74,7 +75,7 @@ def _alive(pid: int) -> bool:
 
 def admin_password(settings: Settings) -> str:
     """The Airflow admin password of this home: created once, kept across restarts."""
-    home = settings.airflow_home
+    home = settings.airflow_home_dir
     home.mkdir(parents=True, exist_ok=True)
     path = home / "admin-password"
     if not path.is_file():
@@ -94,7 +95,8 @@ def _commands(settings: Settings, ports: Ports) -> dict[str, tuple[list[str], di
         AIRFLOW__API__PORT=str(ports.airflow), AIRFLOW__API__HOST="127.0.0.1", AIRFLOW__API__BASE_URL=base,
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{base}/execution/",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{ADMIN_USER}:admin",
-        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(settings.airflow_home / "simple_auth_manager_passwords.json.generated"),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(
+            settings.airflow_home_dir / "simple_auth_manager_passwords.json.generated"),
         MLFLOW_TRACKING_URI=f"http://127.0.0.1:{ports.mlflow}",
     )
     airflow_env["PATH"] = f"{BIN}{os.pathsep}{airflow_env.get('PATH', '')}"  # standalone starts its parts as `airflow ...`
@@ -117,7 +119,7 @@ def _health_urls(ports: Ports) -> dict[str, str]:
 
 def _answers(url: str) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=3) as response:
+        with urllib.request.urlopen(url, timeout=3) as response:  # noqa: S310 - our own services' http URLs
             return response.status < 500
     except urllib.error.HTTPError as exc:
         return exc.code < 500
@@ -162,7 +164,7 @@ def up(settings: Settings, ports: Ports = Ports(), echo: Callable[[str], None] =
         down(settings, echo)
         raise ServiceError(f"not up after {timeout_s:.0f} s: {', '.join(waiting)}; see the logs in {folder}")
     echo(f"Airflow UI  http://127.0.0.1:{ports.airflow}  user {ADMIN_USER}, password {password} "
-         f"(kept in {settings.airflow_home / 'admin-password'})")
+         f"(kept in {settings.airflow_home_dir / 'admin-password'})")
     echo(f"MLflow UI   http://127.0.0.1:{ports.mlflow}")
     echo(f"sandbox     http://127.0.0.1:{ports.sandbox}")
     return pids
@@ -174,10 +176,8 @@ def down(settings: Settings, echo: Callable[[str], None] = print, grace_s: float
     for pid_file in sorted(run_dir(settings).glob("*.pid")):
         pid = int(pid_file.read_text())
         if _alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             deadline = time.monotonic() + grace_s
             while _group_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.5)
@@ -197,8 +197,6 @@ def _group_alive(pgid: int) -> bool:
     except ProcessLookupError:
         return False
     # a zombie leader of our own keeps the group "alive": reap it
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pgid, os.WNOHANG)
-    except ChildProcessError:
-        pass
     return True

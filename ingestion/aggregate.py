@@ -51,7 +51,7 @@ def aggregate_hourly(raw: pd.DataFrame) -> Aggregated:
     frame = frame[~unknown_unit & ~unknown_resolution]
 
     key = ["region", "source", "ts"]
-    exact = frame.duplicated(key + ["price"], keep="first")
+    exact = frame.duplicated([*key, "price"], keep="first")
     frame = frame[~exact]
     conflicting = frame.duplicated(key, keep=False)
     if conflicting.any():

@@ -24,7 +24,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -165,8 +165,8 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     except (TypeError, ValueError):
         return None
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - (now or datetime.now(timezone.utc))).total_seconds())
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
 class HttpTransport:
@@ -175,7 +175,7 @@ class HttpTransport:
         config: ProviderConfig,
         *,
         archive_dir: Path,
-        record: Callable[[ApiCall], None] | None = None,
+        record: Callable[[ApiCall], object] | None = None,  # its result, if any, is ignored
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
@@ -186,7 +186,7 @@ class HttpTransport:
         self._record = record
         self.session = session or requests.Session()
         self._sleep = sleep
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - backoff jitter, not a secret
         self.limiter = RateLimiter(config.requests_per_minute, sleep=sleep)
 
     # -- recording -------------------------------------------------------------------------
@@ -199,7 +199,7 @@ class HttpTransport:
             latency_ms=round((time.perf_counter() - started) * 1000, 2),
             records=records,
             error=error,
-            called_at=datetime.now(timezone.utc),
+            called_at=datetime.now(UTC),
         )
         self.calls.append(call)
         if self._record is not None:
@@ -212,7 +212,7 @@ class HttpTransport:
         folder = self.archive_dir / self.config.source
         folder.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256(body).hexdigest()[:12]
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
         path = folder / f"{stamp}-{digest}.raw"
         path.write_bytes(body)
         (folder / f"{stamp}-{digest}.meta").write_text(f"endpoint: {endpoint}\n")

@@ -8,9 +8,10 @@ Inside Airflow, ``dags/pricing_api_hook.PricingAPIHook`` overlays the provider's
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import replace
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from core.settings import PRICING_SOURCES, Settings
 from ingestion.http import ApiCall, HttpTransport, ProviderConfig
@@ -64,7 +65,8 @@ def provider_config(source: str, settings: Settings, **overrides: Any) -> Provid
 
 
 def build_client(
-    config: ProviderConfig, settings: Settings, record: Callable[[ApiCall], None] | None = None, **transport_kwargs: Any
+    config: ProviderConfig, settings: Settings, record: Callable[[ApiCall], object] | None = None,
+    **transport_kwargs: Any,
 ) -> PriceClient:
     transport = HttpTransport(config, archive_dir=settings.raw_payload_dir, record=record, **transport_kwargs)
     return source_module(config.source).Client(config, transport)

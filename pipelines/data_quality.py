@@ -7,7 +7,7 @@ report reads them all, with a "not checked" result for a check task that did not
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +29,19 @@ CHECK_TASKS = ("check_data_freshness", "check_completeness", "check_price_range"
                "check_model_accuracy", "check_drift")
 
 
-def check_data_freshness(store: PriceStore, settings: Settings, regions: list[str],
+def check_data_freshness(store: PriceStore, settings: Settings, regions: Sequence[str],
                          as_of: pd.Timestamp) -> list[CheckResult]:
     """How old each region's newest price is (``quality.checks.freshness``)."""
     return checks.freshness(store, settings, regions, as_of)
 
 
-def check_completeness(store: PriceStore, settings: Settings, regions: list[str],
+def check_completeness(store: PriceStore, settings: Settings, regions: Sequence[str],
                        as_of: pd.Timestamp) -> list[CheckResult]:
     """Missing hours and gaps per region and source over the window (``quality.checks.completeness``)."""
     return checks.completeness(store, settings, regions, as_of)
 
 
-def check_price_range(store: PriceStore, settings: Settings, regions: list[str],
+def check_price_range(store: PriceStore, settings: Settings, regions: Sequence[str],
                       as_of: pd.Timestamp) -> list[CheckResult]:
     """Outlier hours against the weeks before the window (``quality.checks.price_range``)."""
     return checks.price_range(store, settings, regions, as_of)
@@ -52,14 +52,14 @@ def check_api_health(store: PriceStore, settings: Settings, as_of: pd.Timestamp)
     return checks.api_health(ApiHealthStore(store.engine), settings, as_of)
 
 
-def check_model_accuracy(store: PriceStore, client: Any, settings: Settings, regions: list[str], as_of: pd.Timestamp,
+def check_model_accuracy(store: PriceStore, client: Any, settings: Settings, regions: Sequence[str], as_of: pd.Timestamp,
                          folder: Path) -> list[CheckResult]:
     """The served forecasts' realised accuracy against the champion's promotion figures, with a
     forecast-vs-actual picture per region in ``folder/accuracy``."""
     return checks.model_accuracy(store, client, settings, regions, as_of, plot_dir=folder / "accuracy")
 
 
-def check_drift(store: PriceStore, client: Any, settings: Settings, regions: list[str], as_of: pd.Timestamp,
+def check_drift(store: PriceStore, client: Any, settings: Settings, regions: Sequence[str], as_of: pd.Timestamp,
                 folder: Path) -> list[CheckResult]:
     """Evidently drift of each region's week against the same season of its champion's training
     window, reports in ``folder/drift``."""
@@ -109,7 +109,7 @@ def drift_retraining_needed(settings: Settings, results: Iterable[Mapping[str, A
     return {"regions": regions}
 
 
-def run_checks(store: PriceStore, client: Any, settings: Settings, regions: list[str], as_of: pd.Timestamp,
+def run_checks(store: PriceStore, client: Any, settings: Settings, regions: Sequence[str], as_of: pd.Timestamp,
                folder: Path) -> dict[str, list[CheckResult]]:
     """Every check task's results in one process (``eopt quality``), keyed by task id."""
     return {

@@ -10,6 +10,7 @@ its forecast.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,12 +43,12 @@ def _raise_for(problems: dict[str, str], others: int) -> None:
                            + " | ".join(problems.values()))
 
 
-def check_model_ready(client: MlflowClient, regions: list[str]) -> dict[str, str | None]:
+def check_model_ready(client: MlflowClient, regions: Sequence[str]) -> dict[str, str | None]:
     """Per region, the champion's ``models:/NAME/VERSION``, or None where it will fall back to the seasonal naive."""
     return model_readiness(client, regions)
 
 
-def prepare_features(store: PriceStore, regions: list[str], run_hour: pd.Timestamp, folder: Path) -> dict[str, str]:
+def prepare_features(store: PriceStore, regions: Sequence[str], run_hour: pd.Timestamp, folder: Path) -> dict[str, str]:
     """Per region, the origin (the hour after the newest price known before the run) and its 24
     feature rows in ``features_<REGION>.parquet``; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,7 @@ def prepare_features(store: PriceStore, regions: list[str], run_hour: pd.Timesta
     return paths
 
 
-def generate_forecasts(client: MlflowClient, regions: list[str], folder: Path,
+def generate_forecasts(client: MlflowClient, regions: Sequence[str], folder: Path,
                        issued_at: pd.Timestamp) -> dict[str, dict[str, Any]]:
     """Per region with features, the champion's forecast or the labelled seasonal-naive fallback
     (an ERROR alert naming the region and the reason) in ``forecast_<REGION>.parquet``."""
@@ -98,7 +99,7 @@ def generate_forecasts(client: MlflowClient, regions: list[str], folder: Path,
     return summary
 
 
-def store_forecasts(store: PriceStore, regions: list[str], folder: Path) -> dict[str, Any]:
+def store_forecasts(store: PriceStore, regions: Sequence[str], folder: Path) -> dict[str, Any]:
     """Every region's forecast file in one idempotent upsert keyed by ``(region, issued_at, target_ts)``."""
     paths = {r: folder / f"forecast_{r}.parquet" for r in regions}
     paths = {r: p for r, p in paths.items() if p.is_file()}
@@ -111,7 +112,7 @@ def store_forecasts(store: PriceStore, regions: list[str], folder: Path) -> dict
             "regions": sorted(paths)}
 
 
-def update_forecast_cache(store: PriceStore, cache: PriceCache, regions: list[str]) -> dict[str, bool]:
+def update_forecast_cache(store: PriceStore, cache: PriceCache, regions: Sequence[str]) -> dict[str, bool]:
     """Each region's newest forecast into the cache (the newest issue, even when this run re-ran an old one)."""
     forecasts = ForecastStore(store.engine)
     writes = {}

@@ -23,19 +23,20 @@ import functools
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any, TypeVar
 
 import mlflow
-from mlflow.models.model import ModelInfo
 import numpy as np
 import pandas as pd
+from mlflow.models.model import ModelInfo
 
+from core.freshness import Freshness, freshness
+from core.metrics import MetricsError, evaluate, interval_coverage
 from core.settings import Settings
 from core.timestamps import utc
-from core.freshness import Freshness, freshness
 from registry.models import Candidate, register_candidate, registered_model_name
 from registry.promotion import gate_candidate
 from serving.pyfunc import log_ensemble
@@ -43,12 +44,17 @@ from storage.prices import PriceStore
 from storage.promotions import PromotionStore
 from training import plots, tracking
 from training.config import TrainingConfig
-from training.dataset import TrainingData, TrainingDataError, build_training_frame, check_training_data, extract_training_data
+from training.dataset import (
+    TrainingData,
+    TrainingDataError,
+    build_training_frame,
+    check_training_data,
+    extract_training_data,
+)
 from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
 from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
-from core.metrics import MetricsError, evaluate, interval_coverage
 from training.models import model_class
-from training.tuning import tune, trials_frame
+from training.tuning import trials_frame, tune
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,7 +77,7 @@ def check_data_freshness(store: PriceStore, regions: tuple[str, ...] | list[str]
         if latest is not None and latest >= as_of:
             latest = min(latest, as_of)
         statuses.append(freshness(region, latest, as_of, pd.Timedelta(hours=max_staleness_h)))
-    problems = [s.problem() for s in statuses if not s.fresh]
+    problems = [p for p in (s.problem() for s in statuses) if p is not None]  # None exactly when fresh
     if problems:
         raise TrainingDataError("data too old to retrain on: " + " | ".join(problems))
     return statuses
@@ -102,7 +108,7 @@ class Retraining:
     folder: Path
 
     @classmethod
-    def open(cls, settings: Settings, region: str, as_of: pd.Timestamp, budget: str | None = None) -> "Retraining":
+    def open(cls, settings: Settings, region: str, as_of: pd.Timestamp, budget: str | None = None) -> Retraining:
         as_of = utc(as_of).floor("h")
         folder = settings.retraining_dir / f"{as_of:%Y%m%dT%H%MZ}" / region
         return cls(settings, TrainingConfig.from_settings(settings, budget), region, as_of, folder)
@@ -136,7 +142,7 @@ class Retraining:
     def member_folder(self, model: str) -> Path:
         return self.folder / "members" / model
 
-    def client(self):  # noqa: ANN201 (MlflowClient)
+    def client(self):
         return tracking.configure(self.settings)
 
     # -- steps ----------------------------------------------------------------------------
@@ -250,7 +256,7 @@ class Retraining:
                  result.complete + result.pruned, result.pruned, seconds)
         return summary
 
-    def _log_member(self, client, run: str, model: str, fitted, fit, result, summary: dict, budget) -> None:  # noqa: ANN001
+    def _log_member(self, client, run: str, model: str, fitted, fit, result, summary: dict, budget) -> None:
         folder = self.member_folder(model)
         tracking.log_params(client, run, {**result.best_params, "study_name": result.study_name,
                                           "trials_budget": budget.trials, "timeout_s": budget.timeout_s,
@@ -376,7 +382,8 @@ class Retraining:
 
     @_step
     def deploy_model(self, store: PriceStore, actor: str = "model_retraining") -> dict[str, Any]:
-        """Register the candidate (Staging, alias challenger), then let the promotion gate decide."""
+        """Register the candidate (Staging, alias challenger), then let the promotion gate decide; returns
+        the gate's summary as kept in the manifest (name, version, promoted, reasons, champion after)."""
         candidate = self.register()
         manifest = self.manifest()
         if manifest.get("gate", {}).get("version") == candidate.version:
@@ -438,7 +445,7 @@ def _log_pyfunc(forecaster: EnsembleForecaster, folder: Path, example: pd.DataFr
 class RetrainingOutcome:
     region: str
     candidate: Candidate
-    evaluation: dict[str, object]
+    evaluation: dict[str, Any]  # evaluation.json's summary, plus the gate's when it ran
     seconds: float
 
 

@@ -15,6 +15,7 @@ as an ERROR naming the channel and never stops the other channel or the caller.
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 from collections.abc import Callable, Iterable, Mapping
@@ -155,7 +156,7 @@ def send_alert(settings: Settings, alert: Alert, channels: Mapping[str, Channel]
     enabled = {"slack": settings.enable_slack_alerts, "email": bool(settings.alert_email_to)}
     for name, on in enabled.items():
         if on:
-            out[name] = _deliver(name, alert, lambda send=channels[name]: send(alert, context))
+            out[name] = _deliver(name, alert, functools.partial(channels[name], alert, context))
     return out
 
 

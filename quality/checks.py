@@ -21,18 +21,20 @@ completeness's finding.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from core.check_results import CheckResult, Status, skipped
+from core.freshness import HOUR, find_gaps
+from core.metrics import evaluate
 from core.settings import Settings
 from core.timestamps import utc
-from core.freshness import HOUR, find_gaps
-from core.check_results import CheckResult, skipped
 from ingestion.validation import PLAUSIBLE_RANGE
 from registry.models import champion
 from storage.health import ApiHealthStore
@@ -40,7 +42,6 @@ from storage.prices import PriceStore
 from storage.promotions import PromotionStore
 from storage.schema import forecasts as forecasts_table
 from training.plots import forecast_vs_actual
-from core.metrics import evaluate
 
 CONTEXT_DAYS = 28  # history before the window that the price range and completeness checks look at
 OUTLIER_CRITICAL_SHARE = 0.05
@@ -54,7 +55,7 @@ class Window:
     end: pd.Timestamp  # exclusive: the run's as_of
 
     @classmethod
-    def before(cls, as_of: Any, days: int) -> "Window":
+    def before(cls, as_of: Any, days: int) -> Window:
         end = utc(as_of).floor("h")
         return cls(end - pd.Timedelta(days=days), end)
 
@@ -120,6 +121,7 @@ def completeness_of(frame: pd.DataFrame, region: str, window: Window, max_gap_h:
             "gaps": [{"first_missing": _iso(g.first_missing), "last_missing": _iso(g.last_missing), "hours": g.hours}
                      for g in sorted(gaps, key=lambda g: -g.hours)[:MAX_LISTED]],
         }
+        status: Status
         if longest is not None and share >= critical_share:
             status, message = "critical", (f"{missing} of {expected} hours missing ({share:.0%}); longest gap "
                                            f"{longest.hours} h from {longest.first_missing}; backfill the "
@@ -189,6 +191,7 @@ def price_range_of(prices: pd.Series, region: str, window: Window, z_limit: floa
         "plausible_range": [low, high],
     }
     max_z = float(z.max())
+    status: Status
     if len(outside):
         status = "critical"
         message = (f"{len(outside)} price(s) outside the plausible range [{low}, {high}] (e.g. {outside.iloc[0]:.2f} "
@@ -236,6 +239,7 @@ def api_health_of(calls: pd.DataFrame, source: str, start: pd.Timestamp, end: pd
         "last_errors": [str(e)[:300] for e in errors["error"].dropna().tail(3)],
         "http_statuses": {str(int(k)): int(v) for k, v in calls["http_status"].dropna().value_counts().items()},
     }
+    status: Status
     if rate >= settings.api_error_rate_critical:
         status = "critical"
         message = (f"{len(errors)} of {len(calls)} calls failed ({rate:.0%}) in {API_HEALTH_HOURS} h; last error: "
@@ -276,6 +280,7 @@ def freshness_of(region: str, latest: pd.Timestamp | None, as_of: pd.Timestamp, 
     age = (as_of - latest) / HOUR
     details = {"as_of": as_of.isoformat(), "newest": latest.isoformat(), "age_hours": round(age, 2),
                "warn_hours": settings.freshness_warn_h, "critical_hours": settings.freshness_critical_h}
+    status: Status
     if age > settings.freshness_critical_h:
         status = "critical"
     elif age > settings.freshness_warn_h:
@@ -367,12 +372,13 @@ def model_accuracy_of(region: str, served: pd.DataFrame, prices: pd.Series, wind
     reasons = []
     if mape_known and mape > mape_limit:
         reasons.append(f"MAPE {mape:.1f}% above {mape_limit:g}%")
-    if limit_rmae is not None and rmae > limit_rmae:
+    if limit_rmae is not None and promoted is not None and rmae > limit_rmae:  # limit_rmae implies promoted
         reasons.append(f"rMAE {rmae:.3f} above {settings.accuracy_rmae_factor:g} x the {promoted.rmae:.3f} "
                        f"v{promoted.version} had at promotion")
     against = "" if promoted is None or promoted.rmae is None else f" (v{promoted.version} at promotion: rMAE {promoted.rmae:.3f})"
     summary = (f"MAE {metrics['mae']:.2f}, rMAE {rmae:.3f}, MAPE "
                + (f"{mape:.1f}%" if mape_known else "n/a (prices near zero)") + f" over {int(known.sum())} h{against}")
+    status: Status
     if reasons:
         status, message = "critical", f"{'; '.join(reasons)}: {summary}; consider retraining (model_retraining)"
     elif rmae >= 1.0:
@@ -429,7 +435,7 @@ def model_accuracy(store: PriceStore, client: Any, settings: Settings, regions: 
         prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
         try:
             promoted = promotion_figures(store.engine, client, region) if client is not None else None
-        except Exception as exc:  # noqa: BLE001 - the registry being down must not hide the realized numbers
+        except Exception as exc:
             promoted = None
             served.attrs["registry_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         result = model_accuracy_of(region, served, prices, window, promoted, settings)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Iterator
-from wsgiref.simple_server import WSGIServer, make_server
+from collections.abc import Iterator
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, make_wsgi_app
@@ -81,10 +81,10 @@ class QualityMetricsCollector(Collector):
             score.add_metric([], float(run.health_score))
             yield score
         statuses = run.checks["status"].value_counts().to_dict()
-        for name, status in (("data_quality_checks_passed", "ok"), ("data_quality_checks_critical", "critical"),
-                             ("data_quality_checks_warning", "warn"), ("data_quality_checks_skipped", "skipped")):
+        for name, counted in (("data_quality_checks_passed", "ok"), ("data_quality_checks_critical", "critical"),
+                              ("data_quality_checks_warning", "warn"), ("data_quality_checks_skipped", "skipped")):
             family = gauge(name)
-            family.add_metric([], float(statuses.get(status, 0)))
+            family.add_metric([], float(statuses.get(counted, 0)))
             yield family
         total = gauge("data_quality_checks_total")
         total.add_metric([], float(len(run.checks)))
@@ -126,23 +126,30 @@ def metrics_registry(engine: sa.Engine) -> CollectorRegistry:
     return registry
 
 
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # Prometheus scrapes every 15 s: keep logs quiet
+
+
 class MetricsServer:
     """``/metrics`` over HTTP on (host, port); port 0 picks a free one. Use as a context manager or ``serve_forever``."""
 
     def __init__(self, engine: sa.Engine, host: str, port: int) -> None:
-        self.server: WSGIServer = make_server(host, port, make_wsgi_app(metrics_registry(engine)))
-        self.server.RequestHandlerClass.log_message = lambda *a, **k: None  # scrapes every 15 s: keep logs quiet
+        self.server: WSGIServer = make_server(host, port, make_wsgi_app(metrics_registry(engine)),
+                                              handler_class=_QuietHandler)
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
+        if not isinstance(host, str):  # typeshed allows bytes (AF_UNIX); a TCP server's host is a str
+            host = host.decode()
         return f"http://{host}:{port}/metrics"
 
     def serve_forever(self) -> None:
         self.server.serve_forever()
 
-    def __enter__(self) -> "MetricsServer":
+    def __enter__(self) -> MetricsServer:
         self._thread = threading.Thread(target=self.server.serve_forever, name="eopt-metrics", daemon=True)
         self._thread.start()
         return self

@@ -12,14 +12,15 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pandas as pd
 
-from core.settings import Settings
 from core.check_results import CheckResult, health_score, worst_status
+from core.settings import Settings
 from storage.quality import QualityReportStore
 from training import tracking
 
@@ -190,13 +191,13 @@ def publish_report(settings: Settings, store: QualityReportStore, report: Qualit
     if client is not None:
         try:
             report.mlflow_run_id = _mlflow_run(settings, client, report)
-        except Exception as exc:  # noqa: BLE001 - an unreachable MLflow must not lose the report itself
+        except Exception as exc:
             mlflow_failed(exc)
     write_files()
     if client is not None and report.mlflow_run_id:
         try:
             _log_to_mlflow(client, report.mlflow_run_id, report, [markdown, page, results])
-        except Exception as exc:  # noqa: BLE001 - e.g. the artifact store refuses: keep the report, say so
+        except Exception as exc:
             mlflow_failed(exc)
             _finish_quietly(client, report.mlflow_run_id)
             report.mlflow_run_id = None
@@ -223,8 +224,10 @@ def _mlflow_run(settings: Settings, client: Any, report: QualityReport) -> str:
 
 
 def _log_to_mlflow(client: Any, run: str, report: QualityReport, files: list[Path]) -> None:
-    metrics: dict[str, float] = {"health_score": report.health_score,
-                                 **{f"checks_{s}": float(report.count(s)) for s in ("ok", "warn", "critical", "skipped")}}
+    metrics: dict[str, float | None] = {  # log_metrics leaves out None (no health score when nothing was checked)
+        "health_score": report.health_score,
+        **{f"checks_{s}": float(report.count(s)) for s in ("ok", "warn", "critical", "skipped")},
+    }
     for r in report.results:
         if r.name in ("drift", "model_accuracy", "freshness") and r.value is not None:
             metrics[f"{r.name}_{r.region}"] = r.value
@@ -241,7 +244,7 @@ def _finish_quietly(client: Any, run: str) -> None:
     """Mark a run whose logging failed as FAILED, so the MLflow UI does not show it running forever."""
     try:
         tracking.finish(client, run, ok=False)
-    except Exception as exc:  # noqa: BLE001 - MLflow is what failed; the report says so already
+    except Exception as exc:
         log.warning("could not mark MLflow run %s failed: %s", run, exc)
 
 

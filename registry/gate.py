@@ -31,8 +31,9 @@ class Evaluation:
     hours: int
 
     @classmethod
-    def from_metrics(cls, label: str, metrics: dict[str, float], hours: int) -> "Evaluation":
-        return cls(label, *(float(metrics[k]) for k in ("mae", "rmae", "smape", "rmse", "mape")), hours)
+    def from_metrics(cls, label: str, metrics: dict[str, float], hours: int) -> Evaluation:
+        return cls(label, mae=float(metrics["mae"]), rmae=float(metrics["rmae"]), smape=float(metrics["smape"]),
+                   rmse=float(metrics["rmse"]), mape=float(metrics["mape"]), hours=hours)
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ def register_candidate(client: MlflowClient, region: str, model_uri: str, run_id
 class Champion:
     name: str
     version: str
-    run_id: str
+    run_id: str | None  # MLflow allows a model version that no run logged
 
     @property
     def uri(self) -> str:

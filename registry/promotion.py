@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 from mlflow.exceptions import MlflowException
@@ -80,7 +80,7 @@ def _tags(client: MlflowClient, name: str, version: str, tags: dict[str, object]
         client.set_model_version_tag(name, version, key, str(value)[:5000])
 
 
-def _registry_call(what: str, region: str, call):  # noqa: ANN001, ANN202
+def _registry_call(what: str, region: str, call):
     try:
         return call()
     except (MlflowException, OSError) as exc:
@@ -114,7 +114,7 @@ def gate_candidate(client: MlflowClient, settings: Settings, store: PriceStore, 
         try:
             score = score_model(current.uri, region, frame)
             champion_eval = Evaluation.from_metrics(f"champion v{current.version}", score.metrics, hours)
-        except Exception as exc:  # noqa: BLE001 - a champion that cannot even be scored must not block a candidate
+        except Exception as exc:
             notes.append(f"champion v{current.version} could not be re-scored ({type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''}); judged without it")
             log.error("%s: %s", region, notes[-1])
@@ -122,7 +122,7 @@ def gate_candidate(client: MlflowClient, settings: Settings, store: PriceStore, 
     decision = decide_promotion(candidate, champion_eval, baseline, policy)
     # a champion that could not be scored is not "no champion": say what happened instead
     reasons = [r for r in decision.reasons if not (notes and r == "no champion yet")] + notes
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     window = f"{frame['target_ts'].min()} .. {frame['target_ts'].max()} ({hours} h)"
     tags = {
         "eopt.gate.decision": "promoted" if decision.promote else "rejected",
@@ -171,7 +171,7 @@ def promote_version(client: MlflowClient, promotions: PromotionStore, region: st
     if current is not None and current.version == version:
         raise RegistryError(f"{region}: {name} version {version} is already the champion")
     _registry_call(f"promoting {name} version {version}", region, lambda: make_champion(client, name, version))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     _registry_call("tagging", region, lambda: _tags(client, name, version, {
         "eopt.gate.decision": "promoted manually", "eopt.gate.reasons": f"manual: {reason}",
         "eopt.gate.champion_version": current.version if current else "none",
@@ -193,7 +193,7 @@ def rollback(client: MlflowClient, promotions: PromotionStore, region: str, acto
         raise RegistryError(f"{region}: {name} version {current.version} replaced no earlier champion; nothing to roll back to")
     _registry_call(f"reading {name} version {previous}", region, lambda: client.get_model_version(name, previous))
     _registry_call(f"restoring {name} version {previous}", region, lambda: make_champion(client, name, previous))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     text = f"rollback from v{current.version}" + (f": {reason}" if reason else "")
     _registry_call("tagging", region, lambda: _tags(client, name, previous, {
         "eopt.gate.decision": "restored by rollback", "eopt.gate.reasons": text,
@@ -224,5 +224,13 @@ def registry_status(client: MlflowClient, region: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values("version", ascending=False).reset_index(drop=True)
 
 
-__all__ = ["RegistryError", "PromotionOutcome", "gate_candidate", "promote_version", "rollback", "registry_status",
-           "policy_for", "make_champion"]
+__all__ = [
+    "PromotionOutcome",
+    "RegistryError",
+    "gate_candidate",
+    "make_champion",
+    "policy_for",
+    "promote_version",
+    "registry_status",
+    "rollback",
+]

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +29,15 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from registry.models import champion as find_champion
-from registry.models import registered_model_name
 from core.model_input import to_model_input
 from core.timestamps import utc
+from registry.models import champion as find_champion
+from registry.models import registered_model_name
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, feature_columns, inference_frame
 
 if TYPE_CHECKING:
+    from mlflow.pyfunc import PyFuncModel  # mlflow loads pyfunc lazily: `import mlflow` does not bind it for mypy
+
     from storage.prices import PriceStore
 
 log = logging.getLogger(__name__)
@@ -52,7 +55,7 @@ FORECAST_COLUMNS = ("region", "issued_at", "target_ts", "model_name", "model_ver
 # Loaded champions of this process, per (name, version, run id): an hourly run in a long-lived
 # worker loads each version once. A version's artifacts never change, so a hit is never stale; the
 # run id tells apart two registries that both hold a version 1 of the same name.
-_MODELS: dict[tuple[str, str, str], mlflow.pyfunc.PyFuncModel] = {}
+_MODELS: dict[tuple[str, str, str | None], PyFuncModel] = {}
 _MODELS_LOCK = threading.Lock()
 
 
@@ -167,7 +170,7 @@ def clear_model_cache() -> None:
         _MODELS.clear()
 
 
-def _load_model(name: str, version: str, run_id: str, uri: str) -> mlflow.pyfunc.PyFuncModel:
+def _load_model(name: str, version: str, run_id: str | None, uri: str) -> PyFuncModel:
     key = (name, version, run_id)
     with _MODELS_LOCK:
         model = _MODELS.get(key)
@@ -194,7 +197,7 @@ def _frame(region: str, issued_at: pd.Timestamp, targets: pd.Series, name: str, 
     })
 
 
-def _model_forecast(model: mlflow.pyfunc.PyFuncModel, region: str, features: pd.DataFrame) -> pd.DataFrame:
+def _model_forecast(model: PyFuncModel, region: str, features: pd.DataFrame) -> pd.DataFrame:
     """The champion's 24 hours, or ``ValueError`` saying how its answer is unusable."""
     answer = model.predict(to_model_input(features, feature_columns(region)))
     if not isinstance(answer, pd.DataFrame) or "yhat" not in answer.columns:
@@ -291,7 +294,7 @@ def forecast_document(forecast: Forecast) -> dict[str, Any]:
         "points": [
             {"target_ts": pd.Timestamp(ts).isoformat(), "yhat": _number(yhat), "lower": _number(lower),
              "upper": _number(upper)}
-            for ts, yhat, lower, upper in zip(frame["target_ts"], frame["yhat"], frame["lower"], frame["upper"])
+            for ts, yhat, lower, upper in zip(frame["target_ts"], frame["yhat"], frame["lower"], frame["upper"], strict=False)
         ],
     }
 
@@ -305,7 +308,7 @@ def alert_fallback(forecast: Forecast) -> bool:
     return True
 
 
-def model_readiness(client: MlflowClient, regions: list[str] | tuple[str, ...]) -> dict[str, str | None]:
+def model_readiness(client: MlflowClient, regions: Sequence[str]) -> dict[str, str | None]:
     """Per region, the champion's ``models:/NAME/VERSION`` or None (it will fall back); logs each."""
     ready: dict[str, str | None] = {}
     for region in regions:

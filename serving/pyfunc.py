@@ -11,11 +11,10 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from mlflow.models import infer_signature
-from mlflow.pyfunc import PythonModel
-
 from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+from mlflow.pyfunc import PythonModel
 
 from core.model_input import ModelInputError, from_model_input, to_model_input, to_response
 from training.ensemble import EnsembleForecaster
@@ -29,10 +28,10 @@ CODE_PACKAGES = ("core", "training", "serving")
 
 
 class EnsemblePyfunc(PythonModel):
-    def load_context(self, context) -> None:  # noqa: ANN001 (MLflow's PythonModelContext)
+    def load_context(self, context) -> None:
         self.forecaster = EnsembleForecaster.load(Path(context.artifacts[ARTIFACT_KEY]))
 
-    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:  # noqa: ANN001
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         try:
             frame = from_model_input(model_input, self.forecaster.feature_columns)
             return to_response(frame, self.forecaster.predict(frame))

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import pandas as pd
 import redis
@@ -82,7 +82,8 @@ class RedisBackend:
         self._where = f"redis://{pool_kwargs.get('host', '?')}:{pool_kwargs.get('port', '?')}/{pool_kwargs.get('db', 0)}"
 
     def get(self, key: str) -> str | None:
-        return self._client.get(key)
+        # the client decodes (decode_responses=True); redis's stubs cannot express that and say bytes | str
+        return cast("str | None", self._client.get(key))
 
     def set(self, key: str, value: str, ttl_s: int) -> None:
         self._client.set(key, value, ex=ttl_s)
@@ -111,12 +112,12 @@ class PriceCache:
         self.ttl_forecasts_s = ttl_forecasts_s
 
     @classmethod
-    def from_url(cls, redis_url: str | None, *, ttl_prices_s: int, ttl_forecasts_s: int) -> "PriceCache":
+    def from_url(cls, redis_url: str | None, *, ttl_prices_s: int, ttl_forecasts_s: int) -> PriceCache:
         backend: CacheBackend = RedisBackend(redis_url) if redis_url else InProcessBackend()
         return cls(backend, ttl_prices_s=ttl_prices_s, ttl_forecasts_s=ttl_forecasts_s)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "PriceCache":
+    def from_settings(cls, settings: Settings) -> PriceCache:
         """The cache the settings name (``REDIS_URL``; in-process without one), with their TTLs."""
         return cls.from_url(settings.redis_url, ttl_prices_s=settings.cache_ttl_prices_s,
                             ttl_forecasts_s=settings.cache_ttl_forecasts_s)
@@ -150,7 +151,7 @@ class PriceCache:
             "unit": str(latest["unit"].iloc[-1]),
             "points": [
                 {"ts": ts.isoformat(), "price": float(price), "source": str(source)}
-                for ts, price, source in zip(latest["ts"], latest["price"], latest["source"])
+                for ts, price, source in zip(latest["ts"], latest["price"], latest["source"], strict=False)
             ],
         }
         return self._put(key, document, self.ttl_prices_s)
@@ -165,7 +166,7 @@ class PriceCache:
         return self._get(FORECAST_KEY.format(region=region))
 
 
-def refresh_latest_prices(store: "PriceStore", cache: PriceCache, region: str) -> CacheWrite:
+def refresh_latest_prices(store: PriceStore, cache: PriceCache, region: str) -> CacheWrite:
     """Copy a region's newest stored hours into the cache: one price per hour, by source priority."""
     newest = store.latest_ts(region)
     if newest is None:

@@ -82,7 +82,11 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> str:
     """Migrate the store to ``revision``; returns the revision it is at afterwards."""
     with engine.begin() as conn:
         command.upgrade(_alembic_config(conn), revision)
-    return current_revision(engine)
+    reached = current_revision(engine)
+    if reached is None:  # alembic leaves no revision only when there are no migrations to apply
+        raise StorageError(f"upgrade to {revision!r} left the store without a schema revision; "
+                           "are the migrations there?")
+    return reached
 
 
 def current_revision(engine: sa.Engine) -> str | None:
@@ -94,7 +98,8 @@ def head_revision() -> str:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     head = ScriptDirectory.from_config(cfg).get_current_head()
-    assert head is not None
+    if head is None:
+        raise RuntimeError(f"no migration head in {MIGRATIONS_DIR}: the package is incomplete; reinstall it")
     return head
 
 

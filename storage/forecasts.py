@@ -7,6 +7,9 @@ way in and out, as in the price store.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
@@ -87,7 +90,7 @@ class ForecastStore:
         if issued_at is None:
             issued_at = self.latest_issue(region)
         t = forecasts
-        rows = []
+        rows: Sequence[Any] = []
         if issued_at is not None:
             query = (sa.select(*(t.c[c] for c in FORECAST_COLUMNS))
                      .where(t.c.region == region, t.c.issued_at == pd.Timestamp(issued_at).to_pydatetime())

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Iterable, Protocol
+from datetime import UTC, datetime
+from typing import Protocol
 
 import pandas as pd
 import sqlalchemy as sa
@@ -86,7 +87,7 @@ class QuarantineStore:
 
     def add(self, rows: Iterable[QuarantinedRow]) -> int:
         """Insert rows not already quarantined; returns how many were new."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         records = {r.fingerprint(): r for r in rows}
         if not records:
             return 0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -136,7 +136,7 @@ class PriceStore:
 
     def upsert_history(self, prices: pd.DataFrame | None, exogenous: pd.DataFrame | None) -> HistoryWriteResult:
         """Write prices and their exogenous series in ONE transaction: both or neither."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         price_rows = _stamp(normalize_prices(prices), now) if prices is not None and len(prices) else None
         exog_rows = _stamp(normalize_exogenous(exogenous), now) if exogenous is not None and len(exogenous) else None
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
@@ -22,10 +22,13 @@ class PromotionStore:
             "region": region, "model_name": model_name, "candidate_version": str(candidate_version),
             "champion_version": None if champion_version is None else str(champion_version), "action": action,
             "promoted": promoted, "reasons": reasons, "metrics": metrics, "mape_threshold": mape_threshold,
-            "actor": actor[:128], "decided_at": decided_at or datetime.now(timezone.utc),
+            "actor": actor[:128], "decided_at": decided_at or datetime.now(UTC),
         }
         with self.engine.begin() as conn:
-            return int(conn.execute(sa.insert(model_promotions).values(**row)).inserted_primary_key[0])
+            key = conn.execute(sa.insert(model_promotions).values(**row)).inserted_primary_key
+        if key is None:  # SQLAlchemy gives None only for statements that are not single-row inserts
+            raise RuntimeError("the promotion insert returned no primary key")
+        return int(key[0])
 
     def history(self, region: str | None = None) -> pd.DataFrame:
         """Decisions, newest first."""

@@ -8,9 +8,10 @@ idempotent and a failed write leaves the previous rows in place.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -38,7 +39,7 @@ class QualityReportStore:
     def write_run(self, run_id: str, results: Iterable[CheckResult], *, health_score: float | None,
                   summary: dict[str, Any], report_path: str | None, created_at: datetime | None = None) -> int:
         """Replace the run's rows with these results and its summary row; returns the rows written."""
-        created_at = created_at or datetime.now(timezone.utc)
+        created_at = created_at or datetime.now(UTC)
         rows = [
             {"run_id": run_id, "check_name": r.key[:64], "region": r.region, "status": r.status, "value": r.value,
              "threshold": r.threshold, "details": {"message": r.message, **r.details},

@@ -37,7 +37,7 @@ class UpsertResult:
     def written(self) -> int:
         return self.inserted + self.updated
 
-    def __add__(self, other: "UpsertResult") -> "UpsertResult":
+    def __add__(self, other: UpsertResult) -> UpsertResult:
         return UpsertResult(
             self.inserted + other.inserted, self.updated + other.updated, self.unchanged + other.unchanged
         )
@@ -114,7 +114,10 @@ def copy_frame(conn: sa.Connection, table_name: str, frame: pd.DataFrame) -> Non
     _to_csv(frame).to_csv(buffer, index=False, header=False, quoting=csv.QUOTE_MINIMAL, na_rep="\\N")
     buffer.seek(0)
     q = conn.dialect.identifier_preparer.quote
-    cursor = conn.connection.dbapi_connection.cursor()
+    dbapi_connection = conn.connection.dbapi_connection
+    if dbapi_connection is None:  # only after the connection was invalidated or closed
+        raise RuntimeError("copy_frame needs an open connection; this one was invalidated or closed")
+    cursor = dbapi_connection.cursor()
     try:
         cursor.copy_expert(
             f"COPY {q(table_name)} ({_quoted(conn, tuple(frame.columns))}) FROM STDIN WITH (FORMAT csv, NULL '\\N')",
@@ -166,7 +169,7 @@ def _sqlite_rows(frame: pd.DataFrame) -> list[tuple]:
     for name, dtype in out.dtypes.items():
         if isinstance(dtype, pd.DatetimeTZDtype):
             out[name] = out[name].dt.strftime(SQLITE_TS_FORMAT)
-        elif dtype == bool:
+        elif pd.api.types.is_bool_dtype(dtype):
             out[name] = out[name].astype(int)
     out = out.astype(object).where(pd.notna(out), None)
     return [tuple(_plain(v) for v in row) for row in out.itertuples(index=False, name=None)]

@@ -23,7 +23,7 @@ class AirflowHome:
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, home: Path) -> "AirflowHome":
+    def create(cls, home: Path) -> AirflowHome:
         home.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "EOPT_", "MLFLOW_", "REDIS_URL"))}
         env.update(

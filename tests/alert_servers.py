@@ -34,7 +34,7 @@ class SlackStandIn:
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 payload = json.loads(body or b"{}")
                 stand_in.paths.append(self.path)
@@ -60,7 +60,7 @@ class SlackStandIn:
                 "password": WEBHOOK_TOKEN}
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
 
-    def __enter__(self) -> "SlackStandIn":
+    def __enter__(self) -> SlackStandIn:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 
@@ -70,10 +70,10 @@ class SlackStandIn:
 
 
 class _Recorder:
-    def __init__(self, owner: "SmtpStandIn") -> None:
+    def __init__(self, owner: SmtpStandIn) -> None:
         self.owner = owner
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802, ANN001 - aiosmtpd's hook
+    async def handle_DATA(self, server, session, envelope) -> str:
         message = message_from_bytes(envelope.content, policy=policy.default)
         parts = [message["Subject"] or ""]
         for part in message.walk():
@@ -95,7 +95,7 @@ class SmtpStandIn:
         self.controller = Controller(_Recorder(self), hostname="127.0.0.1", port=self.port, auth_require_tls=False,
                                      authenticator=self._authenticate)
 
-    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:  # noqa: ANN001
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         self.logins.append(getattr(auth_data, "login", b"").decode() if auth_data else "")
         return AuthResult(success=True)
 
@@ -104,7 +104,7 @@ class SmtpStandIn:
                 "password": "smtp-secret-for-tests", "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10}}
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
 
-    def __enter__(self) -> "SmtpStandIn":
+    def __enter__(self) -> SmtpStandIn:
         self.controller.start()
         return self
 

@@ -24,8 +24,9 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from core.settings import Settings
 from core.markets import MarketHistory, load_market
+from core.settings import Settings
+from pipelines.model_retraining import Retraining, RetrainingOutcome, retrain_region
 from registry.models import register_candidate, registered_model_name
 from serving.pyfunc import log_ensemble
 from storage.database import create_store_engine, upgrade
@@ -34,7 +35,6 @@ from training import tracking
 from training.ensemble import EnsembleDecision, EnsembleForecaster
 from training.features import TARGET_COLUMN
 from training.models.gradient_boosting import LightGBMModel
-from pipelines.model_retraining import Retraining, RetrainingOutcome, retrain_region
 
 ROOT = Path(__file__).resolve().parent.parent
 REGION = "NP"

@@ -94,7 +94,7 @@ def test_a_training_row_never_reaches_the_forecast_origin(backtest):
 
 
 def test_the_forecast_hours_are_exactly_the_published_files_hours_of_those_days(backtest, np_inputs):
-    _, _, origins, result = backtest
+    _, _, _origins, result = backtest
     # UTC: 24 + 25 + 24 hours; the fall-back day's last hour is the one forecast recursively
     assert len(result.forecasts) == 73
     recursive = result.forecasts[result.forecasts["recursive"]]
@@ -138,7 +138,7 @@ def _refusal(tmp_path: Path, market_file: Path, published: Path, *extra: str) ->
 
 
 def test_a_market_file_missing_a_column_is_refused_naming_the_file_and_the_layout(tmp_path):
-    bad = _rewrite(MARKETS_DIR / "NP.csv", tmp_path / "NP.csv", lambda lines: [l.rsplit(",", 1)[0] for l in lines])
+    bad = _rewrite(MARKETS_DIR / "NP.csv", tmp_path / "NP.csv", lambda lines: [line.rsplit(",", 1)[0] for line in lines])
     message = _refusal(tmp_path, bad, published_file("NP"))
     assert str(bad) in message and "expected 4 columns" in message
     assert "epftoolbox layout" in message and "pass another --market-file" in message
@@ -147,7 +147,7 @@ def test_a_market_file_missing_a_column_is_refused_naming_the_file_and_the_layou
 
 def test_a_market_file_with_a_missing_hour_is_refused_naming_the_file_and_the_day(tmp_path):
     bad = _rewrite(MARKETS_DIR / "NP.csv", tmp_path / "NP.csv",
-                   lambda lines: [l for l in lines if not l.startswith("2017-06-01 05:00")])
+                   lambda lines: [line for line in lines if not line.startswith("2017-06-01 05:00")])
     message = _refusal(tmp_path, bad, published_file("NP"))
     assert str(bad) in message and "local day 2017-06-01 has 23 rows, expected 24" in message
     assert "24 per day" in message
@@ -159,7 +159,7 @@ def test_published_forecasts_of_another_market_are_refused(tmp_path):
 
 
 def test_published_hours_beyond_the_market_file_are_refused(tmp_path):
-    short = _rewrite(MARKETS_DIR / "NP.csv", tmp_path / "NP.csv", lambda lines: lines[:1] + [l for l in lines[1:] if l < "2018-07"])
+    short = _rewrite(MARKETS_DIR / "NP.csv", tmp_path / "NP.csv", lambda lines: lines[:1] + [line for line in lines[1:] if line < "2018-07"])
     message = _refusal(tmp_path, short, published_file("NP"))
     assert "hours (first 2018-07-01 00:00:00) are not in --market-file" in message and str(short) in message
     assert "pass the market file that holds the forecast period" in message

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 
-from eopt.airflow_home import airflow_command, bootstrap
 from core.settings import Settings
+from eopt.airflow_home import airflow_command, bootstrap
 
 pytestmark = pytest.mark.dag
 

@@ -18,9 +18,9 @@ from urllib.parse import quote
 
 import pytest
 
+from core.check_results import CheckResult, health_score
 from core.settings import Settings
 from quality.alerts import send_quality_alerts
-from core.check_results import CheckResult, health_score
 from storage.database import create_store_engine, upgrade
 from tests.airflow_harness import AirflowHome
 from tests.alert_servers import WEBHOOK_TOKEN, SlackStandIn, SmtpStandIn, free_port
@@ -49,8 +49,8 @@ def airflow_in_process(tmp_path_factory):
     handlers, level = root.handlers[:], root.level
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("AIRFLOW_HOME", str(tmp_path_factory.mktemp("airflow_home")))
-        import airflow.providers.slack.notifications.slack_webhook  # noqa: F401
-        import airflow.providers.smtp.notifications.smtp  # noqa: F401
+        import airflow.providers.slack.notifications.slack_webhook
+        import airflow.providers.smtp.notifications.smtp
         import airflow.sdk  # noqa: F401
 
         patch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "dags"))  # alert_channels, as Airflow finds it
@@ -163,7 +163,7 @@ def test_send_quality_alerts__sends_one_slack_message_and_one_email_listing_the_
     assert_no_secret(outcome, smtp, caplog, capfd)
 
 
-@pytest.mark.parametrize("outage, error", [
+@pytest.mark.parametrize(("outage", "error"), [
     ("http_500", "AirflowException: Response body: 'internal_error', Status Code: 500."),
     ("port_closed", "URLError: <urlopen error [Errno 111] Connection refused>"),
     ("not_http", "SlackRequestError: Invalid URL detected: ***;"),  # the error quotes the URL: redacted

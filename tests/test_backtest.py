@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from eopt.cli import cli
-from core.settings import Settings
 from core.markets import load_market
+from core.settings import Settings
+from eopt.cli import cli
 from training.backtest import BacktestError, last_days_origins, local_clock_hours, walk_forward
 from training.config import TrainingConfig
 from training.features import day_ahead_origins
@@ -49,7 +49,7 @@ def test_backtest__forecasts_exactly_the_24_hours_of_every_test_day(result, np_h
 
 
 def test_backtest__refits_weekly_and_no_training_row_reaches_its_block(result):
-    origins, outcome = result
+    _origins, outcome = result
     assert [b["origins"] for b in outcome.blocks] == [7, 3]  # 10 days, a refit every 7
     for block in outcome.blocks:
         assert pd.Timestamp(block["last_training_target"]) < pd.Timestamp(block["first_origin"])

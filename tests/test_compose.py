@@ -135,7 +135,7 @@ def secrets_with_fallback(compose_text: str) -> list[str]:
 
 def _dependencies(service: dict) -> dict[str, Any]:
     depends = service.get("depends_on") or {}
-    return {name: None for name in depends} if isinstance(depends, list) else depends
+    return dict.fromkeys(depends) if isinstance(depends, list) else depends
 
 
 def dependency_problems(compose: dict) -> list[str]:
@@ -316,7 +316,7 @@ def test_compose__stateful_services_keep_their_data_in_declared_named_volumes(co
     declared = set(compose["volumes"])
     used = set()
     for name, service in compose["services"].items():
-        for target, source in _mounts(service).items():
+        for source in _mounts(service).values():
             if "/" not in source:
                 assert source in declared, f"{name} mounts undeclared volume {source}"
                 used.add(source)
@@ -567,7 +567,7 @@ def test_prometheus__scrape_targets_are_compose_services_on_ports_they_listen_on
 def test_compose__monitoring_mounts_are_repo_files_where_their_configs_expect_them(rendered):
     services = rendered["services"]
     for name, service in services.items():
-        for target, source in _mounts(service).items():
+        for source in _mounts(service).values():
             if source.startswith("./"):
                 assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repo"
     prometheus = services["prometheus"]

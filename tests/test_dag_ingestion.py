@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -146,7 +147,7 @@ def test_ingestion_dag__a_malformed_payload_is_archived_and_quarantined(airflow,
     quarantined = QuarantineStore(store.engine).read(source="entsoe")
     assert len(quarantined) == 2 and set(quarantined["region"]) == {"BE", "FR"}
     for ref in quarantined["payload_ref"]:
-        body = open(ref, "rb").read()
+        body = Path(ref).read_bytes()
         assert body.startswith(b"<?xml") and not body.rstrip().endswith(b"</Publication_MarketDocument>")
     assert ("BE", "entsoe") not in counts_by_region_and_source(store)
 

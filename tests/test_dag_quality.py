@@ -10,7 +10,6 @@ gap, a spike and a stale region are injected (exactly those checks are flagged a
 from __future__ import annotations
 
 import json
-from datetime import timezone
 from pathlib import Path
 
 import pandas as pd
@@ -21,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.settings import Settings
 from ingestion.http import ApiCall
+from pipelines.model_retraining import retrain_region
 from quality.exporter import MetricsServer
 from registry.models import champion
 from registry.promotion import promote_version
@@ -35,7 +35,6 @@ from tests.airflow_harness import AirflowHome
 from tests.alert_servers import SlackStandIn, SmtpStandIn
 from tests.market_frames import store_with_history
 from training import tracking
-from pipelines.model_retraining import retrain_region
 
 pytestmark = pytest.mark.dag
 
@@ -137,8 +136,7 @@ def test_quality_dag__has_the_documented_schedule_and_tasks(airflow):
     checks = ["check_api_health", "check_completeness", "check_data_freshness", "check_drift", "check_model_accuracy",
               "check_price_range"]
     assert shape["schedule"] == "0 6 * * *" and shape["catchup"] is False
-    assert shape["tasks"] == sorted(checks + ["generate_quality_report", "alert_on_critical", "drift_retraining_needed",
-                                              "trigger_model_retraining"])
+    assert shape["tasks"] == sorted([*checks, "generate_quality_report", "alert_on_critical", "drift_retraining_needed", "trigger_model_retraining"])
     assert shape["upstream"]["generate_quality_report"] == checks
     assert shape["rules"]["generate_quality_report"] == "all_done"  # a crashed check still gets a report
     assert shape["upstream"]["alert_on_critical"] == ["generate_quality_report"]

@@ -12,8 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core.markets import load_market
-from registry.models import registered_model_name
 from core.model_input import to_model_input
+from registry.models import registered_model_name
 from tests.airflow_harness import AirflowHome
 from tests.market_frames import store_with_history
 from training.features import feature_columns, inference_frame
@@ -35,7 +35,7 @@ def airflow(tmp_path_factory) -> AirflowHome:
 def home(tmp_path_factory) -> Path:
     """An embedded store holding the NP, PJM and BE histories (BE ends in 2016: stale in 2018)."""
     home = tmp_path_factory.mktemp("eopt")
-    store_with_history(f"sqlite:///{home / 'prices.db'}", {r: 800 for r in (*REGIONS, "BE")}).engine.dispose()
+    store_with_history(f"sqlite:///{home / 'prices.db'}", dict.fromkeys((*REGIONS, "BE"), 800)).engine.dispose()
     return home
 
 

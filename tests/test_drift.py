@@ -18,10 +18,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from drift import reports
-from drift.monitor import region_drift, realized_forecasts
-from core.settings import Settings
 from core.markets import load_market
+from core.settings import Settings
+from drift import reports
+from drift.monitor import realized_forecasts, region_drift
 from registry.promotion import make_champion
 from serving.forecasting import generate_forecast, prepare_features, seasonal_naive
 from storage.database import create_store_engine

@@ -144,7 +144,7 @@ def test_calibrate_intervals__covers_the_nominal_share_of_fresh_noise_and_widens
     assert width[23] > 5 * width[0]
     # A normal's central 90% spans 2 * 1.645 standard deviations.
     np.testing.assert_allclose(width, 2 * 1.6449 * (1.0 + np.arange(24) / 4.0), rtol=0.1)
-    assert all(lo < 0 < hi for lo, hi in zip(calibration.lower, calibration.upper))
+    assert all(lo < 0 < hi for lo, hi in zip(calibration.lower, calibration.upper, strict=False))
 
 
 def test_calibrate_intervals__takes_the_conformal_order_statistics(rng):

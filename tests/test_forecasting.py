@@ -20,8 +20,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from core.settings import Settings
 from core.markets import load_market
+from core.model_input import to_model_input
+from core.settings import Settings
+from pipelines.model_retraining import retrain_region
 from registry.models import registered_model_name
 from serving import forecasting
 from serving.forecasting import (
@@ -33,12 +35,10 @@ from serving.forecasting import (
     generate_forecast,
     prepare_features,
 )
-from core.model_input import to_model_input
 from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore
 from storage.prices import BatchRejected, PriceStore
 from training.features import feature_columns, inference_frame
-from pipelines.model_retraining import retrain_region
 from training.tracking import configure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -344,7 +344,7 @@ def champion_swapped(client: MlflowClient, name: str, version: str, back_to: str
 
 
 def test_generate_forecast__with_a_champion_answers_its_24_hours_tagged_with_its_version(champion_home):
-    settings, store, client, candidate = champion_home
+    _settings, store, client, candidate = champion_home
     origin = forecast_origin(store, "NP", RUN)
     features = prepare_features(store, "NP", origin)
     forecast = generate_forecast(client, "NP", features, origin, RUN)
@@ -367,7 +367,7 @@ def test_generate_forecast__with_a_champion_answers_its_24_hours_tagged_with_its
 
 
 def test_generate_forecast__loads_a_champion_version_once_per_process(champion_home):
-    settings, store, client, candidate = champion_home
+    _settings, store, client, candidate = champion_home
     origin = forecast_origin(store, "NP", RUN)
     features = prepare_features(store, "NP", origin)
     generate_forecast(client, "NP", features, origin, RUN)
@@ -378,7 +378,7 @@ def test_generate_forecast__loads_a_champion_version_once_per_process(champion_h
 
 
 def test_generate_forecast__a_champion_whose_artifacts_are_gone_falls_back_with_the_load_error(champion_home, tmp_path):
-    settings, store, client, candidate = champion_home
+    _settings, store, client, candidate = champion_home
     name = registered_model_name("NP")
     copy = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{candidate.version}",
                                                     dst_path=str(tmp_path / "copy")))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -73,7 +73,7 @@ def test_aggregate__sources_and_regions_stay_apart():
     frame = pd.concat([rows(periods=4), rows(source="iea", periods=1, resolution="PT60M", prices=[7.0]),
                        rows(region="FR", periods=4)], ignore_index=True)
     result = aggregate_hourly(frame)
-    assert sorted(zip(result.hourly["region"], result.hourly["source"])) == [("BE", "entsoe"), ("BE", "iea"), ("FR", "entsoe")]
+    assert sorted(zip(result.hourly["region"], result.hourly["source"], strict=False)) == [("BE", "entsoe"), ("BE", "iea"), ("FR", "entsoe")]
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_quarantine__keeps_reason_and_payload_ref_and_is_idempotent(store):
 
 def test_api_health__one_row_per_call(store):
     health = ApiHealthStore(store.engine)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     calls = [ApiCall("entsoe", "/api", "ok", 200, 12.5, 24, None, now),
              ApiCall("entsoe", "/api", "error", 500, 3.0, 0, "HTTP 500", now + timedelta(seconds=1))]
     assert health.record(calls) == 2
@@ -199,7 +199,7 @@ def test_read_canonical__takes_the_highest_priority_source_per_hour(store):
 
 
 def test_retry_after__seconds_and_http_dates():
-    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after("Thu, 01 Jan 2026 12:00:30 GMT", now=now) == 30.0
     assert parse_retry_after(None) is None and parse_retry_after("soon") is None

@@ -115,7 +115,7 @@ def test_non_numeric_price__names_file_line_and_column(market_data_dir, tmp_path
 
 
 def test_wrong_columns__are_refused(market_data_dir, tmp_path):
-    path = _broken_copy(market_data_dir, tmp_path, lambda lines: [",".join(l.split(",")[:3]) for l in lines])
+    path = _broken_copy(market_data_dir, tmp_path, lambda lines: [",".join(line.split(",")[:3]) for line in lines])
     with pytest.raises(MarketDataError, match=r"expected 4 columns .* found 3"):
         read_market_file(path, get_market("NP"))
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import math
-
-import numpy as np
-import pytest
-
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from core.metrics import (
     METRIC_NAMES,

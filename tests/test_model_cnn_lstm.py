@@ -128,7 +128,7 @@ def test_cnn_lstm__loading_a_folder_without_weights_is_a_model_error(frames, fit
     model, _ = fitted
     model.save(tmp_path)
     (tmp_path / "weights.pt").unlink()
-    with pytest.raises(ModelError, match="weights.pt not found"):
+    with pytest.raises(ModelError, match=r"weights.pt not found"):
         CnnLstmModel.load(tmp_path)
 
 

@@ -104,7 +104,7 @@ def test_gradient_boosting__predicts_one_finite_price_per_row_following_the_rows
 
 def test_gradient_boosting__beats_the_origins_last_24_hour_mean_by_more_than_a_third(frames, fitted):
     _, validation = frames
-    model, result, _ = fitted
+    _, result, _ = fitted
     anchor_mae = _mae(validation, validation[ANCHOR_COLUMN].to_numpy())
     seasonal_naive_mae = _mae(validation, validation["lag_24h"].to_numpy())
     # Measured: 0.45 (XGBoost) and 0.45 (LightGBM) of the anchor's MAE; 0.65 leaves room for

@@ -121,9 +121,7 @@ def promql_metric_names(expr: str) -> set[str]:
                     if depth == 0:
                         break
                 continue
-        elif value.lower() in PROMQL_KEYWORDS:
-            pass
-        elif value in PROMQL_AGGREGATIONS and (following[0] == "open" or following[1] in ("by", "without")):
+        elif value.lower() in PROMQL_KEYWORDS or (value in PROMQL_AGGREGATIONS and (following[0] == "open" or following[1] in ("by", "without"))):
             pass
         elif following[0] == "open":
             if value not in PROMQL_FUNCTIONS:
@@ -359,14 +357,14 @@ def map_statsd_line(line: str, mapping: dict) -> Sample | None:
         if m.get("match_metric_type", kind) != kind:
             continue
         pattern = m["match"].split(".")
-        if len(pattern) != len(parts) or any(p != "*" and p != q for p, q in zip(pattern, parts)):
+        if len(pattern) != len(parts) or any(p != "*" and p != q for p, q in zip(pattern, parts, strict=False)):
             continue
         if m.get("action") == "drop":
             return None
-        captures = [q for p, q in zip(pattern, parts) if p == "*"]
+        captures = [q for p, q in zip(pattern, parts, strict=False) if p == "*"]
 
         def fill(template: str) -> str:
-            return _CAPTURE.sub(lambda g: captures[int(g.group(1)) - 1], str(template))
+            return _CAPTURE.sub(lambda g: captures[int(g.group(1)) - 1], str(template))  # noqa: B023 - called in this iteration
 
         return Sample(fill(m["name"]), tuple(sorted((k, fill(v)) for k, v in m.get("labels", {}).items())), kind, number)
     return Sample(re.sub(r"[^a-zA-Z0-9_]", "_", name), (), kind, number)

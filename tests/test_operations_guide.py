@@ -28,9 +28,9 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from eopt.airflow_home import airflow_command, bootstrap
 from eopt.services import Ports, down, up
-from core.settings import Settings
 from tests.test_services import free_ports
 
 ROOT = Path(__file__).resolve().parent.parent

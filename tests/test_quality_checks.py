@@ -9,7 +9,7 @@ removes or changes exactly the rows its finding is about and checks the numbers 
 from __future__ import annotations
 
 import socket
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
+from core.markets import HISTORY_SOURCE, MarketHistory, load_market
 from core.settings import Settings
 from ingestion.http import ApiCall
-from core.markets import HISTORY_SOURCE, MarketHistory, load_market
+from ingestion.validation import PLAUSIBLE_RANGE
 from quality import checks
 from quality.checks import OUTLIER_CRITICAL_SHARE, PromotionFigures, Window, model_accuracy_of, served_forecasts
-from ingestion.validation import PLAUSIBLE_RANGE
 from registry.models import registered_model_name
 from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore
@@ -38,7 +38,7 @@ WEEK = pd.Timedelta(hours=168)
 CONTEXT_START = WINDOW.start - pd.Timedelta(days=checks.CONTEXT_DAYS)
 
 
-@lru_cache(maxsize=None)
+@cache
 def history(region: str) -> MarketHistory:
     return load_market(region, ROOT / "data" / "markets")
 
@@ -363,7 +363,7 @@ def test_api_health__a_provider_without_errors_is_ok_with_its_latency_percentile
     expected = [float(np.percentile(LATENCIES * 10, q)) for q in (50, 95, 99)]
     assert entsoe.status == "ok" and entsoe.region == "all" and entsoe.value == 0.0 and entsoe.threshold == 0.05
     assert entsoe.details["calls"] == 100 and entsoe.details["errors"] == 0
-    assert entsoe.details["latency_ms"] == dict(zip(("p50", "p95", "p99"), expected))
+    assert entsoe.details["latency_ms"] == dict(zip(("p50", "p95", "p99"), expected, strict=False))
     assert entsoe.details["http_statuses"] == {"200": 100}
     assert entsoe.message == f"100 calls, error rate 0.0%, latency p50 {expected[0]:.0f} ms / p95 {expected[1]:.0f} ms"
     assert results["iea"].status == "ok" and results["iea"].details["calls"] == 50
@@ -454,7 +454,7 @@ def test_model_accuracy__a_forecast_equal_to_the_prices_is_ok_with_zero_error(ne
 
 
 def test_model_accuracy__a_week_of_fallback_forecasts_is_a_warning(new_store, settings):
-    actual, naive = week_prices("NP")
+    _actual, naive = week_prices("NP")
     store = accuracy_store(new_store, "NP", issues("NP", naive, fallback=True))
     [result] = checks.model_accuracy(store, None, settings, ["NP"], AS_OF)
     assert result.status == "warn" and result.value is None
@@ -491,7 +491,7 @@ def test_model_accuracy__a_17_percent_mape_is_critical_only_below_the_region_s_g
 
 
 def test_model_accuracy__no_better_than_the_weekly_naive_is_a_warning(new_store, settings):
-    actual, naive = week_prices("NP")
+    _actual, naive = week_prices("NP")
     store = accuracy_store(new_store, "NP", issues("NP", naive))  # a model that repeats last week
     [result] = checks.model_accuracy(store, None, settings, ["NP"], AS_OF)
     assert result.details["rmae"] == 1.0 and result.value < 15

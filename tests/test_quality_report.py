@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +29,15 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from core.check_results import CheckResult, health_score, worst_status
+from core.markets import load_market
+from core.settings import Settings
 from drift.monitor import region_drift
 from eopt.cli import cli
-from core.settings import Settings
 from ingestion.http import ApiCall
-from core.markets import load_market
 from quality import checks
 from quality.exporter import PRODUCT_METRICS, MetricsServer
 from quality.report import QualityReport, publish_report, results_of
-from core.check_results import CheckResult, health_score, worst_status
 from registry.models import registered_model_name
 from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore
@@ -239,7 +239,7 @@ def test_quality_store__two_results_for_one_check_and_region_are_refused_by_name
 
 def test_quality_store__read_run_without_an_id_returns_the_newest_run(store_engine, week):
     store = QualityReportStore(store_engine)
-    monday = datetime(2018, 11, 12, 6, 5, tzinfo=timezone.utc)
+    monday = datetime(2018, 11, 12, 6, 5, tzinfo=UTC)
     store.write_run("monday", week.results, health_score=80.0, summary={"n": 1}, report_path=None, created_at=monday)
     store.write_run("tuesday", week.results[:2], health_score=100.0, summary={"n": 2}, report_path=None,
                     created_at=monday + timedelta(days=1))
@@ -490,5 +490,5 @@ def test_cli_metrics_serve__answers_metrics_as_a_real_process_until_terminated(t
         assert families["data_quality_checks_total"].samples[0].value == len(week.results)
     finally:
         process.terminate()
-        out, err = process.communicate(timeout=10)
+        out, _err = process.communicate(timeout=10)
     assert f"serving data-quality metrics on {url}" in out

@@ -17,16 +17,16 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from eopt.cli import cli
-from core.settings import Settings
 from core.markets import load_market
-from registry.models import registered_model_name
+from core.metrics import METRIC_NAMES
 from core.model_input import to_model_input
+from core.settings import Settings
+from eopt.cli import cli
+from pipelines.model_retraining import Retraining, RetrainingError, retrain_region
+from registry.models import registered_model_name
 from tests.market_frames import store_with_history
 from training.dataset import TrainingData, TrainingDataError
 from training.features import feature_columns, inference_frame
-from core.metrics import METRIC_NAMES
-from pipelines.model_retraining import Retraining, RetrainingError, retrain_region
 from training.tuning import TuningError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,7 +57,7 @@ def _runs(client: MlflowClient, settings: Settings):
 
 
 def test_retraining__registers_a_staging_version_with_the_challenger_alias(trained):
-    settings, _, outcome, client, _ = trained
+    _, _, outcome, client, _ = trained
     name = registered_model_name(REGION)
     assert outcome.candidate.name == name == "electricity-price-NP"
     version = client.get_model_version(name, outcome.candidate.version)
@@ -87,7 +87,7 @@ def test_retraining__logs_one_parent_run_with_nested_member_and_trial_runs(train
 
 
 def test_retraining__parent_run_holds_every_metric_for_members_ensemble_and_naive(trained):
-    settings, _, outcome, client, _ = trained
+    _, _, outcome, client, _ = trained
     metrics = client.get_run(outcome.candidate.run_id).data.metrics
     for who in WHO:
         for metric in ("mae", "rmae", "smape", "rmse", "mape"):
@@ -102,7 +102,7 @@ def test_retraining__parent_run_holds_every_metric_for_members_ensemble_and_naiv
 
 
 def test_retraining__logs_window_checksum_plot_card_and_member_artifacts(trained):
-    settings, store, outcome, client, history = trained
+    settings, _store, outcome, client, history = trained
     run = client.get_run(outcome.candidate.run_id)
     end = history.prices["ts"].max() + pd.Timedelta(hours=1)
     prices = history.prices.set_index("ts")["price"]
@@ -125,7 +125,7 @@ def test_retraining__logs_window_checksum_plot_card_and_member_artifacts(trained
 
 
 def test_registered_pyfunc__forecasts_24_hours_for_a_fresh_feature_frame(trained):
-    settings, _, outcome, _, history = trained
+    settings, _, _outcome, _, history = trained
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.mlflow_registry_uri)
     model = mlflow.pyfunc.load_model(f"models:/{registered_model_name(REGION)}@challenger")
@@ -143,7 +143,7 @@ def test_registered_pyfunc__forecasts_24_hours_for_a_fresh_feature_frame(trained
 
 
 def test_registered_pyfunc__loads_from_code_and_plain_member_files_without_pickles(trained):
-    settings, _, outcome, client, _ = trained
+    _, _, outcome, client, _ = trained
     version = client.get_model_version(registered_model_name(REGION), outcome.candidate.version)
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{version.name}/{version.version}"))
     mlmodel = (local / "MLmodel").read_text()
@@ -188,7 +188,7 @@ def test_retraining__evaluation_without_trained_members_fails_and_registers_noth
 
 
 def test_retraining__an_unreachable_study_storage_fails_the_member_with_its_masked_address(trained, tmp_path):
-    settings, store, outcome, client, _ = trained
+    settings, store, _outcome, client, _ = trained
     broken = replace(settings, optuna_storage="postgresql+psycopg2://eopt:s3cret@127.0.0.1:1/optuna")
     job = Retraining.open(broken, REGION, pd.Timestamp("2018-12-03", tz="UTC"))
     job.extract_training_data(store)
@@ -210,7 +210,7 @@ def test_cli_train__refuses_a_region_without_data_with_exit_1(trained, tmp_path)
 
 
 def test_retraining_metrics__names_match_the_metric_module(trained):
-    _, _, outcome, _, _ = trained
+    _, _, _outcome, _, _ = trained
     evaluation = json.loads((outcome_folder(trained) / "ensemble" / "evaluation.json").read_text())
     for who in WHO:
         assert set(METRIC_NAMES) <= set(evaluation["metrics_test"][who])
@@ -218,7 +218,7 @@ def test_retraining_metrics__names_match_the_metric_module(trained):
 
 
 def outcome_folder(trained) -> Path:
-    settings, store, outcome, _, _ = trained
+    settings, store, _outcome, _, _ = trained
     latest = store.latest_ts(REGION) + pd.Timedelta(hours=1)
     return Retraining.open(settings, REGION, latest).folder
 

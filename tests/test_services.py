@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from eopt.services import ADMIN_USER, Ports, ServiceError, down, run_dir, up
 from core.settings import Settings
+from eopt.services import ADMIN_USER, Ports, ServiceError, down, run_dir, up
 
 pytestmark = pytest.mark.e2e
 

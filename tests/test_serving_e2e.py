@@ -25,8 +25,8 @@ import pandas as pd
 import pytest
 import requests
 
-from registry.promotion import gate_candidate
 from core.model_input import to_model_input
+from registry.promotion import gate_candidate
 from storage.promotions import PromotionStore
 from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, train_np
 from training import tracking

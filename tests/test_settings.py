@@ -91,7 +91,7 @@ def test_quality_settings__default_to_the_documented_limits_and_read_their_varia
     assert (changed.accuracy_mape_critical, changed.metrics_port) == (12.5, 9200)
 
 
-@pytest.mark.parametrize("env, message", [
+@pytest.mark.parametrize(("env", "message"), [
     ({"EOPT_DRIFT_SHARE_THRESHOLD": "1.5"}, "EOPT_DRIFT_SHARE_THRESHOLD='1.5' must be between 0.0 and 1.0"),
     ({"EOPT_PRICE_OUTLIER_Z": "0.5"}, "EOPT_PRICE_OUTLIER_Z='0.5' must be at least 1.0"),
     ({"EOPT_RETRAIN_ON_DRIFT": "maybe"}, "EOPT_RETRAIN_ON_DRIFT='maybe' is not a switch"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import xml.etree.ElementTree as ET
@@ -100,7 +101,7 @@ def test_parse__acknowledgement_999_no_matching_data_is_no_data():
         parse_a44((ENTSOE / "acknowledgement_999_no_data_2025-04-04.xml").read_bytes(), "BE")
 
 
-@pytest.mark.parametrize("code, text", [
+@pytest.mark.parametrize(("code", "text"), [
     ("999", "The number of instances (365) exceeds the allowed maximum (100) for data item ENERGY_PRICES."),
     ("A02", "Message fully rejected"),
 ])
@@ -172,7 +173,7 @@ BAD_BODIES = {
 }
 
 
-@pytest.mark.parametrize("body, message", list(BAD_BODIES.values()), ids=list(BAD_BODIES))
+@pytest.mark.parametrize(("body", "message"), list(BAD_BODIES.values()), ids=list(BAD_BODIES))
 def test_parse__refuses_what_it_does_not_recognise(body, message):
     with pytest.raises(PayloadError, match=message) as caught:
         parse_a44(body, "BE")
@@ -184,7 +185,7 @@ def test_parse__answer_for_another_zone_is_refused():
         parse_a44(NL_FIXTURE, "BE", BE)
 
 
-@pytest.mark.parametrize("start, end, points", [
+@pytest.mark.parametrize(("start", "end", "points"), [
     ("2025-11-04T23:00Z", "2025-11-05T23:00Z", 96),  # an ordinary day
     ("2026-03-28T23:00Z", "2026-03-29T22:00Z", 92),  # spring forward: 23 hours
     ("2025-10-25T22:00Z", "2025-10-26T23:00Z", 100),  # fall back: 25 hours
@@ -243,7 +244,7 @@ def test_request_windows__cover_whole_brussels_days_in_blocks_of_at_most_100():
     assert local_days == [100, 100, 51]
     assert windows[0][0] == utc("2025-01-14 23:00")  # Brussels midnight (CET) before 10:30 UTC
     assert windows[-1][1] == utc("2025-09-22 22:00")  # Brussels midnight (CEST) after the end
-    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
     assert request_windows(utc("2025-01-15"), utc("2025-01-15")) == []
 
 
@@ -305,7 +306,7 @@ def test_client__asks_for_whole_days_and_keeps_exactly_the_requested_window(sand
     assert set(rows["currency"]) == {"EUR"} and set(rows["unit"]) == {"MWh"} and set(rows["resolution"]) == {"PT60M"}
 
 
-@pytest.mark.parametrize("local_day, points, resolution", [
+@pytest.mark.parametrize(("local_day", "points", "resolution"), [
     ("2016-06-01", 24, "PT60M"), ("2016-03-27", 23, "PT60M"), ("2016-10-30", 25, "PT60M"),  # hourly before the SDAC switch
     ("2025-11-05", 96, "PT15M"), ("2026-03-29", 92, "PT15M"), ("2025-10-26", 100, "PT15M"),  # quarter-hours after it
 ])
@@ -348,8 +349,8 @@ def test_client__250_day_request_makes_3_calls_and_returns_a_gapless_series(sand
 
 def test_sandbox__refuses_more_than_100_days_or_a_year_so_the_client_must_split(sandbox):
     base = {"securityToken": "sandbox-entsoe-token", "documentType": "A44", "in_Domain": BE, "out_Domain": BE}
-    too_many = requests.get(f"{sandbox.url}/entsoe/api", params={**base, "periodStart": "202505312200", "periodEnd": "202509092200"})
-    too_long = requests.get(f"{sandbox.url}/entsoe/api", params={**base, "periodStart": "202401010000", "periodEnd": "202501020000"})
+    too_many = requests.get(f"{sandbox.url}/entsoe/api", params={**base, "periodStart": "202505312200", "periodEnd": "202509092200"}, timeout=30)
+    too_long = requests.get(f"{sandbox.url}/entsoe/api", params={**base, "periodStart": "202401010000", "periodEnd": "202501020000"}, timeout=30)
 
     assert too_many.status_code == 400
     with pytest.raises(PayloadError, match=r"The number of instances \(101\) exceeds the allowed maximum \(100\)"):
@@ -359,7 +360,7 @@ def test_sandbox__refuses_more_than_100_days_or_a_year_so_the_client_must_split(
         parse_a44(too_long.content, "BE")
 
 
-@pytest.mark.parametrize("change, message", [
+@pytest.mark.parametrize(("change", "message"), [
     ({"periodEnd": None}, "Mandatory parameter\\(s\\) periodEnd missing"),
     ({"periodStart": "2025-09-17"}, "periodStart='2025-09-17' is not a valid date"),
     ({"periodStart": "202513010000"}, "periodStart='202513010000' is not a valid date"),
@@ -372,7 +373,7 @@ def test_sandbox__bad_parameters_get_a_400_acknowledgement(sandbox, change, mess
               "periodStart": "202509162200", "periodEnd": "202509172200"}
     params = {k: v for k, v in {**params, **change}.items() if v is not None}
 
-    answer = requests.get(f"{sandbox.url}/entsoe/api", params=params)
+    answer = requests.get(f"{sandbox.url}/entsoe/api", params=params, timeout=30)
 
     assert answer.status_code == 400
     with pytest.raises(PayloadError, match=message):
@@ -382,7 +383,7 @@ def test_sandbox__bad_parameters_get_a_400_acknowledgement(sandbox, change, mess
 def test_sandbox__document_is_built_like_the_real_one_and_leaves_out_repeated_prices(sandbox):
     answer = requests.get(f"{sandbox.url}/entsoe/api", params={
         "securityToken": "sandbox-entsoe-token", "documentType": "A44", "in_Domain": BE, "out_Domain": BE,
-        "periodStart": "202511042300", "periodEnd": "202511052300", "contract_MarketAgreement.type": "A01"})
+        "periodStart": "202511042300", "periodEnd": "202511052300", "contract_MarketAgreement.type": "A01"}, timeout=30)
 
     root = ET.fromstring(answer.content)
     names = {element.tag for element in root.iter()}
@@ -432,10 +433,10 @@ def test_client__missing_token_fails_before_any_call(sandbox, tmp_path, sleeps):
 def test_client__wrong_token_is_an_auth_error_naming_the_connection(sandbox, tmp_path, sleeps):
     client, transport, _ = make_client(sandbox, tmp_path, sleeps, token="not-the-token")
 
-    with pytest.raises(AuthError, match="credentials refused \\(HTTP 401: .*fix the Airflow connection 'entsoe_default'"):
+    with pytest.raises(AuthError, match=r"credentials refused \(HTTP 401: .*fix the Airflow connection 'entsoe_default'"):
         client.fetch_prices("BE", utc("2025-09-17 00:00"), utc("2025-09-18 00:00"))
     assert [(c.status, c.http_status) for c in transport.calls] == [("error", 401)]
-    answer = requests.get(f"{sandbox.url}/entsoe/api", params={"securityToken": "nope"})
+    answer = requests.get(f"{sandbox.url}/entsoe/api", params={"securityToken": "nope"}, timeout=30)
     assert answer.status_code == 401 and answer.content == (ENTSOE / "error_401_unauthorized_legacy.html").read_bytes()
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timezone
+from datetime import UTC
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,8 +15,7 @@ import requests
 from ingestion.http import AuthError, HttpTransport, NoData, PayloadError, ProviderConfig, ProviderError, RetryPolicy
 from ingestion.sandbox.flatpeak import App
 from ingestion.sandbox.server import Fault
-from ingestion.sources import SOURCE_COLUMNS
-from ingestion.sources import flatpeak
+from ingestion.sources import SOURCE_COLUMNS, flatpeak
 from ingestion.sources.flatpeak import (
     CONNECTION_ID,
     DEFAULT_REGIONS,
@@ -107,7 +106,7 @@ def test_parse_login__fixture_gives_token_expiry_and_mode_and_hides_the_token():
     assert "eyJ" not in repr(token)
 
 
-@pytest.mark.parametrize("doc, match", [
+@pytest.mark.parametrize(("doc", "match"), [
     ({"expires_in": 3600, "live_mode": True}, "bearer_token"),
     ({"bearer_token": "t", "expires_in": "3600", "live_mode": True}, "expires_in"),
     ({"bearer_token": "t", "expires_in": 3600}, "live_mode"),
@@ -172,21 +171,21 @@ def test_parse_error__422_error_object_example_fixture_is_a_provider_error():
 
 
 def test_parse_error__404_fixture_names_the_location_to_check():
-    with pytest.raises(ProviderError, match="location loc_x .region NP.: Not Found .HTTP 404.; check the location id"):
+    with pytest.raises(ProviderError, match=r"location loc_x .region NP.: Not Found .HTTP 404.; check the location id"):
         parse_rates_response(response(404, (HERE / "error_404.json").read_bytes()), "NP", "loc_x")
 
 
 def test_parse_error__a_non_json_error_body_is_a_payload_error():
-    with pytest.raises(PayloadError, match="HTTP 422 answer .* not valid JSON"):
+    with pytest.raises(PayloadError, match=r"HTTP 422 answer .* not valid JSON"):
         parse_rates_response(response(422, b"<html>oops</html>"), "NP", "loc_NP")
 
 
 # -- the client without a server ----------------------------------------------------------------------
 
 def make_config(base_url: str, **changes) -> ProviderConfig:
-    values = dict(source="flatpeak", base_url=base_url, connection_id=CONNECTION_ID, login=ACCOUNT, api_key=KEY,
-                  regions=dict(DEFAULT_REGIONS), requests_per_minute=0,
-                  retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01))
+    values = {"source": "flatpeak", "base_url": base_url, "connection_id": CONNECTION_ID, "login": ACCOUNT, "api_key": KEY,
+                  "regions": dict(DEFAULT_REGIONS), "requests_per_minute": 0,
+                  "retry": RetryPolicy(max_attempts=3, backoff_base_s=0.01)}
     values.update(changes)
     return ProviderConfig(**values)
 
@@ -271,7 +270,7 @@ def test_sandbox__consecutive_equal_hours_are_merged_into_one_interval():
     history = SimpleNamespace(hourly=lambda region, lo, hi: pd.Series([40.0, 40.0, 40.0, 52.5, float("nan")], index=hours),
                               currency=lambda region: "EUR")
     app = App(SimpleNamespace(history=history, config=SimpleNamespace(credentials={}, token_ttl_s=3600)))
-    data = app._intervals("NP", DAY.to_pydatetime(), (DAY + pd.Timedelta(hours=5)).to_pydatetime(), timezone.utc)
+    data = app._intervals("NP", DAY.to_pydatetime(), (DAY + pd.Timedelta(hours=5)).to_pydatetime(), UTC)
     assert data == [
         {"valid_from": "2017-06-01T00:00:00Z", "valid_to": "2017-06-01T03:00:00Z", "tariff": {"rate": 0.04, "confidence": 1}},
         {"valid_from": "2017-06-01T03:00:00Z", "valid_to": "2017-06-01T04:00:00Z", "tariff": {"rate": 0.0525, "confidence": 1}},
@@ -344,7 +343,7 @@ def test_e2e__a_second_refusal_after_relogin_is_an_auth_error_naming_the_connect
 @pytest.mark.e2e
 def test_e2e__wrong_credentials_are_an_auth_error_naming_the_connection(connect):
     client, transport = connect(api_key="sk_wrong")
-    with pytest.raises(AuthError, match="credentials refused .HTTP 403: .*Bad credentials.*flatpeak_default") as info:
+    with pytest.raises(AuthError, match=r"credentials refused .HTTP 403: .*Bad credentials.*flatpeak_default") as info:
         client.fetch_prices("NP", DAY, DAY + pd.Timedelta(hours=1))
     assert "sk_wrong" not in str(info.value)
     assert endpoints(transport) == [("/login", 403, "error")]
@@ -353,7 +352,7 @@ def test_e2e__wrong_credentials_are_an_auth_error_naming_the_connection(connect)
 @pytest.mark.e2e
 def test_e2e__an_unknown_location_is_a_provider_error_from_the_404(connect):
     client, _ = connect(regions={"NP": "loc_NOWHERE"})
-    with pytest.raises(ProviderError, match="location loc_NOWHERE .region NP.: Not Found .HTTP 404."):
+    with pytest.raises(ProviderError, match=r"location loc_NOWHERE .region NP.: Not Found .HTTP 404."):
         client.fetch_prices("NP", DAY, DAY + pd.Timedelta(hours=1))
 
 
@@ -449,7 +448,7 @@ def test_fault__malformed_body_is_a_payload_error_with_the_truncated_bytes_archi
         client.fetch_prices("NP", DAY, DAY + pd.Timedelta(days=1))
     raw = Path(info.value.payload_ref).read_bytes()
     assert raw.startswith(b'{"id": "rts_') and b'"object": "tariff_rate"' in raw
-    with pytest.raises(ValueError):
+    with pytest.raises(json.JSONDecodeError):
         json.loads(raw)
     assert endpoints(transport)[-1] == ("/tariffs/rates", 200, "error")
 

@@ -50,7 +50,7 @@ def test_parse__the_documented_releases_api_bodies_are_not_price_data(name):
         iea.parse_timeseries((IEA / name).read_bytes(), "FRA")
 
 
-@pytest.mark.parametrize("body, match", [
+@pytest.mark.parametrize(("body", "match"), [
     (b'{"ISO3": "FRA", "data": []}', "expected a JSON array .* got a dict"),
     (b'[{"ISO3": "FRA", "Date": "2024-01-01T00:00:00Z", "Val', "not valid JSON"),
     (json.dumps([{"ISO3": "FRA", "Date": "2024-01-01T00:00:00Z"}]), r"\['Date', 'ISO3'\], expected keys"),
@@ -90,7 +90,7 @@ def test_client__bad_regions_are_value_errors_before_any_request(tmp_path, sleep
     client, transport = make_client("http://127.0.0.1:9", tmp_path, sleeps,
                                     regions={"NP": "NOR", "DE": "DEU", "XX": "france"})
     start, end = utc("2016-01-01"), utc("2016-01-02")
-    with pytest.raises(ValueError, match="unknown region 'PJM'.*NP"):
+    with pytest.raises(ValueError, match=r"unknown region 'PJM'.*NP"):
         client.fetch_prices("PJM", start, end)
     with pytest.raises(ValueError, match="no local currency known for DEU"):
         client.fetch_prices("DE", start, end)
@@ -111,7 +111,7 @@ def test_module__defaults():
 # -- end to end against the sandbox ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("region, iso3", [("NP", "NOR"), ("BE", "BEL"), ("FR", "FRA")])
+@pytest.mark.parametrize(("region", "iso3"), [("NP", "NOR"), ("BE", "BEL"), ("FR", "FRA")])
 def test_sandbox__hourly_prices_are_the_bundled_history_for_exactly_the_range(sandbox, tmp_path, sleeps, region, iso3):
     client, transport = make_client(f"{sandbox.url}/iea", tmp_path, sleeps)
     urls: list[str] = []

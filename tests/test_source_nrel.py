@@ -77,7 +77,7 @@ def test_parse__no_data_for_one_sector_is_no_data_for_that_sector_only():
 def test_parse__a_sector_value_that_is_not_a_price_is_a_payload_error(value):
     doc = fixture_json("utility_rates_v3_200.json")
     doc["outputs"]["commercial"] = value
-    with pytest.raises(PayloadError, match="outputs.commercial"):
+    with pytest.raises(PayloadError, match=r"outputs.commercial"):
         nrel.parse_utility_rates(doc)
 
 
@@ -90,7 +90,7 @@ def test_parse__missing_outputs_is_a_payload_error_unless_the_api_says_no_utilit
         nrel.parse_utility_rates(doc | {"warnings": ["No utility found for this location"]})
 
 
-@pytest.mark.parametrize("body, match", [
+@pytest.mark.parametrize(("body", "match"), [
     (b'{"inputs": {"lat": "35.45"}, "errors": [', "not valid JSON"),
     (b"[1, 2]", "JSON list"),
     (b'{"outputs": {"commercial": 0.1}}', "no 'errors' array"),
@@ -117,7 +117,7 @@ def test_client__unknown_region_bad_sector_and_naive_times_are_value_errors(tmp_
     client, transport = make_client("http://127.0.0.1:9", tmp_path, sleeps,
                                     regions={"PJM": nrel.DEFAULT_REGIONS["PJM"], "XX": {"lat": 1, "lon": 2, "sector": "farm"}})
     start, end = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC")
-    with pytest.raises(ValueError, match="unknown region 'NP'.*PJM"):
+    with pytest.raises(ValueError, match=r"unknown region 'NP'.*PJM"):
         client.fetch_prices("NP", start, end)
     with pytest.raises(ValueError, match="sector 'farm'"):
         client.fetch_prices("XX", start, end)
@@ -129,7 +129,7 @@ def test_client__unknown_region_bad_sector_and_naive_times_are_value_errors(tmp_
 def test_module__defaults_point_at_the_nlr_host_and_chicago():
     assert nrel.DEFAULT_BASE_URL == "https://developer.nlr.gov" and nrel.CONNECTION_ID == "nrel_default"
     assert nrel.DEFAULT_REGIONS == {"PJM": {"lat": 41.8781, "lon": -87.6298, "sector": "commercial"}}
-    assert nrel.REQUESTS_PER_MINUTE == pytest.approx(1000 / 60)
+    assert pytest.approx(1000 / 60) == nrel.REQUESTS_PER_MINUTE
 
 
 # -- end to end against the sandbox ---------------------------------------------------------------

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import requests
 
-from ingestion.http import AuthError, HttpTransport, PayloadError, ProviderConfig, ProviderError, RetryPolicy
 from core.markets import load_market
+from ingestion.http import AuthError, HttpTransport, PayloadError, ProviderConfig, ProviderError, RetryPolicy
 from ingestion.sandbox.server import Fault
 from ingestion.sources import SOURCE_COLUMNS, openei
 from tests.conftest import FIXTURES
@@ -107,7 +107,7 @@ def test_expand__each_hour_uses_the_item_in_effect_then():
 def test_expand__two_items_starting_together_are_ambiguous():
     twin = real_item() | {"label": "twin"}
     tariffs = openei.parse_utility_rates({"items": [real_item(), twin]})
-    with pytest.raises(ProviderError, match="both start .* pin one with 'getpage'"):
+    with pytest.raises(ProviderError, match=r"both start .* pin one with 'getpage'"):
         openei.tariff_prices(tariffs, utc("2022-01-01"), utc("2022-01-02"), DENVER)
 
 
@@ -120,7 +120,7 @@ def broken(change) -> dict:
     return {"items": [item]}
 
 
-@pytest.mark.parametrize("change, match", [
+@pytest.mark.parametrize(("change", "match"), [
     (lambda i: i["energyweekdayschedule"].pop(), "energyweekdayschedule is not 12 months x 24 hours"),
     (lambda i: i["energyweekendschedule"][3].pop(), "energyweekendschedule is not 12 months x 24 hours"),
     (lambda i: i["energyweekdayschedule"][6].__setitem__(15, 5), r"energyweekdayschedule\[6\]\[15\] = 5 is not a period"),
@@ -147,7 +147,7 @@ def test_parse__missing_adj_counts_as_zero():
     assert tariff.prices[4] == pytest.approx(0.17246)
 
 
-@pytest.mark.parametrize("body, match", [
+@pytest.mark.parametrize(("body", "match"), [
     (REAL.read_bytes()[:500], "not valid JSON"),
     (b"[]", "JSON list"),
     (b'{"rates": []}', "no 'items' array"),

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.settings import Settings
-from core.markets import load_market
 from core.freshness import Gap, find_gaps, freshness
+from core.markets import load_market
+from core.settings import Settings
 from tests.conftest import PROJECT_ROOT
 from training.config import TrainingConfig
 from training.dataset import (

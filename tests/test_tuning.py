@@ -269,7 +269,7 @@ def test_tuning__a_trial_left_running_without_a_heartbeat_is_failed_and_retried_
         frames, tmp_path):
     """A worker killed between creating a trial and its first heartbeat: Optuna alone never fails that trial."""
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    train, validation, end = frames
+    _train, _validation, end = frames
     name = study_name(REGION, "lightgbm", end)
     study = optuna.create_study(study_name=name, storage=open_storage(url, heartbeat_interval=1, grace_period=1),
                                 direction="minimize")
@@ -316,7 +316,7 @@ def test_tuning__two_workers_started_together_share_one_postgresql_study(postgre
             if proc.poll() is None:
                 proc.kill()
                 proc.communicate()
-    for proc, (_, stderr) in zip(procs, outputs):
+    for proc, (_, stderr) in zip(procs, outputs, strict=False):
         assert proc.returncode == 0, stderr[-3000:]
     events = [_events(stdout) for stdout, _ in outputs]
     results = [e[-1] for e in events]

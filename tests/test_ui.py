@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from eopt.services import ADMIN_USER, Ports, down, up
 from core.settings import Settings
+from eopt.services import ADMIN_USER, Ports, down, up
 from registry.models import registered_model_name
 from registry.promotion import promote_version
 from storage.promotions import PromotionStore
@@ -73,7 +73,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 
 @pytest.fixture
-def browser() -> Iterator["webdriver.Chrome"]:  # noqa: F821
+def browser() -> Iterator[webdriver.Chrome]:  # noqa: F821
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -88,7 +88,7 @@ def browser() -> Iterator["webdriver.Chrome"]:  # noqa: F821
         driver.quit()
 
 
-def wait_for_text(driver, *texts: str) -> str:  # noqa: ANN001
+def wait_for_text(driver, *texts: str) -> str:
     """The page's visible text once it holds every one of ``texts`` (the UIs render client-side)."""
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
@@ -103,7 +103,7 @@ def wait_for_text(driver, *texts: str) -> str:  # noqa: ANN001
     return driver.find_element(By.TAG_NAME, "body").text
 
 
-def dismiss_mlflow_overlays(driver) -> None:  # noqa: ANN001
+def dismiss_mlflow_overlays(driver) -> None:
     """Close the first-visit "new Model Registry UI" dialog and the assistant side panel, if shown."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -117,7 +117,7 @@ def dismiss_mlflow_overlays(driver) -> None:  # noqa: ANN001
             button.click()
 
 
-def screenshot(driver, name: str) -> Path:  # noqa: ANN001
+def screenshot(driver, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     assert driver.save_screenshot(str(path)), f"could not write {path}"
@@ -125,7 +125,7 @@ def screenshot(driver, name: str) -> Path:  # noqa: ANN001
     return path
 
 
-def sign_in(driver, platform: Platform, password: str) -> None:  # noqa: ANN001
+def sign_in(driver, platform: Platform, password: str) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     train, validation, window_end = build_frames(args.train_days, args.validation_days)
 
-    def on_trial(trial) -> None:  # noqa: ANN001
+    def on_trial(trial) -> None:
         _emit("trial", number=trial.number, state=trial.state.name, value=trial.value,
               started=trial.datetime_start, finished=trial.datetime_complete)
 

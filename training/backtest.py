@@ -44,13 +44,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from core.settings import Settings
 from core.markets import get_market
+from core.metrics import evaluate, interval_coverage
+from core.settings import Settings
 from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, feature_columns, inference_frame
-from core.metrics import evaluate, interval_coverage
 from training.models import model_class
 from training.tuning import tune
 
@@ -137,6 +137,8 @@ def _fit_block(prices: pd.Series, exogenous: pd.DataFrame, region: str, first: p
     y_val = validation[TARGET_COLUMN].to_numpy()
     decision = decide(val_preds, y_val)
     val_yhat = sum(w * val_preds[m] for m, w in decision.weights.items())
+    if not isinstance(val_yhat, np.ndarray):  # sum() of no weight is the int 0
+        raise BacktestError(f"{region}: the ensemble decision weighs no member")
     intervals = calibrate_intervals(y_val, val_yhat, validation["horizon"].to_numpy(), config.interval_coverage)
     info = {"train_rows": len(train), "validation_rows": len(validation), "last_training_target": str(last_target),
             "weights": decision.weights, "kind": decision.kind}

@@ -63,7 +63,7 @@ class TrainingConfig:
     models: tuple[str, ...] = MODEL_NAMES
 
     @classmethod
-    def from_settings(cls, settings: Settings, budget: str | None = None) -> "TrainingConfig":
+    def from_settings(cls, settings: Settings, budget: str | None = None) -> TrainingConfig:
         name = (budget or settings.training_budget).lower()
         if name not in BUDGETS:
             raise SettingsError(f"unknown training budget {name!r}; choose one of {', '.join(BUDGETS)}")

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.markets import get_market
 from core.freshness import find_gaps
+from core.markets import get_market
 from storage.prices import PriceStore
 from training.config import TrainingConfig
 from training.features import (
@@ -65,7 +65,7 @@ class TrainingData:
             "region": self.region,
             "start": str(self.start),
             "end": str(self.end),
-            "hours": int(len(self.prices)),
+            "hours": len(self.prices),
             "exogenous": list(self.exogenous.columns),
             "sha256": self.checksum,
         }
@@ -77,7 +77,7 @@ class TrainingData:
         (folder / "data.json").write_text(json.dumps(self.describe(), indent=2))
 
     @classmethod
-    def load(cls, folder: Path, region: str) -> "TrainingData":
+    def load(cls, folder: Path, region: str) -> TrainingData:
         meta = json.loads((folder / "data.json").read_text())
         prices = pd.read_parquet(folder / "prices.parquet")[TARGET_COLUMN]
         exogenous = pd.read_parquet(folder / "exogenous.parquet")

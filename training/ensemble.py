@@ -59,7 +59,7 @@ def fit_weights(predictions: dict[str, np.ndarray], actual: np.ndarray) -> dict[
         raise EnsembleError(f"weight fit failed: {result.message}")
     weights = np.clip(result.x[:k], 0, None)
     weights = weights / weights.sum()
-    return {name: float(w) for name, w in zip(names, weights)}
+    return {name: float(w) for name, w in zip(names, weights, strict=False)}
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,8 @@ class EnsembleForecaster:
         """Point forecast, interval and each member's forecast for every row of ``frame``."""
         members = self.member_predictions(frame)
         yhat = sum(self.weights.get(name, 0.0) * values for name, values in members.items())
+        if not isinstance(yhat, np.ndarray):  # sum() of no member is the int 0
+            raise ModelError(f"{self.region}: the ensemble has no member to forecast with")
         if not np.isfinite(yhat).all():
             raise ModelError(f"{self.region}: the ensemble forecast holds NaN or infinite values")
         lower, upper = self.intervals.bounds(yhat, frame["horizon"].to_numpy())
@@ -159,7 +161,7 @@ class EnsembleForecaster:
         (folder / ENSEMBLE_FILE).write_text(json.dumps(spec, indent=2))
 
     @classmethod
-    def load(cls, folder: Path) -> "EnsembleForecaster":
+    def load(cls, folder: Path) -> EnsembleForecaster:
         path = Path(folder) / ENSEMBLE_FILE
         if not path.is_file():
             raise ModelError(f"no {ENSEMBLE_FILE} in {folder}: the model's artifacts are missing or incomplete")

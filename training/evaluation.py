@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import mlflow
 import pandas as pd
 
+from core.metrics import evaluate, interval_coverage
 from core.model_input import to_model_input
 from storage.prices import PriceStore
 from training.dataset import TrainingDataError
@@ -26,7 +27,6 @@ from training.features import (
     day_ahead_origins,
     feature_columns,
 )
-from core.metrics import evaluate, interval_coverage
 
 HOUR = pd.Timedelta(hours=1)
 

@@ -19,8 +19,9 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import mlflow
 from mlflow.entities import Metric, Param, RunStatus
@@ -76,7 +77,8 @@ def _clean(value: Any) -> str:
     return text[:MAX_PARAM_LENGTH]
 
 
-def _log_in_batches(client: MlflowClient, run_id: str, *, params: list[Param] = (), metrics: list[Metric] = ()) -> None:
+def _log_in_batches(client: MlflowClient, run_id: str, *, params: Sequence[Param] = (),
+                    metrics: Sequence[Metric] = ()) -> None:
     """MLflow caps one batch at 100 params and 1000 metrics: send them in slices below that."""
     for start in range(0, len(params), 90):
         client.log_batch(run_id, params=params[start:start + 90])
@@ -88,7 +90,7 @@ def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> Non
     _log_in_batches(client, run_id, params=[Param(str(k), _clean(v)) for k, v in params.items()])
 
 
-def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float | None], step: int = 0) -> None:
     """Finite metrics only: MLflow refuses NaN in some stores, and a NaN says nothing a chart can show."""
     now = int(time.time() * 1000)
     _log_in_batches(client, run_id, metrics=[

@@ -18,9 +18,9 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Callable
 
 import optuna
 import pandas as pd
@@ -183,7 +183,8 @@ def tune(
                 study.enqueue_trial(previous, user_attrs={"origin": "previous study's best"}, skip_if_exists=True)
         fail_orphaned_trials(study, storage, grace_period, where)
     except sa.exc.SQLAlchemyError as exc:
-        raise TuningError(f"{where}cannot open study {name} in {safe_url(storage_url)}: {exc.orig or exc}") from None
+        reason = getattr(exc, "orig", None) or exc  # only DBAPIError carries the driver's error as .orig
+        raise TuningError(f"{where}cannot open study {name} in {safe_url(storage_url)}: {reason}") from None
 
     def objective(trial: optuna.Trial) -> float:
         params = cls.suggest_params(trial)
@@ -226,6 +227,8 @@ def tune(
     if not complete:
         raise TuningError(f"{where}study {name} has no completed trial; raise the budget ({budget}) or check the logs")
     best = study.best_trial
+    if best.value is None:  # the best trial is a completed one, which always has its value
+        raise TuningError(f"{where}study {name}: its best trial {best.number} has no value")
     return TuningResult(
         study_name=name,
         best_params=dict(best.params),

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from xml.sax.saxutils import escape
 
 import numpy as np
@@ -166,7 +166,7 @@ class App:
         title = {404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
         page = (
             "<!doctype html>\n<html lang=\"en\">\n<head><title>HTTP Status "
-            f"{status} – {escape(title)}</title></head>\n<body><h1>HTTP Status {status} – {escape(title)}</h1>"
+            f"{status} – {escape(title)}</title></head>\n<body><h1>HTTP Status {status} – {escape(title)}</h1>"  # noqa: RUF001 - the real page's en dash
             f"<p>{escape(message)}</p></body>\n</html>\n"
         )
         return SandboxResponse(status, page.encode("utf-8"), "text/html;charset=UTF-8")
@@ -257,4 +257,4 @@ def _amount(value: float) -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -22,7 +22,7 @@ import math
 import secrets
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -108,7 +108,7 @@ class App:
             return self.error(422, "end_time is required", code="end_time_missing")
         try:
             end = _parse_time(request.query["end_time"])
-            start = _parse_time(request.query["start_time"]) if request.query.get("start_time") else datetime.now(timezone.utc)
+            start = _parse_time(request.query["start_time"]) if request.query.get("start_time") else datetime.now(UTC)
         except ValueError as exc:
             return self.error(422, str(exc), code="invalid_time_format")
         if end <= start:
@@ -121,7 +121,7 @@ class App:
         if direction != "IMPORT":
             return self.error(422, "direction must be IMPORT or EXPORT", code="invalid_direction")
         # write times in the end_time's offset, as the real API does ("end_time takes precedence")
-        out_tz = end.tzinfo or timezone.utc
+        out_tz = end.tzinfo or UTC
         return SandboxResponse.json(200, {
             "id": "rts_" + secrets.token_hex(12),
             "object": "tariff_rate",
@@ -130,8 +130,8 @@ class App:
             "location_timezone": MARKETS[region].timezone,
             "currency_code": self.history.currency(region),
             "direction": direction,
-            "last_updated": _format(datetime.now(timezone.utc).replace(microsecond=0, second=0, minute=0), out_tz),
-            "next_update": _format(datetime.now(timezone.utc).replace(microsecond=0, second=0, minute=0) + timedelta(hours=1), out_tz),
+            "last_updated": _format(datetime.now(UTC).replace(microsecond=0, second=0, minute=0), out_tz),
+            "next_update": _format(datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(hours=1), out_tz),
             "request": {
                 "include_tariff": request.query.get("include_tariff", "true").lower() != "false",
                 "include_carbon": request.query.get("include_carbon", "false").lower() == "true",
@@ -158,10 +158,10 @@ class App:
             rate = float(per_mwh) / 1000.0  # per MWh -> per kWh, large currency units
             if run is not None and run[1] == ts and run[2] == rate:
                 run[1] = ts + pd.Timedelta(hours=1)
-                intervals[-1] = _interval(*run, out_tz)
+                intervals[-1] = _interval(run[0], run[1], run[2], out_tz)
                 continue
             run = [ts, ts + pd.Timedelta(hours=1), rate]
-            intervals.append(_interval(*run, out_tz))
+            intervals.append(_interval(run[0], run[1], run[2], out_tz))
         return intervals
 
 
@@ -206,4 +206,4 @@ def _format(moment: datetime, tz: Any) -> str:
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

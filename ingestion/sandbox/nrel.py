@@ -28,6 +28,7 @@ import base64
 import threading
 import xml.etree.ElementTree as ET
 from functools import lru_cache
+from typing import Any
 
 import pandas as pd
 
@@ -98,10 +99,8 @@ class App:
         if key != self.credentials.get("api_key"):
             return self._gateway_error(403, "API_KEY_INVALID", f"An invalid api_key was supplied. Get one at {SIGNUP_URL}", fmt)
         remaining = self._count(key)
-        if remaining < 0:
-            response = self._gateway_error(429, *GATEWAY_ERRORS[429], fmt)  # type: ignore[arg-type]
-        else:
-            response = self._answer(request, fmt)
+        code, message = GATEWAY_ERRORS[429]
+        response = self._gateway_error(429, code, message or "", fmt) if remaining < 0 else self._answer(request, fmt)
         response.headers.update({"X-RateLimit-Limit": str(HOURLY_LIMIT), "X-RateLimit-Remaining": str(max(remaining, 0))})
         return response
 
@@ -123,9 +122,10 @@ class App:
             errors.append("lon must be a number between -180 and 180")
         if errors:
             return self._document(422, inputs, errors, None, fmt)
-        assert lat is not None and lon is not None
+        if lat is None or lon is None:  # _inputs reported a missing coordinate as an error above
+            raise RuntimeError("sandbox NREL: coordinates missing after validation")
         if abs(lat - CHICAGO[0]) > BOX_DEGREES or abs(lon - CHICAGO[1]) > BOX_DEGREES:
-            outputs = {"company_id": "no data", "utility_name": "no data", "utility_info": [],
+            outputs: dict[str, Any] = {"company_id": "no data", "utility_name": "no data", "utility_info": [],
                        "commercial": "no data", "industrial": "no data", "residential": "no data"}
         else:
             rates = sandbox_rates(self.history, pd.Timestamp.now(tz="UTC").floor("D"))

@@ -37,7 +37,7 @@ TIMEZONE = "America/Chicago"
 ADJ = 0.03  # sandbox-only stand-in for riders
 MAX_LIMIT = 500
 SIGNUP_URL = "https://api.openei.org:443"
-LABEL = hashlib.sha1(b"sandbox comed commercial tou").hexdigest()[:24]
+LABEL = hashlib.sha1(b"sandbox comed commercial tou", usedforsecurity=False).hexdigest()[:24]
 START = int(pd.Timestamp("2013-01-01", tz=TIMEZONE).timestamp())
 
 

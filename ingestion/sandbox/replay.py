@@ -7,7 +7,6 @@ the history, and the real price of that shifted hour is served for the requested
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +20,14 @@ YEAR = pd.Timedelta(days=364)
 class ReplayHistory:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
+        self._loaded: dict[str, pd.Series] = {}  # a region's history, read once per server
 
-    @lru_cache(maxsize=8)
     def _series(self, region: str) -> pd.Series:
-        prices = load_market(region, self.data_dir).prices
-        return pd.Series(prices["price"].to_numpy(), index=pd.DatetimeIndex(prices["ts"]), name=region)
+        if region not in self._loaded:
+            prices = load_market(region, self.data_dir).prices
+            self._loaded[region] = pd.Series(prices["price"].to_numpy(), index=pd.DatetimeIndex(prices["ts"]),
+                                             name=region)
+        return self._loaded[region]
 
     def currency(self, region: str) -> str:
         return MARKETS[region].currency

@@ -87,7 +87,7 @@ class SandboxResponse:
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def json(cls, status: int, document: object, **headers: str) -> "SandboxResponse":
+    def json(cls, status: int, document: object, **headers: str) -> SandboxResponse:
         return cls(status, json.dumps(document).encode(), "application/json", dict(headers))
 
 
@@ -197,8 +197,11 @@ class Sandbox:
 
     @property
     def url(self) -> str:
-        assert self._server is not None, "sandbox not started"
+        if self._server is None:
+            raise RuntimeError("sandbox not started: call start() first")
         host, port = self._server.server_address[:2]
+        if not isinstance(host, str):  # typeshed allows bytes (AF_UNIX); a TCP server's host is a str
+            host = host.decode()
         return f"http://{host}:{port}"
 
     def serve_forever(self, host: str, port: int) -> None:
@@ -213,7 +216,7 @@ class Sandbox:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         if self._server is None:
             self.start()
         return self

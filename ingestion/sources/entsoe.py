@@ -38,9 +38,9 @@ import numpy as np
 import pandas as pd
 import requests
 
-from ingestion.http import AuthError, NoData, PayloadError
 from core.markets import MARKETS
-from ingestion.sources import ProviderClient, SOURCE_COLUMNS, empty_prices, utc_bound
+from ingestion.http import AuthError, NoData, PayloadError
+from ingestion.sources import SOURCE_COLUMNS, ProviderClient, empty_prices, utc_bound
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def _xml_root(body: bytes | str, region: str) -> ET.Element:
         # ENTSO-E documents never carry a DTD; one here is an HTML page or a hostile document.
         raise PayloadError(SOURCE, f"region {region}: body has a DOCTYPE/ENTITY declaration (HTML page?), not an A44 document")
     try:
-        return ET.fromstring(raw)
+        return ET.fromstring(raw)  # noqa: S314 - DOCTYPE/ENTITY refused above, so no entity expansion
     except ET.ParseError as exc:
         raise PayloadError(SOURCE, f"region {region}: body is not well-formed XML ({exc}); truncated or not an ENTSO-E answer") from None
 

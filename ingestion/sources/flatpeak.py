@@ -23,7 +23,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -31,7 +31,7 @@ import pandas as pd
 import requests
 
 from ingestion.http import AuthError, HttpTransport, NoData, PayloadError, ProviderConfig, ProviderError
-from ingestion.sources import ProviderClient, SOURCE_COLUMNS, decode_json, empty_prices, utc_bound
+from ingestion.sources import SOURCE_COLUMNS, ProviderClient, decode_json, empty_prices, utc_bound
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +236,8 @@ class Client(ProviderClient):
     def _bearer(self) -> str:
         if self._token is None or self._clock() >= self._expires_at:
             self.login()
-        assert self._token is not None
+        if self._token is None:  # login() sets it or raises
+            raise RuntimeError("Flatpeak login returned no token")
         return self._token.value
 
     # -- data ---------------------------------------------------------------------------------
@@ -288,4 +289,4 @@ class Client(ProviderClient):
 
 
 def _rfc3339(stamp: pd.Timestamp) -> str:
-    return stamp.tz_convert(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return stamp.tz_convert(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

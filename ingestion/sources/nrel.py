@@ -24,7 +24,7 @@ import pandas as pd
 import requests
 
 from ingestion.http import NoData, PayloadError
-from ingestion.sources import ProviderClient, SOURCE_COLUMNS, decode_json, empty_prices, utc_bound
+from ingestion.sources import SOURCE_COLUMNS, ProviderClient, decode_json, empty_prices, utc_bound
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

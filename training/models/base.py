@@ -10,9 +10,10 @@ files (JSON, the libraries' own model formats, tensors): loading them runs no pi
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import optuna
@@ -81,7 +82,7 @@ class ForecastModel(ABC):
 
     @classmethod
     @abstractmethod
-    def load(cls, folder: Path) -> "ForecastModel": ...
+    def load(cls, folder: Path) -> ForecastModel: ...
 
     def feature_importance(self) -> pd.Series | None:
         """Importance per feature column, when the model has a notion of it."""

@@ -82,12 +82,22 @@ class _Samples:
         self.order = order  # order[i] = input row of the i-th row in (origin, target_ts) order
         self.origins = origins
 
+    def known_target(self) -> np.ndarray:
+        if self.target is None:
+            raise ModelError("cnn_lstm: these samples were grouped without their target prices")
+        return self.target
+
+    def known_relative(self) -> np.ndarray:
+        if self.relative is None:
+            raise ModelError("cnn_lstm: these samples were grouped without their relative targets")
+        return self.relative
+
     def to_input_order(self, grouped: np.ndarray) -> np.ndarray:
         out = np.empty(self.order.size, dtype=float)
         out[self.order] = grouped.reshape(-1)
         return out
 
-    def subset(self, keep: np.ndarray) -> "_Samples":
+    def subset(self, keep: np.ndarray) -> _Samples:
         rows = (keep[:, None] * HORIZON_HOURS + np.arange(HORIZON_HOURS)).reshape(-1)
         target = None if self.target is None else self.target[keep]
         relative = None if self.relative is None else self.relative[keep]
@@ -149,20 +159,20 @@ class CnnLstmModel(ForecastModel):
 
         train_samples = self._samples(train, with_target=True)
         # An origin without its anchor or a target price carries nothing to learn.
-        usable = np.isfinite(train_samples.anchor).all(axis=1) & np.isfinite(train_samples.target).all(axis=1)
+        usable = np.isfinite(train_samples.anchor).all(axis=1) & np.isfinite(train_samples.known_target()).all(axis=1)
         if not usable.any():
             raise ModelError(f"{self.name}: no training origin has its anchor ({ANCHOR_COLUMN}) "
                              f"and all 24 target prices")
         train_samples = train_samples.subset(np.flatnonzero(usable))
         val_samples = self._samples(validation, with_target=True)
         self._require_anchor(val_samples, "validation")
-        scored = np.isfinite(val_samples.target)
+        scored = np.isfinite(val_samples.known_target())
         if not scored.any():
             raise ModelError(f"{self.name}: the validation frame has no known target price to score")
 
         self._fit_scaler(train_samples)
         x_train = self._tensor(self._scaled_inputs(train_samples))
-        y_train = self._tensor((train_samples.relative - self._target_mean) / self._target_std)
+        y_train = self._tensor((train_samples.known_relative() - self._target_mean) / self._target_std)
         x_val = self._tensor(self._scaled_inputs(val_samples))
 
         torch.manual_seed(self.seed)
@@ -192,7 +202,7 @@ class CnnLstmModel(ForecastModel):
                 optimizer.step()
 
             predicted = self._prices(val_samples, x_val)
-            val_mae = float(np.mean(np.abs(val_samples.target[scored] - predicted[scored])))
+            val_mae = float(np.mean(np.abs(val_samples.known_target()[scored] - predicted[scored])))
             if not math.isfinite(val_mae):
                 raise ModelError(f"{self.name}: training diverged at epoch {epoch} (validation MAE {val_mae}); "
                                  f"lower the learning rate ({p['learning_rate']})")
@@ -205,7 +215,8 @@ class CnnLstmModel(ForecastModel):
             elif epoch - best_epoch >= patience:
                 break
 
-        assert best_state is not None  # max_steps >= 1 and every MAE is finite: epoch 1 set it
+        if best_state is None:  # max_steps >= 1 and every MAE is finite: epoch 1 set it
+            raise RuntimeError("CNN-LSTM: no epoch ran, nothing to keep")
         net.load_state_dict(best_state)
         net.eval()
         return FitResult(best_step=best_epoch, validation_mae=best_mae, steps_run=len(history), history=history)
@@ -257,7 +268,7 @@ class CnnLstmModel(ForecastModel):
         torch.save({k: v.detach().cpu() for k, v in self._net.state_dict().items()}, folder / WEIGHTS_FILE)
 
     @classmethod
-    def load(cls, folder: Path) -> "CnnLstmModel":
+    def load(cls, folder: Path) -> CnnLstmModel:
         """Rebuild from ``config.json`` and ``weights.pt``, on the GPU when there is one."""
         folder = Path(folder)
         config_path, weights_path = folder / CONFIG_FILE, folder / WEIGHTS_FILE
@@ -355,14 +366,16 @@ class CnnLstmModel(ForecastModel):
             std = np.nanstd(flat, axis=0)
         self._feature_mean = np.where(np.isfinite(mean), mean, 0.0)
         self._feature_std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
-        assert samples.relative is not None
+        if samples.relative is None:
+            raise RuntimeError("CNN-LSTM: samples without their relative prices")
         rel = samples.relative.reshape(-1)
         self._target_mean = float(rel.mean())
         std_t = float(rel.std())
         self._target_std = std_t if std_t > 0 else 1.0
 
     def _scaled_inputs(self, samples: _Samples) -> np.ndarray:
-        assert self._feature_mean is not None and self._feature_std is not None
+        if self._feature_mean is None or self._feature_std is None:
+            raise ModelError("CNN-LSTM: the model is not fitted (no input scaling)")
         scaled = (self._relative_inputs(samples) - self._feature_mean) / self._feature_std
         return np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0)  # NaN -> 0: the training mean
 
@@ -371,7 +384,8 @@ class CnnLstmModel(ForecastModel):
 
     def _prices(self, samples: _Samples, x: torch.Tensor) -> np.ndarray:
         """Prices (n, 24) for scaled inputs ``x``: network output un-scaled, anchor added back."""
-        assert self._net is not None
+        if self._net is None:
+            raise ModelError("CNN-LSTM: the model is not fitted")
         self._net.eval()
         with torch.no_grad():
             parts = [self._net(x[i:i + PREDICT_BATCH]).double().cpu().numpy()

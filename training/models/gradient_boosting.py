@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightgbm as lgb
 import numpy as np
@@ -99,7 +99,7 @@ class XGBoostModel(ForecastModel):
         rounds = [0]  # rounds run; save_best leaves only the kept ones in the booster
 
         class Reporter(xgb.callback.TrainingCallback):
-            def after_iteration(self, model, epoch, evals_log) -> bool:  # noqa: ANN001
+            def after_iteration(self, model, epoch, evals_log) -> bool:
                 rounds[0] = epoch + 1
                 value = evals_log["validation"]["mae"][-1]
                 if (epoch + 1) % REPORT_EVERY == 0:
@@ -123,7 +123,8 @@ class XGBoostModel(ForecastModel):
         return _finite(self.booster.predict(self._matrix(frame, False)) + anchor, self.name)
 
     def feature_importance(self) -> pd.Series:
-        gains = self.booster.get_score(importance_type="gain")
+        # a tree booster's gain is one float per feature (lists come only from gblinear's "weight")
+        gains = cast("dict[str, float]", self.booster.get_score(importance_type="gain"))
         return pd.Series({c: float(gains.get(c, 0.0)) for c in self.feature_columns}).sort_values(ascending=False)
 
     def save(self, folder: Path) -> None:
@@ -132,7 +133,7 @@ class XGBoostModel(ForecastModel):
         _write_meta(folder, self, {"library": f"xgboost {xgb.__version__}"})
 
     @classmethod
-    def load(cls, folder: Path) -> "XGBoostModel":
+    def load(cls, folder: Path) -> XGBoostModel:
         meta = _read_meta(folder, cls.name)
         model = cls(meta["params"], meta["feature_columns"], seed=meta["seed"])
         model.booster = xgb.Booster()
@@ -183,6 +184,8 @@ class LightGBMModel(ForecastModel):
             step = env.iteration + 1
             rounds[0] = step
             if step % REPORT_EVERY == 0:
+                if env.evaluation_result_list is None:  # set every round when valid_sets is given
+                    raise RuntimeError("LightGBM reported no validation result to the reporter callback")
                 value = float(env.evaluation_result_list[0][2])
                 history.append(value)
                 if report is not None:
@@ -213,7 +216,7 @@ class LightGBMModel(ForecastModel):
         _write_meta(folder, self, {"library": f"lightgbm {lgb.__version__}"})
 
     @classmethod
-    def load(cls, folder: Path) -> "LightGBMModel":
+    def load(cls, folder: Path) -> LightGBMModel:
         meta = _read_meta(folder, cls.name)
         model = cls(meta["params"], meta["feature_columns"], seed=meta["seed"])
         model.booster = lgb.Booster(model_file=str(folder / "model.lgb.txt"))
