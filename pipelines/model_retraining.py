@@ -37,6 +37,7 @@ from core.freshness import Freshness, freshness
 from core.metrics import MetricsError, evaluate, interval_coverage
 from core.settings import Settings
 from core.timestamps import utc
+from pipelines.rendering import render
 from registry.models import Candidate, register_candidate, registered_model_name
 from registry.promotion import gate_candidate
 from serving.pyfunc import log_ensemble
@@ -407,34 +408,9 @@ class Retraining:
             tracking.finish(client, self.manifest()["parent_run_id"], ok=False)
 
     def _model_card(self, manifest: dict, evaluation: dict) -> str:
-        metrics = evaluation["metrics_test"]
-        rows = "\n".join(
-            f"| {who} | {v['mae']:.3f} | {v['rmae']:.3f} | {v['smape']:.2f} | {v['rmse']:.3f} | {v['mape']:.2f} |"
-            for who, v in metrics.items())
-        weights = ", ".join(f"{m} {w:.2f}" for m, w in evaluation["decision"]["weights"].items())
-        return f"""# {registered_model_name(self.region)}: hourly price forecaster
-
-- **Region**: {self.region}; forecasts the 24 hours after a forecast origin, from prices before it, the
-  calendar and the market's day-ahead exogenous forecasts.
-- **Trained on**: {manifest['data']['start']} to {manifest['data']['end']} ({manifest['data']['hours']} hours,
-  sha256 `{manifest['data']['sha256']}`); budget `{self.config.budget_name}`, seed {self.config.seed}.
-- **Model**: {evaluation['decision']['kind']} ({weights}). {evaluation['decision']['reason']}.
-- **Intervals**: split-conformal per horizon, nominal {evaluation['intervals']['coverage_nominal']:.0%},
-  {evaluation['intervals']['coverage_test']:.1%} on the test window.
-
-## Test window ({manifest['splits']['test']['first_target']} to {manifest['splits']['test']['last_target']}, day-ahead origins)
-
-| forecaster | MAE | rMAE | sMAPE % | RMSE | MAPE % (|y| >= 1) |
-|---|---|---|---|---|---|
-{rows}
-
-rMAE is MAE over the weekly seasonal-naive MAE on the same hours.
-
-## Limits
-- Needs the 168 hours before the origin; with missing recent prices the model refuses to forecast.
-- Learned on {self.config.window_days} days: regimes absent from that window (e.g. a price cap change)
-  are outside its experience; the data-quality DAG watches drift.
-"""
+        """MODEL_CARD.md: pipelines/templates/model_card.md.j2."""
+        return render("model_card.md.j2", name=registered_model_name(self.region), region=self.region,
+                      config=self.config, manifest=manifest, evaluation=evaluation)
 
 
 def _log_pyfunc(forecaster: EnsembleForecaster, folder: Path, example: pd.DataFrame) -> ModelInfo:

@@ -1,11 +1,11 @@
 """Alerts: log lines for missed deadlines, and the Slack and email messages for critical
 data-quality results and failed DAG tasks.
 
-This module builds the messages and decides which channel gets one; it sends nothing itself.
-The channels are handed in by the caller as plain functions (``Channel``): in a deployment,
-``dags/alert_channels.py`` makes them from Airflow's ``SlackWebhookNotifier`` (connection
-``slack_data_quality``) and ``SmtpNotifier`` (connection ``smtp_default``), so only ``dags/``
-imports Airflow.
+This module builds the messages (templates ``quality/templates/*_alert.*.j2``) and decides which
+channel gets one; it sends nothing itself. The channels are handed in by the caller as plain
+functions (``Channel``): in a deployment, ``dags/alert_channels.py`` makes them from Airflow's
+``SlackWebhookNotifier`` (connection ``slack_data_quality``) and ``SmtpNotifier`` (connection
+``smtp_default``), so only ``dags/`` imports Airflow.
 
 Slack is used when ``enable_slack_alerts`` is on (``EOPT_ENABLE_SLACK_ALERTS`` or the Airflow
 variable); email when ``EOPT_ALERT_EMAIL_TO`` names recipients. A channel that cannot deliver
@@ -16,7 +16,6 @@ as an ERROR naming the channel and never stops the other channel or the caller.
 from __future__ import annotations
 
 import functools
-import html
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 
 from core.check_results import CheckResult
 from core.settings import Settings
+from quality.rendering import render
 
 log = logging.getLogger("eopt.alerts")
 
@@ -72,18 +72,11 @@ def quality_alert(critical: list[CheckResult], warnings: int, *, run_id: str, he
                   report_path: str | None) -> Alert:
     score = "n/a (nothing could be checked)" if health_score is None else f"{health_score:g} / 100"
     headline = f"data quality: {len(critical)} critical (run {run_id})"
-    slack = [f":rotating_light: *{_slack(PRODUCT)} {_slack(headline)}*", f"Health score: {_slack(score)}"]
-    slack += [f"\u2022 {_slack(r.line())}" for r in critical]
-    slack.append(f"Warnings: {warnings}")
-    if report_path:
-        slack.append(f"Report: {_slack(report_path)}")
-    items = "".join(f"<li>{html.escape(r.line())}{_measured(r)}</li>" for r in critical)
-    body = (f"<h2>{html.escape(PRODUCT)}: {html.escape(headline)}</h2>"
-            f"<p>Health score: <b>{html.escape(score)}</b>; warnings: {warnings}</p>"
-            f"<p>Critical results:</p><ul>{items}</ul>"
-            + (f"<p>Report: <code>{html.escape(report_path)}</code></p>" if report_path else ""))
-    return Alert(what=f"data-quality alert ({len(critical)} critical, run {run_id})", slack_text="\n".join(slack),
-                 subject=f"[{PRODUCT}] {headline}", html_body=body)
+    values = {"product": PRODUCT, "headline": headline, "score": score, "critical": critical, "warnings": warnings,
+              "report_path": report_path, "measured": _measured}
+    return Alert(what=f"data-quality alert ({len(critical)} critical, run {run_id})",
+                 slack_text=render("quality_alert.slack.j2", **values), subject=f"[{PRODUCT}] {headline}",
+                 html_body=render("quality_alert.html.j2", **values))
 
 
 def failure_alert(context: Mapping[str, Any]) -> Alert:
@@ -97,15 +90,11 @@ def failure_alert(context: Mapping[str, Any]) -> Alert:
     log_url = _log_url(ti)
     headline = f"task failed: {dag_id}.{task_id}"
     where = f"run {run_id}" + (f", try {try_number}" if try_number is not None else "")
-    slack = [f":x: *{_slack(PRODUCT)} {_slack(headline)}*", _slack(where), _slack(error)]
-    if log_url:
-        slack.append(f"Log: <{log_url}|open the task log>")
-    body = (f"<h2>{html.escape(PRODUCT)}: {html.escape(headline)}</h2>"
-            f"<p>DAG <b>{html.escape(dag_id)}</b>, task <b>{html.escape(task_id)}</b>, {html.escape(where)}</p>"
-            f"<pre>{html.escape(error)}</pre>"
-            + (f'<p>Log: <a href="{html.escape(log_url)}">{html.escape(log_url)}</a></p>' if log_url else ""))
-    return Alert(what=f"task failure alert ({dag_id}.{task_id}, {where})", slack_text="\n".join(slack),
-                 subject=f"[{PRODUCT}] {headline} ({where})", html_body=body)
+    values = {"product": PRODUCT, "headline": headline, "dag_id": dag_id, "task_id": task_id, "where": where,
+              "error": error, "log_url": log_url}
+    return Alert(what=f"task failure alert ({dag_id}.{task_id}, {where})",
+                 slack_text=render("failure_alert.slack.j2", **values), subject=f"[{PRODUCT}] {headline} ({where})",
+                 html_body=render("failure_alert.html.j2", **values))
 
 
 def first_line(error: object) -> str:
@@ -130,11 +119,6 @@ def _measured(result: CheckResult) -> str:
     parts = [f"{what} {number:g}" for what, number in (("value", result.value), ("threshold", result.threshold))
              if number is not None]
     return f" ({', '.join(parts)})" if parts else ""
-
-
-def _slack(text: str) -> str:
-    """Slack's mrkdwn escaping: ``<``, ``>`` and ``&`` would start links and entities."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # -- channels -----------------------------------------------------------------------------------

@@ -1,15 +1,14 @@
 """The data-quality report of one run: results, health score and links to the drift reports.
 
-``publish_report`` writes ``report.md`` and ``report.html`` (and ``results.json``) into the run's
-folder, stores one ``quality_reports`` row per result plus the summary row, and logs the report,
-the results and every drift report (HTML + JSON) to one MLflow run in the ``data-quality``
-experiment. MLflow being down costs the MLflow copy only: the files and the table rows are the
-report, and the summary says MLflow could not be reached.
+``publish_report`` writes ``report.md`` and ``report.html`` (rendered from ``quality/templates/``)
+and ``results.json`` into the run's folder, stores one ``quality_reports`` row per result plus the
+summary row, and logs the report, the results and every drift report (HTML + JSON) to one MLflow
+run in the ``data-quality`` experiment. MLflow being down costs the MLflow copy only: the files and
+the table rows are the report, and the summary says MLflow could not be reached.
 """
 
 from __future__ import annotations
 
-import html
 import json
 import logging
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ import pandas as pd
 
 from core.check_results import CheckResult, health_score, worst_status
 from core.settings import Settings
+from quality.rendering import render
 from storage.quality import QualityReportStore
 from training import tracking
 
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 CHECK_ORDER = ("freshness", "completeness", "price_range", "api_health", "model_accuracy", "drift")
 STATUS_MARK = {"ok": "OK", "warn": "WARN", "critical": "CRITICAL", "skipped": "SKIPPED"}
+STATUS_COLOUR = {"ok": "#1a7f37", "warn": "#9a6700", "critical": "#cf222e", "skipped": "#6e7781"}
 
 
 @dataclass
@@ -92,81 +93,23 @@ class QualityReport:
         except ValueError:
             return path
 
+    def _drift_links(self) -> list[tuple[str, list[tuple[str, str]]]]:
+        """Per region, the drift report files as (label, link): ``("NP", [("html", "drift/drift_NP.html"), ...])``."""
+        return [(region, [(kind.replace("report_", "").replace("_", " "), self._link(path))
+                          for kind, path in sorted(files.items())])
+                for region, files in sorted(self.drift_reports().items())]
+
+    def _render(self, template: str) -> str:
+        return render(template, report=self, marks=STATUS_MARK, colours=STATUS_COLOUR, drift=self._drift_links(),
+                      plots=[(region, self._link(path)) for region, path in sorted(self.plots().items())])
+
     def markdown(self) -> str:
-        score = "n/a (nothing could be checked)" if self.health_score is None else f"{self.health_score:.1f} / 100"
-        lines = [
-            f"# Data quality report: {self.as_of:%Y-%m-%d %H:%M} UTC",
-            "",
-            f"Run `{self.run_id}`. Health score **{score}**; overall **{STATUS_MARK[self.status]}**: "
-            f"{self.count('ok')} ok, {self.count('warn')} warn, {self.count('critical')} critical, "
-            f"{self.count('skipped')} could not be checked.",
-            "",
-        ]
-        if self.critical():
-            lines += ["## Critical", ""] + [f"- {r.line()}" for r in self.critical()] + [""]
-        lines += ["## Results", "", "| check | region | subject | status | value | threshold | finding |",
-                  "|---|---|---|---|---|---|---|"]
-        for r in self.results:
-            value = "" if r.value is None else f"{r.value:g}"
-            threshold = "" if r.threshold is None else f"{r.threshold:g}"
-            message = r.message.replace("|", "\\|")
-            lines.append(f"| {r.name} | {r.region} | {r.subject or ''} | {STATUS_MARK[r.status]} | {value} | "
-                         f"{threshold} | {message} |")
-        skipped = [r for r in self.results if r.status == "skipped"]
-        if skipped:
-            lines += ["", "## Not checked", ""] + [f"- {r.name} {r.region}"
-                                                   + (f"/{r.subject}" if r.subject else "") + f": {r.message}"
-                                                   for r in skipped]
-        drift = self.drift_reports()
-        if drift:
-            lines += ["", "## Drift reports (Evidently)", ""]
-            for region, files in sorted(drift.items()):
-                links = ", ".join(f"[{kind.replace('report_', '').replace('_', ' ')}]({self._link(path)})"
-                                  for kind, path in sorted(files.items()))
-                lines.append(f"- {region}: {links}")
-        if self.plots():
-            lines += ["", "## Served forecasts vs realized prices", ""]
-            lines += [f"![{region}]({self._link(path)})" for region, path in sorted(self.plots().items())]
-        if self.mlflow_run_id:
-            lines += ["", f"MLflow: run `{self.mlflow_run_id}` in the data-quality experiment holds this report and "
-                      "the drift reports as artifacts."]
-        elif self.mlflow_error:
-            lines += ["", f"MLflow: not logged ({self.mlflow_error}); the files next to this report are complete."]
-        return "\n".join(lines) + "\n"
+        """``report.md``: quality/templates/report.md.j2."""
+        return self._render("report.md.j2")
 
     def html(self) -> str:
-        colours = {"ok": "#1a7f37", "warn": "#9a6700", "critical": "#cf222e", "skipped": "#6e7781"}
-        score = "n/a" if self.health_score is None else f"{self.health_score:.1f}"
-        rows = "".join(
-            f"<tr><td>{html.escape(r.name)}</td><td>{html.escape(r.region)}</td><td>{html.escape(r.subject or '')}</td>"
-            f"<td style='color:{colours[r.status]};font-weight:bold'>{STATUS_MARK[r.status]}</td>"
-            f"<td>{'' if r.value is None else f'{r.value:g}'}</td>"
-            f"<td>{'' if r.threshold is None else f'{r.threshold:g}'}</td><td>{html.escape(r.message)}</td></tr>"
-            for r in self.results)
-        drift = "".join(
-            f"<li>{html.escape(region)}: " + ", ".join(
-                f"<a href='{html.escape(self._link(path))}'>{html.escape(kind.replace('report_', '').replace('_', ' '))}</a>"
-                for kind, path in sorted(files.items())) + "</li>"
-            for region, files in sorted(self.drift_reports().items()))
-        critical = "".join(f"<li>{html.escape(r.line())}</li>" for r in self.critical())
-        return (
-            "<!doctype html><html><head><meta charset='utf-8'>"
-            f"<title>Data quality {self.as_of:%Y-%m-%d %H:%M}</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
-            "td,th{border:1px solid #d0d7de;padding:4px 8px;text-align:left;vertical-align:top}</style></head><body>"
-            f"<h1>Data quality report: {self.as_of:%Y-%m-%d %H:%M} UTC</h1>"
-            f"<p>Run <code>{html.escape(self.run_id)}</code>. Health score <b>{score}</b> / 100; overall "
-            f"<b style='color:{colours[self.status]}'>{STATUS_MARK[self.status]}</b>: {self.count('ok')} ok, "
-            f"{self.count('warn')} warn, {self.count('critical')} critical, {self.count('skipped')} not checked.</p>"
-            + (f"<h2>Critical</h2><ul>{critical}</ul>" if critical else "")
-            + "<h2>Results</h2><table><tr><th>check</th><th>region</th><th>subject</th><th>status</th><th>value</th>"
-              f"<th>threshold</th><th>finding</th></tr>{rows}</table>"
-            + (f"<h2>Drift reports (Evidently)</h2><ul>{drift}</ul>" if drift else "")
-            + ("<h2>Served forecasts vs realized prices</h2>" + "".join(
-                f"<p><img src='{html.escape(self._link(path))}' alt='{html.escape(region)}' style='max-width:100%'></p>"
-                for region, path in sorted(self.plots().items())) if self.plots() else "")
-            + "</body></html>"
-        )
+        """``report.html``: quality/templates/report.html.j2 (autoescaped)."""
+        return self._render("report.html.j2")
 
 
 def publish_report(settings: Settings, store: QualityReportStore, report: QualityReport,

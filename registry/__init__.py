@@ -1,4 +1,4 @@
-"""The promotion gate, registry stages and aliases kept in step, rollback and the audit trail.
+"""The promotion gate, registry aliases (stages mirror them), rollback and the audit trail.
 
 Filled by the registry work that follows training.
 """

@@ -1,7 +1,10 @@
 """Registered models of the product: one per region, and how a new candidate enters the registry.
 
-A candidate enters as stage ``Staging`` with alias ``challenger`` (DESIGN §4): MLflow 3 prefers
-aliases, operators still read stages, and the product keeps both in step.
+A candidate enters with alias ``challenger`` (DESIGN §4). Aliases are the source of truth: every
+decision reads ``champion`` / ``challenger`` (``get_model_version_by_alias``). Stages, deprecated
+in MLflow 3, are kept only as a compatibility view for operators and ``models:/NAME/Production``
+URIs: ``mirror_stage`` writes them, always after the alias they mirror (``champion`` ->
+Production, ``challenger`` -> Staging, rejected -> Archived), and nothing reads them to decide.
 """
 
 from __future__ import annotations
@@ -33,9 +36,21 @@ class Candidate:
         return f"models:/{self.name}/{self.version}"
 
 
+def mirror_stage(client: MlflowClient, name: str, version: str, stage: str) -> None:
+    """The stage view of an alias just written: ``stage`` on ``version``; Production (the champion's
+    mirror) archives the version that held it, so ``models:/NAME/Production`` and
+    ``models:/NAME@champion`` name the same version. The one place the product writes a stage."""
+    # MLflow 3 warns (FutureWarning) on every stage call. Silencing it is safe here: stages are
+    # written only to mirror an alias for operators and models:/NAME/Production URIs, after the
+    # alias itself; no decision of the product reads a stage, so their removal costs the view only.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        client.transition_model_version_stage(name, version, stage, archive_existing_versions=stage == PRODUCTION)
+
+
 def register_candidate(client: MlflowClient, region: str, model_uri: str, run_id: str,
                        tags: dict[str, str]) -> Candidate:
-    """A new version of the region's model from ``model_uri``, in Staging with alias ``challenger``."""
+    """A new version of the region's model from ``model_uri``: alias ``challenger``, mirrored as Staging."""
     name = registered_model_name(region)
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(
@@ -44,10 +59,8 @@ def register_candidate(client: MlflowClient, region: str, model_uri: str, run_id
                         "ensemble with conformal intervals, retrained weekly by the model_retraining DAG.",
         )
     version = mlflow.register_model(model_uri, name, tags=tags)
-    with warnings.catch_warnings():  # stages are deprecated in MLflow 3; the product keeps them in step with aliases
-        warnings.simplefilter("ignore", FutureWarning)
-        client.transition_model_version_stage(name, version.version, STAGING, archive_existing_versions=False)
     client.set_registered_model_alias(name, CHALLENGER, version.version)
+    mirror_stage(client, name, version.version, STAGING)
     return Candidate(name, str(version.version), run_id, STAGING)
 
 
@@ -64,7 +77,7 @@ class Champion:
 
 
 def champion(client: MlflowClient, region: str) -> Champion | None:
-    """The region's Production version (alias ``champion``, kept in step with the stage), or None."""
+    """The version with the region's alias ``champion`` (mirrored as the Production stage), or None."""
     name = registered_model_name(region)
     if not client.search_registered_models(f"name = '{name}'"):
         return None

@@ -1,9 +1,9 @@
-"""Registry actions around the gate: score, decide, move stages and aliases in step, record everything.
+"""Registry actions around the gate: score, decide, move the aliases (stages mirror them), record everything.
 
 - ``gate_candidate``: re-score the candidate AND the current champion on the same recent holdout
-  (``training.evaluation``), ask ``registry.gate.decide_promotion``, then promote (Production +
-  alias ``champion``, the previous Production archived) or archive the candidate. Either way the
-  version gets ``eopt.gate.*`` tags and the decision a row in ``model_promotions``.
+  (``training.evaluation``), ask ``registry.gate.decide_promotion``, then promote (alias
+  ``champion``; stage view: Production, the previous one archived) or archive the candidate.
+  Either way the version gets ``eopt.gate.*`` tags and the decision a row in ``model_promotions``.
 - ``promote_version``: a person's manual promotion, with their reason, audited.
 - ``rollback``: the champion that the current one replaced comes back, audited.
 
@@ -14,7 +14,6 @@ is down, or a candidate whose artifacts are missing, raises ``RegistryError`` fi
 from __future__ import annotations
 
 import logging
-import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from core.settings import Settings
 from registry.gate import Evaluation, GateDecision, GatePolicy, decide_promotion
-from registry.models import ARCHIVED, CHALLENGER, CHAMPION, PRODUCTION, champion, registered_model_name
+from registry.models import ARCHIVED, CHALLENGER, CHAMPION, PRODUCTION, champion, mirror_stage, registered_model_name
 from storage.prices import PriceStore
 from storage.promotions import PromotionStore
 from training.evaluation import holdout_frame, score_model
@@ -54,12 +53,6 @@ def policy_for(settings: Settings, region: str) -> GatePolicy:
     return GatePolicy(mape_threshold=settings.mape_threshold(region), min_improvement=settings.promotion_min_improvement)
 
 
-def _set_stage(client: MlflowClient, name: str, version: str, stage: str, archive_existing: bool = False) -> None:
-    with warnings.catch_warnings():  # stages are deprecated in MLflow 3; the product keeps them in step with aliases
-        warnings.simplefilter("ignore", FutureWarning)
-        client.transition_model_version_stage(name, version, stage, archive_existing_versions=archive_existing)
-
-
 def _drop_alias_if_on(client: MlflowClient, name: str, alias: str, version: str) -> None:
     try:
         if str(client.get_model_version_by_alias(name, alias).version) == str(version):
@@ -69,9 +62,23 @@ def _drop_alias_if_on(client: MlflowClient, name: str, alias: str, version: str)
 
 
 def make_champion(client: MlflowClient, name: str, version: str) -> None:
-    """Production stage and alias ``champion`` on ``version``; the previous Production archived."""
-    _set_stage(client, name, version, PRODUCTION, archive_existing=True)
+    """Alias ``champion`` on ``version``, then its stage view: Production, the previous one archived.
+
+    Should the stage view fail, the alias goes back to the version it named before, so that a failed
+    promotion leaves Production unchanged and alias and stage still agree."""
+    try:
+        previous: str | None = str(client.get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException:
+        previous = None  # no champion yet
     client.set_registered_model_alias(name, CHAMPION, version)
+    try:
+        mirror_stage(client, name, version, PRODUCTION)
+    except Exception:
+        if previous is None:
+            client.delete_registered_model_alias(name, CHAMPION)
+        else:
+            client.set_registered_model_alias(name, CHAMPION, previous)
+        raise
     _drop_alias_if_on(client, name, CHALLENGER, version)
 
 
@@ -140,8 +147,8 @@ def gate_candidate(client: MlflowClient, settings: Settings, store: PriceStore, 
         _registry_call(f"promoting {name} version {version}", region, lambda: make_champion(client, name, version))
     else:
         def archive() -> None:
-            _set_stage(client, name, version, ARCHIVED)
             _drop_alias_if_on(client, name, CHALLENGER, version)
+            mirror_stage(client, name, version, ARCHIVED)
 
         _registry_call(f"archiving {name} version {version}", region, archive)
     _registry_call(f"tagging {name} version {version}", region, lambda: _tags(client, name, version, tags))
@@ -205,7 +212,7 @@ def rollback(client: MlflowClient, promotions: PromotionStore, region: str, acto
 
 
 def registry_status(client: MlflowClient, region: str) -> pd.DataFrame:
-    """Every version of the region's model with stage, aliases, test metrics and the gate's verdict."""
+    """Every version of the region's model with aliases, stage (their view), test metrics and the gate's verdict."""
     name = registered_model_name(region)
     if not client.search_registered_models(f"name = '{name}'"):
         return pd.DataFrame(columns=["region", "version", "stage", "aliases", "test_mae", "test_rmae", "test_mape", "gate", "created"])

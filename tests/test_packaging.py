@@ -29,8 +29,10 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
-# Read at run time from inside the packages: alembic renders new revisions from the template.
-PACKAGE_DATA = ("storage/migrations/script.py.mako",)
+# Read at run time from inside the packages: alembic renders new revisions from the template; the
+# reports, alerts and model card are rendered from Jinja2 templates.
+PACKAGE_DATA = ("storage/migrations/script.py.mako", "quality/templates/report.html.j2",
+                "quality/templates/quality_alert.slack.j2", "pipelines/templates/model_card.md.j2")
 # Wheel modules not imported as such: `python -m eopt` runs the CLI (run below with --help), and
 # alembic executes the migrations' env.py during a migration (the migration test below runs it).
 NOT_IMPORTED = ("eopt.__main__", "storage.migrations.env")
@@ -206,3 +208,19 @@ def test_wheel__installs_the_eopt_console_script_and_it_answers_help(installed):
         result = installed.run(*command)
         assert result.returncode == 0, result.stderr[-3000:]
         assert "Usage:" in result.stdout
+
+
+def test_wheel__renders_the_jinja_templates_from_the_installed_package(installed):
+    code = textwrap.dedent("""
+        import json
+        from pipelines.rendering import TEMPLATES as pipelines
+        from quality.alerts import failure_alert
+        from quality.rendering import TEMPLATES as quality
+        print(json.dumps({"files": [env.get_template(name).filename for env in (quality, pipelines)
+                                    for name in env.list_templates()],
+                          "slack": failure_alert({}).slack_text}))
+    """)
+    result = installed.python_json(code)
+    assert len(result["files"]) == 7
+    assert all(Path(f).is_relative_to(installed.site_packages) for f in result["files"]), result["files"]
+    assert result["slack"].startswith(":x: *Electricity Optimizer task failed: unknown DAG.unknown task*\n")
