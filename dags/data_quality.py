@@ -148,7 +148,7 @@ def data_quality():
         if not regions:
             print("no critical drift: model_retraining is not triggered")
             return False
-        if not task_settings().retrain_on_drift:
+        if not task_settings().quality.retrain_on_drift:
             print(f"critical drift in {', '.join(regions)}, but retrain_on_drift is off: not triggering model_retraining")
             return False
         print(f"critical drift in {', '.join(regions)}: triggering model_retraining for them")

@@ -44,7 +44,7 @@ def _run_time():
 def _run_dir() -> Path:
     context = get_current_context()
     run_id = re.sub(r"[^A-Za-z0-9_.-]", "_", context["run_id"])
-    return task_settings().home / "runs" / DAG_ID / run_id
+    return task_settings().stores.home / "runs" / DAG_ID / run_id
 
 
 def _stores():
@@ -53,9 +53,9 @@ def _stores():
     from storage.prices import PriceStore
 
     settings = task_settings()
-    store = PriceStore(create_store_engine(settings.database_url))
-    cache = PriceCache.from_url(settings.redis_url, ttl_prices_s=settings.cache_ttl_prices_s,
-                                ttl_forecasts_s=settings.cache_ttl_forecasts_s)
+    store = PriceStore(create_store_engine(settings.stores.database_url))
+    cache = PriceCache.from_url(settings.stores.redis_url, ttl_prices_s=settings.stores.cache_ttl_prices_s,
+                                ttl_forecasts_s=settings.stores.cache_ttl_forecasts_s)
     return settings, store, cache
 
 
@@ -149,7 +149,7 @@ def electricity_price_ingestion():
 
         settings, store, _ = _stores()
         validation, quarantined = validate_step(load_rows([aggregated["path"]]), _run_time(),
-                                                settings.price_ingestion_min_records, QuarantineStore(store.engine))
+                                                settings.providers.min_records, QuarantineStore(store.engine))
         path = save_rows(validation.accepted, _run_dir() / "accepted.parquet")
         print(f"validation: {validation.summary()}; {quarantined} newly quarantined")
         return {"path": path, **validation.summary()}

@@ -71,7 +71,7 @@ def forecast_generation():
         from serving.forecasting import prepare_features as features_of
         from training.features import FeatureError
 
-        store, folder, problems, paths = price_store(), run_folder(task_settings().home / "runs" / DAG_ID), {}, {}
+        store, folder, problems, paths = price_store(), run_folder(task_settings().stores.home / "runs" / DAG_ID), {}, {}
         folder.mkdir(parents=True, exist_ok=True)
         for old in folder.glob("features_*.parquet"):
             old.unlink()  # a retry starts clean: generate_forecasts reads what is here
@@ -95,7 +95,7 @@ def forecast_generation():
 
         from serving.forecasting import ForecastError, alert_fallback, generate_forecast
 
-        client, folder, issued_at, problems, summary = registry_client(), run_folder(task_settings().home / "runs" / DAG_ID), run_hour(), {}, {}
+        client, folder, issued_at, problems, summary = registry_client(), run_folder(task_settings().stores.home / "runs" / DAG_ID), run_hour(), {}, {}
         for old in folder.glob("forecast_*.parquet"):
             old.unlink()
         for region in ready["regions"]:
@@ -127,7 +127,7 @@ def forecast_generation():
 
         from storage.forecasts import ForecastStore
 
-        folder = run_folder(task_settings().home / "runs" / DAG_ID)
+        folder = run_folder(task_settings().stores.home / "runs" / DAG_ID)
         paths = {r: folder / f"forecast_{r}.parquet" for r in ready["regions"]}
         paths = {r: p for r, p in paths.items() if p.is_file()}
         if not paths:
@@ -146,8 +146,8 @@ def forecast_generation():
 
         settings = task_settings()
         forecasts = ForecastStore(price_store().engine)
-        cache = PriceCache.from_url(settings.redis_url, ttl_prices_s=settings.cache_ttl_prices_s,
-                                    ttl_forecasts_s=settings.cache_ttl_forecasts_s)
+        cache = PriceCache.from_url(settings.stores.redis_url, ttl_prices_s=settings.stores.cache_ttl_prices_s,
+                                    ttl_forecasts_s=settings.stores.cache_ttl_forecasts_s)
         writes = {}
         for region in stored["regions"]:
             newest = Forecast(forecasts.read_forecasts(region))  # the newest issue, even when this run re-ran an old one

@@ -49,7 +49,7 @@ def _store():
     from storage.database import create_store_engine
     from storage.prices import PriceStore
 
-    return PriceStore(create_store_engine(task_settings().database_url))
+    return PriceStore(create_store_engine(task_settings().stores.database_url))
 
 
 def _step(region: str, step: str, *args):
@@ -79,7 +79,7 @@ def model_retraining():
 
         settings = task_settings()
         regions = [r.upper() for r in _conf().get("regions", settings.regions)]
-        statuses = check_freshness(_store(), regions, _as_of(), settings.training_max_staleness_h)
+        statuses = check_freshness(_store(), regions, _as_of(), settings.training.max_staleness_h)
         for s in statuses:
             print(f"{s.region}: newest price {s.latest}, {s.age} before {s.as_of}")
         return regions

@@ -129,7 +129,7 @@ def fetch_task(
     """The sources behind one DAG fetch task (``FETCH_TASKS``), each with its own outcome."""
     outcomes = []
     for source in FETCH_TASKS[task]:
-        if source not in settings.ingestion_sources:
+        if source not in settings.providers.sources:
             continue
         config = (configs or {}).get(source) or provider_config(source, settings)
         outcomes.append(fetch_source(config, settings, start, end, health=health, quarantine=quarantine, **transport_kwargs))
@@ -189,7 +189,7 @@ def run_cycle(
     if start is None or end is None:
         start, end = cycle_window(run_time)
     health, quarantine = ApiHealthStore(store.engine), QuarantineStore(store.engine)
-    chosen = list(settings.ingestion_sources if sources is None else sources)
+    chosen = list(settings.providers.sources if sources is None else sources)
     # The providers are called concurrently, as the DAG's fetch tasks run in parallel.
     with ThreadPoolExecutor(max_workers=max(1, min(PARALLEL_FETCHES, len(chosen)))) as pool:
         outcomes = list(pool.map(
@@ -200,7 +200,7 @@ def run_cycle(
     raw = pd.concat([o.rows for o in outcomes], ignore_index=True) if outcomes else empty_prices()
     hourly, quarantined = aggregate_step(raw, quarantine)
     validation, rejected = validate_step(
-        hourly, run_time, settings.price_ingestion_min_records if min_records is None else min_records, quarantine
+        hourly, run_time, settings.providers.min_records if min_records is None else min_records, quarantine
     )
     stored = store.upsert_prices(validation.accepted)
     regions = sorted(validation.accepted["region"].unique())

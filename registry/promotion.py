@@ -51,7 +51,7 @@ class PromotionOutcome:
 
 
 def policy_for(settings: Settings, region: str) -> GatePolicy:
-    return GatePolicy(mape_threshold=settings.mape_threshold(region), min_improvement=settings.promotion_min_improvement)
+    return GatePolicy(mape_threshold=settings.mape_threshold(region), min_improvement=settings.training.promotion_min_improvement)
 
 
 def _set_stage(client: MlflowClient, name: str, version: str, stage: str, archive_existing: bool = False) -> None:
@@ -102,7 +102,7 @@ def gate_candidate(client: MlflowClient, settings: Settings, store: PriceStore, 
         if latest is None:
             raise RegistryError(f"{region}: no prices to score the candidate on; Production is unchanged")
         end = latest + pd.Timedelta(hours=1)
-    frame = holdout_frame(store, region, end, settings.test_days)
+    frame = holdout_frame(store, region, end, settings.training.test_days)
     candidate_score = _registry_call(f"scoring {name} version {version}", region,
                                      lambda: score_model(f"models:/{name}/{version}", region, frame))
     hours = candidate_score.hours
