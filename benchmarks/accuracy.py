@@ -390,7 +390,7 @@ def run_market(inputs: MarketInputs, settings: Settings, config, args: argparse.
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     png = plot_fortnight(frame, results / f"{stem}.png", inputs.name)
-    folder = settings.home / "backtests" / f"{stem}-{days[0]:%Y%m%d}-{len(days)}d-{config.budget_name}"
+    folder = settings.stores.home / "backtests" / f"{stem}-{days[0]:%Y%m%d}-{len(days)}d-{config.budget_name}"
     summary = backtest_summary(result, config, retrain_every_days=args.retrain_every_days,
                                retune_every_days=args.retune_every_days)
     artifacts = save_backtest(result, folder, summary, f"{inputs.name} backtest: last 14 days")
@@ -621,7 +621,7 @@ def longest_first(pairs: list[tuple[Path, Path]], results: Path) -> list[tuple[P
 
 def run_in_parallel(args: argparse.Namespace, settings: Settings) -> list[str]:
     """Each market in its own process, ``args.jobs`` at a time; returns the failures (market, log file)."""
-    logs = settings.home / "backtests" / "logs"
+    logs = settings.stores.home / "backtests" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     if not args.no_mlflow:  # create the tracking store and experiment once, not racing in every child
         from training import tracking

@@ -8,7 +8,7 @@ back one week (``--step-weeks``) from the end of the history. Its reports go to 
 
 Recorded per week: status, drifted-column share, drifted columns and the normed Wasserstein
 score of every compared column. Per market: the share of weeks that are critical (drifted share
->= ``drift_share_threshold``) at the product's column threshold (``Settings.drift_column_threshold``),
+>= ``drift_share_threshold``) at the product's column threshold (``settings.quality.drift_column_threshold``),
 the mean share, how often each column drifts, seconds per report; and, recomputed from the
 recorded scores (a column drifts when its score >= the threshold, as Evidently decides), the
 same at the column thresholds 0.1 (Evidently's default), 0.5 and 1.0.
@@ -79,12 +79,12 @@ def calibrate_region(region: str, step_weeks: int, position: int) -> dict[str, A
         try:
             upgrade(engine)
             store = PriceStore(engine)
-            history = load_market(region, settings.market_data_dir)
+            history = load_market(region, settings.stores.market_data_dir)
             store.upsert_history(history.prices, history.exogenous)
             load_s = time.perf_counter() - started
             first, last = history.prices["ts"].min(), history.prices["ts"].max()
-            dates = weekly_as_of(first, last + pd.Timedelta(hours=1), settings.quality_window_days,
-                                 settings.training_window_days, step_weeks)
+            dates = weekly_as_of(first, last + pd.Timedelta(hours=1), settings.quality.window_days,
+                                 settings.training.window_days, step_weeks)
             weeks = []
             for as_of in tqdm(dates, desc=f"{region} weeks", unit="week", position=position, leave=True,
                               mininterval=2.0, file=sys.stderr):
@@ -108,11 +108,11 @@ def calibrate_region(region: str, step_weeks: int, position: int) -> dict[str, A
         finally:
             engine.dispose()
     settings_used = {
-        "training_window_days": settings.training_window_days,
-        "quality_window_days": settings.quality_window_days,
-        "drift_share_threshold": settings.drift_share_threshold,
-        "price_outlier_z": settings.price_outlier_z,
-        "column_threshold": settings.drift_column_threshold,
+        "training_window_days": settings.training.window_days,
+        "quality_window_days": settings.quality.window_days,
+        "drift_share_threshold": settings.quality.drift_share_threshold,
+        "price_outlier_z": settings.quality.price_outlier_z,
+        "column_threshold": settings.quality.drift_column_threshold,
         "method": reports.METHOD_DESCRIPTION,
         "season_margin_days": SEASON_MARGIN.days,
         "min_reference_hours": MIN_REFERENCE_HOURS,

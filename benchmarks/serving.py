@@ -82,7 +82,7 @@ def prepare(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
     from storage.promotions import PromotionStore
     from training.tracking import configure
 
-    engine = create_store_engine(settings.database_url)
+    engine = create_store_engine(settings.stores.database_url)
     upgrade(engine)
     store, promotions = PriceStore(engine), PromotionStore(engine)
     client = configure(settings)
@@ -90,7 +90,7 @@ def prepare(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
     for region in regions:
         figures: dict = {}
         if store.latest_ts(region) is None:
-            history = load_market(region, settings.market_data_dir)
+            history = load_market(region, settings.stores.market_data_dir)
             cut = history.between(run_date - pd.Timedelta(days=STORE_DAYS), run_date)
             exogenous = history.between(run_date - pd.Timedelta(days=STORE_DAYS), run_date + pd.Timedelta(hours=24))
             store.upsert_history(cut.prices, exogenous.exogenous)
@@ -126,7 +126,7 @@ def request_frame(settings: Settings, region: str, origin: pd.Timestamp) -> pd.D
     from storage.prices import PriceStore
     from training.features import LOOKBACK_HOURS, feature_columns, inference_frame
 
-    store = PriceStore(create_store_engine(settings.database_url))
+    store = PriceStore(create_store_engine(settings.stores.database_url))
     canonical = store.read_canonical(region, origin - pd.Timedelta(hours=LOOKBACK_HOURS + 48), origin)
     prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
     exogenous = store.read_exogenous(region, origin - pd.Timedelta(hours=LOOKBACK_HOURS + 48), origin + pd.Timedelta(hours=24))
@@ -136,8 +136,8 @@ def request_frame(settings: Settings, region: str, origin: pd.Timestamp) -> pd.D
 
 def start_server(model_uri: str, settings: Settings, log: Path) -> tuple[subprocess.Popen, str, float]:
     port = _free_port()
-    env = child_environment(BIN, MLFLOW_TRACKING_URI=settings.mlflow_tracking_uri,
-                            MLFLOW_REGISTRY_URI=settings.mlflow_registry_uri,
+    env = child_environment(BIN, MLFLOW_TRACKING_URI=settings.stores.mlflow_tracking_uri,
+                            MLFLOW_REGISTRY_URI=settings.stores.mlflow_registry_uri,
                             MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
     started = time.perf_counter()
     with log.open("wb") as out:
@@ -192,7 +192,7 @@ def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: i
     started = time.perf_counter()
     model = mlflow.pyfunc.load_model(uri)
     load_s = time.perf_counter() - started
-    process, url, start_s = start_server(uri, settings, settings.home / f"serve-{region}.log")
+    process, url, start_s = start_server(uri, settings, settings.stores.home / f"serve-{region}.log")
     load_before = os.getloadavg()
     try:
         session = requests.Session()
@@ -232,11 +232,11 @@ def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: i
 # -- 4: the forecast DAG -----------------------------------------------------------------------
 
 def dag_run(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> dict:
-    airflow_home = Path(tempfile.mkdtemp(prefix="airflow-", dir=settings.home))  # a fresh metadata DB per run
+    airflow_home = Path(tempfile.mkdtemp(prefix="airflow-", dir=settings.stores.home))  # a fresh metadata DB per run
     env = child_environment(
         BIN, AIRFLOW_HOME=str(airflow_home), AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{airflow_home / 'airflow.db'}",
-        EOPT_HOME=str(settings.home), EOPT_REGIONS=",".join(regions), EOPT_LOG_LEVEL="WARNING",
+        EOPT_HOME=str(settings.stores.home), EOPT_REGIONS=",".join(regions), EOPT_LOG_LEVEL="WARNING",
         EOPT_AIRFLOW_TASK_RETRIES="0",
         # `airflow dags test` crashes after a successful run of a DAG with a deadline (apache/airflow#73428)
         EOPT_AIRFLOW_DEADLINE_ALERTS="0",
@@ -283,7 +283,7 @@ def _stored_forecasts(settings: Settings, run_date: pd.Timestamp) -> dict:
 
     from storage.database import create_store_engine
 
-    engine = create_store_engine(settings.database_url)
+    engine = create_store_engine(settings.stores.database_url)
     with engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT region, model_name, model_version, is_fallback, count(*) FROM forecasts "
                                     "GROUP BY region, model_name, model_version, is_fallback")).all()

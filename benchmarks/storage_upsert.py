@@ -61,7 +61,7 @@ def run(admin_url: str, repeats: int) -> dict:
         upgrade(engine)
         store = PriceStore(engine)
         timings: dict[str, list[float]] = {k: [] for k in ("raw_copy", "upsert_first_load", "upsert_first_load_batched", "upsert_rerun")}
-        batch = settings.upsert_batch_rows
+        batch = settings.stores.upsert_batch_rows
         for i in range(repeats):
             _truncate(engine)
 

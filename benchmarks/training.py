@@ -42,7 +42,7 @@ def run_step(step: str, region: str) -> dict:
     from storage.prices import PriceStore
 
     settings = Settings.from_env()
-    store = PriceStore(create_store_engine(settings.database_url))
+    store = PriceStore(create_store_engine(settings.stores.database_url))
     as_of = store.latest_ts(region) + pd.Timedelta(hours=1)
     job = Retraining.open(settings, region, as_of)
     started = time.perf_counter()

@@ -4,92 +4,48 @@ Every configurable value is read here, from environment variables with documente
 embedded defaults; nothing else in the product reads ``os.environ``. Inside Airflow, tasks
 start from these settings and let connections and variables override them (see ``dags/``).
 
-| variable | default | meaning |
-|---|---|---|
-| ``EOPT_HOME`` | ``<project>/.eopt`` | folder for the embedded stores, artifacts and raw payloads |
-| ``EOPT_DATABASE_URL`` | ``sqlite:///$EOPT_HOME/prices.db`` | price/forecast store (SQLite or PostgreSQL/TimescaleDB) |
-| ``MLFLOW_TRACKING_URI`` | ``sqlite:///$EOPT_HOME/mlflow.db`` | MLflow tracking store |
-| ``MLFLOW_REGISTRY_URI`` | the tracking URI | MLflow model registry |
-| ``REDIS_URL`` | unset: in-process cache | Redis for the latest prices and forecasts |
-| ``EOPT_CACHE_TTL_PRICES_S`` | ``1800`` | TTL of cached latest prices (two ingestion cycles) |
-| ``EOPT_CACHE_TTL_FORECASTS_S`` | ``7200`` | TTL of cached forecasts (two forecast cycles) |
-| ``EOPT_REGIONS`` | ``NP,PJM,BE,FR`` | regions the pipelines work on |
-| ``EOPT_MARKET_DATA_DIR`` | ``<project>/data/markets`` | bundled market history |
-| ``EOPT_UPSERT_BATCH_ROWS`` | ``8760`` | rows per upsert transaction in history loads (a year of hours) |
-| ``EOPT_LOG_LEVEL`` | ``INFO`` | log level of the CLI |
-| ``EOPT_REQUIRE_SERVICES`` | ``0`` | ``1``: tests fail instead of skipping when PostgreSQL/Redis are absent |
-| ``EOPT_INGESTION_SOURCES`` | ``flatpeak,nrel,openei,iea,entsoe`` | pricing APIs the ingestion calls |
-| ``EOPT_PRICE_INGESTION_MIN_RECORDS`` | ``24`` | fewest valid rows a cycle must bring (Airflow variable ``price_ingestion_min_records``) |
-| ``EOPT_PRICING_SANDBOX_URL`` | unset | point every provider at the local sandbox (``eopt sandbox``) with its credentials |
-| ``EOPT_<PROVIDER>_URL`` | the provider's real host | base URL of one provider (``FLATPEAK``, ``NREL``, ``OPENEI``, ``IEA``, ``ENTSOE``) |
-| ``EOPT_FLATPEAK_ACCOUNT_ID``, ``EOPT_FLATPEAK_API_KEY`` | unset | Flatpeak credentials (secret) |
-| ``EOPT_NREL_API_KEY`` | unset | NREL/NLR key, also used for OpenEI (secret) |
-| ``EOPT_ENTSOE_TOKEN`` | unset | ENTSO-E security token (secret) |
-| ``EOPT_AIRFLOW_TASK_RETRIES`` | ``1`` | retries of a failed DAG task (the HTTP clients retry on their own first) |
-| ``EOPT_AIRFLOW_RETRY_DELAY_S`` | ``30`` | wait before a task retry |
-| ``EOPT_TRAINING_BUDGET`` | ``default`` | tuning budget of a retraining: ``smoke``, ``default`` (under 10 min per region on 2 cores) or ``thorough`` |
-| ``EOPT_TUNING_TRIALS`` | the budget's | trials per model, overriding the budget |
-| ``EOPT_TUNING_TIMEOUT_S`` | the budget's | tuning seconds per model, overriding the budget |
-| ``EOPT_TRAINING_WINDOW_DAYS`` | ``730`` | days of history a retraining reads (two years) |
-| ``EOPT_VALIDATION_DAYS`` | ``56`` | days before the test window used for early stopping, tuning, ensemble weights and intervals |
-| ``EOPT_TEST_DAYS`` | ``56`` | last days of the window, held out for the metrics and the promotion gate |
-| ``EOPT_TRAINING_ORIGIN_STRIDE_H`` | ``7`` | hours between training forecast origins (prime to 24: every hour of day is an origin) |
-| ``EOPT_TRAINING_MAX_GAP_H`` | ``24`` | a run of this many missing hours in the training window refuses the region |
-| ``EOPT_TRAINING_MAX_STALENESS_H`` | ``48`` | newest price older than this (before the run's logical date) refuses a retraining |
-| ``EOPT_OPTUNA_STORAGE`` | ``sqlite:///$EOPT_HOME/optuna.db`` | Optuna study storage; a PostgreSQL URL lets several workers share a study |
-| ``EOPT_TRAINING_DEVICE`` | ``auto`` | CNN-LSTM device: ``auto`` (CUDA when available), ``cpu`` or ``cuda`` |
-| ``EOPT_TRAINING_THREADS`` | ``0`` (all cores) | CPU threads of one fit; on a worker that runs N training tasks at once (``ml_training_pool``), cores / N avoids OpenMP oversubscription |
-| ``EOPT_RANDOM_SEED`` | ``42`` | seed of samplers, models and data order |
-| ``EOPT_INTERVAL_COVERAGE`` | ``0.9`` | nominal coverage of the forecast intervals |
-| ``EOPT_MLFLOW_ARTIFACT_ROOT`` | ``$EOPT_HOME/mlartifacts`` | artifact folder of experiments the product creates on a database tracking store (an MLflow server manages its own) |
-| ``MLFLOW_RUN_ID`` | set by ``mlflow run`` | a retraining started by ``mlflow run`` nests its runs under that run |
-| ``EOPT_MLFLOW_EXPERIMENT`` | ``electricity-price-forecasting`` | MLflow experiment of retraining runs |
-| ``EOPT_MODEL_MAPE_THRESHOLD`` | ``10`` | promotion gate: a candidate's guarded MAPE (%) must be below this (Airflow variable ``model_mape_threshold``) |
-| ``EOPT_MODEL_MAPE_THRESHOLDS`` | ``PJM=20,BE=25,FR=25`` | per-region overrides of the MAPE threshold (no model reaches 10% on PJM, BE or FR) |
-| ``EOPT_PROMOTION_MIN_IMPROVEMENT`` | ``0`` | promotion gate: relative MAE margin a candidate needs over the champion (0.02 = 2% better) |
-| ``EOPT_QUALITY_WINDOW_DAYS`` | ``7`` | days before the data-quality run that its checks and the drift report's current window cover |
-| ``EOPT_QUALITY_MAX_GAP_H`` | ``1`` | completeness: the longest run of missing hours per region and source that is still ok |
-| ``EOPT_QUALITY_MISSING_CRITICAL_SHARE`` | ``0.1`` | completeness: a share of missing hours in the window from which a gap is critical, not a warning |
-| ``EOPT_PRICE_OUTLIER_Z`` | ``15`` | price range: robust z-score (distance from the median of the 4 weeks before, in scaled MADs) from which an hour is an outlier (15 warns in 2-6% of the bundled history's weeks; a week at 3x is critical) |
-| ``EOPT_FRESHNESS_WARN_H`` | ``2`` | freshness: the newest price older than this (hours before the run) is a warning |
-| ``EOPT_FRESHNESS_CRITICAL_H`` | ``24`` | freshness: ... and older than this is critical |
-| ``EOPT_API_ERROR_RATE_WARN`` | ``0.05`` | API health: a provider's share of failed calls (last 24 h) from which it is a warning |
-| ``EOPT_API_ERROR_RATE_CRITICAL`` | ``0.5`` | API health: ... and from which it is critical |
-| ``EOPT_API_LATENCY_P95_WARN_MS`` | ``5000`` | API health: a provider's 95th-percentile latency from which it is a warning |
-| ``EOPT_ACCURACY_MAPE_CRITICAL`` | ``15`` | model accuracy: realized guarded MAPE (%) above this, or above the region's promotion threshold when that is higher, is critical |
-| ``EOPT_ACCURACY_RMAE_FACTOR`` | ``1.5`` | model accuracy: realized rMAE above this factor times the champion's rMAE at promotion is critical (rMAE >= 1, no better than the seasonal naive, is a warning) |
-| ``EOPT_DRIFT_COLUMN_THRESHOLD`` | ``0.75`` | drift: normed Wasserstein distance from which a column counts as drifted (``make bench-drift``: 0.75 makes 2.1% of the bundled history's 828 weeks critical; Evidently's default 0.1 flags 99.9%) |
-| ``EOPT_DRIFT_SHARE_THRESHOLD`` | ``0.5`` | drift: share of drifted columns from which a region's drift is critical |
-| ``EOPT_RETRAIN_ON_DRIFT`` | ``0`` | ``1``: critical drift triggers ``model_retraining`` for the drifted regions (Airflow variable ``retrain_on_drift``) |
-| ``EOPT_QUALITY_EXPERIMENT`` | ``data-quality`` | MLflow experiment of the data-quality runs (drift reports and the quality report) |
-| ``EOPT_ENABLE_SLACK_ALERTS`` | ``0`` | send data-quality and DAG-failure alerts to Slack (connection ``slack_data_quality``; Airflow variable ``enable_slack_alerts``) |
-| ``EOPT_ALERT_EMAIL_TO`` | unset | comma-separated addresses for critical alerts by email (SMTP connection ``smtp_default``); unset: no email |
-| ``EOPT_ALERT_EMAIL_FROM`` | ``electricity-optimizer@localhost`` | sender of alert emails |
-| ``EOPT_METRICS_HOST``, ``EOPT_METRICS_PORT`` | ``127.0.0.1``, ``9108`` | where ``eopt metrics serve`` exposes the Prometheus metrics |
-| ``EOPT_AIRFLOW_HOME`` | ``$EOPT_HOME/airflow`` | the Airflow home ``eopt airflow-init`` and ``make demo`` bootstrap (SQLite metadata; an operator's own ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` wins) |
-| ``EOPT_AIRFLOW_DEADLINE_ALERTS`` | ``1`` | attach the DAGs' deadline alerts; ``0`` for local ``airflow dags test`` runs, which crash after a successful run of a DAG with a deadline in Airflow 3.3.2 (apache/airflow#73428) |
+``Settings`` is a pydantic-settings model in groups (``settings.stores.database_url``,
+``settings.training.test_days``, ...); each field reads one variable (its ``validation_alias``)
+and documents it (its ``description``). The reference of every variable, its type, default and
+meaning is generated from this model into ``docs/configuration.md``, and the product block of
+``.env.example`` with it: ``eopt settings reference`` (or ``python -m core.settings``) rewrites
+both, and ``tests/test_settings.py`` fails when either is stale.
+
+A process builds its settings once, at its entry point (``Settings.from_env()`` in the CLI, a
+DAG file, a benchmark), and hands them to the code it calls.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 KNOWN_REGIONS = ("NP", "PJM", "BE", "FR")
 PRICING_SOURCES = ("flatpeak", "nrel", "openei", "iea", "entsoe")
-SECRET_VARIABLES = {
-    "flatpeak": ("EOPT_FLATPEAK_ACCOUNT_ID", "EOPT_FLATPEAK_API_KEY"),
-    "nrel": (None, "EOPT_NREL_API_KEY"),
-    "openei": (None, "EOPT_NREL_API_KEY"),
-    "iea": (None, None),
-    "entsoe": (None, "EOPT_ENTSOE_TOKEN"),
-}
-
+DEVICES = ("auto", "cpu", "cuda")
 
 # Per-region MAPE thresholds of the promotion gate (percent): 10% suits Nord Pool, but spiky
 # markets with hours near zero do not reach it (tuned retrainings measured 11% PJM, 14% BE/FR).
@@ -100,44 +56,40 @@ class SettingsError(ValueError):
     """A configuration value is missing or malformed."""
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}") from None
-    if value <= 0:
-        raise SettingsError(f"{name}={raw!r} must be positive; set it to e.g. {default}")
-    return value
+# -- declaring a setting ----------------------------------------------------------------------------
 
 
-def _non_negative_int(env: Mapping[str, str], name: str, default: int) -> int:
-    if env.get(name) == "0":
-        return 0
-    return _positive_int(env, name, default)
+def setting(variable: str, default: Any, description: str, *, parse: str, shown: str | None = None,
+            example: Any = None, low: float | None = None, high: float | None = None,
+            keep_empty: bool = False, secret: bool = False, repr: bool = True) -> Any:
+    """A field that reads ``variable``. ``parse`` names how its text becomes a value (see
+    ``_parse``); ``shown`` is the default as the reference shows it when it is derived (e.g. from
+    ``EOPT_HOME``); ``example`` is the value error messages suggest when the default is unset;
+    ``low``/``high`` bound a number (``high`` open); ``keep_empty``: an empty value is a value,
+    not "unset"."""
+    extra = {"parse": parse, "shown": shown, "example": example, "low": low, "high": high,
+             "keep_empty": keep_empty, "secret": secret}
+    return Field(default, validation_alias=variable, description=description, repr=repr and not secret,
+                 json_schema_extra={k: v for k, v in extra.items() if v is not None and v is not False})
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, low: float, high: float | None = None) -> float:
-    """A number in ``[low, high)`` (``high`` open; None: no upper bound), or the default when unset."""
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. {default}") from None
-    if not value >= low or (high is not None and not value < high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-        raise SettingsError(f"{name}={raw!r} must be {bound}, e.g. {default}")
-    return value
+def _option(field: FieldInfo, key: str, default: Any = None) -> Any:
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    return extra.get(key, default)
 
 
-def parse_thresholds(raw: str, what: str) -> dict[str, float]:
+def variable_of(field: FieldInfo) -> str:
+    if not isinstance(field.validation_alias, str):  # every setting() names its variable
+        raise TypeError(f"a setting without its environment variable: {field}")
+    return field.validation_alias
+
+
+def parse_thresholds(raw: str | Mapping[str, Any], what: str) -> dict[str, float]:
     """``PJM=20,BE=25`` into ``{"PJM": 20.0, "BE": 25.0}``; refuses unknown regions and non-numbers."""
+    parts = ([f"{k}={v}" for k, v in raw.items()] if isinstance(raw, Mapping)
+             else [p.strip() for p in raw.split(",") if p.strip()])
     out: dict[str, float] = {}
-    for part in (p.strip() for p in raw.split(",") if p.strip()):
+    for part in parts:
         region, _, value = part.partition("=")
         region = region.strip().upper()
         if region not in KNOWN_REGIONS:
@@ -149,217 +101,469 @@ def parse_thresholds(raw: str, what: str) -> dict[str, float]:
     return out
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
-    raw = env.get(name, "").strip().lower()
-    if raw == "":
-        return default
-    if raw in ("0", "false", "no", "off"):
-        return False
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    raise SettingsError(f"{name}={raw!r} is not a switch; use 1 or 0")
+def _parse(field: FieldInfo, raw: Any) -> Any:
+    """The value of ``field`` from its variable's text (or from a typed value, as ``with_overrides``
+    and ``model_validate`` pass them). A malformed value raises ``SettingsError`` naming the variable."""
+    name, kind = variable_of(field), _option(field, "parse")
+    example = _option(field, "example", field.default)
+    if kind in ("int", "int0"):
+        wanted = "a positive integer" if kind == "int" else "0 or a positive integer"
+        if isinstance(raw, bool) or not isinstance(raw, (int, str)):
+            raise SettingsError(f"{name}={raw!r} is not a whole number; set it to {wanted} such as {example}")
+        try:
+            whole = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a whole number; set it to {wanted} such as {example}") from None
+        if whole < 0 or (whole == 0 and kind == "int"):
+            raise SettingsError(f"{name}={raw!r} must be {'positive' if kind == 'int' else '0 or more'}; "
+                                f"set it to {wanted} such as {example}")
+        return whole
+    if kind == "float":
+        low, high = _option(field, "low"), _option(field, "high")
+        try:
+            value = float(raw) if isinstance(raw, (int, float, str)) and not isinstance(raw, bool) else math.nan
+        except ValueError:
+            value = math.nan
+        if math.isnan(value):
+            raise SettingsError(f"{name}={raw!r} is not a number; set it to e.g. {example}")
+        if not value >= low or (high is not None and not value < high):
+            bound = f"between {float(low)} and {float(high)}" if high is not None else f"at least {float(low)}"
+            raise SettingsError(f"{name}={raw!r} must be {bound}, e.g. {example}")
+        return value
+    if kind == "flag":
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in ("0", "false", "no", "off"):
+            return False
+        if word in ("1", "true", "yes", "on"):
+            return True
+        raise SettingsError(f"{name}={word!r} is not a switch; use 1 or 0")
+    if kind in ("regions", "sources"):
+        known, what, normalize = ((KNOWN_REGIONS, "region", str.upper) if kind == "regions"
+                                  else (PRICING_SOURCES, "source", str.lower))
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        chosen = tuple(normalize(str(p).strip()) for p in items if str(p).strip())
+        unknown = [c for c in chosen if c not in known]
+        if unknown:
+            raise SettingsError(f"{name} names unknown {what}(s) {', '.join(unknown)}; "
+                                f"known {what}s are {', '.join(known)}")
+        return chosen
+    if kind == "list":
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        return tuple(str(p).strip() for p in items if str(p).strip())
+    if kind == "thresholds":
+        return parse_thresholds(raw, name)
+    if kind == "device":
+        device = str(raw).strip().lower()
+        if device not in DEVICES:
+            raise SettingsError(f"{name}={raw!r} is not a device; use auto, cpu or cuda")
+        return device
+    if kind == "upper":
+        return str(raw).upper()
+    if kind == "lower":
+        return str(raw).lower()
+    if kind == "url":
+        return str(raw).rstrip("/") or None
+    if kind == "path":
+        return Path(raw)
+    if kind == "resolved_path":
+        return Path(raw).expanduser().resolve()
+    if kind in ("str", "secret"):
+        return raw
+    raise AssertionError(f"{name}: unknown parse kind {kind!r}")
 
 
-def _choices(env: Mapping[str, str], name: str, known: tuple[str, ...], what: str, normalize) -> tuple[str, ...]:
-    """A comma-separated list of known names (``known`` when unset); an unknown name is refused."""
-    raw = env.get(name, "")
-    if not raw.strip():
-        return known
-    chosen = tuple(normalize(part.strip()) for part in raw.split(",") if part.strip())
-    unknown = [c for c in chosen if c not in known]
-    if unknown:
-        raise SettingsError(
-            f"{name} names unknown {what}(s) {', '.join(unknown)}; known {what}s are {', '.join(known)}"
-        )
-    return chosen
+def _text_validator() -> Any:
+    """The before-validator of a model's settings: each field's value from its variable's text."""
+
+    def from_text(cls: type[BaseModel], raw: Any, info: ValidationInfo) -> Any:
+        if info.field_name is None:  # pydantic names the field of every field validator
+            raise TypeError("a settings validator ran without its field")
+        field = cls.model_fields[info.field_name]
+        if raw is None or _option(field, "parse") is None:  # None: unset (a derived default); no parse: a group
+            return raw
+        return _parse(field, raw)
+
+    return field_validator("*", mode="before")(classmethod(from_text))
 
 
-def _device(raw: str) -> str:
-    device = raw.strip().lower()
-    if device not in ("auto", "cpu", "cuda"):
-        raise SettingsError(f"EOPT_TRAINING_DEVICE={raw!r} is not a device; use auto, cpu or cuda")
-    return device
+class _Group(BaseModel):
+    """A group of settings: immutable, read by variable (alias) or by field name."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True)
+
+    heading: ClassVar[str] = ""
+
+    _from_text = _text_validator()
+
+    def _fill(self, **defaults: Any) -> None:
+        """Derived defaults of unset fields, during validation (the model is frozen afterwards)."""
+        for name, value in defaults.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
 
 
-@dataclass(frozen=True)
-class Settings:
-    home: Path
-    database_url: str = field(repr=False)  # may hold a password
-    mlflow_tracking_uri: str
-    mlflow_registry_uri: str
-    redis_url: str | None = field(repr=False)
-    cache_ttl_prices_s: int
-    cache_ttl_forecasts_s: int
-    regions: tuple[str, ...]
-    market_data_dir: Path
-    upsert_batch_rows: int
-    log_level: str
-    require_services: bool
-    ingestion_sources: tuple[str, ...] = PRICING_SOURCES
-    price_ingestion_min_records: int = 24
-    pricing_sandbox_url: str | None = None
-    provider_urls: Mapping[str, str] = field(default_factory=dict)  # only the ones set
-    provider_logins: Mapping[str, str] = field(default_factory=dict, repr=False)
-    provider_keys: Mapping[str, str] = field(default_factory=dict, repr=False)  # secrets
-    airflow_task_retries: int = 1
-    airflow_retry_delay_s: int = 30
-    airflow_deadline_alerts: bool = True
-    training_budget: str = "default"
-    tuning_trials: int | None = None
-    tuning_timeout_s: int | None = None
-    training_window_days: int = 730
-    validation_days: int = 56
-    test_days: int = 56
-    training_origin_stride_h: int = 7
-    training_max_gap_h: int = 24
-    training_max_staleness_h: int = 48
-    optuna_storage: str = field(default="", repr=False)  # may hold a password
-    training_device: str = "auto"
-    training_threads: int = 0
-    random_seed: int = 42
-    interval_coverage: float = 0.9
-    mlflow_experiment: str = "electricity-price-forecasting"
-    mlflow_artifact_root: Path | None = None
-    model_mape_threshold: float = 10.0
-    model_mape_thresholds: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_MAPE_THRESHOLDS))
-    promotion_min_improvement: float = 0.0
-    mlflow_run_id: str | None = None
-    quality_window_days: int = 7
-    quality_max_gap_h: int = 1
-    quality_missing_critical_share: float = 0.1
-    price_outlier_z: float = 15.0
-    freshness_warn_h: float = 2.0
-    freshness_critical_h: float = 24.0
-    api_error_rate_warn: float = 0.05
-    api_error_rate_critical: float = 0.5
-    api_latency_p95_warn_ms: float = 5000.0
-    accuracy_mape_critical: float = 15.0
-    accuracy_rmae_factor: float = 1.5
-    drift_share_threshold: float = 0.5
-    drift_column_threshold: float = 0.75
-    retrain_on_drift: bool = False
-    quality_experiment: str = "data-quality"
-    enable_slack_alerts: bool = False
-    alert_email_to: tuple[str, ...] = ()
-    alert_email_from: str = "electricity-optimizer@localhost"
-    metrics_host: str = "127.0.0.1"
-    metrics_port: int = 9108
-    airflow_home: Path | None = None
+# -- the groups -------------------------------------------------------------------------------------
+
+
+class Stores(_Group):
+    heading: ClassVar[str] = "Stores: embedded defaults under EOPT_HOME, or the services"
+
+    home: Path = setting("EOPT_HOME", None, "folder for the embedded stores, artifacts and raw payloads",
+                         parse="resolved_path", shown="<project>/.eopt")
+    database_url: str = setting("EOPT_DATABASE_URL", None,
+                                "price/forecast store: SQLite, or `postgresql://user@host:5432/db` (TimescaleDB used when present)",
+                                parse="str", shown="sqlite:///$EOPT_HOME/prices.db", repr=False)  # may hold a password
+    mlflow_tracking_uri: str = setting("MLFLOW_TRACKING_URI", None, "MLflow tracking store",
+                                       parse="str", shown="sqlite:///$EOPT_HOME/mlflow.db")
+    mlflow_registry_uri: str = setting("MLFLOW_REGISTRY_URI", None, "MLflow model registry",
+                                       parse="str", shown="the tracking URI")
+    mlflow_artifact_root: Path = setting(
+        "EOPT_MLFLOW_ARTIFACT_ROOT", None,
+        "artifact folder of experiments the product creates on a database tracking store (an MLflow server manages its own)",
+        parse="resolved_path", shown="$EOPT_HOME/mlartifacts")
+    redis_url: str | None = setting("REDIS_URL", None,
+                                    "Redis for the latest prices and forecasts, e.g. `redis://:password@host:6379/0`",
+                                    parse="str", shown="unset: in-process cache", repr=False)
+    cache_ttl_prices_s: int = setting("EOPT_CACHE_TTL_PRICES_S", 1800, "TTL of cached latest prices (two ingestion cycles)",
+                                      parse="int")
+    cache_ttl_forecasts_s: int = setting("EOPT_CACHE_TTL_FORECASTS_S", 7200, "TTL of cached forecasts (two forecast cycles)",
+                                         parse="int")
+    optuna_storage: str = setting("EOPT_OPTUNA_STORAGE", None,
+                                  "Optuna study storage; a PostgreSQL URL lets several workers share a study",
+                                  parse="str", shown="sqlite:///$EOPT_HOME/optuna.db", repr=False)  # may hold a password
+    market_data_dir: Path = setting("EOPT_MARKET_DATA_DIR", PROJECT_ROOT / "data" / "markets", "bundled market history",
+                                    parse="path", shown="<project>/data/markets")
+    upsert_batch_rows: int = setting("EOPT_UPSERT_BATCH_ROWS", 8760,
+                                     "rows per upsert transaction in history loads (a year of hours)", parse="int")
+
+    @model_validator(mode="after")
+    def _derived(self) -> Stores:
+        if self.home is None:
+            object.__setattr__(self, "home", (PROJECT_ROOT / ".eopt").resolve())
+        home = self.home
+        self._fill(database_url=f"sqlite:///{home / 'prices.db'}", mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
+                   optuna_storage=f"sqlite:///{home / 'optuna.db'}", mlflow_artifact_root=home / "mlartifacts")
+        self._fill(mlflow_registry_uri=self.mlflow_tracking_uri)
+        return self
+
+
+def _provider_url(source: str, host: str) -> Any:
+    return setting(f"EOPT_{source.upper()}_URL", None, f"base URL of {host}", parse="url", shown="the provider's real host")
+
+
+class Providers(_Group):
+    heading: ClassVar[str] = "Pricing providers and ingestion"
+
+    sources: tuple[str, ...] = setting("EOPT_INGESTION_SOURCES", PRICING_SOURCES, "pricing APIs the ingestion calls",
+                                       parse="sources", shown="flatpeak,nrel,openei,iea,entsoe")
+    min_records: int = setting("EOPT_PRICE_INGESTION_MIN_RECORDS", 24,
+                               "fewest valid rows a cycle must bring (Airflow variable `price_ingestion_min_records`)",
+                               parse="int")
+    sandbox_url: str | None = setting(
+        "EOPT_PRICING_SANDBOX_URL", None,
+        "point every provider at the local sandbox (`eopt sandbox`) with the sandbox's credentials", parse="url")
+    flatpeak_url: str | None = _provider_url("flatpeak", "Flatpeak")
+    nrel_url: str | None = _provider_url("nrel", "NREL/NLR")
+    openei_url: str | None = _provider_url("openei", "OpenEI")
+    iea_url: str | None = _provider_url("iea", "the IEA")
+    entsoe_url: str | None = _provider_url("entsoe", "the ENTSO-E transparency platform")
+    flatpeak_account_id: SecretStr | None = setting("EOPT_FLATPEAK_ACCOUNT_ID", None, "Flatpeak account id (secret)",
+                                                    parse="secret", secret=True)
+    flatpeak_api_key: SecretStr | None = setting("EOPT_FLATPEAK_API_KEY", None, "Flatpeak API key (secret)",
+                                                 parse="secret", secret=True)
+    nrel_api_key: SecretStr | None = setting("EOPT_NREL_API_KEY", None,
+                                             "NREL/NLR developer API key, also used for OpenEI (secret)",
+                                             parse="secret", secret=True)
+    entsoe_token: SecretStr | None = setting("EOPT_ENTSOE_TOKEN", None, "ENTSO-E security token (secret)",
+                                             parse="secret", secret=True)
+
+    @property
+    def urls(self) -> dict[str, str]:
+        """The providers' base URLs that are set, by source."""
+        return {s: url for s in PRICING_SOURCES if (url := getattr(self, f"{s}_url"))}
+
+    @property
+    def logins(self) -> dict[str, str]:
+        """The login (account id) of the sources that take one, when set."""
+        return {"flatpeak": self.flatpeak_account_id.get_secret_value()} if self.flatpeak_account_id else {}
+
+    @property
+    def api_keys(self) -> dict[str, str]:
+        """The secret key or token of each source that has one set (OpenEI takes the NREL key)."""
+        keys = {"flatpeak": self.flatpeak_api_key, "nrel": self.nrel_api_key, "openei": self.nrel_api_key,
+                "entsoe": self.entsoe_token}
+        return {s: k.get_secret_value() for s, k in keys.items() if k}
+
+
+class Training(_Group):
+    heading: ClassVar[str] = "Training, tuning and the promotion gate"
+
+    budget: str = setting("EOPT_TRAINING_BUDGET", "default",
+                          "tuning budget of a retraining: `smoke`, `default` (under 10 min per region on 2 cores) or `thorough`",
+                          parse="lower")
+    tuning_trials: int | None = setting("EOPT_TUNING_TRIALS", None, "trials per model, overriding the budget",
+                                        parse="int", shown="the budget's", example=20)
+    tuning_timeout_s: int | None = setting("EOPT_TUNING_TIMEOUT_S", None, "tuning seconds per model, overriding the budget",
+                                           parse="int", shown="the budget's", example=600)
+    window_days: int = setting("EOPT_TRAINING_WINDOW_DAYS", 730, "days of history a retraining reads (two years)",
+                               parse="int")
+    validation_days: int = setting(
+        "EOPT_VALIDATION_DAYS", 56,
+        "days before the test window used for early stopping, tuning, ensemble weights and intervals", parse="int")
+    test_days: int = setting("EOPT_TEST_DAYS", 56,
+                             "last days of the window, held out for the metrics and the promotion gate", parse="int")
+    origin_stride_h: int = setting(
+        "EOPT_TRAINING_ORIGIN_STRIDE_H", 7,
+        "hours between training forecast origins (prime to 24: every hour of day is an origin)", parse="int")
+    max_gap_h: int = setting("EOPT_TRAINING_MAX_GAP_H", 24,
+                             "a run of this many missing hours in the training window refuses the region", parse="int")
+    max_staleness_h: int = setting(
+        "EOPT_TRAINING_MAX_STALENESS_H", 48,
+        "newest price older than this (before the run's logical date) refuses a retraining", parse="int")
+    device: str = setting("EOPT_TRAINING_DEVICE", "auto",
+                          "CNN-LSTM device: `auto` (CUDA when available), `cpu` or `cuda`", parse="device")
+    threads: int = setting(
+        "EOPT_TRAINING_THREADS", 0,
+        "CPU threads of one fit (`0`: all cores); on a worker that runs N training tasks at once "
+        "(`ml_training_pool`), cores / N avoids OpenMP oversubscription", parse="int0", example=2)
+    random_seed: int = setting("EOPT_RANDOM_SEED", 42, "seed of samplers, models and data order", parse="int0")
+    interval_coverage: float = setting("EOPT_INTERVAL_COVERAGE", 0.9, "nominal coverage of the forecast intervals",
+                                       parse="float", low=0.5, high=1.0)
+    mlflow_experiment: str = setting("EOPT_MLFLOW_EXPERIMENT", "electricity-price-forecasting",
+                                     "MLflow experiment of retraining runs", parse="str")
+    mlflow_run_id: str | None = setting("MLFLOW_RUN_ID", None,
+                                        "a retraining started by `mlflow run` nests its runs under that run",
+                                        parse="str", shown="set by `mlflow run`")
+    model_mape_threshold: float = setting(
+        "EOPT_MODEL_MAPE_THRESHOLD", 10.0,
+        "promotion gate: a candidate's guarded MAPE (%) must be below this (Airflow variable `model_mape_threshold`)",
+        parse="float", low=0.0)
+    model_mape_thresholds: dict[str, float] = setting(
+        "EOPT_MODEL_MAPE_THRESHOLDS", DEFAULT_MAPE_THRESHOLDS,
+        "per-region overrides of the MAPE threshold, `REGION=PERCENT,...` (no model reaches 10% on PJM, BE or FR); "
+        "empty: none", parse="thresholds", shown="PJM=20,BE=25,FR=25", keep_empty=True)
+    promotion_min_improvement: float = setting(
+        "EOPT_PROMOTION_MIN_IMPROVEMENT", 0.0,
+        "promotion gate: relative MAE margin a candidate needs over the champion (0.02 = 2% better)",
+        parse="float", low=0.0, high=1.0)
+
+    def mape_threshold(self, region: str) -> float:
+        """The promotion gate's MAPE threshold (%) for a region: its override, else the default."""
+        return float(self.model_mape_thresholds.get(region, self.model_mape_threshold))
+
+
+class Quality(_Group):
+    heading: ClassVar[str] = "Data quality, model accuracy and drift"
+
+    window_days: int = setting(
+        "EOPT_QUALITY_WINDOW_DAYS", 7,
+        "days before the data-quality run that its checks and the drift report's current window cover", parse="int")
+    max_gap_h: int = setting("EOPT_QUALITY_MAX_GAP_H", 1,
+                             "completeness: the longest run of missing hours per region and source that is still ok",
+                             parse="int")
+    missing_critical_share: float = setting(
+        "EOPT_QUALITY_MISSING_CRITICAL_SHARE", 0.1,
+        "completeness: a share of missing hours in the window from which a gap is critical, not a warning",
+        parse="float", low=0.0, high=1.0)
+    price_outlier_z: float = setting(
+        "EOPT_PRICE_OUTLIER_Z", 15.0,
+        "price range: robust z-score (distance from the median of the 4 weeks before, in scaled MADs) from which an "
+        "hour is an outlier (15 warns in 2-6% of the bundled history's weeks; a week at 3x is critical)",
+        parse="float", low=1.0)
+    freshness_warn_h: float = setting("EOPT_FRESHNESS_WARN_H", 2.0,
+                                      "freshness: the newest price older than this (hours before the run) is a warning",
+                                      parse="float", low=0.0)
+    freshness_critical_h: float = setting("EOPT_FRESHNESS_CRITICAL_H", 24.0, "freshness: ... and older than this is critical",
+                                          parse="float", low=0.0)
+    api_error_rate_warn: float = setting(
+        "EOPT_API_ERROR_RATE_WARN", 0.05,
+        "API health: a provider's share of failed calls (last 24 h) from which it is a warning",
+        parse="float", low=0.0, high=1.0)
+    api_error_rate_critical: float = setting("EOPT_API_ERROR_RATE_CRITICAL", 0.5,
+                                             "API health: ... and from which it is critical",
+                                             parse="float", low=0.0, high=1.0)
+    api_latency_p95_warn_ms: float = setting(
+        "EOPT_API_LATENCY_P95_WARN_MS", 5000.0,
+        "API health: a provider's 95th-percentile latency from which it is a warning", parse="float", low=0.0)
+    accuracy_mape_critical: float = setting(
+        "EOPT_ACCURACY_MAPE_CRITICAL", 15.0,
+        "model accuracy: realized guarded MAPE (%) above this, or above the region's promotion threshold when that "
+        "is higher, is critical", parse="float", low=0.0)
+    accuracy_rmae_factor: float = setting(
+        "EOPT_ACCURACY_RMAE_FACTOR", 1.5,
+        "model accuracy: realized rMAE above this factor times the champion's rMAE at promotion is critical "
+        "(rMAE >= 1, no better than the seasonal naive, is a warning)", parse="float", low=1.0)
+    drift_column_threshold: float = setting(
+        "EOPT_DRIFT_COLUMN_THRESHOLD", 0.75,
+        "drift: normed Wasserstein distance from which a column counts as drifted (`make bench-drift`: 0.75 makes "
+        "2.1% of the bundled history's 828 weeks critical; Evidently's default 0.1 flags 99.9%)",
+        parse="float", low=0.0)
+    drift_share_threshold: float = setting("EOPT_DRIFT_SHARE_THRESHOLD", 0.5,
+                                           "drift: share of drifted columns from which a region's drift is critical",
+                                           parse="float", low=0.0, high=1.0)
+    retrain_on_drift: bool = setting(
+        "EOPT_RETRAIN_ON_DRIFT", False,
+        "`1`: critical drift triggers `model_retraining` for the drifted regions (Airflow variable `retrain_on_drift`)",
+        parse="flag")
+    experiment: str = setting("EOPT_QUALITY_EXPERIMENT", "data-quality",
+                              "MLflow experiment of the data-quality runs (drift reports and the quality report)",
+                              parse="str")
+
+
+class Alerts(_Group):
+    heading: ClassVar[str] = "Alerts and metrics"
+
+    enable_slack: bool = setting(
+        "EOPT_ENABLE_SLACK_ALERTS", False,
+        "send data-quality and DAG-failure alerts to Slack (connection `slack_data_quality`; Airflow variable "
+        "`enable_slack_alerts`)", parse="flag")
+    email_to: tuple[str, ...] = setting(
+        "EOPT_ALERT_EMAIL_TO", (),
+        "comma-separated addresses for critical alerts by email (SMTP connection `smtp_default`); unset: no email",
+        parse="list", shown="unset")
+    email_from: str = setting("EOPT_ALERT_EMAIL_FROM", "electricity-optimizer@localhost", "sender of alert emails",
+                              parse="str")
+    metrics_host: str = setting("EOPT_METRICS_HOST", "127.0.0.1", "where `eopt metrics serve` exposes the Prometheus metrics",
+                                parse="str")
+    metrics_port: int = setting("EOPT_METRICS_PORT", 9108, "port of `eopt metrics serve`", parse="int")
+
+
+class AirflowSettings(_Group):
+    heading: ClassVar[str] = "Airflow"
+
+    home: Path = setting(
+        "EOPT_AIRFLOW_HOME", None,
+        "the Airflow home `eopt airflow-init` and `make demo` bootstrap (SQLite metadata; an operator's own "
+        "`AIRFLOW__DATABASE__SQL_ALCHEMY_CONN` wins)", parse="resolved_path", shown="$EOPT_HOME/airflow")
+    task_retries: int = setting("EOPT_AIRFLOW_TASK_RETRIES", 1,
+                                "retries of a failed DAG task (the HTTP clients retry on their own first)", parse="int0")
+    retry_delay_s: int = setting("EOPT_AIRFLOW_RETRY_DELAY_S", 30, "wait before a task retry", parse="int")
+    deadline_alerts: bool = setting(
+        "EOPT_AIRFLOW_DEADLINE_ALERTS", True,
+        "attach the DAGs' deadline alerts; `0` for local `airflow dags test` runs, which crash after a successful run "
+        "of a DAG with a deadline in Airflow 3.3.2 (apache/airflow#73428)", parse="flag")
+
+
+# -- reading the variables ------------------------------------------------------------------------
+
+_ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("eopt_settings_environment", default=None)
+
+
+class VariablesSource(PydanticBaseSettingsSource):
+    """Each field reads exactly its variable (``validation_alias``) from the environment (or the
+    mapping ``Settings.from_env`` was given), into the groups; an empty value is unset."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False  # __call__ reads every field
+
+    @staticmethod
+    def read(model: type[BaseModel], env: Mapping[str, str]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, field in model.model_fields.items():
+            group = field.annotation
+            if isinstance(group, type) and issubclass(group, _Group):
+                values[name] = VariablesSource.read(group, env)
+                continue
+            variable = variable_of(field)
+            raw = env.get(variable)
+            if raw is None:
+                continue
+            blank = raw == "" if _option(field, "parse") not in ("flag", "regions", "sources") else not raw.strip()
+            if blank and not _option(field, "keep_empty"):
+                continue
+            values[variable] = raw
+        return values
+
+    def __call__(self) -> dict[str, Any]:
+        env = _ENVIRONMENT.get()
+        return self.read(self.settings_cls, os.environ if env is None else env)
+
+
+# -- the settings ---------------------------------------------------------------------------------
+
+
+class Settings(BaseSettings):
+    """Every setting of the product, in groups; build it with ``Settings.from_env()``."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True,
+                                      validate_default=False)
+    heading: ClassVar[str] = "General"
+
+    regions: tuple[str, ...] = setting("EOPT_REGIONS", KNOWN_REGIONS, "regions the pipelines and `load-history` work on",
+                                       parse="regions", shown="NP,PJM,BE,FR")
+    log_level: str = setting("EOPT_LOG_LEVEL", "INFO", "log level of the CLI", parse="upper")
+    require_services: bool = setting("EOPT_REQUIRE_SERVICES", False,
+                                     "`1`: tests fail instead of skipping when PostgreSQL/Redis are absent", parse="flag")
+    stores: Stores = Field(default_factory=Stores, description=Stores.heading)
+    providers: Providers = Field(default_factory=Providers, description=Providers.heading)
+    training: Training = Field(default_factory=Training, description=Training.heading)
+    quality: Quality = Field(default_factory=Quality, description=Quality.heading)
+    alerts: Alerts = Field(default_factory=Alerts, description=Alerts.heading)
+    airflow: AirflowSettings = Field(default_factory=AirflowSettings, description=AirflowSettings.heading)
+
+    _from_text = _text_validator()
+
+    @model_validator(mode="after")
+    def _derived(self) -> Settings:
+        if self.airflow.home is None:
+            object.__setattr__(self.airflow, "home", self.stores.home / "airflow")
+        return self
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, VariablesSource(settings_cls)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
-        home = Path(env.get("EOPT_HOME") or PROJECT_ROOT / ".eopt").expanduser().resolve()
-        tracking = env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}"
-        return cls(
-            home=home,
-            database_url=env.get("EOPT_DATABASE_URL") or f"sqlite:///{home / 'prices.db'}",
-            mlflow_tracking_uri=tracking,
-            mlflow_registry_uri=env.get("MLFLOW_REGISTRY_URI") or tracking,
-            redis_url=env.get("REDIS_URL") or None,
-            cache_ttl_prices_s=_positive_int(env, "EOPT_CACHE_TTL_PRICES_S", 1800),
-            cache_ttl_forecasts_s=_positive_int(env, "EOPT_CACHE_TTL_FORECASTS_S", 7200),
-            regions=_choices(env, "EOPT_REGIONS", KNOWN_REGIONS, "region", str.upper),
-            market_data_dir=Path(env.get("EOPT_MARKET_DATA_DIR") or PROJECT_ROOT / "data" / "markets"),
-            upsert_batch_rows=_positive_int(env, "EOPT_UPSERT_BATCH_ROWS", 8760),
-            log_level=(env.get("EOPT_LOG_LEVEL") or "INFO").upper(),
-            require_services=_flag(env, "EOPT_REQUIRE_SERVICES"),
-            ingestion_sources=_choices(env, "EOPT_INGESTION_SOURCES", PRICING_SOURCES, "source", str.lower),
-            price_ingestion_min_records=_positive_int(env, "EOPT_PRICE_INGESTION_MIN_RECORDS", 24),
-            pricing_sandbox_url=(env.get("EOPT_PRICING_SANDBOX_URL") or "").rstrip("/") or None,
-            provider_urls={s: env[f"EOPT_{s.upper()}_URL"] for s in PRICING_SOURCES if env.get(f"EOPT_{s.upper()}_URL")},
-            provider_logins={s: env[login] for s, (login, _) in SECRET_VARIABLES.items() if login and env.get(login)},
-            airflow_task_retries=_non_negative_int(env, "EOPT_AIRFLOW_TASK_RETRIES", 1),
-            airflow_retry_delay_s=_positive_int(env, "EOPT_AIRFLOW_RETRY_DELAY_S", 30),
-            airflow_deadline_alerts=_flag(env, "EOPT_AIRFLOW_DEADLINE_ALERTS", default=True),
-            training_budget=(env.get("EOPT_TRAINING_BUDGET") or "default").lower(),
-            tuning_trials=_positive_int(env, "EOPT_TUNING_TRIALS", 0) if env.get("EOPT_TUNING_TRIALS") else None,
-            tuning_timeout_s=_positive_int(env, "EOPT_TUNING_TIMEOUT_S", 0) if env.get("EOPT_TUNING_TIMEOUT_S") else None,
-            training_window_days=_positive_int(env, "EOPT_TRAINING_WINDOW_DAYS", 730),
-            validation_days=_positive_int(env, "EOPT_VALIDATION_DAYS", 56),
-            test_days=_positive_int(env, "EOPT_TEST_DAYS", 56),
-            training_origin_stride_h=_positive_int(env, "EOPT_TRAINING_ORIGIN_STRIDE_H", 7),
-            training_max_gap_h=_positive_int(env, "EOPT_TRAINING_MAX_GAP_H", 24),
-            training_max_staleness_h=_positive_int(env, "EOPT_TRAINING_MAX_STALENESS_H", 48),
-            optuna_storage=env.get("EOPT_OPTUNA_STORAGE") or f"sqlite:///{home / 'optuna.db'}",
-            training_device=_device(env.get("EOPT_TRAINING_DEVICE") or "auto"),
-            training_threads=_non_negative_int(env, "EOPT_TRAINING_THREADS", 0) if env.get("EOPT_TRAINING_THREADS") else 0,
-            random_seed=_non_negative_int(env, "EOPT_RANDOM_SEED", 42),
-            interval_coverage=_float(env, "EOPT_INTERVAL_COVERAGE", 0.9, low=0.5, high=1.0),
-            mlflow_experiment=env.get("EOPT_MLFLOW_EXPERIMENT") or "electricity-price-forecasting",
-            mlflow_artifact_root=Path(env.get("EOPT_MLFLOW_ARTIFACT_ROOT") or home / "mlartifacts").expanduser().resolve(),
-            mlflow_run_id=env.get("MLFLOW_RUN_ID") or None,
-            model_mape_threshold=_float(env, "EOPT_MODEL_MAPE_THRESHOLD", 10.0, low=0.0),
-            model_mape_thresholds=(parse_thresholds(env["EOPT_MODEL_MAPE_THRESHOLDS"], "EOPT_MODEL_MAPE_THRESHOLDS")
-                                   if env.get("EOPT_MODEL_MAPE_THRESHOLDS") is not None else dict(DEFAULT_MAPE_THRESHOLDS)),
-            promotion_min_improvement=_float(env, "EOPT_PROMOTION_MIN_IMPROVEMENT", 0.0, low=0.0, high=1.0),
-            quality_window_days=_positive_int(env, "EOPT_QUALITY_WINDOW_DAYS", 7),
-            quality_max_gap_h=_positive_int(env, "EOPT_QUALITY_MAX_GAP_H", 1),
-            quality_missing_critical_share=_float(env, "EOPT_QUALITY_MISSING_CRITICAL_SHARE", 0.1, low=0.0, high=1.0),
-            price_outlier_z=_float(env, "EOPT_PRICE_OUTLIER_Z", 15.0, low=1.0),
-            freshness_warn_h=_float(env, "EOPT_FRESHNESS_WARN_H", 2.0, low=0.0),
-            freshness_critical_h=_float(env, "EOPT_FRESHNESS_CRITICAL_H", 24.0, low=0.0),
-            api_error_rate_warn=_float(env, "EOPT_API_ERROR_RATE_WARN", 0.05, low=0.0, high=1.0),
-            api_error_rate_critical=_float(env, "EOPT_API_ERROR_RATE_CRITICAL", 0.5, low=0.0, high=1.0),
-            api_latency_p95_warn_ms=_float(env, "EOPT_API_LATENCY_P95_WARN_MS", 5000.0, low=0.0),
-            accuracy_mape_critical=_float(env, "EOPT_ACCURACY_MAPE_CRITICAL", 15.0, low=0.0),
-            accuracy_rmae_factor=_float(env, "EOPT_ACCURACY_RMAE_FACTOR", 1.5, low=1.0),
-            drift_share_threshold=_float(env, "EOPT_DRIFT_SHARE_THRESHOLD", 0.5, low=0.0, high=1.0),
-            drift_column_threshold=_float(env, "EOPT_DRIFT_COLUMN_THRESHOLD", 0.75, low=0.0),
-            retrain_on_drift=_flag(env, "EOPT_RETRAIN_ON_DRIFT"),
-            quality_experiment=env.get("EOPT_QUALITY_EXPERIMENT") or "data-quality",
-            enable_slack_alerts=_flag(env, "EOPT_ENABLE_SLACK_ALERTS"),
-            alert_email_to=tuple(a.strip() for a in (env.get("EOPT_ALERT_EMAIL_TO") or "").split(",") if a.strip()),
-            alert_email_from=env.get("EOPT_ALERT_EMAIL_FROM") or "electricity-optimizer@localhost",
-            metrics_host=env.get("EOPT_METRICS_HOST") or "127.0.0.1",
-            metrics_port=_positive_int(env, "EOPT_METRICS_PORT", 9108),
-            airflow_home=Path(env.get("EOPT_AIRFLOW_HOME") or home / "airflow").expanduser().resolve(),
-            provider_keys={s: env[key] for s, (_, key) in SECRET_VARIABLES.items() if key and env.get(key)},
-        )
+        """The settings from ``env`` (default: this process's environment); ``SettingsError``
+        names the variable of a malformed value and what to set it to."""
+        token = _ENVIRONMENT.set(env)
+        try:
+            return _validated(cls)
+        finally:
+            _ENVIRONMENT.reset(token)
 
     def with_overrides(self, **changes: Any) -> Settings:
-        """A copy with some values replaced (how Airflow connections and variables apply)."""
-        return replace(self, **changes)
+        """A copy with some values replaced (how Airflow connections and variables apply), by their
+        flat names (``database_url``, ``enable_slack_alerts``, ... see ``FLAT_NAMES``); values are
+        parsed and checked as the variables are. Derived defaults are not re-derived."""
+        data = self.model_dump()
+        for flat, value in changes.items():
+            if flat not in FLAT_NAMES:
+                raise SettingsError(f"with_overrides: unknown setting {flat!r}")
+            group, name = FLAT_NAMES[flat]
+            (data[group] if group else data)[name] = value
+        return _validated(type(self), data)
 
-    @property
-    def airflow_home_dir(self) -> Path:
-        """The Airflow home: the configured one, else ``<home>/airflow`` (when built without it)."""
-        return self.airflow_home or self.home / "airflow"
+    # -- derived values ---------------------------------------------------------------------------
 
     @property
     def raw_payload_dir(self) -> Path:
         """Where unparseable provider payloads are archived, referenced from the quarantine."""
-        return self.home / "raw"
+        return self.stores.home / "raw"
 
     @property
     def quality_dir(self) -> Path:
         """Where data-quality runs write their report and drift reports (also logged to MLflow)."""
-        return self.home / "quality"
+        return self.stores.home / "quality"
 
     @property
     def retraining_dir(self) -> Path:
         """Where a retraining's tasks hand frames and fitted members to each other (files, not XCom)."""
-        return self.home / "retraining"
-
-    def export_mlflow_environment(self) -> None:
-        """Tell MLflow, which reads its own variables, not to pip-resolve a model's requirements
-        when logging it: the product's environment is its lock file, and a build machine may
-        have no package index to ask (an operator's own value is kept)."""
-        os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in task logs
-        # MLflow retries a tracking server 7 times with backoff (minutes) by default: a registry
-        # that is down should fail a task in seconds, with its error, instead
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "60")
+        return self.stores.home / "retraining"
 
     def airflow_environment(self, **extra: str) -> dict[str, str]:
         """The environment of an ``airflow`` command on this product's Airflow home: the project's
         dags folder, no examples, SQLite metadata in the home unless the operator configured a
         database, and this process's settings (``EOPT_*``) passed on."""
-        home = self.airflow_home_dir
+        home = self.airflow.home
         env = dict(os.environ)
         env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
-                   AIRFLOW__CORE__LOAD_EXAMPLES="False", EOPT_HOME=str(self.home))
+                   AIRFLOW__CORE__LOAD_EXAMPLES="False", EOPT_HOME=str(self.stores.home))
         env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}")
         # `airflow dags ...` warns on stdout, in the middle of `-o json`, that graph rendering needs graphviz
         env.setdefault("PYTHONWARNINGS", "ignore:Could not import graphviz:UserWarning")
@@ -368,11 +572,93 @@ class Settings:
 
     def mape_threshold(self, region: str) -> float:
         """The promotion gate's MAPE threshold (%) for a region: its override, else the default."""
-        return float(self.model_mape_thresholds.get(region, self.model_mape_threshold))
+        return self.training.mape_threshold(region)
 
     def ensure_home(self) -> Path:
-        self.home.mkdir(parents=True, exist_ok=True)
-        return self.home
+        self.stores.home.mkdir(parents=True, exist_ok=True)
+        return self.stores.home
+
+
+GROUPS: dict[str | None, type[Settings] | type[_Group]] = {None: Settings, **{
+    name: field.annotation for name, field in Settings.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, _Group)}}
+
+
+# The flat name of each setting before the groups, where it is not the field's name in its group
+# (the group makes a prefix redundant); ``with_overrides`` takes flat names, and
+# ``scripts/settings_codemod.py`` rewrote ``settings.<flat>`` into ``settings.<group>.<field>``.
+RENAMED = {
+    "ingestion_sources": ("providers", "sources"),
+    "price_ingestion_min_records": ("providers", "min_records"),
+    "pricing_sandbox_url": ("providers", "sandbox_url"),
+    "training_budget": ("training", "budget"),
+    "training_window_days": ("training", "window_days"),
+    "training_origin_stride_h": ("training", "origin_stride_h"),
+    "training_max_gap_h": ("training", "max_gap_h"),
+    "training_max_staleness_h": ("training", "max_staleness_h"),
+    "training_device": ("training", "device"),
+    "training_threads": ("training", "threads"),
+    "quality_window_days": ("quality", "window_days"),
+    "quality_max_gap_h": ("quality", "max_gap_h"),
+    "quality_missing_critical_share": ("quality", "missing_critical_share"),
+    "quality_experiment": ("quality", "experiment"),
+    "enable_slack_alerts": ("alerts", "enable_slack"),
+    "alert_email_to": ("alerts", "email_to"),
+    "alert_email_from": ("alerts", "email_from"),
+    "airflow_home": ("airflow", "home"),
+    "airflow_task_retries": ("airflow", "task_retries"),
+    "airflow_retry_delay_s": ("airflow", "retry_delay_s"),
+    "airflow_deadline_alerts": ("airflow", "deadline_alerts"),
+}
+
+
+def _flat_names() -> dict[str, tuple[str | None, str]]:
+    """Flat name -> (group, field name; group None: a top-level field) of every setting."""
+    renamed = {where: flat for flat, where in RENAMED.items()}
+    out: dict[str, tuple[str | None, str]] = {}
+    for group, model in GROUPS.items():
+        for name in model.model_fields:
+            if group is None and name in GROUPS:
+                continue
+            flat = renamed.get((group, name), name)  # type: ignore[arg-type]
+            if flat in out:
+                raise TypeError(f"two settings are called {flat}")
+            out[flat] = (group, name)
+    return out
+
+
+FLAT_NAMES = _flat_names()
+
+
+def _validated(cls: type[Settings], data: dict[str, Any] | None = None) -> Settings:
+    # model_validate runs BaseSettings.__init__, and with it the sources: only ``data`` counts then
+    token = _ENVIRONMENT.set({}) if data is not None else None
+    try:
+        return cls() if data is None else cls.model_validate(data)
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_message(cls, error) for error in exc.errors())) from None
+    finally:
+        if token is not None:
+            _ENVIRONMENT.reset(token)
+
+
+def _message(cls: type[Settings], error: Any) -> str:
+    """A validation error as one sentence that names the variable."""
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, SettingsError):
+        return str(cause)
+    model: type[BaseModel] = cls
+    variable = ".".join(str(p) for p in error["loc"])
+    for part in error["loc"]:
+        field = model.model_fields.get(str(part)) or next(
+            (f for f in model.model_fields.values() if f.validation_alias == part), None)
+        if field is None:
+            break
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            model = field.annotation
+        else:
+            variable = variable_of(field)
+    return f"{variable}={error.get('input')!r}: {error['msg']}"
 
 
 def child_environment(path_first: Path | None = None, **settings: str) -> dict[str, str]:
@@ -384,3 +670,13 @@ def child_environment(path_first: Path | None = None, **settings: str) -> dict[s
         env["PATH"] = f"{path_first}{os.pathsep}{env.get('PATH', '')}"
     env.update(settings)
     return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    from core.settings_reference import main as reference_main
+
+    return reference_main(argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

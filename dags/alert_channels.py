@@ -126,9 +126,9 @@ def send_email(settings: Settings, alert: Alert, context: dict) -> str:
     extra = conn.extra_dejson or {}
     secrets = [conn.password or "", *(str(extra.get(k) or "") for k in ("access_token", "client_secret"))]
     server = f"{conn.host or '(no host)'}:{conn.port or 'default port'}"
-    recipients = ", ".join(settings.alert_email_to)
+    recipients = ", ".join(settings.alerts.email_to)
     try:
-        SmtpNotifier(to=list(settings.alert_email_to), from_email=settings.alert_email_from, subject=alert.subject,
+        SmtpNotifier(to=list(settings.alerts.email_to), from_email=settings.alerts.email_from, subject=alert.subject,
                      html_content=alert.html_body, smtp_conn_id=SMTP_CONN_ID).notify(context)
     except Exception as exc:
         raise ChannelError(f"SMTP server {server} (connection {SMTP_CONN_ID}) could not send to {recipients}: "

@@ -20,7 +20,7 @@ def shared_dag_arguments(settings: Settings, *, deadline_minutes: int | None = N
     README on apache/airflow#73428).
     """
     deadline = None
-    if deadline_minutes is not None and settings.airflow_deadline_alerts:
+    if deadline_minutes is not None and settings.airflow.deadline_alerts:
         deadline = DeadlineAlert(
             reference=DeadlineReference.DAGRUN_QUEUED_AT,
             interval=timedelta(minutes=deadline_minutes),
@@ -34,8 +34,8 @@ def shared_dag_arguments(settings: Settings, *, deadline_minutes: int | None = N
         "max_active_runs": 1,
         "default_args": {
             "owner": "electricity-optimizer",
-            "retries": settings.airflow_task_retries,
-            "retry_delay": timedelta(seconds=settings.airflow_retry_delay_s),
+            "retries": settings.airflow.task_retries,
+            "retry_delay": timedelta(seconds=settings.airflow.retry_delay_s),
             # a task that failed after its retries reaches Slack/email by the same path as
             # data-quality alerts (quality.alerts, delivered by alert_channels)
             "on_failure_callback": [task_failure_alert],

@@ -34,7 +34,7 @@ SETTINGS = Settings.from_env()
 
 
 def _folder():
-    return run_folder(task_settings().home / "runs" / DAG_ID)
+    return run_folder(task_settings().stores.home / "runs" / DAG_ID)
 
 
 def _fetch_inputs(task: str) -> tuple:
@@ -102,7 +102,7 @@ def electricity_price_ingestion():
     def validate_data_quality(aggregated: dict) -> dict:
         from pipelines.electricity_price_ingestion import validate_data_quality
 
-        return validate_data_quality(price_store(), run_time(), task_settings().price_ingestion_min_records, _folder(),
+        return validate_data_quality(price_store(), run_time(), task_settings().providers.min_records, _folder(),
                                      aggregated["path"])
 
     @task

@@ -40,7 +40,7 @@ SETTINGS = Settings.from_env()
 
 
 def _folder():
-    return run_folder(task_settings().home / "runs" / DAG_ID)
+    return run_folder(task_settings().stores.home / "runs" / DAG_ID)
 
 
 @dag(

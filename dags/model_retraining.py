@@ -57,7 +57,7 @@ def model_retraining():
 
         settings = task_settings()
         regions = [r.upper() for r in run_conf().get("regions", settings.regions)]
-        for s in check_data_freshness(price_store(), regions, run_hour(), settings.training_max_staleness_h):
+        for s in check_data_freshness(price_store(), regions, run_hour(), settings.training.max_staleness_h):
             print(f"{s.region}: newest price {s.latest}, {s.age} before {s.as_of}")
         return regions
 

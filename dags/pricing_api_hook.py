@@ -86,8 +86,8 @@ def mape_threshold_overrides(raw: str, settings: Settings) -> dict[str, Any]:
     value = json.loads(raw) if raw.strip().startswith("{") else float(raw)
     if isinstance(value, dict):
         regions = {k.upper(): float(v) for k, v in value.items() if k.lower() != "default"}
-        default = float(value.get("default", settings.model_mape_threshold))
-        return {"model_mape_threshold": default, "model_mape_thresholds": {**settings.model_mape_thresholds, **regions}}
+        default = float(value.get("default", settings.training.model_mape_threshold))
+        return {"model_mape_threshold": default, "model_mape_thresholds": {**settings.training.model_mape_thresholds, **regions}}
     return {"model_mape_threshold": float(value), "model_mape_thresholds": {}}
 
 

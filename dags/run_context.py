@@ -41,7 +41,7 @@ def price_store():
     from storage.database import create_store_engine
     from storage.prices import PriceStore
 
-    return PriceStore(create_store_engine(task_settings().database_url))
+    return PriceStore(create_store_engine(task_settings().stores.database_url))
 
 
 def price_cache():

@@ -77,7 +77,7 @@ def _iso(when: pd.Timestamp) -> str:
 
 def _reference_window(settings: Settings, client: MlflowClient | None, region: str,
                       current_start: pd.Timestamp) -> ReferenceWindow:
-    days = settings.training_window_days
+    days = settings.training.window_days
     before = (current_start - pd.Timedelta(days=days), current_start)
 
     def days_before(note: str, best: Champion | None = None) -> ReferenceWindow:
@@ -144,13 +144,13 @@ def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | N
     if as_of.tzinfo is None:
         raise ValueError(f"{region}: drift as_of {as_of} must be tz-aware (UTC)")
     current_end = as_of.tz_convert("UTC")
-    days = settings.quality_window_days
+    days = settings.quality.window_days
     current_start = current_end - pd.Timedelta(days=days)
     current_info: dict[str, Any] = {"start": _iso(current_start), "end": _iso(current_end)}
 
     window = _reference_window(settings, client, region, current_start)
     frame, outliers = _read_frames(store, region, min(window.start, current_start), max(window.end, current_end),
-                                   (current_start, current_end), settings.price_outlier_z)
+                                   (current_start, current_end), settings.quality.price_outlier_z)
     if outliers:
         current_info["price_outliers_left_out"] = outliers
     in_current = (frame.index >= current_start) & (frame.index < current_end)
@@ -187,10 +187,10 @@ def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | N
         return skipped(CHECK_NAME, region, f"no column can be compared: {reasons}", current=current_info,
                        reference=reference_info, excluded_columns=selection.excluded)
 
-    threshold = settings.drift_share_threshold
+    threshold = settings.quality.drift_share_threshold
     evidently_started = time.perf_counter()
     snapshot = reports.feature_drift_report(current, reference, selection.columns, drift_share=threshold,
-                                           column_threshold=settings.drift_column_threshold)
+                                           column_threshold=settings.quality.drift_column_threshold)
     html, json_path = reports.save_snapshot(snapshot, out_dir, f"drift_{region}")
     evidently_s = time.perf_counter() - evidently_started
     summary = reports.feature_drift_summary(snapshot)
@@ -201,14 +201,14 @@ def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | N
     status: Status = "critical" if share >= threshold else "ok"
     named = f": {', '.join(drifted)}" if drifted else ""
     message = (f"{summary['count']} of {len(selection.columns)} columns drifted (normed Wasserstein >= "
-               f"{settings.drift_column_threshold:g}) against the {kind}{named}")
+               f"{settings.quality.drift_column_threshold:g}) against the {kind}{named}")
     if selection.excluded:
         message += f"; {len(selection.excluded)} left out ({', '.join(selection.excluded)})"
     if outliers:
         message += f"; {len(outliers)} price outlier hour(s) left out (the price_range check reports them)"
     details: dict[str, Any] = {
         "method": reports.METHOD_DESCRIPTION,
-        "column_threshold": settings.drift_column_threshold,
+        "column_threshold": settings.quality.drift_column_threshold,
         "drift_share_threshold": threshold,
         "drifted_count": summary["count"],
         "columns": summary["columns"],
@@ -251,7 +251,7 @@ def _test_window(settings: Settings, params: dict[str, str]) -> tuple[pd.Timesta
     if first and last and first != "NaT" and last != "NaT":
         return pd.Timestamp(first).tz_convert("UTC"), pd.Timestamp(last).tz_convert("UTC")
     end = pd.Timestamp(params["data_end"]).tz_convert("UTC")
-    return end - pd.Timedelta(days=settings.test_days), end - HOUR
+    return end - pd.Timedelta(days=settings.training.test_days), end - HOUR
 
 
 def champion_test_predictions(settings: Settings, store: PriceStore, champion: Champion, params: dict[str, str],
@@ -300,7 +300,7 @@ def _prediction_part(settings: Settings, store: PriceStore, client: MlflowClient
         return {"status": "skipped", "reason": f"champion {best.uri} could not be re-scored on its test window: "
                                                f"{type(exc).__name__}: {reason}"}, 0.0
     started = time.perf_counter()
-    snapshot = reports.prediction_drift_report(current, reference, column_threshold=settings.drift_column_threshold)
+    snapshot = reports.prediction_drift_report(current, reference, column_threshold=settings.quality.drift_column_threshold)
     html, json_path = reports.save_snapshot(snapshot, out_dir, f"prediction_drift_{region}")
     seconds = time.perf_counter() - started
     return {

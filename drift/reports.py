@@ -32,7 +32,7 @@ from evidently.presets import DataDriftPreset, RegressionPreset
 from sklearn.exceptions import UndefinedMetricWarning
 
 # A column drifts at a normed Wasserstein distance (the distance between the two distributions in
-# reference standard deviations) of at least ``Settings.drift_column_threshold`` (0.75, calibrated
+# reference standard deviations) of at least ``settings.quality.drift_column_threshold`` (0.75, calibrated
 # by benchmarks/drift_calibration.py).
 DRIFT_METHOD = "wasserstein"
 METHOD_DESCRIPTION = "normed Wasserstein distance (Evidently DataDriftPreset, num_method='wasserstein')"

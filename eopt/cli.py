@@ -31,7 +31,7 @@ class Context:
     settings: Settings
 
     def store(self) -> PriceStore:
-        return PriceStore(create_store_engine(self.settings.database_url))
+        return PriceStore(create_store_engine(self.settings.stores.database_url))
 
     def cache(self) -> PriceCache:
         return PriceCache.from_settings(self.settings)
@@ -91,7 +91,7 @@ def db() -> None:
 @click.pass_obj
 def db_upgrade(obj: Context) -> None:
     """Create or migrate the store's tables to the current schema (idempotent)."""
-    engine = create_store_engine(obj.settings.database_url)
+    engine = create_store_engine(obj.settings.stores.database_url)
     revision = upgrade(engine)
     with engine.connect() as conn:
         status = timescale_status(conn)
@@ -117,10 +117,10 @@ def load_history(obj: Context, regions: tuple[str, ...], start: str | None, end:
         raise click.BadParameter(f"--start {start_ts} is not before --end {end_ts}", param_hint="--start")
     store = obj.store()
     cache = obj.cache()
-    batch = settings.upsert_batch_rows
+    batch = settings.stores.upsert_batch_rows
     summary = []
     for region in chosen:
-        history = load_market(region, settings.market_data_dir).between(start_ts, end_ts)
+        history = load_market(region, settings.stores.market_data_dir).between(start_ts, end_ts)
         prices, exogenous = history.prices, history.exogenous
         result, exog_result = EMPTY, EMPTY
         with tqdm(total=len(prices), desc=f"{region} history", unit="h", mininterval=0.5, file=sys.stderr) as bar:
@@ -186,7 +186,7 @@ def sandbox(obj: Context, host: str, port: int, faults: tuple[str, ...]) -> None
             parsed[provider.strip()] = Fault(kind.strip())
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--fault") from None
-    server = Sandbox(SandboxConfig(data_dir=obj.settings.market_data_dir, faults=parsed))
+    server = Sandbox(SandboxConfig(data_dir=obj.settings.stores.market_data_dir, faults=parsed))
     unknown = set(parsed) - set(server.apps)
     if unknown:
         raise click.BadParameter(f"no provider {', '.join(sorted(unknown))}; providers: {', '.join(sorted(server.apps))}",
@@ -208,7 +208,7 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
     from core.settings import PRICING_SOURCES
     from pipelines.electricity_price_ingestion import run_cycle
 
-    chosen = tuple(s.lower() for s in sources) or obj.settings.ingestion_sources
+    chosen = tuple(s.lower() for s in sources) or obj.settings.providers.sources
     unknown = [s for s in chosen if s not in PRICING_SOURCES]
     if unknown:
         raise click.BadParameter(f"unknown source {', '.join(unknown)}; known: {', '.join(PRICING_SOURCES)}", param_hint="--source")
@@ -402,7 +402,7 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, retu
     metrics = result.metrics()
     summary = backtest_summary(result, config, retrain_every_days=retrain_every_days,
                                retune_every_days=retune_every_days, metrics=metrics)
-    out = obj.settings.home / "backtests" / f"{region}-{origins[0]:%Y%m%d}-{len(origins)}d-{config.budget_name}"
+    out = obj.settings.stores.home / "backtests" / f"{region}-{origins[0]:%Y%m%d}-{len(origins)}d-{config.budget_name}"
     artifacts = save_backtest(result, out, summary,
                               f"{region} backtest: last 14 days (MAE {metrics['ensemble']['mae']:.2f})")
     log_backtest(obj.settings, f"backtest {region} {len(origins)}d", region,
@@ -440,7 +440,7 @@ def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
                 continue
             issued = latest + pd.Timedelta(hours=1)
         issued = issued.floor("h")
-        folder = run_folder(settings.home / "runs" / "eopt_forecast", f"{region}_{issued:%Y-%m-%dT%H%M}")
+        folder = run_folder(settings.stores.home / "runs" / "eopt_forecast", f"{region}_{issued:%Y-%m-%dT%H%M}")
         try:
             flow.check_model_ready(client, [region])
             flow.prepare_features(store, [region], issued, folder)
@@ -496,7 +496,7 @@ def registry_status_command(obj: Context, regions: tuple[str, ...], show_history
         try:
             table = registry_status(client, region)
         except Exception as exc:
-            raise click.ClickException(f"{region}: cannot read the registry at {obj.settings.mlflow_registry_uri}: {exc}") from None
+            raise click.ClickException(f"{region}: cannot read the registry at {obj.settings.stores.mlflow_registry_uri}: {exc}") from None
         if table.empty:
             click.echo(f"{region}: no registered model yet (run eopt train --region {region})")
             continue
@@ -583,7 +583,7 @@ def airflow_init(obj: Context) -> None:
             click.echo(line)
     except AirflowCommandError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"Airflow home ready: export AIRFLOW_HOME={obj.settings.airflow_home}")
+    click.echo(f"Airflow home ready: export AIRFLOW_HOME={obj.settings.airflow.home}")
 
 
 @cli.command("airflow", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
@@ -654,10 +654,32 @@ def metrics_serve(obj: Context, host: str | None, port: int | None) -> None:
     """Serve /metrics for Prometheus, read from the newest data-quality run at every scrape."""
     from quality.exporter import MetricsServer
 
-    server = MetricsServer(obj.store().engine, host or obj.settings.metrics_host, port or obj.settings.metrics_port)
+    server = MetricsServer(obj.store().engine, host or obj.settings.alerts.metrics_host, port or obj.settings.alerts.metrics_port)
     click.echo(f"serving data-quality metrics on {server.url} (Ctrl-C stops)")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+
+
+@cli.group("settings")
+def settings_group() -> None:
+    """The settings (environment variables) of the product."""
+
+
+@settings_group.command("reference")
+@click.option("--check", is_flag=True, help="Write nothing; fail when docs/configuration.md or .env.example is stale.")
+def settings_reference(check: bool) -> None:
+    """Regenerate docs/configuration.md and the product block of .env.example from core/settings.py."""
+    from core.settings_reference import PROJECT_ROOT, stale, write
+
+    if check:
+        old = stale()
+        if old:
+            raise click.ClickException(f"stale: {', '.join(str(p.relative_to(PROJECT_ROOT)) for p in old)}; "
+                                       "run `eopt settings reference`")
+        click.echo("docs/configuration.md and .env.example are up to date")
+        return
+    for path in write():
+        click.echo(f"wrote {path.relative_to(PROJECT_ROOT)}")
 
 
 def main() -> None:

@@ -75,7 +75,7 @@ def region_summary(settings: Settings, region: str, forecast_issue: str) -> dict
     from storage.quality import QualityReportStore
     from training.tracking import configure
 
-    engine = create_store_engine(settings.database_url)
+    engine = create_store_engine(settings.stores.database_url)
     client = configure(settings)
     name = registered_model_name(region)
     versions = client.search_model_versions(f"name = '{name}'") if client.search_registered_models(f"name = '{name}'") else []
@@ -116,10 +116,10 @@ def run_demo(settings: Settings, budget: str, echo: Callable[[str], None]) -> di
     from ingestion.sandbox.server import Sandbox, SandboxConfig
 
     started = time.perf_counter()
-    echo(f"[1/4] Airflow home {settings.airflow_home}: migrate, pools, variables, connections")
+    echo(f"[1/4] Airflow home {settings.airflow.home}: migrate, pools, variables, connections")
     for line in bootstrap(settings):
         echo(f"  {line}")
-    sandbox = Sandbox(SandboxConfig(data_dir=settings.market_data_dir))
+    sandbox = Sandbox(SandboxConfig(data_dir=settings.stores.market_data_dir))
     try:
         url = sandbox.start("127.0.0.1", SANDBOX_PORT)
     except OSError as exc:
@@ -142,7 +142,7 @@ def run_demo(settings: Settings, budget: str, echo: Callable[[str], None]) -> di
     summary = {"seconds": round(time.perf_counter() - started, 1), "budget": budget,
                "dag_runs": [{k: v for k, v in run.__dict__.items() if k != "tail"} for run in runs],
                "regions": regions}
-    path = settings.home / "demo-summary.json"
+    path = settings.stores.home / "demo-summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str))
     for r in regions:
         gate = r["gate"] or {}

@@ -50,7 +50,7 @@ class ServiceError(RuntimeError):
 
 
 def run_dir(settings: Settings) -> Path:
-    return settings.home / "run"
+    return settings.stores.home / "run"
 
 
 def _port_free(port: int) -> bool:
@@ -75,7 +75,7 @@ def _alive(pid: int) -> bool:
 
 def admin_password(settings: Settings) -> str:
     """The Airflow admin password of this home: created once, kept across restarts."""
-    home = settings.airflow_home_dir
+    home = settings.airflow.home
     home.mkdir(parents=True, exist_ok=True)
     path = home / "admin-password"
     if not path.is_file():
@@ -96,14 +96,14 @@ def _commands(settings: Settings, ports: Ports) -> dict[str, tuple[list[str], di
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{base}/execution/",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{ADMIN_USER}:admin",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(
-            settings.airflow_home_dir / "simple_auth_manager_passwords.json.generated"),
+            settings.airflow.home / "simple_auth_manager_passwords.json.generated"),
         MLFLOW_TRACKING_URI=f"http://127.0.0.1:{ports.mlflow}",
     )
     airflow_env["PATH"] = f"{BIN}{os.pathsep}{airflow_env.get('PATH', '')}"  # standalone starts its parts as `airflow ...`
     plain_env = settings.airflow_environment()  # the same settings for mlflow and the sandbox
-    artifacts = settings.mlflow_artifact_root or settings.home / "mlartifacts"
+    artifacts = settings.stores.mlflow_artifact_root or settings.stores.home / "mlartifacts"
     mlflow = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ports.mlflow),
-              "--backend-store-uri", settings.mlflow_tracking_uri, "--default-artifact-root", artifacts.as_uri(),
+              "--backend-store-uri", settings.stores.mlflow_tracking_uri, "--default-artifact-root", artifacts.as_uri(),
               "--workers", "1"]
     sandbox = [str(BIN / "eopt"), "sandbox", "--host", "127.0.0.1", "--port", str(ports.sandbox)]
     return {"airflow": ([str(BIN / "airflow"), "standalone"], airflow_env),
@@ -137,14 +137,14 @@ def up(settings: Settings, ports: Ports = Ports(), echo: Callable[[str], None] =
     taken = [f"{name} {port}" for name, port in ports.__dict__.items() if not _port_free(port)]
     if taken:
         raise ServiceError(f"port(s) in use: {', '.join(taken)}; stop what listens there first")
-    echo(f"Airflow home {settings.airflow_home}: migrate, pools, variables, connections")
+    echo(f"Airflow home {settings.airflow.home}: migrate, pools, variables, connections")
     for line in bootstrap(settings):
         echo(f"  {line}")
     password = admin_password(settings)
     pids = {}
     for name, (command, env) in _commands(settings, ports).items():
         log = open(folder / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.home,
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.stores.home,
                                    start_new_session=True)
         (folder / f"{name}.pid").write_text(str(process.pid))
         pids[name] = process.pid
@@ -164,7 +164,7 @@ def up(settings: Settings, ports: Ports = Ports(), echo: Callable[[str], None] =
         down(settings, echo)
         raise ServiceError(f"not up after {timeout_s:.0f} s: {', '.join(waiting)}; see the logs in {folder}")
     echo(f"Airflow UI  http://127.0.0.1:{ports.airflow}  user {ADMIN_USER}, password {password} "
-         f"(kept in {settings.airflow_home_dir / 'admin-password'})")
+         f"(kept in {settings.airflow.home / 'admin-password'})")
     echo(f"MLflow UI   http://127.0.0.1:{ports.mlflow}")
     echo(f"sandbox     http://127.0.0.1:{ports.sandbox}")
     return pids

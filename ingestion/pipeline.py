@@ -127,7 +127,7 @@ def fetch_task(
     """The sources behind one DAG fetch task (``FETCH_TASKS``), each with its own outcome."""
     outcomes = []
     for source in FETCH_TASKS[task]:
-        if source not in settings.ingestion_sources:
+        if source not in settings.providers.sources:
             continue
         config = (configs or {}).get(source) or provider_config(source, settings)
         outcomes.append(fetch_source(config, settings, start, end, health=health, quarantine=quarantine, **transport_kwargs))

@@ -44,13 +44,13 @@ def sandbox_credentials(source: str) -> tuple[str | None, str | None]:
 def provider_config(source: str, settings: Settings, **overrides: Any) -> ProviderConfig:
     module = source_module(source)
     base_url = module.DEFAULT_BASE_URL
-    login = settings.provider_logins.get(source)
-    key = settings.provider_keys.get(source)
-    if settings.pricing_sandbox_url:
-        base_url = f"{settings.pricing_sandbox_url}/{source}"
+    login = settings.providers.logins.get(source)
+    key = settings.providers.api_keys.get(source)
+    if settings.providers.sandbox_url:
+        base_url = f"{settings.providers.sandbox_url}/{source}"
         sandbox_login, sandbox_key = sandbox_credentials(source)
         login, key = login or sandbox_login, key or sandbox_key
-    base_url = settings.provider_urls.get(source, base_url)
+    base_url = settings.providers.urls.get(source, base_url)
     regions = {r: v for r, v in module.DEFAULT_REGIONS.items() if r in settings.regions}
     config = ProviderConfig(
         source=source,

@@ -102,7 +102,7 @@ def drift_retraining_needed(settings: Settings, results: Iterable[Mapping[str, A
     if not regions:
         log.info("no critical drift: model_retraining is not triggered")
         return None
-    if not settings.retrain_on_drift:
+    if not settings.quality.retrain_on_drift:
         log.info("critical drift in %s, but retrain_on_drift is off: not triggering model_retraining", ", ".join(regions))
         return None
     log.info("critical drift in %s: triggering model_retraining for them", ", ".join(regions))

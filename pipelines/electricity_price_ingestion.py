@@ -173,7 +173,7 @@ def run_cycle(
         start, end = cycle_window(run_time)
     if sources is not None:
         settings = settings.with_overrides(ingestion_sources=tuple(sources))
-    tasks = [t for t, group in FETCH_TASKS.items() if any(s in settings.ingestion_sources for s in group)]
+    tasks = [t for t, group in FETCH_TASKS.items() if any(s in settings.providers.sources for s in group)]
     with tempfile.TemporaryDirectory(prefix="eopt-cycle-") as tmp:
         folder = Path(tmp)
         with ThreadPoolExecutor(max_workers=max(1, len(tasks))) as pool:
@@ -181,7 +181,7 @@ def run_cycle(
                 lambda task: fetch_provider(task, settings, store, start, end, folder, **transport_kwargs), tasks))
         aggregated = aggregate_prices(store, folder)
         validated = validate_data_quality(
-            store, run_time, settings.price_ingestion_min_records if min_records is None else min_records, folder,
+            store, run_time, settings.providers.min_records if min_records is None else min_records, folder,
             aggregated["path"])
         stored = store_prices(store, validated["path"])
     return CycleReport(

@@ -177,7 +177,7 @@ class Retraining:
             tracking.finish(client, previous, ok=False)  # a rerun of this step supersedes its run
         parent = tracking.start_run(
             client, experiment, f"retrain {self.region} {self.as_of:%Y-%m-%d %H:%M}",
-            parent=self.settings.mlflow_run_id,  # nested under `mlflow run`'s run when launched by it
+            parent=self.settings.training.mlflow_run_id,  # nested under `mlflow run`'s run when launched by it
             tags={"eopt.region": self.region, "eopt.kind": "retraining", "eopt.as_of": str(self.as_of),
                   "eopt.data_sha256": data.checksum, "eopt.budget": self.config.budget_name},
         )

@@ -58,8 +58,8 @@ def send_quality_alerts(settings: Settings, results: list[CheckResult], channels
     off / no recipients), ``nothing critical`` or ``failed: <reason>``; never raises."""
     critical = [r for r in results if r.status == "critical"]
     if not critical:
-        return {"slack": DISABLED if not settings.enable_slack_alerts else NOTHING_CRITICAL,
-                "email": DISABLED if not settings.alert_email_to else NOTHING_CRITICAL}
+        return {"slack": DISABLED if not settings.alerts.enable_slack else NOTHING_CRITICAL,
+                "email": DISABLED if not settings.alerts.email_to else NOTHING_CRITICAL}
     warnings = sum(r.status == "warn" for r in results)
     return send_alert(settings, quality_alert(critical, warnings, run_id=run_id, health_score=health_score,
                                               report_path=report_path), channels, context or {})
@@ -137,7 +137,7 @@ def send_alert(settings: Settings, alert: Alert, channels: Mapping[str, Channel]
     """The alert through each switched-on channel (``slack``, ``email``); per channel ``sent``,
     ``disabled`` or ``failed: <reason>``. Never raises."""
     out = {"slack": DISABLED, "email": DISABLED}
-    enabled = {"slack": settings.enable_slack_alerts, "email": bool(settings.alert_email_to)}
+    enabled = {"slack": settings.alerts.enable_slack, "email": bool(settings.alerts.email_to)}
     for name, on in enabled.items():
         if on:
             out[name] = _deliver(name, alert, functools.partial(channels[name], alert, context))

@@ -74,12 +74,12 @@ def _iso(ts: pd.Timestamp | None) -> str | None:
 # -- completeness ------------------------------------------------------------------------------
 
 def completeness(store: PriceStore, settings: Settings, regions: Iterable[str], as_of: Any) -> list[CheckResult]:
-    window = Window.before(as_of, settings.quality_window_days)
+    window = Window.before(as_of, settings.quality.window_days)
     results = []
     for region in regions:
         frame = store.read_prices(region, window.start - pd.Timedelta(days=CONTEXT_DAYS), window.end)
-        results.extend(completeness_of(frame, region, window, settings.quality_max_gap_h,
-                                       settings.quality_missing_critical_share))
+        results.extend(completeness_of(frame, region, window, settings.quality.max_gap_h,
+                                       settings.quality.missing_critical_share))
     return results
 
 
@@ -142,12 +142,12 @@ def completeness_of(frame: pd.DataFrame, region: str, window: Window, max_gap_h:
 # -- price range -------------------------------------------------------------------------------
 
 def price_range(store: PriceStore, settings: Settings, regions: Iterable[str], as_of: Any) -> list[CheckResult]:
-    window = Window.before(as_of, settings.quality_window_days)
+    window = Window.before(as_of, settings.quality.window_days)
     results = []
     for region in regions:
         canonical = store.read_canonical(region, window.start - pd.Timedelta(days=CONTEXT_DAYS), window.end)
         prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
-        results.append(price_range_of(prices, region, window, settings.price_outlier_z))
+        results.append(price_range_of(prices, region, window, settings.quality.price_outlier_z))
     return results
 
 
@@ -220,7 +220,7 @@ def api_health(health: ApiHealthStore, settings: Settings, as_of: Any) -> list[C
     calls = health.read(since=start.to_pydatetime())
     calls = calls[calls["called_at"] < end]
     return [api_health_of(calls[calls["source"] == source], source, start, end, settings)
-            for source in settings.ingestion_sources]
+            for source in settings.providers.sources]
 
 
 def api_health_of(calls: pd.DataFrame, source: str, start: pd.Timestamp, end: pd.Timestamp,
@@ -240,11 +240,11 @@ def api_health_of(calls: pd.DataFrame, source: str, start: pd.Timestamp, end: pd
         "http_statuses": {str(int(k)): int(v) for k, v in calls["http_status"].dropna().value_counts().items()},
     }
     status: Status
-    if rate >= settings.api_error_rate_critical:
+    if rate >= settings.quality.api_error_rate_critical:
         status = "critical"
         message = (f"{len(errors)} of {len(calls)} calls failed ({rate:.0%}) in {API_HEALTH_HOURS} h; last error: "
                    f"{details['last_errors'][-1] if details['last_errors'] else 'unknown'}; check the {source} connection and key")
-    elif rate >= settings.api_error_rate_warn or (p95 is not None and p95 >= settings.api_latency_p95_warn_ms):
+    elif rate >= settings.quality.api_error_rate_warn or (p95 is not None and p95 >= settings.quality.api_latency_p95_warn_ms):
         status = "warn"
         message = (f"error rate {rate:.1%} ({len(errors)} of {len(calls)}), latency p95 {p95:.0f} ms; "
                    f"watch the {source} provider's status and rate limits")
@@ -252,7 +252,7 @@ def api_health_of(calls: pd.DataFrame, source: str, start: pd.Timestamp, end: pd
         status = "ok"
         message = f"{len(calls)} calls, error rate {rate:.1%}, latency p50 {p50:.0f} ms / p95 {p95:.0f} ms"
     return CheckResult("api_health", status, message, region="all", subject=source, value=round(rate, 4),
-                       threshold=settings.api_error_rate_warn, details=details)
+                       threshold=settings.quality.api_error_rate_warn, details=details)
 
 
 # -- freshness -----------------------------------------------------------------------------------
@@ -275,15 +275,15 @@ def freshness_of(region: str, latest: pd.Timestamp | None, as_of: pd.Timestamp, 
     if latest is None:
         return CheckResult("freshness", "critical",
                            f"no {region} price in the {CONTEXT_DAYS} days before {as_of}; load history or check "
-                           "electricity_price_ingestion", region=region, threshold=settings.freshness_critical_h,
+                           "electricity_price_ingestion", region=region, threshold=settings.quality.freshness_critical_h,
                            details={"as_of": as_of.isoformat(), "newest": None})
     age = (as_of - latest) / HOUR
     details = {"as_of": as_of.isoformat(), "newest": latest.isoformat(), "age_hours": round(age, 2),
-               "warn_hours": settings.freshness_warn_h, "critical_hours": settings.freshness_critical_h}
+               "warn_hours": settings.quality.freshness_warn_h, "critical_hours": settings.quality.freshness_critical_h}
     status: Status
-    if age > settings.freshness_critical_h:
+    if age > settings.quality.freshness_critical_h:
         status = "critical"
-    elif age > settings.freshness_warn_h:
+    elif age > settings.quality.freshness_warn_h:
         status = "warn"
     else:
         status = "ok"
@@ -291,10 +291,10 @@ def freshness_of(region: str, latest: pd.Timestamp | None, as_of: pd.Timestamp, 
         message = (f"newest price {latest} ({-age:.0f} h ahead of the run)" if age < 0
                    else f"newest price {latest} ({age:.0f} h old)")
     else:
-        message = (f"newest price is {latest}, {age:.0f} h before the run (limit {settings.freshness_warn_h:g} h warn, "
-                   f"{settings.freshness_critical_h:g} h critical); check electricity_price_ingestion for {region}")
+        message = (f"newest price is {latest}, {age:.0f} h before the run (limit {settings.quality.freshness_warn_h:g} h warn, "
+                   f"{settings.quality.freshness_critical_h:g} h critical); check electricity_price_ingestion for {region}")
     return CheckResult("freshness", status, message, region=region, value=round(age, 2),
-                       threshold=settings.freshness_critical_h, details=details)
+                       threshold=settings.quality.freshness_critical_h, details=details)
 
 
 # -- realized model accuracy ---------------------------------------------------------------------
@@ -358,8 +358,8 @@ def model_accuracy_of(region: str, served: pd.DataFrame, prices: pd.Series, wind
     mape, rmae = metrics["mape"], metrics["rmae"]
     # a model the promotion gate accepted at the region's own MAPE threshold (PJM 20%, BE/FR 25%)
     # is not critical for the same error once it serves
-    mape_limit = max(settings.accuracy_mape_critical, settings.mape_threshold(region))
-    limit_rmae = None if promoted is None or promoted.rmae is None else promoted.rmae * settings.accuracy_rmae_factor
+    mape_limit = max(settings.quality.accuracy_mape_critical, settings.mape_threshold(region))
+    limit_rmae = None if promoted is None or promoted.rmae is None else promoted.rmae * settings.quality.accuracy_rmae_factor
     versions = sorted(models["model_version"].astype(str).unique(), key=lambda v: (len(v), v))
     details = {
         "window": window.describe(), "hours": int(known.sum()), "forecast_hours": len(served),
@@ -373,7 +373,7 @@ def model_accuracy_of(region: str, served: pd.DataFrame, prices: pd.Series, wind
     if mape_known and mape > mape_limit:
         reasons.append(f"MAPE {mape:.1f}% above {mape_limit:g}%")
     if limit_rmae is not None and promoted is not None and rmae > limit_rmae:  # limit_rmae implies promoted
-        reasons.append(f"rMAE {rmae:.3f} above {settings.accuracy_rmae_factor:g} x the {promoted.rmae:.3f} "
+        reasons.append(f"rMAE {rmae:.3f} above {settings.quality.accuracy_rmae_factor:g} x the {promoted.rmae:.3f} "
                        f"v{promoted.version} had at promotion")
     against = "" if promoted is None or promoted.rmae is None else f" (v{promoted.version} at promotion: rMAE {promoted.rmae:.3f})"
     summary = (f"MAE {metrics['mae']:.2f}, rMAE {rmae:.3f}, MAPE "
@@ -427,7 +427,7 @@ def model_accuracy(store: PriceStore, client: Any, settings: Settings, regions: 
                    as_of: Any, plot_dir: Path | None = None) -> list[CheckResult]:
     """Realized accuracy per region; with ``plot_dir``, also a forecast-vs-actual picture of each
     scored region (``accuracy_<REGION>.png``, its path in the result's ``details["plot"]``)."""
-    window = Window.before(as_of, settings.quality_window_days)
+    window = Window.before(as_of, settings.quality.window_days)
     results = []
     for region in regions:
         served = served_forecasts(store.engine, region, window)

@@ -152,7 +152,7 @@ def publish_report(settings: Settings, store: QualityReportStore, report: Qualit
 
 def _mlflow_run(settings: Settings, client: Any, report: QualityReport) -> str:
     """The MLflow run of this data-quality run: the one an earlier attempt started, else a new one."""
-    experiment = tracking.experiment_id(client, settings, settings.quality_experiment,
+    experiment = tracking.experiment_id(client, settings, settings.quality.experiment,
                                         purpose="daily data-quality checks and Evidently drift reports")
     tags = {"eopt.kind": "data-quality", "eopt.airflow_run_id": report.run_id, "eopt.as_of": report.as_of.isoformat(),
             "eopt.status": report.status}

@@ -50,7 +50,7 @@ class PromotionOutcome:
 
 
 def policy_for(settings: Settings, region: str) -> GatePolicy:
-    return GatePolicy(mape_threshold=settings.mape_threshold(region), min_improvement=settings.promotion_min_improvement)
+    return GatePolicy(mape_threshold=settings.mape_threshold(region), min_improvement=settings.training.promotion_min_improvement)
 
 
 def _drop_alias_if_on(client: MlflowClient, name: str, alias: str, version: str) -> None:
@@ -109,7 +109,7 @@ def gate_candidate(client: MlflowClient, settings: Settings, store: PriceStore, 
         if latest is None:
             raise RegistryError(f"{region}: no prices to score the candidate on; Production is unchanged")
         end = latest + pd.Timedelta(hours=1)
-    frame = holdout_frame(store, region, end, settings.test_days)
+    frame = holdout_frame(store, region, end, settings.training.test_days)
     candidate_score = _registry_call(f"scoring {name} version {version}", region,
                                      lambda: score_model(f"models:/{name}/{version}", region, frame))
     hours = candidate_score.hours

@@ -119,8 +119,8 @@ class PriceCache:
     @classmethod
     def from_settings(cls, settings: Settings) -> PriceCache:
         """The cache the settings name (``REDIS_URL``; in-process without one), with their TTLs."""
-        return cls.from_url(settings.redis_url, ttl_prices_s=settings.cache_ttl_prices_s,
-                            ttl_forecasts_s=settings.cache_ttl_forecasts_s)
+        return cls.from_url(settings.stores.redis_url, ttl_prices_s=settings.stores.cache_ttl_prices_s,
+                            ttl_forecasts_s=settings.stores.cache_ttl_forecasts_s)
 
     def _put(self, key: str, document: dict[str, Any], ttl_s: int) -> CacheWrite:
         try:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -50,8 +50,8 @@ def np_settings(home: Path, **env: str) -> Settings:
 
 def cli_env(settings: Settings, **env: str) -> dict[str, str]:
     """The environment an ``eopt`` command needs to see the same stores as ``settings``."""
-    return {"EOPT_HOME": str(settings.home), "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
-            "MLFLOW_REGISTRY_URI": settings.mlflow_registry_uri, **SHORT_WINDOW, **env}
+    return {"EOPT_HOME": str(settings.stores.home), "MLFLOW_TRACKING_URI": settings.stores.mlflow_tracking_uri,
+            "MLFLOW_REGISTRY_URI": settings.stores.mlflow_registry_uri, **SHORT_WINDOW, **env}
 
 
 @dataclass
@@ -86,7 +86,7 @@ class TrainedNP:
 def train_np(home: Path) -> TrainedNP:
     """NP's last 140 days in a fresh embedded store, retrained once: version 1 in Staging (no gate)."""
     settings = np_settings(home)
-    engine = create_store_engine(settings.database_url)
+    engine = create_store_engine(settings.stores.database_url)
     upgrade(engine)
     store = PriceStore(engine)
     history = load_market(REGION, ROOT / "data" / "markets").between(NP_LAST_PRICE - pd.Timedelta(days=140), None)
@@ -155,4 +155,4 @@ def alias_version(client: MlflowClient, alias: str) -> str | None:
 
 
 def with_thresholds(settings: Settings, default: float, per_region: dict[str, float] | None = None) -> Settings:
-    return replace(settings, model_mape_threshold=default, model_mape_thresholds=per_region or {})
+    return settings.with_overrides(model_mape_threshold=default, model_mape_thresholds=per_region or {})

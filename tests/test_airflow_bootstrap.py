@@ -21,7 +21,7 @@ def settings(tmp_path_factory) -> Settings:
 
 
 def exported(settings: Settings, what: str) -> dict:
-    out = settings.airflow_home / f"{what}.json"
+    out = settings.airflow.home / f"{what}.json"
     airflow_command(settings, what, "export", str(out))
     return json.loads(out.read_text())
 

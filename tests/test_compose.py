@@ -400,12 +400,12 @@ def test_compose__renders_with_a_complete_env_and_every_url_names_its_service(re
     from core.settings import Settings
 
     settings = Settings.from_env(airflow)  # the product accepts the environment it is given
-    assert settings.database_url == airflow["EOPT_DATABASE_URL"]
-    assert settings.redis_url == airflow["REDIS_URL"]
+    assert settings.stores.database_url == airflow["EOPT_DATABASE_URL"]
+    assert settings.stores.redis_url == airflow["REDIS_URL"]
     assert settings.regions == ("NP", "PJM", "BE", "FR")  # empty pass-through values: the defaults
-    assert settings.ingestion_sources == ("flatpeak", "nrel", "openei", "iea", "entsoe")
-    assert settings.training_budget == "default" and settings.log_level == "INFO"
-    assert settings.pricing_sandbox_url is None
+    assert settings.providers.sources == ("flatpeak", "nrel", "openei", "iea", "entsoe")
+    assert settings.training.budget == "default" and settings.log_level == "INFO"
+    assert settings.providers.sandbox_url is None
 
 
 # -- Airflow -------------------------------------------------------------------------------------

@@ -64,7 +64,7 @@ def home(tmp_path_factory) -> Path:
     """The store, registry and forecasts production would hold on the morning of 2018-12-03."""
     home = tmp_path_factory.mktemp("eopt")
     settings = settings_of(home)
-    store = store_with_history(settings.database_url, {"NP": 200, "PJM": 200})
+    store = store_with_history(settings.stores.database_url, {"NP": 200, "PJM": 200})
     client = tracking.configure(settings)
     promotions = PromotionStore(store.engine)
     for region in REGIONS:
@@ -81,7 +81,7 @@ def home(tmp_path_factory) -> Path:
             forecasts.upsert_forecasts(forecast.frame)
     calls = [ApiCall(source, f"https://{source}.example/prices", "ok", 200, 150.0 + 37.0 * (i % 11), 24, None,
                      (AS_OF - pd.Timedelta(minutes=15 * (i + 1))).to_pydatetime())
-             for source in settings.ingestion_sources for i in range(96)]
+             for source in settings.providers.sources for i in range(96)]
     ApiHealthStore(store.engine).record(calls)
     store.engine.dispose()
     return home
@@ -111,7 +111,7 @@ def run_env(home: Path, slack: SlackStandIn, smtp: SmtpStandIn) -> dict[str, str
 
 def stored_run(home: Path):
     """The newest data-quality run in the store (``dags test`` names each run after its start time)."""
-    return QualityReportStore(create_store_engine(settings_of(home).database_url)).read_run()
+    return QualityReportStore(create_store_engine(settings_of(home).stores.database_url)).read_run()
 
 
 def flagged(run) -> dict[str, str]:
@@ -168,7 +168,7 @@ def test_quality_dag__on_the_clean_week_passes_every_check_and_exports_its_score
 
     # the MLflow run holds the report and each region's drift reports
     settings = settings_of(home)
-    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+    client = MlflowClient(settings.stores.mlflow_tracking_uri, settings.stores.mlflow_registry_uri)
     experiment = client.get_experiment_by_name("data-quality")
     runs = client.search_runs([experiment.experiment_id], f"tags.`eopt.airflow_run_id` = '{run.run_id}'")
     assert len(runs) == 1 and runs[0].data.metrics["health_score"] == 100.0
@@ -180,7 +180,7 @@ def test_quality_dag__on_the_clean_week_passes_every_check_and_exports_its_score
     assert {"drift/NP/drift_NP.html", "drift/NP/drift_NP.json"} <= drift_files
 
     # a real scrape of the exporter shows the run's score
-    engine = create_store_engine(settings.database_url)
+    engine = create_store_engine(settings.stores.database_url)
     with MetricsServer(engine, "127.0.0.1", 0) as server:
         import urllib.request
 
@@ -194,7 +194,7 @@ def test_quality_dag__on_the_clean_week_passes_every_check_and_exports_its_score
 
 
 def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_alerts_them(airflow, home, slack, smtp):
-    engine = create_store_engine(settings_of(home).database_url)
+    engine = create_store_engine(settings_of(home).stores.database_url)
     t = electricity_prices
     with engine.begin() as conn:
         conn.execute(sa.delete(t).where(t.c.region == "NP", t.c.ts.in_([ts.to_pydatetime() for ts in GAP])))

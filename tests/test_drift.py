@@ -84,13 +84,13 @@ def test_region_drift__a_clean_np_week_is_ok_and_its_saved_reports_agree_with_th
     result = region_drift(settings, np_store, None, REGION, AS_OF, tmp_path / "out")
 
     assert (result.name, result.region, result.status) == ("drift", REGION, "ok")
-    assert result.threshold == settings.drift_share_threshold == 0.5
+    assert result.threshold == settings.quality.drift_share_threshold == 0.5
     details = result.details
     assert list(details["columns"]) == NP_COLUMNS and details["excluded_columns"] == {}
     # the late-2018 price level is above the two years before it; nothing else moved
     assert details["drifted_columns"] == ["price_vs_hour_profile", "price"]
     assert result.value == pytest.approx(2 / 9)
-    assert all(details["columns"][c] < settings.drift_column_threshold for c in NP_COLUMNS[2:4] + NP_COLUMNS[5:])
+    assert all(details["columns"][c] < settings.quality.drift_column_threshold for c in NP_COLUMNS[2:4] + NP_COLUMNS[5:])
     assert result.message.startswith("2 of 9 columns drifted (normed Wasserstein >= 0.75) against the 730 days "
                                       "before, same season: price_vs_hour_profile, price")
     assert details["current"] == {"start": "2018-11-26T06:00:00+00:00", "end": "2018-12-03T06:00:00+00:00",

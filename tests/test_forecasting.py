@@ -312,7 +312,7 @@ def champion_home(tmp_path_factory, np_history):
     settings = Settings.from_env({"EOPT_HOME": str(home), "EOPT_TRAINING_BUDGET": "smoke",
                                   "EOPT_TRAINING_WINDOW_DAYS": "120", "EOPT_VALIDATION_DAYS": "14",
                                   "EOPT_TEST_DAYS": "14", "EOPT_TRAINING_THREADS": "1"})
-    engine = create_store_engine(settings.database_url)
+    engine = create_store_engine(settings.stores.database_url)
     upgrade(engine)
     store = PriceStore(engine)
     cut = history.between(NP_LAST_PRICE - pd.Timedelta(days=140), None)
@@ -416,7 +416,7 @@ def test_generate_forecast__a_champion_that_answers_nan_falls_back_saying_so(cha
     name = registered_model_name("NP")
     code = tmp_path / "broken_model.py"
     code.write_text(NAN_MODEL)
-    with mlflow.start_run(experiment_id=client.get_experiment_by_name(settings.mlflow_experiment).experiment_id):
+    with mlflow.start_run(experiment_id=client.get_experiment_by_name(settings.training.mlflow_experiment).experiment_id):
         info = mlflow.pyfunc.log_model(name="model", python_model=str(code))
     broken = client.create_model_version(name, info.model_uri, run_id=info.run_id)
     origin = forecast_origin(store, "NP", RUN)

@@ -194,10 +194,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Setting
 
 def test_guide__health_rest_and_log_commands_work_against_what_make_up_started(platform, tmp_path):
     settings, ports = platform
-    folder = workspace(tmp_path, settings.home)
+    folder = workspace(tmp_path, settings.stores.home)
     outputs = {}
     for block in (b for b in guide_blocks() if b.kind == "platform"):
-        outputs.setdefault(block.heading, []).append(run_block(block, folder, settings.home, ports=ports))
+        outputs.setdefault(block.heading, []).append(run_block(block, folder, settings.stores.home, ports=ports))
 
     checks = outputs["Health checks"][0]
     health, end = json.JSONDecoder().raw_decode(checks)

@@ -109,7 +109,7 @@ class Week:
 def week(tmp_path_factory) -> Week:
     home = tmp_path_factory.mktemp("week")
     settings = Settings.from_env({"EOPT_HOME": str(home), **QUALITY_ENV})
-    engine = create_store_engine(settings.database_url)
+    engine = create_store_engine(settings.stores.database_url)
     upgrade(engine)
     store = PriceStore(engine)
     load_week(store)
@@ -346,7 +346,7 @@ def test_publish_report__an_mlflow_artifact_store_that_fails_costs_only_the_mlfl
     client = tracking.configure(settings)
     blocker = tmp_path / "artifacts"
     blocker.write_text("a file where the artifact folder should be")
-    client.create_experiment(settings.quality_experiment, artifact_location=blocker.as_uri())
+    client.create_experiment(settings.quality.experiment, artifact_location=blocker.as_uri())
     no_drift = [r for r in week.results if r.name != "drift"]  # e.g. every region's drift skipped
     store = quality_store(tmp_path)
     report = publish_report(settings, store, QualityReport("scheduled-6", AS_OF, no_drift, tmp_path / "r"), client)
@@ -443,8 +443,8 @@ def test_cli_quality__runs_every_check_prints_the_results_and_writes_the_report(
     ApiHealthStore(engine).record(day_of_calls("entsoe"))
     engine.dispose()
     env = {"EOPT_HOME": str(tmp_path), "EOPT_REGIONS": "NP", "EOPT_INGESTION_SOURCES": "entsoe,iea",
-           "EOPT_LOG_LEVEL": "WARNING", "MLFLOW_TRACKING_URI": mlflow_settings.mlflow_tracking_uri,
-           "MLFLOW_REGISTRY_URI": mlflow_settings.mlflow_registry_uri}
+           "EOPT_LOG_LEVEL": "WARNING", "MLFLOW_TRACKING_URI": mlflow_settings.stores.mlflow_tracking_uri,
+           "MLFLOW_REGISTRY_URI": mlflow_settings.stores.mlflow_registry_uri}
     answer = CliRunner().invoke(cli, ["quality", "--region", "NP", "--as-of", "2018-11-12T06:30Z"], env=env)
     assert answer.exit_code == 0, answer.output
     lines = answer.stdout.strip().splitlines()

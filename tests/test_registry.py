@@ -98,7 +98,7 @@ def trained(tmp_path_factory) -> TrainedNP:
 
 @pytest.fixture(scope="module")
 def models(trained: TrainedNP) -> Models:
-    variants = trained.settings.home / "variants"
+    variants = trained.settings.stores.home / "variants"
     weakest_name, weakest = weakest_member(trained)
     return Models(
         ensemble=(trained.outcome.evaluation["model_uri"], trained.outcome.candidate.run_id),
@@ -147,7 +147,7 @@ def story(trained: TrainedNP, models: Models) -> Story:
 
 def holdout(trained: TrainedNP) -> pd.DataFrame:
     return holdout_frame(trained.store, REGION, trained.store.latest_ts(REGION) + pd.Timedelta(hours=1),
-                         trained.settings.test_days)
+                         trained.settings.training.test_days)
 
 
 def mae_of(forecaster, frame: pd.DataFrame) -> float:
@@ -448,7 +448,7 @@ def test_gate_candidate__an_unreachable_registry_raises_and_leaves_production_un
     down = trained.settings.with_overrides(mlflow_tracking_uri="http://127.0.0.1:1", mlflow_registry_uri="http://127.0.0.1:1")
     with pytest.raises(RegistryError, match=rf"^NP: reading electricity-price-NP version {version} failed \(.*127\.0\.0\.1.*\); "
                                            r"Production is unchanged$"):
-        gate_candidate(MlflowClient(down.mlflow_tracking_uri, down.mlflow_registry_uri), down, trained.store,
+        gate_candidate(MlflowClient(down.stores.mlflow_tracking_uri, down.stores.mlflow_registry_uri), down, trained.store,
                        story.promotions, REGION, version)
     assert production_version(client) == alias_version(client, "champion") == before
     assert stage_of(client, version) == "Staging" and alias_version(client, "challenger") == version
@@ -459,7 +459,7 @@ def test_gate_candidate__an_unreachable_registry_raises_and_leaves_production_un
 def test_gate_candidate__a_candidate_whose_artifacts_are_gone_raises_and_leaves_production_unchanged(story):
     trained, client = story.trained, story.trained.client
     _, weakest = weakest_member(trained)
-    uri, run = log_forecaster(trained, weakest, trained.settings.home / "variants" / "doomed", "test: artifacts deleted")
+    uri, run = log_forecaster(trained, weakest, trained.settings.stores.home / "variants" / "doomed", "test: artifacts deleted")
     version = register(trained, uri, run, "doomed")
     location = client.get_logged_model(uri.removeprefix("models:/")).artifact_location
     shutil.rmtree(Path(location.removeprefix("file://")))

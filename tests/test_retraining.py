@@ -7,7 +7,6 @@ what it left in MLflow, in the registry and in the workspace.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -42,17 +41,17 @@ def _settings(home: Path, **env: str) -> Settings:
 def trained(tmp_path_factory):
     home = tmp_path_factory.mktemp("retraining")
     settings = _settings(home)
-    store = store_with_history(settings.database_url, {REGION: None})
+    store = store_with_history(settings.stores.database_url, {REGION: None})
     engine = store.engine
     history = load_market(REGION, ROOT / "data" / "markets")
     outcome = retrain_region(settings, store, REGION)
-    client = MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+    client = MlflowClient(settings.stores.mlflow_tracking_uri, settings.stores.mlflow_registry_uri)
     yield settings, store, outcome, client, history
     engine.dispose()
 
 
 def _runs(client: MlflowClient, settings: Settings):
-    experiment = client.get_experiment_by_name(settings.mlflow_experiment)
+    experiment = client.get_experiment_by_name(settings.training.mlflow_experiment)
     return client.search_runs([experiment.experiment_id], max_results=500)
 
 
@@ -126,8 +125,8 @@ def test_retraining__logs_window_checksum_plot_card_and_member_artifacts(trained
 
 def test_registered_pyfunc__forecasts_24_hours_for_a_fresh_feature_frame(trained):
     settings, _, _outcome, _, history = trained
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_registry_uri)
+    mlflow.set_tracking_uri(settings.stores.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.stores.mlflow_registry_uri)
     model = mlflow.pyfunc.load_model(f"models:/{registered_model_name(REGION)}@challenger")
     prices = history.prices.set_index("ts")["price"]
     exog = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
@@ -189,7 +188,7 @@ def test_retraining__evaluation_without_trained_members_fails_and_registers_noth
 
 def test_retraining__an_unreachable_study_storage_fails_the_member_with_its_masked_address(trained, tmp_path):
     settings, store, _outcome, client, _ = trained
-    broken = replace(settings, optuna_storage="postgresql+psycopg2://eopt:s3cret@127.0.0.1:1/optuna")
+    broken = settings.with_overrides(optuna_storage="postgresql+psycopg2://eopt:s3cret@127.0.0.1:1/optuna")
     job = Retraining.open(broken, REGION, pd.Timestamp("2018-12-03", tz="UTC"))
     job.extract_training_data(store)
     job.engineer_features()
@@ -203,7 +202,7 @@ def test_retraining__an_unreachable_study_storage_fails_the_member_with_its_mask
 
 def test_cli_train__refuses_a_region_without_data_with_exit_1(trained, tmp_path):
     settings, *_ = trained
-    env = {"EOPT_HOME": str(settings.home), "EOPT_TRAINING_BUDGET": "smoke", "EOPT_LOG_LEVEL": "WARNING"}
+    env = {"EOPT_HOME": str(settings.stores.home), "EOPT_TRAINING_BUDGET": "smoke", "EOPT_LOG_LEVEL": "WARNING"}
     result = CliRunner().invoke(cli, ["train", "--region", "PJM"], env=env)
     assert result.exit_code == 1
     assert "PJM: no prices in the store" in result.output
@@ -225,7 +224,7 @@ def outcome_folder(trained) -> Path:
 
 def test_cli_evaluate__rescores_the_challenger_on_its_own_test_window_to_the_same_mae(trained):
     settings, _, outcome, _, _ = trained
-    env = {"EOPT_HOME": str(settings.home), "EOPT_LOG_LEVEL": "WARNING"}
+    env = {"EOPT_HOME": str(settings.stores.home), "EOPT_LOG_LEVEL": "WARNING"}
     result = CliRunner().invoke(cli, ["evaluate", "--region", "NP", "--model", "challenger", "--days", "56"], env=env)
     assert result.exit_code == 0, result.output
     assert "(1344 h)" in result.output  # the 56 test days, 24 hours each
@@ -237,7 +236,7 @@ def test_cli_evaluate__rescores_the_challenger_on_its_own_test_window_to_the_sam
 
 def test_cli_evaluate__an_unknown_alias_fails_naming_the_model_uri(trained):
     settings, *_ = trained
-    env = {"EOPT_HOME": str(settings.home), "EOPT_LOG_LEVEL": "WARNING"}
+    env = {"EOPT_HOME": str(settings.stores.home), "EOPT_LOG_LEVEL": "WARNING"}
     result = CliRunner().invoke(cli, ["evaluate", "--region", "NP", "--model", "champion"], env=env)
     assert result.exit_code == 1
     assert "models:/electricity-price-NP@champion" in result.output
@@ -247,7 +246,7 @@ def test_cli_forecast__without_a_champion_stores_24_labelled_fallback_rows(train
     import sqlalchemy as sa
 
     settings, store, *_ = trained
-    env = {"EOPT_HOME": str(settings.home), "EOPT_LOG_LEVEL": "WARNING"}
+    env = {"EOPT_HOME": str(settings.stores.home), "EOPT_LOG_LEVEL": "WARNING"}
     result = CliRunner().invoke(cli, ["forecast", "--region", "NP"], env=env)
     assert result.exit_code == 0, result.output
     assert "NP: FALLBACK seasonal naive: 2018-12-24 23:00 .. 22:00 UTC" in result.output and "24 new" in result.output

@@ -48,9 +48,9 @@ def test_up_then_down__serves_airflow_with_the_printed_password_and_mlflow_then_
     lines: list[str] = []
     try:
         pids = up(settings, ports, lines.append, timeout_s=240)
-        password = (settings.airflow_home / "admin-password").read_text().strip()
+        password = (settings.airflow.home / "admin-password").read_text().strip()
         assert any(f"password {password}" in line for line in lines)  # printed once, for the person at the terminal
-        assert oct((settings.airflow_home / "admin-password").stat().st_mode)[-3:] == "600"
+        assert oct((settings.airflow.home / "admin-password").stat().st_mode)[-3:] == "600"
 
         health = request(f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health")
         assert health["metadatabase"]["status"] == "healthy"

@@ -62,8 +62,8 @@ def serve(model_uri: str, trained: TrainedNP, folder: Path) -> Iterator[Server]:
     """The real ``mlflow models serve`` on a free loopback port; killed (its whole process group) after use."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EOPT_", "MLFLOW_"))}
-    env.update(MLFLOW_TRACKING_URI=trained.settings.mlflow_tracking_uri,
-               MLFLOW_REGISTRY_URI=trained.settings.mlflow_registry_uri,
+    env.update(MLFLOW_TRACKING_URI=trained.settings.stores.mlflow_tracking_uri,
+               MLFLOW_REGISTRY_URI=trained.settings.stores.mlflow_registry_uri,
                MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
                PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     folder.mkdir(parents=True, exist_ok=True)

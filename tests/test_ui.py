@@ -66,7 +66,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     ports = Ports(*free_ports(3))
     try:
         up(trained.settings, ports, lambda line: None, timeout_s=240)
-        password = (trained.settings.airflow_home / "admin-password").read_text().strip()
+        password = (trained.settings.airflow.home / "admin-password").read_text().strip()
         yield Platform(trained.settings, ports, password, version)
     finally:
         down(trained.settings, lambda line: None)

@@ -325,7 +325,7 @@ def log_backtest(settings: Settings, run_name: str, region: str, params: dict[st
 
     client = tracking.configure(settings)
     experiment = tracking.experiment_id(client, settings)
-    run = tracking.start_run(client, experiment, run_name, parent=settings.mlflow_run_id,
+    run = tracking.start_run(client, experiment, run_name, parent=settings.training.mlflow_run_id,
                              tags={"eopt.region": region, "eopt.kind": kind})
     try:
         tracking.log_params(client, run, params)

@@ -64,30 +64,30 @@ class TrainingConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, budget: str | None = None) -> TrainingConfig:
-        name = (budget or settings.training_budget).lower()
+        name = (budget or settings.training.budget).lower()
         if name not in BUDGETS:
             raise SettingsError(f"unknown training budget {name!r}; choose one of {', '.join(BUDGETS)}")
         budgets = {
             model: replace(
                 b,
-                trials=settings.tuning_trials or b.trials,
-                timeout_s=float(settings.tuning_timeout_s or b.timeout_s),
+                trials=settings.training.tuning_trials or b.trials,
+                timeout_s=float(settings.training.tuning_timeout_s or b.timeout_s),
             )
             for model, b in BUDGETS[name].items()
         }
         return cls(
             budget_name=name,
             budgets=budgets,
-            window_days=settings.training_window_days,
-            validation_days=settings.validation_days,
-            test_days=settings.test_days,
-            origin_stride_h=settings.training_origin_stride_h,
-            max_gap_hours=settings.training_max_gap_h,
-            seed=settings.random_seed,
-            interval_coverage=settings.interval_coverage,
-            device=settings.training_device,
-            threads=settings.training_threads,
-            optuna_storage=settings.optuna_storage,
+            window_days=settings.training.window_days,
+            validation_days=settings.training.validation_days,
+            test_days=settings.training.test_days,
+            origin_stride_h=settings.training.origin_stride_h,
+            max_gap_hours=settings.training.max_gap_h,
+            seed=settings.training.random_seed,
+            interval_coverage=settings.training.interval_coverage,
+            device=settings.training.device,
+            threads=settings.training.threads,
+            optuna_storage=settings.stores.optuna_storage,
         )
 
     def budget(self, model: str) -> ModelBudget:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow import environment_variables as mlflow_variables
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
@@ -36,31 +37,50 @@ PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 MAX_PARAM_LENGTH = 6000
 
+# MLflow reads these settings of its own from the environment, in this process (an operator's own
+# value is kept): no pip resolution of a model's requirements when logging it (the product's
+# environment is its lock file, and a build machine may have no package index to ask), no progress
+# bars in task logs, and a registry that is down fails a task in seconds, with its error, instead of
+# after MLflow's default 7 retries with minutes of backoff.
+MLFLOW_DEFAULTS = (
+    (mlflow_variables.MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK, "true"),
+    (mlflow_variables.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, "false"),
+    (mlflow_variables.MLFLOW_HTTP_REQUEST_MAX_RETRIES, "2"),
+    (mlflow_variables.MLFLOW_HTTP_REQUEST_TIMEOUT, "60"),
+)
+
+
+def configure_mlflow_defaults() -> None:
+    """Apply ``MLFLOW_DEFAULTS`` where the operator set nothing (through MLflow's own setters)."""
+    for variable, value in MLFLOW_DEFAULTS:
+        if not variable.defined:
+            variable.set(value)
+
 
 def configure(settings: Settings) -> MlflowClient:
     """Point MLflow at the configured tracking store and registry, creating the embedded one."""
-    if settings.mlflow_tracking_uri.startswith("sqlite:"):
+    if settings.stores.mlflow_tracking_uri.startswith("sqlite:"):
         settings.ensure_home()
-    settings.export_mlflow_environment()
-    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
-    mlflow.set_registry_uri(settings.mlflow_registry_uri)
-    return MlflowClient(settings.mlflow_tracking_uri, settings.mlflow_registry_uri)
+    configure_mlflow_defaults()
+    mlflow.set_tracking_uri(settings.stores.mlflow_tracking_uri)
+    mlflow.set_registry_uri(settings.stores.mlflow_registry_uri)
+    return MlflowClient(settings.stores.mlflow_tracking_uri, settings.stores.mlflow_registry_uri)
 
 
 def experiment_id(client: MlflowClient, settings: Settings, name: str | None = None,
                   purpose: str = "weekly retraining of the price forecasters") -> str:
     """The retraining experiment (or the experiment ``name``, e.g. data quality's); under
     ``mlflow run``, a retraining uses the experiment of that project run."""
-    if settings.mlflow_run_id and name is None:
-        return client.get_run(settings.mlflow_run_id).info.experiment_id
-    name = name or settings.mlflow_experiment
+    if settings.training.mlflow_run_id and name is None:
+        return client.get_run(settings.training.mlflow_run_id).info.experiment_id
+    name = name or settings.training.mlflow_experiment
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     # A database tracking store keeps artifacts where the experiment says; without a location
     # MLflow would write ./mlruns under whatever folder the process started in.
-    local = not settings.mlflow_tracking_uri.startswith(("http://", "https://", "databricks"))
-    location = settings.mlflow_artifact_root.as_uri() if local and settings.mlflow_artifact_root else None
+    local = not settings.stores.mlflow_tracking_uri.startswith(("http://", "https://", "databricks"))
+    location = settings.stores.mlflow_artifact_root.as_uri() if local and settings.stores.mlflow_artifact_root else None
     return client.create_experiment(name, artifact_location=location, tags={"eopt.purpose": purpose})
 
 
