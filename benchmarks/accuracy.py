@@ -60,8 +60,10 @@ MEMBERS = ("xgboost", "lightgbm", "cnn_lstm")
 FORECASTERS = (*MEMBERS, "ensemble", "seasonal_naive", *PUBLISHED_ENSEMBLES)
 # published_metrics_ensembles.csv row name -> how it is recomputed (core.metrics)
 VERIFIED_METRICS = ("MAE", "rMAE", "sMAPE%", "RMSE", "MAPE%")
-LAYOUT = ("the epftoolbox layout: a header row, then one row per local clock hour, 24 per day on contiguous days, "
-          "with the columns timestamp (YYYY-MM-DD HH:MM:SS), price, and two exogenous day-ahead forecasts")
+LAYOUT = (
+    "the epftoolbox layout: a header row, then one row per local clock hour, 24 per day on contiguous days, "
+    "with the columns timestamp (YYYY-MM-DD HH:MM:SS), price, and two exogenous day-ahead forecasts"
+)
 DAY = pd.Timedelta(days=1)
 HOUR = pd.Timedelta(hours=1)
 
@@ -89,30 +91,46 @@ def _snake(name: str) -> str:
     return re.sub(r"[^0-9a-z]+", "_", name.strip().lower()).strip("_")
 
 
-def resolve_market(market_file: Path, region: str | None, timezone: str | None, holiday_country: str | None,
-                   currency: str | None) -> Market:
+def resolve_market(
+    market_file: Path, region: str | None, timezone: str | None, holiday_country: str | None, currency: str | None
+) -> Market:
     """The product's market for ``region`` (default: the file's name, e.g. NP.csv -> NP), or a new one
     described by ``timezone`` and ``holiday_country`` and registered for this process."""
     known = market_registry.MARKETS
     code = (region or market_file.stem).upper()
     if code in known:
         if timezone and timezone != known[code].timezone:
-            raise AccuracyInputError(f"--market-file {market_file}: {code} is a known market in {known[code].timezone}, "
-                                     f"not {timezone}; name a new market with another --region")
+            raise AccuracyInputError(
+                f"--market-file {market_file}: {code} is a known market in {known[code].timezone}, "
+                f"not {timezone}; name a new market with another --region"
+            )
         return known[code]
     if not (timezone and holiday_country):
         raise AccuracyInputError(
             f"--market-file {market_file}: {code!r} is not a market the product knows ({', '.join(known)}); "
-            "describe it with --region, --timezone (e.g. Europe/Madrid) and --holiday-country (e.g. ES)")
+            "describe it with --region, --timezone (e.g. Europe/Madrid) and --holiday-country (e.g. ES)"
+        )
     try:
         header = pd.read_csv(market_file, nrows=0, skipinitialspace=True).columns
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise AccuracyInputError(f"--market-file {market_file}: not a readable CSV ({exc}); it must follow {LAYOUT}") from None
+        raise AccuracyInputError(
+            f"--market-file {market_file}: not a readable CSV ({exc}); it must follow {LAYOUT}"
+        ) from None
     if len(header) != 4:
-        raise AccuracyInputError(f"--market-file {market_file}: expected 4 columns, found {len(header)} "
-                                 f"({', '.join(map(str, header))}); it must follow {LAYOUT}")
-    market = Market(code, code, market_file.name, timezone, currency or "EUR", holiday_country.upper(), None,
-                    (_snake(header[2]), _snake(header[3])))
+        raise AccuracyInputError(
+            f"--market-file {market_file}: expected 4 columns, found {len(header)} "
+            f"({', '.join(map(str, header))}); it must follow {LAYOUT}"
+        )
+    market = Market(
+        code,
+        code,
+        market_file.name,
+        timezone,
+        currency or "EUR",
+        holiday_country.upper(),
+        None,
+        (_snake(header[2]), _snake(header[3])),
+    )
     known[code] = market  # the feature builder looks markets up by region code (core.markets.get_market)
     return market
 
@@ -138,7 +156,8 @@ def read_published_forecasts(path: Path) -> pd.DataFrame:
         raise AccuracyInputError(
             f"{what}: column(s) {', '.join(map(repr, missing))} missing (found {', '.join(map(repr, frame.columns))}); "
             f"the file needs a first column of local clock hours and the columns {REAL_PRICE!r}, "
-            f"{', '.join(map(repr, PUBLISHED_ENSEMBLES.values()))}, as the paper's Forecasts_<M>_DNN_LEAR_ensembles.csv")
+            f"{', '.join(map(repr, PUBLISHED_ENSEMBLES.values()))}, as the paper's Forecasts_<M>_DNN_LEAR_ensembles.csv"
+        )
     local = pd.to_datetime(frame.index.astype(str).str.strip(), format="%Y-%m-%d %H:%M:%S", errors="coerce")
     if local.isna().any():
         first = frame.index[np.flatnonzero(local.isna())[0]]
@@ -146,8 +165,10 @@ def read_published_forecasts(path: Path) -> pd.DataFrame:
     frame.index = pd.DatetimeIndex(local, name="local")
     values = frame[[REAL_PRICE, *PUBLISHED_ENSEMBLES.values()]].apply(pd.to_numeric, errors="coerce")
     if not np.isfinite(values.to_numpy(dtype=float)).all():
-        raise AccuracyInputError(f"{what}: {int((~np.isfinite(values.to_numpy(dtype=float))).sum())} value(s) of the "
-                                 f"price or ensemble columns are empty or not numbers")
+        raise AccuracyInputError(
+            f"{what}: {int((~np.isfinite(values.to_numpy(dtype=float))).sum())} value(s) of the "
+            f"price or ensemble columns are empty or not numbers"
+        )
     frame[values.columns] = values
     _check_clock_days(frame.index, what, "the forecasts must cover whole local days, 24 clock hours each")
     return frame
@@ -162,22 +183,35 @@ def _check_clock_days(index: pd.DatetimeIndex, what: str, needed: str) -> None:
     if not index.equals(expected):
         wrong = expected.difference(index)
         first = wrong[0] if len(wrong) else index.difference(expected)[0]
-        raise AccuracyInputError(f"{what}: the hours are not whole contiguous days (first missing or extra hour "
-                                 f"{first}, {len(wrong)} missing); {needed}")
+        raise AccuracyInputError(
+            f"{what}: the hours are not whole contiguous days (first missing or extra hour "
+            f"{first}, {len(wrong)} missing); {needed}"
+        )
 
 
-def load_inputs(market_file: Path, published_file: Path, *, region: str | None = None, timezone: str | None = None,
-                holiday_country: str | None = None, currency: str | None = None) -> MarketInputs:
+def load_inputs(
+    market_file: Path,
+    published_file: Path,
+    *,
+    region: str | None = None,
+    timezone: str | None = None,
+    holiday_country: str | None = None,
+    currency: str | None = None,
+) -> MarketInputs:
     """Read and cross-check a market file and its published forecasts, or say which file is wrong and how."""
     market_file, published_file = Path(market_file), Path(published_file)
     if not market_file.is_file():
-        raise AccuracyInputError(f"--market-file {market_file}: file not found; the bundled markets are in {MARKETS_DIR}")
+        raise AccuracyInputError(
+            f"--market-file {market_file}: file not found; the bundled markets are in {MARKETS_DIR}"
+        )
     market = resolve_market(market_file, region, timezone, holiday_country, currency)
     try:
         history = read_market_file(market_file, market)
     except MarketDataError as exc:
-        raise AccuracyInputError(f"--market-file {market_file} cannot be used: {exc}. The file must follow {LAYOUT}; "
-                                 "fix it or pass another --market-file") from None
+        raise AccuracyInputError(
+            f"--market-file {market_file} cannot be used: {exc}. The file must follow {LAYOUT}; "
+            "fix it or pass another --market-file"
+        ) from None
     prices = history.prices.set_index("ts")["price"]
     exogenous = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
     clock_prices = read_clock_prices(market_file)
@@ -187,7 +221,8 @@ def load_inputs(market_file: Path, published_file: Path, *, region: str | None =
         raise AccuracyInputError(
             f"--published-forecasts {published_file}: {len(outside)} of its hours (first {outside[0]}) are not in "
             f"--market-file {market_file} ({clock_prices.index[0]} to {clock_prices.index[-1]}); pass the market file "
-            "that holds the forecast period and the history before it")
+            "that holds the forecast period and the history before it"
+        )
     actual = clock_prices.reindex(published.index).to_numpy()
     real = published[REAL_PRICE].to_numpy(dtype=float)
     differs = ~np.isclose(real, actual, rtol=1e-9, atol=1e-6)
@@ -196,7 +231,8 @@ def load_inputs(market_file: Path, published_file: Path, *, region: str | None =
         raise AccuracyInputError(
             f"--published-forecasts {published_file}: its {REAL_PRICE!r} differs from the price of --market-file "
             f"{market_file} on {int(differs.sum())} hour(s), first {at} ({published.loc[at, REAL_PRICE]} vs "
-            f"{clock_prices.loc[at]}); the two files are not of the same market: pass the matching pair")
+            f"{clock_prices.loc[at]}); the two files are not of the same market: pass the matching pair"
+        )
     return MarketInputs(market.region, market, market_file, published_file, prices, exogenous, clock_prices, published)
 
 
@@ -216,8 +252,14 @@ def recompute_published_metrics(published: pd.DataFrame) -> dict[str, dict[str, 
     for key, column in PUBLISHED_ENSEMBLES.items():
         yhat = published[column].to_numpy(dtype=float)
         mape_value, excluded = guarded_mape(y, yhat, floor=np.finfo(float).tiny)
-        out[key] = {"MAE": mae(y, yhat), "rMAE": epf_rmae(y, yhat), "sMAPE%": smape(y, yhat), "RMSE": rmse(y, yhat),
-                    "MAPE%": mape_value, "mape_excluded_share": excluded}
+        out[key] = {
+            "MAE": mae(y, yhat),
+            "rMAE": epf_rmae(y, yhat),
+            "sMAPE%": smape(y, yhat),
+            "RMSE": rmse(y, yhat),
+            "MAPE%": mape_value,
+            "mape_excluded_share": excluded,
+        }
     return out
 
 
@@ -235,11 +277,16 @@ def verify_published_metrics(name: str, published: pd.DataFrame, table: Path = P
             text = rows.loc[rows["metric"] == metric, table_column].iloc[0].strip()
             decimals = len(text.split(".")[1]) if "." in text else 0
             value = recomputed[key][metric]
-            match = abs(value - float(text)) <= 0.5 * 10.0 ** -decimals + 1e-12
+            match = abs(value - float(text)) <= 0.5 * 10.0**-decimals + 1e-12
             ok &= match
             checks[f"{key}.{metric}"] = {"published": text, "recomputed": round(value, 6), "matches": bool(match)}
-    return {"checked": True, "all_match": bool(ok), "hours": len(published), "table": str(table.relative_to(PROJECT_ROOT))
-            if table.is_relative_to(PROJECT_ROOT) else str(table), "metrics": checks}
+    return {
+        "checked": True,
+        "all_match": bool(ok),
+        "hours": len(published),
+        "table": str(table.relative_to(PROJECT_ROOT)) if table.is_relative_to(PROJECT_ROOT) else str(table),
+        "metrics": checks,
+    }
 
 
 # -- the benchmark --------------------------------------------------------------------------------
@@ -261,9 +308,11 @@ def comparison_frame(inputs: MarketInputs, clock_forecast: pd.DataFrame, days: p
     hours = inputs.published.index[inputs.published.index.normalize().isin(days)]
     if not clock_forecast.index.equals(hours):
         extra, missing = clock_forecast.index.difference(hours), hours.difference(clock_forecast.index)
-        raise AccuracyInputError(f"{inputs.name}: the backtest's forecast hours differ from {inputs.published_file}'s "
-                                 f"({len(missing)} missing, {len(extra)} extra; first "
-                                 f"{(missing if len(missing) else extra)[0]})")
+        raise AccuracyInputError(
+            f"{inputs.name}: the backtest's forecast hours differ from {inputs.published_file}'s "
+            f"({len(missing)} missing, {len(extra)} extra; first "
+            f"{(missing if len(missing) else extra)[0]})"
+        )
     published = inputs.published.loc[hours]
     actual = published[REAL_PRICE].to_numpy(dtype=float)
     # our folding of UTC hours back to clock hours must give the file's prices (the files round the
@@ -271,11 +320,19 @@ def comparison_frame(inputs: MarketInputs, clock_forecast: pd.DataFrame, days: p
     folded = clock_forecast["price"].to_numpy(dtype=float)
     if not np.allclose(folded, actual, atol=0.01):
         at = hours[np.flatnonzero(~np.isclose(folded, actual, atol=0.01))[0]]
-        raise AccuracyInputError(f"{inputs.name}: the backtest's actual price at {at} differs from the file's; "
-                                 "the UTC to clock-hour mapping is wrong")
-    frame = pd.DataFrame({"actual": actual, "ensemble": clock_forecast["yhat"].to_numpy(),
-                          "lower": clock_forecast["lower"].to_numpy(), "upper": clock_forecast["upper"].to_numpy()},
-                         index=hours)
+        raise AccuracyInputError(
+            f"{inputs.name}: the backtest's actual price at {at} differs from the file's; "
+            "the UTC to clock-hour mapping is wrong"
+        )
+    frame = pd.DataFrame(
+        {
+            "actual": actual,
+            "ensemble": clock_forecast["yhat"].to_numpy(),
+            "lower": clock_forecast["lower"].to_numpy(),
+            "upper": clock_forecast["upper"].to_numpy(),
+        },
+        index=hours,
+    )
     for member in MEMBERS:
         frame[member] = clock_forecast[f"yhat_{member}"].to_numpy()
     frame["seasonal_naive"] = inputs.clock_prices.reindex(hours - 7 * DAY).to_numpy()
@@ -283,8 +340,10 @@ def comparison_frame(inputs: MarketInputs, clock_forecast: pd.DataFrame, days: p
         frame[key] = published[column].to_numpy(dtype=float)
     if frame.isna().any().any():
         column = frame.columns[frame.isna().any()][0]
-        raise AccuracyInputError(f"{inputs.name}: {column} has no value on {int(frame[column].isna().sum())} hour(s) "
-                                 f"(the seasonal naive needs the week before the test period in --market-file)")
+        raise AccuracyInputError(
+            f"{inputs.name}: {column} has no value on {int(frame[column].isna().sum())} hour(s) "
+            f"(the seasonal naive needs the week before the test period in --market-file)"
+        )
     return frame
 
 
@@ -301,9 +360,13 @@ def score(frame: pd.DataFrame) -> tuple[dict, dict, dict]:
         ratios[f"rmse_vs_{key}"] = metrics["ensemble"]["rmse"] / metrics[key]["rmse"]
         ours_better = diebold_mariano(y, frame[key].to_numpy(), frame["ensemble"].to_numpy())
         theirs_better = diebold_mariano(y, frame["ensemble"].to_numpy(), frame[key].to_numpy())
-        tests[key] = {"statistic_ours_better": ours_better.statistic, "p_ours_better": ours_better.p_value,
-                      "p_published_better": theirs_better.p_value, "days": ours_better.days,
-                      "mean_daily_mae_difference": ours_better.mean_daily_loss_difference}
+        tests[key] = {
+            "statistic_ours_better": ours_better.statistic,
+            "p_ours_better": ours_better.p_value,
+            "p_published_better": theirs_better.p_value,
+            "days": ours_better.days,
+            "mean_daily_mae_difference": ours_better.mean_daily_loss_difference,
+        }
     return metrics, ratios, tests
 
 
@@ -326,13 +389,34 @@ def plot_fortnight(frame: pd.DataFrame, path: Path, name: str) -> Path:
     errors = {who: float((part["actual"] - part[who]).abs().mean()) for who in ("ensemble", *PUBLISHED_ENSEMBLES)}
     fig, ax = plt.subplots(figsize=(13, 4.8), dpi=110)
     ax.plot(part.index, part["actual"], color="black", lw=1.4, label="actual")
-    ax.plot(part.index, part["ensemble"], color="tab:blue", lw=1.1, label=f"ours, weekly refit (MAE {errors['ensemble']:.2f})")
-    ax.plot(part.index, part["lear_ensemble"], color="tab:orange", lw=1.0, ls="--",
-            label=f"LEAR ensemble, published (MAE {errors['lear_ensemble']:.2f})")
-    ax.plot(part.index, part["dnn_ensemble"], color="tab:green", lw=1.0, ls=":",
-            label=f"DNN ensemble, published (MAE {errors['dnn_ensemble']:.2f})")
-    which = ("the fortnight whose MAE of ours is closest to the whole period's" if len(part) < len(frame)
-             else "the whole scored period")
+    ax.plot(
+        part.index,
+        part["ensemble"],
+        color="tab:blue",
+        lw=1.1,
+        label=f"ours, weekly refit (MAE {errors['ensemble']:.2f})",
+    )
+    ax.plot(
+        part.index,
+        part["lear_ensemble"],
+        color="tab:orange",
+        lw=1.0,
+        ls="--",
+        label=f"LEAR ensemble, published (MAE {errors['lear_ensemble']:.2f})",
+    )
+    ax.plot(
+        part.index,
+        part["dnn_ensemble"],
+        color="tab:green",
+        lw=1.0,
+        ls=":",
+        label=f"DNN ensemble, published (MAE {errors['dnn_ensemble']:.2f})",
+    )
+    which = (
+        "the fortnight whose MAE of ours is closest to the whole period's"
+        if len(part) < len(frame)
+        else "the whole scored period"
+    )
     ax.set_title(f"{name}: {start:%Y-%m-%d} to {end - DAY:%Y-%m-%d}, {which} (local clock hours)", fontsize=10)
     ax.set_ylabel("price per MWh")
     ax.grid(alpha=0.3)
@@ -353,8 +437,9 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(PROJECT_ROOT)) if path.is_relative_to(PROJECT_ROOT) else str(path)
 
 
-def run_market(inputs: MarketInputs, settings: Settings, config, args: argparse.Namespace, scope: str,
-               storage_url: str) -> dict:
+def run_market(
+    inputs: MarketInputs, settings: Settings, config, args: argparse.Namespace, scope: str, storage_url: str
+) -> dict:
     """Backtest one market over the published hours, score, plot, write and track it."""
     import torch
 
@@ -375,24 +460,41 @@ def run_market(inputs: MarketInputs, settings: Settings, config, args: argparse.
         raise AccuracyInputError(
             f"--market-file {inputs.market_file}: {available:.0f} days of history before the test period "
             f"({days[0]:%Y-%m-%d}), the training window needs {config.window_days}; pass a smaller --window-days "
-            "or a file with more history")
-    print(f"{inputs.name}: {len(days)} test days {days[0]:%Y-%m-%d} .. {days[-1]:%Y-%m-%d}, budget {config.budget_name}, "
-          f"refit every {args.retrain_every_days} days", file=sys.stderr, flush=True)
-    result = walk_forward(inputs.prices, inputs.exogenous, inputs.market.region, origins, config,
-                          storage_url=storage_url, retrain_every_days=args.retrain_every_days,
-                          retune_every_days=args.retune_every_days, progress=True)
+            "or a file with more history"
+        )
+    print(
+        f"{inputs.name}: {len(days)} test days {days[0]:%Y-%m-%d} .. {days[-1]:%Y-%m-%d}, budget {config.budget_name}, "
+        f"refit every {args.retrain_every_days} days",
+        file=sys.stderr,
+        flush=True,
+    )
+    result = walk_forward(
+        inputs.prices,
+        inputs.exogenous,
+        inputs.market.region,
+        origins,
+        config,
+        storage_url=storage_url,
+        retrain_every_days=args.retrain_every_days,
+        retune_every_days=args.retune_every_days,
+        progress=True,
+    )
     frame = comparison_frame(inputs, local_clock_hours(result.forecasts, inputs.market.timezone), days)
     metrics, ratios, tests = score(frame)
-    verification = verify_published_metrics(inputs.name, inputs.published) if args.verify_published else \
-        {"checked": False, "reason": "--no-verify-published"}
+    verification = (
+        verify_published_metrics(inputs.name, inputs.published)
+        if args.verify_published
+        else {"checked": False, "reason": "--no-verify-published"}
+    )
 
     stem = f"accuracy_{inputs.name}" + (f"_{scope}" if scope else "")
     results = Path(args.results)
     results.mkdir(parents=True, exist_ok=True)
     png = plot_fortnight(frame, results / f"{stem}.png", inputs.name)
     folder = settings.stores.home / "backtests" / f"{stem}-{days[0]:%Y%m%d}-{len(days)}d-{config.budget_name}"
-    summary = backtest_summary(result, config, retrain_every_days=args.retrain_every_days,
-                               retune_every_days=args.retune_every_days)
+    summary = backtest_summary(
+        result, config, retrain_every_days=args.retrain_every_days, retune_every_days=args.retune_every_days
+    )
     artifacts = save_backtest(result, folder, summary, f"{inputs.name} backtest: last 14 days")
     frame.to_parquet(folder / "clock_hours.parquet")
     block_seconds = [b["seconds"] for b in result.blocks]
@@ -403,16 +505,21 @@ def run_market(inputs: MarketInputs, settings: Settings, config, args: argparse.
             "market_file": {"path": _shown(inputs.market_file), "sha256": _sha256(inputs.market_file)},
             "published_forecasts": {"path": _shown(inputs.published_file), "sha256": _sha256(inputs.published_file)},
         },
-        "period": {"first_hour": str(frame.index[0]), "last_hour": str(frame.index[-1]), "days": len(days),
-                   "hours": len(frame), "clock": "local clock hours, 24 a day, as in the published file"},
+        "period": {
+            "first_hour": str(frame.index[0]),
+            "last_hour": str(frame.index[-1]),
+            "days": len(days),
+            "hours": len(frame),
+            "clock": "local clock hours, 24 a day, as in the published file",
+        },
         "protocol": {
             "ours": "walk-forward: tuned with the production Optuna code on the window before the first test day"
-                    + (f", re-tuned every {args.retune_every_days} days" if args.retune_every_days else "")
-                    + f"; refitted every {args.retrain_every_days} days on the {config.window_days} days before; each "
-                    "day forecast from the prices before its local midnight and the day's exogenous forecasts",
+            + (f", re-tuned every {args.retune_every_days} days" if args.retune_every_days else "")
+            + f"; refitted every {args.retrain_every_days} days on the {config.window_days} days before; each "
+            "day forecast from the prices before its local midnight and the day's exogenous forecasts",
             "published": "the paper's models, recalibrated every day (Lago et al. 2021)",
             "rmae": "MAE / MAE of y(d-7,h) built from the scored hours' own prices, first 168 hours left out of the "
-                    "denominator (the paper's definition)",
+            "denominator (the paper's definition)",
             "mape": "guarded: hours with |price| >= 1 only (mape_excluded_share)",
             "diebold_mariano": "multivariate, daily L1 loss differentials of the 24-hour vectors, one-sided, normal",
         },
@@ -420,21 +527,29 @@ def run_market(inputs: MarketInputs, settings: Settings, config, args: argparse.
             **config.describe(),
             "max_rounds": {m: b.max_rounds for m, b in config.budgets.items()},
             "max_epochs": {m: b.max_epochs for m, b in config.budgets.items()},
-            "retrain_every_days": args.retrain_every_days, "retune_every_days": args.retune_every_days,
-            "cnn_lstm_warm_start": False, "torch_threads": torch.get_num_threads(),
+            "retrain_every_days": args.retrain_every_days,
+            "retune_every_days": args.retune_every_days,
+            "cnn_lstm_warm_start": False,
+            "torch_threads": torch.get_num_threads(),
             "seeds": {"optuna_sampler": config.seed, "models": config.seed, "cnn_lstm_batch_order": config.seed},
         },
         "metrics": metrics,
         "ratios": ratios,
         "diebold_mariano": tests,
         "published_check": verification,
-        "timing": {"wall_seconds": round(time.perf_counter() - started, 1), "backtest_seconds": result.seconds,
-                   "tuning_seconds": [t["seconds"] for t in result.tunings], "blocks": len(block_seconds),
-                   "block_seconds_mean": round(float(np.mean(block_seconds)), 2),
-                   "block_seconds_max": round(float(np.max(block_seconds)), 2)},
+        "timing": {
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "backtest_seconds": result.seconds,
+            "tuning_seconds": [t["seconds"] for t in result.tunings],
+            "blocks": len(block_seconds),
+            "block_seconds_mean": round(float(np.mean(block_seconds)), 2),
+            "block_seconds_max": round(float(np.max(block_seconds)), 2),
+        },
         "tuned_params": result.params,
-        "blocks": [{k: b[k] for k in ("first_origin", "origins", "kind", "weights", "last_training_target", "seconds")}
-                   for b in result.blocks],
+        "blocks": [
+            {k: b[k] for k in ("first_origin", "origins", "kind", "weights", "last_training_target", "seconds")}
+            for b in result.blocks
+        ],
         "plot": _shown(png),
         "hourly_forecasts": str(folder),
         "machine": describe_machine(),
@@ -446,17 +561,33 @@ def run_market(inputs: MarketInputs, settings: Settings, config, args: argparse.
         flat.update({f"ratio_{k}": v for k, v in ratios.items()})
         flat.update({f"dm_p_ours_better_than_{k}": t["p_ours_better"] for k, t in tests.items()})
         flat["wall_seconds"] = record["timing"]["wall_seconds"]
-        params = {"market": inputs.name, "scope": record["scope"], "market_file": _shown(inputs.market_file),
-                  "published_forecasts": _shown(inputs.published_file), "days": len(days),
-                  "first_day": f"{days[0]:%Y-%m-%d}", "retrain_every_days": args.retrain_every_days,
-                  "retune_every_days": args.retune_every_days, **config.describe()}
-        record["mlflow_run_id"] = log_backtest(settings, f"accuracy {inputs.name} {len(days)}d", inputs.market.region,
-                                               params, flat, [json_path, png, *artifacts], kind="accuracy-benchmark")
+        params = {
+            "market": inputs.name,
+            "scope": record["scope"],
+            "market_file": _shown(inputs.market_file),
+            "published_forecasts": _shown(inputs.published_file),
+            "days": len(days),
+            "first_day": f"{days[0]:%Y-%m-%d}",
+            "retrain_every_days": args.retrain_every_days,
+            "retune_every_days": args.retune_every_days,
+            **config.describe(),
+        }
+        record["mlflow_run_id"] = log_backtest(
+            settings,
+            f"accuracy {inputs.name} {len(days)}d",
+            inputs.market.region,
+            params,
+            flat,
+            [json_path, png, *artifacts],
+            kind="accuracy-benchmark",
+        )
         json_path.write_text(json.dumps(record, indent=2, default=str) + "\n")
     if verification.get("checked") and not verification["all_match"]:
         bad = [k for k, c in verification["metrics"].items() if not c["matches"]]
-        raise AccuracyInputError(f"{inputs.name}: recomputed published metrics differ from {PUBLISHED_METRICS.name}: "
-                                 f"{', '.join(bad)} (see {json_path})")
+        raise AccuracyInputError(
+            f"{inputs.name}: recomputed published metrics differ from {PUBLISHED_METRICS.name}: "
+            f"{', '.join(bad)} (see {json_path})"
+        )
     return record
 
 
@@ -492,16 +623,26 @@ def write_summary(results: Path) -> Path:
             f"| {m['ensemble']['smape']:.2f} / {m['lear_ensemble']['smape']:.2f} / {m['dnn_ensemble']['smape']:.2f} "
             f"| {t['lear_ensemble']['p_ours_better']:.3g}, {t['lear_ensemble']['p_published_better']:.3g} "
             f"| {t['dnn_ensemble']['p_ours_better']:.3g}, {t['dnn_ensemble']['p_published_better']:.3g} "
-            f"| {checked} | {r['timing']['wall_seconds'] / 60:.1f} min |")
-    lines += ["", "Members (MAE): " + "; ".join(
-        f"{r['market']} ({r['scope']}): " + ", ".join(f"{w} {r['metrics'][w]['mae']:.3f}" for w in MEMBERS)
-        for r in records)]
+            f"| {checked} | {r['timing']['wall_seconds'] / 60:.1f} min |"
+        )
+    lines += [
+        "",
+        "Members (MAE): "
+        + "; ".join(
+            f"{r['market']} ({r['scope']}): " + ", ".join(f"{w} {r['metrics'][w]['mae']:.3f}" for w in MEMBERS)
+            for r in records
+        ),
+    ]
     if records:
         machine = records[-1]["machine"]
-        lines += ["", f"Machine: {machine['cpu']}, {machine['cores']} cores; commits: "
-                  + ", ".join(sorted({r['machine']['git_commit'] for r in records})) + ". "
-                  "Per-market details (seeds, cadence, block times, tuned parameters, DM statistics): "
-                  "`accuracy_<market>[_<scope>].json`; a representative fortnight: the `.png` of the same name."]
+        lines += [
+            "",
+            f"Machine: {machine['cpu']}, {machine['cores']} cores; commits: "
+            + ", ".join(sorted({r["machine"]["git_commit"] for r in records}))
+            + ". "
+            "Per-market details (seeds, cadence, block times, tuned parameters, DM statistics): "
+            "`accuracy_<market>[_<scope>].json`; a representative fortnight: the `.png` of the same name.",
+        ]
     results.mkdir(parents=True, exist_ok=True)
     path = results / "ACCURACY.md"
     path.write_text("\n".join(lines) + "\n")
@@ -522,31 +663,65 @@ def _flag(value: str) -> bool:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__.splitlines()[0])
-    parser.add_argument("--market-file", action="append", type=Path, metavar="PATH",
-                        help="market CSV in the epftoolbox layout (repeatable, paired in order with "
-                             "--published-forecasts; default: the four markets in data/markets)")
-    parser.add_argument("--published-forecasts", action="append", type=Path, metavar="PATH",
-                        help="the paper's forecast file of that market (default: data/published/Forecasts_<M>_...)")
+    parser.add_argument(
+        "--market-file",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="market CSV in the epftoolbox layout (repeatable, paired in order with "
+        "--published-forecasts; default: the four markets in data/markets)",
+    )
+    parser.add_argument(
+        "--published-forecasts",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="the paper's forecast file of that market (default: data/published/Forecasts_<M>_...)",
+    )
     parser.add_argument("--region", help="market code of a single --market-file (default: the file's name)")
     parser.add_argument("--timezone", help="IANA zone of a market the product does not know (e.g. Europe/Madrid)")
     parser.add_argument("--holiday-country", help="holiday calendar of that market (ISO country, e.g. ES)")
     parser.add_argument("--currency", help="currency of that market (default EUR)")
-    parser.add_argument("--quick", nargs="?", const="true", default="false", type=_flag, metavar="true|false",
-                        help=f"{QUICK_MARKET} only (unless files are given), first {QUICK_DAYS} days of the test period")
+    parser.add_argument(
+        "--quick",
+        nargs="?",
+        const="true",
+        default="false",
+        type=_flag,
+        metavar="true|false",
+        help=f"{QUICK_MARKET} only (unless files are given), first {QUICK_DAYS} days of the test period",
+    )
     parser.add_argument("--days", type=int, default=None, help="only the first N days of the test period")
-    parser.add_argument("--budget", default=None, type=lambda v: v.strip() or None, help="tuning budget: smoke, default or thorough "
-                                                       "(default: EOPT_TRAINING_BUDGET, i.e. default)")
+    parser.add_argument(
+        "--budget",
+        default=None,
+        type=lambda v: v.strip() or None,
+        help="tuning budget: smoke, default or thorough (default: EOPT_TRAINING_BUDGET, i.e. default)",
+    )
     parser.add_argument("--retrain-every-days", type=int, default=7, help="refit cadence in days (default 7)")
     parser.add_argument("--retune-every-days", type=int, default=0, help="tune again every N days (default 0: once)")
     parser.add_argument("--window-days", type=int, default=None, help="training window (default: production's)")
-    parser.add_argument("--threads", type=int, default=None, help="CPU threads per fit (default: EOPT_TRAINING_THREADS)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="CPU threads per fit (default: EOPT_TRAINING_THREADS)"
+    )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="CNN-LSTM device")
-    parser.add_argument("--jobs", type=int, default=1,
-                        help="markets backtested at once, each in its own process (2 cores: --jobs 2 --threads 1)")
-    parser.add_argument("--optuna-storage", default=None,
-                        help="Optuna storage URL (default: a new SQLite file per run, so tuning always runs)")
-    parser.add_argument("--verify-published", action=argparse.BooleanOptionalAction, default=True,
-                        help="check that the recomputed published metrics match the paper's table (default on)")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="markets backtested at once, each in its own process (2 cores: --jobs 2 --threads 1)",
+    )
+    parser.add_argument(
+        "--optuna-storage",
+        default=None,
+        help="Optuna storage URL (default: a new SQLite file per run, so tuning always runs)",
+    )
+    parser.add_argument(
+        "--verify-published",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="check that the recomputed published metrics match the paper's table (default on)",
+    )
     parser.add_argument("--verify-only", action="store_true", help="only the published-metrics check, no backtest")
     parser.add_argument("--no-mlflow", action="store_true", help="do not log MLflow runs")
     parser.add_argument("--no-summary", action="store_true", help=argparse.SUPPRESS)  # a child of --jobs
@@ -558,7 +733,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not files and published:
         parser.error("--published-forecasts needs its --market-file")
     if files and len(published) != len(files):
-        parser.error(f"{len(files)} --market-file but {len(published)} --published-forecasts; give one of each per market")
+        parser.error(
+            f"{len(files)} --market-file but {len(published)} --published-forecasts; give one of each per market"
+        )
     if not files:
         names = (QUICK_MARKET,) if args.quick else DEFAULT_MARKETS
         files = [MARKETS_DIR / f"{n}.csv" for n in names]
@@ -591,9 +768,22 @@ def _product_errors() -> tuple[type[Exception], ...]:
 
 def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> list[str]:
     """The command line of one market's process when several run at once."""
-    argv = ["--market-file", str(market_file), "--published-forecasts", str(published), "--jobs", "1", "--no-summary",
-            "--retrain-every-days", str(args.retrain_every_days), "--retune-every-days", str(args.retune_every_days),
-            "--results", str(args.results), "--verify-published" if args.verify_published else "--no-verify-published"]
+    argv = [
+        "--market-file",
+        str(market_file),
+        "--published-forecasts",
+        str(published),
+        "--jobs",
+        "1",
+        "--no-summary",
+        "--retrain-every-days",
+        str(args.retrain_every_days),
+        "--retune-every-days",
+        str(args.retune_every_days),
+        "--results",
+        str(args.results),
+        "--verify-published" if args.verify_published else "--no-verify-published",
+    ]
     if args.quick:
         argv += ["--quick", "true"]
     for option in ("days", "budget", "window_days", "threads", "device", "optuna_storage"):
@@ -610,12 +800,14 @@ def longest_first(pairs: list[tuple[Path, Path]], results: Path) -> list[tuple[P
     one core (FR takes about twice as long as BE). Markets without a recorded time go first, in
     the order given (their cost is unknown).
     """
+
     def recorded(pair: tuple[Path, Path]) -> float:
         path = results / f"accuracy_{pair[0].stem}.json"
         try:
             return float(json.loads(path.read_text())["timing"]["wall_seconds"])
         except (OSError, ValueError, KeyError, TypeError):
             return float("inf")
+
     return sorted(pairs, key=recorded, reverse=True)
 
 
@@ -633,11 +825,16 @@ def run_in_parallel(args: argparse.Namespace, settings: Settings) -> list[str]:
             market_file, published = waiting.pop(0)
             log_path = logs / f"accuracy_{market_file.stem}.log"
             log_file = log_path.open("w")
-            process = subprocess.Popen([sys.executable, "-m", "benchmarks.accuracy",
-                                        *child_argv(args, market_file, published)],
-                                       stdout=log_file, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "benchmarks.accuracy", *child_argv(args, market_file, published)],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+            )
             running.append((market_file.stem, process, log_file, log_path))
-            print(f"{market_file.stem}: started (pid {process.pid}), progress in {log_path}", file=sys.stderr, flush=True)
+            print(
+                f"{market_file.stem}: started (pid {process.pid}), progress in {log_path}", file=sys.stderr, flush=True
+            )
         time.sleep(5)
         for entry in list(running):
             name, process, log_file, log_path = entry
@@ -662,14 +859,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
         config = TrainingConfig.from_settings(settings, args.budget)
     except SettingsError as exc:
         raise SystemExit(f"error: {exc}") from None
-    changes = {k: v for k, v in (("window_days", args.window_days), ("threads", args.threads),
-                                 ("device", args.device)) if v is not None}
+    changes = {
+        k: v
+        for k, v in (("window_days", args.window_days), ("threads", args.threads), ("device", args.device))
+        if v is not None
+    }
     config = replace(config, **changes)
     scope = ("quick" if args.quick and args.days == QUICK_DAYS else f"first{args.days}d") if args.days else ""
     records = []
     try:
-        inputs = [load_inputs(m, p, region=args.region, timezone=args.timezone, holiday_country=args.holiday_country,
-                              currency=args.currency) for m, p in args.pairs]
+        inputs = [
+            load_inputs(
+                m,
+                p,
+                region=args.region,
+                timezone=args.timezone,
+                holiday_country=args.holiday_country,
+                currency=args.currency,
+            )
+            for m, p in args.pairs
+        ]
         if args.jobs > 1 and len(inputs) > 1 and not args.verify_only:
             failed = run_in_parallel(args, settings)
             summary = write_summary(Path(args.results))
@@ -691,9 +900,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 record = run_market(market, settings, config, args, scope, storage)
                 records.append(record)
                 m = record["metrics"]
-                print(f"{market.name}: MAE ours {m['ensemble']['mae']:.3f}, LEAR {m['lear_ensemble']['mae']:.3f}, "
-                      f"DNN {m['dnn_ensemble']['mae']:.3f}, naive {m['seasonal_naive']['mae']:.3f}; "
-                      f"{record['timing']['wall_seconds']:.0f} s", file=sys.stderr, flush=True)
+                print(
+                    f"{market.name}: MAE ours {m['ensemble']['mae']:.3f}, LEAR {m['lear_ensemble']['mae']:.3f}, "
+                    f"DNN {m['dnn_ensemble']['mae']:.3f}, naive {m['seasonal_naive']['mae']:.3f}; "
+                    f"{record['timing']['wall_seconds']:.0f} s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     except (AccuracyInputError, *_product_errors()) as exc:
         raise SystemExit(f"error: {exc}") from None
     if args.no_summary:

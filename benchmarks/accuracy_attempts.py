@@ -82,32 +82,43 @@ def main(argv: list[str] | None = None) -> dict:
     started, weeks = time.perf_counter(), []
     for number in picked:
         block_started = time.perf_counter()
-        block = origins[number * 7:(number + 1) * 7]
+        block = origins[number * 7 : (number + 1) * 7]
         data = training_window(inputs.prices, inputs.exogenous, region, block[0], config.window_days)
         frame = build_training_frame(data, config)
         train = frame[frame["split"] == "train"]
         validation = frame[frame["split"] == "validation"].reset_index(drop=True)
-        whole = complete_origins(build_feature_frame(data.prices, data.exogenous, region, strided_origins(
-            data.start + LOOKBACK_HOURS * HOUR, block[0] - (HORIZON_HOURS - 1) * HOUR, config.origin_stride_h)))
+        whole = complete_origins(
+            build_feature_frame(
+                data.prices,
+                data.exogenous,
+                region,
+                strided_origins(
+                    data.start + LOOKBACK_HOURS * HOUR, block[0] - (HORIZON_HOURS - 1) * HOUR, config.origin_stride_h
+                ),
+            )
+        )
         assert whole["target_ts"].max() < block[0], "a refit row reaches the forecast origin"
         base, other, steps = {}, {}, {}
         for model in config.models:
             budget = config.budget(model)
             max_steps = budget.max_epochs or budget.max_rounds
-            fitted = model_class(model)(params[model], columns, seed=config.seed, max_steps=max_steps, device="cpu",
-                                        threads=1)
+            fitted = model_class(model)(
+                params[model], columns, seed=config.seed, max_steps=max_steps, device="cpu", threads=1
+            )
             steps[model] = max(1, fitted.fit(train, validation).best_step)
             base[model] = fitted
             if args.attempt == "refit":
                 # the validation rows are inside the whole window now: early stopping cannot stop before `steps`
-                other[model] = model_class(model)(params[model], columns, seed=config.seed, max_steps=steps[model],
-                                                  device="cpu", threads=1)
+                other[model] = model_class(model)(
+                    params[model], columns, seed=config.seed, max_steps=steps[model], device="cpu", threads=1
+                )
                 other[model].fit(whole, validation)
             elif model == "cnn_lstm":
                 draws = [fitted]
                 for extra in range(1, args.seeds):
-                    draw = model_class(model)(params[model], columns, seed=config.seed + extra, max_steps=max_steps,
-                                              device="cpu", threads=1)
+                    draw = model_class(model)(
+                        params[model], columns, seed=config.seed + extra, max_steps=max_steps, device="cpu", threads=1
+                    )
                     draw.fit(train, validation)
                     draws.append(draw)
                 other[model] = SeedAverage(draws)
@@ -122,35 +133,58 @@ def main(argv: list[str] | None = None) -> dict:
             predictions = {m: f.predict(validation) for m, f in members.items()}
             decision = decide(predictions, actual)
             combined = sum(w * predictions[m] for m, w in decision.weights.items())
-            calibrated[name] = (decision, calibrate_intervals(actual, combined, validation["horizon"].to_numpy(),
-                                                              config.interval_coverage))
-        week = {"first_origin": str(block[0]), "steps": steps,
-                **{f"{name}_weights": c[0].weights for name, c in calibrated.items()}}
+            calibrated[name] = (
+                decision,
+                calibrate_intervals(actual, combined, validation["horizon"].to_numpy(), config.interval_coverage),
+            )
+        week = {
+            "first_origin": str(block[0]),
+            "steps": steps,
+            **{f"{name}_weights": c[0].weights for name, c in calibrated.items()},
+        }
         for name, members in (("base", base), (args.attempt, other)):
             decision, intervals = calibrated[name]
             forecaster = EnsembleForecaster(region, members, decision, intervals, columns)
-            rows = pd.concat([forecast_day(forecaster, inputs.prices, inputs.exogenous, region, o) for o in block],
-                             ignore_index=True)
+            rows = pd.concat(
+                [forecast_day(forecaster, inputs.prices, inputs.exogenous, region, o) for o in block], ignore_index=True
+            )
             y = inputs.prices.reindex(pd.DatetimeIndex(rows["target_ts"])).to_numpy()
             week[f"{name}_mae"] = mae(y, rows["yhat"])
             for model in config.models:
                 week[f"{name}_{model}_mae"] = mae(y, rows[f"yhat_{model}"])
         week["seconds"] = round(time.perf_counter() - block_started, 1)
         weeks.append(week)
-        print(f"{market} week of {block[0]:%Y-%m-%d}: MAE base {week['base_mae']:.3f}, "
-              f"{args.attempt} {week[args.attempt + '_mae']:.3f} "
-              f"({week['seconds']:.0f} s)", file=sys.stderr, flush=True)
+        print(
+            f"{market} week of {block[0]:%Y-%m-%d}: MAE base {week['base_mae']:.3f}, "
+            f"{args.attempt} {week[args.attempt + '_mae']:.3f} "
+            f"({week['seconds']:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
     mean = {key: float(np.mean([w[key] for w in weeks])) for key in weeks[0] if key.endswith("_mae")}
-    what = {"refit": "refit members on the whole window with the validation's step counts",
-            "seeds": f"CNN-LSTM member = mean of {args.seeds} seeds, weights refitted"}[args.attempt]
+    what = {
+        "refit": "refit members on the whole window with the validation's step counts",
+        "seeds": f"CNN-LSTM member = mean of {args.seeds} seeds, weights refitted",
+    }[args.attempt]
     ratio = mean[f"{args.attempt}_mae"] / mean["base_mae"]
-    record = {"market": market, "attempt": args.attempt, "description": what, "seeds": args.seeds,
-              "weeks": weeks, "mean_mae": mean, "ratio_to_base": ratio,
-              "seconds": round(time.perf_counter() - started, 1), "machine": describe_machine()}
+    record = {
+        "market": market,
+        "attempt": args.attempt,
+        "description": what,
+        "seeds": args.seeds,
+        "weeks": weeks,
+        "mean_mae": mean,
+        "ratio_to_base": ratio,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": describe_machine(),
+    }
     path = RESULTS / f"attempt_{args.attempt}_{market}.json"  # not accuracy_*: the summary table globs those
     path.write_text(json.dumps(record, indent=2) + "\n")
-    print(f"{market}: mean MAE base {mean['base_mae']:.3f}, {args.attempt} {mean[args.attempt + '_mae']:.3f} "
-          f"(ratio {ratio:.3f}); {path}", file=sys.stderr)
+    print(
+        f"{market}: mean MAE base {mean['base_mae']:.3f}, {args.attempt} {mean[args.attempt + '_mae']:.3f} "
+        f"(ratio {ratio:.3f}); {path}",
+        file=sys.stderr,
+    )
     return record
 
 

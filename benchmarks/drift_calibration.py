@@ -43,8 +43,9 @@ ALTERNATIVE_THRESHOLDS = (0.1, 0.5, 1.0)  # 0.1: Evidently's default for the nor
 WEEK = pd.Timedelta(days=7)
 
 
-def weekly_as_of(first: pd.Timestamp, end: pd.Timestamp, quality_days: int, training_days: int,
-                 step_weeks: int) -> list[pd.Timestamp]:
+def weekly_as_of(
+    first: pd.Timestamp, end: pd.Timestamp, quality_days: int, training_days: int, step_weeks: int
+) -> list[pd.Timestamp]:
     """Every ``as_of`` from ``end`` back in steps of ``step_weeks`` weeks whose reference window
     (the ``training_days`` before its ``quality_days`` current window) starts at or after ``first``; oldest first."""
     earliest = first + pd.Timedelta(days=training_days + quality_days)
@@ -83,11 +84,23 @@ def calibrate_region(region: str, step_weeks: int, position: int) -> dict[str, A
             store.upsert_history(history.prices, history.exogenous)
             load_s = time.perf_counter() - started
             first, last = history.prices["ts"].min(), history.prices["ts"].max()
-            dates = weekly_as_of(first, last + pd.Timedelta(hours=1), settings.quality.window_days,
-                                 settings.training.window_days, step_weeks)
+            dates = weekly_as_of(
+                first,
+                last + pd.Timedelta(hours=1),
+                settings.quality.window_days,
+                settings.training.window_days,
+                step_weeks,
+            )
             weeks = []
-            for as_of in tqdm(dates, desc=f"{region} weeks", unit="week", position=position, leave=True,
-                              mininterval=2.0, file=sys.stderr):
+            for as_of in tqdm(
+                dates,
+                desc=f"{region} weeks",
+                unit="week",
+                position=position,
+                leave=True,
+                mininterval=2.0,
+                file=sys.stderr,
+            ):
                 result = region_drift(settings, store, None, region, as_of, home / "reports")
                 details = result.details or {}
                 week: dict[str, Any] = {"as_of": as_of.isoformat(), "status": result.status}
@@ -118,9 +131,14 @@ def calibrate_region(region: str, step_weeks: int, position: int) -> dict[str, A
         "min_reference_hours": MIN_REFERENCE_HOURS,
         "reference": "no model registry (client=None): the training_window_days before the current week, same season",
     }
-    return {"region": region, "history": {"first": first.isoformat(), "last": last.isoformat()},
-            "load_seconds": round(load_s, 2), "seconds": round(time.perf_counter() - started, 1),
-            "settings": settings_used, "weeks": weeks}
+    return {
+        "region": region,
+        "history": {"first": first.isoformat(), "last": last.isoformat()},
+        "load_seconds": round(load_s, 2),
+        "seconds": round(time.perf_counter() - started, 1),
+        "settings": settings_used,
+        "weeks": weeks,
+    }
 
 
 def summarize(run: dict[str, Any]) -> dict[str, Any]:
@@ -135,8 +153,9 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
     compared = {c: sum(c in w["scores"] for w in checked) for c in columns}
     drifted = {c: sum(c in w["drifted_columns"] for w in checked) for c in columns}
     # the recorded scores must reproduce the product's own share, or the recomputed thresholds mean nothing
-    disagreements = [w["as_of"] for w in checked
-                     if abs(drifted_share(w["scores"], column_threshold) - w["share"]) > 1e-9]
+    disagreements = [
+        w["as_of"] for w in checked if abs(drifted_share(w["scores"], column_threshold) - w["share"]) > 1e-9
+    ]
     at_thresholds = {}
     for threshold in sorted({column_threshold, *ALTERNATIVE_THRESHOLDS}):
         recomputed = [drifted_share(w["scores"], threshold) for w in checked]
@@ -156,11 +175,14 @@ def summarize(run: dict[str, Any]) -> dict[str, Any]:
         "critical_as_of": critical,
         "mean_share": round(statistics.fmean(shares), 4) if n else None,
         "median_share": round(statistics.median(shares), 4) if n else None,
-        "column_drift_pct": {c: round(100 * drifted[c] / compared[c], 1)
-                             for c in sorted(columns, key=lambda c: (-drifted[c] / compared[c], c))},
+        "column_drift_pct": {
+            c: round(100 * drifted[c] / compared[c], 1)
+            for c in sorted(columns, key=lambda c: (-drifted[c] / compared[c], c))
+        },
         "column_compared_weeks": compared,
-        "column_median_score": {c: round(statistics.median(w["scores"][c] for w in checked if c in w["scores"]), 3)
-                                for c in columns},
+        "column_median_score": {
+            c: round(statistics.median(w["scores"][c] for w in checked if c in w["scores"]), 3) for c in columns
+        },
         "at_column_threshold": at_thresholds,
         "recomputed_share_disagreements": disagreements,
         "seconds_per_report": {
@@ -186,29 +208,45 @@ def _pooled(summaries: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "critical_pct": round(100 * sum(s["critical_weeks"] for s in summaries.values()) / n, 1),
         "mean_share": round(weighted(lambda s: s["mean_share"]), 4),
         "at_column_threshold": {
-            t: {"critical_weeks": sum(s["at_column_threshold"][t]["critical_weeks"] for s in summaries.values()),
-                "critical_pct": round(100 * sum(s["at_column_threshold"][t]["critical_weeks"]
-                                                for s in summaries.values()) / n, 1)}
-            for t in thresholds},
+            t: {
+                "critical_weeks": sum(s["at_column_threshold"][t]["critical_weeks"] for s in summaries.values()),
+                "critical_pct": round(
+                    100 * sum(s["at_column_threshold"][t]["critical_weeks"] for s in summaries.values()) / n, 1
+                ),
+            }
+            for t in thresholds
+        },
         "seconds_per_report_mean": round(weighted(lambda s: s["seconds_per_report"]["mean"]), 3),
     }
 
 
-def _table(summaries: dict[str, dict[str, Any]], pooled: dict[str, Any], settings: dict[str, Any],
-           step_weeks: int, jobs: int, wall_s: float) -> list[str]:
+def _table(
+    summaries: dict[str, dict[str, Any]],
+    pooled: dict[str, Any],
+    settings: dict[str, Any],
+    step_weeks: int,
+    jobs: int,
+    wall_s: float,
+) -> list[str]:
     column = f"{settings['column_threshold']:g}"
     alternatives = [f"{t:g}" for t in ALTERNATIVE_THRESHOLDS]
-    lines = [f"| market | weeks | critical weeks % at {column} | mean share | most-drifted columns (% of weeks) | "
-             f"% critical at {' / '.join(alternatives)} | s per week |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| market | weeks | critical weeks % at {column} | mean share | most-drifted columns (% of weeks) | "
+        f"% critical at {' / '.join(alternatives)} | s per week |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for region, s in summaries.items():
         top = ", ".join(f"{c} {p:g}%" for c, p in list(s["column_drift_pct"].items())[:3] if p > 0) or "none"
         rates = " / ".join(f"{s['at_column_threshold'][t]['critical_pct']:g}" for t in alternatives)
-        lines.append(f"| {region} | {s['weeks']} | {s['critical_pct']:g} ({s['critical_weeks']}) | "
-                     f"{s['mean_share']:.3f} | {top} | {rates} | {s['seconds_per_report']['mean']:.2f} |")
+        lines.append(
+            f"| {region} | {s['weeks']} | {s['critical_pct']:g} ({s['critical_weeks']}) | "
+            f"{s['mean_share']:.3f} | {top} | {rates} | {s['seconds_per_report']['mean']:.2f} |"
+        )
     rates = " / ".join(f"{pooled['at_column_threshold'][t]['critical_pct']:g}" for t in alternatives)
-    lines.append(f"| **all** | **{pooled['weeks']}** | **{pooled['critical_pct']:g} ({pooled['critical_weeks']})** | "
-                 f"**{pooled['mean_share']:.3f}** | | **{rates}** | **{pooled['seconds_per_report_mean']:.2f}** |")
+    lines.append(
+        f"| **all** | **{pooled['weeks']}** | **{pooled['critical_pct']:g} ({pooled['critical_weeks']})** | "
+        f"**{pooled['mean_share']:.3f}** | | **{rates}** | **{pooled['seconds_per_report_mean']:.2f}** |"
+    )
     spans = "; ".join(f"{r} {s['first_as_of'][:10]} .. {s['last_as_of'][:10]}" for r, s in summaries.items())
     skipped = sum(s["skipped_weeks"] for s in summaries.values())
     lines += [
@@ -248,10 +286,12 @@ def main() -> None:
     summaries = {region: summarize(run) for region, run in runs.items()}
     for region, s in summaries.items():
         if s["recomputed_share_disagreements"]:
-            raise SystemExit(f"{region}: the recorded column scores do not reproduce the check's drifted share in "
-                             f"{len(s['recomputed_share_disagreements'])} week(s), first "
-                             f"{s['recomputed_share_disagreements'][0]}: Evidently's drift rule is not score >= "
-                             f"threshold any more; fix drifted_share in benchmarks/drift_calibration.py")
+            raise SystemExit(
+                f"{region}: the recorded column scores do not reproduce the check's drifted share in "
+                f"{len(s['recomputed_share_disagreements'])} week(s), first "
+                f"{s['recomputed_share_disagreements'][0]}: Evidently's drift rule is not score >= "
+                f"threshold any more; fix drifted_share in benchmarks/drift_calibration.py"
+            )
     pooled = _pooled(summaries)
     settings = next(iter(runs.values()))["settings"]
     results = {
@@ -260,15 +300,25 @@ def main() -> None:
         "wall_seconds": round(wall_s, 1),
         "load_average_before": [round(x, 2) for x in load_before],
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
-        "settings": {**settings, "step_weeks": args.step_weeks, "jobs": args.jobs,
-                     "alternative_column_thresholds": list(ALTERNATIVE_THRESHOLDS), "regions": regions},
+        "settings": {
+            **settings,
+            "step_weeks": args.step_weeks,
+            "jobs": args.jobs,
+            "alternative_column_thresholds": list(ALTERNATIVE_THRESHOLDS),
+            "regions": regions,
+        },
         "all_markets": pooled,
         "markets": summaries,
         "weeks": {region: run["weeks"] for region, run in runs.items()},
         "history": {region: run["history"] for region, run in runs.items()},
     }
-    write_results(RESULTS, NAME, results, "Drift check: how often a normal week is called critical",
-                  _table(summaries, pooled, settings, args.step_weeks, args.jobs, wall_s))
+    write_results(
+        RESULTS,
+        NAME,
+        results,
+        "Drift check: how often a normal week is called critical",
+        _table(summaries, pooled, settings, args.step_weeks, args.jobs, wall_s),
+    )
 
 
 if __name__ == "__main__":

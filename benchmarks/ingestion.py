@@ -42,7 +42,9 @@ def _free_port() -> int:
 
 def _start_sandbox(port: int) -> subprocess.Popen:
     eopt = Path(sys.executable).parent / "eopt"
-    process = subprocess.Popen([str(eopt), "sandbox", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [str(eopt), "sandbox", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         with socket.socket() as s:
@@ -86,12 +88,22 @@ def run(repeats: int) -> dict:
                 total = 0
                 for lo in pd.date_range("2015-01-01", "2016-12-31", freq="30D", tz="UTC"):
                     hi = min(lo + pd.Timedelta(days=30), pd.Timestamp("2017-01-01", tz="UTC"))
-                    report = run_cycle(settings, pd.Timestamp.now(tz="UTC"), store, cache, start=lo, end=hi,
-                                       sources=["entsoe"], min_records=0)
+                    report = run_cycle(
+                        settings,
+                        pd.Timestamp.now(tz="UTC"),
+                        store,
+                        cache,
+                        start=lo,
+                        end=hi,
+                        sources=["entsoe"],
+                        min_records=0,
+                    )
                     total += report.stored["inserted"]
                 timings["two_year_load"].append(time.perf_counter() - start)
                 stored["two_year_rows"] = total
-            print(f"repeat {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in timings.items()), flush=True)
+            print(
+                f"repeat {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in timings.items()), flush=True
+            )
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=10)

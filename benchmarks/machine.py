@@ -41,7 +41,9 @@ def _git_commit() -> str:
             # benchmarks/results/ holds what benchmarks write: a run that rewrites its own earlier result
             # files (or a second market's) is still a run of the committed code
             ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results"],
-            cwd=PROJECT_ROOT, capture_output=True, text=True
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         return commit + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):

@@ -60,9 +60,14 @@ def _free_port() -> int:
 
 def _stats(seconds: list[float]) -> dict[str, float]:
     ms = np.asarray(seconds) * 1000
-    return {"n": int(ms.size), "p50_ms": round(float(np.percentile(ms, 50)), 2),
-            "p99_ms": round(float(np.percentile(ms, 99)), 2), "mean_ms": round(float(ms.mean()), 2),
-            "min_ms": round(float(ms.min()), 2), "max_ms": round(float(ms.max()), 2)}
+    return {
+        "n": int(ms.size),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "mean_ms": round(float(ms.mean()), 2),
+        "min_ms": round(float(ms.min()), 2),
+        "max_ms": round(float(ms.max()), 2),
+    }
 
 
 def _log(message: str) -> None:
@@ -70,6 +75,7 @@ def _log(message: str) -> None:
 
 
 # -- 1 + 2: store and champions ----------------------------------------------------------------
+
 
 def prepare(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> dict:
     """Load what the store lacks, retrain and gate every region without a champion; figures per region."""
@@ -100,18 +106,30 @@ def prepare(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
             started = time.perf_counter()
             outcome = retrain_region(settings, store, region)
             figures["train_seconds"] = round(time.perf_counter() - started, 1)
-            decision = gate_candidate(client, settings, store, promotions, region, outcome.candidate.version,
-                                      actor="benchmarks.serving")
-            figures.update(version=outcome.candidate.version, test_mae=round(outcome.evaluation["test_mae"], 3),
-                           test_rmae=round(outcome.evaluation["test_rmae"], 3), gate=decision.decision.summary)
+            decision = gate_candidate(
+                client, settings, store, promotions, region, outcome.candidate.version, actor="benchmarks.serving"
+            )
+            figures.update(
+                version=outcome.candidate.version,
+                test_mae=round(outcome.evaluation["test_mae"], 3),
+                test_rmae=round(outcome.evaluation["test_rmae"], 3),
+                gate=decision.decision.summary,
+            )
             if not decision.decision.promote:
-                promote_version(client, promotions, region, outcome.candidate.version,
-                                "benchmark: smoke-budget model promoted by hand so the DAG run forecasts every "
-                                "region with a model", "benchmarks.serving")
+                promote_version(
+                    client,
+                    promotions,
+                    region,
+                    outcome.candidate.version,
+                    "benchmark: smoke-budget model promoted by hand so the DAG run forecasts every region with a model",
+                    "benchmarks.serving",
+                )
                 figures["promoted_by_hand"] = True
             current = champion(client, region)
-            _log(f"{region}: trained in {figures['train_seconds']} s, version {current.version} is champion "
-                 f"({figures['gate']})")
+            _log(
+                f"{region}: trained in {figures['train_seconds']} s, version {current.version} is champion "
+                f"({figures['gate']})"
+            )
         figures["champion"] = current.uri
         out[region] = figures
     engine.dispose()
@@ -119,6 +137,7 @@ def prepare(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
 
 
 # -- 3: latency ----------------------------------------------------------------------------------
+
 
 def request_frame(settings: Settings, region: str, origin: pd.Timestamp) -> pd.DataFrame:
     from core.model_input import to_model_input
@@ -129,21 +148,42 @@ def request_frame(settings: Settings, region: str, origin: pd.Timestamp) -> pd.D
     store = PriceStore(create_store_engine(settings.stores.database_url))
     canonical = store.read_canonical(region, origin - pd.Timedelta(hours=LOOKBACK_HOURS + 48), origin)
     prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
-    exogenous = store.read_exogenous(region, origin - pd.Timedelta(hours=LOOKBACK_HOURS + 48), origin + pd.Timedelta(hours=24))
+    exogenous = store.read_exogenous(
+        region, origin - pd.Timedelta(hours=LOOKBACK_HOURS + 48), origin + pd.Timedelta(hours=24)
+    )
     store.engine.dispose()
     return to_model_input(inference_frame(prices, exogenous, region, origin), feature_columns(region))
 
 
 def start_server(model_uri: str, settings: Settings, log: Path) -> tuple[subprocess.Popen, str, float]:
     port = _free_port()
-    env = child_environment(BIN, MLFLOW_TRACKING_URI=settings.stores.mlflow_tracking_uri,
-                            MLFLOW_REGISTRY_URI=settings.stores.mlflow_registry_uri,
-                            MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false")
+    env = child_environment(
+        BIN,
+        MLFLOW_TRACKING_URI=settings.stores.mlflow_tracking_uri,
+        MLFLOW_REGISTRY_URI=settings.stores.mlflow_registry_uri,
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+    )
     started = time.perf_counter()
     with log.open("wb") as out:
-        process = subprocess.Popen([str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
-                                    "-h", "127.0.0.1", "-p", str(port)], env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                model_uri,
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     import requests
 
@@ -218,25 +258,41 @@ def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: i
             order = (("http", http), ("in_process", local)) if i % 2 == 0 else (("in_process", local), ("http", http))
             for name, call in order:
                 timed[name].append(call())
-        served = pd.DataFrame(session.post(f"{url}/invocations", data=body, headers=headers, timeout=60).json()["predictions"])
+        served = pd.DataFrame(
+            session.post(f"{url}/invocations", data=body, headers=headers, timeout=60).json()["predictions"]
+        )
     finally:
         stop_server(process)
     same = np.allclose(model.predict(frame)["yhat"].to_numpy(float), served["yhat"].to_numpy(float), rtol=1e-9)
-    return {"model_uri": uri, "origin": str(origin), "rows": len(frame), "request_bytes": len(body),
-            "warmup": warmup, "server_start_s": round(start_s, 2), "in_process_load_s": round(load_s, 2),
-            "http": _stats(timed["http"]), "in_process": _stats(timed["in_process"]),
-            "served_equals_in_process": bool(same),
-            "load_average_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
+    return {
+        "model_uri": uri,
+        "origin": str(origin),
+        "rows": len(frame),
+        "request_bytes": len(body),
+        "warmup": warmup,
+        "server_start_s": round(start_s, 2),
+        "in_process_load_s": round(load_s, 2),
+        "http": _stats(timed["http"]),
+        "in_process": _stats(timed["in_process"]),
+        "served_equals_in_process": bool(same),
+        "load_average_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
+    }
 
 
 # -- 4: the forecast DAG -----------------------------------------------------------------------
 
+
 def dag_run(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> dict:
     airflow_home = Path(tempfile.mkdtemp(prefix="airflow-", dir=settings.stores.home))  # a fresh metadata DB per run
     env = child_environment(
-        BIN, AIRFLOW_HOME=str(airflow_home), AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False", AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{airflow_home / 'airflow.db'}",
-        EOPT_HOME=str(settings.stores.home), EOPT_REGIONS=",".join(regions), EOPT_LOG_LEVEL="WARNING",
+        BIN,
+        AIRFLOW_HOME=str(airflow_home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"sqlite:///{airflow_home / 'airflow.db'}",
+        EOPT_HOME=str(settings.stores.home),
+        EOPT_REGIONS=",".join(regions),
+        EOPT_LOG_LEVEL="WARNING",
         EOPT_AIRFLOW_TASK_RETRIES="0",
         # `airflow dags test` crashes after a successful run of a DAG with a deadline (apache/airflow#73428)
         EOPT_AIRFLOW_DEADLINE_ALERTS="0",
@@ -245,8 +301,9 @@ def dag_run(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
     env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
 
     def airflow(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-        return subprocess.run([str(BIN / "airflow"), *args], env=env, cwd=airflow_home, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            [str(BIN / "airflow"), *args], env=env, cwd=airflow_home, capture_output=True, text=True, timeout=timeout
+        )
 
     for args in (("db", "migrate"), ("pools", "import", str(PROJECT_ROOT / "airflow" / "pools.json"))):
         result = airflow(*args)
@@ -258,24 +315,38 @@ def dag_run(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
     wall = time.perf_counter() - started
     (airflow_home / "dag_run.log").write_text(result.stdout + "\n" + result.stderr)
     with sqlite3.connect(airflow_home / "airflow.db") as conn:
-        rows = conn.execute("SELECT task_id, state, start_date, end_date FROM task_instance WHERE dag_id = ? "
-                            "ORDER BY start_date", (DAG_ID,)).fetchall()
+        rows = conn.execute(
+            "SELECT task_id, state, start_date, end_date FROM task_instance WHERE dag_id = ? ORDER BY start_date",
+            (DAG_ID,),
+        ).fetchall()
     tasks = {}
     for task_id, state, start, end in rows:
         first, last = pd.Timestamp(start), pd.Timestamp(end) if end else None
-        tasks[task_id] = {"state": state, "start": str(first), "end": None if last is None else str(last),
-                          "seconds": round((last - first).total_seconds(), 2) if last is not None else None}
+        tasks[task_id] = {
+            "state": state,
+            "start": str(first),
+            "end": None if last is None else str(last),
+            "seconds": round((last - first).total_seconds(), 2) if last is not None else None,
+        }
     starts = [pd.Timestamp(t["start"]) for t in tasks.values()]
     ends = [pd.Timestamp(t["end"]) for t in tasks.values() if t["end"] is not None]
     span = round((max(ends) - min(starts)).total_seconds(), 2) if starts and ends else None
     forecasts = _stored_forecasts(settings, run_date)
-    return {"logical_date": logical, "regions": regions, "returncode": result.returncode,
-            "command_wall_s": round(wall, 2), "tasks": tasks, "tasks_span_s": span,
-            "task_seconds_sum": round(sum(t["seconds"] or 0 for t in tasks.values()), 2),
-            "forecasts": forecasts, "target": f"tasks finish in under {DAG_TARGET_S:.0f} s for four regions",
-            "target_met": bool(result.returncode == 0 and span is not None and span < DAG_TARGET_S
-                               and len(forecasts) == len(regions)),
-            "log_tail": (result.stdout + result.stderr)[-1500:] if result.returncode != 0 else ""}
+    return {
+        "logical_date": logical,
+        "regions": regions,
+        "returncode": result.returncode,
+        "command_wall_s": round(wall, 2),
+        "tasks": tasks,
+        "tasks_span_s": span,
+        "task_seconds_sum": round(sum(t["seconds"] or 0 for t in tasks.values()), 2),
+        "forecasts": forecasts,
+        "target": f"tasks finish in under {DAG_TARGET_S:.0f} s for four regions",
+        "target_met": bool(
+            result.returncode == 0 and span is not None and span < DAG_TARGET_S and len(forecasts) == len(regions)
+        ),
+        "log_tail": (result.stdout + result.stderr)[-1500:] if result.returncode != 0 else "",
+    }
 
 
 def _stored_forecasts(settings: Settings, run_date: pd.Timestamp) -> dict:
@@ -285,13 +356,18 @@ def _stored_forecasts(settings: Settings, run_date: pd.Timestamp) -> dict:
 
     engine = create_store_engine(settings.stores.database_url)
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT region, model_name, model_version, is_fallback, count(*) FROM forecasts "
-                                    "GROUP BY region, model_name, model_version, is_fallback")).all()
+        rows = conn.execute(
+            sa.text(
+                "SELECT region, model_name, model_version, is_fallback, count(*) FROM forecasts "
+                "GROUP BY region, model_name, model_version, is_fallback"
+            )
+        ).all()
     engine.dispose()
     return {r: {"model": f"{m} v{v}", "is_fallback": bool(f), "hours": n} for r, m, v, f, n in rows}
 
 
 # -- main ----------------------------------------------------------------------------------------
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -314,17 +390,29 @@ def main() -> None:
     settings.ensure_home()
     _log(f"home {home}")
 
-    results: dict = {"benchmark": "serving", "home": str(home), "run_date": str(run_date), "budget": args.budget,
-                     "training_window": TRAINING, "machine": describe_machine()}
+    results: dict = {
+        "benchmark": "serving",
+        "home": str(home),
+        "run_date": str(run_date),
+        "budget": args.budget,
+        "training_window": TRAINING,
+        "machine": describe_machine(),
+    }
     results["regions"] = prepare(settings, regions, run_date)
-    results["latency"] = latency(settings, "NP" if "NP" in regions else regions[0], run_date, args.requests, args.warmup)
+    results["latency"] = latency(
+        settings, "NP" if "NP" in regions else regions[0], run_date, args.requests, args.warmup
+    )
     lat = results["latency"]
-    _log(f"HTTP p50 {lat['http']['p50_ms']} ms p99 {lat['http']['p99_ms']} ms; in process p50 "
-         f"{lat['in_process']['p50_ms']} ms p99 {lat['in_process']['p99_ms']} ms")
+    _log(
+        f"HTTP p50 {lat['http']['p50_ms']} ms p99 {lat['http']['p99_ms']} ms; in process p50 "
+        f"{lat['in_process']['p50_ms']} ms p99 {lat['in_process']['p99_ms']} ms"
+    )
     if DAG_FILE.is_file() and not args.skip_dag:
         results["dag"] = dag_run(settings, regions, run_date)
-        _log(f"dag: rc {results['dag']['returncode']}, command {results['dag']['command_wall_s']} s, "
-             f"tasks span {results['dag']['tasks_span_s']} s")
+        _log(
+            f"dag: rc {results['dag']['returncode']}, command {results['dag']['command_wall_s']} s, "
+            f"tasks span {results['dag']['tasks_span_s']} s"
+        )
     else:
         results["dag"] = None
 
@@ -334,9 +422,13 @@ def main() -> None:
         "",
         "| path | p50 ms | p99 ms | mean ms | min ms | max ms |",
         "|---|---:|---:|---:|---:|---:|",
-        *(f"| {name} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {s['mean_ms']:.1f} | {s['min_ms']:.1f} | {s['max_ms']:.1f} |"
-          for name, s in (("`POST /invocations` (mlflow models serve, loopback)", lat["http"]),
-                          ("`mlflow.pyfunc.load_model(...).predict` in process", lat["in_process"]))),
+        *(
+            f"| {name} | {s['p50_ms']:.1f} | {s['p99_ms']:.1f} | {s['mean_ms']:.1f} | {s['min_ms']:.1f} | {s['max_ms']:.1f} |"
+            for name, s in (
+                ("`POST /invocations` (mlflow models serve, loopback)", lat["http"]),
+                ("`mlflow.pyfunc.load_model(...).predict` in process", lat["in_process"]),
+            )
+        ),
         "",
         f"Server start to first `/ping`: {lat['server_start_s']:.1f} s; in-process model load: {lat['in_process_load_s']:.1f} s; "
         f"served forecast equals the in-process one: {'yes' if lat['served_equals_in_process'] else 'NO'}. "
@@ -351,24 +443,46 @@ def main() -> None:
             "",
             "| task | state | seconds |",
             "|---|---|---:|",
-            *(f"| {task} | {t['state']} | {t['seconds'] if t['seconds'] is not None else ''} |" for task, t in dag["tasks"].items()),
+            *(
+                f"| {task} | {t['state']} | {t['seconds'] if t['seconds'] is not None else ''} |"
+                for task, t in dag["tasks"].items()
+            ),
             f"| **first task start to last task end** | | **{dag['tasks_span_s']}** |",
             f"| whole `airflow dags test` command (process start, DAG parsing included) | rc {dag['returncode']} | {dag['command_wall_s']} |",
             "",
-            "Stored forecasts: " + "; ".join(f"{r} {f['hours']} h by {f['model']}{' (FALLBACK)' if f['is_fallback'] else ''}"
-                                             for r, f in sorted(dag["forecasts"].items())) + ".",
+            "Stored forecasts: "
+            + "; ".join(
+                f"{r} {f['hours']} h by {f['model']}{' (FALLBACK)' if f['is_fallback'] else ''}"
+                for r, f in sorted(dag["forecasts"].items())
+            )
+            + ".",
             f"Target: {dag['target']} ({'met' if dag['target_met'] else 'NOT met'}).",
         ]
     trained = {r: f for r, f in results["regions"].items() if "train_seconds" in f}
     if trained:
-        lines += ["", "Champions: " + "; ".join(
-            f"{r} v{f['version']} (retrained in {f['train_seconds']} s, test rMAE {f['test_rmae']}"
-            f"{', promoted by hand: ' + f['gate'] if f.get('promoted_by_hand') else ''})" for r, f in trained.items()) + "."]
-    lines += ["", f"Budget `{args.budget}`; 120-day training window (14 days validation, 14 test); the store holds the "
-              f"{STORE_DAYS} days before the run date. Smoke models have at most 150 boosting rounds per tree member "
-              "(a `default`-budget model up to 1500), so tree inference is faster than in production."]
-    write_results(RESULTS, "serving", results, "Serving: latency of the champion over HTTP and in process; the forecast DAG",
-                  lines)
+        lines += [
+            "",
+            "Champions: "
+            + "; ".join(
+                f"{r} v{f['version']} (retrained in {f['train_seconds']} s, test rMAE {f['test_rmae']}"
+                f"{', promoted by hand: ' + f['gate'] if f.get('promoted_by_hand') else ''})"
+                for r, f in trained.items()
+            )
+            + ".",
+        ]
+    lines += [
+        "",
+        f"Budget `{args.budget}`; 120-day training window (14 days validation, 14 test); the store holds the "
+        f"{STORE_DAYS} days before the run date. Smoke models have at most 150 boosting rounds per tree member "
+        "(a `default`-budget model up to 1500), so tree inference is faster than in production.",
+    ]
+    write_results(
+        RESULTS,
+        "serving",
+        results,
+        "Serving: latency of the champion over HTTP and in process; the forecast DAG",
+        lines,
+    )
 
 
 if __name__ == "__main__":

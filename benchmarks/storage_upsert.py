@@ -60,7 +60,9 @@ def run(admin_url: str, repeats: int) -> dict:
         engine = create_store_engine(url)
         upgrade(engine)
         store = PriceStore(engine)
-        timings: dict[str, list[float]] = {k: [] for k in ("raw_copy", "upsert_first_load", "upsert_first_load_batched", "upsert_rerun")}
+        timings: dict[str, list[float]] = {
+            k: [] for k in ("raw_copy", "upsert_first_load", "upsert_first_load_batched", "upsert_rerun")
+        }
         batch = settings.stores.upsert_batch_rows
         for i in range(repeats):
             _truncate(engine)
@@ -91,7 +93,9 @@ def run(admin_url: str, repeats: int) -> dict:
             timings["upsert_first_load_batched"].append(
                 _timed(lambda: [store.upsert_prices(prices.iloc[o : o + batch]) for o in range(0, rows, batch)])
             )
-            print(f"repeat {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in timings.items()), flush=True)
+            print(
+                f"repeat {i + 1}/{repeats}: " + ", ".join(f"{k} {v[-1]:.3f}s" for k, v in timings.items()), flush=True
+            )
         with engine.connect() as conn:
             server = conn.execute(sa.text("SHOW server_version")).scalar()
         engine.dispose()

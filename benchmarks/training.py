@@ -52,9 +52,14 @@ def run_step(step: str, region: str) -> dict:
         out = {"rows": job.engineer_features()["rows"]}
     elif step.startswith("train_"):
         summary = job.train_member(step.removeprefix("train_"))
-        out = {"test": summary["test"], "validation_mae": summary["validation_mae"], "device": summary["device"],
-               "trials_complete": summary["tuning"]["complete"], "trials_pruned": summary["tuning"]["pruned"],
-               "best_params": summary["best_params"]}
+        out = {
+            "test": summary["test"],
+            "validation_mae": summary["validation_mae"],
+            "device": summary["device"],
+            "trials_complete": summary["tuning"]["complete"],
+            "trials_pruned": summary["tuning"]["pruned"],
+            "best_params": summary["best_params"],
+        }
     else:
         evaluation = job.evaluate_ensemble()
         candidate = job.register()
@@ -65,8 +70,12 @@ def run_step(step: str, region: str) -> dict:
 
 
 def _child(step: str, region: str, env: dict[str, str]) -> dict:
-    result = subprocess.run([sys.executable, "-m", "benchmarks.training", "--step", step, "--region", region],
-                            capture_output=True, text=True, env=env)
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.training", "--step", step, "--region", region],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     if result.returncode != 0:
         raise SystemExit(f"{region} {step} failed:\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -87,12 +96,21 @@ def main() -> None:
 
     regions = [r.strip().upper() for r in args.regions.split(",") if r.strip()]
     home = Path(tempfile.mkdtemp(prefix="eopt-bench-training-"))
-    env = child_environment(EOPT_HOME=str(home), EOPT_TRAINING_BUDGET=args.budget, EOPT_TRAINING_DEVICE=args.device,
-                            EOPT_LOG_LEVEL="WARNING", PYTHONWARNINGS="ignore")
+    env = child_environment(
+        EOPT_HOME=str(home),
+        EOPT_TRAINING_BUDGET=args.budget,
+        EOPT_TRAINING_DEVICE=args.device,
+        EOPT_LOG_LEVEL="WARNING",
+        PYTHONWARNINGS="ignore",
+    )
     eopt = [sys.executable, "-m", "eopt.cli"]
     subprocess.run([*eopt, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([*eopt, "load-history", *functools.reduce(operator.iadd, (["--region", r] for r in regions), [])], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*eopt, "load-history", *functools.reduce(operator.iadd, (["--region", r] for r in regions), [])],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
 
     results: dict = {"machine": describe_machine(), "budget": args.budget, "device": args.device, "regions": {}}
     for region in regions:
@@ -100,23 +118,40 @@ def main() -> None:
         for step in STEPS:
             print(f"{region}: {step} ...", file=sys.stderr, flush=True)
             steps[step] = _child(step, region, env)
-            print(f"{region}: {step} {steps[step]['seconds']:.1f} s, peak {steps[step]['peak_rss_mb']:.0f} MB",
-                  file=sys.stderr, flush=True)
-        results["regions"][region] = {"steps": steps, "total_seconds": round(sum(s["seconds"] for s in steps.values()), 1)}
+            print(
+                f"{region}: {step} {steps[step]['seconds']:.1f} s, peak {steps[step]['peak_rss_mb']:.0f} MB",
+                file=sys.stderr,
+                flush=True,
+            )
+        results["regions"][region] = {
+            "steps": steps,
+            "total_seconds": round(sum(s["seconds"] for s in steps.values()), 1),
+        }
 
-    lines = ["| region | step | wall s | peak RSS MB | test MAE | test rMAE | trials (pruned) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| region | step | wall s | peak RSS MB | test MAE | test rMAE | trials (pruned) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for region, r in results["regions"].items():
         for step, s in r["steps"].items():
             mae = s.get("test", {}).get("mae", s.get("test_mae"))
             rmae = s.get("test", {}).get("rmae", s.get("test_rmae"))
-            trials = f"{s['trials_complete'] + s['trials_pruned']} ({s['trials_pruned']})" if "trials_complete" in s else ""
-            lines.append(f"| {region} | {step} | {s['seconds']:.1f} | {s['peak_rss_mb']:.0f} | "
-                         f"{'' if mae is None else f'{mae:.3f}'} | {'' if rmae is None else f'{rmae:.3f}'} | {trials} |")
+            trials = (
+                f"{s['trials_complete'] + s['trials_pruned']} ({s['trials_pruned']})" if "trials_complete" in s else ""
+            )
+            lines.append(
+                f"| {region} | {step} | {s['seconds']:.1f} | {s['peak_rss_mb']:.0f} | "
+                f"{'' if mae is None else f'{mae:.3f}'} | {'' if rmae is None else f'{rmae:.3f}'} | {trials} |"
+            )
         lines.append(f"| **{region}** | **whole retraining** | **{r['total_seconds']:.1f}** | | | | |")
-    lines += ["", f"Budget `{args.budget}`, device `{args.device}`; each step a separate process (as DAG tasks are). "
-              "Target: a region's whole retraining under 600 s on 2 CPU cores; NP rMAE <= 0.6."]
-    write_results(RESULTS, args.name, results, "Training: wall time, peak memory and test accuracy per model and region",
-                  lines)
+    lines += [
+        "",
+        f"Budget `{args.budget}`, device `{args.device}`; each step a separate process (as DAG tasks are). "
+        "Target: a region's whole retraining under 600 s on 2 CPU cores; NP rMAE <= 0.6.",
+    ]
+    write_results(
+        RESULTS, args.name, results, "Training: wall time, peak memory and test accuracy per model and region", lines
+    )
 
 
 if __name__ == "__main__":

@@ -35,14 +35,46 @@ class Market:
 MARKETS: dict[str, Market] = {
     m.region: m
     for m in (
-        Market("NP", "Nord Pool system price", "NP.csv", "Europe/Oslo", "EUR", "NO", None,
-               ("grid_load_forecast", "wind_power_forecast")),
-        Market("PJM", "PJM COMED zone", "PJM.csv", "America/New_York", "USD", "US", "IL",
-               ("system_load_forecast", "zonal_comed_load_forecast")),
-        Market("BE", "Belgium (EPEX)", "BE.csv", "Europe/Brussels", "EUR", "BE", None,
-               ("generation_forecast", "system_load_forecast")),
-        Market("FR", "France (EPEX)", "FR.csv", "Europe/Paris", "EUR", "FR", None,
-               ("generation_forecast", "system_load_forecast")),
+        Market(
+            "NP",
+            "Nord Pool system price",
+            "NP.csv",
+            "Europe/Oslo",
+            "EUR",
+            "NO",
+            None,
+            ("grid_load_forecast", "wind_power_forecast"),
+        ),
+        Market(
+            "PJM",
+            "PJM COMED zone",
+            "PJM.csv",
+            "America/New_York",
+            "USD",
+            "US",
+            "IL",
+            ("system_load_forecast", "zonal_comed_load_forecast"),
+        ),
+        Market(
+            "BE",
+            "Belgium (EPEX)",
+            "BE.csv",
+            "Europe/Brussels",
+            "EUR",
+            "BE",
+            None,
+            ("generation_forecast", "system_load_forecast"),
+        ),
+        Market(
+            "FR",
+            "France (EPEX)",
+            "FR.csv",
+            "Europe/Paris",
+            "EUR",
+            "FR",
+            None,
+            ("generation_forecast", "system_load_forecast"),
+        ),
     )
 }
 
@@ -173,9 +205,7 @@ def local_day_hours_to_utc(frame: pd.DataFrame, timezone: str, path: Path | str 
     second = local.dt.tz_localize(timezone, ambiguous=np.zeros(n, dtype=bool), nonexistent="NaT")
     repeated = first.notna() & (first != second)
     body = frame.drop(columns=["local"])
-    mapped = pd.concat(
-        [body.assign(ts=first), body.loc[repeated].assign(ts=second[repeated])], ignore_index=True
-    )
+    mapped = pd.concat([body.assign(ts=first), body.loc[repeated].assign(ts=second[repeated])], ignore_index=True)
     mapped = mapped.loc[mapped["ts"].notna()]
     mapped["ts"] = mapped["ts"].dt.tz_convert("UTC").astype("datetime64[us, UTC]")
     mapped = mapped.sort_values("ts", kind="stable").reset_index(drop=True)

@@ -46,7 +46,9 @@ def from_model_input(request: pd.DataFrame, feature_columns: list[str]) -> pd.Da
         parsed = pd.to_datetime(request[column], utc=True, errors="coerce", format="ISO8601")
         if parsed.isna().any():
             bad = request.loc[parsed.isna(), column].iloc[0]
-            raise ModelInputError(f"column {column!r}: {bad!r} is not an ISO-8601 timestamp (e.g. 2018-12-24T23:00:00Z)")
+            raise ModelInputError(
+                f"column {column!r}: {bad!r} is not an ISO-8601 timestamp (e.g. 2018-12-24T23:00:00Z)"
+            )
         frame[column] = parsed
     for column in feature_columns:
         values = pd.to_numeric(request[column], errors="coerce")

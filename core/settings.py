@@ -59,18 +59,41 @@ class SettingsError(ValueError):
 # -- declaring a setting ----------------------------------------------------------------------------
 
 
-def setting(variable: str, default: Any, description: str, *, parse: str, shown: str | None = None,
-            example: Any = None, low: float | None = None, high: float | None = None,
-            keep_empty: bool = False, secret: bool = False, repr: bool = True) -> Any:
+def setting(
+    variable: str,
+    default: Any,
+    description: str,
+    *,
+    parse: str,
+    shown: str | None = None,
+    example: Any = None,
+    low: float | None = None,
+    high: float | None = None,
+    keep_empty: bool = False,
+    secret: bool = False,
+    repr: bool = True,
+) -> Any:
     """A field that reads ``variable``. ``parse`` names how its text becomes a value (see
     ``_parse``); ``shown`` is the default as the reference shows it when it is derived (e.g. from
     ``EOPT_HOME``); ``example`` is the value error messages suggest when the default is unset;
     ``low``/``high`` bound a number (``high`` open); ``keep_empty``: an empty value is a value,
     not "unset"."""
-    extra = {"parse": parse, "shown": shown, "example": example, "low": low, "high": high,
-             "keep_empty": keep_empty, "secret": secret}
-    return Field(default, validation_alias=variable, description=description, repr=repr and not secret,
-                 json_schema_extra={k: v for k, v in extra.items() if v is not None and v is not False})
+    extra = {
+        "parse": parse,
+        "shown": shown,
+        "example": example,
+        "low": low,
+        "high": high,
+        "keep_empty": keep_empty,
+        "secret": secret,
+    }
+    return Field(
+        default,
+        validation_alias=variable,
+        description=description,
+        repr=repr and not secret,
+        json_schema_extra={k: v for k, v in extra.items() if v is not None and v is not False},
+    )
 
 
 def _option(field: FieldInfo, key: str, default: Any = None) -> Any:
@@ -86,8 +109,11 @@ def variable_of(field: FieldInfo) -> str:
 
 def parse_thresholds(raw: str | Mapping[str, Any], what: str) -> dict[str, float]:
     """``PJM=20,BE=25`` into ``{"PJM": 20.0, "BE": 25.0}``; refuses unknown regions and non-numbers."""
-    parts = ([f"{k}={v}" for k, v in raw.items()] if isinstance(raw, Mapping)
-             else [p.strip() for p in raw.split(",") if p.strip()])
+    parts = (
+        [f"{k}={v}" for k, v in raw.items()]
+        if isinstance(raw, Mapping)
+        else [p.strip() for p in raw.split(",") if p.strip()]
+    )
     out: dict[str, float] = {}
     for part in parts:
         region, _, value = part.partition("=")
@@ -115,8 +141,10 @@ def _parse(field: FieldInfo, raw: Any) -> Any:
         except ValueError:
             raise SettingsError(f"{name}={raw!r} is not a whole number; set it to {wanted} such as {example}") from None
         if whole < 0 or (whole == 0 and kind == "int"):
-            raise SettingsError(f"{name}={raw!r} must be {'positive' if kind == 'int' else '0 or more'}; "
-                                f"set it to {wanted} such as {example}")
+            raise SettingsError(
+                f"{name}={raw!r} must be {'positive' if kind == 'int' else '0 or more'}; "
+                f"set it to {wanted} such as {example}"
+            )
         return whole
     if kind == "float":
         low, high = _option(field, "low"), _option(field, "high")
@@ -140,14 +168,16 @@ def _parse(field: FieldInfo, raw: Any) -> Any:
             return True
         raise SettingsError(f"{name}={word!r} is not a switch; use 1 or 0")
     if kind in ("regions", "sources"):
-        known, what, normalize = ((KNOWN_REGIONS, "region", str.upper) if kind == "regions"
-                                  else (PRICING_SOURCES, "source", str.lower))
+        known, what, normalize = (
+            (KNOWN_REGIONS, "region", str.upper) if kind == "regions" else (PRICING_SOURCES, "source", str.lower)
+        )
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         chosen = tuple(normalize(str(p).strip()) for p in items if str(p).strip())
         unknown = [c for c in chosen if c not in known]
         if unknown:
-            raise SettingsError(f"{name} names unknown {what}(s) {', '.join(unknown)}; "
-                                f"known {what}s are {', '.join(known)}")
+            raise SettingsError(
+                f"{name} names unknown {what}(s) {', '.join(unknown)}; known {what}s are {', '.join(known)}"
+            )
         return chosen
     if kind == "list":
         items = raw.split(",") if isinstance(raw, str) else list(raw)
@@ -210,74 +240,131 @@ class _Group(BaseModel):
 class Stores(_Group):
     heading: ClassVar[str] = "Stores: embedded defaults under EOPT_HOME, or the services"
 
-    home: Path = setting("EOPT_HOME", None, "folder for the embedded stores, artifacts and raw payloads",
-                         parse="resolved_path", shown="<project>/.eopt")
-    database_url: str = setting("EOPT_DATABASE_URL", None,
-                                "price/forecast store: SQLite, or `postgresql://user@host:5432/db` (TimescaleDB used when present)",
-                                parse="str", shown="sqlite:///$EOPT_HOME/prices.db", repr=False)  # may hold a password
-    mlflow_tracking_uri: str = setting("MLFLOW_TRACKING_URI", None, "MLflow tracking store",
-                                       parse="str", shown="sqlite:///$EOPT_HOME/mlflow.db")
-    mlflow_registry_uri: str = setting("MLFLOW_REGISTRY_URI", None, "MLflow model registry",
-                                       parse="str", shown="the tracking URI")
+    home: Path = setting(
+        "EOPT_HOME",
+        None,
+        "folder for the embedded stores, artifacts and raw payloads",
+        parse="resolved_path",
+        shown="<project>/.eopt",
+    )
+    database_url: str = setting(
+        "EOPT_DATABASE_URL",
+        None,
+        "price/forecast store: SQLite, or `postgresql://user@host:5432/db` (TimescaleDB used when present)",
+        parse="str",
+        shown="sqlite:///$EOPT_HOME/prices.db",
+        repr=False,
+    )  # may hold a password
+    mlflow_tracking_uri: str = setting(
+        "MLFLOW_TRACKING_URI", None, "MLflow tracking store", parse="str", shown="sqlite:///$EOPT_HOME/mlflow.db"
+    )
+    mlflow_registry_uri: str = setting(
+        "MLFLOW_REGISTRY_URI", None, "MLflow model registry", parse="str", shown="the tracking URI"
+    )
     mlflow_artifact_root: Path = setting(
-        "EOPT_MLFLOW_ARTIFACT_ROOT", None,
+        "EOPT_MLFLOW_ARTIFACT_ROOT",
+        None,
         "artifact folder of experiments the product creates on a database tracking store (an MLflow server manages its own)",
-        parse="resolved_path", shown="$EOPT_HOME/mlartifacts")
-    redis_url: str | None = setting("REDIS_URL", None,
-                                    "Redis for the latest prices and forecasts, e.g. `redis://:password@host:6379/0`",
-                                    parse="str", shown="unset: in-process cache", repr=False)
-    cache_ttl_prices_s: int = setting("EOPT_CACHE_TTL_PRICES_S", 1800, "TTL of cached latest prices (two ingestion cycles)",
-                                      parse="int")
-    cache_ttl_forecasts_s: int = setting("EOPT_CACHE_TTL_FORECASTS_S", 7200, "TTL of cached forecasts (two forecast cycles)",
-                                         parse="int")
-    optuna_storage: str = setting("EOPT_OPTUNA_STORAGE", None,
-                                  "Optuna study storage; a PostgreSQL URL lets several workers share a study",
-                                  parse="str", shown="sqlite:///$EOPT_HOME/optuna.db", repr=False)  # may hold a password
-    market_data_dir: Path = setting("EOPT_MARKET_DATA_DIR", PROJECT_ROOT / "data" / "markets", "bundled market history",
-                                    parse="path", shown="<project>/data/markets")
-    upsert_batch_rows: int = setting("EOPT_UPSERT_BATCH_ROWS", 8760,
-                                     "rows per upsert transaction in history loads (a year of hours)", parse="int")
+        parse="resolved_path",
+        shown="$EOPT_HOME/mlartifacts",
+    )
+    redis_url: str | None = setting(
+        "REDIS_URL",
+        None,
+        "Redis for the latest prices and forecasts, e.g. `redis://:password@host:6379/0`",
+        parse="str",
+        shown="unset: in-process cache",
+        repr=False,
+    )
+    cache_ttl_prices_s: int = setting(
+        "EOPT_CACHE_TTL_PRICES_S", 1800, "TTL of cached latest prices (two ingestion cycles)", parse="int"
+    )
+    cache_ttl_forecasts_s: int = setting(
+        "EOPT_CACHE_TTL_FORECASTS_S", 7200, "TTL of cached forecasts (two forecast cycles)", parse="int"
+    )
+    optuna_storage: str = setting(
+        "EOPT_OPTUNA_STORAGE",
+        None,
+        "Optuna study storage; a PostgreSQL URL lets several workers share a study",
+        parse="str",
+        shown="sqlite:///$EOPT_HOME/optuna.db",
+        repr=False,
+    )  # may hold a password
+    market_data_dir: Path = setting(
+        "EOPT_MARKET_DATA_DIR",
+        PROJECT_ROOT / "data" / "markets",
+        "bundled market history",
+        parse="path",
+        shown="<project>/data/markets",
+    )
+    upsert_batch_rows: int = setting(
+        "EOPT_UPSERT_BATCH_ROWS", 8760, "rows per upsert transaction in history loads (a year of hours)", parse="int"
+    )
 
     @model_validator(mode="after")
     def _derived(self) -> Stores:
         if self.home is None:
             object.__setattr__(self, "home", (PROJECT_ROOT / ".eopt").resolve())
         home = self.home
-        self._fill(database_url=f"sqlite:///{home / 'prices.db'}", mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
-                   optuna_storage=f"sqlite:///{home / 'optuna.db'}", mlflow_artifact_root=home / "mlartifacts")
+        self._fill(
+            database_url=f"sqlite:///{home / 'prices.db'}",
+            mlflow_tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
+            optuna_storage=f"sqlite:///{home / 'optuna.db'}",
+            mlflow_artifact_root=home / "mlartifacts",
+        )
         self._fill(mlflow_registry_uri=self.mlflow_tracking_uri)
         return self
 
 
 def _provider_url(source: str, host: str) -> Any:
-    return setting(f"EOPT_{source.upper()}_URL", None, f"base URL of {host}", parse="url", shown="the provider's real host")
+    return setting(
+        f"EOPT_{source.upper()}_URL", None, f"base URL of {host}", parse="url", shown="the provider's real host"
+    )
 
 
 class Providers(_Group):
     heading: ClassVar[str] = "Pricing providers and ingestion"
 
-    sources: tuple[str, ...] = setting("EOPT_INGESTION_SOURCES", PRICING_SOURCES, "pricing APIs the ingestion calls",
-                                       parse="sources", shown="flatpeak,nrel,openei,iea,entsoe")
-    min_records: int = setting("EOPT_PRICE_INGESTION_MIN_RECORDS", 24,
-                               "fewest valid rows a cycle must bring (Airflow variable `price_ingestion_min_records`)",
-                               parse="int")
+    sources: tuple[str, ...] = setting(
+        "EOPT_INGESTION_SOURCES",
+        PRICING_SOURCES,
+        "pricing APIs the ingestion calls",
+        parse="sources",
+        shown="flatpeak,nrel,openei,iea,entsoe",
+    )
+    min_records: int = setting(
+        "EOPT_PRICE_INGESTION_MIN_RECORDS",
+        24,
+        "fewest valid rows a cycle must bring (Airflow variable `price_ingestion_min_records`)",
+        parse="int",
+    )
     sandbox_url: str | None = setting(
-        "EOPT_PRICING_SANDBOX_URL", None,
-        "point every provider at the local sandbox (`eopt sandbox`) with the sandbox's credentials", parse="url")
+        "EOPT_PRICING_SANDBOX_URL",
+        None,
+        "point every provider at the local sandbox (`eopt sandbox`) with the sandbox's credentials",
+        parse="url",
+    )
     flatpeak_url: str | None = _provider_url("flatpeak", "Flatpeak")
     nrel_url: str | None = _provider_url("nrel", "NREL/NLR")
     openei_url: str | None = _provider_url("openei", "OpenEI")
     iea_url: str | None = _provider_url("iea", "the IEA")
     entsoe_url: str | None = _provider_url("entsoe", "the ENTSO-E transparency platform")
-    flatpeak_account_id: SecretStr | None = setting("EOPT_FLATPEAK_ACCOUNT_ID", None, "Flatpeak account id (secret)",
-                                                    parse="secret", secret=True)
-    flatpeak_api_key: SecretStr | None = setting("EOPT_FLATPEAK_API_KEY", None, "Flatpeak API key (secret)",
-                                                 parse="secret", secret=True)
-    nrel_api_key: SecretStr | None = setting("EOPT_NREL_API_KEY", None,
-                                             "NREL/NLR developer API key, also used for OpenEI (secret)",
-                                             parse="secret", secret=True)
-    entsoe_token: SecretStr | None = setting("EOPT_ENTSOE_TOKEN", None, "ENTSO-E security token (secret)",
-                                             parse="secret", secret=True)
+    flatpeak_account_id: SecretStr | None = setting(
+        "EOPT_FLATPEAK_ACCOUNT_ID", None, "Flatpeak account id (secret)", parse="secret", secret=True
+    )
+    flatpeak_api_key: SecretStr | None = setting(
+        "EOPT_FLATPEAK_API_KEY", None, "Flatpeak API key (secret)", parse="secret", secret=True
+    )
+    nrel_api_key: SecretStr | None = setting(
+        "EOPT_NREL_API_KEY",
+        None,
+        "NREL/NLR developer API key, also used for OpenEI (secret)",
+        parse="secret",
+        secret=True,
+    )
+    entsoe_token: SecretStr | None = setting(
+        "EOPT_ENTSOE_TOKEN", None, "ENTSO-E security token (secret)", parse="secret", secret=True
+    )
 
     @property
     def urls(self) -> dict[str, str]:
@@ -292,62 +379,119 @@ class Providers(_Group):
     @property
     def api_keys(self) -> dict[str, str]:
         """The secret key or token of each source that has one set (OpenEI takes the NREL key)."""
-        keys = {"flatpeak": self.flatpeak_api_key, "nrel": self.nrel_api_key, "openei": self.nrel_api_key,
-                "entsoe": self.entsoe_token}
+        keys = {
+            "flatpeak": self.flatpeak_api_key,
+            "nrel": self.nrel_api_key,
+            "openei": self.nrel_api_key,
+            "entsoe": self.entsoe_token,
+        }
         return {s: k.get_secret_value() for s, k in keys.items() if k}
 
 
 class Training(_Group):
     heading: ClassVar[str] = "Training, tuning and the promotion gate"
 
-    budget: str = setting("EOPT_TRAINING_BUDGET", "default",
-                          "tuning budget of a retraining: `smoke`, `default` (under 10 min per region on 2 cores) or `thorough`",
-                          parse="lower")
-    tuning_trials: int | None = setting("EOPT_TUNING_TRIALS", None, "trials per model, overriding the budget",
-                                        parse="int", shown="the budget's", example=20)
-    tuning_timeout_s: int | None = setting("EOPT_TUNING_TIMEOUT_S", None, "tuning seconds per model, overriding the budget",
-                                           parse="int", shown="the budget's", example=600)
-    window_days: int = setting("EOPT_TRAINING_WINDOW_DAYS", 730, "days of history a retraining reads (two years)",
-                               parse="int")
+    budget: str = setting(
+        "EOPT_TRAINING_BUDGET",
+        "default",
+        "tuning budget of a retraining: `smoke`, `default` (under 10 min per region on 2 cores) or `thorough`",
+        parse="lower",
+    )
+    tuning_trials: int | None = setting(
+        "EOPT_TUNING_TRIALS",
+        None,
+        "trials per model, overriding the budget",
+        parse="int",
+        shown="the budget's",
+        example=20,
+    )
+    tuning_timeout_s: int | None = setting(
+        "EOPT_TUNING_TIMEOUT_S",
+        None,
+        "tuning seconds per model, overriding the budget",
+        parse="int",
+        shown="the budget's",
+        example=600,
+    )
+    window_days: int = setting(
+        "EOPT_TRAINING_WINDOW_DAYS", 730, "days of history a retraining reads (two years)", parse="int"
+    )
     validation_days: int = setting(
-        "EOPT_VALIDATION_DAYS", 56,
-        "days before the test window used for early stopping, tuning, ensemble weights and intervals", parse="int")
-    test_days: int = setting("EOPT_TEST_DAYS", 56,
-                             "last days of the window, held out for the metrics and the promotion gate", parse="int")
+        "EOPT_VALIDATION_DAYS",
+        56,
+        "days before the test window used for early stopping, tuning, ensemble weights and intervals",
+        parse="int",
+    )
+    test_days: int = setting(
+        "EOPT_TEST_DAYS", 56, "last days of the window, held out for the metrics and the promotion gate", parse="int"
+    )
     origin_stride_h: int = setting(
-        "EOPT_TRAINING_ORIGIN_STRIDE_H", 7,
-        "hours between training forecast origins (prime to 24: every hour of day is an origin)", parse="int")
-    max_gap_h: int = setting("EOPT_TRAINING_MAX_GAP_H", 24,
-                             "a run of this many missing hours in the training window refuses the region", parse="int")
+        "EOPT_TRAINING_ORIGIN_STRIDE_H",
+        7,
+        "hours between training forecast origins (prime to 24: every hour of day is an origin)",
+        parse="int",
+    )
+    max_gap_h: int = setting(
+        "EOPT_TRAINING_MAX_GAP_H",
+        24,
+        "a run of this many missing hours in the training window refuses the region",
+        parse="int",
+    )
     max_staleness_h: int = setting(
-        "EOPT_TRAINING_MAX_STALENESS_H", 48,
-        "newest price older than this (before the run's logical date) refuses a retraining", parse="int")
-    device: str = setting("EOPT_TRAINING_DEVICE", "auto",
-                          "CNN-LSTM device: `auto` (CUDA when available), `cpu` or `cuda`", parse="device")
+        "EOPT_TRAINING_MAX_STALENESS_H",
+        48,
+        "newest price older than this (before the run's logical date) refuses a retraining",
+        parse="int",
+    )
+    device: str = setting(
+        "EOPT_TRAINING_DEVICE", "auto", "CNN-LSTM device: `auto` (CUDA when available), `cpu` or `cuda`", parse="device"
+    )
     threads: int = setting(
-        "EOPT_TRAINING_THREADS", 0,
+        "EOPT_TRAINING_THREADS",
+        0,
         "CPU threads of one fit (`0`: all cores); on a worker that runs N training tasks at once "
-        "(`ml_training_pool`), cores / N avoids OpenMP oversubscription", parse="int0", example=2)
+        "(`ml_training_pool`), cores / N avoids OpenMP oversubscription",
+        parse="int0",
+        example=2,
+    )
     random_seed: int = setting("EOPT_RANDOM_SEED", 42, "seed of samplers, models and data order", parse="int0")
-    interval_coverage: float = setting("EOPT_INTERVAL_COVERAGE", 0.9, "nominal coverage of the forecast intervals",
-                                       parse="float", low=0.5, high=1.0)
-    mlflow_experiment: str = setting("EOPT_MLFLOW_EXPERIMENT", "electricity-price-forecasting",
-                                     "MLflow experiment of retraining runs", parse="str")
-    mlflow_run_id: str | None = setting("MLFLOW_RUN_ID", None,
-                                        "a retraining started by `mlflow run` nests its runs under that run",
-                                        parse="str", shown="set by `mlflow run`")
+    interval_coverage: float = setting(
+        "EOPT_INTERVAL_COVERAGE", 0.9, "nominal coverage of the forecast intervals", parse="float", low=0.5, high=1.0
+    )
+    mlflow_experiment: str = setting(
+        "EOPT_MLFLOW_EXPERIMENT", "electricity-price-forecasting", "MLflow experiment of retraining runs", parse="str"
+    )
+    mlflow_run_id: str | None = setting(
+        "MLFLOW_RUN_ID",
+        None,
+        "a retraining started by `mlflow run` nests its runs under that run",
+        parse="str",
+        shown="set by `mlflow run`",
+    )
     model_mape_threshold: float = setting(
-        "EOPT_MODEL_MAPE_THRESHOLD", 10.0,
+        "EOPT_MODEL_MAPE_THRESHOLD",
+        10.0,
         "promotion gate: a candidate's guarded MAPE (%) must be below this (Airflow variable `model_mape_threshold`)",
-        parse="float", low=0.0)
+        parse="float",
+        low=0.0,
+    )
     model_mape_thresholds: dict[str, float] = setting(
-        "EOPT_MODEL_MAPE_THRESHOLDS", DEFAULT_MAPE_THRESHOLDS,
+        "EOPT_MODEL_MAPE_THRESHOLDS",
+        DEFAULT_MAPE_THRESHOLDS,
         "per-region overrides of the MAPE threshold, `REGION=PERCENT,...` (no model reaches 10% on PJM, BE or FR); "
-        "empty: none", parse="thresholds", shown="PJM=20,BE=25,FR=25", keep_empty=True)
+        "empty: none",
+        parse="thresholds",
+        shown="PJM=20,BE=25,FR=25",
+        keep_empty=True,
+    )
     promotion_min_improvement: float = setting(
-        "EOPT_PROMOTION_MIN_IMPROVEMENT", 0.0,
+        "EOPT_PROMOTION_MIN_IMPROVEMENT",
+        0.0,
         "promotion gate: relative MAE margin a candidate needs over the champion (0.02 = 2% better)",
-        parse="float", low=0.0, high=1.0)
+        parse="float",
+        low=0.0,
+        high=1.0,
+    )
 
     def mape_threshold(self, region: str) -> float:
         """The promotion gate's MAPE threshold (%) for a region: its override, else the default."""
@@ -358,75 +502,135 @@ class Quality(_Group):
     heading: ClassVar[str] = "Data quality, model accuracy and drift"
 
     window_days: int = setting(
-        "EOPT_QUALITY_WINDOW_DAYS", 7,
-        "days before the data-quality run that its checks and the drift report's current window cover", parse="int")
-    max_gap_h: int = setting("EOPT_QUALITY_MAX_GAP_H", 1,
-                             "completeness: the longest run of missing hours per region and source that is still ok",
-                             parse="int")
+        "EOPT_QUALITY_WINDOW_DAYS",
+        7,
+        "days before the data-quality run that its checks and the drift report's current window cover",
+        parse="int",
+    )
+    max_gap_h: int = setting(
+        "EOPT_QUALITY_MAX_GAP_H",
+        1,
+        "completeness: the longest run of missing hours per region and source that is still ok",
+        parse="int",
+    )
     missing_critical_share: float = setting(
-        "EOPT_QUALITY_MISSING_CRITICAL_SHARE", 0.1,
+        "EOPT_QUALITY_MISSING_CRITICAL_SHARE",
+        0.1,
         "completeness: a share of missing hours in the window from which a gap is critical, not a warning",
-        parse="float", low=0.0, high=1.0)
+        parse="float",
+        low=0.0,
+        high=1.0,
+    )
     price_outlier_z: float = setting(
-        "EOPT_PRICE_OUTLIER_Z", 15.0,
+        "EOPT_PRICE_OUTLIER_Z",
+        15.0,
         "price range: robust z-score (distance from the median of the 4 weeks before, in scaled MADs) from which an "
         "hour is an outlier (15 warns in 2-6% of the bundled history's weeks; a week at 3x is critical)",
-        parse="float", low=1.0)
-    freshness_warn_h: float = setting("EOPT_FRESHNESS_WARN_H", 2.0,
-                                      "freshness: the newest price older than this (hours before the run) is a warning",
-                                      parse="float", low=0.0)
-    freshness_critical_h: float = setting("EOPT_FRESHNESS_CRITICAL_H", 24.0, "freshness: ... and older than this is critical",
-                                          parse="float", low=0.0)
+        parse="float",
+        low=1.0,
+    )
+    freshness_warn_h: float = setting(
+        "EOPT_FRESHNESS_WARN_H",
+        2.0,
+        "freshness: the newest price older than this (hours before the run) is a warning",
+        parse="float",
+        low=0.0,
+    )
+    freshness_critical_h: float = setting(
+        "EOPT_FRESHNESS_CRITICAL_H", 24.0, "freshness: ... and older than this is critical", parse="float", low=0.0
+    )
     api_error_rate_warn: float = setting(
-        "EOPT_API_ERROR_RATE_WARN", 0.05,
+        "EOPT_API_ERROR_RATE_WARN",
+        0.05,
         "API health: a provider's share of failed calls (last 24 h) from which it is a warning",
-        parse="float", low=0.0, high=1.0)
-    api_error_rate_critical: float = setting("EOPT_API_ERROR_RATE_CRITICAL", 0.5,
-                                             "API health: ... and from which it is critical",
-                                             parse="float", low=0.0, high=1.0)
+        parse="float",
+        low=0.0,
+        high=1.0,
+    )
+    api_error_rate_critical: float = setting(
+        "EOPT_API_ERROR_RATE_CRITICAL",
+        0.5,
+        "API health: ... and from which it is critical",
+        parse="float",
+        low=0.0,
+        high=1.0,
+    )
     api_latency_p95_warn_ms: float = setting(
-        "EOPT_API_LATENCY_P95_WARN_MS", 5000.0,
-        "API health: a provider's 95th-percentile latency from which it is a warning", parse="float", low=0.0)
+        "EOPT_API_LATENCY_P95_WARN_MS",
+        5000.0,
+        "API health: a provider's 95th-percentile latency from which it is a warning",
+        parse="float",
+        low=0.0,
+    )
     accuracy_mape_critical: float = setting(
-        "EOPT_ACCURACY_MAPE_CRITICAL", 15.0,
+        "EOPT_ACCURACY_MAPE_CRITICAL",
+        15.0,
         "model accuracy: realized guarded MAPE (%) above this, or above the region's promotion threshold when that "
-        "is higher, is critical", parse="float", low=0.0)
+        "is higher, is critical",
+        parse="float",
+        low=0.0,
+    )
     accuracy_rmae_factor: float = setting(
-        "EOPT_ACCURACY_RMAE_FACTOR", 1.5,
+        "EOPT_ACCURACY_RMAE_FACTOR",
+        1.5,
         "model accuracy: realized rMAE above this factor times the champion's rMAE at promotion is critical "
-        "(rMAE >= 1, no better than the seasonal naive, is a warning)", parse="float", low=1.0)
+        "(rMAE >= 1, no better than the seasonal naive, is a warning)",
+        parse="float",
+        low=1.0,
+    )
     drift_column_threshold: float = setting(
-        "EOPT_DRIFT_COLUMN_THRESHOLD", 0.75,
+        "EOPT_DRIFT_COLUMN_THRESHOLD",
+        0.75,
         "drift: normed Wasserstein distance from which a column counts as drifted (`make bench-drift`: 0.75 makes "
         "2.1% of the bundled history's 828 weeks critical; Evidently's default 0.1 flags 99.9%)",
-        parse="float", low=0.0)
-    drift_share_threshold: float = setting("EOPT_DRIFT_SHARE_THRESHOLD", 0.5,
-                                           "drift: share of drifted columns from which a region's drift is critical",
-                                           parse="float", low=0.0, high=1.0)
+        parse="float",
+        low=0.0,
+    )
+    drift_share_threshold: float = setting(
+        "EOPT_DRIFT_SHARE_THRESHOLD",
+        0.5,
+        "drift: share of drifted columns from which a region's drift is critical",
+        parse="float",
+        low=0.0,
+        high=1.0,
+    )
     retrain_on_drift: bool = setting(
-        "EOPT_RETRAIN_ON_DRIFT", False,
+        "EOPT_RETRAIN_ON_DRIFT",
+        False,
         "`1`: critical drift triggers `model_retraining` for the drifted regions (Airflow variable `retrain_on_drift`)",
-        parse="flag")
-    experiment: str = setting("EOPT_QUALITY_EXPERIMENT", "data-quality",
-                              "MLflow experiment of the data-quality runs (drift reports and the quality report)",
-                              parse="str")
+        parse="flag",
+    )
+    experiment: str = setting(
+        "EOPT_QUALITY_EXPERIMENT",
+        "data-quality",
+        "MLflow experiment of the data-quality runs (drift reports and the quality report)",
+        parse="str",
+    )
 
 
 class Alerts(_Group):
     heading: ClassVar[str] = "Alerts and metrics"
 
     enable_slack: bool = setting(
-        "EOPT_ENABLE_SLACK_ALERTS", False,
+        "EOPT_ENABLE_SLACK_ALERTS",
+        False,
         "send data-quality and DAG-failure alerts to Slack (connection `slack_data_quality`; Airflow variable "
-        "`enable_slack_alerts`)", parse="flag")
+        "`enable_slack_alerts`)",
+        parse="flag",
+    )
     email_to: tuple[str, ...] = setting(
-        "EOPT_ALERT_EMAIL_TO", (),
+        "EOPT_ALERT_EMAIL_TO",
+        (),
         "comma-separated addresses for critical alerts by email (SMTP connection `smtp_default`); unset: no email",
-        parse="list", shown="unset")
-    email_from: str = setting("EOPT_ALERT_EMAIL_FROM", "electricity-optimizer@localhost", "sender of alert emails",
-                              parse="str")
-    metrics_host: str = setting("EOPT_METRICS_HOST", "127.0.0.1", "where `eopt metrics serve` exposes the Prometheus metrics",
-                                parse="str")
+        parse="list",
+        shown="unset",
+    )
+    email_from: str = setting(
+        "EOPT_ALERT_EMAIL_FROM", "electricity-optimizer@localhost", "sender of alert emails", parse="str"
+    )
+    metrics_host: str = setting(
+        "EOPT_METRICS_HOST", "127.0.0.1", "where `eopt metrics serve` exposes the Prometheus metrics", parse="str"
+    )
     metrics_port: int = setting("EOPT_METRICS_PORT", 9108, "port of `eopt metrics serve`", parse="int")
 
 
@@ -434,16 +638,27 @@ class AirflowSettings(_Group):
     heading: ClassVar[str] = "Airflow"
 
     home: Path = setting(
-        "EOPT_AIRFLOW_HOME", None,
+        "EOPT_AIRFLOW_HOME",
+        None,
         "the Airflow home `eopt airflow-init` and `make demo` bootstrap (SQLite metadata; an operator's own "
-        "`AIRFLOW__DATABASE__SQL_ALCHEMY_CONN` wins)", parse="resolved_path", shown="$EOPT_HOME/airflow")
-    task_retries: int = setting("EOPT_AIRFLOW_TASK_RETRIES", 1,
-                                "retries of a failed DAG task (the HTTP clients retry on their own first)", parse="int0")
+        "`AIRFLOW__DATABASE__SQL_ALCHEMY_CONN` wins)",
+        parse="resolved_path",
+        shown="$EOPT_HOME/airflow",
+    )
+    task_retries: int = setting(
+        "EOPT_AIRFLOW_TASK_RETRIES",
+        1,
+        "retries of a failed DAG task (the HTTP clients retry on their own first)",
+        parse="int0",
+    )
     retry_delay_s: int = setting("EOPT_AIRFLOW_RETRY_DELAY_S", 30, "wait before a task retry", parse="int")
     deadline_alerts: bool = setting(
-        "EOPT_AIRFLOW_DEADLINE_ALERTS", True,
+        "EOPT_AIRFLOW_DEADLINE_ALERTS",
+        True,
         "attach the DAGs' deadline alerts; `0` for local `airflow dags test` runs, which crash after a successful run "
-        "of a DAG with a deadline in Airflow 3.3.2 (apache/airflow#73428)", parse="flag")
+        "of a DAG with a deadline in Airflow 3.3.2 (apache/airflow#73428)",
+        parse="flag",
+    )
 
 
 # -- reading the variables ------------------------------------------------------------------------
@@ -487,15 +702,25 @@ class VariablesSource(PydanticBaseSettingsSource):
 class Settings(BaseSettings):
     """Every setting of the product, in groups; build it with ``Settings.from_env()``."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True,
-                                      validate_default=False)
+    model_config = SettingsConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, validate_by_alias=True, validate_default=False
+    )
     heading: ClassVar[str] = "General"
 
-    regions: tuple[str, ...] = setting("EOPT_REGIONS", KNOWN_REGIONS, "regions the pipelines and `load-history` work on",
-                                       parse="regions", shown="NP,PJM,BE,FR")
+    regions: tuple[str, ...] = setting(
+        "EOPT_REGIONS",
+        KNOWN_REGIONS,
+        "regions the pipelines and `load-history` work on",
+        parse="regions",
+        shown="NP,PJM,BE,FR",
+    )
     log_level: str = setting("EOPT_LOG_LEVEL", "INFO", "log level of the CLI", parse="upper")
-    require_services: bool = setting("EOPT_REQUIRE_SERVICES", False,
-                                     "`1`: tests fail instead of skipping when PostgreSQL/Redis are absent", parse="flag")
+    require_services: bool = setting(
+        "EOPT_REQUIRE_SERVICES",
+        False,
+        "`1`: tests fail instead of skipping when PostgreSQL/Redis are absent",
+        parse="flag",
+    )
     stores: Stores = Field(default_factory=Stores, description=Stores.heading)
     providers: Providers = Field(default_factory=Providers, description=Providers.heading)
     training: Training = Field(default_factory=Training, description=Training.heading)
@@ -512,9 +737,14 @@ class Settings(BaseSettings):
         return self
 
     @classmethod
-    def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-                                   env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-                                   file_secret_settings: PydanticBaseSettingsSource) -> tuple[PydanticBaseSettingsSource, ...]:
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, VariablesSource(settings_cls)
 
     @classmethod
@@ -562,8 +792,12 @@ class Settings(BaseSettings):
         database, and this process's settings (``EOPT_*``) passed on."""
         home = self.airflow.home
         env = dict(os.environ)
-        env.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
-                   AIRFLOW__CORE__LOAD_EXAMPLES="False", EOPT_HOME=str(self.stores.home))
+        env.update(
+            AIRFLOW_HOME=str(home),
+            AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
+            AIRFLOW__CORE__LOAD_EXAMPLES="False",
+            EOPT_HOME=str(self.stores.home),
+        )
         env.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{home / 'airflow.db'}")
         # `airflow dags ...` warns on stdout, in the middle of `-o json`, that graph rendering needs graphviz
         env.setdefault("PYTHONWARNINGS", "ignore:Could not import graphviz:UserWarning")
@@ -579,9 +813,14 @@ class Settings(BaseSettings):
         return self.stores.home
 
 
-GROUPS: dict[str | None, type[Settings] | type[_Group]] = {None: Settings, **{
-    name: field.annotation for name, field in Settings.model_fields.items()
-    if isinstance(field.annotation, type) and issubclass(field.annotation, _Group)}}
+GROUPS: dict[str | None, type[Settings] | type[_Group]] = {
+    None: Settings,
+    **{
+        name: field.annotation
+        for name, field in Settings.model_fields.items()
+        if isinstance(field.annotation, type) and issubclass(field.annotation, _Group)
+    },
+}
 
 
 # The flat name of each setting before the groups, where it is not the field's name in its group
@@ -651,7 +890,8 @@ def _message(cls: type[Settings], error: Any) -> str:
     variable = ".".join(str(p) for p in error["loc"])
     for part in error["loc"]:
         field = model.model_fields.get(str(part)) or next(
-            (f for f in model.model_fields.values() if f.validation_alias == part), None)
+            (f for f in model.model_fields.values() if f.validation_alias == part), None
+        )
         if field is None:
             break
         if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):

@@ -42,7 +42,9 @@ def _type_name(annotation: Any) -> str:
 
 def _type(field: FieldInfo) -> str:
     kind = _option(field, "parse")
-    text = {"secret": "secret text", "url": "URL", "int0": "integer >= 0", "device": "`auto`, `cpu` or `cuda`"}.get(kind)
+    text = {"secret": "secret text", "url": "URL", "int0": "integer >= 0", "device": "`auto`, `cpu` or `cuda`"}.get(
+        kind
+    )
     if text is None:
         text = _type_name(field.annotation).replace(", optional", "")
         if kind == "int":
@@ -100,7 +102,12 @@ def render_reference() -> str:
     ]
     for group, model, own in fields():
         heading = "General" if group is None else f"{model.heading} (`settings.{group}`)"
-        lines += [f"## {heading}", "", "| variable | attribute | type | default | description |", "|---|---|---|---|---|"]
+        lines += [
+            f"## {heading}",
+            "",
+            "| variable | attribute | type | default | description |",
+            "|---|---|---|---|---|",
+        ]
         for name, field in own:
             attribute = f"{group}.{name}" if group else name
             description = (field.description or "").replace("|", "\\|")
@@ -112,10 +119,12 @@ def render_reference() -> str:
 
 
 def render_env_block() -> str:
-    lines = [BEGIN,
-             "# Every setting of the product, commented out at its default, for a local run (`set -a; . ./.env`).",
-             "# The compose stack passes the product only the variables of the sections above.",
-             "# Reference: docs/configuration.md."]
+    lines = [
+        BEGIN,
+        "# Every setting of the product, commented out at its default, for a local run (`set -a; . ./.env`).",
+        "# The compose stack passes the product only the variables of the sections above.",
+        "# Reference: docs/configuration.md.",
+    ]
     for group, model, own in fields():
         lines += ["", f"# {'General' if group is None else model.heading}"]
         for _name, field in own:

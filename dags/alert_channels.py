@@ -63,8 +63,12 @@ def _callback_settings() -> Settings:
     try:
         return task_settings()
     except Exception as exc:
-        log.warning("alerts use the environment's settings: the Airflow variables and connections could not be "
-                    "applied (%s: %s)", type(exc).__name__, exc)
+        log.warning(
+            "alerts use the environment's settings: the Airflow variables and connections could not be "
+            "applied (%s: %s)",
+            type(exc).__name__,
+            exc,
+        )
         return Settings.from_env()
 
 
@@ -74,15 +78,18 @@ def _connection(conn_id: str, how: str, off: str) -> Any:
     except AirflowNotFoundException:
         raise ChannelError(f"Airflow connection {conn_id} is not defined; add it ({how}) or {off}") from None
     except Exception as exc:  # e.g. malformed JSON in AIRFLOW_CONN_*: its text may hold the secret
-        raise ChannelError(f"Airflow connection {conn_id} could not be read ({type(exc).__name__}); check its "
-                           f"definition ({how})") from None
+        raise ChannelError(
+            f"Airflow connection {conn_id} could not be read ({type(exc).__name__}); check its definition ({how})"
+        ) from None
 
 
 def post_slack(alert: Alert, context: dict) -> str:
     """The alert to the ``slack_data_quality`` webhook; returns the server (never the token)."""
-    conn = _connection(SLACK_CONN_ID,
-                       'conn_type slackwebhook, password = the webhook token "T000/B000/XXXX" or the webhook URL',
-                       "switch Slack alerts off (EOPT_ENABLE_SLACK_ALERTS / variable enable_slack_alerts)")
+    conn = _connection(
+        SLACK_CONN_ID,
+        'conn_type slackwebhook, password = the webhook token "T000/B000/XXXX" or the webhook URL',
+        "switch Slack alerts off (EOPT_ENABLE_SLACK_ALERTS / variable enable_slack_alerts)",
+    )
     token = (conn.password or "").strip()
     if "://" in token:
         endpoint, secrets = token, [token, urlsplit(token).path.strip("/")]
@@ -92,12 +99,15 @@ def post_slack(alert: Alert, context: dict) -> str:
     parts = urlsplit(endpoint)
     server = f"{parts.scheme}://{parts.netloc}"  # the token lives in the path
     try:
-        _slack_notifier_type()(slack_webhook_conn_id=SLACK_CONN_ID, text=alert.slack_text,
-                               timeout=SLACK_TIMEOUT_S).notify(context)
+        _slack_notifier_type()(
+            slack_webhook_conn_id=SLACK_CONN_ID, text=alert.slack_text, timeout=SLACK_TIMEOUT_S
+        ).notify(context)
     except Exception as exc:
-        raise ChannelError(f"Slack webhook at {server} (connection {SLACK_CONN_ID}) failed: "
-                           f"{redacted(exc, secrets)}; check that {server} is reachable and that the "
-                           f"connection's webhook token is valid") from None
+        raise ChannelError(
+            f"Slack webhook at {server} (connection {SLACK_CONN_ID}) failed: "
+            f"{redacted(exc, secrets)}; check that {server} is reachable and that the "
+            f"connection's webhook token is valid"
+        ) from None
     return server
 
 
@@ -111,8 +121,13 @@ def _slack_notifier_type() -> type:
 
         @cached_property
         def hook(self) -> SlackWebhookHook:
-            return SlackWebhookHook(slack_webhook_conn_id=self.slack_webhook_conn_id, proxy=self.proxy,
-                                    timeout=self.timeout, retry_handlers=self.retry_handlers, logger=SLACK_CLIENT_LOG)
+            return SlackWebhookHook(
+                slack_webhook_conn_id=self.slack_webhook_conn_id,
+                proxy=self.proxy,
+                timeout=self.timeout,
+                retry_handlers=self.retry_handlers,
+                logger=SLACK_CLIENT_LOG,
+            )
 
     return QuietSlackWebhookNotifier
 
@@ -121,18 +136,24 @@ def send_email(settings: Settings, alert: Alert, context: dict) -> str:
     """The alert to ``EOPT_ALERT_EMAIL_TO`` through ``smtp_default``; returns recipients and server."""
     from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-    conn = _connection(SMTP_CONN_ID, "conn_type smtp with host, port, login, password",
-                       "unset EOPT_ALERT_EMAIL_TO")
+    conn = _connection(SMTP_CONN_ID, "conn_type smtp with host, port, login, password", "unset EOPT_ALERT_EMAIL_TO")
     extra = conn.extra_dejson or {}
     secrets = [conn.password or "", *(str(extra.get(k) or "") for k in ("access_token", "client_secret"))]
     server = f"{conn.host or '(no host)'}:{conn.port or 'default port'}"
     recipients = ", ".join(settings.alerts.email_to)
     try:
-        SmtpNotifier(to=list(settings.alerts.email_to), from_email=settings.alerts.email_from, subject=alert.subject,
-                     html_content=alert.html_body, smtp_conn_id=SMTP_CONN_ID).notify(context)
+        SmtpNotifier(
+            to=list(settings.alerts.email_to),
+            from_email=settings.alerts.email_from,
+            subject=alert.subject,
+            html_content=alert.html_body,
+            smtp_conn_id=SMTP_CONN_ID,
+        ).notify(context)
     except Exception as exc:
-        raise ChannelError(f"SMTP server {server} (connection {SMTP_CONN_ID}) could not send to {recipients}: "
-                           f"{redacted(exc, secrets)}; check that the server is up and that the connection's "
-                           f"host, port, login, password and SSL/TLS extras (disable_ssl, disable_tls) are "
-                           f"right") from None
+        raise ChannelError(
+            f"SMTP server {server} (connection {SMTP_CONN_ID}) could not send to {recipients}: "
+            f"{redacted(exc, secrets)}; check that the server is up and that the connection's "
+            f"host, port, login, password and SSL/TLS extras (disable_ssl, disable_tls) are "
+            f"right"
+        ) from None
     return f"{recipients} via {server}"

@@ -91,15 +91,17 @@ def data_quality():
     def check_model_accuracy() -> list[dict]:
         from pipelines.data_quality import check_model_accuracy
 
-        return _handed_on(check_model_accuracy(price_store(), registry_client(), task_settings(), _regions(),
-                                               run_hour(), _folder()))
+        return _handed_on(
+            check_model_accuracy(price_store(), registry_client(), task_settings(), _regions(), run_hour(), _folder())
+        )
 
     @task
     def check_drift() -> list[dict]:
         from pipelines.data_quality import check_drift
 
-        return _handed_on(check_drift(price_store(), registry_client(), task_settings(), _regions(), run_hour(),
-                                      _folder()))
+        return _handed_on(
+            check_drift(price_store(), registry_client(), task_settings(), _regions(), run_hour(), _folder())
+        )
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def generate_quality_report() -> dict:
@@ -112,8 +114,9 @@ def data_quality():
             print(f"MLflow unavailable ({exc}); the report is written without it")
             client = None
         payloads = {t: context["ti"].xcom_pull(task_ids=t) for t in CHECK_TASKS}
-        report = generate_quality_report(price_store(), client, task_settings(), context["run_id"], run_hour(),
-                                         _folder(), payloads)
+        report = generate_quality_report(
+            price_store(), client, task_settings(), context["run_id"], run_hour(), _folder(), payloads
+        )
         return {"summary": report.summary(), "results": [r.to_dict() for r in report.results]}
 
     @task
@@ -125,8 +128,9 @@ def data_quality():
 
         settings = task_settings()
         results = [CheckResult.from_dict(r) for r in report["results"]]
-        return alert_on_critical(settings, results, airflow_channels(settings), report["summary"],
-                                 get_current_context())
+        return alert_on_critical(
+            settings, results, airflow_channels(settings), report["summary"], get_current_context()
+        )
 
     @task.short_circuit
     def drift_retraining_needed(report: dict):
@@ -134,8 +138,14 @@ def data_quality():
 
         return drift_retraining_needed(task_settings(), report["results"]) or False
 
-    checks = [check_data_freshness(), check_completeness(), check_price_range(), check_api_health(),
-              check_model_accuracy(), check_drift()]
+    checks = [
+        check_data_freshness(),
+        check_completeness(),
+        check_price_range(),
+        check_api_health(),
+        check_model_accuracy(),
+        check_drift(),
+    ]
     report = generate_quality_report()
     checks >> report
     alert_on_critical(report)

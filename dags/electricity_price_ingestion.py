@@ -102,8 +102,9 @@ def electricity_price_ingestion():
     def validate_data_quality(aggregated: dict) -> dict:
         from pipelines.electricity_price_ingestion import validate_data_quality
 
-        return validate_data_quality(price_store(), run_time(), task_settings().providers.min_records, _folder(),
-                                     aggregated["path"])
+        return validate_data_quality(
+            price_store(), run_time(), task_settings().providers.min_records, _folder(), aggregated["path"]
+        )
 
     @task
     def store_prices(validated: dict) -> dict:

@@ -80,8 +80,12 @@ def model_retraining():
             return region
 
         def member_summary(summary: dict) -> dict:
-            return {"model": summary["model"], "test_mae": summary["test"]["mae"],
-                    "test_rmae": summary["test"]["rmae"], "run_id": summary["run_id"]}
+            return {
+                "model": summary["model"],
+                "test_mae": summary["test"]["mae"],
+                "test_rmae": summary["test"]["rmae"],
+                "run_id": summary["run_id"],
+            }
 
         training = {"pool": "ml_training_pool", "execution_timeout": timedelta(hours=2)}
 
@@ -104,8 +108,10 @@ def model_retraining():
         @task
         def deploy_model(region: str) -> dict:
             gate = _job(region).deploy_model(price_store())
-            print(f"{region}: version {gate['version']} {'PROMOTED' if gate['promoted'] else 'rejected'}: "
-                  + "; ".join(gate["reasons"]))
+            print(
+                f"{region}: version {gate['version']} {'PROMOTED' if gate['promoted'] else 'rejected'}: "
+                + "; ".join(gate["reasons"])
+            )
             if gate["champion_mape"] is not None:  # the variable follows each region's champion
                 current = json.loads(Variable.get("current_model_mape", default="{}") or "{}")
                 if not isinstance(current, dict):

@@ -52,7 +52,9 @@ def task_settings() -> Settings:
     store = _connection("timescaledb_default")
     if store is not None:
         uri = store.get_uri()
-        changes["database_url"] = uri.replace("postgres://", "postgresql://", 1) if uri.startswith("postgres://") else uri
+        changes["database_url"] = (
+            uri.replace("postgres://", "postgresql://", 1) if uri.startswith("postgres://") else uri
+        )
     cache = _connection("redis_default")
     if cache is not None:
         changes["redis_url"] = cache.get_uri()
@@ -87,7 +89,10 @@ def mape_threshold_overrides(raw: str, settings: Settings) -> dict[str, Any]:
     if isinstance(value, dict):
         regions = {k.upper(): float(v) for k, v in value.items() if k.lower() != "default"}
         default = float(value.get("default", settings.training.model_mape_threshold))
-        return {"model_mape_threshold": default, "model_mape_thresholds": {**settings.training.model_mape_thresholds, **regions}}
+        return {
+            "model_mape_threshold": default,
+            "model_mape_thresholds": {**settings.training.model_mape_thresholds, **regions},
+        }
     return {"model_mape_threshold": float(value), "model_mape_thresholds": {}}
 
 
@@ -105,7 +110,12 @@ class PricingAPIHook(BaseHook):
         config = provider_config(self.source, self.settings)
         conn = _connection(self.pricing_conn_id)
         if conn is None:
-            log.info("no Airflow connection %s: %s uses the settings (%s)", self.pricing_conn_id, self.source, config.base_url)
+            log.info(
+                "no Airflow connection %s: %s uses the settings (%s)",
+                self.pricing_conn_id,
+                self.source,
+                config.base_url,
+            )
             return config
         extra = conn.extra_dejson or {}
         own = self.pricing_conn_id == f"{self.source}_default"  # False for OpenEI on nrel_default
@@ -116,7 +126,9 @@ class PricingAPIHook(BaseHook):
         base_url = option("base_url")
         if not base_url and own and conn.host:
             scheme = conn.schema or "https"
-            base_url = conn.host if "://" in conn.host else f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+            base_url = (
+                conn.host if "://" in conn.host else f"{scheme}://{conn.host}" + (f":{conn.port}" if conn.port else "")
+            )
         retry = config.retry
         retry_changes = {k: type(getattr(retry, k))(option(k)) for k in RETRY_FIELDS if option(k) is not None}
         if retry_changes:

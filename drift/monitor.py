@@ -75,8 +75,9 @@ def _iso(when: pd.Timestamp) -> str:
     return pd.Timestamp(when).isoformat()
 
 
-def _reference_window(settings: Settings, client: MlflowClient | None, region: str,
-                      current_start: pd.Timestamp) -> ReferenceWindow:
+def _reference_window(
+    settings: Settings, client: MlflowClient | None, region: str, current_start: pd.Timestamp
+) -> ReferenceWindow:
     days = settings.training.window_days
     before = (current_start - pd.Timedelta(days=days), current_start)
 
@@ -95,12 +96,20 @@ def _reference_window(settings: Settings, client: MlflowClient | None, region: s
     if best is None:
         return days_before(f"no champion: compared with the {days} days before")
     if not params.get("data_start") or not params.get("data_end"):
-        return days_before(f"champion {best.uri} has no data_start/data_end params on its run {best.run_id}: "
-                           f"compared with the {days} days before", best)
+        return days_before(
+            f"champion {best.uri} has no data_start/data_end params on its run {best.run_id}: "
+            f"compared with the {days} days before",
+            best,
+        )
     start, end = pd.Timestamp(params["data_start"]), pd.Timestamp(params["data_end"])
-    return ReferenceWindow(start.tz_convert("UTC"), end.tz_convert("UTC"), kind="champion training window, same season",
-                           note=f"the training window of champion {best.uri} (run {best.run_id})",
-                           champion=best, params=params)
+    return ReferenceWindow(
+        start.tz_convert("UTC"),
+        end.tz_convert("UTC"),
+        kind="champion training window, same season",
+        note=f"the training window of champion {best.uri} (run {best.run_id})",
+        champion=best,
+        params=params,
+    )
 
 
 def same_season(index: pd.DatetimeIndex, current_start: pd.Timestamp, current_end: pd.Timestamp) -> pd.Series:
@@ -114,8 +123,14 @@ def same_season(index: pd.DatetimeIndex, current_start: pd.Timestamp, current_en
     return inside
 
 
-def _read_frames(store: PriceStore, region: str, start: pd.Timestamp, end: pd.Timestamp,
-                 current: tuple[pd.Timestamp, pd.Timestamp], z_limit: float) -> tuple[pd.DataFrame, list[str]]:
+def _read_frames(
+    store: PriceStore,
+    region: str,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    current: tuple[pd.Timestamp, pd.Timestamp],
+    z_limit: float,
+) -> tuple[pd.DataFrame, list[str]]:
     """The drift columns of ``[start, end)``, with the current window's price outliers left out.
 
     An hour that the price_range check flags (robust z above ``z_limit`` against the same reference)
@@ -135,8 +150,9 @@ def _read_frames(store: PriceStore, region: str, start: pd.Timestamp, end: pd.Ti
     return reports.hourly_drift_columns(prices, exogenous), [ts.isoformat() for ts in outliers]
 
 
-def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | None, region: str,
-                 as_of: pd.Timestamp, out_dir: Path) -> CheckResult:
+def region_drift(
+    settings: Settings, store: PriceStore, client: MlflowClient | None, region: str, as_of: pd.Timestamp, out_dir: Path
+) -> CheckResult:
     """The region's drift check at ``as_of``; writes ``drift_<REGION>.html/.json`` (and the prediction
     report, ``prediction_drift_<REGION>.html/.json``, when it ran) into ``out_dir``."""
     started = time.perf_counter()
@@ -149,20 +165,32 @@ def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | N
     current_info: dict[str, Any] = {"start": _iso(current_start), "end": _iso(current_end)}
 
     window = _reference_window(settings, client, region, current_start)
-    frame, outliers = _read_frames(store, region, min(window.start, current_start), max(window.end, current_end),
-                                   (current_start, current_end), settings.quality.price_outlier_z)
+    frame, outliers = _read_frames(
+        store,
+        region,
+        min(window.start, current_start),
+        max(window.end, current_end),
+        (current_start, current_end),
+        settings.quality.price_outlier_z,
+    )
     if outliers:
         current_info["price_outliers_left_out"] = outliers
     in_current = (frame.index >= current_start) & (frame.index < current_end)
     current = frame[in_current & frame["price"].notna()]
     if current.empty:
-        return skipped(CHECK_NAME, region, f"no prices in the last {days} days ({current_start:%Y-%m-%d %H:%M} to "
-                       f"{current_end:%Y-%m-%d %H:%M} UTC): nothing to compare; load history or check the "
-                       f"electricity_price_ingestion DAG for {region}", current={**current_info, "hours": 0})
+        return skipped(
+            CHECK_NAME,
+            region,
+            f"no prices in the last {days} days ({current_start:%Y-%m-%d %H:%M} to "
+            f"{current_end:%Y-%m-%d %H:%M} UTC): nothing to compare; load history or check the "
+            f"electricity_price_ingestion DAG for {region}",
+            current={**current_info, "hours": 0},
+        )
     current_info["hours"] = len(current)
 
-    candidates = frame[(frame.index >= window.start) & (frame.index < window.end) & ~in_current
-                       & frame["price"].notna()]
+    candidates = frame[
+        (frame.index >= window.start) & (frame.index < window.end) & ~in_current & frame["price"].notna()
+    ]
     # the same season: hours within SEASON_MARGIN of the current window's dates, in each year of the window
     reference, kind, note = candidates, window.kind, window.note
     seasonal = candidates[same_season(candidates.index, current_start, current_end).to_numpy()]
@@ -170,38 +198,65 @@ def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | N
         reference = seasonal
     else:
         kind = kind.removesuffix(", same season")
-        note = (f"{note}; only {len(seasonal)} of its hours lie within {SEASON_MARGIN.days} days of the current "
-                f"window's dates (need {MIN_REFERENCE_HOURS}): compared with the whole window")
-    reference_info = {"start": _iso(window.start), "end": _iso(window.end), "hours": len(reference), "kind": kind,
-                      "note": note, "champion": window.champion.uri if window.champion else None}
+        note = (
+            f"{note}; only {len(seasonal)} of its hours lie within {SEASON_MARGIN.days} days of the current "
+            f"window's dates (need {MIN_REFERENCE_HOURS}): compared with the whole window"
+        )
+    reference_info = {
+        "start": _iso(window.start),
+        "end": _iso(window.end),
+        "hours": len(reference),
+        "kind": kind,
+        "note": note,
+        "champion": window.champion.uri if window.champion else None,
+    }
     if len(reference) < MIN_REFERENCE_HOURS:
-        return skipped(CHECK_NAME, region, f"only {len(reference)} reference hours with a price ({kind}, "
-                       f"{window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}; need {MIN_REFERENCE_HOURS}): {note}",
-                       current=current_info, reference=reference_info)
+        return skipped(
+            CHECK_NAME,
+            region,
+            f"only {len(reference)} reference hours with a price ({kind}, "
+            f"{window.start:%Y-%m-%d} to {window.end:%Y-%m-%d}; need {MIN_REFERENCE_HOURS}): {note}",
+            current=current_info,
+            reference=reference_info,
+        )
 
     reference, current = reports.add_hour_profile(reference, current, get_market(region).timezone)
     columns = [*reports.PRICE_COLUMNS, *(c for c in frame.columns if c not in reports.PRICE_COLUMNS)]
     selection = reports.select_columns(reference, current, columns)
     if not selection.columns:
         reasons = "; ".join(f"{c}: {why}" for c, why in selection.excluded.items())
-        return skipped(CHECK_NAME, region, f"no column can be compared: {reasons}", current=current_info,
-                       reference=reference_info, excluded_columns=selection.excluded)
+        return skipped(
+            CHECK_NAME,
+            region,
+            f"no column can be compared: {reasons}",
+            current=current_info,
+            reference=reference_info,
+            excluded_columns=selection.excluded,
+        )
 
     threshold = settings.quality.drift_share_threshold
     evidently_started = time.perf_counter()
-    snapshot = reports.feature_drift_report(current, reference, selection.columns, drift_share=threshold,
-                                           column_threshold=settings.quality.drift_column_threshold)
+    snapshot = reports.feature_drift_report(
+        current,
+        reference,
+        selection.columns,
+        drift_share=threshold,
+        column_threshold=settings.quality.drift_column_threshold,
+    )
     html, json_path = reports.save_snapshot(snapshot, out_dir, f"drift_{region}")
     evidently_s = time.perf_counter() - evidently_started
     summary = reports.feature_drift_summary(snapshot)
 
-    prediction, prediction_s = _prediction_part(settings, store, client, window, region, current_start, current_end,
-                                                current["price"], out_dir)
+    prediction, prediction_s = _prediction_part(
+        settings, store, client, window, region, current_start, current_end, current["price"], out_dir
+    )
     share, drifted = summary["share"], summary["drifted_columns"]
     status: Status = "critical" if share >= threshold else "ok"
     named = f": {', '.join(drifted)}" if drifted else ""
-    message = (f"{summary['count']} of {len(selection.columns)} columns drifted (normed Wasserstein >= "
-               f"{settings.quality.drift_column_threshold:g}) against the {kind}{named}")
+    message = (
+        f"{summary['count']} of {len(selection.columns)} columns drifted (normed Wasserstein >= "
+        f"{settings.quality.drift_column_threshold:g}) against the {kind}{named}"
+    )
     if selection.excluded:
         message += f"; {len(selection.excluded)} left out ({', '.join(selection.excluded)})"
     if outliers:
@@ -219,8 +274,10 @@ def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | N
         "report_html": html,
         "report_json": json_path,
         "prediction": prediction,
-        "seconds": {"evidently": round(evidently_s + prediction_s, 3),
-                    "total": round(time.perf_counter() - started, 3)},
+        "seconds": {
+            "evidently": round(evidently_s + prediction_s, 3),
+            "total": round(time.perf_counter() - started, 3),
+        },
     }
     log.info("%s: drift %s: %s (%.1f s)", region, status, message, time.perf_counter() - started)
     return CheckResult(CHECK_NAME, status, message, region=region, value=share, threshold=threshold, details=details)
@@ -228,8 +285,10 @@ def region_drift(settings: Settings, store: PriceStore, client: MlflowClient | N
 
 # -- prediction drift -----------------------------------------------------------------------------
 
-def realized_forecasts(store: PriceStore, region: str, start: pd.Timestamp, end: pd.Timestamp,
-                       realized: pd.Series) -> tuple[pd.DataFrame, int]:
+
+def realized_forecasts(
+    store: PriceStore, region: str, start: pd.Timestamp, end: pd.Timestamp, realized: pd.Series
+) -> tuple[pd.DataFrame, int]:
     """The served model forecasts of the hours in ``[start, end)`` whose price is known: ``target_ts``,
     ``target``, ``prediction``, ``model``; one per hour (``FORECAST_SELECTION``). Also how many hours
     had a model forecast at all."""
@@ -254,8 +313,14 @@ def _test_window(settings: Settings, params: dict[str, str]) -> tuple[pd.Timesta
     return end - pd.Timedelta(days=settings.training.test_days), end - HOUR
 
 
-def champion_test_predictions(settings: Settings, store: PriceStore, champion: Champion, params: dict[str, str],
-                              region: str, client: MlflowClient | None = None) -> pd.DataFrame:
+def champion_test_predictions(
+    settings: Settings,
+    store: PriceStore,
+    champion: Champion,
+    params: dict[str, str],
+    region: str,
+    client: MlflowClient | None = None,
+) -> pd.DataFrame:
     """The champion re-scored on its own test window: ``target_ts``, ``target``, ``prediction``.
 
     Raises ``TrainingDataError`` when the store lacks the window's prices."""
@@ -269,38 +334,64 @@ def champion_test_predictions(settings: Settings, store: PriceStore, champion: C
     uri = client.get_model_version_download_uri(champion.name, champion.version) if client else champion.uri
     model = mlflow.pyfunc.load_model(uri)
     forecast = model.predict(to_model_input(frame, feature_columns(region)))
-    return pd.DataFrame({"target_ts": frame["target_ts"], reports.TARGET: frame[TARGET_COLUMN].astype(float),
-                         reports.PREDICTION: forecast["yhat"].to_numpy(dtype=float)})
+    return pd.DataFrame(
+        {
+            "target_ts": frame["target_ts"],
+            reports.TARGET: frame[TARGET_COLUMN].astype(float),
+            reports.PREDICTION: forecast["yhat"].to_numpy(dtype=float),
+        }
+    )
 
 
-def _prediction_part(settings: Settings, store: PriceStore, client: MlflowClient | None, window: ReferenceWindow,
-                     region: str, start: pd.Timestamp, end: pd.Timestamp, realized: pd.Series,
-                     out_dir: Path) -> tuple[dict[str, Any], float]:
+def _prediction_part(
+    settings: Settings,
+    store: PriceStore,
+    client: MlflowClient | None,
+    window: ReferenceWindow,
+    region: str,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    realized: pd.Series,
+    out_dir: Path,
+) -> tuple[dict[str, Any], float]:
     """The prediction report's summary (``status`` ok or skipped with ``reason``) and its Evidently seconds."""
     best = window.champion
     if best is None:
-        return {"status": "skipped", "reason": f"no champion model of {region}: no test window to compare the "
-                                               "served forecasts with"}, 0.0
+        return {
+            "status": "skipped",
+            "reason": f"no champion model of {region}: no test window to compare the served forecasts with",
+        }, 0.0
     current, forecast_hours = realized_forecasts(store, region, start, end, realized)
     span = f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC"
     if current.empty:
-        why = (f"{forecast_hours} hour(s) have a stored forecast but none a known price yet" if forecast_hours
-               else "the forecasts table holds no model (non-fallback) forecast for those hours")
+        why = (
+            f"{forecast_hours} hour(s) have a stored forecast but none a known price yet"
+            if forecast_hours
+            else "the forecasts table holds no model (non-fallback) forecast for those hours"
+        )
         return {"status": "skipped", "reason": f"no forecast of {region} realized in {span}: {why}"}, 0.0
     if not window.params.get("data_end"):
-        return {"status": "skipped", "reason": f"champion {best.uri} has no data_end param on its run "
-                                               f"{best.run_id}: its test window is unknown"}, 0.0
+        return {
+            "status": "skipped",
+            "reason": f"champion {best.uri} has no data_end param on its run {best.run_id}: its test window is unknown",
+        }, 0.0
     try:
         reference = champion_test_predictions(settings, store, best, window.params, region, client)
     except TrainingDataError as exc:
-        return {"status": "skipped",
-                "reason": f"champion {best.uri} cannot be re-scored on its test window: {exc}"}, 0.0
+        return {
+            "status": "skipped",
+            "reason": f"champion {best.uri} cannot be re-scored on its test window: {exc}",
+        }, 0.0
     except Exception as exc:  # a model that cannot load or predict must not take the feature drift down with it
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        return {"status": "skipped", "reason": f"champion {best.uri} could not be re-scored on its test window: "
-                                               f"{type(exc).__name__}: {reason}"}, 0.0
+        return {
+            "status": "skipped",
+            "reason": f"champion {best.uri} could not be re-scored on its test window: {type(exc).__name__}: {reason}",
+        }, 0.0
     started = time.perf_counter()
-    snapshot = reports.prediction_drift_report(current, reference, column_threshold=settings.quality.drift_column_threshold)
+    snapshot = reports.prediction_drift_report(
+        current, reference, column_threshold=settings.quality.drift_column_threshold
+    )
     html, json_path = reports.save_snapshot(snapshot, out_dir, f"prediction_drift_{region}")
     seconds = time.perf_counter() - started
     return {
@@ -310,9 +401,13 @@ def _prediction_part(settings: Settings, store: PriceStore, client: MlflowClient
         "forecast_hours": forecast_hours,
         "models": current["model"].value_counts().sort_index().to_dict(),
         "selection": FORECAST_SELECTION,
-        "reference": {"model": best.uri, "start": _iso(reference["target_ts"].min()),
-                      "end": _iso(reference["target_ts"].max() + HOUR), "hours": len(reference),
-                      "kind": "champion re-scored on its test window"},
+        "reference": {
+            "model": best.uri,
+            "start": _iso(reference["target_ts"].min()),
+            "end": _iso(reference["target_ts"].max() + HOUR),
+            "hours": len(reference),
+            "kind": "champion re-scored on its test window",
+        },
         "report_html": html,
         "report_json": json_path,
     }, seconds

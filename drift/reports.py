@@ -58,8 +58,9 @@ def hourly_drift_columns(prices: pd.Series, exogenous: pd.DataFrame) -> pd.DataF
     :func:`add_hour_profile`, since it needs the reference.
     """
     if prices.empty:
-        return pd.DataFrame(columns=list(PRICE_COLUMNS[:-1]), index=pd.DatetimeIndex([], tz="UTC", name="ts"),
-                            dtype="float64")
+        return pd.DataFrame(
+            columns=list(PRICE_COLUMNS[:-1]), index=pd.DatetimeIndex([], tz="UTC", name="ts"), dtype="float64"
+        )
     prices = prices.sort_index()
     hours = pd.date_range(prices.index[0], prices.index[-1], freq="h", name="ts")
     price = prices.reindex(hours).astype("float64")
@@ -80,8 +81,9 @@ def _profile_keys(index: pd.DatetimeIndex, timezone: str) -> pd.MultiIndex:
     return pd.MultiIndex.from_arrays([local.hour, local.dayofweek >= 5], names=["hour", "weekend"])
 
 
-def add_hour_profile(reference: pd.DataFrame, current: pd.DataFrame,
-                     timezone: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def add_hour_profile(
+    reference: pd.DataFrame, current: pd.DataFrame, timezone: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Both windows with ``price_vs_hour_profile``: price minus the REFERENCE mean of its hour and day type.
 
     The profile comes from the reference only and is applied to both, so a current week whose
@@ -107,11 +109,13 @@ def select_columns(reference: pd.DataFrame, current: pd.DataFrame, columns: list
     for column in columns:
         ref, cur = reference[column].dropna(), current[column].dropna()
         if len(cur) < MIN_CURRENT_VALUES:
-            excluded[column] = (f"only {len(cur)} of {len(current)} current hours have a value "
-                                f"(need {MIN_CURRENT_VALUES})")
+            excluded[column] = (
+                f"only {len(cur)} of {len(current)} current hours have a value (need {MIN_CURRENT_VALUES})"
+            )
         elif len(ref) < MIN_REFERENCE_VALUES:
-            excluded[column] = (f"only {len(ref)} of {len(reference)} reference hours have a value "
-                                f"(need {MIN_REFERENCE_VALUES})")
+            excluded[column] = (
+                f"only {len(ref)} of {len(reference)} reference hours have a value (need {MIN_REFERENCE_VALUES})"
+            )
         elif cur.nunique() <= 1:
             excluded[column] = f"constant in the current window (every value {float(cur.iloc[0]):g}): a stuck series?"
         elif ref.nunique() <= 1:
@@ -126,25 +130,35 @@ def _dataset(frame: pd.DataFrame, columns: list[str], definition: DataDefinition
     return Dataset.from_pandas(frame[columns].astype("float64").reset_index(drop=True), data_definition=definition)
 
 
-def feature_drift_report(current: pd.DataFrame, reference: pd.DataFrame, columns: list[str], *,
-                         drift_share: float, column_threshold: float) -> Snapshot:
+def feature_drift_report(
+    current: pd.DataFrame, reference: pd.DataFrame, columns: list[str], *, drift_share: float, column_threshold: float
+) -> Snapshot:
     """Evidently's DataDriftPreset on ``columns``: normed Wasserstein per column, with its tests."""
     definition = DataDefinition(numerical_columns=list(columns))
-    report = Report([DataDriftPreset(columns=list(columns), num_method=DRIFT_METHOD, num_threshold=column_threshold,
-                                     drift_share=drift_share)], include_tests=True)
+    report = Report(
+        [
+            DataDriftPreset(
+                columns=list(columns), num_method=DRIFT_METHOD, num_threshold=column_threshold, drift_share=drift_share
+            )
+        ],
+        include_tests=True,
+    )
     return report.run(_dataset(current, columns, definition), _dataset(reference, columns, definition))  # current first
 
 
-def prediction_drift_report(current: pd.DataFrame, reference: pd.DataFrame, *,
-                            column_threshold: float) -> Snapshot:
+def prediction_drift_report(current: pd.DataFrame, reference: pd.DataFrame, *, column_threshold: float) -> Snapshot:
     """Regression quality of ``prediction`` against ``target`` in both windows, and the drift of each."""
     columns = [TARGET, PREDICTION]
-    definition = DataDefinition(numerical_columns=columns,
-                                regression=[Regression(target=TARGET, prediction=PREDICTION)])
-    report = Report([
-        RegressionPreset(),
-        *(ValueDrift(column=c, method=DRIFT_METHOD, threshold=column_threshold) for c in columns),
-    ], include_tests=True)
+    definition = DataDefinition(
+        numerical_columns=columns, regression=[Regression(target=TARGET, prediction=PREDICTION)]
+    )
+    report = Report(
+        [
+            RegressionPreset(),
+            *(ValueDrift(column=c, method=DRIFT_METHOD, threshold=column_threshold) for c in columns),
+        ],
+        include_tests=True,
+    )
     with warnings.catch_warnings():
         # the preset's error-bias table scores R2 per value bin; a bin of one hour warns and shows NaN there
         warnings.simplefilter("ignore", UndefinedMetricWarning)
@@ -166,8 +180,11 @@ def _metric_type(metric: dict[str, Any]) -> str:
 
 def _drifted(content: dict[str, Any]) -> set[str]:
     """Columns whose ValueDrift test failed (score at or beyond its threshold), per the snapshot."""
-    return {test["metric_config"]["params"]["column"] for test in content.get("tests", [])
-            if test["metric_config"]["params"].get("type", "").endswith(":ValueDrift") and test["status"] == "FAIL"}
+    return {
+        test["metric_config"]["params"]["column"]
+        for test in content.get("tests", [])
+        if test["metric_config"]["params"].get("type", "").endswith(":ValueDrift") and test["status"] == "FAIL"
+    }
 
 
 def value_drift_scores(content: dict[str, Any]) -> dict[str, float]:
@@ -210,6 +227,11 @@ def prediction_summary(snapshot: Snapshot) -> dict[str, Any]:
             summary[f"reference_{names[kind]}"] = _number(snapshot.context.get_reference_metric_result(metric["id"]))
     scores = value_drift_scores(content)
     drifted = _drifted(content)
-    summary.update({"target_drift": scores[TARGET], "prediction_drift": scores[PREDICTION],
-                    "drifted_columns": [c for c in (TARGET, PREDICTION) if c in drifted]})
+    summary.update(
+        {
+            "target_drift": scores[TARGET],
+            "prediction_drift": scores[PREDICTION],
+            "drifted_columns": [c for c in (TARGET, PREDICTION) if c in drifted],
+        }
+    )
     return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in summary.items()}

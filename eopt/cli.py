@@ -43,7 +43,9 @@ def _utc(value: str | None, option: str) -> pd.Timestamp | None:
     try:
         return utc(value)
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date or time (use e.g. 2018-06-01 or 2018-06-01T12:00Z)", param_hint=option) from None
+        raise click.BadParameter(
+            f"{value!r} is not a date or time (use e.g. 2018-06-01 or 2018-06-01T12:00Z)", param_hint=option
+        ) from None
 
 
 _DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
@@ -163,7 +165,9 @@ def prices(obj: Context, region: str, last: str, source: str | None) -> None:
     store = obj.store()
     newest = store.latest_ts(region, source)
     if newest is None:
-        raise click.ClickException(f"no prices stored for region {region}; load them with `eopt load-history --region {region}`")
+        raise click.ClickException(
+            f"no prices stored for region {region}; load them with `eopt load-history --region {region}`"
+        )
     frame = store.read_prices(region, start=newest - window + pd.Timedelta(microseconds=1), source=source)
     click.echo(f"{region}: {len(frame)} price(s) in the {last} up to {newest.isoformat()} (newest stored hour)")
     click.echo(frame.loc[:, ["ts", "source", "price", "currency", "unit"]].to_string(index=False))
@@ -172,8 +176,13 @@ def prices(obj: Context, region: str, last: str, source: str | None) -> None:
 @cli.command("sandbox")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8765, show_default=True, type=int)
-@click.option("--fault", "faults", multiple=True, metavar="PROVIDER=KIND",
-              help="Inject a fault on every request to a provider, e.g. entsoe=500 (kinds: 429, 429-bare, 500, slow, malformed).")
+@click.option(
+    "--fault",
+    "faults",
+    multiple=True,
+    metavar="PROVIDER=KIND",
+    help="Inject a fault on every request to a provider, e.g. entsoe=500 (kinds: 429, 429-bare, 500, slow, malformed).",
+)
 @click.pass_obj
 def sandbox(obj: Context, host: str, port: int, faults: tuple[str, ...]) -> None:
     """Serve the pricing providers' real APIs locally over the bundled history."""
@@ -189,16 +198,22 @@ def sandbox(obj: Context, host: str, port: int, faults: tuple[str, ...]) -> None
     server = Sandbox(SandboxConfig(data_dir=obj.settings.stores.market_data_dir, faults=parsed))
     unknown = set(parsed) - set(server.apps)
     if unknown:
-        raise click.BadParameter(f"no provider {', '.join(sorted(unknown))}; providers: {', '.join(sorted(server.apps))}",
-                                 param_hint="--fault")
-    click.echo(f"pricing sandbox on http://{host}:{port} ({', '.join(sorted(server.apps))}); point the product at it with")
+        raise click.BadParameter(
+            f"no provider {', '.join(sorted(unknown))}; providers: {', '.join(sorted(server.apps))}",
+            param_hint="--fault",
+        )
+    click.echo(
+        f"pricing sandbox on http://{host}:{port} ({', '.join(sorted(server.apps))}); point the product at it with"
+    )
     click.echo(f"  export EOPT_PRICING_SANDBOX_URL=http://{host}:{port}")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever(host, port)
 
 
 @cli.command("ingest")
-@click.option("--source", "sources", multiple=True, help="Pricing source (repeatable; default: EOPT_INGESTION_SOURCES).")
+@click.option(
+    "--source", "sources", multiple=True, help="Pricing source (repeatable; default: EOPT_INGESTION_SOURCES)."
+)
 @click.option("--start", required=True, help="First UTC hour (inclusive).")
 @click.option("--end", required=True, help="UTC hour to stop before (exclusive).")
 @click.option("--chunk-days", default=7, show_default=True, type=click.IntRange(1, 90))
@@ -211,11 +226,14 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
     chosen = tuple(s.lower() for s in sources) or obj.settings.providers.sources
     unknown = [s for s in chosen if s not in PRICING_SOURCES]
     if unknown:
-        raise click.BadParameter(f"unknown source {', '.join(unknown)}; known: {', '.join(PRICING_SOURCES)}", param_hint="--source")
+        raise click.BadParameter(
+            f"unknown source {', '.join(unknown)}; known: {', '.join(PRICING_SOURCES)}", param_hint="--source"
+        )
     start_ts, end_ts = _utc(start, "--start"), _utc(end, "--end")
     if start_ts is None or end_ts is None:  # required options, but a blank value parses to None
-        raise click.BadParameter("--start and --end need a UTC date or time (e.g. 2018-06-01)",
-                                 param_hint="--start/--end")
+        raise click.BadParameter(
+            "--start and --end need a UTC date or time (e.g. 2018-06-01)", param_hint="--start/--end"
+        )
     if start_ts >= end_ts:
         raise click.BadParameter(f"--start {start_ts} is not before --end {end_ts}", param_hint="--start")
     store, cache = obj.store(), obj.cache()
@@ -235,8 +253,10 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
                 failures.setdefault(source, []).extend(f"[{lo:%Y-%m-%d}] {m}" for m in messages)
             bar.set_postfix(new=totals["new"])
             bar.update(1)
-    click.echo(f"ingested {start_ts} .. {end_ts} from {', '.join(chosen)}: {totals['fetched']} provider rows, "
-               f"{totals['new']} new and {totals['updated']} updated hourly prices, {totals['quarantined']} quarantined")
+    click.echo(
+        f"ingested {start_ts} .. {end_ts} from {', '.join(chosen)}: {totals['fetched']} provider rows, "
+        f"{totals['new']} new and {totals['updated']} updated hourly prices, {totals['quarantined']} quarantined"
+    )
     for source, messages in failures.items():
         click.echo(f"{source} failed in {len(messages)} chunk/region(s), first: {messages[0]}", err=True)
     if failures:
@@ -260,10 +280,18 @@ def _as_of(value: str | None) -> pd.Timestamp | None:
 
 @cli.command("train")
 @click.option("--region", "regions", multiple=True, help="Region (repeatable, or 'all'; default: EOPT_REGIONS).")
-@click.option("--budget", default=None, help="Tuning budget: smoke, default or thorough (default: EOPT_TRAINING_BUDGET).")
-@click.option("--as-of", default=None, help="Train on the window before this UTC hour (default: the newest stored price).")
-@click.option("--gate/--no-gate", default=True, show_default=True,
-              help="Let the promotion gate judge the candidate (Production when it passes); --no-gate leaves it in Staging.")
+@click.option(
+    "--budget", default=None, help="Tuning budget: smoke, default or thorough (default: EOPT_TRAINING_BUDGET)."
+)
+@click.option(
+    "--as-of", default=None, help="Train on the window before this UTC hour (default: the newest stored price)."
+)
+@click.option(
+    "--gate/--no-gate",
+    default=True,
+    show_default=True,
+    help="Let the promotion gate judge the candidate (Production when it passes); --no-gate leaves it in Staging.",
+)
 @click.pass_obj
 def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str | None, gate: bool) -> None:
     """Retrain: extract, tune and fit the three models, evaluate the ensemble, register it, run the gate."""
@@ -277,9 +305,11 @@ def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str
         except _training_errors(RegistryError) as exc:
             raise click.ClickException(str(exc)) from None
         e = outcome.evaluation
-        click.echo(f"{region}: {outcome.candidate.name} version {outcome.candidate.version} registered; "
-                   f"{e['kind']} test MAE {e['test_mae']:.3f}, rMAE {e['test_rmae']:.3f}, "
-                   f"interval coverage {e['interval_coverage_test']:.2f}; {outcome.seconds:.0f} s")
+        click.echo(
+            f"{region}: {outcome.candidate.name} version {outcome.candidate.version} registered; "
+            f"{e['kind']} test MAE {e['test_mae']:.3f}, rMAE {e['test_rmae']:.3f}, "
+            f"interval coverage {e['interval_coverage_test']:.2f}; {outcome.seconds:.0f} s"
+        )
         if gate:
             g = e["gate"]
             verdict = "PROMOTED to Production (champion)" if g["promoted"] else "rejected (archived)"
@@ -288,10 +318,17 @@ def train(obj: Context, regions: tuple[str, ...], budget: str | None, as_of: str
 
 @cli.command("tune")
 @click.option("--region", required=True, help="Region to tune for.")
-@click.option("--model", "models", multiple=True, type=click.Choice(["xgboost", "lightgbm", "cnn_lstm", "all"]),
-              help="Model to tune (repeatable; default: all three).")
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    type=click.Choice(["xgboost", "lightgbm", "cnn_lstm", "all"]),
+    help="Model to tune (repeatable; default: all three).",
+)
 @click.option("--budget", default=None, help="Tuning budget: smoke, default or thorough.")
-@click.option("--as-of", default=None, help="Tune on the window before this UTC hour (default: the newest stored price).")
+@click.option(
+    "--as-of", default=None, help="Tune on the window before this UTC hour (default: the newest stored price)."
+)
 @click.pass_obj
 def tune_command(obj: Context, region: str, models: tuple[str, ...], budget: str | None, as_of: str | None) -> None:
     """Run (or resume) the Optuna studies of a region without registering anything."""
@@ -310,12 +347,24 @@ def tune_command(obj: Context, region: str, models: tuple[str, ...], budget: str
         frame = build_training_frame(data, config)
         train_rows, validation = frame[frame["split"] == "train"], frame[frame["split"] == "validation"]
         for model in [m for m in models if m != "all"] or config.models:
-            result = tune(model, region, train_rows, validation, feature_columns(region), budget=config.budget(model),
-                          storage_url=config.optuna_storage, window_end=data.end, seed=config.seed, device=config.device,
-                          threads=config.threads)
-            click.echo(f"{region}/{model}: study {result.study_name}: best validation MAE {result.best_value:.4f} "
-                       f"(trial {result.best_trial}; {result.complete} complete, {result.pruned} pruned, "
-                       f"{result.ran_now} run now) params {result.best_params}")
+            result = tune(
+                model,
+                region,
+                train_rows,
+                validation,
+                feature_columns(region),
+                budget=config.budget(model),
+                storage_url=config.optuna_storage,
+                window_end=data.end,
+                seed=config.seed,
+                device=config.device,
+                threads=config.threads,
+            )
+            click.echo(
+                f"{region}/{model}: study {result.study_name}: best validation MAE {result.best_value:.4f} "
+                f"(trial {result.best_trial}; {result.complete} complete, {result.pruned} pruned, "
+                f"{result.ran_now} run now) params {result.best_params}"
+            )
     except _training_errors() as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -329,9 +378,15 @@ def _newest(store: PriceStore, region: str) -> pd.Timestamp:
 
 @cli.command("evaluate")
 @click.option("--region", required=True, help="Region of the registered model.")
-@click.option("--model", "model_ref", default="challenger",
-              help="Version number, alias (champion, challenger) or stage (Production, Staging) of the region's model.")
-@click.option("--days", default=56, show_default=True, type=click.IntRange(1, 3650), help="Holdout days before --as-of.")
+@click.option(
+    "--model",
+    "model_ref",
+    default="challenger",
+    help="Version number, alias (champion, challenger) or stage (Production, Staging) of the region's model.",
+)
+@click.option(
+    "--days", default=56, show_default=True, type=click.IntRange(1, 3650), help="Holdout days before --as-of."
+)
 @click.option("--as-of", default=None, help="End of the holdout window (default: the newest stored price).")
 @click.pass_obj
 def evaluate_command(obj: Context, region: str, model_ref: str, days: int, as_of: str | None) -> None:
@@ -354,22 +409,42 @@ def evaluate_command(obj: Context, region: str, model_ref: str, days: int, as_of
     except Exception as exc:
         raise click.ClickException(f"{uri}: {exc}") from None
     m, n = score.metrics, score.naive_metrics
-    click.echo(f"{uri} on {score.first_target} .. {score.last_target} ({score.hours} h): MAE {m['mae']:.3f}, "
-               f"rMAE {m['rmae']:.3f}, sMAPE {m['smape']:.2f}%, RMSE {m['rmse']:.3f}, MAPE {m['mape']:.2f}% "
-               f"(excluding {m['mape_excluded_share']:.1%} of hours); seasonal naive MAE {n['mae']:.3f}; "
-               f"interval coverage {score.interval_coverage:.2f}")
+    click.echo(
+        f"{uri} on {score.first_target} .. {score.last_target} ({score.hours} h): MAE {m['mae']:.3f}, "
+        f"rMAE {m['rmae']:.3f}, sMAPE {m['smape']:.2f}%, RMSE {m['rmse']:.3f}, MAPE {m['mape']:.2f}% "
+        f"(excluding {m['mape_excluded_share']:.1%} of hours); seasonal naive MAE {n['mae']:.3f}; "
+        f"interval coverage {score.interval_coverage:.2f}"
+    )
 
 
 @cli.command("backtest")
 @click.option("--region", required=True, help="Region to backtest.")
-@click.option("--days", default=28, show_default=True, type=click.IntRange(1, 3650), help="Test days: the last complete days of the store.")
-@click.option("--retrain-every-days", default=7, show_default=True, type=click.IntRange(1, 365), help="Refit cadence (production: weekly).")
-@click.option("--retune-every-days", default=0, show_default=True, type=click.IntRange(0, 3650),
-              help="Tune again every this many days (0: tune once, before the test days).")
+@click.option(
+    "--days",
+    default=28,
+    show_default=True,
+    type=click.IntRange(1, 3650),
+    help="Test days: the last complete days of the store.",
+)
+@click.option(
+    "--retrain-every-days",
+    default=7,
+    show_default=True,
+    type=click.IntRange(1, 365),
+    help="Refit cadence (production: weekly).",
+)
+@click.option(
+    "--retune-every-days",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 3650),
+    help="Tune again every this many days (0: tune once, before the test days).",
+)
 @click.option("--budget", default=None, help="Tuning budget of the one tuning before the test days.")
 @click.pass_obj
-def backtest(obj: Context, region: str, days: int, retrain_every_days: int, retune_every_days: int,
-             budget: str | None) -> None:
+def backtest(
+    obj: Context, region: str, days: int, retrain_every_days: int, retune_every_days: int, budget: str | None
+) -> None:
     """Walk-forward backtest of the production training over the last days of the store; logged to MLflow.
 
     For the comparison with the published EPF benchmark forecasts, see ``python -m benchmarks.accuracy``.
@@ -395,22 +470,45 @@ def backtest(obj: Context, region: str, days: int, retrain_every_days: int, retu
     exogenous = store.read_exogenous(region)
     origins = last_days_origins(region, prices, days)
     try:
-        result = walk_forward(prices, exogenous, region, origins, config, storage_url=config.optuna_storage,
-                              retrain_every_days=retrain_every_days, retune_every_days=retune_every_days)
+        result = walk_forward(
+            prices,
+            exogenous,
+            region,
+            origins,
+            config,
+            storage_url=config.optuna_storage,
+            retrain_every_days=retrain_every_days,
+            retune_every_days=retune_every_days,
+        )
     except _training_errors(BacktestError) as exc:
         raise click.ClickException(str(exc)) from None
     metrics = result.metrics()
-    summary = backtest_summary(result, config, retrain_every_days=retrain_every_days,
-                               retune_every_days=retune_every_days, metrics=metrics)
+    summary = backtest_summary(
+        result, config, retrain_every_days=retrain_every_days, retune_every_days=retune_every_days, metrics=metrics
+    )
     out = obj.settings.stores.home / "backtests" / f"{region}-{origins[0]:%Y%m%d}-{len(origins)}d-{config.budget_name}"
-    artifacts = save_backtest(result, out, summary,
-                              f"{region} backtest: last 14 days (MAE {metrics['ensemble']['mae']:.2f})")
-    log_backtest(obj.settings, f"backtest {region} {len(origins)}d", region,
-                 {"region": region, "first_origin": str(origins[0]), "days": len(origins),
-                  "retrain_every_days": retrain_every_days, "retune_every_days": retune_every_days, **config.describe()},
-                 flat_metrics(metrics), artifacts)
+    artifacts = save_backtest(
+        result, out, summary, f"{region} backtest: last 14 days (MAE {metrics['ensemble']['mae']:.2f})"
+    )
+    log_backtest(
+        obj.settings,
+        f"backtest {region} {len(origins)}d",
+        region,
+        {
+            "region": region,
+            "first_origin": str(origins[0]),
+            "days": len(origins),
+            "retrain_every_days": retrain_every_days,
+            "retune_every_days": retune_every_days,
+            **config.describe(),
+        },
+        flat_metrics(metrics),
+        artifacts,
+    )
     for who, m in metrics.items():
-        click.echo(f"{region} {who:15s} MAE {m['mae']:8.3f}  rMAE {m['rmae']:.3f}  sMAPE {m['smape']:6.2f}%  RMSE {m['rmse']:8.3f}")
+        click.echo(
+            f"{region} {who:15s} MAE {m['mae']:8.3f}  rMAE {m['rmae']:.3f}  sMAPE {m['smape']:6.2f}%  RMSE {m['rmse']:8.3f}"
+        )
     click.echo(f"{len(origins)} days from {origins[0]}, {result.seconds:.0f} s; results in {out}")
 
 
@@ -452,11 +550,16 @@ def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
         stored = flow.store_forecasts(store, [region], folder)
         flow.update_forecast_cache(store, cache, [region])
         f = pd.read_parquet(folder / f"forecast_{region}.parquet")
-        label = ("FALLBACK seasonal naive" if f["is_fallback"].iloc[0]
-                 else f"{f['model_name'].iloc[0]} v{f['model_version'].iloc[0]}")
-        click.echo(f"{region}: {label}: {f['target_ts'].iloc[0]:%Y-%m-%d %H:%M} .. {f['target_ts'].iloc[-1]:%H:%M} UTC, "
-                   f"mean {f['yhat'].mean():.2f}, min {f['yhat'].min():.2f}, max {f['yhat'].max():.2f} per MWh; "
-                   f"{stored['inserted']} new, {stored['updated']} updated rows")
+        label = (
+            "FALLBACK seasonal naive"
+            if f["is_fallback"].iloc[0]
+            else f"{f['model_name'].iloc[0]} v{f['model_version'].iloc[0]}"
+        )
+        click.echo(
+            f"{region}: {label}: {f['target_ts'].iloc[0]:%Y-%m-%d %H:%M} .. {f['target_ts'].iloc[-1]:%H:%M} UTC, "
+            f"mean {f['yhat'].mean():.2f}, min {f['yhat'].min():.2f}, max {f['yhat'].max():.2f} per MWh; "
+            f"{stored['inserted']} new, {stored['updated']} updated rows"
+        )
     if failed:
         sys.exit(1)
 
@@ -496,7 +599,9 @@ def registry_status_command(obj: Context, regions: tuple[str, ...], show_history
         try:
             table = registry_status(client, region)
         except Exception as exc:
-            raise click.ClickException(f"{region}: cannot read the registry at {obj.settings.stores.mlflow_registry_uri}: {exc}") from None
+            raise click.ClickException(
+                f"{region}: cannot read the registry at {obj.settings.stores.mlflow_registry_uri}: {exc}"
+            ) from None
         if table.empty:
             click.echo(f"{region}: no registered model yet (run eopt train --region {region})")
             continue
@@ -504,7 +609,9 @@ def registry_status_command(obj: Context, regions: tuple[str, ...], show_history
         if show_history:
             history = promotions.history(region)
             if not history.empty:
-                shown = history[["decided_at", "action", "candidate_version", "champion_version", "promoted", "actor"]].copy()
+                shown = history[
+                    ["decided_at", "action", "candidate_version", "champion_version", "promoted", "actor"]
+                ].copy()
                 shown["reasons"] = history["reasons"].map(lambda r: "; ".join(r or []))
                 click.echo(shown.to_string(index=False))
         click.echo()
@@ -525,8 +632,10 @@ def registry_promote(obj: Context, region: str, version: str, reason: str) -> No
         replaced = promote_version(client, promotions, region, version, reason, _actor())
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{region}: version {version} is now the champion (Production)"
-               + (f"; version {replaced} archived" if replaced else ""))
+    click.echo(
+        f"{region}: version {version} is now the champion (Production)"
+        + (f"; version {replaced} archived" if replaced else "")
+    )
 
 
 @registry.command("rollback")
@@ -568,8 +677,10 @@ def quality_command(obj: Context, regions: tuple[str, ...], as_of: str | None, r
     for result in report.results:
         click.echo(result.line())
     summary = report.summary()
-    click.echo(f"health score {summary['health_score']}: {summary['ok']} ok, {summary['warn']} warn, "
-               f"{summary['critical']} critical, {summary['skipped']} not checked; report {summary['report_html']}")
+    click.echo(
+        f"health score {summary['health_score']}: {summary['ok']} ok, {summary['warn']} warn, "
+        f"{summary['critical']} critical, {summary['skipped']} not checked; report {summary['report_html']}"
+    )
 
 
 @cli.command("airflow-init")
@@ -586,8 +697,10 @@ def airflow_init(obj: Context) -> None:
     click.echo(f"Airflow home ready: export AIRFLOW_HOME={obj.settings.airflow.home}")
 
 
-@cli.command("airflow", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False,
-                                          "help_option_names": []})
+@cli.command(
+    "airflow",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False, "help_option_names": []},
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_obj
 def airflow_cli(obj: Context, args: tuple[str, ...]) -> None:
@@ -654,7 +767,9 @@ def metrics_serve(obj: Context, host: str | None, port: int | None) -> None:
     """Serve /metrics for Prometheus, read from the newest data-quality run at every scrape."""
     from quality.exporter import MetricsServer
 
-    server = MetricsServer(obj.store().engine, host or obj.settings.alerts.metrics_host, port or obj.settings.alerts.metrics_port)
+    server = MetricsServer(
+        obj.store().engine, host or obj.settings.alerts.metrics_host, port or obj.settings.alerts.metrics_port
+    )
     click.echo(f"serving data-quality metrics on {server.url} (Ctrl-C stops)")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
@@ -674,8 +789,9 @@ def settings_reference(check: bool) -> None:
     if check:
         old = stale()
         if old:
-            raise click.ClickException(f"stale: {', '.join(str(p.relative_to(PROJECT_ROOT)) for p in old)}; "
-                                       "run `eopt settings reference`")
+            raise click.ClickException(
+                f"stale: {', '.join(str(p.relative_to(PROJECT_ROOT)) for p in old)}; run `eopt settings reference`"
+            )
         click.echo("docs/configuration.md and .env.example are up to date")
         return
     for path in write():

@@ -56,8 +56,13 @@ def run_dag(settings: Settings, dag_id: str, logical_date: str, conf: dict, echo
     echo(f"  airflow dags test {dag_id} {logical_date} -c '{json.dumps(conf)}' ...")
     started = time.perf_counter()
     # apache/airflow#73428: `dags test` of a DAG with a deadline alert crashes after a successful run
-    result = dags_test(settings, dag_id, logical_date, conf, extra_env={"EOPT_AIRFLOW_DEADLINE_ALERTS": "0",
-                                                                        "EOPT_AIRFLOW_TASK_RETRIES": "0"})
+    result = dags_test(
+        settings,
+        dag_id,
+        logical_date,
+        conf,
+        extra_env={"EOPT_AIRFLOW_DEADLINE_ALERTS": "0", "EOPT_AIRFLOW_TASK_RETRIES": "0"},
+    )
     seconds = time.perf_counter() - started
     log = result.stdout + result.stderr
     ok = result.returncode == 0
@@ -78,7 +83,9 @@ def region_summary(settings: Settings, region: str, forecast_issue: str) -> dict
     engine = create_store_engine(settings.stores.database_url)
     client = configure(settings)
     name = registered_model_name(region)
-    versions = client.search_model_versions(f"name = '{name}'") if client.search_registered_models(f"name = '{name}'") else []
+    versions = (
+        client.search_model_versions(f"name = '{name}'") if client.search_registered_models(f"name = '{name}'") else []
+    )
     newest = max(versions, key=lambda v: int(v.version)) if versions else None
     best = champion(client, region)
     gates = PromotionStore(engine).history(region)
@@ -98,13 +105,25 @@ def region_summary(settings: Settings, region: str, forecast_issue: str) -> dict
         "registered_version": None if newest is None else str(newest.version),
         "stage": None if newest is None else newest.current_stage,
         "champion_version": None if best is None else best.version,
-        "gate": None if gate is None else {"promoted": bool(gate["promoted"]), "reasons": list(gate["reasons"] or []),
-                                            "mape": candidate.get("mape"), "rmae": candidate.get("rmae")},
-        "forecasts": {"issued_at": forecast_issue, "hours": len(forecast),
-                      "model_version": None if forecast.empty else str(forecast["model_version"].iloc[0]),
-                      "is_fallback": bool(forecast["is_fallback"].any()) if len(forecast) else None,
-                      "fallback_reason": (f"no Production model of {region} when it was issued"
-                                          if len(forecast) and forecast["is_fallback"].any() else None)},
+        "gate": None
+        if gate is None
+        else {
+            "promoted": bool(gate["promoted"]),
+            "reasons": list(gate["reasons"] or []),
+            "mape": candidate.get("mape"),
+            "rmae": candidate.get("rmae"),
+        },
+        "forecasts": {
+            "issued_at": forecast_issue,
+            "hours": len(forecast),
+            "model_version": None if forecast.empty else str(forecast["model_version"].iloc[0]),
+            "is_fallback": bool(forecast["is_fallback"].any()) if len(forecast) else None,
+            "fallback_reason": (
+                f"no Production model of {region} when it was issued"
+                if len(forecast) and forecast["is_fallback"].any()
+                else None
+            ),
+        },
         "drift": drift,
         "quality_report": quality.report_path if quality is not None else None,
     }
@@ -123,8 +142,10 @@ def run_demo(settings: Settings, budget: str, echo: Callable[[str], None]) -> di
     try:
         url = sandbox.start("127.0.0.1", SANDBOX_PORT)
     except OSError as exc:
-        raise RuntimeError(f"port {SANDBOX_PORT} is taken ({exc}); the demo's connections point the pricing providers "
-                           f"at the sandbox there: stop what listens on it (e.g. another `eopt sandbox`)") from None
+        raise RuntimeError(
+            f"port {SANDBOX_PORT} is taken ({exc}); the demo's connections point the pricing providers "
+            f"at the sandbox there: stop what listens on it (e.g. another `eopt sandbox`)"
+        ) from None
     runs: list[DagRun] = []
     try:
         echo(f"[2/4] pricing sandbox on {url}; one ingestion cycle against it")
@@ -139,9 +160,12 @@ def run_demo(settings: Settings, budget: str, echo: Callable[[str], None]) -> di
         sandbox.stop()
     echo("[4/4] summary")
     regions = [region_summary(settings, r, g.at(-1, 0)) for g in GROUPS for r in g.regions]
-    summary = {"seconds": round(time.perf_counter() - started, 1), "budget": budget,
-               "dag_runs": [{k: v for k, v in run.__dict__.items() if k != "tail"} for run in runs],
-               "regions": regions}
+    summary = {
+        "seconds": round(time.perf_counter() - started, 1),
+        "budget": budget,
+        "dag_runs": [{k: v for k, v in run.__dict__.items() if k != "tail"} for run in runs],
+        "regions": regions,
+    }
     path = settings.stores.home / "demo-summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str))
     for r in regions:
@@ -149,10 +173,17 @@ def run_demo(settings: Settings, budget: str, echo: Callable[[str], None]) -> di
         verdict = ("promoted" if gate.get("promoted") else "rejected") if gate else "no gate decision"
         mape = f"MAPE {gate['mape']:.1f}%, rMAE {gate['rmae']:.3f}" if gate.get("mape") is not None else ""
         f = r["forecasts"]
-        served = (f"{f['hours']} forecasts by v{f['model_version']}" if f["hours"] and not f["is_fallback"]
-                  else f"{f['hours']} FALLBACK forecasts ({f['fallback_reason']})" if f["hours"] else "no forecasts")
+        served = (
+            f"{f['hours']} forecasts by v{f['model_version']}"
+            if f["hours"] and not f["is_fallback"]
+            else f"{f['hours']} FALLBACK forecasts ({f['fallback_reason']})"
+            if f["hours"]
+            else "no forecasts"
+        )
         drift = f"drift share {r['drift']['share']:.2f} ({r['drift']['status']})" if r["drift"] else "no drift result"
-        echo(f"  {r['region']}: version {r['registered_version']} ({r['stage']}), gate {verdict} {mape}; {served}; {drift}")
+        echo(
+            f"  {r['region']}: version {r['registered_version']} ({r['stage']}), gate {verdict} {mape}; {served}; {drift}"
+        )
     reports = sorted({r["quality_report"] for r in regions if r["quality_report"]})
     echo(f"  data-quality reports: {', '.join(reports) or 'none'}")
     echo(f"  summary written to {path} ({summary['seconds']:.0f} s)")

@@ -92,29 +92,49 @@ def admin_password(settings: Settings) -> str:
 def _commands(settings: Settings, ports: Ports) -> dict[str, tuple[list[str], dict[str, str]]]:
     base = f"http://127.0.0.1:{ports.airflow}"
     airflow_env = settings.airflow_environment(
-        AIRFLOW__API__PORT=str(ports.airflow), AIRFLOW__API__HOST="127.0.0.1", AIRFLOW__API__BASE_URL=base,
+        AIRFLOW__API__PORT=str(ports.airflow),
+        AIRFLOW__API__HOST="127.0.0.1",
+        AIRFLOW__API__BASE_URL=base,
         AIRFLOW__CORE__EXECUTION_API_SERVER_URL=f"{base}/execution/",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS=f"{ADMIN_USER}:admin",
         AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(
-            settings.airflow.home / "simple_auth_manager_passwords.json.generated"),
+            settings.airflow.home / "simple_auth_manager_passwords.json.generated"
+        ),
         MLFLOW_TRACKING_URI=f"http://127.0.0.1:{ports.mlflow}",
     )
-    airflow_env["PATH"] = f"{BIN}{os.pathsep}{airflow_env.get('PATH', '')}"  # standalone starts its parts as `airflow ...`
+    airflow_env["PATH"] = (
+        f"{BIN}{os.pathsep}{airflow_env.get('PATH', '')}"  # standalone starts its parts as `airflow ...`
+    )
     plain_env = settings.airflow_environment()  # the same settings for mlflow and the sandbox
     artifacts = settings.stores.mlflow_artifact_root or settings.stores.home / "mlartifacts"
-    mlflow = [str(BIN / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(ports.mlflow),
-              "--backend-store-uri", settings.stores.mlflow_tracking_uri, "--default-artifact-root", artifacts.as_uri(),
-              "--workers", "1"]
+    mlflow = [
+        str(BIN / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(ports.mlflow),
+        "--backend-store-uri",
+        settings.stores.mlflow_tracking_uri,
+        "--default-artifact-root",
+        artifacts.as_uri(),
+        "--workers",
+        "1",
+    ]
     sandbox = [str(BIN / "eopt"), "sandbox", "--host", "127.0.0.1", "--port", str(ports.sandbox)]
-    return {"airflow": ([str(BIN / "airflow"), "standalone"], airflow_env),
-            "mlflow": (mlflow, plain_env),
-            "sandbox": (sandbox, plain_env)}
+    return {
+        "airflow": ([str(BIN / "airflow"), "standalone"], airflow_env),
+        "mlflow": (mlflow, plain_env),
+        "sandbox": (sandbox, plain_env),
+    }
 
 
 def _health_urls(ports: Ports) -> dict[str, str]:
-    return {"airflow": f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health",
-            "mlflow": f"http://127.0.0.1:{ports.mlflow}/health",
-            "sandbox": f"http://127.0.0.1:{ports.sandbox}/iea/"}
+    return {
+        "airflow": f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health",
+        "mlflow": f"http://127.0.0.1:{ports.mlflow}/health",
+        "sandbox": f"http://127.0.0.1:{ports.sandbox}/iea/",
+    }
 
 
 def _answers(url: str) -> bool:
@@ -127,8 +147,9 @@ def _answers(url: str) -> bool:
         return False
 
 
-def up(settings: Settings, ports: Ports = Ports(), echo: Callable[[str], None] = print,
-       timeout_s: float = 300) -> dict[str, int]:
+def up(
+    settings: Settings, ports: Ports = Ports(), echo: Callable[[str], None] = print, timeout_s: float = 300
+) -> dict[str, int]:
     folder = run_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     running = [p.stem for p in folder.glob("*.pid") if _alive(int(p.read_text()))]
@@ -144,8 +165,9 @@ def up(settings: Settings, ports: Ports = Ports(), echo: Callable[[str], None] =
     pids = {}
     for name, (command, env) in _commands(settings, ports).items():
         log = open(folder / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.stores.home,
-                                   start_new_session=True)
+        process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.stores.home, start_new_session=True
+        )
         (folder / f"{name}.pid").write_text(str(process.pid))
         pids[name] = process.pid
         echo(f"started {name} (pid {process.pid}, log {folder / f'{name}.log'})")
@@ -163,8 +185,10 @@ def up(settings: Settings, ports: Ports = Ports(), echo: Callable[[str], None] =
     if waiting:
         down(settings, echo)
         raise ServiceError(f"not up after {timeout_s:.0f} s: {', '.join(waiting)}; see the logs in {folder}")
-    echo(f"Airflow UI  http://127.0.0.1:{ports.airflow}  user {ADMIN_USER}, password {password} "
-         f"(kept in {settings.airflow.home / 'admin-password'})")
+    echo(
+        f"Airflow UI  http://127.0.0.1:{ports.airflow}  user {ADMIN_USER}, password {password} "
+        f"(kept in {settings.airflow.home / 'admin-password'})"
+    )
     echo(f"MLflow UI   http://127.0.0.1:{ports.mlflow}")
     echo(f"sandbox     http://127.0.0.1:{ports.sandbox}")
     return pids

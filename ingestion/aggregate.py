@@ -43,8 +43,14 @@ def aggregate_hourly(raw: pd.DataFrame) -> Aggregated:
     unknown_unit = ~frame["unit"].isin(list(TO_MWH))
     unknown_resolution = ~frame["resolution"].isin(list(RESOLUTION_MINUTES))
     if unknown_unit.any():
-        rejected.append(_rejected(frame[unknown_unit], "unknown price unit " + frame.loc[unknown_unit, "unit"].astype(str)
-                                  + f"; expected one of {', '.join(TO_MWH)}"))
+        rejected.append(
+            _rejected(
+                frame[unknown_unit],
+                "unknown price unit "
+                + frame.loc[unknown_unit, "unit"].astype(str)
+                + f"; expected one of {', '.join(TO_MWH)}",
+            )
+        )
     if (unknown_resolution & ~unknown_unit).any():
         bad = unknown_resolution & ~unknown_unit
         rejected.append(_rejected(frame[bad], "unknown resolution " + frame.loc[bad, "resolution"].astype(str)))
@@ -84,5 +90,7 @@ def aggregate_hourly(raw: pd.DataFrame) -> Aggregated:
     hourly = hourly[complete].rename(columns={"hour": "ts"})
     hourly = hourly.assign(unit="MWh", resolution="PT60M").loc[:, list(SOURCE_COLUMNS)].reset_index(drop=True)
     hourly["ts"] = hourly["ts"].astype("datetime64[us, UTC]")
-    rejected_frame = pd.concat(rejected, ignore_index=True) if rejected else _rejected(raw.iloc[0:0], pd.Series(dtype=str))
+    rejected_frame = (
+        pd.concat(rejected, ignore_index=True) if rejected else _rejected(raw.iloc[0:0], pd.Series(dtype=str))
+    )
     return Aggregated(hourly, rejected_frame)

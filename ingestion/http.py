@@ -190,7 +190,9 @@ class HttpTransport:
         self.limiter = RateLimiter(config.requests_per_minute, sleep=sleep)
 
     # -- recording -------------------------------------------------------------------------
-    def _note(self, endpoint: str, status: str, http_status: int | None, started: float, records: int, error: str | None) -> None:
+    def _note(
+        self, endpoint: str, status: str, http_status: int | None, started: float, records: int, error: str | None
+    ) -> None:
         call = ApiCall(
             source=self.config.source,
             endpoint=endpoint,
@@ -284,8 +286,12 @@ class HttpTransport:
             except PayloadError as exc:
                 ref = self.archive(response.content, endpoint)
                 self._note(endpoint, "error", status, started, 0, f"unparseable payload: {exc}")
-                raise PayloadError(source, f"{_strip_source(exc, source)} (raw body archived at {ref})",
-                                   payload_ref=ref, http_status=status) from exc
+                raise PayloadError(
+                    source,
+                    f"{_strip_source(exc, source)} (raw body archived at {ref})",
+                    payload_ref=ref,
+                    http_status=status,
+                ) from exc
             except ProviderError as exc:
                 self._note(endpoint, "error", status, started, 0, str(exc))
                 raise
@@ -293,14 +299,20 @@ class HttpTransport:
             self._note(endpoint, "ok" if records else "no_data", status, started, records, None)
             return parsed
         if last_problem.startswith("HTTP 429"):
-            raise RateLimited(source, f"still rate limited after {policy.max_attempts} attempts ({last_problem})", http_status=429)
+            raise RateLimited(
+                source, f"still rate limited after {policy.max_attempts} attempts ({last_problem})", http_status=429
+            )
         raise ProviderError(source, f"gave up after {policy.max_attempts} attempts: {last_problem}")
 
     def _retry_wait(self, attempt: int, retry_after: float | None, problem: str) -> None:
         policy = self.config.retry
         if attempt >= policy.max_attempts:
             return
-        wait = min(retry_after, policy.max_retry_after_s) if retry_after is not None else policy.backoff_s(attempt, self._rng)
+        wait = (
+            min(retry_after, policy.max_retry_after_s)
+            if retry_after is not None
+            else policy.backoff_s(attempt, self._rng)
+        )
         log.warning("%s: %s; retry %d/%d in %.2fs", self.config.source, problem, attempt, policy.max_attempts - 1, wait)
         self._sleep(wait)
 
@@ -316,4 +328,4 @@ def _short(text: str, limit: int = 200) -> str:
 def _strip_source(exc: ProviderError, source: str) -> str:
     message = str(exc)
     prefix = f"{source}: "
-    return message[len(prefix):] if message.startswith(prefix) else message
+    return message[len(prefix) :] if message.startswith(prefix) else message

@@ -104,8 +104,16 @@ def fetch_source(
         except PayloadError as exc:
             outcome.failures.append(f"{region}: {exc}")
             if quarantine is not None:
-                quarantine.add([QuarantinedRow(source=config.source, region=region, reason=f"unparseable payload: {exc}",
-                                               payload_ref=exc.payload_ref)])
+                quarantine.add(
+                    [
+                        QuarantinedRow(
+                            source=config.source,
+                            region=region,
+                            reason=f"unparseable payload: {exc}",
+                            payload_ref=exc.payload_ref,
+                        )
+                    ]
+                )
             log.error("%s sent an unparseable payload for %s (quarantined): %s", config.source, region, exc)
             continue
         except (ProviderError, ValueError) as exc:
@@ -121,8 +129,15 @@ def fetch_source(
 
 
 def fetch_task(
-    task: str, settings: Settings, start: pd.Timestamp, end: pd.Timestamp, *, configs: dict[str, ProviderConfig] | None = None,
-    health: ApiHealthStore | None = None, quarantine: QuarantineStore | None = None, **transport_kwargs,
+    task: str,
+    settings: Settings,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    *,
+    configs: dict[str, ProviderConfig] | None = None,
+    health: ApiHealthStore | None = None,
+    quarantine: QuarantineStore | None = None,
+    **transport_kwargs,
 ) -> list[FetchOutcome]:
     """The sources behind one DAG fetch task (``FETCH_TASKS``), each with its own outcome."""
     outcomes = []
@@ -130,7 +145,9 @@ def fetch_task(
         if source not in settings.providers.sources:
             continue
         config = (configs or {}).get(source) or provider_config(source, settings)
-        outcomes.append(fetch_source(config, settings, start, end, health=health, quarantine=quarantine, **transport_kwargs))
+        outcomes.append(
+            fetch_source(config, settings, start, end, health=health, quarantine=quarantine, **transport_kwargs)
+        )
     return outcomes
 
 

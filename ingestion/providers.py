@@ -65,7 +65,9 @@ def provider_config(source: str, settings: Settings, **overrides: Any) -> Provid
 
 
 def build_client(
-    config: ProviderConfig, settings: Settings, record: Callable[[ApiCall], object] | None = None,
+    config: ProviderConfig,
+    settings: Settings,
+    record: Callable[[ApiCall], object] | None = None,
     **transport_kwargs: Any,
 ) -> PriceClient:
     transport = HttpTransport(config, archive_dir=settings.raw_payload_dir, record=record, **transport_kwargs)

@@ -62,7 +62,9 @@ class Validation:
 def validate_prices(frame: pd.DataFrame, *, run_time: pd.Timestamp, min_records: int = 0) -> Validation:
     missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValidationFailed(f"price rows are missing column(s) {', '.join(missing)}; expected {', '.join(PRICE_COLUMNS)}")
+        raise ValidationFailed(
+            f"price rows are missing column(s) {', '.join(missing)}; expected {', '.join(PRICE_COLUMNS)}"
+        )
     rows = frame.loc[:, list(PRICE_COLUMNS)].copy()
     reason = pd.Series(pd.NA, index=rows.index, dtype=object)
 
@@ -87,14 +89,31 @@ def validate_prices(frame: pd.DataFrame, *, run_time: pd.Timestamp, min_records:
     low = rows["region"].map(lambda r: PLAUSIBLE_RANGE.get(r, (float("-inf"), float("inf")))[0])
     high = rows["region"].map(lambda r: PLAUSIBLE_RANGE.get(r, (float("-inf"), float("inf")))[1])
     out_of_range = (price < low) | (price > high)
-    reject(out_of_range, "range: price " + price.round(2).astype(str) + " outside the plausible range ["
-           + low.astype(str) + ", " + high.astype(str) + "] for " + rows["region"].astype(str))
+    reject(
+        out_of_range,
+        "range: price "
+        + price.round(2).astype(str)
+        + " outside the plausible range ["
+        + low.astype(str)
+        + ", "
+        + high.astype(str)
+        + "] for "
+        + rows["region"].astype(str),
+    )
 
     horizon = rows["source"].map(lambda s: PUBLICATION_HORIZON.get(s, DEFAULT_HORIZON))
     latest_allowed = run_time + horizon
     too_far = rows["ts"] > latest_allowed
-    reject(too_far, "future: " + rows["ts"].astype(str) + " is beyond the publication horizon of "
-           + rows["source"].astype(str) + " (run time + " + horizon.astype(str) + ")")
+    reject(
+        too_far,
+        "future: "
+        + rows["ts"].astype(str)
+        + " is beyond the publication horizon of "
+        + rows["source"].astype(str)
+        + " (run time + "
+        + horizon.astype(str)
+        + ")",
+    )
 
     rejected = rows[reason.notna()].assign(reason=reason[reason.notna()].astype(str))
     accepted = rows[reason.isna()].assign(price=price[reason.isna()].astype(float)).reset_index(drop=True)

@@ -61,17 +61,35 @@ def check_markets_open(store: PriceStore, regions: Iterable[str], run_time: pd.T
     return any(missing.values())
 
 
-def fetch_provider(task: str, settings: Settings, store: PriceStore, start: pd.Timestamp, end: pd.Timestamp,
-                   folder: Path, configs: Mapping[str, ProviderConfig] | None = None,
-                   **transport_kwargs: Any) -> dict[str, Any]:
+def fetch_provider(
+    task: str,
+    settings: Settings,
+    store: PriceStore,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    folder: Path,
+    configs: Mapping[str, ProviderConfig] | None = None,
+    **transport_kwargs: Any,
+) -> dict[str, Any]:
     """The providers behind one fetch task (``FETCH_TASKS``) for ``[start, end)``: their rows into
     ``fetch_<task>.parquet``, each call into ``api_health``, unparseable payloads quarantined."""
-    outcomes = fetch_task(task, settings, start, end, configs=dict(configs or {}), health=ApiHealthStore(store.engine),
-                          quarantine=QuarantineStore(store.engine), **transport_kwargs)
+    outcomes = fetch_task(
+        task,
+        settings,
+        start,
+        end,
+        configs=dict(configs or {}),
+        health=ApiHealthStore(store.engine),
+        quarantine=QuarantineStore(store.engine),
+        **transport_kwargs,
+    )
     rows = pd.concat([o.rows for o in outcomes], ignore_index=True) if outcomes else None
     path = save_rows(rows, folder / f"fetch_{task}.parquet") if rows is not None else None
-    return {"path": path, "rows": {o.source: len(o.rows) for o in outcomes},
-            "failures": {o.source: o.failures for o in outcomes if o.failures}}
+    return {
+        "path": path,
+        "rows": {o.source: len(o.rows) for o in outcomes},
+        "failures": {o.source: o.failures for o in outcomes if o.failures},
+    }
 
 
 def _failing_loudly(summary: dict[str, Any]) -> dict[str, Any]:
@@ -83,26 +101,46 @@ def _failing_loudly(summary: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
-def fetch_flatpeak(settings: Settings, store: PriceStore, run_time: pd.Timestamp, folder: Path,
-                   configs: Mapping[str, ProviderConfig] | None = None) -> dict[str, Any]:
+def fetch_flatpeak(
+    settings: Settings,
+    store: PriceStore,
+    run_time: pd.Timestamp,
+    folder: Path,
+    configs: Mapping[str, ProviderConfig] | None = None,
+) -> dict[str, Any]:
     """Flatpeak's tariffs of the cycle window; raises ``ProviderFailed`` after saving what it got."""
     return _failing_loudly(fetch_provider("flatpeak", settings, store, *cycle_window(run_time), folder, configs))
 
 
-def fetch_nrel(settings: Settings, store: PriceStore, run_time: pd.Timestamp, folder: Path,
-               configs: Mapping[str, ProviderConfig] | None = None) -> dict[str, Any]:
+def fetch_nrel(
+    settings: Settings,
+    store: PriceStore,
+    run_time: pd.Timestamp,
+    folder: Path,
+    configs: Mapping[str, ProviderConfig] | None = None,
+) -> dict[str, Any]:
     """NREL utility rates and OpenEI's URDB tariffs of the cycle window; raises after saving what it got."""
     return _failing_loudly(fetch_provider("nrel", settings, store, *cycle_window(run_time), folder, configs))
 
 
-def fetch_iea(settings: Settings, store: PriceStore, run_time: pd.Timestamp, folder: Path,
-              configs: Mapping[str, ProviderConfig] | None = None) -> dict[str, Any]:
+def fetch_iea(
+    settings: Settings,
+    store: PriceStore,
+    run_time: pd.Timestamp,
+    folder: Path,
+    configs: Mapping[str, ProviderConfig] | None = None,
+) -> dict[str, Any]:
     """IEA's prices of the cycle window; raises ``ProviderFailed`` after saving what it got."""
     return _failing_loudly(fetch_provider("iea", settings, store, *cycle_window(run_time), folder, configs))
 
 
-def fetch_entsoe(settings: Settings, store: PriceStore, run_time: pd.Timestamp, folder: Path,
-                 configs: Mapping[str, ProviderConfig] | None = None) -> dict[str, Any]:
+def fetch_entsoe(
+    settings: Settings,
+    store: PriceStore,
+    run_time: pd.Timestamp,
+    folder: Path,
+    configs: Mapping[str, ProviderConfig] | None = None,
+) -> dict[str, Any]:
     """ENTSO-E day-ahead prices (A44) of the cycle window; raises ``ProviderFailed`` after saving what it got."""
     return _failing_loudly(fetch_provider("entsoe", settings, store, *cycle_window(run_time), folder, configs))
 
@@ -116,11 +154,13 @@ def aggregate_prices(store: PriceStore, folder: Path) -> dict[str, Any]:
     return {"path": path, "raw": len(raw), "hourly": len(hourly), "quarantined": quarantined}
 
 
-def validate_data_quality(store: PriceStore, run_time: pd.Timestamp, min_records: int, folder: Path,
-                          aggregated_path: str) -> dict[str, Any]:
+def validate_data_quality(
+    store: PriceStore, run_time: pd.Timestamp, min_records: int, folder: Path, aggregated_path: str
+) -> dict[str, Any]:
     """Hourly rows -> the accepted ones in ``accepted.parquet``; rejects quarantined with their reason."""
-    validation, quarantined = validate_step(load_rows([aggregated_path]), run_time, min_records,
-                                            QuarantineStore(store.engine))
+    validation, quarantined = validate_step(
+        load_rows([aggregated_path]), run_time, min_records, QuarantineStore(store.engine)
+    )
     path = save_rows(validation.accepted, folder / "accepted.parquet")
     log.info("validation: %s; %d newly quarantined", validation.summary(), quarantined)
     return {"path": path, "newly_quarantined": quarantined, **validation.summary()}
@@ -131,8 +171,12 @@ def store_prices(store: PriceStore, validated_path: str) -> dict[str, Any]:
     accepted = load_rows([validated_path])
     result = store.upsert_prices(accepted)
     log.info("stored: %d new, %d updated, %d unchanged", result.inserted, result.updated, result.unchanged)
-    return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
-            "regions": sorted(accepted["region"].unique())}
+    return {
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "regions": sorted(accepted["region"].unique()),
+    }
 
 
 def update_cache(store: PriceStore, cache: PriceCache, regions: Iterable[str]) -> dict[str, bool]:
@@ -164,9 +208,16 @@ class CycleReport:
 
 
 def run_cycle(
-    settings: Settings, run_time: pd.Timestamp, store: PriceStore, cache: PriceCache, *,
-    start: pd.Timestamp | None = None, end: pd.Timestamp | None = None, sources: Iterable[str] | None = None,
-    min_records: int | None = None, **transport_kwargs: Any,
+    settings: Settings,
+    run_time: pd.Timestamp,
+    store: PriceStore,
+    cache: PriceCache,
+    *,
+    start: pd.Timestamp | None = None,
+    end: pd.Timestamp | None = None,
+    sources: Iterable[str] | None = None,
+    min_records: int | None = None,
+    **transport_kwargs: Any,
 ) -> CycleReport:
     """The whole cycle in one process over ``[start, end)`` (default: the cycle window of ``run_time``)."""
     if start is None or end is None:
@@ -177,12 +228,19 @@ def run_cycle(
     with tempfile.TemporaryDirectory(prefix="eopt-cycle-") as tmp:
         folder = Path(tmp)
         with ThreadPoolExecutor(max_workers=max(1, len(tasks))) as pool:
-            fetched = list(pool.map(
-                lambda task: fetch_provider(task, settings, store, start, end, folder, **transport_kwargs), tasks))
+            fetched = list(
+                pool.map(
+                    lambda task: fetch_provider(task, settings, store, start, end, folder, **transport_kwargs), tasks
+                )
+            )
         aggregated = aggregate_prices(store, folder)
         validated = validate_data_quality(
-            store, run_time, settings.providers.min_records if min_records is None else min_records, folder,
-            aggregated["path"])
+            store,
+            run_time,
+            settings.providers.min_records if min_records is None else min_records,
+            folder,
+            aggregated["path"],
+        )
         stored = store_prices(store, validated["path"])
     return CycleReport(
         window=(start, end),

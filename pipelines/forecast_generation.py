@@ -39,8 +39,9 @@ log = logging.getLogger(__name__)
 def _raise_for(problems: dict[str, str], others: int) -> None:
     """Fail the task naming the regions it could not do (and why), after the others' files are written."""
     if problems:
-        raise RuntimeError(f"no forecast for {', '.join(problems)} ({others} other region(s) go on): "
-                           + " | ".join(problems.values()))
+        raise RuntimeError(
+            f"no forecast for {', '.join(problems)} ({others} other region(s) go on): " + " | ".join(problems.values())
+        )
 
 
 def check_model_ready(client: MlflowClient, regions: Sequence[str]) -> dict[str, str | None]:
@@ -70,8 +71,9 @@ def prepare_features(store: PriceStore, regions: Sequence[str], run_hour: pd.Tim
     return paths
 
 
-def generate_forecasts(client: MlflowClient, regions: Sequence[str], folder: Path,
-                       issued_at: pd.Timestamp) -> dict[str, dict[str, Any]]:
+def generate_forecasts(
+    client: MlflowClient, regions: Sequence[str], folder: Path, issued_at: pd.Timestamp
+) -> dict[str, dict[str, Any]]:
     """Per region with features, the champion's forecast or the labelled seasonal-naive fallback
     (an ERROR alert naming the region and the reason) in ``forecast_<REGION>.parquet``."""
     for old in folder.glob("forecast_*.parquet"):
@@ -89,10 +91,19 @@ def generate_forecasts(client: MlflowClient, regions: Sequence[str], folder: Pat
             continue
         forecast.frame.to_parquet(folder / f"forecast_{region}.parquet", index=False)
         alert_fallback(forecast)
-        log.info("%s: %s version %s%s", region, forecast.model_name, forecast.model_version,
-                 f", FALLBACK: {forecast.fallback_reason}" if forecast.is_fallback else "")
-        summary[region] = {"model": forecast.model_name, "version": forecast.model_version,
-                           "is_fallback": forecast.is_fallback, "reason": forecast.fallback_reason}
+        log.info(
+            "%s: %s version %s%s",
+            region,
+            forecast.model_name,
+            forecast.model_version,
+            f", FALLBACK: {forecast.fallback_reason}" if forecast.is_fallback else "",
+        )
+        summary[region] = {
+            "model": forecast.model_name,
+            "version": forecast.model_version,
+            "is_fallback": forecast.is_fallback,
+            "reason": forecast.fallback_reason,
+        }
     _raise_for(problems, len(summary))
     if not summary:
         raise RuntimeError(f"no region had features to forecast from ({', '.join(regions)}); see prepare_features")
@@ -108,8 +119,12 @@ def store_forecasts(store: PriceStore, regions: Sequence[str], folder: Path) -> 
     frame = pd.concat([pd.read_parquet(p) for p in paths.values()], ignore_index=True)
     result = ForecastStore(store.engine).upsert_forecasts(frame)
     log.info("stored forecasts: %d new, %d updated, %d unchanged", result.inserted, result.updated, result.unchanged)
-    return {"inserted": result.inserted, "updated": result.updated, "unchanged": result.unchanged,
-            "regions": sorted(paths)}
+    return {
+        "inserted": result.inserted,
+        "updated": result.updated,
+        "unchanged": result.unchanged,
+        "regions": sorted(paths),
+    }
 
 
 def update_forecast_cache(store: PriceStore, cache: PriceCache, regions: Sequence[str]) -> dict[str, bool]:
@@ -119,7 +134,6 @@ def update_forecast_cache(store: PriceStore, cache: PriceCache, regions: Sequenc
     for region in regions:
         newest = Forecast(forecasts.read_forecasts(region))
         write = cache.publish_forecast(region, forecast_document(newest))
-        log.info("cache %s: issued %s, %s", write.key, newest.issued_at,
-                 "ok" if write.ok else f"FAILED {write.error}")
+        log.info("cache %s: issued %s, %s", write.key, newest.issued_at, "ok" if write.ok else f"FAILED {write.error}")
         writes[write.key] = write.ok
     return writes

@@ -67,8 +67,9 @@ class RetrainingError(RuntimeError):
     """A retraining step cannot go on; the message names the region and the step's problem."""
 
 
-def check_data_freshness(store: PriceStore, regions: tuple[str, ...] | list[str], as_of: pd.Timestamp,
-                    max_staleness_h: int) -> list[Freshness]:
+def check_data_freshness(
+    store: PriceStore, regions: tuple[str, ...] | list[str], as_of: pd.Timestamp, max_staleness_h: int
+) -> list[Freshness]:
     """Every region's newest price must be at most ``max_staleness_h`` older than ``as_of``."""
     as_of = pd.Timestamp(as_of)
     statuses = []
@@ -121,7 +122,9 @@ class Retraining:
 
     def manifest(self) -> dict[str, Any]:
         if not self.manifest_path.is_file():
-            raise RetrainingError(f"{self.region}: no retraining manifest in {self.folder}; run engineer_features first")
+            raise RetrainingError(
+                f"{self.region}: no retraining manifest in {self.folder}; run engineer_features first"
+            )
         return json.loads(self.manifest_path.read_text())
 
     def update_manifest(self, **values: Any) -> dict[str, Any]:
@@ -157,8 +160,14 @@ class Retraining:
         data = extract_training_data(store, self.region, self.as_of, self.config)
         check_training_data(data, self.config)
         data.save(self.folder / "data")
-        log.info("%s: extracted %d hours %s .. %s (sha256 %s)", self.region, len(data.prices), data.start,
-                 data.end, data.checksum[:12])
+        log.info(
+            "%s: extracted %d hours %s .. %s (sha256 %s)",
+            self.region,
+            len(data.prices),
+            data.start,
+            data.end,
+            data.checksum[:12],
+        )
         return data.describe()
 
     @_step
@@ -166,35 +175,69 @@ class Retraining:
         data = self.data()
         frame = build_training_frame(data, self.config)
         frame.to_parquet(self.folder / "features.parquet")
-        splits = {name: {"rows": int((frame["split"] == name).sum()),
-                         "first_target": str(frame.loc[frame["split"] == name, "target_ts"].min()),
-                         "last_target": str(frame.loc[frame["split"] == name, "target_ts"].max())}
-                  for name in ("train", "validation", "test")}
+        splits = {
+            name: {
+                "rows": int((frame["split"] == name).sum()),
+                "first_target": str(frame.loc[frame["split"] == name, "target_ts"].min()),
+                "last_target": str(frame.loc[frame["split"] == name, "target_ts"].max()),
+            }
+            for name in ("train", "validation", "test")
+        }
         client = self.client()
         experiment = tracking.experiment_id(client, self.settings)
         previous = self.manifest_path.is_file() and self.manifest().get("parent_run_id")
         if previous:
             tracking.finish(client, previous, ok=False)  # a rerun of this step supersedes its run
         parent = tracking.start_run(
-            client, experiment, f"retrain {self.region} {self.as_of:%Y-%m-%d %H:%M}",
+            client,
+            experiment,
+            f"retrain {self.region} {self.as_of:%Y-%m-%d %H:%M}",
             parent=self.settings.training.mlflow_run_id,  # nested under `mlflow run`'s run when launched by it
-            tags={"eopt.region": self.region, "eopt.kind": "retraining", "eopt.as_of": str(self.as_of),
-                  "eopt.data_sha256": data.checksum, "eopt.budget": self.config.budget_name},
+            tags={
+                "eopt.region": self.region,
+                "eopt.kind": "retraining",
+                "eopt.as_of": str(self.as_of),
+                "eopt.data_sha256": data.checksum,
+                "eopt.budget": self.config.budget_name,
+            },
         )
-        tracking.log_params(client, parent, {
-            "region": self.region, "as_of": str(self.as_of), **self.config.describe(),
-            "data_start": str(data.start), "data_end": str(data.end), "data_hours": len(data.prices),
-            "data_sha256": data.checksum, "feature_count": len(feature_columns(self.region)),
-            **{f"{name}_rows": s["rows"] for name, s in splits.items()},
-            **{f"{name}_first_target": s["first_target"] for name, s in splits.items()},
-            **{f"{name}_last_target": s["last_target"] for name, s in splits.items()},
-        })
+        tracking.log_params(
+            client,
+            parent,
+            {
+                "region": self.region,
+                "as_of": str(self.as_of),
+                **self.config.describe(),
+                "data_start": str(data.start),
+                "data_end": str(data.end),
+                "data_hours": len(data.prices),
+                "data_sha256": data.checksum,
+                "feature_count": len(feature_columns(self.region)),
+                **{f"{name}_rows": s["rows"] for name, s in splits.items()},
+                **{f"{name}_first_target": s["first_target"] for name, s in splits.items()},
+                **{f"{name}_last_target": s["last_target"] for name, s in splits.items()},
+            },
+        )
         tracking.log_artifacts(client, parent, [self.folder / "data" / "data.json"], "data")
-        self.update_manifest(region=self.region, as_of=str(self.as_of), config=self.config.describe(),
-                             data=data.describe(), splits=splits, experiment_id=experiment, parent_run_id=parent,
-                             members={})
-        log.info("%s: %d feature rows (train %d, validation %d, test %d); MLflow parent run %s", self.region,
-                 len(frame), splits["train"]["rows"], splits["validation"]["rows"], splits["test"]["rows"], parent)
+        self.update_manifest(
+            region=self.region,
+            as_of=str(self.as_of),
+            config=self.config.describe(),
+            data=data.describe(),
+            splits=splits,
+            experiment_id=experiment,
+            parent_run_id=parent,
+            members={},
+        )
+        log.info(
+            "%s: %d feature rows (train %d, validation %d, test %d); MLflow parent run %s",
+            self.region,
+            len(frame),
+            splits["train"]["rows"],
+            splits["validation"]["rows"],
+            splits["test"]["rows"],
+            parent,
+        )
         return {"rows": len(frame), "splits": splits, "parent_run_id": parent}
 
     def train_cnn_lstm(self) -> dict[str, object]:
@@ -215,71 +258,131 @@ class Retraining:
         train, validation, test = (frame[frame["split"] == s] for s in ("train", "validation", "test"))
         client = self.client()
         experiment, parent = manifest["experiment_id"], manifest["parent_run_id"]
-        run = tracking.start_run(client, experiment, model, parent=parent,
-                                 tags={"eopt.region": self.region, "eopt.model": model, "eopt.kind": "member"})
+        run = tracking.start_run(
+            client,
+            experiment,
+            model,
+            parent=parent,
+            tags={"eopt.region": self.region, "eopt.model": model, "eopt.kind": "member"},
+        )
         budget = self.config.budget(model)
         try:
             started = time.perf_counter()
             result = tune(
-                model, self.region, train, validation, columns, budget=budget,
-                storage_url=self.config.optuna_storage, window_end=pd.Timestamp(manifest["data"]["end"]),
-                seed=self.config.seed, device=self.config.device, threads=self.config.threads,
+                model,
+                self.region,
+                train,
+                validation,
+                columns,
+                budget=budget,
+                storage_url=self.config.optuna_storage,
+                window_end=pd.Timestamp(manifest["data"]["end"]),
+                seed=self.config.seed,
+                device=self.config.device,
+                threads=self.config.threads,
                 on_trial=tracking.trial_logger(client, experiment, run, model, self.region),
             )
             cls = model_class(model)
-            fitted = cls(result.best_params, columns, seed=self.config.seed,
-                         max_steps=budget.max_epochs or budget.max_rounds, device=self.config.device,
-                         threads=self.config.threads)
+            fitted = cls(
+                result.best_params,
+                columns,
+                seed=self.config.seed,
+                max_steps=budget.max_epochs or budget.max_rounds,
+                device=self.config.device,
+                threads=self.config.threads,
+            )
             fit = fitted.fit(train, validation)
             seconds = time.perf_counter() - started
             folder = self.member_folder(model)
             fitted.save(folder / "model")
-            predictions = pd.concat([
-                part[PREDICTION_COLUMNS[:-1]].assign(yhat=fitted.predict(part)) for part in (validation, test)
-            ], ignore_index=True)
+            predictions = pd.concat(
+                [part[PREDICTION_COLUMNS[:-1]].assign(yhat=fitted.predict(part)) for part in (validation, test)],
+                ignore_index=True,
+            )
             try:
-                test_metrics = evaluate(test[TARGET_COLUMN], predictions.loc[predictions["split"] == "test", "yhat"],
-                                        test[NAIVE_COLUMN])
+                test_metrics = evaluate(
+                    test[TARGET_COLUMN], predictions.loc[predictions["split"] == "test", "yhat"], test[NAIVE_COLUMN]
+                )
             except MetricsError as exc:
-                raise RetrainingError(f"{self.region}/{model}: test predictions unusable: {exc}; nothing is registered") from None
+                raise RetrainingError(
+                    f"{self.region}/{model}: test predictions unusable: {exc}; nothing is registered"
+                ) from None
             predictions.to_parquet(folder / "predictions.parquet")
-            summary = {"model": model, "run_id": run, "best_params": result.best_params, "tuning": result.describe(),
-                       "best_step": fit.best_step, "validation_mae": fit.validation_mae, "test": test_metrics,
-                       "seconds": round(seconds, 2), "device": getattr(fitted, "resolved_device", self.config.device)}
+            summary = {
+                "model": model,
+                "run_id": run,
+                "best_params": result.best_params,
+                "tuning": result.describe(),
+                "best_step": fit.best_step,
+                "validation_mae": fit.validation_mae,
+                "test": test_metrics,
+                "seconds": round(seconds, 2),
+                "device": getattr(fitted, "resolved_device", self.config.device),
+            }
             (folder / "member.json").write_text(json.dumps(summary, indent=2, default=str))
             self._log_member(client, run, model, fitted, fit, result, summary, budget)
             tracking.finish(client, run)
         except BaseException:
             tracking.finish(client, run, ok=False)
             raise
-        log.info("%s/%s: test MAE %.3f (rMAE %.3f), validation MAE %.3f, %d trials (%d pruned) in %.0f s",
-                 self.region, model, test_metrics["mae"], test_metrics["rmae"], fit.validation_mae,
-                 result.complete + result.pruned, result.pruned, seconds)
+        log.info(
+            "%s/%s: test MAE %.3f (rMAE %.3f), validation MAE %.3f, %d trials (%d pruned) in %.0f s",
+            self.region,
+            model,
+            test_metrics["mae"],
+            test_metrics["rmae"],
+            fit.validation_mae,
+            result.complete + result.pruned,
+            result.pruned,
+            seconds,
+        )
         return summary
 
     def _log_member(self, client, run: str, model: str, fitted, fit, result, summary: dict, budget) -> None:
         folder = self.member_folder(model)
-        tracking.log_params(client, run, {**result.best_params, "study_name": result.study_name,
-                                          "trials_budget": budget.trials, "timeout_s": budget.timeout_s,
-                                          "best_step": fit.best_step})
-        tracking.log_metrics(client, run, {
-            **{f"test_{k}": v for k, v in summary["test"].items()}, "validation_mae": fit.validation_mae,
-            "tuning_best_validation_mae": result.best_value, "trials_complete": result.complete,
-            "trials_pruned": result.pruned, "trials_failed": result.failed, "fit_seconds": summary["seconds"],
-        })
-        tracking.log_history(client, run, "validation_mae_curve", fit.history,
-                             step_every=1 if model == "cnn_lstm" else 25)
+        tracking.log_params(
+            client,
+            run,
+            {
+                **result.best_params,
+                "study_name": result.study_name,
+                "trials_budget": budget.trials,
+                "timeout_s": budget.timeout_s,
+                "best_step": fit.best_step,
+            },
+        )
+        tracking.log_metrics(
+            client,
+            run,
+            {
+                **{f"test_{k}": v for k, v in summary["test"].items()},
+                "validation_mae": fit.validation_mae,
+                "tuning_best_validation_mae": result.best_value,
+                "trials_complete": result.complete,
+                "trials_pruned": result.pruned,
+                "trials_failed": result.failed,
+                "fit_seconds": summary["seconds"],
+            },
+        )
+        tracking.log_history(
+            client, run, "validation_mae_curve", fit.history, step_every=1 if model == "cnn_lstm" else 25
+        )
         artifacts = [folder / "member.json"]
         importance = fitted.feature_importance()
         if importance is not None:
             importance.rename("gain").to_csv(folder / "feature_importance.csv", index_label="feature")
-            artifacts += [folder / "feature_importance.csv",
-                          plots.feature_importance(importance, folder / "feature_importance.png",
-                                                   f"{self.region} {model}: feature importance")]
+            artifacts += [
+                folder / "feature_importance.csv",
+                plots.feature_importance(
+                    importance, folder / "feature_importance.png", f"{self.region} {model}: feature importance"
+                ),
+            ]
         trials = trials_frame(self.config.optuna_storage, result.study_name)
         trials.to_csv(folder / "optuna_trials.csv", index=False)
-        artifacts += [folder / "optuna_trials.csv",
-                      plots.tuning_history(trials, folder / "optuna_history.png", f"{self.region} {model}: Optuna study")]
+        artifacts += [
+            folder / "optuna_trials.csv",
+            plots.tuning_history(trials, folder / "optuna_history.png", f"{self.region} {model}: Optuna study"),
+        ]
         tracking.log_artifacts(client, run, artifacts)
 
     @_step
@@ -292,8 +395,10 @@ class Retraining:
         for model in self.config.models:
             folder = self.member_folder(model)
             if not (folder / "member.json").is_file():
-                raise RetrainingError(f"{self.region}: member {model} was not trained (no {folder / 'member.json'}); "
-                                      f"rerun train_{model} for {self.region}")
+                raise RetrainingError(
+                    f"{self.region}: member {model} was not trained (no {folder / 'member.json'}); "
+                    f"rerun train_{model} for {self.region}"
+                )
             members[model] = model_class(model).load(folder / "model")
             predictions = pd.read_parquet(folder / "predictions.parquet")
             val_preds[model] = predictions.loc[predictions["split"] == "validation", "yhat"].to_numpy()
@@ -303,17 +408,23 @@ class Retraining:
         y_test = test[TARGET_COLUMN].to_numpy()
         decision = decide(val_preds, y_val)
         val_yhat = sum(w * val_preds[m] for m, w in decision.weights.items())
-        intervals = calibrate_intervals(y_val, val_yhat, validation["horizon"].to_numpy(), self.config.interval_coverage)
+        intervals = calibrate_intervals(
+            y_val, val_yhat, validation["horizon"].to_numpy(), self.config.interval_coverage
+        )
         forecaster = EnsembleForecaster(self.region, members, decision, intervals, columns)
         forecast = forecaster.predict(test)
         expected = sum(w * test_preds[m] for m, w in decision.weights.items())
         if not np.allclose(forecast["yhat"].to_numpy(), expected, rtol=1e-5, atol=1e-4):
-            raise RetrainingError(f"{self.region}: the saved members do not reproduce their test forecasts; nothing is registered")
+            raise RetrainingError(
+                f"{self.region}: the saved members do not reproduce their test forecasts; nothing is registered"
+            )
         naive = test[NAIVE_COLUMN].to_numpy()
         try:
-            metrics = {"ensemble": evaluate(y_test, forecast["yhat"], naive),
-                       **{m: evaluate(y_test, p, naive) for m, p in test_preds.items()},
-                       "seasonal_naive": evaluate(y_test, naive, naive)}
+            metrics = {
+                "ensemble": evaluate(y_test, forecast["yhat"], naive),
+                **{m: evaluate(y_test, p, naive) for m, p in test_preds.items()},
+                "seasonal_naive": evaluate(y_test, naive, naive),
+            }
         except MetricsError as exc:
             raise RetrainingError(f"{self.region}: forecasts unusable: {exc}; nothing is registered") from None
         coverage = interval_coverage(y_test, forecast["lower"], forecast["upper"])
@@ -321,17 +432,24 @@ class Retraining:
         ensemble_folder = self.folder / "ensemble"
         forecaster.save(ensemble_folder / "model")
         report = test[["origin", "target_ts", "horizon", TARGET_COLUMN]].assign(
-            yhat=forecast["yhat"].to_numpy(), lower=forecast["lower"].to_numpy(), upper=forecast["upper"].to_numpy(),
-            naive=naive)
+            yhat=forecast["yhat"].to_numpy(),
+            lower=forecast["lower"].to_numpy(),
+            upper=forecast["upper"].to_numpy(),
+            naive=naive,
+        )
         report.to_parquet(ensemble_folder / "test_forecasts.parquet")
         figure = plots.forecast_vs_actual(
-            report, ensemble_folder / "forecast_vs_actual.png",
-            f"{self.region}: test window, last 14 days (MAE {metrics['ensemble']['mae']:.2f}, rMAE {metrics['ensemble']['rmae']:.3f})")
+            report,
+            ensemble_folder / "forecast_vs_actual.png",
+            f"{self.region}: test window, last 14 days (MAE {metrics['ensemble']['mae']:.2f}, rMAE {metrics['ensemble']['rmae']:.3f})",
+        )
         evaluation = {
-            "region": self.region, "as_of": str(self.as_of), "decision": decision.__dict__,
+            "region": self.region,
+            "as_of": str(self.as_of),
+            "decision": decision.__dict__,
             "intervals": {"coverage_nominal": intervals.coverage, "coverage_test": coverage},
-            "metrics_test": metrics, "members": {m: {"run_id": s["run_id"], "best_params": s["best_params"]}
-                                                 for m, s in summaries.items()},
+            "metrics_test": metrics,
+            "members": {m: {"run_id": s["run_id"], "best_params": s["best_params"]} for m, s in summaries.items()},
         }
         card = self._model_card(manifest, evaluation)
         (ensemble_folder / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=str))
@@ -342,21 +460,42 @@ class Retraining:
         flat = {f"{who}_test_{k}": v for who, values in metrics.items() for k, v in values.items()}
         flat.update({f"test_{k}": v for k, v in metrics["ensemble"].items()})
         flat.update({f"{m}_validation_mae": v for m, v in decision.validation_mae.items() if m != "ensemble"})
-        flat.update({"ensemble_validation_mae": decision.validation_mae["ensemble"], "interval_coverage_test": coverage,
-                     **{f"weight_{m}": w for m, w in decision.weights.items()}})
+        flat.update(
+            {
+                "ensemble_validation_mae": decision.validation_mae["ensemble"],
+                "interval_coverage_test": coverage,
+                **{f"weight_{m}": w for m, w in decision.weights.items()},
+            }
+        )
         tracking.log_metrics(client, parent, flat)
         tracking.log_params(client, parent, {"ensemble_kind": decision.kind, "ensemble_reason": decision.reason})
-        tracking.log_artifacts(client, parent, [figure, ensemble_folder / "evaluation.json", ensemble_folder / "MODEL_CARD.md"])
+        tracking.log_artifacts(
+            client, parent, [figure, ensemble_folder / "evaluation.json", ensemble_folder / "MODEL_CARD.md"]
+        )
         with mlflow.start_run(run_id=parent):
             info = _log_pyfunc(forecaster, ensemble_folder / "model", test.head(24 * 2))
         evaluation["model_uri"] = info.model_uri
         (ensemble_folder / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=str))
         self.update_manifest(model_uri=info.model_uri, evaluated=True)
         m = metrics["ensemble"]
-        log.info("%s: %s, test MAE %.3f rMAE %.3f sMAPE %.2f%% (seasonal naive MAE %.3f), interval coverage %.2f",
-                 self.region, decision.reason, m["mae"], m["rmae"], m["smape"], metrics["seasonal_naive"]["mae"], coverage)
-        return {"model_uri": info.model_uri, "kind": decision.kind, "weights": decision.weights,
-                "test_mae": m["mae"], "test_rmae": m["rmae"], "interval_coverage_test": coverage}
+        log.info(
+            "%s: %s, test MAE %.3f rMAE %.3f sMAPE %.2f%% (seasonal naive MAE %.3f), interval coverage %.2f",
+            self.region,
+            decision.reason,
+            m["mae"],
+            m["rmae"],
+            m["smape"],
+            metrics["seasonal_naive"]["mae"],
+            coverage,
+        )
+        return {
+            "model_uri": info.model_uri,
+            "kind": decision.kind,
+            "weights": decision.weights,
+            "test_mae": m["mae"],
+            "test_rmae": m["rmae"],
+            "interval_coverage_test": coverage,
+        }
 
     def register(self) -> Candidate:
         manifest = self.manifest()
@@ -369,16 +508,31 @@ class Retraining:
         evaluation = json.loads((self.folder / "ensemble" / "evaluation.json").read_text())
         client = self.client()
         m = evaluation["metrics_test"]["ensemble"]
-        tags = {"eopt.region": self.region, "eopt.as_of": str(self.as_of), "eopt.data_sha256": manifest["data"]["sha256"],
-                "eopt.ensemble_kind": evaluation["decision"]["kind"],
-                **{f"eopt.test_{k}": f"{v:.6g}" for k, v in m.items()}}
+        tags = {
+            "eopt.region": self.region,
+            "eopt.as_of": str(self.as_of),
+            "eopt.data_sha256": manifest["data"]["sha256"],
+            "eopt.ensemble_kind": evaluation["decision"]["kind"],
+            **{f"eopt.test_{k}": f"{v:.6g}" for k, v in m.items()},
+        }
         candidate = register_candidate(client, self.region, manifest["model_uri"], manifest["parent_run_id"], tags)
         client.set_tag(manifest["parent_run_id"], "eopt.registered_version", candidate.version)
         tracking.finish(client, manifest["parent_run_id"])
-        self.update_manifest(registered={"name": candidate.name, "version": candidate.version, "stage": candidate.stage,
-                                         "model_uri": manifest["model_uri"]})
-        log.info("%s: registered %s version %s as %s (alias challenger)", self.region, candidate.name,
-                 candidate.version, candidate.stage)
+        self.update_manifest(
+            registered={
+                "name": candidate.name,
+                "version": candidate.version,
+                "stage": candidate.stage,
+                "model_uri": manifest["model_uri"],
+            }
+        )
+        log.info(
+            "%s: registered %s version %s as %s (alias challenger)",
+            self.region,
+            candidate.name,
+            candidate.version,
+            candidate.stage,
+        )
         return candidate
 
     @_step
@@ -392,11 +546,24 @@ class Retraining:
             return manifest["gate"]
         # the holdout ends where this retraining's data ends: a retraining at a past logical date is
         # judged on the hours it was trained for, never on prices stored after it
-        outcome = gate_candidate(self.client(), self.settings, store, PromotionStore(store.engine), self.region,
-                                 candidate.version, actor=actor, holdout_end=self.as_of)
-        summary = {"name": outcome.name, "version": outcome.version, "promoted": outcome.decision.promote,
-                   "reasons": outcome.decision.reasons, "champion_version": outcome.champion_version_after,
-                   "champion_mape": outcome.champion_mape_after}
+        outcome = gate_candidate(
+            self.client(),
+            self.settings,
+            store,
+            PromotionStore(store.engine),
+            self.region,
+            candidate.version,
+            actor=actor,
+            holdout_end=self.as_of,
+        )
+        summary = {
+            "name": outcome.name,
+            "version": outcome.version,
+            "promoted": outcome.decision.promote,
+            "reasons": outcome.decision.reasons,
+            "champion_version": outcome.champion_version_after,
+            "champion_mape": outcome.champion_mape_after,
+        }
         self.update_manifest(gate=summary)
         return summary
 
@@ -409,8 +576,14 @@ class Retraining:
 
     def _model_card(self, manifest: dict, evaluation: dict) -> str:
         """MODEL_CARD.md: pipelines/templates/model_card.md.j2."""
-        return render("model_card.md.j2", name=registered_model_name(self.region), region=self.region,
-                      config=self.config, manifest=manifest, evaluation=evaluation)
+        return render(
+            "model_card.md.j2",
+            name=registered_model_name(self.region),
+            region=self.region,
+            config=self.config,
+            manifest=manifest,
+            evaluation=evaluation,
+        )
 
 
 def _log_pyfunc(forecaster: EnsembleForecaster, folder: Path, example: pd.DataFrame) -> ModelInfo:
@@ -425,8 +598,14 @@ class RetrainingOutcome:
     seconds: float
 
 
-def retrain_region(settings: Settings, store: PriceStore, region: str, as_of: pd.Timestamp | None = None,
-                   budget: str | None = None, gate: bool = False) -> RetrainingOutcome:
+def retrain_region(
+    settings: Settings,
+    store: PriceStore,
+    region: str,
+    as_of: pd.Timestamp | None = None,
+    budget: str | None = None,
+    gate: bool = False,
+) -> RetrainingOutcome:
     """Every step for one region, in a row (what ``eopt train`` runs); ``as_of`` defaults to the newest data."""
     started = time.perf_counter()
     if as_of is None:

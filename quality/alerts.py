@@ -33,6 +33,7 @@ SENT = "sent"
 DISABLED = "disabled"
 NOTHING_CRITICAL = "nothing critical"
 
+
 async def deadline_missed(**context) -> None:
     """Deadline-alert callback (runs in the triggerer): the run took longer than its deadline."""
     dag_run = context.get("dag_run") or {}
@@ -51,32 +52,56 @@ class Alert:
     html_body: str
 
 
-def send_quality_alerts(settings: Settings, results: list[CheckResult], channels: Mapping[str, Channel], *,
-                        run_id: str, health_score: float | None, report_path: str | None,
-                        context: dict | None = None) -> dict[str, str]:
+def send_quality_alerts(
+    settings: Settings,
+    results: list[CheckResult],
+    channels: Mapping[str, Channel],
+    *,
+    run_id: str,
+    health_score: float | None,
+    report_path: str | None,
+    context: dict | None = None,
+) -> dict[str, str]:
     """Slack and email when any result is critical. Per channel: ``sent``, ``disabled`` (switched
     off / no recipients), ``nothing critical`` or ``failed: <reason>``; never raises."""
     critical = [r for r in results if r.status == "critical"]
     if not critical:
-        return {"slack": DISABLED if not settings.alerts.enable_slack else NOTHING_CRITICAL,
-                "email": DISABLED if not settings.alerts.email_to else NOTHING_CRITICAL}
+        return {
+            "slack": DISABLED if not settings.alerts.enable_slack else NOTHING_CRITICAL,
+            "email": DISABLED if not settings.alerts.email_to else NOTHING_CRITICAL,
+        }
     warnings = sum(r.status == "warn" for r in results)
-    return send_alert(settings, quality_alert(critical, warnings, run_id=run_id, health_score=health_score,
-                                              report_path=report_path), channels, context or {})
+    return send_alert(
+        settings,
+        quality_alert(critical, warnings, run_id=run_id, health_score=health_score, report_path=report_path),
+        channels,
+        context or {},
+    )
 
 
 # -- messages -----------------------------------------------------------------------------------
 
 
-def quality_alert(critical: list[CheckResult], warnings: int, *, run_id: str, health_score: float | None,
-                  report_path: str | None) -> Alert:
+def quality_alert(
+    critical: list[CheckResult], warnings: int, *, run_id: str, health_score: float | None, report_path: str | None
+) -> Alert:
     score = "n/a (nothing could be checked)" if health_score is None else f"{health_score:g} / 100"
     headline = f"data quality: {len(critical)} critical (run {run_id})"
-    values = {"product": PRODUCT, "headline": headline, "score": score, "critical": critical, "warnings": warnings,
-              "report_path": report_path, "measured": _measured}
-    return Alert(what=f"data-quality alert ({len(critical)} critical, run {run_id})",
-                 slack_text=render("quality_alert.slack.j2", **values), subject=f"[{PRODUCT}] {headline}",
-                 html_body=render("quality_alert.html.j2", **values))
+    values = {
+        "product": PRODUCT,
+        "headline": headline,
+        "score": score,
+        "critical": critical,
+        "warnings": warnings,
+        "report_path": report_path,
+        "measured": _measured,
+    }
+    return Alert(
+        what=f"data-quality alert ({len(critical)} critical, run {run_id})",
+        slack_text=render("quality_alert.slack.j2", **values),
+        subject=f"[{PRODUCT}] {headline}",
+        html_body=render("quality_alert.html.j2", **values),
+    )
 
 
 def failure_alert(context: Mapping[str, Any]) -> Alert:
@@ -90,11 +115,21 @@ def failure_alert(context: Mapping[str, Any]) -> Alert:
     log_url = _log_url(ti)
     headline = f"task failed: {dag_id}.{task_id}"
     where = f"run {run_id}" + (f", try {try_number}" if try_number is not None else "")
-    values = {"product": PRODUCT, "headline": headline, "dag_id": dag_id, "task_id": task_id, "where": where,
-              "error": error, "log_url": log_url}
-    return Alert(what=f"task failure alert ({dag_id}.{task_id}, {where})",
-                 slack_text=render("failure_alert.slack.j2", **values), subject=f"[{PRODUCT}] {headline} ({where})",
-                 html_body=render("failure_alert.html.j2", **values))
+    values = {
+        "product": PRODUCT,
+        "headline": headline,
+        "dag_id": dag_id,
+        "task_id": task_id,
+        "where": where,
+        "error": error,
+        "log_url": log_url,
+    }
+    return Alert(
+        what=f"task failure alert ({dag_id}.{task_id}, {where})",
+        slack_text=render("failure_alert.slack.j2", **values),
+        subject=f"[{PRODUCT}] {headline} ({where})",
+        html_body=render("failure_alert.html.j2", **values),
+    )
 
 
 def first_line(error: object) -> str:
@@ -116,8 +151,11 @@ def _log_url(ti: object) -> str | None:
 
 
 def _measured(result: CheckResult) -> str:
-    parts = [f"{what} {number:g}" for what, number in (("value", result.value), ("threshold", result.threshold))
-             if number is not None]
+    parts = [
+        f"{what} {number:g}"
+        for what, number in (("value", result.value), ("threshold", result.threshold))
+        if number is not None
+    ]
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -150,8 +188,10 @@ def _deliver(channel: str, alert: Alert, send: Callable[[], str]) -> str:
     except ChannelError as exc:
         reason = str(exc)
     except Exception as exc:  # Airflow missing or broken: name the error type only, its text may hold a secret
-        reason = (f"unexpected {type(exc).__name__}; check that Airflow's {channel} provider is installed and "
-                  f"the {channel} connection is valid")
+        reason = (
+            f"unexpected {type(exc).__name__}; check that Airflow's {channel} provider is installed and "
+            f"the {channel} connection is valid"
+        )
     else:
         log.info("%s: %s sent to %s", channel, alert.what, where)
         return SENT
@@ -164,5 +204,3 @@ def redacted(error: BaseException, secrets: Iterable[str]) -> str:
     for secret in sorted((s for s in secrets if s), key=len, reverse=True):
         text = text.replace(secret, "***")
     return text
-
-

@@ -73,25 +73,35 @@ def _iso(ts: pd.Timestamp | None) -> str | None:
 
 # -- completeness ------------------------------------------------------------------------------
 
+
 def completeness(store: PriceStore, settings: Settings, regions: Iterable[str], as_of: Any) -> list[CheckResult]:
     window = Window.before(as_of, settings.quality.window_days)
     results = []
     for region in regions:
         frame = store.read_prices(region, window.start - pd.Timedelta(days=CONTEXT_DAYS), window.end)
-        results.extend(completeness_of(frame, region, window, settings.quality.max_gap_h,
-                                       settings.quality.missing_critical_share))
+        results.extend(
+            completeness_of(frame, region, window, settings.quality.max_gap_h, settings.quality.missing_critical_share)
+        )
     return results
 
 
-def completeness_of(frame: pd.DataFrame, region: str, window: Window, max_gap_h: int,
-                    critical_share: float) -> list[CheckResult]:
+def completeness_of(
+    frame: pd.DataFrame, region: str, window: Window, max_gap_h: int, critical_share: float
+) -> list[CheckResult]:
     """One result per source that delivered this region's prices in the window or the 4 weeks before."""
     if frame.empty:
-        return [CheckResult("completeness", "critical",
-                            f"no prices at all between {window.start - pd.Timedelta(days=CONTEXT_DAYS)} and "
-                            f"{window.end}; load history (eopt load-history --region {region}) or check ingestion",
-                            region=region, value=float(window.hours), threshold=float(max_gap_h),
-                            details={"window": window.describe(), "missing_hours": window.hours})]
+        return [
+            CheckResult(
+                "completeness",
+                "critical",
+                f"no prices at all between {window.start - pd.Timedelta(days=CONTEXT_DAYS)} and "
+                f"{window.end}; load history (eopt load-history --region {region}) or check ingestion",
+                region=region,
+                value=float(window.hours),
+                threshold=float(max_gap_h),
+                details={"window": window.describe(), "missing_hours": window.hours},
+            )
+        ]
     results = []
     # the region's newest hour from any source: a source that stopped before it while another went
     # on has a missing tail of its own; when every source stopped, the tail is freshness's finding
@@ -100,11 +110,18 @@ def completeness_of(frame: pd.DataFrame, region: str, window: Window, max_gap_h:
         inside = rows[rows["ts"] >= window.start]
         if inside.empty:
             last = rows["ts"].max()
-            results.append(CheckResult(
-                "completeness", "critical",
-                f"{source} delivered no {region} price in the window (its newest is {last}); check that provider",
-                region=region, subject=source, value=float(window.hours), threshold=float(max_gap_h),
-                details={"window": window.describe(), "newest": _iso(last), "missing_hours": window.hours}))
+            results.append(
+                CheckResult(
+                    "completeness",
+                    "critical",
+                    f"{source} delivered no {region} price in the window (its newest is {last}); check that provider",
+                    region=region,
+                    subject=source,
+                    value=float(window.hours),
+                    threshold=float(max_gap_h),
+                    details={"window": window.describe(), "newest": _iso(last), "missing_hours": window.hours},
+                )
+            )
             continue
         first = max(window.start, rows["ts"].min())
         newest = region_newest
@@ -115,31 +132,63 @@ def completeness_of(frame: pd.DataFrame, region: str, window: Window, max_gap_h:
         share = missing / expected if expected else 0.0
         long_gaps = [g for g in gaps if g.hours > max_gap_h]
         details = {
-            "window": window.describe(), "checked_from": _iso(first), "checked_to": _iso(newest),
+            "window": window.describe(),
+            "checked_from": _iso(first),
+            "checked_to": _iso(newest),
             "source_newest": _iso(inside["ts"].max()),
-            "expected_hours": expected, "missing_hours": missing, "missing_share": round(share, 4),
-            "gaps": [{"first_missing": _iso(g.first_missing), "last_missing": _iso(g.last_missing), "hours": g.hours}
-                     for g in sorted(gaps, key=lambda g: -g.hours)[:MAX_LISTED]],
+            "expected_hours": expected,
+            "missing_hours": missing,
+            "missing_share": round(share, 4),
+            "gaps": [
+                {"first_missing": _iso(g.first_missing), "last_missing": _iso(g.last_missing), "hours": g.hours}
+                for g in sorted(gaps, key=lambda g: -g.hours)[:MAX_LISTED]
+            ],
         }
         status: Status
         if longest is not None and share >= critical_share:
-            status, message = "critical", (f"{missing} of {expected} hours missing ({share:.0%}); longest gap "
-                                           f"{longest.hours} h from {longest.first_missing}; backfill the "
-                                           "ingestion for these hours")
+            status, message = (
+                "critical",
+                (
+                    f"{missing} of {expected} hours missing ({share:.0%}); longest gap "
+                    f"{longest.hours} h from {longest.first_missing}; backfill the "
+                    "ingestion for these hours"
+                ),
+            )
         elif long_gaps:
             worst = max(long_gaps, key=lambda g: g.hours)
-            status, message = "warn", (f"{len(long_gaps)} gap(s) longer than {max_gap_h} h; longest {worst.hours} h "
-                                       f"from {worst.first_missing}; backfill electricity_price_ingestion for it")
+            status, message = (
+                "warn",
+                (
+                    f"{len(long_gaps)} gap(s) longer than {max_gap_h} h; longest {worst.hours} h "
+                    f"from {worst.first_missing}; backfill electricity_price_ingestion for it"
+                ),
+            )
         else:
-            status, message = "ok", (f"{expected - missing} of {expected} hours present"
-                                     + (f" ({missing} single missing hour(s))" if missing else ""))
+            status, message = (
+                "ok",
+                (
+                    f"{expected - missing} of {expected} hours present"
+                    + (f" ({missing} single missing hour(s))" if missing else "")
+                ),
+            )
         longest_hours = 0 if longest is None else longest.hours
-        results.append(CheckResult("completeness", status, message, region=region, subject=source,
-                                   value=float(longest_hours), threshold=float(max_gap_h), details=details))
+        results.append(
+            CheckResult(
+                "completeness",
+                status,
+                message,
+                region=region,
+                subject=source,
+                value=float(longest_hours),
+                threshold=float(max_gap_h),
+                details=details,
+            )
+        )
     return results
 
 
 # -- price range -------------------------------------------------------------------------------
+
 
 def price_range(store: PriceStore, settings: Settings, regions: Iterable[str], as_of: Any) -> list[CheckResult]:
     window = Window.before(as_of, settings.quality.window_days)
@@ -182,59 +231,87 @@ def price_range_of(prices: pd.Series, region: str, window: Window, z_limit: floa
     outside = current[(current < low) | (current > high)]
     outliers = current[z > z_limit]
     share = len(outliers) / len(current)
-    listed = [{"ts": _iso(ts), "price": round(float(p), 2), "robust_z": round(float(z[ts]), 1)}
-              for ts, p in outliers.reindex(z[outliers.index].sort_values(ascending=False).index).head(MAX_LISTED).items()]
+    listed = [
+        {"ts": _iso(ts), "price": round(float(p), 2), "robust_z": round(float(z[ts]), 1)}
+        for ts, p in outliers.reindex(z[outliers.index].sort_values(ascending=False).index).head(MAX_LISTED).items()
+    ]
     details = {
-        "window": window.describe(), "hours": len(current), "reference_median": round(median, 3), "reference_scale": round(scale, 3),
-        "min": round(float(current.min()), 2), "max": round(float(current.max()), 2),
-        "negative_hours": int((current < 0).sum()), "outlier_hours": len(outliers), "outliers": listed,
+        "window": window.describe(),
+        "hours": len(current),
+        "reference_median": round(median, 3),
+        "reference_scale": round(scale, 3),
+        "min": round(float(current.min()), 2),
+        "max": round(float(current.max()), 2),
+        "negative_hours": int((current < 0).sum()),
+        "outlier_hours": len(outliers),
+        "outliers": listed,
         "plausible_range": [low, high],
     }
     max_z = float(z.max())
     status: Status
     if len(outside):
         status = "critical"
-        message = (f"{len(outside)} price(s) outside the plausible range [{low}, {high}] (e.g. {outside.iloc[0]:.2f} "
-                   f"at {outside.index[0]}); check the source's units and the quarantine")
+        message = (
+            f"{len(outside)} price(s) outside the plausible range [{low}, {high}] (e.g. {outside.iloc[0]:.2f} "
+            f"at {outside.index[0]}); check the source's units and the quarantine"
+        )
     elif share > OUTLIER_CRITICAL_SHARE:
         status = "critical"
         message = f"{len(outliers)} of {len(current)} hours ({share:.0%}) are outliers (robust z > {z_limit:g}); check the source"
     elif len(outliers):
         top = listed[0]
         status = "warn"
-        message = (f"{len(outliers)} outlier hour(s), largest {top['price']} at {top['ts']} (robust z {top['robust_z']}, "
-                   f"median of the 4 weeks before {median:.2f}); confirm it with the market before it trains a model")
+        message = (
+            f"{len(outliers)} outlier hour(s), largest {top['price']} at {top['ts']} (robust z {top['robust_z']}, "
+            f"median of the 4 weeks before {median:.2f}); confirm it with the market before it trains a model"
+        )
     else:
         status = "ok"
-        message = (f"{len(current)} hours within {z_limit:g} robust z of the 4 weeks' median {median:.2f} "
-                   f"(max z {max_z:.1f}; {details['negative_hours']} negative hour(s), which are legal)")
-    return CheckResult("price_range", status, message, region=region, value=round(max_z, 2), threshold=z_limit,
-                       details=details)
+        message = (
+            f"{len(current)} hours within {z_limit:g} robust z of the 4 weeks' median {median:.2f} "
+            f"(max z {max_z:.1f}; {details['negative_hours']} negative hour(s), which are legal)"
+        )
+    return CheckResult(
+        "price_range", status, message, region=region, value=round(max_z, 2), threshold=z_limit, details=details
+    )
 
 
 # -- API health ----------------------------------------------------------------------------------
+
 
 def api_health(health: ApiHealthStore, settings: Settings, as_of: Any) -> list[CheckResult]:
     end = Window.before(as_of, 1).end
     start = end - pd.Timedelta(hours=API_HEALTH_HOURS)
     calls = health.read(since=start.to_pydatetime())
     calls = calls[calls["called_at"] < end]
-    return [api_health_of(calls[calls["source"] == source], source, start, end, settings)
-            for source in settings.providers.sources]
+    return [
+        api_health_of(calls[calls["source"] == source], source, start, end, settings)
+        for source in settings.providers.sources
+    ]
 
 
-def api_health_of(calls: pd.DataFrame, source: str, start: pd.Timestamp, end: pd.Timestamp,
-                  settings: Settings) -> CheckResult:
+def api_health_of(
+    calls: pd.DataFrame, source: str, start: pd.Timestamp, end: pd.Timestamp, settings: Settings
+) -> CheckResult:
     if calls.empty:
-        return skipped("api_health", "all", f"no {source} calls recorded between {start} and {end}; is "
-                       "electricity_price_ingestion running with this provider enabled?", subject=source)
+        return skipped(
+            "api_health",
+            "all",
+            f"no {source} calls recorded between {start} and {end}; is "
+            "electricity_price_ingestion running with this provider enabled?",
+            subject=source,
+        )
     errors = calls[calls["status"] == "error"]
     rate = len(errors) / len(calls)
     latency = calls["latency_ms"].dropna().astype(float)
     p50, p95, p99 = (float(np.percentile(latency, q)) if len(latency) else None for q in (50, 95, 99))
     details = {
-        "since": start.isoformat(), "until": end.isoformat(), "calls": len(calls), "errors": len(errors),
-        "no_data": int((calls["status"] == "no_data").sum()), "error_rate": round(rate, 4),
+        "since": start.isoformat(),
+        "until": end.isoformat(),
+        "calls": len(calls),
+        "errors": len(errors),
+        "no_data": int((calls["status"] == "no_data").sum()),
+        "error_rate": round(rate, 4),
         "latency_ms": {"p50": p50, "p95": p95, "p99": p99},
         "last_errors": [str(e)[:300] for e in errors["error"].dropna().tail(3)],
         "http_statuses": {str(int(k)): int(v) for k, v in calls["http_status"].dropna().value_counts().items()},
@@ -242,17 +319,31 @@ def api_health_of(calls: pd.DataFrame, source: str, start: pd.Timestamp, end: pd
     status: Status
     if rate >= settings.quality.api_error_rate_critical:
         status = "critical"
-        message = (f"{len(errors)} of {len(calls)} calls failed ({rate:.0%}) in {API_HEALTH_HOURS} h; last error: "
-                   f"{details['last_errors'][-1] if details['last_errors'] else 'unknown'}; check the {source} connection and key")
-    elif rate >= settings.quality.api_error_rate_warn or (p95 is not None and p95 >= settings.quality.api_latency_p95_warn_ms):
+        message = (
+            f"{len(errors)} of {len(calls)} calls failed ({rate:.0%}) in {API_HEALTH_HOURS} h; last error: "
+            f"{details['last_errors'][-1] if details['last_errors'] else 'unknown'}; check the {source} connection and key"
+        )
+    elif rate >= settings.quality.api_error_rate_warn or (
+        p95 is not None and p95 >= settings.quality.api_latency_p95_warn_ms
+    ):
         status = "warn"
-        message = (f"error rate {rate:.1%} ({len(errors)} of {len(calls)}), latency p95 {p95:.0f} ms; "
-                   f"watch the {source} provider's status and rate limits")
+        message = (
+            f"error rate {rate:.1%} ({len(errors)} of {len(calls)}), latency p95 {p95:.0f} ms; "
+            f"watch the {source} provider's status and rate limits"
+        )
     else:
         status = "ok"
         message = f"{len(calls)} calls, error rate {rate:.1%}, latency p50 {p50:.0f} ms / p95 {p95:.0f} ms"
-    return CheckResult("api_health", status, message, region="all", subject=source, value=round(rate, 4),
-                       threshold=settings.quality.api_error_rate_warn, details=details)
+    return CheckResult(
+        "api_health",
+        status,
+        message,
+        region="all",
+        subject=source,
+        value=round(rate, 4),
+        threshold=settings.quality.api_error_rate_warn,
+        details=details,
+    )
 
 
 # -- freshness -----------------------------------------------------------------------------------
@@ -273,13 +364,23 @@ def freshness(store: PriceStore, settings: Settings, regions: Iterable[str], as_
 
 def freshness_of(region: str, latest: pd.Timestamp | None, as_of: pd.Timestamp, settings: Settings) -> CheckResult:
     if latest is None:
-        return CheckResult("freshness", "critical",
-                           f"no {region} price in the {CONTEXT_DAYS} days before {as_of}; load history or check "
-                           "electricity_price_ingestion", region=region, threshold=settings.quality.freshness_critical_h,
-                           details={"as_of": as_of.isoformat(), "newest": None})
+        return CheckResult(
+            "freshness",
+            "critical",
+            f"no {region} price in the {CONTEXT_DAYS} days before {as_of}; load history or check "
+            "electricity_price_ingestion",
+            region=region,
+            threshold=settings.quality.freshness_critical_h,
+            details={"as_of": as_of.isoformat(), "newest": None},
+        )
     age = (as_of - latest) / HOUR
-    details = {"as_of": as_of.isoformat(), "newest": latest.isoformat(), "age_hours": round(age, 2),
-               "warn_hours": settings.quality.freshness_warn_h, "critical_hours": settings.quality.freshness_critical_h}
+    details = {
+        "as_of": as_of.isoformat(),
+        "newest": latest.isoformat(),
+        "age_hours": round(age, 2),
+        "warn_hours": settings.quality.freshness_warn_h,
+        "critical_hours": settings.quality.freshness_critical_h,
+    }
     status: Status
     if age > settings.quality.freshness_critical_h:
         status = "critical"
@@ -288,20 +389,34 @@ def freshness_of(region: str, latest: pd.Timestamp | None, as_of: pd.Timestamp, 
     else:
         status = "ok"
     if status == "ok":
-        message = (f"newest price {latest} ({-age:.0f} h ahead of the run)" if age < 0
-                   else f"newest price {latest} ({age:.0f} h old)")
+        message = (
+            f"newest price {latest} ({-age:.0f} h ahead of the run)"
+            if age < 0
+            else f"newest price {latest} ({age:.0f} h old)"
+        )
     else:
-        message = (f"newest price is {latest}, {age:.0f} h before the run (limit {settings.quality.freshness_warn_h:g} h warn, "
-                   f"{settings.quality.freshness_critical_h:g} h critical); check electricity_price_ingestion for {region}")
-    return CheckResult("freshness", status, message, region=region, value=round(age, 2),
-                       threshold=settings.quality.freshness_critical_h, details=details)
+        message = (
+            f"newest price is {latest}, {age:.0f} h before the run (limit {settings.quality.freshness_warn_h:g} h warn, "
+            f"{settings.quality.freshness_critical_h:g} h critical); check electricity_price_ingestion for {region}"
+        )
+    return CheckResult(
+        "freshness",
+        status,
+        message,
+        region=region,
+        value=round(age, 2),
+        threshold=settings.quality.freshness_critical_h,
+        details=details,
+    )
 
 
 # -- realized model accuracy ---------------------------------------------------------------------
 
 # Which stored forecast of an hour counts: hourly issues forecast most hours many times.
-FORECAST_SELECTION = ("per target hour, the forecast with the latest issued_at at or before the hour began (the "
-                      "forecast in force when the hour started; it read only prices before its issue)")
+FORECAST_SELECTION = (
+    "per target hour, the forecast with the latest issued_at at or before the hour began (the "
+    "forecast in force when the hour started; it read only prices before its issue)"
+)
 
 
 def served_forecasts(engine: sa.Engine, region: str, window: Window, *, models_only: bool = False) -> pd.DataFrame:
@@ -310,9 +425,12 @@ def served_forecasts(engine: sa.Engine, region: str, window: Window, *, models_o
     ``models_only``: among the Production models' forecasts only (the seasonal-naive fallbacks are
     left out before choosing). Columns: target_ts, issued_at, yhat, model_name, model_version, is_fallback."""
     t = forecasts_table
-    query = (sa.select(t.c.target_ts, t.c.issued_at, t.c.yhat, t.c.model_name, t.c.model_version, t.c.is_fallback)
-             .where(t.c.region == region, t.c.target_ts >= window.start.to_pydatetime(),
-                    t.c.target_ts < window.end.to_pydatetime(), t.c.issued_at <= t.c.target_ts))
+    query = sa.select(t.c.target_ts, t.c.issued_at, t.c.yhat, t.c.model_name, t.c.model_version, t.c.is_fallback).where(
+        t.c.region == region,
+        t.c.target_ts >= window.start.to_pydatetime(),
+        t.c.target_ts < window.end.to_pydatetime(),
+        t.c.issued_at <= t.c.target_ts,
+    )
     if models_only:
         query = query.where(t.c.is_fallback == sa.false())
     with engine.connect() as conn:
@@ -337,47 +455,82 @@ class PromotionFigures:
     source: str
 
 
-def model_accuracy_of(region: str, served: pd.DataFrame, prices: pd.Series, window: Window,
-                      promoted: PromotionFigures | None, settings: Settings) -> CheckResult:
+def model_accuracy_of(
+    region: str,
+    served: pd.DataFrame,
+    prices: pd.Series,
+    window: Window,
+    promoted: PromotionFigures | None,
+    settings: Settings,
+) -> CheckResult:
     if served.empty:
-        return skipped("model_accuracy", region, f"no stored forecast targets an hour between {window.start} and "
-                       f"{window.end}; is forecast_generation running?")
+        return skipped(
+            "model_accuracy",
+            region,
+            f"no stored forecast targets an hour between {window.start} and "
+            f"{window.end}; is forecast_generation running?",
+        )
     models = served[~served["is_fallback"]]
     if models.empty:
-        return CheckResult("model_accuracy", "warn",
-                           f"all {len(served)} forecast hours were seasonal-naive fallbacks: no Production model "
-                           "served; promote one (eopt registry status)", region=region,
-                           details={"window": window.describe(), "forecast_hours": len(served), "fallback_hours": len(served)})
+        return CheckResult(
+            "model_accuracy",
+            "warn",
+            f"all {len(served)} forecast hours were seasonal-naive fallbacks: no Production model "
+            "served; promote one (eopt registry status)",
+            region=region,
+            details={"window": window.describe(), "forecast_hours": len(served), "fallback_hours": len(served)},
+        )
     actual = prices.reindex(pd.DatetimeIndex(models["target_ts"]))
     naive = prices.reindex(pd.DatetimeIndex(models["target_ts"]) - pd.Timedelta(hours=168))
     known = actual.notna().to_numpy() & naive.notna().to_numpy()
     if not known.any():
-        return skipped("model_accuracy", region, f"{len(models)} forecast hour(s) in the window, none with a realized "
-                       "price (and the price a week before) yet", forecast_hours=len(models))
+        return skipped(
+            "model_accuracy",
+            region,
+            f"{len(models)} forecast hour(s) in the window, none with a realized "
+            "price (and the price a week before) yet",
+            forecast_hours=len(models),
+        )
     metrics = evaluate(actual.to_numpy()[known], models["yhat"].to_numpy()[known], naive.to_numpy()[known])
     mape, rmae = metrics["mape"], metrics["rmae"]
     # a model the promotion gate accepted at the region's own MAPE threshold (PJM 20%, BE/FR 25%)
     # is not critical for the same error once it serves
     mape_limit = max(settings.quality.accuracy_mape_critical, settings.mape_threshold(region))
-    limit_rmae = None if promoted is None or promoted.rmae is None else promoted.rmae * settings.quality.accuracy_rmae_factor
+    limit_rmae = (
+        None if promoted is None or promoted.rmae is None else promoted.rmae * settings.quality.accuracy_rmae_factor
+    )
     versions = sorted(models["model_version"].astype(str).unique(), key=lambda v: (len(v), v))
     details = {
-        "window": window.describe(), "hours": int(known.sum()), "forecast_hours": len(served),
-        "fallback_hours": int(served["is_fallback"].sum()), "model_versions": versions,
+        "window": window.describe(),
+        "hours": int(known.sum()),
+        "forecast_hours": len(served),
+        "fallback_hours": int(served["is_fallback"].sum()),
+        "model_versions": versions,
         **{k: (None if not math.isfinite(v) else round(float(v), 4)) for k, v in metrics.items()},
         "promotion": None if promoted is None else promoted.__dict__,
-        "mape_limit": mape_limit, "rmae_limit": limit_rmae, "rmae_warn": 1.0,
+        "mape_limit": mape_limit,
+        "rmae_limit": limit_rmae,
+        "rmae_warn": 1.0,
     }
     mape_known = math.isfinite(mape)
     reasons = []
     if mape_known and mape > mape_limit:
         reasons.append(f"MAPE {mape:.1f}% above {mape_limit:g}%")
     if limit_rmae is not None and promoted is not None and rmae > limit_rmae:  # limit_rmae implies promoted
-        reasons.append(f"rMAE {rmae:.3f} above {settings.quality.accuracy_rmae_factor:g} x the {promoted.rmae:.3f} "
-                       f"v{promoted.version} had at promotion")
-    against = "" if promoted is None or promoted.rmae is None else f" (v{promoted.version} at promotion: rMAE {promoted.rmae:.3f})"
-    summary = (f"MAE {metrics['mae']:.2f}, rMAE {rmae:.3f}, MAPE "
-               + (f"{mape:.1f}%" if mape_known else "n/a (prices near zero)") + f" over {int(known.sum())} h{against}")
+        reasons.append(
+            f"rMAE {rmae:.3f} above {settings.quality.accuracy_rmae_factor:g} x the {promoted.rmae:.3f} "
+            f"v{promoted.version} had at promotion"
+        )
+    against = (
+        ""
+        if promoted is None or promoted.rmae is None
+        else f" (v{promoted.version} at promotion: rMAE {promoted.rmae:.3f})"
+    )
+    summary = (
+        f"MAE {metrics['mae']:.2f}, rMAE {rmae:.3f}, MAPE "
+        + (f"{mape:.1f}%" if mape_known else "n/a (prices near zero)")
+        + f" over {int(known.sum())} h{against}"
+    )
     status: Status
     if reasons:
         status, message = "critical", f"{'; '.join(reasons)}: {summary}; consider retraining (model_retraining)"
@@ -387,9 +540,15 @@ def model_accuracy_of(region: str, served: pd.DataFrame, prices: pd.Series, wind
         status, message = "ok", summary
     if promoted is None:
         message += "; no promotion figures to compare with"
-    return CheckResult("model_accuracy", status, message, region=region,
-                       value=round(mape, 3) if mape_known else None, threshold=mape_limit,
-                       details=details)
+    return CheckResult(
+        "model_accuracy",
+        status,
+        message,
+        region=region,
+        value=round(mape, 3) if mape_known else None,
+        threshold=mape_limit,
+        details=details,
+    )
 
 
 def promotion_figures(engine: sa.Engine, client: Any, region: str) -> PromotionFigures | None:
@@ -398,24 +557,36 @@ def promotion_figures(engine: sa.Engine, client: Any, region: str) -> PromotionF
     if current is None:
         return None
     history = PromotionStore(engine).history(region)
-    promoted = history[(history["candidate_version"] == current.version) & history["promoted"]
-                       & (history["action"] != "rollback")]
+    promoted = history[
+        (history["candidate_version"] == current.version) & history["promoted"] & (history["action"] != "rollback")
+    ]
     for metrics in promoted["metrics"]:
         candidate = (metrics or {}).get("candidate")
         if candidate:
-            return PromotionFigures(current.version, candidate.get("mae"), candidate.get("rmae"), candidate.get("mape"),
-                                    "gate decision (model_promotions)")
+            return PromotionFigures(
+                current.version,
+                candidate.get("mae"),
+                candidate.get("rmae"),
+                candidate.get("mape"),
+                "gate decision (model_promotions)",
+            )
     run = client.get_run(current.run_id).data.metrics if current.run_id else {}
-    return PromotionFigures(current.version, run.get("test_mae"), run.get("test_rmae"), run.get("test_mape"),
-                            "retraining run's test window")
+    return PromotionFigures(
+        current.version, run.get("test_mae"), run.get("test_rmae"), run.get("test_mape"), "retraining run's test window"
+    )
 
 
 def accuracy_plot(region: str, served: pd.DataFrame, prices: pd.Series, path: Path, title: str) -> Path | None:
     """The week's served model forecasts against the realized prices and the weekly naive (a PNG)."""
     models = served[~served["is_fallback"]]
-    frame = pd.DataFrame({"target_ts": models["target_ts"].to_numpy(), "yhat": models["yhat"].to_numpy(),
-                          "price": prices.reindex(pd.DatetimeIndex(models["target_ts"])).to_numpy(),
-                          "naive": prices.reindex(pd.DatetimeIndex(models["target_ts"]) - pd.Timedelta(hours=168)).to_numpy()})
+    frame = pd.DataFrame(
+        {
+            "target_ts": models["target_ts"].to_numpy(),
+            "yhat": models["yhat"].to_numpy(),
+            "price": prices.reindex(pd.DatetimeIndex(models["target_ts"])).to_numpy(),
+            "naive": prices.reindex(pd.DatetimeIndex(models["target_ts"]) - pd.Timedelta(hours=168)).to_numpy(),
+        }
+    )
     frame = frame.dropna(subset=["price"])
     if frame.empty:
         return None
@@ -423,8 +594,9 @@ def accuracy_plot(region: str, served: pd.DataFrame, prices: pd.Series, path: Pa
     return forecast_vs_actual(frame, path, title, days=7)
 
 
-def model_accuracy(store: PriceStore, client: Any, settings: Settings, regions: Iterable[str],
-                   as_of: Any, plot_dir: Path | None = None) -> list[CheckResult]:
+def model_accuracy(
+    store: PriceStore, client: Any, settings: Settings, regions: Iterable[str], as_of: Any, plot_dir: Path | None = None
+) -> list[CheckResult]:
     """Realized accuracy per region; with ``plot_dir``, also a forecast-vs-actual picture of each
     scored region (``accuracy_<REGION>.png``, its path in the result's ``details["plot"]``)."""
     window = Window.before(as_of, settings.quality.window_days)
@@ -440,11 +612,18 @@ def model_accuracy(store: PriceStore, client: Any, settings: Settings, regions: 
             served.attrs["registry_error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         result = model_accuracy_of(region, served, prices, window, promoted, settings)
         if "registry_error" in served.attrs:
-            result = replace(result, message=result.message + f"; registry unreachable ({served.attrs['registry_error']})")
+            result = replace(
+                result, message=result.message + f"; registry unreachable ({served.attrs['registry_error']})"
+            )
         if plot_dir is not None and result.status != "skipped" and "mae" in result.details:
-            plot = accuracy_plot(region, served, prices, plot_dir / f"accuracy_{region}.png",
-                                 f"{region}: served forecasts vs realized prices, {window.start:%Y-%m-%d} to "
-                                 f"{window.end:%Y-%m-%d} (MAE {result.details['mae']:.2f}, rMAE {result.details['rmae']:.3f})")
+            plot = accuracy_plot(
+                region,
+                served,
+                prices,
+                plot_dir / f"accuracy_{region}.png",
+                f"{region}: served forecasts vs realized prices, {window.start:%Y-%m-%d} to "
+                f"{window.end:%Y-%m-%d} (MAE {result.details['mae']:.2f}, rMAE {result.details['rmae']:.3f})",
+            )
             if plot is not None:
                 result = replace(result, details={**result.details, "plot": str(plot)})
         results.append(result)

@@ -81,8 +81,12 @@ class QualityMetricsCollector(Collector):
             score.add_metric([], float(run.health_score))
             yield score
         statuses = run.checks["status"].value_counts().to_dict()
-        for name, counted in (("data_quality_checks_passed", "ok"), ("data_quality_checks_critical", "critical"),
-                              ("data_quality_checks_warning", "warn"), ("data_quality_checks_skipped", "skipped")):
+        for name, counted in (
+            ("data_quality_checks_passed", "ok"),
+            ("data_quality_checks_critical", "critical"),
+            ("data_quality_checks_warning", "warn"),
+            ("data_quality_checks_skipped", "skipped"),
+        ):
             family = gauge(name)
             family.add_metric([], float(statuses.get(counted, 0)))
             yield family
@@ -94,8 +98,10 @@ class QualityMetricsCollector(Collector):
         yield stamp
 
         labels = ["check", "subject", "region"]
-        status, value, threshold = (gauge(n, labels) for n in ("data_quality_check_status", "data_quality_check_value",
-                                                                "data_quality_check_threshold"))
+        status, value, threshold = (
+            gauge(n, labels)
+            for n in ("data_quality_check_status", "data_quality_check_value", "data_quality_check_threshold")
+        )
         named = {check: gauge(metric, ["region"]) for check, metric in _NAMED_VALUES.items()}
         mape, rmae = gauge("model_realized_mape_percent", ["region"]), gauge("model_realized_rmae", ["region"])
         mape_limit = gauge("model_realized_mape_limit_percent", ["region"])
@@ -135,8 +141,9 @@ class MetricsServer:
     """``/metrics`` over HTTP on (host, port); port 0 picks a free one. Use as a context manager or ``serve_forever``."""
 
     def __init__(self, engine: sa.Engine, host: str, port: int) -> None:
-        self.server: WSGIServer = make_server(host, port, make_wsgi_app(metrics_registry(engine)),
-                                              handler_class=_QuietHandler)
+        self.server: WSGIServer = make_server(
+            host, port, make_wsgi_app(metrics_registry(engine)), handler_class=_QuietHandler
+        )
         self._thread: threading.Thread | None = None
 
     @property

@@ -43,8 +43,14 @@ class QualityReport:
     paths: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.results = sorted(self.results, key=lambda r: (CHECK_ORDER.index(r.name) if r.name in CHECK_ORDER
-                                                           else len(CHECK_ORDER), r.region, r.subject or ""))
+        self.results = sorted(
+            self.results,
+            key=lambda r: (
+                CHECK_ORDER.index(r.name) if r.name in CHECK_ORDER else len(CHECK_ORDER),
+                r.region,
+                r.subject or "",
+            ),
+        )
         self.health_score = health_score(self.results)
 
     @property
@@ -59,18 +65,25 @@ class QualityReport:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "run_id": self.run_id, "as_of": self.as_of.isoformat(), "status": self.status,
-            "health_score": self.health_score, "checks": len(self.results),
+            "run_id": self.run_id,
+            "as_of": self.as_of.isoformat(),
+            "status": self.status,
+            "health_score": self.health_score,
+            "checks": len(self.results),
             **{status: self.count(status) for status in ("ok", "warn", "critical", "skipped")},
-            "report_html": self.paths.get("html"), "report_markdown": self.paths.get("markdown"),
-            "mlflow_run_id": self.mlflow_run_id, "mlflow_error": self.mlflow_error,
-            "drift_reports": self.drift_reports(), "plots": self.plots(),
+            "report_html": self.paths.get("html"),
+            "report_markdown": self.paths.get("markdown"),
+            "mlflow_run_id": self.mlflow_run_id,
+            "mlflow_error": self.mlflow_error,
+            "drift_reports": self.drift_reports(),
+            "plots": self.plots(),
         }
 
     def plots(self) -> dict[str, str]:
         """Per region, the forecast-vs-actual picture of the realized accuracy check."""
-        return {r.region: r.details["plot"] for r in self.results
-                if r.name == "model_accuracy" and r.details.get("plot")}
+        return {
+            r.region: r.details["plot"] for r in self.results if r.name == "model_accuracy" and r.details.get("plot")
+        }
 
     def drift_reports(self) -> dict[str, dict[str, str]]:
         """Per region, the drift report files (feature and prediction drift, HTML and JSON)."""
@@ -95,13 +108,26 @@ class QualityReport:
 
     def _drift_links(self) -> list[tuple[str, list[tuple[str, str]]]]:
         """Per region, the drift report files as (label, link): ``("NP", [("html", "drift/drift_NP.html"), ...])``."""
-        return [(region, [(kind.replace("report_", "").replace("_", " "), self._link(path))
-                          for kind, path in sorted(files.items())])
-                for region, files in sorted(self.drift_reports().items())]
+        return [
+            (
+                region,
+                [
+                    (kind.replace("report_", "").replace("_", " "), self._link(path))
+                    for kind, path in sorted(files.items())
+                ],
+            )
+            for region, files in sorted(self.drift_reports().items())
+        ]
 
     def _render(self, template: str) -> str:
-        return render(template, report=self, marks=STATUS_MARK, colours=STATUS_COLOUR, drift=self._drift_links(),
-                      plots=[(region, self._link(path)) for region, path in sorted(self.plots().items())])
+        return render(
+            template,
+            report=self,
+            marks=STATUS_MARK,
+            colours=STATUS_COLOUR,
+            drift=self._drift_links(),
+            plots=[(region, self._link(path)) for region, path in sorted(self.plots().items())],
+        )
 
     def markdown(self) -> str:
         """``report.md``: quality/templates/report.md.j2."""
@@ -112,8 +138,9 @@ class QualityReport:
         return self._render("report.html.j2")
 
 
-def publish_report(settings: Settings, store: QualityReportStore, report: QualityReport,
-                   client: Any | None = None) -> QualityReport:
+def publish_report(
+    settings: Settings, store: QualityReportStore, report: QualityReport, client: Any | None = None
+) -> QualityReport:
     """Write the files, log them to MLflow, store the rows; idempotent for the same run id (its
     MLflow run is reused, its rows replaced). MLflow failing at any step costs the MLflow copy only."""
     report.folder.mkdir(parents=True, exist_ok=True)
@@ -123,13 +150,20 @@ def publish_report(settings: Settings, store: QualityReportStore, report: Qualit
     def write_files() -> None:
         markdown.write_text(report.markdown())
         page.write_text(report.html())
-        results.write_text(json.dumps({"summary": report.summary(), "results": [r.to_dict() for r in report.results]},
-                                      indent=2, default=str))
+        results.write_text(
+            json.dumps(
+                {"summary": report.summary(), "results": [r.to_dict() for r in report.results]}, indent=2, default=str
+            )
+        )
 
     def mlflow_failed(exc: BaseException) -> None:
         report.mlflow_error = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        log.error("data-quality report %s: logging to MLflow failed (%s); the report files and the "
-                  "quality_reports rows are complete", report.run_id, report.mlflow_error)
+        log.error(
+            "data-quality report %s: logging to MLflow failed (%s); the report files and the "
+            "quality_reports rows are complete",
+            report.run_id,
+            report.mlflow_error,
+        )
 
     if client is not None:
         try:
@@ -145,19 +179,26 @@ def publish_report(settings: Settings, store: QualityReportStore, report: Qualit
             _finish_quietly(client, report.mlflow_run_id)
             report.mlflow_run_id = None
             write_files()  # the files must not claim an MLflow copy that is incomplete
-    store.write_run(report.run_id, report.results, health_score=report.health_score, summary=report.summary(),
-                    report_path=str(page))
+    store.write_run(
+        report.run_id, report.results, health_score=report.health_score, summary=report.summary(), report_path=str(page)
+    )
     return report
 
 
 def _mlflow_run(settings: Settings, client: Any, report: QualityReport) -> str:
     """The MLflow run of this data-quality run: the one an earlier attempt started, else a new one."""
-    experiment = tracking.experiment_id(client, settings, settings.quality.experiment,
-                                        purpose="daily data-quality checks and Evidently drift reports")
-    tags = {"eopt.kind": "data-quality", "eopt.airflow_run_id": report.run_id, "eopt.as_of": report.as_of.isoformat(),
-            "eopt.status": report.status}
-    earlier = client.search_runs([experiment], f"tags.`eopt.airflow_run_id` = '{report.run_id.replace(chr(39), '')}'",
-                                 max_results=1)
+    experiment = tracking.experiment_id(
+        client, settings, settings.quality.experiment, purpose="daily data-quality checks and Evidently drift reports"
+    )
+    tags = {
+        "eopt.kind": "data-quality",
+        "eopt.airflow_run_id": report.run_id,
+        "eopt.as_of": report.as_of.isoformat(),
+        "eopt.status": report.status,
+    }
+    earlier = client.search_runs(
+        [experiment], f"tags.`eopt.airflow_run_id` = '{report.run_id.replace(chr(39), '')}'", max_results=1
+    )
     if earlier:
         run = earlier[0].info.run_id
         for key, value in tags.items():
@@ -177,8 +218,9 @@ def _log_to_mlflow(client: Any, run: str, report: QualityReport, files: list[Pat
     tracking.log_metrics(client, run, metrics)
     tracking.log_artifacts(client, run, [Path(p) for p in report.plots().values() if Path(p).is_file()], "accuracy")
     for region, files_of_region in report.drift_reports().items():
-        tracking.log_artifacts(client, run, [Path(p) for p in files_of_region.values() if Path(p).is_file()],
-                               f"drift/{region}")
+        tracking.log_artifacts(
+            client, run, [Path(p) for p in files_of_region.values() if Path(p).is_file()], f"drift/{region}"
+        )
     tracking.log_artifacts(client, run, files)
     tracking.finish(client, run, ok=True)
 

@@ -32,8 +32,15 @@ class Evaluation:
 
     @classmethod
     def from_metrics(cls, label: str, metrics: dict[str, float], hours: int) -> Evaluation:
-        return cls(label, mae=float(metrics["mae"]), rmae=float(metrics["rmae"]), smape=float(metrics["smape"]),
-                   rmse=float(metrics["rmse"]), mape=float(metrics["mape"]), hours=hours)
+        return cls(
+            label,
+            mae=float(metrics["mae"]),
+            rmae=float(metrics["rmae"]),
+            smape=float(metrics["smape"]),
+            rmse=float(metrics["rmse"]),
+            mape=float(metrics["mape"]),
+            hours=hours,
+        )
 
 
 @dataclass(frozen=True)
@@ -57,20 +64,26 @@ class GateDecision:
         return asdict(self)
 
 
-def decide_promotion(candidate: Evaluation, champion: Evaluation | None, baseline: Evaluation,
-                     policy: GatePolicy) -> GateDecision:
+def decide_promotion(
+    candidate: Evaluation, champion: Evaluation | None, baseline: Evaluation, policy: GatePolicy
+) -> GateDecision:
     """Promote only if the candidate passes the MAPE threshold, beats the naive and beats the champion."""
     for evaluation in (candidate, baseline, *([champion] if champion else [])):
         if evaluation.hours != candidate.hours:
-            raise ValueError(f"{evaluation.label} was scored on {evaluation.hours} hours, the candidate on "
-                             f"{candidate.hours}: the gate compares forecasters on the same hours only")
+            raise ValueError(
+                f"{evaluation.label} was scored on {evaluation.hours} hours, the candidate on "
+                f"{candidate.hours}: the gate compares forecasters on the same hours only"
+            )
     checks: dict[str, bool] = {}
     reasons: list[str] = []
 
     ok = math.isfinite(candidate.mape) and candidate.mape < policy.mape_threshold
     checks["mape_threshold"] = ok
-    reasons.append(f"MAPE {candidate.mape:.2f}% {'<' if ok else '>='} threshold {policy.mape_threshold:.2f}%"
-                   if math.isfinite(candidate.mape) else "MAPE undefined (every holdout price is near zero)")
+    reasons.append(
+        f"MAPE {candidate.mape:.2f}% {'<' if ok else '>='} threshold {policy.mape_threshold:.2f}%"
+        if math.isfinite(candidate.mape)
+        else "MAPE undefined (every holdout price is near zero)"
+    )
 
     ok = candidate.mae < baseline.mae
     checks["beats_seasonal_naive"] = ok

@@ -48,15 +48,17 @@ def mirror_stage(client: MlflowClient, name: str, version: str, stage: str) -> N
         client.transition_model_version_stage(name, version, stage, archive_existing_versions=stage == PRODUCTION)
 
 
-def register_candidate(client: MlflowClient, region: str, model_uri: str, run_id: str,
-                       tags: dict[str, str]) -> Candidate:
+def register_candidate(
+    client: MlflowClient, region: str, model_uri: str, run_id: str, tags: dict[str, str]
+) -> Candidate:
     """A new version of the region's model from ``model_uri``: alias ``challenger``, mirrored as Staging."""
     name = registered_model_name(region)
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(
-            name, tags={"eopt.region": region},
+            name,
+            tags={"eopt.region": region},
             description=f"Hourly day-ahead price forecaster of {region}: weighted XGBoost + LightGBM + CNN-LSTM "
-                        "ensemble with conformal intervals, retrained weekly by the model_retraining DAG.",
+            "ensemble with conformal intervals, retrained weekly by the model_retraining DAG.",
         )
     version = mlflow.register_model(model_uri, name, tags=tags)
     client.set_registered_model_alias(name, CHALLENGER, version.version)

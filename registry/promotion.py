@@ -50,7 +50,9 @@ class PromotionOutcome:
 
 
 def policy_for(settings: Settings, region: str) -> GatePolicy:
-    return GatePolicy(mape_threshold=settings.mape_threshold(region), min_improvement=settings.training.promotion_min_improvement)
+    return GatePolicy(
+        mape_threshold=settings.mape_threshold(region), min_improvement=settings.training.promotion_min_improvement
+    )
 
 
 def _drop_alias_if_on(client: MlflowClient, name: str, alias: str, version: str) -> None:
@@ -95,9 +97,17 @@ def _registry_call(what: str, region: str, call):
         raise RegistryError(f"{region}: {what} failed ({first}); Production is unchanged") from None
 
 
-def gate_candidate(client: MlflowClient, settings: Settings, store: PriceStore, promotions: PromotionStore,
-                   region: str, version: str, *, actor: str = "model_retraining",
-                   holdout_end: pd.Timestamp | None = None) -> PromotionOutcome:
+def gate_candidate(
+    client: MlflowClient,
+    settings: Settings,
+    store: PriceStore,
+    promotions: PromotionStore,
+    region: str,
+    version: str,
+    *,
+    actor: str = "model_retraining",
+    holdout_end: pd.Timestamp | None = None,
+) -> PromotionOutcome:
     """Score candidate and champion on the same holdout, decide, apply and record."""
     name = registered_model_name(region)
     version = str(version)
@@ -110,8 +120,9 @@ def gate_candidate(client: MlflowClient, settings: Settings, store: PriceStore, 
             raise RegistryError(f"{region}: no prices to score the candidate on; Production is unchanged")
         end = latest + pd.Timedelta(hours=1)
     frame = holdout_frame(store, region, end, settings.training.test_days)
-    candidate_score = _registry_call(f"scoring {name} version {version}", region,
-                                     lambda: score_model(f"models:/{name}/{version}", region, frame))
+    candidate_score = _registry_call(
+        f"scoring {name} version {version}", region, lambda: score_model(f"models:/{name}/{version}", region, frame)
+    )
     hours = candidate_score.hours
     candidate = Evaluation.from_metrics(f"candidate v{version}", candidate_score.metrics, hours)
     baseline = Evaluation.from_metrics("seasonal naive", candidate_score.naive_metrics, hours)
@@ -122,8 +133,10 @@ def gate_candidate(client: MlflowClient, settings: Settings, store: PriceStore, 
             score = score_model(current.uri, region, frame)
             champion_eval = Evaluation.from_metrics(f"champion v{current.version}", score.metrics, hours)
         except Exception as exc:
-            notes.append(f"champion v{current.version} could not be re-scored ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''}); judged without it")
+            notes.append(
+                f"champion v{current.version} could not be re-scored ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''}); judged without it"
+            )
             log.error("%s: %s", region, notes[-1])
     policy = policy_for(settings, region)
     decision = decide_promotion(candidate, champion_eval, baseline, policy)
@@ -146,28 +159,59 @@ def gate_candidate(client: MlflowClient, settings: Settings, store: PriceStore, 
     if decision.promote:
         _registry_call(f"promoting {name} version {version}", region, lambda: make_champion(client, name, version))
     else:
+
         def archive() -> None:
             _drop_alias_if_on(client, name, CHALLENGER, version)
             mirror_stage(client, name, version, ARCHIVED)
 
         _registry_call(f"archiving {name} version {version}", region, archive)
     _registry_call(f"tagging {name} version {version}", region, lambda: _tags(client, name, version, tags))
-    metrics = {"holdout": window, "candidate": candidate.__dict__, "baseline": baseline.__dict__,
-               **({"champion": champion_eval.__dict__} if champion_eval else {})}
-    promotions.record(region=region, model_name=name, candidate_version=version,
-                      champion_version=current.version if current else None, action="gate",
-                      promoted=decision.promote, reasons=reasons, metrics=metrics,
-                      mape_threshold=policy.mape_threshold, actor=actor, decided_at=now)
+    metrics = {
+        "holdout": window,
+        "candidate": candidate.__dict__,
+        "baseline": baseline.__dict__,
+        **({"champion": champion_eval.__dict__} if champion_eval else {}),
+    }
+    promotions.record(
+        region=region,
+        model_name=name,
+        candidate_version=version,
+        champion_version=current.version if current else None,
+        action="gate",
+        promoted=decision.promote,
+        reasons=reasons,
+        metrics=metrics,
+        mape_threshold=policy.mape_threshold,
+        actor=actor,
+        decided_at=now,
+    )
     after = version if decision.promote else (current.version if current else None)
     mape_after = candidate.mape if decision.promote else (champion_eval.mape if champion_eval else None)
-    log.info("%s: %s version %s %s: %s", region, name, version, "PROMOTED to Production" if decision.promote
-             else "rejected and archived", "; ".join(reasons))
-    return PromotionOutcome(region, name, version, GateDecision(decision.promote, decision.checks, reasons),
-                            candidate, champion_eval, baseline, current.version if current else None, after, mape_after)
+    log.info(
+        "%s: %s version %s %s: %s",
+        region,
+        name,
+        version,
+        "PROMOTED to Production" if decision.promote else "rejected and archived",
+        "; ".join(reasons),
+    )
+    return PromotionOutcome(
+        region,
+        name,
+        version,
+        GateDecision(decision.promote, decision.checks, reasons),
+        candidate,
+        champion_eval,
+        baseline,
+        current.version if current else None,
+        after,
+        mape_after,
+    )
 
 
-def promote_version(client: MlflowClient, promotions: PromotionStore, region: str, version: str, reason: str,
-                    actor: str) -> str | None:
+def promote_version(
+    client: MlflowClient, promotions: PromotionStore, region: str, version: str, reason: str, actor: str
+) -> str | None:
     """A person's promotion of ``version``, bypassing the gate; returns the champion it replaced."""
     if not reason.strip():
         raise RegistryError(f"{region}: a manual promotion needs a reason (--reason)")
@@ -179,17 +223,41 @@ def promote_version(client: MlflowClient, promotions: PromotionStore, region: st
         raise RegistryError(f"{region}: {name} version {version} is already the champion")
     _registry_call(f"promoting {name} version {version}", region, lambda: make_champion(client, name, version))
     now = datetime.now(UTC)
-    _registry_call("tagging", region, lambda: _tags(client, name, version, {
-        "eopt.gate.decision": "promoted manually", "eopt.gate.reasons": f"manual: {reason}",
-        "eopt.gate.champion_version": current.version if current else "none",
-        "eopt.gate.decided_at": now.isoformat(timespec="seconds"), "eopt.gate.actor": actor}))
-    promotions.record(region=region, model_name=name, candidate_version=version,
-                      champion_version=current.version if current else None, action="manual", promoted=True,
-                      reasons=[f"manual: {reason}"], metrics=None, mape_threshold=None, actor=actor, decided_at=now)
+    _registry_call(
+        "tagging",
+        region,
+        lambda: _tags(
+            client,
+            name,
+            version,
+            {
+                "eopt.gate.decision": "promoted manually",
+                "eopt.gate.reasons": f"manual: {reason}",
+                "eopt.gate.champion_version": current.version if current else "none",
+                "eopt.gate.decided_at": now.isoformat(timespec="seconds"),
+                "eopt.gate.actor": actor,
+            },
+        ),
+    )
+    promotions.record(
+        region=region,
+        model_name=name,
+        candidate_version=version,
+        champion_version=current.version if current else None,
+        action="manual",
+        promoted=True,
+        reasons=[f"manual: {reason}"],
+        metrics=None,
+        mape_threshold=None,
+        actor=actor,
+        decided_at=now,
+    )
     return current.version if current else None
 
 
-def rollback(client: MlflowClient, promotions: PromotionStore, region: str, actor: str, reason: str = "") -> tuple[str, str]:
+def rollback(
+    client: MlflowClient, promotions: PromotionStore, region: str, actor: str, reason: str = ""
+) -> tuple[str, str]:
     """Bring back the champion the current one replaced; returns (rolled back from, to)."""
     name = registered_model_name(region)
     current = _registry_call(f"reading the champion of {name}", region, lambda: champion(client, region))
@@ -197,17 +265,41 @@ def rollback(client: MlflowClient, promotions: PromotionStore, region: str, acto
         raise RegistryError(f"{region}: {name} has no champion to roll back")
     previous = promotions.promoted_over(region, current.version)
     if previous is None:
-        raise RegistryError(f"{region}: {name} version {current.version} replaced no earlier champion; nothing to roll back to")
+        raise RegistryError(
+            f"{region}: {name} version {current.version} replaced no earlier champion; nothing to roll back to"
+        )
     _registry_call(f"reading {name} version {previous}", region, lambda: client.get_model_version(name, previous))
     _registry_call(f"restoring {name} version {previous}", region, lambda: make_champion(client, name, previous))
     now = datetime.now(UTC)
     text = f"rollback from v{current.version}" + (f": {reason}" if reason else "")
-    _registry_call("tagging", region, lambda: _tags(client, name, previous, {
-        "eopt.gate.decision": "restored by rollback", "eopt.gate.reasons": text,
-        "eopt.gate.decided_at": now.isoformat(timespec="seconds"), "eopt.gate.actor": actor}))
-    promotions.record(region=region, model_name=name, candidate_version=previous, champion_version=current.version,
-                      action="rollback", promoted=True, reasons=[text], metrics=None, mape_threshold=None,
-                      actor=actor, decided_at=now)
+    _registry_call(
+        "tagging",
+        region,
+        lambda: _tags(
+            client,
+            name,
+            previous,
+            {
+                "eopt.gate.decision": "restored by rollback",
+                "eopt.gate.reasons": text,
+                "eopt.gate.decided_at": now.isoformat(timespec="seconds"),
+                "eopt.gate.actor": actor,
+            },
+        ),
+    )
+    promotions.record(
+        region=region,
+        model_name=name,
+        candidate_version=previous,
+        champion_version=current.version,
+        action="rollback",
+        promoted=True,
+        reasons=[text],
+        metrics=None,
+        mape_threshold=None,
+        actor=actor,
+        decided_at=now,
+    )
     return current.version, previous
 
 
@@ -215,19 +307,27 @@ def registry_status(client: MlflowClient, region: str) -> pd.DataFrame:
     """Every version of the region's model with aliases, stage (their view), test metrics and the gate's verdict."""
     name = registered_model_name(region)
     if not client.search_registered_models(f"name = '{name}'"):
-        return pd.DataFrame(columns=["region", "version", "stage", "aliases", "test_mae", "test_rmae", "test_mape", "gate", "created"])
+        return pd.DataFrame(
+            columns=["region", "version", "stage", "aliases", "test_mae", "test_rmae", "test_mape", "gate", "created"]
+        )
     aliases: dict[str, list[str]] = {}
     for alias, v in (client.get_registered_model(name).aliases or {}).items():
         aliases.setdefault(str(v), []).append(alias)
     rows = []
     for v in client.search_model_versions(f"name = '{name}'"):
-        rows.append({
-            "region": region, "version": int(v.version), "stage": v.current_stage,
-            "aliases": ",".join(sorted(aliases.get(str(v.version), []))),
-            "test_mae": v.tags.get("eopt.test_mae", ""), "test_rmae": v.tags.get("eopt.test_rmae", ""),
-            "test_mape": v.tags.get("eopt.test_mape", ""), "gate": v.tags.get("eopt.gate.decision", ""),
-            "created": pd.Timestamp(v.creation_timestamp, unit="ms", tz="UTC").floor("s"),
-        })
+        rows.append(
+            {
+                "region": region,
+                "version": int(v.version),
+                "stage": v.current_stage,
+                "aliases": ",".join(sorted(aliases.get(str(v.version), []))),
+                "test_mae": v.tags.get("eopt.test_mae", ""),
+                "test_rmae": v.tags.get("eopt.test_rmae", ""),
+                "test_mape": v.tags.get("eopt.test_mape", ""),
+                "gate": v.tags.get("eopt.gate.decision", ""),
+                "created": pd.Timestamp(v.creation_timestamp, unit="ms", tz="UTC").floor("s"),
+            }
+        )
     return pd.DataFrame(rows).sort_values("version", ascending=False).reset_index(drop=True)
 
 

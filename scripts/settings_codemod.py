@@ -30,8 +30,24 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FOLDERS = ("core", "storage", "ingestion", "training", "registry", "serving", "quality", "drift", "pipelines", "eopt",
-           "dags", "tests", "benchmarks", "scripts", "monitoring", "airflow")
+FOLDERS = (
+    "core",
+    "storage",
+    "ingestion",
+    "training",
+    "registry",
+    "serving",
+    "quality",
+    "drift",
+    "pipelines",
+    "eopt",
+    "dags",
+    "tests",
+    "benchmarks",
+    "scripts",
+    "monitoring",
+    "airflow",
+)
 SKIP = {Path("core/settings.py"), Path("core/settings_reference.py"), Path("scripts/settings_codemod.py")}
 
 # old flat attribute -> its path in the grouped model (fields that stayed at the top: regions,
@@ -165,7 +181,11 @@ class _Module:
         while changed:
             changed = False
             for node in ast.walk(self.tree):
-                if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None and self.is_settings(node.value):
+                if (
+                    isinstance(node, (ast.Assign, ast.AnnAssign))
+                    and node.value is not None
+                    and self.is_settings(node.value)
+                ):
                     targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                     for target in targets:
                         if isinstance(target, ast.Name) and target.id not in self.names:
@@ -180,7 +200,12 @@ class _Module:
                 start = end - len(node.attr.encode())
                 if self.data[start:end] == node.attr.encode():
                     out.append((start, end, MOVED[node.attr]))
-            elif isinstance(node, ast.Call) and _is_replace(node) and len(node.args) == 1 and self.is_settings(node.args[0]):
+            elif (
+                isinstance(node, ast.Call)
+                and _is_replace(node)
+                and len(node.args) == 1
+                and self.is_settings(node.args[0])
+            ):
                 start, end = self.span(node)
                 keywords = ", ".join(self.segment(k) for k in node.keywords)
                 out.append((start, end, f"{self.segment(node.args[0])}.with_overrides({keywords})"))
@@ -203,8 +228,11 @@ class _Module:
 def _is_replace(node: ast.Call) -> bool:
     func = node.func
     return (isinstance(func, ast.Name) and func.id == "replace") or (
-        isinstance(func, ast.Attribute) and func.attr == "replace"
-        and isinstance(func.value, ast.Name) and func.value.id == "dataclasses")
+        isinstance(func, ast.Attribute)
+        and func.attr == "replace"
+        and isinstance(func.value, ast.Name)
+        and func.value.id == "dataclasses"
+    )
 
 
 def _drop_unused_replace_import(text: str) -> str:
@@ -214,12 +242,18 @@ def _drop_unused_replace_import(text: str) -> str:
         return text
     lines = text.splitlines(keepends=True)
     for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and node.module == "dataclasses" and any(a.name == "replace" and a.asname is None
-                                                                                     for a in node.names):
+        if (
+            isinstance(node, ast.ImportFrom)
+            and node.module == "dataclasses"
+            and any(a.name == "replace" and a.asname is None for a in node.names)
+        ):
             rest = [a for a in node.names if a.name != "replace"]
-            new = (f"from dataclasses import {', '.join(a.name + (f' as {a.asname}' if a.asname else '') for a in rest)}\n"
-                   if rest else "")
-            lines[node.lineno - 1:node.end_lineno] = [new]
+            new = (
+                f"from dataclasses import {', '.join(a.name + (f' as {a.asname}' if a.asname else '') for a in rest)}\n"
+                if rest
+                else ""
+            )
+            lines[node.lineno - 1 : node.end_lineno] = [new]
             return "".join(lines)
     return text
 

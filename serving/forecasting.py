@@ -49,8 +49,17 @@ FALLBACK_MODEL_VERSION = "0"
 FALLBACK_FEATURE = "lag_168h"  # the weekly seasonal naive: the price one week before the target hour
 # Price history read before an origin: the deepest lag, plus two days of margin.
 PRICE_WINDOW = pd.Timedelta(hours=LOOKBACK_HOURS + 48)
-FORECAST_COLUMNS = ("region", "issued_at", "target_ts", "model_name", "model_version", "yhat", "lower", "upper",
-                    "is_fallback")
+FORECAST_COLUMNS = (
+    "region",
+    "issued_at",
+    "target_ts",
+    "model_name",
+    "model_version",
+    "yhat",
+    "lower",
+    "upper",
+    "is_fallback",
+)
 
 # Loaded champions of this process, per (name, version, run id): an hourly run in a long-lived
 # worker loads each version once. A version's artifacts never change, so a hit is never stale; the
@@ -129,9 +138,14 @@ def forecast_origin(store: PriceStore, region: str, run_time: Any) -> pd.Timesta
             f"electricity_price_ingestion DAG for this region"
         )
     if age > HORIZON_HOURS * HOUR:  # still inside the lag window, but the 24 hours forecast are all past
-        log.warning("%s: newest price is %s, %.0f h before the run at %s: the forecast from the hour after it covers "
-                    "only hours before the run; check the electricity_price_ingestion DAG", region, newest,
-                    age / HOUR, run_hour)
+        log.warning(
+            "%s: newest price is %s, %.0f h before the run at %s: the forecast from the hour after it covers "
+            "only hours before the run; check the electricity_price_ingestion DAG",
+            region,
+            newest,
+            age / HOUR,
+            run_hour,
+        )
     return pd.Timestamp(newest).tz_convert("UTC") + HOUR
 
 
@@ -159,8 +173,11 @@ def missing_inputs(features: pd.DataFrame, region: str) -> str | None:
     unknown = features[columns].isna()
     if not unknown.any().any():
         return None
-    parts = [f"{name} unknown for {int(unknown[name].sum())} of {len(features)} target hour(s)"
-             for name in columns if unknown[name].any()]
+    parts = [
+        f"{name} unknown for {int(unknown[name].sum())} of {len(features)} target hour(s)"
+        for name in columns
+        if unknown[name].any()
+    ]
     shown = "; ".join(parts[:4]) + (f"; and {len(parts) - 4} more input(s)" if len(parts) > 4 else "")
     return f"inputs of origin {features['origin'].iloc[0]} missing: {shown}"
 
@@ -181,20 +198,31 @@ def _load_model(name: str, version: str, run_id: str | None, uri: str) -> PyFunc
     return model
 
 
-def _frame(region: str, issued_at: pd.Timestamp, targets: pd.Series, name: str, version: str,
-           yhat: np.ndarray, lower: np.ndarray, upper: np.ndarray, fallback: bool) -> pd.DataFrame:
+def _frame(
+    region: str,
+    issued_at: pd.Timestamp,
+    targets: pd.Series,
+    name: str,
+    version: str,
+    yhat: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    fallback: bool,
+) -> pd.DataFrame:
     n = len(targets)
-    return pd.DataFrame({
-        "region": [region] * n,
-        "issued_at": pd.DatetimeIndex([issued_at] * n).astype("datetime64[us, UTC]"),
-        "target_ts": pd.DatetimeIndex(targets).tz_convert("UTC").astype("datetime64[us, UTC]"),
-        "model_name": [name] * n,
-        "model_version": [version] * n,
-        "yhat": np.asarray(yhat, dtype=float),
-        "lower": np.asarray(lower, dtype=float),
-        "upper": np.asarray(upper, dtype=float),
-        "is_fallback": [fallback] * n,
-    })
+    return pd.DataFrame(
+        {
+            "region": [region] * n,
+            "issued_at": pd.DatetimeIndex([issued_at] * n).astype("datetime64[us, UTC]"),
+            "target_ts": pd.DatetimeIndex(targets).tz_convert("UTC").astype("datetime64[us, UTC]"),
+            "model_name": [name] * n,
+            "model_version": [version] * n,
+            "yhat": np.asarray(yhat, dtype=float),
+            "lower": np.asarray(lower, dtype=float),
+            "upper": np.asarray(upper, dtype=float),
+            "is_fallback": [fallback] * n,
+        }
+    )
 
 
 def _model_forecast(model: PyFuncModel, region: str, features: pd.DataFrame) -> pd.DataFrame:
@@ -227,13 +255,23 @@ def seasonal_naive(region: str, features: pd.DataFrame, issued_at: pd.Timestamp,
             f"or the electricity_price_ingestion DAG). Fallback was needed because {reason}"
         )
     nothing = np.full(len(yhat), np.nan)
-    frame = _frame(region, issued_at, features["target_ts"], FALLBACK_MODEL_NAME, FALLBACK_MODEL_VERSION,
-                   yhat, nothing, nothing, True)
+    frame = _frame(
+        region,
+        issued_at,
+        features["target_ts"],
+        FALLBACK_MODEL_NAME,
+        FALLBACK_MODEL_VERSION,
+        yhat,
+        nothing,
+        nothing,
+        True,
+    )
     return Forecast(frame, reason)
 
 
-def generate_forecast(client: MlflowClient, region: str, features: pd.DataFrame, origin: pd.Timestamp,
-                      issued_at: pd.Timestamp) -> Forecast:
+def generate_forecast(
+    client: MlflowClient, region: str, features: pd.DataFrame, origin: pd.Timestamp, issued_at: pd.Timestamp
+) -> Forecast:
     """The region's 24-hour forecast from its champion, or the seasonal-naive fallback with its reason."""
     origin, issued_at = _utc_hour(origin), _utc_hour(issued_at)
     if len(features) != HORIZON_HOURS or (features["origin"] != origin).any():
@@ -248,14 +286,18 @@ def generate_forecast(client: MlflowClient, region: str, features: pd.DataFrame,
         log.error("%s; falling back to the seasonal naive", reason)
         return seasonal_naive(region, features, issued_at, reason)
     if best is None:
-        reason = (f"no Production model for {region}: no version of model {registered_model_name(region)} "
-                  "has the alias champion (retrain and promote one)")
+        reason = (
+            f"no Production model for {region}: no version of model {registered_model_name(region)} "
+            "has the alias champion (retrain and promote one)"
+        )
         log.error("%s; falling back to the seasonal naive", reason)
         return seasonal_naive(region, features, issued_at, reason)
     try:
         model = _load_model(best.name, best.version, best.run_id, best.uri)
     except Exception as exc:
-        reason = f"the Production model {best.uri} of {region} could not be loaded: {type(exc).__name__}: {_first_line(exc)}"
+        reason = (
+            f"the Production model {best.uri} of {region} could not be loaded: {type(exc).__name__}: {_first_line(exc)}"
+        )
         log.error("%s; falling back to the seasonal naive", reason)
         return seasonal_naive(region, features, issued_at, reason)
     try:
@@ -265,10 +307,17 @@ def generate_forecast(client: MlflowClient, region: str, features: pd.DataFrame,
         log.error("%s; falling back to the seasonal naive", reason)
         return seasonal_naive(region, features, issued_at, reason)
     nothing = np.full(HORIZON_HOURS, np.nan)
-    frame = _frame(region, issued_at, features["target_ts"], best.name, best.version,
-                   answer["yhat"].to_numpy(dtype=float),
-                   answer["lower"].to_numpy(dtype=float) if "lower" in answer.columns else nothing,
-                   answer["upper"].to_numpy(dtype=float) if "upper" in answer.columns else nothing, False)
+    frame = _frame(
+        region,
+        issued_at,
+        features["target_ts"],
+        best.name,
+        best.version,
+        answer["yhat"].to_numpy(dtype=float),
+        answer["lower"].to_numpy(dtype=float) if "lower" in answer.columns else nothing,
+        answer["upper"].to_numpy(dtype=float) if "upper" in answer.columns else nothing,
+        False,
+    )
     log.info("%s: forecast %s..%s with %s", region, frame["target_ts"].iloc[0], frame["target_ts"].iloc[-1], best.uri)
     return Forecast(frame, None)
 
@@ -292,9 +341,15 @@ def forecast_document(forecast: Forecast) -> dict[str, Any]:
         "model_version": forecast.model_version,
         "is_fallback": forecast.is_fallback,
         "points": [
-            {"target_ts": pd.Timestamp(ts).isoformat(), "yhat": _number(yhat), "lower": _number(lower),
-             "upper": _number(upper)}
-            for ts, yhat, lower, upper in zip(frame["target_ts"], frame["yhat"], frame["lower"], frame["upper"], strict=False)
+            {
+                "target_ts": pd.Timestamp(ts).isoformat(),
+                "yhat": _number(yhat),
+                "lower": _number(lower),
+                "upper": _number(upper),
+            }
+            for ts, yhat, lower, upper in zip(
+                frame["target_ts"], frame["yhat"], frame["lower"], frame["upper"], strict=False
+            )
         ],
     }
 
@@ -303,8 +358,11 @@ def alert_fallback(forecast: Forecast) -> bool:
     """Alert (ERROR on ``eopt.alerts``) when the forecast is a fallback; True when it alerted."""
     if not forecast.is_fallback:
         return False
-    ALERTS_LOG.error("forecast fallback: %s was forecast by the seasonal naive (is_fallback=true), not its "
-                     "Production model: %s", forecast.region, forecast.fallback_reason or "no reason recorded")
+    ALERTS_LOG.error(
+        "forecast fallback: %s was forecast by the seasonal naive (is_fallback=true), not its Production model: %s",
+        forecast.region,
+        forecast.fallback_reason or "no reason recorded",
+    )
     return True
 
 
@@ -315,8 +373,12 @@ def model_readiness(client: MlflowClient, regions: Sequence[str]) -> dict[str, s
         try:
             best = find_champion(client, region)
         except Exception as exc:
-            log.error("%s: the model registry could not be read (%s: %s): it will fall back to the seasonal naive",
-                      region, type(exc).__name__, _first_line(exc))
+            log.error(
+                "%s: the model registry could not be read (%s: %s): it will fall back to the seasonal naive",
+                region,
+                type(exc).__name__,
+                _first_line(exc),
+            )
             ready[region] = None
             continue
         ready[region] = best.uri if best else None

@@ -40,12 +40,15 @@ class EnsemblePyfunc(PythonModel):
             raise MlflowException(f"{self.forecaster.region}: {exc}", error_code=INVALID_PARAMETER_VALUE) from None
 
 
-def log_ensemble(forecaster: EnsembleForecaster, folder: Path, example_frame: pd.DataFrame,
-                 registered_model_name: str | None = None) -> mlflow.models.model.ModelInfo:
+def log_ensemble(
+    forecaster: EnsembleForecaster, folder: Path, example_frame: pd.DataFrame, registered_model_name: str | None = None
+) -> mlflow.models.model.ModelInfo:
     """Log the saved ensemble in ``folder`` as the active run's ``model`` (signature + input example)."""
     request = to_model_input(example_frame, forecaster.feature_columns)
-    response = to_response(from_model_input(request, forecaster.feature_columns),
-                           forecaster.predict(from_model_input(request, forecaster.feature_columns)))
+    response = to_response(
+        from_model_input(request, forecaster.feature_columns),
+        forecaster.predict(from_model_input(request, forecaster.feature_columns)),
+    )
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(MODEL_CODE),

@@ -79,7 +79,9 @@ class RedisBackend:
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True
         )
         pool_kwargs = self._client.connection_pool.connection_kwargs
-        self._where = f"redis://{pool_kwargs.get('host', '?')}:{pool_kwargs.get('port', '?')}/{pool_kwargs.get('db', 0)}"
+        self._where = (
+            f"redis://{pool_kwargs.get('host', '?')}:{pool_kwargs.get('port', '?')}/{pool_kwargs.get('db', 0)}"
+        )
 
     def get(self, key: str) -> str | None:
         # the client decodes (decode_responses=True); redis's stubs cannot express that and say bytes | str
@@ -119,14 +121,19 @@ class PriceCache:
     @classmethod
     def from_settings(cls, settings: Settings) -> PriceCache:
         """The cache the settings name (``REDIS_URL``; in-process without one), with their TTLs."""
-        return cls.from_url(settings.stores.redis_url, ttl_prices_s=settings.stores.cache_ttl_prices_s,
-                            ttl_forecasts_s=settings.stores.cache_ttl_forecasts_s)
+        return cls.from_url(
+            settings.stores.redis_url,
+            ttl_prices_s=settings.stores.cache_ttl_prices_s,
+            ttl_forecasts_s=settings.stores.cache_ttl_forecasts_s,
+        )
 
     def _put(self, key: str, document: dict[str, Any], ttl_s: int) -> CacheWrite:
         try:
             self.backend.set(key, json.dumps(document), ttl_s)
         except (redis.RedisError, OSError) as exc:
-            log.warning("cache write of %s to %s failed (the store is unaffected): %s", key, self.backend.describe(), exc)
+            log.warning(
+                "cache write of %s to %s failed (the store is unaffected): %s", key, self.backend.describe(), exc
+            )
             return CacheWrite(key, False, f"{type(exc).__name__}: {exc}")
         return CacheWrite(key, True)
 

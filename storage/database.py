@@ -35,9 +35,7 @@ def create_store_engine(url: str) -> sa.Engine:
             "use e.g. sqlite:////abs/path/prices.db or postgresql+psycopg2://user@host:5432/db"
         ) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        raise StorageError(
-            f"unsupported store {safe_url(parsed)}: the store runs on SQLite or PostgreSQL/TimescaleDB"
-        )
+        raise StorageError(f"unsupported store {safe_url(parsed)}: the store runs on SQLite or PostgreSQL/TimescaleDB")
     kwargs: dict = {"future": True}
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -84,8 +82,9 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> str:
         command.upgrade(_alembic_config(conn), revision)
     reached = current_revision(engine)
     if reached is None:  # alembic leaves no revision only when there are no migrations to apply
-        raise StorageError(f"upgrade to {revision!r} left the store without a schema revision; "
-                           "are the migrations there?")
+        raise StorageError(
+            f"upgrade to {revision!r} left the store without a schema revision; are the migrations there?"
+        )
     return reached
 
 

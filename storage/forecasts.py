@@ -19,8 +19,17 @@ from storage.prices import BatchRejected, _check_utc, _require_columns, _require
 from storage.schema import forecasts
 from storage.upsert import UpsertResult, upsert_frame
 
-FORECAST_COLUMNS = ("region", "issued_at", "target_ts", "model_name", "model_version", "yhat", "lower", "upper",
-                    "is_fallback")
+FORECAST_COLUMNS = (
+    "region",
+    "issued_at",
+    "target_ts",
+    "model_name",
+    "model_version",
+    "yhat",
+    "lower",
+    "upper",
+    "is_fallback",
+)
 FORECAST_KEY = ("region", "issued_at", "target_ts")
 FORECAST_VALUES = ("model_name", "model_version", "yhat", "lower", "upper", "is_fallback")
 
@@ -92,9 +101,11 @@ class ForecastStore:
         t = forecasts
         rows: Sequence[Any] = []
         if issued_at is not None:
-            query = (sa.select(*(t.c[c] for c in FORECAST_COLUMNS))
-                     .where(t.c.region == region, t.c.issued_at == pd.Timestamp(issued_at).to_pydatetime())
-                     .order_by(t.c.target_ts))
+            query = (
+                sa.select(*(t.c[c] for c in FORECAST_COLUMNS))
+                .where(t.c.region == region, t.c.issued_at == pd.Timestamp(issued_at).to_pydatetime())
+                .order_by(t.c.target_ts)
+            )
             with self.engine.connect() as conn:
                 rows = conn.execute(query).all()
         frame = pd.DataFrame(rows, columns=list(FORECAST_COLUMNS))

@@ -50,16 +50,18 @@ class ApiHealthStore:
 
     def read(self, since: datetime | None = None, source: str | None = None) -> pd.DataFrame:
         t = api_health
-        query = sa.select(t.c.source, t.c.endpoint, t.c.status, t.c.http_status, t.c.latency_ms, t.c.records,
-                          t.c.error, t.c.called_at).order_by(t.c.called_at, t.c.id)
+        query = sa.select(
+            t.c.source, t.c.endpoint, t.c.status, t.c.http_status, t.c.latency_ms, t.c.records, t.c.error, t.c.called_at
+        ).order_by(t.c.called_at, t.c.id)
         if since is not None:
             query = query.where(t.c.called_at >= since)
         if source is not None:
             query = query.where(t.c.source == source)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        frame = pd.DataFrame(rows, columns=["source", "endpoint", "status", "http_status", "latency_ms", "records",
-                                            "error", "called_at"])
+        frame = pd.DataFrame(
+            rows, columns=["source", "endpoint", "status", "http_status", "latency_ms", "records", "error", "called_at"]
+        )
         frame["called_at"] = pd.to_datetime(frame["called_at"], utc=True)
         return frame
 
@@ -75,7 +77,9 @@ class QuarantinedRow:
 
     def fingerprint(self) -> str:
         ts = self.ts.isoformat() if self.ts is not None else ""
-        key = "\x1f".join([self.source, self.region or "", ts, self.reason, self.raw_value or "", self.payload_ref or ""])
+        key = "\x1f".join(
+            [self.source, self.region or "", ts, self.reason, self.raw_value or "", self.payload_ref or ""]
+        )
         return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -93,9 +97,7 @@ class QuarantineStore:
             return 0
         t = price_quarantine
         with self.engine.begin() as conn:
-            existing = set(
-                conn.execute(sa.select(t.c.fingerprint).where(t.c.fingerprint.in_(list(records)))).scalars()
-            )
+            existing = set(conn.execute(sa.select(t.c.fingerprint).where(t.c.fingerprint.in_(list(records)))).scalars())
             new = [
                 {
                     "fingerprint": fp,
@@ -116,13 +118,15 @@ class QuarantineStore:
 
     def read(self, source: str | None = None) -> pd.DataFrame:
         t = price_quarantine
-        query = sa.select(t.c.source, t.c.region, t.c.ts, t.c.raw_value, t.c.reason, t.c.payload_ref,
-                          t.c.quarantined_at).order_by(t.c.id)
+        query = sa.select(
+            t.c.source, t.c.region, t.c.ts, t.c.raw_value, t.c.reason, t.c.payload_ref, t.c.quarantined_at
+        ).order_by(t.c.id)
         if source is not None:
             query = query.where(t.c.source == source)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        frame = pd.DataFrame(rows, columns=["source", "region", "ts", "raw_value", "reason", "payload_ref",
-                                            "quarantined_at"])
+        frame = pd.DataFrame(
+            rows, columns=["source", "region", "ts", "raw_value", "reason", "payload_ref", "quarantined_at"]
+        )
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         return frame

@@ -106,8 +106,9 @@ def _stamp(frame: pd.DataFrame, now: datetime) -> pd.DataFrame:
     return frame
 
 
-def _window(query: sa.Select, table: sa.Table, region: str, start: datetime | None, end: datetime | None,
-            source: str | None) -> sa.Select:
+def _window(
+    query: sa.Select, table: sa.Table, region: str, start: datetime | None, end: datetime | None, source: str | None
+) -> sa.Select:
     """A region's rows with ``start <= ts < end`` (open where None), optionally of one source."""
     query = query.where(table.c.region == region)
     if source is not None:
@@ -142,13 +143,20 @@ class PriceStore:
         try:
             with self.engine.begin() as conn:
                 price_result = (
-                    upsert_frame(conn, electricity_prices, price_rows, ("region", "source", "ts"),
-                                 ("price", "currency", "unit", "resolution"))
-                    if price_rows is not None else EMPTY
+                    upsert_frame(
+                        conn,
+                        electricity_prices,
+                        price_rows,
+                        ("region", "source", "ts"),
+                        ("price", "currency", "unit", "resolution"),
+                    )
+                    if price_rows is not None
+                    else EMPTY
                 )
                 exog_result = (
                     upsert_frame(conn, market_exogenous, exog_rows, ("region", "source", "ts", "variable"), ("value",))
-                    if exog_rows is not None else EMPTY
+                    if exog_rows is not None
+                    else EMPTY
                 )
         except (sa.exc.DBAPIError, self.engine.dialect.loaded_dbapi.Error) as exc:
             # Raw COPY/executemany raise the driver's own errors; statements raise SQLAlchemy's.
@@ -171,7 +179,11 @@ class PriceStore:
         t = electricity_prices
         query = _window(
             sa.select(t.c.region, t.c.source, t.c.ts, t.c.price, t.c.currency, t.c.unit, t.c.resolution),
-            t, region, start, end, source,
+            t,
+            region,
+            start,
+            end,
+            source,
         )
         with self.engine.connect() as conn:
             rows = conn.execute(query.order_by(t.c.ts, t.c.source)).all()
@@ -179,9 +191,7 @@ class PriceStore:
         frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
         return frame
 
-    def read_canonical(
-        self, region: str, start: datetime | None = None, end: datetime | None = None
-    ) -> pd.DataFrame:
+    def read_canonical(self, region: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         """One price per hour for a region: the highest-priority source's (``SOURCE_PRIORITY``)."""
         frame = self.read_prices(region, start, end)
         rank = frame["source"].map({s: i for i, s in enumerate(SOURCE_PRIORITY)}).fillna(len(SOURCE_PRIORITY))

@@ -15,14 +15,33 @@ class PromotionStore:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
-    def record(self, *, region: str, model_name: str, candidate_version: str, champion_version: str | None,
-               action: str, promoted: bool, reasons: list[str], metrics: dict[str, Any] | None,
-               mape_threshold: float | None, actor: str, decided_at: datetime | None = None) -> int:
+    def record(
+        self,
+        *,
+        region: str,
+        model_name: str,
+        candidate_version: str,
+        champion_version: str | None,
+        action: str,
+        promoted: bool,
+        reasons: list[str],
+        metrics: dict[str, Any] | None,
+        mape_threshold: float | None,
+        actor: str,
+        decided_at: datetime | None = None,
+    ) -> int:
         row = {
-            "region": region, "model_name": model_name, "candidate_version": str(candidate_version),
-            "champion_version": None if champion_version is None else str(champion_version), "action": action,
-            "promoted": promoted, "reasons": reasons, "metrics": metrics, "mape_threshold": mape_threshold,
-            "actor": actor[:128], "decided_at": decided_at or datetime.now(UTC),
+            "region": region,
+            "model_name": model_name,
+            "candidate_version": str(candidate_version),
+            "champion_version": None if champion_version is None else str(champion_version),
+            "action": action,
+            "promoted": promoted,
+            "reasons": reasons,
+            "metrics": metrics,
+            "mape_threshold": mape_threshold,
+            "actor": actor[:128],
+            "decided_at": decided_at or datetime.now(UTC),
         }
         with self.engine.begin() as conn:
             key = conn.execute(sa.insert(model_promotions).values(**row)).inserted_primary_key
@@ -45,9 +64,16 @@ class PromotionStore:
 
         Rollbacks are skipped, so rolling back twice walks back two champions instead of toggling."""
         t = model_promotions
-        query = (sa.select(t.c.champion_version)
-                 .where(t.c.region == region, t.c.candidate_version == str(version), t.c.promoted.is_(True),
-                        t.c.action != "rollback")
-                 .order_by(t.c.decided_at.desc(), t.c.id.desc()).limit(1))
+        query = (
+            sa.select(t.c.champion_version)
+            .where(
+                t.c.region == region,
+                t.c.candidate_version == str(version),
+                t.c.promoted.is_(True),
+                t.c.action != "rollback",
+            )
+            .order_by(t.c.decided_at.desc(), t.c.id.desc())
+            .limit(1)
+        )
         with self.engine.connect() as conn:
             return conn.execute(query).scalar()

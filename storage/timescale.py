@@ -22,9 +22,7 @@ class TimescaleStatus:
 def timescale_status(conn: sa.Connection) -> TimescaleStatus:
     if conn.dialect.name != "postgresql":
         return TimescaleStatus(False, False, ())
-    available = bool(
-        conn.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar()
-    )
+    available = bool(conn.execute(sa.text("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'")).scalar())
     installed = bool(conn.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")).scalar())
     hypertables: tuple[str, ...] = ()
     if installed:
@@ -43,9 +41,7 @@ def enable_hypertables(conn: sa.Connection) -> TimescaleStatus:
     conn.execute(sa.text("CREATE EXTENSION IF NOT EXISTS timescaledb"))
     for table, time_column in HYPERTABLES:
         conn.execute(
-            sa.text(
-                "SELECT create_hypertable(:table, :column, if_not_exists => TRUE, migrate_data => TRUE)"
-            ),
+            sa.text("SELECT create_hypertable(:table, :column, if_not_exists => TRUE, migrate_data => TRUE)"),
             {"table": table, "column": time_column},
         )
         log.info("%s is a TimescaleDB hypertable on %s", table, time_column)

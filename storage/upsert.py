@@ -73,7 +73,12 @@ def _quoted(conn: sa.Connection, names: tuple[str, ...], prefix: str = "") -> st
 
 
 def _merge_sql(
-    conn: sa.Connection, table: sa.Table, stage: str, columns: tuple[str, ...], key: tuple[str, ...], compare: tuple[str, ...]
+    conn: sa.Connection,
+    table: sa.Table,
+    stage: str,
+    columns: tuple[str, ...],
+    key: tuple[str, ...],
+    compare: tuple[str, ...],
 ) -> str:
     q = conn.dialect.identifier_preparer.quote
     target = q(table.name)
@@ -92,9 +97,7 @@ def _merge_sql(
 
 def _upsert_postgresql(conn, table, frame, columns, key, compare, stage) -> UpsertResult:
     q = conn.dialect.identifier_preparer.quote
-    conn.execute(
-        sa.text(f"CREATE TEMP TABLE {stage} (LIKE {q(table.name)} INCLUDING DEFAULTS) ON COMMIT DROP")
-    )
+    conn.execute(sa.text(f"CREATE TEMP TABLE {stage} (LIKE {q(table.name)} INCLUDING DEFAULTS) ON COMMIT DROP"))
     copy_frame(conn, stage, frame)
     merge = _merge_sql(conn, table, stage, columns, key, compare)
     counts = conn.execute(

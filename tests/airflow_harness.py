@@ -40,22 +40,42 @@ class AirflowHome:
         return airflow
 
     def run(self, *args: str, extra_env: dict[str, str] | None = None, timeout: int = 300, check: bool = True):
-        result = subprocess.run([str(AIRFLOW), *args], capture_output=True, text=True, timeout=timeout,
-                                env={**self.env, **(extra_env or {})}, cwd=self.home)
+        result = subprocess.run(
+            [str(AIRFLOW), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**self.env, **(extra_env or {})},
+            cwd=self.home,
+        )
         if check and result.returncode != 0:
-            raise AssertionError(f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+            raise AssertionError(
+                f"airflow {' '.join(args)} failed ({result.returncode}):\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+            )
         return result
 
     def run_python(self, script: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run Python with this Airflow home's configuration (e.g. to load the DagBag)."""
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
-                                env={**self.env, **(extra_env or {})}, cwd=self.home)
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env={**self.env, **(extra_env or {})},
+            cwd=self.home,
+        )
         if result.returncode != 0:
             raise AssertionError(f"python failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         return result
 
-    def dags_test(self, dag_id: str, logical_date: str, conf: dict | None = None, extra_env: dict[str, str] | None = None,
-                  timeout: int = 300):
+    def dags_test(
+        self,
+        dag_id: str,
+        logical_date: str,
+        conf: dict | None = None,
+        extra_env: dict[str, str] | None = None,
+        timeout: int = 300,
+    ):
         args = ["dags", "test", dag_id, logical_date]
         if conf is not None:
             args += ["-c", json.dumps(conf)]

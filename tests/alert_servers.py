@@ -56,8 +56,11 @@ class SlackStandIn:
 
     def connection_env(self, conn_id: str) -> dict[str, str]:
         """``AIRFLOW_CONN_<ID>`` for a slackwebhook connection whose host is this server."""
-        conn = {"conn_type": "slackwebhook", "host": f"http://127.0.0.1:{self.port}/services",
-                "password": WEBHOOK_TOKEN}
+        conn = {
+            "conn_type": "slackwebhook",
+            "host": f"http://127.0.0.1:{self.port}/services",
+            "password": WEBHOOK_TOKEN,
+        }
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
 
     def __enter__(self) -> SlackStandIn:
@@ -92,16 +95,27 @@ class SmtpStandIn:
         self.recipients: list[list[str]] = []
         self.port = free_port()
         self.logins: list[str] = []
-        self.controller = Controller(_Recorder(self), hostname="127.0.0.1", port=self.port, auth_require_tls=False,
-                                     authenticator=self._authenticate)
+        self.controller = Controller(
+            _Recorder(self),
+            hostname="127.0.0.1",
+            port=self.port,
+            auth_require_tls=False,
+            authenticator=self._authenticate,
+        )
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         self.logins.append(getattr(auth_data, "login", b"").decode() if auth_data else "")
         return AuthResult(success=True)
 
     def connection_env(self, conn_id: str) -> dict[str, str]:
-        conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": self.port, "login": "alerts",
-                "password": "smtp-secret-for-tests", "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10}}
+        conn = {
+            "conn_type": "smtp",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "login": "alerts",
+            "password": "smtp-secret-for-tests",
+            "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10},
+        }
         return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(conn)}
 
     def __enter__(self) -> SmtpStandIn:

@@ -36,9 +36,20 @@ if _XDIST_WORKER:  # each worker flushes a database of its own: 15, 14, ...
 # 74, 47, 46, 45, 43, 43, 39). `make test` runs whole modules on two xdist workers in collection
 # order (--dist loadfile --no-loadscope-reorder); starting these first keeps the run from ending
 # with one worker alone on a long module.
-SLOWEST_MODULES = ("test_operations_guide.py", "test_dag_quality.py", "test_dag_forecast.py", "test_dag_retraining.py",
-                   "test_dag_ingestion.py", "test_ui.py", "test_services.py", "test_serving_e2e.py",
-                   "test_airflow_bootstrap.py", "test_project.py", "test_backtest.py", "test_cli.py")
+SLOWEST_MODULES = (
+    "test_operations_guide.py",
+    "test_dag_quality.py",
+    "test_dag_forecast.py",
+    "test_dag_retraining.py",
+    "test_dag_ingestion.py",
+    "test_ui.py",
+    "test_services.py",
+    "test_serving_e2e.py",
+    "test_airflow_bootstrap.py",
+    "test_project.py",
+    "test_backtest.py",
+    "test_cli.py",
+)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -55,14 +66,14 @@ def _service_missing(what: str, reason: str) -> None:
 
 @pytest.fixture(scope="session")
 def postgres_admin() -> Iterator[sa.Engine]:
-    engine = sa.create_engine(
-        POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5}
-    )
+    engine = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.OperationalError as exc:
-        _service_missing(f"PostgreSQL at {sa.make_url(POSTGRES_ADMIN_URL).render_as_string(True)}", str(exc.orig).strip())
+        _service_missing(
+            f"PostgreSQL at {sa.make_url(POSTGRES_ADMIN_URL).render_as_string(True)}", str(exc.orig).strip()
+        )
     yield engine
     engine.dispose()
 

@@ -20,8 +20,9 @@ VALIDATION_START = pd.Timestamp("2014-06-29", tz="UTC")
 VALIDATION_END = pd.Timestamp("2014-07-20", tz="UTC")
 
 
-def np_frames(train_start: pd.Timestamp, train_days: int,
-              validation_days: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+def np_frames(
+    train_start: pd.Timestamp, train_days: int, validation_days: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """NP training origins every 7 hours over ``train_days``, then ``validation_days`` of day-ahead
     origins; only origins whose 24 prices are known. Returns both frames and the validation end."""
     history = load_market(REGION, PROJECT_ROOT / "data" / "markets")
@@ -32,13 +33,18 @@ def np_frames(train_start: pd.Timestamp, train_days: int,
     last_train_origin = validation_start - pd.Timedelta(hours=23)  # no training target reaches validation
     train = build_feature_frame(prices, exogenous, REGION, strided_origins(train_start, last_train_origin, 7))
     validation = build_feature_frame(prices, exogenous, REGION, day_ahead_origins(REGION, validation_start, window_end))
-    return complete_origins(train).reset_index(drop=True), complete_origins(validation).reset_index(drop=True), window_end
+    return (
+        complete_origins(train).reset_index(drop=True),
+        complete_origins(validation).reset_index(drop=True),
+        window_end,
+    )
 
 
 @lru_cache(maxsize=1)
 def np_train_and_validation() -> tuple[pd.DataFrame, pd.DataFrame]:
-    train, validation, _ = np_frames(TRAIN_START, (VALIDATION_START - TRAIN_START).days,
-                                     (VALIDATION_END - VALIDATION_START).days)
+    train, validation, _ = np_frames(
+        TRAIN_START, (VALIDATION_START - TRAIN_START).days, (VALIDATION_END - VALIDATION_START).days
+    )
     return train, validation
 
 

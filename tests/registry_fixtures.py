@@ -40,8 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 REGION = "NP"
 MODEL_NAME = registered_model_name(REGION)
 NP_LAST_PRICE = pd.Timestamp("2018-12-24 22:00", tz="UTC")  # the bundled NP history's newest hour
-SHORT_WINDOW = {"EOPT_TRAINING_BUDGET": "smoke", "EOPT_TRAINING_WINDOW_DAYS": "120", "EOPT_VALIDATION_DAYS": "14",
-                "EOPT_TEST_DAYS": "14", "EOPT_LOG_LEVEL": "WARNING"}
+SHORT_WINDOW = {
+    "EOPT_TRAINING_BUDGET": "smoke",
+    "EOPT_TRAINING_WINDOW_DAYS": "120",
+    "EOPT_VALIDATION_DAYS": "14",
+    "EOPT_TEST_DAYS": "14",
+    "EOPT_LOG_LEVEL": "WARNING",
+}
 
 
 def np_settings(home: Path, **env: str) -> Settings:
@@ -50,8 +55,13 @@ def np_settings(home: Path, **env: str) -> Settings:
 
 def cli_env(settings: Settings, **env: str) -> dict[str, str]:
     """The environment an ``eopt`` command needs to see the same stores as ``settings``."""
-    return {"EOPT_HOME": str(settings.stores.home), "MLFLOW_TRACKING_URI": settings.stores.mlflow_tracking_uri,
-            "MLFLOW_REGISTRY_URI": settings.stores.mlflow_registry_uri, **SHORT_WINDOW, **env}
+    return {
+        "EOPT_HOME": str(settings.stores.home),
+        "MLFLOW_TRACKING_URI": settings.stores.mlflow_tracking_uri,
+        "MLFLOW_REGISTRY_URI": settings.stores.mlflow_registry_uri,
+        **SHORT_WINDOW,
+        **env,
+    }
 
 
 @dataclass
@@ -102,10 +112,15 @@ def weakest_member(trained: TrainedNP) -> tuple[str, EnsembleForecaster]:
     tested = trained.evaluation()["metrics_test"]
     name = max((m for m in trained.ensemble().members), key=lambda m: tested[m]["mae"])
     ensemble = trained.ensemble()
-    decision = EnsembleDecision({name: 1.0}, "best_member", {name: ensemble.decision.validation_mae[name]},
-                                f"test fixture: {name} alone, the weakest member on the test window")
-    return name, EnsembleForecaster(REGION, {name: ensemble.members[name]}, decision, ensemble.intervals,
-                                    ensemble.feature_columns)
+    decision = EnsembleDecision(
+        {name: 1.0},
+        "best_member",
+        {name: ensemble.decision.validation_mae[name]},
+        f"test fixture: {name} alone, the weakest member on the test window",
+    )
+    return name, EnsembleForecaster(
+        REGION, {name: ensemble.members[name]}, decision, ensemble.intervals, ensemble.feature_columns
+    )
 
 
 def unit_mixup_forecaster(trained: TrainedNP) -> EnsembleForecaster:
@@ -116,8 +131,12 @@ def unit_mixup_forecaster(trained: TrainedNP) -> EnsembleForecaster:
     ensemble = trained.ensemble()
     model = LightGBMModel(LightGBMModel.default_params(), ensemble.feature_columns, seed=42, max_steps=150, threads=1)
     fit = model.fit(train, validation)
-    decision = EnsembleDecision({"lightgbm": 1.0}, "best_member", {"lightgbm": fit.validation_mae},
-                                "test fixture: lightgbm trained on prices in EUR/kWh (a unit mix-up)")
+    decision = EnsembleDecision(
+        {"lightgbm": 1.0},
+        "best_member",
+        {"lightgbm": fit.validation_mae},
+        "test fixture: lightgbm trained on prices in EUR/kWh (a unit mix-up)",
+    )
     return EnsembleForecaster(REGION, {"lightgbm": model}, decision, ensemble.intervals, ensemble.feature_columns)
 
 

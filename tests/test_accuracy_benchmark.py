@@ -75,12 +75,26 @@ def np_inputs():
 
 @pytest.fixture(scope="module")
 def backtest(np_inputs, tmp_path_factory):
-    config = replace(TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
-                     window_days=120, validation_days=14, test_days=14, threads=1, device="cpu")
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
+        window_days=120,
+        validation_days=14,
+        test_days=14,
+        threads=1,
+        device="cpu",
+    )
     storage = f"sqlite:///{tmp_path_factory.mktemp('optuna') / 'optuna.db'}"
     origins = day_origins(FALL_BACK_DAYS, np_inputs.market.timezone)
-    result = walk_forward(np_inputs.prices, np_inputs.exogenous, "NP", origins, config, storage_url=storage,
-                          retrain_every_days=7, progress=False)
+    result = walk_forward(
+        np_inputs.prices,
+        np_inputs.exogenous,
+        "NP",
+        origins,
+        config,
+        storage_url=storage,
+        retrain_every_days=7,
+        progress=False,
+    )
     return config, storage, origins, result
 
 
@@ -112,8 +126,17 @@ def test_no_price_at_or_after_a_days_origin_changes_that_days_forecast(backtest,
     # every price from the fall-back day's origin on is removed; the first two days' forecasts
     # (including the recursive hour of the fall-back day) must not move
     known = np_inputs.prices[np_inputs.prices.index < origins[1]]
-    again = walk_forward(known, np_inputs.exogenous, "NP", origins[:2], config, storage_url=storage,
-                         retrain_every_days=7, params=result.params, progress=False)
+    again = walk_forward(
+        known,
+        np_inputs.exogenous,
+        "NP",
+        origins[:2],
+        config,
+        storage_url=storage,
+        retrain_every_days=7,
+        params=result.params,
+        progress=False,
+    )
     before = result.forecasts[result.forecasts["origin"] <= origins[1]].reset_index(drop=True)
     assert again.forecasts["price"].iloc[24:].isna().all()  # the second day's actuals are unknown now
     assert again.forecasts["target_ts"].equals(before["target_ts"])
@@ -132,13 +155,25 @@ def _rewrite(source: Path, target: Path, edit) -> Path:
 
 def _refusal(tmp_path: Path, market_file: Path, published: Path, *extra: str) -> str:
     with pytest.raises(SystemExit) as exit_info:
-        main(["--market-file", str(market_file), "--published-forecasts", str(published), "--no-mlflow",
-              "--results", str(tmp_path / "results"), *extra])
+        main(
+            [
+                "--market-file",
+                str(market_file),
+                "--published-forecasts",
+                str(published),
+                "--no-mlflow",
+                "--results",
+                str(tmp_path / "results"),
+                *extra,
+            ]
+        )
     return str(exit_info.value)
 
 
 def test_a_market_file_missing_a_column_is_refused_naming_the_file_and_the_layout(tmp_path):
-    bad = _rewrite(MARKETS_DIR / "NP.csv", tmp_path / "NP.csv", lambda lines: [line.rsplit(",", 1)[0] for line in lines])
+    bad = _rewrite(
+        MARKETS_DIR / "NP.csv", tmp_path / "NP.csv", lambda lines: [line.rsplit(",", 1)[0] for line in lines]
+    )
     message = _refusal(tmp_path, bad, published_file("NP"))
     assert str(bad) in message and "expected 4 columns" in message
     assert "epftoolbox layout" in message and "pass another --market-file" in message
@@ -146,8 +181,11 @@ def test_a_market_file_missing_a_column_is_refused_naming_the_file_and_the_layou
 
 
 def test_a_market_file_with_a_missing_hour_is_refused_naming_the_file_and_the_day(tmp_path):
-    bad = _rewrite(MARKETS_DIR / "NP.csv", tmp_path / "NP.csv",
-                   lambda lines: [line for line in lines if not line.startswith("2017-06-01 05:00")])
+    bad = _rewrite(
+        MARKETS_DIR / "NP.csv",
+        tmp_path / "NP.csv",
+        lambda lines: [line for line in lines if not line.startswith("2017-06-01 05:00")],
+    )
     message = _refusal(tmp_path, bad, published_file("NP"))
     assert str(bad) in message and "local day 2017-06-01 has 23 rows, expected 24" in message
     assert "24 per day" in message
@@ -159,7 +197,11 @@ def test_published_forecasts_of_another_market_are_refused(tmp_path):
 
 
 def test_published_hours_beyond_the_market_file_are_refused(tmp_path):
-    short = _rewrite(MARKETS_DIR / "NP.csv", tmp_path / "NP.csv", lambda lines: lines[:1] + [line for line in lines[1:] if line < "2018-07"])
+    short = _rewrite(
+        MARKETS_DIR / "NP.csv",
+        tmp_path / "NP.csv",
+        lambda lines: lines[:1] + [line for line in lines[1:] if line < "2018-07"],
+    )
     message = _refusal(tmp_path, short, published_file("NP"))
     assert "hours (first 2018-07-01 00:00:00) are not in --market-file" in message and str(short) in message
     assert "pass the market file that holds the forecast period" in message
@@ -198,8 +240,24 @@ def test_empty_mlproject_parameters_mean_the_bundled_markets():
 
 
 def test_a_market_run_in_its_own_process_gets_the_same_options():
-    args = parse_args(["--budget", "smoke", "--days", "14", "--retrain-every-days", "3", "--threads", "1",
-                       "--jobs", "2", "--no-verify-published", "--no-mlflow", "--results", "/tmp/out"])
+    args = parse_args(
+        [
+            "--budget",
+            "smoke",
+            "--days",
+            "14",
+            "--retrain-every-days",
+            "3",
+            "--threads",
+            "1",
+            "--jobs",
+            "2",
+            "--no-verify-published",
+            "--no-mlflow",
+            "--results",
+            "/tmp/out",
+        ]
+    )
     market_file, published = args.pairs[2]
     child = parse_args(child_argv(args, market_file, published))
     assert child.pairs == [(MARKETS_DIR / "BE.csv", published_file("BE"))]

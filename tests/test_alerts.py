@@ -30,10 +30,23 @@ RUN_ID = "scheduled__2024-03-01T06:00:00+00:00"
 REPORT = "/srv/eopt/quality/scheduled__2024-03-01/report.html"
 
 RESULTS = [
-    CheckResult("freshness", "critical", "newest price is 30 h old (> 24 h); check the electricity_price_ingestion DAG",
-                region="NP", value=30.0, threshold=24.0),
-    CheckResult("completeness", "critical", "42 of 168 hours missing & a 20 h gap", region="PJM", subject="entsoe",
-                value=0.25, threshold=0.1),
+    CheckResult(
+        "freshness",
+        "critical",
+        "newest price is 30 h old (> 24 h); check the electricity_price_ingestion DAG",
+        region="NP",
+        value=30.0,
+        threshold=24.0,
+    ),
+    CheckResult(
+        "completeness",
+        "critical",
+        "42 of 168 hours missing & a 20 h gap",
+        region="PJM",
+        subject="entsoe",
+        value=0.25,
+        threshold=0.1,
+    ),
     CheckResult("price_range", "warn", "3 hours beyond 10 MADs of the 5-week median", region="BE", value=3.0),
     CheckResult("drift", "ok", "2 of 30 columns drifted", region="FR", value=0.07, threshold=0.5),
 ]
@@ -101,16 +114,22 @@ def connections(monkeypatch, slack, smtp):
 
 
 def settings(tmp_path: Path, slack_on: bool = True, email_to: str = ONCALL) -> Settings:
-    return Settings.from_env({"EOPT_HOME": str(tmp_path), "EOPT_ENABLE_SLACK_ALERTS": "1" if slack_on else "0",
-                              "EOPT_ALERT_EMAIL_TO": email_to})
+    return Settings.from_env(
+        {
+            "EOPT_HOME": str(tmp_path),
+            "EOPT_ENABLE_SLACK_ALERTS": "1" if slack_on else "0",
+            "EOPT_ALERT_EMAIL_TO": email_to,
+        }
+    )
 
 
 def send(tmp_path: Path, results=RESULTS, **options) -> dict[str, str]:
     from alert_channels import airflow_channels  # importable once airflow_in_process ran
 
     chosen = settings(tmp_path, **options)
-    return send_quality_alerts(chosen, results, airflow_channels(chosen), run_id=RUN_ID,
-                               health_score=health_score(results), report_path=REPORT)
+    return send_quality_alerts(
+        chosen, results, airflow_channels(chosen), run_id=RUN_ID, health_score=health_score(results), report_path=REPORT
+    )
 
 
 def slack_escaped(text: str) -> str:
@@ -158,16 +177,21 @@ def test_send_quality_alerts__sends_one_slack_message_and_one_email_listing_the_
     assert "<b>37.5 / 100</b>; warnings: 1" in body and f"<code>{REPORT}</code>" in body
     assert "price_range" not in body
     assert f"slack: data-quality alert (2 critical, run {RUN_ID}) sent to http://127.0.0.1:{slack.port}" in caplog.text
-    assert (f"email: data-quality alert (2 critical, run {RUN_ID}) sent to {ONCALL} via 127.0.0.1:{smtp.port}"
-            in caplog.text)
+    assert (
+        f"email: data-quality alert (2 critical, run {RUN_ID}) sent to {ONCALL} via 127.0.0.1:{smtp.port}"
+        in caplog.text
+    )
     assert_no_secret(outcome, smtp, caplog, capfd)
 
 
-@pytest.mark.parametrize(("outage", "error"), [
-    ("http_500", "AirflowException: Response body: 'internal_error', Status Code: 500."),
-    ("port_closed", "URLError: <urlopen error [Errno 111] Connection refused>"),
-    ("not_http", "SlackRequestError: Invalid URL detected: ***;"),  # the error quotes the URL: redacted
-])
+@pytest.mark.parametrize(
+    ("outage", "error"),
+    [
+        ("http_500", "AirflowException: Response body: 'internal_error', Status Code: 500."),
+        ("port_closed", "URLError: <urlopen error [Errno 111] Connection refused>"),
+        ("not_http", "SlackRequestError: Invalid URL detected: ***;"),  # the error quotes the URL: redacted
+    ],
+)
 def test_send_quality_alerts__an_unreachable_slack_is_an_error_naming_it_and_the_email_still_goes(
     tmp_path, slack, smtp, connections, monkeypatch, caplog, capfd, outage, error
 ):
@@ -177,19 +201,23 @@ def test_send_quality_alerts__an_unreachable_slack_is_an_error_naming_it_and_the
         server = f"http://127.0.0.1:{slack.port}"
     else:
         server = f"{'http' if outage == 'port_closed' else 'ftp'}://127.0.0.1:{free_port()}"
-        monkeypatch.setenv("AIRFLOW_CONN_SLACK_DATA_QUALITY", json.dumps(
-            {"conn_type": "slackwebhook", "password": f"{server}/services/{WEBHOOK_TOKEN}"}))  # the full-URL form
+        monkeypatch.setenv(
+            "AIRFLOW_CONN_SLACK_DATA_QUALITY",
+            json.dumps({"conn_type": "slackwebhook", "password": f"{server}/services/{WEBHOOK_TOKEN}"}),
+        )  # the full-URL form
 
     outcome = send(tmp_path)
 
     assert outcome["email"] == "sent" and len(smtp.messages) == 1
     assert slack.messages == [] and len(slack.paths) == (1 if outage == "http_500" else 0)
-    assert outcome["slack"].startswith(f"failed: Slack webhook at {server} (connection slack_data_quality) failed: "
-                                       f"{error}")
+    assert outcome["slack"].startswith(
+        f"failed: Slack webhook at {server} (connection slack_data_quality) failed: {error}"
+    )
     assert f"check that {server} is reachable" in outcome["slack"]
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and r.name == "eopt.alerts"]
-    assert errors == [f"slack: data-quality alert (2 critical, run {RUN_ID}) not sent: "
-                      f"{outcome['slack'].removeprefix('failed: ')}"]
+    assert errors == [
+        f"slack: data-quality alert (2 critical, run {RUN_ID}) not sent: {outcome['slack'].removeprefix('failed: ')}"
+    ]
     assert_no_secret(outcome, smtp, caplog, capfd)
 
 
@@ -203,8 +231,10 @@ def test_send_quality_alerts__a_down_smtp_server_is_an_error_naming_it_and_slack
     outcome = send(tmp_path)
 
     assert outcome["slack"] == "sent" and len(slack.messages) == 1 and smtp.messages == []
-    assert outcome["email"].startswith(f"failed: SMTP server 127.0.0.1:{closed} (connection smtp_default) could not "
-                                       f"send to {ONCALL}: ConnectionRefusedError")
+    assert outcome["email"].startswith(
+        f"failed: SMTP server 127.0.0.1:{closed} (connection smtp_default) could not "
+        f"send to {ONCALL}: ConnectionRefusedError"
+    )
     assert "check that the server is up" in outcome["email"]
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and r.name == "eopt.alerts"]
     assert len(errors) == 1 and errors[0].startswith(f"email: data-quality alert (2 critical, run {RUN_ID}) not sent")
@@ -218,8 +248,9 @@ def test_send_quality_alerts__a_missing_connection_says_which_to_add_and_the_oth
 
     outcome = send(tmp_path)
 
-    assert outcome["slack"].startswith("failed: Airflow connection slack_data_quality is not defined; add it "
-                                       "(conn_type slackwebhook")
+    assert outcome["slack"].startswith(
+        "failed: Airflow connection slack_data_quality is not defined; add it (conn_type slackwebhook"
+    )
     assert outcome["email"] == "sent" and len(smtp.messages) == 1 and slack.paths == []
 
 
@@ -250,9 +281,12 @@ def test_task_failure_alert__names_the_task_run_try_error_and_log_and_never_rais
     monkeypatch.setenv("EOPT_ENABLE_SLACK_ALERTS", "1")
     monkeypatch.setenv("EOPT_ALERT_EMAIL_TO", ONCALL)
     log_url = "http://airflow.example.com/dags/model_retraining/runs/r1/tasks/train_models?try_number=3"
-    context = {"ti": SimpleNamespace(dag_id="model_retraining", task_id="train_models", run_id="r1", try_number=3,
-                                     log_url=log_url),
-               "exception": RuntimeError("NP: training window has a 30 h gap\nTraceback details")}
+    context = {
+        "ti": SimpleNamespace(
+            dag_id="model_retraining", task_id="train_models", run_id="r1", try_number=3, log_url=log_url
+        ),
+        "exception": RuntimeError("NP: training window has a 30 h gap\nTraceback details"),
+    }
     from alert_channels import task_failure_alert  # importable once airflow_in_process ran
 
     task_failure_alert(context)
@@ -270,8 +304,9 @@ def test_task_failure_alert__names_the_task_run_try_error_and_log_and_never_rais
     monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT")
     caplog.clear()
     task_failure_alert(context)  # both channels down: errors in the log, no exception
-    errors = sorted(r.getMessage().split(":")[0] for r in caplog.records if r.levelno == logging.ERROR
-                    and r.name == "eopt.alerts")
+    errors = sorted(
+        r.getMessage().split(":")[0] for r in caplog.records if r.levelno == logging.ERROR and r.name == "eopt.alerts"
+    )
     assert errors == ["email", "slack"]
 
 
@@ -284,9 +319,16 @@ def test_task_failure_alert__a_failed_task_of_a_real_dag_run_alerts_slack_and_em
     upgrade(engine)
     engine.dispose()
     airflow = AirflowHome.create(tmp_path_factory.mktemp("airflow"))
-    env = {"EOPT_HOME": str(home), "EOPT_REGIONS": "NP", "EOPT_AIRFLOW_TASK_RETRIES": "0",
-           "EOPT_AIRFLOW_DEADLINE_ALERTS": "0", "EOPT_ENABLE_SLACK_ALERTS": "1", "EOPT_ALERT_EMAIL_TO": ONCALL,
-           **slack.connection_env("slack_data_quality"), **smtp.connection_env("smtp_default")}
+    env = {
+        "EOPT_HOME": str(home),
+        "EOPT_REGIONS": "NP",
+        "EOPT_AIRFLOW_TASK_RETRIES": "0",
+        "EOPT_AIRFLOW_DEADLINE_ALERTS": "0",
+        "EOPT_ENABLE_SLACK_ALERTS": "1",
+        "EOPT_ALERT_EMAIL_TO": ONCALL,
+        **slack.connection_env("slack_data_quality"),
+        **smtp.connection_env("smtp_default"),
+    }
 
     result = airflow.dags_test("forecast_generation", "2018-12-25T02:00:00+00:00", extra_env=env)
     log = result.stdout + result.stderr
@@ -295,16 +337,21 @@ def test_task_failure_alert__a_failed_task_of_a_real_dag_run_alerts_slack_and_em
     # prepare_features fails, and so do the all_done tasks after it that have nothing to work on;
     # check_model_ready succeeded and update_forecast_cache never ran (upstream failed): no alert
     assert sorted(failed) == ["generate_forecasts", "prepare_features", "store_forecasts"], (
-        slack.messages, log[-6000:])
+        slack.messages,
+        log[-6000:],
+    )
     text = failed["prepare_features"]
     run_id = re.search(r"\nrun (manual__\S+), try 1\n", text).group(1)  # `dags test` runs are manual__<now>
     assert "\nRuntimeError: no forecast for NP (0 other region(s) go on): NP: no prices stored" in text
     assert f"/dags/forecast_generation/runs/{quote(run_id)}/tasks/prepare_features?try_number=1|" in text  # log URL
     subjects = sorted(subject_and_body(message)[0] for message in smtp.messages)
-    assert subjects == sorted(f"[Electricity Optimizer] task failed: forecast_generation.{task} (run {run_id}, try 1)"
-                              for task in failed)  # one email per failed task, as on Slack
+    assert subjects == sorted(
+        f"[Electricity Optimizer] task failed: forecast_generation.{task} (run {run_id}, try 1)" for task in failed
+    )  # one email per failed task, as on Slack
     assert smtp.recipients == [[ONCALL]] * 3
-    assert (f"slack: task failure alert (forecast_generation.prepare_features, run {run_id}, try 1) sent to "
-            f"http://127.0.0.1:{slack.port}") in log
+    assert (
+        f"slack: task failure alert (forecast_generation.prepare_features, run {run_id}, try 1) sent to "
+        f"http://127.0.0.1:{slack.port}"
+    ) in log
     assert "alerts use the environment's settings" not in log  # task_settings() applied the Airflow variables
     assert WEBHOOK_TOKEN not in log and smtp_password(smtp) not in log

@@ -31,12 +31,14 @@ def np_history():
 @pytest.fixture(scope="module")
 def result(np_history, tmp_path_factory):
     prices, exogenous = np_history
-    config = replace(TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
-                     window_days=240, validation_days=21, test_days=21)
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env({}), "smoke"), window_days=240, validation_days=21, test_days=21
+    )
     origins = day_ahead_origins("NP", pd.Timestamp("2018-06-04", tz="UTC"), pd.Timestamp("2018-06-14", tz="UTC"))
     storage = f"sqlite:///{tmp_path_factory.mktemp('optuna') / 'optuna.db'}"
-    return origins, walk_forward(prices, exogenous, "NP", origins, config, storage_url=storage,
-                                 retrain_every_days=7, progress=False)
+    return origins, walk_forward(
+        prices, exogenous, "NP", origins, config, storage_url=storage, retrain_every_days=7, progress=False
+    )
 
 
 def test_backtest__forecasts_exactly_the_24_hours_of_every_test_day(result, np_history):
@@ -73,8 +75,13 @@ def test_last_days_origins__are_the_local_midnights_of_the_last_complete_days(np
 
 
 def test_cli_backtest__logs_a_run_and_writes_its_results(tmp_path):
-    env = {"EOPT_HOME": str(tmp_path), "EOPT_LOG_LEVEL": "WARNING", "EOPT_TRAINING_WINDOW_DAYS": "200",
-           "EOPT_VALIDATION_DAYS": "14", "EOPT_TEST_DAYS": "14"}
+    env = {
+        "EOPT_HOME": str(tmp_path),
+        "EOPT_LOG_LEVEL": "WARNING",
+        "EOPT_TRAINING_WINDOW_DAYS": "200",
+        "EOPT_VALIDATION_DAYS": "14",
+        "EOPT_TEST_DAYS": "14",
+    }
     runner = CliRunner()
     assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
     assert runner.invoke(cli, ["load-history", "--region", "NP", "--start", "2018-05-01"], env=env).exit_code == 0
@@ -82,7 +89,11 @@ def test_cli_backtest__logs_a_run_and_writes_its_results(tmp_path):
     assert result.exit_code == 0, result.output
     assert "NP ensemble" in result.output and "2 days from 2018-12-22 23:00:00+00:00" in result.output
     folders = list((tmp_path / "backtests").iterdir())
-    assert len(folders) == 1 and (folders[0] / "backtest.json").is_file() and (folders[0] / "forecast_vs_actual.png").is_file()
+    assert (
+        len(folders) == 1
+        and (folders[0] / "backtest.json").is_file()
+        and (folders[0] / "forecast_vs_actual.png").is_file()
+    )
 
 
 def _utc_forecast(first_local_day: str, days: int, zone: str) -> pd.DataFrame:
@@ -90,8 +101,15 @@ def _utc_forecast(first_local_day: str, days: int, zone: str) -> pd.DataFrame:
     start = pd.Timestamp(first_local_day).tz_localize(zone)
     end = (pd.Timestamp(first_local_day) + pd.Timedelta(days=days)).tz_localize(zone)
     hours = pd.date_range(start.tz_convert("UTC"), end.tz_convert("UTC"), freq="h", inclusive="left")
-    return pd.DataFrame({"origin": start.tz_convert("UTC"), "target_ts": hours, "horizon": 0,
-                         "yhat": np.arange(len(hours), dtype=float), "price": np.arange(len(hours), dtype=float)})
+    return pd.DataFrame(
+        {
+            "origin": start.tz_convert("UTC"),
+            "target_ts": hours,
+            "horizon": 0,
+            "yhat": np.arange(len(hours), dtype=float),
+            "price": np.arange(len(hours), dtype=float),
+        }
+    )
 
 
 def test_local_clock_hours__averages_the_repeated_autumn_hour():
@@ -114,20 +132,45 @@ def test_local_clock_hours__interpolates_the_skipped_spring_hour():
 
 def test_local_clock_hours__refuses_a_forecast_missing_an_hour_that_exists():
     frame = _utc_forecast("2018-06-04", 2, "Europe/Oslo").drop(index=30)  # local 06:00 of the second day
-    with pytest.raises(BacktestError, match=r"lacks 1 local hour\(s\) that exist in Europe/Oslo, first 2018-06-05 06:00"):
+    with pytest.raises(
+        BacktestError, match=r"lacks 1 local hour\(s\) that exist in Europe/Oslo, first 2018-06-05 06:00"
+    ):
         local_clock_hours(frame, "Europe/Oslo")
 
 
 def test_backtest__retunes_on_its_own_cadence_before_the_refit_it_feeds(np_history, tmp_path):
     prices, exogenous = np_history
-    config = replace(TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
-                     window_days=120, validation_days=14, test_days=14, threads=1)
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
+        window_days=120,
+        validation_days=14,
+        test_days=14,
+        threads=1,
+    )
     origins = day_ahead_origins("NP", pd.Timestamp("2018-03-05", tz="UTC"), pd.Timestamp("2018-03-08", tz="UTC"))
-    outcome = walk_forward(prices, exogenous, "NP", origins, config, storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
-                           retrain_every_days=1, retune_every_days=2, progress=False)
+    outcome = walk_forward(
+        prices,
+        exogenous,
+        "NP",
+        origins,
+        config,
+        storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+        retrain_every_days=1,
+        retune_every_days=2,
+        progress=False,
+    )
     assert [t["before"] for t in outcome.tunings] == [str(origins[0]), str(origins[2])]
     assert [b["tuned_before"] for b in outcome.blocks] == [str(origins[0]), str(origins[0]), str(origins[2])]
     assert outcome.params == {m: s["best_params"] for m, s in outcome.tunings[0]["studies"].items()}
     with pytest.raises(BacktestError, match="given parameters are never re-tuned"):
-        walk_forward(prices, exogenous, "NP", origins, config, storage_url="sqlite://", retune_every_days=7,
-                     params=outcome.params, progress=False)
+        walk_forward(
+            prices,
+            exogenous,
+            "NP",
+            origins,
+            config,
+            storage_url="sqlite://",
+            retune_every_days=7,
+            params=outcome.params,
+            progress=False,
+        )

@@ -60,7 +60,9 @@ def test_redis_values__are_plain_json_readable_by_other_clients(redis_url):
 
 
 def test_cache_down__is_logged_and_reported_and_never_fails_the_store_write(store, caplog):
-    dead = PriceCache(RedisBackend("redis://:hunter2@127.0.0.1:1/0", timeout_s=0.5), ttl_prices_s=60, ttl_forecasts_s=60)
+    dead = PriceCache(
+        RedisBackend("redis://:hunter2@127.0.0.1:1/0", timeout_s=0.5), ttl_prices_s=60, ttl_forecasts_s=60
+    )
     result = store.upsert_prices(price_rows(hours=30))
 
     with caplog.at_level(logging.WARNING, logger="storage.cache"):

@@ -63,7 +63,9 @@ def test_unknown_region__exits_2_with_the_known_regions(tmp_path):
 
 
 def test_unreachable_database__exits_1_with_a_clear_message(tmp_path):
-    result = run_eopt(tmp_path, "db", "upgrade", extra_env={"EOPT_DATABASE_URL": "postgresql://eopt:pw123@127.0.0.1:1/x"})
+    result = run_eopt(
+        tmp_path, "db", "upgrade", extra_env={"EOPT_DATABASE_URL": "postgresql://eopt:pw123@127.0.0.1:1/x"}
+    )
     assert result.returncode == 1
     assert "error: cannot reach the store at postgresql+psycopg2://eopt:***@127.0.0.1:1/x" in result.stderr
     assert "pw123" not in result.stderr and "Traceback" not in result.stderr
@@ -101,9 +103,26 @@ def test_load_history__into_postgresql(tmp_path, postgres_url):
     upgraded = run_eopt(tmp_path, "db", "upgrade", extra_env=env)
     assert upgraded.returncode == 0, upgraded.stderr
     assert "TimescaleDB extension not available: plain PostgreSQL tables" in upgraded.stdout
-    first = run_eopt(tmp_path, "load-history", "--region", "PJM", "--start", "2018-06-01", "--end", "2018-07-01", extra_env=env)
+    first = run_eopt(
+        tmp_path, "load-history", "--region", "PJM", "--start", "2018-06-01", "--end", "2018-07-01", extra_env=env
+    )
     assert new_rows(first.stdout) == 30 * 24
-    assert new_rows(run_eopt(tmp_path, "load-history", "--region", "PJM", "--start", "2018-06-01", "--end", "2018-07-01", extra_env=env).stdout) == 0
+    assert (
+        new_rows(
+            run_eopt(
+                tmp_path,
+                "load-history",
+                "--region",
+                "PJM",
+                "--start",
+                "2018-06-01",
+                "--end",
+                "2018-07-01",
+                extra_env=env,
+            ).stdout
+        )
+        == 0
+    )
 
 
 @pytest.mark.integration
@@ -111,7 +130,9 @@ def test_load_history__refreshes_redis(tmp_path, redis_url):
     import redis
 
     run_eopt(tmp_path, "db", "upgrade")
-    result = run_eopt(tmp_path, "load-history", "--region", "BE", "--start", "2016-12-30", extra_env={"REDIS_URL": redis_url})
+    result = run_eopt(
+        tmp_path, "load-history", "--region", "BE", "--start", "2016-12-30", extra_env={"REDIS_URL": redis_url}
+    )
     assert result.returncode == 0, result.stderr
     assert redis.Redis.from_url(redis_url).ttl("eopt:prices:latest:BE") > 0
 

@@ -38,8 +38,9 @@ def test_cnn_lstm_device__a_smoke_study_on_np_is_recorded_and_tabled(results, mo
     assert epoch["seconds_per_epoch"] > 0 and epoch["first_fit_seconds"] > 0
 
     table = (results / "cnn_lstm_devices.md").read_text()
-    assert (f"| {recorded['device_name']} | NP | smoke | 2 ({study['pruned']}) | {study['tuning_seconds']:.1f} |"
-            in table)
+    assert (
+        f"| {recorded['device_name']} | NP | smoke | 2 ({study['pruned']}) | {study['tuning_seconds']:.1f} |" in table
+    )
     assert f"| {study['test_mae']:.3f} | {study['test_rmae']:.3f} |" in table
     assert f"| {recorded['device_name']} | default | 33 | {epoch['seconds_per_epoch']:.3f} |" in table
     assert "commit abc123" in table
@@ -51,4 +52,3 @@ def test_cnn_lstm_device__cuda_without_a_gpu_says_so_and_what_to_run(results):
     with pytest.raises(SystemExit, match="finds no CUDA GPU; run with --device cpu"):
         bench.main(["--device", "cuda", "--regions", "NP"])
     assert not list(results.iterdir())
-

@@ -29,24 +29,57 @@ ENV_EXAMPLE_TEXT = (ROOT / ".env.example").read_text()
 DOCKERFILE_TEXT = (ROOT / "Dockerfile").read_text()
 
 SERVICES = {
-    "timescaledb", "redis", "postgres-airflow", "postgres-mlflow", "eopt-migrate", "mlflow",
-    "airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer",
-    "airflow-worker", "statsd-exporter", "eopt-metrics", "prometheus", "grafana",
+    "timescaledb",
+    "redis",
+    "postgres-airflow",
+    "postgres-mlflow",
+    "eopt-migrate",
+    "mlflow",
+    "airflow-init",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+    "statsd-exporter",
+    "eopt-metrics",
+    "prometheus",
+    "grafana",
 }
 ONE_SHOTS = {"eopt-migrate", "airflow-init"}
-AIRFLOW_SERVICES = {"airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
-                    "airflow-triggerer", "airflow-worker"}
+AIRFLOW_SERVICES = {
+    "airflow-init",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+    "airflow-worker",
+}
 PRODUCT_IMAGE_SERVICES = AIRFLOW_SERVICES | {"eopt-migrate", "eopt-metrics", "mlflow"}
 # service -> the folder its state lives in
 STATEFUL = {
-    "timescaledb": "/var/lib/postgresql/data", "postgres-airflow": "/var/lib/postgresql/data",
-    "postgres-mlflow": "/var/lib/postgresql/data", "redis": "/data", "mlflow": "/mlflow",
-    "prometheus": "/prometheus", "grafana": "/var/lib/grafana",
+    "timescaledb": "/var/lib/postgresql/data",
+    "postgres-airflow": "/var/lib/postgresql/data",
+    "postgres-mlflow": "/var/lib/postgresql/data",
+    "redis": "/data",
+    "mlflow": "/mlflow",
+    "prometheus": "/prometheus",
+    "grafana": "/var/lib/grafana",
 }
 SECRETS = {
-    "POSTGRES_PASSWORD", "REDIS_PASSWORD", "AIRFLOW_DB_PASSWORD", "MLFLOW_DB_PASSWORD", "AIRFLOW_FERNET_KEY",
-    "AIRFLOW_API_SECRET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_ADMIN_PASSWORD", "GRAFANA_ADMIN_PASSWORD",
-    "EOPT_FLATPEAK_ACCOUNT_ID", "EOPT_FLATPEAK_API_KEY", "EOPT_NREL_API_KEY", "EOPT_ENTSOE_TOKEN",
+    "POSTGRES_PASSWORD",
+    "REDIS_PASSWORD",
+    "AIRFLOW_DB_PASSWORD",
+    "MLFLOW_DB_PASSWORD",
+    "AIRFLOW_FERNET_KEY",
+    "AIRFLOW_API_SECRET_KEY",
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_ADMIN_PASSWORD",
+    "GRAFANA_ADMIN_PASSWORD",
+    "EOPT_FLATPEAK_ACCOUNT_ID",
+    "EOPT_FLATPEAK_API_KEY",
+    "EOPT_NREL_API_KEY",
+    "EOPT_ENTSOE_TOKEN",
 }
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|API_KEY|FERNET|ACCOUNT_ID")
 # packages the compose commands import that the lock must therefore pin
@@ -59,8 +92,10 @@ LOCK_NEEDS = {
 # -- Compose's interpolation ---------------------------------------------------------------------
 
 # `$$` (a literal `$`), `${NAME}`, `${NAME<op><arg>}` with op one of :- - :? ? :+ +, or `$NAME`
-_REFERENCE = re.compile(r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
-                        r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))")
+_REFERENCE = re.compile(
+    r"\$(?:(?P<escaped>\$)|\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
+)
 
 
 class MissingVariable(ValueError):
@@ -129,8 +164,13 @@ def undocumented_variables(compose_text: str, env_example_text: str) -> set[str]
 
 def secrets_with_fallback(compose_text: str) -> list[str]:
     """References to a secret-looking variable that do not refuse to start without it (`:?`)."""
-    return sorted({f"${{{name}{op}{arg}}}" for name, op, arg in variable_uses(compose_text)
-                   if SECRET_NAME.search(name) and op != ":?"})
+    return sorted(
+        {
+            f"${{{name}{op}{arg}}}"
+            for name, op, arg in variable_uses(compose_text)
+            if SECRET_NAME.search(name) and op != ":?"
+        }
+    )
 
 
 def _dependencies(service: dict) -> dict[str, Any]:
@@ -160,7 +200,8 @@ def dependency_problems(compose: dict) -> list[str]:
             elif condition not in ("service_healthy", "service_completed_successfully"):
                 problems.append(f"{where}: condition {condition!r} does not wait for readiness")
             if services[dependency].get("profiles") and not set(service.get("profiles") or ()) & set(
-                    services[dependency]["profiles"]):
+                services[dependency]["profiles"]
+            ):
                 problems.append(f"{where}: {dependency} runs only in profiles {services[dependency]['profiles']}")
 
     def visit(name: str, path: tuple[str, ...]) -> None:
@@ -181,7 +222,7 @@ def healthcheck_problems(compose: dict, one_shots: set[str] = ONE_SHOTS) -> list
     for name, service in compose["services"].items():
         if name in one_shots:
             if service.get("restart") != "no":
-                problems.append(f"{name}: a one-shot must not restart (restart: \"no\")")
+                problems.append(f'{name}: a one-shot must not restart (restart: "no")')
             continue
         test = (service.get("healthcheck") or {}).get("test")
         if not test or test == ["NONE"] or service["healthcheck"].get("disable"):
@@ -268,8 +309,11 @@ def _flag(command: list[str], flag: str) -> str:
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:
     joined = re.sub(r"\\\n\s*", " ", DOCKERFILE_TEXT)
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
-            for line in joined.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        (line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line.strip() else "")
+        for line in joined.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def _dockerfile_env() -> dict[str, str]:
@@ -376,16 +420,27 @@ def test_compose__renders_with_a_complete_env_and_every_url_names_its_service(re
     timescale = _environment(services["timescaledb"])
     assert (store.host, store.port) == ("timescaledb", 5432)
     assert (store.username, store.password, store.database) == (
-        timescale["POSTGRES_USER"], timescale["POSTGRES_PASSWORD"], timescale["POSTGRES_DB"])
+        timescale["POSTGRES_USER"],
+        timescale["POSTGRES_PASSWORD"],
+        timescale["POSTGRES_DB"],
+    )
     metadata = sa.make_url(airflow["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     airflow_db = _environment(services["postgres-airflow"])
     assert (metadata.host, metadata.username, metadata.password, metadata.database) == (
-        "postgres-airflow", airflow_db["POSTGRES_USER"], airflow_db["POSTGRES_PASSWORD"], airflow_db["POSTGRES_DB"])
+        "postgres-airflow",
+        airflow_db["POSTGRES_USER"],
+        airflow_db["POSTGRES_PASSWORD"],
+        airflow_db["POSTGRES_DB"],
+    )
     assert sa.make_url(airflow["AIRFLOW__CELERY__RESULT_BACKEND"].removeprefix("db+")).host == "postgres-airflow"
     backend = sa.make_url(_environment(services["mlflow"])["MLFLOW_BACKEND_STORE_URI"])
     mlflow_db = _environment(services["postgres-mlflow"])
     assert (backend.host, backend.username, backend.password, backend.database) == (
-        "postgres-mlflow", mlflow_db["POSTGRES_USER"], mlflow_db["POSTGRES_PASSWORD"], mlflow_db["POSTGRES_DB"])
+        "postgres-mlflow",
+        mlflow_db["POSTGRES_USER"],
+        mlflow_db["POSTGRES_PASSWORD"],
+        mlflow_db["POSTGRES_DB"],
+    )
 
     redis_password = env["REDIS_PASSWORD"]
     assert redis_password in services["redis"]["command"]  # --requirepass
@@ -417,11 +472,20 @@ def test_compose__airflow_services_share_one_configuration_with_statsd_and_no_ex
     dockerfile_env = _dockerfile_env()
     for name in AIRFLOW_SERVICES:
         environment = _environment(services[name])
-        assert {key: environment.get(key) for key in (
-            "AIRFLOW__METRICS__STATSD_ON", "AIRFLOW__METRICS__STATSD_HOST", "AIRFLOW__METRICS__STATSD_PORT",
-            "AIRFLOW__METRICS__STATSD_PREFIX")} == {
-            "AIRFLOW__METRICS__STATSD_ON": "True", "AIRFLOW__METRICS__STATSD_HOST": "statsd-exporter",
-            "AIRFLOW__METRICS__STATSD_PORT": "9125", "AIRFLOW__METRICS__STATSD_PREFIX": "airflow"}, name
+        assert {
+            key: environment.get(key)
+            for key in (
+                "AIRFLOW__METRICS__STATSD_ON",
+                "AIRFLOW__METRICS__STATSD_HOST",
+                "AIRFLOW__METRICS__STATSD_PORT",
+                "AIRFLOW__METRICS__STATSD_PREFIX",
+            )
+        } == {
+            "AIRFLOW__METRICS__STATSD_ON": "True",
+            "AIRFLOW__METRICS__STATSD_HOST": "statsd-exporter",
+            "AIRFLOW__METRICS__STATSD_PORT": "9125",
+            "AIRFLOW__METRICS__STATSD_PREFIX": "airflow",
+        }, name
         assert environment["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False", name
         assert environment["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
         assert environment["AIRFLOW__CORE__FERNET_KEY"] == env["AIRFLOW_FERNET_KEY"], name
@@ -434,12 +498,19 @@ def test_compose__airflow_services_share_one_configuration_with_statsd_and_no_ex
     # the DAGs are baked into the image at WORKDIR /opt/eopt: the repo's dags/ is what runs
     assert ("WORKDIR", "/opt/eopt") in _dockerfile_instructions()
     dag_files = {path.name for path in (ROOT / "dags").glob("*.py")}
-    assert {"electricity_price_ingestion.py", "model_retraining.py", "forecast_generation.py",
-            "data_quality.py"} <= dag_files
+    assert {
+        "electricity_price_ingestion.py",
+        "model_retraining.py",
+        "forecast_generation.py",
+        "data_quality.py",
+    } <= dag_files
     commands = {name: services[name]["command"] for name in AIRFLOW_SERVICES - {"airflow-init", "airflow-worker"}}
-    assert commands == {"airflow-api-server": ["airflow", "api-server"], "airflow-scheduler": ["airflow", "scheduler"],
-                        "airflow-dag-processor": ["airflow", "dag-processor"],
-                        "airflow-triggerer": ["airflow", "triggerer"]}
+    assert commands == {
+        "airflow-api-server": ["airflow", "api-server"],
+        "airflow-scheduler": ["airflow", "scheduler"],
+        "airflow-dag-processor": ["airflow", "dag-processor"],
+        "airflow-triggerer": ["airflow", "triggerer"],
+    }
     assert _environment(services["airflow-scheduler"])["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "True"
     assert "8974/health" in " ".join(services["airflow-scheduler"]["healthcheck"]["test"])
     assert "/api/v2/monitor/health" in " ".join(services["airflow-api-server"]["healthcheck"]["test"])
@@ -474,11 +545,17 @@ def test_compose__airflow_init_imports_pools_and_variables_but_not_the_sandbox_c
     assert "AIRFLOW_ADMIN_PASSWORD" not in _environment(services["airflow-api-server"])
 
 
-def test_compose__provider_connections_are_json_that_the_pricing_hook_turns_into_the_real_hosts(rendered, env, tmp_path):
+def test_compose__provider_connections_are_json_that_the_pricing_hook_turns_into_the_real_hosts(
+    rendered, env, tmp_path
+):
     environment = _environment(rendered["services"]["airflow-scheduler"])
     connections = {key: value for key, value in environment.items() if key.startswith("AIRFLOW_CONN_") and value}
-    assert set(connections) == {"AIRFLOW_CONN_FLATPEAK_DEFAULT", "AIRFLOW_CONN_NREL_DEFAULT",
-                                "AIRFLOW_CONN_IEA_DEFAULT", "AIRFLOW_CONN_ENTSOE_DEFAULT"}
+    assert set(connections) == {
+        "AIRFLOW_CONN_FLATPEAK_DEFAULT",
+        "AIRFLOW_CONN_NREL_DEFAULT",
+        "AIRFLOW_CONN_IEA_DEFAULT",
+        "AIRFLOW_CONN_ENTSOE_DEFAULT",
+    }
     for key, value in connections.items():
         assert json.loads(value)["conn_type"] == "http", key
         assert "127.0.0.1" not in value and "8765" not in value, f"{key} points at the sandbox"
@@ -491,16 +568,24 @@ def test_compose__provider_connections_are_json_that_the_pricing_hook_turns_into
     )
     sources = ["flatpeak", "nrel", "openei", "iea", "entsoe"]
     result = subprocess.run(
-        [sys.executable, "-c", probe, str(ROOT / "dags"), *sources], capture_output=True, text=True, timeout=60,
-        env={"PATH": str(Path(sys.executable).parent), "AIRFLOW_HOME": str(tmp_path / "airflow"),
-             "EOPT_HOME": str(tmp_path / "eopt"), **connections},
+        [sys.executable, "-c", probe, str(ROOT / "dags"), *sources],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={
+            "PATH": str(Path(sys.executable).parent),
+            "AIRFLOW_HOME": str(tmp_path / "airflow"),
+            "EOPT_HOME": str(tmp_path / "eopt"),
+            **connections,
+        },
     )
     assert result.returncode == 0, result.stderr[-3000:]
     configs = json.loads(result.stdout.strip().splitlines()[-1])
     from ingestion.providers import source_module
 
     assert {source: configs[source][0] for source in sources} == {
-        source: source_module(source).DEFAULT_BASE_URL for source in sources}
+        source: source_module(source).DEFAULT_BASE_URL for source in sources
+    }
     assert configs["flatpeak"][1:] == [env["EOPT_FLATPEAK_ACCOUNT_ID"], env["EOPT_FLATPEAK_API_KEY"]]
     assert configs["nrel"][2] == configs["openei"][2] == env["EOPT_NREL_API_KEY"]
     assert configs["entsoe"][2] == env["EOPT_ENTSOE_TOKEN"]
@@ -535,7 +620,8 @@ def test_compose__mlflow_serves_prometheus_metrics_to_the_host_prometheus_scrape
     prometheus_dir = _flag(command, "--expose-prometheus")
     assert prometheus_dir in mlflow["tmpfs"]  # multiprocess files must not outlive the server
     assert _flag(command, "--artifacts-destination").startswith(
-        next(target for target, source in _mounts(mlflow).items() if source == "mlflow-artifacts"))
+        next(target for target, source in _mounts(mlflow).items() if source == "mlflow-artifacts")
+    )
     scraped = _scrape_targets()["mlflow"]
     assert scraped and set(scraped) <= set(allowed), "Prometheus' Host header would get a 403"
     extra = interpolate(yaml.safe_load(COMPOSE_TEXT), {**env, "MLFLOW_ALLOWED_HOSTS": "mlflow.example.com"})
@@ -544,8 +630,10 @@ def test_compose__mlflow_serves_prometheus_metrics_to_the_host_prometheus_scrape
 
 def _scrape_targets() -> dict[str, list[str]]:
     config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text())
-    return {job["job_name"]: [t for sc in job.get("static_configs", []) for t in sc["targets"]]
-            for job in config["scrape_configs"]}
+    return {
+        job["job_name"]: [t for sc in job.get("static_configs", []) for t in sc["targets"]]
+        for job in config["scrape_configs"]
+    }
 
 
 def test_prometheus__scrape_targets_are_compose_services_on_ports_they_listen_on(rendered):
@@ -561,7 +649,9 @@ def test_prometheus__scrape_targets_are_compose_services_on_ports_they_listen_on
     metrics = services["eopt-metrics"]
     assert metrics["command"] == ["eopt", "metrics", "serve", "--host", "0.0.0.0"]
     assert _environment(metrics)["EOPT_METRICS_HOST"] == "0.0.0.0"
-    assert _environment(metrics)["EOPT_DATABASE_URL"] == _environment(services["airflow-scheduler"])["EOPT_DATABASE_URL"]
+    assert (
+        _environment(metrics)["EOPT_DATABASE_URL"] == _environment(services["airflow-scheduler"])["EOPT_DATABASE_URL"]
+    )
 
 
 def test_compose__monitoring_mounts_are_repo_files_where_their_configs_expect_them(rendered):
@@ -609,8 +699,11 @@ def test_dockerfile__installs_the_lock_and_the_project_and_runs_as_non_root():
     runs = [(index, argument) for index, (instruction, argument) in enumerate(instructions) if instruction == "RUN"]
     lock_install = next(index for index, run in runs if "pip install" in run and "-r requirements.lock" in run)
     project_install = next(index for index, run in runs if "pip install" in run and "--no-deps -e ." in run)
-    copies = [index for index, (instruction, argument) in enumerate(instructions)
-              if instruction == "COPY" and argument.split()[0] == "requirements.lock"]
+    copies = [
+        index
+        for index, (instruction, argument) in enumerate(instructions)
+        if instruction == "COPY" and argument.split()[0] == "requirements.lock"
+    ]
     assert copies and copies[0] < lock_install < project_install  # the dependency layer is cached
     users = [(index, argument) for index, (instruction, argument) in enumerate(instructions) if instruction == "USER"]
     assert users, "the image runs as root"
@@ -622,48 +715,69 @@ def test_dockerfile__installs_the_lock_and_the_project_and_runs_as_non_root():
 
 
 def test_dockerignore__keeps_secrets_and_local_state_out_of_the_image():
-    ignored = {line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")}
+    ignored = {
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
     assert {".env", ".git", ".venv", ".eopt"} <= ignored
     assert not ignored & {"dags", "data", "airflow", "eopt", "requirements.lock", "pyproject.toml"}
 
 
 def test_lock__pins_the_packages_that_the_compose_commands_import():
-    pins = {line.split("==")[0].lower().replace("_", "-")
-            for line in (ROOT / "requirements.lock").read_text().splitlines() if "==" in line}
+    pins = {
+        line.split("==")[0].lower().replace("_", "-")
+        for line in (ROOT / "requirements.lock").read_text().splitlines()
+        if "==" in line
+    }
     missing = {package: why for package, why in LOCK_NEEDS.items() if package not in pins}
     assert missing == {}, (
         "requirements.lock lacks packages the compose file needs; add them to pyproject.toml and run "
-        f"`make lock`: {missing}")
+        f"`make lock`: {missing}"
+    )
 
 
 # -- the checkers catch what they should ---------------------------------------------------------
 
 
 def test_checkers__flag_an_undocumented_variable_and_a_secret_with_a_default():
-    text = "services:\n  app:\n    image: x\n    environment:\n      A: ${DOCUMENTED:?x}\n" \
-           "      B: ${UNDOCUMENTED:-y}\n      C: $${NOT_A_VARIABLE}\n      D: ${DB_PASSWORD:-changeme}\n"
+    text = (
+        "services:\n  app:\n    image: x\n    environment:\n      A: ${DOCUMENTED:?x}\n"
+        "      B: ${UNDOCUMENTED:-y}\n      C: $${NOT_A_VARIABLE}\n      D: ${DB_PASSWORD:-changeme}\n"
+    )
     assert undocumented_variables(text, "# doc\nDOCUMENTED=\n# doc\nDB_PASSWORD=\n") == {"UNDOCUMENTED"}
     assert secrets_with_fallback(text) == ["${DB_PASSWORD:-changeme}"]
     assert interpolate(yaml.safe_load(text), {"DOCUMENTED": "1"})["services"]["app"]["environment"] == {
-        "A": "1", "B": "y", "C": "${NOT_A_VARIABLE}", "D": "changeme"}
+        "A": "1",
+        "B": "y",
+        "C": "${NOT_A_VARIABLE}",
+        "D": "changeme",
+    }
     with pytest.raises(MissingVariable, match="DOCUMENTED"):
         interpolate(yaml.safe_load(text), {"DOCUMENTED": ""})
 
 
 def test_checkers__flag_dependencies_without_condition_on_missing_or_unready_services():
-    compose = {"services": {
-        "db": {"image": "postgres", "restart": "always"},  # no healthcheck
-        "job": {"image": "x", "restart": "always"},  # not a one-shot
-        "worker": {"image": "x", "profiles": ["celery"], "healthcheck": {"test": ["CMD", "true"]}},
-        "app": {"image": "x", "depends_on": {"db": {"condition": "service_healthy"}, "ghost": {"condition": "service_healthy"},
-                                             "job": {"condition": "service_completed_successfully"},
-                                             "worker": {"condition": "service_healthy"}}},
-        "listed": {"image": "x", "depends_on": ["db"]},
-        "started": {"image": "x", "depends_on": {"job": {"condition": "service_started"}}},
-        "a": {"image": "x", "depends_on": {"b": {"condition": "service_completed_successfully"}}, "restart": "no"},
-        "b": {"image": "x", "depends_on": {"a": {"condition": "service_completed_successfully"}}, "restart": "no"},
-    }}
+    compose = {
+        "services": {
+            "db": {"image": "postgres", "restart": "always"},  # no healthcheck
+            "job": {"image": "x", "restart": "always"},  # not a one-shot
+            "worker": {"image": "x", "profiles": ["celery"], "healthcheck": {"test": ["CMD", "true"]}},
+            "app": {
+                "image": "x",
+                "depends_on": {
+                    "db": {"condition": "service_healthy"},
+                    "ghost": {"condition": "service_healthy"},
+                    "job": {"condition": "service_completed_successfully"},
+                    "worker": {"condition": "service_healthy"},
+                },
+            },
+            "listed": {"image": "x", "depends_on": ["db"]},
+            "started": {"image": "x", "depends_on": {"job": {"condition": "service_started"}}},
+            "a": {"image": "x", "depends_on": {"b": {"condition": "service_completed_successfully"}}, "restart": "no"},
+            "b": {"image": "x", "depends_on": {"a": {"condition": "service_completed_successfully"}}, "restart": "no"},
+        }
+    }
     problems = dependency_problems(compose)
     assert "app -> db: waits for health but db has no healthcheck" in problems
     assert "app -> ghost: no such service" in problems
@@ -694,15 +808,19 @@ def test_compose__docker_compose_config_accepts_the_file_and_refuses_an_env_with
     if cli is None:
         # A skip even under EOPT_REQUIRE_SERVICES=1: Debian 12's packages have no Compose v2 to install (its
         # docker-compose is v1.29.2, which refuses this file's `${VAR:+...}`; its docker.io has no compose plugin).
-        pytest.skip("no Compose v2 CLI on PATH (`docker compose` or `docker-compose` v2): the schema check needs one; "
-                    "Debian 12 packages none (docker-compose there is v1.29.2, which cannot read this file)")
+        pytest.skip(
+            "no Compose v2 CLI on PATH (`docker compose` or `docker-compose` v2): the schema check needs one; "
+            "Debian 12 packages none (docker-compose there is v1.29.2, which cannot read this file)"
+        )
     complete = tmp_path / "complete.env"
     complete.write_text("".join(f"{key}={value}\n" for key, value in env.items()))
     base = [*cli, "--project-directory", str(ROOT), "-f", str(ROOT / "docker-compose.yml")]
     for profile in ([], ["--profile", "celery"]):
-        result = subprocess.run([*base, "--env-file", str(complete), *profile, "config", "-q"],
-                                capture_output=True, text=True, timeout=60)
+        result = subprocess.run(
+            [*base, "--env-file", str(complete), *profile, "config", "-q"], capture_output=True, text=True, timeout=60
+        )
         assert result.returncode == 0, result.stderr
-    refused = subprocess.run([*base, "--env-file", str(ROOT / ".env.example"), "config", "-q"],
-                             capture_output=True, text=True, timeout=60)
+    refused = subprocess.run(
+        [*base, "--env-file", str(ROOT / ".env.example"), "config", "-q"], capture_output=True, text=True, timeout=60
+    )
     assert refused.returncode != 0 and "in .env" in refused.stderr

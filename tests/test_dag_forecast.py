@@ -74,7 +74,9 @@ def forecasts(home: Path) -> ForecastStore:
 
 def counts(home: Path) -> dict[tuple[str, str], int]:
     with forecasts(home).engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT region, issued_at, count(*) FROM forecasts GROUP BY region, issued_at")).all()
+        rows = conn.execute(
+            sa.text("SELECT region, issued_at, count(*) FROM forecasts GROUP BY region, issued_at")
+        ).all()
     return {(r, str(i)): n for r, i, n in rows}
 
 
@@ -103,19 +105,28 @@ def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflo
     assert shape["timeout_s"] == 600 and shape["start"] == "2011-01-01T00:00:00+00:00"
     assert shape["interval_s"] == 120 and "QueuedAt" in shape["reference"]
     assert shape["callback"] == "quality.alerts.deadline_missed"
-    assert shape["tasks"] == sorted(["check_model_ready", "prepare_features", "generate_forecasts", "store_forecasts",
-                                     "update_forecast_cache"])
+    assert shape["tasks"] == sorted(
+        ["check_model_ready", "prepare_features", "generate_forecasts", "store_forecasts", "update_forecast_cache"]
+    )
     assert shape["upstream"]["generate_forecasts"] == ["check_model_ready", "prepare_features"]
     assert shape["upstream"]["store_forecasts"] == ["check_model_ready", "generate_forecasts"]
     assert shape["upstream"]["update_forecast_cache"] == ["store_forecasts"]
     # a region that fails prepare_features or generate_forecasts does not cost the others their forecast
-    assert shape["rules"] == {"check_model_ready": "all_success", "prepare_features": "all_success",
-                              "generate_forecasts": "all_done", "store_forecasts": "all_done",
-                              "update_forecast_cache": "all_success"}
+    assert shape["rules"] == {
+        "check_model_ready": "all_success",
+        "prepare_features": "all_success",
+        "generate_forecasts": "all_done",
+        "store_forecasts": "all_done",
+        "update_forecast_cache": "all_success",
+    }
 
-    without = airflow.run_python(script.replace("alert = dag.deadline[0] if isinstance(dag.deadline, list) else dag.deadline",
-                                                "print(json.dumps({'deadline': repr(dag.deadline)})); raise SystemExit"),
-                                 extra_env={"EOPT_AIRFLOW_DEADLINE_ALERTS": "0"})
+    without = airflow.run_python(
+        script.replace(
+            "alert = dag.deadline[0] if isinstance(dag.deadline, list) else dag.deadline",
+            "print(json.dumps({'deadline': repr(dag.deadline)})); raise SystemExit",
+        ),
+        extra_env={"EOPT_AIRFLOW_DEADLINE_ALERTS": "0"},
+    )
     assert json.loads(without.stdout.strip().splitlines()[-1]) == {"deadline": "None"}
 
 
@@ -143,8 +154,9 @@ def test_forecast_dag__without_models_stores_24_fallback_hours_per_region_and_re
 
 
 def test_forecast_dag__a_stale_region_fails_prepare_features_naming_it_while_the_others_are_forecast(airflow, home):
-    result = airflow.dags_test(DAG_ID, "2018-12-25T05:00:00+00:00", conf={"regions": ["NP", "BE"]},
-                               extra_env=run_env(home))
+    result = airflow.dags_test(
+        DAG_ID, "2018-12-25T05:00:00+00:00", conf={"regions": ["NP", "BE"]}, extra_env=run_env(home)
+    )
     log = result.stdout + result.stderr
     # prepare_features fails naming BE (red in the grid, retried); the run's state follows its last
     # tasks, which forecast NP, as in the ingestion DAG where one failing provider loses no other's rows
@@ -164,25 +176,35 @@ def test_forecast_dag__a_region_not_even_the_fallback_can_forecast_fails_generat
         history = load_market(region, ROOT / "data" / "markets")
         cut = history.between(history.prices["ts"].max() - pd.Timedelta(days=20), None)
         if region == "NP":  # a week before the first target hours (2018-12-24 23:00 ..) the prices are missing
-            gap = cut.prices["ts"].between(pd.Timestamp("2018-12-17 23:00", tz=UTC), pd.Timestamp("2018-12-18 01:00", tz=UTC))
+            gap = cut.prices["ts"].between(
+                pd.Timestamp("2018-12-17 23:00", tz=UTC), pd.Timestamp("2018-12-18 01:00", tz=UTC)
+            )
             cut = type(cut)(cut.market, cut.prices[~gap], cut.exogenous)
         store.upsert_history(cut.prices, cut.exogenous)
     engine.dispose()
 
     result = airflow.dags_test(DAG_ID, FIRST_RUN, extra_env=run_env(tmp_path))
     log = result.stdout + result.stderr
-    assert ("RuntimeError: no forecast for NP (1 other region(s) go on): NP: cannot fall back to the seasonal naive "
-            "either: no price 168 h before 3 target hour(s) (2018-12-24 23:00:00+00:00, 2018-12-25 00:00:00+00:00, "
-            "2018-12-25 01:00:00+00:00)") in log
+    assert (
+        "RuntimeError: no forecast for NP (1 other region(s) go on): NP: cannot fall back to the seasonal naive "
+        "either: no price 168 h before 3 target hour(s) (2018-12-24 23:00:00+00:00, 2018-12-25 00:00:00+00:00, "
+        "2018-12-25 01:00:00+00:00)"
+    ) in log
     assert "stored forecasts: 24 new, 0 updated, 0 unchanged" in log  # PJM's
     assert counts(tmp_path) == {("PJM", "2018-12-25 02:00:00.000000"): 24}
 
 
 def test_forecast_dag__forecasts_with_the_champion_once_one_is_promoted_and_falls_back_elsewhere(airflow, home):
-    training = {"EOPT_TRAINING_BUDGET": "smoke", "EOPT_TRAINING_WINDOW_DAYS": "120", "EOPT_VALIDATION_DAYS": "14",
-                "EOPT_TEST_DAYS": "14", "EOPT_TRAINING_THREADS": "1"}
-    retrained = airflow.dags_test("model_retraining", FIRST_RUN, conf={"regions": ["NP"]},
-                                  extra_env=run_env(home, **training), timeout=900)
+    training = {
+        "EOPT_TRAINING_BUDGET": "smoke",
+        "EOPT_TRAINING_WINDOW_DAYS": "120",
+        "EOPT_VALIDATION_DAYS": "14",
+        "EOPT_TEST_DAYS": "14",
+        "EOPT_TRAINING_THREADS": "1",
+    }
+    retrained = airflow.dags_test(
+        "model_retraining", FIRST_RUN, conf={"regions": ["NP"]}, extra_env=run_env(home, **training), timeout=900
+    )
     assert retrained.returncode == 0, retrained.stdout[-4000:] + retrained.stderr[-4000:]
     uri = f"sqlite:///{home / 'mlflow.db'}"
     client = MlflowClient(uri, uri)

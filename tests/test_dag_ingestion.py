@@ -30,15 +30,34 @@ def airflow(tmp_path_factory) -> AirflowHome:
 
 def provider_connections(sandbox_url: str) -> dict[str, str]:
     env = {}
-    env.update(connection_env("flatpeak_default", login=DEFAULT_CREDENTIALS["flatpeak"]["account_id"],
-                              password=DEFAULT_CREDENTIALS["flatpeak"]["api_key"],
-                              extra={"base_url": f"{sandbox_url}/flatpeak", **FAST_RETRY}))
-    env.update(connection_env("nrel_default", password=DEFAULT_CREDENTIALS["nrel"]["api_key"],
-                              extra={"base_url": f"{sandbox_url}/nrel", "openei_base_url": f"{sandbox_url}/openei",
-                                     **FAST_RETRY, **{f"openei_{k}": v for k, v in FAST_RETRY.items()}}))
+    env.update(
+        connection_env(
+            "flatpeak_default",
+            login=DEFAULT_CREDENTIALS["flatpeak"]["account_id"],
+            password=DEFAULT_CREDENTIALS["flatpeak"]["api_key"],
+            extra={"base_url": f"{sandbox_url}/flatpeak", **FAST_RETRY},
+        )
+    )
+    env.update(
+        connection_env(
+            "nrel_default",
+            password=DEFAULT_CREDENTIALS["nrel"]["api_key"],
+            extra={
+                "base_url": f"{sandbox_url}/nrel",
+                "openei_base_url": f"{sandbox_url}/openei",
+                **FAST_RETRY,
+                **{f"openei_{k}": v for k, v in FAST_RETRY.items()},
+            },
+        )
+    )
     env.update(connection_env("iea_default", extra={"base_url": f"{sandbox_url}/iea", **FAST_RETRY}))
-    env.update(connection_env("entsoe_default", password=DEFAULT_CREDENTIALS["entsoe"]["token"],
-                              extra={"base_url": f"{sandbox_url}/entsoe", **FAST_RETRY}))
+    env.update(
+        connection_env(
+            "entsoe_default",
+            password=DEFAULT_CREDENTIALS["entsoe"]["token"],
+            extra={"base_url": f"{sandbox_url}/entsoe", **FAST_RETRY},
+        )
+    )
     return env
 
 
@@ -66,7 +85,9 @@ def migrated_store(url: str) -> PriceStore:
 
 def counts_by_region_and_source(store: PriceStore) -> dict[tuple[str, str], int]:
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT region, source, count(*) FROM electricity_prices GROUP BY region, source")).all()
+        rows = conn.execute(
+            sa.text("SELECT region, source, count(*) FROM electricity_prices GROUP BY region, source")
+        ).all()
     return {(r, s): n for r, s, n in rows}
 
 
@@ -100,7 +121,9 @@ def test_ingestion_dag__stores_every_region_in_postgresql_refreshes_redis_and_re
     assert "stored: 0 new, 0 updated" in second.stdout + second.stderr
 
 
-def test_ingestion_dag__stores_in_sqlite_and_short_circuits_when_nothing_new_can_be_published(airflow, sandbox, tmp_path):
+def test_ingestion_dag__stores_in_sqlite_and_short_circuits_when_nothing_new_can_be_published(
+    airflow, sandbox, tmp_path
+):
     url = f"sqlite:///{tmp_path / 'prices.db'}"
     store = migrated_store(url)
     env = run_env(tmp_path, url, sandbox.url)
@@ -113,7 +136,10 @@ def test_ingestion_dag__stores_in_sqlite_and_short_circuits_when_nothing_new_can
     calls_before = sum(sandbox.stats.values())
     second = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env=env)
     assert second.returncode == 0
-    assert "publishable hours not yet stored, per region: {'NP': 0, 'PJM': 0, 'BE': 0, 'FR': 0}" in second.stdout + second.stderr
+    assert (
+        "publishable hours not yet stored, per region: {'NP': 0, 'PJM': 0, 'BE': 0, 'FR': 0}"
+        in second.stdout + second.stderr
+    )
     assert sum(sandbox.stats.values()) == calls_before  # short-circuited: no provider was called
     assert store.count_prices() == stored
 
@@ -123,7 +149,9 @@ def test_ingestion_dag__one_failing_provider_does_not_lose_the_others(airflow, s
     store = migrated_store(url)
     sandbox.set_faults({"entsoe": Fault("500"), "iea": Fault("429-bare")})
 
-    result = airflow.dags_test(DAG_ID, LOGICAL_DATE, conf={"force": True}, extra_env=run_env(tmp_path, url, sandbox.url))
+    result = airflow.dags_test(
+        DAG_ID, LOGICAL_DATE, conf={"force": True}, extra_env=run_env(tmp_path, url, sandbox.url)
+    )
     log = result.stdout + result.stderr
 
     counts = counts_by_region_and_source(store)
@@ -172,19 +200,40 @@ def test_ingestion_dag__has_a_five_minute_deadline_alert_and_the_documented_shap
     assert shape["interval_s"] == 300 and "QueuedAt" in shape["reference"]
     assert shape["callback"] == "quality.alerts.deadline_missed"
     assert shape["pools"] == ["pricing_api_pool"] and shape["aggregate_rule"] == "all_done"
-    assert {"check_api_health", "check_markets_open", "fetch_flatpeak", "fetch_nrel", "fetch_iea", "fetch_entsoe",
-            "aggregate_prices", "validate_data_quality", "store_prices", "update_cache",
-            "trigger_forecast_dag"} <= set(shape["tasks"])
+    assert {
+        "check_api_health",
+        "check_markets_open",
+        "fetch_flatpeak",
+        "fetch_nrel",
+        "fetch_iea",
+        "fetch_entsoe",
+        "aggregate_prices",
+        "validate_data_quality",
+        "store_prices",
+        "update_cache",
+        "trigger_forecast_dag",
+    } <= set(shape["tasks"])
 
 
 def test_backfill_create__queues_one_run_per_quarter_hour_for_the_scheduler(airflow):
     import sqlite3
 
     airflow.run("dags", "reserialize")
-    airflow.run("backfill", "create", "--dag-id", DAG_ID, "--from-date", "2016-06-01T00:00:00+00:00",
-                "--to-date", "2016-06-01T01:00:00+00:00")
+    airflow.run(
+        "backfill",
+        "create",
+        "--dag-id",
+        DAG_ID,
+        "--from-date",
+        "2016-06-01T00:00:00+00:00",
+        "--to-date",
+        "2016-06-01T01:00:00+00:00",
+    )
     with sqlite3.connect(airflow.home / "airflow.db") as db:
-        runs = db.execute("SELECT run_id, state FROM dag_run WHERE dag_id = ? AND run_type = 'backfill' ORDER BY run_id",
-                          (DAG_ID,)).fetchall()
-    assert [r for r, _ in runs] == [f"backfill__2016-06-01T{t}:00+00:00" for t in ("00:00", "00:15", "00:30", "00:45", "01:00")]
+        runs = db.execute(
+            "SELECT run_id, state FROM dag_run WHERE dag_id = ? AND run_type = 'backfill' ORDER BY run_id", (DAG_ID,)
+        ).fetchall()
+    assert [r for r, _ in runs] == [
+        f"backfill__2016-06-01T{t}:00+00:00" for t in ("00:00", "00:15", "00:30", "00:45", "01:00")
+    ]
     assert {state for _, state in runs} == {"queued"}

@@ -42,8 +42,14 @@ DAG_ID = "data_quality"
 REGIONS = ("NP", "PJM")
 AS_OF = pd.Timestamp("2018-12-03 06:00", tz="UTC")
 LOGICAL_DATE = AS_OF.isoformat()
-TRAINING = {"EOPT_TRAINING_BUDGET": "smoke", "EOPT_TRAINING_WINDOW_DAYS": "120", "EOPT_VALIDATION_DAYS": "14",
-            "EOPT_TEST_DAYS": "14", "EOPT_TRAINING_THREADS": "1", "EOPT_LOG_LEVEL": "WARNING"}
+TRAINING = {
+    "EOPT_TRAINING_BUDGET": "smoke",
+    "EOPT_TRAINING_WINDOW_DAYS": "120",
+    "EOPT_VALIDATION_DAYS": "14",
+    "EOPT_TEST_DAYS": "14",
+    "EOPT_TRAINING_THREADS": "1",
+    "EOPT_LOG_LEVEL": "WARNING",
+}
 # injected faults
 GAP = pd.date_range("2018-11-29 10:00", periods=6, freq="h", tz="UTC")  # NP: 6 missing hours
 SPIKE_AT, SPIKE_PRICE = pd.Timestamp("2018-11-30 18:00", tz="UTC"), 250.0  # NP: about 5x the week's level
@@ -79,9 +85,20 @@ def home(tmp_path_factory) -> Path:
             forecast = generate_forecast(client, region, prepare_features(store, region, origin), origin, issued)
             assert not forecast.is_fallback, forecast.fallback_reason
             forecasts.upsert_forecasts(forecast.frame)
-    calls = [ApiCall(source, f"https://{source}.example/prices", "ok", 200, 150.0 + 37.0 * (i % 11), 24, None,
-                     (AS_OF - pd.Timedelta(minutes=15 * (i + 1))).to_pydatetime())
-             for source in settings.providers.sources for i in range(96)]
+    calls = [
+        ApiCall(
+            source,
+            f"https://{source}.example/prices",
+            "ok",
+            200,
+            150.0 + 37.0 * (i % 11),
+            24,
+            None,
+            (AS_OF - pd.Timedelta(minutes=15 * (i + 1))).to_pydatetime(),
+        )
+        for source in settings.providers.sources
+        for i in range(96)
+    ]
     ApiHealthStore(store.engine).record(calls)
     store.engine.dispose()
     return home
@@ -101,11 +118,16 @@ def smtp() -> SmtpStandIn:
 
 def run_env(home: Path, slack: SlackStandIn, smtp: SmtpStandIn) -> dict[str, str]:
     return {
-        "EOPT_HOME": str(home), "EOPT_REGIONS": ",".join(REGIONS), **TRAINING,
-        "EOPT_AIRFLOW_RETRY_DELAY_S": "1", "EOPT_AIRFLOW_TASK_RETRIES": "0",
+        "EOPT_HOME": str(home),
+        "EOPT_REGIONS": ",".join(REGIONS),
+        **TRAINING,
+        "EOPT_AIRFLOW_RETRY_DELAY_S": "1",
+        "EOPT_AIRFLOW_TASK_RETRIES": "0",
         "EOPT_AIRFLOW_DEADLINE_ALERTS": "0",  # apache/airflow#73428, see test_dag_forecast
-        "EOPT_ENABLE_SLACK_ALERTS": "1", "EOPT_ALERT_EMAIL_TO": "energy-ops@example.com",
-        **slack.connection_env("slack_data_quality"), **smtp.connection_env("smtp_default"),
+        "EOPT_ENABLE_SLACK_ALERTS": "1",
+        "EOPT_ALERT_EMAIL_TO": "energy-ops@example.com",
+        **slack.connection_env("slack_data_quality"),
+        **smtp.connection_env("smtp_default"),
     }
 
 
@@ -133,10 +155,18 @@ def test_quality_dag__has_the_documented_schedule_and_tasks(airflow):
         " 'on_failure': [getattr(c, '__name__', repr(c)) for c in (dag.default_args.get('on_failure_callback') or [])]}))\n"
     )
     shape = json.loads(airflow.run_python(script).stdout.strip().splitlines()[-1])
-    checks = ["check_api_health", "check_completeness", "check_data_freshness", "check_drift", "check_model_accuracy",
-              "check_price_range"]
+    checks = [
+        "check_api_health",
+        "check_completeness",
+        "check_data_freshness",
+        "check_drift",
+        "check_model_accuracy",
+        "check_price_range",
+    ]
     assert shape["schedule"] == "0 6 * * *" and shape["catchup"] is False
-    assert shape["tasks"] == sorted([*checks, "generate_quality_report", "alert_on_critical", "drift_retraining_needed", "trigger_model_retraining"])
+    assert shape["tasks"] == sorted(
+        [*checks, "generate_quality_report", "alert_on_critical", "drift_retraining_needed", "trigger_model_retraining"]
+    )
     assert shape["upstream"]["generate_quality_report"] == checks
     assert shape["rules"]["generate_quality_report"] == "all_done"  # a crashed check still gets a report
     assert shape["upstream"]["alert_on_critical"] == ["generate_quality_report"]
@@ -175,7 +205,9 @@ def test_quality_dag__on_the_clean_week_passes_every_check_and_exports_its_score
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"report.md", "report.html", "results.json"} <= artifacts
     assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "accuracy")} == {
-        "accuracy/accuracy_NP.png", "accuracy/accuracy_PJM.png"}
+        "accuracy/accuracy_NP.png",
+        "accuracy/accuracy_PJM.png",
+    }
     drift_files = {a.path for a in client.list_artifacts(runs[0].info.run_id, "drift/NP")}
     assert {"drift/NP/drift_NP.html", "drift/NP/drift_NP.json"} <= drift_files
 
@@ -198,7 +230,9 @@ def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_
     t = electricity_prices
     with engine.begin() as conn:
         conn.execute(sa.delete(t).where(t.c.region == "NP", t.c.ts.in_([ts.to_pydatetime() for ts in GAP])))
-        conn.execute(sa.update(t).where(t.c.region == "NP", t.c.ts == SPIKE_AT.to_pydatetime()).values(price=SPIKE_PRICE))
+        conn.execute(
+            sa.update(t).where(t.c.region == "NP", t.c.ts == SPIKE_AT.to_pydatetime()).values(price=SPIKE_PRICE)
+        )
         conn.execute(sa.delete(t).where(t.c.region == "PJM", t.c.ts > PJM_CUT.to_pydatetime()))
     engine.dispose()
 
@@ -206,11 +240,18 @@ def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_
     log = result.stdout + result.stderr
     assert result.returncode == 0, log[-6000:]
     run = stored_run(home)
-    assert flagged(run) == {"completeness:epf-history NP": "warn", "price_range NP": "warn", "freshness PJM": "critical"}
+    assert flagged(run) == {
+        "completeness:epf-history NP": "warn",
+        "price_range NP": "warn",
+        "freshness PJM": "critical",
+    }
     checks = run.checks.set_index(["check_name", "region"])
     gap = checks.loc[("completeness:epf-history", "NP")]
     assert gap["value"] == 6 and gap["details"]["gaps"][0] == {
-        "first_missing": GAP[0].isoformat(), "last_missing": GAP[-1].isoformat(), "hours": 6}
+        "first_missing": GAP[0].isoformat(),
+        "last_missing": GAP[-1].isoformat(),
+        "hours": 6,
+    }
     spike = checks.loc[("price_range", "NP")]
     assert spike["details"]["outliers"][0]["ts"] == SPIKE_AT.isoformat() and spike["details"]["outlier_hours"] == 1
     stale = checks.loc[("freshness", "PJM")]
@@ -230,7 +271,9 @@ def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_
     assert "alert via slack: sent" in log and "alert via email: sent" in log
 
 
-def test_quality_dag__critical_drift_triggers_model_retraining_only_when_retrain_on_drift_is_on(airflow, home, slack, smtp):
+def test_quality_dag__critical_drift_triggers_model_retraining_only_when_retrain_on_drift_is_on(
+    airflow, home, slack, smtp
+):
     # the same week judged with a drift share threshold below the drifted share NP shows (1 of 9 columns)
     strict = {**run_env(home, slack, smtp), "EOPT_DRIFT_SHARE_THRESHOLD": "0.01"}
     off = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env=strict, timeout=600)
@@ -241,8 +284,11 @@ def test_quality_dag__critical_drift_triggers_model_retraining_only_when_retrain
     on = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env={**strict, "EOPT_RETRAIN_ON_DRIFT": "1"}, timeout=600)
     log = on.stdout + on.stderr
     assert on.returncode == 0, log[-6000:]
-    drifted = sorted(r["region"] for r in stored_run(home).checks.to_dict("records")
-                     if r["check_name"] == "drift" and r["status"] == "critical")
+    drifted = sorted(
+        r["region"]
+        for r in stored_run(home).checks.to_dict("records")
+        if r["check_name"] == "drift" and r["status"] == "critical"
+    )
     assert drifted and f"critical drift in {', '.join(drifted)}: triggering model_retraining for them" in log
     runs = airflow.run("dags", "list-runs", "model_retraining", "--output", "json").stdout
     triggered = json.loads(next(line for line in runs.splitlines() if line.startswith("[{")))

@@ -72,12 +72,27 @@ def test_retraining_dag__has_the_documented_schedule_timeout_tasks_and_pools(air
     shape = json.loads(airflow.run_python(script).stdout.strip().splitlines()[-1])
     assert shape["schedule"] == "0 2 * * 0" and shape["catchup"] is False
     assert shape["timeout_s"] == 6 * 3600
-    assert shape["tasks"] == sorted([
-        "check_data_freshness", "check_training_data_quality", "extract_training_data", "engineer_features",
-        "train_cnn_lstm", "train_xgboost", "train_lightgbm", "evaluate_ensemble", "deploy_model"])
+    assert shape["tasks"] == sorted(
+        [
+            "check_data_freshness",
+            "check_training_data_quality",
+            "extract_training_data",
+            "engineer_features",
+            "train_cnn_lstm",
+            "train_xgboost",
+            "train_lightgbm",
+            "evaluate_ensemble",
+            "deploy_model",
+        ]
+    )
     assert {shape["pools"][f"train_{m}"] for m in ("cnn_lstm", "xgboost", "lightgbm")} == {"ml_training_pool"}
     # every task of the region's group also reads its region from check_data_freshness
-    assert shape["upstream"]["evaluate_ensemble"] == ["check_data_freshness", "train_cnn_lstm", "train_lightgbm", "train_xgboost"]
+    assert shape["upstream"]["evaluate_ensemble"] == [
+        "check_data_freshness",
+        "train_cnn_lstm",
+        "train_lightgbm",
+        "train_xgboost",
+    ]
     assert shape["upstream"]["deploy_model"] == ["check_data_freshness", "evaluate_ensemble"]
     assert shape["upstream"]["train_xgboost"] == ["engineer_features"]
 
@@ -92,7 +107,10 @@ def test_retraining_dag__registers_a_new_version_per_region_that_forecasts_24_ho
         version = client.get_model_version(name, "1")
         assert version.current_stage == "Production" and version.tags["eopt.gate.decision"] == "promoted"
         assert str(client.get_model_version_by_alias(name, "champion").version) == "1"
-        assert "seasonal naive" in version.tags["eopt.gate.reasons"] and "no champion yet" in version.tags["eopt.gate.reasons"]
+        assert (
+            "seasonal naive" in version.tags["eopt.gate.reasons"]
+            and "no champion yet" in version.tags["eopt.gate.reasons"]
+        )
         run = client.get_run(version.run_id)
         assert run.info.status == "FINISHED" and run.data.tags["eopt.region"] == region
         assert run.data.params["as_of"] == "2018-12-25 02:00:00+00:00"
@@ -105,7 +123,8 @@ def test_retraining_dag__registers_a_new_version_per_region_that_forecasts_24_ho
         exog = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
         frame = inference_frame(prices, exog, region, pd.Timestamp("2018-12-23 23:00", tz="UTC"))
         forecast = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}").predict(
-            to_model_input(frame, feature_columns(region)))
+            to_model_input(frame, feature_columns(region))
+        )
         assert len(forecast) == 24 and np.isfinite(forecast["yhat"]).all()
 
     mapes = json.loads(airflow.run("variables", "get", "current_model_mape").stdout.strip().splitlines()[-1])

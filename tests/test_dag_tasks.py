@@ -29,7 +29,8 @@ def task_ids(dag_file: Path) -> list[str]:
             for decorator in node.decorator_list:
                 if isinstance(decorator, ast.Call):
                     assert not any(k.arg == "task_id" for k in decorator.keywords), (
-                        f"{dag_file.name}: task {node.name} is renamed by task_id=; name the function as the task")
+                        f"{dag_file.name}: task {node.name} is renamed by task_id=; name the function as the task"
+                    )
             ids.append(node.name)
     return ids
 
@@ -39,8 +40,12 @@ def functions_in(module: Path) -> set[str]:
 
 
 def test_the_dag_files_are_the_four_pipelines():
-    assert [p.stem for p in DAG_FILES] == ["data_quality", "electricity_price_ingestion", "forecast_generation",
-                                           "model_retraining"]
+    assert [p.stem for p in DAG_FILES] == [
+        "data_quality",
+        "electricity_price_ingestion",
+        "forecast_generation",
+        "model_retraining",
+    ]
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
@@ -53,7 +58,9 @@ def test_every_task_id_is_a_function_of_its_pipeline_module(dag_file):
 
 def test_task_ids__reads_names_and_refuses_renamed_tasks(tmp_path):
     dag = tmp_path / "x.py"
-    dag.write_text("@task\ndef a(): ...\n@task.short_circuit\ndef b(): ...\n@task(pool='p')\ndef c(): ...\ndef d(): ...\n")
+    dag.write_text(
+        "@task\ndef a(): ...\n@task.short_circuit\ndef b(): ...\n@task(pool='p')\ndef c(): ...\ndef d(): ...\n"
+    )
     assert task_ids(dag) == ["a", "b", "c"]
     dag.write_text("@task(task_id='other')\ndef a(): ...\n")
     with pytest.raises(AssertionError, match="renamed by task_id"):

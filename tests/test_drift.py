@@ -35,9 +35,17 @@ REGION = "NP"
 AS_OF = pd.Timestamp("2018-12-03 06:00", tz="UTC")
 CURRENT_START = AS_OF - pd.Timedelta(days=7)
 HOUR = pd.Timedelta(hours=1)
-NP_COLUMNS = ["price", "price_change_24h", "price_change_168h", "intraday_shape", "price_vs_hour_profile",
-              "grid_load_forecast", "grid_load_forecast_change_24h", "wind_power_forecast",
-              "wind_power_forecast_change_24h"]
+NP_COLUMNS = [
+    "price",
+    "price_change_24h",
+    "price_change_168h",
+    "intraday_shape",
+    "price_vs_hour_profile",
+    "grid_load_forecast",
+    "grid_load_forecast_change_24h",
+    "wind_power_forecast",
+    "wind_power_forecast_change_24h",
+]
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +88,7 @@ def json_share(path: str) -> float:
 
 # -- feature drift ---------------------------------------------------------------------------------
 
+
 def test_region_drift__a_clean_np_week_is_ok_and_its_saved_reports_agree_with_the_result(np_store, settings, tmp_path):
     result = region_drift(settings, np_store, None, REGION, AS_OF, tmp_path / "out")
 
@@ -90,11 +99,18 @@ def test_region_drift__a_clean_np_week_is_ok_and_its_saved_reports_agree_with_th
     # the late-2018 price level is above the two years before it; nothing else moved
     assert details["drifted_columns"] == ["price_vs_hour_profile", "price"]
     assert result.value == pytest.approx(2 / 9)
-    assert all(details["columns"][c] < settings.quality.drift_column_threshold for c in NP_COLUMNS[2:4] + NP_COLUMNS[5:])
-    assert result.message.startswith("2 of 9 columns drifted (normed Wasserstein >= 0.75) against the 730 days "
-                                      "before, same season: price_vs_hour_profile, price")
-    assert details["current"] == {"start": "2018-11-26T06:00:00+00:00", "end": "2018-12-03T06:00:00+00:00",
-                                  "hours": 168}
+    assert all(
+        details["columns"][c] < settings.quality.drift_column_threshold for c in NP_COLUMNS[2:4] + NP_COLUMNS[5:]
+    )
+    assert result.message.startswith(
+        "2 of 9 columns drifted (normed Wasserstein >= 0.75) against the 730 days "
+        "before, same season: price_vs_hour_profile, price"
+    )
+    assert details["current"] == {
+        "start": "2018-11-26T06:00:00+00:00",
+        "end": "2018-12-03T06:00:00+00:00",
+        "hours": 168,
+    }
     # 2016-11-26 .. 2018-11-26 within 28 days of Nov 26 - Dec 3: 35 + 63 + 28 days
     assert details["reference"]["kind"] == "730 days before, same season"
     assert details["reference"]["hours"] == (35 + 63 + 28) * 24
@@ -113,8 +129,10 @@ def test_region_drift__a_clean_np_week_is_ok_and_its_saved_reports_agree_with_th
 def test_region_drift__prices_tripled_and_load_raised_in_the_current_week_is_critical(np_store, settings, tmp_path):
     prices, exogenous = current_week()
     load = exogenous["variable"] == "grid_load_forecast"
-    np_store.upsert_history(prices.assign(price=prices["price"] * 3),
-                         exogenous.assign(value=np.where(load, exogenous["value"] * 1.3, exogenous["value"])))
+    np_store.upsert_history(
+        prices.assign(price=prices["price"] * 3),
+        exogenous.assign(value=np.where(load, exogenous["value"] * 1.3, exogenous["value"])),
+    )
 
     result = region_drift(settings, np_store, None, REGION, AS_OF, tmp_path / "out")
 
@@ -128,7 +146,8 @@ def test_region_drift__prices_tripled_and_load_raised_in_the_current_week_is_cri
 
 
 def test_region_drift__a_constant_exogenous_series_is_left_out_with_its_reason_and_the_report_still_runs(
-        np_store, settings, tmp_path):
+    np_store, settings, tmp_path
+):
     _, exogenous = current_week()
     wind = exogenous["variable"] == "wind_power_forecast"
     np_store.upsert_history(None, exogenous[wind].assign(value=1234.0))
@@ -176,6 +195,7 @@ def test_select_columns__leaves_out_columns_with_too_few_values_or_a_constant_re
 
 # -- prediction drift --------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def recent_store(store_url: str):
     """NP's last 30 days on SQLite and on PostgreSQL (``integration``)."""
@@ -189,9 +209,19 @@ def test_realized_forecasts__keeps_per_hour_the_latest_model_issue_at_or_before_
     hours = pd.date_range(target, periods=3, freq="h")
 
     def issue(issued_at: str, yhat: float, fallback: bool = False, targets=hours) -> pd.DataFrame:
-        return pd.DataFrame({"region": REGION, "issued_at": pd.Timestamp(issued_at, tz="UTC"), "target_ts": targets,
-                             "model_name": MODEL_NAME, "model_version": "1", "yhat": yhat, "lower": np.nan,
-                             "upper": np.nan, "is_fallback": fallback})
+        return pd.DataFrame(
+            {
+                "region": REGION,
+                "issued_at": pd.Timestamp(issued_at, tz="UTC"),
+                "target_ts": targets,
+                "model_name": MODEL_NAME,
+                "model_version": "1",
+                "yhat": yhat,
+                "lower": np.nan,
+                "upper": np.nan,
+                "is_fallback": fallback,
+            }
+        )
 
     forecasts = ForecastStore(store.engine)
     forecasts.upsert_forecasts(issue("2018-11-30 23:00", 10.0))  # day-ahead issue of all three hours
@@ -231,13 +261,16 @@ def test_region_drift__with_a_champion_compares_its_served_forecasts_with_its_ow
     assert reference["kind"] == "champion training window, same season"
     assert reference["champion"] == f"models:/{MODEL_NAME}/{trained.outcome.candidate.version}"
     params = client.get_run(trained.outcome.candidate.run_id).data.params
-    assert (reference["start"], reference["end"]) == (pd.Timestamp(params["data_start"]).isoformat(),
-                                                      pd.Timestamp(params["data_end"]).isoformat())
+    assert (reference["start"], reference["end"]) == (
+        pd.Timestamp(params["data_start"]).isoformat(),
+        pd.Timestamp(params["data_end"]).isoformat(),
+    )
     # the training window ends with the current week: its 28 days before it are the same season
     assert reference["hours"] == 28 * 24
     assert before.details["prediction"]["status"] == "skipped"
     assert before.details["prediction"]["reason"].startswith(
-        "no forecast of NP realized in 2018-12-17 23:00 to 2018-12-24 23:00 UTC: the forecasts table holds no model")
+        "no forecast of NP realized in 2018-12-17 23:00 to 2018-12-24 23:00 UTC: the forecasts table holds no model"
+    )
     assert not (tmp_path / "before" / "prediction_drift_NP.html").exists()
 
     forecasts = ForecastStore(store.engine)
@@ -260,12 +293,13 @@ def test_region_drift__with_a_champion_compares_its_served_forecasts_with_its_ow
     assert prediction["status"] == "ok", prediction
     assert prediction["hours"] == len(served) == 4 * 24
     assert prediction["mae"] == pytest.approx(np.abs(errors).mean())
-    assert prediction["rmse"] == pytest.approx(np.sqrt((errors ** 2).mean()))
+    assert prediction["rmse"] == pytest.approx(np.sqrt((errors**2).mean()))
     assert prediction["models"] == {f"{MODEL_NAME}/{trained.outcome.candidate.version}": 96}
     # the reference is the champion re-scored on the test window its retraining held out
     assert prediction["reference"]["hours"] == int(params["test_rows"])
-    assert prediction["reference_mae"] == pytest.approx(client.get_run(trained.outcome.candidate.run_id)
-                                                        .data.metrics["test_mae"], rel=1e-6)
+    assert prediction["reference_mae"] == pytest.approx(
+        client.get_run(trained.outcome.candidate.run_id).data.metrics["test_mae"], rel=1e-6
+    )
     assert prediction["target_drift"] >= 0 and prediction["prediction_drift"] >= 0
     assert Path(prediction["report_html"]).name == "prediction_drift_NP.html"
     content = json_content(prediction["report_json"])

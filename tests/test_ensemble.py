@@ -38,6 +38,7 @@ def rng() -> np.random.Generator:
 
 # -- fit_weights -------------------------------------------------------------------------------
 
+
 def test_fit_weights__recover_the_exact_mix_of_the_actual(rng):
     a, b, c = (40 + 10 * rng.standard_normal(500) for _ in range(3))
     actual = 0.7 * a + 0.3 * b
@@ -88,6 +89,7 @@ def test_fit_weights__refuse_a_member_of_the_wrong_length_and_no_members(rng):
 
 # -- decide ------------------------------------------------------------------------------------
 
+
 def test_decide__keeps_the_ensemble_when_it_beats_the_best_member(rng):
     actual = 40 + np.cumsum(rng.standard_normal(720))
     members = {
@@ -122,6 +124,7 @@ def test_decide__falls_back_to_a_perfect_member_that_cannot_be_beaten(rng):
 
 
 # -- calibrate_intervals -----------------------------------------------------------------------
+
 
 def test_calibrate_intervals__covers_the_nominal_share_of_fresh_noise_and_widens_with_the_noise(rng):
     per_horizon = 2000
@@ -166,6 +169,7 @@ def test_calibrate_intervals__refuses_a_horizon_without_residuals():
 
 
 # -- the deployable forecaster with real members ------------------------------------------------
+
 
 @pytest.fixture(scope="module", autouse=True)
 def one_openmp_thread():
@@ -217,7 +221,9 @@ def test_forecaster__predicts_the_weighted_members_with_their_calibrated_interva
     assert out.index.equals(test.index) and np.isfinite(out.to_numpy()).all()
     weights = forecaster.weights
     assert sum(weights.values()) == pytest.approx(1.0)
-    np.testing.assert_allclose(out["yhat"], weights["xgboost"] * out["yhat_xgboost"] + weights["lightgbm"] * out["yhat_lightgbm"])
+    np.testing.assert_allclose(
+        out["yhat"], weights["xgboost"] * out["yhat_xgboost"] + weights["lightgbm"] * out["yhat_lightgbm"]
+    )
     h = test["horizon"].to_numpy().astype(int)
     np.testing.assert_allclose(out["lower"] - out["yhat"], np.asarray(forecaster.intervals.lower)[h], atol=1e-9)
     np.testing.assert_allclose(out["upper"] - out["yhat"], np.asarray(forecaster.intervals.upper)[h], atol=1e-9)
@@ -240,8 +246,9 @@ def test_forecaster__save_and_load_give_identical_forecasts(forecaster, frames, 
     assert loaded.decision == forecaster.decision and loaded.intervals == forecaster.intervals
     assert list(loaded.members) == ["xgboost", "lightgbm"]
     pd.testing.assert_frame_equal(loaded.predict(frames["test"]), forecaster.predict(frames["test"]), check_exact=True)
-    pd.testing.assert_frame_equal(loaded.predict(frames["validation"]), forecaster.predict(frames["validation"]),
-                                  check_exact=True)
+    pd.testing.assert_frame_equal(
+        loaded.predict(frames["validation"]), forecaster.predict(frames["validation"]), check_exact=True
+    )
 
 
 def test_forecaster__load_of_a_folder_without_the_ensemble_file_is_refused(tmp_path):

@@ -110,6 +110,7 @@ def test_features__of_many_origins_at_once_equal_one_origin_at_a_time(np_history
 
 # -- hand-checked values ------------------------------------------------------------------------
 
+
 def test_price_features__equal_the_prices_at_the_hand_computed_hours(np_history):
     prices, exogenous = np_history
     origin = utc("2018-06-01 22:00")  # local midnight of 2 June (CEST)
@@ -130,7 +131,7 @@ def test_price_features__equal_the_prices_at_the_hand_computed_hours(np_history)
     assert row["same_hour_max_7d"] == same_hour.max()
 
     assert row["last_price"] == prices[utc("2018-06-01 21:00")]
-    last_day = prices[utc("2018-05-31 22:00"):utc("2018-06-01 21:00")]
+    last_day = prices[utc("2018-05-31 22:00") : utc("2018-06-01 21:00")]
     assert len(last_day) == 24
     assert row["last_24h_mean"] == pytest.approx(last_day.mean(), abs=1e-9)
     assert row["last_24h_min"] == last_day.min()
@@ -169,7 +170,9 @@ def test_exogenous_features__are_the_forecast_at_the_target_its_value_a_day_befo
         np.testing.assert_array_equal(frame[name].to_numpy(), expected_now)
         np.testing.assert_array_equal(frame[f"{name}_lag_24h"].to_numpy(), expected_before)
         np.testing.assert_array_equal(frame[f"{name}_change_24h"].to_numpy(), expected_now - expected_before)
-        np.testing.assert_allclose(frame[f"{name}_horizon_mean"].to_numpy(), np.full(24, expected_now.mean()), rtol=1e-12)
+        np.testing.assert_allclose(
+            frame[f"{name}_horizon_mean"].to_numpy(), np.full(24, expected_now.mean()), rtol=1e-12
+        )
     h = 5
     assert frame.iloc[h]["grid_load_forecast"] == exogenous.loc[origin + h * H, "grid_load_forecast"]
 
@@ -190,6 +193,7 @@ def test_features__of_an_origin_without_a_week_of_history_are_nan_not_invented(n
 
 # -- calendar ----------------------------------------------------------------------------------
 
+
 def test_calendar__hour_weekday_and_month_are_in_the_market_local_clock(np_history, pjm_history):
     prices, exogenous = np_history
     frame = build_feature_frame(prices, exogenous, "NP", pd.DatetimeIndex([utc("2018-05-31 22:00")]))
@@ -198,7 +202,9 @@ def test_calendar__hour_weekday_and_month_are_in_the_market_local_clock(np_histo
     assert row["weekday"] == 4  # Friday
     assert row["month"] == 6 and row["is_weekend"] == 0
     angle = 2 * np.pi * (152 - 1) / 365.25  # 1 June 2018 is day 152
-    assert row["day_of_year_sin"] == pytest.approx(np.sin(angle)) and row["day_of_year_cos"] == pytest.approx(np.cos(angle))
+    assert row["day_of_year_sin"] == pytest.approx(np.sin(angle)) and row["day_of_year_cos"] == pytest.approx(
+        np.cos(angle)
+    )
 
     # 2018-06-30 22:00 UTC is already Sunday 1 July 00:00 in Oslo.
     frame = build_feature_frame(prices, exogenous, "NP", pd.DatetimeIndex([utc("2018-06-30 20:00")]))
@@ -256,6 +262,7 @@ def test_frame__has_24_rows_per_origin_with_horizon_0_to_23_and_the_columns_in_s
 
 # -- origin schedules --------------------------------------------------------------------------
 
+
 def test_day_ahead_origins__are_local_midnights_across_both_dst_changes():
     spring = day_ahead_origins("NP", utc("2018-03-24"), utc("2018-03-27"))
     assert list(spring) == [utc("2018-03-24 23:00"), utc("2018-03-25 22:00"), utc("2018-03-26 22:00")]
@@ -283,11 +290,13 @@ def test_strided_origins__with_stride_7_visit_every_hour_of_day_in_7_days():
 
 # -- bad input ---------------------------------------------------------------------------------
 
+
 def test_missing_exogenous_column__is_refused_naming_region_and_column(np_history):
     prices, exogenous = np_history
     with pytest.raises(FeatureError, match=r"^NP: exogenous forecast\(s\) wind_power_forecast missing") as info:
-        build_feature_frame(prices, exogenous.drop(columns=["wind_power_forecast"]), "NP",
-                            pd.DatetimeIndex([utc("2018-06-01 22:00")]))
+        build_feature_frame(
+            prices, exogenous.drop(columns=["wind_power_forecast"]), "NP", pd.DatetimeIndex([utc("2018-06-01 22:00")])
+        )
     assert "grid_load_forecast, wind_power_forecast" in str(info.value)  # and what the market needs
 
 
@@ -301,15 +310,15 @@ def test_naive_origins__are_refused(np_history):
 
 def test_duplicate_price_hours__are_refused_naming_the_first(np_history):
     prices, exogenous = np_history
-    window = prices[utc("2018-05-01"):utc("2018-06-01 21:00")]
-    doubled = pd.concat([window, window[utc("2018-05-20 03:00"):utc("2018-05-20 04:00")]])
+    window = prices[utc("2018-05-01") : utc("2018-06-01 21:00")]
+    doubled = pd.concat([window, window[utc("2018-05-20 03:00") : utc("2018-05-20 04:00")]])
     with pytest.raises(FeatureError, match=r"^NP: prices has duplicate hours, first 2018-05-20 03:00:00\+00:00"):
         build_feature_frame(doubled, exogenous, "NP", pd.DatetimeIndex([utc("2018-06-01 22:00")]))
 
 
 def test_naive_price_index__is_refused(np_history):
     prices, exogenous = np_history
-    naive = prices[utc("2018-05-01"):utc("2018-06-01 21:00")].tz_localize(None)
+    naive = prices[utc("2018-05-01") : utc("2018-06-01 21:00")].tz_localize(None)
     with pytest.raises(FeatureError, match=r"^NP: prices must be indexed by tz-aware UTC timestamps"):
         build_feature_frame(naive, exogenous, "NP", pd.DatetimeIndex([utc("2018-06-01 22:00")]))
 

@@ -72,19 +72,23 @@ def np_store(tmp_path_factory, np_history) -> PriceStore:
     engine.dispose()
 
 
-def forecast_rows(region: str = "NP", issued: str = "2018-12-25 02:00", hours: int = 24, base: float = 40.0) -> pd.DataFrame:
+def forecast_rows(
+    region: str = "NP", issued: str = "2018-12-25 02:00", hours: int = 24, base: float = 40.0
+) -> pd.DataFrame:
     targets = pd.date_range(ts(issued), periods=hours, freq="h")
-    return pd.DataFrame({
-        "region": region,
-        "issued_at": ts(issued),
-        "target_ts": targets,
-        "model_name": "electricity-price-NP",
-        "model_version": "3",
-        "yhat": base + np.arange(hours) * 0.5,
-        "lower": base - 5 + np.arange(hours) * 0.5,
-        "upper": base + 5 + np.arange(hours) * 0.5,
-        "is_fallback": False,
-    })
+    return pd.DataFrame(
+        {
+            "region": region,
+            "issued_at": ts(issued),
+            "target_ts": targets,
+            "model_name": "electricity-price-NP",
+            "model_version": "3",
+            "yhat": base + np.arange(hours) * 0.5,
+            "lower": base - 5 + np.arange(hours) * 0.5,
+            "upper": base + 5 + np.arange(hours) * 0.5,
+            "is_fallback": False,
+        }
+    )
 
 
 # -- the forecast store (SQLite and PostgreSQL) -------------------------------------------------------
@@ -112,7 +116,8 @@ def test_forecast_store__reads_the_newest_issue_unless_one_is_named_and_keeps_a_
     forecasts = ForecastStore(store_engine)
     older = forecast_rows(issued="2018-12-25 02:00", base=40.0)
     newer = forecast_rows(issued="2018-12-25 03:00", base=50.0).assign(
-        lower=np.nan, upper=np.nan, is_fallback=True, model_name="seasonal-naive", model_version="0")
+        lower=np.nan, upper=np.nan, is_fallback=True, model_name="seasonal-naive", model_version="0"
+    )
     forecasts.upsert_forecasts(pd.concat([older, newer, forecast_rows(region="PJM", issued="2018-12-25 04:00")]))
 
     assert forecasts.latest_issue("NP") == ts("2018-12-25 03:00")
@@ -166,7 +171,8 @@ def test_forecast_origin__accepts_a_newest_price_exactly_one_lag_window_old_but_
         assert forecast_origin(np_store, "NP", NP_LAST_PRICE + pd.Timedelta(hours=168)) == ts("2018-12-24 23:00")
     assert [r.getMessage() for r in caplog.records] == [
         "NP: newest price is 2018-12-24 22:00:00+00:00, 168 h before the run at 2018-12-31 22:00:00+00:00: the "
-        "forecast from the hour after it covers only hours before the run; check the electricity_price_ingestion DAG"]
+        "forecast from the hour after it covers only hours before the run; check the electricity_price_ingestion DAG"
+    ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="serving.forecasting"):
         forecast_origin(np_store, "NP", NP_LAST_PRICE + pd.Timedelta(hours=24))  # its last target hour is the run's
@@ -187,8 +193,11 @@ def test_forecast_origin__refuses_a_region_without_prices_saying_to_load_history
 
 
 def test_forecast_origin__refuses_a_run_before_the_stored_prices(np_store):
-    with pytest.raises(StaleDataError, match=r"NP: no price stored in the 168 h before the run at 2018-01-01 .*"
-                                             r"the newest stored, 2018-12-24 22:00:00\+00:00, lies after the run"):
+    with pytest.raises(
+        StaleDataError,
+        match=r"NP: no price stored in the 168 h before the run at 2018-01-01 .*"
+        r"the newest stored, 2018-12-24 22:00:00\+00:00, lies after the run",
+    ):
         forecast_origin(np_store, "NP", ts("2018-01-01 00:00"))
 
 
@@ -211,11 +220,13 @@ def test_prepare_features__after_the_last_exogenous_forecast_warn_that_they_are_
     assert built["wind_power_forecast"].isna().all() and built["grid_load_forecast"].isna().all()
     assert built["grid_load_forecast_lag_24h"].notna().all()  # a day earlier they were known
     warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warning == ["NP: inputs of origin 2018-12-24 23:00:00+00:00 missing: grid_load_forecast unknown for 24 of "
-                       "24 target hour(s); grid_load_forecast_change_24h unknown for 24 of 24 target hour(s); "
-                       "grid_load_forecast_horizon_mean unknown for 24 of 24 target hour(s); wind_power_forecast "
-                       "unknown for 24 of 24 target hour(s); and 2 more input(s); the model imputes them (its "
-                       "forecast is less sure)"]
+    assert warning == [
+        "NP: inputs of origin 2018-12-24 23:00:00+00:00 missing: grid_load_forecast unknown for 24 of "
+        "24 target hour(s); grid_load_forecast_change_24h unknown for 24 of 24 target hour(s); "
+        "grid_load_forecast_horizon_mean unknown for 24 of 24 target hour(s); wind_power_forecast "
+        "unknown for 24 of 24 target hour(s); and 2 more input(s); the model imputes them (its "
+        "forecast is less sure)"
+    ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="serving.forecasting"):
         prepare_features(np_store, "NP", ts("2018-12-20 13:00"))
@@ -256,9 +267,7 @@ def test_generate_forecast__without_a_champion_falls_back_to_the_price_a_week_ea
     assert any(r.levelno == logging.ERROR and "no Production model for NP" in r.getMessage() for r in caplog.records)
 
 
-def test_alert_fallback__logs_an_error_on_the_alerts_logger_naming_region_and_reason(
-    np_store, empty_registry, caplog
-):
+def test_alert_fallback__logs_an_error_on_the_alerts_logger_naming_region_and_reason(np_store, empty_registry, caplog):
     origin = forecast_origin(np_store, "NP", RUN)
     forecast = generate_forecast(empty_registry, "NP", prepare_features(np_store, "NP", origin), origin, RUN)
     caplog.clear()
@@ -273,8 +282,11 @@ def test_generate_forecast__refuses_a_fallback_without_the_price_a_week_earlier(
     origin = forecast_origin(np_store, "NP", RUN)
     features = prepare_features(np_store, "NP", origin)
     features.loc[4, "lag_168h"] = np.nan
-    with pytest.raises(ForecastError, match=r"NP: cannot fall back.*no price 168 h before 1 target hour\(s\) "
-                                            r"\(2018-12-25 03:00:00\+00:00\)"):
+    with pytest.raises(
+        ForecastError,
+        match=r"NP: cannot fall back.*no price 168 h before 1 target hour\(s\) "
+        r"\(2018-12-25 03:00:00\+00:00\)",
+    ):
         generate_forecast(empty_registry, "NP", features, origin, RUN)
 
 
@@ -294,11 +306,19 @@ def test_forecast_document__has_the_cache_shape_with_null_intervals_for_the_fall
     forecast = generate_forecast(empty_registry, "NP", prepare_features(np_store, "NP", origin), origin, RUN)
     document = forecast_document(forecast)
     assert {k: v for k, v in document.items() if k != "points"} == {
-        "region": "NP", "issued_at": "2018-12-25T02:00:00+00:00", "model_name": "seasonal-naive",
-        "model_version": "0", "is_fallback": True}
+        "region": "NP",
+        "issued_at": "2018-12-25T02:00:00+00:00",
+        "model_name": "seasonal-naive",
+        "model_version": "0",
+        "is_fallback": True,
+    }
     assert len(document["points"]) == 24
-    assert document["points"][0] == {"target_ts": "2018-12-24T23:00:00+00:00", "yhat": forecast.frame["yhat"].iloc[0],
-                                     "lower": None, "upper": None}
+    assert document["points"][0] == {
+        "target_ts": "2018-12-24T23:00:00+00:00",
+        "yhat": forecast.frame["yhat"].iloc[0],
+        "lower": None,
+        "upper": None,
+    }
 
 
 # -- with a champion ------------------------------------------------------------------------------------
@@ -309,9 +329,16 @@ def champion_home(tmp_path_factory, np_history):
     """NP retrained once (smoke budget, a 120-day window) and its version promoted to Production/champion."""
     history, _, _ = np_history
     home = tmp_path_factory.mktemp("champion")
-    settings = Settings.from_env({"EOPT_HOME": str(home), "EOPT_TRAINING_BUDGET": "smoke",
-                                  "EOPT_TRAINING_WINDOW_DAYS": "120", "EOPT_VALIDATION_DAYS": "14",
-                                  "EOPT_TEST_DAYS": "14", "EOPT_TRAINING_THREADS": "1"})
+    settings = Settings.from_env(
+        {
+            "EOPT_HOME": str(home),
+            "EOPT_TRAINING_BUDGET": "smoke",
+            "EOPT_TRAINING_WINDOW_DAYS": "120",
+            "EOPT_VALIDATION_DAYS": "14",
+            "EOPT_TEST_DAYS": "14",
+            "EOPT_TRAINING_THREADS": "1",
+        }
+    )
     engine = create_store_engine(settings.stores.database_url)
     upgrade(engine)
     store = PriceStore(engine)
@@ -356,7 +383,8 @@ def test_generate_forecast__with_a_champion_answers_its_24_hours_tagged_with_its
     assert (frame["lower"] <= frame["yhat"]).all() and (frame["yhat"] <= frame["upper"]).all()
     # the same numbers the registered model gives for these rows
     direct = mlflow.pyfunc.load_model(f"models:/electricity-price-NP/{candidate.version}").predict(
-        to_model_input(features, feature_columns("NP")))
+        to_model_input(features, feature_columns("NP"))
+    )
     np.testing.assert_allclose(frame["yhat"].to_numpy(), direct["yhat"].to_numpy(), rtol=1e-9)
     # not the fallback: it differs from the price a week earlier
     assert not np.allclose(frame["yhat"].to_numpy(), features["lag_168h"].to_numpy())
@@ -380,8 +408,11 @@ def test_generate_forecast__loads_a_champion_version_once_per_process(champion_h
 def test_generate_forecast__a_champion_whose_artifacts_are_gone_falls_back_with_the_load_error(champion_home, tmp_path):
     _settings, store, client, candidate = champion_home
     name = registered_model_name("NP")
-    copy = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{candidate.version}",
-                                                    dst_path=str(tmp_path / "copy")))
+    copy = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{candidate.version}", dst_path=str(tmp_path / "copy")
+        )
+    )
     broken = client.create_model_version(name, str(copy), run_id=candidate.run_id)
     origin = forecast_origin(store, "NP", RUN)
     features = prepare_features(store, "NP", origin)
@@ -391,11 +422,12 @@ def test_generate_forecast__a_champion_whose_artifacts_are_gone_falls_back_with_
     assert forecast.is_fallback and len(forecast.frame) == 24
     assert forecast.frame["yhat"].tolist() == features["lag_168h"].tolist()
     assert forecast.fallback_reason.startswith(
-        f"the Production model models:/{name}/{broken.version} of NP could not be loaded: ")
+        f"the Production model models:/{name}/{broken.version} of NP could not be loaded: "
+    )
     assert forecast.fallback_reason.endswith("MlflowException: No such artifact: ''")  # MLflow's own words
 
 
-NAN_MODEL = '''
+NAN_MODEL = """
 import numpy as np
 import pandas as pd
 from mlflow.models import set_model
@@ -408,7 +440,7 @@ class Broken(PythonModel):
 
 
 set_model(Broken())
-'''
+"""
 
 
 def test_generate_forecast__a_champion_that_answers_nan_falls_back_saying_so(champion_home, tmp_path):
@@ -416,7 +448,9 @@ def test_generate_forecast__a_champion_that_answers_nan_falls_back_saying_so(cha
     name = registered_model_name("NP")
     code = tmp_path / "broken_model.py"
     code.write_text(NAN_MODEL)
-    with mlflow.start_run(experiment_id=client.get_experiment_by_name(settings.training.mlflow_experiment).experiment_id):
+    with mlflow.start_run(
+        experiment_id=client.get_experiment_by_name(settings.training.mlflow_experiment).experiment_id
+    ):
         info = mlflow.pyfunc.log_model(name="model", python_model=str(code))
     broken = client.create_model_version(name, info.model_uri, run_id=info.run_id)
     origin = forecast_origin(store, "NP", RUN)
@@ -424,7 +458,9 @@ def test_generate_forecast__a_champion_that_answers_nan_falls_back_saying_so(cha
     with champion_swapped(client, name, broken.version, back_to=candidate.version):
         forecast = generate_forecast(client, "NP", features, origin, RUN)
     assert forecast.is_fallback and forecast.model_name == "seasonal-naive"
-    assert forecast.fallback_reason == (f"the Production model models:/{name}/{broken.version} of NP gave no usable "
-                                        "forecast: ValueError: the model answered 24 non-finite yhat value(s)")
+    assert forecast.fallback_reason == (
+        f"the Production model models:/{name}/{broken.version} of NP gave no usable "
+        "forecast: ValueError: the model answered 24 non-finite yhat value(s)"
+    )
     # and the real champion is back in charge
     assert not generate_forecast(client, "NP", features, origin, RUN).is_fallback

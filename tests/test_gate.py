@@ -76,7 +76,11 @@ def test_gate__without_a_champion_needs_only_the_threshold_and_the_naive():
     decision = decide_promotion(ev("candidate v1", 7.9, mape=9.9), None, NAIVE, POLICY)
     assert decision.promote is True
     assert decision.checks == {"mape_threshold": True, "beats_seasonal_naive": True, "beats_champion": True}
-    assert decision.reasons == ["MAPE 9.90% < threshold 10.00%", "MAE 7.9000 < seasonal naive 8.0000", "no champion yet"]
+    assert decision.reasons == [
+        "MAPE 9.90% < threshold 10.00%",
+        "MAE 7.9000 < seasonal naive 8.0000",
+        "no champion yet",
+    ]
 
 
 def test_gate__min_improvement_rejects_a_candidate_one_percent_better_under_a_two_percent_margin():
@@ -112,8 +116,11 @@ def test_gate__refuses_evaluations_scored_on_different_hours(who):
     short = {"champion": ev("champion v5", 4.5, hours=312), "baseline": ev("seasonal naive", 8.0, hours=312)}
     champion = short["champion"] if who == "champion" else CHAMPION
     baseline = short["baseline"] if who == "baseline" else NAIVE
-    with pytest.raises(ValueError, match=rf"{'champion v5' if who == 'champion' else 'seasonal naive'} was scored "
-                                         r"on 312 hours, the candidate on 336"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{'champion v5' if who == 'champion' else 'seasonal naive'} was scored "
+        r"on 312 hours, the candidate on 336",
+    ):
         decide_promotion(ev("candidate v7", 4.0), champion, baseline, POLICY)
 
 
@@ -121,17 +128,20 @@ def test_gate__lists_every_reason_when_several_checks_fail():
     decision = decide_promotion(ev("candidate v7", 9.0, mape=15.0), CHAMPION, NAIVE, POLICY)
     assert decision.promote is False
     assert decision.checks == {"mape_threshold": False, "beats_seasonal_naive": False, "beats_champion": False}
-    assert decision.summary == ("reject: MAPE 15.00% >= threshold 10.00%; MAE 9.0000 >= seasonal naive 8.0000; "
-                                "MAE 9.0000 >= champion v5 4.5000")
+    assert decision.summary == (
+        "reject: MAPE 15.00% >= threshold 10.00%; MAE 9.0000 >= seasonal naive 8.0000; MAE 9.0000 >= champion v5 4.5000"
+    )
 
 
 def test_gate__evaluation_from_metrics_reads_the_five_metrics_and_ignores_the_rest():
     metrics = {"mae": 3.9, "rmae": 0.5, "smape": 7.1, "rmse": 5.2, "mape": 7.4, "mape_excluded_share": 0.0}
     evaluation = Evaluation.from_metrics("candidate v2", metrics, 336)
     assert evaluation == Evaluation("candidate v2", 3.9, 0.5, 7.1, 5.2, 7.4, 336)
-    decision = decide_promotion(evaluation, None, Evaluation.from_metrics("seasonal naive", {**metrics, "mae": 7.8}, 336),
-                                POLICY)
-    assert decision.as_dict() == {"promote": True,
-                                  "checks": {"mape_threshold": True, "beats_seasonal_naive": True, "beats_champion": True},
-                                  "reasons": ["MAPE 7.40% < threshold 10.00%", "MAE 3.9000 < seasonal naive 7.8000",
-                                              "no champion yet"]}
+    decision = decide_promotion(
+        evaluation, None, Evaluation.from_metrics("seasonal naive", {**metrics, "mae": 7.8}, 336), POLICY
+    )
+    assert decision.as_dict() == {
+        "promote": True,
+        "checks": {"mape_threshold": True, "beats_seasonal_naive": True, "beats_champion": True},
+        "reasons": ["MAPE 7.40% < threshold 10.00%", "MAE 3.9000 < seasonal naive 7.8000", "no champion yet"],
+    }

@@ -16,14 +16,29 @@ from storage.health import ApiHealthStore, QuarantinedRow, QuarantineStore
 from storage.prices import SOURCE_PRIORITY
 
 
-def rows(source="entsoe", region="BE", start="2016-06-01 00:00", periods=4, freq="15min", prices=None,
-         unit="MWh", resolution="PT15M", currency="EUR") -> pd.DataFrame:
+def rows(
+    source="entsoe",
+    region="BE",
+    start="2016-06-01 00:00",
+    periods=4,
+    freq="15min",
+    prices=None,
+    unit="MWh",
+    resolution="PT15M",
+    currency="EUR",
+) -> pd.DataFrame:
     ts = pd.date_range(start, periods=periods, freq=freq, tz="UTC").astype("datetime64[us, UTC]")
-    return pd.DataFrame({
-        "region": region, "source": source, "ts": ts,
-        "price": prices if prices is not None else [10.0 + i for i in range(periods)],
-        "currency": currency, "unit": unit, "resolution": resolution,
-    })
+    return pd.DataFrame(
+        {
+            "region": region,
+            "source": source,
+            "ts": ts,
+            "price": prices if prices is not None else [10.0 + i for i in range(periods)],
+            "currency": currency,
+            "unit": unit,
+            "resolution": resolution,
+        }
+    )
 
 
 # -- aggregation ----------------------------------------------------------------------------------
@@ -32,7 +47,10 @@ def rows(source="entsoe", region="BE", start="2016-06-01 00:00", periods=4, freq
 def test_aggregate__quarter_hours_become_the_hourly_mean():
     result = aggregate_hourly(rows(periods=8, prices=[10, 20, 30, 40, -4, -4, 0, 0]))
     assert result.hourly["price"].tolist() == [25.0, -2.0]
-    assert result.hourly["ts"].tolist() == [pd.Timestamp("2016-06-01 00:00", tz="UTC"), pd.Timestamp("2016-06-01 01:00", tz="UTC")]
+    assert result.hourly["ts"].tolist() == [
+        pd.Timestamp("2016-06-01 00:00", tz="UTC"),
+        pd.Timestamp("2016-06-01 01:00", tz="UTC"),
+    ]
     assert set(result.hourly["resolution"]) == {"PT60M"} and set(result.hourly["unit"]) == {"MWh"}
     assert result.rejected.empty
 
@@ -70,10 +88,20 @@ def test_aggregate__unknown_units_are_rejected():
 
 
 def test_aggregate__sources_and_regions_stay_apart():
-    frame = pd.concat([rows(periods=4), rows(source="iea", periods=1, resolution="PT60M", prices=[7.0]),
-                       rows(region="FR", periods=4)], ignore_index=True)
+    frame = pd.concat(
+        [
+            rows(periods=4),
+            rows(source="iea", periods=1, resolution="PT60M", prices=[7.0]),
+            rows(region="FR", periods=4),
+        ],
+        ignore_index=True,
+    )
     result = aggregate_hourly(frame)
-    assert sorted(zip(result.hourly["region"], result.hourly["source"], strict=False)) == [("BE", "entsoe"), ("BE", "iea"), ("FR", "entsoe")]
+    assert sorted(zip(result.hourly["region"], result.hourly["source"], strict=False)) == [
+        ("BE", "entsoe"),
+        ("BE", "iea"),
+        ("FR", "entsoe"),
+    ]
 
 
 # -- validation -----------------------------------------------------------------------------------
@@ -103,7 +131,11 @@ def test_validate__rejects_timestamps_beyond_the_publication_horizon():
     frame = hourly(start="2016-06-03 10:00", periods=4)  # run time + 46 h .. + 49 h
     result = validate_prices(frame, run_time=RUN)
     assert len(result.accepted) == 3
-    assert result.rejected["reason"].iloc[0].startswith("future: 2016-06-03 13:00:00+00:00 is beyond the publication horizon of entsoe")
+    assert (
+        result.rejected["reason"]
+        .iloc[0]
+        .startswith("future: 2016-06-03 13:00:00+00:00 is beyond the publication horizon of entsoe")
+    )
 
 
 def test_validate__history_rows_may_not_be_in_the_future_at_all():
@@ -112,8 +144,9 @@ def test_validate__history_rows_may_not_be_in_the_future_at_all():
 
 
 def test_validate__rejects_unknown_regions_bad_currency_and_duplicates():
-    frame = pd.concat([hourly(periods=2), hourly(region="XX", periods=1), hourly(periods=1, currency="euro")],
-                      ignore_index=True)
+    frame = pd.concat(
+        [hourly(periods=2), hourly(region="XX", periods=1), hourly(periods=1, currency="euro")], ignore_index=True
+    )
     result = validate_prices(frame, run_time=RUN)
     reasons = sorted(result.rejected["reason"])
     assert "schema: unknown region XX" in reasons
@@ -123,7 +156,9 @@ def test_validate__rejects_unknown_regions_bad_currency_and_duplicates():
 
 
 def test_validate__too_few_rows_fails_the_cycle_naming_the_variable():
-    with pytest.raises(ValidationFailed, match=r"only 3 valid price rows this cycle \(price_ingestion_min_records = 24\)"):
+    with pytest.raises(
+        ValidationFailed, match=r"only 3 valid price rows this cycle \(price_ingestion_min_records = 24\)"
+    ):
         validate_prices(hourly(periods=3), run_time=RUN, min_records=24)
 
 
@@ -142,7 +177,9 @@ def test_quarantine__keeps_reason_and_payload_ref_and_is_idempotent(store):
     rejected = validate_prices(hourly(periods=3, prices=[50.0, 9000.0, 60.0]), run_time=RUN).rejected
     assert quarantine_rejected(rejected, quarantine) == 1
     assert quarantine_rejected(rejected, quarantine) == 0
-    payload = QuarantinedRow(source="entsoe", region="FR", reason="unparseable payload: truncated XML", payload_ref="/x/y.raw")
+    payload = QuarantinedRow(
+        source="entsoe", region="FR", reason="unparseable payload: truncated XML", payload_ref="/x/y.raw"
+    )
     assert quarantine.add([payload, payload]) == 1
     stored = quarantine.read()
     assert len(stored) == 2
@@ -153,8 +190,10 @@ def test_quarantine__keeps_reason_and_payload_ref_and_is_idempotent(store):
 def test_api_health__one_row_per_call(store):
     health = ApiHealthStore(store.engine)
     now = datetime.now(UTC)
-    calls = [ApiCall("entsoe", "/api", "ok", 200, 12.5, 24, None, now),
-             ApiCall("entsoe", "/api", "error", 500, 3.0, 0, "HTTP 500", now + timedelta(seconds=1))]
+    calls = [
+        ApiCall("entsoe", "/api", "ok", 200, 12.5, 24, None, now),
+        ApiCall("entsoe", "/api", "error", 500, 3.0, 0, "HTTP 500", now + timedelta(seconds=1)),
+    ]
     assert health.record(calls) == 2
     frame = health.read(source="entsoe")
     assert frame["status"].tolist() == ["ok", "error"] and frame["records"].tolist() == [24, 0]
@@ -168,7 +207,9 @@ def test_published_until__day_ahead_prices_arrive_after_the_auction():
     after = pd.Timestamp("2016-06-01 11:00", tz="UTC")  # 13:00 CEST
     assert published_until("BE", before) == pd.Timestamp("2016-06-01 22:00", tz="UTC")
     assert published_until("BE", after) == pd.Timestamp("2016-06-02 22:00", tz="UTC")
-    assert published_until("PJM", pd.Timestamp("2016-06-01 17:30", tz="UTC")) == pd.Timestamp("2016-06-03 04:00", tz="UTC")
+    assert published_until("PJM", pd.Timestamp("2016-06-01 17:30", tz="UTC")) == pd.Timestamp(
+        "2016-06-03 04:00", tz="UTC"
+    )
 
 
 def test_missing_hours__zero_once_every_publishable_hour_is_stored(store):
@@ -188,8 +229,15 @@ def test_canonical_priority__wholesale_before_retail():
 
 
 def test_read_canonical__takes_the_highest_priority_source_per_hour(store):
-    store.upsert_prices(pd.concat([hourly(source="flatpeak", periods=3, prices=[200.0] * 3),
-                                   hourly(source="entsoe", periods=2, prices=[40.0, 41.0])], ignore_index=True))
+    store.upsert_prices(
+        pd.concat(
+            [
+                hourly(source="flatpeak", periods=3, prices=[200.0] * 3),
+                hourly(source="entsoe", periods=2, prices=[40.0, 41.0]),
+            ],
+            ignore_index=True,
+        )
+    )
     canonical = store.read_canonical("BE")
     assert canonical["price"].tolist() == [40.0, 41.0, 200.0]
     assert canonical["source"].tolist() == ["entsoe", "entsoe", "flatpeak"]
@@ -249,6 +297,12 @@ def test_sandbox__enforces_each_providers_rate_limit_with_a_bare_429(market_data
         assert "Retry-After" not in statuses[2].headers  # as the real providers: no Retry-After
         nrel = f"{sandbox.url}/nrel/api/utility_rates/v3.json"
         headers = {"X-Api-Key": DEFAULT_CREDENTIALS["nrel"]["api_key"]}
-        remaining = [int(requests.get(nrel, params={"lat": 41.88, "lon": -87.63}, headers=headers, timeout=10)
-                         .headers["X-RateLimit-Remaining"]) for _ in range(3)]
+        remaining = [
+            int(
+                requests.get(nrel, params={"lat": 41.88, "lon": -87.63}, headers=headers, timeout=10).headers[
+                    "X-RateLimit-Remaining"
+                ]
+            )
+            for _ in range(3)
+        ]
         assert remaining == [999, 998, 997]  # 1,000 per rolling hour, per key

@@ -89,7 +89,7 @@ def test_cnn_lstm__stops_early_after_patience_epochs_without_improvement(frames)
     result = _model(max_steps=12, patience=1, learning_rate=0.05).fit(train, validation)
     assert result.steps_run == len(result.history) < 12
     assert result.steps_run - result.best_step == 1
-    assert min(result.history) < min(result.history[result.best_step:])  # the epoch after the best was worse
+    assert min(result.history) < min(result.history[result.best_step :])  # the epoch after the best was worse
     assert result.history[result.best_step - 1] == result.validation_mae
 
 

@@ -39,8 +39,10 @@ PROMTOOL = shutil.which("promtool")
 def promtool_on_path() -> None:
     """Skips without promtool; fails instead under EOPT_REQUIRE_SERVICES=1 (CI installs it)."""
     if PROMTOOL is None:
-        message = ("promtool is not on PATH (Debian/Ubuntu, as root: apt-get update && apt-get install prometheus, "
-                   "which scripts/ensure-services.sh does; or a Prometheus release)")
+        message = (
+            "promtool is not on PATH (Debian/Ubuntu, as root: apt-get update && apt-get install prometheus, "
+            "which scripts/ensure-services.sh does; or a Prometheus release)"
+        )
         if Settings.from_env().require_services:
             pytest.fail(f"{message} (EOPT_REQUIRE_SERVICES=1 makes this a failure)", pytrace=False)
         pytest.skip(message)
@@ -71,27 +73,119 @@ def dashboards() -> dict[str, dict]:
 # -- PromQL: the metric names an expression reads -------------------------------------------------
 
 PROMQL_FUNCTIONS = {
-    "abs", "absent", "absent_over_time", "acos", "acosh", "asin", "asinh", "atan", "atanh", "avg_over_time", "ceil",
-    "changes", "clamp", "clamp_max", "clamp_min", "cos", "cosh", "count_over_time", "day_of_month", "day_of_week",
-    "day_of_year", "days_in_month", "deg", "delta", "deriv", "double_exponential_smoothing", "exp", "floor",
-    "histogram_avg", "histogram_count", "histogram_fraction", "histogram_quantile", "histogram_stddev",
-    "histogram_stdvar", "histogram_sum", "holt_winters", "hour", "idelta", "increase", "info", "irate", "label_join",
-    "label_replace", "last_over_time", "ln", "log10", "log2", "mad_over_time", "max_over_time", "min_over_time",
-    "minute", "month", "pi", "predict_linear", "present_over_time", "quantile_over_time", "rad", "rate", "resets",
-    "round", "scalar", "sgn", "sin", "sinh", "sort", "sort_by_label", "sort_by_label_desc", "sort_desc", "sqrt",
-    "stddev_over_time", "stdvar_over_time", "sum_over_time", "tan", "tanh", "time", "timestamp", "vector", "year",
+    "abs",
+    "absent",
+    "absent_over_time",
+    "acos",
+    "acosh",
+    "asin",
+    "asinh",
+    "atan",
+    "atanh",
+    "avg_over_time",
+    "ceil",
+    "changes",
+    "clamp",
+    "clamp_max",
+    "clamp_min",
+    "cos",
+    "cosh",
+    "count_over_time",
+    "day_of_month",
+    "day_of_week",
+    "day_of_year",
+    "days_in_month",
+    "deg",
+    "delta",
+    "deriv",
+    "double_exponential_smoothing",
+    "exp",
+    "floor",
+    "histogram_avg",
+    "histogram_count",
+    "histogram_fraction",
+    "histogram_quantile",
+    "histogram_stddev",
+    "histogram_stdvar",
+    "histogram_sum",
+    "holt_winters",
+    "hour",
+    "idelta",
+    "increase",
+    "info",
+    "irate",
+    "label_join",
+    "label_replace",
+    "last_over_time",
+    "ln",
+    "log10",
+    "log2",
+    "mad_over_time",
+    "max_over_time",
+    "min_over_time",
+    "minute",
+    "month",
+    "pi",
+    "predict_linear",
+    "present_over_time",
+    "quantile_over_time",
+    "rad",
+    "rate",
+    "resets",
+    "round",
+    "scalar",
+    "sgn",
+    "sin",
+    "sinh",
+    "sort",
+    "sort_by_label",
+    "sort_by_label_desc",
+    "sort_desc",
+    "sqrt",
+    "stddev_over_time",
+    "stdvar_over_time",
+    "sum_over_time",
+    "tan",
+    "tanh",
+    "time",
+    "timestamp",
+    "vector",
+    "year",
 }
-PROMQL_AGGREGATIONS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk",
-                       "topk", "quantile", "limitk", "limit_ratio"}
+PROMQL_AGGREGATIONS = {
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+    "limitk",
+    "limit_ratio",
+}
 PROMQL_LABEL_LISTS = {"by", "without", "on", "ignoring", "group_left", "group_right"}  # followed by (label, ...)
 PROMQL_KEYWORDS = {"and", "or", "unless", "bool", "offset", "atan2", "start", "end", "inf", "nan"} | PROMQL_LABEL_LISTS
-PROMETHEUS_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_samples_post_metric_relabeling",
-                     "scrape_series_added", "ALERTS", "ALERTS_FOR_STATE"}
+PROMETHEUS_SERIES = {
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+    "ALERTS",
+    "ALERTS_FOR_STATE",
+}
 
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
 _GRAFANA_VARIABLE = re.compile(r"\$\{[^}]*\}|\$\w+|\[\[\w+\]\]")
-_TOKEN = re.compile(r"(?P<duration>(?:\d+(?:ms|[smhdwy]))+)|(?P<number>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)"
-                    r"|(?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)|(?P<open>\()|(?P<close>\))|(?P<other>\S)")
+_TOKEN = re.compile(
+    r"(?P<duration>(?:\d+(?:ms|[smhdwy]))+)|(?P<number>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)"
+    r"|(?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)|(?P<open>\()|(?P<close>\))|(?P<other>\S)"
+)
 
 
 def promql_metric_names(expr: str) -> set[str]:
@@ -121,7 +215,9 @@ def promql_metric_names(expr: str) -> set[str]:
                     if depth == 0:
                         break
                 continue
-        elif value.lower() in PROMQL_KEYWORDS or (value in PROMQL_AGGREGATIONS and (following[0] == "open" or following[1] in ("by", "without"))):
+        elif value.lower() in PROMQL_KEYWORDS or (
+            value in PROMQL_AGGREGATIONS and (following[0] == "open" or following[1] in ("by", "without"))
+        ):
             pass
         elif following[0] == "open":
             if value not in PROMQL_FUNCTIONS:
@@ -191,11 +287,18 @@ def test_promql_names__skip_functions_labels_strings_durations_and_grafana_varia
       > bool 0.5 unless label_replace(up{job="statsd-exporter"}, "by", "$1", "job", "(.*)")
       or histogram_quantile(0.95, x_bucket) * 1e3 and vector(0) or sum(max_over_time(y[1h:5m])) / time()
     """
-    assert promql_metric_names(expr) == {"airflow_dagrun_duration_seconds_bucket", "airflow_task_finish_total", "up",
-                                         "x_bucket", "y"}
+    assert promql_metric_names(expr) == {
+        "airflow_dagrun_duration_seconds_bucket",
+        "airflow_task_finish_total",
+        "up",
+        "x_bucket",
+        "y",
+    }
     assert promql_metric_names("topk(10, histogram_quantile(0.95, sum(rate(a_bucket[1h])) by (le)))") == {"a_bucket"}
-    assert grafana_variable_expr('label_values(data_quality_check_status{check="api_health"}, subject)') == \
-        'data_quality_check_status{check="api_health"}'
+    assert (
+        grafana_variable_expr('label_values(data_quality_check_status{check="api_health"}, subject)')
+        == 'data_quality_check_status{check="api_health"}'
+    )
     assert grafana_variable_expr("label_values(region)") is None
 
 
@@ -216,22 +319,32 @@ def test_cross_check__reports_a_made_up_metric_a_bare_histogram_name_and_a_missp
 def test_cross_check__every_alert_rule_reads_only_known_metrics(rules, mapping):
     exprs = alert_exprs(rules)
     assert len(exprs) == len(rules) >= 10
-    assert unknown_names(exprs, mapping) == {}, "add the metric to statsd_mapping.yml or PRODUCT_METRICS, or fix the name"
+    assert unknown_names(exprs, mapping) == {}, (
+        "add the metric to statsd_mapping.yml or PRODUCT_METRICS, or fix the name"
+    )
 
 
 def test_cross_check__every_dashboard_query_reads_only_known_metrics(dashboards, mapping):
     exprs = dashboard_exprs(dashboards)
     assert len(exprs) > 50
-    assert unknown_names(exprs, mapping) == {}, "add the metric to statsd_mapping.yml or PRODUCT_METRICS, or fix the name"
+    assert unknown_names(exprs, mapping) == {}, (
+        "add the metric to statsd_mapping.yml or PRODUCT_METRICS, or fix the name"
+    )
 
 
 def test_cross_check__every_product_metric_is_charted_and_the_key_ones_alerted(rules, dashboards):
     charted = set().union(*map(promql_metric_names, dashboard_exprs(dashboards).values()))
     assert set(PRODUCT_METRICS) - charted == set()
     alerted = set().union(*map(promql_metric_names, alert_exprs(rules).values()))
-    assert {"data_quality_checks_critical", "data_quality_last_run_timestamp_seconds", "model_realized_mape_percent",
-            "model_realized_mape_limit_percent", "data_quality_drift_share", "price_data_age_hours",
-            "data_quality_exporter_up"} <= alerted
+    assert {
+        "data_quality_checks_critical",
+        "data_quality_last_run_timestamp_seconds",
+        "model_realized_mape_percent",
+        "model_realized_mape_limit_percent",
+        "data_quality_drift_share",
+        "price_data_age_hours",
+        "data_quality_exporter_up",
+    } <= alerted
 
 
 # -- Prometheus config and alert rules ------------------------------------------------------------
@@ -243,8 +356,12 @@ def test_prometheus_config__scrapes_the_four_jobs_at_their_compose_services_and_
     assert config["rule_files"] == ["alerts.yml"] and (MONITORING / "alerts.yml").is_file()
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     targets = {name: [t for sc in job["static_configs"] for t in sc["targets"]] for name, job in jobs.items()}
-    assert targets == {"prometheus": ["localhost:9090"], "statsd-exporter": ["statsd-exporter:9102"],
-                       "electricity-optimizer": ["eopt-metrics:9108"], "mlflow": ["mlflow:5000"]}
+    assert targets == {
+        "prometheus": ["localhost:9090"],
+        "statsd-exporter": ["statsd-exporter:9102"],
+        "electricity-optimizer": ["eopt-metrics:9108"],
+        "mlflow": ["mlflow:5000"],
+    }
     assert jobs["electricity-optimizer"]["metrics_path"] == jobs["mlflow"]["metrics_path"] == "/metrics"
 
 
@@ -259,15 +376,30 @@ def test_alert_rules__each_has_for_a_severity_and_annotations_that_say_what_to_d
         assert 'section "Data quality and monitoring"' in rule["annotations"]["description"], where
     readme = (MONITORING / "README.md").read_text()
     assert [name for name in names if f"`{name}`" not in readme] == [], "list every alert in monitoring/README.md"
-    assert {"IngestionDeadlineMissed", "ForecastDeadlineMissed", "DagRunFailed", "TaskFailedAfterRetries",
-            "AirflowSchedulerHeartbeatMissing", "DataQualityCriticalChecks", "DataQualityRunStale",
-            "ModelRealizedMapeHigh", "DataDriftHigh", "PriceDataStale", "ElectricityOptimizerExporterDown",
-            "DataQualityStoreUnreadable"} <= set(names)
+    assert {
+        "IngestionDeadlineMissed",
+        "ForecastDeadlineMissed",
+        "DagRunFailed",
+        "TaskFailedAfterRetries",
+        "AirflowSchedulerHeartbeatMissing",
+        "DataQualityCriticalChecks",
+        "DataQualityRunStale",
+        "ModelRealizedMapeHigh",
+        "DataDriftHigh",
+        "PriceDataStale",
+        "ElectricityOptimizerExporterDown",
+        "DataQualityStoreUnreadable",
+    } <= set(names)
 
 
 def test_alert_rules__name_the_dag_task_pool_or_region_they_fire_for(rules):
-    per_region = {"data_quality_drift_share", "price_data_age_hours", "model_realized_mape_percent",
-                  "model_realized_mape_limit_percent", "model_realized_rmae"}
+    per_region = {
+        "data_quality_drift_share",
+        "price_data_age_hours",
+        "model_realized_mape_percent",
+        "model_realized_mape_limit_percent",
+        "model_realized_rmae",
+    }
     for rule in rules:
         text = rule["annotations"]["summary"] + rule["annotations"]["description"]
         grouped = set().union(*(re.findall(r"\w+", g) for g in re.findall(r"\bby \(([^)]*)\)", rule["expr"])))
@@ -282,8 +414,10 @@ def test_alert_rules__name_the_dag_task_pool_or_region_they_fire_for(rules):
 
 def test_alert_rules__deadline_rules_read_their_dags_at_the_deadline_bucket_edges(rules, mapping):
     by_name = {rule["alert"]: rule["expr"] for rule in rules}
-    for alert, dag_id, seconds in (("IngestionDeadlineMissed", "electricity_price_ingestion", 300),
-                                   ("ForecastDeadlineMissed", "forecast_generation", 120)):
+    for alert, dag_id, seconds in (
+        ("IngestionDeadlineMissed", "electricity_price_ingestion", 300),
+        ("ForecastDeadlineMissed", "forecast_generation", 120),
+    ):
         assert f'dag_id="{dag_id}"' in by_name[alert] and f'le=~"{seconds}(' in by_name[alert], alert
         dagrun = next(m for m in mapping["mappings"] if m["match"] == "airflow.dagrun.duration.success.*")
         assert seconds in dagrun["histogram_options"]["buckets"], f"{seconds} s must stay a bucket edge for {alert}"
@@ -307,7 +441,9 @@ def test_statsd_mapping__globs_are_valid_and_every_star_feeds_a_label(mapping):
         assert _GLOB_LINE.match(m["match"]) and m["match"].startswith("airflow."), where
         assert _METRIC_NAME.match(m["name"]), where
         stars = m["match"].split(".").count("*")
-        used = {int(n) for value in (m["name"], *map(str, m.get("labels", {}).values())) for n in _CAPTURE.findall(value)}
+        used = {
+            int(n) for value in (m["name"], *map(str, m.get("labels", {}).values())) for n in _CAPTURE.findall(value)
+        }
         assert all(_LABEL_NAME.match(key) for key in m.get("labels", {})), where
         if m.get("action") == "drop":
             assert stars == 0 and not used, f"{where}: drops exactly the bare tagged name"
@@ -330,7 +466,9 @@ def test_statsd_mapping__one_prometheus_name_has_one_type_and_one_label_set(mapp
         if m.get("action") == "drop":
             continue
         shape = (m["match_metric_type"], frozenset(m.get("labels", {})), str(m.get("histogram_options")), m.get("help"))
-        assert seen.setdefault(m["name"], shape) == shape, f"{m['name']}: mappings disagree on type, labels, buckets or help"
+        assert seen.setdefault(m["name"], shape) == shape, (
+            f"{m['name']}: mappings disagree on type, labels, buckets or help"
+        )
 
 
 @dataclass(frozen=True)
@@ -366,7 +504,9 @@ def map_statsd_line(line: str, mapping: dict) -> Sample | None:
         def fill(template: str) -> str:
             return _CAPTURE.sub(lambda g: captures[int(g.group(1)) - 1], str(template))  # noqa: B023 - called in this iteration
 
-        return Sample(fill(m["name"]), tuple(sorted((k, fill(v)) for k, v in m.get("labels", {}).items())), kind, number)
+        return Sample(
+            fill(m["name"]), tuple(sorted((k, fill(v)) for k, v in m.get("labels", {}).items())), kind, number
+        )
     return Sample(re.sub(r"[^a-zA-Z0-9_]", "_", name), (), kind, number)
 
 
@@ -428,11 +568,16 @@ def airflow_statsd_lines(tmp_path_factory) -> list[str]:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
         sock.bind(("127.0.0.1", 0))
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        env.update(AIRFLOW_HOME=str(tmp_path_factory.mktemp("airflow-home")), AIRFLOW__METRICS__STATSD_ON="True",
-                   AIRFLOW__METRICS__STATSD_HOST="127.0.0.1", AIRFLOW__METRICS__STATSD_PORT=str(sock.getsockname()[1]),
-                   AIRFLOW__METRICS__STATSD_PREFIX="airflow")
-        result = subprocess.run([sys.executable, "-c", _EMIT_AIRFLOW_METRICS], capture_output=True, text=True,
-                                env=env, timeout=120)
+        env.update(
+            AIRFLOW_HOME=str(tmp_path_factory.mktemp("airflow-home")),
+            AIRFLOW__METRICS__STATSD_ON="True",
+            AIRFLOW__METRICS__STATSD_HOST="127.0.0.1",
+            AIRFLOW__METRICS__STATSD_PORT=str(sock.getsockname()[1]),
+            AIRFLOW__METRICS__STATSD_PREFIX="airflow",
+        )
+        result = subprocess.run(
+            [sys.executable, "-c", _EMIT_AIRFLOW_METRICS], capture_output=True, text=True, env=env, timeout=120
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         sock.settimeout(0.5)
         lines = []
@@ -452,44 +597,74 @@ def test_statsd_mapping__turns_the_lines_airflow_sends_into_labelled_metrics(air
     samples = _samples(airflow_statsd_lines, mapping)
     expected = {
         "airflow.dagrun.duration.success.electricity_price_ingestion": Sample(
-            "airflow_dagrun_duration_seconds", (("dag_id", "electricity_price_ingestion"), ("status", "success")),
-            "observer", 360.0),
+            "airflow_dagrun_duration_seconds",
+            (("dag_id", "electricity_price_ingestion"), ("status", "success")),
+            "observer",
+            360.0,
+        ),
         "airflow.dagrun.duration.failed.model_retraining": Sample(
-            "airflow_dagrun_duration_seconds", (("dag_id", "model_retraining"), ("status", "failed")), "observer", 7200.0),
+            "airflow_dagrun_duration_seconds",
+            (("dag_id", "model_retraining"), ("status", "failed")),
+            "observer",
+            7200.0,
+        ),
         "airflow.dagrun.schedule_delay.forecast_generation": Sample(
-            "airflow_dagrun_schedule_delay_seconds", (("dag_id", "forecast_generation"),), "observer", 4.0),
+            "airflow_dagrun_schedule_delay_seconds", (("dag_id", "forecast_generation"),), "observer", 4.0
+        ),
         "airflow.ti.finish.electricity_price_ingestion.fetch_entsoe.failed": Sample(
-            "airflow_task_finish_total", (("dag_id", "electricity_price_ingestion"), ("state", "failed"),
-                                          ("task_id", "fetch_entsoe")), "counter", 1.0),
+            "airflow_task_finish_total",
+            (("dag_id", "electricity_price_ingestion"), ("state", "failed"), ("task_id", "fetch_entsoe")),
+            "counter",
+            1.0,
+        ),
         "airflow.ti.finish.model_retraining.retrain_region__train_xgboost.up_for_retry": Sample(
-            "airflow_task_finish_total", (("dag_id", "model_retraining"), ("state", "up_for_retry"),
-                                          ("task_id", "retrain_region__train_xgboost")), "counter", 1.0),
+            "airflow_task_finish_total",
+            (("dag_id", "model_retraining"), ("state", "up_for_retry"), ("task_id", "retrain_region__train_xgboost")),
+            "counter",
+            1.0,
+        ),
         "airflow.dag.electricity_price_ingestion.fetch_entsoe.duration": Sample(
-            "airflow_task_duration_seconds", (("dag_id", "electricity_price_ingestion"), ("task_id", "fetch_entsoe")),
-            "observer", 41.25),
+            "airflow_task_duration_seconds",
+            (("dag_id", "electricity_price_ingestion"), ("task_id", "fetch_entsoe")),
+            "observer",
+            41.25,
+        ),
         "airflow.pool.open_slots.pricing_api_pool": Sample(
-            "airflow_pool_open_slots", (("pool", "pricing_api_pool"),), "gauge", 2.0),
+            "airflow_pool_open_slots", (("pool", "pricing_api_pool"),), "gauge", 2.0
+        ),
         "airflow.pool.running_slots.pricing_api_pool": Sample(
-            "airflow_pool_running_slots", (("pool", "pricing_api_pool"),), "gauge", 3.0),
+            "airflow_pool_running_slots", (("pool", "pricing_api_pool"),), "gauge", 3.0
+        ),
         "airflow.pool.starving_tasks.ml_training_pool": Sample(
-            "airflow_pool_starving_tasks", (("pool", "ml_training_pool"),), "gauge", 1.0),
+            "airflow_pool_starving_tasks", (("pool", "ml_training_pool"),), "gauge", 1.0
+        ),
         "airflow.scheduler_heartbeat": Sample("airflow_scheduler_heartbeat_total", (), "counter", 1.0),
         "airflow.deadline_alerts.deadline_missed": Sample("airflow_deadline_missed_total", (), "counter", 1.0),
         "airflow.dag_processing.import_errors": Sample("airflow_dag_processing_import_errors", (), "gauge", 1.0),
         "airflow.ti_failures": Sample("airflow_task_failures_total", (), "counter", 1.0),
         "airflow.executor.open_slots.LocalExecutor": Sample(
-            "airflow_executor_open_slots", (("executor", "LocalExecutor"),), "gauge", 3.0),
+            "airflow_executor_open_slots", (("executor", "LocalExecutor"),), "gauge", 3.0
+        ),
         "airflow.triggers.running.triggerer-1__eopt__internal": Sample(
-            "airflow_triggers_running", (("hostname", "triggerer-1__eopt__internal"),), "gauge", 3.0),
+            "airflow_triggers_running", (("hostname", "triggerer-1__eopt__internal"),), "gauge", 3.0
+        ),
     }
     assert {line: samples.get(line) for line in expected} == expected
     # The same numbers also arrive under the bare tagged names, which the mapping drops.
-    for bare in ("airflow.dagrun.duration.success", "airflow.ti.finish", "airflow.task.duration", "airflow.pool.open_slots",
-                 "airflow.executor.open_slots", "airflow.triggers.running"):
+    for bare in (
+        "airflow.dagrun.duration.success",
+        "airflow.ti.finish",
+        "airflow.task.duration",
+        "airflow.pool.open_slots",
+        "airflow.executor.open_slots",
+        "airflow.triggers.running",
+    ):
         assert bare in samples and samples[bare] is None, bare
 
 
-def test_statsd_mapping__every_airflow_line_maps_without_clashes_and_every_mapping_is_fed(airflow_statsd_lines, mapping):
+def test_statsd_mapping__every_airflow_line_maps_without_clashes_and_every_mapping_is_fed(
+    airflow_statsd_lines, mapping
+):
     samples = [s for s in _samples(airflow_statsd_lines, mapping).values() if s is not None]
     assert len(airflow_statsd_lines) > 150
     shapes: dict[str, set] = {}
@@ -506,10 +681,15 @@ def test_statsd_mapping__every_airflow_line_maps_without_clashes_and_every_mappi
 
 
 def test_dashboards__the_four_exist_with_unique_uids_and_product_titles(dashboards):
-    titles = {"airflow-overview": "Airflow Overview", "data-quality": "Data Quality", "ml-pipeline": "ML Pipeline",
-              "api-health": "API Health"}
+    titles = {
+        "airflow-overview": "Airflow Overview",
+        "data-quality": "Data Quality",
+        "ml-pipeline": "ML Pipeline",
+        "api-health": "API Health",
+    }
     assert {name: board["title"] for name, board in dashboards.items()} == {
-        name: f"Electricity Optimizer - {title}" for name, title in titles.items()}
+        name: f"Electricity Optimizer - {title}" for name, title in titles.items()
+    }
     uids = [board["uid"] for board in dashboards.values()]
     assert len(set(uids)) == 4 and all(re.fullmatch(r"[a-z0-9-]{1,40}", uid) for uid in uids)
     assert {board["schemaVersion"] for board in dashboards.values()} == {39}
@@ -517,7 +697,9 @@ def test_dashboards__the_four_exist_with_unique_uids_and_product_titles(dashboar
 
 def test_dashboards__every_panel_queries_the_provisioned_prometheus_datasource(dashboards):
     provisioned = _yaml(PROVISIONING / "datasources" / "prometheus.yml")["datasources"]
-    assert [(d["uid"], d["type"], d["url"]) for d in provisioned] == [("prometheus", "prometheus", "http://prometheus:9090")]
+    assert [(d["uid"], d["type"], d["url"]) for d in provisioned] == [
+        ("prometheus", "prometheus", "http://prometheus:9090")
+    ]
     uid = provisioned[0]["uid"]
     for name, board in dashboards.items():
         panels = [p for p in board["panels"] if p["type"] != "row"]
@@ -549,13 +731,25 @@ def test_dashboards__api_health_and_ml_pipeline_show_what_their_users_look_for(d
     assert 'check="api_health"' in api and "data_quality_check_threshold" in api
     assert 'pool="pricing_api_pool"' in api and 'task_id=~"fetch_.*"' in api and "airflow_task_finish_total" in api
     ml = " ".join(dashboard_exprs({"ml-pipeline": dashboards["ml-pipeline"]}).values())
-    for needle in ('dag_id="model_retraining"', 'dag_id="forecast_generation"', "model_realized_mape_percent",
-                   "model_realized_rmae", "data_quality_drift_share", "ml_training_pool"):
+    for needle in (
+        'dag_id="model_retraining"',
+        'dag_id="forecast_generation"',
+        "model_realized_mape_percent",
+        "model_realized_rmae",
+        "data_quality_drift_share",
+        "ml_training_pool",
+    ):
         assert needle in ml, needle
     dq = " ".join(dashboard_exprs({"data-quality": dashboards["data-quality"]}).values())
-    for needle in ("data_quality_health_score", "data_quality_checks_passed", "data_quality_checks_critical",
-                   "data_quality_checks_warning", "data_quality_checks_skipped", "data_quality_check_status",
-                   "price_data_age_hours"):
+    for needle in (
+        "data_quality_health_score",
+        "data_quality_checks_passed",
+        "data_quality_checks_critical",
+        "data_quality_checks_warning",
+        "data_quality_checks_skipped",
+        "data_quality_check_status",
+        "price_data_age_hours",
+    ):
         assert needle in dq, needle
 
 
@@ -591,7 +785,11 @@ def test_promtool__accepts_every_alert_rule(rules):
 def test_promtool__alert_unit_tests_pass():
     tests = _yaml(MONITORING / "tests" / "alerts_test.yml")["tests"]
     checked = {(case["alertname"], bool(case["exp_alerts"])) for t in tests for case in t["alert_rule_test"]}
-    assert {("ModelRealizedMapeHigh", True), ("ModelRealizedMapeHigh", False), ("IngestionDeadlineMissed", True)} <= checked
+    assert {
+        ("ModelRealizedMapeHigh", True),
+        ("ModelRealizedMapeHigh", False),
+        ("IngestionDeadlineMissed", True),
+    } <= checked
     result = _promtool("test", "rules", "monitoring/tests/alerts_test.yml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
@@ -615,8 +813,20 @@ def test_promtool__every_dashboard_query_is_valid_promql(dashboards, tmp_path):
     exprs = dashboard_exprs(dashboards)
     substituted = [re.sub(r"\$__\w+", "5m", re.sub(r"\$\{?[A-Za-z]\w*\}?", ".*", expr)) for expr in exprs.values()]
     rules_file = tmp_path / "dashboard_queries.yml"
-    rules_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": [
-        {"record": f"dashboard:query_{i}", "expr": expr} for i, expr in enumerate(substituted)]}]}))
+    rules_file.write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "dashboards",
+                        "rules": [
+                            {"record": f"dashboard:query_{i}", "expr": expr} for i, expr in enumerate(substituted)
+                        ],
+                    }
+                ]
+            }
+        )
+    )
     result = _promtool("check", "rules", str(rules_file))
     assert result.returncode == 0, result.stdout + result.stderr + "\n" + "\n".join(exprs)
     assert f"SUCCESS: {len(substituted)} rules found" in result.stdout

@@ -61,7 +61,7 @@ class Block:
 def guide_blocks() -> list[Block]:
     readme = (ROOT / "README.md").read_text()
     start = readme.index("## Operations (Airflow 3)")
-    section = readme[start:readme.index("\n## ", start + 1)]
+    section = readme[start : readme.index("\n## ", start + 1)]
     blocks, heading, lines = [], "", None
     for line in section.splitlines():
         if lines is not None:  # inside a ```bash block
@@ -80,20 +80,24 @@ def guide_blocks() -> list[Block]:
 def run_block(block: Block, folder: Path, home: Path, ports: Ports | None = None, secrets: Path | None = None) -> str:
     text = block.text
     if ports is not None:
-        text = text.replace("127.0.0.1:8080", f"127.0.0.1:{ports.airflow}").replace("127.0.0.1:5000",
-                                                                                   f"127.0.0.1:{ports.mlflow}")
+        text = text.replace("127.0.0.1:8080", f"127.0.0.1:{ports.airflow}").replace(
+            "127.0.0.1:5000", f"127.0.0.1:{ports.mlflow}"
+        )
     if secrets is not None:
         text = text.replace("/run/secrets/", f"{secrets}/")
     script = f'airflow() {{ "{BIN / "eopt"}" airflow "$@"; }}\n{text}'
     env = Settings.from_env({"EOPT_HOME": str(home)}).airflow_environment(
-        EOPT_HOME=str(home), PATH=f"{BIN}:/usr/bin:/bin", EOPT_LOG_LEVEL="WARNING")
+        EOPT_HOME=str(home), PATH=f"{BIN}:/usr/bin:/bin", EOPT_LOG_LEVEL="WARNING"
+    )
     for name in ("AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER"):  # only `eopt airflow` may set them, as for a user
         env.pop(name)
-    result = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=folder, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], cwd=folder, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, (
         f"operations guide, {block.heading}: block failed (exit {result.returncode})\n{block.text}\n"
-        f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}")
+        f"--- stdout\n{result.stdout[-3000:]}\n--- stderr\n{result.stderr[-3000:]}"
+    )
     return result.stdout
 
 
@@ -111,13 +115,31 @@ def metadata(home: Path) -> sqlite3.Connection:
 
 def test_guide__covers_the_operations_an_operator_needs_and_says_why_a_block_is_not_run():
     blocks = guide_blocks()
-    assert {"Health checks", "Pause, unpause, trigger with conf", "Backfill", "Clear and rerun", "Logs", "Scaling",
-            "Security"} <= {b.heading for b in blocks}
+    assert {
+        "Health checks",
+        "Pause, unpause, trigger with conf",
+        "Backfill",
+        "Clear and rerun",
+        "Logs",
+        "Scaling",
+        "Security",
+    } <= {b.heading for b in blocks}
     every = "\n".join(c for b in blocks for c in b.commands)
-    for command in ("/api/v2/monitor/health", "airflow jobs check", "airflow db check", "airflow dags pause",
-                    "airflow dags unpause", "airflow dags trigger", "--conf", "airflow backfill create",
-                    "airflow tasks clear", "airflow rotate-fernet-key", "AIRFLOW__SECRETS__BACKEND",
-                    "core auth_manager", "--profile celery up -d --scale airflow-worker="):
+    for command in (
+        "/api/v2/monitor/health",
+        "airflow jobs check",
+        "airflow db check",
+        "airflow dags pause",
+        "airflow dags unpause",
+        "airflow dags trigger",
+        "--conf",
+        "airflow backfill create",
+        "airflow tasks clear",
+        "airflow rotate-fernet-key",
+        "AIRFLOW__SECRETS__BACKEND",
+        "core auth_manager",
+        "--profile celery up -d --scale airflow-worker=",
+    ):
         assert command in every, f"the operations guide lost {command!r}"
     for block in blocks:
         assert block.commands, f"{block.heading}: an empty block"
@@ -138,18 +160,27 @@ def idle_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_guide__every_command_works_on_a_bootstrapped_airflow_home_and_leaves_the_state_it_describes(
-        idle_home, tmp_path):
+    idle_home, tmp_path
+):
     folder = workspace(tmp_path, idle_home)
     secrets = tmp_path / "secrets"  # what a secrets mount would hold; the metadata database has no such connection
     secrets.mkdir()
-    (secrets / "airflow-connections.json").write_text(json.dumps(
-        {"slack_data_quality": {"conn_type": "slackwebhook", "host": "hooks.slack.com", "password": "T0/B0/secret"}}))
+    (secrets / "airflow-connections.json").write_text(
+        json.dumps(
+            {"slack_data_quality": {"conn_type": "slackwebhook", "host": "hooks.slack.com", "password": "T0/B0/secret"}}
+        )
+    )
     ran = []
     for block in (b for b in guide_blocks() if b.kind == "idle"):
         if "airflow tasks clear" in block.text:  # a failed task, as the section assumes
             with metadata(idle_home) as db:
-                assert db.execute("UPDATE task_instance SET state='failed' WHERE run_id=? AND task_id='check_completeness'",
-                                  (FAILED_RUN,)).rowcount == 1
+                assert (
+                    db.execute(
+                        "UPDATE task_instance SET state='failed' WHERE run_id=? AND task_id='check_completeness'",
+                        (FAILED_RUN,),
+                    ).rowcount
+                    == 1
+                )
                 db.execute("UPDATE dag_run SET state='failed' WHERE run_id=?", (FAILED_RUN,))
         output = run_block(block, folder, idle_home, secrets=secrets)
         ran.append((block.heading, output))
@@ -157,14 +188,18 @@ def test_guide__every_command_works_on_a_bootstrapped_airflow_home_and_leaves_th
     with metadata(idle_home) as db:
         paused = dict(db.execute("SELECT dag_id, is_paused FROM dag").fetchall())
         assert paused["model_retraining"] == 0 and paused["data_quality"] == 1  # unpaused again; others untouched
-        confs = [json.loads(c) for (c,) in db.execute(
-            "SELECT conf FROM dag_run WHERE run_type='manual' ORDER BY dag_id").fetchall()]
+        confs = [
+            json.loads(c)
+            for (c,) in db.execute("SELECT conf FROM dag_run WHERE run_type='manual' ORDER BY dag_id").fetchall()
+        ]
         assert confs == [{"force": True, "trigger_forecast": True}, {"regions": ["NP"], "budget": "smoke"}]
-        backfill = db.execute("SELECT logical_date FROM dag_run WHERE dag_id='data_quality' "
-                              "AND run_type='backfill' ORDER BY logical_date").fetchall()
+        backfill = db.execute(
+            "SELECT logical_date FROM dag_run WHERE dag_id='data_quality' AND run_type='backfill' ORDER BY logical_date"
+        ).fetchall()
         assert [d[:13] for (d,) in backfill] == [f"2026-11-{day} 06" for day in (20, 21, 22)]  # --to-date inclusive
-        assert db.execute("SELECT state FROM task_instance WHERE run_id=? AND task_id='check_completeness'",
-                          (FAILED_RUN,)).fetchone() == (None,)  # the failed task was cleared for a rerun
+        assert db.execute(
+            "SELECT state FROM task_instance WHERE run_id=? AND task_id='check_completeness'", (FAILED_RUN,)
+        ).fetchone() == (None,)  # the failed task was cleared for a rerun
         assert db.execute("SELECT state FROM dag_run WHERE run_id=?", (FAILED_RUN,)).fetchone() == ("queued",)
         assert db.execute("SELECT slots FROM slot_pool WHERE pool='ml_training_pool'").fetchone() == (4,)
         value, encrypted = db.execute("SELECT val, is_encrypted FROM variable WHERE key='retrain_on_drift'").fetchone()
@@ -175,9 +210,13 @@ def test_guide__every_command_works_on_a_bootstrapped_airflow_home_and_leaves_th
     assert all(f"2026-11-{day} 06:00:00" in dry_run for day in (20, 21, 22))  # the dry run listed the dates
 
     # the rotation re-encrypted the connections: the key the home was created with no longer opens them
-    stale = subprocess.run([str(BIN / "eopt"), "airflow", "connections", "get", "flatpeak_default", "-o", "json"],
-                           env=Settings.from_env({"EOPT_HOME": str(idle_home)}).airflow_environment(),
-                           capture_output=True, text=True, timeout=120)
+    stale = subprocess.run(
+        [str(BIN / "eopt"), "airflow", "connections", "get", "flatpeak_default", "-o", "json"],
+        env=Settings.from_env({"EOPT_HOME": str(idle_home)}).airflow_environment(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "sk_sandbox_flatpeak" not in stale.stdout
 
 
@@ -201,7 +240,9 @@ def test_guide__health_rest_and_log_commands_work_against_what_make_up_started(p
 
     checks = outputs["Health checks"][0]
     health, end = json.JSONDecoder().raw_decode(checks)
-    assert {health[part]["status"] for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")} == {"healthy"}
+    assert {health[part]["status"] for part in ("metadatabase", "scheduler", "triggerer", "dag_processor")} == {
+        "healthy"
+    }
     assert checks[end:].count("Found one alive job") == 3
     assert checks.rstrip().endswith("OK")  # MLflow's /health
     run = json.loads(outputs["Pause, unpause, trigger with conf"][0])

@@ -31,8 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
 # Read at run time from inside the packages: alembic renders new revisions from the template; the
 # reports, alerts and model card are rendered from Jinja2 templates.
-PACKAGE_DATA = ("storage/migrations/script.py.mako", "quality/templates/report.html.j2",
-                "quality/templates/quality_alert.slack.j2", "pipelines/templates/model_card.md.j2")
+PACKAGE_DATA = (
+    "storage/migrations/script.py.mako",
+    "quality/templates/report.html.j2",
+    "quality/templates/quality_alert.slack.j2",
+    "pipelines/templates/model_card.md.j2",
+)
 # Wheel modules not imported as such: `python -m eopt` runs the CLI (run below with --help), and
 # alembic executes the migrations' env.py during a migration (the migration test below runs it).
 NOT_IMPORTED = ("eopt.__main__", "storage.migrations.env")
@@ -63,8 +67,9 @@ class Installed:
         return self.venv / "bin" / "python"
 
     def run(self, *args: str | Path, timeout: int = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([str(a) for a in args], capture_output=True, text=True, cwd=self.workdir, env=self.env,
-                              timeout=timeout)
+        return subprocess.run(
+            [str(a) for a in args], capture_output=True, text=True, cwd=self.workdir, env=self.env, timeout=timeout
+        )
 
     def python_json(self, code: str, python: Path | None = None) -> dict:
         result = self.run(python or self.python, "-c", code)
@@ -81,26 +86,36 @@ def _wheel_files(wheel: Path) -> list[str]:
 
 def _product_packages() -> list[Path]:
     """Top-level folders of the checkout that pyproject names: its discovery patterns (or a hand list)."""
+
     def wanted(name: str) -> bool:
         if isinstance(PACKAGES, list):
             return name in PACKAGES
-        return (any(fnmatch.fnmatchcase(name, p) for p in PACKAGES["find"]["include"])
-                and not any(fnmatch.fnmatchcase(name, p) for p in PACKAGES["find"].get("exclude", ())))
+        return any(fnmatch.fnmatchcase(name, p) for p in PACKAGES["find"]["include"]) and not any(
+            fnmatch.fnmatchcase(name, p) for p in PACKAGES["find"].get("exclude", ())
+        )
+
     return sorted(p for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").is_file() and wanted(p.name))
 
 
 def _checkout_files(package: Path) -> list[str]:
     """The files under a package folder of the checkout (bytecode and dotfiles aside), relative to the root."""
-    return sorted(str(f.relative_to(ROOT)) for f in package.rglob("*")
-                  if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc" and not f.name.startswith("."))
+    return sorted(
+        str(f.relative_to(ROOT))
+        for f in package.rglob("*")
+        if f.is_file() and "__pycache__" not in f.parts and f.suffix != ".pyc" and not f.name.startswith(".")
+    )
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     tmp = tmp_path_factory.mktemp("packaging").resolve()
     assert not tmp.is_relative_to(ROOT), f"{tmp} is inside the checkout: run pytest with a --basetemp outside it"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
-           and not k.startswith(("EOPT_", "MLFLOW_", "AIRFLOW_", "DIST_EXTRA_CONFIG"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
+        and not k.startswith(("EOPT_", "MLFLOW_", "AIRFLOW_", "DIST_EXTRA_CONFIG"))
+    }
     env.update(PYTHONNOUSERSITE="1", EOPT_HOME=str(tmp / "home"))
     workdir = tmp / "work"
     workdir.mkdir()
@@ -110,23 +125,46 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     extra = tmp / "build.cfg"
     extra.write_text(f"[build]\nbuild_base = {tmp / 'build'}\n[egg_info]\negg_base = {tmp}\n")
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp / "dist"), str(ROOT)],
-        capture_output=True, text=True, cwd=workdir, env={**env, "DIST_EXTRA_CONFIG": str(extra)}, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp / "dist"),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=workdir,
+        env={**env, "DIST_EXTRA_CONFIG": str(extra)},
+        timeout=300,
     )
     assert build.returncode == 0, build.stderr[-3000:]
     (wheel,) = (tmp / "dist").glob("electricity_optimizer-*.whl")
 
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
-    site_packages = Path(subprocess.run(
-        [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        capture_output=True, text=True, check=True, env=env).stdout.strip()).resolve()
+    site_packages = Path(
+        subprocess.run(
+            [venv / "bin" / "python", "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=env,
+        ).stdout.strip()
+    ).resolve()
     (site_packages / "product-venv-site-packages.pth").write_text(f"{PRODUCT_SITE_PACKAGES}\n")
     found = Installed(wheel, venv, site_packages, workdir, env)
 
     # before the wheel: the fresh venv has the dependencies but no copy of the product
     probe = found.python_json(PROBE)
-    assert probe["storage"] is None, f"the fresh venv imports the product from {probe['storage']} before the wheel is in"
+    assert probe["storage"] is None, (
+        f"the fresh venv imports the product from {probe['storage']} before the wheel is in"
+    )
     assert probe["editable_finders"] == []
     in_checkout = [p for p in probe["sys_path"] if (workdir / p).resolve().is_relative_to(ROOT)]
     assert in_checkout in ([], [str(PRODUCT_SITE_PACKAGES)]), probe["sys_path"]  # .venv may live in the checkout
@@ -134,7 +172,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
 
     # pip (the product venv's, through the .pth) installs into the running interpreter's venv;
     # --ignore-installed: the editable install it sees in the product venv is neither reused nor removed
-    install = found.run(found.python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", "-q", wheel)
+    install = found.run(
+        found.python, "-m", "pip", "install", "--no-deps", "--no-index", "--ignore-installed", "-q", wheel
+    )
     assert install.returncode == 0, install.stderr[-3000:]
     return found
 
@@ -152,7 +192,16 @@ def test_probe__sees_the_editable_install_in_the_product_venv_itself(installed):
 def test_wheel__ships_every_file_of_the_product_packages_and_their_package_data(installed):
     files = set(_wheel_files(installed.wheel))
     packages = _product_packages()
-    assert {p.name for p in packages} >= {"eopt", "storage", "ingestion", "training", "registry", "serving", "quality", "drift"}
+    assert {p.name for p in packages} >= {
+        "eopt",
+        "storage",
+        "ingestion",
+        "training",
+        "registry",
+        "serving",
+        "quality",
+        "drift",
+    }
     for package in packages:
         missing = [f for f in _checkout_files(package) if f not in files]
         assert not missing, f"in the checkout but not in the wheel: {missing}"
@@ -166,7 +215,8 @@ def test_wheel__ships_every_file_of_the_product_packages_and_their_package_data(
 def test_wheel__installs_outside_the_checkout_and_imports_every_module(installed):
     modules = sorted(
         f.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
-        for f in _wheel_files(installed.wheel) if f.endswith(".py")
+        for f in _wheel_files(installed.wheel)
+        if f.endswith(".py")
     )
     assert {"storage.migrations.versions", "ingestion.sources.entsoe", "training.models.cnn_lstm"} <= set(modules)
     modules = [m for m in modules if m not in NOT_IMPORTED]
@@ -192,7 +242,7 @@ def test_wheel__runs_the_store_migrations_from_the_installed_package(installed):
     code = textwrap.dedent(f"""
         import json
         from storage.database import MIGRATIONS_DIR, create_store_engine, head_revision, upgrade
-        engine = create_store_engine("sqlite:///{installed.workdir / 'store.db'}")
+        engine = create_store_engine("sqlite:///{installed.workdir / "store.db"}")
         print(json.dumps({{"dir": str(MIGRATIONS_DIR), "at": upgrade(engine), "head": head_revision()}}))
     """)
     result = installed.python_json(code)

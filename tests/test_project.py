@@ -28,8 +28,20 @@ def _lock() -> dict[str, str]:
 
 
 def test_layout__has_the_design_cards_top_level():
-    for folder in ("dags", "ingestion", "storage", "quality", "training", "serving", "registry", "drift",
-                   "monitoring", "benchmarks", "data", "tests"):
+    for folder in (
+        "dags",
+        "ingestion",
+        "storage",
+        "quality",
+        "training",
+        "serving",
+        "registry",
+        "drift",
+        "monitoring",
+        "benchmarks",
+        "data",
+        "tests",
+    ):
         assert (ROOT / folder).is_dir(), folder
     for file in ("docker-compose.yml", "MLproject", "conda.yaml", "README.md", "pyproject.toml", "Makefile", ".ci/run"):
         assert (ROOT / file).is_file(), file
@@ -40,7 +52,11 @@ def test_lock__pins_every_direct_dependency_to_a_version_its_specifier_allows():
     for requirement in DIRECT:
         name = requirement.name.lower().replace("_", "-")
         assert name in lock, f"{name} missing from requirements.lock"
-        assert requirement.specifier.contains(lock[name], prereleases=True), (name, lock[name], str(requirement.specifier))
+        assert requirement.specifier.contains(lock[name], prereleases=True), (
+            name,
+            lock[name],
+            str(requirement.specifier),
+        )
     assert PYPROJECT["project"]["scripts"] == {"eopt": "eopt.cli:main"}
 
 
@@ -77,9 +93,24 @@ def test_mlflow_run__load_history_entry_point_works_from_the_project(tmp_path):
     )
     mlflow = Path(sys.executable).parent / "mlflow"
     result = subprocess.run(
-        [str(mlflow), "run", str(ROOT), "-e", "load_history", "--env-manager", "local",
-         "-P", "region=NP", "-P", "start=2018-12-20"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300,
+        [
+            str(mlflow),
+            "run",
+            str(ROOT),
+            "-e",
+            "load_history",
+            "--env-manager",
+            "local",
+            "-P",
+            "region=NP",
+            "-P",
+            "start=2018-12-20",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "total new rows: 119" in result.stdout  # 2018-12-20 00:00 .. 2018-12-24 22:00 UTC: 4 x 24 + 23
@@ -102,12 +133,30 @@ def test_mlflow_run__train_entry_point_registers_a_model_from_a_clean_home(tmp_p
     )
     mlflow = Path(sys.executable).parent / "mlflow"
     result = subprocess.run(
-        [str(mlflow), "run", str(ROOT), "-e", "train", "--env-manager", "local", "-P", "region=NP", "-P", "budget=smoke"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900,
+        [
+            str(mlflow),
+            "run",
+            str(ROOT),
+            "-e",
+            "train",
+            "--env-manager",
+            "local",
+            "-P",
+            "region=NP",
+            "-P",
+            "budget=smoke",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.search(r"NP: electricity-price-NP version 1 registered; \w+ test MAE [\d.]+, rMAE 0\.\d+", result.stdout)
-    assert "NP: gate: version 1 PROMOTED to Production (champion): MAPE" in result.stdout  # no champion yet: threshold + naive
+    assert (
+        "NP: gate: version 1 PROMOTED to Production (champion): MAPE" in result.stdout
+    )  # no champion yet: threshold + naive
     project_run = re.search(r"Run \(ID '([0-9a-f]+)'\) succeeded", result.stderr).group(1)
     client = MlflowClient(tracking, tracking)
     version = client.get_model_version("electricity-price-NP", "1")

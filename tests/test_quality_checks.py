@@ -43,8 +43,9 @@ def history(region: str) -> MarketHistory:
     return load_market(region, ROOT / "data" / "markets")
 
 
-def real_prices(region: str, start: pd.Timestamp = CONTEXT_START, end: pd.Timestamp = AS_OF + pd.Timedelta(days=2)
-                ) -> pd.DataFrame:
+def real_prices(
+    region: str, start: pd.Timestamp = CONTEXT_START, end: pd.Timestamp = AS_OF + pd.Timedelta(days=2)
+) -> pd.DataFrame:
     """The region's bundled price rows with ``start <= ts < end`` (the store's price-row shape)."""
     return history(region).between(start, end).prices
 
@@ -87,6 +88,7 @@ def by_subject(results) -> dict:
 
 # -- completeness ------------------------------------------------------------------------------
 
+
 def test_completeness__a_complete_real_week_is_ok_on_each_dialect(store, settings):
     store.upsert_prices(real_prices("NP"))
     [result] = checks.completeness(store, settings, ["NP"], AS_OF)
@@ -128,8 +130,9 @@ def test_completeness__a_three_hour_gap_is_a_warning_naming_its_first_and_last_h
     store = new_store(prices[~at(prices, gap)])
     [result] = checks.completeness(store, settings, ["NP"], AS_OF)
     assert result.status == "warn" and result.value == 3.0
-    assert result.details["gaps"] == [{"first_missing": gap[0].isoformat(), "last_missing": gap[-1].isoformat(),
-                                       "hours": 3}]
+    assert result.details["gaps"] == [
+        {"first_missing": gap[0].isoformat(), "last_missing": gap[-1].isoformat(), "hours": 3}
+    ]
     assert result.details["missing_share"] == round(3 / 168, 4)
     assert f"longest 3 h from {gap[0]}" in result.message
 
@@ -161,7 +164,8 @@ def test_completeness__a_region_with_no_prices_is_critical_with_the_load_history
 
 
 def test_completeness__a_source_that_delivered_nothing_in_the_window_is_critical_while_the_other_is_ok(
-        new_store, settings):
+    new_store, settings
+):
     prices = real_prices("NP")
     before = prices[prices["ts"] < WINDOW.start]
     store = new_store(prices, before.assign(source="entsoe"))  # ENTSO-E stopped when the window began
@@ -174,8 +178,7 @@ def test_completeness__a_source_that_delivered_nothing_in_the_window_is_critical
     assert "entsoe delivered no NP price in the window" in stopped.message
 
 
-def test_completeness__a_source_that_stopped_inside_the_window_while_another_continues_is_critical(
-        new_store, settings):
+def test_completeness__a_source_that_stopped_inside_the_window_while_another_continues_is_critical(new_store, settings):
     prices = real_prices("NP")
     stop = AS_OF - pd.Timedelta(hours=72)
     store = new_store(prices, prices[prices["ts"] < stop].assign(source="entsoe"))
@@ -196,6 +199,7 @@ def test_completeness__a_stale_tail_is_freshness_finding_not_a_completeness_one(
 
 
 # -- price range -------------------------------------------------------------------------------
+
 
 def reference_z(prices: pd.Series, ts: pd.Timestamp) -> float:
     """The robust z of one hour against the 4 weeks of ``prices`` before the window, computed here from its definition."""
@@ -306,6 +310,7 @@ def test_price_range__a_region_without_prices_in_the_window_is_skipped(new_store
 
 # -- freshness ---------------------------------------------------------------------------------
 
+
 def test_freshness__prices_published_ahead_of_the_run_are_ok_with_a_negative_age(store, settings):
     store.upsert_prices(real_prices("NP", CONTEXT_START, AS_OF + pd.Timedelta(days=3)))
     [result] = checks.freshness(store, settings, ["NP"], AS_OF + pd.Timedelta(minutes=40))  # floored to 06:00
@@ -339,16 +344,32 @@ API_SOURCES = {"EOPT_INGESTION_SOURCES": "entsoe,iea"}
 LATENCIES = [142.0, 188.0, 205.0, 231.0, 260.0, 297.0, 315.0, 402.0, 518.0, 890.0]
 
 
-def calls(source: str, n: int, *, errors: int = 0, latencies=LATENCIES, end: pd.Timestamp = AS_OF,
-          every: pd.Timedelta = pd.Timedelta(minutes=14)) -> list[ApiCall]:
+def calls(
+    source: str,
+    n: int,
+    *,
+    errors: int = 0,
+    latencies=LATENCIES,
+    end: pd.Timestamp = AS_OF,
+    every: pd.Timedelta = pd.Timedelta(minutes=14),
+) -> list[ApiCall]:
     """``n`` calls ending just before ``end``, the last ``errors`` of them failed (oldest first)."""
     out = []
     for i in range(n):
         called = (end - every * (n - i)).to_pydatetime()
         failed = i >= n - errors
-        out.append(ApiCall(source, f"https://{source}.example/api/prices", "error" if failed else "ok",
-                           503 if failed else 200, latencies[i % len(latencies)], 0 if failed else 24,
-                           f"{source}: HTTP 503 Service Unavailable (call {i})" if failed else None, called))
+        out.append(
+            ApiCall(
+                source,
+                f"https://{source}.example/api/prices",
+                "error" if failed else "ok",
+                503 if failed else 200,
+                latencies[i % len(latencies)],
+                0 if failed else 24,
+                f"{source}: HTTP 503 Service Unavailable (call {i})" if failed else None,
+                called,
+            )
+        )
     return out
 
 
@@ -413,18 +434,24 @@ def test_api_health__counts_only_the_24_hours_before_the_run(store_engine, tmp_p
 
 # -- realized model accuracy -------------------------------------------------------------------
 
+
 def issues(region: str, yhat: pd.Series, *, fallback: bool = False, version: str = "4") -> pd.DataFrame:
     """Daily forecasts of ``yhat``'s hours, each issued an hour before the first hour of its day."""
     targets = pd.DatetimeIndex(yhat.index)
     issued = WINDOW.start - HOUR + ((targets - WINDOW.start) // pd.Timedelta(days=1)) * pd.Timedelta(days=1)
-    return pd.DataFrame({
-        "region": region, "issued_at": issued, "target_ts": targets,
-        "model_name": "seasonal-naive" if fallback else registered_model_name(region),
-        "model_version": "0" if fallback else version, "yhat": yhat.to_numpy(float),
-        "lower": np.nan if fallback else yhat.to_numpy(float) - 5,
-        "upper": np.nan if fallback else yhat.to_numpy(float) + 5,
-        "is_fallback": fallback,
-    })
+    return pd.DataFrame(
+        {
+            "region": region,
+            "issued_at": issued,
+            "target_ts": targets,
+            "model_name": "seasonal-naive" if fallback else registered_model_name(region),
+            "model_version": "0" if fallback else version,
+            "yhat": yhat.to_numpy(float),
+            "lower": np.nan if fallback else yhat.to_numpy(float) - 5,
+            "upper": np.nan if fallback else yhat.to_numpy(float) + 5,
+            "is_fallback": fallback,
+        }
+    )
 
 
 def week_prices(region: str, as_of: pd.Timestamp = AS_OF) -> tuple[pd.Series, pd.Series]:
@@ -434,8 +461,13 @@ def week_prices(region: str, as_of: pd.Timestamp = AS_OF) -> tuple[pd.Series, pd
     return week, pd.Series(prices.reindex(week.index - WEEK).to_numpy(), index=week.index)
 
 
-def accuracy_store(new_store, region: str, *forecasts: pd.DataFrame, as_of: pd.Timestamp = AS_OF,
-                   prices_until: pd.Timestamp | None = None) -> PriceStore:
+def accuracy_store(
+    new_store,
+    region: str,
+    *forecasts: pd.DataFrame,
+    as_of: pd.Timestamp = AS_OF,
+    prices_until: pd.Timestamp | None = None,
+) -> PriceStore:
     prices = real_prices(region, as_of - pd.Timedelta(days=35), prices_until or as_of)
     store = new_store(prices)
     for frame in forecasts:
@@ -479,7 +511,8 @@ def test_model_accuracy__a_region_without_forecasts_is_skipped(new_store, settin
 
 @pytest.mark.parametrize(("region", "limit", "critical"), [("NP", 15.0, True), ("PJM", 20.0, False)])
 def test_model_accuracy__a_17_percent_mape_is_critical_only_below_the_region_s_gate_threshold(
-        new_store, settings, region, limit, critical):
+    new_store, settings, region, limit, critical
+):
     actual, _ = week_prices(region)
     store = accuracy_store(new_store, region, issues(region, actual * 1.17))
     [result] = checks.model_accuracy(store, None, settings, [region], AS_OF)
@@ -500,7 +533,8 @@ def test_model_accuracy__no_better_than_the_weekly_naive_is_a_warning(new_store,
 
 @pytest.mark.parametrize(("promoted_rmae", "status"), [(0.4, "critical"), (0.5, "ok")])
 def test_model_accuracy__an_rmae_above_1_5_times_the_promotion_rmae_is_critical(
-        new_store, settings, promoted_rmae, status):
+    new_store, settings, promoted_rmae, status
+):
     actual, naive = week_prices("NP")
     store = accuracy_store(new_store, "NP", issues("NP", actual + 0.7 * (naive - actual), version="3"))
     served = served_forecasts(store.engine, "NP", WINDOW)
@@ -540,9 +574,13 @@ def test_served_forecasts__the_latest_issue_at_or_before_each_hour_wins(store_en
         return frame.assign(issued_at=issued_at)
 
     store = ForecastStore(store_engine)
-    for frame in (issue(hour - pd.Timedelta(hours=30), 10.0, version="3"), issue(hour - pd.Timedelta(hours=6), 20.0),
-                  issue(hour - pd.Timedelta(hours=2), 30.0, fallback=True), issue(hour + HOUR, 99.0, version="5"),
-                  issue(AS_OF + HOUR, 77.0, version="6")):
+    for frame in (
+        issue(hour - pd.Timedelta(hours=30), 10.0, version="3"),
+        issue(hour - pd.Timedelta(hours=6), 20.0),
+        issue(hour - pd.Timedelta(hours=2), 30.0, fallback=True),
+        issue(hour + HOUR, 99.0, version="5"),
+        issue(AS_OF + HOUR, 77.0, version="6"),
+    ):
         store.upsert_forecasts(frame)
     served = served_forecasts(store_engine, "NP", WINDOW).set_index("target_ts")
     # hour: the fallback issued 2 h before wins; hour + 1: the issue of that very hour (issued_at == target_ts)

@@ -81,8 +81,19 @@ def load_week(store: PriceStore, regions=("NP", "PJM"), days: int = 60) -> None:
 
 
 def day_of_calls(source: str) -> list[ApiCall]:
-    return [ApiCall(source, f"https://{source}.example/api/prices", "ok", 200, 150.0 + 37.0 * (i % 11), 24, None,
-                    (AS_OF - pd.Timedelta(minutes=15 * (i + 1))).to_pydatetime()) for i in range(96)]
+    return [
+        ApiCall(
+            source,
+            f"https://{source}.example/api/prices",
+            "ok",
+            200,
+            150.0 + 37.0 * (i % 11),
+            24,
+            None,
+            (AS_OF - pd.Timedelta(minutes=15 * (i + 1))).to_pydatetime(),
+        )
+        for i in range(96)
+    ]
 
 
 def forecast_week(store: PriceStore, region: str, factor: float) -> None:
@@ -92,10 +103,21 @@ def forecast_week(store: PriceStore, region: str, factor: float) -> None:
     actual = known.reindex(targets).fillna(known.reindex(targets - pd.Timedelta(days=1)).set_axis(targets)).ffill()
     day = pd.Timedelta(days=1)
     issued = WINDOW_START - pd.Timedelta(hours=1) + ((targets - WINDOW_START) // day) * day
-    ForecastStore(store.engine).upsert_forecasts(pd.DataFrame({
-        "region": region, "issued_at": issued, "target_ts": targets, "model_name": registered_model_name(region),
-        "model_version": "2", "yhat": actual.to_numpy() * factor, "lower": actual.to_numpy() * factor - 8,
-        "upper": actual.to_numpy() * factor + 8, "is_fallback": False}))
+    ForecastStore(store.engine).upsert_forecasts(
+        pd.DataFrame(
+            {
+                "region": region,
+                "issued_at": issued,
+                "target_ts": targets,
+                "model_name": registered_model_name(region),
+                "model_version": "2",
+                "yhat": actual.to_numpy() * factor,
+                "lower": actual.to_numpy() * factor - 8,
+                "upper": actual.to_numpy() * factor + 8,
+                "is_fallback": False,
+            }
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -120,7 +142,8 @@ def week(tmp_path_factory) -> Week:
     (folder / "drift").mkdir(parents=True)
     regions = settings.regions
     results = [
-        *checks.freshness(store, settings, regions, AS_OF), *checks.completeness(store, settings, regions, AS_OF),
+        *checks.freshness(store, settings, regions, AS_OF),
+        *checks.completeness(store, settings, regions, AS_OF),
         *checks.price_range(store, settings, regions, AS_OF),
         *checks.api_health(ApiHealthStore(engine), settings, AS_OF),
         *checks.model_accuracy(store, None, settings, regions, AS_OF),
@@ -153,19 +176,23 @@ def stored_rows(engine: sa.Engine, run_id: str) -> int:
 
 # -- results and health score --------------------------------------------------------------------
 
+
 def result(status: str, name: str = "freshness", region: str = "NP", **kw) -> CheckResult:
     return CheckResult(name, status, f"{name} {region} is {status}", region=region, **kw)
 
 
-@pytest.mark.parametrize(("statuses", "score"), [
-    (["ok", "ok", "ok"], 100.0),
-    (["ok", "warn"], 75.0),
-    (["ok", "warn", "critical"], 50.0),
-    (["ok", "ok", "critical", "skipped", "skipped"], 66.7),  # skipped results are left out
-    (["critical"], 0.0),
-    (["skipped", "skipped"], None),  # nothing checked: no number
-    ([], None),
-])
+@pytest.mark.parametrize(
+    ("statuses", "score"),
+    [
+        (["ok", "ok", "ok"], 100.0),
+        (["ok", "warn"], 75.0),
+        (["ok", "warn", "critical"], 50.0),
+        (["ok", "ok", "critical", "skipped", "skipped"], 66.7),  # skipped results are left out
+        (["critical"], 0.0),
+        (["skipped", "skipped"], None),  # nothing checked: no number
+        ([], None),
+    ],
+)
 def test_health_score__averages_ok_1_warn_half_critical_0_over_the_checked_results(statuses, score):
     results = [result(s, region=f"R{i}") for i, s in enumerate(statuses)]
     assert health_score(results) == score
@@ -203,19 +230,30 @@ def test_results_of__reads_dicts_and_results_and_ignores_checks_that_did_not_run
 
 # -- the quality_reports store -------------------------------------------------------------------
 
+
 def test_quality_store__writing_a_run_again_replaces_its_rows(store_engine, week):
     store = QualityReportStore(store_engine)
     assert store.read_run() is None
     report = QualityReport("run-a", AS_OF, week.results, week.folder)
-    written = store.write_run("run-a", report.results, health_score=report.health_score, summary=report.summary(),
-                              report_path="/reports/a.html")
+    written = store.write_run(
+        "run-a",
+        report.results,
+        health_score=report.health_score,
+        summary=report.summary(),
+        report_path="/reports/a.html",
+    )
     assert written == len(week.results) + 1 == stored_rows(store_engine, "run-a")
     store.write_run("run-b", week.results[:3], health_score=100.0, summary={"status": "ok"}, report_path=None)
 
-    fixed = [replace(r, status="ok", message="re-checked after the backfill", value=0.0, details={"rerun": True})
-             if r.status in ("warn", "critical") else r for r in week.results]
-    again = store.write_run("run-a", fixed, health_score=health_score(fixed), summary={"status": "ok"},
-                            report_path="/reports/a2.html")
+    fixed = [
+        replace(r, status="ok", message="re-checked after the backfill", value=0.0, details={"rerun": True})
+        if r.status in ("warn", "critical")
+        else r
+        for r in week.results
+    ]
+    again = store.write_run(
+        "run-a", fixed, health_score=health_score(fixed), summary={"status": "ok"}, report_path="/reports/a2.html"
+    )
     assert again == written == stored_rows(store_engine, "run-a")  # replaced, not added
     assert stored_rows(store_engine, "run-b") == 4  # another run is left alone
     run = store.read_run("run-a")
@@ -230,8 +268,11 @@ def test_quality_store__two_results_for_one_check_and_region_are_refused_by_name
     store = QualityReportStore(store_engine)
     store.write_run("run-a", week.results, health_score=50.0, summary={"status": "critical"}, report_path=None)
     twice = [*week.results, result("warn", name="price_range", region="NP")]
-    with pytest.raises(ValueError, match=r"quality run run-a: more than one result for \[\('price_range', 'NP'\)\]; "
-                                         r"give each a subject"):
+    with pytest.raises(
+        ValueError,
+        match=r"quality run run-a: more than one result for \[\('price_range', 'NP'\)\]; "
+        r"give each a subject",
+    ):
         store.write_run("run-a", twice, health_score=0.0, summary={}, report_path=None)
     assert store.read_run("run-a").health_score == 50.0  # the refused write changed nothing
     assert stored_rows(store_engine, "run-a") == len(week.results) + 1
@@ -241,18 +282,31 @@ def test_quality_store__read_run_without_an_id_returns_the_newest_run(store_engi
     store = QualityReportStore(store_engine)
     monday = datetime(2018, 11, 12, 6, 5, tzinfo=UTC)
     store.write_run("monday", week.results, health_score=80.0, summary={"n": 1}, report_path=None, created_at=monday)
-    store.write_run("tuesday", week.results[:2], health_score=100.0, summary={"n": 2}, report_path=None,
-                    created_at=monday + timedelta(days=1))
+    store.write_run(
+        "tuesday",
+        week.results[:2],
+        health_score=100.0,
+        summary={"n": 2},
+        report_path=None,
+        created_at=monday + timedelta(days=1),
+    )
     newest = store.read_run()
     assert newest.run_id == "tuesday" and newest.health_score == 100.0 and len(newest.checks) == 2
     assert newest.created_at == pd.Timestamp(monday + timedelta(days=1))
     assert store.read_run("monday").summary == {"n": 1} and store.read_run("no-such-run") is None
-    store.write_run("monday", week.results, health_score=81.0, summary={"n": 3}, report_path=None,
-                    created_at=monday + timedelta(days=2))  # monday's run re-run after tuesday's
+    store.write_run(
+        "monday",
+        week.results,
+        health_score=81.0,
+        summary={"n": 3},
+        report_path=None,
+        created_at=monday + timedelta(days=2),
+    )  # monday's run re-run after tuesday's
     assert store.read_run().run_id == "monday"
 
 
 # -- publish_report --------------------------------------------------------------------------------
+
 
 def test_publish_report__writes_the_report_files_and_rows_with_relative_drift_links(tmp_path, week):
     store = quality_store(tmp_path)
@@ -261,9 +315,14 @@ def test_publish_report__writes_the_report_files_and_rows_with_relative_drift_li
     assert report.mlflow_run_id is None and report.mlflow_error is None  # no client: no MLflow
     assert summary["health_score"] == health_score(week.results)
     assert (summary["ok"], summary["warn"], summary["critical"]) == tuple(
-        sum(r.status == s for r in week.results) for s in ("ok", "warn", "critical"))
-    assert summary["drift_reports"] == {"NP": {"report_html": str(week.folder / "drift" / "drift_NP.html"),
-                                               "report_json": str(week.folder / "drift" / "drift_NP.json")}}
+        sum(r.status == s for r in week.results) for s in ("ok", "warn", "critical")
+    )
+    assert summary["drift_reports"] == {
+        "NP": {
+            "report_html": str(week.folder / "drift" / "drift_NP.html"),
+            "report_json": str(week.folder / "drift" / "drift_NP.json"),
+        }
+    }
 
     markdown = (week.folder / "report.md").read_text()
     page = (week.folder / "report.html").read_text()
@@ -289,8 +348,9 @@ def test_publish_report__an_unreachable_mlflow_costs_only_the_mlflow_copy(tmp_pa
     client = MlflowClient(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}")
     store = quality_store(tmp_path)
     started = time.perf_counter()
-    report = publish_report(week.settings, store, QualityReport("run-down", AS_OF, week.results, tmp_path / "report"),
-                            client)
+    report = publish_report(
+        week.settings, store, QualityReport("run-down", AS_OF, week.results, tmp_path / "report"), client
+    )
     assert time.perf_counter() - started < 15
     assert report.mlflow_run_id is None and f"127.0.0.1:{port}" in report.mlflow_error
     assert "\n" not in report.mlflow_error
@@ -306,7 +366,8 @@ def test_publish_report__an_unreachable_mlflow_costs_only_the_mlflow_copy(tmp_pa
 
 
 def test_publish_report__logs_the_report_and_drift_reports_to_the_data_quality_experiment(
-        tmp_path, week, mlflow_settings):
+    tmp_path, week, mlflow_settings
+):
     client = tracking.configure(mlflow_settings)
     store = quality_store(tmp_path)
     folder = tmp_path / "run"
@@ -320,10 +381,16 @@ def test_publish_report__logs_the_report_and_drift_reports_to_the_data_quality_e
     assert run.data.metrics["health_score"] == report.health_score
     assert run.data.metrics["freshness_PJM"] == freshness["PJM"] == 30.0
     assert run.data.metrics["checks_critical"] == report.count("critical")
-    assert {a.path for a in client.list_artifacts(report.mlflow_run_id)} >= {"report.md", "report.html",
-                                                                                "results.json", "drift"}
+    assert {a.path for a in client.list_artifacts(report.mlflow_run_id)} >= {
+        "report.md",
+        "report.html",
+        "results.json",
+        "drift",
+    }
     assert {a.path for a in client.list_artifacts(report.mlflow_run_id, "drift/NP")} == {
-        "drift/NP/drift_NP.html", "drift/NP/drift_NP.json"}
+        "drift/NP/drift_NP.html",
+        "drift/NP/drift_NP.json",
+    }
     assert f"MLflow: run `{report.mlflow_run_id}` in the data-quality experiment" in (folder / "report.md").read_text()
     assert store.read_run().summary["mlflow_run_id"] == report.mlflow_run_id
 
@@ -341,7 +408,8 @@ def test_publish_report__publishing_the_same_run_twice_leaves_one_mlflow_run(tmp
 
 
 def test_publish_report__an_mlflow_artifact_store_that_fails_costs_only_the_mlflow_copy(
-        tmp_path, week, mlflow_settings):
+    tmp_path, week, mlflow_settings
+):
     settings = mlflow_settings.with_overrides(quality_experiment="data-quality-artifacts-down")
     client = tracking.configure(settings)
     blocker = tmp_path / "artifacts"
@@ -355,6 +423,7 @@ def test_publish_report__an_mlflow_artifact_store_that_fails_costs_only_the_mlfl
 
 
 # -- the Prometheus exporter -----------------------------------------------------------------------
+
 
 def test_exporter__before_any_run_serves_only_that_it_is_up(tmp_path):
     store = quality_store(tmp_path)
@@ -401,16 +470,22 @@ def test_exporter__serves_the_newest_run_s_stored_values(tmp_path, week):
         assert value(f"data_quality_checks_{name}") == counts.get(status_, 0) > 0
     assert value("data_quality_last_run_timestamp_seconds") == pytest.approx(run.created_at.timestamp())
 
-    served = {(s.labels["check"], s.labels["subject"], s.labels["region"]): s.value
-              for s in families["data_quality_check_status"].samples}
-    assert served == {(*row.check_name.partition(":")[::2], row.region): STATUS_CODES[row.status]
-                      for row in checks_.itertuples()}
+    served = {
+        (s.labels["check"], s.labels["subject"], s.labels["region"]): s.value
+        for s in families["data_quality_check_status"].samples
+    }
+    assert served == {
+        (*row.check_name.partition(":")[::2], row.region): STATUS_CODES[row.status] for row in checks_.itertuples()
+    }
     assert served[("api_health", "iea", "all")] == -1 and served[("freshness", "", "PJM")] == 2
     assert served[("price_range", "", "NP")] == 1 and served[("completeness", "epf-history", "NP")] == 0
 
     stored = checks_.set_index(["check_name", "region"])
-    assert by_region("price_data_age_hours") == {"NP": 1.0, "PJM": 30.0} == {
-        r: stored.loc[("freshness", r), "value"] for r in ("NP", "PJM")}
+    assert (
+        by_region("price_data_age_hours")
+        == {"NP": 1.0, "PJM": 30.0}
+        == {r: stored.loc[("freshness", r), "value"] for r in ("NP", "PJM")}
+    )
     assert by_region("data_quality_drift_share") == {"NP": stored.loc[("drift", "NP"), "value"]}
     accuracy = {r: stored.loc[("model_accuracy", r), "details"] for r in ("NP", "PJM")}
     assert by_region("model_realized_mape_percent") == {r: d["mape"] for r, d in accuracy.items()}
@@ -436,15 +511,21 @@ def test_exporter__a_store_whose_database_is_gone_serves_up_0_and_still_answers(
 
 # -- the eopt commands -----------------------------------------------------------------------------
 
+
 def test_cli_quality__runs_every_check_prints_the_results_and_writes_the_report(tmp_path, mlflow_settings):
     engine = create_store_engine(f"sqlite:///{tmp_path / 'prices.db'}")
     upgrade(engine)
     load_week(PriceStore(engine), regions=("NP",))
     ApiHealthStore(engine).record(day_of_calls("entsoe"))
     engine.dispose()
-    env = {"EOPT_HOME": str(tmp_path), "EOPT_REGIONS": "NP", "EOPT_INGESTION_SOURCES": "entsoe,iea",
-           "EOPT_LOG_LEVEL": "WARNING", "MLFLOW_TRACKING_URI": mlflow_settings.stores.mlflow_tracking_uri,
-           "MLFLOW_REGISTRY_URI": mlflow_settings.stores.mlflow_registry_uri}
+    env = {
+        "EOPT_HOME": str(tmp_path),
+        "EOPT_REGIONS": "NP",
+        "EOPT_INGESTION_SOURCES": "entsoe,iea",
+        "EOPT_LOG_LEVEL": "WARNING",
+        "MLFLOW_TRACKING_URI": mlflow_settings.stores.mlflow_tracking_uri,
+        "MLFLOW_REGISTRY_URI": mlflow_settings.stores.mlflow_registry_uri,
+    }
     answer = CliRunner().invoke(cli, ["quality", "--region", "NP", "--as-of", "2018-11-12T06:30Z"], env=env)
     assert answer.exit_code == 0, answer.output
     lines = answer.stdout.strip().splitlines()
@@ -452,8 +533,10 @@ def test_cli_quality__runs_every_check_prints_the_results_and_writes_the_report(
     assert lines[-1] == (f"health score 90.0: 4 ok, 1 warn, 0 critical, 2 not checked; report {folder / 'report.html'}")
     assert "[OK] freshness NP: newest price 2018-11-12 05:00:00+00:00 (1 h old)" in lines
     assert "[OK] completeness NP/epf-history: 168 of 168 hours present" in lines
-    assert any(line.startswith("[WARN] price_range NP: 1 outlier hour(s), largest 190.0 at 2018-11-08T17:00:00+00:00")
-               for line in lines)
+    assert any(
+        line.startswith("[WARN] price_range NP: 1 outlier hour(s), largest 190.0 at 2018-11-08T17:00:00+00:00")
+        for line in lines
+    )
     assert any(line.startswith("[SKIPPED] api_health all/iea: no iea calls recorded") for line in lines)
     assert any(line.startswith("[SKIPPED] model_accuracy NP: no stored forecast targets an hour") for line in lines)
     [drift] = [line for line in lines if " drift NP: " in line]
@@ -469,13 +552,23 @@ def test_cli_quality__runs_every_check_prints_the_results_and_writes_the_report(
 
 def test_cli_metrics_serve__answers_metrics_as_a_real_process_until_terminated(tmp_path, week):
     store = quality_store(tmp_path, "prices.db")
-    store.write_run("scheduled-5", week.results, health_score=health_score(week.results),
-                    summary={"status": "critical"}, report_path=None)
+    store.write_run(
+        "scheduled-5",
+        week.results,
+        health_score=health_score(week.results),
+        summary={"status": "critical"},
+        report_path=None,
+    )
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EOPT_", "MLFLOW_"))}
     env.update({"EOPT_HOME": str(tmp_path), "EOPT_LOG_LEVEL": "WARNING"})
-    process = subprocess.Popen([str(EOPT), "metrics", "serve", "--port", str(port)], env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [str(EOPT), "metrics", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         url, deadline, families = f"http://127.0.0.1:{port}/metrics", time.monotonic() + 30, None
         while families is None:

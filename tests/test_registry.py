@@ -112,7 +112,8 @@ def snapshot(story: Story, version: str) -> Snapshot:
     client = story.trained.client
     versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
     return Snapshot(
-        production=production_version(client), champion=alias_version(client, "champion"),
+        production=production_version(client),
+        champion=alias_version(client, "champion"),
         challenger=alias_version(client, "challenger"),
         stages={str(v.version): v.current_stage for v in versions},
         tags=dict(client.get_model_version(MODEL_NAME, version).tags),
@@ -131,11 +132,18 @@ def story(trained: TrainedNP, models: Models) -> Story:
         story.snapshots[step] = snapshot(story, version)
 
     gate(1, trained.outcome.candidate.version)
-    story.rollback_after_first = CliRunner().invoke(cli, ["registry", "rollback", "--region", REGION],
-                                                    env=cli_env(settings))
+    story.rollback_after_first = CliRunner().invoke(
+        cli, ["registry", "rollback", "--region", REGION], env=cli_env(settings)
+    )
     story.versions[2] = register(trained, *models.weakest, "weakest")
-    promote_version(client, story.promotions, REGION, story.versions[2], "test: start from the weaker single member",
-                    "registry test")
+    promote_version(
+        client,
+        story.promotions,
+        REGION,
+        story.versions[2],
+        "test: start from the weaker single member",
+        "registry test",
+    )
     story.snapshots[2] = snapshot(story, story.versions[2])
     gate(3, register(trained, *models.ensemble, "ensemble"))
     gate(4, register(trained, *models.weakest, "weakest"))
@@ -146,8 +154,12 @@ def story(trained: TrainedNP, models: Models) -> Story:
 
 
 def holdout(trained: TrainedNP) -> pd.DataFrame:
-    return holdout_frame(trained.store, REGION, trained.store.latest_ts(REGION) + pd.Timedelta(hours=1),
-                         trained.settings.training.test_days)
+    return holdout_frame(
+        trained.store,
+        REGION,
+        trained.store.latest_ts(REGION) + pd.Timedelta(hours=1),
+        trained.settings.training.test_days,
+    )
 
 
 def mae_of(forecaster, frame: pd.DataFrame) -> float:
@@ -161,6 +173,7 @@ def history_row(snap: Snapshot, version: str) -> pd.Series:
 
 
 # -- the story: gate decisions -----------------------------------------------------------------
+
 
 def test_gate_candidate__promotes_the_first_candidate_when_there_is_no_champion(story):
     outcome, snap = story.outcomes[1], story.snapshots[1]
@@ -178,8 +191,12 @@ def test_gate_candidate__scores_candidate_and_naive_on_the_last_14_days_of_real_
     prices = trained.prices()
     hours = prices.index[-HOLDOUT_HOURS:]
     # NP's day-ahead origins are local midnights (23:00 UTC in winter): the last 14 complete days
-    assert hours[0] == pd.Timestamp("2018-12-10 23:00", tz="UTC") and hours[-1] == pd.Timestamp("2018-12-24 22:00", tz="UTC")
-    naive_mae = float(np.mean(np.abs(prices.loc[hours].to_numpy() - prices.reindex(hours - pd.Timedelta(hours=168)).to_numpy())))
+    assert hours[0] == pd.Timestamp("2018-12-10 23:00", tz="UTC") and hours[-1] == pd.Timestamp(
+        "2018-12-24 22:00", tz="UTC"
+    )
+    naive_mae = float(
+        np.mean(np.abs(prices.loc[hours].to_numpy() - prices.reindex(hours - pd.Timedelta(hours=168)).to_numpy()))
+    )
     assert outcome.baseline.hours == outcome.candidate.hours == HOLDOUT_HOURS
     assert outcome.baseline.mae == pytest.approx(naive_mae, rel=1e-9)
     assert outcome.candidate.mae == pytest.approx(mae_of(trained.ensemble(), holdout(trained)), rel=1e-6)
@@ -305,7 +322,9 @@ def test_gate_candidate__rejects_a_model_trained_on_the_wrong_unit_as_worse_than
     outcome, snap, v7 = story.outcomes[7], story.snapshots[7], story.versions[7]
     assert outcome.decision.promote is False
     assert outcome.decision.checks["beats_seasonal_naive"] is False
-    assert outcome.decision.reasons[1] == f"MAE {outcome.candidate.mae:.4f} >= seasonal naive {outcome.baseline.mae:.4f}"
+    assert (
+        outcome.decision.reasons[1] == f"MAE {outcome.candidate.mae:.4f} >= seasonal naive {outcome.baseline.mae:.4f}"
+    )
     # forecasts in EUR/kWh are ~1000 times too small: the error is about the price level itself
     actual = holdout(story.trained)[TARGET_COLUMN].abs().mean()
     assert outcome.candidate.mae == pytest.approx(actual, rel=0.1)
@@ -328,6 +347,7 @@ def test_registry__every_decision_is_in_the_history_newest_first(story):
 
 
 # -- rollback ----------------------------------------------------------------------------------
+
 
 def test_rollback__restores_the_champion_it_replaced_and_a_second_rollback_walks_further_back(story):
     trained, promotions = story.trained, story.promotions
@@ -355,6 +375,7 @@ def test_rollback__restores_the_champion_it_replaced_and_a_second_rollback_walks
 
 # -- the CLI -----------------------------------------------------------------------------------
 
+
 def invoke(story: Story, *args: str):
     return CliRunner().invoke(cli, ["registry", *args], env=cli_env(story.trained.settings))
 
@@ -363,7 +384,17 @@ def test_cli_registry_status__lists_every_version_with_stage_aliases_and_gate_ve
     result = invoke(story, "status", "--region", "NP", "--history")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["region", "version", "stage", "aliases", "test_mae", "test_rmae", "test_mape", "gate", "created"]
+    assert lines[0].split() == [
+        "region",
+        "version",
+        "stage",
+        "aliases",
+        "test_mae",
+        "test_rmae",
+        "test_mape",
+        "gate",
+        "created",
+    ]
     champion = alias_version(story.trained.client, "champion")
     row = next(line.split() for line in lines[1:] if line.split()[:2] == ["NP", champion])
     assert row[2] == "Production" and "champion" in row[3]
@@ -434,6 +465,7 @@ def test_cli_registry_rollback__a_region_without_a_champion_exits_1_naming_it(st
 
 # -- failures leave Production alone -----------------------------------------------------------
 
+
 def gate_rows(story: Story) -> int:
     return len(story.promotions.history(REGION))
 
@@ -445,11 +477,22 @@ def test_gate_candidate__an_unreachable_registry_raises_and_leaves_production_un
     trained, client = story.trained, story.trained.client
     version = register(trained, *story.models.ensemble, "ensemble")
     before, rows = production_version(client), gate_rows(story)
-    down = trained.settings.with_overrides(mlflow_tracking_uri="http://127.0.0.1:1", mlflow_registry_uri="http://127.0.0.1:1")
-    with pytest.raises(RegistryError, match=rf"^NP: reading electricity-price-NP version {version} failed \(.*127\.0\.0\.1.*\); "
-                                           r"Production is unchanged$"):
-        gate_candidate(MlflowClient(down.stores.mlflow_tracking_uri, down.stores.mlflow_registry_uri), down, trained.store,
-                       story.promotions, REGION, version)
+    down = trained.settings.with_overrides(
+        mlflow_tracking_uri="http://127.0.0.1:1", mlflow_registry_uri="http://127.0.0.1:1"
+    )
+    with pytest.raises(
+        RegistryError,
+        match=rf"^NP: reading electricity-price-NP version {version} failed \(.*127\.0\.0\.1.*\); "
+        r"Production is unchanged$",
+    ):
+        gate_candidate(
+            MlflowClient(down.stores.mlflow_tracking_uri, down.stores.mlflow_registry_uri),
+            down,
+            trained.store,
+            story.promotions,
+            REGION,
+            version,
+        )
     assert production_version(client) == alias_version(client, "champion") == before
     assert stage_of(client, version) == "Staging" and alias_version(client, "challenger") == version
     assert not any(k.startswith("eopt.gate.") for k in client.get_model_version(MODEL_NAME, version).tags)
@@ -459,13 +502,18 @@ def test_gate_candidate__an_unreachable_registry_raises_and_leaves_production_un
 def test_gate_candidate__a_candidate_whose_artifacts_are_gone_raises_and_leaves_production_unchanged(story):
     trained, client = story.trained, story.trained.client
     _, weakest = weakest_member(trained)
-    uri, run = log_forecaster(trained, weakest, trained.settings.stores.home / "variants" / "doomed", "test: artifacts deleted")
+    uri, run = log_forecaster(
+        trained, weakest, trained.settings.stores.home / "variants" / "doomed", "test: artifacts deleted"
+    )
     version = register(trained, uri, run, "doomed")
     location = client.get_logged_model(uri.removeprefix("models:/")).artifact_location
     shutil.rmtree(Path(location.removeprefix("file://")))
     before, rows = production_version(client), gate_rows(story)
-    with pytest.raises(RegistryError, match=rf"^NP: scoring electricity-price-NP version {version} failed \(.*\); "
-                                           r"Production is unchanged$"):
+    with pytest.raises(
+        RegistryError,
+        match=rf"^NP: scoring electricity-price-NP version {version} failed \(.*\); "
+        r"Production is unchanged$",
+    ):
         gate_candidate(client, trained.settings, trained.store, story.promotions, REGION, version)
     assert production_version(client) == alias_version(client, "champion") == before
     assert stage_of(client, version) == "Staging"

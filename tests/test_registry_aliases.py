@@ -28,8 +28,19 @@ from registry.models import (
 from registry.promotion import make_champion
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCT_PACKAGES = ("core", "storage", "ingestion", "training", "registry", "serving", "quality", "drift",
-                    "pipelines", "eopt", "dags")
+PRODUCT_PACKAGES = (
+    "core",
+    "storage",
+    "ingestion",
+    "training",
+    "registry",
+    "serving",
+    "quality",
+    "drift",
+    "pipelines",
+    "eopt",
+    "dags",
+)
 NAME = registered_model_name("NP")
 
 
@@ -54,8 +65,9 @@ class RecordingClient:
         self.calls.append(("delete alias", alias))
         del self.aliases[alias]
 
-    def transition_model_version_stage(self, name: str, version: str, stage: str,
-                                       archive_existing_versions: bool = False) -> None:
+    def transition_model_version_stage(
+        self, name: str, version: str, stage: str, archive_existing_versions: bool = False
+    ) -> None:
         self.calls.append(("stage", str(version), stage, archive_existing_versions))
         if self.stage_fails:
             raise MlflowException("the registry refused the stage transition")
@@ -75,8 +87,7 @@ def test_make_champion__moves_the_challenger_alias_off_the_new_champion_after_th
     client = RecordingClient(champion="2")
     client.aliases[CHALLENGER] = "3"
     make_champion(client, NAME, "3")
-    assert client.calls == [("alias", CHAMPION, "3"), ("stage", "3", "Production", True),
-                            ("delete alias", CHALLENGER)]
+    assert client.calls == [("alias", CHAMPION, "3"), ("stage", "3", "Production", True), ("delete alias", CHALLENGER)]
 
 
 @pytest.mark.parametrize("before", ["2", None])
@@ -132,12 +143,17 @@ def stages(client: MlflowClient) -> dict[str, str]:
 def test_promotions_and_a_rollback__production_and_champion_uris_resolve_to_the_same_version(registry):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no FutureWarning of the stage API reaches the caller
-        for version, expected in (("1", {"1": "Production", "2": "None", "3": "None"}),
-                                  ("2", {"1": "Archived", "2": "Production", "3": "None"}),
-                                  ("1", {"1": "Production", "2": "Archived", "3": "None"})):  # the rollback
+        for version, expected in (
+            ("1", {"1": "Production", "2": "None", "3": "None"}),
+            ("2", {"1": "Archived", "2": "Production", "3": "None"}),
+            ("1", {"1": "Production", "2": "Archived", "3": "None"}),
+        ):  # the rollback
             make_champion(registry, NAME, version)
-            assert resolved(registry, f"models:/{NAME}/Production") == resolved(registry, f"models:/{NAME}@champion") \
+            assert (
+                resolved(registry, f"models:/{NAME}/Production")
+                == resolved(registry, f"models:/{NAME}@champion")
                 == version
+            )
             assert stages(registry) == expected
         mirror_stage(registry, NAME, "3", "Archived")
     assert stages(registry)["3"] == "Archived"

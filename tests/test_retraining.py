@@ -107,8 +107,13 @@ def test_retraining__logs_window_checksum_plot_card_and_member_artifacts(trained
     prices = history.prices.set_index("ts")["price"]
     window = prices[prices.index >= end - pd.Timedelta(days=730)]
     exog = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
-    expected = TrainingData(REGION, window, exog[(exog.index >= window.index[0]) & (exog.index < end + pd.Timedelta(days=1))],
-                            window.index[0], end)
+    expected = TrainingData(
+        REGION,
+        window,
+        exog[(exog.index >= window.index[0]) & (exog.index < end + pd.Timedelta(days=1))],
+        window.index[0],
+        end,
+    )
     assert run.data.params["data_sha256"] == expected.checksum
     assert run.data.params["data_end"] == str(end)
     parent_files = {f.path for f in client.list_artifacts(run.info.run_id)}
@@ -134,11 +139,16 @@ def test_registered_pyfunc__forecasts_24_hours_for_a_fresh_feature_frame(trained
     frame = inference_frame(prices, exog, REGION, origin)
     forecast = model.predict(to_model_input(frame, feature_columns(REGION)))
     assert len(forecast) == 24
-    assert list(forecast["target_ts"]) == [f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in pd.date_range(origin, periods=24, freq="h")]
+    assert list(forecast["target_ts"]) == [
+        f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in pd.date_range(origin, periods=24, freq="h")
+    ]
     assert np.isfinite(forecast[["yhat", "lower", "upper"]].to_numpy()).all()
     assert (forecast["lower"] <= forecast["yhat"]).all() and (forecast["yhat"] <= forecast["upper"]).all()
     actual = prices.reindex(pd.date_range(origin, periods=24, freq="h")).to_numpy()
-    assert np.mean(np.abs(forecast["yhat"].to_numpy() - actual)) < np.mean(np.abs(frame["lag_168h"].to_numpy() - actual)) * 1.5
+    assert (
+        np.mean(np.abs(forecast["yhat"].to_numpy() - actual))
+        < np.mean(np.abs(frame["lag_168h"].to_numpy() - actual)) * 1.5
+    )
 
 
 def test_registered_pyfunc__loads_from_code_and_plain_member_files_without_pickles(trained):
@@ -196,7 +206,9 @@ def test_retraining__an_unreachable_study_storage_fails_the_member_with_its_mask
         job.train_member("lightgbm")
     assert "NP/lightgbm" in str(failure.value) and "s3cret" not in str(failure.value)
     assert "EOPT_OPTUNA_STORAGE" in str(failure.value)
-    member_runs = [r for r in _runs(client, settings) if r.data.tags.get("mlflow.parentRunId") == job.manifest()["parent_run_id"]]
+    member_runs = [
+        r for r in _runs(client, settings) if r.data.tags.get("mlflow.parentRunId") == job.manifest()["parent_run_id"]
+    ]
     assert [r.info.status for r in member_runs] == ["FAILED"]
 
 
@@ -251,8 +263,11 @@ def test_cli_forecast__without_a_champion_stores_24_labelled_fallback_rows(train
     assert result.exit_code == 0, result.output
     assert "NP: FALLBACK seasonal naive: 2018-12-24 23:00 .. 22:00 UTC" in result.output and "24 new" in result.output
     with store.engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT count(*), min(CAST(is_fallback AS INTEGER)), min(model_name) FROM forecasts "
-                                    "WHERE region = 'NP'")).one()
+        rows = conn.execute(
+            sa.text(
+                "SELECT count(*), min(CAST(is_fallback AS INTEGER)), min(model_name) FROM forecasts WHERE region = 'NP'"
+            )
+        ).one()
     assert tuple(rows) == (24, 1, "seasonal-naive")
     again = CliRunner().invoke(cli, ["forecast", "--region", "NP"], env=env)
     assert "0 new, 0 updated" in again.output  # same issue hour: an idempotent rewrite

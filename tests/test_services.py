@@ -54,8 +54,9 @@ def test_up_then_down__serves_airflow_with_the_printed_password_and_mlflow_then_
 
         health = request(f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health")
         assert health["metadatabase"]["status"] == "healthy"
-        token = request(f"http://127.0.0.1:{ports.airflow}/auth/token",
-                        {"username": ADMIN_USER, "password": password})["access_token"]
+        token = request(f"http://127.0.0.1:{ports.airflow}/auth/token", {"username": ADMIN_USER, "password": password})[
+            "access_token"
+        ]
         dags = request(f"http://127.0.0.1:{ports.airflow}/api/v2/dags?limit=50", token=token)
         assert {d["dag_id"] for d in dags["dags"]} >= DAGS  # the product's DAGs, parsed by the dag-processor
         with pytest.raises(urllib.error.HTTPError):

@@ -53,8 +53,9 @@ class Server:
 
     def invoke(self, payload: dict | str) -> requests.Response:
         if isinstance(payload, str):
-            return requests.post(f"{self.url}/invocations", data=payload, timeout=60,
-                                 headers={"Content-Type": "application/json"})
+            return requests.post(
+                f"{self.url}/invocations", data=payload, timeout=60, headers={"Content-Type": "application/json"}
+            )
         return requests.post(f"{self.url}/invocations", json=payload, timeout=60)
 
 
@@ -62,33 +63,55 @@ def serve(model_uri: str, trained: TrainedNP, folder: Path) -> Iterator[Server]:
     """The real ``mlflow models serve`` on a free loopback port; killed (its whole process group) after use."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("EOPT_", "MLFLOW_"))}
-    env.update(MLFLOW_TRACKING_URI=trained.settings.stores.mlflow_tracking_uri,
-               MLFLOW_REGISTRY_URI=trained.settings.stores.mlflow_registry_uri,
-               MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
-               PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
+    env.update(
+        MLFLOW_TRACKING_URI=trained.settings.stores.mlflow_tracking_uri,
+        MLFLOW_REGISTRY_URI=trained.settings.stores.mlflow_registry_uri,
+        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    )
     folder.mkdir(parents=True, exist_ok=True)
     log = folder / f"serve-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(BIN / "mlflow"), "models", "serve", "-m", model_uri, "--env-manager", "local",
-             "-h", "127.0.0.1", "-p", str(port)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder,
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                model_uri,
+                "--env-manager",
+                "local",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=folder,
         )
     server = Server(f"http://127.0.0.1:{port}", process, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
             if process.poll() is not None:
-                pytest.fail(f"mlflow models serve {model_uri} exited with {process.returncode}:\n"
-                            f"{log.read_text()[-4000:]}", pytrace=False)
+                pytest.fail(
+                    f"mlflow models serve {model_uri} exited with {process.returncode}:\n{log.read_text()[-4000:]}",
+                    pytrace=False,
+                )
             try:
                 if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
                     break
             except requests.ConnectionError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"mlflow models serve {model_uri} did not answer /ping within {START_TIMEOUT_S} s:\n"
-                            f"{log.read_text()[-4000:]}", pytrace=False)
+                pytest.fail(
+                    f"mlflow models serve {model_uri} did not answer /ping within {START_TIMEOUT_S} s:\n"
+                    f"{log.read_text()[-4000:]}",
+                    pytrace=False,
+                )
             time.sleep(0.25)
         yield server
     finally:
@@ -118,8 +141,14 @@ def stop(process: subprocess.Popen, grace_s: float = 15) -> None:
 def promoted(tmp_path_factory) -> TrainedNP:
     """NP retrained once and promoted by the real gate: version 1 is Production and champion."""
     trained = train_np(tmp_path_factory.mktemp("serving"))
-    outcome = gate_candidate(trained.client, trained.settings, trained.store, PromotionStore(trained.store.engine),
-                             REGION, trained.outcome.candidate.version)
+    outcome = gate_candidate(
+        trained.client,
+        trained.settings,
+        trained.store,
+        PromotionStore(trained.store.engine),
+        REGION,
+        trained.outcome.candidate.version,
+    )
     assert outcome.decision.promote, f"the smoke-trained NP model did not pass the gate: {outcome.decision.summary}"
     yield trained
     trained.store.engine.dispose()
@@ -136,7 +165,9 @@ def production_server(promoted, tmp_path) -> Iterator[Server]:
 
 
 def request_frame(trained: TrainedNP, origin: pd.Timestamp = ORIGIN) -> pd.DataFrame:
-    return to_model_input(inference_frame(trained.prices(), trained.exogenous(), REGION, origin), feature_columns(REGION))
+    return to_model_input(
+        inference_frame(trained.prices(), trained.exogenous(), REGION, origin), feature_columns(REGION)
+    )
 
 
 def split(frame: pd.DataFrame) -> dict:
@@ -178,8 +209,9 @@ def test_serving__answers_what_the_champion_loaded_in_process_answers(champion_s
     local = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/1").predict(frame)
     assert served.columns.tolist() == local.columns.tolist()
     assert served["target_ts"].tolist() == local["target_ts"].tolist()
-    np.testing.assert_allclose(served[["yhat", "lower", "upper"]].to_numpy(float),
-                               local[["yhat", "lower", "upper"]].to_numpy(float), rtol=1e-9)
+    np.testing.assert_allclose(
+        served[["yhat", "lower", "upper"]].to_numpy(float), local[["yhat", "lower", "upper"]].to_numpy(float), rtol=1e-9
+    )
 
 
 def test_serving__dataframe_records_and_dataframe_split_get_the_same_forecast(champion_server, promoted):
@@ -189,11 +221,13 @@ def test_serving__dataframe_records_and_dataframe_split_get_the_same_forecast(ch
     pd.testing.assert_frame_equal(by_split, by_records)
 
 
-def test_serving__the_production_stage_serves_the_same_model_as_the_champion_alias(champion_server, production_server,
-                                                                                   promoted):
+def test_serving__the_production_stage_serves_the_same_model_as_the_champion_alias(
+    champion_server, production_server, promoted
+):
     frame = request_frame(promoted, pd.Timestamp("2018-12-22 23:00", tz="UTC"))
-    pd.testing.assert_frame_equal(predictions(production_server.invoke(split(frame))),
-                                  predictions(champion_server.invoke(split(frame))))
+    pd.testing.assert_frame_equal(
+        predictions(production_server.invoke(split(frame))), predictions(champion_server.invoke(split(frame)))
+    )
 
 
 def test_serving__unpublished_exogenous_forecasts_travel_as_null_and_still_get_a_forecast(champion_server, promoted):
@@ -228,12 +262,16 @@ def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.iloc[:0]
 
 
-@pytest.mark.parametrize(("make", "message"), [
-    (_missing_feature, "Model is missing inputs ['lag_24h']"),
-    (_non_numeric_feature, "Failed to convert column lag_24h to type 'float64'"),
-    (_bad_timestamp, "NP: column 'origin': 'yesterday' is not an ISO-8601 timestamp (e.g. 2018-12-24T23:00:00Z)"),
-    (_no_rows, "NP: the request has no rows"),
-], ids=["missing feature column", "non-numeric feature", "bad timestamp", "no rows"])
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_missing_feature, "Model is missing inputs ['lag_24h']"),
+        (_non_numeric_feature, "Failed to convert column lag_24h to type 'float64'"),
+        (_bad_timestamp, "NP: column 'origin': 'yesterday' is not an ISO-8601 timestamp (e.g. 2018-12-24T23:00:00Z)"),
+        (_no_rows, "NP: the request has no rows"),
+    ],
+    ids=["missing feature column", "non-numeric feature", "bad timestamp", "no rows"],
+)
 def test_serving__a_malformed_request_gets_400_saying_what_is_wrong(champion_server, promoted, make, message):
     response = champion_server.invoke(split(make(request_frame(promoted))))
     assert response.status_code == 400, response.text[:2000]
@@ -248,15 +286,19 @@ def test_serving__a_body_without_a_known_input_key_gets_400(champion_server):
     assert "dataframe_split" in response.json()["message"]
 
 
-def test_serving__an_extra_column_is_dropped_by_the_signature_and_does_not_change_the_forecast(champion_server, promoted):
+def test_serving__an_extra_column_is_dropped_by_the_signature_and_does_not_change_the_forecast(
+    champion_server, promoted
+):
     # MLflow's schema enforcement ignores inputs the signature does not name (with a warning in
     # the server log) before the model sees the request; the product's own extra-column check
     # (core.model_input) therefore only applies to in-process callers.
     frame = request_frame(promoted)
     with_extra = predictions(champion_server.invoke(split(frame.assign(price_eur_kwh=0.05))))
     pd.testing.assert_frame_equal(with_extra, predictions(champion_server.invoke(split(frame))))
-    assert "Found extra inputs in the model input that are not defined in the model signature: `['price_eur_kwh']`" \
+    assert (
+        "Found extra inputs in the model input that are not defined in the model signature: `['price_eur_kwh']`"
         in champion_server.log.read_text()
+    )
 
 
 def test_serving__the_server_process_group_is_gone_after_teardown(promoted, tmp_path):

@@ -80,36 +80,56 @@ def test_only_the_settings_module_reads_the_environment():
 def test_quality_settings__default_to_the_documented_limits_and_read_their_variables(tmp_path):
     default = Settings.from_env({"EOPT_HOME": str(tmp_path)})
     assert (default.quality.window_days, default.quality.max_gap_h, default.quality.price_outlier_z) == (7, 1, 15.0)
-    assert (default.quality.drift_column_threshold, default.quality.drift_share_threshold, default.quality.retrain_on_drift) == (0.75, 0.5, False)
+    assert (
+        default.quality.drift_column_threshold,
+        default.quality.drift_share_threshold,
+        default.quality.retrain_on_drift,
+    ) == (0.75, 0.5, False)
     assert (default.alerts.enable_slack, default.alerts.email_to, default.alerts.metrics_port) == (False, (), 9108)
     assert default.quality_dir == tmp_path.resolve() / "quality"
-    changed = Settings.from_env({"EOPT_HOME": str(tmp_path), "EOPT_DRIFT_SHARE_THRESHOLD": "0.3",
-                                 "EOPT_RETRAIN_ON_DRIFT": "1", "EOPT_ALERT_EMAIL_TO": "a@example.com, b@example.com",
-                                 "EOPT_ACCURACY_MAPE_CRITICAL": "12.5", "EOPT_METRICS_PORT": "9200"})
+    changed = Settings.from_env(
+        {
+            "EOPT_HOME": str(tmp_path),
+            "EOPT_DRIFT_SHARE_THRESHOLD": "0.3",
+            "EOPT_RETRAIN_ON_DRIFT": "1",
+            "EOPT_ALERT_EMAIL_TO": "a@example.com, b@example.com",
+            "EOPT_ACCURACY_MAPE_CRITICAL": "12.5",
+            "EOPT_METRICS_PORT": "9200",
+        }
+    )
     assert (changed.quality.drift_share_threshold, changed.quality.retrain_on_drift) == (0.3, True)
     assert changed.alerts.email_to == ("a@example.com", "b@example.com")
     assert (changed.quality.accuracy_mape_critical, changed.alerts.metrics_port) == (12.5, 9200)
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"EOPT_DRIFT_SHARE_THRESHOLD": "1.5"}, "EOPT_DRIFT_SHARE_THRESHOLD='1.5' must be between 0.0 and 1.0"),
-    ({"EOPT_PRICE_OUTLIER_Z": "0.5"}, "EOPT_PRICE_OUTLIER_Z='0.5' must be at least 1.0"),
-    ({"EOPT_RETRAIN_ON_DRIFT": "maybe"}, "EOPT_RETRAIN_ON_DRIFT='maybe' is not a switch"),
-    ({"EOPT_ACCURACY_RMAE_FACTOR": "x"}, "EOPT_ACCURACY_RMAE_FACTOR='x' is not a number"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"EOPT_DRIFT_SHARE_THRESHOLD": "1.5"}, "EOPT_DRIFT_SHARE_THRESHOLD='1.5' must be between 0.0 and 1.0"),
+        ({"EOPT_PRICE_OUTLIER_Z": "0.5"}, "EOPT_PRICE_OUTLIER_Z='0.5' must be at least 1.0"),
+        ({"EOPT_RETRAIN_ON_DRIFT": "maybe"}, "EOPT_RETRAIN_ON_DRIFT='maybe' is not a switch"),
+        ({"EOPT_ACCURACY_RMAE_FACTOR": "x"}, "EOPT_ACCURACY_RMAE_FACTOR='x' is not a number"),
+    ],
+)
 def test_quality_settings__refuse_malformed_values_naming_the_variable(env, message):
     with pytest.raises(SettingsError, match=message.replace("(", r"\(").replace(".", r"\.")):
         Settings.from_env(env)
 
 
-@pytest.mark.parametrize(("env", "message"), [
-    ({"EOPT_TEST_DAYS": "abc"}, "EOPT_TEST_DAYS='abc' is not a whole number; set it to a positive integer such as 56"),
-    ({"EOPT_TRAINING_DEVICE": "gpu"}, "EOPT_TRAINING_DEVICE='gpu' is not a device; use auto, cpu or cuda"),
-    ({"EOPT_INGESTION_SOURCES": "nrel,acme"}, "EOPT_INGESTION_SOURCES names unknown source(s) acme"),
-    ({"EOPT_MODEL_MAPE_THRESHOLDS": "PJM=20,XX=3"}, "EOPT_MODEL_MAPE_THRESHOLDS: unknown region 'XX'"),
-    ({"EOPT_AIRFLOW_TASK_RETRIES": "-1"}, "EOPT_AIRFLOW_TASK_RETRIES='-1' must be 0 or more"),
-    ({"EOPT_METRICS_PORT": "0"}, "EOPT_METRICS_PORT='0' must be positive"),
-])
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"EOPT_TEST_DAYS": "abc"},
+            "EOPT_TEST_DAYS='abc' is not a whole number; set it to a positive integer such as 56",
+        ),
+        ({"EOPT_TRAINING_DEVICE": "gpu"}, "EOPT_TRAINING_DEVICE='gpu' is not a device; use auto, cpu or cuda"),
+        ({"EOPT_INGESTION_SOURCES": "nrel,acme"}, "EOPT_INGESTION_SOURCES names unknown source(s) acme"),
+        ({"EOPT_MODEL_MAPE_THRESHOLDS": "PJM=20,XX=3"}, "EOPT_MODEL_MAPE_THRESHOLDS: unknown region 'XX'"),
+        ({"EOPT_AIRFLOW_TASK_RETRIES": "-1"}, "EOPT_AIRFLOW_TASK_RETRIES='-1' must be 0 or more"),
+        ({"EOPT_METRICS_PORT": "0"}, "EOPT_METRICS_PORT='0' must be positive"),
+    ],
+)
 def test_a_bad_value_of_a_nested_field__names_its_variable_and_what_to_set(env, message):
     with pytest.raises(SettingsError) as caught:
         Settings.from_env(env)
@@ -117,18 +137,33 @@ def test_a_bad_value_of_a_nested_field__names_its_variable_and_what_to_set(env, 
 
 
 def test_each_group_reads_its_variables_and_derives_defaults_from_eopt_home(tmp_path):
-    settings = Settings.from_env({
-        "EOPT_HOME": str(tmp_path), "EOPT_TEST_DAYS": "28", "EOPT_TRAINING_THREADS": "0", "EOPT_TUNING_TRIALS": "3",
-        "EOPT_PRICING_SANDBOX_URL": "http://127.0.0.1:8765/", "EOPT_NREL_URL": "http://nrel.test",
-        "EOPT_FLATPEAK_ACCOUNT_ID": "acct", "EOPT_NREL_API_KEY": "k", "EOPT_MODEL_MAPE_THRESHOLDS": "",
-        "EOPT_AIRFLOW_DEADLINE_ALERTS": "false", "EOPT_LOG_LEVEL": "debug"})
+    settings = Settings.from_env(
+        {
+            "EOPT_HOME": str(tmp_path),
+            "EOPT_TEST_DAYS": "28",
+            "EOPT_TRAINING_THREADS": "0",
+            "EOPT_TUNING_TRIALS": "3",
+            "EOPT_PRICING_SANDBOX_URL": "http://127.0.0.1:8765/",
+            "EOPT_NREL_URL": "http://nrel.test",
+            "EOPT_FLATPEAK_ACCOUNT_ID": "acct",
+            "EOPT_NREL_API_KEY": "k",
+            "EOPT_MODEL_MAPE_THRESHOLDS": "",
+            "EOPT_AIRFLOW_DEADLINE_ALERTS": "false",
+            "EOPT_LOG_LEVEL": "debug",
+        }
+    )
     home = tmp_path.resolve()
     assert settings.stores.optuna_storage == f"sqlite:///{home / 'optuna.db'}"
     assert settings.stores.mlflow_artifact_root == home / "mlartifacts" and settings.airflow.home == home / "airflow"
     assert (settings.training.test_days, settings.training.threads, settings.training.tuning_trials) == (28, 0, 3)
     assert settings.training.model_mape_thresholds == {} and settings.mape_threshold("PJM") == 10.0
-    assert settings.providers.sandbox_url == "http://127.0.0.1:8765" and settings.providers.urls == {"nrel": "http://nrel.test"}
-    assert settings.providers.logins == {"flatpeak": "acct"} and settings.providers.api_keys == {"nrel": "k", "openei": "k"}
+    assert settings.providers.sandbox_url == "http://127.0.0.1:8765" and settings.providers.urls == {
+        "nrel": "http://nrel.test"
+    }
+    assert settings.providers.logins == {"flatpeak": "acct"} and settings.providers.api_keys == {
+        "nrel": "k",
+        "openei": "k",
+    }
     assert settings.airflow.deadline_alerts is False and settings.log_level == "DEBUG"
     assert Settings.from_env({}).training.model_mape_thresholds == {"PJM": 20.0, "BE": 25.0, "FR": 25.0}
 
@@ -143,8 +178,13 @@ def test_from_env_with_a_mapping__ignores_the_process_environment(monkeypatch, t
 
 def test_with_overrides__takes_the_flat_names_and_checks_values(tmp_path):
     base = Settings.from_env({"EOPT_HOME": str(tmp_path)})
-    changed = base.with_overrides(enable_slack_alerts=True, price_ingestion_min_records=5, model_mape_threshold=12.0,
-                                  model_mape_thresholds={}, database_url="postgresql://db/x")
+    changed = base.with_overrides(
+        enable_slack_alerts=True,
+        price_ingestion_min_records=5,
+        model_mape_threshold=12.0,
+        model_mape_thresholds={},
+        database_url="postgresql://db/x",
+    )
     assert (changed.alerts.enable_slack, changed.providers.min_records) == (True, 5)
     assert changed.mape_threshold("BE") == 12.0 and changed.stores.database_url == "postgresql://db/x"
     assert base.alerts.enable_slack is False and base.stores.home == changed.stores.home
@@ -155,10 +195,15 @@ def test_with_overrides__takes_the_flat_names_and_checks_values(tmp_path):
 
 
 def test_secrets__never_appear_in_repr_or_str_of_the_settings(tmp_path):
-    secrets = {"EOPT_FLATPEAK_ACCOUNT_ID": "acct-s3cret1", "EOPT_FLATPEAK_API_KEY": "key-s3cret2",
-               "EOPT_NREL_API_KEY": "key-s3cret3", "EOPT_ENTSOE_TOKEN": "token-s3cret4",
-               "EOPT_DATABASE_URL": "postgresql://eopt:pw-s3cret5@db/prices", "REDIS_URL": "redis://:pw-s3cret6@cache:6379/0",
-               "EOPT_OPTUNA_STORAGE": "postgresql://eopt:pw-s3cret7@db/optuna"}
+    secrets = {
+        "EOPT_FLATPEAK_ACCOUNT_ID": "acct-s3cret1",
+        "EOPT_FLATPEAK_API_KEY": "key-s3cret2",
+        "EOPT_NREL_API_KEY": "key-s3cret3",
+        "EOPT_ENTSOE_TOKEN": "token-s3cret4",
+        "EOPT_DATABASE_URL": "postgresql://eopt:pw-s3cret5@db/prices",
+        "REDIS_URL": "redis://:pw-s3cret6@cache:6379/0",
+        "EOPT_OPTUNA_STORAGE": "postgresql://eopt:pw-s3cret7@db/optuna",
+    }
     settings = Settings.from_env({"EOPT_HOME": str(tmp_path), **secrets})
     shown = repr(settings) + str(settings) + repr(settings.providers) + str(settings.stores)
     assert [name for name, value in secrets.items() if value.split("@")[0].split(":")[-1] in shown] == []
@@ -192,7 +237,10 @@ def test_generated_reference_and_env_example__are_fresh():
 
 def test_flat_names__cover_every_setting_once():
     assert len(FLAT_NAMES) == len(set(FLAT_NAMES.values()))
-    assert FLAT_NAMES["database_url"] == ("stores", "database_url") and FLAT_NAMES["airflow_home"] == ("airflow", "home")
+    assert FLAT_NAMES["database_url"] == ("stores", "database_url") and FLAT_NAMES["airflow_home"] == (
+        "airflow",
+        "home",
+    )
     assert FLAT_NAMES["regions"] == (None, "regions")
 
 
@@ -206,7 +254,12 @@ def test_no_code_reads_the_flat_attributes_of_before_the_groups():
     spec.loader.exec_module(codemod)
     sources = [path.read_text() for path in codemod.files([])]
     factories = codemod.settings_factories(sources)
-    stale = [str(path.relative_to(PROJECT_ROOT)) for path, text in zip(codemod.files([]), sources, strict=True)
-             if codemod.rewrite(text, factories) != text]
+    stale = [
+        str(path.relative_to(PROJECT_ROOT))
+        for path, text in zip(codemod.files([]), sources, strict=True)
+        if codemod.rewrite(text, factories) != text
+    ]
     assert stale == []
-    assert codemod.rewrite("x = settings.home\ny = config.regions\n") == "x = settings.stores.home\ny = config.regions\n"
+    assert (
+        codemod.rewrite("x = settings.home\ny = config.regions\n") == "x = settings.stores.home\ny = config.regions\n"
+    )

@@ -42,23 +42,37 @@ def utc(text: str) -> pd.Timestamp:
 
 
 def period(start: str, end: str, resolution: str, points: dict[int, str]) -> str:
-    body = "".join(f"<Point><position>{p}</position><price.amount>{v}</price.amount></Point>" for p, v in points.items())
-    return (f"<Period><timeInterval><start>{start}</start><end>{end}</end></timeInterval>"
-            f"<resolution>{resolution}</resolution>{body}</Period>")
+    body = "".join(
+        f"<Point><position>{p}</position><price.amount>{v}</price.amount></Point>" for p, v in points.items()
+    )
+    return (
+        f"<Period><timeInterval><start>{start}</start><end>{end}</end></timeInterval>"
+        f"<resolution>{resolution}</resolution>{body}</Period>"
+    )
 
 
 def series(*periods: str, curve: str = "A03", eic: str = BE, unit: str = "MWH", sequence: str | None = None) -> str:
-    seq = (f"<classificationSequence_AttributeInstanceComponent.position>{sequence}"
-           "</classificationSequence_AttributeInstanceComponent.position>") if sequence else ""
-    return (f'<TimeSeries><mRID>1</mRID><businessType>A62</businessType>'
-            f'<in_Domain.mRID codingScheme="A01">{eic}</in_Domain.mRID><out_Domain.mRID codingScheme="A01">{eic}</out_Domain.mRID>'
-            f"<currency_Unit.name>EUR</currency_Unit.name><price_Measure_Unit.name>{unit}</price_Measure_Unit.name>"
-            f"{seq}<curveType>{curve}</curveType>{''.join(periods)}</TimeSeries>")
+    seq = (
+        (
+            f"<classificationSequence_AttributeInstanceComponent.position>{sequence}"
+            "</classificationSequence_AttributeInstanceComponent.position>"
+        )
+        if sequence
+        else ""
+    )
+    return (
+        f"<TimeSeries><mRID>1</mRID><businessType>A62</businessType>"
+        f'<in_Domain.mRID codingScheme="A01">{eic}</in_Domain.mRID><out_Domain.mRID codingScheme="A01">{eic}</out_Domain.mRID>'
+        f"<currency_Unit.name>EUR</currency_Unit.name><price_Measure_Unit.name>{unit}</price_Measure_Unit.name>"
+        f"{seq}<curveType>{curve}</curveType>{''.join(periods)}</TimeSeries>"
+    )
 
 
 def document(*timeseries: str, ns: str = PUB_NS) -> bytes:
-    return (f'<?xml version="1.0" encoding="utf-8"?><Publication_MarketDocument xmlns="{ns}">'
-            f"<mRID>x</mRID><type>A44</type>{''.join(timeseries)}</Publication_MarketDocument>").encode()
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><Publication_MarketDocument xmlns="{ns}">'
+        f"<mRID>x</mRID><type>A44</type>{''.join(timeseries)}</Publication_MarketDocument>"
+    ).encode()
 
 
 def hours(values: list[float]) -> dict[int, str]:
@@ -101,14 +115,17 @@ def test_parse__acknowledgement_999_no_matching_data_is_no_data():
         parse_a44((ENTSOE / "acknowledgement_999_no_data_2025-04-04.xml").read_bytes(), "BE")
 
 
-@pytest.mark.parametrize(("code", "text"), [
-    ("999", "The number of instances (365) exceeds the allowed maximum (100) for data item ENERGY_PRICES."),
-    ("A02", "Message fully rejected"),
-])
+@pytest.mark.parametrize(
+    ("code", "text"),
+    [
+        ("999", "The number of instances (365) exceeds the allowed maximum (100) for data item ENERGY_PRICES."),
+        ("A02", "Message fully rejected"),
+    ],
+)
 def test_parse__any_other_acknowledgement_is_a_payload_error_quoting_its_text(code, text):
     body = (ENTSOE / "acknowledgement_999_no_data_2025-04-04.xml").read_text()
     body = body.replace("<code>999</code>", f"<code>{code}</code>")
-    body = body.replace(body[body.index("<text>") + 6: body.index("</text>")], text)
+    body = body.replace(body[body.index("<text>") + 6 : body.index("</text>")], text)
 
     with pytest.raises(PayloadError, match=re.escape(f"ENTSO-E refused the request (Reason {code}: {text})")):
         parse_a44(body, "BE")
@@ -134,40 +151,60 @@ def test_parse__equal_duplicate_points_and_periods_are_dropped():
 BAD_BODIES = {
     "truncated XML": (NL_FIXTURE[: len(NL_FIXTURE) // 2], "not well-formed XML"),
     "empty body": (b"", "empty body"),
-    "unknown namespace": (NL_FIXTURE.replace(PUB_NS.encode(), b"urn:example:prices:1:0"),
-                          "unexpected root element <Publication_MarketDocument> in namespace urn:example:prices:1:0"),
+    "unknown namespace": (
+        NL_FIXTURE.replace(PUB_NS.encode(), b"urn:example:prices:1:0"),
+        "unexpected root element <Publication_MarketDocument> in namespace urn:example:prices:1:0",
+    ),
     "no namespace": (NL_FIXTURE.replace(f' xmlns="{PUB_NS}"'.encode(), b""), "in namespace \\(none\\)"),
     "HTML page": ((ENTSOE / "error_401_unauthorized_legacy.html").read_bytes(), "DOCTYPE"),
     "other document type": (NL_FIXTURE.replace(b"<type>A44</type>", b"<type>A65</type>"), "document type is 'A65'"),
-    "Point without price.amount": (NL_FIXTURE.replace(b"<price.amount>97.8</price.amount>", b""),
-                                   "Period #1: a Point without <price.amount>"),
+    "Point without price.amount": (
+        NL_FIXTURE.replace(b"<price.amount>97.8</price.amount>", b""),
+        "Period #1: a Point without <price.amount>",
+    ),
     "price.amount abc": (NL_FIXTURE.replace(b">97.8<", b">abc<"), "position 7: price.amount 'abc' is not a number"),
     "price.amount NaN": (NL_FIXTURE.replace(b">97.8<", b">NaN<"), "price.amount 'NaN' is not a number"),
     "conflicting duplicate point": (
-        NL_FIXTURE.replace(b"<Point>\n                <position>24</position>",
-                           b"<Point><position>7</position><price.amount>1.5</price.amount></Point>"
-                           b"<Point>\n                <position>24</position>"),
-        "position 7 given twice with different prices \\(97.8 and 1.5\\)"),
+        NL_FIXTURE.replace(
+            b"<Point>\n                <position>24</position>",
+            b"<Point><position>7</position><price.amount>1.5</price.amount></Point>"
+            b"<Point>\n                <position>24</position>",
+        ),
+        "position 7 given twice with different prices \\(97.8 and 1.5\\)",
+    ),
     "conflicting duplicate TimeSeries": (
-        document(series(period("2025-09-16T22:00Z", "2025-09-17T22:00Z", "PT60M", {1: "10"})),
-                 series(period("2025-09-16T22:00Z", "2025-09-17T22:00Z", "PT60M", {1: "10", 5: "99"}))),
-        "conflicting prices for 2025-09-17T02:00Z: 10 \\(PT60M\\), 99 \\(PT60M\\)"),
-    "position beyond the period": (NL_FIXTURE.replace(b"<position>24</position>", b"<position>25</position>"),
-                                   "position '25' outside 1..24"),
-    "A01 with a gap": (NL_FIXTURE.replace(b"<curveType>A03</curveType>", b"<curveType>A01</curveType>")
-                       .replace(b"<position>7</position>", b"<position>6</position>")
-                       .replace(b"<price.amount>97.8</price.amount>", b"<price.amount>81.26</price.amount>"),
-                       "curveType A01 must list all 24 positions; position 7 is missing"),
-    "A03 without position 1": (document(series(period("2025-09-16T22:00Z", "2025-09-17T22:00Z", "PT60M", {2: "1"}))),
-                               "no Point at position 1"),
+        document(
+            series(period("2025-09-16T22:00Z", "2025-09-17T22:00Z", "PT60M", {1: "10"})),
+            series(period("2025-09-16T22:00Z", "2025-09-17T22:00Z", "PT60M", {1: "10", 5: "99"})),
+        ),
+        "conflicting prices for 2025-09-17T02:00Z: 10 \\(PT60M\\), 99 \\(PT60M\\)",
+    ),
+    "position beyond the period": (
+        NL_FIXTURE.replace(b"<position>24</position>", b"<position>25</position>"),
+        "position '25' outside 1..24",
+    ),
+    "A01 with a gap": (
+        NL_FIXTURE.replace(b"<curveType>A03</curveType>", b"<curveType>A01</curveType>")
+        .replace(b"<position>7</position>", b"<position>6</position>")
+        .replace(b"<price.amount>97.8</price.amount>", b"<price.amount>81.26</price.amount>"),
+        "curveType A01 must list all 24 positions; position 7 is missing",
+    ),
+    "A03 without position 1": (
+        document(series(period("2025-09-16T22:00Z", "2025-09-17T22:00Z", "PT60M", {2: "1"}))),
+        "no Point at position 1",
+    ),
     "unknown unit": (NL_FIXTURE.replace(b">MWH<", b">KWH<"), "price_Measure_Unit.name 'KWH'; only MWH is known"),
     "unknown resolution": (NL_FIXTURE.replace(b">PT60M<", b">PT5M<"), "resolution 'PT5M'"),
     "interval not a whole number of steps": (
         NL_FIXTURE.replace(b"            <end>2025-09-17T22:00Z</end>", b"            <end>2025-09-17T22:30Z</end>"),
-        "not a whole number of PT60M steps"),
-    "local time instead of UTC": (NL_FIXTURE.replace(b"            <start>2025-09-16T22:00Z</start>",
-                                                     b"            <start>2025-09-17T00:00+02:00</start>"),
-                                  "is not a UTC instant"),
+        "not a whole number of PT60M steps",
+    ),
+    "local time instead of UTC": (
+        NL_FIXTURE.replace(
+            b"            <start>2025-09-16T22:00Z</start>", b"            <start>2025-09-17T00:00+02:00</start>"
+        ),
+        "is not a UTC instant",
+    ),
     "no TimeSeries": (document(), "without any TimeSeries"),
     "unknown curve type": (NL_FIXTURE.replace(b">A03<", b">A02<"), "curveType 'A02'"),
 }
@@ -185,23 +222,30 @@ def test_parse__answer_for_another_zone_is_refused():
         parse_a44(NL_FIXTURE, "BE", BE)
 
 
-@pytest.mark.parametrize(("start", "end", "points"), [
-    ("2025-11-04T23:00Z", "2025-11-05T23:00Z", 96),  # an ordinary day
-    ("2026-03-28T23:00Z", "2026-03-29T22:00Z", 92),  # spring forward: 23 hours
-    ("2025-10-25T22:00Z", "2025-10-26T23:00Z", 100),  # fall back: 25 hours
-])
+@pytest.mark.parametrize(
+    ("start", "end", "points"),
+    [
+        ("2025-11-04T23:00Z", "2025-11-05T23:00Z", 96),  # an ordinary day
+        ("2026-03-28T23:00Z", "2026-03-29T22:00Z", 92),  # spring forward: 23 hours
+        ("2025-10-25T22:00Z", "2025-10-26T23:00Z", 100),  # fall back: 25 hours
+    ],
+)
 def test_parse__quarter_hour_a03_days_are_filled_to_the_period_end(start, end, points):
     given = {1: "50", 5: "40.5", points - 1: "-1.25"}  # A03: only the changes are listed
     rows = parse_a44(document(series(period(start, end, "PT15M", given))), "BE")
 
     assert len(rows) == points
     assert set(rows["resolution"]) == {"PT15M"}
-    assert rows["ts"].iloc[0] == pd.Timestamp(start) and rows["ts"].iloc[-1] == pd.Timestamp(end) - pd.Timedelta(minutes=15)
+    assert rows["ts"].iloc[0] == pd.Timestamp(start) and rows["ts"].iloc[-1] == pd.Timestamp(end) - pd.Timedelta(
+        minutes=15
+    )
     assert rows["price"].tolist() == [50.0] * 4 + [40.5] * (points - 6) + [-1.25] * 2
 
 
 def test_parse__half_hour_periods_are_read():
-    rows = parse_a44(document(series(period("2025-10-01T23:00Z", "2025-10-02T23:00Z", "PT30M", {1: "80", 48: "90"}))), "IE")
+    rows = parse_a44(
+        document(series(period("2025-10-01T23:00Z", "2025-10-02T23:00Z", "PT30M", {1: "80", 48: "90"}))), "IE"
+    )
 
     assert len(rows) == 48 and set(rows["resolution"]) == {"PT30M"}
     assert rows["ts"].iloc[1] == utc("2025-10-01 23:30") and rows["price"].iloc[-1] == 90.0
@@ -215,7 +259,9 @@ def test_parse__mixed_hourly_and_quarter_hour_periods_keep_their_own_resolution(
 
     assert rows["resolution"].value_counts().to_dict() == {"PT15M": 96, "PT60M": 24}
     step = rows["ts"].diff().shift(-1).dropna()
-    assert (step == rows["resolution"].iloc[:-1].map({"PT60M": pd.Timedelta(hours=1), "PT15M": pd.Timedelta(minutes=15)})).all()
+    assert (
+        step == rows["resolution"].iloc[:-1].map({"PT60M": pd.Timedelta(hours=1), "PT15M": pd.Timedelta(minutes=15)})
+    ).all()
 
 
 def test_parse__overlapping_hourly_and_quarter_hour_prices_are_refused():
@@ -229,8 +275,10 @@ def test_parse__overlapping_hourly_and_quarter_hour_prices_are_refused():
 def test_parse__sdac_sequence_is_kept_when_exaa_is_published_too():
     # DE-LU before the 15-minute go-live: SDAC hourly as sequence 1, EXAA quarter-hourly as sequence 2.
     day = ("2024-10-05T22:00Z", "2024-10-06T22:00Z")
-    body = document(series(period(*day, "PT60M", {1: "67.04"}), sequence="1"),
-                    series(period(*day, "PT15M", {1: "98.1"}), sequence="2"))
+    body = document(
+        series(period(*day, "PT60M", {1: "67.04"}), sequence="1"),
+        series(period(*day, "PT15M", {1: "98.1"}), sequence="2"),
+    )
 
     rows = parse_a44(body, "DE_LU")
 
@@ -240,7 +288,9 @@ def test_parse__sdac_sequence_is_kept_when_exaa_is_published_too():
 def test_request_windows__cover_whole_brussels_days_in_blocks_of_at_most_100():
     windows = request_windows(utc("2025-01-15 10:30"), utc("2025-01-15 10:30") + pd.Timedelta(days=250))
 
-    local_days = [(b.tz_convert("Europe/Brussels").date() - a.tz_convert("Europe/Brussels").date()).days for a, b in windows]
+    local_days = [
+        (b.tz_convert("Europe/Brussels").date() - a.tz_convert("Europe/Brussels").date()).days for a, b in windows
+    ]
     assert local_days == [100, 100, 51]
     assert windows[0][0] == utc("2025-01-14 23:00")  # Brussels midnight (CET) before 10:30 UTC
     assert windows[-1][1] == utc("2025-09-22 22:00")  # Brussels midnight (CEST) after the end
@@ -263,8 +313,15 @@ class RecordingSession(requests.Session):
         return super().request(method, url, **kwargs)
 
 
-def make_client(sandbox, tmp_path: Path, sleeps, *, retry: RetryPolicy | None = None, token: str | None = "default",
-                regions: dict | None = None) -> tuple[Client, HttpTransport, RecordingSession]:
+def make_client(
+    sandbox,
+    tmp_path: Path,
+    sleeps,
+    *,
+    retry: RetryPolicy | None = None,
+    token: str | None = "default",
+    regions: dict | None = None,
+) -> tuple[Client, HttpTransport, RecordingSession]:
     config = ProviderConfig(
         source="entsoe",
         base_url=f"{sandbox.url}/entsoe",
@@ -294,22 +351,36 @@ def test_client__asks_for_whole_days_and_keeps_exactly_the_requested_window(sand
 
     rows = client.fetch_prices("FR", utc("2025-09-17 10:00"), utc("2025-09-17 13:30"))
 
-    assert session.sent == [{
-        "securityToken": "sandbox-entsoe-token", "documentType": "A44",
-        "in_Domain": "10YFR-RTE------C", "out_Domain": "10YFR-RTE------C",
-        "periodStart": "202509162200", "periodEnd": "202509172200",  # the Paris delivery day, in UTC
-        "contract_MarketAgreement.type": "A01",
-    }]
+    assert session.sent == [
+        {
+            "securityToken": "sandbox-entsoe-token",
+            "documentType": "A44",
+            "in_Domain": "10YFR-RTE------C",
+            "out_Domain": "10YFR-RTE------C",
+            "periodStart": "202509162200",
+            "periodEnd": "202509172200",  # the Paris delivery day, in UTC
+            "contract_MarketAgreement.type": "A01",
+        }
+    ]
     assert rows["ts"].tolist() == [utc(f"2025-09-17 {h}:00") for h in (10, 11, 12, 13)]
-    np.testing.assert_allclose(rows["price"], history(sandbox, "FR", "2025-09-17 10:00", "2025-09-17 14:00"), atol=0.005)
+    np.testing.assert_allclose(
+        rows["price"], history(sandbox, "FR", "2025-09-17 10:00", "2025-09-17 14:00"), atol=0.005
+    )
     assert [(c.endpoint, c.status, c.http_status, c.records) for c in transport.calls] == [("/api", "ok", 200, 24)]
     assert set(rows["currency"]) == {"EUR"} and set(rows["unit"]) == {"MWh"} and set(rows["resolution"]) == {"PT60M"}
 
 
-@pytest.mark.parametrize(("local_day", "points", "resolution"), [
-    ("2016-06-01", 24, "PT60M"), ("2016-03-27", 23, "PT60M"), ("2016-10-30", 25, "PT60M"),  # hourly before the SDAC switch
-    ("2025-11-05", 96, "PT15M"), ("2026-03-29", 92, "PT15M"), ("2025-10-26", 100, "PT15M"),  # quarter-hours after it
-])
+@pytest.mark.parametrize(
+    ("local_day", "points", "resolution"),
+    [
+        ("2016-06-01", 24, "PT60M"),
+        ("2016-03-27", 23, "PT60M"),
+        ("2016-10-30", 25, "PT60M"),  # hourly before the SDAC switch
+        ("2025-11-05", 96, "PT15M"),
+        ("2026-03-29", 92, "PT15M"),
+        ("2025-10-26", 100, "PT15M"),  # quarter-hours after it
+    ],
+)
 def test_client__dst_days_from_the_sandbox_have_their_real_number_of_points(
     sandbox, tmp_path, sleeps, local_day, points, resolution
 ):
@@ -336,7 +407,10 @@ def test_client__250_day_request_makes_3_calls_and_returns_a_gapless_series(sand
 
     assert len(transport.calls) == 3 and all(c.status == "ok" for c in transport.calls)
     assert [(s["periodStart"], s["periodEnd"]) for s in session.sent] == [
-        ("202505312200", "202509082200"), ("202509082200", "202512172300"), ("202512172300", "202602052300")]
+        ("202505312200", "202509082200"),
+        ("202509082200", "202512172300"),
+        ("202512172300", "202602052300"),
+    ]
     assert rows["ts"].iloc[0] == start and rows["ts"].iloc[-1] < end
     steps = rows["ts"].diff().shift(-1).iloc[:-1]
     width = rows["resolution"].iloc[:-1].map({"PT60M": pd.Timedelta(hours=1), "PT15M": pd.Timedelta(minutes=15)})
@@ -349,8 +423,16 @@ def test_client__250_day_request_makes_3_calls_and_returns_a_gapless_series(sand
 
 def test_sandbox__refuses_more_than_100_days_or_a_year_so_the_client_must_split(sandbox):
     base = {"securityToken": "sandbox-entsoe-token", "documentType": "A44", "in_Domain": BE, "out_Domain": BE}
-    too_many = requests.get(f"{sandbox.url}/entsoe/api", params={**base, "periodStart": "202505312200", "periodEnd": "202509092200"}, timeout=30)
-    too_long = requests.get(f"{sandbox.url}/entsoe/api", params={**base, "periodStart": "202401010000", "periodEnd": "202501020000"}, timeout=30)
+    too_many = requests.get(
+        f"{sandbox.url}/entsoe/api",
+        params={**base, "periodStart": "202505312200", "periodEnd": "202509092200"},
+        timeout=30,
+    )
+    too_long = requests.get(
+        f"{sandbox.url}/entsoe/api",
+        params={**base, "periodStart": "202401010000", "periodEnd": "202501020000"},
+        timeout=30,
+    )
 
     assert too_many.status_code == 400
     with pytest.raises(PayloadError, match=r"The number of instances \(101\) exceeds the allowed maximum \(100\)"):
@@ -360,17 +442,26 @@ def test_sandbox__refuses_more_than_100_days_or_a_year_so_the_client_must_split(
         parse_a44(too_long.content, "BE")
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"periodEnd": None}, "Mandatory parameter\\(s\\) periodEnd missing"),
-    ({"periodStart": "2025-09-17"}, "periodStart='2025-09-17' is not a valid date"),
-    ({"periodStart": "202513010000"}, "periodStart='202513010000' is not a valid date"),
-    ({"out_Domain": "10YFR-RTE------C"}, "must be the same bidding zone"),
-    ({"documentType": "A65"}, "documentType 'A65'"),
-    ({"periodStart": "202509180000"}, "periodStart must be before periodEnd"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"periodEnd": None}, "Mandatory parameter\\(s\\) periodEnd missing"),
+        ({"periodStart": "2025-09-17"}, "periodStart='2025-09-17' is not a valid date"),
+        ({"periodStart": "202513010000"}, "periodStart='202513010000' is not a valid date"),
+        ({"out_Domain": "10YFR-RTE------C"}, "must be the same bidding zone"),
+        ({"documentType": "A65"}, "documentType 'A65'"),
+        ({"periodStart": "202509180000"}, "periodStart must be before periodEnd"),
+    ],
+)
 def test_sandbox__bad_parameters_get_a_400_acknowledgement(sandbox, change, message):
-    params = {"securityToken": "sandbox-entsoe-token", "documentType": "A44", "in_Domain": BE, "out_Domain": BE,
-              "periodStart": "202509162200", "periodEnd": "202509172200"}
+    params = {
+        "securityToken": "sandbox-entsoe-token",
+        "documentType": "A44",
+        "in_Domain": BE,
+        "out_Domain": BE,
+        "periodStart": "202509162200",
+        "periodEnd": "202509172200",
+    }
     params = {k: v for k, v in {**params, **change}.items() if v is not None}
 
     answer = requests.get(f"{sandbox.url}/entsoe/api", params=params, timeout=30)
@@ -381,9 +472,19 @@ def test_sandbox__bad_parameters_get_a_400_acknowledgement(sandbox, change, mess
 
 
 def test_sandbox__document_is_built_like_the_real_one_and_leaves_out_repeated_prices(sandbox):
-    answer = requests.get(f"{sandbox.url}/entsoe/api", params={
-        "securityToken": "sandbox-entsoe-token", "documentType": "A44", "in_Domain": BE, "out_Domain": BE,
-        "periodStart": "202511042300", "periodEnd": "202511052300", "contract_MarketAgreement.type": "A01"}, timeout=30)
+    answer = requests.get(
+        f"{sandbox.url}/entsoe/api",
+        params={
+            "securityToken": "sandbox-entsoe-token",
+            "documentType": "A44",
+            "in_Domain": BE,
+            "out_Domain": BE,
+            "periodStart": "202511042300",
+            "periodEnd": "202511052300",
+            "contract_MarketAgreement.type": "A01",
+        },
+        timeout=30,
+    )
 
     root = ET.fromstring(answer.content)
     names = {element.tag for element in root.iter()}
@@ -433,7 +534,9 @@ def test_client__missing_token_fails_before_any_call(sandbox, tmp_path, sleeps):
 def test_client__wrong_token_is_an_auth_error_naming_the_connection(sandbox, tmp_path, sleeps):
     client, transport, _ = make_client(sandbox, tmp_path, sleeps, token="not-the-token")
 
-    with pytest.raises(AuthError, match=r"credentials refused \(HTTP 401: .*fix the Airflow connection 'entsoe_default'"):
+    with pytest.raises(
+        AuthError, match=r"credentials refused \(HTTP 401: .*fix the Airflow connection 'entsoe_default'"
+    ):
         client.fetch_prices("BE", utc("2025-09-17 00:00"), utc("2025-09-18 00:00"))
     assert [(c.status, c.http_status) for c in transport.calls] == [("error", 401)]
     answer = requests.get(f"{sandbox.url}/entsoe/api", params={"securityToken": "nope"}, timeout=30)

@@ -57,6 +57,7 @@ def response(status: int, content: bytes) -> requests.Response:
 
 # -- parsing the real fixtures ------------------------------------------------------------------------
 
+
 def test_parse__tariff_rates_fixture_expands_the_90_minute_interval_into_six_quarter_hours():
     frame = parse_tariff_rates((HERE / "tariffs_rates_200.json").read_bytes(), "NP")
     assert list(frame.columns) == list(SOURCE_COLUMNS)
@@ -64,7 +65,11 @@ def test_parse__tariff_rates_fixture_expands_the_90_minute_interval_into_six_qua
     assert list(frame["ts"]) == list(pd.date_range("2022-12-28T01:00Z", "2022-12-28T02:15Z", freq="15min"))
     assert frame["price"].tolist() == [4.998] * 6  # EUR per kWh, large units, not converted
     assert set(frame["currency"]) == {"EUR"} and set(frame["unit"]) == {"kWh"}
-    assert set(frame["resolution"]) == {"PT15M"} and set(frame["region"]) == {"NP"} and set(frame["source"]) == {"flatpeak"}
+    assert (
+        set(frame["resolution"]) == {"PT15M"}
+        and set(frame["region"]) == {"NP"}
+        and set(frame["source"]) == {"flatpeak"}
+    )
 
 
 def test_parse__anode_price_fixture_with_price_value_gives_the_same_rows():
@@ -106,11 +111,14 @@ def test_parse_login__fixture_gives_token_expiry_and_mode_and_hides_the_token():
     assert "eyJ" not in repr(token)
 
 
-@pytest.mark.parametrize(("doc", "match"), [
-    ({"expires_in": 3600, "live_mode": True}, "bearer_token"),
-    ({"bearer_token": "t", "expires_in": "3600", "live_mode": True}, "expires_in"),
-    ({"bearer_token": "t", "expires_in": 3600}, "live_mode"),
-])
+@pytest.mark.parametrize(
+    ("doc", "match"),
+    [
+        ({"expires_in": 3600, "live_mode": True}, "bearer_token"),
+        ({"bearer_token": "t", "expires_in": "3600", "live_mode": True}, "expires_in"),
+        ({"bearer_token": "t", "expires_in": 3600}, "live_mode"),
+    ],
+)
 def test_parse_login__missing_or_wrong_fields_are_payload_errors(doc, match):
     with pytest.raises(PayloadError, match=match):
         parse_login(doc)
@@ -120,7 +128,10 @@ BAD_BODIES = {
     "truncated JSON": ((HERE / "tariffs_rates_200.json").read_bytes()[:300], "not valid JSON"),
     "JSON array": (b"[]", "expected an object"),
     "unknown object": ({**fixture("tariffs_rates_200.json"), "object": "error"}, "object 'error'"),
-    "missing currency": ({k: v for k, v in fixture("tariffs_rates_200.json").items() if k != "currency_code"}, "currency_code"),
+    "missing currency": (
+        {k: v for k, v in fixture("tariffs_rates_200.json").items() if k != "currency_code"},
+        "currency_code",
+    ),
     "missing data": ({k: v for k, v in fixture("tariffs_rates_200.json").items() if k != "data"}, "'data' array"),
     "missing valid_to": (body(valid_to=None), r"data\[0\].valid_to is None"),
     "missing tariff": (body(tariff=None), "no 'tariff' object"),
@@ -145,12 +156,15 @@ def test_parse__unrecognised_shapes_are_payload_errors_naming_the_problem(name):
 
 def test_parse__overlapping_intervals_with_different_rates_are_a_payload_error():
     doc = body()
-    doc["data"].append({"valid_from": "2022-12-28T02:00:00Z", "valid_to": "2022-12-28T03:00:00Z", "tariff": {"rate": 1.0}})
+    doc["data"].append(
+        {"valid_from": "2022-12-28T02:00:00Z", "valid_to": "2022-12-28T03:00:00Z", "tariff": {"rate": 1.0}}
+    )
     with pytest.raises(PayloadError, match="overlapping intervals give different prices for 2 slot"):
         parse_tariff_rates(doc, "NP")
 
 
 # -- error answers ------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("code", ["no_price_data", "no_tariff_connected"])
 def test_parse_error__422_without_prices_is_no_data(code):
@@ -182,16 +196,26 @@ def test_parse_error__a_non_json_error_body_is_a_payload_error():
 
 # -- the client without a server ----------------------------------------------------------------------
 
+
 def make_config(base_url: str, **changes) -> ProviderConfig:
-    values = {"source": "flatpeak", "base_url": base_url, "connection_id": CONNECTION_ID, "login": ACCOUNT, "api_key": KEY,
-                  "regions": dict(DEFAULT_REGIONS), "requests_per_minute": 0,
-                  "retry": RetryPolicy(max_attempts=3, backoff_base_s=0.01)}
+    values = {
+        "source": "flatpeak",
+        "base_url": base_url,
+        "connection_id": CONNECTION_ID,
+        "login": ACCOUNT,
+        "api_key": KEY,
+        "regions": dict(DEFAULT_REGIONS),
+        "requests_per_minute": 0,
+        "retry": RetryPolicy(max_attempts=3, backoff_base_s=0.01),
+    }
     values.update(changes)
     return ProviderConfig(**values)
 
 
 def test_client__unknown_region_raises_value_error_naming_the_known_ones(tmp_path):
-    client = Client(make_config("http://127.0.0.1:9"), HttpTransport(make_config("http://127.0.0.1:9"), archive_dir=tmp_path))
+    client = Client(
+        make_config("http://127.0.0.1:9"), HttpTransport(make_config("http://127.0.0.1:9"), archive_dir=tmp_path)
+    )
     with pytest.raises(ValueError, match="unknown region 'DE'; configured regions: NP, PJM, BE, FR"):
         client.fetch_prices("DE", DAY, DAY + pd.Timedelta(days=1))
     assert client.regions() == ("NP", "PJM", "BE", "FR")
@@ -207,6 +231,7 @@ def test_client__missing_credentials_are_an_auth_error_naming_the_connection(tmp
 
 # -- end to end against the sandbox -------------------------------------------------------------------
 
+
 @pytest.fixture
 def connect(sandbox, tmp_path, sleeps):
     def build(clock=None, **changes) -> tuple[Client, HttpTransport]:
@@ -214,6 +239,7 @@ def connect(sandbox, tmp_path, sleeps):
         transport = HttpTransport(config, archive_dir=tmp_path, sleep=sleeps)
         client = Client(config, transport, clock=clock) if clock else Client(config, transport)
         return client, transport
+
     return build
 
 
@@ -267,13 +293,23 @@ def test_e2e__neither_the_key_nor_the_bearer_token_reaches_the_logs(sandbox, con
 
 def test_sandbox__consecutive_equal_hours_are_merged_into_one_interval():
     hours = pd.date_range(DAY, periods=5, freq="h")
-    history = SimpleNamespace(hourly=lambda region, lo, hi: pd.Series([40.0, 40.0, 40.0, 52.5, float("nan")], index=hours),
-                              currency=lambda region: "EUR")
+    history = SimpleNamespace(
+        hourly=lambda region, lo, hi: pd.Series([40.0, 40.0, 40.0, 52.5, float("nan")], index=hours),
+        currency=lambda region: "EUR",
+    )
     app = App(SimpleNamespace(history=history, config=SimpleNamespace(credentials={}, token_ttl_s=3600)))
     data = app._intervals("NP", DAY.to_pydatetime(), (DAY + pd.Timedelta(hours=5)).to_pydatetime(), UTC)
     assert data == [
-        {"valid_from": "2017-06-01T00:00:00Z", "valid_to": "2017-06-01T03:00:00Z", "tariff": {"rate": 0.04, "confidence": 1}},
-        {"valid_from": "2017-06-01T03:00:00Z", "valid_to": "2017-06-01T04:00:00Z", "tariff": {"rate": 0.0525, "confidence": 1}},
+        {
+            "valid_from": "2017-06-01T00:00:00Z",
+            "valid_to": "2017-06-01T03:00:00Z",
+            "tariff": {"rate": 0.04, "confidence": 1},
+        },
+        {
+            "valid_from": "2017-06-01T03:00:00Z",
+            "valid_to": "2017-06-01T04:00:00Z",
+            "tariff": {"rate": 0.0525, "confidence": 1},
+        },
     ]
     frame = parse_tariff_rates({"object": "tariff_rate", "currency_code": "EUR", "data": data}, "NP")
     assert len(frame) == 16 and frame["price"].iloc[11] == 0.04 and frame["price"].iloc[12] == 0.0525
@@ -285,7 +321,9 @@ def test_e2e__a_window_over_90_days_is_split_and_the_token_is_reused(sandbox, co
     start, end = DAY, DAY + pd.Timedelta(days=100)
     frame = client.fetch_prices("BE", start, end)
     assert len(frame) == 100 * 96 and not frame["ts"].duplicated().any()
-    assert hourly_per_mwh(frame).to_numpy() == pytest.approx(sandbox.history.hourly("BE", start, end).to_numpy(), abs=1e-9)
+    assert hourly_per_mwh(frame).to_numpy() == pytest.approx(
+        sandbox.history.hourly("BE", start, end).to_numpy(), abs=1e-9
+    )
     assert [e for e, _, _ in endpoints(transport)] == ["/login", "/tariffs/rates", "/tariffs/rates"]
 
 
@@ -307,11 +345,16 @@ def test_e2e__token_expiring_on_the_server_mid_run_causes_exactly_one_relogin(sa
     start, end = DAY, DAY + pd.Timedelta(days=100)
     frame = client.fetch_prices("NP", start, end)
     assert endpoints(transport) == [
-        ("/login", 200, "ok"), ("/tariffs/rates", 200, "ok"),
-        ("/tariffs/rates", 401, "error"), ("/login", 200, "ok"), ("/tariffs/rates", 200, "ok"),
+        ("/login", 200, "ok"),
+        ("/tariffs/rates", 200, "ok"),
+        ("/tariffs/rates", 401, "error"),
+        ("/login", 200, "ok"),
+        ("/tariffs/rates", 200, "ok"),
     ]
     assert len(frame) == 100 * 96
-    assert hourly_per_mwh(frame).to_numpy() == pytest.approx(sandbox.history.hourly("NP", start, end).to_numpy(), abs=1e-9)
+    assert hourly_per_mwh(frame).to_numpy() == pytest.approx(
+        sandbox.history.hourly("NP", start, end).to_numpy(), abs=1e-9
+    )
 
 
 @pytest.mark.e2e
@@ -323,7 +366,13 @@ def test_e2e__the_client_logs_in_again_before_its_token_expires(sandbox, connect
     client.fetch_prices("NP", DAY, DAY + pd.Timedelta(hours=1))
     now[0] = sandbox.config.token_ttl_s - 30  # inside the 60 s refresh margin: renewed first
     client.fetch_prices("NP", DAY, DAY + pd.Timedelta(hours=1))
-    assert [e for e, _, _ in endpoints(transport)] == ["/login", "/tariffs/rates", "/tariffs/rates", "/login", "/tariffs/rates"]
+    assert [e for e, _, _ in endpoints(transport)] == [
+        "/login",
+        "/tariffs/rates",
+        "/tariffs/rates",
+        "/login",
+        "/tariffs/rates",
+    ]
     assert all(status == 200 for _, status, _ in endpoints(transport))
 
 
@@ -336,8 +385,12 @@ def test_e2e__a_second_refusal_after_relogin_is_an_auth_error_naming_the_connect
     with pytest.raises(AuthError, match="flatpeak_default") as info:
         client.fetch_prices("NP", DAY, DAY + pd.Timedelta(hours=1))
     assert info.value.http_status == 401 and "Token expired" in str(info.value)
-    assert endpoints(transport) == [("/login", 200, "ok"), ("/tariffs/rates", 401, "error"),
-                                    ("/login", 200, "ok"), ("/tariffs/rates", 401, "error")]
+    assert endpoints(transport) == [
+        ("/login", 200, "ok"),
+        ("/tariffs/rates", 401, "error"),
+        ("/login", 200, "ok"),
+        ("/tariffs/rates", 401, "error"),
+    ]
 
 
 @pytest.mark.e2e
@@ -360,8 +413,11 @@ def test_e2e__an_unknown_location_is_a_provider_error_from_the_404(connect):
 def test_e2e__422_no_price_data_is_recorded_as_no_data_and_gives_an_empty_frame(sandbox, connect):
     app = sandbox.apps["flatpeak"]
     served = app.handle
-    app.handle = lambda r: (app.error(422, "No price data for this location", code="no_price_data")
-                            if r.path.startswith("/tariffs/rates/") else served(r))
+    app.handle = lambda r: (
+        app.error(422, "No price data for this location", code="no_price_data")
+        if r.path.startswith("/tariffs/rates/")
+        else served(r)
+    )
     client, transport = connect()
     frame = client.fetch_prices("FR", DAY, DAY + pd.Timedelta(days=1))
     assert frame.empty and list(frame.columns) == list(SOURCE_COLUMNS)
@@ -372,13 +428,30 @@ def test_e2e__422_no_price_data_is_recorded_as_no_data_and_gives_an_empty_frame(
 def test_sandbox__answers_in_the_end_time_offset_and_the_parser_reads_it_as_utc(sandbox):
     base = f"{sandbox.url}/flatpeak"
     token = requests.get(f"{base}/login", auth=(ACCOUNT, KEY), timeout=5).json()["bearer_token"]
-    answer = requests.get(f"{base}/tariffs/rates/loc_FR", timeout=5, headers={"Authorization": f"Bearer {token}"},
-                          params={"start_time": "2017-06-01T02:00:00+01:00", "end_time": "2017-06-01T05:00:00+01:00"})
+    answer = requests.get(
+        f"{base}/tariffs/rates/loc_FR",
+        timeout=5,
+        headers={"Authorization": f"Bearer {token}"},
+        params={"start_time": "2017-06-01T02:00:00+01:00", "end_time": "2017-06-01T05:00:00+01:00"},
+    )
     doc = answer.json()
     assert answer.status_code == 200 and doc["object"] == "tariff_rate" and doc["location_timezone"] == "Europe/Paris"
-    assert doc["data"][0]["valid_from"].endswith("+01:00") and doc["data"][0]["valid_from"].startswith("2017-06-01T02:00")
-    assert set(doc) >= {"id", "live_mode", "location_id", "currency_code", "direction", "last_updated", "next_update",
-                        "request", "data", "time_created", "account_id"}
+    assert doc["data"][0]["valid_from"].endswith("+01:00") and doc["data"][0]["valid_from"].startswith(
+        "2017-06-01T02:00"
+    )
+    assert set(doc) >= {
+        "id",
+        "live_mode",
+        "location_id",
+        "currency_code",
+        "direction",
+        "last_updated",
+        "next_update",
+        "request",
+        "data",
+        "time_created",
+        "account_id",
+    }
     frame = parse_tariff_rates(doc, "FR")
     history = sandbox.history.hourly("FR", DAY + pd.Timedelta(hours=1), DAY + pd.Timedelta(hours=4))
     assert frame["ts"].iloc[0] == DAY + pd.Timedelta(hours=1) and len(frame) == 12
@@ -391,15 +464,29 @@ def test_sandbox__bad_requests_get_flatpeak_error_answers(sandbox):
     assert requests.get(f"{base}/login", timeout=5).status_code == 403
     token = requests.get(f"{base}/login", auth=(ACCOUNT, KEY), timeout=5).json()["bearer_token"]
     auth = {"Authorization": f"Bearer {token}"}
-    no_end = requests.get(f"{base}/tariffs/rates/loc_NP", headers=auth, params={"start_time": "2017-06-01T00:00:00Z"}, timeout=5)
-    assert no_end.status_code == 422 and no_end.json()["object"] == "error" and no_end.json()["type"] == "invalid_request"
-    too_long = requests.get(f"{base}/tariffs/rates/loc_NP", headers=auth, timeout=5,
-                            params={"start_time": "2017-01-01T00:00:00Z", "end_time": "2017-04-02T00:00:00Z"})
+    no_end = requests.get(
+        f"{base}/tariffs/rates/loc_NP", headers=auth, params={"start_time": "2017-06-01T00:00:00Z"}, timeout=5
+    )
+    assert (
+        no_end.status_code == 422 and no_end.json()["object"] == "error" and no_end.json()["type"] == "invalid_request"
+    )
+    too_long = requests.get(
+        f"{base}/tariffs/rates/loc_NP",
+        headers=auth,
+        timeout=5,
+        params={"start_time": "2017-01-01T00:00:00Z", "end_time": "2017-04-02T00:00:00Z"},
+    )
     assert too_long.status_code == 422 and "90 days" in too_long.json()["message"]
-    unknown = requests.get(f"{base}/tariffs/rates/loc_XX", headers=auth, params={"end_time": "2017-06-01T00:00:00Z"}, timeout=5)
+    unknown = requests.get(
+        f"{base}/tariffs/rates/loc_XX", headers=auth, params={"end_time": "2017-06-01T00:00:00Z"}, timeout=5
+    )
     assert (unknown.status_code, unknown.json()) == (404, {"message": "Not Found"})
-    stranger = requests.get(f"{base}/tariffs/rates/loc_NP", headers={"Authorization": "Bearer nope"},
-                            params={"end_time": "2017-06-01T00:00:00Z"}, timeout=5)
+    stranger = requests.get(
+        f"{base}/tariffs/rates/loc_NP",
+        headers={"Authorization": "Bearer nope"},
+        params={"end_time": "2017-06-01T00:00:00Z"},
+        timeout=5,
+    )
     assert (stranger.status_code, stranger.json()) == (403, {"message": "Bad credentials"})
     limited = sandbox.apps["flatpeak"].error(429, "slow down")
     assert limited.status == 429 and json.loads(limited.body)["type"] == "rate_limit"
@@ -408,6 +495,7 @@ def test_sandbox__bad_requests_get_flatpeak_error_answers(sandbox):
 
 # -- faults ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.e2e
 def test_fault__500_twice_then_recovery(sandbox, connect):
     client, transport = connect()
@@ -415,8 +503,11 @@ def test_fault__500_twice_then_recovery(sandbox, connect):
     sandbox.set_faults({"flatpeak": Fault(kind="500", times=2)})
     frame = client.fetch_prices("NP", DAY, DAY + pd.Timedelta(hours=2))
     assert len(frame) == 8
-    assert endpoints(transport)[1:] == [("/tariffs/rates", 500, "error"), ("/tariffs/rates", 500, "error"),
-                                        ("/tariffs/rates", 200, "ok")]
+    assert endpoints(transport)[1:] == [
+        ("/tariffs/rates", 500, "error"),
+        ("/tariffs/rates", 500, "error"),
+        ("/tariffs/rates", 200, "ok"),
+    ]
 
 
 @pytest.mark.e2e

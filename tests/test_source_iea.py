@@ -29,8 +29,9 @@ def rows(*items: tuple[str, object], iso3: str = "FRA") -> list[dict]:
 
 
 def test_parse__rows_with_z_or_offsets_become_sorted_utc_hours_per_mwh():
-    body = json.dumps(rows(("2024-01-01T01:00:00Z", 61.5), ("2024-01-01T01:00:00+01:00", 58.25),
-                           ("2024-01-01T02:00:00.000Z", -3))).encode()
+    body = json.dumps(
+        rows(("2024-01-01T01:00:00Z", 61.5), ("2024-01-01T01:00:00+01:00", 58.25), ("2024-01-01T02:00:00.000Z", -3))
+    ).encode()
     frame = iea.parse_timeseries(body, "FRA")
     assert frame["ts"].tolist() == [utc("2024-01-01 00:00"), utc("2024-01-01 01:00"), utc("2024-01-01 02:00")]
     assert frame["price"].tolist() == [58.25, 61.5, -3.0]
@@ -46,23 +47,28 @@ def test_parse__equal_duplicates_merge_and_conflicting_ones_are_refused():
 
 @pytest.mark.parametrize("name", ["releases_api_products_200_docs.json", "releases_api_product_releases_200_docs.json"])
 def test_parse__the_documented_releases_api_bodies_are_not_price_data(name):
-    with pytest.raises(PayloadError, match="expected keys ISO3, Date, Value; the undocumented IEA backend changed shape"):
+    with pytest.raises(
+        PayloadError, match="expected keys ISO3, Date, Value; the undocumented IEA backend changed shape"
+    ):
         iea.parse_timeseries((IEA / name).read_bytes(), "FRA")
 
 
-@pytest.mark.parametrize(("body", "match"), [
-    (b'{"ISO3": "FRA", "data": []}', "expected a JSON array .* got a dict"),
-    (b'[{"ISO3": "FRA", "Date": "2024-01-01T00:00:00Z", "Val', "not valid JSON"),
-    (json.dumps([{"ISO3": "FRA", "Date": "2024-01-01T00:00:00Z"}]), r"\['Date', 'ISO3'\], expected keys"),
-    (json.dumps([["FRA", "2024-01-01T00:00:00Z", 1.0]]), "row 0 is list"),
-    (json.dumps(rows(("2024-01-01T00:00:00Z", 1.0), iso3="BEL")), "is for ISO3 'BEL', not 'FRA'"),
-    (json.dumps(rows(("2024-01-01T00:00:00Z", "61.5"))), "Value '61.5' is not a number"),
-    (json.dumps(rows(("2024-01-01T00:00:00Z", None))), "Value None is not a number"),
-    (json.dumps(rows(("2024-01-01T00:00:00Z", True))), "Value True is not a number"),
-    (json.dumps(rows(("01/01/2024 00:00", 1.0))), "Date '01/01/2024 00:00' is not ISO-8601"),
-    (json.dumps(rows((1704067200, 1.0))), "is not an ISO-8601 string"),
-    (json.dumps(rows(("2024-01-01T00:00:00", 1.0))), "has no UTC offset"),
-])
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (b'{"ISO3": "FRA", "data": []}', "expected a JSON array .* got a dict"),
+        (b'[{"ISO3": "FRA", "Date": "2024-01-01T00:00:00Z", "Val', "not valid JSON"),
+        (json.dumps([{"ISO3": "FRA", "Date": "2024-01-01T00:00:00Z"}]), r"\['Date', 'ISO3'\], expected keys"),
+        (json.dumps([["FRA", "2024-01-01T00:00:00Z", 1.0]]), "row 0 is list"),
+        (json.dumps(rows(("2024-01-01T00:00:00Z", 1.0), iso3="BEL")), "is for ISO3 'BEL', not 'FRA'"),
+        (json.dumps(rows(("2024-01-01T00:00:00Z", "61.5"))), "Value '61.5' is not a number"),
+        (json.dumps(rows(("2024-01-01T00:00:00Z", None))), "Value None is not a number"),
+        (json.dumps(rows(("2024-01-01T00:00:00Z", True))), "Value True is not a number"),
+        (json.dumps(rows(("01/01/2024 00:00", 1.0))), "Date '01/01/2024 00:00' is not ISO-8601"),
+        (json.dumps(rows((1704067200, 1.0))), "is not an ISO-8601 string"),
+        (json.dumps(rows(("2024-01-01T00:00:00", 1.0))), "has no UTC offset"),
+    ],
+)
 def test_parse__any_other_shape_says_the_backend_changed(body, match):
     with pytest.raises(PayloadError, match=match) as caught:
         iea.parse_timeseries(body, "FRA")
@@ -77,18 +83,25 @@ def test_parse__an_empty_array_is_no_data():
 # -- the client -----------------------------------------------------------------------------------
 
 
-def make_client(base_url: str, tmp_path: Path, sleeps, *, regions=None,
-                retry: RetryPolicy = RetryPolicy()) -> tuple[iea.Client, HttpTransport]:
-    config = ProviderConfig(source="iea", base_url=base_url, connection_id=iea.CONNECTION_ID,
-                            regions=dict(iea.DEFAULT_REGIONS if regions is None else regions),
-                            requests_per_minute=0, retry=retry)
+def make_client(
+    base_url: str, tmp_path: Path, sleeps, *, regions=None, retry: RetryPolicy = RetryPolicy()
+) -> tuple[iea.Client, HttpTransport]:
+    config = ProviderConfig(
+        source="iea",
+        base_url=base_url,
+        connection_id=iea.CONNECTION_ID,
+        regions=dict(iea.DEFAULT_REGIONS if regions is None else regions),
+        requests_per_minute=0,
+        retry=retry,
+    )
     transport = HttpTransport(config, archive_dir=tmp_path, sleep=sleeps)
     return iea.Client(config, transport), transport
 
 
 def test_client__bad_regions_are_value_errors_before_any_request(tmp_path, sleeps):
-    client, transport = make_client("http://127.0.0.1:9", tmp_path, sleeps,
-                                    regions={"NP": "NOR", "DE": "DEU", "XX": "france"})
+    client, transport = make_client(
+        "http://127.0.0.1:9", tmp_path, sleeps, regions={"NP": "NOR", "DE": "DEU", "XX": "france"}
+    )
     start, end = utc("2016-01-01"), utc("2016-01-02")
     with pytest.raises(ValueError, match=r"unknown region 'PJM'.*NP"):
         client.fetch_prices("PJM", start, end)
@@ -124,7 +137,9 @@ def test_sandbox__hourly_prices_are_the_bundled_history_for_exactly_the_range(sa
     assert frame["price"].tolist() == expected.tolist()
     assert set(frame["currency"]) == {"EUR"} and set(frame["unit"]) == {"MWh"} and set(frame["resolution"]) == {"PT60M"}
     assert set(frame["region"]) == {region} and set(frame["source"]) == {"iea"}
-    assert urls == [f"{sandbox.url}/iea/rte/price/hourly/{iso3}/timeseries?from=2016-03-25&to=2016-03-29&currency=local"]
+    assert urls == [
+        f"{sandbox.url}/iea/rte/price/hourly/{iso3}/timeseries?from=2016-03-25&to=2016-03-29&currency=local"
+    ]
     assert [(c.endpoint, c.status) for c in transport.calls] == [("/rte/price/hourly/{iso3}/timeseries", "ok")]
 
 
@@ -145,8 +160,11 @@ def test_sandbox__long_ranges_are_asked_for_in_31_day_windows_without_gaps_or_ov
 
 
 def test_sandbox__serves_the_expected_row_shape(sandbox):
-    response = requests.get(f"{sandbox.url}/iea/rte/price/hourly/BEL/timeseries",
-                            params={"from": "2016-01-01", "to": "2016-01-01", "currency": "local"}, timeout=10)
+    response = requests.get(
+        f"{sandbox.url}/iea/rte/price/hourly/BEL/timeseries",
+        params={"from": "2016-01-01", "to": "2016-01-01", "currency": "local"},
+        timeout=10,
+    )
     body = response.json()
     assert response.status_code == 200 and len(body) == 24
     assert body[0] == {"ISO3": "BEL", "Date": "2016-01-01T00:00:00Z", "Value": body[0]["Value"]}
@@ -183,7 +201,9 @@ def test_sandbox__500_twice_then_recovers(sandbox, tmp_path, sleeps):
     frame = client.fetch_prices("FR", utc("2016-01-01"), utc("2016-01-01 06:00"))
     assert frame["price"].tolist() == sandbox.history.hourly("FR", utc("2016-01-01"), utc("2016-01-01 06:00")).tolist()
     assert [(c.status, c.http_status) for c in transport.calls] == [("error", 500), ("error", 500), ("ok", 200)]
-    error = requests.get(f"{sandbox.url}/iea/rte/price/hourly/FRA/timeseries", headers={"X-Sandbox-Fault": "500"}, timeout=10)
+    error = requests.get(
+        f"{sandbox.url}/iea/rte/price/hourly/FRA/timeseries", headers={"X-Sandbox-Fault": "500"}, timeout=10
+    )
     assert error.status_code == 500 and error.json() == {"message": "Internal Server Error"}
 
 
@@ -207,14 +227,19 @@ def test_sandbox__malformed_body_is_archived_and_raised(sandbox, tmp_path, sleep
     sandbox.set_faults({"iea": Fault(kind="malformed", times=1)})
     with pytest.raises(PayloadError, match="not valid JSON") as caught:
         client.fetch_prices("NP", utc("2016-01-01"), utc("2016-01-02"))
-    full = requests.get(f"{sandbox.url}/iea/rte/price/hourly/NOR/timeseries", timeout=10,
-                        params={"from": "2015-12-31", "to": "2016-01-02", "currency": "local"}).content
+    full = requests.get(
+        f"{sandbox.url}/iea/rte/price/hourly/NOR/timeseries",
+        timeout=10,
+        params={"from": "2015-12-31", "to": "2016-01-02", "currency": "local"},
+    ).content
     assert Path(caught.value.payload_ref).read_bytes() == full[: len(full) // 2]
     assert transport.calls[-1].status == "error"
 
 
 def test_sandbox__slow_answer_times_out(sandbox, tmp_path, sleeps):
-    client, _ = make_client(f"{sandbox.url}/iea", tmp_path, sleeps, retry=RetryPolicy(read_timeout_s=0.3, max_attempts=2))
+    client, _ = make_client(
+        f"{sandbox.url}/iea", tmp_path, sleeps, retry=RetryPolicy(read_timeout_s=0.3, max_attempts=2)
+    )
     sandbox.set_faults({"iea": Fault(kind="slow", slow_s=1.0)})
     with pytest.raises(ProviderError, match="timed out"):
         client.fetch_prices("NP", utc("2016-01-01"), utc("2016-01-02"))

@@ -58,8 +58,14 @@ def test_parse__a_non_empty_errors_array_is_quoted():
 
 def test_parse__no_data_outputs_mean_no_utility_serves_the_point():
     doc = fixture_json("utility_rates_v3_200.json")
-    doc["outputs"] = {"company_id": "no data", "utility_name": "no data", "utility_info": [],
-                      "commercial": "no data", "industrial": "no data", "residential": "no data"}
+    doc["outputs"] = {
+        "company_id": "no data",
+        "utility_name": "no data",
+        "utility_info": [],
+        "commercial": "no data",
+        "industrial": "no data",
+        "residential": "no data",
+    }
     with pytest.raises(NoData, match="no utility"):
         nrel.parse_utility_rates(doc)
 
@@ -90,12 +96,15 @@ def test_parse__missing_outputs_is_a_payload_error_unless_the_api_says_no_utilit
         nrel.parse_utility_rates(doc | {"warnings": ["No utility found for this location"]})
 
 
-@pytest.mark.parametrize(("body", "match"), [
-    (b'{"inputs": {"lat": "35.45"}, "errors": [', "not valid JSON"),
-    (b"[1, 2]", "JSON list"),
-    (b'{"outputs": {"commercial": 0.1}}', "no 'errors' array"),
-    (b"", "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (b'{"inputs": {"lat": "35.45"}, "errors": [', "not valid JSON"),
+        (b"[1, 2]", "JSON list"),
+        (b'{"outputs": {"commercial": 0.1}}', "no 'errors' array"),
+        (b"", "not valid JSON"),
+    ],
+)
 def test_parse__truncated_or_foreign_json_is_a_payload_error(body, match):
     with pytest.raises(PayloadError, match=match):
         nrel.parse_utility_rates(body)
@@ -104,18 +113,35 @@ def test_parse__truncated_or_foreign_json_is_a_payload_error(body, match):
 # -- the client -----------------------------------------------------------------------------------
 
 
-def make_client(base_url: str, tmp_path: Path, sleeps, *, api_key: str | None = KEY, regions=None,
-                retry: RetryPolicy = RetryPolicy()) -> tuple[nrel.Client, HttpTransport]:
-    config = ProviderConfig(source="nrel", base_url=base_url, connection_id=nrel.CONNECTION_ID, api_key=api_key,
-                            regions=dict(nrel.DEFAULT_REGIONS if regions is None else regions),
-                            requests_per_minute=0, retry=retry)
+def make_client(
+    base_url: str,
+    tmp_path: Path,
+    sleeps,
+    *,
+    api_key: str | None = KEY,
+    regions=None,
+    retry: RetryPolicy = RetryPolicy(),
+) -> tuple[nrel.Client, HttpTransport]:
+    config = ProviderConfig(
+        source="nrel",
+        base_url=base_url,
+        connection_id=nrel.CONNECTION_ID,
+        api_key=api_key,
+        regions=dict(nrel.DEFAULT_REGIONS if regions is None else regions),
+        requests_per_minute=0,
+        retry=retry,
+    )
     transport = HttpTransport(config, archive_dir=tmp_path, sleep=sleeps)
     return nrel.Client(config, transport), transport
 
 
 def test_client__unknown_region_bad_sector_and_naive_times_are_value_errors(tmp_path, sleeps):
-    client, transport = make_client("http://127.0.0.1:9", tmp_path, sleeps,
-                                    regions={"PJM": nrel.DEFAULT_REGIONS["PJM"], "XX": {"lat": 1, "lon": 2, "sector": "farm"}})
+    client, transport = make_client(
+        "http://127.0.0.1:9",
+        tmp_path,
+        sleeps,
+        regions={"PJM": nrel.DEFAULT_REGIONS["PJM"], "XX": {"lat": 1, "lon": 2, "sector": "farm"}},
+    )
     start, end = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC")
     with pytest.raises(ValueError, match=r"unknown region 'NP'.*PJM"):
         client.fetch_prices("NP", start, end)
@@ -138,8 +164,11 @@ def test_module__defaults_point_at_the_nlr_host_and_chicago():
 def expected_rates(sandbox) -> dict[str, float]:
     at = pd.Timestamp.now(tz="UTC").floor("D")
     industrial = float(sandbox.history.hourly("PJM", at - DAY, at).mean()) / 1000
-    return {"industrial": round(industrial, 4), "commercial": round(industrial * 1.15, 4),
-            "residential": round(industrial * 1.45, 4)}
+    return {
+        "industrial": round(industrial, 4),
+        "commercial": round(industrial * 1.15, 4),
+        "residential": round(industrial * 1.45, 4),
+    }
 
 
 def test_sandbox__chicago_gives_a_flat_hourly_commercial_series_from_the_pjm_trailing_year(sandbox, tmp_path, sleeps):
@@ -172,8 +201,9 @@ def test_sandbox__answers_every_sector_with_rate_limit_headers(sandbox):
 
 
 def test_sandbox__a_point_outside_comed_gives_no_data_and_an_empty_frame(sandbox, tmp_path, sleeps):
-    client, transport = make_client(f"{sandbox.url}/nrel", tmp_path, sleeps,
-                                    regions={"PJM": {"lat": 35.45, "lon": -82.98, "sector": "residential"}})
+    client, transport = make_client(
+        f"{sandbox.url}/nrel", tmp_path, sleeps, regions={"PJM": {"lat": 35.45, "lon": -82.98, "sector": "residential"}}
+    )
     frame = client.fetch_prices("PJM", pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC"))
     assert frame.empty and list(frame.columns) == list(SOURCE_COLUMNS)
     assert [c.status for c in transport.calls] == ["no_data"]
@@ -186,13 +216,18 @@ def test_sandbox__key_checks_answer_api_umbrella_403_bodies(sandbox):
     missing_xml = requests.get(url.replace(".json", ".xml"), params={"lat": 41.9, "lon": -87.6}, timeout=10)
     assert missing_xml.status_code == 403 and b"<code>API_KEY_MISSING</code>" in missing_xml.content
     wrong = requests.get(url, params={"lat": 41.9, "lon": -87.6}, headers={"X-Api-Key": "nope"}, timeout=10)
-    assert wrong.status_code == 403 and wrong.json() == {"error": {
-        "code": "API_KEY_INVALID", "message": "An invalid api_key was supplied. Get one at https://developer.nlr.gov"}}
+    assert wrong.status_code == 403 and wrong.json() == {
+        "error": {
+            "code": "API_KEY_INVALID",
+            "message": "An invalid api_key was supplied. Get one at https://developer.nlr.gov",
+        }
+    }
 
 
 def test_sandbox__address_parameter_is_refused_with_422_and_the_client_quotes_it(sandbox):
-    response = requests.get(f"{sandbox.url}/nrel/api/utility_rates/v3.json",
-                            params={"address": "Chicago", "api_key": KEY}, timeout=10)
+    response = requests.get(
+        f"{sandbox.url}/nrel/api/utility_rates/v3.json", params={"address": "Chicago", "api_key": KEY}, timeout=10
+    )
     assert response.status_code == 422
     with pytest.raises(PayloadError, match="The 'address' parameter is no longer supported"):
         nrel.parse_utility_rates(response.content)
@@ -224,7 +259,9 @@ def test_sandbox__429_with_retry_after_waits_the_given_second(sandbox, tmp_path,
     assert transport.calls[0].http_status == 429
     body = requests.get(f"{sandbox.url}/nrel/api/utility_rates/v3.json", headers={"X-Sandbox-Fault": "429"}, timeout=10)
     assert body.json()["error"]["code"] == "OVER_RATE_LIMIT"
-    assert body.json()["error"]["message"].startswith("You have exceeded your rate limit. Try again later or contact us")
+    assert body.json()["error"]["message"].startswith(
+        "You have exceeded your rate limit. Try again later or contact us"
+    )
 
 
 def test_sandbox__429_without_retry_after_backs_off(sandbox, tmp_path, sleeps):
@@ -242,16 +279,21 @@ def test_sandbox__malformed_body_is_archived_and_raised(sandbox, tmp_path, sleep
     sandbox.set_faults({"nrel": Fault(kind="malformed", times=1)})
     with pytest.raises(PayloadError, match="not valid JSON") as caught:
         client.fetch_prices("PJM", pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC"))
-    full = requests.get(f"{sandbox.url}/nrel/api/utility_rates/v3.json",
-                        params={"lat": "41.878100", "lon": "-87.629800"}, headers={"X-Api-Key": KEY}, timeout=10).content
+    full = requests.get(
+        f"{sandbox.url}/nrel/api/utility_rates/v3.json",
+        params={"lat": "41.878100", "lon": "-87.629800"},
+        headers={"X-Api-Key": KEY},
+        timeout=10,
+    ).content
     archived = Path(caught.value.payload_ref)
     assert archived.is_file() and archived.read_bytes() == full[: len(full) // 2]
     assert transport.calls[-1].status == "error"
 
 
 def test_sandbox__slow_answer_times_out(sandbox, tmp_path, sleeps):
-    client, transport = make_client(f"{sandbox.url}/nrel", tmp_path, sleeps,
-                                    retry=RetryPolicy(read_timeout_s=0.3, max_attempts=2))
+    client, transport = make_client(
+        f"{sandbox.url}/nrel", tmp_path, sleeps, retry=RetryPolicy(read_timeout_s=0.3, max_attempts=2)
+    )
     sandbox.set_faults({"nrel": Fault(kind="slow", slow_s=1.0)})
     with pytest.raises(ProviderError, match="timed out"):
         client.fetch_prices("PJM", pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC"))

@@ -22,7 +22,13 @@ REAL = OPENEI / "utility_rates_v7_getpage_full_618940545457a35a1c4097ec.json"
 KEY = "sandbox-nrel-key"
 DENVER = "America/Denver"
 # energyratestructure of the real Colorado example, period -> rate + adj (USD/kWh)
-P0, P1, P2, P3, P4 = 0.06387 + 0.035187, 0.08623 + 0.0085112, 0.10858 + 0.049546, 0.11816 + 0.0070699, 0.17246 + 0.047412
+P0, P1, P2, P3, P4 = (
+    0.06387 + 0.035187,
+    0.08623 + 0.0085112,
+    0.10858 + 0.049546,
+    0.11816 + 0.0070699,
+    0.17246 + 0.047412,
+)
 
 
 def real_doc() -> dict:
@@ -120,23 +126,29 @@ def broken(change) -> dict:
     return {"items": [item]}
 
 
-@pytest.mark.parametrize(("change", "match"), [
-    (lambda i: i["energyweekdayschedule"].pop(), "energyweekdayschedule is not 12 months x 24 hours"),
-    (lambda i: i["energyweekendschedule"][3].pop(), "energyweekendschedule is not 12 months x 24 hours"),
-    (lambda i: i["energyweekdayschedule"][6].__setitem__(15, 5), r"energyweekdayschedule\[6\]\[15\] = 5 is not a period"),
-    (lambda i: i["energyweekendschedule"][0].__setitem__(0, -1), "is not a period index"),
-    (lambda i: i["energyweekdayschedule"][0].__setitem__(0, "1"), "is not a period index"),
-    (lambda i: i.pop("energyratestructure"), "no energyratestructure"),
-    (lambda i: i.__setitem__("energyratestructure", []), "no energyratestructure"),
-    (lambda i: i["energyratestructure"][2][0].__setitem__("unit", "kWh daily"), "only 'kWh' prices"),
-    (lambda i: i["energyratestructure"][2][0].pop("unit"), "unit is None"),
-    (lambda i: i["energyratestructure"][1][0].__setitem__("rate", "0.08"), r"energyratestructure\[1\]\[0\].rate"),
-    (lambda i: i["energyratestructure"][1][0].__setitem__("adj", None), r"\[1\]\[0\].adj"),
-    (lambda i: i["energyratestructure"].__setitem__(4, []), r"energyratestructure\[4\] is not a non-empty list"),
-    (lambda i: i.__setitem__("startdate", "2021-10-01"), "startdate"),
-    (lambda i: i.__setitem__("enddate", i["startdate"]), "enddate .* is not after startdate"),
-    (lambda i: i.pop("label"), "has no label"),
-])
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda i: i["energyweekdayschedule"].pop(), "energyweekdayschedule is not 12 months x 24 hours"),
+        (lambda i: i["energyweekendschedule"][3].pop(), "energyweekendschedule is not 12 months x 24 hours"),
+        (
+            lambda i: i["energyweekdayschedule"][6].__setitem__(15, 5),
+            r"energyweekdayschedule\[6\]\[15\] = 5 is not a period",
+        ),
+        (lambda i: i["energyweekendschedule"][0].__setitem__(0, -1), "is not a period index"),
+        (lambda i: i["energyweekdayschedule"][0].__setitem__(0, "1"), "is not a period index"),
+        (lambda i: i.pop("energyratestructure"), "no energyratestructure"),
+        (lambda i: i.__setitem__("energyratestructure", []), "no energyratestructure"),
+        (lambda i: i["energyratestructure"][2][0].__setitem__("unit", "kWh daily"), "only 'kWh' prices"),
+        (lambda i: i["energyratestructure"][2][0].pop("unit"), "unit is None"),
+        (lambda i: i["energyratestructure"][1][0].__setitem__("rate", "0.08"), r"energyratestructure\[1\]\[0\].rate"),
+        (lambda i: i["energyratestructure"][1][0].__setitem__("adj", None), r"\[1\]\[0\].adj"),
+        (lambda i: i["energyratestructure"].__setitem__(4, []), r"energyratestructure\[4\] is not a non-empty list"),
+        (lambda i: i.__setitem__("startdate", "2021-10-01"), "startdate"),
+        (lambda i: i.__setitem__("enddate", i["startdate"]), "enddate .* is not after startdate"),
+        (lambda i: i.pop("label"), "has no label"),
+    ],
+)
 def test_parse__malformed_tariffs_are_payload_errors(change, match):
     with pytest.raises(PayloadError, match=match):
         openei.parse_utility_rates(broken(change))
@@ -147,13 +159,16 @@ def test_parse__missing_adj_counts_as_zero():
     assert tariff.prices[4] == pytest.approx(0.17246)
 
 
-@pytest.mark.parametrize(("body", "match"), [
-    (REAL.read_bytes()[:500], "not valid JSON"),
-    (b"[]", "JSON list"),
-    (b'{"rates": []}', "no 'items' array"),
-    (b'{"items": [7]}', r"items\[0\] is a int"),
-    ((OPENEI / "error_api_key_missing.json").read_bytes(), "API error API_KEY_MISSING: No api_key was supplied"),
-])
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (REAL.read_bytes()[:500], "not valid JSON"),
+        (b"[]", "JSON list"),
+        (b'{"rates": []}', "no 'items' array"),
+        (b'{"items": [7]}', r"items\[0\] is a int"),
+        ((OPENEI / "error_api_key_missing.json").read_bytes(), "API error API_KEY_MISSING: No api_key was supplied"),
+    ],
+)
 def test_parse__foreign_truncated_or_error_bodies_are_payload_errors(body, match):
     with pytest.raises(PayloadError, match=match):
         openei.parse_utility_rates(body)
@@ -166,22 +181,51 @@ def test_parse__an_empty_items_page_is_an_empty_list():
 # -- the client -----------------------------------------------------------------------------------
 
 
-def make_client(base_url: str, tmp_path: Path, sleeps, *, api_key: str | None = KEY, regions=None,
-                retry: RetryPolicy = RetryPolicy(), extra=None) -> tuple[openei.Client, HttpTransport]:
-    config = ProviderConfig(source="openei", base_url=base_url, connection_id=openei.CONNECTION_ID, api_key=api_key,
-                            regions=dict(openei.DEFAULT_REGIONS if regions is None else regions),
-                            requests_per_minute=0, retry=retry, extra=extra or {})
+def make_client(
+    base_url: str,
+    tmp_path: Path,
+    sleeps,
+    *,
+    api_key: str | None = KEY,
+    regions=None,
+    retry: RetryPolicy = RetryPolicy(),
+    extra=None,
+) -> tuple[openei.Client, HttpTransport]:
+    config = ProviderConfig(
+        source="openei",
+        base_url=base_url,
+        connection_id=openei.CONNECTION_ID,
+        api_key=api_key,
+        regions=dict(openei.DEFAULT_REGIONS if regions is None else regions),
+        requests_per_minute=0,
+        retry=retry,
+        extra=extra or {},
+    )
     transport = HttpTransport(config, archive_dir=tmp_path, sleep=sleeps)
     return openei.Client(config, transport), transport
 
 
 def test_client__bad_regions_are_value_errors_before_any_request(tmp_path, sleeps):
-    client, transport = make_client("http://127.0.0.1:9", tmp_path, sleeps, regions={
-        "PJM": openei.DEFAULT_REGIONS["PJM"], "A": {"lat": 1, "lon": 2}, "B": {"timezone": "Mars/Olympus", "getpage": "x"},
-        "C": {"timezone": "UTC", "lat": 1, "lon": 2, "sector": "farm"}, "D": {"timezone": "UTC"}})
+    client, transport = make_client(
+        "http://127.0.0.1:9",
+        tmp_path,
+        sleeps,
+        regions={
+            "PJM": openei.DEFAULT_REGIONS["PJM"],
+            "A": {"lat": 1, "lon": 2},
+            "B": {"timezone": "Mars/Olympus", "getpage": "x"},
+            "C": {"timezone": "UTC", "lat": 1, "lon": 2, "sector": "farm"},
+            "D": {"timezone": "UTC"},
+        },
+    )
     start, end = utc("2024-01-01"), utc("2024-01-02")
-    for region, match in (("NP", "unknown region 'NP'.*PJM"), ("A", "'timezone'"), ("B", "unknown timezone"),
-                          ("C", "sector 'Farm'"), ("D", "'getpage' or 'lat'")):
+    for region, match in (
+        ("NP", "unknown region 'NP'.*PJM"),
+        ("A", "'timezone'"),
+        ("B", "unknown timezone"),
+        ("C", "sector 'Farm'"),
+        ("D", "'getpage' or 'lat'"),
+    ):
         with pytest.raises(ValueError, match=match):
             client.fetch_prices(region, start, end)
     with pytest.raises(ValueError, match="timezone-aware"):
@@ -191,7 +235,12 @@ def test_client__bad_regions_are_value_errors_before_any_request(tmp_path, sleep
 
 def test_module__defaults_share_the_nrel_connection_and_point_at_chicago():
     assert openei.DEFAULT_BASE_URL == "https://api.openei.org" and openei.CONNECTION_ID == "nrel_default"
-    assert openei.DEFAULT_REGIONS["PJM"] == {"lat": 41.8781, "lon": -87.6298, "timezone": "America/Chicago", "sector": "Commercial"}
+    assert openei.DEFAULT_REGIONS["PJM"] == {
+        "lat": 41.8781,
+        "lon": -87.6298,
+        "timezone": "America/Chicago",
+        "sector": "Commercial",
+    }
 
 
 # -- end to end against the sandbox ---------------------------------------------------------------
@@ -208,8 +257,11 @@ def independent_period_means(market_data_dir: Path) -> list[float]:
 
 
 def served_item(sandbox, **params) -> dict:
-    response = requests.get(f"{sandbox.url}/openei/utility_rates", timeout=10, params={
-        "api_key": KEY, "version": "7", "format": "json", "detail": "full", **params})
+    response = requests.get(
+        f"{sandbox.url}/openei/utility_rates",
+        timeout=10,
+        params={"api_key": KEY, "version": "7", "format": "json", "detail": "full", **params},
+    )
     assert response.status_code == 200
     return response.json()["items"][0]
 
@@ -251,10 +303,16 @@ def test_sandbox__pages_until_a_short_page(sandbox, tmp_path, sleeps):
 
 def test_sandbox__getpage_locator_and_unknown_places_or_dates(sandbox, tmp_path, sleeps):
     label = served_item(sandbox)["label"]
-    client, _ = make_client(f"{sandbox.url}/openei", tmp_path, sleeps, regions={
-        "PJM": {"getpage": label, "timezone": "America/Chicago"},
-        "NOWHERE": {"getpage": "000000000000000000000000", "timezone": "America/Chicago"},
-        "CAROLINA": {"lat": 35.45, "lon": -82.98, "timezone": "America/New_York", "sector": "Commercial"}})
+    client, _ = make_client(
+        f"{sandbox.url}/openei",
+        tmp_path,
+        sleeps,
+        regions={
+            "PJM": {"getpage": label, "timezone": "America/Chicago"},
+            "NOWHERE": {"getpage": "000000000000000000000000", "timezone": "America/Chicago"},
+            "CAROLINA": {"lat": 35.45, "lon": -82.98, "timezone": "America/New_York", "sector": "Commercial"},
+        },
+    )
     assert len(client.fetch_prices("PJM", utc("2024-01-01"), utc("2024-01-02"))) == 24
     assert client.fetch_prices("PJM", utc("2012-06-01"), utc("2012-06-02")).empty  # before the tariff starts
     assert client.fetch_prices("NOWHERE", utc("2024-01-01"), utc("2024-01-02")).empty
@@ -262,8 +320,9 @@ def test_sandbox__getpage_locator_and_unknown_places_or_dates(sandbox, tmp_path,
 
 
 def test_sandbox__without_detail_full_the_listing_has_no_rate_structure(sandbox):
-    response = requests.get(f"{sandbox.url}/openei/utility_rates", timeout=10,
-                            params={"api_key": KEY, "version": "7", "format": "json"})
+    response = requests.get(
+        f"{sandbox.url}/openei/utility_rates", timeout=10, params={"api_key": KEY, "version": "7", "format": "json"}
+    )
     assert b"\\/" in response.content  # URDB escapes slashes
     with pytest.raises(PayloadError, match="no energyratestructure"):
         openei.parse_utility_rates(response.content)
@@ -272,7 +331,9 @@ def test_sandbox__without_detail_full_the_listing_has_no_rate_structure(sandbox)
 def test_sandbox__key_checks_answer_api_umbrella_403_bodies(sandbox):
     url = f"{sandbox.url}/openei/utility_rates"
     missing = requests.get(url, params={"version": "7"}, timeout=10)
-    assert missing.status_code == 403 and missing.json() == json.loads((OPENEI / "error_api_key_missing.json").read_text())
+    assert missing.status_code == 403 and missing.json() == json.loads(
+        (OPENEI / "error_api_key_missing.json").read_text()
+    )
     wrong = requests.get(url, params={"version": "7", "api_key": "nope"}, timeout=10)
     assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "API_KEY_INVALID"
 
@@ -312,9 +373,21 @@ def test_sandbox__malformed_body_is_archived_without_the_key_in_its_record(sandb
     sandbox.set_faults({"openei": Fault(kind="malformed", times=1)})
     with pytest.raises(PayloadError, match="not valid JSON") as caught:
         client.fetch_prices("PJM", utc("2024-01-01"), utc("2024-01-02"))
-    full = requests.get(f"{sandbox.url}/openei/utility_rates", timeout=10, params={
-        "api_key": KEY, "version": "7", "format": "json", "detail": "full", "lat": "41.878100", "lon": "-87.629800",
-        "sector": "Commercial", "approved": "true", "is_default": "true"}).content
+    full = requests.get(
+        f"{sandbox.url}/openei/utility_rates",
+        timeout=10,
+        params={
+            "api_key": KEY,
+            "version": "7",
+            "format": "json",
+            "detail": "full",
+            "lat": "41.878100",
+            "lon": "-87.629800",
+            "sector": "Commercial",
+            "approved": "true",
+            "is_default": "true",
+        },
+    ).content
     archived = Path(caught.value.payload_ref)
     assert archived.read_bytes() == full[: len(full) // 2]
     assert archived.with_suffix(".meta").read_text() == "endpoint: /utility_rates\n"
@@ -322,7 +395,9 @@ def test_sandbox__malformed_body_is_archived_without_the_key_in_its_record(sandb
 
 
 def test_sandbox__slow_answer_times_out(sandbox, tmp_path, sleeps):
-    client, _ = make_client(f"{sandbox.url}/openei", tmp_path, sleeps, retry=RetryPolicy(read_timeout_s=0.3, max_attempts=2))
+    client, _ = make_client(
+        f"{sandbox.url}/openei", tmp_path, sleeps, retry=RetryPolicy(read_timeout_s=0.3, max_attempts=2)
+    )
     sandbox.set_faults({"openei": Fault(kind="slow", slow_s=1.0)})
     with pytest.raises(ProviderError, match="timed out"):
         client.fetch_prices("PJM", utc("2024-01-01"), utc("2024-01-02"))

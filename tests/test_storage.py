@@ -45,7 +45,12 @@ def test_migrations__create_exactly_the_tables_the_code_declares(store_engine):
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == []
     assert set(sa.inspect(store_engine).get_table_names()) >= {
-        "electricity_prices", "market_exogenous", "price_quarantine", "api_health", "forecasts", "quality_reports",
+        "electricity_prices",
+        "market_exogenous",
+        "price_quarantine",
+        "api_health",
+        "forecasts",
+        "quality_reports",
     }
 
 
@@ -114,8 +119,12 @@ def test_timescale__present_turns_the_time_series_tables_into_hypertables(postgr
 
         assert status == TimescaleStatus(available=True, installed=True, hypertables=expected)
         if not really_offered:  # each table once, on its time column, keeping the rows already there
-            calls = conn.execute(sa.text("SELECT relation::text, time_column::text, if_not_exists, migrate_data "
-                                         "FROM eopt_fake_timescaledb.calls ORDER BY 1")).all()
+            calls = conn.execute(
+                sa.text(
+                    "SELECT relation::text, time_column::text, if_not_exists, migrate_data "
+                    "FROM eopt_fake_timescaledb.calls ORDER BY 1"
+                )
+            ).all()
             assert calls == [(table, column, True, True) for table, column in sorted(HYPERTABLES)]
         transaction.rollback()
     with engine.connect() as conn:
@@ -257,9 +266,10 @@ def test_full_np_history__loads_once_and_reruns_as_a_no_op(store, market_data_di
     assert (second.prices.inserted, second.prices.updated, second.exogenous.inserted) == (0, 0, 0)
     assert store.count_prices("NP") == 52_416
     back = store.read_prices("NP", start=pd.Timestamp("2018-12-24", tz="UTC"))
-    assert back["price"].round(6).tolist() == history.prices.loc[
-        history.prices["ts"] >= pd.Timestamp("2018-12-24", tz="UTC"), "price"
-    ].round(6).tolist()
+    assert (
+        back["price"].round(6).tolist()
+        == history.prices.loc[history.prices["ts"] >= pd.Timestamp("2018-12-24", tz="UTC"), "price"].round(6).tolist()
+    )
 
 
 # -- connection errors -------------------------------------------------------------------------

@@ -34,20 +34,34 @@ def nasty_results(folder: Path) -> list[CheckResult]:
         CheckResult("freshness", "critical", NASTY, region="NP", value=30.0, threshold=24.0),
         CheckResult("completeness", "ok", "a | b", region="PJM", subject="entsoe"),
         CheckResult("api_health", "skipped", "no calls <yet>", region="all", subject="iea"),
-        CheckResult("drift", "warn", "2 of 30 columns drifted", region="B&B", value=0.07, threshold=0.5,
-                    details={"report_html": str(folder / "drift" / "d<1>.html"), "report_json": "/else/d&.json"}),
+        CheckResult(
+            "drift",
+            "warn",
+            "2 of 30 columns drifted",
+            region="B&B",
+            value=0.07,
+            threshold=0.5,
+            details={"report_html": str(folder / "drift" / "d<1>.html"), "report_json": "/else/d&.json"},
+        ),
     ]
 
 
 def test_templates__autoescape_is_on_for_html_only():
-    for env, names in ((QUALITY_TEMPLATES, QUALITY_TEMPLATES.list_templates()),
-                       (PIPELINE_TEMPLATES, PIPELINE_TEMPLATES.list_templates())):
+    for env, names in (
+        (QUALITY_TEMPLATES, QUALITY_TEMPLATES.list_templates()),
+        (PIPELINE_TEMPLATES, PIPELINE_TEMPLATES.list_templates()),
+    ):
         assert names, "no templates found"
         for name in names:
             assert env.autoescape(name) is name.endswith(".html.j2"), name
     assert set(QUALITY_TEMPLATES.list_templates()) == {
-        "report.md.j2", "report.html.j2", "quality_alert.slack.j2", "quality_alert.html.j2",
-        "failure_alert.slack.j2", "failure_alert.html.j2"}
+        "report.md.j2",
+        "report.html.j2",
+        "quality_alert.slack.j2",
+        "quality_alert.html.j2",
+        "failure_alert.slack.j2",
+        "failure_alert.html.j2",
+    }
     assert PIPELINE_TEMPLATES.list_templates() == ["model_card.md.j2"]
 
 
@@ -60,8 +74,7 @@ def test_report_html__escapes_messages_regions_and_links(tmp_path):
     assert f"<li>[CRITICAL] freshness NP: {HTML_NASTY}</li>" in page
     assert f"<td>{HTML_NASTY}</td>" in page and "<td>no calls &lt;yet&gt;</td>" in page
     assert "<code>run &lt;1&gt; &amp; co</code>" in page
-    assert ("<li>B&amp;B: <a href='drift/d&lt;1&gt;.html'>html</a>, <a href='/else/d&amp;.json'>json</a></li>"
-            in page)
+    assert "<li>B&amp;B: <a href='drift/d&lt;1&gt;.html'>html</a>, <a href='/else/d&amp;.json'>json</a></li>" in page
     assert page.startswith("<!doctype html>") and page.endswith("</body></html>") and "\n" not in page
 
 
@@ -92,12 +105,14 @@ def test_quality_alert__escapes_html_in_the_email_and_the_slack_way_in_slack():
         "Health score: 37.5 / 100\n"
         f"\u2022 [CRITICAL] freshness NP: {SLACK_NASTY}\n"
         "Warnings: 1\n"
-        "Report: /srv/a&amp;b &lt;c&gt;.html")
+        "Report: /srv/a&amp;b &lt;c&gt;.html"
+    )
     assert alert.html_body == (
         "<h2>Electricity Optimizer: data quality: 1 critical (run r&amp;1)</h2>"
         "<p>Health score: <b>37.5 / 100</b>; warnings: 1</p><p>Critical results:</p>"
         f"<ul><li>[CRITICAL] freshness NP: {HTML_NASTY} (value 30, threshold 24)</li></ul>"
-        "<p>Report: <code>/srv/a&amp;b &lt;c&gt;.html</code></p>")
+        "<p>Report: <code>/srv/a&amp;b &lt;c&gt;.html</code></p>"
+    )
     assert alert.subject == "[Electricity Optimizer] data quality: 1 critical (run r&1)"
 
     bare = quality_alert(critical, 0, run_id="r", health_score=None, report_path=None)
@@ -107,34 +122,57 @@ def test_quality_alert__escapes_html_in_the_email_and_the_slack_way_in_slack():
 
 def test_failure_alert__escapes_html_in_the_email_and_the_slack_way_in_slack_but_keeps_the_log_link():
     log_url = "http://airflow.example.com/log?a=1&b=2"
-    alert = failure_alert({"ti": SimpleNamespace(dag_id="d<1>", task_id="t&t", run_id="r1", try_number=2,
-                                                 log_url=log_url),
-                           "exception": RuntimeError(f"{NASTY}\nsecond line")})
+    alert = failure_alert(
+        {
+            "ti": SimpleNamespace(dag_id="d<1>", task_id="t&t", run_id="r1", try_number=2, log_url=log_url),
+            "exception": RuntimeError(f"{NASTY}\nsecond line"),
+        }
+    )
     assert alert.slack_text == (
         ":x: *Electricity Optimizer task failed: d&lt;1&gt;.t&amp;t*\n"
         "run r1, try 2\n"
         f"RuntimeError: {SLACK_NASTY}\n"
-        f"Log: <{log_url}|open the task log>")
+        f"Log: <{log_url}|open the task log>"
+    )
     assert alert.html_body == (
         "<h2>Electricity Optimizer: task failed: d&lt;1&gt;.t&amp;t</h2>"
         "<p>DAG <b>d&lt;1&gt;</b>, task <b>t&amp;t</b>, run r1, try 2</p>"
         f"<pre>RuntimeError: {HTML_NASTY}</pre>"
-        f'<p>Log: <a href="{html.escape(log_url)}">{html.escape(log_url)}</a></p>')
+        f'<p>Log: <a href="{html.escape(log_url)}">{html.escape(log_url)}</a></p>'
+    )
 
-    no_log = failure_alert({"ti": SimpleNamespace(dag_id="d", task_id="t", run_id="r", try_number=None,
-                                                  log_url=None)})
-    assert no_log.slack_text == ":x: *Electricity Optimizer task failed: d.t*\nrun r\nno exception recorded (see the task log)"
+    no_log = failure_alert({"ti": SimpleNamespace(dag_id="d", task_id="t", run_id="r", try_number=None, log_url=None)})
+    assert (
+        no_log.slack_text
+        == ":x: *Electricity Optimizer task failed: d.t*\nrun r\nno exception recorded (see the task log)"
+    )
     assert no_log.html_body.endswith("<pre>no exception recorded (see the task log)</pre>")
 
 
-@pytest.mark.parametrize(("name", "missing"), [
-    ("quality_alert.slack.j2", "report_path"), ("quality_alert.html.j2", "measured"),
-    ("failure_alert.slack.j2", "log_url"), ("failure_alert.html.j2", "log_url"),
-])
+@pytest.mark.parametrize(
+    ("name", "missing"),
+    [
+        ("quality_alert.slack.j2", "report_path"),
+        ("quality_alert.html.j2", "measured"),
+        ("failure_alert.slack.j2", "log_url"),
+        ("failure_alert.html.j2", "log_url"),
+    ],
+)
 def test_alert_templates__a_missing_variable_raises(name, missing):
-    values = {"product": "P", "headline": "h", "score": "1", "critical": [], "warnings": 0, "report_path": "/r",
-              "measured": lambda r: "", "dag_id": "d", "task_id": "t", "where": "run r", "error": "E",
-              "log_url": "http://x"}
+    values = {
+        "product": "P",
+        "headline": "h",
+        "score": "1",
+        "critical": [],
+        "warnings": 0,
+        "report_path": "/r",
+        "measured": lambda r: "",
+        "dag_id": "d",
+        "task_id": "t",
+        "where": "run r",
+        "error": "E",
+        "log_url": "http://x",
+    }
     del values[missing]
     if name == "quality_alert.html.j2":  # a function only called per critical result
         values["critical"] = [CheckResult("freshness", "critical", "old", region="NP")]
@@ -144,13 +182,20 @@ def test_alert_templates__a_missing_variable_raises(name, missing):
 
 # -- the model card --------------------------------------------------------------------------------
 
-MANIFEST = {"data": {"start": "2022-01-01 00:00:00+00:00", "end": "2024-01-01", "hours": 17520, "sha256": "ab&c"},
-            "splits": {"test": {"first_target": "2023-12-01", "last_target": "2023-12-31 23:00"}}}
+MANIFEST = {
+    "data": {"start": "2022-01-01 00:00:00+00:00", "end": "2024-01-01", "hours": 17520, "sha256": "ab&c"},
+    "splits": {"test": {"first_target": "2023-12-01", "last_target": "2023-12-31 23:00"}},
+}
 EVALUATION = {
-    "metrics_test": {"ensemble": {"mae": 1.23456, "rmae": 0.9, "smape": 12.345, "rmse": 2.5, "mape": 7.891},
-                     "seasonal_naive": {"mae": 2.0, "rmae": 1.0, "smape": 20.0, "rmse": 3.0, "mape": float("nan")}},
-    "decision": {"weights": {"xgboost": 0.5, "lightgbm": 0.3333, "cnn_lstm": 0.1667}, "kind": "weighted",
-                 "reason": "beats <each> & every member"},
+    "metrics_test": {
+        "ensemble": {"mae": 1.23456, "rmae": 0.9, "smape": 12.345, "rmse": 2.5, "mape": 7.891},
+        "seasonal_naive": {"mae": 2.0, "rmae": 1.0, "smape": 20.0, "rmse": 3.0, "mape": float("nan")},
+    },
+    "decision": {
+        "weights": {"xgboost": 0.5, "lightgbm": 0.3333, "cnn_lstm": 0.1667},
+        "kind": "weighted",
+        "reason": "beats <each> & every member",
+    },
     "intervals": {"coverage_nominal": 0.9, "coverage_test": 0.8765},
 }
 CONFIG = SimpleNamespace(budget_name="smoke", seed=42, window_days=730)
@@ -190,8 +235,13 @@ def test_model_card__is_the_markdown_card_unescaped():
 
 
 def test_model_card__a_missing_variable_or_key_raises():
-    values = {"name": "electricity-price-NP", "region": "NP", "config": CONFIG, "manifest": MANIFEST,
-              "evaluation": EVALUATION}
+    values = {
+        "name": "electricity-price-NP",
+        "region": "NP",
+        "config": CONFIG,
+        "manifest": MANIFEST,
+        "evaluation": EVALUATION,
+    }
     assert render_pipelines("model_card.md.j2", **values) == CARD
     with pytest.raises(UndefinedError, match="config"):
         render_pipelines("model_card.md.j2", **{k: v for k, v in values.items() if k != "config"})

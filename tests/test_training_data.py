@@ -55,8 +55,11 @@ def window(np_full, end: pd.Timestamp, days: int) -> TrainingData:
     prices, exogenous = np_full
     start = end - days * DAY
     return TrainingData(
-        "NP", prices[(prices.index >= start) & (prices.index < end)].copy(),
-        exogenous[(exogenous.index >= start) & (exogenous.index < end + 24 * H)].copy(), start, end,
+        "NP",
+        prices[(prices.index >= start) & (prices.index < end)].copy(),
+        exogenous[(exogenous.index >= start) & (exogenous.index < end + 24 * H)].copy(),
+        start,
+        end,
     )
 
 
@@ -75,6 +78,7 @@ def replace(data: TrainingData, **changes) -> TrainingData:
 
 
 # -- check_training_data -----------------------------------------------------------------------
+
 
 def test_check__passes_on_two_years_of_real_np_data(np_data, config):
     notes = check_training_data(np_data, config)
@@ -111,7 +115,9 @@ def test_check__accepts_gaps_shorter_than_max_gap_hours_only(np_data, config, ho
     if accepted:
         assert check_training_data(data, config)[0].startswith(f"NP: {17520 - hours} hours")
     else:
-        with pytest.raises(TrainingDataError, match=r"2018-07-01 06:00:00\+00:00 to 2018-07-02 05:00:00\+00:00 \(24 h\)"):
+        with pytest.raises(
+            TrainingDataError, match=r"2018-07-01 06:00:00\+00:00 to 2018-07-02 05:00:00\+00:00 \(24 h\)"
+        ):
             check_training_data(data, config)
 
 
@@ -124,22 +130,26 @@ def test_check__refuses_a_missing_edge_of_the_window_as_a_gap(np_data, config):
 
 def test_check__refuses_a_constant_exogenous_forecast(np_data, config):
     exogenous = np_data.exogenous.assign(wind_power_forecast=1234.0)
-    with pytest.raises(TrainingDataError,
-                       match=r"^NP: training data rejected: exogenous forecast 'wind_power_forecast' is constant \(1234.0\)"):
+    with pytest.raises(
+        TrainingDataError,
+        match=r"^NP: training data rejected: exogenous forecast 'wind_power_forecast' is constant \(1234.0\)",
+    ):
         check_training_data(replace(np_data, exogenous=exogenous), config)
 
 
 def test_check__refuses_an_all_nan_exogenous_forecast(np_data, config):
     exogenous = np_data.exogenous.assign(grid_load_forecast=np.nan)
-    with pytest.raises(TrainingDataError,
-                       match=r"^NP: training data rejected: exogenous forecast 'grid_load_forecast' is all NaN"):
+    with pytest.raises(
+        TrainingDataError, match=r"^NP: training data rejected: exogenous forecast 'grid_load_forecast' is all NaN"
+    ):
         check_training_data(replace(np_data, exogenous=exogenous), config)
 
 
 def test_check__refuses_a_missing_exogenous_forecast(np_data, config):
     exogenous = np_data.exogenous.drop(columns=["grid_load_forecast"])
-    with pytest.raises(TrainingDataError,
-                       match=r"^NP: training data rejected: exogenous forecast 'grid_load_forecast' is missing"):
+    with pytest.raises(
+        TrainingDataError, match=r"^NP: training data rejected: exogenous forecast 'grid_load_forecast' is missing"
+    ):
         check_training_data(replace(np_data, exogenous=exogenous), config)
 
 
@@ -154,8 +164,11 @@ def test_check__lists_every_problem_in_one_message(np_full, config):
     short = window(np_full, DATA_END, 60)
     prices = short.prices
     gappy = prices[(prices.index < utc("2018-12-01")) | (prices.index >= utc("2018-12-03"))]
-    broken = replace(short, prices=gappy, exogenous=short.exogenous.drop(columns=["wind_power_forecast"])
-                     .assign(grid_load_forecast=7.0))
+    broken = replace(
+        short,
+        prices=gappy,
+        exogenous=short.exogenous.drop(columns=["wind_power_forecast"]).assign(grid_load_forecast=7.0),
+    )
     with pytest.raises(TrainingDataError) as info:
         check_training_data(broken, config)
     message = str(info.value)
@@ -169,6 +182,7 @@ def test_check__lists_every_problem_in_one_message(np_full, config):
 
 
 # -- extraction from the store -----------------------------------------------------------------
+
 
 @pytest.fixture
 def loaded_store(store, np_history):
@@ -191,8 +205,10 @@ def test_extract__reads_the_last_730_days_before_as_of(loaded_store, config, np_
     # The exact numbers of the bundled file, through the store and back.
     np.testing.assert_array_equal(data.prices.to_numpy(), np_data.prices.to_numpy())
     np.testing.assert_array_equal(data.prices.index.asi8 // 1000, np_data.prices.index.as_unit("us").asi8)
-    np.testing.assert_array_equal(data.exogenous[sorted(data.exogenous.columns)].to_numpy(),
-                                  np_data.exogenous[sorted(np_data.exogenous.columns)].to_numpy())
+    np.testing.assert_array_equal(
+        data.exogenous[sorted(data.exogenous.columns)].to_numpy(),
+        np_data.exogenous[sorted(np_data.exogenous.columns)].to_numpy(),
+    )
     assert data.checksum == np_data.checksum
     assert check_training_data(data, config)
 
@@ -211,16 +227,22 @@ def test_extract__with_as_of_inside_the_history_reads_nothing_at_or_after_it(loa
 
 
 def test_extract__an_empty_region_is_refused_with_how_to_load_it(store, config):
-    with pytest.raises(TrainingDataError, match=r"^NP: no prices in the store; load history \(eopt load-history --region NP\)"):
+    with pytest.raises(
+        TrainingDataError, match=r"^NP: no prices in the store; load history \(eopt load-history --region NP\)"
+    ):
         extract_training_data(store, "NP", DATA_END, config)
 
 
 def test_extract__as_of_before_the_stored_history_is_refused(loaded_store, config):
-    with pytest.raises(TrainingDataError, match=r"^NP: no prices before 2010-01-01 00:00:00\+00:00 in the store \(newest is 2018-12-24 22:00:00\+00:00\)"):
+    with pytest.raises(
+        TrainingDataError,
+        match=r"^NP: no prices before 2010-01-01 00:00:00\+00:00 in the store \(newest is 2018-12-24 22:00:00\+00:00\)",
+    ):
         extract_training_data(loaded_store, "NP", utc("2010-01-01"), config)
 
 
 # -- splits ------------------------------------------------------------------------------------
+
 
 def _local_midnights(origins: pd.DatetimeIndex) -> bool:
     local = origins.tz_convert(OSLO)
@@ -245,8 +267,11 @@ def test_split_origins__are_time_ordered_with_no_target_reaching_the_next_split(
     assert splits.train[0] == np_data.start + 168 * H
     assert (np.diff(splits.train.asi8) == 7 * 3600 * 10**9).all()
     assert splits.train[-1] + 7 * H + 23 * H >= splits.validation[0]  # no further origin fits
-    assert splits.describe()["test"] == {"origins": 56, "first_origin": "2018-10-29 23:00:00+00:00",
-                                         "last_target": "2018-12-24 22:00:00+00:00"}
+    assert splits.describe()["test"] == {
+        "origins": 56,
+        "first_origin": "2018-10-29 23:00:00+00:00",
+        "last_target": "2018-12-24 22:00:00+00:00",
+    }
 
 
 def test_split_origins__of_a_window_ending_at_noon_keep_only_whole_test_days(np_full, config):
@@ -291,6 +316,7 @@ def test_build_training_frame__drops_an_origin_whose_targets_are_not_all_known(n
 
 # -- checksum, save and load -------------------------------------------------------------------
 
+
 def test_checksum__is_stable_for_the_same_numbers_and_changes_with_one_price(np_data):
     again = TrainingData("NP", np_data.prices.copy(), np_data.exogenous.copy(), np_data.start, np_data.end)
     assert again.checksum == np_data.checksum
@@ -317,9 +343,14 @@ def test_save_and_load__round_trip_the_data_and_its_description(np_data, tmp_pat
     pd.testing.assert_series_equal(loaded.prices, np_data.prices, check_names=False, check_freq=False)
     pd.testing.assert_frame_equal(loaded.exogenous, np_data.exogenous, check_freq=False)
     meta = json.loads((tmp_path / "data" / "data.json").read_text())
-    assert meta == {"region": "NP", "start": "2016-12-24 23:00:00+00:00", "end": "2018-12-24 23:00:00+00:00",
-                    "hours": 17520, "exogenous": ["grid_load_forecast", "wind_power_forecast"],
-                    "sha256": np_data.checksum}
+    assert meta == {
+        "region": "NP",
+        "start": "2016-12-24 23:00:00+00:00",
+        "end": "2018-12-24 23:00:00+00:00",
+        "hours": 17520,
+        "exogenous": ["grid_load_forecast", "wind_power_forecast"],
+        "sha256": np_data.checksum,
+    }
 
 
 def test_load__of_changed_prices_is_refused(np_data, tmp_path):
@@ -328,18 +359,23 @@ def test_load__of_changed_prices_is_refused(np_data, tmp_path):
     frame = pd.read_parquet(folder / "prices.parquet")
     frame.iloc[42, 0] += 0.5
     frame.to_parquet(folder / "prices.parquet")
-    with pytest.raises(TrainingDataError, match=r"^NP: training data in .* changed since extraction; rerun extract_training_data"):
+    with pytest.raises(
+        TrainingDataError, match=r"^NP: training data in .* changed since extraction; rerun extract_training_data"
+    ):
         TrainingData.load(folder, "NP")
 
 
 # -- core.freshness -------------------------------------------------------------------------
 
+
 def test_find_gaps__finds_each_run_of_missing_hours_with_its_length():
     hours = pd.date_range(utc("2018-01-01 00:00"), periods=24, freq="h")
     present = hours.delete([3, 4, 5, 10])
     gaps = find_gaps(present)
-    assert gaps == [Gap(utc("2018-01-01 03:00"), utc("2018-01-01 05:00")),
-                    Gap(utc("2018-01-01 10:00"), utc("2018-01-01 10:00"))]
+    assert gaps == [
+        Gap(utc("2018-01-01 03:00"), utc("2018-01-01 05:00")),
+        Gap(utc("2018-01-01 10:00"), utc("2018-01-01 10:00")),
+    ]
     assert [g.hours for g in gaps] == [3, 1]
 
 
@@ -347,8 +383,10 @@ def test_find_gaps__counts_missing_hours_at_the_edges_of_the_window_and_ignores_
     hours = pd.date_range(utc("2018-01-01 05:00"), periods=10, freq="h")
     scrambled = hours[::-1].append(hours[:2])
     gaps = find_gaps(scrambled, start=utc("2018-01-01 00:00"), end=utc("2018-01-01 20:00"))
-    assert gaps == [Gap(utc("2018-01-01 00:00"), utc("2018-01-01 04:00")),
-                    Gap(utc("2018-01-01 15:00"), utc("2018-01-01 19:00"))]
+    assert gaps == [
+        Gap(utc("2018-01-01 00:00"), utc("2018-01-01 04:00")),
+        Gap(utc("2018-01-01 15:00"), utc("2018-01-01 19:00")),
+    ]
     assert [g.hours for g in gaps] == [5, 5]
     assert find_gaps(hours) == []
     assert find_gaps(pd.DatetimeIndex([], tz="UTC")) == []

@@ -36,8 +36,15 @@ REGION = "NP"
 BUDGET = ModelBudget(trials=4, timeout_s=120, max_rounds=100)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Parameters that differ from the defaults in every key, inside the search space.
-OTHER_PARAMS = {"objective": "huber", "learning_rate": 0.1, "num_leaves": 15, "min_data_in_leaf": 40,
-                "feature_fraction": 0.9, "bagging_fraction": 0.7, "lambda_l2": 1.0}
+OTHER_PARAMS = {
+    "objective": "huber",
+    "learning_rate": 0.1,
+    "num_leaves": 15,
+    "min_data_in_leaf": 40,
+    "feature_fraction": 0.9,
+    "bagging_fraction": 0.7,
+    "lambda_l2": 1.0,
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -54,8 +61,17 @@ def frames() -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
 
 def _tune(frames, url: str, budget: ModelBudget = BUDGET, window_end: pd.Timestamp | None = None, **kwargs):
     train, validation, end = frames
-    return tune("lightgbm", REGION, train, validation, feature_columns(REGION), budget=budget, storage_url=url,
-                window_end=window_end if window_end is not None else end, **kwargs)
+    return tune(
+        "lightgbm",
+        REGION,
+        train,
+        validation,
+        feature_columns(REGION),
+        budget=budget,
+        storage_url=url,
+        window_end=window_end if window_end is not None else end,
+        **kwargs,
+    )
 
 
 def _trials(url: str, name: str) -> list[FrozenTrial]:
@@ -107,7 +123,8 @@ def test_tuning__on_trial_sees_every_finished_trial_once_as_a_frozen_trial(first
 
 
 def test_tuning__rerunning_a_study_that_met_its_budget_runs_nothing_and_a_larger_budget_runs_only_the_difference(
-        first_study, frames, tmp_path):
+    first_study, frames, tmp_path
+):
     folder, _, first, _ = first_study
     for path in folder.iterdir():  # a copy, so the other tests keep the four-trial study
         shutil.copy(path, tmp_path / path.name)
@@ -115,8 +132,12 @@ def test_tuning__rerunning_a_study_that_met_its_budget_runs_nothing_and_a_larger
     seen: list = []
     again = _tune(frames, url, on_trial=seen.append)
     assert again.ran_now == 0 and seen == []
-    assert (again.study_name, again.best_trial, again.best_value, again.best_params) == \
-        (first.study_name, first.best_trial, first.best_value, first.best_params)
+    assert (again.study_name, again.best_trial, again.best_value, again.best_params) == (
+        first.study_name,
+        first.best_trial,
+        first.best_value,
+        first.best_params,
+    )
     more = _tune(frames, url, budget=ModelBudget(trials=6, timeout_s=120, max_rounds=100), on_trial=seen.append)
     assert more.ran_now == 2 and [t.number for t in seen] == [4, 5]
     assert more.complete + more.pruned == 6
@@ -143,8 +164,7 @@ def test_tuning__a_new_study_runs_the_previous_studys_best_parameters_second(fra
     end = frames[2]
     _earlier_study(url, end - pd.Timedelta(days=7), OTHER_PARAMS, LightGBMModel.default_params())
     # A study of a later window is not "previous": its best must not be used.
-    _earlier_study(url, end + pd.Timedelta(days=7), {**OTHER_PARAMS, "num_leaves": 99},
-                   LightGBMModel.default_params())
+    _earlier_study(url, end + pd.Timedelta(days=7), {**OTHER_PARAMS, "num_leaves": 99}, LightGBMModel.default_params())
     result = _tune(frames, url, budget=ModelBudget(trials=2, timeout_s=120, max_rounds=100))
     trials = _trials(url, result.study_name)
     assert [t.params for t in trials] == [LightGBMModel.default_params(), OTHER_PARAMS]
@@ -169,7 +189,8 @@ def test_tuning__an_unreachable_storage_fails_fast_naming_it_without_its_passwor
     assert time.perf_counter() - started < 30
     message = str(raised.value)
     assert message.startswith(
-        "NP/lightgbm: Optuna study storage postgresql+psycopg2://eopt:***@127.0.0.1:1/optuna is unreachable")
+        "NP/lightgbm: Optuna study storage postgresql+psycopg2://eopt:***@127.0.0.1:1/optuna is unreachable"
+    )
     assert "secret" not in message
     assert "EOPT_OPTUNA_STORAGE" in message
 
@@ -203,8 +224,9 @@ def test_tuning__a_killed_tuning_process_resumes_its_study_without_rerunning_fin
     name = "eopt-NP-lightgbm-2014081000"  # 200 training + 21 validation days from 2014-01-01
     # Heartbeats every second and a 2 s grace, so the rerun sees the killed trial as stale.
     command = _worker(url, 8, "--max-rounds", "300", "--heartbeat-interval", "1", "--grace-period", "2")
-    proc = subprocess.Popen(command, cwd=PROJECT_ROOT, env=WORKER_ENV, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, cwd=PROJECT_ROOT, env=WORKER_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 90
         study = _wait_for_study(url, name, proc, deadline)
@@ -248,8 +270,12 @@ def test_tuning__a_killed_tuning_process_resumes_its_study_without_rerunning_fin
     # Trials finished before the kill were kept as they were, not run again.
     for number, trial in done_before.items():
         kept = after[number]
-        assert (kept.state, kept.params, kept.value, kept.datetime_complete) == \
-            (trial.state, trial.params, trial.value, trial.datetime_complete)
+        assert (kept.state, kept.params, kept.value, kept.datetime_complete) == (
+            trial.state,
+            trial.params,
+            trial.value,
+            trial.datetime_complete,
+        )
     rerun_numbers = [e["number"] for e in events if e["event"] == "trial"]
     assert len(rerun_numbers) == result["ran_now"] and not set(rerun_numbers) & set(done_before)
     # The killed trial was failed by the heartbeat check and retried once with its parameters.
@@ -266,13 +292,15 @@ def test_tuning__a_killed_tuning_process_resumes_its_study_without_rerunning_fin
 
 
 def test_tuning__a_trial_left_running_without_a_heartbeat_is_failed_and_retried_once_it_is_older_than_the_grace(
-        frames, tmp_path):
+    frames, tmp_path
+):
     """A worker killed between creating a trial and its first heartbeat: Optuna alone never fails that trial."""
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     _train, _validation, end = frames
     name = study_name(REGION, "lightgbm", end)
-    study = optuna.create_study(study_name=name, storage=open_storage(url, heartbeat_interval=1, grace_period=1),
-                                direction="minimize")
+    study = optuna.create_study(
+        study_name=name, storage=open_storage(url, heartbeat_interval=1, grace_period=1), direction="minimize"
+    )
     study.enqueue_trial(LightGBMModel.default_params())
     with pytest.warns(UserWarning, match="Heartbeat"):  # Optuna: heartbeats are for Study.optimize
         orphan = study.ask()  # RUNNING, with the enqueued parameters fixed, and no heartbeat row
@@ -283,8 +311,9 @@ def test_tuning__a_trial_left_running_without_a_heartbeat_is_failed_and_retried_
     assert _trials(url, name)[orphan.number].state == TrialState.RUNNING
 
     time.sleep(1.5)
-    result = _tune(frames, url, budget=ModelBudget(trials=2, timeout_s=120, max_rounds=100),
-                   heartbeat_interval=1, grace_period=1)
+    result = _tune(
+        frames, url, budget=ModelBudget(trials=2, timeout_s=120, max_rounds=100), heartbeat_interval=1, grace_period=1
+    )
     trials = _trials(url, name)
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
     retry = trials[1]
@@ -307,8 +336,12 @@ def test_tuning__two_workers_started_together_share_one_postgresql_study(postgre
     so the two also race to create Optuna's tables (``open_storage`` retries the loser).
     """
     command = _worker(postgres_url, 6, "--max-rounds", "150", "--train-days", "120")
-    procs = [subprocess.Popen(command, cwd=PROJECT_ROOT, env=WORKER_ENV, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            command, cwd=PROJECT_ROOT, env=WORKER_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     try:
         outputs = [proc.communicate(timeout=150) for proc in procs]
     finally:
@@ -336,6 +369,11 @@ def test_tuning__two_workers_started_together_share_one_postgresql_study(postgre
     assert sorted(ran[0] + ran[1]) == sorted(t.number for t in finished)
     assert [len(r) for r in ran] == [r["ran_now"] for r in results]
     # The two workers tuned at the same time: each started a trial before the other's last one ended.
-    spans = [(min(t.datetime_start for t in trials if t.number in r),
-              max(t.datetime_complete for t in trials if t.number in r)) for r in ran]
+    spans = [
+        (
+            min(t.datetime_start for t in trials if t.number in r),
+            max(t.datetime_complete for t in trials if t.number in r),
+        )
+        for r in ran
+    ]
     assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]

@@ -61,8 +61,14 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     home = tmp_path_factory.mktemp("ui")
     trained = train_np(home)
     version = str(trained.outcome.candidate.version)
-    promote_version(trained.client, PromotionStore(trained.store.engine), REGION, version,
-                    reason="UI test: the version the registry page must show in Production", actor="test_ui")
+    promote_version(
+        trained.client,
+        PromotionStore(trained.store.engine),
+        REGION,
+        version,
+        reason="UI test: the version the registry page must show in Production",
+        actor="test_ui",
+    )
     ports = Ports(*free_ports(3))
     try:
         up(trained.settings, ports, lambda line: None, timeout_s=240)
@@ -95,8 +101,7 @@ def wait_for_text(driver, *texts: str) -> str:
     from selenium.webdriver.support.ui import WebDriverWait
 
     try:
-        WebDriverWait(driver, WAIT_S).until(
-            lambda d: all(t in d.find_element(By.TAG_NAME, "body").text for t in texts))
+        WebDriverWait(driver, WAIT_S).until(lambda d: all(t in d.find_element(By.TAG_NAME, "body").text for t in texts))
     except TimeoutException:
         body = driver.find_element(By.TAG_NAME, "body").text
         raise AssertionError(f"{driver.current_url} never showed {texts}; it shows:\n{body[:2000]}") from None
@@ -110,8 +115,11 @@ def dismiss_mlflow_overlays(driver) -> None:
 
     for button in driver.find_elements(By.XPATH, "//button[normalize-space()='Try it now']"):
         button.click()
-    WebDriverWait(driver, WAIT_S).until(lambda d: not any(
-        b.is_displayed() for b in d.find_elements(By.XPATH, "//button[normalize-space()='Try it now']")))
+    WebDriverWait(driver, WAIT_S).until(
+        lambda d: (
+            not any(b.is_displayed() for b in d.find_elements(By.XPATH, "//button[normalize-space()='Try it now']"))
+        )
+    )
     for button in driver.find_elements(By.XPATH, "//button[@aria-label='Close']"):  # the assistant panel
         if button.is_displayed():
             button.click()
@@ -168,7 +176,7 @@ def test_mlflow_ui__shows_the_registered_model_and_its_production_champion_versi
     text = wait_for_text(browser, f"Version {platform.version}", "Production", "champion")
     lines = text.splitlines()
     stage = lines.index(next(line for line in lines if line.startswith("Stage")))
-    assert "Production" in lines[stage:stage + 3]  # the stage field itself reads Production
+    assert "Production" in lines[stage : stage + 3]  # the stage field itself reads Production
     assert "promoted manually" in text  # the registry tags the product wrote
     dismiss_mlflow_overlays(browser)
     screenshot(browser, "mlflow-production-version")

@@ -19,8 +19,9 @@ REGION = "NP"
 TRAIN_START = pd.Timestamp("2014-01-01", tz="UTC")
 
 
-def build_frames(train_days: int, validation_days: int,
-                 train_start: pd.Timestamp = TRAIN_START) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+def build_frames(
+    train_days: int, validation_days: int, train_start: pd.Timestamp = TRAIN_START
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Timestamp]:
     """Training origins every 7 hours over ``train_days``, then ``validation_days`` of day-ahead origins.
 
     Returns the two frames and the window end (the end of the validation days).
@@ -55,14 +56,27 @@ def main(argv: list[str] | None = None) -> int:
     train, validation, window_end = build_frames(args.train_days, args.validation_days)
 
     def on_trial(trial) -> None:
-        _emit("trial", number=trial.number, state=trial.state.name, value=trial.value,
-              started=trial.datetime_start, finished=trial.datetime_complete)
+        _emit(
+            "trial",
+            number=trial.number,
+            state=trial.state.name,
+            value=trial.value,
+            started=trial.datetime_start,
+            finished=trial.datetime_complete,
+        )
 
     result = tune(
-        args.model, REGION, train, validation, feature_columns(REGION),
+        args.model,
+        REGION,
+        train,
+        validation,
+        feature_columns(REGION),
         budget=ModelBudget(trials=args.trials, timeout_s=args.timeout_s, max_rounds=args.max_rounds),
-        storage_url=args.storage, window_end=window_end, on_trial=on_trial,
-        heartbeat_interval=args.heartbeat_interval, grace_period=args.grace_period,
+        storage_url=args.storage,
+        window_end=window_end,
+        on_trial=on_trial,
+        heartbeat_interval=args.heartbeat_interval,
+        grace_period=args.grace_period,
     )
     _emit("result", **result.describe())
     return 0

@@ -85,18 +85,29 @@ class BacktestResult:
         return out
 
 
-def training_window(prices: pd.Series, exogenous: pd.DataFrame, region: str, end: pd.Timestamp, days: int) -> TrainingData:
+def training_window(
+    prices: pd.Series, exogenous: pd.DataFrame, region: str, end: pd.Timestamp, days: int
+) -> TrainingData:
     """The ``days`` of prices before ``end`` (and the exogenous forecasts up to a day after it), as a retraining extracts them."""
     start = end - days * DAY
     part = prices[(prices.index >= start) & (prices.index < end)]
     if part.empty:
-        raise BacktestError(f"{region}: no prices in the {days} days before {end}; the history starts at {prices.index.min()}")
-    return TrainingData(region, part, exogenous[(exogenous.index >= start) & (exogenous.index < end + DAY)],
-                        part.index[0], end)
+        raise BacktestError(
+            f"{region}: no prices in the {days} days before {end}; the history starts at {prices.index.min()}"
+        )
+    return TrainingData(
+        region, part, exogenous[(exogenous.index >= start) & (exogenous.index < end + DAY)], part.index[0], end
+    )
 
 
-def _tune_all(prices: pd.Series, exogenous: pd.DataFrame, region: str, before: pd.Timestamp, config: TrainingConfig,
-              storage_url: str) -> tuple[dict[str, dict], dict]:
+def _tune_all(
+    prices: pd.Series,
+    exogenous: pd.DataFrame,
+    region: str,
+    before: pd.Timestamp,
+    config: TrainingConfig,
+    storage_url: str,
+) -> tuple[dict[str, dict], dict]:
     """Tune every model on the production splits of the window that ends at ``before``."""
     started = time.perf_counter()
     data = training_window(prices, exogenous, region, before, config.window_days)
@@ -105,17 +116,33 @@ def _tune_all(prices: pd.Series, exogenous: pd.DataFrame, region: str, before: p
     columns = feature_columns(region)
     params, studies = {}, {}
     for model in config.models:
-        result = tune(model, region, frame[frame["split"] == "train"], frame[frame["split"] == "validation"], columns,
-                      budget=config.budget(model), storage_url=storage_url, window_end=data.end,
-                      seed=config.seed, device=config.device, threads=config.threads)
+        result = tune(
+            model,
+            region,
+            frame[frame["split"] == "train"],
+            frame[frame["split"] == "validation"],
+            columns,
+            budget=config.budget(model),
+            storage_url=storage_url,
+            window_end=data.end,
+            seed=config.seed,
+            device=config.device,
+            threads=config.threads,
+        )
         params[model] = result.best_params
         studies[model] = {**result.describe(), "best_params": result.best_params}
         log.info("%s/%s: tuned on the window before %s: validation MAE %.3f", region, model, before, result.best_value)
     return params, {"before": str(before), "seconds": round(time.perf_counter() - started, 1), "studies": studies}
 
 
-def _fit_block(prices: pd.Series, exogenous: pd.DataFrame, region: str, first: pd.Timestamp, config: TrainingConfig,
-               params: dict[str, dict]) -> tuple[EnsembleForecaster, dict]:
+def _fit_block(
+    prices: pd.Series,
+    exogenous: pd.DataFrame,
+    region: str,
+    first: pd.Timestamp,
+    config: TrainingConfig,
+    params: dict[str, dict],
+) -> tuple[EnsembleForecaster, dict]:
     """The ensemble refitted on the window before ``first``, as the weekly retraining fits it."""
     data = training_window(prices, exogenous, region, first, config.window_days)
     frame = build_training_frame(data, replace(config, test_days=0))
@@ -128,9 +155,14 @@ def _fit_block(prices: pd.Series, exogenous: pd.DataFrame, region: str, first: p
     members = {}
     for model in config.models:
         budget = config.budget(model)
-        fitted = model_class(model)(params[model], columns, seed=config.seed,
-                                    max_steps=budget.max_epochs or budget.max_rounds, device=config.device,
-                                    threads=config.threads)
+        fitted = model_class(model)(
+            params[model],
+            columns,
+            seed=config.seed,
+            max_steps=budget.max_epochs or budget.max_rounds,
+            device=config.device,
+            threads=config.threads,
+        )
         fitted.fit(train, validation)
         members[model] = fitted
     val_preds = {m: fitted.predict(validation) for m, fitted in members.items()}
@@ -140,21 +172,28 @@ def _fit_block(prices: pd.Series, exogenous: pd.DataFrame, region: str, first: p
     if not isinstance(val_yhat, np.ndarray):  # sum() of no weight is the int 0
         raise BacktestError(f"{region}: the ensemble decision weighs no member")
     intervals = calibrate_intervals(y_val, val_yhat, validation["horizon"].to_numpy(), config.interval_coverage)
-    info = {"train_rows": len(train), "validation_rows": len(validation), "last_training_target": str(last_target),
-            "weights": decision.weights, "kind": decision.kind}
+    info = {
+        "train_rows": len(train),
+        "validation_rows": len(validation),
+        "last_training_target": str(last_target),
+        "weights": decision.weights,
+        "kind": decision.kind,
+    }
     return EnsembleForecaster(region, members, decision, intervals, columns), info
 
 
 def _local_day_end(origin: pd.Timestamp, timezone: str) -> pd.Timestamp:
     local = origin.tz_convert(timezone)
     if local != local.normalize():
-        raise BacktestError(f"forecast origin {origin} is not a local midnight in {timezone}; "
-                            "use training.features.day_ahead_origins")
+        raise BacktestError(
+            f"forecast origin {origin} is not a local midnight in {timezone}; use training.features.day_ahead_origins"
+        )
     return (local.normalize().tz_localize(None) + DAY).tz_localize(timezone).tz_convert("UTC")
 
 
-def forecast_day(forecaster: EnsembleForecaster, prices: pd.Series, exogenous: pd.DataFrame, region: str,
-                 origin: pd.Timestamp) -> pd.DataFrame:
+def forecast_day(
+    forecaster: EnsembleForecaster, prices: pd.Series, exogenous: pd.DataFrame, region: str, origin: pd.Timestamp
+) -> pd.DataFrame:
     """The forecast of the local day that starts at ``origin``, from the prices before ``origin`` only.
 
     One row per hour of the local day (23, 24 or 25). On a 25-hour day, the last hour comes from
@@ -165,7 +204,9 @@ def forecast_day(forecaster: EnsembleForecaster, prices: pd.Series, exogenous: p
     known = prices[(prices.index >= origin - (LOOKBACK_HOURS + 48) * HOUR) & (prices.index < origin)]
     exog = exogenous[(exogenous.index >= origin - 2 * DAY) & (exogenous.index < day_end + 2 * DAY)]
     frame = inference_frame(known, exog, region, origin)
-    rows = pd.concat([frame[["origin", "target_ts", "horizon"]], forecaster.predict(frame)], axis=1).assign(recursive=False)
+    rows = pd.concat([frame[["origin", "target_ts", "horizon"]], forecaster.predict(frame)], axis=1).assign(
+        recursive=False
+    )
     if day_end > origin + HORIZON_HOURS * HOUR:  # the fall-back day: one hour past the horizon
         first_hour = pd.Series([float(rows["yhat"].iloc[0])], index=pd.DatetimeIndex([origin]))
         extended = pd.concat([known, first_hour])
@@ -177,7 +218,9 @@ def forecast_day(forecaster: EnsembleForecaster, prices: pd.Series, exogenous: p
     rows = rows[rows["target_ts"] < day_end].reset_index(drop=True)
     expected = pd.date_range(origin, day_end, freq="h", inclusive="left")
     if not pd.DatetimeIndex(rows["target_ts"]).equals(expected):
-        raise BacktestError(f"{region}: the forecast of the day starting {origin} does not cover its {len(expected)} hours")
+        raise BacktestError(
+            f"{region}: the forecast of the day starting {origin} does not cover its {len(expected)} hours"
+        )
     return rows
 
 
@@ -248,9 +291,16 @@ def walk_forward(
         known = np.isfinite(actual)
         errors += float(np.abs(actual[known] - block["yhat"].to_numpy()[known]).sum())
         scored += int(known.sum())
-        blocks.append({"first_origin": str(first), "origins": len(origins), **info,
-                       "tuned_before": str(last_tuned), "fit_seconds": round(fitted_s, 2),
-                       "seconds": round(time.perf_counter() - block_started, 2)})
+        blocks.append(
+            {
+                "first_origin": str(first),
+                "origins": len(origins),
+                **info,
+                "tuned_before": str(last_tuned),
+                "fit_seconds": round(fitted_s, 2),
+                "seconds": round(time.perf_counter() - block_started, 2),
+            }
+        )
         if scored:
             bar.set_postfix(first_day=f"{first.tz_convert(timezone):%Y-%m-%d}", mae=f"{errors / scored:.3f}")
     forecasts = pd.concat(parts, ignore_index=True)
@@ -268,14 +318,16 @@ def local_clock_hours(forecasts: pd.DataFrame, timezone: str) -> pd.DataFrame:
     values = forecasts.drop(columns=["origin", "horizon", "recursive"], errors="ignore")
     clock = pd.DatetimeIndex(values.pop("target_ts")).tz_convert(timezone).tz_localize(None)
     numeric = values.select_dtypes("number").groupby(clock).mean()
-    full = pd.date_range(numeric.index.min().normalize(), numeric.index.max().normalize() + DAY, freq="h",
-                         inclusive="left")
+    full = pd.date_range(
+        numeric.index.min().normalize(), numeric.index.max().normalize() + DAY, freq="h", inclusive="left"
+    )
     missing = full.difference(numeric.index)
     nonexistent = missing.tz_localize(timezone, nonexistent="NaT", ambiguous=np.ones(len(missing), dtype=bool)).isna()
     if not nonexistent.all():
         first = missing[~nonexistent][0]
-        raise BacktestError(f"the forecast lacks {int((~nonexistent).sum())} local hour(s) that exist in {timezone}, "
-                            f"first {first}")
+        raise BacktestError(
+            f"the forecast lacks {int((~nonexistent).sum())} local hour(s) that exist in {timezone}, first {first}"
+        )
     out = numeric.reindex(full).interpolate(method="linear", limit_area="inside")
     out.index.name = "local"
     return out
@@ -292,17 +344,34 @@ def last_days_origins(region: str, prices: pd.Series, days: int) -> pd.DatetimeI
 # -- results: files and MLflow, shared by `eopt backtest` and benchmarks/accuracy.py -----------------
 
 
-def backtest_summary(result: BacktestResult, config: TrainingConfig, *, retrain_every_days: int,
-                     retune_every_days: int = 0, metrics: dict | None = None) -> dict[str, Any]:
+def backtest_summary(
+    result: BacktestResult,
+    config: TrainingConfig,
+    *,
+    retrain_every_days: int,
+    retune_every_days: int = 0,
+    metrics: dict | None = None,
+) -> dict[str, Any]:
     """What a backtest ran with and scored: the JSON ``save_backtest`` writes and MLflow logs."""
     origins = pd.DatetimeIndex(result.forecasts["origin"].unique())
     return {
-        "region": result.region, "first_origin": str(origins.min()), "days": len(origins),
-        "hours": len(result.forecasts), "budget": config.budget_name, "window_days": config.window_days,
-        "validation_days": config.validation_days, "seed": config.seed, "threads": config.threads,
-        "device": config.device, "retrain_every_days": retrain_every_days, "retune_every_days": retune_every_days,
-        "seconds": result.seconds, "metrics": metrics if metrics is not None else result.metrics(),
-        "params": result.params, "tunings": result.tunings, "blocks": result.blocks,
+        "region": result.region,
+        "first_origin": str(origins.min()),
+        "days": len(origins),
+        "hours": len(result.forecasts),
+        "budget": config.budget_name,
+        "window_days": config.window_days,
+        "validation_days": config.validation_days,
+        "seed": config.seed,
+        "threads": config.threads,
+        "device": config.device,
+        "retrain_every_days": retrain_every_days,
+        "retune_every_days": retune_every_days,
+        "seconds": result.seconds,
+        "metrics": metrics if metrics is not None else result.metrics(),
+        "params": result.params,
+        "tunings": result.tunings,
+        "blocks": result.blocks,
     }
 
 
@@ -313,20 +382,33 @@ def save_backtest(result: BacktestResult, folder: Path, summary: dict[str, Any],
     folder.mkdir(parents=True, exist_ok=True)
     result.forecasts.to_parquet(folder / "forecasts.parquet")
     (folder / "backtest.json").write_text(json.dumps(summary, indent=2, default=str))
-    plot = forecast_vs_actual(result.forecasts.dropna(subset=[TARGET_COLUMN]), folder / "forecast_vs_actual.png",
-                              plot_title)
+    plot = forecast_vs_actual(
+        result.forecasts.dropna(subset=[TARGET_COLUMN]), folder / "forecast_vs_actual.png", plot_title
+    )
     return [folder / "backtest.json", plot]
 
 
-def log_backtest(settings: Settings, run_name: str, region: str, params: dict[str, Any], metrics: dict[str, float],
-                 artifacts: list[Path], kind: str = "backtest") -> str:
+def log_backtest(
+    settings: Settings,
+    run_name: str,
+    region: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    artifacts: list[Path],
+    kind: str = "backtest",
+) -> str:
     """One MLflow run (nested under an ``mlflow run`` run when there is one) with params, metrics and files."""
     from training import tracking
 
     client = tracking.configure(settings)
     experiment = tracking.experiment_id(client, settings)
-    run = tracking.start_run(client, experiment, run_name, parent=settings.training.mlflow_run_id,
-                             tags={"eopt.region": region, "eopt.kind": kind})
+    run = tracking.start_run(
+        client,
+        experiment,
+        run_name,
+        parent=settings.training.mlflow_run_id,
+        tags={"eopt.region": region, "eopt.kind": kind},
+    )
     try:
         tracking.log_params(client, run, params)
         tracking.log_metrics(client, run, metrics)

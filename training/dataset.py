@@ -83,7 +83,9 @@ class TrainingData:
         exogenous = pd.read_parquet(folder / "exogenous.parquet")
         data = cls(region, prices, exogenous, pd.Timestamp(meta["start"]), pd.Timestamp(meta["end"]))
         if data.checksum != meta["sha256"]:
-            raise TrainingDataError(f"{region}: training data in {folder} changed since extraction; rerun extract_training_data")
+            raise TrainingDataError(
+                f"{region}: training data in {folder} changed since extraction; rerun extract_training_data"
+            )
         return data
 
 
@@ -101,7 +103,9 @@ def extract_training_data(store: PriceStore, region: str, as_of: pd.Timestamp, c
     end = canonical["ts"].max() + HOUR
     start = end - config.window_days * DAY
     canonical = canonical[canonical["ts"] >= start]
-    prices = pd.Series(canonical["price"].to_numpy(dtype=float), index=pd.DatetimeIndex(canonical["ts"]), name=TARGET_COLUMN)
+    prices = pd.Series(
+        canonical["price"].to_numpy(dtype=float), index=pd.DatetimeIndex(canonical["ts"]), name=TARGET_COLUMN
+    )
     exogenous = store.read_exogenous(region, start, end + HORIZON_HOURS * HOUR)
     return TrainingData(region, prices, exogenous, max(start, prices.index[0]), end)
 
@@ -158,8 +162,11 @@ class Splits:
             origins = getattr(self, name)
             if len(origins) == 0:
                 continue
-            out[name] = {"origins": len(origins), "first_origin": str(origins[0]),
-                         "last_target": str(origins[-1] + (HORIZON_HOURS - 1) * HOUR)}
+            out[name] = {
+                "origins": len(origins),
+                "first_origin": str(origins[0]),
+                "last_target": str(origins[-1] + (HORIZON_HOURS - 1) * HOUR),
+            }
         return out
 
 
@@ -182,7 +189,9 @@ def split_origins(data: TrainingData, config: TrainingConfig) -> Splits:
     validation = day_ahead_origins(data.region, first_after - config.validation_days * DAY - HOUR, validation_end)
     if len(validation) == 0:
         raise TrainingDataError(f"{data.region}: no complete day in the validation window before {validation_end}")
-    train = strided_origins(data.start + LOOKBACK_HOURS * HOUR, validation[0] - (HORIZON_HOURS - 1) * HOUR, config.origin_stride_h)
+    train = strided_origins(
+        data.start + LOOKBACK_HOURS * HOUR, validation[0] - (HORIZON_HOURS - 1) * HOUR, config.origin_stride_h
+    )
     if len(train) == 0:
         raise TrainingDataError(f"{data.region}: no training origins between {data.start} and {validation[0]}")
     return Splits(train, validation, test)

@@ -37,7 +37,9 @@ def _check_predictions(predictions: dict[str, np.ndarray], actual: np.ndarray) -
         if values.shape != actual.shape:
             raise EnsembleError(f"{name}: {values.size} validation predictions for {actual.size} hours")
         if not np.isfinite(values).all():
-            raise EnsembleError(f"{name}: {int((~np.isfinite(values)).sum())} validation prediction(s) are NaN or infinite")
+            raise EnsembleError(
+                f"{name}: {int((~np.isfinite(values)).sum())} validation prediction(s) are NaN or infinite"
+            )
 
 
 def fit_weights(predictions: dict[str, np.ndarray], actual: np.ndarray) -> dict[str, float]:
@@ -49,10 +51,12 @@ def fit_weights(predictions: dict[str, np.ndarray], actual: np.ndarray) -> dict[
     n, k = members.shape
     cost = np.concatenate([np.zeros(k), np.ones(2 * n)])
     eye = np.eye(n)
-    equality = np.vstack([
-        np.hstack([members, eye, -eye]),
-        np.concatenate([np.ones(k), np.zeros(2 * n)])[None, :],
-    ])
+    equality = np.vstack(
+        [
+            np.hstack([members, eye, -eye]),
+            np.concatenate([np.ones(k), np.zeros(2 * n)])[None, :],
+        ]
+    )
     bounds = [(0, None)] * (k + 2 * n)
     result = linprog(cost, A_eq=equality, b_eq=np.concatenate([actual, [1.0]]), bounds=bounds, method="highs")
     if not result.success:
@@ -78,11 +82,19 @@ def decide(predictions: dict[str, np.ndarray], actual: np.ndarray) -> EnsembleDe
     maes["ensemble"] = float(np.mean(np.abs(combined - actual)))
     best = min(predictions, key=maes.__getitem__)
     if maes["ensemble"] < maes[best]:
-        return EnsembleDecision(weights, "ensemble", maes,
-                                f"weighted ensemble MAE {maes['ensemble']:.4f} beats best member {best} ({maes[best]:.4f}) on validation")
+        return EnsembleDecision(
+            weights,
+            "ensemble",
+            maes,
+            f"weighted ensemble MAE {maes['ensemble']:.4f} beats best member {best} ({maes[best]:.4f}) on validation",
+        )
     only = {name: float(name == best) for name in predictions}
-    return EnsembleDecision(only, "best_member", maes,
-                            f"weighted ensemble MAE {maes['ensemble']:.4f} does not beat {best} ({maes[best]:.4f}) on validation; {best} alone is the model")
+    return EnsembleDecision(
+        only,
+        "best_member",
+        maes,
+        f"weighted ensemble MAE {maes['ensemble']:.4f} does not beat {best} ({maes[best]:.4f}) on validation; {best} alone is the model",
+    )
 
 
 @dataclass(frozen=True)
@@ -96,7 +108,9 @@ class IntervalCalibration:
         return yhat + np.asarray(self.lower)[h], yhat + np.asarray(self.upper)[h]
 
 
-def calibrate_intervals(actual: np.ndarray, forecast: np.ndarray, horizon: np.ndarray, coverage: float) -> IntervalCalibration:
+def calibrate_intervals(
+    actual: np.ndarray, forecast: np.ndarray, horizon: np.ndarray, coverage: float
+) -> IntervalCalibration:
     residuals = np.asarray(actual, dtype=float) - np.asarray(forecast, dtype=float)
     horizon = np.asarray(horizon, dtype=int)
     alpha = 1 - coverage
@@ -118,8 +132,14 @@ def calibrate_intervals(actual: np.ndarray, forecast: np.ndarray, horizon: np.nd
 class EnsembleForecaster:
     """The deployable model: members, their weights and the interval calibration of one region."""
 
-    def __init__(self, region: str, members: dict[str, ForecastModel], decision: EnsembleDecision,
-                 intervals: IntervalCalibration, feature_columns: list[str]) -> None:
+    def __init__(
+        self,
+        region: str,
+        members: dict[str, ForecastModel],
+        decision: EnsembleDecision,
+        intervals: IntervalCalibration,
+        feature_columns: list[str],
+    ) -> None:
         self.region = region
         self.members = members
         self.decision = decision
@@ -167,5 +187,10 @@ class EnsembleForecaster:
             raise ModelError(f"no {ENSEMBLE_FILE} in {folder}: the model's artifacts are missing or incomplete")
         spec = json.loads(path.read_text())
         members = {name: model_class(name).load(Path(folder) / "members" / name) for name in spec["members"]}
-        return cls(spec["region"], members, EnsembleDecision(**spec["decision"]),
-                   IntervalCalibration(**spec["intervals"]), spec["feature_columns"])
+        return cls(
+            spec["region"],
+            members,
+            EnsembleDecision(**spec["decision"]),
+            IntervalCalibration(**spec["intervals"]),
+            spec["feature_columns"],
+        )

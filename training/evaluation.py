@@ -65,8 +65,11 @@ def score_model(model_uri: str, region: str, frame: pd.DataFrame) -> HoldoutScor
     actual = frame[TARGET_COLUMN].to_numpy()
     naive = frame[NAIVE_COLUMN].to_numpy()
     return HoldoutScore(
-        region=region, model_uri=model_uri,
-        first_target=frame["target_ts"].min(), last_target=frame["target_ts"].max(), hours=len(frame),
+        region=region,
+        model_uri=model_uri,
+        first_target=frame["target_ts"].min(),
+        last_target=frame["target_ts"].max(),
+        hours=len(frame),
         metrics=evaluate(actual, forecast["yhat"].to_numpy(), naive),
         naive_metrics=evaluate(actual, naive, naive),
         interval_coverage=interval_coverage(actual, forecast["lower"].to_numpy(), forecast["upper"].to_numpy()),

@@ -41,12 +41,27 @@ SAME_HOUR_DAYS = 7
 # Hours of price history an origin needs before it: the deepest lag of the last target hour.
 LOOKBACK_HOURS = max(max(PRICE_LAGS_H), 24 * SAME_HOUR_DAYS)
 
-CALENDAR_FEATURES = ("horizon", "hour", "weekday", "month", "day_of_year_sin", "day_of_year_cos",
-                     "is_weekend", "is_holiday")
+CALENDAR_FEATURES = (
+    "horizon",
+    "hour",
+    "weekday",
+    "month",
+    "day_of_year_sin",
+    "day_of_year_cos",
+    "is_weekend",
+    "is_holiday",
+)
 PRICE_FEATURES = (
     *(f"lag_{k}h" for k in PRICE_LAGS_H),
-    "same_hour_mean_7d", "same_hour_std_7d", "same_hour_min_7d", "same_hour_max_7d",
-    "last_price", "last_24h_mean", "last_24h_min", "last_24h_max", "last_24h_std",
+    "same_hour_mean_7d",
+    "same_hour_std_7d",
+    "same_hour_min_7d",
+    "same_hour_max_7d",
+    "last_price",
+    "last_24h_mean",
+    "last_24h_min",
+    "last_24h_max",
+    "last_24h_std",
 )
 EXOGENOUS_SUFFIXES = ("", "_lag_24h", "_change_24h", "_horizon_mean")
 
@@ -149,8 +164,9 @@ def build_feature_frame(
     columns["day_of_year_cos"] = np.cos(angle)
     columns["is_weekend"] = (local.dayofweek >= 5).astype(float)
     dates = local.date
-    calendar = _holiday_calendar(market.holiday_country, market.holiday_subdivision,
-                                 int(local.year.min()), int(local.year.max()))
+    calendar = _holiday_calendar(
+        market.holiday_country, market.holiday_subdivision, int(local.year.min()), int(local.year.max())
+    )
     columns["is_holiday"] = np.fromiter((d in calendar for d in dates), dtype=float, count=len(dates))
 
     for k in PRICE_LAGS_H:
@@ -177,8 +193,11 @@ def build_feature_frame(
         columns[name] = now
         columns[f"{name}_lag_24h"] = day_before
         columns[f"{name}_change_24h"] = now - day_before
-        columns[f"{name}_horizon_mean"] = np.nanmean(now.reshape(n, HORIZON_HOURS), axis=1).repeat(HORIZON_HOURS) \
-            if np.isfinite(now).any() else np.full(len(now), np.nan)
+        columns[f"{name}_horizon_mean"] = (
+            np.nanmean(now.reshape(n, HORIZON_HOURS), axis=1).repeat(HORIZON_HOURS)
+            if np.isfinite(now).any()
+            else np.full(len(now), np.nan)
+        )
 
     frame = pd.DataFrame({"origin": origin_index, "target_ts": targets})
     features = pd.DataFrame(columns, index=frame.index)[feature_columns(region)]

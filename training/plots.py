@@ -17,8 +17,9 @@ def forecast_vs_actual(frame: pd.DataFrame, path: Path, title: str, days: int = 
     last = frame[frame["target_ts"] >= frame["target_ts"].max() - pd.Timedelta(days=days)]
     fig, ax = plt.subplots(figsize=(12, 4.5), dpi=110)
     if {"lower", "upper"} <= set(last.columns):
-        ax.fill_between(last["target_ts"], last["lower"], last["upper"], color="tab:blue", alpha=0.18,
-                        label="forecast interval")
+        ax.fill_between(
+            last["target_ts"], last["lower"], last["upper"], color="tab:blue", alpha=0.18, label="forecast interval"
+        )
     ax.plot(last["target_ts"], last["price"], color="black", lw=1.3, label="actual")
     ax.plot(last["target_ts"], last["yhat"], color="tab:blue", lw=1.2, label="forecast")
     if "naive" in last.columns:

@@ -67,8 +67,12 @@ def configure(settings: Settings) -> MlflowClient:
     return MlflowClient(settings.stores.mlflow_tracking_uri, settings.stores.mlflow_registry_uri)
 
 
-def experiment_id(client: MlflowClient, settings: Settings, name: str | None = None,
-                  purpose: str = "weekly retraining of the price forecasters") -> str:
+def experiment_id(
+    client: MlflowClient,
+    settings: Settings,
+    name: str | None = None,
+    purpose: str = "weekly retraining of the price forecasters",
+) -> str:
     """The retraining experiment (or the experiment ``name``, e.g. data quality's); under
     ``mlflow run``, a retraining uses the experiment of that project run."""
     if settings.training.mlflow_run_id and name is None:
@@ -84,8 +88,9 @@ def experiment_id(client: MlflowClient, settings: Settings, name: str | None = N
     return client.create_experiment(name, artifact_location=location, tags={"eopt.purpose": purpose})
 
 
-def start_run(client: MlflowClient, experiment: str, name: str, *, parent: str | None = None,
-              tags: dict[str, str] | None = None) -> str:
+def start_run(
+    client: MlflowClient, experiment: str, name: str, *, parent: str | None = None, tags: dict[str, str] | None = None
+) -> str:
     all_tags = {RUN_NAME_TAG: name, **(tags or {})}
     if parent:
         all_tags[PARENT_TAG] = parent
@@ -97,13 +102,14 @@ def _clean(value: Any) -> str:
     return text[:MAX_PARAM_LENGTH]
 
 
-def _log_in_batches(client: MlflowClient, run_id: str, *, params: Sequence[Param] = (),
-                    metrics: Sequence[Metric] = ()) -> None:
+def _log_in_batches(
+    client: MlflowClient, run_id: str, *, params: Sequence[Param] = (), metrics: Sequence[Metric] = ()
+) -> None:
     """MLflow caps one batch at 100 params and 1000 metrics: send them in slices below that."""
     for start in range(0, len(params), 90):
-        client.log_batch(run_id, params=params[start:start + 90])
+        client.log_batch(run_id, params=params[start : start + 90])
     for start in range(0, len(metrics), 900):
-        client.log_batch(run_id, metrics=metrics[start:start + 900])
+        client.log_batch(run_id, metrics=metrics[start : start + 900])
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> None:
@@ -113,15 +119,26 @@ def log_params(client: MlflowClient, run_id: str, params: dict[str, Any]) -> Non
 def log_metrics(client: MlflowClient, run_id: str, metrics: Mapping[str, float | None], step: int = 0) -> None:
     """Finite metrics only: MLflow refuses NaN in some stores, and a NaN says nothing a chart can show."""
     now = int(time.time() * 1000)
-    _log_in_batches(client, run_id, metrics=[
-        Metric(k, float(v), now, step) for k, v in metrics.items()
-        if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))])
+    _log_in_batches(
+        client,
+        run_id,
+        metrics=[
+            Metric(k, float(v), now, step)
+            for k, v in metrics.items()
+            if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v))
+        ],
+    )
 
 
 def log_history(client: MlflowClient, run_id: str, key: str, values: Iterable[float], step_every: int = 1) -> None:
     now = int(time.time() * 1000)
-    _log_in_batches(client, run_id, metrics=[
-        Metric(key, float(v), now, (i + 1) * step_every) for i, v in enumerate(values) if math.isfinite(float(v))])
+    _log_in_batches(
+        client,
+        run_id,
+        metrics=[
+            Metric(key, float(v), now, (i + 1) * step_every) for i, v in enumerate(values) if math.isfinite(float(v))
+        ],
+    )
 
 
 def log_artifacts(client: MlflowClient, run_id: str, paths: Iterable[Path], folder: str | None = None) -> None:
@@ -137,10 +154,19 @@ def trial_logger(client: MlflowClient, experiment: str, parent: str, model: str,
     """An Optuna callback that records each finished trial as a nested run of the model's run."""
 
     def record(trial: FrozenTrial) -> None:
-        run_id = start_run(client, experiment, f"{model} trial {trial.number}", parent=parent,
-                           tags={"eopt.region": region, "eopt.model": model, "eopt.kind": "trial",
-                                 "optuna.state": trial.state.name,
-                                 "optuna.origin": str(trial.user_attrs.get("origin", "sampler"))})
+        run_id = start_run(
+            client,
+            experiment,
+            f"{model} trial {trial.number}",
+            parent=parent,
+            tags={
+                "eopt.region": region,
+                "eopt.model": model,
+                "eopt.kind": "trial",
+                "optuna.state": trial.state.name,
+                "optuna.origin": str(trial.user_attrs.get("origin", "sampler")),
+            },
+        )
         log_params(client, run_id, trial.params)
         metrics = {"validation_mae": trial.value} if trial.value is not None else {}
         if trial.state == TrialState.PRUNED and trial.intermediate_values:
@@ -150,7 +176,9 @@ def trial_logger(client: MlflowClient, experiment: str, parent: str, model: str,
             if key in trial.user_attrs:
                 metrics[key] = trial.user_attrs[key]
         log_metrics(client, run_id, metrics)
-        status = {TrialState.COMPLETE: RunStatus.FINISHED, TrialState.PRUNED: RunStatus.KILLED}.get(trial.state, RunStatus.FAILED)
+        status = {TrialState.COMPLETE: RunStatus.FINISHED, TrialState.PRUNED: RunStatus.KILLED}.get(
+            trial.state, RunStatus.FAILED
+        )
         client.set_terminated(run_id, RunStatus.to_string(status))
 
     return record

@@ -64,8 +64,9 @@ def study_name(region: str, model: str, window_end: pd.Timestamp) -> str:
     return f"eopt-{region}-{model}-{pd.Timestamp(window_end).tz_convert('UTC'):%Y%m%d%H}"
 
 
-def open_storage(url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL_S,
-                 grace_period: int = HEARTBEAT_GRACE_S, where: str = "") -> RDBStorage:
+def open_storage(
+    url: str, *, heartbeat_interval: int = HEARTBEAT_INTERVAL_S, grace_period: int = HEARTBEAT_GRACE_S, where: str = ""
+) -> RDBStorage:
     """The study storage, or a ``TuningError`` that says where it is and what to check."""
     try:
         kwargs = {"connect_args": {"connect_timeout": 10}} if url.startswith("postgresql") else {}
@@ -107,12 +108,16 @@ def fail_orphaned_trials(study: optuna.Study, storage: RDBStorage, grace_period:
     clocks that agree to well within the grace period. Returns the numbers of the trials failed.
     """
     cutoff = datetime.now() - timedelta(seconds=grace_period)
-    old = {t._trial_id: t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-           if t.datetime_start is not None and t.datetime_start < cutoff}
+    old = {
+        t._trial_id: t
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if t.datetime_start is not None and t.datetime_start < cutoff
+    }
     if not old:
         return []
     query = sa.text("SELECT trial_id FROM trial_heartbeats WHERE trial_id IN :ids").bindparams(
-        sa.bindparam("ids", expanding=True))
+        sa.bindparam("ids", expanding=True)
+    )
     with storage.engine.connect() as connection:
         beating = {row[0] for row in connection.execute(query, {"ids": list(old)})}
     retry = storage.get_heartbeat_stale_trial_callback()
@@ -125,8 +130,14 @@ def fail_orphaned_trials(study: optuna.Study, storage: RDBStorage, grace_period:
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:  # another worker finished or failed it first
             continue
-        log.warning("%strial %d of study %s was left running with no heartbeat since %s (its worker died); "
-                    "marked failed (retried once at most)", where, trial.number, study.study_name, trial.datetime_start)
+        log.warning(
+            "%strial %d of study %s was left running with no heartbeat since %s (its worker died); "
+            "marked failed (retried once at most)",
+            where,
+            trial.number,
+            study.study_name,
+            trial.datetime_start,
+        )
         failed.append(trial.number)
         if retry is not None:
             retry(study, storage.get_trial(trial_id))
@@ -174,8 +185,9 @@ def tune(
     sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=5)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=cls.pruning_warmup_steps)
     try:
-        study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                    direction="minimize", load_if_exists=True)
+        study = optuna.create_study(
+            study_name=name, storage=storage, sampler=sampler, pruner=pruner, direction="minimize", load_if_exists=True
+        )
         if not study.trials:
             study.enqueue_trial(cls.default_params(), user_attrs={"origin": "default parameters"})
             previous = _previous_best(storage, region, model, name)
@@ -188,8 +200,14 @@ def tune(
 
     def objective(trial: optuna.Trial) -> float:
         params = cls.suggest_params(trial)
-        fitted = cls(params, feature_columns, seed=seed, max_steps=budget.max_epochs or budget.max_rounds,
-                     device=device, threads=threads)
+        fitted = cls(
+            params,
+            feature_columns,
+            seed=seed,
+            max_steps=budget.max_epochs or budget.max_rounds,
+            device=device,
+            threads=threads,
+        )
 
         def report(step: int, value: float) -> None:
             trial.report(value, step)
@@ -207,8 +225,13 @@ def tune(
     def log_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         if trial.state in FINISHED:
             ran.append(trial)
-        log.info("%s trial %d %s: %s", where, trial.number, trial.state.name,
-                 f"validation MAE {trial.value:.4f}" if trial.value is not None else "no value")
+        log.info(
+            "%s trial %d %s: %s",
+            where,
+            trial.number,
+            trial.state.name,
+            f"validation MAE {trial.value:.4f}" if trial.value is not None else "no value",
+        )
         if on_trial is not None:
             on_trial(trial)
 
@@ -216,10 +239,22 @@ def tune(
     remaining = max(0, budget.trials - done)
     started = time.perf_counter()
     if remaining:
-        log.info("%sstudy %s: %d trial(s) done, running up to %d more (timeout %.0f s)",
-                 where, name, done, remaining, budget.timeout_s)
-        study.optimize(objective, n_trials=remaining, timeout=budget.timeout_s, callbacks=[log_trial],
-                       gc_after_trial=True, catch=())
+        log.info(
+            "%sstudy %s: %d trial(s) done, running up to %d more (timeout %.0f s)",
+            where,
+            name,
+            done,
+            remaining,
+            budget.timeout_s,
+        )
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=budget.timeout_s,
+            callbacks=[log_trial],
+            gc_after_trial=True,
+            catch=(),
+        )
     else:
         log.info("%sstudy %s already has %d finished trial(s): budget met, nothing to run", where, name, done)
     trials = study.trials

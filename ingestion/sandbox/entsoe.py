@@ -70,30 +70,43 @@ class App:
         if request.path.rstrip("/") != "/api":
             return self.error(404, f"Not Found: {request.path}; the Transparency Platform API is GET /api")
         if request.method != "GET":
-            return self.error(400, "The sandbox serves GET /api only (POST with a StatusRequest_MarketDocument is not served)")
+            return self.error(
+                400, "The sandbox serves GET /api only (POST with a StatusRequest_MarketDocument is not served)"
+            )
         query = request.query
         token = self.sandbox.config.credentials.get(self.name, {}).get("token")
         if not token or query.get("securityToken") != token:
             return self.error(401, "Unauthorized. Missing or invalid security token")
         document_type = query.get("documentType")
         if document_type != "A44":
-            return self.error(400, f"Unsupported or missing documentType {document_type!r}; the sandbox serves A44 (day-ahead prices)")
+            return self.error(
+                400, f"Unsupported or missing documentType {document_type!r}; the sandbox serves A44 (day-ahead prices)"
+            )
         in_domain, out_domain = query.get("in_Domain"), query.get("out_Domain")
         if not in_domain or not out_domain:
             return self.error(400, "Mandatory parameters in_Domain and out_Domain are missing")
         if in_domain != out_domain:
-            return self.error(400, f"For day-ahead prices in_Domain ({in_domain}) and out_Domain ({out_domain}) must be the same bidding zone")
+            return self.error(
+                400,
+                f"For day-ahead prices in_Domain ({in_domain}) and out_Domain ({out_domain}) must be the same bidding zone",
+            )
         period = self._period(query)
         if isinstance(period, SandboxResponse):
             return period
         start, end = period
         days = _delivery_days(start, end)
         if end > start + pd.DateOffset(years=1):
-            return self.error(400, f"The requested period {query['periodStart']}-{query['periodEnd']} exceeds the allowed maximum of 1 year "
-                                   "for data item ENERGY_PRICES")
+            return self.error(
+                400,
+                f"The requested period {query['periodStart']}-{query['periodEnd']} exceeds the allowed maximum of 1 year "
+                "for data item ENERGY_PRICES",
+            )
         if len(days) > MAX_DOCUMENTS:
-            return self.error(400, f"The number of instances ({len(days)}) exceeds the allowed maximum ({MAX_DOCUMENTS}) "
-                                   "for data item ENERGY_PRICES.")
+            return self.error(
+                400,
+                f"The number of instances ({len(days)}) exceeds the allowed maximum ({MAX_DOCUMENTS}) "
+                "for data item ENERGY_PRICES.",
+            )
         region = ZONES.get(in_domain)
         contract = query.get("contract_MarketAgreement.type", "A01")
         if region is None or contract != "A01":
@@ -130,7 +143,9 @@ class App:
                 continue  # a day the history cannot fill is left out, as the real API leaves out unpublished days
             quarters = day >= QUARTER_HOUR_FROM
             amounts = np.repeat(values, 4) if quarters else values
-            series.append(_timeseries(number, eic, currency, day_start, day_end, "PT15M" if quarters else "PT60M", amounts))
+            series.append(
+                _timeseries(number, eic, currency, day_start, day_end, "PT15M" if quarters else "PT60M", amounts)
+            )
         if not series:
             return _acknowledgement("999", _no_data_text(bounds[0], bounds[-1]))
         return (
@@ -147,9 +162,7 @@ class App:
             "    <period.timeInterval>\n"
             f"    <start>{_instant(bounds[0])}</start>\n"
             f"    <end>{_instant(bounds[-1])}</end>\n"
-            "    </period.timeInterval>\n"
-            + "".join(series)
-            + "</Publication_MarketDocument>\n"
+            "    </period.timeInterval>\n" + "".join(series) + "</Publication_MarketDocument>\n"
         )
 
     def no_data(self, start: pd.Timestamp, end: pd.Timestamp) -> SandboxResponse:
@@ -165,15 +178,16 @@ class App:
             return SandboxResponse(400, _acknowledgement("999", message).encode("utf-8"), XML)
         title = {404: "Not Found", 500: "Internal Server Error", 503: "Service Unavailable"}.get(status, "Error")
         page = (
-            "<!doctype html>\n<html lang=\"en\">\n<head><title>HTTP Status "
+            '<!doctype html>\n<html lang="en">\n<head><title>HTTP Status '
             f"{status} – {escape(title)}</title></head>\n<body><h1>HTTP Status {status} – {escape(title)}</h1>"  # noqa: RUF001 - the real page's en dash
             f"<p>{escape(message)}</p></body>\n</html>\n"
         )
         return SandboxResponse(status, page.encode("utf-8"), "text/html;charset=UTF-8")
 
 
-def _timeseries(number: int, eic: str, currency: str, start: pd.Timestamp, end: pd.Timestamp, resolution: str,
-                amounts: np.ndarray) -> str:
+def _timeseries(
+    number: int, eic: str, currency: str, start: pd.Timestamp, end: pd.Timestamp, resolution: str, amounts: np.ndarray
+) -> str:
     points = []
     previous = None
     for position, value in enumerate(amounts, start=1):
@@ -203,9 +217,7 @@ def _timeseries(number: int, eic: str, currency: str, start: pd.Timestamp, end: 
         f"            <start>{_instant(start)}</start>\n"
         f"            <end>{_instant(end)}</end>\n"
         "            </timeInterval>\n"
-        f"            <resolution>{resolution}</resolution>\n"
-        + "".join(points)
-        + "        </Period>\n"
+        f"            <resolution>{resolution}</resolution>\n" + "".join(points) + "        </Period>\n"
         "    </TimeSeries>\n"
     )
 
@@ -231,8 +243,10 @@ def _acknowledgement(code: str, text: str) -> str:
 
 
 def _no_data_text(start: pd.Timestamp, end: pd.Timestamp) -> str:
-    return (f"No matching data found for Data item ENERGY_PRICES [12.1.D] and interval "
-            f"{start:%Y-%m-%dT%H:%M:%S.000Z}/{end:%Y-%m-%dT%H:%M:%S.000Z}")
+    return (
+        f"No matching data found for Data item ENERGY_PRICES [12.1.D] and interval "
+        f"{start:%Y-%m-%dT%H:%M:%S.000Z}/{end:%Y-%m-%dT%H:%M:%S.000Z}"
+    )
 
 
 def _delivery_days(start: pd.Timestamp, end: pd.Timestamp) -> list[date]:

@@ -44,7 +44,9 @@ class App:
         self._tokens: dict[str, float] = {}  # bearer token -> time issued (self.clock)
 
     # -- errors ---------------------------------------------------------------------------
-    def error(self, status: int, message: str, code: str | None = None, context: str = "api.tariff_rates") -> SandboxResponse:
+    def error(
+        self, status: int, message: str, code: str | None = None, context: str = "api.tariff_rates"
+    ) -> SandboxResponse:
         """Flatpeak's error object (errors guide): 4xx invalid_request, 429 rate_limit, 5xx api_error."""
         if status == 429:
             kind, default_code = "rate_limit", "too_many_requests"
@@ -52,15 +54,18 @@ class App:
             kind, default_code = "api_error", "internal_error"
         else:
             kind, default_code = "invalid_request", "invalid_request"
-        return SandboxResponse.json(status, {
-            "object": "error",
-            "live_mode": False,
-            "context": context,
-            "type": kind,
-            "code": code or default_code,
-            "message": message,
-            "time_created": _utc_now(),
-        })
+        return SandboxResponse.json(
+            status,
+            {
+                "object": "error",
+                "live_mode": False,
+                "context": context,
+                "type": kind,
+                "code": code or default_code,
+                "message": message,
+                "time_created": _utc_now(),
+            },
+        )
 
     @staticmethod
     def _message(status: int, message: str) -> SandboxResponse:
@@ -74,7 +79,7 @@ class App:
         if request.path == "/login":
             return self._login(request)
         if request.path.startswith(RATES_PREFIX):
-            return self._rates(request, request.path[len(RATES_PREFIX):])
+            return self._rates(request, request.path[len(RATES_PREFIX) :])
         return self._message(404, "Not Found")
 
     def _login(self, request: SandboxRequest) -> SandboxResponse:
@@ -84,8 +89,9 @@ class App:
             return self._message(403, "Bad credentials")
         token = secrets.token_urlsafe(32)
         self._tokens[token] = self.clock()
-        return SandboxResponse.json(200, {"bearer_token": token, "expires_in": int(self.sandbox.config.token_ttl_s),
-                                          "live_mode": False})
+        return SandboxResponse.json(
+            200, {"bearer_token": token, "expires_in": int(self.sandbox.config.token_ttl_s), "live_mode": False}
+        )
 
     def _check_token(self, request: SandboxRequest) -> SandboxResponse | None:
         header = request.headers.get("authorization", "")
@@ -114,7 +120,9 @@ class App:
         if end <= start:
             return self.error(422, "end_time must be after start_time", code="invalid_time_range")
         if end - start > MAX_SPAN:
-            return self.error(422, "The maximum period between start_time and end_time is 90 days", code="invalid_time_range")
+            return self.error(
+                422, "The maximum period between start_time and end_time is 90 days", code="invalid_time_range"
+            )
         direction = request.query.get("direction", "IMPORT").upper()
         if direction == "EXPORT":
             return self.error(422, "No export tariff is connected to this location", code="no_tariff_connected")
@@ -122,27 +130,32 @@ class App:
             return self.error(422, "direction must be IMPORT or EXPORT", code="invalid_direction")
         # write times in the end_time's offset, as the real API does ("end_time takes precedence")
         out_tz = end.tzinfo or UTC
-        return SandboxResponse.json(200, {
-            "id": "rts_" + secrets.token_hex(12),
-            "object": "tariff_rate",
-            "live_mode": False,
-            "location_id": location_id,
-            "location_timezone": MARKETS[region].timezone,
-            "currency_code": self.history.currency(region),
-            "direction": direction,
-            "last_updated": _format(datetime.now(UTC).replace(microsecond=0, second=0, minute=0), out_tz),
-            "next_update": _format(datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(hours=1), out_tz),
-            "request": {
-                "include_tariff": request.query.get("include_tariff", "true").lower() != "false",
-                "include_carbon": request.query.get("include_carbon", "false").lower() == "true",
+        return SandboxResponse.json(
+            200,
+            {
+                "id": "rts_" + secrets.token_hex(12),
+                "object": "tariff_rate",
+                "live_mode": False,
+                "location_id": location_id,
+                "location_timezone": MARKETS[region].timezone,
+                "currency_code": self.history.currency(region),
                 "direction": direction,
-                "start_time": request.query.get("start_time") or _format(start, out_tz),
-                "end_time": request.query["end_time"],
+                "last_updated": _format(datetime.now(UTC).replace(microsecond=0, second=0, minute=0), out_tz),
+                "next_update": _format(
+                    datetime.now(UTC).replace(microsecond=0, second=0, minute=0) + timedelta(hours=1), out_tz
+                ),
+                "request": {
+                    "include_tariff": request.query.get("include_tariff", "true").lower() != "false",
+                    "include_carbon": request.query.get("include_carbon", "false").lower() == "true",
+                    "direction": direction,
+                    "start_time": request.query.get("start_time") or _format(start, out_tz),
+                    "end_time": request.query["end_time"],
+                },
+                "data": self._intervals(region, start, end, out_tz),
+                "time_created": _utc_now(),
+                "account_id": self.sandbox.config.credentials.get("flatpeak", {}).get("account_id", "acc_sandbox"),
             },
-            "data": self._intervals(region, start, end, out_tz),
-            "time_created": _utc_now(),
-            "account_id": self.sandbox.config.credentials.get("flatpeak", {}).get("account_id", "acc_sandbox"),
-        })
+        )
 
     def _intervals(self, region: str, start: datetime, end: datetime, out_tz: Any) -> list[dict[str, Any]]:
         """Whole hours overlapping [start, end), equal consecutive hours merged into one interval."""

@@ -57,6 +57,8 @@ class App:
         if (end - first).days > MAX_DAYS:
             return self.error(400, f"at most {MAX_DAYS} days per request")
         series = self.history.hourly(region, first, end)
-        rows = [{"ISO3": iso3, "Date": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "Value": float(value)}
-                for ts, value in series.items()]
+        rows = [
+            {"ISO3": iso3, "Date": ts.strftime("%Y-%m-%dT%H:%M:%SZ"), "Value": float(value)}
+            for ts, value in series.items()
+        ]
         return SandboxResponse(200, json.dumps(rows).encode(), "application/json")

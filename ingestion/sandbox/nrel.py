@@ -44,21 +44,28 @@ TRAILING = pd.Timedelta(days=364)
 HOURLY_LIMIT = 1000  # documented per-key limit (rolling hour)
 SIGNUP_URL = "https://developer.nlr.gov"
 CONTACT_URL = "https://developer.nlr.gov/contact/"
-ADDRESS_REMOVED = ("The 'address' parameter is no longer supported. Pass in the 'lat' and 'lon' parameters instead. "
-                   "Email notification about this change was sent to affected API users on 2025-02-25.")
+ADDRESS_REMOVED = (
+    "The 'address' parameter is no longer supported. Pass in the 'lat' and 'lon' parameters instead. "
+    "Email notification about this change was sent to affected API users on 2025-02-25."
+)
 
 # API Umbrella's codes and default messages by HTTP status.
 GATEWAY_ERRORS: dict[int, tuple[str, str | None]] = {
     400: ("HTTPS_REQUIRED", None),
     403: ("API_KEY_INVALID", f"An invalid api_key was supplied. Get one at {SIGNUP_URL}"),
     404: ("NOT_FOUND", None),
-    429: ("OVER_RATE_LIMIT", f"You have exceeded your rate limit. Try again later or contact us at {CONTACT_URL} for assistance"),
+    429: (
+        "OVER_RATE_LIMIT",
+        f"You have exceeded your rate limit. Try again later or contact us at {CONTACT_URL} for assistance",
+    ),
 }
 
 
 def gateway_error_json(status: int, message: str, code: str | None = None) -> SandboxResponse:
     """API Umbrella's JSON error body (shared by the NLR and OpenEI sandboxes)."""
-    default_code, template = GATEWAY_ERRORS.get(status, ("INTERNAL_SERVER_ERROR" if status >= 500 else "BAD_REQUEST", None))
+    default_code, template = GATEWAY_ERRORS.get(
+        status, ("INTERNAL_SERVER_ERROR" if status >= 500 else "BAD_REQUEST", None)
+    )
     chosen = code or default_code
     text = message if code else (template or message)
     return SandboxResponse.json(status, {"error": {"code": chosen, "message": text}})
@@ -97,11 +104,15 @@ class App:
         if not key:
             return self._gateway_error(403, "API_KEY_MISSING", f"No api_key was supplied. Get one at {SIGNUP_URL}", fmt)
         if key != self.credentials.get("api_key"):
-            return self._gateway_error(403, "API_KEY_INVALID", f"An invalid api_key was supplied. Get one at {SIGNUP_URL}", fmt)
+            return self._gateway_error(
+                403, "API_KEY_INVALID", f"An invalid api_key was supplied. Get one at {SIGNUP_URL}", fmt
+            )
         remaining = self._count(key)
         code, message = GATEWAY_ERRORS[429]
         response = self._gateway_error(429, code, message or "", fmt) if remaining < 0 else self._answer(request, fmt)
-        response.headers.update({"X-RateLimit-Limit": str(HOURLY_LIMIT), "X-RateLimit-Remaining": str(max(remaining, 0))})
+        response.headers.update(
+            {"X-RateLimit-Limit": str(HOURLY_LIMIT), "X-RateLimit-Remaining": str(max(remaining, 0))}
+        )
         return response
 
     def _count(self, key: str) -> int:
@@ -125,14 +136,22 @@ class App:
         if lat is None or lon is None:  # _inputs reported a missing coordinate as an error above
             raise RuntimeError("sandbox NREL: coordinates missing after validation")
         if abs(lat - CHICAGO[0]) > BOX_DEGREES or abs(lon - CHICAGO[1]) > BOX_DEGREES:
-            outputs: dict[str, Any] = {"company_id": "no data", "utility_name": "no data", "utility_info": [],
-                       "commercial": "no data", "industrial": "no data", "residential": "no data"}
+            outputs: dict[str, Any] = {
+                "company_id": "no data",
+                "utility_name": "no data",
+                "utility_info": [],
+                "commercial": "no data",
+                "industrial": "no data",
+                "residential": "no data",
+            }
         else:
             rates = sandbox_rates(self.history, pd.Timestamp.now(tz="UTC").floor("D"))
             outputs = {**UTILITY, "utility_info": [dict(UTILITY)], **rates}
         return self._document(200, inputs, [], outputs, fmt)
 
-    def _document(self, status: int, inputs: dict, errors: list[str], outputs: dict | None, fmt: str) -> SandboxResponse:
+    def _document(
+        self, status: int, inputs: dict, errors: list[str], outputs: dict | None, fmt: str
+    ) -> SandboxResponse:
         doc = {
             "inputs": inputs,
             "errors": errors,

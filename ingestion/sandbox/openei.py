@@ -93,7 +93,9 @@ class App:
         if not key:
             return gateway_error_json(403, f"No api_key was supplied. Get one at {SIGNUP_URL}", "API_KEY_MISSING")
         if key != self.credentials.get("api_key"):
-            return gateway_error_json(403, f"An invalid api_key was supplied. Get one at {SIGNUP_URL}", "API_KEY_INVALID")
+            return gateway_error_json(
+                403, f"An invalid api_key was supplied. Get one at {SIGNUP_URL}", "API_KEY_INVALID"
+            )
         if query.get("version", "latest") not in ("7", "latest"):
             return _bad_request(f"the sandbox serves version=7 (or latest) only, not {query.get('version')!r}")
         if query.get("format", "json") != "json":
@@ -108,7 +110,7 @@ class App:
         items = [item for item in (self.item(),) if _matches(item, query)]
         if query.get("detail") != "full":
             items = [_minimal(item) for item in items]
-        page = items[offset: offset + limit]
+        page = items[offset : offset + limit]
         body = json.dumps({"items": page}).replace("/", "\\/")
         return SandboxResponse(200, body.encode(), "application/json")
 
@@ -141,7 +143,20 @@ def _matches(item: dict, query: dict[str, str]) -> bool:
 
 
 def _minimal(item: dict) -> dict:
-    keep = ("label", "uri", "approved", "is_default", "utility", "eiaid", "name", "startdate", "enddate", "sector", "description", "source")
+    keep = (
+        "label",
+        "uri",
+        "approved",
+        "is_default",
+        "utility",
+        "eiaid",
+        "name",
+        "startdate",
+        "enddate",
+        "sector",
+        "description",
+        "source",
+    )
     return {k: item[k] for k in keep if k in item}
 
 
@@ -163,7 +178,7 @@ def _tariff_item(rates: list[float]) -> dict:
         "sector": "Commercial",
         "servicetype": "Bundled",
         "description": "Sandbox tariff: energy rates are period means of the bundled PJM COMED day-ahead history; "
-                       "not a real Commonwealth Edison rate.",
+        "not a real Commonwealth Edison rate.",
         "source": "data/markets/PJM.csv",
         "sourceparent": "data/markets/README.md",
         "demandunits": "kW",

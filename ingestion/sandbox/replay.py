@@ -25,8 +25,9 @@ class ReplayHistory:
     def _series(self, region: str) -> pd.Series:
         if region not in self._loaded:
             prices = load_market(region, self.data_dir).prices
-            self._loaded[region] = pd.Series(prices["price"].to_numpy(), index=pd.DatetimeIndex(prices["ts"]),
-                                             name=region)
+            self._loaded[region] = pd.Series(
+                prices["price"].to_numpy(), index=pd.DatetimeIndex(prices["ts"]), name=region
+            )
         return self._loaded[region]
 
     def currency(self, region: str) -> str:

@@ -64,8 +64,12 @@ class Fault:
 @dataclass
 class SandboxConfig:
     data_dir: Path
-    credentials: dict[str, dict[str, str]] = field(default_factory=lambda: {k: dict(v) for k, v in DEFAULT_CREDENTIALS.items()})
-    requests_per_minute: dict[str, int] = field(default_factory=lambda: {"flatpeak": 600, "nrel": 600, "openei": 600, "iea": 600, "entsoe": 400})
+    credentials: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_CREDENTIALS.items()}
+    )
+    requests_per_minute: dict[str, int] = field(
+        default_factory=lambda: {"flatpeak": 600, "nrel": 600, "openei": 600, "iea": 600, "entsoe": 400}
+    )
     faults: dict[str, Fault] = field(default_factory=dict)
     token_ttl_s: int = 3600
 

@@ -93,7 +93,9 @@ def parse_a44(body: bytes | str, region: str, eic: str | None = None) -> pd.Data
         )
     doc_type = _text(root, "type")
     if doc_type != DOCUMENT_TYPE:
-        raise PayloadError(SOURCE, f"region {region}: document type is {doc_type!r}, expected {DOCUMENT_TYPE} (day-ahead prices)")
+        raise PayloadError(
+            SOURCE, f"region {region}: document type is {doc_type!r}, expected {DOCUMENT_TYPE} (day-ahead prices)"
+        )
     series = _children(root, "TimeSeries")
     if not series:
         raise PayloadError(SOURCE, f"region {region}: Publication_MarketDocument without any TimeSeries")
@@ -101,7 +103,9 @@ def parse_a44(body: bytes | str, region: str, eic: str | None = None) -> pd.Data
     parsed = _select_sequence(parsed, region)
     currencies = {p.currency for p in parsed}
     if len(currencies) > 1:
-        raise PayloadError(SOURCE, f"region {region}: TimeSeries in different currencies ({', '.join(sorted(currencies))})")
+        raise PayloadError(
+            SOURCE, f"region {region}: TimeSeries in different currencies ({', '.join(sorted(currencies))})"
+        )
     frame = pd.DataFrame(
         {
             "region": region,
@@ -161,11 +165,15 @@ def _xml_root(body: bytes | str, region: str) -> ET.Element:
         raise PayloadError(SOURCE, f"region {region}: empty body where an A44 XML document was expected")
     if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
         # ENTSO-E documents never carry a DTD; one here is an HTML page or a hostile document.
-        raise PayloadError(SOURCE, f"region {region}: body has a DOCTYPE/ENTITY declaration (HTML page?), not an A44 document")
+        raise PayloadError(
+            SOURCE, f"region {region}: body has a DOCTYPE/ENTITY declaration (HTML page?), not an A44 document"
+        )
     try:
         return ET.fromstring(raw)  # noqa: S314 - DOCTYPE/ENTITY refused above, so no entity expansion
     except ET.ParseError as exc:
-        raise PayloadError(SOURCE, f"region {region}: body is not well-formed XML ({exc}); truncated or not an ENTSO-E answer") from None
+        raise PayloadError(
+            SOURCE, f"region {region}: body is not well-formed XML ({exc}); truncated or not an ENTSO-E answer"
+        ) from None
 
 
 def _split_tag(tag: str) -> tuple[str, str]:
@@ -206,7 +214,9 @@ def _raise_acknowledgement(root: ET.Element, region: str) -> None:
         if code == NO_DATA_CODE and text.startswith(NO_DATA_TEXT):
             raise NoData(f"{SOURCE}: no day-ahead prices for region {region}: {text}")
     shown = "; ".join(f"Reason {code}: {text or '(no text)'}" for code, text in reasons)
-    raise PayloadError(SOURCE, f"region {region}: ENTSO-E refused the request ({shown}); check the zone code and the period")
+    raise PayloadError(
+        SOURCE, f"region {region}: ENTSO-E refused the request ({shown}); check the zone code and the period"
+    )
 
 
 def _parse_timeseries(element: ET.Element, index: int, region: str, eic: str | None) -> _Series:
@@ -223,7 +233,9 @@ def _parse_timeseries(element: ET.Element, index: int, region: str, eic: str | N
         raise PayloadError(SOURCE, f"{where}: price_Measure_Unit.name {unit!r}; only MWH is known")
     curve = _text(element, "curveType") or "A01"  # documents from before A03 existed say A01 or nothing
     if curve not in ("A01", "A03"):
-        raise PayloadError(SOURCE, f"{where}: curveType {curve!r}; only A01 (complete) and A03 (repeats left out) are known")
+        raise PayloadError(
+            SOURCE, f"{where}: curveType {curve!r}; only A01 (complete) and A03 (repeats left out) are known"
+        )
     periods = _children(element, "Period")
     if not periods:
         raise PayloadError(SOURCE, f"{where}: TimeSeries without a Period")
@@ -269,17 +281,23 @@ def _parse_period(period: ET.Element, curve: str, where: str, out: _Series) -> N
         except ValueError:
             amount = math.nan
         if not math.isfinite(amount):
-            raise PayloadError(SOURCE, f"{where}, position {position_text}: price.amount {amount_text!r} is not a number")
+            raise PayloadError(
+                SOURCE, f"{where}, position {position_text}: price.amount {amount_text!r} is not a number"
+            )
         position = int(position_text)
         if position in points and points[position] != amount:
-            raise PayloadError(SOURCE, f"{where}: position {position} given twice with different prices "
-                                       f"({points[position]:g} and {amount:g})")
+            raise PayloadError(
+                SOURCE,
+                f"{where}: position {position} given twice with different prices ({points[position]:g} and {amount:g})",
+            )
         points[position] = amount
     if 1 not in points:
         raise PayloadError(SOURCE, f"{where}: no Point at position 1, so the {curve} curve cannot be read")
     if curve == "A01" and len(points) != count:
         first_gap = next(p for p in range(1, count + 1) if p not in points)
-        raise PayloadError(SOURCE, f"{where}: curveType A01 must list all {count} positions; position {first_gap} is missing")
+        raise PayloadError(
+            SOURCE, f"{where}: curveType A01 must list all {count} positions; position {first_gap} is missing"
+        )
     last = math.nan
     for position in range(1, count + 1):
         last = points.get(position, last)  # A03: a left-out position repeats the previous price
@@ -294,8 +312,11 @@ def _select_sequence(parsed: list[_Series], region: str) -> list[_Series]:
     if len(sequences) <= 1:
         return parsed
     if SDAC_SEQUENCE not in sequences:
-        raise PayloadError(SOURCE, f"region {region}: several classification sequences ({', '.join(sorted(sequences))}) "
-                                   f"and none is the SDAC sequence {SDAC_SEQUENCE}")
+        raise PayloadError(
+            SOURCE,
+            f"region {region}: several classification sequences ({', '.join(sorted(sequences))}) "
+            f"and none is the SDAC sequence {SDAC_SEQUENCE}",
+        )
     return [p for p in parsed if p.sequence in (None, SDAC_SEQUENCE)]
 
 
@@ -303,7 +324,10 @@ def _select_sequence(parsed: list[_Series], region: str) -> list[_Series]:
 
 
 def request_windows(
-    start: pd.Timestamp, end: pd.Timestamp, timezone: str = DEFAULT_PUBLICATION_TIMEZONE, max_days: int = MAX_DAYS_PER_REQUEST
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    timezone: str = DEFAULT_PUBLICATION_TIMEZONE,
+    max_days: int = MAX_DAYS_PER_REQUEST,
 ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     """UTC windows of whole delivery days (local midnight to midnight) covering ``[start, end)``.
 
@@ -312,7 +336,9 @@ def request_windows(
     than a year.
     """
     if not 1 <= max_days <= MAX_REQUEST_SPAN.days:
-        raise ValueError(f"{SOURCE}: max_days must be 1..{MAX_REQUEST_SPAN.days} (one year per request), got {max_days}")
+        raise ValueError(
+            f"{SOURCE}: max_days must be 1..{MAX_REQUEST_SPAN.days} (one year per request), got {max_days}"
+        )
     if not start < end:
         return []
     first = start.tz_convert(timezone).date()
@@ -323,8 +349,12 @@ def request_windows(
     days = (last - first).days
     windows = []
     for offset in range(0, days, max_days):
-        windows.append((_midnight(first + timedelta(days=offset), timezone),
-                        _midnight(first + timedelta(days=min(offset + max_days, days)), timezone)))
+        windows.append(
+            (
+                _midnight(first + timedelta(days=offset), timezone),
+                _midnight(first + timedelta(days=min(offset + max_days, days)), timezone),
+            )
+        )
     return windows
 
 
@@ -334,8 +364,6 @@ def _midnight(day: date, timezone: str) -> pd.Timestamp:
 
 def _period_param(ts: pd.Timestamp) -> str:
     return ts.tz_convert("UTC").strftime("%Y%m%d%H%M")
-
-
 
 
 # -- client ---------------------------------------------------------------------------------------
@@ -350,8 +378,10 @@ class Client(ProviderClient):
         self.locator(region)  # refuses a region this provider is not configured for
         eic = self.config.regions[region]
         if not isinstance(eic, str) or len(eic) != 16:
-            raise ValueError(f"{SOURCE}: region {region!r} needs a 16-character bidding-zone EIC code like "
-                             f"'10YBE----------2', got {eic!r}")
+            raise ValueError(
+                f"{SOURCE}: region {region!r} needs a 16-character bidding-zone EIC code like "
+                f"'10YBE----------2', got {eic!r}"
+            )
         return eic
 
     def fetch_prices(self, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -363,8 +393,11 @@ class Client(ProviderClient):
             return empty_prices()
         token = self.config.api_key
         if not token:
-            raise AuthError(SOURCE, f"no security token configured for {region}; set the password of the Airflow "
-                                    f"connection '{self.config.connection_id}' (or EOPT_ENTSOE_TOKEN)")
+            raise AuthError(
+                SOURCE,
+                f"no security token configured for {region}; set the password of the Airflow "
+                f"connection '{self.config.connection_id}' (or EOPT_ENTSOE_TOKEN)",
+            )
 
         def parse(response: requests.Response) -> pd.DataFrame:
             return parse_a44(response.content, region, eic)
@@ -380,7 +413,9 @@ class Client(ProviderClient):
                 "periodEnd": _period_param(window_end),
                 "contract_MarketAgreement.type": DAY_AHEAD_CONTRACT,
             }
-            frame = self.transport.fetch("GET", PATH, parse, count=len, no_data=empty_prices, endpoint=PATH, params=params)
+            frame = self.transport.fetch(
+                "GET", PATH, parse, count=len, no_data=empty_prices, endpoint=PATH, params=params
+            )
             if frame.empty:
                 log.info("%s: no day-ahead prices for %s in [%s, %s)", SOURCE, region, window_start, window_end)
             frames.append(frame)

@@ -75,6 +75,7 @@ class BearerToken:
 
 # -- parsing --------------------------------------------------------------------------------------
 
+
 def _load_json(body: bytes | str | Mapping[str, Any], what: str) -> Mapping[str, Any]:
     doc = decode_json(body, SOURCE, what)
     if not isinstance(doc, Mapping):
@@ -89,8 +90,15 @@ def parse_login(body: bytes | str | Mapping[str, Any]) -> BearerToken:
     if not isinstance(token, str) or not token.strip():
         raise PayloadError(SOURCE, "/login answer has no 'bearer_token' string")
     expires_in = doc.get("expires_in")
-    if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)) or not math.isfinite(expires_in) or expires_in <= 0:
-        raise PayloadError(SOURCE, f"/login answer has expires_in {expires_in!r}, expected a positive number of seconds")
+    if (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, (int, float))
+        or not math.isfinite(expires_in)
+        or expires_in <= 0
+    ):
+        raise PayloadError(
+            SOURCE, f"/login answer has expires_in {expires_in!r}, expected a positive number of seconds"
+        )
     live_mode = doc.get("live_mode")
     if not isinstance(live_mode, bool):
         raise PayloadError(SOURCE, f"/login answer has live_mode {live_mode!r}, expected true or false")
@@ -111,7 +119,9 @@ def parse_error(status: int, body: bytes | str | Mapping[str, Any], where: str) 
     if status == 422 and code in NO_PRICE_CODES:
         raise NoData(f"{SOURCE}: no prices for {where} ({code}: {message})")
     if status == 404:
-        hint = "check the location id configured for this region" if where.startswith("location") else "check the base URL"
+        hint = (
+            "check the location id configured for this region" if where.startswith("location") else "check the base URL"
+        )
         raise ProviderError(SOURCE, f"{where}: {message} (HTTP 404); {hint}", http_status=status)
     detail = f"{code}: {message}" if code else message
     raise ProviderError(SOURCE, f"{where}: HTTP {status} {detail}", http_status=status)
@@ -157,7 +167,9 @@ def parse_tariff_rates(body: bytes | str | Mapping[str, Any], region: str) -> pd
         valid_from = _utc_instant(item.get("valid_from"), "valid_from", index)
         valid_to = _utc_instant(item.get("valid_to"), "valid_to", index)
         if valid_to <= valid_from:
-            raise PayloadError(SOURCE, f"data[{index}] ends ({item.get('valid_to')}) at or before it starts ({item.get('valid_from')})")
+            raise PayloadError(
+                SOURCE, f"data[{index}] ends ({item.get('valid_to')}) at or before it starts ({item.get('valid_from')})"
+            )
         inner = item.get(holder)
         if not isinstance(inner, Mapping):
             raise PayloadError(SOURCE, f"data[{index}] has no '{holder}' object")
@@ -171,7 +183,9 @@ def parse_tariff_rates(body: bytes | str | Mapping[str, Any], region: str) -> pd
         return empty_prices()
     frame = pd.DataFrame({"ts": pd.DatetimeIndex(starts).as_unit("us"), "price": prices})
     frame = _dedupe(frame, "overlapping intervals")
-    frame = frame.assign(region=region, source=SOURCE, currency=currency.strip().upper(), unit=UNIT, resolution=RESOLUTION)
+    frame = frame.assign(
+        region=region, source=SOURCE, currency=currency.strip().upper(), unit=UNIT, resolution=RESOLUTION
+    )
     return frame.loc[:, list(SOURCE_COLUMNS)]
 
 
@@ -200,13 +214,15 @@ def parse_rates_response(response: requests.Response, region: str, location_id: 
 
 # -- client ---------------------------------------------------------------------------------------
 
+
 class Client(ProviderClient):
     """Import tariff rates of each region's Flatpeak location, as PT15M rows in currency/kWh."""
 
     source = SOURCE
 
-    def __init__(self, config: ProviderConfig, transport: HttpTransport,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, config: ProviderConfig, transport: HttpTransport, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         super().__init__(config, transport)
         self._clock = clock
         self._token: BearerToken | None = None
@@ -223,10 +239,19 @@ class Client(ProviderClient):
     def login(self) -> None:
         """Get a fresh bearer token with the account id and API key (HTTP Basic)."""
         if not self.config.login or not self.config.api_key:
-            raise AuthError(SOURCE, f"no account id and API key configured; set login and password of the Airflow "
-                                    f"connection '{self.config.connection_id}' (or EOPT_FLATPEAK_ACCOUNT_ID/EOPT_FLATPEAK_API_KEY)")
-        token = self.transport.fetch("GET", LOGIN_PATH, parse_login_response, count=lambda _: 1, endpoint=LOGIN_PATH,
-                                     auth=(self.config.login, self.config.api_key))
+            raise AuthError(
+                SOURCE,
+                f"no account id and API key configured; set login and password of the Airflow "
+                f"connection '{self.config.connection_id}' (or EOPT_FLATPEAK_ACCOUNT_ID/EOPT_FLATPEAK_API_KEY)",
+            )
+        token = self.transport.fetch(
+            "GET",
+            LOGIN_PATH,
+            parse_login_response,
+            count=lambda _: 1,
+            endpoint=LOGIN_PATH,
+            auth=(self.config.login, self.config.api_key),
+        )
         self._token = token
         # refresh early, but never so early that a short-lived token is useless
         margin = min(TOKEN_REFRESH_MARGIN_S, token.expires_in / 2)
@@ -263,19 +288,31 @@ class Client(ProviderClient):
             return empty_prices()
         currencies = frame["currency"].unique()
         if len(currencies) > 1:
-            raise PayloadError(SOURCE, f"location {location} (region {region}) answered in several currencies: {', '.join(currencies)}")
+            raise PayloadError(
+                SOURCE, f"location {location} (region {region}) answered in several currencies: {', '.join(currencies)}"
+            )
         frame["ts"] = frame["ts"].astype("datetime64[us, UTC]")
         return frame.loc[:, list(SOURCE_COLUMNS)]
 
     def _fetch_window(self, region: str, location: str, lo: pd.Timestamp, hi: pd.Timestamp) -> pd.DataFrame:
-        params = {"start_time": _rfc3339(lo), "end_time": _rfc3339(hi), "direction": DIRECTION, "include_tariff": "true"}
+        params = {
+            "start_time": _rfc3339(lo),
+            "end_time": _rfc3339(hi),
+            "direction": DIRECTION,
+            "include_tariff": "true",
+        }
         path = RATES_PATH.format(location_id=quote(location, safe=""))
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {self._bearer()}"}
             try:
                 return self.transport.fetch(
-                    "GET", path, lambda response: parse_rates_response(response, region, location),
-                    no_data=empty_prices, endpoint=RATES_ENDPOINT, params=params, headers=headers,
+                    "GET",
+                    path,
+                    lambda response: parse_rates_response(response, region, location),
+                    no_data=empty_prices,
+                    endpoint=RATES_ENDPOINT,
+                    params=params,
+                    headers=headers,
                 )
             except AuthError:
                 if attempt == 2:
@@ -284,8 +321,6 @@ class Client(ProviderClient):
                 log.info("%s: bearer token refused for %s; logging in again and retrying once", SOURCE, region)
                 self._token = None
         raise AssertionError("unreachable")
-
-
 
 
 def _rfc3339(stamp: pd.Timestamp) -> str:

@@ -59,7 +59,9 @@ def parse_timeseries(body: bytes | str | list[Any], iso3: str) -> pd.DataFrame:
     """
     doc = decode_json(body, SOURCE, f"{iso3}: answer", f"; {CHANGED}")
     if not isinstance(doc, list):
-        raise PayloadError(SOURCE, f"{iso3}: expected a JSON array of {{ISO3, Date, Value}}, got a {type(doc).__name__}; {CHANGED}")
+        raise PayloadError(
+            SOURCE, f"{iso3}: expected a JSON array of {{ISO3, Date, Value}}, got a {type(doc).__name__}; {CHANGED}"
+        )
     if not doc:
         raise NoData(f"{SOURCE}: no hourly prices for {iso3} in the requested days")
     stamps: list[pd.Timestamp] = []
@@ -80,7 +82,9 @@ def parse_timeseries(body: bytes | str | list[Any], iso3: str) -> pd.DataFrame:
     frame = frame.sort_values("ts", kind="stable")
     clashes = frame.groupby("ts")["price"].nunique()
     if (clashes > 1).any():
-        raise PayloadError(SOURCE, f"{iso3}: hour {clashes[clashes > 1].index[0]} appears with different Values; {CHANGED}")
+        raise PayloadError(
+            SOURCE, f"{iso3}: hour {clashes[clashes > 1].index[0]} appears with different Values; {CHANGED}"
+        )
     return frame.drop_duplicates("ts").reset_index(drop=True)
 
 
@@ -107,7 +111,9 @@ class Client(ProviderClient):
         if not isinstance(iso3, str) or len(iso3) != 3 or not iso3.isalpha() or not iso3.isupper():
             raise ValueError(f"{SOURCE}: region {region!r} needs an ISO3 country code like 'FRA', got {iso3!r}")
         if iso3 not in LOCAL_CURRENCY:
-            raise ValueError(f"{SOURCE}: no local currency known for {iso3} (region {region!r}); add it to LOCAL_CURRENCY")
+            raise ValueError(
+                f"{SOURCE}: no local currency known for {iso3} (region {region!r}); add it to LOCAL_CURRENCY"
+            )
         return iso3, LOCAL_CURRENCY[iso3]
 
     def fetch_prices(self, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
@@ -142,7 +148,11 @@ class Client(ProviderClient):
             return parse_timeseries(response.content, iso3)
 
         return self.transport.fetch(
-            "GET", PATH.format(iso3=iso3), parse, no_data=lambda: None, endpoint=PATH,
+            "GET",
+            PATH.format(iso3=iso3),
+            parse,
+            no_data=lambda: None,
+            endpoint=PATH,
             params={"from": first, "to": last, "currency": "local"},
         )
 
@@ -155,5 +165,3 @@ def _message(response: requests.Response) -> str:
     if isinstance(doc, Mapping) and "message" in doc:
         return str(doc["message"])
     return json.dumps(doc)[:200]
-
-

@@ -70,6 +70,7 @@ class UtilityRates:
 
 # -- parsing --------------------------------------------------------------------------------------
 
+
 def parse_utility_rates(body: bytes | str | Mapping[str, Any]) -> UtilityRates:
     """Parse the JSON form (v3.1.x and the legacy v3.0.x share it).
 
@@ -94,12 +95,15 @@ def parse_utility_rates(body: bytes | str | Mapping[str, Any]) -> UtilityRates:
         raise PayloadError(SOURCE, "utility_rates v3 answer has no 'outputs' object")
     return _rates_from_outputs(
         {k: outputs.get(k) for k in ("utility_name", "company_id", *SECTORS)},
-        version=_optional_str(doc.get("version")), sources=sources, warnings=warnings,
+        version=_optional_str(doc.get("version")),
+        sources=sources,
+        warnings=warnings,
     )
 
 
-def _rates_from_outputs(fields: Mapping[str, Any], *, version: str | None, sources: tuple[str, ...],
-                        warnings: tuple[str, ...]) -> UtilityRates:
+def _rates_from_outputs(
+    fields: Mapping[str, Any], *, version: str | None, sources: tuple[str, ...], warnings: tuple[str, ...]
+) -> UtilityRates:
     utility = fields.get("utility_name")
     if _says_no_utility(utility, warnings) and all(_is_no_data(fields.get(s)) for s in SECTORS):
         raise NoData(f"{SOURCE}: no utility at this location (utility_name {utility!r})")
@@ -116,12 +120,20 @@ def _rates_from_outputs(fields: Mapping[str, Any], *, version: str | None, sourc
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise PayloadError(SOURCE, f"utility_rates v3 outputs.{sector} is {value!r}, expected a number in USD/kWh") from None
+            raise PayloadError(
+                SOURCE, f"utility_rates v3 outputs.{sector} is {value!r}, expected a number in USD/kWh"
+            ) from None
         if not math.isfinite(number) or number < 0:
             raise PayloadError(SOURCE, f"utility_rates v3 outputs.{sector} is {value!r}, not a price in USD/kWh")
         rates[sector] = number
-    return UtilityRates(utility_name=utility, company_id=str(fields.get("company_id") or ""), rates=rates,
-                        version=version, sources=sources, warnings=warnings)
+    return UtilityRates(
+        utility_name=utility,
+        company_id=str(fields.get("company_id") or ""),
+        rates=rates,
+        version=version,
+        sources=sources,
+        warnings=warnings,
+    )
 
 
 def _raise_gateway_error(error: Any) -> None:
@@ -151,6 +163,7 @@ def _optional_str(value: Any) -> str | None:
 
 # -- client ---------------------------------------------------------------------------------------
 
+
 class Client(ProviderClient):
     """Annual-average sector price of the utility at each region's point, flat over the hours."""
 
@@ -160,7 +173,9 @@ class Client(ProviderClient):
         self.locator(region)  # refuses a region this provider is not configured for
         spec = self.config.regions[region]
         if not isinstance(spec, Mapping) or "lat" not in spec or "lon" not in spec:
-            raise ValueError(f"{SOURCE}: region {region!r} needs a locator like {{'lat': .., 'lon': .., 'sector': 'commercial'}}, got {spec!r}")
+            raise ValueError(
+                f"{SOURCE}: region {region!r} needs a locator like {{'lat': .., 'lon': .., 'sector': 'commercial'}}, got {spec!r}"
+            )
         sector = str(spec.get("sector", "commercial")).lower()
         if sector not in SECTORS:
             raise ValueError(f"{SOURCE}: region {region!r} has sector {sector!r}; use one of {', '.join(SECTORS)}")
@@ -177,15 +192,17 @@ class Client(ProviderClient):
         if rate is None:
             log.info("%s: the API has no %s rate for region %s's point", SOURCE, sector, region)
             return empty_prices()
-        frame = pd.DataFrame({
-            "region": region,
-            "source": SOURCE,
-            "ts": pd.DatetimeIndex(hours).as_unit("us"),
-            "price": float(rate),
-            "currency": CURRENCY,
-            "unit": UNIT,
-            "resolution": RESOLUTION,
-        })
+        frame = pd.DataFrame(
+            {
+                "region": region,
+                "source": SOURCE,
+                "ts": pd.DatetimeIndex(hours).as_unit("us"),
+                "price": float(rate),
+                "currency": CURRENCY,
+                "unit": UNIT,
+                "resolution": RESOLUTION,
+            }
+        )
         return frame.loc[:, list(SOURCE_COLUMNS)]
 
     def _get(self, region: str, parse: Callable[[requests.Response], T]) -> T | None:
@@ -193,8 +210,12 @@ class Client(ProviderClient):
         # the key goes in a header, never in the query string (URLs end up in logs and proxies)
         headers = {"X-Api-Key": self.config.api_key} if self.config.api_key else {}
         return self.transport.fetch(
-            "GET", PATH, parse, count=lambda _: 1, no_data=lambda: None, endpoint=PATH,
-            params={"lat": f"{lat:.6f}", "lon": f"{lon:.6f}"}, headers=headers,
+            "GET",
+            PATH,
+            parse,
+            count=lambda _: 1,
+            no_data=lambda: None,
+            endpoint=PATH,
+            params={"lat": f"{lat:.6f}", "lon": f"{lon:.6f}"},
+            headers=headers,
         )
-
-

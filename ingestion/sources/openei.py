@@ -80,11 +80,14 @@ class Tariff:
 
 # -- parsing --------------------------------------------------------------------------------------
 
+
 def parse_utility_rates(body: bytes | str | Mapping[str, Any]) -> list[Tariff]:
     """Parse a ``utility_rates`` v7 answer into tariffs (an empty page is an empty list)."""
     doc = decode_json(body, SOURCE, "utility_rates answer")
     if not isinstance(doc, Mapping):
-        raise PayloadError(SOURCE, f"utility_rates answer is a JSON {type(doc).__name__}, expected an object with 'items'")
+        raise PayloadError(
+            SOURCE, f"utility_rates answer is a JSON {type(doc).__name__}, expected an object with 'items'"
+        )
     if "error" in doc:
         error = doc["error"]
         code, message = (error.get("code"), error.get("message")) if isinstance(error, Mapping) else (None, error)
@@ -113,8 +116,16 @@ def parse_tariff(item: Any, index: int = 0) -> Tariff:
     end = _unix(item.get("enddate"), "enddate", where)
     if start is not None and end is not None and end <= start:
         raise PayloadError(SOURCE, f"{where}: enddate {end} is not after startdate {start}")
-    return Tariff(label=label, name=str(item.get("name") or ""), utility=str(item.get("utility") or ""),
-                  start=start, end=end, weekday=weekday, weekend=weekend, prices=prices)
+    return Tariff(
+        label=label,
+        name=str(item.get("name") or ""),
+        utility=str(item.get("utility") or ""),
+        start=start,
+        end=end,
+        weekday=weekday,
+        weekend=weekend,
+        prices=prices,
+    )
 
 
 def _period_price(tiers: Any, where: str, period: int) -> float:
@@ -123,21 +134,29 @@ def _period_price(tiers: Any, where: str, period: int) -> float:
     tier = tiers[0]
     unit = tier.get("unit")
     if unit != UNIT:
-        raise PayloadError(SOURCE, f"{where}: energyratestructure[{period}][0].unit is {unit!r}; only 'kWh' prices are supported")
+        raise PayloadError(
+            SOURCE, f"{where}: energyratestructure[{period}][0].unit is {unit!r}; only 'kWh' prices are supported"
+        )
     rate = _finite(tier.get("rate"), f"{where}: energyratestructure[{period}][0].rate")
     adj = _finite(tier.get("adj", 0.0), f"{where}: energyratestructure[{period}][0].adj")
     return rate + adj
 
 
 def _schedule(value: Any, name: str, where: str, periods: int) -> np.ndarray:
-    if (not isinstance(value, list) or len(value) != 12
-            or any(not isinstance(row, list) or len(row) != 24 for row in value)):
+    if (
+        not isinstance(value, list)
+        or len(value) != 12
+        or any(not isinstance(row, list) or len(row) != 24 for row in value)
+    ):
         raise PayloadError(SOURCE, f"{where}: {name} is not 12 months x 24 hours")
     for month, row in enumerate(value):
         for hour, period in enumerate(row):
             if isinstance(period, bool) or not isinstance(period, int) or not 0 <= period < periods:
-                raise PayloadError(SOURCE, f"{where}: {name}[{month}][{hour}] = {period!r} is not a period index "
-                                           f"0..{periods - 1} of energyratestructure")
+                raise PayloadError(
+                    SOURCE,
+                    f"{where}: {name}[{month}][{hour}] = {period!r} is not a period index "
+                    f"0..{periods - 1} of energyratestructure",
+                )
     return np.array(value, dtype=np.int64)
 
 
@@ -156,6 +175,7 @@ def _unix(value: Any, name: str, where: str) -> pd.Timestamp | None:
 
 
 # -- expansion ------------------------------------------------------------------------------------
+
 
 def tariff_prices(tariffs: Sequence[Tariff], start: pd.Timestamp, end: pd.Timestamp, timezone: str) -> pd.DataFrame:
     """``ts`` (UTC hours in [start, end)) and ``price`` (USD/kWh) from the tariff in effect at each hour.
@@ -182,8 +202,11 @@ def tariff_prices(tariffs: Sequence[Tariff], start: pd.Timestamp, end: pd.Timest
         tie = covers & (chosen >= 0) & (chosen_start == begins)
         if tie.any():
             other = tariffs[int(chosen[tie][0])]
-            raise ProviderError(SOURCE, f"tariffs {other.label} and {tariff.label} both start at {tariff.start} and cover "
-                                        f"{hours[tie][0]}; pin one with 'getpage' in the region locator")
+            raise ProviderError(
+                SOURCE,
+                f"tariffs {other.label} and {tariff.label} both start at {tariff.start} and cover "
+                f"{hours[tie][0]}; pin one with 'getpage' in the region locator",
+            )
         take = covers & (begins > chosen_start)
         chosen[take] = i
         chosen_start[take] = begins
@@ -192,12 +215,15 @@ def tariff_prices(tariffs: Sequence[Tariff], start: pd.Timestamp, end: pd.Timest
     for i, tariff in enumerate(tariffs):
         rows = chosen == i
         if rows.any():
-            period = np.where(weekend[rows], tariff.weekend[month[rows], hour[rows]], tariff.weekday[month[rows], hour[rows]])
+            period = np.where(
+                weekend[rows], tariff.weekend[month[rows], hour[rows]], tariff.weekday[month[rows], hour[rows]]
+            )
             price[rows] = tariff.prices[period]
     return pd.DataFrame({"ts": hours[keep], "price": price[keep]})
 
 
 # -- client ---------------------------------------------------------------------------------------
+
 
 class Client(ProviderClient):
     """Hourly energy prices from the URDB tariff each region's locator picks."""
@@ -215,8 +241,10 @@ class Client(ProviderClient):
         self.locator(region)  # refuses a region this provider is not configured for
         spec = self.config.regions[region]
         if not isinstance(spec, Mapping) or "timezone" not in spec:
-            raise ValueError(f"{SOURCE}: region {region!r} needs a locator with a 'timezone' and either 'getpage' "
-                             f"or 'lat'/'lon'/'sector', got {spec!r}")
+            raise ValueError(
+                f"{SOURCE}: region {region!r} needs a locator with a 'timezone' and either 'getpage' "
+                f"or 'lat'/'lon'/'sector', got {spec!r}"
+            )
         timezone = str(spec["timezone"])
         try:
             ZoneInfo(timezone)
@@ -229,7 +257,12 @@ class Client(ProviderClient):
         sector = str(spec.get("sector", "Commercial")).capitalize()
         if sector not in SECTORS:
             raise ValueError(f"{SOURCE}: region {region!r} has sector {sector!r}; use one of {', '.join(SECTORS)}")
-        query = {"lat": f"{float(spec['lat']):.6f}", "lon": f"{float(spec['lon']):.6f}", "sector": sector, "approved": "true"}
+        query = {
+            "lat": f"{float(spec['lat']):.6f}",
+            "lon": f"{float(spec['lon']):.6f}",
+            "sector": sector,
+            "approved": "true",
+        }
         # the utility's default tariff for the sector, unless told otherwise: a point is served by
         # many tariffs and only one of them should price the region
         if spec.get("is_default", True):
@@ -242,15 +275,23 @@ class Client(ProviderClient):
         tariffs: list[Tariff] = []
         seen: set[str] = set()
         for page in range(MAX_PAGES):
-            params = {"version": "7", "format": "json", "detail": "full", **query,
-                      "limit": str(self.page_limit), "offset": str(page * self.page_limit)}
+            params = {
+                "version": "7",
+                "format": "json",
+                "detail": "full",
+                **query,
+                "limit": str(self.page_limit),
+                "offset": str(page * self.page_limit),
+            }
             if self.config.api_key:
                 params["api_key"] = self.config.api_key  # query is the only documented way; never logged
             items = self.transport.fetch("GET", PATH, _parse_response, endpoint=PATH, params=params)
             fresh = [t for t in items if t.label not in seen]
             if items and not fresh:
-                raise ProviderError(SOURCE, f"page at offset {page * self.page_limit} repeats earlier items; "
-                                            "the API ignored offset, stopping")
+                raise ProviderError(
+                    SOURCE,
+                    f"page at offset {page * self.page_limit} repeats earlier items; the API ignored offset, stopping",
+                )
             seen.update(t.label for t in fresh)
             tariffs.extend(fresh)
             if len(items) < self.page_limit:
@@ -265,8 +306,14 @@ class Client(ProviderClient):
         tariffs = self.fetch_tariffs(region)
         prices = tariff_prices(tariffs, start, end, timezone)
         if prices.empty:
-            log.info("%s: no tariff for region %s is in effect between %s and %s (%d item(s) returned)",
-                     SOURCE, region, start, end, len(tariffs))
+            log.info(
+                "%s: no tariff for region %s is in effect between %s and %s (%d item(s) returned)",
+                SOURCE,
+                region,
+                start,
+                end,
+                len(tariffs),
+            )
             return empty_prices()
         frame = prices.assign(region=region, source=SOURCE, currency=CURRENCY, unit=UNIT, resolution=RESOLUTION)
         return frame.loc[:, list(SOURCE_COLUMNS)].reset_index(drop=True)
@@ -274,5 +321,3 @@ class Client(ProviderClient):
 
 def _parse_response(response: requests.Response) -> list[Tariff]:
     return parse_utility_rates(response.content)
-
-

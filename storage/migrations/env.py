@@ -8,7 +8,9 @@ from storage.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:
-    raise RuntimeError("run migrations through `eopt db upgrade` (storage.database.upgrade), which supplies the connection")
+    raise RuntimeError(
+        "run migrations through `eopt db upgrade` (storage.database.upgrade), which supplies the connection"
+    )
 
 context.configure(
     connection=connection,

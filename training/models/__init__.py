@@ -9,12 +9,15 @@ def model_class(name: str) -> type[ForecastModel]:
     """The model class of a name in ``training.config.MODEL_NAMES``."""
     if name == "xgboost":
         from training.models.gradient_boosting import XGBoostModel
+
         return XGBoostModel
     if name == "lightgbm":
         from training.models.gradient_boosting import LightGBMModel
+
         return LightGBMModel
     if name == "cnn_lstm":
         from training.models.cnn_lstm import CnnLstmModel  # torch loads only when needed
+
         return CnnLstmModel
     raise ModelError(f"unknown model {name!r}; known models are xgboost, lightgbm, cnn_lstm")
 

@@ -50,8 +50,16 @@ class ForecastModel(ABC):
     # must not be pruned for that alone.
     pruning_warmup_steps: ClassVar[int] = 0
 
-    def __init__(self, params: dict[str, Any], feature_columns: list[str], *, seed: int = 42,
-                 max_steps: int = 1000, device: str = "cpu", threads: int = 0) -> None:
+    def __init__(
+        self,
+        params: dict[str, Any],
+        feature_columns: list[str],
+        *,
+        seed: int = 42,
+        max_steps: int = 1000,
+        device: str = "cpu",
+        threads: int = 0,
+    ) -> None:
         self.params = dict(params)
         self.threads = threads  # CPU threads for fitting; 0 = all cores
         self.feature_columns = list(feature_columns)

@@ -40,8 +40,16 @@ DEVICES = ("auto", "cpu", "cuda")
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
 # Price-valued inputs: learned relative to the anchor, as the target is.
-RELATIVE_PREFIXES = ("lag_", "same_hour_mean", "same_hour_min", "same_hour_max", "last_price",
-                     "last_24h_mean", "last_24h_min", "last_24h_max")
+RELATIVE_PREFIXES = (
+    "lag_",
+    "same_hour_mean",
+    "same_hour_min",
+    "same_hour_max",
+    "last_price",
+    "last_24h_mean",
+    "last_24h_min",
+    "last_24h_max",
+)
 PREDICT_BATCH = 1024
 SMALL_REQUEST_ORIGINS = 8  # predictions for at most this many origins run on one CPU thread
 GRADIENT_CLIP = 1.0
@@ -51,14 +59,21 @@ HOUR = pd.Timedelta(hours=1)
 class _CnnLstmNet(nn.Module):
     """Conv1d x2 over the 24 target hours, a bidirectional LSTM, one linear output per hour."""
 
-    def __init__(self, n_features: int, channels: int, kernel_size: int, hidden_size: int,
-                 num_layers: int, dropout: float) -> None:
+    def __init__(
+        self, n_features: int, channels: int, kernel_size: int, hidden_size: int, num_layers: int, dropout: float
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv1d(n_features, channels, kernel_size, padding="same")
         self.conv2 = nn.Conv1d(channels, channels, kernel_size, padding="same")
         self.dropout = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(channels, hidden_size, num_layers=num_layers, batch_first=True,
-                            bidirectional=True, dropout=dropout if num_layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            channels,
+            hidden_size,
+            num_layers=num_layers,
+            batch_first=True,
+            bidirectional=True,
+            dropout=dropout if num_layers > 1 else 0.0,
+        )
         self.head = nn.Linear(2 * hidden_size, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -73,8 +88,15 @@ class _CnnLstmNet(nn.Module):
 class _Samples:
     """A frame regrouped by origin: inputs (n, 24, f), anchors and targets (n, 24), and the row order."""
 
-    def __init__(self, values: np.ndarray, anchor: np.ndarray, target: np.ndarray | None,
-                 relative: np.ndarray | None, order: np.ndarray, origins: pd.DatetimeIndex) -> None:
+    def __init__(
+        self,
+        values: np.ndarray,
+        anchor: np.ndarray,
+        target: np.ndarray | None,
+        relative: np.ndarray | None,
+        order: np.ndarray,
+        origins: pd.DatetimeIndex,
+    ) -> None:
         self.values = values
         self.anchor = anchor
         self.target = target  # prices, for the MAE in price units
@@ -110,10 +132,24 @@ class CnnLstmModel(ForecastModel):
     name = "cnn_lstm"
     pruning_warmup_steps = 5
 
-    def __init__(self, params: dict[str, Any], feature_columns: list[str], *, seed: int = 42,
-                 max_steps: int = 1000, device: str = "cpu", threads: int = 0) -> None:
-        super().__init__({**self.default_params(), **params}, feature_columns, seed=seed,
-                         max_steps=max_steps, device=device, threads=threads)
+    def __init__(
+        self,
+        params: dict[str, Any],
+        feature_columns: list[str],
+        *,
+        seed: int = 42,
+        max_steps: int = 1000,
+        device: str = "cpu",
+        threads: int = 0,
+    ) -> None:
+        super().__init__(
+            {**self.default_params(), **params},
+            feature_columns,
+            seed=seed,
+            max_steps=max_steps,
+            device=device,
+            threads=threads,
+        )
         self.device = self._resolve_device(device)
         self._relative = np.array([self._is_relative(c) for c in self.feature_columns], dtype=bool)
         self._net: _CnnLstmNet | None = None
@@ -126,8 +162,17 @@ class CnnLstmModel(ForecastModel):
 
     @staticmethod
     def default_params() -> dict[str, Any]:
-        return {"channels": 32, "kernel_size": 3, "hidden_size": 64, "num_layers": 1, "dropout": 0.1,
-                "learning_rate": 2e-3, "weight_decay": 1e-5, "batch_size": 64, "patience": 6}
+        return {
+            "channels": 32,
+            "kernel_size": 3,
+            "hidden_size": 64,
+            "num_layers": 1,
+            "dropout": 0.1,
+            "learning_rate": 2e-3,
+            "weight_decay": 1e-5,
+            "batch_size": 64,
+            "patience": 6,
+        }
 
     @staticmethod
     def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
@@ -161,8 +206,9 @@ class CnnLstmModel(ForecastModel):
         # An origin without its anchor or a target price carries nothing to learn.
         usable = np.isfinite(train_samples.anchor).all(axis=1) & np.isfinite(train_samples.known_target()).all(axis=1)
         if not usable.any():
-            raise ModelError(f"{self.name}: no training origin has its anchor ({ANCHOR_COLUMN}) "
-                             f"and all 24 target prices")
+            raise ModelError(
+                f"{self.name}: no training origin has its anchor ({ANCHOR_COLUMN}) and all 24 target prices"
+            )
         train_samples = train_samples.subset(np.flatnonzero(usable))
         val_samples = self._samples(validation, with_target=True)
         self._require_anchor(val_samples, "validation")
@@ -177,11 +223,18 @@ class CnnLstmModel(ForecastModel):
 
         torch.manual_seed(self.seed)
         p = self.params
-        net = _CnnLstmNet(len(self.feature_columns), int(p["channels"]), int(p["kernel_size"]),
-                          int(p["hidden_size"]), int(p["num_layers"]), float(p["dropout"])).to(self.device)
+        net = _CnnLstmNet(
+            len(self.feature_columns),
+            int(p["channels"]),
+            int(p["kernel_size"]),
+            int(p["hidden_size"]),
+            int(p["num_layers"]),
+            float(p["dropout"]),
+        ).to(self.device)
         self._net = net
-        optimizer = torch.optim.Adam(net.parameters(), lr=float(p["learning_rate"]),
-                                     weight_decay=float(p["weight_decay"]))
+        optimizer = torch.optim.Adam(
+            net.parameters(), lr=float(p["learning_rate"]), weight_decay=float(p["weight_decay"])
+        )
         loss_fn = nn.L1Loss()
         generator = torch.Generator().manual_seed(self.seed)  # CPU generator: same order on every device
         batch_size = int(p["batch_size"])
@@ -194,7 +247,7 @@ class CnnLstmModel(ForecastModel):
             net.train()
             permutation = torch.randperm(n, generator=generator).to(self.device)
             for start in range(0, n, batch_size):
-                batch = permutation[start:start + batch_size]
+                batch = permutation[start : start + batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(net(x_train[batch]), y_train[batch])
                 loss.backward()
@@ -204,8 +257,10 @@ class CnnLstmModel(ForecastModel):
             predicted = self._prices(val_samples, x_val)
             val_mae = float(np.mean(np.abs(val_samples.known_target()[scored] - predicted[scored])))
             if not math.isfinite(val_mae):
-                raise ModelError(f"{self.name}: training diverged at epoch {epoch} (validation MAE {val_mae}); "
-                                 f"lower the learning rate ({p['learning_rate']})")
+                raise ModelError(
+                    f"{self.name}: training diverged at epoch {epoch} (validation MAE {val_mae}); "
+                    f"lower the learning rate ({p['learning_rate']})"
+                )
             history.append(val_mae)
             if report is not None:
                 report(epoch, val_mae)  # may raise optuna.TrialPruned: the tuner's decision, let it through
@@ -281,15 +336,26 @@ class CnnLstmModel(ForecastModel):
             raise ModelError(f"{cls.name}: {config_path} is not valid JSON ({exc})") from None
         if config.get("model_class") != cls.__name__:
             raise ModelError(f"{cls.name}: {folder} holds a {config.get('model_class')!r} model, not {cls.__name__}")
-        model = cls(config["params"], config["feature_columns"], seed=int(config["seed"]),
-                    max_steps=int(config["max_steps"]), device="auto")
+        model = cls(
+            config["params"],
+            config["feature_columns"],
+            seed=int(config["seed"]),
+            max_steps=int(config["max_steps"]),
+            device="auto",
+        )
         model._feature_mean = np.asarray(config["feature_mean"], dtype=float)
         model._feature_std = np.asarray(config["feature_std"], dtype=float)
         model._target_mean = float(config["target_mean"])
         model._target_std = float(config["target_std"])
         p = model.params
-        net = _CnnLstmNet(len(model.feature_columns), int(p["channels"]), int(p["kernel_size"]),
-                          int(p["hidden_size"]), int(p["num_layers"]), float(p["dropout"]))
+        net = _CnnLstmNet(
+            len(model.feature_columns),
+            int(p["channels"]),
+            int(p["kernel_size"]),
+            int(p["hidden_size"]),
+            int(p["num_layers"]),
+            float(p["dropout"]),
+        )
         try:
             state = torch.load(weights_path, map_location=model.device, weights_only=True)
             net.load_state_dict(state)
@@ -310,8 +376,10 @@ class CnnLstmModel(ForecastModel):
         if device == "auto":
             return "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
-            raise ModelError(f"{self.name}: device 'cuda' requested but torch finds no CUDA GPU "
-                             f"(torch {torch.__version__}); use device 'cpu' or 'auto'")
+            raise ModelError(
+                f"{self.name}: device 'cuda' requested but torch finds no CUDA GPU "
+                f"(torch {torch.__version__}); use device 'cpu' or 'auto'"
+            )
         return device
 
     def _samples(self, frame: pd.DataFrame, *, with_target: bool) -> _Samples:
@@ -328,15 +396,19 @@ class CnnLstmModel(ForecastModel):
         wrong = np.flatnonzero(counts != HORIZON_HOURS)
         if wrong.size:
             first = starts[wrong[0]]
-            raise ModelError(f"{self.name}: origin {origin[first]} has {counts[wrong[0]]} rows, "
-                             f"needs exactly {HORIZON_HOURS} (horizon 0..{HORIZON_HOURS - 1}); "
-                             f"{wrong.size} origin(s) are incomplete")
+            raise ModelError(
+                f"{self.name}: origin {origin[first]} has {counts[wrong[0]]} rows, "
+                f"needs exactly {HORIZON_HOURS} (horizon 0..{HORIZON_HOURS - 1}); "
+                f"{wrong.size} origin(s) are incomplete"
+            )
         n = starts.size
         horizon = ((target_ts - origin) / HOUR).to_numpy(dtype=float).reshape(n, HORIZON_HOURS)
         bad = np.flatnonzero((horizon != np.arange(HORIZON_HOURS)).any(axis=1))
         if bad.size:
-            raise ModelError(f"{self.name}: origin {origin[starts[bad[0]]]} does not cover horizon "
-                             f"0..{HORIZON_HOURS - 1} hour by hour (one row per target hour)")
+            raise ModelError(
+                f"{self.name}: origin {origin[starts[bad[0]]]} does not cover horizon "
+                f"0..{HORIZON_HOURS - 1} hour by hour (one row per target hour)"
+            )
         values = frame[self.feature_columns].to_numpy(dtype=float)[order].reshape(n, HORIZON_HOURS, -1)
         anchor = frame[ANCHOR_COLUMN].to_numpy(dtype=float)[order].reshape(n, HORIZON_HOURS)
         target = relative = None
@@ -349,8 +421,10 @@ class CnnLstmModel(ForecastModel):
         missing = ~np.isfinite(samples.anchor).all(axis=1)
         if missing.any():
             shown = ", ".join(str(o) for o in samples.origins[missing][:3])
-            raise ModelError(f"{self.name}: {int(missing.sum())} {what} origin(s) (first {shown}) lack the last "
-                             f"24 hours of prices ({ANCHOR_COLUMN} is NaN); the model forecasts relative to it")
+            raise ModelError(
+                f"{self.name}: {int(missing.sum())} {what} origin(s) (first {shown}) lack the last "
+                f"24 hours of prices ({ANCHOR_COLUMN} is NaN); the model forecasts relative to it"
+            )
 
     def _relative_inputs(self, samples: _Samples) -> np.ndarray:
         values = samples.values.copy()
@@ -388,7 +462,8 @@ class CnnLstmModel(ForecastModel):
             raise ModelError("CNN-LSTM: the model is not fitted")
         self._net.eval()
         with torch.no_grad():
-            parts = [self._net(x[i:i + PREDICT_BATCH]).double().cpu().numpy()
-                     for i in range(0, x.shape[0], PREDICT_BATCH)]
+            parts = [
+                self._net(x[i : i + PREDICT_BATCH]).double().cpu().numpy() for i in range(0, x.shape[0], PREDICT_BATCH)
+            ]
         scaled = np.concatenate(parts, axis=0) if parts else np.empty((0, HORIZON_HOURS))
         return samples.anchor + scaled * self._target_std + self._target_mean

@@ -43,8 +43,13 @@ def _finite(values: np.ndarray, model: str) -> np.ndarray:
 
 
 def _write_meta(folder: Path, model: ForecastModel, extra: dict[str, Any]) -> None:
-    meta = {"model": model.name, "params": model.params, "feature_columns": model.feature_columns,
-            "seed": model.seed, **extra}
+    meta = {
+        "model": model.name,
+        "params": model.params,
+        "feature_columns": model.feature_columns,
+        "seed": model.seed,
+        **extra,
+    }
     (folder / "model.json").write_text(json.dumps(meta, indent=2))
 
 
@@ -64,13 +69,23 @@ class XGBoostModel(ForecastModel):
 
     @staticmethod
     def default_params() -> dict[str, Any]:
-        return {"objective": "reg:absoluteerror", "learning_rate": 0.05, "max_depth": 6, "min_child_weight": 5.0,
-                "subsample": 0.8, "colsample_bytree": 0.8, "reg_lambda": 1.0, "reg_alpha": 0.001}
+        return {
+            "objective": "reg:absoluteerror",
+            "learning_rate": 0.05,
+            "max_depth": 6,
+            "min_child_weight": 5.0,
+            "subsample": 0.8,
+            "colsample_bytree": 0.8,
+            "reg_lambda": 1.0,
+            "reg_alpha": 0.001,
+        }
 
     @staticmethod
     def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
         return {
-            "objective": trial.suggest_categorical("objective", ["reg:absoluteerror", "reg:pseudohubererror", "reg:squarederror"]),
+            "objective": trial.suggest_categorical(
+                "objective", ["reg:absoluteerror", "reg:pseudohubererror", "reg:squarederror"]
+            ),
             "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
             "max_depth": trial.suggest_int("max_depth", 3, 10),
             "min_child_weight": trial.suggest_float("min_child_weight", 1.0, 50.0, log=True),
@@ -81,17 +96,25 @@ class XGBoostModel(ForecastModel):
         }
 
     def _matrix(self, frame: pd.DataFrame, label: bool) -> xgb.DMatrix:
-        return xgb.DMatrix(frame[self.feature_columns].to_numpy(dtype=np.float32),
-                           label=relative_target(frame) if label else None,
-                           feature_names=self.feature_columns)
+        return xgb.DMatrix(
+            frame[self.feature_columns].to_numpy(dtype=np.float32),
+            label=relative_target(frame) if label else None,
+            feature_names=self.feature_columns,
+        )
 
     def fit(self, train: pd.DataFrame, validation: pd.DataFrame, report: ProgressReport | None = None) -> FitResult:
         self._check_frame(train, "training")
         self._check_frame(validation, "validation")
         for frame in (train, validation):  # a NaN level would become a NaN label
             _anchor(frame, self.name)
-        params = {**self.params, "eval_metric": "mae", "tree_method": "hist", "seed": self.seed,
-                  "nthread": self.threads, "verbosity": 0}
+        params = {
+            **self.params,
+            "eval_metric": "mae",
+            "tree_method": "hist",
+            "seed": self.seed,
+            "nthread": self.threads,
+            "verbosity": 0,
+        }
         if self.device == "cuda":
             params["device"] = "cuda"
         dvalid = self._matrix(validation, True)
@@ -109,7 +132,10 @@ class XGBoostModel(ForecastModel):
                 return False
 
         self.booster = xgb.train(
-            params, self._matrix(train, True), num_boost_round=self.max_steps, evals=[(dvalid, "validation")],
+            params,
+            self._matrix(train, True),
+            num_boost_round=self.max_steps,
+            evals=[(dvalid, "validation")],
             callbacks=[Reporter(), xgb.callback.EarlyStopping(rounds=EARLY_STOPPING_ROUNDS, save_best=True)],
             verbose_eval=False,
         )
@@ -147,8 +173,15 @@ class LightGBMModel(ForecastModel):
 
     @staticmethod
     def default_params() -> dict[str, Any]:
-        return {"objective": "l1", "learning_rate": 0.05, "num_leaves": 31, "min_data_in_leaf": 20,
-                "feature_fraction": 0.8, "bagging_fraction": 0.8, "lambda_l2": 0.001}
+        return {
+            "objective": "l1",
+            "learning_rate": 0.05,
+            "num_leaves": 31,
+            "min_data_in_leaf": 20,
+            "feature_fraction": 0.8,
+            "bagging_fraction": 0.8,
+            "lambda_l2": 0.001,
+        }
 
     @staticmethod
     def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
@@ -163,16 +196,29 @@ class LightGBMModel(ForecastModel):
         }
 
     def _dataset(self, frame: pd.DataFrame, reference: lgb.Dataset | None = None) -> lgb.Dataset:
-        return lgb.Dataset(frame[self.feature_columns].to_numpy(dtype=np.float32), label=relative_target(frame),
-                           feature_name=self.feature_columns, reference=reference, free_raw_data=False)
+        return lgb.Dataset(
+            frame[self.feature_columns].to_numpy(dtype=np.float32),
+            label=relative_target(frame),
+            feature_name=self.feature_columns,
+            reference=reference,
+            free_raw_data=False,
+        )
 
     def fit(self, train: pd.DataFrame, validation: pd.DataFrame, report: ProgressReport | None = None) -> FitResult:
         self._check_frame(train, "training")
         self._check_frame(validation, "validation")
         for frame in (train, validation):  # a NaN level would become a NaN label
             _anchor(frame, self.name)
-        params = {**self.params, "metric": "l1", "bagging_freq": 1, "seed": self.seed, "deterministic": True,
-                  "verbose": -1, "num_threads": self.threads, "force_col_wise": True}
+        params = {
+            **self.params,
+            "metric": "l1",
+            "bagging_freq": 1,
+            "seed": self.seed,
+            "deterministic": True,
+            "verbose": -1,
+            "num_threads": self.threads,
+            "force_col_wise": True,
+        }
         if self.device == "cuda":
             params["device_type"] = "cuda"
         dtrain = self._dataset(train)
@@ -192,18 +238,24 @@ class LightGBMModel(ForecastModel):
                     report(step, value)
 
         self.booster = lgb.train(
-            params, dtrain, num_boost_round=self.max_steps, valid_sets=[dvalid], valid_names=["validation"],
+            params,
+            dtrain,
+            num_boost_round=self.max_steps,
+            valid_sets=[dvalid],
+            valid_names=["validation"],
             callbacks=[reporter, lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
         )
         mae = float(np.mean(np.abs(self.predict(validation) - validation["price"].to_numpy(dtype=float))))
-        return FitResult(best_step=int(self.booster.best_iteration), validation_mae=mae,
-                         steps_run=rounds[0], history=history)
+        return FitResult(
+            best_step=int(self.booster.best_iteration), validation_mae=mae, steps_run=rounds[0], history=history
+        )
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         self._check_frame(frame, "prediction")
         anchor = _anchor(frame, self.name)
-        raw = self.booster.predict(frame[self.feature_columns].to_numpy(dtype=np.float32),
-                                   num_iteration=self.booster.best_iteration or None)
+        raw = self.booster.predict(
+            frame[self.feature_columns].to_numpy(dtype=np.float32), num_iteration=self.booster.best_iteration or None
+        )
         return _finite(np.asarray(raw, dtype=float) + anchor, self.name)
 
     def feature_importance(self) -> pd.Series:
