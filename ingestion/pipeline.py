@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.settings import Settings
+from core.timestamps import local_midnights
 from ingestion.aggregate import aggregate_hourly
 from ingestion.http import AuthError, PayloadError, ProviderConfig, ProviderError
 from ingestion.providers import FETCH_TASKS, build_client, provider_config
@@ -44,7 +45,7 @@ def published_until(region: str, run_time: pd.Timestamp) -> pd.Timestamp:
     local = pd.Timestamp(run_time).tz_convert(zone)
     published_at = pd.Timestamp(DAY_AHEAD_PUBLISHED_AT[region]).time()
     days_ahead = 2 if local.time() >= published_at else 1
-    return (local.normalize() + pd.Timedelta(days=days_ahead)).normalize().tz_convert("UTC")
+    return local_midnights(zone, [pd.Timestamp(local.date()) + pd.Timedelta(days=days_ahead)])[0]
 
 
 def missing_hours(store: PriceStore, regions: Iterable[str], run_time: pd.Timestamp) -> dict[str, int]:

@@ -271,3 +271,21 @@ def test_cli_forecast__without_a_champion_stores_24_labelled_fallback_rows(train
     assert tuple(rows) == (24, 1, "seasonal-naive")
     again = CliRunner().invoke(cli, ["forecast", "--region", "NP"], env=env)
     assert "0 new, 0 updated" in again.output  # same issue hour: an idempotent rewrite
+
+
+def test_retraining__the_weekly_run_eight_weeks_after_the_autumn_change_trains_and_registers(tmp_path):
+    """BE as of Sunday 2016-12-25 02:00 UTC (the weekly DAG's time): its test window starts the Monday
+    after the 2016-10-30 change, so the validation window ends at 02:00 local on the change day, in
+    the repeated hour. That crashed with AmbiguousTimeError; it must retrain like any other week."""
+    settings = _settings(tmp_path, EOPT_TRAINING_WINDOW_DAYS="180")
+    store = store_with_history(settings.stores.database_url, {"BE": None})
+    try:
+        outcome = retrain_region(settings, store, "BE", as_of=pd.Timestamp("2016-12-25T02:00:00Z"))
+    finally:
+        store.engine.dispose()
+    assert outcome.candidate.name == "electricity-price-BE" and outcome.candidate.version == "1"
+    splits = json.loads(
+        (Retraining.open(settings, "BE", pd.Timestamp("2016-12-25T02:00:00Z")).manifest_path).read_text()
+    )["splits"]
+    assert splits["test"]["first_target"] == "2016-10-30 23:00:00+00:00"  # Monday 2016-10-31 00:00 CET
+    assert splits["validation"]["rows"] > 0 and splits["test"]["rows"] % 24 == 0

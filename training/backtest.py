@@ -47,6 +47,7 @@ from tqdm import tqdm
 from core.markets import get_market
 from core.metrics import evaluate, interval_coverage
 from core.settings import Settings
+from core.timestamps import local_day_after, local_midnights
 from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
@@ -183,12 +184,13 @@ def _fit_block(
 
 
 def _local_day_end(origin: pd.Timestamp, timezone: str) -> pd.Timestamp:
-    local = origin.tz_convert(timezone)
-    if local != local.normalize():
+    day_start = local_midnights(timezone, [origin.tz_convert(timezone).date()])[0]
+    if origin != day_start:
         raise BacktestError(
-            f"forecast origin {origin} is not a local midnight in {timezone}; use training.features.day_ahead_origins"
+            f"forecast origin {origin} is not where a local day begins in {timezone}; "
+            "use training.features.day_ahead_origins"
         )
-    return (local.normalize().tz_localize(None) + DAY).tz_localize(timezone).tz_convert("UTC")
+    return local_day_after(timezone, origin)
 
 
 def forecast_day(

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from core.markets import get_market
+from core.timestamps import local_dates, local_midnights, utc
 
 HORIZON_HOURS = 24
 HOUR = pd.Timedelta(hours=1)
@@ -103,9 +104,8 @@ def hourly_series(values: pd.Series, what: str, region: str) -> pd.Series:
 def day_ahead_origins(region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DatetimeIndex:
     """UTC instants of the market's local midnights in ``[start, end)``: the EPF day-ahead origins."""
     zone = get_market(region).timezone
-    first = pd.Timestamp(start).tz_convert(zone).normalize()
-    days = pd.date_range(first, pd.Timestamp(end).tz_convert(zone), freq="D")
-    origins = pd.DatetimeIndex([d.tz_convert("UTC") for d in days])
+    start, end = utc(start), utc(end)
+    origins = local_midnights(zone, local_dates(zone, start, end))
     return origins[(origins >= start) & (origins < end)]
 
 
