@@ -49,17 +49,6 @@ FALLBACK_MODEL_VERSION = "0"
 FALLBACK_FEATURE = "lag_168h"  # the weekly seasonal naive: the price one week before the target hour
 # Price history read before an origin: the deepest lag, plus two days of margin.
 PRICE_WINDOW = pd.Timedelta(hours=LOOKBACK_HOURS + 48)
-FORECAST_COLUMNS = (
-    "region",
-    "issued_at",
-    "target_ts",
-    "model_name",
-    "model_version",
-    "yhat",
-    "lower",
-    "upper",
-    "is_fallback",
-)
 
 # Loaded champions of this process, per (name, version, run id): an hourly run in a long-lived
 # worker loads each version once. A version's artifacts never change, so a hit is never stale; the
