@@ -9,7 +9,7 @@ start from these settings and let connections and variables override them (see `
 and documents it (its ``description``). The reference of every variable, its type, default and
 meaning is generated from this model into ``docs/configuration.md``, and the product block of
 ``.env.example`` with it: ``eopt settings reference`` (or ``python -m core.settings``) rewrites
-both, and ``tests/test_settings.py`` fails when either is stale.
+both, and ``tests/core/test_settings.py`` fails when either is stale.
 
 A process builds its settings once, at its entry point (``Settings.from_env()`` in the CLI, a
 DAG file, a benchmark), and hands them to the code it calls.

@@ -1,0 +1,274 @@
+"""The accuracy benchmark against the published EPF forecasts: the published numbers, the hours it scores, its inputs.
+
+(a) the paper's metrics recomputed from its forecast files match its table, for all four markets;
+(b) a real walk-forward over three NP days around the autumn clock change (smoke budget, short
+    window): no training target reaches a forecast origin, the forecast hours are exactly the
+    published file's, and no price at or after a day's origin changes that day's forecast;
+(c) malformed or mismatched input files are refused with the file and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.accuracy import (
+    PUBLISHED_ENSEMBLES,
+    AccuracyInputError,
+    child_argv,
+    comparison_frame,
+    day_origins,
+    load_inputs,
+    longest_first,
+    main,
+    parse_args,
+    read_published_forecasts,
+    verify_published_metrics,
+)
+from core.settings import Settings
+from training.backtest import local_clock_hours, walk_forward
+from training.config import TrainingConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+MARKETS_DIR = ROOT / "data" / "markets"
+PUBLISHED_DIR = ROOT / "data" / "published"
+FALL_BACK_DAYS = pd.DatetimeIndex(["2017-10-28", "2017-10-29", "2017-10-30"])  # NP: 24, 25, 24 UTC hours
+
+
+def published_file(market: str) -> Path:
+    return PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv"
+
+
+# -- (a) the published metrics -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("market", ["NP", "PJM", "BE", "FR"])
+def test_recomputed_published_metrics_match_the_papers_table(market):
+    check = verify_published_metrics(market, read_published_forecasts(published_file(market)))
+    assert check["checked"] and check["hours"] == 17_472
+    assert len(check["metrics"]) == 10  # MAE, rMAE, sMAPE, RMSE, MAPE of the two ensembles
+    assert check["all_match"], {k: v for k, v in check["metrics"].items() if not v["matches"]}
+
+
+def test_the_published_check_catches_a_forecast_that_is_off_by_a_little():
+    forecasts = read_published_forecasts(published_file("NP"))
+    forecasts[PUBLISHED_ENSEMBLES["lear_ensemble"]] += 0.01
+    check = verify_published_metrics("NP", forecasts)
+    assert not check["all_match"]
+    assert not check["metrics"]["lear_ensemble.MAE"]["matches"]
+    assert check["metrics"]["dnn_ensemble.MAE"]["matches"]
+    assert check["metrics"]["lear_ensemble.rMAE"]["published"] == "0.420"
+
+
+# -- (b) a real walk-forward over the published hours ----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def np_inputs():
+    return load_inputs(MARKETS_DIR / "NP.csv", published_file("NP"))
+
+
+@pytest.fixture(scope="module")
+def backtest(np_inputs, tmp_path_factory):
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
+        window_days=120,
+        validation_days=14,
+        test_days=14,
+        threads=1,
+        device="cpu",
+    )
+    storage = f"sqlite:///{tmp_path_factory.mktemp('optuna') / 'optuna.db'}"
+    origins = day_origins(FALL_BACK_DAYS, np_inputs.market.timezone)
+    result = walk_forward(
+        np_inputs.prices,
+        np_inputs.exogenous,
+        "NP",
+        origins,
+        config,
+        storage_url=storage,
+        retrain_every_days=7,
+        progress=False,
+    )
+    return config, storage, origins, result
+
+
+def test_a_training_row_never_reaches_the_forecast_origin(backtest):
+    _, _, origins, result = backtest
+    assert len(result.blocks) == 1 and result.blocks[0]["origins"] == 3
+    for block in result.blocks:
+        assert pd.Timestamp(block["last_training_target"]) < pd.Timestamp(block["first_origin"]) == origins[0]
+    forecasts = result.forecasts
+    assert (forecasts["target_ts"] >= forecasts["origin"]).all()
+
+
+def test_the_forecast_hours_are_exactly_the_published_files_hours_of_those_days(backtest, np_inputs):
+    _, _, _origins, result = backtest
+    # UTC: 24 + 25 + 24 hours; the fall-back day's last hour is the one forecast recursively
+    assert len(result.forecasts) == 73
+    recursive = result.forecasts[result.forecasts["recursive"]]
+    assert list(recursive["target_ts"]) == [pd.Timestamp("2017-10-29 22:00", tz="UTC")]  # 23:00 CET
+    frame = comparison_frame(np_inputs, local_clock_hours(result.forecasts, "Europe/Oslo"), FALL_BACK_DAYS)
+    published = np_inputs.published
+    assert frame.index.equals(published.index[published.index.normalize().isin(FALL_BACK_DAYS)])
+    assert len(frame) == 72
+    assert np.array_equal(frame["actual"], published.loc[frame.index, "Real price"])
+    assert np.isfinite(frame.to_numpy()).all()
+
+
+def test_no_price_at_or_after_a_days_origin_changes_that_days_forecast(backtest, np_inputs):
+    config, storage, origins, result = backtest
+    # every price from the fall-back day's origin on is removed; the first two days' forecasts
+    # (including the recursive hour of the fall-back day) must not move
+    known = np_inputs.prices[np_inputs.prices.index < origins[1]]
+    again = walk_forward(
+        known,
+        np_inputs.exogenous,
+        "NP",
+        origins[:2],
+        config,
+        storage_url=storage,
+        retrain_every_days=7,
+        params=result.params,
+        progress=False,
+    )
+    before = result.forecasts[result.forecasts["origin"] <= origins[1]].reset_index(drop=True)
+    assert again.forecasts["price"].iloc[24:].isna().all()  # the second day's actuals are unknown now
+    assert again.forecasts["target_ts"].equals(before["target_ts"])
+    for column in ("yhat", "yhat_xgboost", "yhat_lightgbm", "yhat_cnn_lstm"):
+        assert np.allclose(again.forecasts[column], before[column], rtol=0, atol=1e-9), column
+
+
+# -- (c) bad input files -------------------------------------------------------------------------
+
+
+def _rewrite(source: Path, target: Path, edit) -> Path:
+    lines = source.read_text().splitlines()
+    target.write_text("\n".join(edit(lines)) + "\n")
+    return target
+
+
+def _refusal(tmp_path: Path, market_file: Path, published: Path, *extra: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(
+            [
+                "--market-file",
+                str(market_file),
+                "--published-forecasts",
+                str(published),
+                "--no-mlflow",
+                "--results",
+                str(tmp_path / "results"),
+                *extra,
+            ]
+        )
+    return str(exit_info.value)
+
+
+def test_a_market_file_missing_a_column_is_refused_naming_the_file_and_the_layout(tmp_path):
+    bad = _rewrite(
+        MARKETS_DIR / "NP.csv", tmp_path / "NP.csv", lambda lines: [line.rsplit(",", 1)[0] for line in lines]
+    )
+    message = _refusal(tmp_path, bad, published_file("NP"))
+    assert str(bad) in message and "expected 4 columns" in message
+    assert "epftoolbox layout" in message and "pass another --market-file" in message
+    assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_a_market_file_with_a_missing_hour_is_refused_naming_the_file_and_the_day(tmp_path):
+    bad = _rewrite(
+        MARKETS_DIR / "NP.csv",
+        tmp_path / "NP.csv",
+        lambda lines: [line for line in lines if not line.startswith("2017-06-01 05:00")],
+    )
+    message = _refusal(tmp_path, bad, published_file("NP"))
+    assert str(bad) in message and "local day 2017-06-01 has 23 rows, expected 24" in message
+    assert "24 per day" in message
+
+
+def test_published_forecasts_of_another_market_are_refused(tmp_path):
+    message = _refusal(tmp_path, MARKETS_DIR / "NP.csv", published_file("PJM"))
+    assert str(published_file("PJM")) in message and "not of the same market" in message
+
+
+def test_published_hours_beyond_the_market_file_are_refused(tmp_path):
+    short = _rewrite(
+        MARKETS_DIR / "NP.csv",
+        tmp_path / "NP.csv",
+        lambda lines: lines[:1] + [line for line in lines[1:] if line < "2018-07"],
+    )
+    message = _refusal(tmp_path, short, published_file("NP"))
+    assert "hours (first 2018-07-01 00:00:00) are not in --market-file" in message and str(short) in message
+    assert "pass the market file that holds the forecast period" in message
+
+
+def test_published_forecasts_without_the_ensembles_are_refused(tmp_path):
+    frame = pd.read_csv(published_file("NP"), index_col=0).drop(columns=["LEAR Ensemble"])
+    frame.to_csv(tmp_path / "forecasts.csv")
+    message = _refusal(tmp_path, MARKETS_DIR / "NP.csv", tmp_path / "forecasts.csv")
+    assert str(tmp_path / "forecasts.csv") in message and "'LEAR Ensemble' missing" in message
+
+
+def test_an_unknown_market_needs_its_timezone_and_holiday_calendar(tmp_path, monkeypatch):
+    import core.markets
+
+    monkeypatch.setattr(core.markets, "MARKETS", dict(core.markets.MARKETS))
+    copy = tmp_path / "XY.csv"
+    copy.write_text((MARKETS_DIR / "NP.csv").read_text())
+    message = _refusal(tmp_path, copy, published_file("NP"))
+    assert str(copy) in message and "--timezone" in message and "--holiday-country" in message
+    inputs = load_inputs(copy, published_file("NP"), timezone="Europe/Oslo", holiday_country="NO")
+    assert inputs.market.region == "XY"
+    assert inputs.market.exogenous == ("grid_load_forecast", "wind_power_forecast")
+    assert core.markets.get_market("XY") is inputs.market
+
+
+def test_empty_mlproject_parameters_mean_the_bundled_markets():
+    quick = parse_args(["--market-file", "", "--published-forecasts", "", "--quick", "true"])
+    assert quick.pairs == [(MARKETS_DIR / "NP.csv", published_file("NP"))] and quick.days == 56
+    full = parse_args(["--market-file", "", "--published-forecasts", "", "--quick", "false", "--budget", "smoke"])
+    assert [m.name for m, _ in full.pairs] == ["NP.csv", "PJM.csv", "BE.csv", "FR.csv"] and full.days is None
+    with pytest.raises(SystemExit):
+        parse_args(["--market-file", "a.csv"])  # no published forecasts for it
+    with pytest.raises(AccuracyInputError, match="file not found"):
+        load_inputs(Path("no/such/market.csv"), published_file("NP"))
+
+
+def test_a_market_run_in_its_own_process_gets_the_same_options():
+    args = parse_args(
+        [
+            "--budget",
+            "smoke",
+            "--days",
+            "14",
+            "--retrain-every-days",
+            "3",
+            "--threads",
+            "1",
+            "--jobs",
+            "2",
+            "--no-verify-published",
+            "--no-mlflow",
+            "--results",
+            "/tmp/out",
+        ]
+    )
+    market_file, published = args.pairs[2]
+    child = parse_args(child_argv(args, market_file, published))
+    assert child.pairs == [(MARKETS_DIR / "BE.csv", published_file("BE"))]
+    assert (child.budget, child.days, child.retrain_every_days, child.threads, child.jobs) == ("smoke", 14, 3, 1, 1)
+    assert not child.verify_published and child.no_mlflow and child.no_summary and child.results == "/tmp/out"
+
+
+def test_parallel_markets_start_longest_recorded_first_and_unknown_ones_before_them(tmp_path):
+    for name, seconds in (("NP", 3830.7), ("PJM", 4567.0), ("BE", 2994.2)):
+        (tmp_path / f"accuracy_{name}.json").write_text(json.dumps({"timing": {"wall_seconds": seconds}}))
+    (tmp_path / "accuracy_FR.json").write_text("{not json")  # unreadable: its cost is unknown
+    pairs = parse_args(["--results", str(tmp_path)]).pairs
+    assert [m.stem for m, _ in longest_first(pairs, tmp_path)] == ["FR", "PJM", "NP", "BE"]
+    assert [m.stem for m, _ in longest_first(pairs, tmp_path / "empty")] == ["NP", "PJM", "BE", "FR"]

@@ -1,0 +1,156 @@
+"""The bundled market history and its mapping from local clock hours to UTC."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from core.markets import MARKETS, MarketDataError, get_market, load_market, read_market_file
+
+
+def test_bundled_files__match_the_recorded_checksums(market_data_dir):
+    with open(market_data_dir / "SOURCES.csv", newline="") as handle:
+        sources = list(csv.DictReader(handle))
+    assert {row["file"] for row in sources} == {m.file_name for m in MARKETS.values()}
+    for row in sources:
+        digest = hashlib.sha256((market_data_dir / row["file"]).read_bytes()).hexdigest()
+        assert digest == row["sha256"], row["file"]
+
+
+@pytest.mark.parametrize("region", list(MARKETS))
+def test_each_market__maps_to_a_gapless_hourly_utc_series_of_52416_rows(region, market_data_dir):
+    history = load_market(region, market_data_dir)
+    prices = history.prices
+    assert len(prices) == 52_416
+    assert str(prices["ts"].dt.tz) == "UTC"
+    assert prices["ts"].is_unique and prices["ts"].is_monotonic_increasing
+    assert (prices["ts"].diff().dropna() == pd.Timedelta(hours=1)).all()
+    assert set(prices.columns) == {"region", "source", "ts", "price", "currency", "unit", "resolution"}
+    assert (prices["region"] == region).all() and (prices["source"] == "epf-history").all()
+    assert prices["currency"].iloc[0] == MARKETS[region].currency and prices["unit"].iloc[0] == "MWh"
+    assert len(history.exogenous) == 2 * 52_416
+    assert set(history.exogenous["variable"]) == set(MARKETS[region].exogenous)
+
+
+def test_first_hour__is_local_midnight_in_the_market_zone(market_data_dir):
+    assert load_market("NP", market_data_dir).prices["ts"].iloc[0] == pd.Timestamp("2012-12-31 23:00", tz="UTC")
+    assert load_market("PJM", market_data_dir).prices["ts"].iloc[0] == pd.Timestamp("2013-01-01 05:00", tz="UTC")
+
+
+def _by_utc(region: str, market_data_dir: Path) -> pd.Series:
+    return load_market(region, market_data_dir).prices.set_index("ts")["price"]
+
+
+def test_spring_forward__drops_the_interpolated_hour_that_does_not_exist(market_data_dir):
+    # NP.csv: 2013-03-31 01:00 = 46.64, 02:00 = 46.575 (interpolated by the publisher), 03:00 = 46.51
+    np_prices = _by_utc("NP", market_data_dir)
+    assert np_prices[pd.Timestamp("2013-03-31 00:00", tz="UTC")] == 46.64  # 01:00 CET
+    assert np_prices[pd.Timestamp("2013-03-31 01:00", tz="UTC")] == 46.51  # 03:00 CEST
+    assert 46.575 not in np_prices.loc["2013-03-30":"2013-04-01"].tolist()
+    local_day = np_prices.tz_convert("Europe/Oslo").loc["2013-03-31"]
+    assert len(local_day) == 23
+
+
+def test_fall_back__gives_the_averaged_hour_to_both_instants(market_data_dir):
+    # NP.csv: 2013-10-27 02:00 = 32.93, the publisher's average of the two real 02:00 hours
+    np_prices = _by_utc("NP", market_data_dir)
+    assert np_prices[pd.Timestamp("2013-10-27 00:00", tz="UTC")] == 32.93  # 02:00 CEST
+    assert np_prices[pd.Timestamp("2013-10-27 01:00", tz="UTC")] == 32.93  # 02:00 CET
+    local_day = np_prices.tz_convert("Europe/Oslo").loc["2013-10-27"]
+    assert len(local_day) == 25
+
+
+def test_us_market__follows_us_eastern_daylight_saving(market_data_dir):
+    pjm = _by_utc("PJM", market_data_dir).tz_convert("America/New_York")
+    assert len(pjm.loc["2013-03-10"]) == 23 and len(pjm.loc["2013-11-03"]) == 25
+    assert len(pjm.loc["2013-03-31"]) == 24  # the European change day is an ordinary US day
+
+
+def test_local_days__have_24_hours_except_the_change_days(market_data_dir):
+    fr = _by_utc("FR", market_data_dir).tz_convert("Europe/Paris")
+    per_day = fr.groupby(fr.index.date).size()
+    assert sorted(per_day.value_counts().items()) == [(23, 6), (24, 2184 - 12), (25, 6)]
+
+
+def test_between__cuts_on_utc_bounds(market_data_dir):
+    history = load_market("BE", market_data_dir).between(
+        pd.Timestamp("2016-12-01", tz="UTC"), pd.Timestamp("2016-12-02", tz="UTC")
+    )
+    assert len(history.prices) == 24 and len(history.exogenous) == 48
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+def test_unknown_region__lists_the_known_ones():
+    with pytest.raises(MarketDataError, match=r"unknown region 'XX'; known regions are NP, PJM, BE, FR"):
+        get_market("XX")
+
+
+def test_missing_file__names_the_path_and_the_fix(tmp_path):
+    with pytest.raises(MarketDataError, match=r"not found at .*NP.csv.*EOPT_MARKET_DATA_DIR"):
+        load_market("NP", tmp_path)
+
+
+def _broken_copy(market_data_dir: Path, tmp_path: Path, edit) -> Path:
+    lines = (market_data_dir / "NP.csv").read_text().splitlines()
+    path = tmp_path / "NP.csv"
+    path.write_text("\n".join(edit(lines)) + "\n")
+    return path
+
+
+def test_non_numeric_price__names_file_line_and_column(market_data_dir, tmp_path):
+    def edit(lines):
+        lines[10] = "2013-01-01 09:00:00,n/a,42497.0,2798.0"
+        return lines
+
+    path = _broken_copy(market_data_dir, tmp_path, edit)
+    with pytest.raises(MarketDataError, match=r"NP.csv, line 11, column price: not a finite number \(value 'n/a'\)"):
+        read_market_file(path, get_market("NP"))
+
+
+def test_wrong_columns__are_refused(market_data_dir, tmp_path):
+    path = _broken_copy(market_data_dir, tmp_path, lambda lines: [",".join(line.split(",")[:3]) for line in lines])
+    with pytest.raises(MarketDataError, match=r"expected 4 columns .* found 3"):
+        read_market_file(path, get_market("NP"))
+
+
+def test_a_day_with_a_missing_hour__is_refused(market_data_dir, tmp_path):
+    path = _broken_copy(market_data_dir, tmp_path, lambda lines: lines[:30] + lines[31:])
+    with pytest.raises(MarketDataError, match=r"local day 2013-01-02 has 23 rows, expected 24"):
+        read_market_file(path, get_market("NP"))
+
+
+def test_a_missing_day__is_refused(market_data_dir, tmp_path):
+    path = _broken_copy(market_data_dir, tmp_path, lambda lines: lines[:25] + lines[49:])
+    with pytest.raises(MarketDataError, match=r"days are missing before 2013-01-03"):
+        read_market_file(path, get_market("NP"))
+
+
+def test_bad_timestamp__is_refused(market_data_dir, tmp_path):
+    def edit(lines):
+        lines[5] = "01/01/2013 04:00,30.0,1.0,2.0"
+        return lines
+
+    path = _broken_copy(market_data_dir, tmp_path, edit)
+    with pytest.raises(MarketDataError, match=r"line 6, column local: timestamp is not YYYY-MM-DD HH:MM:SS"):
+        read_market_file(path, get_market("NP"))
+
+
+def test_empty_file__is_refused(tmp_path):
+    path = tmp_path / "NP.csv"
+    path.write_text("")
+    with pytest.raises(MarketDataError, match=r"not a readable CSV"):
+        read_market_file(path, get_market("NP"))
+
+
+def test_bundled_history__does_not_depend_on_the_shared_folder(market_data_dir, tmp_path):
+    copy = tmp_path / "markets"
+    shutil.copytree(market_data_dir, copy)
+    assert len(load_market("FR", copy).prices) == 52_416
+    assert "shared" not in str(market_data_dir.resolve().relative_to(Path(__file__).resolve().parents[2]))

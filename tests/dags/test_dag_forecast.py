@@ -1,0 +1,247 @@
+"""forecast_generation under the real `airflow dags test`: embedded store, real MLflow registry, NP and PJM history.
+
+Each test has an EOPT_HOME of its own, a copy of one store built once per module, with no forecast and
+no registered model, so any test runs alone or in any order: without a model every region falls back;
+the champion test has model_retraining train NP (smoke budget, a short window) and promotes that
+version, so NP is forecast by its model while PJM still falls back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import redis
+import sqlalchemy as sa
+from mlflow.tracking import MlflowClient
+
+from core.markets import load_market
+from registry.models import registered_model_name
+from storage.database import create_store_engine, upgrade
+from storage.forecasts import ForecastStore
+from storage.prices import PriceStore
+from tests.airflow_harness import AirflowHome
+from tests.market_frames import store_with_history
+
+pytestmark = pytest.mark.dag
+
+DAG_ID = "forecast_generation"
+ROOT = Path(__file__).resolve().parents[2]
+REGIONS = ("NP", "PJM")
+FIRST_RUN = "2018-12-25T02:00:00+00:00"  # just after NP's history ends (2018-12-24 22:00 UTC)
+UTC = "UTC"
+
+
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory) -> AirflowHome:
+    return AirflowHome.create(tmp_path_factory.mktemp("airflow"))
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory) -> Path:
+    """An embedded store holding the last 150 days of NP and PJM and the last days of BE (ends 2016), built once."""
+    folder = tmp_path_factory.mktemp("history")
+    store_with_history(f"sqlite:///{folder / 'prices.db'}", {"NP": 150, "PJM": 150, "BE": 20}).engine.dispose()
+    return folder
+
+
+@pytest.fixture
+def home(history, tmp_path) -> Path:
+    """The test's own EOPT_HOME: a copy of that store, without forecasts or a model registry."""
+    return Path(shutil.copytree(history, tmp_path / "eopt"))
+
+
+def run_env(home: Path, **extra: str) -> dict[str, str]:
+    return {
+        "EOPT_HOME": str(home),
+        "EOPT_REGIONS": ",".join(REGIONS),
+        "EOPT_AIRFLOW_RETRY_DELAY_S": "1",
+        "EOPT_AIRFLOW_TASK_RETRIES": "0",
+        # `dags test` crashes after a successful run of a DAG with a deadline (apache/airflow#73428);
+        # the alert itself is checked in test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape.
+        "EOPT_AIRFLOW_DEADLINE_ALERTS": "0",
+        **extra,
+    }
+
+
+def forecasts(home: Path) -> ForecastStore:
+    return ForecastStore(create_store_engine(f"sqlite:///{home / 'prices.db'}"))
+
+
+def counts(home: Path) -> dict[tuple[str, str], int]:
+    with forecasts(home).engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT region, issued_at, count(*) FROM forecasts GROUP BY region, issued_at")
+        ).all()
+    return {(r, str(i)): n for r, i, n in rows}
+
+
+def prices(region: str) -> pd.Series:
+    return load_market(region, ROOT / "data" / "markets").prices.set_index("ts")["price"]
+
+
+def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflow):
+    script = (
+        "from airflow.dag_processing.dagbag import BundleDagBag; import json, os\n"
+        "folder = os.environ['AIRFLOW__CORE__DAGS_FOLDER']\n"
+        "bag = BundleDagBag(dag_folder=folder, bundle_path=folder)\n"
+        "assert not bag.import_errors, bag.import_errors\n"
+        "dag = bag.get_dag('forecast_generation')\n"
+        "alert = dag.deadline[0] if isinstance(dag.deadline, list) else dag.deadline\n"
+        "print(json.dumps({'schedule': str(dag.schedule), 'catchup': dag.catchup,"
+        " 'max_active_runs': dag.max_active_runs, 'timeout_s': dag.dagrun_timeout.total_seconds(),"
+        " 'start': dag.start_date.isoformat(),"
+        " 'interval_s': alert.interval.total_seconds(), 'reference': type(alert.reference).__name__,"
+        " 'callback': alert.callback.path, 'tasks': sorted(dag.task_ids),"
+        " 'upstream': {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},"
+        " 'rules': {t.task_id: t.trigger_rule.value for t in dag.tasks}}))\n"
+    )
+    shape = json.loads(airflow.run_python(script).stdout.strip().splitlines()[-1])  # deadline alerts on (default)
+    assert shape["schedule"] == "0 * * * *" and shape["catchup"] is False and shape["max_active_runs"] == 1
+    assert shape["timeout_s"] == 600 and shape["start"] == "2011-01-01T00:00:00+00:00"
+    assert shape["interval_s"] == 120 and "QueuedAt" in shape["reference"]
+    assert shape["callback"] == "quality.alerts.deadline_missed"
+    assert shape["tasks"] == sorted(
+        ["check_model_ready", "prepare_features", "generate_forecasts", "store_forecasts", "update_forecast_cache"]
+    )
+    assert shape["upstream"]["generate_forecasts"] == ["check_model_ready", "prepare_features"]
+    assert shape["upstream"]["store_forecasts"] == ["check_model_ready", "generate_forecasts"]
+    assert shape["upstream"]["update_forecast_cache"] == ["store_forecasts"]
+    # a region that fails prepare_features or generate_forecasts does not cost the others their forecast
+    assert shape["rules"] == {
+        "check_model_ready": "all_success",
+        "prepare_features": "all_success",
+        "generate_forecasts": "all_done",
+        "store_forecasts": "all_done",
+        "update_forecast_cache": "all_success",
+    }
+
+    without = airflow.run_python(
+        script.replace(
+            "alert = dag.deadline[0] if isinstance(dag.deadline, list) else dag.deadline",
+            "print(json.dumps({'deadline': repr(dag.deadline)})); raise SystemExit",
+        ),
+        extra_env={"EOPT_AIRFLOW_DEADLINE_ALERTS": "0"},
+    )
+    assert json.loads(without.stdout.strip().splitlines()[-1]) == {"deadline": "None"}
+
+
+def test_forecast_dag__without_models_stores_24_fallback_hours_per_region_and_reruns_as_a_no_op(airflow, home):
+    first = airflow.dags_test(DAG_ID, FIRST_RUN, extra_env=run_env(home))
+    log = first.stdout + first.stderr
+    assert first.returncode == 0, log[-6000:]
+    issued = pd.Timestamp(FIRST_RUN)
+    assert counts(home) == {("NP", "2018-12-25 02:00:00.000000"): 24, ("PJM", "2018-12-25 02:00:00.000000"): 24}
+    for region, origin in (("NP", "2018-12-24 23:00"), ("PJM", "2018-12-25 02:00")):
+        stored = forecasts(home).read_forecasts(region, issued)
+        targets = pd.date_range(pd.Timestamp(origin, tz=UTC), periods=24, freq="h")
+        assert list(stored["target_ts"]) == list(targets)
+        assert stored["is_fallback"].all() and set(stored["model_name"]) == {"seasonal-naive"}
+        assert stored["yhat"].tolist() == prices(region).reindex(targets - pd.Timedelta(hours=168)).tolist()
+        assert stored["lower"].isna().all()
+        assert f"no Production model for {region}" in log
+    assert "forecast fallback: NP was forecast by the seasonal naive" in log
+    assert "stored forecasts: 48 new, 0 updated, 0 unchanged" in log
+
+    second = airflow.dags_test(DAG_ID, FIRST_RUN, extra_env=run_env(home))
+    assert second.returncode == 0, second.stdout[-4000:]
+    assert "stored forecasts: 0 new, 0 updated, 48 unchanged" in second.stdout + second.stderr
+    assert sum(counts(home).values()) == 48
+
+
+def test_forecast_dag__a_stale_region_fails_prepare_features_naming_it_while_the_others_are_forecast(airflow, home):
+    result = airflow.dags_test(
+        DAG_ID, "2018-12-25T05:00:00+00:00", conf={"regions": ["NP", "BE"]}, extra_env=run_env(home)
+    )
+    log = result.stdout + result.stderr
+    # prepare_features fails naming BE (red in the grid, retried); the run's state follows its last
+    # tasks, which forecast NP, as in the ingestion DAG where one failing provider loses no other's rows
+    assert "RuntimeError: no forecast for BE (1 other region(s) go on): BE: newest price" in log
+    assert "BE: newest price is 2016-12-31 22:00:00+00:00" in log and "check the electricity_price_ingestion DAG" in log
+    assert counts(home)[("NP", "2018-12-25 05:00:00.000000")] == 24  # NP went on
+    assert ("BE", "2018-12-25 05:00:00.000000") not in counts(home)
+
+
+def test_forecast_dag__a_region_not_even_the_fallback_can_forecast_fails_generate_while_the_others_are_stored(
+    airflow, tmp_path
+):
+    engine = create_store_engine(f"sqlite:///{tmp_path / 'prices.db'}")
+    upgrade(engine)
+    store = PriceStore(engine)
+    for region in REGIONS:
+        history = load_market(region, ROOT / "data" / "markets")
+        cut = history.between(history.prices["ts"].max() - pd.Timedelta(days=20), None)
+        if region == "NP":  # a week before the first target hours (2018-12-24 23:00 ..) the prices are missing
+            gap = cut.prices["ts"].between(
+                pd.Timestamp("2018-12-17 23:00", tz=UTC), pd.Timestamp("2018-12-18 01:00", tz=UTC)
+            )
+            cut = type(cut)(cut.market, cut.prices[~gap], cut.exogenous)
+        store.upsert_history(cut.prices, cut.exogenous)
+    engine.dispose()
+
+    result = airflow.dags_test(DAG_ID, FIRST_RUN, extra_env=run_env(tmp_path))
+    log = result.stdout + result.stderr
+    assert (
+        "RuntimeError: no forecast for NP (1 other region(s) go on): NP: cannot fall back to the seasonal naive "
+        "either: no price 168 h before 3 target hour(s) (2018-12-24 23:00:00+00:00, 2018-12-25 00:00:00+00:00, "
+        "2018-12-25 01:00:00+00:00)"
+    ) in log
+    assert "stored forecasts: 24 new, 0 updated, 0 unchanged" in log  # PJM's
+    assert counts(tmp_path) == {("PJM", "2018-12-25 02:00:00.000000"): 24}
+
+
+def test_forecast_dag__forecasts_with_the_champion_once_one_is_promoted_and_falls_back_elsewhere(airflow, home):
+    training = {
+        "EOPT_TRAINING_BUDGET": "smoke",
+        "EOPT_TRAINING_WINDOW_DAYS": "120",
+        "EOPT_VALIDATION_DAYS": "14",
+        "EOPT_TEST_DAYS": "14",
+        "EOPT_TRAINING_THREADS": "1",
+    }
+    retrained = airflow.dags_test(
+        "model_retraining", FIRST_RUN, conf={"regions": ["NP"]}, extra_env=run_env(home, **training), timeout=900
+    )
+    assert retrained.returncode == 0, retrained.stdout[-4000:] + retrained.stderr[-4000:]
+    uri = f"sqlite:///{home / 'mlflow.db'}"
+    client = MlflowClient(uri, uri)
+    name = registered_model_name("NP")
+    # the retraining's gate promoted or archived it; either way the test makes it the champion
+    version = max(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        client.transition_model_version_stage(name, version, "Production", archive_existing_versions=True)
+    client.set_registered_model_alias(name, "champion", version)
+
+    result = airflow.dags_test(DAG_ID, "2018-12-25T03:00:00+00:00", extra_env=run_env(home))
+    log = result.stdout + result.stderr
+    assert result.returncode == 0, log[-6000:]
+    issued = pd.Timestamp("2018-12-25 03:00", tz=UTC)
+    np_forecast = forecasts(home).read_forecasts("NP", issued)
+    assert len(np_forecast) == 24 and not np_forecast["is_fallback"].any()
+    assert set(np_forecast["model_name"]) == {name} and set(np_forecast["model_version"]) == {str(version)}
+    assert np_forecast[["yhat", "lower", "upper"]].notna().all().all()
+    assert (np_forecast["lower"] <= np_forecast["yhat"]).all() and (np_forecast["yhat"] <= np_forecast["upper"]).all()
+    pjm = forecasts(home).read_forecasts("PJM", issued)
+    assert len(pjm) == 24 and pjm["is_fallback"].all()
+    assert f"NP: Production model models:/{name}/{version}" in log
+    assert "no Production model for PJM" in log and "no Production model for NP" not in log
+
+
+@pytest.mark.integration
+def test_forecast_dag__publishes_each_regions_newest_forecast_to_redis(airflow, home, redis_url):
+    result = airflow.dags_test(DAG_ID, "2018-12-25T06:00:00+00:00", extra_env=run_env(home, REDIS_URL=redis_url))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    for region in REGIONS:
+        document = json.loads(client.get(f"eopt:forecast:latest:{region}"))
+        stored = forecasts(home).read_forecasts(region)
+        assert document["issued_at"] == "2018-12-25T06:00:00+00:00" and document["region"] == region
+        assert document["model_name"] == stored["model_name"].iloc[0]
+        assert document["is_fallback"] == bool(stored["is_fallback"].iloc[0])
+        assert [p["target_ts"] for p in document["points"]] == [t.isoformat() for t in stored["target_ts"]]
+        assert [p["yhat"] for p in document["points"]] == stored["yhat"].tolist()
+        assert 0 < client.ttl(f"eopt:forecast:latest:{region}") <= 7200

@@ -1,0 +1,67 @@
+"""Every DAG task leads to its code in one hop: ``def <task_id>`` in ``pipelines/<dag_id>.py``.
+
+Read from the DAG files' syntax (no Airflow import): a ``@task``-decorated function's task id is
+its name (the DAGs never rename one); operators (``TriggerDagRunOperator``) are Airflow's own work.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_FILES = sorted(p for p in (ROOT / "dags").glob("*.py") if "@dag(" in p.read_text())
+
+
+def _is_task(decorator: ast.expr) -> bool:
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    while isinstance(target, ast.Attribute):  # @task.short_circuit
+        target = target.value
+    return isinstance(target, ast.Name) and target.id == "task"
+
+
+def task_ids(dag_file: Path) -> list[str]:
+    ids = []
+    for node in ast.walk(ast.parse(dag_file.read_text())):
+        if isinstance(node, ast.FunctionDef) and any(_is_task(d) for d in node.decorator_list):
+            for decorator in node.decorator_list:
+                if isinstance(decorator, ast.Call):
+                    assert not any(k.arg == "task_id" for k in decorator.keywords), (
+                        f"{dag_file.name}: task {node.name} is renamed by task_id=; name the function as the task"
+                    )
+            ids.append(node.name)
+    return ids
+
+
+def functions_in(module: Path) -> set[str]:
+    return {n.name for n in ast.walk(ast.parse(module.read_text())) if isinstance(n, ast.FunctionDef)}
+
+
+def test_the_dag_files_are_the_four_pipelines():
+    assert [p.stem for p in DAG_FILES] == [
+        "data_quality",
+        "electricity_price_ingestion",
+        "forecast_generation",
+        "model_retraining",
+    ]
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.stem)
+def test_every_task_id_is_a_function_of_its_pipeline_module(dag_file):
+    ids = task_ids(dag_file)
+    defined = functions_in(ROOT / "pipelines" / dag_file.name)
+    assert len(ids) >= 5
+    assert sorted(set(ids) - defined) == []
+
+
+def test_task_ids__reads_names_and_refuses_renamed_tasks(tmp_path):
+    dag = tmp_path / "x.py"
+    dag.write_text(
+        "@task\ndef a(): ...\n@task.short_circuit\ndef b(): ...\n@task(pool='p')\ndef c(): ...\ndef d(): ...\n"
+    )
+    assert task_ids(dag) == ["a", "b", "c"]
+    dag.write_text("@task(task_id='other')\ndef a(): ...\n")
+    with pytest.raises(AssertionError, match="renamed by task_id"):
+        task_ids(dag)

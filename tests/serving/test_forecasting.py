@@ -1,0 +1,466 @@
+"""Forecast generation on real NP history: the forecast store, the origin rule, features, champion and fallback.
+
+The champion tests share one real smoke-budget retraining of NP (a short window, so it takes
+seconds per model), registered in a real MLflow registry and promoted to Production/champion
+directly with ``MlflowClient``.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from core.markets import load_market
+from core.model_input import to_model_input
+from core.settings import Settings
+from pipelines.model_retraining import retrain_region
+from registry.models import registered_model_name
+from serving import forecasting
+from serving.forecasting import (
+    ForecastError,
+    StaleDataError,
+    alert_fallback,
+    forecast_document,
+    forecast_origin,
+    generate_forecast,
+    prepare_features,
+)
+from storage.database import create_store_engine, upgrade
+from storage.forecasts import ForecastStore
+from storage.prices import BatchRejected, PriceStore
+from training.features import feature_columns, inference_frame
+from training.tracking import configure
+
+ROOT = Path(__file__).resolve().parents[2]
+UTC = "UTC"
+NP_LAST_PRICE = pd.Timestamp("2018-12-24 22:00", tz=UTC)  # the bundled NP history's newest hour
+RUN = pd.Timestamp("2018-12-25 02:00", tz=UTC)
+
+
+def ts(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz=UTC)
+
+
+@pytest.fixture(scope="module")
+def np_history():
+    history = load_market("NP", ROOT / "data" / "markets")
+    prices = history.prices.set_index("ts")["price"]
+    exogenous = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
+    return history, prices, exogenous
+
+
+@pytest.fixture(scope="module")
+def np_store(tmp_path_factory, np_history) -> PriceStore:
+    """An embedded store with NP's last 60 days (more than the 168 h the features read)."""
+    history, _, _ = np_history
+    engine = create_store_engine(f"sqlite:///{tmp_path_factory.mktemp('np') / 'prices.db'}")
+    upgrade(engine)
+    store = PriceStore(engine)
+    cut = history.between(NP_LAST_PRICE - pd.Timedelta(days=60), None)
+    store.upsert_history(cut.prices, cut.exogenous)
+    yield store
+    engine.dispose()
+
+
+def forecast_rows(
+    region: str = "NP", issued: str = "2018-12-25 02:00", hours: int = 24, base: float = 40.0
+) -> pd.DataFrame:
+    targets = pd.date_range(ts(issued), periods=hours, freq="h")
+    return pd.DataFrame(
+        {
+            "region": region,
+            "issued_at": ts(issued),
+            "target_ts": targets,
+            "model_name": "electricity-price-NP",
+            "model_version": "3",
+            "yhat": base + np.arange(hours) * 0.5,
+            "lower": base - 5 + np.arange(hours) * 0.5,
+            "upper": base + 5 + np.arange(hours) * 0.5,
+            "is_fallback": False,
+        }
+    )
+
+
+# -- the forecast store (SQLite and PostgreSQL) -------------------------------------------------------
+
+
+def test_forecast_store__rerunning_an_issue_changes_nothing_and_a_changed_hour_is_updated(store_engine):
+    forecasts = ForecastStore(store_engine)
+    rows = forecast_rows()
+    first = forecasts.upsert_forecasts(rows)
+    assert (first.inserted, first.updated, first.unchanged) == (24, 0, 0)
+    again = forecasts.upsert_forecasts(rows)
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, 24)
+    assert forecasts.count_forecasts("NP") == 24
+
+    changed = rows.copy()
+    changed.loc[5, "yhat"] = -3.25  # prices go negative
+    result = forecasts.upsert_forecasts(changed)
+    assert (result.inserted, result.updated, result.unchanged) == (0, 1, 23)
+    stored = forecasts.read_forecasts("NP")
+    assert stored["yhat"].iloc[5] == -3.25 and stored["yhat"].iloc[6] == 43.0
+    assert stored["target_ts"].iloc[0] == ts("2018-12-25 02:00") and str(stored["target_ts"].dt.tz) == "UTC"
+
+
+def test_forecast_store__reads_the_newest_issue_unless_one_is_named_and_keeps_a_missing_interval_null(store_engine):
+    forecasts = ForecastStore(store_engine)
+    older = forecast_rows(issued="2018-12-25 02:00", base=40.0)
+    newer = forecast_rows(issued="2018-12-25 03:00", base=50.0).assign(
+        lower=np.nan, upper=np.nan, is_fallback=True, model_name="seasonal-naive", model_version="0"
+    )
+    forecasts.upsert_forecasts(pd.concat([older, newer, forecast_rows(region="PJM", issued="2018-12-25 04:00")]))
+
+    assert forecasts.latest_issue("NP") == ts("2018-12-25 03:00")
+    assert forecasts.latest_issue("BE") is None
+    newest = forecasts.read_forecasts("NP")
+    assert len(newest) == 24 and set(newest["issued_at"]) == {ts("2018-12-25 03:00")}
+    assert newest["is_fallback"].all() and newest["lower"].isna().all() and newest["model_version"].iloc[0] == "0"
+    named = forecasts.read_forecasts("NP", ts("2018-12-25 02:00"))
+    assert named["yhat"].iloc[0] == 40.0 and not named["is_fallback"].any() and named["upper"].iloc[0] == 45.0
+    assert forecasts.read_forecasts("BE").empty
+    # rerunning the NULL-interval issue is a no-op too (NULL is not distinct from NULL)
+    assert forecasts.upsert_forecasts(newer).unchanged == 24
+
+
+def test_forecast_store__refuses_a_nan_yhat_naming_region_and_hour_and_writes_nothing(store_engine):
+    forecasts = ForecastStore(store_engine)
+    rows = forecast_rows()
+    rows.loc[3, "yhat"] = np.nan
+    with pytest.raises(BatchRejected, match=r"region=NP, target hour 2018-12-25 05:00:00\+00:00"):
+        forecasts.upsert_forecasts(rows)
+    rows.loc[3, "yhat"] = np.inf
+    with pytest.raises(BatchRejected, match="no finite yhat"):
+        forecasts.upsert_forecasts(rows)
+    assert forecasts.count_forecasts() == 0
+
+
+def test_forecast_store__refuses_naive_timestamps(store_engine):
+    rows = forecast_rows()
+    rows["issued_at"] = rows["issued_at"].dt.tz_localize(None)
+    with pytest.raises(BatchRejected, match="'issued_at' holds naive timestamps"):
+        ForecastStore(store_engine).upsert_forecasts(rows)
+
+
+# -- the forecast origin ------------------------------------------------------------------------------
+
+
+def test_forecast_origin__is_the_hour_after_the_newest_price(np_store):
+    assert forecast_origin(np_store, "NP", RUN) == ts("2018-12-24 23:00")
+    assert forecast_origin(np_store, "NP", ts("2018-12-25 02:37")) == ts("2018-12-24 23:00")
+
+
+def test_forecast_origin__ignores_prices_published_ahead_of_the_run(np_store):
+    # at 12:30 the day-ahead prices up to 22:00 are stored, but only the hours before 12:00 were known then
+    assert forecast_origin(np_store, "NP", ts("2018-12-24 12:30")) == ts("2018-12-24 12:00")
+
+
+def test_forecast_origin__accepts_a_newest_price_exactly_one_lag_window_old_but_warns_the_forecast_is_all_past(
+    np_store, caplog
+):
+    with caplog.at_level(logging.WARNING, logger="serving.forecasting"):
+        assert forecast_origin(np_store, "NP", NP_LAST_PRICE + pd.Timedelta(hours=168)) == ts("2018-12-24 23:00")
+    assert [r.getMessage() for r in caplog.records] == [
+        "NP: newest price is 2018-12-24 22:00:00+00:00, 168 h before the run at 2018-12-31 22:00:00+00:00: the "
+        "forecast from the hour after it covers only hours before the run; check the electricity_price_ingestion DAG"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="serving.forecasting"):
+        forecast_origin(np_store, "NP", NP_LAST_PRICE + pd.Timedelta(hours=24))  # its last target hour is the run's
+    assert not caplog.records
+
+
+def test_forecast_origin__refuses_a_region_whose_newest_price_is_older_than_the_lag_window(np_store):
+    with pytest.raises(StaleDataError) as failure:
+        forecast_origin(np_store, "NP", NP_LAST_PRICE + pd.Timedelta(hours=169))
+    message = str(failure.value)
+    assert message.startswith("NP: newest price is 2018-12-24 22:00:00+00:00, 169 h before the run")
+    assert "168 h lag window" in message and "check the electricity_price_ingestion DAG" in message
+
+
+def test_forecast_origin__refuses_a_region_without_prices_saying_to_load_history(np_store):
+    with pytest.raises(StaleDataError, match=r"BE: no prices stored.*eopt load-history --region BE.*ingestion"):
+        forecast_origin(np_store, "BE", RUN)
+
+
+def test_forecast_origin__refuses_a_run_before_the_stored_prices(np_store):
+    with pytest.raises(
+        StaleDataError,
+        match=r"NP: no price stored in the 168 h before the run at 2018-01-01 .*"
+        r"the newest stored, 2018-12-24 22:00:00\+00:00, lies after the run",
+    ):
+        forecast_origin(np_store, "NP", ts("2018-01-01 00:00"))
+
+
+# -- features -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("origin", ["2018-12-24 23:00", "2018-12-20 13:00"])
+def test_prepare_features__equal_the_inference_frame_built_from_the_whole_history(np_store, np_history, origin):
+    _, prices, exogenous = np_history
+    built = prepare_features(np_store, "NP", ts(origin))
+    expected = inference_frame(prices, exogenous, "NP", ts(origin))
+    assert len(built) == 24 and np.isfinite(built[["lag_168h", "last_price", "same_hour_mean_7d"]].to_numpy()).all()
+    pd.testing.assert_frame_equal(built.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
+
+
+def test_prepare_features__after_the_last_exogenous_forecast_warn_that_they_are_missing(np_store, caplog):
+    # the bundled day-ahead load and wind forecasts end with the prices, at 2018-12-24 22:00 UTC
+    with caplog.at_level(logging.WARNING, logger="serving.forecasting"):
+        built = prepare_features(np_store, "NP", ts("2018-12-24 23:00"))
+    assert built["wind_power_forecast"].isna().all() and built["grid_load_forecast"].isna().all()
+    assert built["grid_load_forecast_lag_24h"].notna().all()  # a day earlier they were known
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warning == [
+        "NP: inputs of origin 2018-12-24 23:00:00+00:00 missing: grid_load_forecast unknown for 24 of "
+        "24 target hour(s); grid_load_forecast_change_24h unknown for 24 of 24 target hour(s); "
+        "grid_load_forecast_horizon_mean unknown for 24 of 24 target hour(s); wind_power_forecast "
+        "unknown for 24 of 24 target hour(s); and 2 more input(s); the model imputes them (its "
+        "forecast is less sure)"
+    ]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="serving.forecasting"):
+        prepare_features(np_store, "NP", ts("2018-12-20 13:00"))
+    assert not caplog.records
+
+
+# -- no champion: the seasonal-naive fallback --------------------------------------------------------
+
+
+@pytest.fixture
+def empty_registry(tmp_path) -> Iterator[MlflowClient]:
+    """A registry without models; MLflow's process-wide URIs are put back afterwards."""
+    before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    yield configure(Settings.from_env({"EOPT_HOME": str(tmp_path / "eopt")}))
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
+
+
+def test_generate_forecast__without_a_champion_falls_back_to_the_price_a_week_earlier(
+    np_store, np_history, empty_registry, caplog
+):
+    _, prices, _ = np_history
+    origin = forecast_origin(np_store, "NP", RUN)
+    features = prepare_features(np_store, "NP", origin)
+    with caplog.at_level(logging.ERROR):
+        forecast = generate_forecast(empty_registry, "NP", features, origin, RUN)
+
+    frame = forecast.frame
+    targets = pd.date_range(ts("2018-12-24 23:00"), periods=24, freq="h")
+    assert list(frame["target_ts"]) == list(targets)
+    assert frame["yhat"].tolist() == prices.reindex(targets - pd.Timedelta(hours=168)).tolist()
+    assert frame["yhat"].iloc[0] == prices[ts("2018-12-17 23:00")]
+    assert frame["is_fallback"].all() and frame["lower"].isna().all() and frame["upper"].isna().all()
+    assert set(frame["model_name"]) == {"seasonal-naive"} and set(frame["model_version"]) == {"0"}
+    assert set(frame["issued_at"]) == {RUN} and set(frame["region"]) == {"NP"}
+    assert forecast.is_fallback and forecast.fallback_reason.startswith("no Production model for NP: ")
+    assert "electricity-price-NP" in forecast.fallback_reason
+    assert any(r.levelno == logging.ERROR and "no Production model for NP" in r.getMessage() for r in caplog.records)
+
+
+def test_alert_fallback__logs_an_error_on_the_alerts_logger_naming_region_and_reason(np_store, empty_registry, caplog):
+    origin = forecast_origin(np_store, "NP", RUN)
+    forecast = generate_forecast(empty_registry, "NP", prepare_features(np_store, "NP", origin), origin, RUN)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="eopt.alerts"):
+        assert alert_fallback(forecast) is True
+    alerts = [r for r in caplog.records if r.name == "eopt.alerts"]
+    assert len(alerts) == 1 and alerts[0].levelno == logging.ERROR
+    assert "NP" in alerts[0].getMessage() and "no Production model for NP" in alerts[0].getMessage()
+
+
+def test_generate_forecast__refuses_a_fallback_without_the_price_a_week_earlier(np_store, empty_registry):
+    origin = forecast_origin(np_store, "NP", RUN)
+    features = prepare_features(np_store, "NP", origin)
+    features.loc[4, "lag_168h"] = np.nan
+    with pytest.raises(
+        ForecastError,
+        match=r"NP: cannot fall back.*no price 168 h before 1 target hour\(s\) "
+        r"\(2018-12-25 03:00:00\+00:00\)",
+    ):
+        generate_forecast(empty_registry, "NP", features, origin, RUN)
+
+
+def test_generate_forecast__an_unreachable_registry_falls_back_naming_the_error(np_store, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    down = MlflowClient("http://127.0.0.1:9", "http://127.0.0.1:9")
+    origin = forecast_origin(np_store, "NP", RUN)
+    forecast = generate_forecast(down, "NP", prepare_features(np_store, "NP", origin), origin, RUN)
+    assert forecast.is_fallback and len(forecast.frame) == 24
+    assert forecast.fallback_reason.startswith("the model registry could not be read for NP: ")
+    assert "127.0.0.1:9" in forecast.fallback_reason
+
+
+def test_forecast_document__has_the_cache_shape_with_null_intervals_for_the_fallback(np_store, empty_registry):
+    origin = forecast_origin(np_store, "NP", RUN)
+    forecast = generate_forecast(empty_registry, "NP", prepare_features(np_store, "NP", origin), origin, RUN)
+    document = forecast_document(forecast)
+    assert {k: v for k, v in document.items() if k != "points"} == {
+        "region": "NP",
+        "issued_at": "2018-12-25T02:00:00+00:00",
+        "model_name": "seasonal-naive",
+        "model_version": "0",
+        "is_fallback": True,
+    }
+    assert len(document["points"]) == 24
+    assert document["points"][0] == {
+        "target_ts": "2018-12-24T23:00:00+00:00",
+        "yhat": forecast.frame["yhat"].iloc[0],
+        "lower": None,
+        "upper": None,
+    }
+
+
+# -- with a champion ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def champion_home(tmp_path_factory, np_history):
+    """NP retrained once (smoke budget, a 120-day window) and its version promoted to Production/champion."""
+    history, _, _ = np_history
+    home = tmp_path_factory.mktemp("champion")
+    settings = Settings.from_env(
+        {
+            "EOPT_HOME": str(home),
+            "EOPT_TRAINING_BUDGET": "smoke",
+            "EOPT_TRAINING_WINDOW_DAYS": "120",
+            "EOPT_VALIDATION_DAYS": "14",
+            "EOPT_TEST_DAYS": "14",
+            "EOPT_TRAINING_THREADS": "1",
+        }
+    )
+    engine = create_store_engine(settings.stores.database_url)
+    upgrade(engine)
+    store = PriceStore(engine)
+    cut = history.between(NP_LAST_PRICE - pd.Timedelta(days=140), None)
+    store.upsert_history(cut.prices, cut.exogenous)
+    outcome = retrain_region(settings, store, "NP")
+    client = configure(settings)
+    promote(client, outcome.candidate.name, outcome.candidate.version)
+    forecasting.clear_model_cache()
+    yield settings, store, client, outcome.candidate
+    forecasting.clear_model_cache()
+    engine.dispose()
+
+
+def promote(client: MlflowClient, name: str, version: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        client.transition_model_version_stage(name, version, "Production", archive_existing_versions=True)
+    client.set_registered_model_alias(name, "champion", version)
+
+
+@contextmanager
+def champion_swapped(client: MlflowClient, name: str, version: str, back_to: str):
+    """``version`` is the champion inside the block; ``back_to`` again afterwards."""
+    promote(client, name, version)
+    try:
+        yield
+    finally:
+        promote(client, name, back_to)
+
+
+def test_generate_forecast__with_a_champion_answers_its_24_hours_tagged_with_its_version(champion_home):
+    _settings, store, client, candidate = champion_home
+    origin = forecast_origin(store, "NP", RUN)
+    features = prepare_features(store, "NP", origin)
+    forecast = generate_forecast(client, "NP", features, origin, RUN)
+
+    frame = forecast.frame
+    assert not forecast.is_fallback and forecast.fallback_reason is None and not frame["is_fallback"].any()
+    assert set(frame["model_name"]) == {"electricity-price-NP"} and set(frame["model_version"]) == {candidate.version}
+    assert len(frame) == 24 and np.isfinite(frame[["yhat", "lower", "upper"]].to_numpy()).all()
+    assert (frame["lower"] <= frame["yhat"]).all() and (frame["yhat"] <= frame["upper"]).all()
+    # the same numbers the registered model gives for these rows
+    direct = mlflow.pyfunc.load_model(f"models:/electricity-price-NP/{candidate.version}").predict(
+        to_model_input(features, feature_columns("NP"))
+    )
+    np.testing.assert_allclose(frame["yhat"].to_numpy(), direct["yhat"].to_numpy(), rtol=1e-9)
+    # not the fallback: it differs from the price a week earlier
+    assert not np.allclose(frame["yhat"].to_numpy(), features["lag_168h"].to_numpy())
+
+    stored = ForecastStore(store.engine)
+    assert stored.upsert_forecasts(frame).inserted == 24
+    assert stored.upsert_forecasts(generate_forecast(client, "NP", features, origin, RUN).frame).unchanged == 24
+
+
+def test_generate_forecast__loads_a_champion_version_once_per_process(champion_home):
+    _settings, store, client, candidate = champion_home
+    origin = forecast_origin(store, "NP", RUN)
+    features = prepare_features(store, "NP", origin)
+    generate_forecast(client, "NP", features, origin, RUN)
+    key = (candidate.name, candidate.version, candidate.run_id)
+    loaded = forecasting._MODELS[key]
+    generate_forecast(client, "NP", features, origin, RUN + pd.Timedelta(hours=1))  # the next hour's run
+    assert forecasting._MODELS[key] is loaded and len(forecasting._MODELS) == 1
+
+
+def test_generate_forecast__a_champion_whose_artifacts_are_gone_falls_back_with_the_load_error(champion_home, tmp_path):
+    _settings, store, client, candidate = champion_home
+    name = registered_model_name("NP")
+    copy = Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=f"models:/{name}/{candidate.version}", dst_path=str(tmp_path / "copy")
+        )
+    )
+    broken = client.create_model_version(name, str(copy), run_id=candidate.run_id)
+    origin = forecast_origin(store, "NP", RUN)
+    features = prepare_features(store, "NP", origin)
+    with champion_swapped(client, name, broken.version, back_to=candidate.version):
+        shutil.rmtree(copy)  # the version's artifacts are gone from disk
+        forecast = generate_forecast(client, "NP", features, origin, RUN)
+    assert forecast.is_fallback and len(forecast.frame) == 24
+    assert forecast.frame["yhat"].tolist() == features["lag_168h"].tolist()
+    assert forecast.fallback_reason.startswith(
+        f"the Production model models:/{name}/{broken.version} of NP could not be loaded: "
+    )
+    assert forecast.fallback_reason.endswith("MlflowException: No such artifact: ''")  # MLflow's own words
+
+
+NAN_MODEL = """
+import numpy as np
+import pandas as pd
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
+
+
+class Broken(PythonModel):
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return pd.DataFrame({"target_ts": model_input["target_ts"], "yhat": np.nan, "lower": 0.0, "upper": 1.0})
+
+
+set_model(Broken())
+"""
+
+
+def test_generate_forecast__a_champion_that_answers_nan_falls_back_saying_so(champion_home, tmp_path):
+    settings, store, client, candidate = champion_home
+    name = registered_model_name("NP")
+    code = tmp_path / "broken_model.py"
+    code.write_text(NAN_MODEL)
+    with mlflow.start_run(
+        experiment_id=client.get_experiment_by_name(settings.training.mlflow_experiment).experiment_id
+    ):
+        info = mlflow.pyfunc.log_model(name="model", python_model=str(code))
+    broken = client.create_model_version(name, info.model_uri, run_id=info.run_id)
+    origin = forecast_origin(store, "NP", RUN)
+    features = prepare_features(store, "NP", origin)
+    with champion_swapped(client, name, broken.version, back_to=candidate.version):
+        forecast = generate_forecast(client, "NP", features, origin, RUN)
+    assert forecast.is_fallback and forecast.model_name == "seasonal-naive"
+    assert forecast.fallback_reason == (
+        f"the Production model models:/{name}/{broken.version} of NP gave no usable "
+        "forecast: ValueError: the model answered 24 non-finite yhat value(s)"
+    )
+    # and the real champion is back in charge
+    assert not generate_forecast(client, "NP", features, origin, RUN).is_fallback

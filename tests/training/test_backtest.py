@@ -1,0 +1,176 @@
+"""The walk-forward backtest on a small slice of real NP data: weekly refits, day-ahead forecasts, no look-ahead."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from core.markets import load_market
+from core.settings import Settings
+from eopt.cli import cli
+from training.backtest import BacktestError, last_days_origins, local_clock_hours, walk_forward
+from training.config import TrainingConfig
+from training.features import day_ahead_origins
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def np_history():
+    history = load_market("NP", ROOT / "data" / "markets")
+    prices = history.prices.set_index("ts")["price"]
+    exogenous = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
+    return prices, exogenous
+
+
+@pytest.fixture(scope="module")
+def result(np_history, tmp_path_factory):
+    prices, exogenous = np_history
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env({}), "smoke"), window_days=240, validation_days=21, test_days=21
+    )
+    origins = day_ahead_origins("NP", pd.Timestamp("2018-06-04", tz="UTC"), pd.Timestamp("2018-06-14", tz="UTC"))
+    storage = f"sqlite:///{tmp_path_factory.mktemp('optuna') / 'optuna.db'}"
+    return origins, walk_forward(
+        prices, exogenous, "NP", origins, config, storage_url=storage, retrain_every_days=7, progress=False
+    )
+
+
+def test_backtest__forecasts_exactly_the_24_hours_of_every_test_day(result, np_history):
+    origins, outcome = result
+    expected = pd.DatetimeIndex([o + pd.Timedelta(hours=h) for o in origins for h in range(24)])
+    assert pd.DatetimeIndex(outcome.forecasts["target_ts"]).equals(expected)
+    prices, _ = np_history
+    assert np.allclose(outcome.forecasts["price"], prices.reindex(expected).to_numpy())
+    assert np.isfinite(outcome.forecasts[["yhat", "lower", "upper"]].to_numpy()).all()
+
+
+def test_backtest__refits_weekly_and_no_training_row_reaches_its_block(result):
+    _origins, outcome = result
+    assert [b["origins"] for b in outcome.blocks] == [7, 3]  # 10 days, a refit every 7
+    for block in outcome.blocks:
+        assert pd.Timestamp(block["last_training_target"]) < pd.Timestamp(block["first_origin"])
+        assert sum(block["weights"].values()) == pytest.approx(1.0)
+    assert set(outcome.params) == {"xgboost", "lightgbm", "cnn_lstm"}
+
+
+def test_backtest__metrics_cover_members_ensemble_and_naive_and_beat_the_naive(result):
+    _, outcome = result
+    metrics = outcome.metrics()
+    assert set(metrics) == {"ensemble", "xgboost", "lightgbm", "cnn_lstm", "seasonal_naive"}
+    assert metrics["seasonal_naive"]["rmae"] == pytest.approx(1.0)
+    assert metrics["ensemble"]["rmae"] < 1.0
+    assert 0.0 <= metrics["ensemble"]["interval_coverage"] <= 1.0
+
+
+def test_last_days_origins__are_the_local_midnights_of_the_last_complete_days(np_history):
+    prices, _ = np_history
+    origins = last_days_origins("NP", prices, 3)
+    assert list(origins) == [pd.Timestamp(f"2018-12-{d} 23:00", tz="UTC") for d in (21, 22, 23)]
+
+
+def test_cli_backtest__logs_a_run_and_writes_its_results(tmp_path):
+    env = {
+        "EOPT_HOME": str(tmp_path),
+        "EOPT_LOG_LEVEL": "WARNING",
+        "EOPT_TRAINING_WINDOW_DAYS": "200",
+        "EOPT_VALIDATION_DAYS": "14",
+        "EOPT_TEST_DAYS": "14",
+    }
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    assert runner.invoke(cli, ["load-history", "--region", "NP", "--start", "2018-05-01"], env=env).exit_code == 0
+    result = runner.invoke(cli, ["backtest", "--region", "NP", "--days", "2", "--budget", "smoke"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "NP ensemble" in result.output and "2 days from 2018-12-22 23:00:00+00:00" in result.output
+    folders = list((tmp_path / "backtests").iterdir())
+    assert (
+        len(folders) == 1
+        and (folders[0] / "backtest.json").is_file()
+        and (folders[0] / "forecast_vs_actual.png").is_file()
+    )
+
+
+def _utc_forecast(first_local_day: str, days: int, zone: str) -> pd.DataFrame:
+    """A forecast frame over the UTC hours of ``days`` local days, yhat = hours since the first one."""
+    start = pd.Timestamp(first_local_day).tz_localize(zone)
+    end = (pd.Timestamp(first_local_day) + pd.Timedelta(days=days)).tz_localize(zone)
+    hours = pd.date_range(start.tz_convert("UTC"), end.tz_convert("UTC"), freq="h", inclusive="left")
+    return pd.DataFrame(
+        {
+            "origin": start.tz_convert("UTC"),
+            "target_ts": hours,
+            "horizon": 0,
+            "yhat": np.arange(len(hours), dtype=float),
+            "price": np.arange(len(hours), dtype=float),
+        }
+    )
+
+
+def test_local_clock_hours__averages_the_repeated_autumn_hour():
+    frame = _utc_forecast("2017-10-29", 1, "Europe/Oslo")  # 25 UTC hours: 00, 01, 02 (CEST), 02 (CET), 03 .. 23
+    assert len(frame) == 25
+    clock = local_clock_hours(frame, "Europe/Oslo")
+    assert list(clock.index) == list(pd.date_range("2017-10-29", periods=24, freq="h"))
+    assert clock.loc["2017-10-29 02:00", "yhat"] == 2.5  # mean of the instants 2 and 3
+    assert clock.loc["2017-10-29 23:00", "yhat"] == 24.0
+
+
+def test_local_clock_hours__interpolates_the_skipped_spring_hour():
+    frame = _utc_forecast("2017-03-26", 1, "Europe/Oslo")  # 23 UTC hours: 02:00 does not exist
+    assert len(frame) == 23
+    clock = local_clock_hours(frame, "Europe/Oslo")
+    assert len(clock) == 24
+    assert clock.loc["2017-03-26 01:00", "yhat"] == 1.0 and clock.loc["2017-03-26 03:00", "yhat"] == 2.0
+    assert clock.loc["2017-03-26 02:00", "yhat"] == 1.5
+
+
+def test_local_clock_hours__refuses_a_forecast_missing_an_hour_that_exists():
+    frame = _utc_forecast("2018-06-04", 2, "Europe/Oslo").drop(index=30)  # local 06:00 of the second day
+    with pytest.raises(
+        BacktestError, match=r"lacks 1 local hour\(s\) that exist in Europe/Oslo, first 2018-06-05 06:00"
+    ):
+        local_clock_hours(frame, "Europe/Oslo")
+
+
+def test_backtest__retunes_on_its_own_cadence_before_the_refit_it_feeds(np_history, tmp_path):
+    prices, exogenous = np_history
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
+        window_days=120,
+        validation_days=14,
+        test_days=14,
+        threads=1,
+    )
+    origins = day_ahead_origins("NP", pd.Timestamp("2018-03-05", tz="UTC"), pd.Timestamp("2018-03-08", tz="UTC"))
+    outcome = walk_forward(
+        prices,
+        exogenous,
+        "NP",
+        origins,
+        config,
+        storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+        retrain_every_days=1,
+        retune_every_days=2,
+        progress=False,
+    )
+    assert [t["before"] for t in outcome.tunings] == [str(origins[0]), str(origins[2])]
+    assert [b["tuned_before"] for b in outcome.blocks] == [str(origins[0]), str(origins[0]), str(origins[2])]
+    assert outcome.params == {m: s["best_params"] for m, s in outcome.tunings[0]["studies"].items()}
+    with pytest.raises(BacktestError, match="given parameters are never re-tuned"):
+        walk_forward(
+            prices,
+            exogenous,
+            "NP",
+            origins,
+            config,
+            storage_url="sqlite://",
+            retune_every_days=7,
+            params=outcome.params,
+            progress=False,
+        )

@@ -1,0 +1,228 @@
+"""The CNN-LSTM on real Nord Pool history: row order, early stopping, seeds, saving, scaling, errors.
+
+The network is kept tiny (8 channels, 16 hidden units, a few epochs) so the file runs in seconds
+on two CPU cores; the numbers asserted hold for any sound fit, not for one lucky seed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pandas as pd
+import pytest
+import torch
+
+from tests.market_frames import np_train_and_validation
+from training.features import (
+    ANCHOR_COLUMN,
+    TARGET_COLUMN,
+    feature_columns,
+)
+from training.models.base import ModelError
+from training.models.cnn_lstm import CnnLstmModel
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+REGION = "NP"
+SMALL = {"channels": 8, "hidden_size": 16, "batch_size": 32}
+EPOCHS = 5
+
+
+@pytest.fixture(scope="module")
+def frames() -> tuple[pd.DataFrame, pd.DataFrame]:
+    train, validation = np_train_and_validation()
+    return train.copy(), validation.copy()
+
+
+def _model(seed: int = 42, max_steps: int = EPOCHS, **params) -> CnnLstmModel:
+    return CnnLstmModel({**SMALL, **params}, feature_columns(REGION), seed=seed, max_steps=max_steps, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def fitted(frames):
+    train, validation = frames
+    model = _model()
+    result = model.fit(train, validation)
+    return model, result
+
+
+def _mae(frame: pd.DataFrame, predicted: np.ndarray) -> float:
+    return float(np.mean(np.abs(frame[TARGET_COLUMN].to_numpy() - predicted)))
+
+
+def test_cnn_lstm__predicts_one_finite_price_per_row_following_the_rows_of_a_shuffled_frame(frames, fitted):
+    _, validation = frames
+    model, _ = fitted
+    predicted = model.predict(validation)
+    assert predicted.shape == (len(validation),)
+    assert np.isfinite(predicted).all()
+    permutation = np.random.default_rng(0).permutation(len(validation))
+    shuffled = validation.iloc[permutation]
+    np.testing.assert_allclose(model.predict(shuffled), predicted[permutation], rtol=1e-12, atol=1e-9)
+    # The anchor is added back: predictions sit at the price level, not around zero.
+    assert abs(predicted.mean() - validation[TARGET_COLUMN].mean()) < 0.5 * validation[TARGET_COLUMN].std() + 5
+
+
+def test_cnn_lstm__reports_the_mae_of_the_restored_best_epoch_which_predict_reproduces(frames, fitted):
+    _, validation = frames
+    model, result = fitted
+    assert result.steps_run == len(result.history) <= EPOCHS
+    assert result.best_step == int(np.argmin(result.history)) + 1
+    assert result.validation_mae == min(result.history)
+    assert _mae(validation, model.predict(validation)) == pytest.approx(result.validation_mae, rel=1e-6)
+
+
+def test_cnn_lstm__beats_the_anchor_only_forecast_on_the_validation_window_after_five_epochs(frames, fitted):
+    _, validation = frames
+    _, result = fitted
+    anchor_only = _mae(validation, validation[ANCHOR_COLUMN].to_numpy())
+    assert len(set(result.history)) == len(result.history) > 1  # it learns: the MAE moves every epoch
+    assert result.validation_mae < 0.9 * anchor_only
+
+
+def test_cnn_lstm__stops_early_after_patience_epochs_without_improvement(frames):
+    train, validation = frames
+    # A learning rate this high overshoots quickly, so a patience of 1 ends the fit before 12 epochs.
+    result = _model(max_steps=12, patience=1, learning_rate=0.05).fit(train, validation)
+    assert result.steps_run == len(result.history) < 12
+    assert result.steps_run - result.best_step == 1
+    assert min(result.history) < min(result.history[result.best_step :])  # the epoch after the best was worse
+    assert result.history[result.best_step - 1] == result.validation_mae
+
+
+def test_cnn_lstm__same_seed_gives_identical_predictions_and_another_seed_different_ones(frames, fitted):
+    train, validation = frames
+    model, _ = fitted
+    again = _model(seed=42)
+    again.fit(train, validation)
+    np.testing.assert_array_equal(again.predict(validation), model.predict(validation))
+    other = _model(seed=7)
+    other.fit(train, validation)
+    assert np.max(np.abs(other.predict(validation) - model.predict(validation))) > 1e-3
+
+
+def test_cnn_lstm__save_and_load_round_trip_gives_identical_predictions_from_plain_tensors(frames, fitted, tmp_path):
+    _, validation = frames
+    model, _ = fitted
+    model.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "weights.pt"]
+    state = torch.load(tmp_path / "weights.pt", map_location="cpu", weights_only=True)
+    assert all(isinstance(v, torch.Tensor) for v in state.values())
+    assert any(k.startswith("lstm.") for k in state) and "head.weight" in state
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_class"] == "CnnLstmModel" and config["feature_columns"] == feature_columns(REGION)
+    assert config["seed"] == 42 and config["params"]["channels"] == 8 and config["torch_version"] == torch.__version__
+    assert len(config["feature_mean"]) == len(config["feature_std"]) == len(feature_columns(REGION))
+
+    loaded = CnnLstmModel.load(tmp_path)
+    assert loaded.device == ("cuda" if torch.cuda.is_available() else "cpu")
+    np.testing.assert_allclose(loaded.predict(validation), model.predict(validation), rtol=0, atol=1e-4)
+    if loaded.device == "cpu":
+        np.testing.assert_array_equal(loaded.predict(validation), model.predict(validation))
+
+
+def test_cnn_lstm__loading_a_folder_without_weights_is_a_model_error(frames, fitted, tmp_path):
+    model, _ = fitted
+    model.save(tmp_path)
+    (tmp_path / "weights.pt").unlink()
+    with pytest.raises(ModelError, match=r"weights.pt not found"):
+        CnnLstmModel.load(tmp_path)
+
+
+def test_cnn_lstm__scales_with_training_statistics_only_whatever_the_validation_values(frames, tmp_path):
+    train, validation = frames
+    inflated = validation.copy()
+    numeric = [*feature_columns(REGION), TARGET_COLUMN]
+    inflated[numeric] = inflated[numeric] * 1000
+    configs = []
+    for name, frame in (("normal", validation), ("inflated", inflated)):
+        model = _model(max_steps=1)
+        model.fit(train, frame)
+        model.save(tmp_path / name)
+        configs.append(json.loads((tmp_path / name / "config.json").read_text()))
+    normal, scaled = configs
+    for key in ("feature_mean", "feature_std", "target_mean", "target_std"):
+        assert normal[key] == scaled[key], key
+    # And they are the training frame's own statistics: the absolute level of the anchor column.
+    anchor = feature_columns(REGION).index(ANCHOR_COLUMN)
+    assert normal["feature_mean"][anchor] == pytest.approx(train[ANCHOR_COLUMN].mean(), rel=1e-9)
+    relative = (train[TARGET_COLUMN] - train[ANCHOR_COLUMN]).to_numpy()
+    assert normal["target_mean"] == pytest.approx(relative.mean(), rel=1e-9)
+    assert normal["target_std"] == pytest.approx(relative.std(), rel=1e-9)
+    # Price lags enter relative to the anchor, so their mean is near zero, not near the price level.
+    lag = feature_columns(REGION).index("lag_24h")
+    assert abs(normal["feature_mean"][lag]) < 0.2 * train[ANCHOR_COLUMN].mean()
+
+
+def test_cnn_lstm__calls_report_with_each_epoch_and_its_validation_mae(frames):
+    train, validation = frames
+    calls: list[tuple[int, float]] = []
+    result = _model(max_steps=3).fit(train, validation, report=lambda step, mae: calls.append((step, mae)))
+    assert [step for step, _ in calls] == list(range(1, result.steps_run + 1))
+    assert [mae for _, mae in calls] == result.history
+
+
+def test_cnn_lstm__lets_a_trial_pruned_raised_by_report_propagate_out_of_fit(frames):
+    train, validation = frames
+    epochs: list[int] = []
+
+    def prune_at_second_epoch(step: int, mae: float) -> None:
+        epochs.append(step)
+        if step == 2:
+            raise optuna.TrialPruned(f"pruned at epoch {step}")
+
+    with pytest.raises(optuna.TrialPruned, match="epoch 2"):
+        _model(max_steps=5).fit(train, validation, report=prune_at_second_epoch)
+    assert epochs == [1, 2]
+
+
+def test_cnn_lstm__an_origin_with_23_rows_is_a_model_error_naming_the_origin(frames, fitted):
+    train, validation = frames
+    model, _ = fitted
+    origin = validation["origin"].iloc[48]
+    short = validation.drop(index=validation.index[(validation["origin"] == origin).to_numpy()][-1:])
+    with pytest.raises(ModelError, match=f"cnn_lstm: origin {re.escape(str(origin))} has 23 rows"):
+        model.predict(short)
+    with pytest.raises(ModelError, match=f"origin {re.escape(str(origin))} has 23 rows"):
+        _model(max_steps=1).fit(train, short)
+
+
+def test_cnn_lstm__an_origin_without_its_anchor_is_refused_at_prediction(frames, fitted):
+    _, validation = frames
+    model, _ = fitted
+    broken = validation.copy()
+    origin = broken["origin"].iloc[24]
+    broken.loc[broken["origin"] == origin, ANCHOR_COLUMN] = np.nan
+    expected = f"cnn_lstm: 1 prediction origin(s) (first {origin}) lack the last 24 hours"
+    with pytest.raises(ModelError, match=re.escape(expected)):
+        model.predict(broken)
+
+
+def test_cnn_lstm__predict_before_fit_is_a_model_error(frames):
+    _, validation = frames
+    with pytest.raises(ModelError, match="not fitted"):
+        _model().predict(validation)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_cnn_lstm__device_cuda_without_a_gpu_is_a_model_error_and_auto_falls_back_to_cpu():
+    with pytest.raises(ModelError, match="cnn_lstm: device 'cuda' requested but torch finds no CUDA GPU"):
+        CnnLstmModel(SMALL, feature_columns(REGION), device="cuda")
+    assert CnnLstmModel(SMALL, feature_columns(REGION), device="auto").device == "cpu"
+    with pytest.raises(ModelError, match="unknown device 'tpu'"):
+        CnnLstmModel(SMALL, feature_columns(REGION), device="tpu")
+
+
+def test_cnn_lstm__search_space_holds_the_defaults_and_keeps_patience_fixed():
+    defaults = CnnLstmModel.default_params()
+    tunable = {k: v for k, v in defaults.items() if k != "patience"}
+    assert CnnLstmModel.suggest_params(optuna.trial.FixedTrial(tunable)) == defaults
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(20):
+        params = CnnLstmModel.suggest_params(study.ask())
+        assert params["patience"] == 6
+        assert params["channels"] in (16, 32, 64) and params["kernel_size"] in (3, 5)
+        assert 3e-4 <= params["learning_rate"] <= 5e-3 and 1 <= params["num_layers"] <= 2
