@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -195,6 +196,8 @@ def _parse(field: FieldInfo, raw: Any) -> Any:
         return str(raw).lower()
     if kind == "url":
         return str(raw).rstrip("/") or None
+    if kind == "redis_url":
+        return _redis_url(name, raw)
     if kind == "path":
         return Path(raw)
     if kind == "resolved_path":
@@ -202,6 +205,29 @@ def _parse(field: FieldInfo, raw: Any) -> Any:
     if kind in ("str", "secret"):
         return raw
     raise AssertionError(f"{name}: unknown parse kind {kind!r}")
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def _redis_url(name: str, raw: Any) -> str:
+    """A URL the Redis client can open. The message never repeats the value: it may hold a password."""
+    text = str(raw).strip()
+    parts = urlsplit(text)
+    how = (
+        "set it to e.g. redis://127.0.0.1:6379/0 (rediss:// for TLS, unix:///path/to/redis.sock), "
+        "or unset it for the in-process cache"
+    )
+    if parts.scheme not in REDIS_SCHEMES:
+        raise SettingsError(f"{name} is not a Redis URL (its scheme is not redis, rediss or unix); {how}")
+    try:
+        parts.port  # noqa: B018 - urlsplit checks the port only when asked
+    except ValueError:
+        raise SettingsError(f"{name} has a port that is not a number from 0 to 65535; {how}") from None
+    database = parts.path.strip("/")
+    if parts.scheme != "unix" and (not parts.hostname or (database and not database.isdigit())):
+        raise SettingsError(f"{name} needs a host and, after it, a database number; {how}")
+    return text
 
 
 def _text_validator() -> Any:
@@ -272,7 +298,7 @@ class Stores(_Group):
         "REDIS_URL",
         None,
         "Redis for the latest prices and forecasts, e.g. `redis://:password@host:6379/0`",
-        parse="str",
+        parse="redis_url",
         shown="unset: in-process cache",
         repr=False,
     )

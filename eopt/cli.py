@@ -51,12 +51,27 @@ def _utc(value: str | None, option: str) -> pd.Timestamp | None:
 _DURATION = re.compile(r"^(\d+)\s*([mhdw])$")
 
 
+MAX_WINDOW = pd.Timedelta(days=36525)  # a century: the stores hold years, and older stamps leave pandas' range
+
+
 def _duration(value: str) -> pd.Timedelta:
     match = _DURATION.match(value.strip().lower())
     if not match:
         raise click.BadParameter(f"{value!r} is not a duration; use e.g. 90m, 48h, 7d or 2w", param_hint="--last")
     amount, unit = int(match.group(1)), match.group(2)
-    return pd.Timedelta(**{{"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: amount})
+    try:
+        window = pd.Timedelta(**{{"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[unit]: amount})
+    except (OverflowError, ValueError):
+        window = MAX_WINDOW + pd.Timedelta(days=1)
+    if window > MAX_WINDOW:
+        raise click.BadParameter(f"{value!r} is longer than 100 years; use e.g. 52w", param_hint="--last")
+    return window
+
+
+class ConfigurationError(click.ClickException):
+    """A malformed setting: exit code 2, like a malformed option, with the message naming the variable."""
+
+    exit_code = 2
 
 
 def _regions(values: tuple[str, ...], settings: Settings) -> tuple[str, ...]:
@@ -78,7 +93,7 @@ def cli(ctx: click.Context) -> None:
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise ConfigurationError(str(exc)) from None
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     ctx.obj = Context(settings)
@@ -801,7 +816,10 @@ def settings_reference(check: bool) -> None:
 def main() -> None:
     try:
         cli(standalone_mode=True)
-    except (StorageError, MarketDataError, SettingsError) as exc:
+    except SettingsError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except (StorageError, MarketDataError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
 

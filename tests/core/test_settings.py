@@ -263,3 +263,27 @@ def test_no_code_reads_the_flat_attributes_of_before_the_groups():
     assert (
         codemod.rewrite("x = settings.home\ny = config.regions\n") == "x = settings.stores.home\ny = config.regions\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("localhost:6379", "is not a Redis URL (its scheme is not redis, rediss or unix)"),
+        ("http://127.0.0.1:6379/0", "is not a Redis URL"),
+        ("redis://:s3cretpw@127.0.0.1:notaport/0", "has a port that is not a number from 0 to 65535"),
+        ("redis://:s3cretpw@127.0.0.1:6379/cache", "needs a host and, after it, a database number"),
+    ],
+)
+def test_redis_url__a_malformed_one_names_the_variable_and_never_repeats_the_value(url, problem):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"REDIS_URL": url})
+    message = str(caught.value)
+    assert message.startswith("REDIS_URL ") and problem in message
+    assert "set it to e.g. redis://127.0.0.1:6379/0" in message
+    assert url not in message and "s3cretpw" not in message
+
+
+def test_redis_url__the_forms_the_client_opens_are_kept_and_empty_means_the_in_process_cache():
+    for url in ("redis://127.0.0.1:6379/0", "rediss://:pw@cache.example.com:6380/2", "unix:///run/redis.sock"):
+        assert Settings.from_env({"REDIS_URL": url}).stores.redis_url == url
+    assert Settings.from_env({"REDIS_URL": ""}).stores.redis_url is None

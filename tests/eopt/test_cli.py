@@ -85,9 +85,9 @@ def test_missing_market_file__names_it(tmp_path):
     assert f"market file for FR not found at {data / 'FR.csv'}" in result.stderr
 
 
-def test_bad_setting__names_the_variable(tmp_path):
+def test_bad_setting__exits_2_naming_the_variable(tmp_path):
     result = run_eopt(tmp_path, "prices", "--region", "NP", extra_env={"EOPT_UPSERT_BATCH_ROWS": "lots"})
-    assert result.returncode == 1 and "EOPT_UPSERT_BATCH_ROWS='lots' is not a whole number" in result.stderr
+    assert result.returncode == 2 and "EOPT_UPSERT_BATCH_ROWS='lots' is not a whole number" in result.stderr
 
 
 def test_bad_window__is_refused(tmp_path):
@@ -139,3 +139,18 @@ def test_load_history__refreshes_redis(tmp_path, redis_url):
 
 def test_eopt_is_installed_as_a_console_script():
     assert shutil.which("eopt", path=str(EOPT.parent)) is not None
+
+
+def test_a_malformed_setting__exits_2_naming_it_without_a_traceback_or_its_secret(tmp_path):
+    result = run_eopt(tmp_path, "prices", "--region", "NP", extra_env={"REDIS_URL": "redis://:s3cretpw@localhost:x/0"})
+    assert result.returncode == 2
+    assert "REDIS_URL has a port that is not a number" in result.stderr
+    assert "Traceback" not in result.stderr and "s3cretpw" not in result.stdout + result.stderr
+
+
+def test_prices__a_window_past_a_century_exits_2_naming_the_option(tmp_path):
+    for last in ("99999999999999999w", "5300w"):
+        result = run_eopt(tmp_path, "prices", "--region", "NP", "--last", last)
+        assert result.returncode == 2, result.stderr
+        assert f"Invalid value for --last: {last!r} is longer than 100 years" in result.stderr
+        assert "Traceback" not in result.stderr
