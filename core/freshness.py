@@ -37,10 +37,6 @@ class Freshness:
         return None
 
 
-def freshness(region: str, latest: pd.Timestamp | None, as_of: pd.Timestamp, max_staleness: pd.Timedelta) -> Freshness:
-    return Freshness(region, latest, pd.Timestamp(as_of), max_staleness)
-
-
 @dataclass(frozen=True)
 class Gap:
     first_missing: pd.Timestamp

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, ClassVar
@@ -794,6 +794,21 @@ class Settings(BaseSettings):
             group, name = FLAT_NAMES[flat]
             (data[group] if group else data)[name] = value
         return _validated(type(self), data)
+
+    def chosen_regions(self, requested: Sequence[str] | str | None, where: str = "conf regions") -> list[str]:
+        """The regions a run works on: ``requested`` (a run's ``conf["regions"]``, an option), or the
+        configured ``regions`` when none are; refuses a region the product has no market for."""
+        if requested is None:
+            return list(self.regions)
+        if isinstance(requested, str) or not all(isinstance(r, str) for r in requested):
+            raise SettingsError(f'{where}: {requested!r} is not a list of regions; give e.g. ["NP", "BE"]')
+        chosen = [r.strip().upper() for r in requested]
+        unknown = [r for r in chosen if r not in KNOWN_REGIONS]
+        if unknown:
+            raise SettingsError(
+                f"{where}: unknown region {', '.join(unknown)}; known regions are {', '.join(KNOWN_REGIONS)}"
+            )
+        return list(dict.fromkeys(chosen))
 
     # -- derived values ---------------------------------------------------------------------------
 

@@ -11,6 +11,10 @@ from alert_channels import task_failure_alert
 
 from core.settings import Settings
 
+# ``map_index_template`` of a task mapped over regions (called with ``region=`` as a keyword):
+# the grid and the task instance's ``rendered_map_index`` name the region instead of a number.
+REGION_LABEL = "{{ task.op_kwargs['region'] }}"
+
 
 def shared_dag_arguments(settings: Settings, *, deadline_minutes: int | None = None) -> dict[str, Any]:
     """Keyword arguments of ``@dag`` every product DAG takes.

@@ -4,15 +4,17 @@ Thin wiring: each task calls the function of the same name in ``pipelines.data_q
 quality`` runs the same checks and report); check results travel as small JSON lists through
 XCom, reports as files in the run's folder (``$EOPT_HOME/quality/<run id>``).
 
-- ``check_data_freshness``, ``check_completeness``, ``check_price_range``, ``check_api_health``,
-  ``check_model_accuracy``, ``check_drift``: independent checks over the 7 days before the run
-  (``quality.checks``, ``drift.monitor``), each returning one result per region (source,
-  provider). A check that finds bad data does not fail: its result says warn/critical; a region
-  it cannot check is ``skipped`` with the reason. ``conf={"regions": ["NP"]}`` narrows the run.
+- ``select_regions``: the run's regions (``conf={"regions": ["NP"]}`` narrows the run; an
+  unknown region fails here, by name).
+- ``check_data_freshness``, ``check_completeness``, ``check_price_range``, ``check_model_accuracy``,
+  ``check_drift``: independent checks over the 7 days before the run (``quality.checks``,
+  ``drift.monitor``), each mapped over the regions (the grid names each instance by its region),
+  and ``check_api_health`` over every provider. A check that finds bad data does not fail: its
+  result says warn/critical; a region it cannot check is ``skipped`` with the reason.
 - ``generate_quality_report`` (``all_done``): one Markdown/HTML report with every result, the
   health score 0-100 and links to the Evidently drift reports; one ``quality_reports`` row per
-  result; everything logged to the MLflow experiment ``data-quality``. A check task that crashed
-  appears in the report as not checked, naming the task.
+  result; everything logged to the MLflow experiment ``data-quality``. A check that crashed for a
+  region appears in the report as not checked, naming the task and the region.
 - ``alert_on_critical``: Slack (connection ``slack_data_quality``, variable ``enable_slack_alerts``)
   and email (SMTP connection ``smtp_default``, ``EOPT_ALERT_EMAIL_TO``) with the critical items; a
   channel that cannot be reached is logged and does not stop the other.
@@ -29,7 +31,7 @@ from datetime import timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import TriggerRule, dag, get_current_context, task
-from dag_defaults import shared_dag_arguments
+from dag_defaults import REGION_LABEL, shared_dag_arguments
 from pricing_api_hook import task_settings
 from run_context import price_store, registry_client, run_conf, run_folder, run_hour
 
@@ -39,19 +41,8 @@ DAG_ID = "data_quality"
 SETTINGS = Settings.from_env()
 
 
-def _regions() -> list[str]:
-    return [r.upper() for r in run_conf().get("regions", task_settings().regions)]
-
-
-def _folder():
-    return run_folder(task_settings().quality_dir)
-
-
-def _handed_on(results) -> list[dict]:
-    """Results as XCom carries them, each one's line in the task log."""
-    for result in results:
-        print(result.line())
-    return [r.to_dict() for r in results]
+def _folder(settings: Settings):
+    return run_folder(settings.quality_dir)
 
 
 @dag(
@@ -64,58 +55,74 @@ def _handed_on(results) -> list[dict]:
 )
 def data_quality():
     @task
-    def check_data_freshness() -> list[dict]:
+    def select_regions() -> list[str]:
+        from pipelines.data_quality import select_regions
+
+        return select_regions(task_settings(), run_conf().get("regions"))
+
+    @task(map_index_template=REGION_LABEL)
+    def check_data_freshness(region: str) -> list[dict]:
         from pipelines.data_quality import check_data_freshness
 
-        return _handed_on(check_data_freshness(price_store(), task_settings(), _regions(), run_hour()))
+        settings = task_settings()
+        return [r.to_dict() for r in check_data_freshness(price_store(settings), settings, region, run_hour())]
 
-    @task
-    def check_completeness() -> list[dict]:
+    @task(map_index_template=REGION_LABEL)
+    def check_completeness(region: str) -> list[dict]:
         from pipelines.data_quality import check_completeness
 
-        return _handed_on(check_completeness(price_store(), task_settings(), _regions(), run_hour()))
+        settings = task_settings()
+        return [r.to_dict() for r in check_completeness(price_store(settings), settings, region, run_hour())]
 
-    @task
-    def check_price_range() -> list[dict]:
+    @task(map_index_template=REGION_LABEL)
+    def check_price_range(region: str) -> list[dict]:
         from pipelines.data_quality import check_price_range
 
-        return _handed_on(check_price_range(price_store(), task_settings(), _regions(), run_hour()))
+        settings = task_settings()
+        return [r.to_dict() for r in check_price_range(price_store(settings), settings, region, run_hour())]
 
     @task
     def check_api_health() -> list[dict]:
         from pipelines.data_quality import check_api_health
 
-        return _handed_on(check_api_health(price_store(), task_settings(), run_hour()))
+        settings = task_settings()
+        return [r.to_dict() for r in check_api_health(price_store(settings), settings, run_hour())]
 
-    @task
-    def check_model_accuracy() -> list[dict]:
+    @task(map_index_template=REGION_LABEL)
+    def check_model_accuracy(region: str) -> list[dict]:
         from pipelines.data_quality import check_model_accuracy
 
-        return _handed_on(
-            check_model_accuracy(price_store(), registry_client(), task_settings(), _regions(), run_hour(), _folder())
+        settings = task_settings()
+        results = check_model_accuracy(
+            price_store(settings), registry_client(settings), settings, region, run_hour(), _folder(settings)
         )
+        return [r.to_dict() for r in results]
 
-    @task
-    def check_drift() -> list[dict]:
+    @task(map_index_template=REGION_LABEL)
+    def check_drift(region: str) -> list[dict]:
         from pipelines.data_quality import check_drift
 
-        return _handed_on(
-            check_drift(price_store(), registry_client(), task_settings(), _regions(), run_hour(), _folder())
+        settings = task_settings()
+        results = check_drift(
+            price_store(settings), registry_client(settings), settings, region, run_hour(), _folder(settings)
         )
+        return [r.to_dict() for r in results]
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def generate_quality_report() -> dict:
-        from pipelines.data_quality import CHECK_TASKS, generate_quality_report
+        from pipelines.data_quality import expected_results, generate_quality_report
 
-        context = get_current_context()
+        settings = task_settings()
+        ti, run_id = get_current_context()["ti"], get_current_context()["run_id"]
         try:
-            client = registry_client()
+            client = registry_client(settings)
         except Exception as exc:  # the report is written without MLflow
             print(f"MLflow unavailable ({exc}); the report is written without it")
             client = None
-        payloads = {t: context["ti"].xcom_pull(task_ids=t) for t in CHECK_TASKS}
+        regions = ti.xcom_pull(task_ids="select_regions") or []
+        payloads = {(t, r): ti.xcom_pull(task_ids=t, map_indexes=i) for t, r, i in expected_results(regions)}
         report = generate_quality_report(
-            price_store(), client, task_settings(), context["run_id"], run_hour(), _folder(), payloads
+            price_store(settings), client, settings, run_id, run_hour(), _folder(settings), payloads
         )
         return {"summary": report.summary(), "results": [r.to_dict() for r in report.results]}
 
@@ -138,13 +145,14 @@ def data_quality():
 
         return drift_retraining_needed(task_settings(), report["results"]) or False
 
+    regions = select_regions()
     checks = [
-        check_data_freshness(),
-        check_completeness(),
-        check_price_range(),
+        check_data_freshness.expand(region=regions),
+        check_completeness.expand(region=regions),
+        check_price_range.expand(region=regions),
         check_api_health(),
-        check_model_accuracy(),
-        check_drift(),
+        check_model_accuracy.expand(region=regions),
+        check_drift.expand(region=regions),
     ]
     report = generate_quality_report()
     checks >> report

@@ -33,8 +33,8 @@ DAG_ID = "electricity_price_ingestion"
 SETTINGS = Settings.from_env()
 
 
-def _folder():
-    return run_folder(task_settings().stores.home / "runs" / DAG_ID)
+def _folder(settings: Settings):
+    return run_folder(settings.stores.home / "runs" / DAG_ID)
 
 
 def _fetch_inputs(task: str) -> tuple:
@@ -44,7 +44,7 @@ def _fetch_inputs(task: str) -> tuple:
 
     settings = task_settings()
     configs = {s: PricingAPIHook(s, settings).get_config() for s in FETCH_TASKS[task]}
-    return settings, price_store(), run_time(), _folder(), configs
+    return settings, price_store(settings), run_time(), _folder(settings), configs
 
 
 @dag(
@@ -60,13 +60,15 @@ def electricity_price_ingestion():
     def check_api_health() -> dict:
         from pipelines.electricity_price_ingestion import check_api_health
 
-        return check_api_health(price_store(), run_time())
+        settings = task_settings()
+        return check_api_health(price_store(settings), settings, run_time())
 
     @task.short_circuit
     def check_markets_open() -> bool:
         from pipelines.electricity_price_ingestion import check_markets_open
 
-        return check_markets_open(price_store(), task_settings().regions, run_time(), bool(run_conf().get("force")))
+        settings = task_settings()
+        return check_markets_open(price_store(settings), settings.regions, run_time(), bool(run_conf().get("force")))
 
     @task(pool="pricing_api_pool")
     def fetch_flatpeak() -> dict:
@@ -96,27 +98,30 @@ def electricity_price_ingestion():
     def aggregate_prices() -> dict:
         from pipelines.electricity_price_ingestion import aggregate_prices
 
-        return aggregate_prices(price_store(), _folder())
+        settings = task_settings()
+        return aggregate_prices(price_store(settings), _folder(settings))
 
     @task
     def validate_data_quality(aggregated: dict) -> dict:
         from pipelines.electricity_price_ingestion import validate_data_quality
 
+        settings = task_settings()
         return validate_data_quality(
-            price_store(), run_time(), task_settings().providers.min_records, _folder(), aggregated["path"]
+            price_store(settings), run_time(), settings.providers.min_records, _folder(settings), aggregated["path"]
         )
 
     @task
     def store_prices(validated: dict) -> dict:
         from pipelines.electricity_price_ingestion import store_prices
 
-        return store_prices(price_store(), validated["path"])
+        return store_prices(price_store(task_settings()), validated["path"])
 
     @task
     def update_cache(stored: dict) -> dict:
         from pipelines.electricity_price_ingestion import update_cache
 
-        return update_cache(price_store(), price_cache(), stored["regions"])
+        settings = task_settings()
+        return update_cache(price_store(settings), price_cache(settings), stored["regions"])
 
     @task.short_circuit
     def forecast_requested() -> bool:

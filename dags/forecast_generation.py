@@ -5,19 +5,18 @@ feature and forecast frames pass between tasks as parquet files in the run's fol
 through XCom.
 
 - ``check_model_ready``: which regions have a Production model (alias ``champion``) and which
-  will fall back to the seasonal naive; ``conf={"regions": ["NP"]}`` narrows the run.
-- ``prepare_features``: per region, the origin (the hour after the newest price known before the
-  run) and its 24 feature rows. A region whose newest price is older than the model's lag window
-  (168 h) or that has no price fails this task naming it, after the other regions' files are
-  written; ``generate_forecasts`` (trigger rule ``all_done``) goes on with those, so one stale
-  region costs no other region its forecast (the run's state follows its last tasks, as in
-  ``electricity_price_ingestion``: the red ``prepare_features`` is what names the stale region).
-- ``generate_forecasts``: the champion's forecast, or the labelled seasonal-naive fallback
-  (``is_fallback``) with an ERROR alert naming the region and the reason. A region that not
-  even the fallback can forecast (no price a week before a target hour) fails this task naming
-  it, after the others' forecasts are written; ``store_forecasts`` (``all_done``) stores those.
-- ``store_forecasts`` -> ``update_forecast_cache``: idempotent upsert keyed by
-  ``(region, issued_at, target_ts)``, then each region's newest forecast into the cache.
+  will fall back to the seasonal naive; returns the run's regions (``conf={"regions": ["NP"]}``
+  narrows the run).
+- Then, per region (a task group mapped over those regions; the grid names each instance by its
+  region, so one region's failure is one red square and leaves the others alone):
+  - ``prepare_features``: the origin (the hour after the newest price known before the run) and
+    its 24 feature rows. A region whose newest price is older than the model's lag window
+    (168 h) or that has no price fails here, naming it and what to check.
+  - ``generate_forecasts``: the champion's forecast, or the labelled seasonal-naive fallback
+    (``is_fallback``) with an ERROR alert naming the region and the reason. A region that not
+    even the fallback can forecast (no price a week before a target hour) fails here.
+  - ``store_forecasts`` -> ``update_forecast_cache``: idempotent upsert keyed by
+    ``(region, issued_at, target_ts)``, then the region's newest forecast into the cache.
 
 ``issued_at`` is the run's data interval end (or logical date) floored to the hour, so rerunning
 a run rewrites the same rows. A 2-minute deadline alert (from the run's queued time) replaces
@@ -28,10 +27,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import TriggerRule, dag, task
-from dag_defaults import shared_dag_arguments
+from airflow.sdk import dag, task, task_group
+from dag_defaults import REGION_LABEL, shared_dag_arguments
 from pricing_api_hook import task_settings
-from run_context import price_cache, price_store, registry_client, run_conf, run_folder, run_hour
+from run_context import price_cache, price_store, registry_client, run_folder, run_hour, run_regions
 
 from core.settings import Settings
 
@@ -39,8 +38,8 @@ DAG_ID = "forecast_generation"
 SETTINGS = Settings.from_env()
 
 
-def _folder():
-    return run_folder(task_settings().stores.home / "runs" / DAG_ID)
+def _folder(settings: Settings):
+    return run_folder(settings.stores.home / "runs" / DAG_ID)
 
 
 @dag(
@@ -53,43 +52,48 @@ def _folder():
 )
 def forecast_generation():
     @task
-    def check_model_ready() -> dict:
+    def check_model_ready() -> list[str]:
         from pipelines.forecast_generation import check_model_ready
 
-        regions = [r.upper() for r in run_conf().get("regions", task_settings().regions)]
-        return {"regions": regions, "champions": check_model_ready(registry_client(), regions)}
+        settings = task_settings()
+        return list(check_model_ready(registry_client(settings), run_regions(settings)))
 
-    @task
-    def prepare_features(ready: dict) -> dict:
-        from pipelines.forecast_generation import prepare_features
+    @task_group(group_id="forecast_region", prefix_group_id=False)
+    def forecast_region(region: str):
+        @task(map_index_template=REGION_LABEL)
+        def prepare_features(region: str) -> str:
+            from pipelines.forecast_generation import prepare_features
 
-        return prepare_features(price_store(), ready["regions"], run_hour(), _folder())
+            settings = task_settings()
+            return str(prepare_features(price_store(settings), region, run_hour(), _folder(settings)))
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
-    def generate_forecasts(ready: dict) -> dict:
-        from pipelines.forecast_generation import generate_forecasts
+        @task(map_index_template=REGION_LABEL)
+        def generate_forecasts(region: str) -> dict:
+            from pipelines.forecast_generation import generate_forecasts
 
-        return generate_forecasts(registry_client(), ready["regions"], _folder(), run_hour())
+            settings = task_settings()
+            return generate_forecasts(registry_client(settings), region, _folder(settings), run_hour())
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
-    def store_forecasts(ready: dict) -> dict:
-        from pipelines.forecast_generation import store_forecasts
+        @task(map_index_template=REGION_LABEL)
+        def store_forecasts(region: str) -> dict:
+            from pipelines.forecast_generation import store_forecasts
 
-        return store_forecasts(price_store(), ready["regions"], _folder())
+            settings = task_settings()
+            return store_forecasts(price_store(settings), region, _folder(settings))
 
-    @task
-    def update_forecast_cache(stored: dict) -> dict:
-        from pipelines.forecast_generation import update_forecast_cache
+        @task(map_index_template=REGION_LABEL)
+        def update_forecast_cache(region: str) -> dict:
+            from pipelines.forecast_generation import update_forecast_cache
 
-        return update_forecast_cache(price_store(), price_cache(), stored["regions"])
+            settings = task_settings()
+            return update_forecast_cache(price_store(settings), price_cache(settings), region)
 
-    ready = check_model_ready()
-    features = prepare_features(ready)
-    generated = generate_forecasts(ready)
-    features >> generated
-    stored = store_forecasts(ready)
-    generated >> stored
-    update_forecast_cache(stored)
+        prepared = prepare_features(region=region)
+        generated = generate_forecasts(region=region)
+        stored = store_forecasts(region=region)
+        prepared >> generated >> stored >> update_forecast_cache(region=region)
+
+    forecast_region.expand(region=check_model_ready())
 
 
 forecast_generation()

@@ -27,7 +27,7 @@ from datetime import timedelta
 from airflow.sdk import Variable, dag, task, task_group
 from dag_defaults import shared_dag_arguments
 from pricing_api_hook import task_settings
-from run_context import price_store, run_conf, run_hour
+from run_context import price_store, run_conf, run_hour, run_regions
 
 from core.settings import Settings
 
@@ -35,11 +35,11 @@ DAG_ID = "model_retraining"
 SETTINGS = Settings.from_env()
 
 
-def _job(region: str):
+def _job(settings: Settings, region: str):
     """The region's retraining of this run (its workspace is named after the run's hour)."""
     from pipelines.model_retraining import Retraining
 
-    return Retraining.open(task_settings(), region, run_hour(), run_conf().get("budget"))
+    return Retraining.open(settings, region, run_hour(), run_conf().get("budget"))
 
 
 @dag(
@@ -56,8 +56,8 @@ def model_retraining():
         from pipelines.model_retraining import check_data_freshness
 
         settings = task_settings()
-        regions = [r.upper() for r in run_conf().get("regions", settings.regions)]
-        for s in check_data_freshness(price_store(), regions, run_hour(), settings.training.max_staleness_h):
+        regions = run_regions(settings)
+        for s in check_data_freshness(price_store(settings), regions, run_hour(), settings.training.max_staleness_h):
             print(f"{s.region}: newest price {s.latest}, {s.age} before {s.as_of}")
         return regions
 
@@ -65,18 +65,20 @@ def model_retraining():
     def retrain_region(region: str):
         @task
         def check_training_data_quality(region: str) -> str:
-            for note in _job(region).check_training_data_quality(price_store()):
+            settings = task_settings()
+            for note in _job(settings, region).check_training_data_quality(price_store(settings)):
                 print(note)
             return region
 
         @task(pool="db_heavy_pool")
         def extract_training_data(region: str) -> str:
-            print(_job(region).extract_training_data(price_store()))
+            settings = task_settings()
+            print(_job(settings, region).extract_training_data(price_store(settings)))
             return region
 
         @task
         def engineer_features(region: str) -> str:
-            print(_job(region).engineer_features())
+            print(_job(task_settings(), region).engineer_features())
             return region
 
         def member_summary(summary: dict) -> dict:
@@ -91,23 +93,24 @@ def model_retraining():
 
         @task(**training)
         def train_cnn_lstm(region: str) -> dict:
-            return member_summary(_job(region).train_cnn_lstm())
+            return member_summary(_job(task_settings(), region).train_cnn_lstm())
 
         @task(**training)
         def train_xgboost(region: str) -> dict:
-            return member_summary(_job(region).train_xgboost())
+            return member_summary(_job(task_settings(), region).train_xgboost())
 
         @task(**training)
         def train_lightgbm(region: str) -> dict:
-            return member_summary(_job(region).train_lightgbm())
+            return member_summary(_job(task_settings(), region).train_lightgbm())
 
         @task
         def evaluate_ensemble(region: str) -> dict:
-            return _job(region).evaluate_ensemble()
+            return _job(task_settings(), region).evaluate_ensemble()
 
         @task
         def deploy_model(region: str) -> dict:
-            gate = _job(region).deploy_model(price_store())
+            settings = task_settings()
+            gate = _job(settings, region).deploy_model(price_store(settings))
             print(
                 f"{region}: version {gate['version']} {'PROMOTED' if gate['promoted'] else 'rejected'}: "
                 + "; ".join(gate["reasons"])

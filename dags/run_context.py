@@ -1,6 +1,7 @@
-"""What a task of the product's DAGs reads from its run: the run's time, its folder, conf, the stores.
+"""What a task of the product's DAGs reads from its run: the run's time, regions, folder, conf, the stores.
 
-One definition each, shared by the four DAGs.
+One definition each, shared by the four DAGs. A task builds its settings once
+(``pricing_api_hook.task_settings()``) and hands them to what it opens here.
 """
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from airflow.sdk import get_current_context
-from pricing_api_hook import task_settings
+
+from core.settings import Settings
 
 
 def run_time():
@@ -30,6 +32,11 @@ def run_conf() -> dict[str, Any]:
     return get_current_context()["dag_run"].conf or {}
 
 
+def run_regions(settings: Settings) -> list[str]:
+    """The regions of this run: ``conf={"regions": [...]}``, or the configured ones."""
+    return settings.chosen_regions(run_conf().get("regions"))
+
+
 def run_folder(base: Path) -> Path:
     """``base/<run id>``: where a run's tasks hand files on."""
     from core import runs
@@ -37,20 +44,20 @@ def run_folder(base: Path) -> Path:
     return runs.run_folder(base, get_current_context()["run_id"])
 
 
-def price_store():
+def price_store(settings: Settings):
     from storage.database import create_store_engine
     from storage.prices import PriceStore
 
-    return PriceStore(create_store_engine(task_settings().stores.database_url))
+    return PriceStore(create_store_engine(settings.stores.database_url))
 
 
-def price_cache():
+def price_cache(settings: Settings):
     from storage.cache import PriceCache
 
-    return PriceCache.from_settings(task_settings())
+    return PriceCache.from_settings(settings)
 
 
-def registry_client():
+def registry_client(settings: Settings):
     from training.tracking import configure
 
-    return configure(task_settings())
+    return configure(settings)

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from core.markets import HISTORY_SOURCE, MarketDataError, load_market
 from core.runs import run_folder
-from core.settings import KNOWN_REGIONS, Settings, SettingsError
+from core.settings import Settings, SettingsError
 from core.timestamps import utc
 from storage.cache import PriceCache, refresh_latest_prices
 from storage.database import StorageError, create_store_engine, safe_url, upgrade
@@ -75,15 +75,11 @@ class ConfigurationError(click.ClickException):
 
 
 def _regions(values: tuple[str, ...], settings: Settings) -> tuple[str, ...]:
-    if not values or any(v.lower() == "all" for v in values):
-        return settings.regions
-    regions = tuple(v.upper() for v in values)
-    unknown = [r for r in regions if r not in KNOWN_REGIONS]
-    if unknown:
-        raise click.BadParameter(
-            f"unknown region {', '.join(unknown)}; known regions are {', '.join(KNOWN_REGIONS)}", param_hint="--region"
-        )
-    return regions
+    requested = None if not values or any(v.lower() == "all" for v in values) else values
+    try:
+        return tuple(settings.chosen_regions(requested, "--region"))
+    except SettingsError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--region: "), param_hint="--region") from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -556,15 +552,15 @@ def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
         folder = run_folder(settings.stores.home / "runs" / "eopt_forecast", f"{region}_{issued:%Y-%m-%dT%H%M}")
         try:
             flow.check_model_ready(client, [region])
-            flow.prepare_features(store, [region], issued, folder)
-            flow.generate_forecasts(client, [region], folder, issued)
+            flow.prepare_features(store, region, issued, folder)
+            flow.generate_forecasts(client, region, folder, issued)
         except _training_errors(RuntimeError) as exc:
             click.echo(f"{region}: {exc}", err=True)
             failed = True
             continue
-        stored = flow.store_forecasts(store, [region], folder)
-        flow.update_forecast_cache(store, cache, [region])
-        f = pd.read_parquet(folder / f"forecast_{region}.parquet")
+        stored = flow.store_forecasts(store, region, folder)
+        flow.update_forecast_cache(store, cache, region)
+        f = pd.read_parquet(flow.forecast_file(folder, region))
         label = (
             "FALLBACK seasonal naive"
             if f["is_fallback"].iloc[0]

@@ -198,22 +198,3 @@ def load_rows(paths: Iterable[str]) -> pd.DataFrame:
     frame = pd.concat(frames, ignore_index=True)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True).astype("datetime64[us, UTC]")
     return frame
-
-
-def provider_health(store: PriceStore, since: pd.Timestamp) -> dict[str, dict[str, object]]:
-    """Per provider since ``since``: calls, error rate, latency p50/p95 and the last status."""
-    calls = ApiHealthStore(store.engine).read(since=since)
-    summary: dict[str, dict[str, object]] = {}
-    for source, group in calls.groupby("source"):
-        errors = int((group["status"] == "error").sum())
-        summary[str(source)] = {
-            "calls": len(group),
-            "errors": errors,
-            "error_rate": round(errors / len(group), 3),
-            "latency_p50_ms": round(float(group["latency_ms"].quantile(0.5)), 1),
-            "latency_p95_ms": round(float(group["latency_ms"].quantile(0.95)), 1),
-            "last_status": str(group["status"].iloc[-1]),
-        }
-        if errors / len(group) > 0.5:
-            log.warning("%s: %d of %d calls failed since %s", source, errors, len(group), since)
-    return summary

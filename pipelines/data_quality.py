@@ -1,7 +1,9 @@
 """data_quality's tasks as plain functions, named as the DAG's tasks; ``eopt quality`` runs them in a row.
 
-Each check returns ``CheckResult`` objects (the DAG hands them on as dicts through XCom); the
-report reads them all, with a "not checked" result for a check task that did not complete.
+``select_regions`` names the run's regions; each per-region check looks at one region (the DAG
+maps it over them), ``check_api_health`` at every provider. A check returns ``CheckResult``
+objects (the DAG hands them on as dicts through XCom) and logs one line per result; the report
+reads them all, with a "not checked" result for each check of a region that did not complete.
 """
 
 from __future__ import annotations
@@ -25,57 +27,76 @@ from storage.quality import QualityReportStore
 
 log = logging.getLogger(__name__)
 
-CHECK_TASKS = (
+REGION_CHECKS = (
     "check_data_freshness",
     "check_completeness",
     "check_price_range",
-    "check_api_health",
     "check_model_accuracy",
     "check_drift",
 )
+ALL_REGIONS = "all"  # the region of a check that looks at providers, not regions
+
+# (check task, region) -> its results, or None when that check of that region did not complete
+Payloads = Mapping[tuple[str, str], Any]
 
 
-def check_data_freshness(
-    store: PriceStore, settings: Settings, regions: Sequence[str], as_of: pd.Timestamp
-) -> list[CheckResult]:
-    """How old each region's newest price is (``quality.checks.freshness``)."""
-    return checks.freshness(store, settings, regions, as_of)
+def _logged(results: list[CheckResult]) -> list[CheckResult]:
+    for result in results:
+        log.info("%s", result.line())
+    return results
 
 
-def check_completeness(
-    store: PriceStore, settings: Settings, regions: Sequence[str], as_of: pd.Timestamp
-) -> list[CheckResult]:
-    """Missing hours and gaps per region and source over the window (``quality.checks.completeness``)."""
-    return checks.completeness(store, settings, regions, as_of)
+def select_regions(settings: Settings, requested: Sequence[str] | None) -> list[str]:
+    """The run's regions: ``conf={"regions": [...]}`` or the configured ones; an unknown region is refused by name."""
+    regions = settings.chosen_regions(requested)
+    log.info("checking %s", ", ".join(regions))
+    return regions
 
 
-def check_price_range(
-    store: PriceStore, settings: Settings, regions: Sequence[str], as_of: pd.Timestamp
-) -> list[CheckResult]:
-    """Outlier hours against the weeks before the window (``quality.checks.price_range``)."""
-    return checks.price_range(store, settings, regions, as_of)
+def expected_results(regions: Sequence[str]) -> list[tuple[str, str, int | None]]:
+    """Every (check task, region, map index) the report reads: the per-region checks mapped over
+    ``regions`` in order, and ``check_api_health`` once (not mapped)."""
+    per_region: list[tuple[str, str, int | None]] = [
+        (task, region, index) for task in REGION_CHECKS for index, region in enumerate(regions)
+    ]
+    return [*per_region, ("check_api_health", ALL_REGIONS, None)]
+
+
+def check_data_freshness(store: PriceStore, settings: Settings, region: str, as_of: pd.Timestamp) -> list[CheckResult]:
+    """How old the region's newest price is (``quality.checks.freshness``)."""
+    return _logged(checks.freshness(store, settings, [region], as_of))
+
+
+def check_completeness(store: PriceStore, settings: Settings, region: str, as_of: pd.Timestamp) -> list[CheckResult]:
+    """Missing hours and gaps of the region, per source, over the window (``quality.checks.completeness``)."""
+    return _logged(checks.completeness(store, settings, [region], as_of))
+
+
+def check_price_range(store: PriceStore, settings: Settings, region: str, as_of: pd.Timestamp) -> list[CheckResult]:
+    """The region's outlier hours against the weeks before the window (``quality.checks.price_range``)."""
+    return _logged(checks.price_range(store, settings, [region], as_of))
 
 
 def check_api_health(store: PriceStore, settings: Settings, as_of: pd.Timestamp) -> list[CheckResult]:
     """Each provider's error rate and latency over the last day (``quality.checks.api_health``)."""
-    return checks.api_health(ApiHealthStore(store.engine), settings, as_of)
+    return _logged(checks.api_health(ApiHealthStore(store.engine), settings, as_of))
 
 
 def check_model_accuracy(
-    store: PriceStore, client: Any, settings: Settings, regions: Sequence[str], as_of: pd.Timestamp, folder: Path
+    store: PriceStore, client: Any, settings: Settings, region: str, as_of: pd.Timestamp, folder: Path
 ) -> list[CheckResult]:
-    """The served forecasts' realised accuracy against the champion's promotion figures, with a
-    forecast-vs-actual picture per region in ``folder/accuracy``."""
-    return checks.model_accuracy(store, client, settings, regions, as_of, plot_dir=folder / "accuracy")
+    """The region's served forecasts' realised accuracy against its champion's promotion figures,
+    with a forecast-vs-actual picture in ``folder/accuracy``."""
+    return _logged(checks.model_accuracy(store, client, settings, [region], as_of, plot_dir=folder / "accuracy"))
 
 
 def check_drift(
-    store: PriceStore, client: Any, settings: Settings, regions: Sequence[str], as_of: pd.Timestamp, folder: Path
+    store: PriceStore, client: Any, settings: Settings, region: str, as_of: pd.Timestamp, folder: Path
 ) -> list[CheckResult]:
-    """Evidently drift of each region's week against the same season of its champion's training
+    """Evidently drift of the region's week against the same season of its champion's training
     window, reports in ``folder/drift``."""
     (folder / "drift").mkdir(parents=True, exist_ok=True)
-    return [region_drift(settings, store, client, region, as_of, folder / "drift") for region in regions]
+    return _logged([region_drift(settings, store, client, region, as_of, folder / "drift")])
 
 
 def generate_quality_report(
@@ -85,18 +106,19 @@ def generate_quality_report(
     run_id: str,
     as_of: pd.Timestamp,
     folder: Path,
-    payloads: Mapping[str, Any],
+    payloads: Payloads,
 ) -> QualityReport:
-    """The report of every check task's results (``payloads``: task id -> its results, or None when
-    the task did not complete, which is reported as "not checked"), stored and logged to MLflow."""
+    """The report of every check's results (``payloads``; a check of a region that did not
+    complete is reported as "not checked", naming the task and the region), stored and logged to MLflow."""
     results = results_of(payloads.values())
-    for name, payload in payloads.items():
+    for (task, region), payload in payloads.items():
         if payload is None:  # the task failed or was skipped: say so instead of dropping the check
+            where = "" if region == ALL_REGIONS else f" for {region}"
             results.append(
                 skipped(
-                    name.removeprefix("check_").replace("data_", ""),
-                    "all",
-                    f"the {name} task did not complete; its log in this run says why",
+                    task.removeprefix("check_").replace("data_", ""),
+                    region,
+                    f"the {task} task{where} did not complete; its log in this run says why",
                 )
             )
     report = publish_report(
@@ -155,13 +177,14 @@ def drift_retraining_needed(settings: Settings, results: Iterable[Mapping[str, A
 
 def run_checks(
     store: PriceStore, client: Any, settings: Settings, regions: Sequence[str], as_of: pd.Timestamp, folder: Path
-) -> dict[str, list[CheckResult]]:
-    """Every check task's results in one process (``eopt quality``), keyed by task id."""
-    return {
-        "check_data_freshness": check_data_freshness(store, settings, regions, as_of),
-        "check_completeness": check_completeness(store, settings, regions, as_of),
-        "check_price_range": check_price_range(store, settings, regions, as_of),
-        "check_api_health": check_api_health(store, settings, as_of),
-        "check_model_accuracy": check_model_accuracy(store, client, settings, regions, as_of, folder),
-        "check_drift": check_drift(store, client, settings, regions, as_of, folder),
+) -> dict[tuple[str, str], list[CheckResult]]:
+    """Every check of every region in one process (``eopt quality``), keyed as the report reads them."""
+    by_task = {
+        "check_data_freshness": lambda r: check_data_freshness(store, settings, r, as_of),
+        "check_completeness": lambda r: check_completeness(store, settings, r, as_of),
+        "check_price_range": lambda r: check_price_range(store, settings, r, as_of),
+        "check_model_accuracy": lambda r: check_model_accuracy(store, client, settings, r, as_of, folder),
+        "check_drift": lambda r: check_drift(store, client, settings, r, as_of, folder),
+        "check_api_health": lambda _: check_api_health(store, settings, as_of),
     }
+    return {(task, region): by_task[task](region) for task, region, _ in expected_results(regions)}

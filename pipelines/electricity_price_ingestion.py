@@ -26,28 +26,31 @@ from ingestion.pipeline import (
     fetch_task,
     load_rows,
     missing_hours,
-    provider_health,
     refresh_cache,
     save_rows,
     validate_step,
 )
 from ingestion.providers import FETCH_TASKS
+from quality import checks
 from storage.cache import PriceCache
 from storage.health import ApiHealthStore, QuarantineStore
 from storage.prices import PriceStore
 
 log = logging.getLogger(__name__)
 
-HEALTH_LOOKBACK = pd.Timedelta(hours=24)
-
 
 class ProviderFailed(RuntimeError):
     """A provider failed for this cycle; what it did fetch is saved for ``aggregate_prices``."""
 
 
-def check_api_health(store: PriceStore, run_time: pd.Timestamp) -> dict[str, dict[str, object]]:
-    """Per provider over the 24 h before the run: calls, error rate, latency p50/p95, last status."""
-    return provider_health(store, since=run_time - HEALTH_LOOKBACK)
+def check_api_health(store: PriceStore, settings: Settings, run_time: pd.Timestamp) -> dict[str, dict[str, Any]]:
+    """Each provider's calls, error rate and latency over the day before the run, judged by the
+    rule of data_quality's ``check_api_health`` (``quality.checks.api_health``); informational:
+    the cycle runs either way, and a provider that is not ok is logged as a warning."""
+    results = checks.api_health(ApiHealthStore(store.engine), settings, run_time)
+    for result in results:
+        (log.info if result.status in ("ok", "skipped") else log.warning)("%s", result.line())
+    return {str(r.subject): r.to_dict() for r in results}
 
 
 def check_markets_open(store: PriceStore, regions: Iterable[str], run_time: pd.Timestamp, force: bool = False) -> bool:

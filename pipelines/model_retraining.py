@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models.model import ModelInfo
 
-from core.freshness import Freshness, freshness
+from core.freshness import Freshness
 from core.metrics import MetricsError, evaluate, interval_coverage
 from core.settings import Settings
 from core.timestamps import utc
@@ -78,7 +78,7 @@ def check_data_freshness(
         # prices published ahead (day-ahead) are newer than the run: only hours before it count
         if latest is not None and latest >= as_of:
             latest = min(latest, as_of)
-        statuses.append(freshness(region, latest, as_of, pd.Timedelta(hours=max_staleness_h)))
+        statuses.append(Freshness(region, latest, as_of, pd.Timedelta(hours=max_staleness_h)))
     problems = [p for p in (s.problem() for s in statuses) if p is not None]  # None exactly when fresh
     if problems:
         raise TrainingDataError("data too old to retrain on: " + " | ".join(problems))

@@ -109,6 +109,9 @@ def failure_alert(context: Mapping[str, Any]) -> Alert:
     dag = context.get("dag")
     dag_id = getattr(ti, "dag_id", None) or getattr(dag, "dag_id", None) or "unknown DAG"
     task_id = getattr(ti, "task_id", None) or getattr(context.get("task"), "task_id", None) or "unknown task"
+    map_index = getattr(ti, "map_index", None)
+    if isinstance(map_index, int) and map_index >= 0:  # one instance of a mapped task: name its region
+        task_id = f"{task_id}[{getattr(ti, 'rendered_map_index', None) or map_index}]"
     run_id = getattr(ti, "run_id", None) or context.get("run_id") or "unknown run"
     try_number = getattr(ti, "try_number", None)
     error = first_line(context.get("exception"))

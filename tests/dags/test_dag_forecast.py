@@ -98,7 +98,8 @@ def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflo
         " 'interval_s': alert.interval.total_seconds(), 'reference': type(alert.reference).__name__,"
         " 'callback': alert.callback.path, 'tasks': sorted(dag.task_ids),"
         " 'upstream': {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},"
-        " 'rules': {t.task_id: t.trigger_rule.value for t in dag.tasks}}))\n"
+        " 'rules': {t.task_id: t.trigger_rule.value for t in dag.tasks},"
+        " 'mapped': sorted(t.task_id for t in dag.tasks if t.get_closest_mapped_task_group() is not None)}))\n"
     )
     shape = json.loads(airflow.run_python(script).stdout.strip().splitlines()[-1])  # deadline alerts on (default)
     assert shape["schedule"] == "0 * * * *" and shape["catchup"] is False and shape["max_active_runs"] == 1
@@ -108,17 +109,16 @@ def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflo
     assert shape["tasks"] == sorted(
         ["check_model_ready", "prepare_features", "generate_forecasts", "store_forecasts", "update_forecast_cache"]
     )
-    assert shape["upstream"]["generate_forecasts"] == ["check_model_ready", "prepare_features"]
-    assert shape["upstream"]["store_forecasts"] == ["check_model_ready", "generate_forecasts"]
-    assert shape["upstream"]["update_forecast_cache"] == ["store_forecasts"]
-    # a region that fails prepare_features or generate_forecasts does not cost the others their forecast
-    assert shape["rules"] == {
-        "check_model_ready": "all_success",
-        "prepare_features": "all_success",
-        "generate_forecasts": "all_done",
-        "store_forecasts": "all_done",
-        "update_forecast_cache": "all_success",
+    # check_model_ready's regions feed a task group mapped per region: one region's failure is its own
+    assert shape["upstream"] == {
+        "check_model_ready": [],
+        "prepare_features": ["check_model_ready"],
+        "generate_forecasts": ["check_model_ready", "prepare_features"],
+        "store_forecasts": ["check_model_ready", "generate_forecasts"],
+        "update_forecast_cache": ["check_model_ready", "store_forecasts"],
     }
+    assert shape["mapped"] == ["generate_forecasts", "prepare_features", "store_forecasts", "update_forecast_cache"]
+    assert set(shape["rules"].values()) == {"all_success"}
 
     without = airflow.run_python(
         script.replace(
@@ -132,10 +132,12 @@ def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflo
 
 def test_forecast_dag__without_models_stores_24_fallback_hours_per_region_and_reruns_as_a_no_op(airflow, home):
     first = airflow.dags_test(DAG_ID, FIRST_RUN, extra_env=run_env(home))
-    log = first.stdout + first.stderr
-    assert first.returncode == 0, log[-6000:]
+    assert first.returncode == 0, (first.stdout + first.stderr)[-6000:]
+    assert set(airflow.task_states(DAG_ID).values()) == {"success"}
+    assert airflow.xcoms(DAG_ID, "check_model_ready") == {"check_model_ready": list(REGIONS)}
     issued = pd.Timestamp(FIRST_RUN)
     assert counts(home) == {("NP", "2018-12-25 02:00:00.000000"): 24, ("PJM", "2018-12-25 02:00:00.000000"): 24}
+    generated = airflow.xcoms(DAG_ID, "generate_forecasts")
     for region, origin in (("NP", "2018-12-24 23:00"), ("PJM", "2018-12-25 02:00")):
         stored = forecasts(home).read_forecasts(region, issued)
         targets = pd.date_range(pd.Timestamp(origin, tz=UTC), periods=24, freq="h")
@@ -143,27 +145,43 @@ def test_forecast_dag__without_models_stores_24_fallback_hours_per_region_and_re
         assert stored["is_fallback"].all() and set(stored["model_name"]) == {"seasonal-naive"}
         assert stored["yhat"].tolist() == prices(region).reindex(targets - pd.Timedelta(hours=168)).tolist()
         assert stored["lower"].isna().all()
-        assert f"no Production model for {region}" in log
-    assert "forecast fallback: NP was forecast by the seasonal naive" in log
-    assert "stored forecasts: 48 new, 0 updated, 0 unchanged" in log
+        summary = generated[f"generate_forecasts[{region}]"]
+        assert summary["is_fallback"] is True and summary["model"] == "seasonal-naive"
+        assert summary["reason"].startswith(f"no Production model for {region}")
+    assert airflow.xcoms(DAG_ID, "store_forecasts") == {
+        f"store_forecasts[{r}]": {"region": r, "inserted": 24, "updated": 0, "unchanged": 0} for r in REGIONS
+    }
 
     second = airflow.dags_test(DAG_ID, FIRST_RUN, extra_env=run_env(home))
     assert second.returncode == 0, second.stdout[-4000:]
-    assert "stored forecasts: 0 new, 0 updated, 48 unchanged" in second.stdout + second.stderr
+    assert airflow.xcoms(DAG_ID, "store_forecasts") == {
+        f"store_forecasts[{r}]": {"region": r, "inserted": 0, "updated": 0, "unchanged": 24} for r in REGIONS
+    }
     assert sum(counts(home).values()) == 48
 
 
-def test_forecast_dag__a_stale_region_fails_prepare_features_naming_it_while_the_others_are_forecast(airflow, home):
+def test_forecast_dag__a_stale_region_fails_its_prepare_features_while_the_others_are_forecast(airflow, home):
     result = airflow.dags_test(
         DAG_ID, "2018-12-25T05:00:00+00:00", conf={"regions": ["NP", "BE"]}, extra_env=run_env(home)
     )
-    log = result.stdout + result.stderr
-    # prepare_features fails naming BE (red in the grid, retried); the run's state follows its last
-    # tasks, which forecast NP, as in the ingestion DAG where one failing provider loses no other's rows
-    assert "RuntimeError: no forecast for BE (1 other region(s) go on): BE: newest price" in log
-    assert "BE: newest price is 2016-12-31 22:00:00+00:00" in log and "check the electricity_price_ingestion DAG" in log
-    assert counts(home)[("NP", "2018-12-25 05:00:00.000000")] == 24  # NP went on
-    assert ("BE", "2018-12-25 05:00:00.000000") not in counts(home)
+    assert result.returncode == 1  # the run failed: BE's square is red
+    assert airflow.xcoms(DAG_ID, "check_model_ready") == {"check_model_ready": ["NP", "BE"]}
+    # BE is map index 1; its downstream tasks never ran, so only prepare_features carries its name
+    assert airflow.task_states(DAG_ID) == {
+        "check_model_ready": "success",
+        "prepare_features[NP]": "success",
+        "generate_forecasts[NP]": "success",
+        "store_forecasts[NP]": "success",
+        "update_forecast_cache[NP]": "success",
+        "prepare_features[BE]": "failed",
+        "generate_forecasts[1]": "upstream_failed",
+        "store_forecasts[1]": "upstream_failed",
+        "update_forecast_cache[1]": "upstream_failed",
+    }
+    log = result.stdout + result.stderr  # the failure names the region, its newest price and what to check
+    assert "StaleDataError: BE: newest price is 2016-12-31 22:00:00+00:00" in log
+    assert "check the electricity_price_ingestion DAG for this region" in log
+    assert counts(home) == {("NP", "2018-12-25 05:00:00.000000"): 24}  # NP went on, nothing of BE
 
 
 def test_forecast_dag__a_region_not_even_the_fallback_can_forecast_fails_generate_while_the_others_are_stored(
@@ -184,13 +202,21 @@ def test_forecast_dag__a_region_not_even_the_fallback_can_forecast_fails_generat
     engine.dispose()
 
     result = airflow.dags_test(DAG_ID, FIRST_RUN, extra_env=run_env(tmp_path))
-    log = result.stdout + result.stderr
+    assert result.returncode == 1
+    states = airflow.task_states(DAG_ID)
+    assert states["generate_forecasts[NP]"] == "failed" and states["store_forecasts[0]"] == "upstream_failed"
+    assert {k: v for k, v in states.items() if "PJM" in k} == {
+        f"{t}[PJM]": "success"
+        for t in ("prepare_features", "generate_forecasts", "store_forecasts", "update_forecast_cache")
+    }
     assert (
-        "RuntimeError: no forecast for NP (1 other region(s) go on): NP: cannot fall back to the seasonal naive "
+        "ForecastError: NP: cannot fall back to the seasonal naive "
         "either: no price 168 h before 3 target hour(s) (2018-12-24 23:00:00+00:00, 2018-12-25 00:00:00+00:00, "
         "2018-12-25 01:00:00+00:00)"
-    ) in log
-    assert "stored forecasts: 24 new, 0 updated, 0 unchanged" in log  # PJM's
+    ) in result.stdout + result.stderr
+    assert airflow.xcoms(DAG_ID, "store_forecasts") == {
+        "store_forecasts[PJM]": {"region": "PJM", "inserted": 24, "updated": 0, "unchanged": 0}
+    }
     assert counts(tmp_path) == {("PJM", "2018-12-25 02:00:00.000000"): 24}
 
 
@@ -217,8 +243,7 @@ def test_forecast_dag__forecasts_with_the_champion_once_one_is_promoted_and_fall
     client.set_registered_model_alias(name, "champion", version)
 
     result = airflow.dags_test(DAG_ID, "2018-12-25T03:00:00+00:00", extra_env=run_env(home))
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-6000:]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     issued = pd.Timestamp("2018-12-25 03:00", tz=UTC)
     np_forecast = forecasts(home).read_forecasts("NP", issued)
     assert len(np_forecast) == 24 and not np_forecast["is_fallback"].any()
@@ -227,8 +252,15 @@ def test_forecast_dag__forecasts_with_the_champion_once_one_is_promoted_and_fall
     assert (np_forecast["lower"] <= np_forecast["yhat"]).all() and (np_forecast["yhat"] <= np_forecast["upper"]).all()
     pjm = forecasts(home).read_forecasts("PJM", issued)
     assert len(pjm) == 24 and pjm["is_fallback"].all()
-    assert f"NP: Production model models:/{name}/{version}" in log
-    assert "no Production model for PJM" in log and "no Production model for NP" not in log
+    generated = airflow.xcoms(DAG_ID, "generate_forecasts")
+    assert generated["generate_forecasts[NP]"] == {
+        "region": "NP",
+        "model": name,
+        "version": str(version),
+        "is_fallback": False,
+        "reason": None,
+    }
+    assert generated["generate_forecasts[PJM]"]["reason"].startswith("no Production model for PJM")
 
 
 @pytest.mark.integration

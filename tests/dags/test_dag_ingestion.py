@@ -118,7 +118,9 @@ def test_ingestion_dag__stores_every_region_in_postgresql_refreshes_redis_and_re
     second = airflow.dags_test(DAG_ID, LOGICAL_DATE, conf={"force": True}, extra_env=env)
     assert second.returncode == 0, second.stdout[-6000:]
     assert counts_by_region_and_source(store) == counts
-    assert "stored: 0 new, 0 updated" in second.stdout + second.stderr
+    [stored] = airflow.xcoms(DAG_ID, "store_prices").values()
+    assert (stored["inserted"], stored["updated"], stored["unchanged"]) == (0, 0, sum(counts.values()))
+    assert stored["regions"] == ["BE", "FR", "NP", "PJM"]
 
 
 def test_ingestion_dag__stores_in_sqlite_and_short_circuits_when_nothing_new_can_be_published(
@@ -136,10 +138,9 @@ def test_ingestion_dag__stores_in_sqlite_and_short_circuits_when_nothing_new_can
     calls_before = sum(sandbox.stats.values())
     second = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env=env)
     assert second.returncode == 0
-    assert (
-        "publishable hours not yet stored, per region: {'NP': 0, 'PJM': 0, 'BE': 0, 'FR': 0}"
-        in second.stdout + second.stderr
-    )
+    states = airflow.task_states(DAG_ID)  # check_markets_open found nothing new: everything after it is skipped
+    assert states["check_api_health"] == states["check_markets_open"] == "success"
+    assert {t for t, state in states.items() if state != "skipped"} == {"check_api_health", "check_markets_open"}
     assert sum(sandbox.stats.values()) == calls_before  # short-circuited: no provider was called
     assert store.count_prices() == stored
 
@@ -152,7 +153,9 @@ def test_ingestion_dag__one_failing_provider_does_not_lose_the_others(airflow, s
     result = airflow.dags_test(
         DAG_ID, LOGICAL_DATE, conf={"force": True}, extra_env=run_env(tmp_path, url, sandbox.url)
     )
-    log = result.stdout + result.stderr
+    states = airflow.task_states(DAG_ID)
+    assert (states["fetch_entsoe"], states["fetch_iea"]) == ("failed", "failed")  # red, each naming its provider
+    assert {states[t] for t in ("fetch_flatpeak", "fetch_nrel", "aggregate_prices", "store_prices")} == {"success"}
 
     counts = counts_by_region_and_source(store)
     assert ("BE", "entsoe") not in counts and ("NP", "iea") not in counts
@@ -161,6 +164,7 @@ def test_ingestion_dag__one_failing_provider_does_not_lose_the_others(airflow, s
     entsoe = health[health["source"] == "entsoe"]
     assert len(entsoe) == 2 * 2 and set(entsoe["http_status"]) == {500} and set(entsoe["status"]) == {"error"}
     assert set(health.loc[health["source"] == "iea", "http_status"]) == {429}
+    log = result.stdout + result.stderr  # the failed tasks' errors say which provider and why
     assert "provider entsoe failed for this cycle" in log and "gave up after 2 attempts: HTTP 500" in log
     assert "provider iea failed for this cycle" in log and "still rate limited after 2 attempts" in log
 

@@ -1,15 +1,18 @@
 """data_quality under the real `airflow dags test`: real NP and PJM history, real champions, real Evidently.
 
-One embedded store and registry for the module, built like production would have left them on
-2018-12-03 06:00 UTC: NP and PJM retrained a week earlier (smoke budget, short window) and promoted
-by the gate, a forecast issued every morning of the week since, and a day of API calls recorded.
-The tests run in file order: first the clean week (every check passes), then the same run after a
-gap, a spike and a stale region are injected (exactly those checks are flagged and alerted).
+One embedded store and registry, built once for the module like production would have left them
+on 2018-12-03 06:00 UTC: NP and PJM retrained a week earlier (smoke budget, short window) and
+promoted by the gate, a forecast issued every morning of the week since, and a day of API calls
+recorded. Each test works on a copy of it, so any test runs alone or in any order: the clean week
+(every check passes), the same week with a gap, a spike and a stale region injected (exactly those
+checks are flagged and alerted), and a strict drift threshold (retraining is triggered only when
+``retrain_on_drift`` is on).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -66,7 +69,7 @@ def settings_of(home: Path) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
+def morning(tmp_path_factory) -> Path:
     """The store, registry and forecasts production would hold on the morning of 2018-12-03."""
     home = tmp_path_factory.mktemp("eopt")
     settings = settings_of(home)
@@ -102,6 +105,12 @@ def home(tmp_path_factory) -> Path:
     ApiHealthStore(store.engine).record(calls)
     store.engine.dispose()
     return home
+
+
+@pytest.fixture
+def home(morning, tmp_path) -> Path:
+    """The test's own EOPT_HOME: a copy of that morning (the model artifacts stay where they were logged)."""
+    return Path(shutil.copytree(morning, tmp_path / "eopt"))
 
 
 @pytest.fixture(scope="module")
@@ -152,21 +161,34 @@ def test_quality_dag__has_the_documented_schedule_and_tasks(airflow):
         "print(json.dumps({'schedule': str(dag.schedule), 'catchup': dag.catchup, 'tasks': sorted(dag.task_ids),"
         " 'upstream': {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},"
         " 'rules': {t.task_id: t.trigger_rule.value for t in dag.tasks},"
+        " 'mapped': sorted(t.task_id for t in dag.tasks if getattr(t, 'expand_input', None) is not None),"
         " 'on_failure': [getattr(c, '__name__', repr(c)) for c in (dag.default_args.get('on_failure_callback') or [])]}))\n"
     )
     shape = json.loads(airflow.run_python(script).stdout.strip().splitlines()[-1])
-    checks = [
-        "check_api_health",
+    per_region = [
         "check_completeness",
         "check_data_freshness",
         "check_drift",
         "check_model_accuracy",
         "check_price_range",
     ]
+    checks = sorted([*per_region, "check_api_health"])
     assert shape["schedule"] == "0 6 * * *" and shape["catchup"] is False
     assert shape["tasks"] == sorted(
-        [*checks, "generate_quality_report", "alert_on_critical", "drift_retraining_needed", "trigger_model_retraining"]
+        [
+            "select_regions",
+            *checks,
+            "generate_quality_report",
+            "alert_on_critical",
+            "drift_retraining_needed",
+            "trigger_model_retraining",
+        ]
     )
+    assert shape["mapped"] == per_region  # one instance per region, named by it in the grid
+    assert {t: shape["upstream"][t] for t in checks} == {
+        **{t: ["select_regions"] for t in per_region},
+        "check_api_health": [],
+    }
     assert shape["upstream"]["generate_quality_report"] == checks
     assert shape["rules"]["generate_quality_report"] == "all_done"  # a crashed check still gets a report
     assert shape["upstream"]["alert_on_critical"] == ["generate_quality_report"]
@@ -176,8 +198,15 @@ def test_quality_dag__has_the_documented_schedule_and_tasks(airflow):
 
 def test_quality_dag__on_the_clean_week_passes_every_check_and_exports_its_score(airflow, home, slack, smtp):
     result = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env=run_env(home, slack, smtp), timeout=600)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-6000:]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    states = airflow.task_states(DAG_ID)
+    # no critical drift: the short circuit skips the trigger; everything else succeeded
+    assert {k: v for k, v in states.items() if v != "success"} == {"trigger_model_retraining": "skipped"}
+    for task in ("check_data_freshness", "check_drift"):  # per region, each instance named by its region
+        assert {states[f"{task}[{region}]"] for region in REGIONS} == {"success"}
+        assert {k: [r["status"] for r in v] for k, v in airflow.xcoms(DAG_ID, task).items()} == {
+            f"{task}[{region}]": ["ok"] for region in REGIONS
+        }
     run = stored_run(home)
     assert flagged(run) == {}, [d["message"] for d in run.checks["details"] if d]
     names = {c.partition(":")[0] for c in run.checks["check_name"]}
@@ -192,9 +221,18 @@ def test_quality_dag__on_the_clean_week_passes_every_check_and_exports_its_score
         assert Path(details["report_html"]).is_file() and Path(details["report_json"]).is_file()
     report = Path(run.report_path)
     assert report.is_file() and "Health score <b>100.0</b>" in report.read_text()
-    assert "health score 100.0: 15 ok, 0 warn, 0 critical, 0 not checked" in log
+    summary = airflow.xcoms(DAG_ID, "generate_quality_report")["generate_quality_report"]["summary"]
+    assert (summary["health_score"], summary["ok"], summary["warn"], summary["critical"], summary["skipped"]) == (
+        100.0,
+        15,
+        0,
+        0,
+        0,
+    )
     assert slack.messages == [] and smtp.messages == []  # nothing critical, nothing sent
-    assert "alert via slack: nothing critical" in log
+    assert airflow.xcoms(DAG_ID, "alert_on_critical") == {
+        "alert_on_critical": {"slack": "nothing critical", "email": "nothing critical"}
+    }
 
     # the MLflow run holds the report and each region's drift reports
     settings = settings_of(home)
@@ -237,8 +275,10 @@ def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_
     engine.dispose()
 
     result = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env=run_env(home, slack, smtp), timeout=600)
-    log = result.stdout + result.stderr
-    assert result.returncode == 0, log[-6000:]
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    freshness = airflow.xcoms(DAG_ID, "check_data_freshness")
+    assert [r["status"] for r in freshness["check_data_freshness[PJM]"]] == ["critical"]
+    assert [r["status"] for r in freshness["check_data_freshness[NP]"]] == ["ok"]
     run = stored_run(home)
     assert flagged(run) == {
         "completeness:epf-history NP": "warn",
@@ -268,7 +308,7 @@ def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_
         assert "[CRITICAL] freshness PJM: newest price is 2018-11-30 06:00:00+00:00" in text
         assert "price_range NP" not in text.split("warn")[0]  # warnings are counted, not listed as critical
     assert "energy-ops@example.com" in smtp.recipients[0]
-    assert "alert via slack: sent" in log and "alert via email: sent" in log
+    assert airflow.xcoms(DAG_ID, "alert_on_critical") == {"alert_on_critical": {"slack": "sent", "email": "sent"}}
 
 
 def test_quality_dag__critical_drift_triggers_model_retraining_only_when_retrain_on_drift_is_on(
@@ -278,18 +318,22 @@ def test_quality_dag__critical_drift_triggers_model_retraining_only_when_retrain
     strict = {**run_env(home, slack, smtp), "EOPT_DRIFT_SHARE_THRESHOLD": "0.01"}
     off = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env=strict, timeout=600)
     assert off.returncode == 0, (off.stdout + off.stderr)[-6000:]
-    assert "but retrain_on_drift is off: not triggering model_retraining" in off.stdout + off.stderr
-    assert "manual" not in airflow.run("dags", "list-runs", "model_retraining").stdout  # nothing was triggered
-
-    on = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env={**strict, "EOPT_RETRAIN_ON_DRIFT": "1"}, timeout=600)
-    log = on.stdout + on.stderr
-    assert on.returncode == 0, log[-6000:]
     drifted = sorted(
         r["region"]
         for r in stored_run(home).checks.to_dict("records")
         if r["check_name"] == "drift" and r["status"] == "critical"
     )
-    assert drifted and f"critical drift in {', '.join(drifted)}: triggering model_retraining for them" in log
+    assert drifted
+    # retrain_on_drift is off: the short circuit says no and the trigger is skipped
+    states = airflow.task_states(DAG_ID)
+    assert (states["drift_retraining_needed"], states["trigger_model_retraining"]) == ("success", "skipped")
+    assert "manual" not in airflow.run("dags", "list-runs", "model_retraining").stdout  # nothing was triggered
+
+    on = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env={**strict, "EOPT_RETRAIN_ON_DRIFT": "1"}, timeout=600)
+    assert on.returncode == 0, (on.stdout + on.stderr)[-6000:]
+    assert airflow.xcoms(DAG_ID, "drift_retraining_needed") == {"drift_retraining_needed": {"regions": drifted}}
+    assert airflow.task_states(DAG_ID)["trigger_model_retraining"] == "success"
     runs = airflow.run("dags", "list-runs", "model_retraining", "--output", "json").stdout
     triggered = json.loads(next(line for line in runs.splitlines() if line.startswith("[{")))
     assert len(triggered) == 1 and triggered[0]["state"] == "queued"
+    assert airflow.run_confs("model_retraining") == [{"regions": drifted}]  # it retrains exactly those

@@ -138,7 +138,10 @@ def test_retraining_dag__registers_a_new_version_per_region_that_forecasts_24_ho
 def test_retraining_dag__stale_region_fails_the_freshness_check_naming_it(airflow, home, tmp_path):
     result = airflow.dags_test(DAG_ID, LOGICAL_DATE, conf={"regions": ["NP", "BE"]}, extra_env=run_env(home))
     assert result.returncode != 0
-    log = result.stdout + result.stderr
+    states = airflow.task_states(DAG_ID)
+    assert states["check_data_freshness"] == "failed"
+    assert {state for task, state in states.items() if task != "check_data_freshness"} <= {"upstream_failed"}
+    log = result.stdout + result.stderr  # the error names the stale region and what to check
     assert "BE: newest price is 2016-12-31 22:00:00+00:00" in log
     assert "check the ingestion DAG for this region" in log
     assert "NP: newest price" not in log  # only the stale region is blamed

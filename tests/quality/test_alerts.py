@@ -333,24 +333,24 @@ def test_task_failure_alert__a_failed_task_of_a_real_dag_run_alerts_slack_and_em
     result = airflow.dags_test("forecast_generation", "2018-12-25T02:00:00+00:00", extra_env=env)
     log = result.stdout + result.stderr
 
-    failed = {re.search(r"task failed: forecast_generation\.(\w+)\*", text).group(1): text for text in slack.messages}
-    # prepare_features fails, and so do the all_done tasks after it that have nothing to work on;
-    # check_model_ready succeeded and update_forecast_cache never ran (upstream failed): no alert
-    assert sorted(failed) == ["generate_forecasts", "prepare_features", "store_forecasts"], (
-        slack.messages,
-        log[-6000:],
-    )
-    text = failed["prepare_features"]
+    failed = {
+        re.search(r"task failed: forecast_generation\.([\w\[\]]+)\*", text).group(1): text for text in slack.messages
+    }
+    # NP's prepare_features fails (its instance named by the region); the tasks after it in NP's
+    # mapped group never ran (upstream failed) and check_model_ready succeeded: one alert
+    assert sorted(failed) == ["prepare_features[NP]"], (slack.messages, log[-6000:])
+    text = failed["prepare_features[NP]"]
     run_id = re.search(r"\nrun (manual__\S+), try 1\n", text).group(1)  # `dags test` runs are manual__<now>
-    assert "\nRuntimeError: no forecast for NP (0 other region(s) go on): NP: no prices stored" in text
-    assert f"/dags/forecast_generation/runs/{quote(run_id)}/tasks/prepare_features?try_number=1|" in text  # log URL
-    subjects = sorted(subject_and_body(message)[0] for message in smtp.messages)
-    assert subjects == sorted(
-        f"[Electricity Optimizer] task failed: forecast_generation.{task} (run {run_id}, try 1)" for task in failed
-    )  # one email per failed task, as on Slack
-    assert smtp.recipients == [[ONCALL]] * 3
+    assert "\nStaleDataError: NP: no prices stored, nothing to forecast from" in text
+    log_url = f"/dags/forecast_generation/runs/{quote(run_id)}/tasks/prepare_features/mapped/0?try_number=1|"
+    assert log_url in text
+    [(subject, _)] = [subject_and_body(message) for message in smtp.messages]
+    assert subject == (
+        f"[Electricity Optimizer] task failed: forecast_generation.prepare_features[NP] (run {run_id}, try 1)"
+    )  # the same alert by email
+    assert smtp.recipients == [[ONCALL]]
     assert (
-        f"slack: task failure alert (forecast_generation.prepare_features, run {run_id}, try 1) sent to "
+        f"slack: task failure alert (forecast_generation.prepare_features[NP], run {run_id}, try 1) sent to "
         f"http://127.0.0.1:{slack.port}"
     ) in log
     assert "alerts use the environment's settings" not in log  # task_settings() applied the Airflow variables

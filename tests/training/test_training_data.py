@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.freshness import Gap, find_gaps, freshness
+from core.freshness import Freshness, Gap, find_gaps
 from core.markets import load_market
 from core.settings import Settings
 from tests.conftest import PROJECT_ROOT
@@ -396,17 +396,17 @@ def test_freshness__problem_says_no_prices_or_how_old_the_newest_is():
     as_of = utc("2018-12-25 12:00")
     allowed = pd.Timedelta(hours=48)
 
-    none = freshness("NP", None, as_of, allowed)
+    none = Freshness("NP", None, as_of, allowed)
     assert not none.fresh and none.age is None
     assert none.problem().startswith("NP: no prices stored before 2018-12-25 12:00:00+00:00")
     assert "eopt load-history --region NP" in none.problem()
 
-    stale = freshness("NP", as_of - 60 * H, as_of, allowed)
+    stale = Freshness("NP", as_of - 60 * H, as_of, allowed)
     assert not stale.fresh and stale.age == 60 * H
     assert stale.problem() == (
         "NP: newest price is 2018-12-23 00:00:00+00:00 (60 h before 2018-12-25 12:00:00+00:00), "
         "older than the allowed 48 h; check the ingestion DAG for this region"
     )
 
-    at_limit = freshness("NP", as_of - 48 * H, as_of, allowed)
+    at_limit = Freshness("NP", as_of - 48 * H, as_of, allowed)
     assert at_limit.fresh and at_limit.problem() is None
