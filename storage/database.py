@@ -104,10 +104,10 @@ def create_store_engine(url: str, timeouts: StoreTimeouts | None = None) -> sa.E
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg2")
         url_options = parsed.query.get("options")
-        kwargs.update(
-            pool_pre_ping=True,
-            connect_args=timeouts.postgresql_connect_args(url_options if isinstance(url_options, str) else None),
-        )
+        connect_args = timeouts.postgresql_connect_args(url_options if isinstance(url_options, str) else None)
+        if parsed.get_driver_name() != "psycopg2":  # e.g. psycopg 3: the libpq budgets, not the answer deadline
+            del connect_args["connection_factory"]
+        kwargs.update(pool_pre_ping=True, connect_args=connect_args)
     engine = sa.create_engine(parsed, **kwargs)
     if engine.dialect.name == "sqlite":
         sa.event.listen(engine, "connect", _sqlite_pragmas)

@@ -6,24 +6,30 @@ transaction (releasing its locks for the rerun), and TCP keepalives and ``tcp_us
 detect a peer that vanished from the network. None of them helps when the server, or something
 between (a proxy, a load balancer, a NAT), keeps the connection open and stops answering: libpq
 then waits forever. So each call that waits for the server (a statement, ``COPY``, ``COMMIT``,
-``ROLLBACK``) arms a timer; when no answer has come ``ANSWER_GRACE_S`` after the statement
-timeout (by when a healthy server has cancelled the statement and said so), the timer shuts the
-connection's socket down, libpq's wait ends, and the call raises ``NoAnswer``: an
-``OperationalError`` naming the server (host, port, database; never the password) and the
-setting.
+``ROLLBACK``) arms an alarm on the process's one ``Watchdog`` thread; when no answer has come
+``ANSWER_GRACE_S`` after the statement timeout (by when a healthy server has cancelled the
+statement and said so), the alarm shuts the connection's socket down, libpq's wait ends, and the
+call raises ``NoAnswer``: an ``OperationalError`` naming the server (host, port, database; never
+the password) and the setting.
 """
 
 from __future__ import annotations
 
 import contextlib
+import heapq
+import itertools
+import logging
 import os
 import socket
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+
+log = logging.getLogger(__name__)
 
 ANSWER_GRACE_S = 1.0
 STATEMENT_TIMEOUT_SETTING = "EOPT_DATABASE_STATEMENT_TIMEOUT_S"
@@ -31,6 +37,69 @@ STATEMENT_TIMEOUT_SETTING = "EOPT_DATABASE_STATEMENT_TIMEOUT_S"
 
 class NoAnswer(psycopg2.OperationalError):
     """The server did not answer within the deadline; the connection was shut down."""
+
+
+class _Alarm:
+    __slots__ = ("action", "cancelled")
+
+    def __init__(self, action: Callable[[], None]) -> None:
+        self.action = action
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Watchdog:
+    """One daemon thread for every deadline of the process: arming one is a heap push, not a thread
+    start (a statement pays microseconds for its deadline). Cancelled alarms are dropped when due."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every alarm and the thread (a forked child has neither, and maybe the lock held)."""
+        self._condition = threading.Condition()
+        self._alarms: list[tuple[float, int, _Alarm]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def arm(self, seconds: float, action: Callable[[], None]) -> _Alarm:
+        """Run ``action`` (on the watchdog's thread) after ``seconds`` unless cancelled first."""
+        alarm = _Alarm(action)
+        with self._condition:
+            heapq.heappush(self._alarms, (time.monotonic() + seconds, next(self._order), alarm))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="store-answer-deadlines", daemon=True)
+                self._thread.start()
+            if self._alarms[0][2] is alarm:  # due before the one the thread sleeps for: wake it
+                self._condition.notify()
+        return alarm
+
+    def _next_due(self) -> _Alarm:
+        with self._condition:
+            while True:
+                while self._alarms and self._alarms[0][2].cancelled:
+                    heapq.heappop(self._alarms)
+                if not self._alarms:
+                    self._condition.wait()
+                    continue
+                wait = self._alarms[0][0] - time.monotonic()
+                if wait <= 0:
+                    return heapq.heappop(self._alarms)[2]
+                self._condition.wait(wait)
+
+    def _run(self) -> None:
+        while True:
+            alarm = self._next_due()
+            try:
+                alarm.action()
+            except Exception:  # a failed cut must not stop the deadlines of other connections
+                log.exception("a store answer deadline could not cut its connection")
+
+
+WATCHDOG = Watchdog()
+os.register_at_fork(after_in_child=WATCHDOG.reset)  # e.g. an Airflow task process forked from its supervisor
 
 
 def _verb(statement: Any) -> str:
@@ -72,9 +141,7 @@ class DeadlineConnection(psycopg2.extensions.connection):
                 with socket.socket(fileno=os.dup(descriptor)) as connection_socket, contextlib.suppress(OSError):
                     connection_socket.shutdown(socket.SHUT_RDWR)
 
-        timer = threading.Timer(self.answer_deadline_s, cut)
-        timer.daemon = True
-        timer.start()
+        alarm = WATCHDOG.arm(self.answer_deadline_s, cut)
         try:
             yield
         except psycopg2.Error as exc:
@@ -89,7 +156,7 @@ class DeadlineConnection(psycopg2.extensions.connection):
         finally:
             with self._cut_lock:
                 state["armed"] = False
-            timer.cancel()
+            alarm.cancel()
 
     def commit(self) -> None:
         with self.answer_within_deadline("COMMIT"):

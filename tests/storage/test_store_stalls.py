@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from core.settings import Settings
 from pipelines.electricity_price_ingestion import store_prices
 from storage.database import StorageError, StoreTimeouts, create_store_engine, upgrade
+from storage.forecasts import ForecastStore
 from storage.postgres_connection import ANSWER_GRACE_S
 from storage.prices import PriceStore
 from tests.postgres_proxy import PostgresProxy, simple_query
@@ -204,6 +205,38 @@ def test_a_lost_answer_to_commit_says_the_outcome_is_unknown_not_that_nothing_wa
     result, _ = rerun(database_url, validated_path)
     assert (result["inserted"], result["updated"], result["unchanged"]) == (0, 0, ROWS)
     assert stored(database_url) == before  # exactly once, values untouched
+
+
+def test_a_lost_answer_to_commit_of_a_forecast_is_an_unknown_outcome_too(database_url):
+    issued = pd.Timestamp("2024-03-02 00:00", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "region": "NP",
+            "issued_at": issued,
+            "target_ts": pd.date_range(issued, periods=24, freq="h"),
+            "model_name": "electricity-price-NP",
+            "model_version": "3",
+            "yhat": [50.0 + h for h in range(24)],
+            "lower": [45.0 + h for h in range(24)],
+            "upper": [55.0 + h for h in range(24)],
+            "is_fallback": False,
+        }
+    )
+    with PostgresProxy() as proxy:
+        forecasts = ForecastStore(create_store_engine(proxy.url(database_url), TIMEOUTS))
+        proxy.drop_after(COMMIT)
+        with pytest.raises(StorageError) as caught:
+            forecasts.upsert_forecasts(frame)
+        assert proxy.server_finished.wait(5)
+    message = str(caught.value)
+    assert message.startswith("forecast upsert of 24 rows into postgresql+psycopg2://postgres:***@127.0.0.1:")
+    assert "the outcome is unknown" in message and "nothing was written" not in message
+    names_the_store_not_the_password(message, proxy, database_url)
+    direct = ForecastStore(create_store_engine(database_url, PATIENT))
+    result = direct.upsert_forecasts(frame)
+    assert (result.inserted, result.updated, result.unchanged) == (0, 0, 24)
+    assert direct.count_forecasts() == 24
+    direct.engine.dispose()
 
 
 def test_sqlite_takes_the_same_call_and_ignores_the_postgresql_budgets(tmp_path, validated_path):
