@@ -82,8 +82,8 @@ def test_migration__rows_quarantined_before_start_with_no_repeat(store_url):
             ),
             {"at": quarantined_at if engine.dialect.name == "postgresql" else "2026-11-30 12:00:00.000000"},
         )
-    assert upgrade(engine) == "0003"
-    assert upgrade(engine) == "0003"  # a rerun of the upgrade is a no-op
+    assert upgrade(engine, "0003") == "0003"
+    assert upgrade(engine, "0003") == "0003"  # a rerun of the upgrade is a no-op
     with engine.connect() as conn:
         row = conn.execute(sa.select(price_quarantine.c.repeat_count, price_quarantine.c.last_seen_at)).one()
     assert row.repeat_count == 0 and row.last_seen_at == quarantined_at
