@@ -95,7 +95,8 @@ price_quarantine = sa.Table(
     sa.Column("reason", sa.Text(), nullable=False),
     sa.Column("payload_ref", sa.Text(), nullable=True),
     sa.Column("quarantined_at", UTCDateTime(), nullable=False),  # the first time
-    sa.Column("repeat_count", sa.Integer(), nullable=False, server_default="0"),  # times quarantined again
+    # times quarantined again after the first (a task rerun that meets it again counts too)
+    sa.Column("repeat_count", sa.Integer(), nullable=False, server_default="0"),
     sa.Column("last_seen_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("fingerprint"),
 )
