@@ -9,13 +9,14 @@ forecast ``yhat`` and its interval ``lower``/``upper``, and each member's foreca
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 TIME_COLUMNS = ("origin", "target_ts")
 
 
 class ModelInputError(ValueError):
-    """A request the model cannot answer: missing, extra or non-numeric columns, bad timestamps."""
+    """A request the model cannot answer: missing, extra, non-numeric or infinite columns, bad timestamps."""
 
 
 def to_model_input(frame: pd.DataFrame, feature_columns: list[str]) -> pd.DataFrame:
@@ -55,6 +56,12 @@ def from_model_input(request: pd.DataFrame, feature_columns: list[str]) -> pd.Da
         not_numbers = values.isna() & request[column].notna()
         if not_numbers.any():
             raise ModelInputError(f"column {column!r}: {request.loc[not_numbers, column].iloc[0]!r} is not a number")
+        infinite = np.isinf(values.to_numpy(dtype="float64"))
+        if infinite.any():
+            raise ModelInputError(
+                f"column {column!r}: {values[infinite].iloc[0]} in {int(infinite.sum())} row(s) is not a finite "
+                "number; send a finite value, or null where the value is unknown"
+            )
         frame[column] = values.astype("float64")
     return frame
 

@@ -326,6 +326,45 @@ class Stores(_Group):
     upsert_batch_rows: int = setting(
         "EOPT_UPSERT_BATCH_ROWS", 8760, "rows per upsert transaction in history loads (a year of hours)", parse="int"
     )
+    database_connect_timeout_s: int = setting(
+        "EOPT_DATABASE_CONNECT_TIMEOUT_S",
+        10,
+        "PostgreSQL store: seconds to open a connection, login included (libpq waits at least 2)",
+        parse="int",
+    )
+    database_statement_timeout_s: float = setting(
+        "EOPT_DATABASE_STATEMENT_TIMEOUT_S",
+        60.0,
+        "PostgreSQL store: seconds a statement may run (the server's `statement_timeout`); a connection that has "
+        "not answered 1 s later is dropped by the client, so a stalled server or network fails the step instead of "
+        "hanging it (`eopt db upgrade` of a large existing table may need more)",
+        parse="float",
+        low=0.1,
+    )
+    database_idle_in_transaction_timeout_s: float = setting(
+        "EOPT_DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_S",
+        60.0,
+        "PostgreSQL store: the server ends a session left idle this long inside a transaction "
+        "(`idle_in_transaction_session_timeout`), so the locks of a client that vanished do not block the rerun",
+        parse="float",
+        low=0.1,
+    )
+    database_keepalive_idle_s: int = setting(
+        "EOPT_DATABASE_KEEPALIVE_IDLE_S",
+        30,
+        "PostgreSQL store: seconds of silence on a connection before TCP keepalive probes start",
+        parse="int",
+    )
+    database_keepalive_interval_s: int = setting(
+        "EOPT_DATABASE_KEEPALIVE_INTERVAL_S", 10, "PostgreSQL store: seconds between TCP keepalive probes", parse="int"
+    )
+    database_keepalive_count: int = setting(
+        "EOPT_DATABASE_KEEPALIVE_COUNT",
+        3,
+        "PostgreSQL store: unanswered keepalive probes after which the connection is dead; idle + interval x count "
+        "also bounds how long sent data may stay unacknowledged (`tcp_user_timeout`)",
+        parse="int",
+    )
 
     @model_validator(mode="after")
     def _derived(self) -> Stores:

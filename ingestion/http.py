@@ -15,7 +15,6 @@ function, and for every HTTP attempt it records one ``ApiCall`` (the ``api_healt
 from __future__ import annotations
 
 import email.utils
-import hashlib
 import logging
 import random
 import re
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+
+from storage.payload_archive import archive_payload
 
 log = logging.getLogger(__name__)
 
@@ -211,14 +212,8 @@ class HttpTransport:
                 log.warning("could not record API health for %s: %s", self.config.source, exc)
 
     def archive(self, body: bytes, endpoint: str) -> str:
-        folder = self.archive_dir / self.config.source
-        folder.mkdir(parents=True, exist_ok=True)
-        digest = hashlib.sha256(body).hexdigest()[:12]
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        path = folder / f"{stamp}-{digest}.raw"
-        path.write_bytes(body)
-        (folder / f"{stamp}-{digest}.meta").write_text(f"endpoint: {endpoint}\n")
-        return str(path)
+        """One file per distinct body (named by its SHA-256): a repeated payload adds no file."""
+        return archive_payload(self.archive_dir, self.config.source, body, endpoint)
 
     # -- the one request path -------------------------------------------------------------
     def fetch(

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from storage.database import StorageError, require_current_schema, safe_url
+from storage.database import require_current_schema, safe_url, store_transaction
 from storage.prices import BatchRejected, _check_utc, _require_columns, _require_unique
 from storage.schema import forecasts
 from storage.upsert import UpsertResult, upsert_frame
@@ -77,15 +77,8 @@ class ForecastStore:
     def upsert_forecasts(self, frame: pd.DataFrame) -> UpsertResult:
         """Write a batch in one transaction; a row already stored with the same values is left alone."""
         rows = normalize_forecasts(frame)
-        try:
-            with self.engine.begin() as conn:
-                return upsert_frame(conn, forecasts, rows, FORECAST_KEY, FORECAST_VALUES)
-        except (sa.exc.DBAPIError, self.engine.dialect.loaded_dbapi.Error) as exc:
-            cause = getattr(exc, "orig", None) or exc
-            reason = str(cause).strip().splitlines()[0]
-            raise StorageError(
-                f"forecast upsert into {safe_url(self.engine.url)} failed and was rolled back, nothing was written: {reason}"
-            ) from exc
+        with store_transaction(self.engine, f"forecast upsert of {len(rows)} rows") as conn:
+            return upsert_frame(conn, forecasts, rows, FORECAST_KEY, FORECAST_VALUES)
 
     def latest_issue(self, region: str) -> pd.Timestamp | None:
         """When the region's newest stored forecast was issued (None when it has none)."""

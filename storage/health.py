@@ -10,6 +10,8 @@ from typing import Protocol
 
 import pandas as pd
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.schema import api_health, price_quarantine
 
@@ -76,57 +78,82 @@ class QuarantinedRow:
     payload_ref: str | None = None
 
     def fingerprint(self) -> str:
+        """What makes two quarantined rows the same one. An archived payload is named by its content
+        (``storage.payload_archive``), so the same payload from the same source and region is the
+        same row whatever the parser said about it this time."""
         ts = self.ts.isoformat() if self.ts is not None else ""
-        key = "\x1f".join(
-            [self.source, self.region or "", ts, self.reason, self.raw_value or "", self.payload_ref or ""]
-        )
-        return hashlib.sha256(key.encode()).hexdigest()
+        if self.payload_ref:
+            parts = ["payload", self.source, self.region or "", ts, self.payload_ref]
+        else:
+            parts = [self.source, self.region or "", ts, self.reason, self.raw_value or "", ""]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+QUARANTINE_COLUMNS = (
+    "source",
+    "region",
+    "ts",
+    "raw_value",
+    "reason",
+    "payload_ref",
+    "quarantined_at",
+    "repeat_count",
+    "last_seen_at",
+)
 
 
 class QuarantineStore:
-    """Rejected rows with their reason; quarantining the same row twice is a no-op."""
+    """Rejected rows and payloads with their reason; the same one quarantined again adds no row but
+    counts a repeat (``repeat_count``, ``last_seen_at``)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
     def add(self, rows: Iterable[QuarantinedRow]) -> int:
-        """Insert rows not already quarantined; returns how many were new."""
+        """Quarantine rows: new ones are inserted, known ones count a repeat; returns how many were new.
+
+        One statement per call (``INSERT ... ON CONFLICT (fingerprint) DO UPDATE``), so two
+        processes quarantining the same row at once both count and neither fails.
+        """
         now = datetime.now(UTC)
         records = {r.fingerprint(): r for r in rows}
         if not records:
             return 0
         t = price_quarantine
+        values = [
+            {
+                "fingerprint": fp,
+                "region": r.region,
+                "source": r.source,
+                "ts": r.ts,
+                "raw_value": r.raw_value,
+                "reason": r.reason,
+                "payload_ref": r.payload_ref,
+                "quarantined_at": now,
+                "repeat_count": 0,
+                "last_seen_at": now,
+            }
+            for fp, r in records.items()
+        ]
+        insert = sqlite_insert(t) if self.engine.dialect.name == "sqlite" else postgresql_insert(t)
+        upsert = insert.on_conflict_do_update(
+            index_elements=[t.c.fingerprint],
+            set_={"repeat_count": t.c.repeat_count + 1, "last_seen_at": insert.excluded.last_seen_at},
+        )
         with self.engine.begin() as conn:
             existing = set(conn.execute(sa.select(t.c.fingerprint).where(t.c.fingerprint.in_(list(records)))).scalars())
-            new = [
-                {
-                    "fingerprint": fp,
-                    "region": r.region,
-                    "source": r.source,
-                    "ts": r.ts,
-                    "raw_value": r.raw_value,
-                    "reason": r.reason,
-                    "payload_ref": r.payload_ref,
-                    "quarantined_at": now,
-                }
-                for fp, r in records.items()
-                if fp not in existing
-            ]
-            if new:
-                conn.execute(t.insert(), new)
-        return len(new)
+            conn.execute(upsert, values)
+        return len(records) - len(existing)
 
     def read(self, source: str | None = None) -> pd.DataFrame:
         t = price_quarantine
-        query = sa.select(
-            t.c.source, t.c.region, t.c.ts, t.c.raw_value, t.c.reason, t.c.payload_ref, t.c.quarantined_at
-        ).order_by(t.c.id)
+        query = sa.select(*(t.c[name] for name in QUARANTINE_COLUMNS)).order_by(t.c.id)
         if source is not None:
             query = query.where(t.c.source == source)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        frame = pd.DataFrame(
-            rows, columns=["source", "region", "ts", "raw_value", "reason", "payload_ref", "quarantined_at"]
-        )
-        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        frame = pd.DataFrame(rows, columns=list(QUARANTINE_COLUMNS))
+        for column in ("ts", "quarantined_at", "last_seen_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True)
+        frame["repeat_count"] = frame["repeat_count"].astype("int64")
         return frame

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from storage.database import StorageError, require_current_schema, safe_url
+from storage.database import StorageError, require_current_schema, safe_url, store_transaction
 from storage.schema import electricity_prices, market_exogenous
 from storage.upsert import EMPTY, UpsertResult, upsert_frame
 
@@ -140,31 +140,28 @@ class PriceStore:
         now = datetime.now(UTC)
         price_rows = _stamp(normalize_prices(prices), now) if prices is not None and len(prices) else None
         exog_rows = _stamp(normalize_exogenous(exogenous), now) if exogenous is not None and len(exogenous) else None
-        try:
-            with self.engine.begin() as conn:
-                price_result = (
-                    upsert_frame(
-                        conn,
-                        electricity_prices,
-                        price_rows,
-                        ("region", "source", "ts"),
-                        ("price", "currency", "unit", "resolution"),
-                    )
-                    if price_rows is not None
-                    else EMPTY
+        rows = [
+            f"{len(frame)} {kind} rows"
+            for frame, kind in ((price_rows, "price"), (exog_rows, "exogenous"))
+            if frame is not None
+        ]
+        with store_transaction(self.engine, f"batch upsert of {' and '.join(rows) or 'no rows'}") as conn:
+            price_result = (
+                upsert_frame(
+                    conn,
+                    electricity_prices,
+                    price_rows,
+                    ("region", "source", "ts"),
+                    ("price", "currency", "unit", "resolution"),
                 )
-                exog_result = (
-                    upsert_frame(conn, market_exogenous, exog_rows, ("region", "source", "ts", "variable"), ("value",))
-                    if exog_rows is not None
-                    else EMPTY
-                )
-        except (sa.exc.DBAPIError, self.engine.dialect.loaded_dbapi.Error) as exc:
-            # Raw COPY/executemany raise the driver's own errors; statements raise SQLAlchemy's.
-            cause = getattr(exc, "orig", None) or exc
-            reason = str(cause).strip().splitlines()[0]
-            raise StorageError(
-                f"batch upsert into {safe_url(self.engine.url)} failed and was rolled back, nothing was written: {reason}"
-            ) from exc
+                if price_rows is not None
+                else EMPTY
+            )
+            exog_result = (
+                upsert_frame(conn, market_exogenous, exog_rows, ("region", "source", "ts", "variable"), ("value",))
+                if exog_rows is not None
+                else EMPTY
+            )
         return HistoryWriteResult(price_result, exog_result)
 
     # -- reads ----------------------------------------------------------------------------

@@ -85,7 +85,8 @@ price_quarantine = sa.Table(
     "price_quarantine",
     metadata,
     sa.Column("id", Id, primary_key=True, autoincrement=True),
-    # sha256 of (source, region, ts, reason, raw value): quarantining the same row twice is a no-op.
+    # sha256 of (source, region, ts, reason, raw value), or of (source, region, ts, archived payload)
+    # for a payload: quarantining the same row again adds no row, it counts a repeat.
     sa.Column("fingerprint", sa.String(64), nullable=False),
     sa.Column("region", sa.String(16), nullable=True),
     sa.Column("source", sa.String(32), nullable=False),
@@ -93,7 +94,10 @@ price_quarantine = sa.Table(
     sa.Column("raw_value", sa.Text(), nullable=True),
     sa.Column("reason", sa.Text(), nullable=False),
     sa.Column("payload_ref", sa.Text(), nullable=True),
-    sa.Column("quarantined_at", UTCDateTime(), nullable=False),
+    sa.Column("quarantined_at", UTCDateTime(), nullable=False),  # the first time
+    # times quarantined again after the first (a task rerun that meets it again counts too)
+    sa.Column("repeat_count", sa.Integer(), nullable=False, server_default="0"),
+    sa.Column("last_seen_at", UTCDateTime(), nullable=False),
     sa.UniqueConstraint("fingerprint"),
 )
 

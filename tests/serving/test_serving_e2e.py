@@ -9,6 +9,7 @@ origin, built by ``training.features.inference_frame`` and ``core.model_input.to
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -246,9 +247,19 @@ def _missing_feature(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=["lag_24h"])
 
 
+def _unexpected_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.assign(price_eur_kwh=0.05, lag_25h=1.0)
+
+
 def _non_numeric_feature(frame: pd.DataFrame) -> pd.DataFrame:
     bad = frame.astype({"lag_24h": object})
     bad.loc[3, "lag_24h"] = "abc"
+    return bad
+
+
+def _infinite_feature(frame: pd.DataFrame) -> pd.DataFrame:
+    bad = frame.copy()
+    bad.loc[[2, 5], "lag_168h"] = np.inf  # JSON ``Infinity``, as Python's json writes it
     return bad
 
 
@@ -265,19 +276,34 @@ def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (_missing_feature, "Model is missing inputs ['lag_24h']"),
-        (_non_numeric_feature, "Failed to convert column lag_24h to type 'float64'"),
+        (_missing_feature, "NP: missing column(s) lag_24h; build the rows with training.features.inference_frame"),
+        (_unexpected_columns, "NP: unexpected column(s) price_eur_kwh, lag_25h; build the rows with"),
+        (_non_numeric_feature, "NP: column 'lag_24h': 'abc' is not a number"),
+        (_infinite_feature, "NP: column 'lag_168h': inf in 2 row(s) is not a finite number"),
         (_bad_timestamp, "NP: column 'origin': 'yesterday' is not an ISO-8601 timestamp (e.g. 2018-12-24T23:00:00Z)"),
         (_no_rows, "NP: the request has no rows"),
     ],
-    ids=["missing feature column", "non-numeric feature", "bad timestamp", "no rows"],
+    ids=[
+        "missing feature column",
+        "unexpected columns",
+        "non-numeric feature",
+        "infinite feature",
+        "bad timestamp",
+        "no rows",
+    ],
 )
-def test_serving__a_malformed_request_gets_400_saying_what_is_wrong(champion_server, promoted, make, message):
-    response = champion_server.invoke(split(make(request_frame(promoted))))
+def test_serving__a_malformed_request_gets_400_saying_what_is_wrong_and_nothing_else(
+    champion_server, promoted, make, message
+):
+    # the standard library's JSON, as a Python client writes it (infinity as ``Infinity``)
+    response = champion_server.invoke(json.dumps(split(make(request_frame(promoted)))))
     assert response.status_code == 400, response.text[:2000]
     body = response.json()
-    assert body["error_code"] in ("INVALID_PARAMETER_VALUE", "BAD_REQUEST")
+    assert body["error_code"] == "INVALID_PARAMETER_VALUE"
     assert message in body["message"]
+    # the message only: no stack trace of the server, in its own key or in the text
+    assert "stack_trace" not in body
+    assert "Traceback" not in response.text and ".py" not in response.text
 
 
 def test_serving__a_body_without_a_known_input_key_gets_400(champion_server):
@@ -286,19 +312,18 @@ def test_serving__a_body_without_a_known_input_key_gets_400(champion_server):
     assert "dataframe_split" in response.json()["message"]
 
 
-def test_serving__an_extra_column_is_dropped_by_the_signature_and_does_not_change_the_forecast(
-    champion_server, promoted
-):
-    # MLflow's schema enforcement ignores inputs the signature does not name (with a warning in
-    # the server log) before the model sees the request; the product's own extra-column check
-    # (core.model_input) therefore only applies to in-process callers.
+def test_serving__an_unexpected_column_is_refused_by_the_model_not_dropped_by_mlflow(champion_server, promoted):
+    # MLflow's schema enforcement would drop a column the signature does not name and answer 200;
+    # the signature declares the response only, so the model sees the request as sent.
     frame = request_frame(promoted)
-    with_extra = predictions(champion_server.invoke(split(frame.assign(price_eur_kwh=0.05))))
-    pd.testing.assert_frame_equal(with_extra, predictions(champion_server.invoke(split(frame))))
-    assert (
-        "Found extra inputs in the model input that are not defined in the model signature: `['price_eur_kwh']`"
-        in champion_server.log.read_text()
-    )
+    response = champion_server.invoke({"dataframe_records": frame.assign(price_eur_kwh=0.05).to_dict(orient="records")})
+    assert response.status_code == 400
+    assert "NP: unexpected column(s) price_eur_kwh" in response.json()["message"]
+    assert "Found extra inputs" not in champion_server.log.read_text()
+    tracking.configure(promoted.settings)
+    model = mlflow.models.get_model_info(f"models:/{MODEL_NAME}@champion")
+    assert model.signature.inputs is None and model.signature.outputs is not None
+    assert model.metadata["request_columns"] == frame.columns.tolist()
 
 
 def test_serving__the_server_process_group_is_gone_after_teardown(promoted, tmp_path):
