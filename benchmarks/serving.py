@@ -83,12 +83,12 @@ def prepare(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
     from pipelines.model_retraining import retrain_region
     from registry.models import champion
     from registry.promotion import gate_candidate, promote_version
-    from storage.database import StoreTimeouts, create_store_engine, upgrade
+    from storage.database import store_engine, upgrade
     from storage.prices import PriceStore
     from storage.promotions import PromotionStore
     from training.tracking import configure
 
-    engine = create_store_engine(settings.stores.database_url, StoreTimeouts.from_settings(settings.stores))
+    engine = store_engine(settings.stores)
     upgrade(engine)
     store, promotions = PriceStore(engine), PromotionStore(engine)
     client = configure(settings)
@@ -141,11 +141,11 @@ def prepare(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
 
 def request_frame(settings: Settings, region: str, origin: pd.Timestamp) -> pd.DataFrame:
     from core.model_input import to_model_input
-    from storage.database import StoreTimeouts, create_store_engine
+    from storage.database import store_engine
     from storage.prices import PriceStore
     from training.features import LOOKBACK_HOURS, feature_columns, inference_frame
 
-    store = PriceStore(create_store_engine(settings.stores.database_url, StoreTimeouts.from_settings(settings.stores)))
+    store = PriceStore(store_engine(settings.stores))
     canonical = store.read_canonical(region, origin - pd.Timedelta(hours=LOOKBACK_HOURS + 48), origin)
     prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
     exogenous = store.read_exogenous(
@@ -352,9 +352,9 @@ def dag_run(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
 def _stored_forecasts(settings: Settings, run_date: pd.Timestamp) -> dict:
     import sqlalchemy as sa
 
-    from storage.database import StoreTimeouts, create_store_engine
+    from storage.database import store_engine
 
-    engine = create_store_engine(settings.stores.database_url, StoreTimeouts.from_settings(settings.stores))
+    engine = store_engine(settings.stores)
     with engine.connect() as conn:
         rows = conn.execute(
             sa.text(

@@ -38,11 +38,11 @@ def run_step(step: str, region: str) -> dict:
     """Child process: one step of one region's retraining; prints its figures as JSON."""
     from core.settings import Settings
     from pipelines.model_retraining import Retraining
-    from storage.database import StoreTimeouts, create_store_engine
+    from storage.database import store_engine
     from storage.prices import PriceStore
 
     settings = Settings.from_env()
-    store = PriceStore(create_store_engine(settings.stores.database_url, StoreTimeouts.from_settings(settings.stores)))
+    store = PriceStore(store_engine(settings.stores))
     as_of = store.latest_ts(region) + pd.Timedelta(hours=1)
     job = Retraining.open(settings, region, as_of)
     started = time.perf_counter()

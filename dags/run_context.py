@@ -45,10 +45,10 @@ def run_folder(base: Path) -> Path:
 
 
 def price_store(settings: Settings):
-    from storage.database import create_store_engine
+    from storage.database import store_engine
     from storage.prices import PriceStore
 
-    return PriceStore(create_store_engine(settings.stores.database_url))
+    return PriceStore(store_engine(settings.stores))
 
 
 def price_cache(settings: Settings):

@@ -18,7 +18,7 @@ from core.runs import run_folder
 from core.settings import Settings, SettingsError
 from core.timestamps import utc
 from storage.cache import PriceCache, refresh_latest_prices
-from storage.database import StorageError, StoreTimeouts, create_store_engine, safe_url, upgrade
+from storage.database import StorageError, safe_url, store_engine, upgrade
 from storage.prices import PriceStore
 from storage.timescale import timescale_status
 from storage.upsert import EMPTY
@@ -31,9 +31,7 @@ class Context:
     settings: Settings
 
     def store(self) -> PriceStore:
-        return PriceStore(
-            create_store_engine(self.settings.stores.database_url, StoreTimeouts.from_settings(self.settings.stores))
-        )
+        return PriceStore(store_engine(self.settings.stores))
 
     def cache(self) -> PriceCache:
         return PriceCache.from_settings(self.settings)
@@ -106,7 +104,7 @@ def db() -> None:
 @click.pass_obj
 def db_upgrade(obj: Context) -> None:
     """Create or migrate the store's tables to the current schema (idempotent)."""
-    engine = create_store_engine(obj.settings.stores.database_url, StoreTimeouts.from_settings(obj.settings.stores))
+    engine = store_engine(obj.settings.stores)
     revision = upgrade(engine)
     with engine.connect() as conn:
         status = timescale_status(conn)

@@ -74,13 +74,13 @@ def run_dag(settings: Settings, dag_id: str, logical_date: str, conf: dict, echo
 
 def region_summary(settings: Settings, region: str, forecast_issue: str) -> dict[str, Any]:
     from registry.models import champion, registered_model_name
-    from storage.database import StoreTimeouts, create_store_engine
+    from storage.database import store_engine
     from storage.forecasts import ForecastStore
     from storage.promotions import PromotionStore
     from storage.quality import QualityReportStore
     from training.tracking import configure
 
-    engine = create_store_engine(settings.stores.database_url, StoreTimeouts.from_settings(settings.stores))
+    engine = store_engine(settings.stores)
     client = configure(settings)
     name = registered_model_name(region)
     versions = (

@@ -79,6 +79,11 @@ class StoreTimeouts:
         }
 
 
+def store_engine(stores: Stores) -> sa.Engine:
+    """The engine of the configured store (``EOPT_DATABASE_URL``) with its configured PostgreSQL budgets."""
+    return create_store_engine(stores.database_url, StoreTimeouts.from_settings(stores))
+
+
 def create_store_engine(url: str, timeouts: StoreTimeouts | None = None) -> sa.Engine:
     """An engine for the store; raises ``StorageError`` if the database cannot be reached.
 
