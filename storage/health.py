@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
 import pandas as pd
 import sqlalchemy as sa
 
+from core.redaction import redact
 from storage.schema import api_health, price_quarantine
 
 
@@ -26,6 +27,8 @@ class ApiCallRecord(Protocol):
 
 
 class ApiHealthStore:
+    """One row per call to a provider; registered credentials are masked in what is stored."""
+
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
@@ -33,12 +36,12 @@ class ApiHealthStore:
         rows = [
             {
                 "source": c.source,
-                "endpoint": c.endpoint[:500],
+                "endpoint": redact(c.endpoint)[:500],
                 "status": c.status,
                 "http_status": c.http_status,
                 "latency_ms": c.latency_ms,
                 "records": c.records,
-                "error": (c.error or None) and c.error[:2000],
+                "error": (c.error or None) and redact(c.error)[:2000],
                 "called_at": c.called_at,
             }
             for c in calls
@@ -84,7 +87,8 @@ class QuarantinedRow:
 
 
 class QuarantineStore:
-    """Rejected rows with their reason; quarantining the same row twice is a no-op."""
+    """Rejected rows with their reason; quarantining the same row twice is a no-op. Registered
+    credentials are masked in the reason and the raw value."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -92,7 +96,11 @@ class QuarantineStore:
     def add(self, rows: Iterable[QuarantinedRow]) -> int:
         """Insert rows not already quarantined; returns how many were new."""
         now = datetime.now(UTC)
-        records = {r.fingerprint(): r for r in rows}
+        masked = (
+            replace(r, reason=redact(r.reason), raw_value=None if r.raw_value is None else redact(r.raw_value))
+            for r in rows
+        )
+        records = {r.fingerprint(): r for r in masked}
         if not records:
             return 0
         t = price_quarantine

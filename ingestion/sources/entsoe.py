@@ -40,7 +40,7 @@ import requests
 
 from core.markets import MARKETS
 from ingestion.http import AuthError, NoData, PayloadError
-from ingestion.sources import SOURCE_COLUMNS, ProviderClient, empty_prices, utc_bound
+from ingestion.sources import SOURCE_COLUMNS, ProviderClient, check_window, empty_prices, utc_bound
 
 log = logging.getLogger(__name__)
 
@@ -399,11 +399,16 @@ class Client(ProviderClient):
                 f"connection '{self.config.connection_id}' (or EOPT_ENTSOE_TOKEN)",
             )
 
-        def parse(response: requests.Response) -> pd.DataFrame:
-            return parse_a44(response.content, region, eic)
-
         frames = []
         for window_start, window_end in windows:
+
+            def parse(
+                response: requests.Response, lo: pd.Timestamp = window_start, hi: pd.Timestamp = window_end
+            ) -> pd.DataFrame:
+                rows = parse_a44(response.content, region, eic)
+                check_window(rows["ts"], lo, hi, SOURCE, f"region {region}")
+                return rows
+
             params = {
                 "securityToken": token,
                 "documentType": DOCUMENT_TYPE,

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -30,7 +29,16 @@ import pandas as pd
 import requests
 
 from ingestion.http import NoData, PayloadError
-from ingestion.sources import SOURCE_COLUMNS, ProviderClient, decode_json, empty_prices, utc_bound
+from ingestion.sources import (
+    SOURCE_COLUMNS,
+    ProviderClient,
+    check_window,
+    decode_json,
+    empty_prices,
+    finite_number,
+    quoted,
+    utc_bound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,11 +81,11 @@ def parse_timeseries(body: bytes | str | list[Any], iso3: str) -> pd.DataFrame:
             raise PayloadError(SOURCE, f"{where} is {shown}, expected keys ISO3, Date, Value; {CHANGED}")
         if row["ISO3"] != iso3:
             raise PayloadError(SOURCE, f"{where} is for ISO3 {row['ISO3']!r}, not {iso3!r}; {CHANGED}")
-        value = row["Value"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise PayloadError(SOURCE, f"{where}: Value {value!r} is not a number; {CHANGED}")
+        value = finite_number(row["Value"])
+        if value is None:
+            raise PayloadError(SOURCE, f"{where}: Value {quoted(row['Value'])} is not a number; {CHANGED}")
         stamps.append(_instant(row["Date"], where))
-        values.append(float(value))
+        values.append(value)
     frame = pd.DataFrame({"ts": pd.DatetimeIndex(stamps).as_unit("us"), "price": values})
     frame = frame.sort_values("ts", kind="stable")
     clashes = frame.groupby("ts")["price"].nunique()
@@ -145,7 +153,9 @@ class Client(ProviderClient):
         def parse(response: requests.Response) -> pd.DataFrame:
             if response.status_code != 200:
                 raise PayloadError(SOURCE, f"{iso3}: HTTP {response.status_code}: {_message(response)}")
-            return parse_timeseries(response.content, iso3)
+            rows = parse_timeseries(response.content, iso3)
+            check_window(rows["ts"], start, end, SOURCE, iso3)
+            return rows
 
         return self.transport.fetch(
             "GET",
