@@ -59,11 +59,13 @@ DAYS_PER_REQUEST = 31  # the backend's range limit is unknown; keep each answer 
 CHANGED = "the undocumented IEA backend changed shape; update ingestion/sources/iea.py"
 
 
-def parse_timeseries(body: bytes | str | list[Any], iso3: str) -> pd.DataFrame:
+def parse_timeseries(
+    body: bytes | str | list[Any], iso3: str, window: tuple[pd.Timestamp, pd.Timestamp] | None = None
+) -> pd.DataFrame:
     """``ts`` (UTC) and ``price`` (per MWh) from an hourly timeseries answer for ``iso3``.
 
     Duplicate hours with equal values are merged, with different values refused; an empty
-    array raises ``NoData``.
+    array raises ``NoData``. With the requested ``window``, a time far outside it is refused.
     """
     doc = decode_json(body, SOURCE, f"{iso3}: answer", f"; {CHANGED}")
     if not isinstance(doc, list):
@@ -84,7 +86,10 @@ def parse_timeseries(body: bytes | str | list[Any], iso3: str) -> pd.DataFrame:
         value = finite_number(row["Value"])
         if value is None:
             raise PayloadError(SOURCE, f"{where}: Value {quoted(row['Value'])} is not a number; {CHANGED}")
-        stamps.append(_instant(row["Date"], where))
+        stamp = _instant(row["Date"], where)
+        if window is not None:
+            check_window([stamp], *window, SOURCE, where)
+        stamps.append(stamp)
         values.append(value)
     frame = pd.DataFrame({"ts": pd.DatetimeIndex(stamps).as_unit("us"), "price": values})
     frame = frame.sort_values("ts", kind="stable")
@@ -153,9 +158,7 @@ class Client(ProviderClient):
         def parse(response: requests.Response) -> pd.DataFrame:
             if response.status_code != 200:
                 raise PayloadError(SOURCE, f"{iso3}: HTTP {response.status_code}: {_message(response)}")
-            rows = parse_timeseries(response.content, iso3)
-            check_window(rows["ts"], start, end, SOURCE, iso3)
-            return rows
+            return parse_timeseries(response.content, iso3, (start, end))
 
         return self.transport.fetch(
             "GET",
