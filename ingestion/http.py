@@ -383,8 +383,10 @@ class HttpTransport:
                     self._retry_wait(attempt, None, last_problem)
                     continue
                 except BodyRefused as exc:
-                    ref = self.archive(exc.received, endpoint, exc.reason)
                     self._note(endpoint, "error", None, started, 0, f"body refused: {exc.reason}")
+                    if not exc.received:  # refused before a byte of it was read: nothing to keep
+                        raise PayloadError(source, redact(f"body refused: {exc.reason}")) from None
+                    ref = self.archive(exc.received, endpoint, exc.reason)
                     raise PayloadError(
                         source,
                         redact(f"body refused: {exc.reason} (what arrived is archived at {ref})"),

@@ -9,7 +9,7 @@ Every step is idempotent: re-running a cycle changes nothing in the store.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,7 +107,7 @@ def fetch_source(
     except Exception as exc:  # the boundary: a configuration that cannot make a client
         reason = redact(f"{config.source}: cannot build the client: {type(exc).__name__}: {exc}")
         outcome.failures.append(reason)
-        _record_failure(health, config.source, "(client)", reason)
+        _record_failure(record, config.source, "(client)", reason)
         log.error("%s", reason)
         return outcome
     transport: HttpTransport | None = getattr(client, "transport", None)
@@ -124,7 +124,7 @@ def fetch_source(
                 if transport is not None:
                     transport.record_failure("(client)", message)
                 else:
-                    _record_failure(health, config.source, "(client)", message)
+                    _record_failure(record, config.source, "(client)", message)
             if isinstance(exc, PayloadError) and exc.payload_ref and quarantine is not None:
                 quarantine.add(
                     [
@@ -159,11 +159,12 @@ def _described(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _record_failure(health: ApiHealthStore | None, source: str, endpoint: str, reason: str) -> None:
-    if health is None:
+def _record_failure(record: Callable[[ApiCall], object] | None, source: str, endpoint: str, reason: str) -> None:
+    """An ``api_health`` error row for a failure that happened before any HTTP call."""
+    if record is None:
         return
     try:
-        health.record([ApiCall(source, endpoint, "error", None, 0.0, 0, redact(reason), datetime.now(UTC))])
+        record(ApiCall(source, endpoint, "error", None, 0.0, 0, redact(reason), datetime.now(UTC)))
     except Exception as exc:  # health bookkeeping must never break ingestion
         log.warning("could not record API health for %s: %s", source, exc)
 

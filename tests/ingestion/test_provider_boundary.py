@@ -169,6 +169,11 @@ def over_the_size_cap(handler, real):
     handler.wfile.write(b"0\r\n\r\n")
 
 
+def announced_over_the_size_cap(handler, real):
+    head(handler, 200, {"Content-Type": "application/json", "Content-Length": "300000000"})
+    handler.wfile.write(real.body)  # and then the connection closes
+
+
 def unknown_encoding(handler, real):
     send(handler, 200, real.body, **{"Content-Encoding": "br"})
 
@@ -290,6 +295,7 @@ FAILURES = {
     "corrupt gzip": (corrupt_gzip, "corrupt gzip body", True),
     "gzip bomb": (gzip_bomb, "body inflates past the 400000 byte cap", True),
     "body over the size cap": (over_the_size_cap, "body passed the 200000 byte cap", True),
+    "Content-Length over the size cap": (announced_over_the_size_cap, "Content-Length 300000000 is over the", False),
     "unreadable content encoding": (unknown_encoding, "unreadable content encoding 'br'", True),
     "redirect loop": (redirect_loop, "redirect loop: more than 5 redirects", False),
     "JSON nested past the recursion limit": (deeply_nested, "recursion limit", True),
