@@ -178,11 +178,15 @@ class RateLimiter:
         self.window = SlidingWindow(max(1, int(per_minute)), 60.0, clock) if per_minute > 0 else None
         self._sleep = sleep
 
-    def wait(self) -> None:
+    def wait(self, within: float | None = None) -> bool:
+        """Wait for room in the window; False, without waiting, when that would take over ``within`` seconds."""
         if self.window is None:
-            return
+            return True
         while (delay := self.window.try_acquire()) > 0:
+            if within is not None and delay > within:
+                return False
             self._sleep(delay)
+        return True
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -371,7 +375,12 @@ class HttpTransport:
             while True:
                 attempt += 1
                 self._check_budget(attempt, last_problem)
-                self.limiter.wait()
+                if not self.limiter.wait(within=self.budget_left()):
+                    raise GiveUp(
+                        f"the provider's rate limit ({self.config.requests_per_minute:g} calls a minute) would hold "
+                        f"the next call past the provider's time budget of {self.config.retry.provider_budget_s:g}s "
+                        f"(EOPT_PROVIDER_BUDGET_S)"
+                    )
                 started = time.perf_counter()
                 try:
                     response, body = self._exchange(method, url, headers, kwargs)

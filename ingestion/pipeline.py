@@ -126,16 +126,19 @@ def fetch_source(
                 else:
                     _record_failure(record, config.source, "(client)", message)
             if isinstance(exc, PayloadError) and exc.payload_ref and quarantine is not None:
-                quarantine.add(
-                    [
-                        QuarantinedRow(
-                            source=config.source,
-                            region=region,
-                            reason=f"rejected payload: {message}",
-                            payload_ref=exc.payload_ref,
-                        )
-                    ]
+                row = QuarantinedRow(
+                    source=config.source,
+                    region=region,
+                    reason=f"rejected payload: {message}",
+                    payload_ref=exc.payload_ref,
                 )
+                try:
+                    quarantine.add([row])
+                except Exception as store_error:  # the payload stays archived; say where
+                    outcome.failures.append(
+                        f"{region}: could not quarantine the payload archived at {exc.payload_ref}: {store_error}"
+                    )
+                    log.error("could not quarantine %s's payload %s: %s", config.source, exc.payload_ref, store_error)
                 log.error("%s sent a payload that was refused for %s (quarantined): %s", config.source, region, message)
             elif isinstance(exc, AuthError):
                 log.error("%s refused the credentials; skipping its other regions: %s", config.source, message)

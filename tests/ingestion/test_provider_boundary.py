@@ -25,8 +25,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import requests
 
 from core.settings import Settings
+from ingestion.pipeline import fetch_source
+from ingestion.providers import provider_config
 from ingestion.sandbox.server import DEFAULT_CREDENTIALS, Sandbox, SandboxResponse
 from pipelines.electricity_price_ingestion import CycleReport, run_cycle
 from storage.cache import PriceCache
@@ -533,3 +536,24 @@ def test_debug_logging_of_eopt_ingest__holds_no_token_or_key(sandbox, tmp_path):
     output = result.stdout + result.stderr
     assert '"GET /entsoe/api?securityToken=***&' in output  # urllib3 logged the request line, masked
     assert ENTSOE_TOKEN not in output and NREL_KEY not in output
+
+
+def test_a_quarantine_store_that_fails__leaves_the_payload_archived_and_the_failure_said(sandbox, tmp_path):
+    settings = Settings.from_env(
+        {"EOPT_HOME": str(tmp_path / "home"), **BUDGETS, "EOPT_PRICING_SANDBOX_URL": sandbox.url}
+    )
+    health_engine = create_store_engine(f"sqlite:///{tmp_path / 'health.db'}")
+    upgrade(health_engine)
+    no_tables = create_store_engine(f"sqlite:///{tmp_path / 'empty.db'}")  # never migrated
+    with hostile(sandbox, cut_short) as provider:
+        config = provider_config("iea", settings, base_url=f"{provider.url}/iea", regions={"FR": "FRA"})
+        outcome = fetch_source(
+            config, settings, START, END, health=ApiHealthStore(health_engine), quarantine=QuarantineStore(no_tables)
+        )
+    assert outcome.rows.empty and len(outcome.failures) == 2
+    assert outcome.failures[0].startswith("FR: iea: body refused: body cut short")
+    assert outcome.failures[1].startswith("FR: could not quarantine the payload archived at ")
+    archived = Path(outcome.failures[1].split("archived at ")[1].split(": ")[0])
+    real = requests.get(f"{sandbox.url}{provider.seen[0].path}", timeout=10).content
+    assert archived.read_bytes() == real[: len(real) // 2]  # exactly what arrived before the cut
+    assert ApiHealthStore(health_engine).read()["status"].tolist() == ["error"]
