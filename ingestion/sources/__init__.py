@@ -23,6 +23,9 @@ SOURCE_COLUMNS = ("region", "source", "ts", "price", "currency", "unit", "resolu
 # delivery days and clients ask for a day more on each side, never for weeks more. A time
 # beyond it (year 9999, a clock gone wrong) is a parse error, not a row to drop in silence.
 SANE_MARGIN = pd.Timedelta(days=7)
+# The times any price can have (and pandas' nanosecond times can hold: up to 2262); a provider's
+# time outside them is refused where it is read, before arithmetic on it overflows.
+EARLIEST_TIME, LATEST_TIME = pd.Timestamp("1990-01-01", tz="UTC"), pd.Timestamp("2200-01-01", tz="UTC")
 
 
 class PriceClient(Protocol):

@@ -40,7 +40,15 @@ import requests
 
 from core.markets import MARKETS
 from ingestion.http import AuthError, NoData, PayloadError
-from ingestion.sources import SOURCE_COLUMNS, ProviderClient, check_window, empty_prices, utc_bound
+from ingestion.sources import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    SOURCE_COLUMNS,
+    ProviderClient,
+    check_window,
+    empty_prices,
+    utc_bound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +72,6 @@ ACKNOWLEDGEMENT_NS = "urn:iec62325.351:tc57wg16:451-1:acknowledgementdocument:"
 NO_DATA_CODE = "999"
 NO_DATA_TEXT = "No matching data found"
 RESOLUTIONS = {"PT15M": pd.Timedelta(minutes=15), "PT30M": pd.Timedelta(minutes=30), "PT60M": pd.Timedelta(minutes=60)}
-# Times a delivery period can have (and pandas' nanosecond times can hold); year 9999 is no price's.
-EARLIEST, LATEST = pd.Timestamp("1990-01-01", tz="UTC"), pd.Timestamp("2200-01-01", tz="UTC")
 SDAC_SEQUENCE = "1"  # DE-LU/AT publish SDAC as sequence 1 next to EXAA (sequence 2)
 
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?Z$")
@@ -254,9 +260,9 @@ def _instant(value: str, where: str) -> pd.Timestamp:
         stamp = pd.Timestamp(value)
     except ValueError:
         raise PayloadError(SOURCE, f"{where}: time {value!r} is not a valid date") from None
-    if not EARLIEST <= stamp < LATEST:
+    if not EARLIEST_TIME <= stamp < LATEST_TIME:
         raise PayloadError(
-            SOURCE, f"{where}: time {value!r} is not a delivery time (outside {EARLIEST.year}-{LATEST.year})"
+            SOURCE, f"{where}: time {value!r} is not a delivery time (outside {EARLIEST_TIME.year}-{LATEST_TIME.year})"
         )
     return stamp
 

@@ -32,6 +32,8 @@ import requests
 from core.redaction import register_secret
 from ingestion.http import AuthError, HttpTransport, NoData, PayloadError, ProviderConfig, ProviderError
 from ingestion.sources import (
+    EARLIEST_TIME,
+    LATEST_TIME,
     SOURCE_COLUMNS,
     ProviderClient,
     check_window,
@@ -142,6 +144,11 @@ def _utc_instant(value: Any, field: str, index: int) -> pd.Timestamp:
     if moment.tzinfo is None:
         raise PayloadError(SOURCE, f"data[{index}].{field} {value!r} has no UTC offset")
     stamp = pd.Timestamp(moment).tz_convert("UTC")
+    if not EARLIEST_TIME <= stamp < LATEST_TIME:
+        raise PayloadError(
+            SOURCE,
+            f"data[{index}].{field} {value!r} is not a tariff time (outside {EARLIEST_TIME.year}-{LATEST_TIME.year})",
+        )
     if stamp != stamp.floor(SLOT):
         raise PayloadError(SOURCE, f"data[{index}].{field} {value!r} is not on the 15-minute grid")
     return stamp

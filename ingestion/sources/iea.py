@@ -30,6 +30,8 @@ import requests
 
 from ingestion.http import NoData, PayloadError
 from ingestion.sources import (
+    EARLIEST_TIME,
+    LATEST_TIME,
     SOURCE_COLUMNS,
     ProviderClient,
     check_window,
@@ -110,7 +112,12 @@ def _instant(value: Any, where: str) -> pd.Timestamp:
         raise PayloadError(SOURCE, f"{where}: Date {value!r} is not ISO-8601; {CHANGED}") from None
     if parsed.tzinfo is None:
         raise PayloadError(SOURCE, f"{where}: Date {value!r} has no UTC offset, so the instant is unknown; {CHANGED}")
-    return pd.Timestamp(parsed).tz_convert("UTC")
+    stamp = pd.Timestamp(parsed).tz_convert("UTC")
+    if not EARLIEST_TIME <= stamp < LATEST_TIME:
+        raise PayloadError(
+            SOURCE, f"{where}: Date {value!r} is not a price's time (outside {EARLIEST_TIME.year}-{LATEST_TIME.year})"
+        )
+    return stamp
 
 
 class Client(ProviderClient):

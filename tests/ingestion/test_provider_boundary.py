@@ -209,6 +209,10 @@ def year_9999(rows: list[dict]) -> None:
     rows[5]["Date"] = "9999-01-01T05:00:00Z"
 
 
+def weeks_away(rows: list[dict]) -> None:
+    rows[5]["Date"] = "2016-03-01T05:00:00Z"  # would be dropped as outside the window, unsaid
+
+
 # -- the cycle ------------------------------------------------------------------------------------
 
 
@@ -302,7 +306,12 @@ FAILURES = {
     "unreadable content encoding": (unknown_encoding, "unreadable content encoding 'br'", True),
     "redirect loop": (redirect_loop, "redirect loop: more than 5 redirects", False),
     "JSON nested past the recursion limit": (deeply_nested, "recursion limit", True),
-    "year 9999": (with_rows(year_9999), "time 9999-01-01T05:00:00+00:00 lies outside the requested window", True),
+    "year 9999": (with_rows(year_9999), "Date '9999-01-01T05:00:00Z' is not a price's time (outside 1990-2200)", True),
+    "a time weeks outside the window": (
+        with_rows(weeks_away),
+        "time 2016-03-01T05:00:00+00:00 lies outside the requested window",
+        True,
+    ),
     "a body trickling a byte at a time": (trickle, "body still arriving after the request budget of 2.5s", True),
     "Retry-After of a day": (retry_after_a_day, "HTTP 429 rate limited (Retry-After: 86400)", False),
 }

@@ -402,3 +402,19 @@ def test_sandbox__slow_answer_times_out(sandbox, tmp_path, sleeps):
     sandbox.set_faults({"openei": Fault(kind="slow", slow_s=1.0)})
     with pytest.raises(ProviderError, match="timed out"):
         client.fetch_prices("PJM", utc("2024-01-01"), utc("2024-01-02"))
+
+
+@pytest.mark.parametrize("startdate", [10**12, -1, 10**30])
+def test_parse__a_startdate_no_tariff_can_have_is_a_payload_error_not_a_timestamp_overflow(startdate):
+    item = real_item() | {"startdate": startdate}
+    with pytest.raises(PayloadError, match=r"startdate .* is not a tariff date \(unix seconds from 1970 to 2200\)"):
+        openei.parse_tariff(item)
+
+
+def test_parse__a_rate_too_large_for_a_float_is_a_payload_error():
+    item = real_item()
+    item["energyratestructure"][0][0]["rate"] = 10**400
+    with pytest.raises(
+        PayloadError, match=r"energyratestructure\[0\]\[0\].rate is 1000.*\(401 characters\), expected a finite"
+    ):
+        openei.parse_tariff(item)
