@@ -427,6 +427,8 @@ class HttpTransport:
                 return self._parse(response, body, parse, count, no_data, endpoint, started)
         except GiveUp as exc:
             message = redact(str(exc))
+            if last_problem == "no attempt made":  # no call was recorded for this request: say why
+                self._note(endpoint, "error", None, time.perf_counter(), 0, message)
             if last_problem.startswith("HTTP 429"):
                 raise RateLimited(source, message, http_status=429) from None
             raise ProviderError(source, message) from None
