@@ -605,6 +605,8 @@ class HttpTransport:
         """Sleep before the next attempt, or raise ``GiveUp`` when none should or could follow."""
         policy = self.config.retry
         if attempt >= policy.max_attempts:
+            if problem.startswith("HTTP 429"):
+                raise GiveUp(f"still rate limited after {policy.max_attempts} attempts ({problem})")
             raise GiveUp(f"gave up after {policy.max_attempts} attempts: {problem}")
         if retry_after is not None and retry_after > policy.max_retry_after_s:
             raise GiveUp(

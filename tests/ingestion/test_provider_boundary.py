@@ -566,3 +566,26 @@ def test_a_quarantine_store_that_fails__leaves_the_payload_archived_and_the_fail
     real = requests.get(f"{sandbox.url}{provider.seen[0].path}", timeout=10).content
     assert archived.read_bytes() == real[: len(real) // 2]  # exactly what arrived before the cut
     assert ApiHealthStore(health_engine).read()["status"].tolist() == ["error"]
+
+
+def test_a_provider_rate_limiting_every_attempt__is_still_rate_limited_after_the_attempts(
+    sandbox, tmp_path, price_store, caplog
+):
+    def always_429(handler, real):
+        send(handler, 429, b'{"message": "Too many requests"}', **{"Retry-After": "0"})
+
+    with hostile(sandbox, always_429) as provider:
+        cycle = run(
+            tmp_path,
+            price_store,
+            caplog,
+            ("entsoe", "iea"),
+            EOPT_PRICING_SANDBOX_URL=sandbox.url,
+            EOPT_IEA_URL=f"{provider.url}/iea",
+            EOPT_PROVIDER_MAX_ATTEMPTS="2",
+        )
+    assert len(provider.seen) == 6  # 2 attempts for each of NP, BE and FR, Retry-After 0 honoured
+    assert cycle.report.failures["iea"][0] == (
+        "NP: iea: still rate limited after 2 attempts (HTTP 429 rate limited (Retry-After: 0))"
+    )
+    assert_failed_alone(cycle, "iea", "HTTP 429 rate limited (Retry-After: 0)", payload=False)
