@@ -153,6 +153,17 @@ def cut_short(handler, real):
     handler.wfile.flush()  # and the connection closes: the body is short of its Content-Length
 
 
+def chunked_cut_short(handler, real):
+    head(handler, 200, {"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    half = real.body[: len(real.body) // 2]
+    handler.wfile.write(b"%x\r\n%s\r\n" % (len(half), half))
+    handler.wfile.write(b"%x\r\n" % len(real.body))  # a chunk announced, never sent: the connection closes
+
+
+def undecodable_text(handler, real):
+    send(handler, 200, real.body[:40] + b"\xff\xfe\xfa" + real.body[40:])  # not UTF-8 (nor any JSON encoding)
+
+
 def corrupt_gzip(handler, real):
     packed = bytearray(gzip.compress(real.body))
     packed[20:40] = b"\xff" * 20
@@ -299,6 +310,8 @@ FAILURES = {
     # name: (misbehaviour, reason recorded, a payload to quarantine?)
     "integer too large for a float": (with_rows(huge_integer), "is not a number", True),
     "body cut short of its Content-Length": (cut_short, "body cut short", True),
+    "chunked body cut short": (chunked_cut_short, "body cut short", True),
+    "bytes that are not UTF-8": (undecodable_text, "is not valid JSON", True),
     "corrupt gzip": (corrupt_gzip, "corrupt gzip body", True),
     "gzip bomb": (gzip_bomb, "body inflates past the 400000 byte cap", True),
     "body over the size cap": (over_the_size_cap, "body passed the 200000 byte cap", True),
