@@ -430,6 +430,58 @@ class Providers(_Group):
     entsoe_token: SecretStr | None = setting(
         "EOPT_ENTSOE_TOKEN", None, "ENTSO-E security token (secret)", parse="secret", secret=True
     )
+    # Budgets of each provider's HTTP calls, within the ingestion DAG's 5-minute deadline.
+    connect_timeout_s: float = setting(
+        "EOPT_PROVIDER_CONNECT_TIMEOUT_S", 5.0, "seconds to open a connection to a provider", parse="float", low=0.01
+    )
+    read_timeout_s: float = setting(
+        "EOPT_PROVIDER_READ_TIMEOUT_S",
+        20.0,
+        "seconds a provider may leave a request without its next bytes (headers or body)",
+        parse="float",
+        low=0.01,
+    )
+    request_timeout_s: float = setting(
+        "EOPT_PROVIDER_REQUEST_TIMEOUT_S",
+        60.0,
+        "seconds one request may take in all, from connecting to its last body byte (a slower body is cut)",
+        parse="float",
+        low=0.01,
+    )
+    budget_s: float = setting(
+        "EOPT_PROVIDER_BUDGET_S",
+        180.0,
+        "seconds one provider may take per cycle in all (every region, request, retry and wait); "
+        "under the ingestion DAG's 5-minute deadline, with room for the steps after it",
+        parse="float",
+        low=0.01,
+        high=300.0,
+    )
+    max_attempts: int = setting(
+        "EOPT_PROVIDER_MAX_ATTEMPTS",
+        4,
+        "attempts per request on timeouts, 5xx and 429; fewer when the next would not fit the provider's budget",
+        parse="int",
+    )
+    max_retry_after_s: float = setting(
+        "EOPT_PROVIDER_MAX_RETRY_AFTER_S",
+        60.0,
+        "longest `Retry-After` honoured; a provider asking for longer fails for this cycle at once",
+        parse="float",
+        low=0.0,
+    )
+    max_body_bytes: int = setting(
+        "EOPT_PROVIDER_MAX_BODY_BYTES",
+        16 * 2**20,
+        "largest answer taken from a provider, as sent (compressed); a larger one is cut and refused",
+        parse="int",
+    )
+    max_decoded_bytes: int = setting(
+        "EOPT_PROVIDER_MAX_DECODED_BYTES",
+        64 * 2**20,
+        "largest answer after decompression; a body inflating past it is refused",
+        parse="int",
+    )
 
     @property
     def urls(self) -> dict[str, str]:
@@ -910,6 +962,14 @@ RENAMED = {
     "ingestion_sources": ("providers", "sources"),
     "price_ingestion_min_records": ("providers", "min_records"),
     "pricing_sandbox_url": ("providers", "sandbox_url"),
+    "provider_connect_timeout_s": ("providers", "connect_timeout_s"),
+    "provider_read_timeout_s": ("providers", "read_timeout_s"),
+    "provider_request_timeout_s": ("providers", "request_timeout_s"),
+    "provider_budget_s": ("providers", "budget_s"),
+    "provider_max_attempts": ("providers", "max_attempts"),
+    "provider_max_retry_after_s": ("providers", "max_retry_after_s"),
+    "provider_max_body_bytes": ("providers", "max_body_bytes"),
+    "provider_max_decoded_bytes": ("providers", "max_decoded_bytes"),
     "training_budget": ("training", "budget"),
     "training_window_days": ("training", "window_days"),
     "training_origin_stride_h": ("training", "origin_stride_h"),

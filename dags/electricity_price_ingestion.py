@@ -47,6 +47,16 @@ def _fetch_inputs(task: str) -> tuple:
     return settings, price_store(settings), run_time(), _folder(settings), configs
 
 
+# A fetch task retries within its provider's budget (EOPT_PROVIDER_BUDGET_S, under the 5-minute
+# deadline); an Airflow retry on top would run past the deadline, and the next cycle is 15 minutes
+# away. The execution timeout is the budget plus room to save what was fetched.
+FETCH = {
+    "pool": "pricing_api_pool",
+    "retries": 0,
+    "execution_timeout": timedelta(seconds=SETTINGS.providers.budget_s + 30),
+}
+
+
 @dag(
     dag_id=DAG_ID,
     schedule="*/15 * * * *",
@@ -70,25 +80,25 @@ def electricity_price_ingestion():
         settings = task_settings()
         return check_markets_open(price_store(settings), settings.regions, run_time(), bool(run_conf().get("force")))
 
-    @task(pool="pricing_api_pool")
+    @task(**FETCH)
     def fetch_flatpeak() -> dict:
         from pipelines.electricity_price_ingestion import fetch_flatpeak
 
         return fetch_flatpeak(*_fetch_inputs("flatpeak"))
 
-    @task(pool="pricing_api_pool")
+    @task(**FETCH)
     def fetch_nrel() -> dict:
         from pipelines.electricity_price_ingestion import fetch_nrel
 
         return fetch_nrel(*_fetch_inputs("nrel"))
 
-    @task(pool="pricing_api_pool")
+    @task(**FETCH)
     def fetch_iea() -> dict:
         from pipelines.electricity_price_ingestion import fetch_iea
 
         return fetch_iea(*_fetch_inputs("iea"))
 
-    @task(pool="pricing_api_pool")
+    @task(**FETCH)
     def fetch_entsoe() -> dict:
         from pipelines.electricity_price_ingestion import fetch_entsoe
 

@@ -9,7 +9,7 @@ credentials, regions, rate limits and backoff are configured where operators exp
 | extra ``base_url`` (or schema/host/port) | the provider's base URL; default its real host |
 | login / password | account id / API key or token (Flatpeak: account id + key; ENTSO-E: token in password) |
 | extra ``regions`` | ``{"BE": "10YBE----------2", ...}``: region -> provider locator (default: the client's) |
-| extra ``requests_per_minute``, ``max_attempts``, ``backoff_base_s``, ``connect_timeout_s``, ``read_timeout_s`` | rate limit and retry policy |
+| extra ``requests_per_minute``, ``max_attempts``, ``backoff_base_s``, ``backoff_max_s``, ``connect_timeout_s``, ``read_timeout_s``, ``request_timeout_s``, ``provider_budget_s``, ``max_retry_after_s``, ``max_body_bytes``, ``max_decoded_bytes``, ``max_redirects`` | rate limit, retry policy and budgets (``ingestion.http.RetryPolicy``) |
 
 When one connection serves two sources (``nrel_default`` carries the NREL/NLR key that OpenEI
 also takes), extras prefixed with the source win: ``openei_base_url``, ``openei_regions``.
@@ -35,7 +35,19 @@ from ingestion.providers import provider_config, source_module
 
 log = logging.getLogger(__name__)
 
-RETRY_FIELDS = ("max_attempts", "backoff_base_s", "backoff_max_s", "connect_timeout_s", "read_timeout_s")
+RETRY_FIELDS = (
+    "max_attempts",
+    "backoff_base_s",
+    "backoff_max_s",
+    "connect_timeout_s",
+    "read_timeout_s",
+    "request_timeout_s",
+    "provider_budget_s",
+    "max_retry_after_s",
+    "max_body_bytes",
+    "max_decoded_bytes",
+    "max_redirects",
+)
 
 
 def _connection(conn_id: str):

@@ -14,6 +14,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from core.markets import HISTORY_SOURCE, MarketDataError, load_market
+from core.redaction import install_log_redaction
 from core.runs import run_folder
 from core.settings import Settings, SettingsError
 from core.timestamps import utc
@@ -91,6 +92,7 @@ def cli(ctx: click.Context) -> None:
     except SettingsError as exc:
         raise ConfigurationError(str(exc)) from None
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # registered credentials never reach a log line, at any level
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     ctx.obj = Context(settings)
 

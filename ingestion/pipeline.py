@@ -9,16 +9,18 @@ Every step is idempotent: re-running a cycle changes nothing in the store.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
 
+from core.redaction import redact
 from core.settings import Settings
 from core.timestamps import local_midnights
 from ingestion.aggregate import aggregate_hourly
-from ingestion.http import AuthError, PayloadError, ProviderConfig, ProviderError
+from ingestion.http import ApiCall, AuthError, HttpTransport, PayloadError, ProviderConfig, ProviderError
 from ingestion.providers import FETCH_TASKS, build_client, provider_config
 from ingestion.sources import SOURCE_COLUMNS, empty_prices
 from ingestion.validation import Validation, validate_prices
@@ -91,42 +93,83 @@ def fetch_source(
     quarantine: QuarantineStore | None = None,
     **transport_kwargs,
 ) -> FetchOutcome:
-    """Fetch one provider for all its regions; a failing region never loses the others' rows."""
+    """Fetch one provider for all its regions. This is the provider boundary: whatever goes wrong
+    (any exception, not only the clients' own errors) becomes a line of the outcome's ``failures``
+    and an ``api_health`` error row with its reason (the transport writes one for each HTTP call;
+    a failure outside a call gets one here), and a payload, when there was one, is quarantined
+    with its archive reference. A failing region never loses the others' rows, and a failing
+    provider never stops the other providers."""
     record = (lambda call: health.record([call])) if health is not None else None
-    client = build_client(config, settings, record=record, **transport_kwargs)
-    frames, outcome = [], FetchOutcome(config.source, empty_prices())
-    for region in client.regions():
+    outcome = FetchOutcome(config.source, empty_prices())
+    try:
+        client = build_client(config, settings, record=record, **transport_kwargs)
+        regions = client.regions()
+    except Exception as exc:  # the boundary: a configuration that cannot make a client
+        reason = redact(f"{config.source}: cannot build the client: {type(exc).__name__}: {exc}")
+        outcome.failures.append(reason)
+        _record_failure(record, config.source, "(client)", reason)
+        log.error("%s", reason)
+        return outcome
+    transport: HttpTransport | None = getattr(client, "transport", None)
+    frames = []
+    for region in regions:
+        noted = len(transport.calls) if transport is not None else 0
         try:
-            rows = client.fetch_prices(region, start, end)
-        except AuthError as exc:
-            outcome.failures.append(f"{region}: {exc}")
-            log.error("%s refused the credentials; skipping its other regions: %s", config.source, exc)
-            break
-        except PayloadError as exc:
-            outcome.failures.append(f"{region}: {exc}")
-            if quarantine is not None:
-                quarantine.add(
-                    [
-                        QuarantinedRow(
-                            source=config.source,
-                            region=region,
-                            reason=f"unparseable payload: {exc}",
-                            payload_ref=exc.payload_ref,
-                        )
-                    ]
+            rows = client.fetch_prices(region, start, end).loc[:, list(SOURCE_COLUMNS)]
+        except Exception as exc:  # the boundary: every failure is this provider's, recorded
+            message = redact(f"{region}: {exc}" if isinstance(exc, ProviderError) else f"{region}: {_described(exc)}")
+            outcome.failures.append(message)
+            recorded = transport is not None and any(c.status == "error" for c in transport.calls[noted:])
+            if not recorded:
+                if transport is not None:
+                    transport.record_failure("(client)", message)
+                else:
+                    _record_failure(record, config.source, "(client)", message)
+            if isinstance(exc, PayloadError) and exc.payload_ref and quarantine is not None:
+                row = QuarantinedRow(
+                    source=config.source,
+                    region=region,
+                    reason=f"rejected payload: {message}",
+                    payload_ref=exc.payload_ref,
                 )
-            log.error("%s sent an unparseable payload for %s (quarantined): %s", config.source, region, exc)
+                try:
+                    quarantine.add([row])
+                except Exception as store_error:  # the payload stays archived; say where
+                    outcome.failures.append(
+                        f"{region}: could not quarantine the payload archived at {exc.payload_ref}: {store_error}"
+                    )
+                    log.error("could not quarantine %s's payload %s: %s", config.source, exc.payload_ref, store_error)
+                log.error("%s sent a payload that was refused for %s (quarantined): %s", config.source, region, message)
+            elif isinstance(exc, AuthError):
+                log.error("%s refused the credentials; skipping its other regions: %s", config.source, message)
+                break
+            else:
+                log.error("%s failed for %s: %s", config.source, region, message)
             continue
-        except (ProviderError, ValueError) as exc:
-            outcome.failures.append(f"{region}: {exc}")
-            log.error("%s failed for %s: %s", config.source, region, exc)
-            continue
-        frames.append(rows.loc[:, list(SOURCE_COLUMNS)])
+        frames.append(rows)
         outcome.regions_ok.append(region)
         log.info("%s: %d row(s) for %s in [%s, %s)", config.source, len(rows), region, start, end)
     if frames:
         outcome.rows = pd.concat(frames, ignore_index=True)
     return outcome
+
+
+def _described(exc: BaseException) -> str:
+    """An unexpected exception as a reason: its type and message (and where a message is empty, only the type)."""
+    text = " ".join(str(exc).split())
+    if len(text) > 500:
+        text = text[:500] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _record_failure(record: Callable[[ApiCall], object] | None, source: str, endpoint: str, reason: str) -> None:
+    """An ``api_health`` error row for a failure that happened before any HTTP call."""
+    if record is None:
+        return
+    try:
+        record(ApiCall(source, endpoint, "error", None, 0.0, 0, redact(reason), datetime.now(UTC)))
+    except Exception as exc:  # health bookkeeping must never break ingestion
+        log.warning("could not record API health for %s: %s", source, exc)
 
 
 def fetch_task(

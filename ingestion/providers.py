@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 from core.settings import PRICING_SOURCES, Settings
-from ingestion.http import ApiCall, HttpTransport, ProviderConfig
+from ingestion.http import ApiCall, HttpTransport, ProviderConfig, RetryPolicy
 from ingestion.sandbox.server import DEFAULT_CREDENTIALS
 from ingestion.sources import PriceClient
 
@@ -41,6 +41,21 @@ def sandbox_credentials(source: str) -> tuple[str | None, str | None]:
     return login, key
 
 
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The providers' HTTP budgets from the settings (``EOPT_PROVIDER_*``)."""
+    budgets = settings.providers
+    return RetryPolicy(
+        max_attempts=budgets.max_attempts,
+        max_retry_after_s=budgets.max_retry_after_s,
+        connect_timeout_s=budgets.connect_timeout_s,
+        read_timeout_s=budgets.read_timeout_s,
+        request_timeout_s=budgets.request_timeout_s,
+        provider_budget_s=budgets.budget_s,
+        max_body_bytes=budgets.max_body_bytes,
+        max_decoded_bytes=budgets.max_decoded_bytes,
+    )
+
+
 def provider_config(source: str, settings: Settings, **overrides: Any) -> ProviderConfig:
     module = source_module(source)
     base_url = module.DEFAULT_BASE_URL
@@ -60,6 +75,7 @@ def provider_config(source: str, settings: Settings, **overrides: Any) -> Provid
         login=login,
         regions=regions,
         requests_per_minute=float(module.REQUESTS_PER_MINUTE),
+        retry=retry_policy(settings),
     )
     return replace(config, **overrides) if overrides else config
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from core.redaction import redact
 from storage.schema import api_health, price_quarantine
 
 
@@ -28,6 +29,8 @@ class ApiCallRecord(Protocol):
 
 
 class ApiHealthStore:
+    """One row per call to a provider; registered credentials are masked in what is stored."""
+
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
 
@@ -35,12 +38,12 @@ class ApiHealthStore:
         rows = [
             {
                 "source": c.source,
-                "endpoint": c.endpoint[:500],
+                "endpoint": redact(c.endpoint)[:500],
                 "status": c.status,
                 "http_status": c.http_status,
                 "latency_ms": c.latency_ms,
                 "records": c.records,
-                "error": (c.error or None) and c.error[:2000],
+                "error": (c.error or None) and redact(c.error)[:2000],
                 "called_at": c.called_at,
             }
             for c in calls
@@ -103,8 +106,9 @@ QUARANTINE_COLUMNS = (
 
 
 class QuarantineStore:
-    """Rejected rows and payloads with their reason; the same one quarantined again adds no row but
-    counts a repeat (``repeat_count``, ``last_seen_at``)."""
+    """Rejected rows and payloads with their reason (registered credentials masked in the reason and
+    the raw value); the same one quarantined again adds no row but counts a repeat
+    (``repeat_count``, ``last_seen_at``)."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -116,7 +120,11 @@ class QuarantineStore:
         processes quarantining the same row at once both count and neither fails.
         """
         now = datetime.now(UTC)
-        records = {r.fingerprint(): r for r in rows}
+        masked = (
+            replace(r, reason=redact(r.reason), raw_value=None if r.raw_value is None else redact(r.raw_value))
+            for r in rows
+        )
+        records = {r.fingerprint(): r for r in masked}
         if not records:
             return 0
         t = price_quarantine

@@ -26,13 +26,15 @@ def _write_atomically(path: Path, data: bytes) -> None:
         raise
 
 
-def archive_payload(folder: Path, source: str, body: bytes, endpoint: str) -> str:
-    """Keep ``body`` under ``folder/source`` unless the same bytes are there already; returns its path."""
+def archive_payload(folder: Path, source: str, body: bytes, endpoint: str, note: str = "") -> str:
+    """Keep ``body`` under ``folder/source`` unless the same bytes are there already; returns its path.
+    The ``.meta`` names the endpoint that first sent it and, when given, why it was kept."""
     target = Path(folder) / source
     target.mkdir(parents=True, exist_ok=True)
     digest = hashlib.sha256(body).hexdigest()
     path = target / f"{digest}.raw"
     if not path.is_file():
-        _write_atomically(path.with_suffix(".meta"), f"endpoint: {endpoint}\n".encode())
+        meta = f"endpoint: {endpoint}\n" + (f"note: {note}\n" if note else "")
+        _write_atomically(path.with_suffix(".meta"), meta.encode())
         _write_atomically(path, body)
     return str(path)

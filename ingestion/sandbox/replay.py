@@ -7,6 +7,7 @@ the history, and the real price of that shifted hour is served for the requested
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +22,18 @@ class ReplayHistory:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
         self._loaded: dict[str, pd.Series] = {}  # a region's history, read once per server
+        # the server's threads ask for the same region at once, and a pandas index builds its
+        # lookup tables on first use without a lock (a race there reads as "duplicate labels")
+        self._lock = threading.RLock()
 
     def _series(self, region: str) -> pd.Series:
-        if region not in self._loaded:
-            prices = load_market(region, self.data_dir).prices
-            self._loaded[region] = pd.Series(
-                prices["price"].to_numpy(), index=pd.DatetimeIndex(prices["ts"]), name=region
-            )
-        return self._loaded[region]
+        with self._lock:
+            if region not in self._loaded:
+                prices = load_market(region, self.data_dir).prices
+                self._loaded[region] = pd.Series(
+                    prices["price"].to_numpy(), index=pd.DatetimeIndex(prices["ts"]), name=region
+                )
+            return self._loaded[region]
 
     def currency(self, region: str) -> str:
         return MARKETS[region].currency
@@ -48,5 +53,6 @@ class ReplayHistory:
             elif ts < first:
                 shift = -int(np.ceil((first - ts) / YEAR))
             source_ts.append(ts - shift * YEAR)
-        values = series.reindex(pd.DatetimeIndex(source_ts)).to_numpy()
+        with self._lock:
+            values = series.reindex(pd.DatetimeIndex(source_ts)).to_numpy()
         return pd.Series(values, index=hours, name=region)

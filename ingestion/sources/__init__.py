@@ -10,7 +10,8 @@ resolution (``PT15M``, ``PT60M`` ...). Converting to per-MWh hourly values is th
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 import pandas as pd
@@ -18,6 +19,13 @@ import pandas as pd
 from ingestion.http import HttpTransport, PayloadError, ProviderConfig
 
 SOURCE_COLUMNS = ("region", "source", "ts", "price", "currency", "unit", "resolution")
+# How far outside the requested window an answer's timestamps may lie: providers answer whole
+# delivery days and clients ask for a day more on each side, never for weeks more. A time
+# beyond it (year 9999, a clock gone wrong) is a parse error, not a row to drop in silence.
+SANE_MARGIN = pd.Timedelta(days=7)
+# The times any price can have (and pandas' nanosecond times can hold: up to 2262); a provider's
+# time outside them is refused where it is read, before arithmetic on it overflows.
+EARLIEST_TIME, LATEST_TIME = pd.Timestamp("1990-01-01", tz="UTC"), pd.Timestamp("2200-01-01", tz="UTC")
 
 
 class PriceClient(Protocol):
@@ -78,3 +86,35 @@ def decode_json(body: bytes | str | Mapping[str, Any] | list, source: str, what:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError(source, f"{what} is not valid JSON ({exc}){hint}") from None
+
+
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float; None for anything else: a string, a bool, NaN, an infinity, or
+    an integer too large for a float (JSON allows any number of digits)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def quoted(value: Any, limit: int = 40) -> str:
+    """A value as an error message quotes it: a 400-digit number is cut, not printed whole."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text)} characters)"
+
+
+def check_window(
+    stamps: Iterable[pd.Timestamp], start: pd.Timestamp, end: pd.Timestamp, source: str, where: str
+) -> None:
+    """Refuse an answer with a time more than ``SANE_MARGIN`` outside the requested ``[start, end)``."""
+    low, high = start - SANE_MARGIN, end + SANE_MARGIN
+    for stamp in stamps:
+        if not low <= stamp < high:
+            raise PayloadError(
+                source,
+                f"{where}: time {stamp.isoformat()} lies outside the requested window {start.isoformat()} .. "
+                f"{end.isoformat()} by more than {SANE_MARGIN.days} days; the provider's clock or format is wrong",
+            )

@@ -40,7 +40,15 @@ import requests
 
 from core.markets import MARKETS
 from ingestion.http import AuthError, NoData, PayloadError
-from ingestion.sources import SOURCE_COLUMNS, ProviderClient, empty_prices, utc_bound
+from ingestion.sources import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    SOURCE_COLUMNS,
+    ProviderClient,
+    check_window,
+    empty_prices,
+    utc_bound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -249,9 +257,14 @@ def _instant(value: str, where: str) -> pd.Timestamp:
     if not _INSTANT.match(value):
         raise PayloadError(SOURCE, f"{where}: time {value!r} is not a UTC instant like 2025-09-16T22:00Z")
     try:
-        return pd.Timestamp(value)
+        stamp = pd.Timestamp(value)
     except ValueError:
         raise PayloadError(SOURCE, f"{where}: time {value!r} is not a valid date") from None
+    if not EARLIEST_TIME <= stamp < LATEST_TIME:
+        raise PayloadError(
+            SOURCE, f"{where}: time {value!r} is not a delivery time (outside {EARLIEST_TIME.year}-{LATEST_TIME.year})"
+        )
+    return stamp
 
 
 def _parse_period(period: ET.Element, curve: str, where: str, out: _Series) -> None:
@@ -399,11 +412,16 @@ class Client(ProviderClient):
                 f"connection '{self.config.connection_id}' (or EOPT_ENTSOE_TOKEN)",
             )
 
-        def parse(response: requests.Response) -> pd.DataFrame:
-            return parse_a44(response.content, region, eic)
-
         frames = []
         for window_start, window_end in windows:
+
+            def parse(
+                response: requests.Response, lo: pd.Timestamp = window_start, hi: pd.Timestamp = window_end
+            ) -> pd.DataFrame:
+                rows = parse_a44(response.content, region, eic)
+                check_window(rows["ts"], lo, hi, SOURCE, f"region {region}")
+                return rows
+
             params = {
                 "securityToken": token,
                 "documentType": DOCUMENT_TYPE,

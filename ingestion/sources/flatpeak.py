@@ -19,7 +19,6 @@ Prices a location does not have are a 422 error object (codes ``no_price_data``,
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,8 +29,20 @@ from urllib.parse import quote
 import pandas as pd
 import requests
 
+from core.redaction import register_secret
 from ingestion.http import AuthError, HttpTransport, NoData, PayloadError, ProviderConfig, ProviderError
-from ingestion.sources import SOURCE_COLUMNS, ProviderClient, decode_json, empty_prices, utc_bound
+from ingestion.sources import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    SOURCE_COLUMNS,
+    ProviderClient,
+    check_window,
+    decode_json,
+    empty_prices,
+    finite_number,
+    quoted,
+    utc_bound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +100,16 @@ def parse_login(body: bytes | str | Mapping[str, Any]) -> BearerToken:
     token = doc.get("bearer_token")
     if not isinstance(token, str) or not token.strip():
         raise PayloadError(SOURCE, "/login answer has no 'bearer_token' string")
-    expires_in = doc.get("expires_in")
-    if (
-        isinstance(expires_in, bool)
-        or not isinstance(expires_in, (int, float))
-        or not math.isfinite(expires_in)
-        or expires_in <= 0
-    ):
+    expires_in = finite_number(doc.get("expires_in"))
+    if expires_in is None or expires_in <= 0:
         raise PayloadError(
-            SOURCE, f"/login answer has expires_in {expires_in!r}, expected a positive number of seconds"
+            SOURCE,
+            f"/login answer has expires_in {quoted(doc.get('expires_in'))}, expected a positive number of seconds",
         )
     live_mode = doc.get("live_mode")
     if not isinstance(live_mode, bool):
         raise PayloadError(SOURCE, f"/login answer has live_mode {live_mode!r}, expected true or false")
-    return BearerToken(token, float(expires_in), live_mode)
+    return BearerToken(token, expires_in, live_mode)
 
 
 def parse_error(status: int, body: bytes | str | Mapping[str, Any], where: str) -> None:
@@ -137,16 +144,24 @@ def _utc_instant(value: Any, field: str, index: int) -> pd.Timestamp:
     if moment.tzinfo is None:
         raise PayloadError(SOURCE, f"data[{index}].{field} {value!r} has no UTC offset")
     stamp = pd.Timestamp(moment).tz_convert("UTC")
+    if not EARLIEST_TIME <= stamp < LATEST_TIME:
+        raise PayloadError(
+            SOURCE,
+            f"data[{index}].{field} {value!r} is not a tariff time (outside {EARLIEST_TIME.year}-{LATEST_TIME.year})",
+        )
     if stamp != stamp.floor(SLOT):
         raise PayloadError(SOURCE, f"data[{index}].{field} {value!r} is not on the 15-minute grid")
     return stamp
 
 
-def parse_tariff_rates(body: bytes | str | Mapping[str, Any], region: str) -> pd.DataFrame:
+def parse_tariff_rates(
+    body: bytes | str | Mapping[str, Any], region: str, window: tuple[pd.Timestamp, pd.Timestamp] | None = None
+) -> pd.DataFrame:
     """Parse a ``tariff_rate`` (``tariff.rate``) or ``price`` (``price.value``) answer into PT15M rows.
 
     Each interval becomes one row per 15-minute slot it covers, at its rate (currency/kWh).
-    Overlapping intervals must agree on the price of the slots they share.
+    Overlapping intervals must agree on the price of the slots they share. With the requested
+    ``window``, an interval reaching far outside it (``SANE_MARGIN``) is refused before it is expanded.
     """
     doc = _load_json(body, "tariff rates answer")
     kind = doc.get("object")
@@ -173,12 +188,16 @@ def parse_tariff_rates(body: bytes | str | Mapping[str, Any], region: str) -> pd
         inner = item.get(holder)
         if not isinstance(inner, Mapping):
             raise PayloadError(SOURCE, f"data[{index}] has no '{holder}' object")
-        rate = inner.get(key)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(rate):
-            raise PayloadError(SOURCE, f"data[{index}].{holder}.{key} is {rate!r}, expected a number (per kWh)")
+        rate = finite_number(inner.get(key))
+        if rate is None:
+            raise PayloadError(
+                SOURCE, f"data[{index}].{holder}.{key} is {quoted(inner.get(key))}, expected a number (per kWh)"
+            )
+        if window is not None:
+            check_window((valid_from, valid_to - SLOT), *window, SOURCE, f"data[{index}]")
         slots = pd.date_range(valid_from, valid_to, freq=SLOT, inclusive="left")
         starts.extend(slots)
-        prices.extend([float(rate)] * len(slots))
+        prices.extend([rate] * len(slots))
     if not starts:
         return empty_prices()
     frame = pd.DataFrame({"ts": pd.DatetimeIndex(starts).as_unit("us"), "price": prices})
@@ -205,11 +224,16 @@ def parse_login_response(response: requests.Response) -> BearerToken:
     return parse_login(response.content)
 
 
-def parse_rates_response(response: requests.Response, region: str, location_id: str) -> pd.DataFrame:
+def parse_rates_response(
+    response: requests.Response,
+    region: str,
+    location_id: str,
+    window: tuple[pd.Timestamp, pd.Timestamp] | None = None,
+) -> pd.DataFrame:
     """The transport hands over every 2xx/4xx other than 401/403/429, so check the status first."""
     if response.status_code != 200:
         parse_error(response.status_code, response.content, f"location {location_id} (region {region})")
-    return parse_tariff_rates(response.content, region)
+    return parse_tariff_rates(response.content, region, window)
 
 
 # -- client ---------------------------------------------------------------------------------------
@@ -252,6 +276,7 @@ class Client(ProviderClient):
             endpoint=LOGIN_PATH,
             auth=(self.config.login, self.config.api_key),
         )
+        register_secret(token.value)
         self._token = token
         # refresh early, but never so early that a short-lived token is useless
         margin = min(TOKEN_REFRESH_MARGIN_S, token.expires_in / 2)
@@ -308,7 +333,7 @@ class Client(ProviderClient):
                 return self.transport.fetch(
                     "GET",
                     path,
-                    lambda response: parse_rates_response(response, region, location),
+                    lambda response: parse_rates_response(response, region, location, (lo, hi)),
                     no_data=empty_prices,
                     endpoint=RATES_ENDPOINT,
                     params=params,

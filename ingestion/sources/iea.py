@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -30,7 +29,18 @@ import pandas as pd
 import requests
 
 from ingestion.http import NoData, PayloadError
-from ingestion.sources import SOURCE_COLUMNS, ProviderClient, decode_json, empty_prices, utc_bound
+from ingestion.sources import (
+    EARLIEST_TIME,
+    LATEST_TIME,
+    SOURCE_COLUMNS,
+    ProviderClient,
+    check_window,
+    decode_json,
+    empty_prices,
+    finite_number,
+    quoted,
+    utc_bound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +61,13 @@ DAYS_PER_REQUEST = 31  # the backend's range limit is unknown; keep each answer 
 CHANGED = "the undocumented IEA backend changed shape; update ingestion/sources/iea.py"
 
 
-def parse_timeseries(body: bytes | str | list[Any], iso3: str) -> pd.DataFrame:
+def parse_timeseries(
+    body: bytes | str | list[Any], iso3: str, window: tuple[pd.Timestamp, pd.Timestamp] | None = None
+) -> pd.DataFrame:
     """``ts`` (UTC) and ``price`` (per MWh) from an hourly timeseries answer for ``iso3``.
 
     Duplicate hours with equal values are merged, with different values refused; an empty
-    array raises ``NoData``.
+    array raises ``NoData``. With the requested ``window``, a time far outside it is refused.
     """
     doc = decode_json(body, SOURCE, f"{iso3}: answer", f"; {CHANGED}")
     if not isinstance(doc, list):
@@ -73,11 +85,14 @@ def parse_timeseries(body: bytes | str | list[Any], iso3: str) -> pd.DataFrame:
             raise PayloadError(SOURCE, f"{where} is {shown}, expected keys ISO3, Date, Value; {CHANGED}")
         if row["ISO3"] != iso3:
             raise PayloadError(SOURCE, f"{where} is for ISO3 {row['ISO3']!r}, not {iso3!r}; {CHANGED}")
-        value = row["Value"]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            raise PayloadError(SOURCE, f"{where}: Value {value!r} is not a number; {CHANGED}")
-        stamps.append(_instant(row["Date"], where))
-        values.append(float(value))
+        value = finite_number(row["Value"])
+        if value is None:
+            raise PayloadError(SOURCE, f"{where}: Value {quoted(row['Value'])} is not a number; {CHANGED}")
+        stamp = _instant(row["Date"], where)
+        if window is not None:
+            check_window([stamp], *window, SOURCE, where)
+        stamps.append(stamp)
+        values.append(value)
     frame = pd.DataFrame({"ts": pd.DatetimeIndex(stamps).as_unit("us"), "price": values})
     frame = frame.sort_values("ts", kind="stable")
     clashes = frame.groupby("ts")["price"].nunique()
@@ -97,7 +112,12 @@ def _instant(value: Any, where: str) -> pd.Timestamp:
         raise PayloadError(SOURCE, f"{where}: Date {value!r} is not ISO-8601; {CHANGED}") from None
     if parsed.tzinfo is None:
         raise PayloadError(SOURCE, f"{where}: Date {value!r} has no UTC offset, so the instant is unknown; {CHANGED}")
-    return pd.Timestamp(parsed).tz_convert("UTC")
+    stamp = pd.Timestamp(parsed).tz_convert("UTC")
+    if not EARLIEST_TIME <= stamp < LATEST_TIME:
+        raise PayloadError(
+            SOURCE, f"{where}: Date {value!r} is not a price's time (outside {EARLIEST_TIME.year}-{LATEST_TIME.year})"
+        )
+    return stamp
 
 
 class Client(ProviderClient):
@@ -145,7 +165,7 @@ class Client(ProviderClient):
         def parse(response: requests.Response) -> pd.DataFrame:
             if response.status_code != 200:
                 raise PayloadError(SOURCE, f"{iso3}: HTTP {response.status_code}: {_message(response)}")
-            return parse_timeseries(response.content, iso3)
+            return parse_timeseries(response.content, iso3, (start, end))
 
         return self.transport.fetch(
             "GET",

@@ -24,7 +24,7 @@ import pandas as pd
 import requests
 
 from ingestion.http import NoData, PayloadError
-from ingestion.sources import SOURCE_COLUMNS, ProviderClient, decode_json, empty_prices, utc_bound
+from ingestion.sources import SOURCE_COLUMNS, ProviderClient, decode_json, empty_prices, quoted, utc_bound
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -116,15 +116,17 @@ def _rates_from_outputs(
             rates[sector] = None
             continue
         if isinstance(value, bool) or value is None:
-            raise PayloadError(SOURCE, f"utility_rates v3 outputs.{sector} is {value!r}, expected a number in USD/kWh")
+            raise PayloadError(
+                SOURCE, f"utility_rates v3 outputs.{sector} is {quoted(value)}, expected a number in USD/kWh"
+            )
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise PayloadError(
-                SOURCE, f"utility_rates v3 outputs.{sector} is {value!r}, expected a number in USD/kWh"
+                SOURCE, f"utility_rates v3 outputs.{sector} is {quoted(value)}, expected a number in USD/kWh"
             ) from None
         if not math.isfinite(number) or number < 0:
-            raise PayloadError(SOURCE, f"utility_rates v3 outputs.{sector} is {value!r}, not a price in USD/kWh")
+            raise PayloadError(SOURCE, f"utility_rates v3 outputs.{sector} is {quoted(value)}, not a price in USD/kWh")
         rates[sector] = number
     return UtilityRates(
         utility_name=utility,

@@ -27,7 +27,6 @@ logged: the transport records only the endpoint name ``/utility_rates``.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +37,15 @@ import pandas as pd
 import requests
 
 from ingestion.http import HttpTransport, PayloadError, ProviderConfig, ProviderError
-from ingestion.sources import SOURCE_COLUMNS, ProviderClient, decode_json, empty_prices, utc_bound
+from ingestion.sources import (
+    SOURCE_COLUMNS,
+    ProviderClient,
+    decode_json,
+    empty_prices,
+    finite_number,
+    quoted,
+    utc_bound,
+)
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +69,8 @@ UNIT = "kWh"
 CURRENCY = "USD"
 RESOLUTION = "PT60M"
 SECTORS = ("Residential", "Commercial", "Industrial", "Lighting")
+# startdate/enddate past 2200 are no tariff's dates (and past 2262 overflow pandas' nanosecond times)
+LATEST_TARIFF_DATE = 7258118400  # 2200-01-01T00:00:00Z
 
 
 @dataclass(frozen=True, eq=False)
@@ -161,16 +170,23 @@ def _schedule(value: Any, name: str, where: str, periods: int) -> np.ndarray:
 
 
 def _finite(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise PayloadError(SOURCE, f"{what} is {value!r}, expected a number")
-    return float(value)
+    number = finite_number(value)
+    if number is None:
+        raise PayloadError(SOURCE, f"{what} is {quoted(value)}, expected a finite number")
+    return number
 
 
 def _unix(value: Any, name: str, where: str) -> pd.Timestamp | None:
     if value is None or value == "":
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise PayloadError(SOURCE, f"{where}: {name} is {value!r}, expected unix seconds")
+        raise PayloadError(SOURCE, f"{where}: {name} is {quoted(value)}, expected unix seconds")
+    if not 0 <= value < LATEST_TARIFF_DATE:
+        raise PayloadError(
+            SOURCE,
+            f"{where}: {name} {quoted(value)} is not a tariff date (unix seconds from 1970 to "
+            f"{pd.Timestamp(LATEST_TARIFF_DATE, unit='s'):%Y}); the item is corrupt",
+        )
     return pd.Timestamp(value, unit="s", tz="UTC")
 
 

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.dag
 
 DAG_ID = "electricity_price_ingestion"
 LOGICAL_DATE = "2016-06-01T12:00:00+00:00"  # inside every market's bundled history
-FAST_RETRY = {"max_attempts": 2, "backoff_base_s": 0.05, "read_timeout_s": 10}
+FAST_RETRY = {"max_attempts": 2, "backoff_base_s": 0.05, "read_timeout_s": 10, "provider_budget_s": 30}
 
 
 @pytest.fixture(scope="module")
@@ -196,6 +196,8 @@ def test_ingestion_dag__has_a_five_minute_deadline_alert_and_the_documented_shap
         " 'interval_s': alert.interval.total_seconds(), 'reference': type(alert.reference).__name__,"
         " 'callback': alert.callback.path, 'tasks': sorted(dag.task_ids),"
         " 'pools': sorted({t.pool for t in dag.tasks if t.task_id.startswith('fetch_')}),"
+        " 'fetch_limits': sorted({(t.retries, t.execution_timeout.total_seconds())"
+        " for t in dag.tasks if t.task_id.startswith('fetch_')}),"
         " 'aggregate_rule': dag.get_task('aggregate_prices').trigger_rule.value}))\n"
     )
     result = airflow.run_python(script)
@@ -204,6 +206,8 @@ def test_ingestion_dag__has_a_five_minute_deadline_alert_and_the_documented_shap
     assert shape["interval_s"] == 300 and "QueuedAt" in shape["reference"]
     assert shape["callback"] == "quality.alerts.deadline_missed"
     assert shape["pools"] == ["pricing_api_pool"] and shape["aggregate_rule"] == "all_done"
+    # a fetch retries within its provider's budget (180 s), never again through Airflow: 210 s < the 5-minute deadline
+    assert shape["fetch_limits"] == [[0, 210.0]]
     assert {
         "check_api_health",
         "check_markets_open",

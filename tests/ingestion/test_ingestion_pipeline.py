@@ -306,3 +306,18 @@ def test_sandbox__enforces_each_providers_rate_limit_with_a_bare_429(market_data
             for _ in range(3)
         ]
         assert remaining == [999, 998, 997]  # 1,000 per rolling hour, per key
+
+
+def test_rate_limiter__refuses_a_wait_longer_than_the_time_left_without_sleeping():
+    clock = [0.0]
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        clock[0] += seconds
+
+    limiter = RateLimiter(per_minute=1, clock=lambda: clock[0], sleep=sleep)
+    assert limiter.wait(within=5.0) is True and slept == []
+    clock[0] += 10
+    assert limiter.wait(within=5.0) is False and slept == []  # 50 s to wait, 5 s left: give up at once
+    assert limiter.wait(within=60.0) is True and slept == [50.0]

@@ -606,3 +606,9 @@ def test_sandbox__rate_limit_and_server_errors_use_entsoe_bodies(sandbox):
     assert limited.status == 429 and limited.body.decode() == RATE_LIMIT_TEXT
     assert broken.status == 500 and broken.content_type.startswith("text/html")
     assert b"Internal Server Error" in broken.body
+
+
+def test_parse__a_period_in_year_9999_is_refused_naming_the_time():
+    doc = document(series(period("9999-09-16T22:00Z", "9999-09-17T22:00Z", "PT60M", {1: "10"})))
+    with pytest.raises(PayloadError, match=r"time '9999-09-16T22:00Z' is not a delivery time \(outside 1990-2200\)"):
+        parse_a44(doc, "BE", BE)

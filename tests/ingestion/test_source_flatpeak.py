@@ -558,3 +558,21 @@ def test_module_constants_follow_the_contract():
     assert flatpeak.SOURCE == "flatpeak" and flatpeak.DEFAULT_BASE_URL == "https://api.flatpeak.com"
     assert flatpeak.CONNECTION_ID == "flatpeak_default" and flatpeak.REQUESTS_PER_MINUTE == 60
     assert DEFAULT_REGIONS == {"NP": "loc_NP", "PJM": "loc_PJM", "BE": "loc_BE", "FR": "loc_FR"}
+
+
+def test_parse__a_rate_too_large_for_a_float_is_a_payload_error_not_an_overflow():
+    with pytest.raises(
+        PayloadError, match=r"tariff.rate is 1000000000000000000000000000000000000000… \(401 characters\)"
+    ):
+        parse_tariff_rates(body(tariff={"rate": 10**400}), "NP")
+
+
+def test_parse__an_interval_ending_in_year_9999_is_refused_naming_the_time():
+    with pytest.raises(PayloadError, match=r"data\[0\].valid_to '9999-12-31T00:00:00Z' is not a tariff time"):
+        parse_tariff_rates(body(valid_to="9999-12-31T00:00:00Z"), "NP")
+
+
+def test_parse__an_interval_reaching_months_past_the_window_is_refused_before_it_is_expanded():
+    window = (pd.Timestamp("2022-12-28", tz="UTC"), pd.Timestamp("2022-12-29", tz="UTC"))
+    with pytest.raises(PayloadError, match=r"data\[0\]: time 2023-06-30T23:45:00\+00:00 lies outside the requested"):
+        parse_tariff_rates(body(valid_to="2023-07-01T00:00:00Z"), "NP", window)

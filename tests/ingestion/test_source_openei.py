@@ -390,7 +390,8 @@ def test_sandbox__malformed_body_is_archived_without_the_key_in_its_record(sandb
     ).content
     archived = Path(caught.value.payload_ref)
     assert archived.read_bytes() == full[: len(full) // 2]
-    assert archived.with_suffix(".meta").read_text() == "endpoint: /utility_rates\n"
+    meta = archived.with_suffix(".meta").read_text()
+    assert meta.startswith("endpoint: /utility_rates\nnote: utility_rates answer is not valid JSON") and KEY not in meta
     assert KEY not in str(caught.value) and all(KEY not in (c.error or "") for c in transport.calls)
 
 
@@ -401,3 +402,19 @@ def test_sandbox__slow_answer_times_out(sandbox, tmp_path, sleeps):
     sandbox.set_faults({"openei": Fault(kind="slow", slow_s=1.0)})
     with pytest.raises(ProviderError, match="timed out"):
         client.fetch_prices("PJM", utc("2024-01-01"), utc("2024-01-02"))
+
+
+@pytest.mark.parametrize("startdate", [10**12, -1, 10**30])
+def test_parse__a_startdate_no_tariff_can_have_is_a_payload_error_not_a_timestamp_overflow(startdate):
+    item = real_item() | {"startdate": startdate}
+    with pytest.raises(PayloadError, match=r"startdate .* is not a tariff date \(unix seconds from 1970 to 2200\)"):
+        openei.parse_tariff(item)
+
+
+def test_parse__a_rate_too_large_for_a_float_is_a_payload_error():
+    item = real_item()
+    item["energyratestructure"][0][0]["rate"] = 10**400
+    with pytest.raises(
+        PayloadError, match=r"energyratestructure\[0\]\[0\].rate is 1000.*\(401 characters\), expected a finite"
+    ):
+        openei.parse_tariff(item)
