@@ -113,13 +113,14 @@ def home(morning, tmp_path) -> Path:
     return Path(shutil.copytree(morning, tmp_path / "eopt"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def slack() -> SlackStandIn:
+    """The test's own Slack and SMTP stand-ins: what one test's run sends is not in another's."""
     with SlackStandIn() as server:
         yield server
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def smtp() -> SmtpStandIn:
     with SmtpStandIn() as server:
         yield server

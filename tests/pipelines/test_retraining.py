@@ -69,7 +69,14 @@ def test_retraining__registers_a_staging_version_with_the_challenger_alias(train
 def test_retraining__logs_one_parent_run_with_nested_member_and_trial_runs(trained):
     settings, _, outcome, client, _ = trained
     runs = _runs(client, settings)
-    parents = [r for r in runs if r.data.tags.get("eopt.kind") == "retraining"]
+    as_of = client.get_run(outcome.candidate.run_id).data.tags["eopt.as_of"]
+    # this retraining's parents (other tests of the module fail retrainings of other regions and weeks)
+    parents = [
+        r
+        for r in runs
+        if r.data.tags.get("eopt.kind") == "retraining"
+        and (r.data.tags.get("eopt.region"), r.data.tags.get("eopt.as_of")) == (REGION, as_of)
+    ]
     assert len(parents) == 1 and parents[0].info.run_id == outcome.candidate.run_id
     parent = parents[0]
     assert parent.info.status == "FINISHED"

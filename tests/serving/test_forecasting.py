@@ -400,9 +400,9 @@ def test_generate_forecast__loads_a_champion_version_once_per_process(champion_h
     features = prepare_features(store, "NP", origin)
     generate_forecast(client, "NP", features, origin, RUN)
     key = (candidate.name, candidate.version, candidate.run_id)
-    loaded = forecasting._MODELS[key]
+    loaded, cached = forecasting._MODELS[key], len(forecasting._MODELS)
     generate_forecast(client, "NP", features, origin, RUN + pd.Timedelta(hours=1))  # the next hour's run
-    assert forecasting._MODELS[key] is loaded and len(forecasting._MODELS) == 1
+    assert forecasting._MODELS[key] is loaded and len(forecasting._MODELS) == cached  # not loaded again
 
 
 def test_generate_forecast__a_champion_whose_artifacts_are_gone_falls_back_with_the_load_error(champion_home, tmp_path):
