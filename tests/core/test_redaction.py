@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import tomllib
+from pathlib import Path
 
 from core.redaction import (
+    PRODUCT_PACKAGES,
     REDACTING_FILTER,
     install_log_redaction,
     redact,
@@ -45,3 +48,9 @@ def test_log_filter__masks_arguments_and_tracebacks_of_the_http_libraries_logger
     assert 'http://h "GET /api?t=*** HTTP/1.1" 200' in caplog.text
     assert "failed for ***" in caplog.text and "RuntimeError: refused ***" in caplog.text
     assert "log-secret-4711" not in caplog.text
+
+
+def test_log_redaction__covers_every_package_of_the_product():
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())
+    packages = {*pyproject["tool"]["importlinter"]["root_packages"], "dags"}
+    assert set(PRODUCT_PACKAGES) == packages  # a new package's loggers get the filter too
