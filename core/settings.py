@@ -726,6 +726,58 @@ class AirflowSettings(_Group):
     )
 
 
+class Retention(_Group):
+    heading: ClassVar[str] = "Maintenance and retention (the `maintenance` DAG, `eopt maintenance`)"
+
+    quality_run_days: int = setting(
+        "EOPT_RETENTION_QUALITY_RUN_DAYS",
+        30,
+        "data-quality MLflow runs (their Evidently reports and quality reports with them) started longer ago than this "
+        "are deleted through MLflow and garbage-collected; so are the local report folders under `$EOPT_HOME/quality`",
+        parse="int",
+    )
+    raw_payload_days: int = setting(
+        "EOPT_RETENTION_RAW_PAYLOAD_DAYS",
+        30,
+        "archived provider payloads under `$EOPT_HOME/raw` older than this are removed, unless a kept quarantine row "
+        "references them",
+        parse="int",
+    )
+    quarantine_days: int = setting(
+        "EOPT_RETENTION_QUARANTINE_DAYS",
+        90,
+        "quarantine rows last seen longer ago than this are deleted (a row seen again stays)",
+        parse="int",
+    )
+    forecast_hourly_days: int = setting(
+        "EOPT_RETENTION_FORECAST_HOURLY_DAYS",
+        14,
+        "every hourly forecast issue is kept this long; older target hours keep only their day-ahead issue (the one "
+        "issued furthest ahead)",
+        parse="int",
+    )
+    airflow_log_days: int = setting(
+        "EOPT_RETENTION_AIRFLOW_LOG_DAYS",
+        30,
+        "Airflow task log files not written to for longer than this are removed",
+        parse="int",
+    )
+    airflow_metadata_days: int = setting(
+        "EOPT_RETENTION_AIRFLOW_METADATA_DAYS",
+        90,
+        "`airflow db clean` removes metadata rows (runs, task instances, XComs, ...) older than this, without archive "
+        "tables",
+        parse="int",
+    )
+    archived_champions: int = setting(
+        "EOPT_RETENTION_ARCHIVED_CHAMPIONS",
+        3,
+        "the newest former champions per region kept as rollback targets, with their runs (Production and Staging "
+        "versions are always kept)",
+        parse="int0",
+    )
+
+
 # -- reading the variables ------------------------------------------------------------------------
 
 _ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("eopt_settings_environment", default=None)
@@ -792,6 +844,7 @@ class Settings(BaseSettings):
     quality: Quality = Field(default_factory=Quality, description=Quality.heading)
     alerts: Alerts = Field(default_factory=Alerts, description=Alerts.heading)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings, description=AirflowSettings.heading)
+    retention: Retention = Field(default_factory=Retention, description=Retention.heading)
 
     _from_text = _text_validator()
 
@@ -860,6 +913,11 @@ class Settings(BaseSettings):
     def quality_dir(self) -> Path:
         """Where data-quality runs write their report and drift reports (also logged to MLflow)."""
         return self.stores.home / "quality"
+
+    @property
+    def airflow_log_dir(self) -> Path:
+        """Where the product's Airflow home keeps task logs (Airflow's default ``base_log_folder``)."""
+        return self.airflow.home / "logs"
 
     @property
     def retraining_dir(self) -> Path:
