@@ -2,9 +2,10 @@
 
 Per registered model of the product (``electricity-price-<region>``) a version is kept when it is
 in Production or Staging, carries an alias (``champion``, ``challenger``), or is among the newest
-``archived_champions`` former champions in the promotion history (the rollback targets,
-``registry.promotion.rollback`` walks back through them). The MLflow runs behind kept versions,
-and their parent runs, are kept too.
+``archived_champions`` former champions in the promotion history, or is the champion's rollback
+target (the version it replaced, which ``registry.promotion.rollback`` brings back) whatever
+``archived_champions`` says. The MLflow runs behind kept versions, and their parent runs, are
+kept too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 from mlflow.tracking import MlflowClient
 
-from registry.models import PRODUCTION, STAGING
+from registry.models import CHAMPION, PRODUCTION, STAGING
 from storage.promotions import PromotionStore
 
 MODEL_PREFIX = "electricity-price-"
@@ -47,6 +48,10 @@ def protected(client: MlflowClient, promotions: PromotionStore, archived_champio
         for version in versions:
             if version.current_stage in (PRODUCTION, STAGING) or version.aliases:
                 kept.add(str(version.version))
+            if CHAMPION in (version.aliases or []):
+                target = promotions.promoted_over(model.name.removeprefix(MODEL_PREFIX), str(version.version))
+                if target is not None:
+                    kept.add(target)
         # the current champion counts among the promoted ones, hence K + 1 from the history
         kept.update(former_champions(promotions, model.name, archived_champions))
         out.versions[model.name] = kept

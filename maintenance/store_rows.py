@@ -102,9 +102,11 @@ def remove_hourly_forecasts(engine: sa.Engine, cutoff: pd.Timestamp, *, dry_run:
 
 def database_bytes(engine: sa.Engine, tables: tuple[str, ...] = TRIMMED_TABLES) -> int:
     """The store's size on disk: the SQLite file, or the PostgreSQL tables' total relation size."""
-    if engine.dialect.name == "sqlite":
+    if engine.dialect.name == "sqlite":  # the database file and its write-ahead log
         database = engine.url.database
-        return Path(database).stat().st_size if database and Path(database).is_file() else 0
+        if not database:
+            return 0
+        return sum(p.stat().st_size for p in (Path(database), Path(f"{database}-wal")) if p.is_file())
     with engine.connect() as conn:
         return int(
             sum(conn.execute(sa.text("SELECT pg_total_relation_size(:t)"), {"t": t}).scalar_one() or 0 for t in tables)
@@ -116,6 +118,7 @@ def vacuum(engine: sa.Engine, tables: tuple[str, ...] = TRIMMED_TABLES) -> None:
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         if engine.dialect.name == "sqlite":
             conn.exec_driver_sql("VACUUM")
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")  # in WAL mode the file shrinks at the checkpoint
         else:
             preparer = engine.dialect.identifier_preparer
             for table in tables:

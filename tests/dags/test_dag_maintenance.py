@@ -1,0 +1,126 @@
+"""maintenance under the real `airflow dags test`: 90 days of simulated history in a temporary home.
+
+The home holds what ``tests.maintenance_history`` builds (data-quality runs and report folders,
+payloads and quarantine rows, hourly forecasts, task logs in the Airflow home, NP's model
+through promotions, a rejection and a rollback). A dry run first (``conf={"dry_run": true}``):
+every task lists what it would remove and nothing changes. Then the real run removes exactly
+that list: each store drops to its bound, the champion, Production and the rollback target
+still load and answer, promotion history and prices are untouched. A second pass removes nothing.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from core.settings import Settings
+from maintenance.quality_runs import artifact_folder
+from pipelines.maintenance import STEPS, run_maintenance
+from storage.database import create_store_engine
+from storage.promotions import PromotionStore
+from storage.schema import electricity_prices, forecasts
+from tests.airflow_harness import AirflowHome
+from tests.maintenance_history import (
+    DRIFT_BYTES,
+    LOG_BYTES,
+    MODEL,
+    REPORT_BYTES,
+    build_history,
+    folder_bytes,
+)
+
+pytestmark = pytest.mark.dag
+
+DAG_ID = "maintenance"
+
+
+def _snapshot(settings: Settings) -> dict:
+    engine = create_store_engine(settings.stores.database_url)
+    try:
+        with engine.connect() as conn:
+            prices = conn.execute(sa.select(electricity_prices).order_by(*electricity_prices.primary_key)).all()
+            forecast_rows = conn.execute(sa.select(sa.func.count()).select_from(forecasts)).scalar_one()
+        promotions = PromotionStore(engine).history()
+    finally:
+        engine.dispose()
+    home = settings.stores.home
+    return {
+        "prices": prices,
+        "promotions": promotions.to_json(orient="records", date_format="iso"),
+        "forecasts": forecast_rows,
+        "bytes": {name: folder_bytes(home / name) for name in ("quality", "mlartifacts", "raw")},
+    }
+
+
+def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_to_their_bounds(tmp_path):
+    import mlflow
+
+    airflow = AirflowHome.create(tmp_path / "airflow")
+    as_of = pd.Timestamp.now(tz="UTC").floor("h") + pd.Timedelta(minutes=30)  # as scheduled: half past the hour
+    env = {"EOPT_HOME": str(tmp_path / "eopt"), "EOPT_AIRFLOW_DEADLINE_ALERTS": "0", "EOPT_LOG_LEVEL": "WARNING"}
+    settings = Settings.from_env(env)
+    history = build_history(settings, as_of, airflow.home / "logs")
+    before = _snapshot(settings)
+
+    dry = airflow.dags_test(DAG_ID, as_of.isoformat(), conf={"dry_run": True}, extra_env=env)
+    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
+    assert set(airflow.task_states(DAG_ID).values()) == {"success"}
+    listed = {step: airflow.xcoms(DAG_ID, step)[step] for step in STEPS}
+    assert _snapshot(settings) == before, "a dry run removed something"
+    assert listed["remove_quality_runs"]["count"] == 60  # days 31..90
+    assert listed["remove_quality_runs"]["bytes"] == 60 * (REPORT_BYTES + DRIFT_BYTES)
+    assert listed["remove_airflow_logs"]["count"] == 60
+    assert listed["remove_airflow_logs"]["bytes"] == 60 * LOG_BYTES
+
+    real = airflow.dags_test(
+        DAG_ID, (as_of + pd.Timedelta(minutes=1)).isoformat(), extra_env=env
+    )  # a later run: the dry run's id is taken
+    assert real.returncode == 0, real.stdout[-3000:] + real.stderr[-3000:]
+    states = airflow.task_states(DAG_ID)
+    assert set(states) == set(STEPS) and set(states.values()) == {"success"}
+    removed = {step: airflow.xcoms(DAG_ID, step)[step] for step in STEPS}
+    for step in STEPS:
+        if step == "vacuum_stores":
+            continue
+        same = ("count", "bytes", "rows", "items")
+        assert {k: removed[step][k] for k in same} == {k: listed[step][k] for k in same}, step
+        assert removed[step]["dry_run"] is False
+
+    after = _snapshot(settings)
+    assert after["prices"] == before["prices"] and after["promotions"] == before["promotions"]
+    quality = settings.quality.experiment
+    client = history.client()
+    experiment = client.get_experiment_by_name(quality)
+    assert experiment is not None
+    kept_runs = client.search_runs([experiment.experiment_id], "", max_results=1000)
+    assert len(kept_runs) == 30
+    assert after["bytes"]["quality"] == 30 * (REPORT_BYTES + DRIFT_BYTES)
+    assert sum(folder_bytes(artifact_folder(run)) for run in kept_runs) == 30 * (REPORT_BYTES + DRIFT_BYTES)
+    # the model runs' artifacts share the root: only the 60 old data-quality runs' left it
+    assert after["bytes"]["mlartifacts"] == before["bytes"]["mlartifacts"] - 60 * (REPORT_BYTES + DRIFT_BYTES)
+    log_files = [p for p in (airflow.home / "logs" / "dag_id=data_quality").rglob("*") if p.is_file()]
+    assert len(log_files) == 30 and sum(p.stat().st_size for p in log_files) == 30 * LOG_BYTES
+
+    frame = pd.DataFrame({"x": [0.0, 1.0]})
+    for uri, price in (
+        (f"models:/{MODEL}@champion", 2.0),
+        (f"models:/{MODEL}/Production", 2.0),
+        (f"models:/{MODEL}/1", 1.0),  # the rollback target
+        (f"models:/{MODEL}/4", 4.0),  # the champion before the rollback
+    ):
+        assert list(mlflow.pyfunc.load_model(uri).predict(frame)) == [price, price], uri
+    for run in history.model_run_ids.values():
+        assert client.get_run(run).info.lifecycle_stage == "active"
+
+    again = run_maintenance(
+        history.store,
+        client,
+        settings,
+        as_of + pd.Timedelta(minutes=2),
+        airflow.home / "logs",
+        None,
+        dry_run=False,
+        airflow_metadata=False,
+    )
+    assert [(r.step, r.count, r.bytes) for r in again] == [(s, 0, 0) for s in STEPS if s != "clean_airflow_metadata"]
