@@ -236,3 +236,35 @@ def kept_forecasts(frame: pd.DataFrame, cutoff: pd.Timestamp) -> int:
 
 def folder_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.exists() else 0
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What each store holds after maintenance with the default retention, from the history's layout."""
+
+    quality_runs: int
+    payload_files: int
+    payload_bytes: int
+    quarantine_rows: int
+    log_files: int
+    forecast_rows: int
+
+
+def bounds(history: History) -> Bounds:
+    retention = history.settings.retention
+    kept_payloads = [
+        d
+        for d in history.payloads
+        if d <= retention.raw_payload_days or (d % 2 == 0 and d <= retention.quarantine_days) or d == REPEATED_DAY
+    ]
+    rows = [d for d in history.payloads if d % 2 == 0 and (d <= retention.quarantine_days or d == REPEATED_DAY)]
+    meta = sum(history.payloads[d].with_suffix(".meta").stat().st_size for d in kept_payloads)
+    cutoff = history.as_of - pd.Timedelta(days=retention.forecast_hourly_days)
+    return Bounds(
+        quality_runs=min(QUALITY_DAYS, retention.quality_run_days),
+        payload_files=2 * len(kept_payloads),
+        payload_bytes=len(kept_payloads) * PAYLOAD_BYTES + meta,
+        quarantine_rows=len(rows),
+        log_files=min(LOG_DAYS, retention.airflow_log_days),
+        forecast_rows=kept_forecasts(forecast_frame(history.as_of), cutoff),
+    )
