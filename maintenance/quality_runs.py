@@ -12,6 +12,7 @@ touched, whichever experiment they are in.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 from collections.abc import Iterator
@@ -88,12 +89,15 @@ def remove_quality_runs(
     before_ms = int(cutoff.timestamp() * 1000)
     to_delete: list[str] = []
     to_collect: list[str] = []
+    folders: dict[str, Path] = {}
     for view, pending in ((ViewType.ACTIVE_ONLY, to_delete), (ViewType.DELETED_ONLY, to_collect)):
         for run in _runs(client, experiment.experiment_id, view, before_ms):
             if run.info.run_id in keep.runs:
                 report.notes.append(f"run {run.info.run_id} backs a kept model version: kept")
                 continue
             folder = artifact_folder(run)
+            if folder is not None:
+                folders[run.info.run_id] = folder
             state = "" if view == ViewType.ACTIVE_ONLY else ", already marked deleted"
             started = pd.Timestamp(run.info.start_time, unit="ms", tz="UTC")
             report.add(
@@ -113,4 +117,15 @@ def remove_quality_runs(
         client.delete_run(run_id)
     if collectable(tracking_uri) and (to_delete or to_collect):
         garbage_collect(tracking_uri, to_delete + to_collect)
+        for run_id, folder in folders.items():
+            remove_empty_run_folder(run_id, folder)
     return report.logged()
+
+
+def remove_empty_run_folder(run_id: str, artifacts: Path) -> None:
+    """``mlflow gc`` removes ``<root>/<run id>/artifacts`` and leaves ``<root>/<run id>`` behind, empty:
+    that folder goes too, and only when it is the run's own and empty."""
+    run_folder = artifacts.parent
+    if artifacts.name == "artifacts" and run_folder.name == run_id and run_folder.is_dir():
+        with contextlib.suppress(OSError):  # not empty: something else is in it, leave it
+            run_folder.rmdir()
