@@ -2,10 +2,10 @@
 
 The home holds what ``tests.maintenance_history`` builds (data-quality runs and report folders,
 payloads and quarantine rows, hourly forecasts, task logs in the Airflow home, NP's model
-through promotions, a rejection and a rollback). A dry run first (``conf={"dry_run": true}``):
-every task lists what it would remove and nothing changes. Then the real run removes exactly
-that list: each store drops to its bound, the champion, Production and the rollback target
-still load and answer, promotion history and prices are untouched. A second pass removes nothing.
+through promotions, a rejection and a rollback). A dry run first: every step lists what it would
+remove and nothing changes. Then the DAG run removes exactly that list: each store drops to its
+bound, the champion, Production and the rollback target still load and answer, promotion
+history and prices are untouched. A second pass removes nothing.
 """
 
 from __future__ import annotations
@@ -63,24 +63,31 @@ def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_
     history = build_history(settings, as_of, airflow.home / "logs")
     before = _snapshot(settings)
 
-    dry = airflow.dags_test(DAG_ID, as_of.isoformat(), conf={"dry_run": True}, extra_env=env)
-    assert dry.returncode == 0, dry.stdout[-3000:] + dry.stderr[-3000:]
-    assert set(airflow.task_states(DAG_ID).values()) == {"success"}
-    listed = {step: airflow.xcoms(DAG_ID, step)[step] for step in STEPS}
+    # the dry run, in-process (a DAG run with conf {"dry_run": true} calls the same functions)
+    dry = run_maintenance(
+        history.store,
+        history.client(),
+        settings,
+        as_of,
+        airflow.home / "logs",
+        None,
+        dry_run=True,
+        airflow_metadata=False,
+    )
+    listed = {report.step: report.to_dict() for report in dry}
     assert _snapshot(settings) == before, "a dry run removed something"
     assert listed["remove_quality_runs"]["count"] == 60  # days 31..90
     assert listed["remove_quality_runs"]["bytes"] == 60 * (REPORT_BYTES + DRIFT_BYTES)
     assert listed["remove_airflow_logs"]["count"] == 60
     assert listed["remove_airflow_logs"]["bytes"] == 60 * LOG_BYTES
 
-    real = airflow.dags_test(
-        DAG_ID, (as_of + pd.Timedelta(minutes=1)).isoformat(), extra_env=env
-    )  # a later run: the dry run's id is taken
+    real = airflow.dags_test(DAG_ID, as_of.isoformat(), extra_env=env)
     assert real.returncode == 0, real.stdout[-3000:] + real.stderr[-3000:]
     states = airflow.task_states(DAG_ID)
     assert set(states) == set(STEPS) and set(states.values()) == {"success"}
     removed = {step: airflow.xcoms(DAG_ID, step)[step] for step in STEPS}
-    for step in STEPS:
+    assert removed["clean_airflow_metadata"]["dry_run"] is False  # a fresh metadata database: nothing that old
+    for step in listed:
         if step == "vacuum_stores":
             continue
         same = ("count", "bytes", "rows", "items")
@@ -117,7 +124,7 @@ def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_
         history.store,
         client,
         settings,
-        as_of + pd.Timedelta(minutes=2),
+        as_of + pd.Timedelta(minutes=1),
         airflow.home / "logs",
         None,
         dry_run=False,
