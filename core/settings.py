@@ -128,6 +128,26 @@ def parse_thresholds(raw: str | Mapping[str, Any], what: str) -> dict[str, float
     return out
 
 
+def parse_days_by_dag(raw: str | Mapping[str, Any], what: str) -> dict[str, int]:
+    """``forecast_generation=7,model_retraining=90`` into ``{"forecast_generation": 7, ...}``; refuses
+    anything but a DAG id and a whole number of days above 0."""
+    parts = (
+        [f"{k}={v}" for k, v in raw.items()]
+        if isinstance(raw, Mapping)
+        else [p.strip() for p in raw.split(",") if p.strip()]
+    )
+    out: dict[str, int] = {}
+    for part in parts:
+        dag, _, days = part.partition("=")
+        dag = dag.strip()
+        if not dag or not days.strip().isdigit() or int(days) < 1:
+            raise SettingsError(
+                f"{what}: {part!r} is not DAG_ID=DAYS with DAYS a whole number above 0, e.g. forecast_generation=7"
+            )
+        out[dag] = int(days)
+    return out
+
+
 def _parse(field: FieldInfo, raw: Any) -> Any:
     """The value of ``field`` from its variable's text (or from a typed value, as ``with_overrides``
     and ``model_validate`` pass them). A malformed value raises ``SettingsError`` naming the variable."""
@@ -185,6 +205,8 @@ def _parse(field: FieldInfo, raw: Any) -> Any:
         return tuple(str(p).strip() for p in items if str(p).strip())
     if kind == "thresholds":
         return parse_thresholds(raw, name)
+    if kind == "days_by_dag":
+        return parse_days_by_dag(raw, name)
     if kind == "device":
         device = str(raw).strip().lower()
         if device not in DEVICES:
@@ -761,6 +783,14 @@ class Retention(_Group):
         30,
         "Airflow task log files not written to for longer than this are removed",
         parse="int",
+    )
+    airflow_log_days_by_dag: dict[str, int] = setting(
+        "EOPT_RETENTION_AIRFLOW_LOG_DAYS_BY_DAG",
+        {},
+        "per-DAG overrides of the task log retention, `DAG_ID=DAYS,...` (e.g. `electricity_price_ingestion=7`, whose "
+        "96 runs a day write most of the logs); unset: none",
+        parse="days_by_dag",
+        shown="unset",
     )
     airflow_metadata_days: int = setting(
         "EOPT_RETENTION_AIRFLOW_METADATA_DAYS",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -84,14 +84,27 @@ def remove_report_folders(folder: Path, cutoff: pd.Timestamp, *, dry_run: bool) 
     return report.logged()
 
 
-def remove_task_logs(folder: Path, cutoff: pd.Timestamp, *, dry_run: bool) -> StepReport:
-    """Airflow log files under ``folder`` (its ``base_log_folder``) last written before ``cutoff``;
-    folders left empty are removed after them."""
+def dag_of(log: Path, folder: Path) -> str | None:
+    """The DAG of a task log (``dag_id=<dag>/run_id=.../...``), None for other files under ``folder``."""
+    top = log.relative_to(folder).parts[0]
+    return top.removeprefix("dag_id=") if top.startswith("dag_id=") else None
+
+
+def remove_task_logs(
+    folder: Path, cutoff: pd.Timestamp, *, dry_run: bool, cutoffs_by_dag: Mapping[str, pd.Timestamp] | None = None
+) -> StepReport:
+    """Airflow log files under ``folder`` (its ``base_log_folder``) last written before ``cutoff``, or
+    before their DAG's own cutoff in ``cutoffs_by_dag``; folders left empty are removed after them."""
     report = StepReport("remove_airflow_logs", dry_run)
     if not folder.is_dir():
         report.notes.append(f"no Airflow logs at {folder}")
         return report.logged()
-    doomed = [p for p in sorted(folder.rglob("*")) if p.is_file() and modified_before(p, cutoff)]
+    by_dag = cutoffs_by_dag or {}
+    doomed = [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and modified_before(p, by_dag.get(dag_of(p, folder) or "", cutoff))
+    ]
     for path in doomed:
         report.add(f"log {path.relative_to(folder)}", path.stat().st_size)
     if not dry_run:

@@ -84,9 +84,12 @@ def remove_hourly_forecasts(store: PriceStore, settings: Settings, as_of: pd.Tim
 
 
 def remove_airflow_logs(settings: Settings, log_folder: Path, as_of: pd.Timestamp, *, dry_run: bool) -> StepReport:
-    """Airflow log files under ``log_folder`` not written for ``EOPT_RETENTION_AIRFLOW_LOG_DAYS``."""
-    cutoff = _before(as_of, settings.retention.airflow_log_days)
-    return files.remove_task_logs(log_folder, cutoff, dry_run=dry_run)
+    """Airflow log files under ``log_folder`` not written for ``EOPT_RETENTION_AIRFLOW_LOG_DAYS`` (a DAG
+    in ``EOPT_RETENTION_AIRFLOW_LOG_DAYS_BY_DAG``: its own days)."""
+    retention = settings.retention
+    cutoff = _before(as_of, retention.airflow_log_days)
+    by_dag = {dag: _before(as_of, days) for dag, days in retention.airflow_log_days_by_dag.items()}
+    return files.remove_task_logs(log_folder, cutoff, dry_run=dry_run, cutoffs_by_dag=by_dag)
 
 
 def clean_airflow_metadata(

@@ -6,8 +6,11 @@ import os
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from core.settings import Settings, SettingsError
 from maintenance.files import remove_raw_payloads, remove_report_folders, remove_task_logs
+from pipelines.maintenance import remove_airflow_logs
 from storage.payload_archive import archive_payload
 
 AS_OF = pd.Timestamp("2026-03-01 03:30", tz="UTC")
@@ -87,3 +90,32 @@ def test_remove_task_logs__old_files_then_the_folders_they_leave_empty(tmp_path)
     assert (real.count, real.bytes) == (1, 90)
     assert not (logs / "dag_id=maintenance" / "run_id=old").exists() and recent.exists()
     assert remove_task_logs(logs, CUTOFF, dry_run=False).count == 0
+
+
+def test_remove_airflow_logs__a_dag_with_its_own_days(tmp_path):
+    settings = Settings.from_env(
+        {"EOPT_HOME": str(tmp_path), "EOPT_RETENTION_AIRFLOW_LOG_DAYS_BY_DAG": "electricity_price_ingestion=7"}
+    )
+    logs = tmp_path / "logs"
+    written = {}
+    for dag in ("electricity_price_ingestion", "data_quality"):
+        for days in (3, 10, 40):
+            path = logs / f"dag_id={dag}" / f"run_id=r{days}" / "task_id=t" / "attempt=1.log"
+            path.parent.mkdir(parents=True)
+            path.write_text("x")
+            _age(path, days)
+            written[dag, days] = path
+    processor = logs / "dag_processor" / "old.log"  # not a task log: the default applies
+    processor.parent.mkdir()
+    processor.write_text("x")
+    _age(processor, 10)
+
+    remove_airflow_logs(settings, logs, AS_OF, dry_run=False)
+    kept = sorted(key for key, path in written.items() if path.exists())
+    assert kept == [("data_quality", 3), ("data_quality", 10), ("electricity_price_ingestion", 3)]
+    assert processor.exists()
+
+
+def test_days_by_dag__refuses_what_is_not_dag_equals_days():
+    with pytest.raises(SettingsError, match=r"EOPT_RETENTION_AIRFLOW_LOG_DAYS_BY_DAG: 'x=0' is not DAG_ID=DAYS"):
+        Settings.from_env({"EOPT_RETENTION_AIRFLOW_LOG_DAYS_BY_DAG": "x=0"})
