@@ -10,6 +10,8 @@ history and prices are untouched. A second pass removes nothing.
 
 from __future__ import annotations
 
+import sqlite3
+
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -81,12 +83,22 @@ def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_
     assert listed["remove_airflow_logs"]["count"] == 60
     assert listed["remove_airflow_logs"]["bytes"] == 60 * LOG_BYTES
 
+    # Airflow's own audit rows (`airflow db migrate`, `pools import`) made 100 days old: past the metadata bound
+    with sqlite3.connect(airflow.home / "airflow.db") as db:
+        aged = db.execute("UPDATE log SET dttm = ?", ((as_of - pd.Timedelta(days=100)).isoformat(),)).rowcount
+    assert aged > 0
+
     real = airflow.dags_test(DAG_ID, as_of.isoformat(), extra_env=env)
     assert real.returncode == 0, real.stdout[-3000:] + real.stderr[-3000:]
     states = airflow.task_states(DAG_ID)
     assert set(states) == set(STEPS) and set(states.values()) == {"success"}
     removed = {step: airflow.xcoms(DAG_ID, step)[step] for step in STEPS}
-    assert removed["clean_airflow_metadata"]["dry_run"] is False  # a fresh metadata database: nothing that old
+    metadata = removed["clean_airflow_metadata"]
+    assert metadata["items"] == [f"Airflow table log: {aged} row(s) before {as_of - pd.Timedelta(days=90):%Y-%m-%d}"]
+    with sqlite3.connect(airflow.home / "airflow.db") as db:
+        assert db.execute(
+            "SELECT count(*) FROM log WHERE dttm < ?", ((as_of - pd.Timedelta(days=90)).isoformat(),)
+        ).fetchone() == (0,)
     for step in listed:
         if step == "vacuum_stores":
             continue
