@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from registry.models import CHAMPION, PRODUCTION, STAGING
@@ -59,7 +60,10 @@ def protected(client: MlflowClient, promotions: PromotionStore, archived_champio
             if str(version.version) in kept and version.run_id:
                 out.runs.add(version.run_id)
     for run_id in list(out.runs):
-        parent = client.get_run(run_id).data.tags.get(PARENT_TAG)
+        try:
+            parent = client.get_run(run_id).data.tags.get(PARENT_TAG)
+        except MlflowException:  # the version outlived its run (removed by hand): nothing more to keep
+            continue
         if parent:
             out.runs.add(parent)
     return out

@@ -72,7 +72,10 @@ def garbage_collect(tracking_uri: str, run_ids: list[str]) -> None:
         batch = run_ids[start : start + GC_BATCH]
         printed = io.StringIO()
         with redirect_stdout(printed):  # one "permanently deleted" line per run: the step's log says it once
-            gc.main(["--backend-store-uri", tracking_uri, "--run-ids", ",".join(batch)], standalone_mode=False)
+            gc.main(
+                ["--backend-store-uri", tracking_uri, "--tracking-uri", tracking_uri, "--run-ids", ",".join(batch)],
+                standalone_mode=False,
+            )
 
 
 def remove_quality_runs(
