@@ -799,6 +799,13 @@ class Retention(_Group):
         "tables",
         parse="int",
     )
+    optuna_studies: int = setting(
+        "EOPT_RETENTION_OPTUNA_STUDIES",
+        2,
+        "Optuna studies kept per region and model: the newest training windows' (the newest seeds the next "
+        "retraining); a study with a running trial is never removed",
+        parse="int",
+    )
     archived_champions: int = setting(
         "EOPT_RETENTION_ARCHIVED_CHAMPIONS",
         3,

@@ -13,6 +13,7 @@ report (step, count, bytes, rows, the first items) through XCom and logs every i
 - ``remove_quarantine_rows`` -> ``remove_raw_payloads``: old quarantine rows, then the archived
   payloads no kept row references.
 - ``remove_hourly_forecasts``: old target hours keep only their day-ahead issue.
+- ``remove_superseded_studies``: Optuna studies of superseded training windows.
 - ``remove_airflow_logs``: task log files under Airflow's ``base_log_folder``.
 - ``clean_airflow_metadata``: ``airflow db clean`` without archive tables.
 - ``vacuum_stores`` (``all_done``): ``VACUUM`` of the product's store and the embedded MLflow store.
@@ -87,6 +88,12 @@ def maintenance():
         return remove_hourly_forecasts(price_store(settings), settings, run_time(), dry_run=_dry_run()).to_dict()
 
     @task
+    def remove_superseded_studies() -> dict:
+        from pipelines.maintenance import remove_superseded_studies
+
+        return remove_superseded_studies(task_settings(), dry_run=_dry_run()).to_dict()
+
+    @task
     def remove_airflow_logs() -> dict:
         from pathlib import Path
 
@@ -116,6 +123,7 @@ def maintenance():
         remove_quality_report_folders(),
         remove_quarantine_rows() >> remove_raw_payloads(),
         remove_hourly_forecasts(),
+        remove_superseded_studies(),
         remove_airflow_logs(),
         clean_airflow_metadata(),
     ]

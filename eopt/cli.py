@@ -707,6 +707,7 @@ MAINTENANCE_STEPS = {
     "remove_quarantine_rows": "Quarantine rows last seen before the retention bound.",
     "remove_raw_payloads": "Archived payloads past retention that no kept quarantine row references.",
     "remove_hourly_forecasts": "Old target hours keep only their day-ahead forecast issue.",
+    "remove_superseded_studies": "Optuna studies of superseded training windows (the newest per region and model stay).",
     "remove_airflow_logs": "Airflow task log files past retention (EOPT_AIRFLOW_HOME/logs).",
     "clean_airflow_metadata": "`airflow db clean` of the Airflow metadata past retention (no archive tables).",
     "vacuum_stores": "VACUUM of the price store and the embedded MLflow store.",
@@ -725,6 +726,8 @@ def _maintenance_step(obj: Context, step: str, when: pd.Timestamp, dry_run: bool
         return flow.remove_quality_report_folders(settings, when, dry_run=dry_run)
     if step in ("remove_quarantine_rows", "remove_raw_payloads", "remove_hourly_forecasts"):
         return getattr(flow, step)(obj.store(), settings, when, dry_run=dry_run)
+    if step == "remove_superseded_studies":
+        return flow.remove_superseded_studies(settings, dry_run=dry_run)
     if step == "remove_airflow_logs":
         return flow.remove_airflow_logs(settings, settings.airflow_log_dir, when, dry_run=dry_run)
     if step == "clean_airflow_metadata":

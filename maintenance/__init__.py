@@ -12,6 +12,7 @@ each removal is complete on its own, and a rerun finishes what an interrupted ru
   data-quality report folders, Airflow task logs.
 - ``maintenance.store_rows``: quarantine rows, hourly forecasts thinned to their day-ahead issue,
   ``VACUUM`` of the product's store.
+- ``maintenance.optuna_studies``: Optuna studies of superseded training windows.
 - ``maintenance.airflow_metadata``: ``airflow db clean`` of the Airflow metadata database.
 - ``maintenance.protected``: what is never removed: the registered model versions in Production or
   Staging, with an alias, or among the newest former champions, and the runs behind them.

@@ -21,7 +21,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core.settings import Settings
-from maintenance import airflow_metadata, files, quality_runs, store_rows
+from maintenance import airflow_metadata, files, optuna_studies, quality_runs, store_rows
 from maintenance.protected import protected
 from maintenance.removals import StepReport
 from storage.prices import PriceStore
@@ -36,6 +36,7 @@ STEPS = (
     "remove_quarantine_rows",
     "remove_raw_payloads",
     "remove_hourly_forecasts",
+    "remove_superseded_studies",
     "remove_airflow_logs",
     "clean_airflow_metadata",
     "vacuum_stores",
@@ -81,6 +82,13 @@ def remove_hourly_forecasts(store: PriceStore, settings: Settings, as_of: pd.Tim
     """Target hours older than ``EOPT_RETENTION_FORECAST_HOURLY_DAYS`` keep only their day-ahead issue."""
     cutoff = _before(as_of, settings.retention.forecast_hourly_days)
     return store_rows.remove_hourly_forecasts(store.engine, cutoff, dry_run=dry_run)
+
+
+def remove_superseded_studies(settings: Settings, *, dry_run: bool) -> StepReport:
+    """Optuna studies of superseded windows: all but the newest ``EOPT_RETENTION_OPTUNA_STUDIES`` per region and model."""
+    return optuna_studies.remove_superseded_studies(
+        settings.stores.optuna_storage, settings.retention.optuna_studies, dry_run=dry_run
+    )
 
 
 def remove_airflow_logs(settings: Settings, log_folder: Path, as_of: pd.Timestamp, *, dry_run: bool) -> StepReport:
@@ -135,6 +143,7 @@ def run_maintenance(
         remove_quarantine_rows(store, settings, as_of, dry_run=dry_run),
         remove_raw_payloads(store, settings, as_of, dry_run=dry_run),
         remove_hourly_forecasts(store, settings, as_of, dry_run=dry_run),
+        remove_superseded_studies(settings, dry_run=dry_run),
         remove_airflow_logs(settings, log_folder, as_of, dry_run=dry_run),
     ]
     if airflow_metadata:
