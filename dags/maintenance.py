@@ -64,7 +64,8 @@ def maintenance():
     def remove_quality_report_folders() -> dict:
         from pipelines.maintenance import remove_quality_report_folders
 
-        return remove_quality_report_folders(task_settings(), run_time(), dry_run=_dry_run()).to_dict()
+        settings = task_settings()
+        return remove_quality_report_folders(price_store(settings), settings, run_time(), dry_run=_dry_run()).to_dict()
 
     @task
     def remove_quarantine_rows() -> dict:
@@ -91,7 +92,8 @@ def maintenance():
     def remove_superseded_studies() -> dict:
         from pipelines.maintenance import remove_superseded_studies
 
-        return remove_superseded_studies(task_settings(), dry_run=_dry_run()).to_dict()
+        settings = task_settings()
+        return remove_superseded_studies(price_store(settings), settings, dry_run=_dry_run()).to_dict()
 
     @task
     def remove_airflow_logs() -> dict:
@@ -101,15 +103,17 @@ def maintenance():
 
         from pipelines.maintenance import remove_airflow_logs
 
+        settings = task_settings()
         folder = Path(conf.get("logging", "base_log_folder"))
-        return remove_airflow_logs(task_settings(), folder, run_time(), dry_run=_dry_run()).to_dict()
+        return remove_airflow_logs(price_store(settings), settings, folder, run_time(), dry_run=_dry_run()).to_dict()
 
     @task
     def clean_airflow_metadata() -> dict:
         from pipelines.maintenance import clean_airflow_metadata
 
         # None: `airflow db clean` runs on this worker's environment, its metadata database
-        return clean_airflow_metadata(task_settings(), None, run_time(), dry_run=_dry_run()).to_dict()
+        settings = task_settings()
+        return clean_airflow_metadata(price_store(settings), settings, None, run_time(), dry_run=_dry_run()).to_dict()
 
     @task(trigger_rule=TriggerRule.ALL_DONE)
     def vacuum_stores() -> dict:

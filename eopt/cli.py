@@ -723,15 +723,15 @@ def _maintenance_step(obj: Context, step: str, when: pd.Timestamp, dry_run: bool
 
         return flow.remove_quality_runs(obj.store(), configure(settings), settings, when, dry_run=dry_run)
     if step == "remove_quality_report_folders":
-        return flow.remove_quality_report_folders(settings, when, dry_run=dry_run)
+        return flow.remove_quality_report_folders(obj.store(), settings, when, dry_run=dry_run)
     if step in ("remove_quarantine_rows", "remove_raw_payloads", "remove_hourly_forecasts"):
         return getattr(flow, step)(obj.store(), settings, when, dry_run=dry_run)
     if step == "remove_superseded_studies":
-        return flow.remove_superseded_studies(settings, dry_run=dry_run)
+        return flow.remove_superseded_studies(obj.store(), settings, dry_run=dry_run)
     if step == "remove_airflow_logs":
-        return flow.remove_airflow_logs(settings, settings.airflow_log_dir, when, dry_run=dry_run)
+        return flow.remove_airflow_logs(obj.store(), settings, settings.airflow_log_dir, when, dry_run=dry_run)
     if step == "clean_airflow_metadata":
-        return flow.clean_airflow_metadata(settings, settings.airflow_environment(), when, dry_run=dry_run)
+        return flow.clean_airflow_metadata(obj.store(), settings, settings.airflow_environment(), when, dry_run=dry_run)
     return flow.vacuum_stores(obj.store(), settings, dry_run=dry_run)
 
 

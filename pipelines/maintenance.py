@@ -2,7 +2,8 @@
 
 Each step removes what is past its bound in ``settings.retention`` as of ``as_of`` (the DAG
 run's time), or with ``dry_run`` lists it and removes nothing, and returns a ``StepReport``
-(every item with its bytes). The order matters once: quarantine rows go before the payloads they
+(every item with its bytes), recorded in ``maintenance_runs`` (``eopt metrics serve`` exports each
+step's last success and bytes). The order matters once: quarantine rows go before the payloads they
 reference, so a payload is removed only when no kept row points at it.
 
 What is never removed: registered model versions in Production or Staging, with an alias, or
@@ -24,6 +25,7 @@ from core.settings import Settings
 from maintenance import airflow_metadata, files, optuna_studies, quality_runs, store_rows
 from maintenance.protected import protected
 from maintenance.removals import StepReport
+from storage.maintenance import MaintenanceRunStore
 from storage.prices import PriceStore
 from storage.promotions import PromotionStore
 
@@ -43,6 +45,14 @@ STEPS = (
 )
 
 
+def _recorded(store: PriceStore, report: StepReport) -> StepReport:
+    """The report, recorded in ``maintenance_runs`` (the exporter's time of the step's last success)."""
+    MaintenanceRunStore(store.engine).record(
+        report.step, dry_run=report.dry_run, items=report.count, size=report.bytes, rows=report.rows
+    )
+    return report
+
+
 def _before(as_of: pd.Timestamp, days: int) -> pd.Timestamp:
     return pd.Timestamp(as_of) - pd.Timedelta(days=days)
 
@@ -55,19 +65,21 @@ def remove_quality_runs(
     keep = protected(client, PromotionStore(store.engine), settings.retention.archived_champions)
     for line in keep.describe():
         log.info("%s", line)
-    return quality_runs.remove_quality_runs(client, settings, keep, as_of, dry_run=dry_run)
+    return _recorded(store, quality_runs.remove_quality_runs(client, settings, keep, as_of, dry_run=dry_run))
 
 
-def remove_quality_report_folders(settings: Settings, as_of: pd.Timestamp, *, dry_run: bool) -> StepReport:
+def remove_quality_report_folders(
+    store: PriceStore, settings: Settings, as_of: pd.Timestamp, *, dry_run: bool
+) -> StepReport:
     """Local data-quality run folders (``$EOPT_HOME/quality/<run id>``) past ``EOPT_RETENTION_QUALITY_RUN_DAYS``."""
     cutoff = _before(as_of, settings.retention.quality_run_days)
-    return files.remove_report_folders(settings.quality_dir, cutoff, dry_run=dry_run)
+    return _recorded(store, files.remove_report_folders(settings.quality_dir, cutoff, dry_run=dry_run))
 
 
 def remove_quarantine_rows(store: PriceStore, settings: Settings, as_of: pd.Timestamp, *, dry_run: bool) -> StepReport:
     """Quarantine rows last seen before ``EOPT_RETENTION_QUARANTINE_DAYS``."""
     cutoff = _before(as_of, settings.retention.quarantine_days)
-    return store_rows.remove_quarantine_rows(store.engine, cutoff, dry_run=dry_run)
+    return _recorded(store, store_rows.remove_quarantine_rows(store.engine, cutoff, dry_run=dry_run))
 
 
 def remove_raw_payloads(store: PriceStore, settings: Settings, as_of: pd.Timestamp, *, dry_run: bool) -> StepReport:
@@ -75,38 +87,41 @@ def remove_raw_payloads(store: PriceStore, settings: Settings, as_of: pd.Timesta
     (the rows ``remove_quarantine_rows`` keeps, so a dry run of both lists what a real run removes)."""
     referenced = store_rows.kept_payload_refs(store.engine, _before(as_of, settings.retention.quarantine_days))
     cutoff = _before(as_of, settings.retention.raw_payload_days)
-    return files.remove_raw_payloads(settings.raw_payload_dir, referenced, cutoff, dry_run=dry_run)
+    return _recorded(store, files.remove_raw_payloads(settings.raw_payload_dir, referenced, cutoff, dry_run=dry_run))
 
 
 def remove_hourly_forecasts(store: PriceStore, settings: Settings, as_of: pd.Timestamp, *, dry_run: bool) -> StepReport:
     """Target hours older than ``EOPT_RETENTION_FORECAST_HOURLY_DAYS`` keep only their day-ahead issue."""
     cutoff = _before(as_of, settings.retention.forecast_hourly_days)
-    return store_rows.remove_hourly_forecasts(store.engine, cutoff, dry_run=dry_run)
+    return _recorded(store, store_rows.remove_hourly_forecasts(store.engine, cutoff, dry_run=dry_run))
 
 
-def remove_superseded_studies(settings: Settings, *, dry_run: bool) -> StepReport:
+def remove_superseded_studies(store: PriceStore, settings: Settings, *, dry_run: bool) -> StepReport:
     """Optuna studies of superseded windows: all but the newest ``EOPT_RETENTION_OPTUNA_STUDIES`` per region and model."""
-    return optuna_studies.remove_superseded_studies(
+    report = optuna_studies.remove_superseded_studies(
         settings.stores.optuna_storage, settings.retention.optuna_studies, dry_run=dry_run
     )
+    return _recorded(store, report)
 
 
-def remove_airflow_logs(settings: Settings, log_folder: Path, as_of: pd.Timestamp, *, dry_run: bool) -> StepReport:
+def remove_airflow_logs(
+    store: PriceStore, settings: Settings, log_folder: Path, as_of: pd.Timestamp, *, dry_run: bool
+) -> StepReport:
     """Airflow log files under ``log_folder`` not written for ``EOPT_RETENTION_AIRFLOW_LOG_DAYS`` (a DAG
     in ``EOPT_RETENTION_AIRFLOW_LOG_DAYS_BY_DAG``: its own days)."""
     retention = settings.retention
     cutoff = _before(as_of, retention.airflow_log_days)
     by_dag = {dag: _before(as_of, days) for dag, days in retention.airflow_log_days_by_dag.items()}
-    return files.remove_task_logs(log_folder, cutoff, dry_run=dry_run, cutoffs_by_dag=by_dag)
+    return _recorded(store, files.remove_task_logs(log_folder, cutoff, dry_run=dry_run, cutoffs_by_dag=by_dag))
 
 
 def clean_airflow_metadata(
-    settings: Settings, environment: Mapping[str, str] | None, as_of: pd.Timestamp, *, dry_run: bool
+    store: PriceStore, settings: Settings, environment: Mapping[str, str] | None, as_of: pd.Timestamp, *, dry_run: bool
 ) -> StepReport:
     """``airflow db clean`` of rows older than ``EOPT_RETENTION_AIRFLOW_METADATA_DAYS`` (no archive tables), on
     ``environment`` (None: this process's, as inside an Airflow task)."""
     cutoff = _before(as_of, settings.retention.airflow_metadata_days)
-    return airflow_metadata.clean_airflow_metadata(environment, cutoff, dry_run=dry_run)
+    return _recorded(store, airflow_metadata.clean_airflow_metadata(environment, cutoff, dry_run=dry_run))
 
 
 def vacuum_stores(store: PriceStore, settings: Settings, *, dry_run: bool) -> StepReport:
@@ -118,7 +133,7 @@ def vacuum_stores(store: PriceStore, settings: Settings, *, dry_run: bool) -> St
     if mlflow_engine is not None:
         engines["the MLflow store"] = mlflow_engine
     try:
-        return store_rows.vacuum_stores(engines, dry_run=dry_run)
+        return _recorded(store, store_rows.vacuum_stores(engines, dry_run=dry_run))
     finally:
         if mlflow_engine is not None:
             mlflow_engine.dispose()
@@ -139,14 +154,14 @@ def run_maintenance(
     Airflow metadata alone (no Airflow database to clean)."""
     reports = [
         remove_quality_runs(store, client, settings, as_of, dry_run=dry_run),
-        remove_quality_report_folders(settings, as_of, dry_run=dry_run),
+        remove_quality_report_folders(store, settings, as_of, dry_run=dry_run),
         remove_quarantine_rows(store, settings, as_of, dry_run=dry_run),
         remove_raw_payloads(store, settings, as_of, dry_run=dry_run),
         remove_hourly_forecasts(store, settings, as_of, dry_run=dry_run),
-        remove_superseded_studies(settings, dry_run=dry_run),
-        remove_airflow_logs(settings, log_folder, as_of, dry_run=dry_run),
+        remove_superseded_studies(store, settings, dry_run=dry_run),
+        remove_airflow_logs(store, settings, log_folder, as_of, dry_run=dry_run),
     ]
     if airflow_metadata:
-        reports.append(clean_airflow_metadata(settings, environment, as_of, dry_run=dry_run))
+        reports.append(clean_airflow_metadata(store, settings, environment, as_of, dry_run=dry_run))
     reports.append(vacuum_stores(store, settings, dry_run=dry_run))
     return reports

@@ -20,6 +20,7 @@ from core.settings import Settings
 from maintenance.quality_runs import artifact_folder
 from pipelines.maintenance import STEPS, run_maintenance
 from storage.database import create_store_engine
+from storage.maintenance import MaintenanceRunStore
 from storage.promotions import PromotionStore
 from storage.schema import electricity_prices, forecasts
 from tests.airflow_harness import AirflowHome
@@ -105,6 +106,13 @@ def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_
         same = ("count", "bytes", "rows", "items")
         assert {k: removed[step][k] for k in same} == {k: listed[step][k] for k in same}, step
         assert removed[step]["dry_run"] is False
+
+    # each task's real run is recorded: what `eopt metrics serve` exports as its last success
+    engine = create_store_engine(settings.stores.database_url)
+    successes = MaintenanceRunStore(engine).last_successes().set_index("step")
+    engine.dispose()
+    assert sorted(successes.index) == sorted(STEPS)
+    assert successes.loc["remove_quality_runs", "bytes"] == 60 * (REPORT_BYTES + DRIFT_BYTES)
 
     after = _snapshot(settings)
     assert after["prices"] == before["prices"] and after["promotions"] == before["promotions"]

@@ -12,6 +12,7 @@ from core.settings import Settings, SettingsError
 from maintenance.files import remove_raw_payloads, remove_report_folders, remove_task_logs
 from pipelines.maintenance import remove_airflow_logs
 from storage.payload_archive import archive_payload
+from tests.market_frames import store_with_history
 
 AS_OF = pd.Timestamp("2026-03-01 03:30", tz="UTC")
 CUTOFF = AS_OF - pd.Timedelta(days=30)
@@ -110,7 +111,9 @@ def test_remove_airflow_logs__a_dag_with_its_own_days(tmp_path):
     processor.write_text("x")
     _age(processor, 10)
 
-    remove_airflow_logs(settings, logs, AS_OF, dry_run=False)
+    store = store_with_history(settings.stores.database_url, {})
+    remove_airflow_logs(store, settings, logs, AS_OF, dry_run=False)
+    store.engine.dispose()
     kept = sorted(key for key, path in written.items() if path.exists())
     assert kept == [("data_quality", 3), ("data_quality", 10), ("electricity_price_ingestion", 3)]
     assert processor.exists()
