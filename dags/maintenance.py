@@ -16,7 +16,8 @@ report (step, count, bytes, rows, the first items) through XCom and logs every i
 - ``remove_superseded_studies``: Optuna studies of superseded training windows.
 - ``remove_airflow_logs``: task log files under Airflow's ``base_log_folder``.
 - ``clean_airflow_metadata``: ``airflow db clean`` without archive tables.
-- ``vacuum_stores`` (``all_done``): ``VACUUM`` of the product's store and the embedded MLflow store.
+- ``vacuum_stores`` (a teardown: after every removal, failed or not; a failed removal fails the
+  run, a failed vacuum only its task): ``VACUUM`` of the product's store and the embedded MLflow store.
 
 Promotion history and stored prices are never touched.
 """
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import TriggerRule, dag, task
+from airflow.sdk import dag, task, teardown
 from dag_defaults import shared_dag_arguments
 from pricing_api_hook import task_settings
 from run_context import price_store, registry_client, run_conf, run_time
@@ -115,7 +116,9 @@ def maintenance():
         settings = task_settings()
         return clean_airflow_metadata(price_store(settings), settings, None, run_time(), dry_run=_dry_run()).to_dict()
 
-    @task(trigger_rule=TriggerRule.ALL_DONE)
+    # a teardown: it runs when every removal is done, failed or not, and the run's state is theirs
+    @teardown
+    @task
     def vacuum_stores() -> dict:
         from pipelines.maintenance import vacuum_stores
 

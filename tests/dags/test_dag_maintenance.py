@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from core.settings import Settings
 from maintenance.quality_runs import artifact_folder
 from pipelines.maintenance import STEPS, run_maintenance
-from storage.database import create_store_engine
+from storage.database import create_store_engine, upgrade
 from storage.maintenance import MaintenanceRunStore
 from storage.promotions import PromotionStore
 from storage.schema import electricity_prices, forecasts
@@ -56,10 +56,14 @@ def _snapshot(settings: Settings) -> dict:
     }
 
 
-def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_to_their_bounds(tmp_path):
+@pytest.fixture(scope="module")
+def airflow(tmp_path_factory) -> AirflowHome:
+    return AirflowHome.create(tmp_path_factory.mktemp("airflow"))
+
+
+def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_to_their_bounds(airflow, tmp_path):
     import mlflow
 
-    airflow = AirflowHome.create(tmp_path / "airflow")
     as_of = pd.Timestamp.now(tz="UTC").floor("h") + pd.Timedelta(minutes=30)  # as scheduled: half past the hour
     env = {"EOPT_HOME": str(tmp_path / "eopt"), "EOPT_AIRFLOW_DEADLINE_ALERTS": "0", "EOPT_LOG_LEVEL": "WARNING"}
     settings = Settings.from_env(env)
@@ -151,3 +155,28 @@ def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_
         airflow_metadata=False,
     )
     assert [(r.step, r.count, r.bytes) for r in again] == [(s, 0, 0) for s in STEPS if s != "clean_airflow_metadata"]
+
+
+def test_maintenance_dag__a_failed_removal_fails_the_run__the_vacuum_still_runs(airflow, tmp_path):
+    env = {
+        "EOPT_HOME": str(tmp_path / "eopt"),
+        "EOPT_AIRFLOW_DEADLINE_ALERTS": "0",
+        "EOPT_AIRFLOW_TASK_RETRIES": "0",
+        "MLFLOW_TRACKING_URI": "http://127.0.0.1:9",  # nothing listens: remove_quality_runs cannot reach MLflow
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": "2",
+    }
+    engine = create_store_engine(Settings.from_env(env).stores.database_url)
+    upgrade(engine)
+    engine.dispose()
+    logical_date = pd.Timestamp("2026-01-01 03:30", tz="UTC").isoformat()
+
+    result = airflow.dags_test(DAG_ID, logical_date, extra_env=env)
+    assert result.returncode != 0
+    states = airflow.task_states(DAG_ID)
+    assert states.pop("remove_quality_runs") == "failed"
+    assert set(states.values()) == {"success"} and "vacuum_stores" in states  # the teardown ran after it
+    with sqlite3.connect(airflow.home / "airflow.db") as db:
+        assert db.execute("SELECT state FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (DAG_ID,)).fetchone() == (
+            "failed",
+        )
