@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_BUDGET ?= smoke
 TEST_WORKERS ?= 2
 
-.PHONY: install lint test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy clean help
+.PHONY: install lint test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy bench-retention clean help
 
 help:
 	@echo "make demo          load the real history, run the four DAGs (airflow dags test, budget DEMO_BUDGET=smoke), summarize"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench-accuracy backtest the four EPF markets against the published LEAR/DNN forecasts (~2.5 h on 2 cores; ARGS=--quick: NP, 8 weeks)"
 	@echo "make bench-drift   record how often the drift check calls a normal week critical (every real week)"
 	@echo "make bench-ingestion record one ingestion cycle and a two-year load against the sandbox"
+	@echo "make bench-retention record how the embedded home grows per simulated month, before and after maintenance"
 	@echo "make lock          re-resolve requirements.lock from the pins in pyproject.toml"
 
 install: $(INSTALLED)
@@ -78,6 +79,9 @@ bench-serving: install
 
 bench-drift: install
 	$(BIN)/python -m benchmarks.drift_calibration
+
+bench-retention: install
+	$(BIN)/python -m benchmarks.retention
 
 bench-accuracy: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.accuracy --jobs 2 --threads 1 $(ARGS)

@@ -128,6 +128,26 @@ def parse_thresholds(raw: str | Mapping[str, Any], what: str) -> dict[str, float
     return out
 
 
+def parse_days_by_dag(raw: str | Mapping[str, Any], what: str) -> dict[str, int]:
+    """``forecast_generation=7,model_retraining=90`` into ``{"forecast_generation": 7, ...}``; refuses
+    anything but a DAG id and a whole number of days above 0."""
+    parts = (
+        [f"{k}={v}" for k, v in raw.items()]
+        if isinstance(raw, Mapping)
+        else [p.strip() for p in raw.split(",") if p.strip()]
+    )
+    out: dict[str, int] = {}
+    for part in parts:
+        dag, _, days = part.partition("=")
+        dag = dag.strip()
+        if not dag or not days.strip().isdigit() or int(days) < 1:
+            raise SettingsError(
+                f"{what}: {part!r} is not DAG_ID=DAYS with DAYS a whole number above 0, e.g. forecast_generation=7"
+            )
+        out[dag] = int(days)
+    return out
+
+
 def _parse(field: FieldInfo, raw: Any) -> Any:
     """The value of ``field`` from its variable's text (or from a typed value, as ``with_overrides``
     and ``model_validate`` pass them). A malformed value raises ``SettingsError`` naming the variable."""
@@ -185,6 +205,8 @@ def _parse(field: FieldInfo, raw: Any) -> Any:
         return tuple(str(p).strip() for p in items if str(p).strip())
     if kind == "thresholds":
         return parse_thresholds(raw, name)
+    if kind == "days_by_dag":
+        return parse_days_by_dag(raw, name)
     if kind == "device":
         device = str(raw).strip().lower()
         if device not in DEVICES:
@@ -778,6 +800,73 @@ class AirflowSettings(_Group):
     )
 
 
+class Retention(_Group):
+    heading: ClassVar[str] = "Maintenance and retention (the `maintenance` DAG, `eopt maintenance`)"
+
+    quality_run_days: int = setting(
+        "EOPT_RETENTION_QUALITY_RUN_DAYS",
+        30,
+        "data-quality MLflow runs (their Evidently reports and quality reports with them) started longer ago than this "
+        "are deleted through MLflow and garbage-collected; so are the local report folders under `$EOPT_HOME/quality`",
+        parse="int",
+    )
+    raw_payload_days: int = setting(
+        "EOPT_RETENTION_RAW_PAYLOAD_DAYS",
+        30,
+        "archived provider payloads under `$EOPT_HOME/raw` older than this are removed, unless a kept quarantine row "
+        "references them",
+        parse="int",
+    )
+    quarantine_days: int = setting(
+        "EOPT_RETENTION_QUARANTINE_DAYS",
+        90,
+        "quarantine rows last seen longer ago than this are deleted (a row seen again stays)",
+        parse="int",
+    )
+    forecast_hourly_days: int = setting(
+        "EOPT_RETENTION_FORECAST_HOURLY_DAYS",
+        14,
+        "every hourly forecast issue is kept this long; older target hours keep only their day-ahead issue (the one "
+        "issued furthest ahead)",
+        parse="int",
+    )
+    airflow_log_days: int = setting(
+        "EOPT_RETENTION_AIRFLOW_LOG_DAYS",
+        30,
+        "Airflow task log files not written to for longer than this are removed",
+        parse="int",
+    )
+    airflow_log_days_by_dag: dict[str, int] = setting(
+        "EOPT_RETENTION_AIRFLOW_LOG_DAYS_BY_DAG",
+        {},
+        "per-DAG overrides of the task log retention, `DAG_ID=DAYS,...` (e.g. `electricity_price_ingestion=7`, whose "
+        "96 runs a day write most of the logs); unset: none",
+        parse="days_by_dag",
+        shown="unset",
+    )
+    airflow_metadata_days: int = setting(
+        "EOPT_RETENTION_AIRFLOW_METADATA_DAYS",
+        90,
+        "`airflow db clean` removes metadata rows (runs, task instances, XComs, ...) older than this, without archive "
+        "tables",
+        parse="int",
+    )
+    optuna_studies: int = setting(
+        "EOPT_RETENTION_OPTUNA_STUDIES",
+        2,
+        "Optuna studies kept per region and model: the newest training windows' (the newest seeds the next "
+        "retraining); a study with a running trial is never removed",
+        parse="int",
+    )
+    archived_champions: int = setting(
+        "EOPT_RETENTION_ARCHIVED_CHAMPIONS",
+        3,
+        "the newest former champions per region kept as rollback targets, with their runs (Production and Staging "
+        "versions are always kept)",
+        parse="int0",
+    )
+
+
 # -- reading the variables ------------------------------------------------------------------------
 
 _ENVIRONMENT: ContextVar[Mapping[str, str] | None] = ContextVar("eopt_settings_environment", default=None)
@@ -844,6 +933,7 @@ class Settings(BaseSettings):
     quality: Quality = Field(default_factory=Quality, description=Quality.heading)
     alerts: Alerts = Field(default_factory=Alerts, description=Alerts.heading)
     airflow: AirflowSettings = Field(default_factory=AirflowSettings, description=AirflowSettings.heading)
+    retention: Retention = Field(default_factory=Retention, description=Retention.heading)
 
     _from_text = _text_validator()
 
@@ -912,6 +1002,11 @@ class Settings(BaseSettings):
     def quality_dir(self) -> Path:
         """Where data-quality runs write their report and drift reports (also logged to MLflow)."""
         return self.stores.home / "quality"
+
+    @property
+    def airflow_log_dir(self) -> Path:
+        """Where the product's Airflow home keeps task logs (Airflow's default ``base_log_folder``)."""
+        return self.airflow.home / "logs"
 
     @property
     def retraining_dir(self) -> Path:

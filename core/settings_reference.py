@@ -42,9 +42,13 @@ def _type_name(annotation: Any) -> str:
 
 def _type(field: FieldInfo) -> str:
     kind = _option(field, "parse")
-    text = {"secret": "secret text", "url": "URL", "int0": "integer >= 0", "device": "`auto`, `cpu` or `cuda`"}.get(
-        kind
-    )
+    text = {
+        "secret": "secret text",
+        "url": "URL",
+        "int0": "integer >= 0",
+        "device": "`auto`, `cpu` or `cuda`",
+        "days_by_dag": "DAG_ID=DAYS list",
+    }.get(kind)
     if text is None:
         text = _type_name(field.annotation).replace(", optional", "")
         if kind == "int":

@@ -696,6 +696,81 @@ def quality_command(obj: Context, regions: tuple[str, ...], as_of: str | None, r
     )
 
 
+@cli.group("maintenance")
+def maintenance_group() -> None:
+    """Retention: what the maintenance DAG removes (EOPT_RETENTION_* bounds); --dry-run lists it with its bytes."""
+
+
+# The maintenance DAG's tasks, in its order (``pipelines.maintenance.STEPS``; a test holds them equal),
+# with the help of their commands: named here so that `eopt --help` does not import MLflow.
+MAINTENANCE_STEPS = {
+    "remove_quality_runs": "Data-quality MLflow runs past retention: deleted through MLflow, then `mlflow gc`.",
+    "remove_quality_report_folders": "Data-quality report folders under $EOPT_HOME/quality past retention.",
+    "remove_quarantine_rows": "Quarantine rows last seen before the retention bound.",
+    "remove_raw_payloads": "Archived payloads past retention that no kept quarantine row references.",
+    "remove_hourly_forecasts": "Old target hours keep only their day-ahead forecast issue.",
+    "remove_superseded_studies": "Optuna studies of superseded training windows (the newest per region and model stay).",
+    "remove_airflow_logs": "Airflow task log files past retention (EOPT_AIRFLOW_HOME/logs).",
+    "clean_airflow_metadata": "`airflow db clean` of the Airflow metadata past retention (no archive tables).",
+    "vacuum_stores": "VACUUM of the price store and the embedded MLflow store.",
+}
+
+
+def _maintenance_step(obj: Context, step: str, when: pd.Timestamp, dry_run: bool):
+    from pipelines import maintenance as flow
+
+    settings = obj.settings
+    if step == "remove_quality_runs":
+        from training.tracking import configure
+
+        return flow.remove_quality_runs(obj.store(), configure(settings), settings, when, dry_run=dry_run)
+    if step == "remove_quality_report_folders":
+        return flow.remove_quality_report_folders(obj.store(), settings, when, dry_run=dry_run)
+    if step in ("remove_quarantine_rows", "remove_raw_payloads", "remove_hourly_forecasts"):
+        return getattr(flow, step)(obj.store(), settings, when, dry_run=dry_run)
+    if step == "remove_superseded_studies":
+        return flow.remove_superseded_studies(obj.store(), settings, dry_run=dry_run)
+    if step == "remove_airflow_logs":
+        return flow.remove_airflow_logs(obj.store(), settings, settings.airflow_log_dir, when, dry_run=dry_run)
+    if step == "clean_airflow_metadata":
+        return flow.clean_airflow_metadata(obj.store(), settings, settings.airflow_environment(), when, dry_run=dry_run)
+    return flow.vacuum_stores(obj.store(), settings, dry_run=dry_run)
+
+
+def _maintenance_command(step: str) -> click.Command:
+    steps = tuple(MAINTENANCE_STEPS) if step == "run" else (step,)
+
+    @click.option("--dry-run", is_flag=True, help="List what would be removed, with its bytes; remove nothing.")
+    @click.option("--as-of", default=None, help="Measure the retention bounds back from this UTC time (default: now).")
+    @click.pass_obj
+    def command(obj: Context, dry_run: bool, as_of: str | None) -> None:
+        from maintenance.airflow_metadata import AirflowMetadataError
+
+        when = _utc(as_of, "--as-of") or pd.Timestamp.now(tz="UTC")
+        for name in steps:
+            try:
+                report = _maintenance_step(obj, name, when, dry_run)
+            except AirflowMetadataError as exc:
+                raise click.ClickException(str(exc)) from None
+            verb = "would remove" if dry_run else "removed"
+            for removal in report.removals:
+                click.echo(f"{name}: {verb} {removal.item} ({removal.bytes} bytes)")
+            for note in report.notes:
+                click.echo(f"{name}: {note}")
+            click.echo(report.summary())
+
+    command.__doc__ = MAINTENANCE_STEPS.get(step, "Every maintenance step, in the DAG's order.")
+    return click.command(step.replace("_", "-"))(command)
+
+
+def _add_maintenance_commands() -> None:
+    for step in ("run", *MAINTENANCE_STEPS):
+        maintenance_group.add_command(_maintenance_command(step))
+
+
+_add_maintenance_commands()
+
+
 @cli.command("airflow-init")
 @click.pass_obj
 def airflow_init(obj: Context) -> None:

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the data-quality pipeline, served by ``eopt metrics serve`` (an exporter endpoint).
+"""Prometheus metrics of the data-quality pipeline and the maintenance DAG, served by ``eopt metrics serve`` (an exporter endpoint).
 
 Why an exporter and not the push gateway: the numbers already live in ``quality_reports``, so a
 collector that reads the newest run at every scrape needs no extra service, survives restarts,
@@ -23,6 +23,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from core.check_results import STATUS_CODE
+from storage.maintenance import MaintenanceRunStore
 from storage.quality import QualityReportStore
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ PRODUCT_METRICS: dict[str, str] = {
     "model_realized_mape_limit_percent": "The realized-MAPE limit (%) of a region: 15, or its promotion threshold when higher",
     "model_realized_rmae": "rMAE (MAE over the weekly seasonal naive's) of a region's stored forecasts, realized",
     "data_quality_exporter_up": "1 when the exporter could read the quality store at this scrape, else 0",
+    "maintenance_last_success_timestamp_seconds": "When a maintenance DAG task last finished a real (not dry) run (Unix time)",
+    "maintenance_last_removed_bytes": "Bytes a maintenance DAG task removed in its last real run (rows: estimated)",
 }
 
 # Per-check gauges with a name of their own (what alert rules and dashboards read most often).
@@ -126,9 +129,35 @@ class QualityMetricsCollector(Collector):
         yield from (status, value, threshold, *named.values(), mape, mape_limit, rmae)
 
 
+class MaintenanceMetricsCollector(Collector):
+    """Reads each maintenance task's last real run from ``maintenance_runs`` at every scrape."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.store = MaintenanceRunStore(engine)
+
+    def describe(self) -> list:
+        return []
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            runs = self.store.last_successes()
+        except sa.exc.SQLAlchemyError as exc:  # data_quality_exporter_up says whether the store is readable
+            log.error("cannot read maintenance_runs (%s); no maintenance metrics", str(exc).splitlines()[0])
+            return
+        if runs.empty:
+            return  # maintenance never ran for real: no made-up times
+        names = ("maintenance_last_success_timestamp_seconds", "maintenance_last_removed_bytes")
+        stamp, removed = (GaugeMetricFamily(n, PRODUCT_METRICS[n], labels=["task_id"]) for n in names)
+        for row in runs.itertuples(index=False):
+            stamp.add_metric([row.step], row.finished_at.timestamp())
+            removed.add_metric([row.step], float(row.bytes))
+        yield from (stamp, removed)
+
+
 def metrics_registry(engine: sa.Engine) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(QualityMetricsCollector(engine))
+    registry.register(MaintenanceMetricsCollector(engine))
     return registry
 
 

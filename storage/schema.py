@@ -170,5 +170,20 @@ model_promotions = sa.Table(
     sa.Index("ix_model_promotions_region_decided_at", "region", "decided_at"),
 )
 
+# What each maintenance step removed (or, in a dry run, would have): the exporter's source for
+# the time of each step's last success and its bytes.
+maintenance_runs = sa.Table(
+    "maintenance_runs",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("step", sa.String(64), nullable=False),
+    sa.Column("dry_run", sa.Boolean(), nullable=False),
+    sa.Column("items", sa.Integer(), nullable=False),
+    sa.Column("bytes", sa.BigInteger(), nullable=False),
+    sa.Column("rows", sa.BigInteger(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_maintenance_runs_step_finished_at", "step", "finished_at"),
+)
+
 # Tables that become TimescaleDB hypertables when the extension is present: (table, time column).
 HYPERTABLES: tuple[tuple[str, str], ...] = (("electricity_prices", "ts"), ("forecasts", "target_ts"))

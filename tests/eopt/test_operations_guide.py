@@ -31,6 +31,7 @@ import pytest
 from core.settings import Settings
 from eopt.airflow_home import airflow_command, bootstrap
 from eopt.services import Ports, down, up
+from pipelines.maintenance import STEPS
 from tests.eopt.test_services import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,6 +122,7 @@ def test_guide__covers_the_operations_an_operator_needs_and_says_why_a_block_is_
         "Backfill",
         "Clear and rerun",
         "Logs",
+        "Maintenance and retention",
         "Scaling",
         "Security",
     } <= {b.heading for b in blocks}
@@ -139,6 +141,7 @@ def test_guide__covers_the_operations_an_operator_needs_and_says_why_a_block_is_
         "AIRFLOW__SECRETS__BACKEND",
         "core auth_manager",
         "--profile celery up -d --scale airflow-worker=",
+        "eopt maintenance run --dry-run",
     ):
         assert command in every, f"the operations guide lost {command!r}"
     for block in blocks:
@@ -206,6 +209,9 @@ def test_guide__every_command_works_on_a_bootstrapped_airflow_home_and_leaves_th
         assert encrypted and value != "true"  # set, and encrypted at rest with the Fernet key
         assert db.execute("SELECT count(*) FROM connection WHERE conn_id='slack_data_quality'").fetchone() == (0,)
     assert "Variable retrain_on_drift created" in dict(ran)["Variables and other checks"]
+    maintenance = dict(ran)["Maintenance and retention"]
+    for step in STEPS:  # each task reported what it would remove: nothing, on a new home
+        assert f"{step}: would remove 0 item(s), 0 bytes" in maintenance, maintenance
     dry_run = next(out for heading, out in ran if heading == "Backfill")
     assert all(f"2026-11-{day} 06:00:00" in dry_run for day in (20, 21, 22))  # the dry run listed the dates
 

@@ -15,7 +15,7 @@ from eopt.services import ADMIN_USER, Ports, ServiceError, down, run_dir, up
 
 pytestmark = pytest.mark.e2e
 
-DAGS = {"electricity_price_ingestion", "model_retraining", "forecast_generation", "data_quality"}
+DAGS = {"electricity_price_ingestion", "model_retraining", "forecast_generation", "data_quality", "maintenance"}
 
 
 def free_ports(n: int) -> list[int]:

@@ -42,6 +42,7 @@ from registry.models import registered_model_name
 from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore
 from storage.health import ApiHealthStore
+from storage.maintenance import MaintenanceRunStore
 from storage.prices import PriceStore
 from storage.quality import QualityReportStore
 from storage.schema import quality_reports
@@ -433,6 +434,21 @@ def test_exporter__before_any_run_serves_only_that_it_is_up(tmp_path):
     assert [s.value for s in families["data_quality_exporter_up"].samples] == [1.0]
 
 
+def test_exporter__serves_each_maintenance_task_s_last_real_run__never_a_dry_one(tmp_path):
+    store = quality_store(tmp_path)
+    runs = MaintenanceRunStore(store.engine)
+    day = datetime(2026, 3, 1, 3, 30, tzinfo=UTC)
+    runs.record("remove_quality_runs", dry_run=False, items=60, size=2_760_000, rows=0, finished_at=day)
+    runs.record("remove_quality_runs", dry_run=True, items=1, size=46_000, rows=0, finished_at=day + timedelta(days=1))
+    runs.record("vacuum_stores", dry_run=True, items=0, size=0, rows=0, finished_at=day)
+    with MetricsServer(store.engine, "127.0.0.1", 0) as server:
+        _, families = scrape(server.url)
+    stamps = {s.labels["task_id"]: s.value for s in families["maintenance_last_success_timestamp_seconds"].samples}
+    removed = {s.labels["task_id"]: s.value for s in families["maintenance_last_removed_bytes"].samples}
+    assert stamps == {"remove_quality_runs": day.timestamp()}  # the dry runs are no success
+    assert removed == {"remove_quality_runs": 2_760_000.0}
+
+
 def test_exporter__a_run_where_nothing_could_be_checked_serves_counts_but_no_health_score(tmp_path, week):
     store = quality_store(tmp_path)
     skipped = [r for r in week.results if r.status == "skipped"]
@@ -452,7 +468,8 @@ def test_exporter__serves_the_newest_run_s_stored_values(tmp_path, week):
     with MetricsServer(store.engine, "127.0.0.1", 0) as server:
         status, families = scrape(server.url)
     assert status == 200
-    assert set(families) == set(PRODUCT_METRICS)  # every family served is a documented product metric
+    # every family served is a documented product metric; maintenance's appear once it ran (test above)
+    assert set(families) == {m for m in PRODUCT_METRICS if not m.startswith("maintenance_")}
 
     def value(name: str) -> float:
         [sample] = families[name].samples
