@@ -27,6 +27,7 @@ PRODUCT_PACKAGES = (
     "serving",
     "quality",
     "drift",
+    "maintenance",
     "pipelines",
     "eopt",
     "dags",
