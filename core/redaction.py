@@ -27,7 +27,7 @@ PRODUCT_PACKAGES = (
     "serving",
     "quality",
     "drift",
-    "maintenance",
+    "retention",
     "pipelines",
     "eopt",
     "dags",

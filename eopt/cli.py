@@ -744,7 +744,7 @@ def _maintenance_command(step: str) -> click.Command:
     @click.option("--as-of", default=None, help="Measure the retention bounds back from this UTC time (default: now).")
     @click.pass_obj
     def command(obj: Context, dry_run: bool, as_of: str | None) -> None:
-        from maintenance.airflow_metadata import AirflowMetadataError
+        from retention.airflow_metadata import AirflowMetadataError
 
         when = _utc(as_of, "--as-of") or pd.Timestamp.now(tz="UTC")
         for name in steps:

@@ -22,9 +22,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from core.settings import Settings
-from maintenance import airflow_metadata, files, optuna_studies, quality_runs, store_rows
-from maintenance.protected import protected
-from maintenance.removals import StepReport
+from retention import airflow_metadata, files, optuna_studies, quality_runs, store_rows
+from retention.protected import protected
+from retention.removals import StepReport
 from storage.maintenance import MaintenanceRunStore
 from storage.prices import PriceStore
 from storage.promotions import PromotionStore

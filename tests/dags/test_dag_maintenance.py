@@ -17,8 +17,8 @@ import pytest
 import sqlalchemy as sa
 
 from core.settings import Settings
-from maintenance.quality_runs import artifact_folder
 from pipelines.maintenance import STEPS, run_maintenance
+from retention.quality_runs import artifact_folder
 from storage.database import create_store_engine, upgrade
 from storage.maintenance import MaintenanceRunStore
 from storage.promotions import PromotionStore

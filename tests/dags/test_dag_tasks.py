@@ -66,3 +66,11 @@ def test_task_ids__reads_names_and_refuses_renamed_tasks(tmp_path):
     dag.write_text("@task(task_id='other')\ndef a(): ...\n")
     with pytest.raises(AssertionError, match="renamed by task_id"):
         task_ids(dag)
+
+
+def test_no_dag_file_shadows_a_package_of_the_product():
+    """Airflow puts dags/ on sys.path: a DAG file named like a package (dags/maintenance.py next to
+    a maintenance/ package) would be imported in its place by every task."""
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert {p.stem for p in DAG_FILES} & packages == set()
+    assert {p.stem for p in (ROOT / "dags").glob("*.py")} & packages == set()

@@ -17,7 +17,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from optuna.trial import TrialState
 
-from maintenance.removals import StepReport
+from retention.removals import StepReport
 from training.tuning import open_storage
 
 STUDY_NAME = re.compile(r"^eopt-(?P<region>[A-Z]+)-(?P<model>[a-z_]+)-(?P<window>\d{10})$")

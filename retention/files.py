@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from maintenance.removals import StepReport, size_of
+from retention.removals import StepReport, size_of
 
 
 def modified_before(path: Path, cutoff: pd.Timestamp) -> bool:

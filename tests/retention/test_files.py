@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from core.settings import Settings, SettingsError
-from maintenance.files import remove_raw_payloads, remove_report_folders, remove_task_logs
 from pipelines.maintenance import remove_airflow_logs
+from retention.files import remove_raw_payloads, remove_report_folders, remove_task_logs
 from storage.payload_archive import archive_payload
 from tests.market_frames import store_with_history
 

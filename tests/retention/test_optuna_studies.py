@@ -6,7 +6,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from maintenance.optuna_studies import remove_superseded_studies
+from retention.optuna_studies import remove_superseded_studies
 from training.tuning import study_name
 
 

@@ -6,15 +6,15 @@ Each step looks at one store, works out what is past its retention bound
 real run would remove. Steps are idempotent (a second run finds nothing) and safe to interrupt:
 each removal is complete on its own, and a rerun finishes what an interrupted run left.
 
-- ``maintenance.quality_runs``: data-quality MLflow runs, deleted through MLflow then
+- ``retention.quality_runs``: data-quality MLflow runs, deleted through MLflow then
   garbage-collected with ``mlflow gc`` (artifacts, then the run's rows).
-- ``maintenance.files``: archived provider payloads (never one a kept quarantine row references),
+- ``retention.files``: archived provider payloads (never one a kept quarantine row references),
   data-quality report folders, Airflow task logs.
-- ``maintenance.store_rows``: quarantine rows, hourly forecasts thinned to their day-ahead issue,
+- ``retention.store_rows``: quarantine rows, hourly forecasts thinned to their day-ahead issue,
   ``VACUUM`` of the product's store.
-- ``maintenance.optuna_studies``: Optuna studies of superseded training windows.
-- ``maintenance.airflow_metadata``: ``airflow db clean`` of the Airflow metadata database.
-- ``maintenance.protected``: what is never removed: the registered model versions in Production or
+- ``retention.optuna_studies``: Optuna studies of superseded training windows.
+- ``retention.airflow_metadata``: ``airflow db clean`` of the Airflow metadata database.
+- ``retention.protected``: what is never removed: the registered model versions in Production or
   Staging, with an alias, or among the newest former champions, and the runs behind them.
 
 Promotion history (``model_promotions``) and stored prices are never read for removal.

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from maintenance.removals import StepReport
+from retention.removals import StepReport
 
 AIRFLOW = Path(sys.executable).parent / "airflow"
 # `airflow db clean --dry-run` prints "Checking table <table>" then "Found <n> rows meeting deletion criteria."

@@ -6,7 +6,7 @@ before the maintenance run is first marked deleted (``MlflowClient.delete_run``)
 gc`` removes its artifacts and, after them, the run's rows: the artifact folder is never removed
 by hand ahead of the run. A run marked deleted whose garbage collection did not happen (an
 interrupted maintenance run, an operator's delete in the UI) is collected by the next run, so a
-rerun finishes the job. Runs behind kept model versions (``maintenance.protected``) are never
+rerun finishes the job. Runs behind kept model versions (``retention.protected``) are never
 touched, whichever experiment they are in.
 """
 
@@ -25,8 +25,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.file_utils import local_file_uri_to_path
 
 from core.settings import Settings
-from maintenance.protected import Protected
-from maintenance.removals import StepReport, size_of
+from retention.protected import Protected
+from retention.removals import StepReport, size_of
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import sqlalchemy as sa
 
-from maintenance.removals import StepReport
+from retention.removals import StepReport
 from storage.schema import forecasts, price_quarantine
 
 # Per-row bytes beyond the text columns (timestamps, numbers, keys, the database's row header):

@@ -18,10 +18,10 @@ from mlflow.entities import ViewType
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
 from core.settings import Settings
-from maintenance.protected import protected
-from maintenance.quality_runs import artifact_folder, remove_quality_runs
 from registry.models import registered_model_name
 from registry.promotion import make_champion
+from retention.protected import protected
+from retention.quality_runs import artifact_folder, remove_quality_runs
 from storage.database import create_store_engine, upgrade
 from storage.promotions import PromotionStore
 from training import tracking

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import sqlalchemy as sa
 
-from maintenance.store_rows import (
+from retention.store_rows import (
     kept_payload_refs,
     remove_hourly_forecasts,
     remove_quarantine_rows,
