@@ -275,6 +275,18 @@ def run(
     )
 
 
+def run_iea_at(provider, sandbox, tmp_path: Path, price_store: PriceStore, caplog: pytest.LogCaptureFixture) -> Cycle:
+    """A cycle of ENTSO-E (the sandbox) and IEA (``provider``, speaking IEA's format)."""
+    return run(
+        tmp_path,
+        price_store,
+        caplog,
+        ("entsoe", "iea"),
+        EOPT_PRICING_SANDBOX_URL=sandbox.url,
+        EOPT_IEA_URL=f"{provider.url}/iea",
+    )
+
+
 @contextmanager
 def hostile(sandbox: Sandbox, misbehave: Misbehaviour) -> Iterator[HostileProvider]:
     provider = HostileProvider(sandbox, misbehave)
@@ -334,28 +346,14 @@ FAILURES = {
 def test_iea_misbehaving__fails_alone_recorded_within_its_budget(name, sandbox, tmp_path, price_store, caplog):
     misbehave, reason, payload = FAILURES[name]
     with hostile(sandbox, misbehave) as provider:
-        cycle = run(
-            tmp_path,
-            price_store,
-            caplog,
-            ("entsoe", "iea"),
-            EOPT_PRICING_SANDBOX_URL=sandbox.url,
-            EOPT_IEA_URL=f"{provider.url}/iea",
-        )
+        cycle = run_iea_at(provider, sandbox, tmp_path, price_store, caplog)
     assert_failed_alone(cycle, "iea", reason, payload=payload)
     assert all(message.startswith(("NP:", "BE:", "FR:")) for message in cycle.report.failures["iea"])
 
 
 def test_retry_after_beyond_the_cap__gives_up_at_once_without_waiting(sandbox, tmp_path, price_store, caplog):
     with hostile(sandbox, retry_after_a_day) as provider:
-        cycle = run(
-            tmp_path,
-            price_store,
-            caplog,
-            ("entsoe", "iea"),
-            EOPT_PRICING_SANDBOX_URL=sandbox.url,
-            EOPT_IEA_URL=f"{provider.url}/iea",
-        )
+        cycle = run_iea_at(provider, sandbox, tmp_path, price_store, caplog)
     assert cycle.elapsed_s < 3.0
     assert len(provider.seen) == 3  # one request per region, no retry
     assert "Retry-After 86400s is beyond the 2s the ingestion waits" in cycle.report.failures["iea"][0]
@@ -363,14 +361,7 @@ def test_retry_after_beyond_the_cap__gives_up_at_once_without_waiting(sandbox, t
 
 def test_a_server_that_never_answers__is_retried_only_while_the_budget_lasts(sandbox, tmp_path, price_store, caplog):
     with hostile(sandbox, never_answers) as provider:
-        cycle = run(
-            tmp_path,
-            price_store,
-            caplog,
-            ("entsoe", "iea"),
-            EOPT_PRICING_SANDBOX_URL=sandbox.url,
-            EOPT_IEA_URL=f"{provider.url}/iea",
-        )
+        cycle = run_iea_at(provider, sandbox, tmp_path, price_store, caplog)
     assert 1.0 < cycle.elapsed_s < DEADLINE_S
     # read timeouts of 1.5 s within a 5 s budget: a few attempts, then the budget ends it
     assert 2 <= len(provider.seen) <= 5
@@ -523,14 +514,7 @@ def test_iea_redirected_to_another_origin__is_followed_since_it_holds_no_credent
 ):
     moved = lambda handler, real: send(handler, 301, b"", Location=f"{sandbox.url}{handler.path}")  # noqa: E731
     with hostile(sandbox, moved) as provider:
-        cycle = run(
-            tmp_path,
-            price_store,
-            caplog,
-            ("entsoe", "iea"),
-            EOPT_PRICING_SANDBOX_URL=sandbox.url,
-            EOPT_IEA_URL=f"{provider.url}/iea",
-        )
+        cycle = run_iea_at(provider, sandbox, tmp_path, price_store, caplog)
     assert cycle.report.failures == {} and cycle.stored == {"entsoe": ENTSOE_ROWS, "iea": 72}
 
 
