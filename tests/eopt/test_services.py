@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import time
 import urllib.request
 from pathlib import Path
 
@@ -57,8 +58,14 @@ def test_up_then_down__serves_airflow_with_the_printed_password_and_mlflow_then_
         token = request(f"http://127.0.0.1:{ports.airflow}/auth/token", {"username": ADMIN_USER, "password": password})[
             "access_token"
         ]
-        dags = request(f"http://127.0.0.1:{ports.airflow}/api/v2/dags?limit=50", token=token)
-        assert {d["dag_id"] for d in dags["dags"]} >= DAGS  # the product's DAGs, parsed by the dag-processor
+        # the product's DAGs, parsed by the dag-processor: up returns when the API answers, and the
+        # processor's first pass over the five files may still be under way
+        deadline, parsed = time.monotonic() + 120, set()
+        while not parsed >= DAGS and time.monotonic() < deadline:
+            dags = request(f"http://127.0.0.1:{ports.airflow}/api/v2/dags?limit=50", token=token)
+            parsed = {d["dag_id"] for d in dags["dags"]}
+            time.sleep(0 if parsed >= DAGS else 2)
+        assert parsed >= DAGS
         with pytest.raises(urllib.error.HTTPError):
             request(f"http://127.0.0.1:{ports.airflow}/auth/token", {"username": ADMIN_USER, "password": "wrong"})
         models = request(f"http://127.0.0.1:{ports.mlflow}/api/2.0/mlflow/registered-models/search")
