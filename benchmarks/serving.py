@@ -27,8 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -50,12 +48,6 @@ DAG_FILE = PROJECT_ROOT / "dags" / f"{DAG_ID}.py"
 STORE_DAYS = 140
 TRAINING = {"EOPT_TRAINING_WINDOW_DAYS": "120", "EOPT_VALIDATION_DAYS": "14", "EOPT_TEST_DAYS": "14"}
 DAG_TARGET_S = 20.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _stats(seconds: list[float]) -> dict[str, float]:
@@ -155,74 +147,13 @@ def request_frame(settings: Settings, region: str, origin: pd.Timestamp) -> pd.D
     return to_model_input(inference_frame(prices, exogenous, region, origin), feature_columns(region))
 
 
-def start_server(model_uri: str, settings: Settings, log: Path) -> tuple[subprocess.Popen, str, float]:
-    port = _free_port()
-    env = child_environment(
-        BIN,
-        MLFLOW_TRACKING_URI=settings.stores.mlflow_tracking_uri,
-        MLFLOW_REGISTRY_URI=settings.stores.mlflow_registry_uri,
-        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
-    )
-    started = time.perf_counter()
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(BIN / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                model_uri,
-                "--env-manager",
-                "local",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    import requests
-
-    while time.perf_counter() - started < 120:
-        if process.poll() is not None:
-            raise SystemExit(f"mlflow models serve exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        try:
-            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                return process, url, time.perf_counter() - started
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    stop_server(process)
-    raise SystemExit(f"mlflow models serve did not answer /ping within 120 s:\n{log.read_text()[-4000:]}")
-
-
-def stop_server(process: subprocess.Popen) -> None:
-    """SIGTERM to the group (mlflow runs uvicorn as a child), wait until all of it is gone; SIGKILL after 15 s."""
-    for sig, wait_s in ((signal.SIGTERM, 15), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            process.poll()
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
-
-
 def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: int, warmup: int) -> dict:
     """HTTP and in-process calls interleaved, so both see the same load on a shared machine."""
     import mlflow
     import requests
 
     from registry.models import registered_model_name
+    from serving.model_server import start_model_server
     from training.tracking import configure
 
     frame = request_frame(settings, region, origin)
@@ -232,15 +163,14 @@ def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: i
     started = time.perf_counter()
     model = mlflow.pyfunc.load_model(uri)
     load_s = time.perf_counter() - started
-    process, url, start_s = start_server(uri, settings, settings.stores.home / f"serve-{region}.log")
+    server = start_model_server(uri, settings, settings.stores.home / f"serve-{region}.log")
     load_before = os.getloadavg()
     try:
         session = requests.Session()
-        headers = {"Content-Type": "application/json"}
 
         def http() -> float:
             t = time.perf_counter()
-            response = session.post(f"{url}/invocations", data=body, headers=headers, timeout=60)
+            response = server.invoke(body, session)
             elapsed = time.perf_counter() - t
             if response.status_code != 200 or len(response.json()["predictions"]) != len(frame):
                 raise SystemExit(f"{uri}: {response.status_code} {response.text[:2000]}")
@@ -258,11 +188,9 @@ def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: i
             order = (("http", http), ("in_process", local)) if i % 2 == 0 else (("in_process", local), ("http", http))
             for name, call in order:
                 timed[name].append(call())
-        served = pd.DataFrame(
-            session.post(f"{url}/invocations", data=body, headers=headers, timeout=60).json()["predictions"]
-        )
+        served = pd.DataFrame(server.invoke(body, session).json()["predictions"])
     finally:
-        stop_server(process)
+        server.stop()
     same = np.allclose(model.predict(frame)["yhat"].to_numpy(float), served["yhat"].to_numpy(float), rtol=1e-9)
     return {
         "model_uri": uri,
@@ -270,7 +198,7 @@ def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: i
         "rows": len(frame),
         "request_bytes": len(body),
         "warmup": warmup,
-        "server_start_s": round(start_s, 2),
+        "server_start_s": round(server.start_s, 2),
         "in_process_load_s": round(load_s, 2),
         "http": _stats(timed["http"]),
         "in_process": _stats(timed["in_process"]),

@@ -27,20 +27,13 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# the product's layers as the import contract names them, then everything else that reads settings
 FOLDERS = (
-    "core",
-    "storage",
-    "ingestion",
-    "training",
-    "registry",
-    "serving",
-    "quality",
-    "drift",
-    "pipelines",
-    "eopt",
+    *tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["root_packages"],
     "dags",
     "tests",
     "benchmarks",

@@ -11,13 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -28,6 +23,7 @@ import requests
 
 from core.model_input import to_model_input
 from registry.promotion import gate_candidate
+from serving.model_server import ModelServer, ModelServerError, start_model_server
 from storage.promotions import PromotionStore
 from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, train_np
 from training import tracking
@@ -35,107 +31,19 @@ from training.features import feature_columns, inference_frame
 
 pytestmark = pytest.mark.e2e
 
-BIN = Path(sys.executable).parent
 ORIGIN = pd.Timestamp("2018-12-20 13:00", tz="UTC")  # an hourly origin inside the history: actuals are known
-START_TIMEOUT_S = 120
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen
-    log: Path
-
-    def invoke(self, payload: dict | str) -> requests.Response:
-        if isinstance(payload, str):
-            return requests.post(
-                f"{self.url}/invocations", data=payload, timeout=60, headers={"Content-Type": "application/json"}
-            )
-        return requests.post(f"{self.url}/invocations", json=payload, timeout=60)
-
-
-def serve(model_uri: str, trained: TrainedNP, folder: Path) -> Iterator[Server]:
-    """The real ``mlflow models serve`` on a free loopback port; killed (its whole process group) after use."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("EOPT_", "MLFLOW_"))}
-    env.update(
-        MLFLOW_TRACKING_URI=trained.settings.stores.mlflow_tracking_uri,
-        MLFLOW_REGISTRY_URI=trained.settings.stores.mlflow_registry_uri,
-        MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR="false",
-        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    )
-    folder.mkdir(parents=True, exist_ok=True)
-    log = folder / f"serve-{port}.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                str(BIN / "mlflow"),
-                "models",
-                "serve",
-                "-m",
-                model_uri,
-                "--env-manager",
-                "local",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=folder,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log)
+def serve(model_uri: str, trained: TrainedNP, folder: Path) -> Iterator[ModelServer]:
+    """The real ``mlflow models serve`` on a free loopback port; its whole process group stopped after use."""
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"mlflow models serve {model_uri} exited with {process.returncode}:\n{log.read_text()[-4000:]}",
-                    pytrace=False,
-                )
-            try:
-                if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(
-                    f"mlflow models serve {model_uri} did not answer /ping within {START_TIMEOUT_S} s:\n"
-                    f"{log.read_text()[-4000:]}",
-                    pytrace=False,
-                )
-            time.sleep(0.25)
+        server = start_model_server(model_uri, trained.settings, folder / "serve.log", cwd=folder)
+    except ModelServerError as error:
+        pytest.fail(str(error), pytrace=False)
+    try:
         yield server
     finally:
-        stop(process)
-
-
-def stop(process: subprocess.Popen, grace_s: float = 15) -> None:
-    """SIGTERM to the server's process group (mlflow runs uvicorn as a child), then wait until the
-    whole group is gone, not only the parent: uvicorn's graceful shutdown outlives it; SIGKILL after."""
-    group = process.pid
-    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5)):
-        try:
-            os.killpg(group, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            process.poll()  # reap the parent, or it stays in the group as a zombie
-            try:
-                os.killpg(group, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.05)
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -156,12 +64,12 @@ def promoted(tmp_path_factory) -> TrainedNP:
 
 
 @pytest.fixture(scope="module")
-def champion_server(promoted, tmp_path_factory) -> Iterator[Server]:
+def champion_server(promoted, tmp_path_factory) -> Iterator[ModelServer]:
     yield from serve(f"models:/{MODEL_NAME}@champion", promoted, tmp_path_factory.mktemp("champion-server"))
 
 
 @pytest.fixture
-def production_server(promoted, tmp_path) -> Iterator[Server]:
+def production_server(promoted, tmp_path) -> Iterator[ModelServer]:
     yield from serve(f"models:/{MODEL_NAME}/Production", promoted, tmp_path)
 
 
