@@ -865,6 +865,13 @@ class Retention(_Group):
         "versions are always kept)",
         parse="int0",
     )
+    report_experiment: str = setting(
+        "EOPT_MAINTENANCE_EXPERIMENT",
+        "maintenance-reports",
+        "MLflow experiment of the maintenance reports (model evaluation, pool review): tables and pictures; never "
+        "removed by the data-quality retention",
+        parse="str",
+    )
 
 
 # -- reading the variables ------------------------------------------------------------------------
