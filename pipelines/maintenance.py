@@ -1,4 +1,8 @@
-"""maintenance's tasks as plain functions, named as the DAG's tasks; ``eopt maintenance`` runs them in a row.
+"""The maintenance DAGs' tasks as plain functions, named as the tasks; ``eopt maintenance`` runs them.
+
+``maintenance`` (daily) removes, ``maintenance_weekly`` cleans the Airflow metadata, vacuums and
+evaluates the models, ``maintenance_monthly`` reviews the pools and tests the connections
+(``DAG_TASKS``); ``eopt maintenance run`` takes every removal, the clean and the vacuum in a row.
 
 Each step removes what is past its bound in ``settings.retention`` as of ``as_of`` (the DAG
 run's time), or with ``dry_run`` lists it and removes nothing, and returns a ``StepReport``
@@ -26,8 +30,16 @@ import sqlalchemy as sa
 from core.settings import Settings
 from ingestion.http import ProviderConfig
 from quality.alerts import Channel, connection_alert, send_alert
-from retention import airflow_metadata, connections, files, model_evaluation, optuna_studies, pool_review
-from retention import quality_runs, store_rows
+from retention import (
+    airflow_metadata,
+    connections,
+    files,
+    model_evaluation,
+    optuna_studies,
+    pool_review,
+    quality_runs,
+    store_rows,
+)
 from retention.protected import protected
 from retention.removals import ReportOutcome, StepReport
 from storage.health import ApiHealthStore
@@ -51,6 +63,13 @@ STEPS = (
 )
 # The reports, each its own command and task: weekly model evaluation, monthly pool review and connection test.
 REPORTS = ("evaluate_models", "review_pools", "check_connections")
+# Each DAG's tasks (the deployment guide's cadences): removals daily; metadata clean, vacuum and model
+# evaluation weekly; pool review and connection test monthly.
+DAG_TASKS = {
+    "maintenance": STEPS[:7],
+    "maintenance_weekly": ("clean_airflow_metadata", "vacuum_stores", "evaluate_models"),
+    "maintenance_monthly": ("review_pools", "check_connections"),
+}
 POOL_REVIEW_DAYS = 30  # the pool review looks at the task instances that started in the last 30 days
 
 

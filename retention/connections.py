@@ -7,39 +7,45 @@ before the check, in one attempt (no retries: a provider that needs one is repor
 through ``ingestion.pipeline.fetch_source``, the ingestion's own provider boundary, so every HTTP
 call writes its ``api_health`` row (status, HTTP status, latency) exactly as ingestion's do, and
 no failure escapes: a refused key, an unreachable host or a malformed answer is a failed check
-with its reason.
+with its reason. A source that serves none of the configured regions (``EOPT_REGIONS``, the
+connection's extra ``regions``) is not called, as ingestion does not call it: ``not called``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
 from core.settings import Settings
-from ingestion.http import ApiCall, ProviderConfig
+from ingestion.http import ProviderConfig
 from ingestion.pipeline import fetch_source
 from storage.health import ApiCallRecord, ApiHealthStore
 
 
 @dataclass(frozen=True)
 class ConnectionCheck:
-    """One provider's check: ``ok`` when every call answered and nothing failed."""
+    """One provider's check: ``status`` ``ok`` when every call answered and nothing failed, ``failed``, or
+    ``not called`` (no configured region to ask for)."""
 
     source: str
     connection_id: str
     region: str | None
-    ok: bool
+    status: str
     calls: int
     latency_ms: float
     http_status: int | None
     error: str | None
 
+    @property
+    def ok(self) -> bool:
+        """Nothing failed (a source not called did not fail)."""
+        return self.status != "failed"
+
     def line(self) -> str:
-        outcome = "ok" if self.ok else f"FAILED: {self.error}"
+        outcome = {"ok": "ok", "failed": f"FAILED: {self.error}"}.get(self.status, f"{self.status}: {self.error}")
         status = f", HTTP {self.http_status}" if self.http_status is not None else ""
         return (
             f"{self.connection_id} ({self.source}, {self.region or 'no region'}): {outcome} "
@@ -47,7 +53,7 @@ class ConnectionCheck:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "ok": self.ok}
 
 
 class _CollectingHealth(ApiHealthStore):
@@ -70,9 +76,8 @@ def check_connection(
     region = next(iter(config.regions), None)
     recorded = _CollectingHealth(health)
     if region is None:
-        reason = f"{config.source}: no region configured (connection {config.connection_id}, extra regions)"
-        recorded.record([ApiCall(config.source, "(connection test)", "error", None, 0.0, 0, reason, datetime.now(UTC))])
-        return ConnectionCheck(config.source, config.connection_id, None, False, 1, 0.0, None, reason)
+        reason = "it serves none of the configured regions (EOPT_REGIONS, the connection's extra regions)"
+        return ConnectionCheck(config.source, config.connection_id, None, "not called", 0, 0.0, None, reason)
     once = replace(config, regions={region: config.regions[region]}, retry=replace(config.retry, max_attempts=1))
     end = pd.Timestamp(as_of).tz_convert("UTC").floor("h")
     outcome = fetch_source(once, settings, end - pd.Timedelta(hours=1), end, health=recorded)
@@ -83,7 +88,7 @@ def check_connection(
         source=config.source,
         connection_id=config.connection_id,
         region=region,
-        ok=not failures,
+        status="failed" if failures else "ok",
         calls=len(recorded.calls),
         latency_ms=round(sum(c.latency_ms for c in recorded.calls), 2),
         http_status=statuses[-1] if statuses else None,

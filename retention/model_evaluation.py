@@ -120,7 +120,14 @@ def evaluate_region(
         start = end - count * WEEK
         chosen = served[(served["target_ts"] >= start) & (served["target_ts"] < end)]
         table.append(
-            {"region": region, "weeks": count, "start": start, "end": end, **scores(chosen, prices).__dict__, **promotion}
+            {
+                "region": region,
+                "weeks": count,
+                "start": start,
+                "end": end,
+                **scores(chosen, prices).__dict__,
+                **promotion,
+            }
         )
     trend = []
     for index in range(max(weeks), 0, -1):
@@ -177,10 +184,9 @@ def trend_plot(trend: pd.DataFrame, table: pd.DataFrame, path: Path, title: str)
         for column, (metric, label) in enumerate((("mae", "MAE per MWh"), ("rmae", "rMAE"))):
             ax = axes[row][column]
             ax.plot(weekly["week_start"], weekly[metric], marker="o", color="tab:blue", label="served, per week")
-            promoted = None if promotion is None else promotion[f"promotion_{metric}"]
-            if promoted is not None and pd.notna(promoted):
+            if promotion is not None and pd.notna(promotion[f"promotion_{metric}"]):
                 ax.axhline(
-                    float(promoted),
+                    float(promotion[f"promotion_{metric}"]),
                     color="tab:green",
                     ls="--",
                     label=f"v{promotion['champion_version']} at promotion",

@@ -124,9 +124,7 @@ def test_evaluate_models__reads_the_stores_and_logs_a_table_and_trend_picture_to
     rows = {row["weeks"]: row for row in outcome.rows}
     assert (rows[1]["mae"], rows[4]["mae"], rows[13]["mae"]) == pytest.approx((13.0, 11.5, 7.0))
     assert (rows[1]["rmae"], rows[13]["rmae"], rows[13]["coverage"]) == pytest.approx((6.5, 3.5, 5 / 13))
-    assert {(r["champion_version"], r["promotion_mae"], r["promotion_rmae"]) for r in outcome.rows} == {
-        ("1", 3.0, 0.6)
-    }
+    assert {(r["champion_version"], r["promotion_mae"], r["promotion_rmae"]) for r in outcome.rows} == {("1", 3.0, 0.6)}
     run = client.get_run(outcome.mlflow_run_id)
     assert run.data.tags["eopt.kind"] == "evaluate_models"
     assert run.data.metrics["NP_mae_4w"] == pytest.approx(11.5)
@@ -141,7 +139,8 @@ def test_evaluate_models__reads_the_stores_and_logs_a_table_and_trend_picture_to
     picture = client.download_artifacts(outcome.mlflow_run_id, "model_evaluation_trend.png")
     with open(picture, "rb") as png:
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
-    logged = json.loads(open(client.download_artifacts(outcome.mlflow_run_id, "model_evaluation.json")).read())
+    with open(client.download_artifacts(outcome.mlflow_run_id, "model_evaluation.json")) as table:
+        logged = json.load(table)
     assert len(logged["data"]) == 3
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.name == settings.retention.report_experiment != settings.quality.experiment

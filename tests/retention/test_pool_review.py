@@ -126,7 +126,7 @@ def test_review_metadata__waits_peaks_and_suggestion_from_the_metadata_database(
 
 def test_review_metadata__a_database_without_airflow_tables_is_named(tmp_path):
     url = f"sqlite:///{tmp_path / 'empty.db'}"
-    with pytest.raises(pool_review.PoolReviewError, match="Airflow metadata database .*empty.db.*SQL_ALCHEMY_CONN"):
+    with pytest.raises(pool_review.PoolReviewError, match=r"Airflow metadata database .*empty\.db.*SQL_ALCHEMY_CONN"):
         pool_review.review_metadata(url, AS_OF - pd.Timedelta(days=1), AS_OF)
 
 
