@@ -18,12 +18,15 @@ and logs every item.
 - ``remove_quality_runs``: data-quality MLflow runs (Evidently and quality reports): deleted
   through MLflow, then ``mlflow gc``; never a run behind a Production/Staging version, an alias
   or one of the newest former champions.
+- ``remove_rejected_versions``: model versions the gate rejected, past retention, with their MLflow
+  runs (deleted through MLflow, then ``mlflow gc``); never a kept version.
 - ``remove_quality_report_folders``: their local copies under ``$EOPT_HOME/quality``.
 - ``remove_quarantine_rows`` -> ``remove_raw_payloads``: old quarantine rows, then the archived
   payloads no kept row references.
 - ``remove_hourly_forecasts``: old target hours keep only their day-ahead issue.
 - ``remove_superseded_studies``: Optuna studies of superseded training windows.
 - ``remove_airflow_logs``: task log files under Airflow's ``base_log_folder``.
+- ``remove_product_logs``: the product's own service logs under ``$EOPT_HOME/run`` (``eopt up``).
 
 Promotion history and stored prices are never touched.
 
@@ -89,6 +92,16 @@ def maintenance():
         return remove_quality_runs(price_store(settings), client, settings, run_time(), dry_run=_dry_run()).to_dict()
 
     @task
+    def remove_rejected_versions() -> dict:
+        from pipelines.maintenance import remove_rejected_versions
+
+        settings = task_settings()
+        client = registry_client(settings)
+        return remove_rejected_versions(
+            price_store(settings), client, settings, run_time(), dry_run=_dry_run()
+        ).to_dict()
+
+    @task
     def remove_quality_report_folders() -> dict:
         from pipelines.maintenance import remove_quality_report_folders
 
@@ -135,12 +148,21 @@ def maintenance():
         folder = Path(conf.get("logging", "base_log_folder"))
         return remove_airflow_logs(price_store(settings), settings, folder, run_time(), dry_run=_dry_run()).to_dict()
 
+    @task
+    def remove_product_logs() -> dict:
+        from pipelines.maintenance import remove_product_logs
+
+        settings = task_settings()
+        return remove_product_logs(price_store(settings), settings, run_time(), dry_run=_dry_run()).to_dict()
+
     remove_quality_runs()
+    remove_rejected_versions()
     remove_quality_report_folders()
     remove_quarantine_rows() >> remove_raw_payloads()
     remove_hourly_forecasts()
     remove_superseded_studies()
     remove_airflow_logs()
+    remove_product_logs()
 
 
 maintenance()

@@ -705,12 +705,14 @@ def maintenance_group() -> None:
 # with the help of their commands: named here so that `eopt --help` does not import MLflow.
 MAINTENANCE_STEPS = {
     "remove_quality_runs": "Data-quality MLflow runs past retention: deleted through MLflow, then `mlflow gc`.",
+    "remove_rejected_versions": "Rejected model versions past retention with their MLflow runs: deleted, then `mlflow gc`.",
     "remove_quality_report_folders": "Data-quality report folders under $EOPT_HOME/quality past retention.",
     "remove_quarantine_rows": "Quarantine rows last seen before the retention bound.",
     "remove_raw_payloads": "Archived payloads past retention that no kept quarantine row references.",
     "remove_hourly_forecasts": "Old target hours keep only their day-ahead forecast issue.",
     "remove_superseded_studies": "Optuna studies of superseded training windows (the newest per region and model stay).",
     "remove_airflow_logs": "Airflow task log files past retention (EOPT_AIRFLOW_HOME/logs).",
+    "remove_product_logs": "The product's own service logs under $EOPT_HOME/run past retention (not a running one's).",
     "clean_airflow_metadata": "`airflow db clean` of the Airflow metadata past retention (no archive tables).",
     "vacuum_stores": "VACUUM of the price store and the embedded MLflow store.",
 }
@@ -724,9 +726,13 @@ def _maintenance_step(obj: Context, step: str, when: pd.Timestamp, dry_run: bool
         from training.tracking import configure
 
         return flow.remove_quality_runs(obj.store(), configure(settings), settings, when, dry_run=dry_run)
+    if step == "remove_rejected_versions":
+        from training.tracking import configure
+
+        return flow.remove_rejected_versions(obj.store(), configure(settings), settings, when, dry_run=dry_run)
     if step == "remove_quality_report_folders":
         return flow.remove_quality_report_folders(obj.store(), settings, when, dry_run=dry_run)
-    if step in ("remove_quarantine_rows", "remove_raw_payloads", "remove_hourly_forecasts"):
+    if step in ("remove_quarantine_rows", "remove_raw_payloads", "remove_hourly_forecasts", "remove_product_logs"):
         return getattr(flow, step)(obj.store(), settings, when, dry_run=dry_run)
     if step == "remove_superseded_studies":
         return flow.remove_superseded_studies(obj.store(), settings, dry_run=dry_run)

@@ -38,6 +38,7 @@ from retention import (
     optuna_studies,
     pool_review,
     quality_runs,
+    rejected_versions,
     store_rows,
 )
 from retention.protected import protected
@@ -52,12 +53,14 @@ log = logging.getLogger(__name__)
 # Every step of the DAG in the order ``eopt maintenance run`` takes them.
 STEPS = (
     "remove_quality_runs",
+    "remove_rejected_versions",
     "remove_quality_report_folders",
     "remove_quarantine_rows",
     "remove_raw_payloads",
     "remove_hourly_forecasts",
     "remove_superseded_studies",
     "remove_airflow_logs",
+    "remove_product_logs",
     "clean_airflow_metadata",
     "vacuum_stores",
 )
@@ -66,7 +69,7 @@ REPORTS = ("evaluate_models", "review_pools", "check_connections")
 # Each DAG's tasks (the deployment guide's cadences): removals daily; metadata clean, vacuum and model
 # evaluation weekly; pool review and connection test monthly.
 DAG_TASKS = {
-    "maintenance": STEPS[:7],
+    "maintenance": STEPS[:9],
     "maintenance_weekly": ("clean_airflow_metadata", "vacuum_stores", "evaluate_models"),
     "maintenance_monthly": ("review_pools", "check_connections"),
 }
@@ -94,6 +97,17 @@ def remove_quality_runs(
     for line in keep.describe():
         log.info("%s", line)
     return _recorded(store, quality_runs.remove_quality_runs(client, settings, keep, as_of, dry_run=dry_run))
+
+
+def remove_rejected_versions(
+    store: PriceStore, client: Any, settings: Settings, as_of: pd.Timestamp, *, dry_run: bool
+) -> StepReport:
+    """Rejected model versions registered before ``EOPT_RETENTION_REJECTED_VERSION_DAYS``, with their MLflow
+    runs: deleted through MLflow, then ``mlflow gc``; never a kept version or its run."""
+    promotions = PromotionStore(store.engine)
+    keep = protected(client, promotions, settings.retention.archived_champions)
+    report = rejected_versions.remove_rejected_versions(client, settings, promotions, keep, as_of, dry_run=dry_run)
+    return _recorded(store, report)
 
 
 def remove_quality_report_folders(
@@ -143,6 +157,12 @@ def remove_airflow_logs(
     return _recorded(store, files.remove_task_logs(log_folder, cutoff, dry_run=dry_run, cutoffs_by_dag=by_dag))
 
 
+def remove_product_logs(store: PriceStore, settings: Settings, as_of: pd.Timestamp, *, dry_run: bool) -> StepReport:
+    """The product's own service logs under ``$EOPT_HOME/run`` not written for ``EOPT_RETENTION_PRODUCT_LOG_DAYS``."""
+    cutoff = _before(as_of, settings.retention.product_log_days)
+    return _recorded(store, files.remove_product_logs(settings.service_dir, cutoff, dry_run=dry_run))
+
+
 def clean_airflow_metadata(
     store: PriceStore, settings: Settings, environment: Mapping[str, str] | None, as_of: pd.Timestamp, *, dry_run: bool
 ) -> StepReport:
@@ -182,12 +202,14 @@ def run_maintenance(
     Airflow metadata alone (no Airflow database to clean)."""
     reports = [
         remove_quality_runs(store, client, settings, as_of, dry_run=dry_run),
+        remove_rejected_versions(store, client, settings, as_of, dry_run=dry_run),
         remove_quality_report_folders(store, settings, as_of, dry_run=dry_run),
         remove_quarantine_rows(store, settings, as_of, dry_run=dry_run),
         remove_raw_payloads(store, settings, as_of, dry_run=dry_run),
         remove_hourly_forecasts(store, settings, as_of, dry_run=dry_run),
         remove_superseded_studies(store, settings, dry_run=dry_run),
         remove_airflow_logs(store, settings, log_folder, as_of, dry_run=dry_run),
+        remove_product_logs(store, settings, as_of, dry_run=dry_run),
     ]
     if airflow_metadata:
         reports.append(clean_airflow_metadata(store, settings, environment, as_of, dry_run=dry_run))
