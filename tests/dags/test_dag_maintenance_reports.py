@@ -1,6 +1,6 @@
 """maintenance_weekly and maintenance_monthly under the real `airflow dags test`.
 
-The weekly DAG's model evaluation runs on an empty store (the numbers are tested in
+The weekly DAG (metadata clean, vacuum, model evaluation) runs on an empty store; its model evaluation (the numbers are tested in
 ``tests/retention/test_model_evaluation.py``) and leaves its table in MLflow. The monthly DAG
 reviews this Airflow home's own metadata database, which by then holds the weekly run's task
 instance, and calls every provider through ``PricingAPIHook``: the connections point at the local
@@ -41,7 +41,11 @@ def test_weekly_then_monthly__evaluation_in_mlflow__pool_review_of_this_home__co
     weekly_at = pd.Timestamp.now(tz="UTC").floor("h") - pd.Timedelta(hours=1)
     weekly = airflow.dags_test("maintenance_weekly", weekly_at.isoformat(), extra_env=env)
     assert weekly.returncode == 0, weekly.stdout[-3000:] + weekly.stderr[-3000:]
-    assert airflow.task_states("maintenance_weekly") == {"evaluate_models": "success"}
+    assert airflow.task_states("maintenance_weekly") == {
+        "clean_airflow_metadata": "success",
+        "vacuum_stores": "success",
+        "evaluate_models": "success",
+    }
     evaluation = airflow.xcoms("maintenance_weekly", "evaluate_models")["evaluate_models"]
     assert [(row["region"], row["weeks"], row["hours"]) for row in evaluation["rows"]] == [
         (region, weeks, 0) for region in ("NP", "BE") for weeks in (1, 4, 13)
@@ -102,5 +106,5 @@ def test_weekly_then_monthly__evaluation_in_mlflow__pool_review_of_this_home__co
     assert len(slack.messages) == 1 and "entsoe_default" in slack.messages[0]
     assert "nrel_default" not in slack.messages[0]
     steps = set(MaintenanceRunStore(engine).last_successes()["step"])
-    assert steps == {"evaluate_models", "review_pools", "check_connections"}
+    assert steps == {"clean_airflow_metadata", "vacuum_stores", "evaluate_models", "review_pools", "check_connections"}
     engine.dispose()
