@@ -278,10 +278,14 @@ def evaluate_models(
     table, trend = model_evaluation.evaluate_models(store, client, list(regions), as_of)
     outcome = ReportOutcome("evaluate_models", _records(table))
     for row in outcome.rows:
+        promoted = (
+            "no champion"
+            if row["champion_version"] is None
+            else f"v{row['champion_version']} at promotion: MAE {row['promotion_mae']}, rMAE {row['promotion_rmae']}"
+        )
         outcome.notes.append(
             f"{row['region']} last {row['weeks']} week(s): MAE {row['mae']}, rMAE {row['rmae']}, coverage "
-            f"{row['coverage']} over {row['hours']} h (v{row['champion_version']} at promotion: MAE "
-            f"{row['promotion_mae']}, rMAE {row['promotion_rmae']})"
+            f"{row['coverage']} over {row['hours']} h ({promoted})"
         )
     run = _report_run(client, settings, "evaluate_models", as_of, f"model evaluation {as_of:%Y-%m-%d %H:%M}")
     metrics = {
