@@ -836,6 +836,13 @@ class Retention(_Group):
         "Airflow task log files not written to for longer than this are removed",
         parse="int",
     )
+    product_log_days: int = setting(
+        "EOPT_RETENTION_PRODUCT_LOG_DAYS",
+        30,
+        "the product's own service logs under `$EOPT_HOME/run` (`eopt up`) not written to for longer than this are "
+        "removed (never the log of a service that is running)",
+        parse="int",
+    )
     airflow_log_days_by_dag: dict[str, int] = setting(
         "EOPT_RETENTION_AIRFLOW_LOG_DAYS_BY_DAG",
         {},
@@ -864,6 +871,21 @@ class Retention(_Group):
         "the newest former champions per region kept as rollback targets, with their runs (Production and Staging "
         "versions are always kept)",
         parse="int0",
+    )
+    rejected_version_days: int = setting(
+        "EOPT_RETENTION_REJECTED_VERSION_DAYS",
+        30,
+        "registered model versions the gate rejected (Archived, no alias, never champion, not a kept rollback target) "
+        "and registered longer ago than this are deleted with their MLflow runs (and nested trial runs), then "
+        "garbage-collected",
+        parse="int",
+    )
+    report_experiment: str = setting(
+        "EOPT_MAINTENANCE_EXPERIMENT",
+        "maintenance-reports",
+        "MLflow experiment of the maintenance reports (model evaluation, pool review): tables and pictures; never "
+        "removed by the data-quality retention",
+        parse="str",
     )
 
 
@@ -997,6 +1019,11 @@ class Settings(BaseSettings):
     def raw_payload_dir(self) -> Path:
         """Where unparseable provider payloads are archived, referenced from the quarantine."""
         return self.stores.home / "raw"
+
+    @property
+    def service_dir(self) -> Path:
+        """Where ``eopt up`` keeps each service's pid file and log (``<service>.pid``, ``<service>.log``)."""
+        return self.stores.home / "run"
 
     @property
     def quality_dir(self) -> Path:

@@ -1,6 +1,6 @@
 """What a task of the product's DAGs reads from its run: the run's time, regions, folder, conf, the stores.
 
-One definition each, shared by the five DAGs. A task builds its settings once
+One definition each, shared by the product's DAGs. A task builds its settings once
 (``pricing_api_hook.task_settings()``) and hands them to what it opens here.
 """
 

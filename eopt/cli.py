@@ -705,12 +705,14 @@ def maintenance_group() -> None:
 # with the help of their commands: named here so that `eopt --help` does not import MLflow.
 MAINTENANCE_STEPS = {
     "remove_quality_runs": "Data-quality MLflow runs past retention: deleted through MLflow, then `mlflow gc`.",
+    "remove_rejected_versions": "Rejected model versions past retention with their MLflow runs: deleted, then `mlflow gc`.",
     "remove_quality_report_folders": "Data-quality report folders under $EOPT_HOME/quality past retention.",
     "remove_quarantine_rows": "Quarantine rows last seen before the retention bound.",
     "remove_raw_payloads": "Archived payloads past retention that no kept quarantine row references.",
     "remove_hourly_forecasts": "Old target hours keep only their day-ahead forecast issue.",
     "remove_superseded_studies": "Optuna studies of superseded training windows (the newest per region and model stay).",
     "remove_airflow_logs": "Airflow task log files past retention (EOPT_AIRFLOW_HOME/logs).",
+    "remove_product_logs": "The product's own service logs under $EOPT_HOME/run past retention (not a running one's).",
     "clean_airflow_metadata": "`airflow db clean` of the Airflow metadata past retention (no archive tables).",
     "vacuum_stores": "VACUUM of the price store and the embedded MLflow store.",
 }
@@ -724,9 +726,13 @@ def _maintenance_step(obj: Context, step: str, when: pd.Timestamp, dry_run: bool
         from training.tracking import configure
 
         return flow.remove_quality_runs(obj.store(), configure(settings), settings, when, dry_run=dry_run)
+    if step == "remove_rejected_versions":
+        from training.tracking import configure
+
+        return flow.remove_rejected_versions(obj.store(), configure(settings), settings, when, dry_run=dry_run)
     if step == "remove_quality_report_folders":
         return flow.remove_quality_report_folders(obj.store(), settings, when, dry_run=dry_run)
-    if step in ("remove_quarantine_rows", "remove_raw_payloads", "remove_hourly_forecasts"):
+    if step in ("remove_quarantine_rows", "remove_raw_payloads", "remove_hourly_forecasts", "remove_product_logs"):
         return getattr(flow, step)(obj.store(), settings, when, dry_run=dry_run)
     if step == "remove_superseded_studies":
         return flow.remove_superseded_studies(obj.store(), settings, dry_run=dry_run)
@@ -769,6 +775,81 @@ def _add_maintenance_commands() -> None:
 
 
 _add_maintenance_commands()
+
+
+# The maintenance reports (``pipelines.maintenance.REPORTS``; a test holds them equal): read-only, no --dry-run.
+MAINTENANCE_REPORTS = {
+    "evaluate_models": "Each region's realised MAE, rMAE and interval coverage over 1, 4 and 13 weeks vs its "
+    "promotion figures (MLflow).",
+    "review_pools": "Each Airflow pool's slots, waits, peak concurrency and suggested size over 30 days (MLflow).",
+    "check_connections": "Every provider called once at its cheapest request; result and latency in api_health.",
+}
+
+
+def _echo_report(report) -> None:
+    for note in report.notes:
+        click.echo(f"{report.step}: {note}")
+    click.echo(report.summary())
+
+
+@maintenance_group.command("evaluate-models")
+@click.option("--region", "regions", multiple=True, help="Region (repeatable, or 'all'; default: EOPT_REGIONS).")
+@click.option("--as-of", default=None, help="Evaluate the weeks before this UTC hour (default: now).")
+@click.pass_obj
+def evaluate_models_command(obj: Context, regions: tuple[str, ...], as_of: str | None) -> None:
+    from pipelines import maintenance as flow
+    from training.tracking import configure
+
+    settings = obj.settings
+    when = _utc(as_of, "--as-of") or pd.Timestamp.now(tz="UTC")
+    chosen = _regions(regions, settings)
+    _echo_report(flow.evaluate_models(obj.store(), configure(settings), settings, chosen, when))
+
+
+evaluate_models_command.help = MAINTENANCE_REPORTS["evaluate_models"]
+
+
+@maintenance_group.command("review-pools")
+@click.option("--as-of", default=None, help="Review the 30 days before this UTC time (default: now).")
+@click.pass_obj
+def review_pools_command(obj: Context, as_of: str | None) -> None:
+    from pipelines import maintenance as flow
+    from retention.pool_review import PoolReviewError
+    from training.tracking import configure
+
+    settings = obj.settings
+    when = _utc(as_of, "--as-of") or pd.Timestamp.now(tz="UTC")
+    metadata_url = settings.airflow_environment()["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    try:
+        report = flow.review_pools(obj.store(), configure(settings), settings, metadata_url, when)
+    except PoolReviewError as exc:
+        raise click.ClickException(str(exc)) from None
+    _echo_report(report)
+
+
+review_pools_command.help = MAINTENANCE_REPORTS["review_pools"]
+
+
+@maintenance_group.command("check-connections")
+@click.option("--as-of", default=None, help="Ask for the hour before this UTC time (default: now).")
+@click.pass_obj
+def check_connections_command(obj: Context, as_of: str | None) -> None:
+    """Outside Airflow each provider's configuration comes from the settings (EOPT_* variables); no alert
+    is sent, and the command exits 1 when a connection failed."""
+    from ingestion.providers import provider_config
+    from pipelines import maintenance as flow
+
+    settings = obj.settings
+    when = _utc(as_of, "--as-of") or pd.Timestamp.now(tz="UTC")
+    configs = {source: provider_config(source, settings) for source in settings.providers.sources}
+    report = flow.check_connections(obj.store(), settings, configs, when, None, run_id=f"manual__{when:%Y-%m-%dT%H%M}")
+    _echo_report(report)
+    failed = [row["connection_id"] for row in report.rows if not row["ok"]]
+    if failed:
+        raise click.ClickException(f"connection test failed for {', '.join(failed)}")
+
+
+check_connections_command.help = MAINTENANCE_REPORTS["check_connections"] + " " + (check_connections_command.help or "")
 
 
 @cli.command("airflow-init")

@@ -50,7 +50,7 @@ class ServiceError(RuntimeError):
 
 
 def run_dir(settings: Settings) -> Path:
-    return settings.stores.home / "run"
+    return settings.service_dir
 
 
 def _port_free(port: int) -> bool:

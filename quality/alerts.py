@@ -135,6 +135,19 @@ def failure_alert(context: Mapping[str, Any]) -> Alert:
     )
 
 
+def connection_alert(failures: list[tuple[str, str, str]], *, checked: int, run_id: str) -> Alert:
+    """The monthly connection test's alert: each failed ``(connection id, source, reason)``."""
+    names = ", ".join(connection for connection, _, _ in failures)
+    headline = f"connection test: {len(failures)} of {checked} provider connection(s) failed: {names}"
+    values = {"product": PRODUCT, "headline": headline, "failures": failures, "run_id": run_id}
+    return Alert(
+        what=f"connection test alert ({names}, run {run_id})",
+        slack_text=render("connection_alert.slack.j2", **values),
+        subject=f"[{PRODUCT}] {headline}",
+        html_body=render("connection_alert.html.j2", **values),
+    )
+
+
 def first_line(error: object) -> str:
     """``RuntimeError: first line of the message`` (the rest is in the task log)."""
     if error is None:

@@ -423,9 +423,12 @@ def served_forecasts(engine: sa.Engine, region: str, window: Window, *, models_o
     """Per target hour in the window, the forecast in force when the hour began (``FORECAST_SELECTION``).
 
     ``models_only``: among the Production models' forecasts only (the seasonal-naive fallbacks are
-    left out before choosing). Columns: target_ts, issued_at, yhat, model_name, model_version, is_fallback."""
+    left out before choosing). Columns: target_ts, issued_at, yhat, model_name, model_version, is_fallback, lower,
+    upper (the served interval; NaN where none was stored)."""
     t = forecasts_table
-    query = sa.select(t.c.target_ts, t.c.issued_at, t.c.yhat, t.c.model_name, t.c.model_version, t.c.is_fallback).where(
+    query = sa.select(
+        t.c.target_ts, t.c.issued_at, t.c.yhat, t.c.model_name, t.c.model_version, t.c.is_fallback, t.c.lower, t.c.upper
+    ).where(
         t.c.region == region,
         t.c.target_ts >= window.start.to_pydatetime(),
         t.c.target_ts < window.end.to_pydatetime(),
@@ -435,12 +438,16 @@ def served_forecasts(engine: sa.Engine, region: str, window: Window, *, models_o
         query = query.where(t.c.is_fallback == sa.false())
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = pd.DataFrame(rows, columns=["target_ts", "issued_at", "yhat", "model_name", "model_version", "is_fallback"])
+    frame = pd.DataFrame(
+        rows,
+        columns=["target_ts", "issued_at", "yhat", "model_name", "model_version", "is_fallback", "lower", "upper"],
+    )
     for column in ("target_ts", "issued_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame = frame.sort_values(["target_ts", "issued_at"]).drop_duplicates("target_ts", keep="last")
     frame["is_fallback"] = frame["is_fallback"].astype(bool)
-    frame["yhat"] = frame["yhat"].astype(float)
+    for column in ("yhat", "lower", "upper"):
+        frame[column] = pd.to_numeric(frame[column]).astype(float)
     return frame.reset_index(drop=True)
 
 

@@ -115,3 +115,30 @@ def remove_task_logs(
                 with contextlib.suppress(OSError):  # a task started writing into it meanwhile
                     empty.rmdir()
     return report.logged()
+
+
+def remove_product_logs(folder: Path, cutoff: pd.Timestamp, *, dry_run: bool) -> StepReport:
+    """The product's own service logs (``$EOPT_HOME/run/<service>.log``, and rotated copies
+    ``<service>.log.*``, written by ``eopt up``) last written before ``cutoff``. The log of a service
+    whose pid file is there (``eopt up`` started it and ``eopt down`` has not stopped it) is kept:
+    its process holds the file open and appends to it."""
+    report = StepReport("remove_product_logs", dry_run)
+    if not folder.is_dir():
+        report.notes.append(f"no service logs at {folder}")
+        return report.logged()
+    doomed = []
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or not (path.suffix == ".log" or ".log." in path.name):
+            continue
+        service = path.name.split(".log")[0]
+        if (folder / f"{service}.pid").exists():
+            if modified_before(path, cutoff):
+                report.notes.append(f"kept {path.name}: {service} is running (its pid file is there)")
+            continue
+        if modified_before(path, cutoff):
+            doomed.append(path)
+            report.add(f"service log {path.name}", path.stat().st_size)
+    if not dry_run:
+        for path in doomed:
+            path.unlink(missing_ok=True)
+    return report.logged()

@@ -79,3 +79,31 @@ def size_of(path: Path) -> int:
     if path.is_dir():
         return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
     return 0
+
+
+@dataclass
+class ReportOutcome:
+    """A maintenance report (model evaluation, pool review, connection test): its rows, where it was logged."""
+
+    step: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    mlflow_run_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        where = f", MLflow run {self.mlflow_run_id}" if self.mlflow_run_id else ""
+        return f"{self.step}: {len(self.rows)} row(s){where}"
+
+    def logged(self) -> ReportOutcome:
+        for note in self.notes:
+            log.info("%s: %s", self.step, note)
+        log.info("%s", self.summary())
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "mlflow_run_id": self.mlflow_run_id,
+            "rows": self.rows[:LISTED_ITEMS],
+            "notes": list(self.notes),
+        }

@@ -1,4 +1,5 @@
-"""maintenance under the real `airflow dags test`: 90 days of simulated history in a temporary home.
+"""maintenance (daily) and maintenance_weekly under the real `airflow dags test`: 90 days of simulated history
+in a temporary home.
 
 The home holds what ``tests.maintenance_history`` builds (data-quality runs and report folders,
 payloads and quarantine rows, hourly forecasts, task logs in the Airflow home, NP's model
@@ -17,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.settings import Settings
-from pipelines.maintenance import STEPS, run_maintenance
+from pipelines.maintenance import DAG_TASKS, STEPS, run_maintenance
 from retention.quality_runs import artifact_folder
 from storage.database import create_store_engine, upgrade
 from storage.maintenance import MaintenanceRunStore
@@ -36,6 +37,7 @@ from tests.maintenance_history import (
 pytestmark = pytest.mark.dag
 
 DAG_ID = "maintenance"
+WEEKLY = "maintenance_weekly"
 
 
 def _snapshot(settings: Settings) -> dict:
@@ -93,11 +95,14 @@ def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_
         aged = db.execute("UPDATE log SET dttm = ?", ((as_of - pd.Timedelta(days=100)).isoformat(),)).rowcount
     assert aged > 0
 
-    real = airflow.dags_test(DAG_ID, as_of.isoformat(), extra_env=env)
-    assert real.returncode == 0, real.stdout[-3000:] + real.stderr[-3000:]
-    states = airflow.task_states(DAG_ID)
-    assert set(states) == set(STEPS) and set(states.values()) == {"success"}
-    removed = {step: airflow.xcoms(DAG_ID, step)[step] for step in STEPS}
+    removed = {}
+    for dag_id in (DAG_ID, WEEKLY):
+        real = airflow.dags_test(dag_id, as_of.isoformat(), extra_env=env)
+        assert real.returncode == 0, real.stdout[-3000:] + real.stderr[-3000:]
+        states = airflow.task_states(dag_id)
+        assert set(states) == set(DAG_TASKS[dag_id]) and set(states.values()) == {"success"}, dag_id
+        removed.update({step: airflow.xcoms(dag_id, step)[step] for step in STEPS if step in states})
+    assert set(removed) == set(STEPS)
     metadata = removed["clean_airflow_metadata"]
     assert metadata["items"] == [f"Airflow table log: {aged} row(s) before {as_of - pd.Timedelta(days=90):%Y-%m-%d}"]
     with sqlite3.connect(airflow.home / "airflow.db") as db:
@@ -115,7 +120,7 @@ def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_
     engine = create_store_engine(settings.stores.database_url)
     successes = MaintenanceRunStore(engine).last_successes().set_index("step")
     engine.dispose()
-    assert sorted(successes.index) == sorted(STEPS)
+    assert sorted(successes.index) == sorted([*STEPS, "evaluate_models"])
     assert successes.loc["remove_quality_runs", "bytes"] == 60 * (REPORT_BYTES + DRIFT_BYTES)
 
     after = _snapshot(settings)
@@ -128,8 +133,14 @@ def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_
     assert len(kept_runs) == 30
     assert after["bytes"]["quality"] == 30 * (REPORT_BYTES + DRIFT_BYTES)
     assert sum(folder_bytes(artifact_folder(run)) for run in kept_runs) == 30 * (REPORT_BYTES + DRIFT_BYTES)
-    # the model runs' artifacts share the root: only the 60 old data-quality runs' left it
-    assert after["bytes"]["mlartifacts"] == before["bytes"]["mlartifacts"] - 60 * (REPORT_BYTES + DRIFT_BYTES)
+    # the model runs' artifacts share the root: only the 60 old data-quality runs' left it, and the weekly
+    # model evaluation's report (its tables and trend picture) came
+    evaluation = client.get_run(airflow.xcoms(WEEKLY, "evaluate_models")["evaluate_models"]["mlflow_run_id"])
+    report_bytes = folder_bytes(artifact_folder(evaluation))
+    assert report_bytes > 0
+    assert after["bytes"]["mlartifacts"] == (
+        before["bytes"]["mlartifacts"] - 60 * (REPORT_BYTES + DRIFT_BYTES) + report_bytes
+    )
     log_files = [p for p in (airflow.home / "logs" / "dag_id=data_quality").rglob("*") if p.is_file()]
     assert len(log_files) == 30 and sum(p.stat().st_size for p in log_files) == 30 * LOG_BYTES
 
@@ -157,7 +168,7 @@ def test_maintenance_dag__dry_run_lists__real_run_removes_the_same__stores_drop_
     assert [(r.step, r.count, r.bytes) for r in again] == [(s, 0, 0) for s in STEPS if s != "clean_airflow_metadata"]
 
 
-def test_maintenance_dag__a_failed_removal_fails_the_run__the_vacuum_still_runs(airflow, tmp_path):
+def test_maintenance_dags__a_failed_task_fails_its_run__the_others_still_run(airflow, tmp_path):
     env = {
         "EOPT_HOME": str(tmp_path / "eopt"),
         "EOPT_AIRFLOW_DEADLINE_ALERTS": "0",
@@ -171,12 +182,16 @@ def test_maintenance_dag__a_failed_removal_fails_the_run__the_vacuum_still_runs(
     engine.dispose()
     logical_date = pd.Timestamp("2026-01-01 03:30", tz="UTC").isoformat()
 
-    result = airflow.dags_test(DAG_ID, logical_date, extra_env=env)
-    assert result.returncode != 0
-    states = airflow.task_states(DAG_ID)
-    assert states.pop("remove_quality_runs") == "failed"
-    assert set(states.values()) == {"success"} and "vacuum_stores" in states  # the teardown ran after it
-    with sqlite3.connect(airflow.home / "airflow.db") as db:
-        assert db.execute("SELECT state FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (DAG_ID,)).fetchone() == (
-            "failed",
-        )
+    # the tasks that need MLflow fail
+    needs_mlflow = {DAG_ID: ("remove_quality_runs", "remove_rejected_versions"), WEEKLY: ("evaluate_models",)}
+    for dag_id, failing in needs_mlflow.items():
+        result = airflow.dags_test(dag_id, logical_date, extra_env=env)
+        assert result.returncode != 0
+        states = airflow.task_states(dag_id)
+        assert set(states) == set(DAG_TASKS[dag_id])
+        assert [states.pop(task) for task in failing] == ["failed"] * len(failing)
+        assert set(states.values()) == {"success"}, dag_id  # the others (in the weekly DAG: clean, then vacuum) ran
+        with sqlite3.connect(airflow.home / "airflow.db") as db:
+            assert db.execute("SELECT state FROM dag_run WHERE dag_id = ? ORDER BY id DESC", (dag_id,)).fetchone() == (
+                "failed",
+            )

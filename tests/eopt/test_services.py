@@ -16,7 +16,15 @@ from eopt.services import ADMIN_USER, Ports, ServiceError, down, run_dir, up
 
 pytestmark = pytest.mark.e2e
 
-DAGS = {"electricity_price_ingestion", "model_retraining", "forecast_generation", "data_quality", "maintenance"}
+DAGS = {
+    "electricity_price_ingestion",
+    "model_retraining",
+    "forecast_generation",
+    "data_quality",
+    "maintenance",
+    "maintenance_weekly",
+    "maintenance_monthly",
+}
 
 
 def free_ports(n: int) -> list[int]:

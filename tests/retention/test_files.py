@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from core.settings import Settings, SettingsError
-from pipelines.maintenance import remove_airflow_logs
+from pipelines.maintenance import remove_airflow_logs, remove_product_logs
 from retention.files import remove_raw_payloads, remove_report_folders, remove_task_logs
 from storage.payload_archive import archive_payload
 from tests.market_frames import store_with_history
@@ -122,3 +122,33 @@ def test_remove_airflow_logs__a_dag_with_its_own_days(tmp_path):
 def test_days_by_dag__refuses_what_is_not_dag_equals_days():
     with pytest.raises(SettingsError, match=r"EOPT_RETENTION_AIRFLOW_LOG_DAYS_BY_DAG: 'x=0' is not DAG_ID=DAYS"):
         Settings.from_env({"EOPT_RETENTION_AIRFLOW_LOG_DAYS_BY_DAG": "x=0"})
+
+
+def test_remove_product_logs__old_service_logs_go__a_running_service_keeps_its_log(tmp_path):
+    settings = Settings.from_env({"EOPT_HOME": str(tmp_path / "home"), "EOPT_RETENTION_PRODUCT_LOG_DAYS": "30"})
+    run = settings.service_dir
+    run.mkdir(parents=True)
+    files = {
+        "mlflow.log": (b"m" * 700, 45),  # stopped 45 days ago: removed
+        "sandbox.log.1": (b"s" * 300, 40),  # a rotated copy: removed
+        "airflow.log": (b"a" * 500, 60),  # old, but airflow is running (its pid file): kept
+        "airflow.pid": (b"4242", 60),
+        "sandbox.log": (b"s" * 100, 2),  # recent: kept
+        "notes.txt": (b"n" * 50, 90),  # not a log: kept
+    }
+    for name, (body, days) in files.items():
+        (run / name).write_bytes(body)
+        _age(run / name, days)
+    store = store_with_history(f"sqlite:///{tmp_path / 'store.db'}", {})
+
+    dry = remove_product_logs(store, settings, AS_OF, dry_run=True)
+    assert [(r.item, r.bytes) for r in dry.removals] == [
+        ("service log mlflow.log", 700),
+        ("service log sandbox.log.1", 300),
+    ]
+    assert dry.notes == ["kept airflow.log: airflow is running (its pid file is there)"]
+    assert (run / "mlflow.log").exists()
+    real = remove_product_logs(store, settings, AS_OF, dry_run=False)
+    assert (real.count, real.bytes) == (2, 1000)
+    assert sorted(p.name for p in run.iterdir()) == ["airflow.log", "airflow.pid", "notes.txt", "sandbox.log"]
+    assert remove_product_logs(store, settings, AS_OF, dry_run=False).count == 0

@@ -9,10 +9,18 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from core.markets import load_market
+from core.settings import Settings
 from storage.database import StorageError, create_store_engine, current_revision, head_revision, upgrade
 from storage.prices import BatchRejected, PriceStore
 from storage.schema import HYPERTABLES, metadata
-from storage.timescale import TimescaleStatus, enable_hypertables, timescale_status
+from storage.timescale import (
+    COMPRESS_AFTER,
+    TimescaleStatus,
+    compression_statements,
+    enable_compression,
+    enable_hypertables,
+    timescale_status,
+)
 
 
 def price_rows(region: str = "NP", start: str = "2024-03-01", hours: int = 48, base: float = 0.0) -> pd.DataFrame:
@@ -287,3 +295,20 @@ def test_unreachable_database__names_the_url_without_the_password():
 def test_malformed_or_unsupported_database_url__is_refused(url):
     with pytest.raises(StorageError, match=r"not a database URL|unsupported store"):
         create_store_engine(url)
+
+
+def test_timescale_compression__without_the_extension_the_migration_changes_nothing(store_engine):
+    """Migration 0005 on plain PostgreSQL and SQLite (TimescaleDB is not installed here): at head, no
+    statement ran; the SQL it runs where the hypertables exist is the one below."""
+    assert current_revision(store_engine) == head_revision() == "0005"
+    with store_engine.connect() as conn:
+        assert enable_compression(conn) == []
+        assert timescale_status(conn).installed is False
+    assert compression_statements() == [
+        "ALTER TABLE electricity_prices SET (timescaledb.compress, timescaledb.compress_segmentby = 'region, source')",
+        "SELECT add_compression_policy('electricity_prices', INTERVAL '30 days', if_not_exists => TRUE)",
+        "ALTER TABLE forecasts SET (timescaledb.compress, timescaledb.compress_segmentby = 'region')",
+        "SELECT add_compression_policy('forecasts', INTERVAL '30 days', if_not_exists => TRUE)",
+    ]
+    # compression starts after the hourly forecasts were thinned to their day-ahead issue
+    assert pd.Timedelta(COMPRESS_AFTER) > pd.Timedelta(days=Settings.from_env({}).retention.forecast_hourly_days)
