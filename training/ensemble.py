@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -119,14 +118,24 @@ def calibrate_intervals(
         r = np.sort(residuals[horizon == h])
         if r.size == 0:
             raise EnsembleError(f"no validation residuals at horizon {h} h to calibrate intervals")
-        n = r.size
-        # split-conformal ranks: ceil((n + 1) q) - th order statistic, clamped to the sample
-        # (the 1e-9 keeps float error in (n + 1) * q from moving an exact rank by one)
-        hi = min(n, math.ceil((n + 1) * (1 - alpha / 2) - 1e-9)) - 1
-        lo = max(0, math.floor((n + 1) * (alpha / 2) + 1e-9) - 1)
+        lo, hi = conformal_ranks(r.size, [alpha / 2, 1 - alpha / 2])
         lower.append(float(r[lo]))
         upper.append(float(r[hi]))
     return IntervalCalibration(coverage, lower, upper)
+
+
+def conformal_ranks(n: int, quantiles) -> np.ndarray:
+    """The 0-based order statistics of ``n`` sorted residuals that are the split-conformal ``quantiles``.
+
+    A level ``q >= 0.5`` takes the ``ceil((n + 1) q)``-th smallest residual, a level below 0.5 the
+    ``floor((n + 1) q)``-th, clamped to the sample: a central interval of two such levels covers a
+    new exchangeable residual with at least its nominal probability. The 1e-9 keeps float error in
+    ``(n + 1) q`` from moving an exact rank by one.
+    """
+    levels = np.asarray(quantiles, dtype=float)
+    upper = np.minimum(n, np.ceil((n + 1) * levels - 1e-9))
+    lower = np.maximum(1, np.floor((n + 1) * levels + 1e-9))
+    return (np.where(levels >= 0.5, upper, lower) - 1).astype(int)
 
 
 class EnsembleForecaster:
