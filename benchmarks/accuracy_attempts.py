@@ -15,7 +15,8 @@ noisy draw; averaging draws is what the paper's DNN ensemble does with its four 
 
 ``lear``: the LEAR linear member (``training.lear``) alone, and the three members plus LEAR
 stacked (``training.ensemble.stack_weights``: simplex weights fitted on the validation, shrunk
-toward equal weights by the share its last four weeks chose). LEAR's validation forecasts come
+toward equal weights by the share its last four weeks chose), and ``mean``: the base ensemble
+and LEAR averaged half and half (a rule, nothing fitted). LEAR's validation forecasts come
 from a LEAR fitted on the window's days before the validation (as the other members'), the
 test week's from a LEAR fitted on the whole window. Every forecaster is also folded onto the
 local clock hours of the published file and scored beside the published LEAR and DNN ensembles
@@ -246,7 +247,7 @@ def lear_attempt(args: argparse.Namespace) -> dict:
     region = inputs.market.region
     columns = feature_columns(region)
     started, weeks, clock_parts = time.perf_counter(), [], []
-    forecasters = ("base", "lear", "stack")
+    forecasters = ("base", "lear", "stack", "mean")
     for number in picked:
         block_started = time.perf_counter()
         block = origins[number * 7 : (number + 1) * 7]
@@ -292,6 +293,7 @@ def lear_attempt(args: argparse.Namespace) -> dict:
         )
         rows["yhat_stack"] = sum(w * rows[f"yhat_{m}"].to_numpy() for m, w in stack.weights.items())
         rows["yhat_base"] = rows["yhat"]
+        rows["yhat_mean"] = 0.5 * rows["yhat_base"] + 0.5 * rows["yhat_lear"]
         rows["price"] = inputs.prices.reindex(pd.DatetimeIndex(rows["target_ts"])).to_numpy()
         clock = local_clock_hours(rows[["target_ts", "price", *(f"yhat_{f}" for f in forecasters)]], timezone)
         published = inputs.published.reindex(clock.index)
@@ -323,7 +325,7 @@ def lear_attempt(args: argparse.Namespace) -> dict:
         weeks.append(week)
         print(
             f"{market} week of {block[0]:%Y-%m-%d}: MAE base {week['base_mae']:.3f}, lear {week['lear_mae']:.3f}, "
-            f"stack {week['stack_mae']:.3f} (shrinkage {stack.shrinkage}); published LEAR "
+            f"stack {week['stack_mae']:.3f} (shrinkage {stack.shrinkage}), mean {week['mean_mae']:.3f}; published LEAR "
             f"{week['clock_lear_ensemble_mae']:.3f}, DNN {week['clock_dnn_ensemble_mae']:.3f} "
             f"({week['seconds']:.0f} s, LEAR {lear_s:.0f} s)",
             file=sys.stderr,
@@ -340,14 +342,15 @@ def lear_attempt(args: argparse.Namespace) -> dict:
             "p_ours_better": diebold_mariano(y, clock[f"yhat_{key}"], clock[f"yhat_{who}"]).p_value,
             "p_published_better": diebold_mariano(y, clock[f"yhat_{who}"], clock[f"yhat_{key}"]).p_value,
         }
-        for who in ("lear", "stack")
+        for who in ("lear", "stack", "mean")
         for key in (*PUBLISHED_ENSEMBLES, "base")
     }
     record = {
         "market": market,
         "attempt": "lear",
         "description": "LEAR member alone (training.lear) and the members plus LEAR in a shrunk simplex stack "
-        "(training.ensemble.stack_weights), each refitted weekly on the production window",
+        "(training.ensemble.stack_weights), and the base ensemble and LEAR averaged half and half, "
+        "each refitted weekly on the production window",
         "models": list(models),
         "weeks_picked": [int(n) for n in picked],
         "days": len(clock) // HORIZON_HOURS,
@@ -360,11 +363,15 @@ def lear_attempt(args: argparse.Namespace) -> dict:
         "machine": describe_machine(),
     }
     suffix = "" if models == MODEL_NAMES else "_" + "_".join(models)
+    hourly = Settings.from_env().stores.home / "backtests" / f"attempt_lear{suffix}_{market}.parquet"
+    hourly.parent.mkdir(parents=True, exist_ok=True)
+    clock.to_parquet(hourly)
+    record["hourly_forecasts"] = str(hourly)
     path = RESULTS / f"attempt_lear{suffix}_{market}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(
         f"{market}: clock-hour MAE over {record['days']} days: base {overall['base']:.3f}, lear {overall['lear']:.3f}, "
-        f"stack {overall['stack']:.3f}, published LEAR {overall['lear_ensemble']:.3f}, DNN {overall['dnn_ensemble']:.3f}; "
+        f"stack {overall['stack']:.3f}, mean {overall['mean']:.3f}, published LEAR {overall['lear_ensemble']:.3f}, DNN {overall['dnn_ensemble']:.3f}; "
         f"{record['seconds']:.0f} s; {path}",
         file=sys.stderr,
     )
