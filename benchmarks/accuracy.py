@@ -370,6 +370,57 @@ def score(frame: pd.DataFrame) -> tuple[dict, dict, dict]:
     return metrics, ratios, tests
 
 
+QUANTILE_LEVELS = tuple(np.round(np.arange(1, 100) / 100, 2))
+ANCHOR_CALIBRATION_DAYS = 182
+CENTRAL_INTERVALS = (0.5, 0.9)
+
+
+def conformal_anchor(published: pd.DataFrame, calibration_days: int = ANCHOR_CALIBRATION_DAYS) -> dict:
+    """Split-conformal quantiles around the published LEAR ensemble, scored on the hours after the calibration.
+
+    The probabilistic anchor of the benchmark (issue 18): for every test day after the first
+    ``calibration_days``, each hour of day's quantiles 0.01..0.99 are the LEAR ensemble's forecast
+    plus the split-conformal quantiles (``training.ensemble.conformal_ranks``) of that hour's
+    residuals ``actual - forecast`` over the ``calibration_days`` test days before it (a rolling
+    window: each day is calibrated on the days before it only). Scores: mean pinball loss over
+    the 99 levels, coverage of the 50% and 90% central intervals and Kupiec's test of each.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from core.metrics import kupiec_test, pinball_loss
+    from training.ensemble import conformal_ranks
+
+    actual = published[REAL_PRICE].to_numpy(dtype=float).reshape(-1, 24)
+    forecast = published[PUBLISHED_ENSEMBLES["lear_ensemble"]].to_numpy(dtype=float).reshape(-1, 24)
+    days = len(actual)
+    if days <= calibration_days:
+        raise AccuracyInputError(f"{days} days leave none to score after {calibration_days} calibration days")
+    # windows[i, h] = hour h's residuals of days i .. i + calibration_days - 1, sorted; day d uses window d - calibration_days
+    windows = np.sort(sliding_window_view(actual - forecast, calibration_days, axis=0), axis=-1)[:-1]
+    levels = np.asarray(QUANTILE_LEVELS)
+    quantiles = forecast[calibration_days:, :, None] + windows[..., conformal_ranks(calibration_days, levels)]
+    y = actual[calibration_days:].ravel()
+    flat = quantiles.reshape(y.size, levels.size)
+    out = {
+        "forecast": PUBLISHED_ENSEMBLES["lear_ensemble"],
+        "calibration_days": calibration_days,
+        "scored_days": days - calibration_days,
+        "first_scored_hour": str(published.index[calibration_days * 24]),
+        "quantile_levels": "0.01..0.99",
+        "mean_pinball": pinball_loss(y, flat, levels),
+        "mae": float(np.mean(np.abs(y - forecast[calibration_days:].ravel()))),
+    }
+    for coverage in CENTRAL_INTERVALS:
+        lo, hi = (int(np.argmin(np.abs(levels - q))) for q in ((1 - coverage) / 2, (1 + coverage) / 2))
+        test = kupiec_test(y, flat[:, lo], flat[:, hi], coverage)
+        out[f"interval_{round(coverage * 100)}"] = {
+            "coverage": test.coverage,
+            "kupiec_statistic": test.statistic,
+            "kupiec_p": test.p_value,
+        }
+    return out
+
+
 def representative_fortnight(frame: pd.DataFrame, days: int = 14) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The ``days``-day window whose ensemble MAE is closest to the whole period's (first such window)."""
     daily = (frame["actual"] - frame["ensemble"]).abs().groupby(frame.index.normalize()).mean()
@@ -633,6 +684,31 @@ def write_summary(results: Path) -> Path:
             for r in records
         ),
     ]
+    anchors = {
+        name: conformal_anchor(read_published_forecasts(PUBLISHED_DIR / f"Forecasts_{name}_DNN_LEAR_ensembles.csv"))
+        for name in DEFAULT_MARKETS
+        if (PUBLISHED_DIR / f"Forecasts_{name}_DNN_LEAR_ensembles.csv").is_file()
+    }
+    if anchors:
+        lines += [
+            "",
+            "## Quantile anchor: split-conformal around the published LEAR ensemble",
+            "",
+            f"Each hour of day's quantiles 0.01..0.99 = the LEAR ensemble's forecast + the split-conformal quantiles of "
+            f"that hour's residuals over the {ANCHOR_CALIBRATION_DAYS} test days before the day (rolling), scored on the "
+            "test days after the first "
+            f"{ANCHOR_CALIBRATION_DAYS} (`conformal_anchor`, from the published files alone). Kupiec p: unconditional "
+            "coverage test (small = the coverage differs significantly from the nominal).",
+            "",
+            "| market | scored days | mean pinball 0.01..0.99 | 50% coverage (Kupiec p) | 90% coverage (Kupiec p) |",
+            "|---|---|---|---|---|",
+        ]
+        for name, a in anchors.items():
+            i50, i90 = a["interval_50"], a["interval_90"]
+            lines.append(
+                f"| {name} | {a['scored_days']} | {a['mean_pinball']:.3f} | {i50['coverage']:.1%} ({i50['kupiec_p']:.2g}) "
+                f"| {i90['coverage']:.1%} ({i90['kupiec_p']:.2g}) |"
+            )
     if records:
         machine = records[-1]["machine"]
         lines += [

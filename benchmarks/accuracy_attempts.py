@@ -13,6 +13,15 @@ seed (initial weights and batch order); the ensemble weights and intervals are f
 the validation with that member. The CNN-LSTM stops early after 2-14 epochs, so one network is a
 noisy draw; averaging draws is what the paper's DNN ensemble does with its four networks.
 
+``lear``: the LEAR linear member (``training.lear``) alone, and the three members plus LEAR
+stacked (``training.ensemble.stack_weights``: simplex weights fitted on the validation, shrunk
+toward equal weights by the share its last four weeks chose), and ``mean``: the base ensemble
+and LEAR averaged half and half (a rule, nothing fitted). LEAR's validation forecasts come
+from a LEAR fitted on the window's days before the validation (as the other members'), the
+test week's from a LEAR fitted on the whole window. Every forecaster is also folded onto the
+local clock hours of the published file and scored beside the published LEAR and DNN ensembles
+(MAE, and the multivariate Diebold-Mariano test over all the weeks' days).
+
 The forecasters are fitted in one process on the same weeks (``--weeks``, spread evenly over a
 market's published test period) with the parameters the whole-period run tuned
 (``accuracy_<market>.json``), and scored on the same UTC hours. Writes
@@ -20,6 +29,7 @@ market's published test period) with the parameters the whole-period run tuned
 
     python -m benchmarks.accuracy_attempts NP --weeks 10                       # refit
     python -m benchmarks.accuracy_attempts NP --weeks 10 --attempt seeds --seeds 3
+    python -m benchmarks.accuracy_attempts NP --weeks 8 --attempt lear
 """
 
 from __future__ import annotations
@@ -37,10 +47,10 @@ from benchmarks.accuracy import MARKETS_DIR, PUBLISHED_DIR, RESULTS, day_origins
 from benchmarks.machine import describe_machine
 from core.metrics import mae
 from core.settings import Settings
-from training.backtest import HOUR, forecast_day, training_window
-from training.config import TrainingConfig
+from training.backtest import HOUR, forecast_day, local_clock_hours, training_window
+from training.config import MODEL_NAMES, TrainingConfig
 from training.dataset import build_training_frame
-from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
+from training.ensemble import EnsembleForecaster, calibrate_intervals, decide, stack_weights
 from training.features import (
     HORIZON_HOURS,
     LOOKBACK_HOURS,
@@ -50,6 +60,7 @@ from training.features import (
     feature_columns,
     strided_origins,
 )
+from training.lear import LearModel
 from training.models import model_class
 
 
@@ -67,9 +78,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy_attempts", description=__doc__.splitlines()[0])
     parser.add_argument("market", help="NP, PJM, BE or FR (its accuracy_<market>.json must exist)")
     parser.add_argument("--weeks", type=int, default=10, help="test weeks, spread evenly over the period")
-    parser.add_argument("--attempt", choices=("refit", "seeds"), default="refit")
+    parser.add_argument("--attempt", choices=("refit", "seeds", "lear"), default="refit")
     parser.add_argument("--seeds", type=int, default=3, help="CNN-LSTM networks averaged (--attempt seeds)")
+    parser.add_argument(
+        "--models",
+        default=",".join(MODEL_NAMES),
+        help="members of the base ensemble (--attempt lear; default: all three)",
+    )
     args = parser.parse_args(argv)
+    if args.attempt == "lear":
+        return lear_attempt(args)
     market = args.market.upper()
     recorded = json.loads((RESULTS / f"accuracy_{market}.json").read_text())
     params = recorded["tuned_params"]
@@ -183,6 +201,178 @@ def main(argv: list[str] | None = None) -> dict:
     print(
         f"{market}: mean MAE base {mean['base_mae']:.3f}, {args.attempt} {mean[args.attempt + '_mae']:.3f} "
         f"(ratio {ratio:.3f}); {path}",
+        file=sys.stderr,
+    )
+    return record
+
+
+def _lear_rows(lear: LearModel, prices: pd.Series, exogenous: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
+    """LEAR's forecast of every row of a day's forecast, from the prices before the day's origin.
+
+    The 25th hour of a fall-back day (the ``recursive`` row) takes LEAR's last hour, 23 h after the origin.
+    """
+    origin = pd.Timestamp(rows["origin"].iloc[0])
+    day = lear.predict(prices[prices.index < origin], exogenous, pd.DatetimeIndex([origin])).iloc[0].to_numpy()
+    horizon = np.where(rows["recursive"].to_numpy(), HORIZON_HOURS - 1, rows["horizon"].to_numpy(dtype=int))
+    return day[horizon]
+
+
+def _validation_lear(lear: LearModel, data, validation: pd.DataFrame) -> np.ndarray:
+    origins = pd.DatetimeIndex(validation["origin"].unique())
+    table = lear.predict(data.prices, data.exogenous, origins)
+    return table.to_numpy()[
+        origins.get_indexer(pd.DatetimeIndex(validation["origin"])), validation["horizon"].to_numpy(dtype=int)
+    ]
+
+
+def lear_attempt(args: argparse.Namespace) -> dict:
+    """LEAR alone and the members plus LEAR stacked, against the base ensemble and the published ensembles."""
+    from benchmarks.accuracy import PUBLISHED_ENSEMBLES, REAL_PRICE
+    from core.metrics import diebold_mariano
+
+    market = args.market.upper()
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    unknown = [m for m in models if m not in MODEL_NAMES]
+    if unknown or not models:
+        raise SystemExit(f"error: --models {args.models!r}: choose among {', '.join(MODEL_NAMES)}")
+    recorded = json.loads((RESULTS / f"accuracy_{market}.json").read_text())
+    params = recorded["tuned_params"]
+    inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env(), "default"), threads=1, test_days=0, models=models
+    )
+    timezone = inputs.market.timezone
+    origins = day_origins(published_days(inputs.published, None), timezone)
+    picked = np.linspace(0, len(origins) // 7 - 1, args.weeks).round().astype(int)
+    region = inputs.market.region
+    columns = feature_columns(region)
+    started, weeks, clock_parts = time.perf_counter(), [], []
+    forecasters = ("base", "lear", "stack", "mean")
+    for number in picked:
+        block_started = time.perf_counter()
+        block = origins[number * 7 : (number + 1) * 7]
+        data = training_window(inputs.prices, inputs.exogenous, region, block[0], config.window_days)
+        frame = build_training_frame(data, config)
+        train = frame[frame["split"] == "train"]
+        validation = frame[frame["split"] == "validation"].reset_index(drop=True)
+        members = {}
+        for model in models:
+            budget = config.budget(model)
+            members[model] = model_class(model)(
+                params[model],
+                columns,
+                seed=config.seed,
+                max_steps=budget.max_epochs or budget.max_rounds,
+                device="cpu",
+                threads=1,
+            )
+            members[model].fit(train, validation)
+        members_s = time.perf_counter() - block_started
+        lear_started = time.perf_counter()
+        validation_start = pd.Timestamp(validation["origin"].min())
+        lear_validation = LearModel(region).fit(data.prices, data.exogenous, validation_start)
+        lear = LearModel(region).fit(data.prices, data.exogenous, block[0])
+        assert lear.last_training_target is not None and lear.last_training_target < block[0]
+        assert lear_validation.last_training_target is not None
+        assert lear_validation.last_training_target < validation_start
+        lear_s = time.perf_counter() - lear_started
+        actual = validation[TARGET_COLUMN].to_numpy()
+        predictions = {m: f.predict(validation) for m, f in members.items()}
+        decision = decide(predictions, actual)
+        combined = sum(w * predictions[m] for m, w in decision.weights.items())
+        intervals = calibrate_intervals(actual, combined, validation["horizon"].to_numpy(), config.interval_coverage)
+        predictions["lear"] = _validation_lear(lear_validation, data, validation)
+        validation_days = validation["origin"].nunique()
+        stack = stack_weights(predictions, actual, fit_rows=HORIZON_HOURS * (validation_days // 2))
+        forecaster = EnsembleForecaster(region, members, decision, intervals, columns)
+        rows = pd.concat(
+            [forecast_day(forecaster, inputs.prices, inputs.exogenous, region, o) for o in block], ignore_index=True
+        )
+        rows["yhat_lear"] = np.concatenate(
+            [_lear_rows(lear, inputs.prices, inputs.exogenous, day) for _, day in rows.groupby("origin", sort=True)]
+        )
+        rows["yhat_stack"] = sum(w * rows[f"yhat_{m}"].to_numpy() for m, w in stack.weights.items())
+        rows["yhat_base"] = rows["yhat"]
+        rows["yhat_mean"] = 0.5 * rows["yhat_base"] + 0.5 * rows["yhat_lear"]
+        rows["price"] = inputs.prices.reindex(pd.DatetimeIndex(rows["target_ts"])).to_numpy()
+        clock = local_clock_hours(rows[["target_ts", "price", *(f"yhat_{f}" for f in forecasters)]], timezone)
+        published = inputs.published.reindex(clock.index)
+        if not np.allclose(clock["price"], published[REAL_PRICE], atol=0.01):
+            raise SystemExit(f"error: {market}: the folded actual prices differ from the published file's")
+        for key, column in PUBLISHED_ENSEMBLES.items():
+            clock[f"yhat_{key}"] = published[column].to_numpy(dtype=float)
+        clock["price"] = published[REAL_PRICE].to_numpy(dtype=float)
+        clock_parts.append(clock)
+        y = rows["price"].to_numpy()
+        week = {
+            "first_origin": str(block[0]),
+            "base_weights": decision.weights,
+            "stack_weights": stack.weights,
+            "stack_shrinkage": stack.shrinkage,
+            "stack_holdout_by_shrinkage": stack.holdout_mae,
+            "lear_windows_days": list(lear.windows),
+            "lear_validation_mae": float(np.mean(np.abs(predictions["lear"] - actual))),
+            **{f"{f}_mae": mae(y, rows[f"yhat_{f}"]) for f in forecasters},
+            **{f"base_{m}_mae": mae(y, rows[f"yhat_{m}"]) for m in models},
+            **{
+                f"clock_{who}_mae": mae(clock["price"], clock[f"yhat_{who}"])
+                for who in (*forecasters, *PUBLISHED_ENSEMBLES)
+            },
+            "members_seconds": round(members_s, 1),
+            "lear_seconds": round(lear_s, 1),
+            "seconds": round(time.perf_counter() - block_started, 1),
+        }
+        weeks.append(week)
+        print(
+            f"{market} week of {block[0]:%Y-%m-%d}: MAE base {week['base_mae']:.3f}, lear {week['lear_mae']:.3f}, "
+            f"stack {week['stack_mae']:.3f} (shrinkage {stack.shrinkage}), mean {week['mean_mae']:.3f}; published LEAR "
+            f"{week['clock_lear_ensemble_mae']:.3f}, DNN {week['clock_dnn_ensemble_mae']:.3f} "
+            f"({week['seconds']:.0f} s, LEAR {lear_s:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    clock = pd.concat(clock_parts)
+    y = clock["price"].to_numpy()
+    overall = {who: mae(y, clock[f"yhat_{who}"]) for who in (*forecasters, *PUBLISHED_ENSEMBLES)}
+    ratios = {
+        f"{who}_vs_{key}": overall[who] / overall[key] for who in forecasters for key in (*PUBLISHED_ENSEMBLES, "base")
+    }
+    tests = {
+        f"{who}_vs_{key}": {
+            "p_ours_better": diebold_mariano(y, clock[f"yhat_{key}"], clock[f"yhat_{who}"]).p_value,
+            "p_published_better": diebold_mariano(y, clock[f"yhat_{who}"], clock[f"yhat_{key}"]).p_value,
+        }
+        for who in ("lear", "stack", "mean")
+        for key in (*PUBLISHED_ENSEMBLES, "base")
+    }
+    record = {
+        "market": market,
+        "attempt": "lear",
+        "description": "LEAR member alone (training.lear) and the members plus LEAR in a shrunk simplex stack "
+        "(training.ensemble.stack_weights), and the base ensemble and LEAR averaged half and half, "
+        "each refitted weekly on the production window",
+        "models": list(models),
+        "weeks_picked": [int(n) for n in picked],
+        "days": len(clock) // HORIZON_HOURS,
+        "clock_hours_mae": overall,
+        "ratios": ratios,
+        "diebold_mariano": tests,
+        "weeks": weeks,
+        "mean_mae": {key: float(np.mean([w[key] for w in weeks])) for key in weeks[0] if key.endswith("_mae")},
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": describe_machine(),
+    }
+    suffix = "" if models == MODEL_NAMES else "_" + "_".join(models)
+    hourly = Settings.from_env().stores.home / "backtests" / f"attempt_lear{suffix}_{market}.parquet"
+    hourly.parent.mkdir(parents=True, exist_ok=True)
+    clock.to_parquet(hourly)
+    record["hourly_forecasts"] = str(hourly)
+    path = RESULTS / f"attempt_lear{suffix}_{market}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(
+        f"{market}: clock-hour MAE over {record['days']} days: base {overall['base']:.3f}, lear {overall['lear']:.3f}, "
+        f"stack {overall['stack']:.3f}, mean {overall['mean']:.3f}, published LEAR {overall['lear_ensemble']:.3f}, DNN {overall['dnn_ensemble']:.3f}; "
+        f"{record['seconds']:.0f} s; {path}",
         file=sys.stderr,
     )
     return record

@@ -2,7 +2,7 @@
 
 - ``core.settings``: the one settings object, read from the environment once per process.
 - ``core.markets``: the markets (regions) and their bundled history.
-- ``core.metrics``: MAE, rMAE, sMAPE, RMSE, guarded MAPE, Diebold-Mariano.
+- ``core.metrics``: MAE, rMAE, sMAPE, RMSE, guarded MAPE, Diebold-Mariano, pinball loss, Kupiec coverage test.
 - ``core.check_results``: a check's result and the health score.
 - ``core.freshness``: how stale a series is and where its gaps are.
 - ``core.model_input``: the registered model's request and response frames.

@@ -160,3 +160,54 @@ def diebold_mariano(actual, forecast_a, forecast_b, hours_per_day: int = DAY_HOU
         statistic = mean_delta / spread
     p_value = 0.5 * math.erfc(statistic / math.sqrt(2))  # 1 - Phi(statistic)
     return DieboldMariano(statistic, p_value, days, mean_delta)
+
+
+def pinball_loss(actual, quantile_forecasts, quantiles) -> float:
+    """Mean pinball (quantile) loss over the hours and the quantile levels.
+
+    ``quantile_forecasts`` has one row per hour and one column per level of ``quantiles``
+    (each in (0, 1)); the loss of level ``q`` at an hour is ``max(q (y - f), (q - 1) (y - f))``.
+    """
+    y = np.asarray(actual, dtype=float).ravel()
+    levels = np.asarray(quantiles, dtype=float).ravel()
+    forecasts = np.asarray(quantile_forecasts, dtype=float)
+    if forecasts.shape != (y.size, levels.size):
+        raise MetricsError(
+            f"pinball loss: quantile forecasts of shape {forecasts.shape} for {y.size} hours and {levels.size} levels"
+        )
+    if not ((levels > 0) & (levels < 1)).all():
+        raise MetricsError("pinball loss: quantile levels must lie strictly between 0 and 1")
+    _arrays(np.repeat(y, levels.size), forecasts.ravel(), "quantile forecasts")
+    difference = y[:, None] - forecasts
+    return float(np.mean(np.maximum(levels * difference, (levels - 1) * difference)))
+
+
+@dataclass(frozen=True)
+class KupiecTest:
+    """Kupiec's (1995) unconditional coverage (proportion of failures) test of an interval."""
+
+    nominal: float
+    coverage: float  # share of hours inside [lower, upper]
+    hours: int
+    misses: int
+    statistic: float  # likelihood ratio, chi-squared with one degree of freedom under H0
+    p_value: float  # small: the coverage differs significantly from the nominal
+
+
+def kupiec_test(actual, lower, upper, nominal: float) -> KupiecTest:
+    """``LR = -2 ln[(1-p)^(n-x) p^x / ((1-x/n)^(n-x) (x/n)^x)]`` with ``p = 1 - nominal`` and ``x`` misses of ``n``."""
+    if not 0 < nominal < 1:
+        raise MetricsError(f"Kupiec test: nominal coverage {nominal} must lie strictly between 0 and 1")
+    y, lo = _arrays(actual, lower, "lower bounds")
+    _, hi = _arrays(y, upper, "upper bounds")
+    n = y.size
+    misses = int(np.sum((y < lo) | (y > hi)))
+    p = 1 - nominal
+
+    def log_likelihood(rate: float) -> float:
+        hits = (n - misses) * math.log1p(-rate) if misses < n else 0.0
+        return hits + (misses * math.log(rate) if misses else 0.0)
+
+    statistic = max(0.0, -2 * (log_likelihood(p) - log_likelihood(misses / n)))
+    p_value = math.erfc(math.sqrt(statistic / 2))  # the chi-squared(1) survival function
+    return KupiecTest(nominal, 1 - misses / n, n, misses, statistic, p_value)

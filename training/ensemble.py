@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -119,14 +118,24 @@ def calibrate_intervals(
         r = np.sort(residuals[horizon == h])
         if r.size == 0:
             raise EnsembleError(f"no validation residuals at horizon {h} h to calibrate intervals")
-        n = r.size
-        # split-conformal ranks: ceil((n + 1) q) - th order statistic, clamped to the sample
-        # (the 1e-9 keeps float error in (n + 1) * q from moving an exact rank by one)
-        hi = min(n, math.ceil((n + 1) * (1 - alpha / 2) - 1e-9)) - 1
-        lo = max(0, math.floor((n + 1) * (alpha / 2) + 1e-9) - 1)
+        lo, hi = conformal_ranks(r.size, [alpha / 2, 1 - alpha / 2])
         lower.append(float(r[lo]))
         upper.append(float(r[hi]))
     return IntervalCalibration(coverage, lower, upper)
+
+
+def conformal_ranks(n: int, quantiles) -> np.ndarray:
+    """The 0-based order statistics of ``n`` sorted residuals that are the split-conformal ``quantiles``.
+
+    A level ``q >= 0.5`` takes the ``ceil((n + 1) q)``-th smallest residual, a level below 0.5 the
+    ``floor((n + 1) q)``-th, clamped to the sample: a central interval of two such levels covers a
+    new exchangeable residual with at least its nominal probability. The 1e-9 keeps float error in
+    ``(n + 1) q`` from moving an exact rank by one.
+    """
+    levels = np.asarray(quantiles, dtype=float)
+    upper = np.minimum(n, np.ceil((n + 1) * levels - 1e-9))
+    lower = np.maximum(1, np.floor((n + 1) * levels + 1e-9))
+    return (np.where(levels >= 0.5, upper, lower) - 1).astype(int)
 
 
 class EnsembleForecaster:
@@ -194,3 +203,49 @@ class EnsembleForecaster:
             IntervalCalibration(**spec["intervals"]),
             spec["feature_columns"],
         )
+
+
+SHRINKAGE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+@dataclass(frozen=True)
+class StackDecision:
+    """Stacked weights, shrunk toward equal weights by the share the validation's holdout chose."""
+
+    weights: dict[str, float]
+    shrinkage: float  # 1 = the fitted weights, 0 = equal weights
+    holdout_mae: dict[str, float]  # per shrinkage on the holdout slice, with weights fitted on the rows before it
+    fit_rows: int
+    holdout_rows: int
+
+
+def stack_weights(predictions: dict[str, np.ndarray], actual: np.ndarray, fit_rows: int) -> StackDecision:
+    """A constrained linear stack of the members (non-negative weights summing to one), guarded against over-fitting.
+
+    The simplex weights minimising MAE (:func:`fit_weights`) are fitted on the first ``fit_rows``
+    of the validation and scored on the rest (the holdout) mixed with equal weights at each share
+    of :data:`SHRINKAGE_GRID`; the share with the lowest holdout MAE (the smaller share on a tie)
+    then mixes the weights fitted on the whole validation with equal weights. A validation too
+    short or too noisy to trust the fit thus falls back toward the equal-weight average, which
+    needs no fitting.
+    """
+    actual = np.asarray(actual, dtype=float)
+    _check_predictions(predictions, actual)
+    if not 0 < fit_rows < actual.size:
+        raise EnsembleError(f"stack: {fit_rows} fitting rows leave no holdout in {actual.size} validation rows")
+    names = list(predictions)
+    equal = np.full(len(names), 1 / len(names))
+    first = fit_weights({n: predictions[n][:fit_rows] for n in names}, actual[:fit_rows])
+    held = np.column_stack([predictions[n][fit_rows:] for n in names])
+    holdout = {
+        share: float(
+            np.mean(
+                np.abs(held @ (share * np.array([first[n] for n in names]) + (1 - share) * equal) - actual[fit_rows:])
+            )
+        )
+        for share in SHRINKAGE_GRID
+    }
+    best = min(SHRINKAGE_GRID, key=lambda share: (holdout[share], share))
+    whole = fit_weights(predictions, actual)
+    weights = {n: float(best * whole[n] + (1 - best) * e) for n, e in zip(names, equal, strict=True)}
+    return StackDecision(weights, best, {str(k): v for k, v in holdout.items()}, fit_rows, actual.size - fit_rows)

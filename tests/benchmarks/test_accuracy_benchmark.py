@@ -22,6 +22,7 @@ from benchmarks.accuracy import (
     AccuracyInputError,
     child_argv,
     comparison_frame,
+    conformal_anchor,
     day_origins,
     load_inputs,
     longest_first,
@@ -53,6 +54,40 @@ def test_recomputed_published_metrics_match_the_papers_table(market):
     assert check["checked"] and check["hours"] == 17_472
     assert len(check["metrics"]) == 10  # MAE, rMAE, sMAPE, RMSE, MAPE of the two ensembles
     assert check["all_match"], {k: v for k, v in check["metrics"].items() if not v["matches"]}
+
+
+# the figures for split-conformal quantiles around the published LEAR ensemble (182 rolling
+# calibration days, 546 scored): mean pinball over 0.01..0.99 and the 90% interval's coverage
+CONFORMAL_ANCHOR = {"NP": 0.75, "PJM": 1.26, "BE": 2.45, "FR": 1.54}
+
+
+@pytest.mark.parametrize("market", ["NP", "PJM", "BE", "FR"])
+def test_conformal_quantiles_around_the_published_lear_ensemble_score_the_anchor_figures(market):
+    anchor = conformal_anchor(read_published_forecasts(published_file(market)))
+    assert anchor["calibration_days"] == 182 and anchor["scored_days"] == 546
+    assert anchor["mean_pinball"] == pytest.approx(CONFORMAL_ANCHOR[market], abs=0.01)
+    assert 0.865 <= anchor["interval_90"]["coverage"] <= 0.895
+    assert 0.45 <= anchor["interval_50"]["coverage"] <= 0.52
+    assert 0 <= anchor["interval_90"]["kupiec_p"] <= 1
+
+
+def test_the_conformal_anchor_takes_the_conformal_ranks_of_the_days_before_and_scores_them_by_hand():
+    # three calibration days with residuals -1, 0, 2 at every hour, then a day forecast and priced at 10:
+    # n = 3 sorted residuals; a level q < 0.5 takes the floor(4q)-th (at least the 1st) -> -1, q = 0.5 the
+    # 2nd -> 0, q > 0.5 the ceil(4q)-th (at most the 3rd) -> 2: quantiles 9 below the median, 10, 12 above
+    hours = pd.date_range("2018-01-01", periods=4 * 24, freq="h", name="local")
+    forecast = np.full(hours.size, 10.0)
+    actual = np.concatenate([np.full(24, 9.0), np.full(24, 10.0), np.full(24, 12.0), np.full(24, 10.0)])
+    frame = pd.DataFrame({"Real price": actual, "LEAR Ensemble": forecast, "DNN Ensemble": forecast}, index=hours)
+    anchor = conformal_anchor(frame, calibration_days=3)
+    # pinball: levels q < 0.5 lose q * (10 - 9), levels q > 0.5 lose (1 - q) * (12 - 10), the median 0
+    expected = (sum(k / 100 for k in range(1, 50)) + sum(2 * (1 - k / 100) for k in range(51, 100))) / 99
+    assert anchor["scored_days"] == 1
+    assert anchor["mean_pinball"] == pytest.approx(expected)
+    assert anchor["interval_90"]["coverage"] == anchor["interval_50"]["coverage"] == 1.0
+    # the scored day's own residual never calibrates it: a wild error on it changes the score alone
+    frame.iloc[-24:, 0] = 100.0
+    assert conformal_anchor(frame, calibration_days=3)["interval_90"]["coverage"] == 0.0
 
 
 def test_the_published_check_catches_a_forecast_that_is_off_by_a_little():

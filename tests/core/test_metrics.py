@@ -18,7 +18,9 @@ from core.metrics import (
     evaluate_epf,
     guarded_mape,
     interval_coverage,
+    kupiec_test,
     mae,
+    pinball_loss,
     rmse,
     smape,
 )
@@ -186,3 +188,43 @@ def test_diebold_mariano__refuses_hours_that_are_not_whole_days_or_a_single_day(
         diebold_mariano(np.zeros(30), np.ones(30), np.ones(30))
     with pytest.raises(MetricsError, match="1 day\\(s\\); the test needs at least 2"):
         diebold_mariano(np.zeros(24), np.ones(24), np.ones(24))
+
+
+def test_diebold_mariano__equals_epftoolbox_documented_multivariate_p_value_for_np_lear_vs_dnn():
+    # epftoolbox's documentation of DM (epftoolbox.evaluation.DM, version="multivariate", norm=1) runs
+    # p_pred_1 = LEAR Ensemble, p_pred_2 = DNN Ensemble of Forecasts_NP_DNN_LEAR_ensembles.csv against
+    # the NP test prices and prints 0.003005725748326471: the DNN ensemble is significantly more accurate.
+    published = pd.read_csv(PUBLISHED / "Forecasts_NP_DNN_LEAR_ensembles.csv", index_col=0)
+    test = diebold_mariano(published["Real price"], published["LEAR Ensemble"], published["DNN Ensemble"])
+    assert test.days == 728
+    assert test.p_value == pytest.approx(0.003005725748326471, rel=1e-9)
+    assert diebold_mariano(
+        published["Real price"], published["DNN Ensemble"], published["LEAR Ensemble"]
+    ).p_value == pytest.approx(1 - 0.003005725748326471, rel=1e-9)
+
+
+def test_pinball_loss__is_the_mean_over_hours_and_levels_of_the_quantile_loss():
+    actual = [10.0, 20.0]
+    quantiles = [[8.0, 12.0], [20.0, 25.0]]  # levels 0.1 and 0.9
+    # hour 1: level 0.1 under by 2 -> 0.1 * 2; level 0.9 over by 2 -> 0.1 * 2; hour 2: 0, over by 5 -> 0.1 * 5
+    assert pinball_loss(actual, quantiles, [0.1, 0.9]) == pytest.approx((0.2 + 0.2 + 0.0 + 0.5) / 4)
+    assert pinball_loss(actual, [[10.0], [20.0]], [0.5]) == 0.0
+    with pytest.raises(MetricsError, match="strictly between 0 and 1"):
+        pinball_loss(actual, quantiles, [0.0, 0.9])
+    with pytest.raises(MetricsError, match=r"shape \(2, 2\) for 2 hours and 3 levels"):
+        pinball_loss(actual, quantiles, [0.1, 0.5, 0.9])
+
+
+def test_kupiec_test__is_the_likelihood_ratio_of_the_observed_against_the_nominal_miss_rate():
+    actual = np.arange(100.0)
+    lower, upper = np.full(100, 10.0), np.full(100, 89.0)  # 10 below, 10 above: 20 misses of 100
+    test = kupiec_test(actual, lower, upper, 0.9)
+    expected = -2 * (80 * math.log(0.9) + 20 * math.log(0.1) - 80 * math.log(0.8) - 20 * math.log(0.2))
+    assert (test.misses, test.hours, test.coverage) == (20, 100, 0.8)
+    assert test.statistic == pytest.approx(expected)
+    assert test.p_value == pytest.approx(math.erfc(math.sqrt(expected / 2)))
+    assert test.p_value < 0.01
+    exact = kupiec_test(actual, np.full(100, 5.0), np.full(100, 94.0), 0.9)  # 10 misses: the nominal rate
+    assert exact.statistic == pytest.approx(0.0, abs=1e-9) and exact.p_value == pytest.approx(1.0)
+    perfect = kupiec_test(actual, actual - 1, actual + 1, 0.9)
+    assert perfect.misses == 0 and perfect.p_value < 1e-4  # never missing is also a wrong coverage

@@ -17,6 +17,7 @@ from training.ensemble import (
     calibrate_intervals,
     decide,
     fit_weights,
+    stack_weights,
 )
 from training.features import build_feature_frame, day_ahead_origins, feature_columns, strided_origins
 from training.models import ModelError
@@ -88,6 +89,40 @@ def test_fit_weights__refuse_a_member_of_the_wrong_length_and_no_members(rng):
 
 
 # -- decide ------------------------------------------------------------------------------------
+
+
+# -- stack_weights -----------------------------------------------------------------------------
+
+
+def test_stack_weights__keep_the_fitted_mix_when_the_holdout_confirms_it(rng):
+    a, b, c = (40 + 10 * rng.standard_normal(960) for _ in range(3))
+    actual = 0.7 * a + 0.3 * b
+    stack = stack_weights({"a": a, "b": b, "c": c}, actual, fit_rows=480)
+    assert stack.shrinkage == 1.0 and (stack.fit_rows, stack.holdout_rows) == (480, 480)
+    assert stack.weights == pytest.approx({"a": 0.7, "b": 0.3, "c": 0.0}, abs=1e-6)
+    assert stack.holdout_mae["1.0"] == pytest.approx(0.0, abs=1e-6)
+    assert stack.holdout_mae["0.0"] > 1.0
+
+
+def test_stack_weights__fall_back_to_equal_weights_when_the_fitted_mix_fails_on_the_holdout(rng):
+    # member "a" is exact on the first half and "b" on the second: the first half's fit (all on "a")
+    # loses on the holdout to the equal mix, so the weights of the whole validation are not trusted
+    actual = 40 + np.cumsum(rng.standard_normal(960))
+    noise = 5 * rng.standard_normal((2, 960))
+    a = np.where(np.arange(960) < 480, actual, actual + noise[0])
+    b = np.where(np.arange(960) < 480, actual + noise[1], actual)
+    stack = stack_weights({"a": a, "b": b}, actual, fit_rows=480)
+    assert stack.shrinkage == 0.0
+    assert stack.weights == {"a": 0.5, "b": 0.5}
+    assert stack.holdout_mae["0.0"] < stack.holdout_mae["1.0"]
+    values = np.array(list(stack.weights.values()))
+    assert (values >= 0).all() and values.sum() == pytest.approx(1.0)
+
+
+def test_stack_weights__refuse_a_split_that_leaves_no_holdout(rng):
+    actual = rng.standard_normal(48)
+    with pytest.raises(EnsembleError, match="48 fitting rows leave no holdout in 48"):
+        stack_weights({"a": actual}, actual, fit_rows=48)
 
 
 def test_decide__keeps_the_ensemble_when_it_beats_the_best_member(rng):

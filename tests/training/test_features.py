@@ -19,6 +19,7 @@ from training.features import (
     inference_frame,
     strided_origins,
 )
+from training.lear import LearModel, lear_features
 
 H = pd.Timedelta(hours=1)
 
@@ -96,6 +97,39 @@ def test_features__no_feature_reads_a_price_at_or_after_the_origin(region, origi
         assert spoiled[TARGET_COLUMN].isna().all()
     else:
         assert (spoiled[TARGET_COLUMN] == wild).all()
+
+
+@pytest.mark.parametrize("wild", [1e6, np.nan, -1e6], ids=["plus-1e6", "nan", "minus-1e6"])
+@pytest.mark.parametrize(("region", "origin"), ORIGINS)
+def test_lear_features__read_no_price_at_or_after_the_origin(region, origin, wild, np_history, pjm_history):
+    prices, exogenous = _history_of(region, np_history, pjm_history)
+    origin = utc(origin)
+    tampered = prices.copy()
+    tampered[tampered.index >= origin] = wild
+
+    honest, honest_target = lear_features(prices, exogenous, region, pd.DatetimeIndex([origin]))
+    spoiled, spoiled_target = lear_features(tampered, exogenous, region, pd.DatetimeIndex([origin]))
+
+    pd.testing.assert_frame_equal(spoiled, honest, check_exact=True)
+    assert not np.array_equal(spoiled_target.to_numpy(), honest_target.to_numpy(), equal_nan=True)
+
+
+@pytest.mark.parametrize("wild", [1e6, np.nan], ids=["plus-1e6", "nan"])
+def test_lear_member__fitted_and_forecasting_at_an_origin_reads_no_price_at_or_after_it(wild, np_history):
+    prices, exogenous = np_history
+    origin = utc("2018-03-24 23:00")  # the local midnight before the spring-forward day
+    history = prices[prices.index >= origin - pd.Timedelta(days=150)]
+    tampered = history.copy()
+    tampered[tampered.index >= origin] = wild
+
+    honest = LearModel("NP").fit(history, exogenous, origin)
+    spoiled = LearModel("NP").fit(tampered, exogenous, origin)
+    days = pd.DatetimeIndex([origin])
+
+    assert spoiled.windows == honest.windows and honest.last_training_target < origin
+    pd.testing.assert_frame_equal(
+        spoiled.predict(tampered, exogenous, days), honest.predict(history, exogenous, days), check_exact=True
+    )
 
 
 def test_features__of_many_origins_at_once_equal_one_origin_at_a_time(np_history):

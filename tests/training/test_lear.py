@@ -1,0 +1,112 @@
+"""The LEAR member: its windows, the invariant transform, hand-checked feature values, a real fit on
+NP held against the paper's published LEAR ensemble, and the refusals of unusable input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.markets import load_market
+from tests.conftest import PROJECT_ROOT
+from training.features import day_ahead_origins
+from training.lear import (
+    InvariantScaler,
+    LearError,
+    LearModel,
+    calibration_windows,
+    lear_feature_names,
+    lear_features,
+)
+
+H = pd.Timedelta(hours=1)
+D = pd.Timedelta(days=1)
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+@pytest.fixture(scope="module")
+def np_history() -> tuple[pd.Series, pd.DataFrame]:
+    history = load_market("NP", PROJECT_ROOT / "data" / "markets")
+    prices = history.prices.set_index("ts")["price"]
+    exogenous = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
+    return prices, exogenous
+
+
+def test_calibration_windows__are_the_two_short_windows_and_half_and_all_of_the_days_available():
+    assert calibration_windows(723) == (56, 84, 361, 723)
+    assert calibration_windows(150) == (56, 75, 84, 150)
+    assert calibration_windows(100) == (56, 84, 100)  # half of 100 is shorter than the shortest window
+    assert calibration_windows(60) == (56, 60)
+
+
+def test_invariant_scaler__is_asinh_of_the_median_and_normal_mad_standardised_values_and_inverts():
+    values = np.array([[1.0, 5.0], [2.0, 5.0], [4.0, 5.0], [10.0, 5.0]])
+    scaler = InvariantScaler.fit(values)
+    # column 0: median 3, |x - 3| = 2, 1, 1, 7 -> MAD 1.5 -> scale 1.5 / 0.67449
+    scale = 1.5 / 0.6744897501960817
+    assert scaler.median.tolist() == [3.0, 5.0]
+    assert scaler.scale[0] == pytest.approx(scale)
+    assert scaler.scale[1] == 1.0  # a constant column keeps its values' spread of 1, no division by zero
+    transformed = scaler.transform(values)
+    assert transformed[:, 0] == pytest.approx(np.arcsinh((values[:, 0] - 3.0) / scale))
+    assert (transformed[:, 1] == 0).all()
+    assert scaler.inverse(transformed) == pytest.approx(values)
+
+
+def test_lear_features__hold_the_prices_and_forecasts_of_the_hand_computed_hours(np_history):
+    prices, exogenous = np_history
+    origin = utc("2018-06-01 22:00")  # local midnight of Saturday 2 June 2018 (CEST)
+    features, targets = lear_features(prices, exogenous, "NP", pd.DatetimeIndex([origin]))
+    row = features.iloc[0]
+    names = lear_feature_names("NP")
+    assert list(features.columns) == names and len(names) == 4 * 24 + 2 * 3 * 24 + 7
+    assert row["price_d-1_h0"] == prices[origin - 24 * H]
+    assert row["price_d-1_h23"] == prices[origin - H]  # the last hour before the origin
+    assert row["price_d-7_h5"] == prices[origin - 168 * H + 5 * H]
+    first, second = exogenous.columns
+    assert row[f"{first}_d-0_h5"] == exogenous.loc[origin + 5 * H, first]
+    assert row[f"{second}_d-7_h23"] == exogenous.loc[origin - 168 * H + 23 * H, second]
+    assert [row[f"weekday_{d}"] for d in range(7)] == [0, 0, 0, 0, 0, 1, 0]  # Saturday
+    assert targets.iloc[0].tolist() == prices[origin : origin + 23 * H].tolist()
+
+
+def test_lear_member__forecasts_a_week_of_np_about_as_well_as_the_papers_daily_recalibrated_lear(np_history):
+    prices, exogenous = np_history
+    # the retraining's two years before Monday 22 May 2017 (local), then the week after it
+    start = utc("2017-05-21 22:00")
+    model = LearModel("NP").fit(prices[prices.index >= start - 730 * D], exogenous, start)
+    origins = day_ahead_origins("NP", start, start + 7 * D)
+    forecast = model.predict(prices[prices.index < start], exogenous, origins[:1])
+    week = model.predict(prices, exogenous, origins)
+
+    assert model.windows == (56, 84, 361, 723)
+    assert model.last_training_target == start - H
+    pd.testing.assert_frame_equal(forecast, week.iloc[:1])  # the first day needs no price after its origin
+    actual = np.stack([prices[o : o + 23 * H].to_numpy() for o in origins])
+    ours = float(np.mean(np.abs(week.to_numpy() - actual)))
+    published = pd.read_csv(
+        PROJECT_ROOT / "data" / "published" / "Forecasts_NP_DNN_LEAR_ensembles.csv", index_col=0, parse_dates=True
+    ).loc["2017-05-22":"2017-05-28"]
+    theirs = float((published["LEAR Ensemble"] - published["Real price"]).abs().mean())
+    naive = float(np.mean(np.abs(np.stack([prices[o - 168 * H : o - 145 * H].to_numpy() for o in origins]) - actual)))
+    # one fit on two years forecasting the whole week, against the paper's four years recalibrated every day
+    assert ours < 1.3 * theirs  # 1.30 against 1.05 when written
+    assert ours < 0.6 * naive
+
+
+def test_lear_member__refuses_too_little_history_missing_exogenous_and_incomplete_inputs(np_history):
+    prices, exogenous = np_history
+    end = utc("2017-05-21 22:00")
+    with pytest.raises(LearError, match=r"NP: 33 complete days before .* LEAR needs at least 56"):
+        LearModel("NP").fit(prices[prices.index >= end - 40 * D], exogenous, end)
+    with pytest.raises(LearError, match=r"exogenous forecast.* missing; LEAR needs"):
+        LearModel("NP").fit(prices, exogenous.iloc[:, :1], end)
+    with pytest.raises(LearError, match="not fitted"):
+        LearModel("NP").predict(prices, exogenous, pd.DatetimeIndex([end]))
+    model = LearModel("NP").fit(prices[prices.index >= end - 120 * D], exogenous, end)
+    gap = prices.drop(prices.index[(prices.index >= end - 3 * D) & (prices.index < end - 3 * D + 5 * H)])
+    with pytest.raises(LearError, match=r"inputs of 1 origin\(s\) are incomplete"):
+        model.predict(gap, exogenous, pd.DatetimeIndex([end]))
