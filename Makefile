@@ -89,7 +89,7 @@ bench-accuracy: install
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=24"
-	.lock-venv/bin/python -m pip install --quiet -e ".[test]"
+	.lock-venv/bin/python -m pip install --quiet -e ".[test,docs]"
 	{ echo "# Full resolved dependency set of electricity-optimizer for Python 3.11 (pip freeze)."; \
 	  echo "# Regenerate with: make lock   (after changing pins in pyproject.toml)"; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^electricity-optimizer'; } > requirements.lock
