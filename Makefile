@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_BUDGET ?= smoke
 TEST_WORKERS ?= 2
 
-.PHONY: install lint test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy bench-retention clean help
+.PHONY: install lint docs docs-serve test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy bench-retention clean help
 
 help:
 	@echo "make demo          load the real history, run the four DAGs (airflow dags test, budget DEMO_BUDGET=smoke), summarize"
@@ -16,6 +16,8 @@ help:
 	@echo "make down          stop exactly what make up started"
 	@echo "make airflow-init  bootstrap the Airflow home .eopt/airflow: pools, variables, connections (idempotent)"
 	@echo "make lint          the gates CI runs before the tests: ruff check, ruff format --check, mypy, import contracts"
+	@echo "make docs          build the documentation site into site/ (mkdocs build --strict: fails on a broken link or a stale reference)"
+	@echo "make docs-serve    serve the documentation site on http://127.0.0.1:8000, rebuilt on every change"
 	@echo "make test          run the whole test suite, TEST_WORKERS=2 processes (PostgreSQL + Redis on 127.0.0.1)"
 	@echo "make install       create .venv and install the locked dependency set"
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
@@ -54,6 +56,12 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: install
+	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
 
 test: install services
 	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
