@@ -23,7 +23,7 @@ def _storage(r: dict) -> tuple[str, str, str]:
     return (
         f"`make bench-storage`: {r['rows']:,} NP rows into PostgreSQL {r['postgresql'].split()[0]}",
         f"upsert {rate['upsert_first_load']:,.0f} rows/s vs raw `COPY` {rate['raw_copy']:,.0f} rows/s: "
-        f"**{r['upsert_to_copy_ratio']:.2f}×** (rerun {rate['upsert_rerun']:,.0f} rows/s)",
+        f"**{r['upsert_to_copy_ratio']:.2f}x** (rerun {rate['upsert_rerun']:,.0f} rows/s)",
         f"{r['target']} ({'met' if r['target_met'] else 'NOT met'})",
     )
 

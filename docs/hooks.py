@@ -8,6 +8,8 @@
 - one API reference page per product package (the import contract's ``root_packages`` in
   ``pyproject.toml``), rendered by mkdocstrings from the docstrings; a package missing from the
   navigation stops the build;
+- the monitoring page gets the table of every alert rule of ``monitoring/alerts.yml`` (what fires,
+  after how long, and what to do), so the page the alerts' runbook links name always lists them;
 - every relative link of ``README.md`` must name a file of the repository (and a heading of it
   where it has an anchor): the docs pages' own links are checked by the strict build.
 """
@@ -18,6 +20,7 @@ import logging
 import re
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
@@ -84,6 +87,31 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     if missing:
         raise PluginError(f"mkdocs.yml: the API reference navigation lacks the product packages {missing}")
     return config
+
+
+def alert_rules_table(rules_file: Path = ROOT / "monitoring" / "alerts.yml") -> str:
+    import yaml
+
+    lines = [
+        "## Alert rules",
+        "",
+        "<!-- Generated at build time by docs/hooks.py from monitoring/alerts.yml. -->",
+        "",
+        "| alert | severity | fires after | what it means and what to do |",
+        "|---|---|---|---|",
+    ]
+    for group in yaml.safe_load(rules_file.read_text())["groups"]:
+        for rule in group["rules"]:
+            what = " ".join(rule["annotations"]["description"].split()).replace("|", "\\|")
+            what = re.sub(r"(\{\{.*?\}\})+", "…", what).removesuffix(" See docs/monitoring-and-alerts.md.")
+            lines.append(f"| `{rule['alert']}` | {rule['labels']['severity']} | {rule['for']} | {what} |")
+    return "\n".join(lines) + "\n"
+
+
+def on_page_markdown(markdown: str, page: Any, config: MkDocsConfig, files: Files) -> str:
+    if page.file.src_uri == "monitoring-and-alerts.md":
+        return markdown.rstrip("\n") + "\n\n" + alert_rules_table()
+    return markdown
 
 
 def _pages(item: object) -> list[str]:

@@ -33,7 +33,6 @@ from tests.registry_fixtures import REGION, train_np
 pytestmark = pytest.mark.e2e
 
 
-
 @dataclass
 class Platform:
     settings: Settings

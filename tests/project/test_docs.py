@@ -25,6 +25,7 @@ from pathlib import Path
 
 import click
 import pytest
+import yaml
 
 from benchmarks.summary import render_page
 from core.settings import variable_of
@@ -116,6 +117,9 @@ def test_site__has_every_page_the_docs_promise(site):
     for title in ("Getting started", "Architecture", "Price ingestion", "Registry and the gate", "Operations"):
         assert title in nav
     assert 'class="mermaid"' in (site / "architecture/index.html").read_text()  # the data-flow diagram
+    rules = yaml.safe_load((ROOT / "monitoring/alerts.yml").read_text())["groups"]
+    monitoring = (site / "monitoring-and-alerts/index.html").read_text()
+    assert [r["alert"] for g in rules for r in g["rules"] if f"<code>{r['alert']}</code>" not in monitoring] == []
 
 
 def test_configuration_reference__lists_every_settings_variable_of_the_model(site):
@@ -128,7 +132,9 @@ def test_configuration_reference__lists_every_settings_variable_of_the_model(sit
 def test_cli_reference__documents_every_eopt_command(site):
     page = (site / "reference/cli/index.html").read_text()
     every = list(commands(cli))
-    assert {"eopt db upgrade", "eopt registry rollback", "eopt maintenance run", "eopt settings reference"} <= set(every)
+    assert {"eopt db upgrade", "eopt registry rollback", "eopt maintenance run", "eopt settings reference"} <= set(
+        every
+    )
     missing = [c for c in every if f'id="{c.replace(" ", "-")}"' not in page]
     assert missing == []
     assert "--chunk-days" in page  # options come from the click definitions
@@ -151,7 +157,7 @@ def test_benchmarks_page__is_rendered_from_the_result_files(site, tmp_path):
     storage = json.loads((results / "storage_upsert.json").read_text())
     storage["upsert_to_copy_ratio"] = 0.42
     (results / "storage_upsert.json").write_text(json.dumps(storage))
-    assert "**0.42×**" in render_page(results) and "**0.42×**" not in render_page(ROOT / "benchmarks/results")
+    assert "**0.42x**" in render_page(results) and "**0.42x**" not in render_page(ROOT / "benchmarks/results")
     (results / "training.json").write_text("{}")
     with pytest.raises(ValueError, match=r"training\.json"):
         render_page(results)
@@ -163,6 +169,8 @@ def test_strict_build__fails_on_a_broken_link_in_the_docs_or_the_readme(tmp_path
     for name in ("mkdocs.yml", "pyproject.toml"):
         shutil.copy(ROOT / name, copy / name)
     shutil.copytree(ROOT / "docs", copy / "docs")
+    (copy / "monitoring").mkdir()
+    shutil.copy(ROOT / "monitoring/alerts.yml", copy / "monitoring/alerts.yml")
     (copy / "README.md").write_text("# x\n\nSee [the guide](docs/operations.md#health-checks).\n")
     page = copy / "docs/troubleshooting.md"
     page.write_text(page.read_text() + "\nSee [nowhere](no-such-page.md).\n")
