@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,8 @@ def broken_links(markdown_path: Path, root: Path = ROOT) -> list[str]:
 
 
 def on_config(config: MkDocsConfig) -> MkDocsConfig:
+    if str(ROOT) not in sys.path:  # this checkout's packages (benchmarks/ is not installed), whatever the cwd
+        sys.path.insert(0, str(ROOT))
     from core.settings_reference import REFERENCE_PATH, render_reference
 
     if REFERENCE_PATH.read_text() != render_reference():
