@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_BUDGET ?= smoke
 TEST_WORKERS ?= 2
 
-.PHONY: install lint docs docs-serve docs-figures test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy bench-retention clean help
+.PHONY: install lint docs docs-serve docs-figures docs-screenshots test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy bench-retention clean help
 
 help:
 	@echo "make demo          load the real history, run the four DAGs (airflow dags test, budget DEMO_BUDGET=smoke), summarize"
@@ -19,6 +19,7 @@ help:
 	@echo "make docs          build the documentation site into site/ (mkdocs build --strict: fails on a broken link or a stale reference)"
 	@echo "make docs-serve    serve the documentation site on http://127.0.0.1:8000, rebuilt on every change"
 	@echo "make docs-figures  remake docs/assets/forecast-vs-realised.png: a 14-day NP walk-forward backtest (smoke budget) on the bundled data"
+	@echo "make docs-screenshots remake docs/assets/{airflow-dags,mlflow-models,mlflow-production-version}.png with the headless-Chromium UI test"
 	@echo "make test          run the whole test suite, TEST_WORKERS=2 processes (PostgreSQL + Redis on 127.0.0.1)"
 	@echo "make install       create .venv and install the locked dependency set"
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
@@ -73,6 +74,12 @@ docs-figures: install
 	EOPT_HOME=$(FIGURES_HOME) $(BIN)/eopt load-history --region NP --start 2016-06-01
 	EOPT_HOME=$(FIGURES_HOME) $(BIN)/eopt backtest --region NP --days 14 --budget smoke
 	cp $(FIGURES_HOME)/backtests/NP-*-14d-smoke/forecast_vs_actual.png docs/assets/forecast-vs-realised.png
+
+# The UI pictures of the docs: tests/eopt/test_ui.py retrains NP on the bundled data, promotes it, starts
+# `eopt up` and screenshots the Airflow Dags page and the MLflow registry into .eopt/screenshots/.
+docs-screenshots: install services
+	$(BIN)/python -m pytest -p no:cacheprovider tests/eopt/test_ui.py
+	cp .eopt/screenshots/airflow-dags.png .eopt/screenshots/mlflow-models.png .eopt/screenshots/mlflow-production-version.png docs/assets/
 
 test: install services
 	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
