@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_BUDGET ?= smoke
 TEST_WORKERS ?= 2
 
-.PHONY: install lint test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy bench-retention clean help
+.PHONY: install lint docs docs-serve docs-figures docs-screenshots test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy bench-retention clean help
 
 help:
 	@echo "make demo          load the real history, run the four DAGs (airflow dags test, budget DEMO_BUDGET=smoke), summarize"
@@ -16,6 +16,10 @@ help:
 	@echo "make down          stop exactly what make up started"
 	@echo "make airflow-init  bootstrap the Airflow home .eopt/airflow: pools, variables, connections (idempotent)"
 	@echo "make lint          the gates CI runs before the tests: ruff check, ruff format --check, mypy, import contracts"
+	@echo "make docs          build the documentation site into site/ (mkdocs build --strict: fails on a broken link or a stale reference)"
+	@echo "make docs-serve    serve the documentation site on http://127.0.0.1:8000, rebuilt on every change"
+	@echo "make docs-figures  remake docs/assets/forecast-vs-realised.png: a 14-day NP walk-forward backtest (smoke budget) on the bundled data"
+	@echo "make docs-screenshots remake docs/assets/{airflow-dags,mlflow-models,mlflow-production-version}.png with the headless-Chromium UI test"
 	@echo "make test          run the whole test suite, TEST_WORKERS=2 processes (PostgreSQL + Redis on 127.0.0.1)"
 	@echo "make install       create .venv and install the locked dependency set"
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
@@ -55,6 +59,28 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: install
+	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:8000
+
+# The forecast picture of the docs and the README, from the bundled history in its own home (.eopt/docs-figures):
+# the production training walked forward over NP's last 14 days, day-ahead forecasts with their 90% interval.
+FIGURES_HOME := $(CURDIR)/.eopt/docs-figures
+docs-figures: install
+	rm -rf $(FIGURES_HOME)
+	EOPT_HOME=$(FIGURES_HOME) $(BIN)/eopt db upgrade
+	EOPT_HOME=$(FIGURES_HOME) $(BIN)/eopt load-history --region NP --start 2016-06-01
+	EOPT_HOME=$(FIGURES_HOME) $(BIN)/eopt backtest --region NP --days 14 --budget smoke
+	cp $(FIGURES_HOME)/backtests/NP-*-14d-smoke/forecast_vs_actual.png docs/assets/forecast-vs-realised.png
+
+# The UI pictures of the docs: tests/eopt/test_ui.py retrains NP on the bundled data, promotes it, starts
+# `eopt up` and screenshots the Airflow Dags page and the MLflow registry into .eopt/screenshots/.
+docs-screenshots: install services
+	$(BIN)/python -m pytest -p no:cacheprovider tests/eopt/test_ui.py
+	cp .eopt/screenshots/airflow-dags.png .eopt/screenshots/mlflow-models.png .eopt/screenshots/mlflow-production-version.png docs/assets/
+
 test: install services
 	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
@@ -89,7 +115,7 @@ bench-accuracy: install
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade "pip>=24"
-	.lock-venv/bin/python -m pip install --quiet -e ".[test]"
+	.lock-venv/bin/python -m pip install --quiet -e ".[test,docs]"
 	{ echo "# Full resolved dependency set of electricity-optimizer for Python 3.11 (pip freeze)."; \
 	  echo "# Regenerate with: make lock   (after changing pins in pyproject.toml)"; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^electricity-optimizer'; } > requirements.lock

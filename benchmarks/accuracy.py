@@ -645,6 +645,14 @@ def run_market(
 def write_summary(results: Path) -> Path:
     """``ACCURACY.md`` from every ``accuracy_*.json`` in ``results``."""
     records = [json.loads(p.read_text()) for p in sorted(results.glob("accuracy_*.json"))]
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / "ACCURACY.md"
+    path.write_text("\n".join(summary_lines(records)) + "\n")
+    return path
+
+
+def summary_lines(records: list[dict]) -> list[str]:
+    """The accuracy table over ``records`` (the ``accuracy_*.json`` files), as Markdown lines."""
     lines = [
         "# Accuracy against the published EPF benchmark (Lago et al. 2021)",
         "",
@@ -719,10 +727,7 @@ def write_summary(results: Path) -> Path:
             "Per-market details (seeds, cadence, block times, tuned parameters, DM statistics): "
             "`accuracy_<market>[_<scope>].json`; a representative fortnight: the `.png` of the same name.",
         ]
-    results.mkdir(parents=True, exist_ok=True)
-    path = results / "ACCURACY.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return lines
 
 
 # -- command line ---------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 NP is retrained once (smoke budget, short window) into a temporary ``EOPT_HOME`` and its version
 promoted to Production (alias ``champion``), then `up` starts airflow standalone, the MLflow
 server and the sandbox on free ports over the same stores. Selenium drives Debian's ``chromium``
-through ``chromedriver`` (``scripts/ensure-services.sh`` installs both when missing):
+through ``chromedriver`` (``tests/browser.py``; ``scripts/ensure-services.sh`` installs both when missing):
 
 - Airflow: the login form refuses a wrong password, accepts the printed one, and the Dags page
   lists the four pipelines;
@@ -15,10 +15,9 @@ Screenshots of each page go to ``.eopt/screenshots/`` of the checkout, to look a
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,14 +26,11 @@ from eopt.services import ADMIN_USER, Ports, down, up
 from registry.models import registered_model_name
 from registry.promotion import promote_version
 from storage.promotions import PromotionStore
+from tests.browser import WAIT_S, headless_chromium, require_chromium, screenshot, wait_for_text
 from tests.eopt.test_services import DAGS, free_ports
 from tests.registry_fixtures import REGION, train_np
 
 pytestmark = pytest.mark.e2e
-
-SCREENSHOTS = Path(__file__).resolve().parents[2] / ".eopt" / "screenshots"
-CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-WAIT_S = 60
 
 
 @dataclass
@@ -53,11 +49,7 @@ class Platform:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    if not (CHROMIUM and CHROMEDRIVER):
-        message = "chromium and chromedriver are not installed (Debian: apt-get install chromium chromium-driver)"
-        if Settings.from_env().require_services:
-            pytest.fail(f"{message} (EOPT_REQUIRE_SERVICES=1 makes this a failure)", pytrace=False)
-        pytest.skip(message)
+    require_chromium()
     home = tmp_path_factory.mktemp("ui")
     trained = train_np(home)
     version = str(trained.outcome.candidate.version)
@@ -79,33 +71,9 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
 
 
 @pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:  # noqa: F821
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1440,1000"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    try:
+def browser() -> Iterator[Any]:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
-
-
-def wait_for_text(driver, *texts: str) -> str:
-    """The page's visible text once it holds every one of ``texts`` (the UIs render client-side)."""
-    from selenium.common.exceptions import TimeoutException
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    try:
-        WebDriverWait(driver, WAIT_S).until(lambda d: all(t in d.find_element(By.TAG_NAME, "body").text for t in texts))
-    except TimeoutException:
-        body = driver.find_element(By.TAG_NAME, "body").text
-        raise AssertionError(f"{driver.current_url} never showed {texts}; it shows:\n{body[:2000]}") from None
-    return driver.find_element(By.TAG_NAME, "body").text
 
 
 def dismiss_mlflow_overlays(driver) -> None:
@@ -123,14 +91,6 @@ def dismiss_mlflow_overlays(driver) -> None:
     for button in driver.find_elements(By.XPATH, "//button[@aria-label='Close']"):  # the assistant panel
         if button.is_displayed():
             button.click()
-
-
-def screenshot(driver, name: str) -> Path:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    path = SCREENSHOTS / f"{name}.png"
-    assert driver.save_screenshot(str(path)), f"could not write {path}"
-    assert path.stat().st_size > 10_000  # a rendered page, not an empty canvas
-    return path
 
 
 def sign_in(driver, platform: Platform, password: str) -> None:

@@ -60,6 +60,17 @@ def test_lock__pins_every_direct_dependency_to_a_version_its_specifier_allows():
     assert PYPROJECT["project"]["scripts"] == {"eopt": "eopt.cli:main"}
 
 
+def test_lock__pins_every_extra_exactly_as_pyproject_does():
+    lock = _lock()
+    extras = [Requirement(d) for group in PYPROJECT["project"]["optional-dependencies"].values() for d in group]
+    assert {"mkdocs", "mkdocs-material", "mkdocs-click", "mkdocstrings"} <= {r.name for r in extras}
+    for requirement in extras:
+        name = requirement.name.lower().replace("_", "-")
+        assert name in lock, f"{name} missing from requirements.lock"
+        assert str(requirement.specifier) == f"=={lock[name]}", (name, lock[name], str(requirement.specifier))
+    assert "mkdocstrings-python" in lock and "griffelib" in lock  # mkdocstrings[python]'s handler, locked too
+
+
 def test_lock__torch_is_the_exact_cpu_build_and_key_versions_are_as_pinned():
     lock = _lock()
     assert lock["torch"] in ("2.13.0", "2.13.0+cpu")

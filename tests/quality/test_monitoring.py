@@ -373,7 +373,9 @@ def test_alert_rules__each_has_for_a_severity_and_annotations_that_say_what_to_d
         assert re.fullmatch(r"\d+[smh]", rule["for"]), where
         assert rule["labels"]["severity"] in ("warning", "critical"), where
         assert rule["annotations"]["summary"].strip() and rule["annotations"]["description"].strip(), where
-        assert 'section "Data quality and monitoring"' in rule["annotations"]["description"], where
+        assert "See docs/monitoring-and-alerts.md." in rule["annotations"]["description"], where
+        runbook = rule["annotations"]["runbook"]
+        assert (MONITORING.parent / runbook.partition("#")[0]).is_file(), f"{where}: runbook {runbook} names no file"
     readme = (MONITORING / "README.md").read_text()
     assert [name for name in names if f"`{name}`" not in readme] == [], "list every alert in monitoring/README.md"
     assert {
