@@ -8,9 +8,10 @@ One run, in a fresh embedded home (or ``--home``, reusing what it holds):
    validation, 14 test) and judged by the real promotion gate; a region the gate rejects is
    promoted by hand (audited, reason "benchmark: ...") so every region is forecast by a model;
 3. ``mlflow models serve -m models:/electricity-price-NP@champion`` on loopback: p50/p99 of
-   ``POST /invocations`` (one origin's 24 feature rows, ``dataframe_split``) over ``--requests``
-   calls after ``--warmup``, alternating with ``mlflow.pyfunc.load_model(...).predict`` of the
-   same rows in this process (so both see the same load on a shared machine);
+   ``POST /invocations`` (one origin's raw request: 192 hourly rows of prices and exogenous
+   forecasts, ``dataframe_split``, and the ``origin`` param) over ``--requests`` calls after
+   ``--warmup``, alternating with ``mlflow.pyfunc.load_model(...).predict`` of the same request
+   in this process (so both see the same load on a shared machine);
 4. when ``dags/forecast_generation.py`` exists: ``airflow dags test forecast_generation RUN_DATE``
    against a fresh Airflow home for all regions: the command's wall time, and each task's
    duration from the metadata DB (``task_instance`` start/end). Target: the DAG's tasks finish in
@@ -26,6 +27,7 @@ would be two years stale and fail ``prepare_features`` instead of being forecast
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sqlite3
 import subprocess
@@ -131,20 +133,16 @@ def prepare(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
 # -- 3: latency ----------------------------------------------------------------------------------
 
 
-def request_frame(settings: Settings, region: str, origin: pd.Timestamp) -> pd.DataFrame:
-    from core.model_input import to_model_input
+def model_request(settings: Settings, region: str, origin: pd.Timestamp):
+    """The origin's raw request from the store, as forecast_generation builds it."""
+    from serving.forecasting import prepare_request
     from storage.database import store_engine
     from storage.prices import PriceStore
-    from training.features import LOOKBACK_HOURS, feature_columns, inference_frame
 
     store = PriceStore(store_engine(settings.stores))
-    canonical = store.read_canonical(region, origin - pd.Timedelta(hours=LOOKBACK_HOURS + 48), origin)
-    prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
-    exogenous = store.read_exogenous(
-        region, origin - pd.Timedelta(hours=LOOKBACK_HOURS + 48), origin + pd.Timedelta(hours=24)
-    )
+    request = prepare_request(store, region, origin)
     store.engine.dispose()
-    return to_model_input(inference_frame(prices, exogenous, region, origin), feature_columns(region))
+    return request
 
 
 def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: int, warmup: int) -> dict:
@@ -156,8 +154,8 @@ def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: i
     from serving.model_server import start_model_server
     from training.tracking import configure
 
-    frame = request_frame(settings, region, origin)
-    body = '{"dataframe_split": ' + frame.to_json(orient="split", index=False) + "}"
+    request = model_request(settings, region, origin)
+    body = json.dumps(request.body(), allow_nan=False)
     uri = f"models:/{registered_model_name(region)}@champion"
     configure(settings)
     started = time.perf_counter()
@@ -172,13 +170,13 @@ def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: i
             t = time.perf_counter()
             response = server.invoke(body, session)
             elapsed = time.perf_counter() - t
-            if response.status_code != 200 or len(response.json()["predictions"]) != len(frame):
+            if response.status_code != 200 or len(response.json()["predictions"]) != 24:
                 raise SystemExit(f"{uri}: {response.status_code} {response.text[:2000]}")
             return elapsed
 
         def local() -> float:
             t = time.perf_counter()
-            model.predict(frame)
+            model.predict(request.table, params=request.params)
             return time.perf_counter() - t
 
         for _ in range(warmup):
@@ -191,11 +189,12 @@ def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: i
         served = pd.DataFrame(server.invoke(body, session).json()["predictions"])
     finally:
         server.stop()
-    same = np.allclose(model.predict(frame)["yhat"].to_numpy(float), served["yhat"].to_numpy(float), rtol=1e-9)
+    local_yhat = model.predict(request.table, params=request.params)["yhat"].to_numpy(float)
+    same = np.allclose(local_yhat, served["yhat"].to_numpy(float), rtol=1e-9)
     return {
         "model_uri": uri,
         "origin": str(origin),
-        "rows": len(frame),
+        "rows": len(request.table),
         "request_bytes": len(body),
         "warmup": warmup,
         "server_start_s": round(server.start_s, 2),

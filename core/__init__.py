@@ -5,6 +5,5 @@
 - ``core.metrics``: MAE, rMAE, sMAPE, RMSE, guarded MAPE, Diebold-Mariano, pinball loss, Kupiec coverage test.
 - ``core.check_results``: a check's result and the health score.
 - ``core.freshness``: how stale a series is and where its gaps are.
-- ``core.model_input``: the registered model's request and response frames.
 - ``core.templating``: the Jinja2 environment each package renders its ``templates/`` with.
 """

@@ -1,8 +1,8 @@
 """forecast_generation: hourly, forecast each region's next 24 hours and store and cache them.
 
 Thin wiring: each task calls the function of the same name in ``pipelines.forecast_generation``;
-feature and forecast frames pass between tasks as parquet files in the run's folder, never
-through XCom.
+the model's request (JSON) and the forecast frame (parquet) pass between tasks as files in the
+run's folder, never through XCom.
 
 - ``check_model_ready``: which regions have a Production model (alias ``champion``) and which
   will fall back to the seasonal naive; returns the run's regions (``conf={"regions": ["NP"]}``
@@ -10,7 +10,9 @@ through XCom.
 - Then, per region (a task group mapped over those regions; the grid names each instance by its
   region, so one region's failure is one red square and leaves the others alone):
   - ``prepare_features``: the origin (the hour after the newest price known before the run) and
-    its 24 feature rows. A region whose newest price is older than the model's lag window
+    the registered model's raw request of it (the prices of the week before and the exogenous
+    day-ahead forecasts, the body a client posts to ``mlflow models serve``; the model builds its
+    features from it). A region whose newest price is older than the model's lag window
     (168 h) or that has no price fails here, naming it and what to check.
   - ``generate_forecasts``: the champion's forecast, or the labelled seasonal-naive fallback
     (``is_fallback``) with an ERROR alert naming the region and the reason. A region that not

@@ -26,14 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from core.check_results import CheckResult, Status, skipped
 from core.markets import get_market
-from core.model_input import to_model_input
 from core.settings import Settings
 from drift import reports
 from quality.checks import (
@@ -49,8 +47,8 @@ from registry.models import Champion
 from registry.models import champion as find_champion
 from storage.prices import PriceStore
 from training.dataset import TrainingDataError
-from training.evaluation import holdout_frame
-from training.features import TARGET_COLUMN, feature_columns
+from training.evaluation import batch_forecast, holdout_frame
+from training.features import TARGET_COLUMN
 
 log = logging.getLogger(__name__)
 
@@ -332,8 +330,7 @@ def champion_test_predictions(
     if frame.empty:
         raise TrainingDataError(f"{region}: no complete day with known prices in the test window {first} .. {last}")
     uri = client.get_model_version_download_uri(champion.name, champion.version) if client else champion.uri
-    model = mlflow.pyfunc.load_model(uri)
-    forecast = model.predict(to_model_input(frame, feature_columns(region)))
+    forecast = batch_forecast(uri, frame)
     return pd.DataFrame(
         {
             "target_ts": frame["target_ts"],

@@ -277,14 +277,13 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
 
 
 def _training_errors(*also: type[Exception]) -> tuple[type[Exception], ...]:
-    from core.model_input import ModelInputError
     from pipelines.model_retraining import RetrainingError
     from training.dataset import TrainingDataError
     from training.features import FeatureError
     from training.models import ModelError
     from training.tuning import TuningError
 
-    return (TrainingDataError, FeatureError, ModelError, RetrainingError, TuningError, ModelInputError, *also)
+    return (TrainingDataError, FeatureError, ModelError, RetrainingError, TuningError, *also)
 
 
 def _as_of(value: str | None) -> pd.Timestamp | None:
@@ -575,6 +574,29 @@ def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
         )
     if failed:
         sys.exit(1)
+
+
+@cli.command("request")
+@click.option("--region", required=True, help="Region, e.g. NP.")
+@click.option(
+    "--origin", default=None, help="Forecast origin, a UTC hour (default: the newest stored price + 1 h, as the DAG)."
+)
+@click.pass_obj
+def request_command(obj: Context, region: str, origin: str | None) -> None:
+    """Print the registered model's raw request of an origin as JSON, from the store: the body
+    forecast_generation sends, ready for ``curl -d @request.json .../invocations``."""
+    import json
+
+    from serving.forecasting import prepare_request
+
+    store = obj.store()
+    when = _utc(origin, "--origin")
+    if when is None:
+        latest = store.latest_ts(region)
+        if latest is None:
+            raise click.ClickException(f"{region}: no prices in the store; run eopt load-history --region {region}")
+        when = latest + pd.Timedelta(hours=1)
+    click.echo(json.dumps(prepare_request(store, region, when).body(), allow_nan=False))
 
 
 @cli.group()

@@ -3,12 +3,14 @@
 ``check_model_ready`` sees every region of the run; the others work on one region each (the DAG
 maps them over the regions, so one region's failure costs no other region its forecast). Frames
 pass from one task to the next as parquet files in the run's folder, never through XCom:
-``features_<REGION>.parquet`` (``prepare_features``), ``forecast_<REGION>.parquet``
+``request_<REGION>.json`` (``prepare_features``: the registered model's raw request, the very
+JSON body a client posts to ``mlflow models serve``), ``forecast_<REGION>.parquet``
 (``generate_forecasts``). Each task replaces only its own region's file.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,8 +26,9 @@ from serving.forecasting import (
     forecast_origin,
     generate_forecast,
     model_readiness,
+    prepare_request,
 )
-from serving.forecasting import prepare_features as features_at
+from serving.model_request import ModelRequest
 from storage.cache import PriceCache
 from storage.forecasts import ForecastStore
 from storage.prices import PriceStore
@@ -33,8 +36,8 @@ from storage.prices import PriceStore
 log = logging.getLogger(__name__)
 
 
-def features_file(folder: Path, region: str) -> Path:
-    return folder / f"features_{region}.parquet"
+def request_file(folder: Path, region: str) -> Path:
+    return folder / f"request_{region}.json"
 
 
 def forecast_file(folder: Path, region: str) -> Path:
@@ -47,15 +50,16 @@ def check_model_ready(client: MlflowClient, regions: Sequence[str]) -> dict[str,
 
 
 def prepare_features(store: PriceStore, region: str, run_hour: pd.Timestamp, folder: Path) -> Path:
-    """The region's origin (the hour after its newest price known before the run) and its 24
-    feature rows, in ``features_<REGION>.parquet``. Raises ``StaleDataError`` naming the region
-    when its newest price is too old (or absent), ``FeatureError`` when its inputs are unusable."""
+    """The region's origin (the hour after its newest price known before the run) and the model's
+    raw request of it (the inputs its features are built from), in ``request_<REGION>.json``.
+    Raises ``StaleDataError`` naming the region when its newest price is too old (or absent)."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = features_file(folder, region)
+    path = request_file(folder, region)
     path.unlink(missing_ok=True)  # a retry starts clean: generate_forecasts reads what is here
     origin = forecast_origin(store, region, run_hour)
-    features_at(store, region, origin).to_parquet(path, index=False)
-    log.info("%s: origin %s, 24 feature rows in %s", region, origin, path)
+    request = prepare_request(store, region, origin)
+    path.write_text(json.dumps(request.body(), allow_nan=False))
+    log.info("%s: origin %s, the model's request (%d hourly rows) in %s", region, origin, len(request.table), path)
     return path
 
 
@@ -65,8 +69,8 @@ def generate_forecasts(client: MlflowClient, region: str, folder: Path, issued_a
     ``ForecastError`` when not even the fallback can forecast it."""
     path = forecast_file(folder, region)
     path.unlink(missing_ok=True)
-    features = pd.read_parquet(features_file(folder, region))
-    forecast = generate_forecast(client, region, features, features["origin"].iloc[0], issued_at)
+    request = ModelRequest.from_body(json.loads(request_file(folder, region).read_text()))
+    forecast = generate_forecast(client, region, request, issued_at)
     forecast.frame.to_parquet(path, index=False)
     alert_fallback(forecast)
     log.info(

@@ -40,6 +40,7 @@ from core.timestamps import utc
 from pipelines.rendering import render
 from registry.models import Candidate, register_candidate, registered_model_name
 from registry.promotion import gate_candidate
+from serving.model_request import ModelRequest, build_request
 from serving.pyfunc import log_ensemble
 from storage.prices import PriceStore
 from storage.promotions import PromotionStore
@@ -473,7 +474,9 @@ class Retraining:
             client, parent, [figure, ensemble_folder / "evaluation.json", ensemble_folder / "MODEL_CARD.md"]
         )
         with mlflow.start_run(run_id=parent):
-            info = _log_pyfunc(forecaster, ensemble_folder / "model", test.head(24 * 2))
+            data = self.data()  # the input example: the raw request of the first test origin
+            example = build_request(data.prices, data.exogenous, self.region, test["origin"].iloc[0])
+            info = _log_pyfunc(forecaster, ensemble_folder / "model", example)
         evaluation["model_uri"] = info.model_uri
         (ensemble_folder / "evaluation.json").write_text(json.dumps(evaluation, indent=2, default=str))
         self.update_manifest(model_uri=info.model_uri, evaluated=True)
@@ -586,7 +589,7 @@ class Retraining:
         )
 
 
-def _log_pyfunc(forecaster: EnsembleForecaster, folder: Path, example: pd.DataFrame) -> ModelInfo:
+def _log_pyfunc(forecaster: EnsembleForecaster, folder: Path, example: ModelRequest) -> ModelInfo:
     return log_ensemble(forecaster, folder, example)
 
 

@@ -6,9 +6,11 @@ The hourly ``forecast_generation`` DAG calls these functions in a row, per regio
    published ahead of the run, day-ahead, are ignored, so the forecast uses only what was known
    at its issue time and rerunning an old run gives the same forecast). A newest price older
    than the model's lag window (``LOOKBACK_HOURS``) refuses the region: ``StaleDataError``.
-2. :func:`prepare_features`: the 24 feature rows of that origin, from the store, with the same
-   builder training uses (``training.features.inference_frame``).
-3. :func:`generate_forecast`: the champion (Production, alias ``champion``) predicts them. When
+2. :func:`prepare_request`: the registered model's raw request of that origin, from the store
+   (``serving.model_request``: the prices of the 168 h before it and the exogenous day-ahead
+   forecasts, null where unknown), exactly what a client of ``mlflow models serve`` sends.
+3. :func:`generate_forecast`: the champion (Production, alias ``champion``) answers that request,
+   building the features itself as in training (one path for every caller). When
    the region has no champion, the champion cannot be loaded, or it answers anything but 24
    finite values, the forecast falls back to the weekly seasonal naive ``y(t - 168 h)``
    (``is_fallback`` true, model ``seasonal-naive`` version ``0``, no interval) and says why:
@@ -29,11 +31,18 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from core.model_input import to_model_input
 from core.timestamps import utc
 from registry.models import champion as find_champion
 from registry.models import registered_model_name
-from training.features import HORIZON_HOURS, LOOKBACK_HOURS, feature_columns, inference_frame
+from serving.model_request import (
+    EXOGENOUS_LOOKBACK_HOURS,
+    PRICE_COLUMN,
+    TIME_COLUMN,
+    ModelRequest,
+    build_request,
+    iso_hour,
+)
+from training.features import HORIZON_HOURS, LOOKBACK_HOURS, exogenous_names
 
 if TYPE_CHECKING:
     from mlflow.pyfunc import PyFuncModel  # mlflow loads pyfunc lazily: `import mlflow` does not bind it for mypy
@@ -46,9 +55,7 @@ ALERTS_LOG = logging.getLogger("eopt.alerts")  # where operators route alerts (s
 HOUR = pd.Timedelta(hours=1)
 FALLBACK_MODEL_NAME = "seasonal-naive"
 FALLBACK_MODEL_VERSION = "0"
-FALLBACK_FEATURE = "lag_168h"  # the weekly seasonal naive: the price one week before the target hour
-# Price history read before an origin: the deepest lag, plus two days of margin.
-PRICE_WINDOW = pd.Timedelta(hours=LOOKBACK_HOURS + 48)
+SEASONAL_LAG = pd.Timedelta(hours=168)  # the weekly seasonal naive: the price one week before the target hour
 
 # Loaded champions of this process, per (name, version, run id): an hourly run in a long-lived
 # worker loads each version once. A version's artifacts never change, so a hit is never stale; the
@@ -138,37 +145,43 @@ def forecast_origin(store: PriceStore, region: str, run_time: Any) -> pd.Timesta
     return pd.Timestamp(newest).tz_convert("UTC") + HOUR
 
 
-def prepare_features(store: PriceStore, region: str, origin: pd.Timestamp) -> pd.DataFrame:
-    """The origin's 24 feature rows, reading only the prices and exogenous forecasts they need."""
+def prepare_request(store: PriceStore, region: str, origin: pd.Timestamp) -> ModelRequest:
+    """The model's raw request of ``origin`` from the store, reading only the hours the features need.
+
+    Every hour is a row; a price or day-ahead forecast the store lacks (not arrived yet, a gap)
+    is null, which the model imputes, and a warning names it (the forecast is less sure)."""
     origin = _utc_hour(origin)
-    prices = store.read_canonical(region, start=origin - PRICE_WINDOW, end=origin).set_index("ts")["price"]
-    # exogenous features read each target hour and the same hour a day earlier
-    exogenous = store.read_exogenous(region, start=origin - 24 * HOUR, end=origin + HORIZON_HOURS * HOUR)
-    features = inference_frame(prices, exogenous, region, origin)
-    gaps = missing_inputs(features, region)
-    if gaps:
-        log.warning("%s: %s; the model imputes them (its forecast is less sure)", region, gaps)
-    return features
+    prices = store.read_canonical(region, start=origin - LOOKBACK_HOURS * HOUR, end=origin).set_index("ts")["price"]
+    exogenous = store.read_exogenous(
+        region, start=origin - EXOGENOUS_LOOKBACK_HOURS * HOUR, end=origin + HORIZON_HOURS * HOUR
+    )
+    request = build_request(prices, exogenous, region, origin)
+    unknown = unknown_inputs(request, region)
+    if unknown:
+        log.warning("%s: %s; the model imputes them (its forecast is less sure)", region, unknown)
+    return request
 
 
-def missing_inputs(features: pd.DataFrame, region: str) -> str | None:
-    """Which model inputs of the 24 rows are unknown, in words (None when all are known).
+def unknown_inputs(request: ModelRequest, region: str) -> str | None:
+    """Which values the model reads are null in the request, in words (None when all are known).
 
     The models impute a missing input (trees learned a default branch, the CNN-LSTM scales it to
     the training mean), so a forecast goes on; but a day-ahead exogenous forecast that has not
-    arrived yet, or a price gap, makes it less sure, and an operator should know.
-    """
-    columns = feature_columns(region)
-    unknown = features[columns].isna()
-    if not unknown.any().any():
-        return None
-    parts = [
-        f"{name} unknown for {int(unknown[name].sum())} of {len(features)} target hour(s)"
-        for name in columns
-        if unknown[name].any()
-    ]
-    shown = "; ".join(parts[:4]) + (f"; and {len(parts) - 4} more input(s)" if len(parts) > 4 else "")
-    return f"inputs of origin {features['origin'].iloc[0]} missing: {shown}"
+    arrived yet, or a price gap, makes it less sure, and an operator should know."""
+    table, origin = request.table, request.origin
+    hours = pd.DatetimeIndex(pd.to_datetime(table[TIME_COLUMN], utc=True))
+    reads = {PRICE_COLUMN: (hours < origin)}
+    for name in exogenous_names(region):
+        reads[name] = hours >= origin - EXOGENOUS_LOOKBACK_HOURS * HOUR
+    parts = []
+    for column, read in reads.items():
+        unknown = read & table[column].isna().to_numpy()
+        if unknown.any():
+            parts.append(
+                f"{column} unknown for {int(unknown.sum())} of {int(read.sum())} hour(s) read "
+                f"(first {iso_hour(hours[unknown][0])})"
+            )
+    return f"inputs of origin {iso_hour(origin)} missing: {'; '.join(parts)}" if parts else None
 
 
 def clear_model_cache() -> None:
@@ -214,14 +227,18 @@ def _frame(
     )
 
 
-def _model_forecast(model: PyFuncModel, region: str, features: pd.DataFrame) -> pd.DataFrame:
+def _target_hours(origin: pd.Timestamp) -> pd.DatetimeIndex:
+    return pd.date_range(origin, periods=HORIZON_HOURS, freq="h")
+
+
+def _model_forecast(model: PyFuncModel, request: ModelRequest) -> pd.DataFrame:
     """The champion's 24 hours, or ``ValueError`` saying how its answer is unusable."""
-    answer = model.predict(to_model_input(features, feature_columns(region)))
+    answer = model.predict(request.table, params=request.params)
     if not isinstance(answer, pd.DataFrame) or "yhat" not in answer.columns:
         raise ValueError(f"the model answered {type(answer).__name__} without a yhat column")
     if len(answer) != HORIZON_HOURS:
         raise ValueError(f"the model answered {len(answer)} rows, not {HORIZON_HOURS}")
-    expected = list(features["target_ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    expected = [iso_hour(t) for t in _target_hours(request.origin)]
     if "target_ts" in answer.columns and list(answer["target_ts"].astype(str)) != expected:
         raise ValueError(f"the model answered target hours {answer['target_ts'].iloc[0]}.. instead of {expected[0]}..")
     for column in ("yhat", "lower", "upper"):
@@ -232,12 +249,15 @@ def _model_forecast(model: PyFuncModel, region: str, features: pd.DataFrame) -> 
     return answer
 
 
-def seasonal_naive(region: str, features: pd.DataFrame, issued_at: pd.Timestamp, reason: str) -> Forecast:
-    """The fallback: each target hour's price one week earlier (``lag_168h``), without an interval."""
-    yhat = features[FALLBACK_FEATURE].to_numpy(dtype=float)
+def seasonal_naive(region: str, request: ModelRequest, issued_at: pd.Timestamp, reason: str) -> Forecast:
+    """The fallback: each target hour's price one week earlier (from the request), without an interval."""
+    targets = _target_hours(request.origin)
+    prices = pd.to_numeric(request.table[PRICE_COLUMN], errors="coerce")
+    prices.index = pd.DatetimeIndex(pd.to_datetime(request.table[TIME_COLUMN], utc=True))
+    yhat = prices.reindex(targets - SEASONAL_LAG).to_numpy(dtype=float)
     missing = ~np.isfinite(yhat)
     if missing.any():
-        hours = ", ".join(str(t) for t in features.loc[missing, "target_ts"].head(3))
+        hours = ", ".join(str(t) for t in targets[missing][:3])
         raise ForecastError(
             f"{region}: cannot fall back to the seasonal naive either: no price 168 h before {int(missing.sum())} "
             f"target hour(s) ({hours}{', ...' if missing.sum() > 3 else ''}); fill the price gap (eopt load-history "
@@ -247,7 +267,7 @@ def seasonal_naive(region: str, features: pd.DataFrame, issued_at: pd.Timestamp,
     frame = _frame(
         region,
         issued_at,
-        features["target_ts"],
+        pd.Series(targets),
         FALLBACK_MODEL_NAME,
         FALLBACK_MODEL_VERSION,
         yhat,
@@ -258,29 +278,23 @@ def seasonal_naive(region: str, features: pd.DataFrame, issued_at: pd.Timestamp,
     return Forecast(frame, reason)
 
 
-def generate_forecast(
-    client: MlflowClient, region: str, features: pd.DataFrame, origin: pd.Timestamp, issued_at: pd.Timestamp
-) -> Forecast:
-    """The region's 24-hour forecast from its champion, or the seasonal-naive fallback with its reason."""
-    origin, issued_at = _utc_hour(origin), _utc_hour(issued_at)
-    if len(features) != HORIZON_HOURS or (features["origin"] != origin).any():
-        raise ForecastError(
-            f"{region}: expected the {HORIZON_HOURS} feature rows of origin {origin}, got {len(features)} row(s) "
-            f"of origin(s) {sorted(set(map(str, features['origin'])))}; build them with prepare_features"
-        )
+def generate_forecast(client: MlflowClient, region: str, request: ModelRequest, issued_at: pd.Timestamp) -> Forecast:
+    """The region's 24-hour forecast: its champion's answer to ``request`` (the raw request a client
+    of ``mlflow models serve`` sends), or the seasonal-naive fallback with its reason."""
+    issued_at = _utc_hour(issued_at)
     try:
         best = find_champion(client, region)
     except Exception as exc:  # registry unreachable or broken: forecast anyway, loudly
         reason = f"the model registry could not be read for {region}: {type(exc).__name__}: {_first_line(exc)}"
         log.error("%s; falling back to the seasonal naive", reason)
-        return seasonal_naive(region, features, issued_at, reason)
+        return seasonal_naive(region, request, issued_at, reason)
     if best is None:
         reason = (
             f"no Production model for {region}: no version of model {registered_model_name(region)} "
             "has the alias champion (retrain and promote one)"
         )
         log.error("%s; falling back to the seasonal naive", reason)
-        return seasonal_naive(region, features, issued_at, reason)
+        return seasonal_naive(region, request, issued_at, reason)
     try:
         model = _load_model(best.name, best.version, best.run_id, best.uri)
     except Exception as exc:
@@ -288,18 +302,18 @@ def generate_forecast(
             f"the Production model {best.uri} of {region} could not be loaded: {type(exc).__name__}: {_first_line(exc)}"
         )
         log.error("%s; falling back to the seasonal naive", reason)
-        return seasonal_naive(region, features, issued_at, reason)
+        return seasonal_naive(region, request, issued_at, reason)
     try:
-        answer = _model_forecast(model, region, features)
+        answer = _model_forecast(model, request)
     except Exception as exc:
         reason = f"the Production model {best.uri} of {region} gave no usable forecast: {type(exc).__name__}: {_first_line(exc)}"
         log.error("%s; falling back to the seasonal naive", reason)
-        return seasonal_naive(region, features, issued_at, reason)
+        return seasonal_naive(region, request, issued_at, reason)
     nothing = np.full(HORIZON_HOURS, np.nan)
     frame = _frame(
         region,
         issued_at,
-        features["target_ts"],
+        pd.Series(_target_hours(request.origin)),
         best.name,
         best.version,
         answer["yhat"].to_numpy(dtype=float),

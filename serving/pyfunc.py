@@ -1,5 +1,10 @@
 """The region's registered model: the ensemble as ONE MLflow pyfunc, its members as artifacts.
 
+It answers the raw request of ``serving.model_request`` (recent hourly prices, the exogenous
+day-ahead forecasts, and the ``origin`` param) and builds the features itself with
+``training.features.inference_frame``, the builder training uses: a client sends what it has,
+never engineered columns, so no client can skew the features.
+
 The pyfunc is logged "from code" (``ensemble_model_code.py``), so loading it unpickles nothing:
 MLflow imports that file, which builds ``EnsemblePyfunc``, and ``load_context`` reads the
 members from their own formats (XGBoost JSON, LightGBM text, CNN-LSTM tensors + JSON).
@@ -16,9 +21,18 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature, infer_signature
 from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
+from mlflow.types import ParamSchema, ParamSpec
 
-from core.model_input import ModelInputError, from_model_input, to_model_input, to_response
+from serving.model_request import (
+    ORIGIN_PARAM,
+    ModelRequest,
+    RequestError,
+    parse_request,
+    request_columns,
+    to_response,
+)
 from training.ensemble import EnsembleForecaster
+from training.features import HORIZON_HOURS, LOOKBACK_HOURS, FeatureError, inference_frame
 from training.models import ModelError
 
 log = logging.getLogger(__name__)
@@ -28,6 +42,8 @@ ARTIFACT_KEY = "ensemble"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Packages the model imports, shipped with it so a server without the product installed loads it.
 CODE_PACKAGES = ("core", "training", "serving")
+# The origin travels as an MLflow param (``"params": {"origin": "..."}``); no default: a request must name it.
+PARAMS = ParamSchema([ParamSpec(ORIGIN_PARAM, "string", None)])
 
 
 class EnsemblePyfunc(PythonModel):
@@ -35,11 +51,13 @@ class EnsemblePyfunc(PythonModel):
         self.forecaster = EnsembleForecaster.load(Path(context.artifacts[ARTIFACT_KEY]))
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+        """The 24 hours from the ``origin`` param, from the raw request (``serving.model_request``)."""
         region = self.forecaster.region
         try:
-            frame = from_model_input(model_input, self.forecaster.feature_columns)
-            return to_response(frame, self.forecaster.predict(frame))
-        except (ModelInputError, ModelError) as exc:
+            prices, exogenous, origin = parse_request(model_input, params, region)
+            features = inference_frame(prices, exogenous, region, origin)
+            return to_response(features, self.forecaster.predict(features))
+        except (RequestError, FeatureError, ModelError) as exc:
             # a request the model cannot answer is the caller's to fix: the scoring server answers 400
             raise MlflowException(f"{region}: {exc}", error_code=INVALID_PARAMETER_VALUE) from None
         except Exception as exc:
@@ -52,31 +70,40 @@ class EnsemblePyfunc(PythonModel):
                 error_code=INTERNAL_ERROR,
             ) from None
 
+    def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:
+        """In-process batch forecasts of ready feature rows of any number of origins (evaluation,
+        drift); not part of the served interface, which takes the raw request only."""
+        return self.forecaster.predict(features)
+
 
 def log_ensemble(
-    forecaster: EnsembleForecaster, folder: Path, example_frame: pd.DataFrame, registered_model_name: str | None = None
+    forecaster: EnsembleForecaster, folder: Path, example: ModelRequest, registered_model_name: str | None = None
 ) -> mlflow.models.model.ModelInfo:
-    """Log the saved ensemble in ``folder`` as the active run's ``model`` (signature + input example).
+    """Log the saved ensemble in ``folder`` as the active run's ``model``: the response signature,
+    the ``origin`` param, and ``example`` (a raw request) as the input example.
 
-    The signature declares the response only. MLflow enforces an input schema by dropping the
-    columns it does not name before the model sees the request, so a client's misspelt or
-    unknown column would be answered 200 as if it had not been sent; the model checks the
-    request itself instead (``core.model_input.from_model_input``: missing, unexpected,
-    non-numeric and infinite values each get a 400 naming the columns). The request's columns
-    are recorded in the model's metadata (``request_columns``) and shown by the input example.
+    The signature declares no input schema: MLflow enforces one by dropping the columns it does
+    not name before the model sees the request, so a misspelt exogenous column would be answered
+    200 as if it had not been sent; the model checks the request itself instead
+    (``serving.model_request.parse_request``: each problem gets a 400 naming it). The request's
+    shape is in the model's metadata (``request``) and shown by the input example.
     """
-    request = to_model_input(example_frame, forecaster.feature_columns)
-    response = to_response(
-        from_model_input(request, forecaster.feature_columns),
-        forecaster.predict(from_model_input(request, forecaster.feature_columns)),
-    )
+    prices, exogenous, origin = parse_request(example.table, example.params, forecaster.region)
+    features = inference_frame(prices, exogenous, forecaster.region, origin)
+    response = to_response(features, forecaster.predict(features))
+    request = {
+        "columns": request_columns(forecaster.region),
+        "params": {ORIGIN_PARAM: "the forecast origin, an ISO-8601 UTC hour"},
+        "hours": f"every hour from origin - {LOOKBACK_HOURS} h to origin + {HORIZON_HOURS - 1} h, sorted, no gaps",
+        "unknown_values": "null (imputed); a missing row is a gap and is refused",
+    }
     return mlflow.pyfunc.log_model(
         name="model",
         python_model=str(MODEL_CODE),
         artifacts={ARTIFACT_KEY: str(folder)},
-        signature=ModelSignature(outputs=infer_signature(request, response).outputs),
-        metadata={"request_columns": [str(c) for c in request.columns]},
-        input_example=request,
+        signature=ModelSignature(outputs=infer_signature(model_output=response).outputs, params=PARAMS),
+        metadata={"request": request},
+        input_example=(example.table, example.params),
         code_paths=[str(PROJECT_ROOT / p) for p in CODE_PACKAGES],
         registered_model_name=registered_model_name,
     )

@@ -13,7 +13,6 @@ import mlflow
 import pandas as pd
 
 from core.metrics import evaluate, interval_coverage
-from core.model_input import to_model_input
 from storage.prices import PriceStore
 from training.dataset import TrainingDataError
 from training.features import (
@@ -25,7 +24,6 @@ from training.features import (
     build_feature_frame,
     complete_origins,
     day_ahead_origins,
-    feature_columns,
 )
 
 HOUR = pd.Timedelta(hours=1)
@@ -59,9 +57,18 @@ def holdout_frame(store: PriceStore, region: str, end: pd.Timestamp, days: int) 
     return frame.reset_index(drop=True)
 
 
+def batch_forecast(model_uri: str, frame: pd.DataFrame) -> pd.DataFrame:
+    """A registered model's forecasts of the feature rows of many origins at once, in process.
+
+    The served model answers one origin's raw request and builds its features itself; scoring a
+    holdout of many origins builds them once (``holdout_frame``, the same builder) and hands them
+    to the loaded model's own batch predict (``predict_features``), not through the served interface."""
+    model = mlflow.pyfunc.load_model(model_uri).unwrap_python_model()
+    return model.predict_features(frame).reset_index(drop=True)
+
+
 def score_model(model_uri: str, region: str, frame: pd.DataFrame) -> HoldoutScore:
-    model = mlflow.pyfunc.load_model(model_uri)
-    forecast = model.predict(to_model_input(frame, feature_columns(region)))
+    forecast = batch_forecast(model_uri, frame)
     actual = frame[TARGET_COLUMN].to_numpy()
     naive = frame[NAIVE_COLUMN].to_numpy()
     return HoldoutScore(

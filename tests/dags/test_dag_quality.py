@@ -27,7 +27,7 @@ from pipelines.model_retraining import retrain_region
 from quality.exporter import MetricsServer
 from registry.models import champion
 from registry.promotion import promote_version
-from serving.forecasting import forecast_origin, generate_forecast, prepare_features
+from serving.forecasting import forecast_origin, generate_forecast, prepare_request
 from storage.database import create_store_engine
 from storage.forecasts import ForecastStore
 from storage.health import ApiHealthStore
@@ -85,7 +85,7 @@ def morning(tmp_path_factory) -> Path:
         issued = AS_OF - pd.Timedelta(days=day)
         for region in REGIONS:
             origin = forecast_origin(store, region, issued)
-            forecast = generate_forecast(client, region, prepare_features(store, region, origin), origin, issued)
+            forecast = generate_forecast(client, region, prepare_request(store, region, origin), issued)
             assert not forecast.is_fallback, forecast.fallback_reason
             forecasts.upsert_forecasts(forecast.frame)
     calls = [

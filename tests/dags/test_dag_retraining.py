@@ -12,11 +12,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core.markets import load_market
-from core.model_input import to_model_input
 from registry.models import registered_model_name
+from serving.model_request import build_request
 from tests.airflow_harness import AirflowHome
 from tests.market_frames import store_with_history
-from training.features import feature_columns, inference_frame
 
 pytestmark = pytest.mark.dag
 
@@ -121,9 +120,9 @@ def test_retraining_dag__registers_a_new_version_per_region_that_forecasts_24_ho
         history = load_market(region, ROOT / "data" / "markets")
         prices = history.prices.set_index("ts")["price"]
         exog = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
-        frame = inference_frame(prices, exog, region, pd.Timestamp("2018-12-23 23:00", tz="UTC"))
+        request = build_request(prices, exog, region, pd.Timestamp("2018-12-23 23:00", tz="UTC"))
         forecast = mlflow.pyfunc.load_model(f"models:/{name}/{version.version}").predict(
-            to_model_input(frame, feature_columns(region))
+            request.table, params=request.params
         )
         assert len(forecast) == 24 and np.isfinite(forecast["yhat"]).all()
 

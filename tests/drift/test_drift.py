@@ -23,7 +23,7 @@ from core.settings import Settings
 from drift import reports
 from drift.monitor import realized_forecasts, region_drift
 from registry.promotion import make_champion
-from serving.forecasting import generate_forecast, prepare_features, seasonal_naive
+from serving.forecasting import generate_forecast, prepare_request, seasonal_naive
 from storage.database import create_store_engine
 from storage.forecasts import ForecastStore
 from storage.prices import PriceStore
@@ -276,13 +276,13 @@ def test_region_drift__with_a_champion_compares_its_served_forecasts_with_its_ow
     forecasts = ForecastStore(store.engine)
     issued = []
     for origin in day_ahead_origins(REGION, as_of - pd.Timedelta(days=4), as_of - 23 * HOUR):
-        features = prepare_features(store, REGION, origin)
-        forecast = generate_forecast(client, REGION, features, origin, origin)
+        request = prepare_request(store, REGION, origin)
+        forecast = generate_forecast(client, REGION, request, origin)
         assert not forecast.is_fallback, forecast.fallback_reason
         forecasts.upsert_forecasts(forecast.frame)
         issued.append(forecast.frame)
         # a fallback issued an hour later for the same hours is not the model's forecast: left out
-        forecasts.upsert_forecasts(seasonal_naive(REGION, features, origin + HOUR, "test: a fallback").frame)
+        forecasts.upsert_forecasts(seasonal_naive(REGION, request, origin + HOUR, "test: a fallback").frame)
     served = pd.concat(issued, ignore_index=True)
     realized = store.read_canonical(REGION, as_of - pd.Timedelta(days=7), as_of).set_index("ts")["price"]
     errors = served["yhat"].to_numpy() - realized.reindex(pd.DatetimeIndex(served["target_ts"])).to_numpy()

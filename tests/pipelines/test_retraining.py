@@ -18,14 +18,13 @@ from mlflow.tracking import MlflowClient
 
 from core.markets import load_market
 from core.metrics import METRIC_NAMES
-from core.model_input import to_model_input
 from core.settings import Settings
 from eopt.cli import cli
 from pipelines.model_retraining import Retraining, RetrainingError, retrain_region
 from registry.models import registered_model_name
+from serving.model_request import build_request
 from tests.market_frames import store_with_history
 from training.dataset import TrainingData, TrainingDataError
-from training.features import feature_columns, inference_frame
 from training.tuning import TuningError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +134,7 @@ def test_retraining__logs_window_checksum_plot_card_and_member_artifacts(trained
             assert {"feature_importance.csv", "feature_importance.png"} <= files
 
 
-def test_registered_pyfunc__forecasts_24_hours_for_a_fresh_feature_frame(trained):
+def test_registered_pyfunc__forecasts_24_hours_from_a_raw_request(trained):
     settings, _, _outcome, _, history = trained
     mlflow.set_tracking_uri(settings.stores.mlflow_tracking_uri)
     mlflow.set_registry_uri(settings.stores.mlflow_registry_uri)
@@ -143,8 +142,8 @@ def test_registered_pyfunc__forecasts_24_hours_for_a_fresh_feature_frame(trained
     prices = history.prices.set_index("ts")["price"]
     exog = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
     origin = pd.Timestamp("2018-12-20 13:00", tz="UTC")  # an hourly origin, not a midnight
-    frame = inference_frame(prices, exog, REGION, origin)
-    forecast = model.predict(to_model_input(frame, feature_columns(REGION)))
+    request = build_request(prices, exog, REGION, origin)
+    forecast = model.predict(request.table, params=request.params)
     assert len(forecast) == 24
     assert list(forecast["target_ts"]) == [
         f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in pd.date_range(origin, periods=24, freq="h")
@@ -154,7 +153,7 @@ def test_registered_pyfunc__forecasts_24_hours_for_a_fresh_feature_frame(trained
     actual = prices.reindex(pd.date_range(origin, periods=24, freq="h")).to_numpy()
     assert (
         np.mean(np.abs(forecast["yhat"].to_numpy() - actual))
-        < np.mean(np.abs(frame["lag_168h"].to_numpy() - actual)) * 1.5
+        < np.mean(np.abs(request.table["price"].iloc[:24].to_numpy() - actual)) * 1.5  # the price a week earlier
     )
 
 

@@ -1,4 +1,4 @@
-"""Forecast generation on real NP history: the forecast store, the origin rule, features, champion and fallback.
+"""Forecast generation on real NP history: the forecast store, the origin rule, the model request, champion and fallback.
 
 The champion tests share one real smoke-budget retraining of NP (a short window, so it takes
 seconds per model), registered in a real MLflow registry and promoted to Production/champion
@@ -21,7 +21,6 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core.markets import load_market
-from core.model_input import to_model_input
 from core.settings import Settings
 from pipelines.model_retraining import retrain_region
 from registry.models import registered_model_name
@@ -33,12 +32,13 @@ from serving.forecasting import (
     forecast_document,
     forecast_origin,
     generate_forecast,
-    prepare_features,
+    prepare_request,
 )
+from serving.model_request import build_request, parse_request
 from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore
 from storage.prices import BatchRejected, PriceStore
-from training.features import feature_columns, inference_frame
+from training.features import inference_frame
 from training.tracking import configure
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -201,36 +201,58 @@ def test_forecast_origin__refuses_a_run_before_the_stored_prices(np_store):
         forecast_origin(np_store, "NP", ts("2018-01-01 00:00"))
 
 
-# -- features -----------------------------------------------------------------------------------------
+# -- the model request ----------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("origin", ["2018-12-24 23:00", "2018-12-20 13:00"])
-def test_prepare_features__equal_the_inference_frame_built_from_the_whole_history(np_store, np_history, origin):
+def test_prepare_request__gives_the_features_of_the_inference_frame_built_from_the_whole_history(
+    np_store, np_history, origin
+):
     _, prices, exogenous = np_history
-    built = prepare_features(np_store, "NP", ts(origin))
+    request = prepare_request(np_store, "NP", ts(origin))
+    table = request.table
+    assert request.origin == ts(origin) and len(table) == 168 + 24
+    assert table["ts"].iloc[0] == f"{ts(origin) - pd.Timedelta(hours=168):%Y-%m-%dT%H:%M:%SZ}"
+    assert table["price"].iloc[:168].notna().all() and table["price"].iloc[168:].isna().all()  # none from the origin on
+    prices_sent, exogenous_sent, origin_sent = parse_request(table, request.params, "NP")
+    built = inference_frame(prices_sent, exogenous_sent, "NP", origin_sent)
     expected = inference_frame(prices, exogenous, "NP", ts(origin))
     assert len(built) == 24 and np.isfinite(built[["lag_168h", "last_price", "same_hour_mean_7d"]].to_numpy()).all()
     pd.testing.assert_frame_equal(built.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False)
 
 
-def test_prepare_features__after_the_last_exogenous_forecast_warn_that_they_are_missing(np_store, caplog):
+def test_prepare_request__after_the_last_exogenous_forecast_sends_null_and_warns_that_they_are_missing(
+    np_store, caplog
+):
     # the bundled day-ahead load and wind forecasts end with the prices, at 2018-12-24 22:00 UTC
     with caplog.at_level(logging.WARNING, logger="serving.forecasting"):
-        built = prepare_features(np_store, "NP", ts("2018-12-24 23:00"))
-    assert built["wind_power_forecast"].isna().all() and built["grid_load_forecast"].isna().all()
-    assert built["grid_load_forecast_lag_24h"].notna().all()  # a day earlier they were known
+        request = prepare_request(np_store, "NP", ts("2018-12-24 23:00"))
+    targets = request.table.iloc[168:]
+    assert targets["wind_power_forecast"].isna().all() and targets["grid_load_forecast"].isna().all()
+    assert request.table["grid_load_forecast"].iloc[144:168].notna().all()  # a day earlier they were known
     warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning == [
-        "NP: inputs of origin 2018-12-24 23:00:00+00:00 missing: grid_load_forecast unknown for 24 of "
-        "24 target hour(s); grid_load_forecast_change_24h unknown for 24 of 24 target hour(s); "
-        "grid_load_forecast_horizon_mean unknown for 24 of 24 target hour(s); wind_power_forecast "
-        "unknown for 24 of 24 target hour(s); and 2 more input(s); the model imputes them (its "
-        "forecast is less sure)"
+        "NP: inputs of origin 2018-12-24T23:00:00Z missing: grid_load_forecast unknown for 24 of 48 hour(s) read "
+        "(first 2018-12-24T23:00:00Z); wind_power_forecast unknown for 24 of 48 hour(s) read (first "
+        "2018-12-24T23:00:00Z); the model imputes them (its forecast is less sure)"
     ]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="serving.forecasting"):
-        prepare_features(np_store, "NP", ts("2018-12-20 13:00"))
+        prepare_request(np_store, "NP", ts("2018-12-20 13:00"))
     assert not caplog.records
+
+
+def test_prepare_request__a_price_gap_in_the_store_is_a_null_row_named_in_the_warning(np_history, caplog):
+    _, prices, exogenous = np_history
+    origin = ts("2018-12-20 13:00")
+    holed = prices.drop(index=[ts("2018-12-19 02:00"), ts("2018-12-19 03:00")])
+    request = build_request(holed, exogenous, "NP", origin)
+    assert len(request.table) == 192  # the hours are all there: a gap in the data is a null, not a missing row
+    assert request.table.set_index("ts").loc[["2018-12-19T02:00:00Z", "2018-12-19T03:00:00Z"], "price"].isna().all()
+    assert forecasting.unknown_inputs(request, "NP") == (
+        "inputs of origin 2018-12-20T13:00:00Z missing: price unknown for 2 of 168 hour(s) read "
+        "(first 2018-12-19T02:00:00Z)"
+    )
 
 
 # -- no champion: the seasonal-naive fallback --------------------------------------------------------
@@ -250,9 +272,9 @@ def test_generate_forecast__without_a_champion_falls_back_to_the_price_a_week_ea
 ):
     _, prices, _ = np_history
     origin = forecast_origin(np_store, "NP", RUN)
-    features = prepare_features(np_store, "NP", origin)
+    request = prepare_request(np_store, "NP", origin)
     with caplog.at_level(logging.ERROR):
-        forecast = generate_forecast(empty_registry, "NP", features, origin, RUN)
+        forecast = generate_forecast(empty_registry, "NP", request, RUN)
 
     frame = forecast.frame
     targets = pd.date_range(ts("2018-12-24 23:00"), periods=24, freq="h")
@@ -269,7 +291,7 @@ def test_generate_forecast__without_a_champion_falls_back_to_the_price_a_week_ea
 
 def test_alert_fallback__logs_an_error_on_the_alerts_logger_naming_region_and_reason(np_store, empty_registry, caplog):
     origin = forecast_origin(np_store, "NP", RUN)
-    forecast = generate_forecast(empty_registry, "NP", prepare_features(np_store, "NP", origin), origin, RUN)
+    forecast = generate_forecast(empty_registry, "NP", prepare_request(np_store, "NP", origin), RUN)
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="eopt.alerts"):
         assert alert_fallback(forecast) is True
@@ -280,14 +302,14 @@ def test_alert_fallback__logs_an_error_on_the_alerts_logger_naming_region_and_re
 
 def test_generate_forecast__refuses_a_fallback_without_the_price_a_week_earlier(np_store, empty_registry):
     origin = forecast_origin(np_store, "NP", RUN)
-    features = prepare_features(np_store, "NP", origin)
-    features.loc[4, "lag_168h"] = np.nan
+    request = prepare_request(np_store, "NP", origin)
+    request.table.loc[4, "price"] = np.nan  # 2018-12-18 03:00, a week before the fifth target hour
     with pytest.raises(
         ForecastError,
         match=r"NP: cannot fall back.*no price 168 h before 1 target hour\(s\) "
         r"\(2018-12-25 03:00:00\+00:00\)",
     ):
-        generate_forecast(empty_registry, "NP", features, origin, RUN)
+        generate_forecast(empty_registry, "NP", request, RUN)
 
 
 def test_generate_forecast__an_unreachable_registry_falls_back_naming_the_error(np_store, tmp_path, monkeypatch):
@@ -295,7 +317,7 @@ def test_generate_forecast__an_unreachable_registry_falls_back_naming_the_error(
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     down = MlflowClient("http://127.0.0.1:9", "http://127.0.0.1:9")
     origin = forecast_origin(np_store, "NP", RUN)
-    forecast = generate_forecast(down, "NP", prepare_features(np_store, "NP", origin), origin, RUN)
+    forecast = generate_forecast(down, "NP", prepare_request(np_store, "NP", origin), RUN)
     assert forecast.is_fallback and len(forecast.frame) == 24
     assert forecast.fallback_reason.startswith("the model registry could not be read for NP: ")
     assert "127.0.0.1:9" in forecast.fallback_reason
@@ -303,7 +325,7 @@ def test_generate_forecast__an_unreachable_registry_falls_back_naming_the_error(
 
 def test_forecast_document__has_the_cache_shape_with_null_intervals_for_the_fallback(np_store, empty_registry):
     origin = forecast_origin(np_store, "NP", RUN)
-    forecast = generate_forecast(empty_registry, "NP", prepare_features(np_store, "NP", origin), origin, RUN)
+    forecast = generate_forecast(empty_registry, "NP", prepare_request(np_store, "NP", origin), RUN)
     document = forecast_document(forecast)
     assert {k: v for k, v in document.items() if k != "points"} == {
         "region": "NP",
@@ -373,8 +395,8 @@ def champion_swapped(client: MlflowClient, name: str, version: str, back_to: str
 def test_generate_forecast__with_a_champion_answers_its_24_hours_tagged_with_its_version(champion_home):
     _settings, store, client, candidate = champion_home
     origin = forecast_origin(store, "NP", RUN)
-    features = prepare_features(store, "NP", origin)
-    forecast = generate_forecast(client, "NP", features, origin, RUN)
+    request = prepare_request(store, "NP", origin)
+    forecast = generate_forecast(client, "NP", request, RUN)
 
     frame = forecast.frame
     assert not forecast.is_fallback and forecast.fallback_reason is None and not frame["is_fallback"].any()
@@ -383,25 +405,25 @@ def test_generate_forecast__with_a_champion_answers_its_24_hours_tagged_with_its
     assert (frame["lower"] <= frame["yhat"]).all() and (frame["yhat"] <= frame["upper"]).all()
     # the same numbers the registered model gives for these rows
     direct = mlflow.pyfunc.load_model(f"models:/electricity-price-NP/{candidate.version}").predict(
-        to_model_input(features, feature_columns("NP"))
+        request.table, params=request.params
     )
     np.testing.assert_allclose(frame["yhat"].to_numpy(), direct["yhat"].to_numpy(), rtol=1e-9)
     # not the fallback: it differs from the price a week earlier
-    assert not np.allclose(frame["yhat"].to_numpy(), features["lag_168h"].to_numpy())
+    assert not np.allclose(frame["yhat"].to_numpy(), request.table["price"].iloc[:24].to_numpy())
 
     stored = ForecastStore(store.engine)
     assert stored.upsert_forecasts(frame).inserted == 24
-    assert stored.upsert_forecasts(generate_forecast(client, "NP", features, origin, RUN).frame).unchanged == 24
+    assert stored.upsert_forecasts(generate_forecast(client, "NP", request, RUN).frame).unchanged == 24
 
 
 def test_generate_forecast__loads_a_champion_version_once_per_process(champion_home):
     _settings, store, client, candidate = champion_home
     origin = forecast_origin(store, "NP", RUN)
-    features = prepare_features(store, "NP", origin)
-    generate_forecast(client, "NP", features, origin, RUN)
+    request = prepare_request(store, "NP", origin)
+    generate_forecast(client, "NP", request, RUN)
     key = (candidate.name, candidate.version, candidate.run_id)
     loaded, cached = forecasting._MODELS[key], len(forecasting._MODELS)
-    generate_forecast(client, "NP", features, origin, RUN + pd.Timedelta(hours=1))  # the next hour's run
+    generate_forecast(client, "NP", request, RUN + pd.Timedelta(hours=1))  # the next hour's run
     assert forecasting._MODELS[key] is loaded and len(forecasting._MODELS) == cached  # not loaded again
 
 
@@ -415,12 +437,12 @@ def test_generate_forecast__a_champion_whose_artifacts_are_gone_falls_back_with_
     )
     broken = client.create_model_version(name, str(copy), run_id=candidate.run_id)
     origin = forecast_origin(store, "NP", RUN)
-    features = prepare_features(store, "NP", origin)
+    request = prepare_request(store, "NP", origin)
     with champion_swapped(client, name, broken.version, back_to=candidate.version):
         shutil.rmtree(copy)  # the version's artifacts are gone from disk
-        forecast = generate_forecast(client, "NP", features, origin, RUN)
+        forecast = generate_forecast(client, "NP", request, RUN)
     assert forecast.is_fallback and len(forecast.frame) == 24
-    assert forecast.frame["yhat"].tolist() == features["lag_168h"].tolist()
+    assert forecast.frame["yhat"].tolist() == request.table["price"].iloc[:24].tolist()  # a week before each target
     assert forecast.fallback_reason.startswith(
         f"the Production model models:/{name}/{broken.version} of NP could not be loaded: "
     )
@@ -436,7 +458,7 @@ from mlflow.pyfunc import PythonModel
 
 class Broken(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return pd.DataFrame({"target_ts": model_input["target_ts"], "yhat": np.nan, "lower": 0.0, "upper": 1.0})
+        return pd.DataFrame({"yhat": [np.nan] * 24, "lower": 0.0, "upper": 1.0})
 
 
 set_model(Broken())
@@ -454,13 +476,13 @@ def test_generate_forecast__a_champion_that_answers_nan_falls_back_saying_so(cha
         info = mlflow.pyfunc.log_model(name="model", python_model=str(code))
     broken = client.create_model_version(name, info.model_uri, run_id=info.run_id)
     origin = forecast_origin(store, "NP", RUN)
-    features = prepare_features(store, "NP", origin)
+    request = prepare_request(store, "NP", origin)
     with champion_swapped(client, name, broken.version, back_to=candidate.version):
-        forecast = generate_forecast(client, "NP", features, origin, RUN)
+        forecast = generate_forecast(client, "NP", request, RUN)
     assert forecast.is_fallback and forecast.model_name == "seasonal-naive"
     assert forecast.fallback_reason == (
         f"the Production model models:/{name}/{broken.version} of NP gave no usable "
         "forecast: ValueError: the model answered 24 non-finite yhat value(s)"
     )
     # and the real champion is back in charge
-    assert not generate_forecast(client, "NP", features, origin, RUN).is_fallback
+    assert not generate_forecast(client, "NP", request, RUN).is_fallback

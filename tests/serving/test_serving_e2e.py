@@ -3,8 +3,9 @@
 The module retrains NP once (smoke budget, short window; ``tests/registry_fixtures``), lets the
 real promotion gate make it the champion, and starts the real scoring server as a subprocess on
 ``models:/electricity-price-NP@champion`` (and, for one test, a second one on
-``models:/electricity-price-NP/Production``). Requests are the feature rows of one forecast
-origin, built by ``training.features.inference_frame`` and ``core.model_input.to_model_input``.
+``models:/electricity-price-NP/Production``). Requests are raw: the hourly prices of the week
+before an origin and the exogenous day-ahead forecasts, with the origin as a param
+(``serving.model_request``), as ``eopt request`` prints them and ``forecast_generation`` sends them.
 """
 
 from __future__ import annotations
@@ -20,14 +21,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import requests
+from click.testing import CliRunner
 
-from core.model_input import to_model_input
+from eopt.cli import cli
+from pipelines import forecast_generation as flow
 from registry.promotion import gate_candidate
+from serving.forecasting import clear_model_cache, prepare_request
+from serving.model_request import ModelRequest
 from serving.model_server import ModelServer, ModelServerError, start_model_server
+from storage.forecasts import ForecastStore
 from storage.promotions import PromotionStore
-from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, train_np
+from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, cli_env, train_np
 from training import tracking
-from training.features import feature_columns, inference_frame
 
 pytestmark = pytest.mark.e2e
 
@@ -73,16 +78,17 @@ def production_server(promoted, tmp_path) -> Iterator[ModelServer]:
     yield from serve(f"models:/{MODEL_NAME}/Production", promoted, tmp_path)
 
 
-def request_frame(trained: TrainedNP, origin: pd.Timestamp = ORIGIN) -> pd.DataFrame:
-    return to_model_input(
-        inference_frame(trained.prices(), trained.exogenous(), REGION, origin), feature_columns(REGION)
-    )
+def raw_request(trained: TrainedNP, origin: pd.Timestamp = ORIGIN) -> ModelRequest:
+    """The origin's raw request from the store: what ``eopt request`` prints and forecast_generation sends."""
+    return prepare_request(trained.store, REGION, origin)
 
 
-def split(frame: pd.DataFrame) -> dict:
-    body = frame.to_dict(orient="split")
-    del body["index"]
-    return {"dataframe_split": body}
+def split(request: ModelRequest) -> dict:
+    return request.body()
+
+
+def records(request: ModelRequest) -> dict:
+    return {"dataframe_records": request.table.to_dict(orient="records"), "params": request.params}
 
 
 def predictions(response: requests.Response) -> pd.DataFrame:
@@ -95,27 +101,58 @@ def test_serving__answers_ping_and_health(champion_server):
     assert requests.get(f"{champion_server.url}/health", timeout=5).status_code == 200
 
 
-def test_serving__a_dataframe_split_request_gets_the_24_hours_from_the_origin(champion_server, promoted):
-    frame = request_frame(promoted)
-    forecast = predictions(champion_server.invoke(split(frame)))
+def test_serving__a_raw_request_gets_the_24_hours_from_the_origin(champion_server, promoted):
+    request = raw_request(promoted)
+    assert request.table.columns.tolist() == ["ts", "price", "grid_load_forecast", "wind_power_forecast"]
+    assert len(request.table) == 192  # the 168 h the features read before the origin, and the 24 target hours
+    forecast = predictions(champion_server.invoke(split(request)))
     assert len(forecast) == 24
     hours = pd.date_range(ORIGIN, periods=24, freq="h")
     assert forecast["target_ts"].tolist() == [f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in hours]
     assert set(forecast["origin"]) == {"2018-12-20T13:00:00Z"}
+    assert forecast.columns[:5].tolist() == ["origin", "target_ts", "yhat", "lower", "upper"]
+    assert set(forecast.columns[5:]) == {"yhat_cnn_lstm", "yhat_xgboost", "yhat_lightgbm"}  # the members
     values = forecast[["yhat", "lower", "upper"]].to_numpy(dtype=float)
     assert np.isfinite(values).all()
     assert (forecast["lower"] <= forecast["yhat"]).all() and (forecast["yhat"] <= forecast["upper"]).all()
     # a real forecast of real prices: closer to what happened than last week's prices were
     actual = promoted.prices().reindex(hours).to_numpy()
-    naive = frame["lag_168h"].to_numpy()
+    naive = promoted.prices().reindex(hours - pd.Timedelta(hours=168)).to_numpy()
     assert np.mean(np.abs(forecast["yhat"].to_numpy() - actual)) < np.mean(np.abs(naive - actual))
 
 
-def test_serving__answers_what_the_champion_loaded_in_process_answers(champion_server, promoted):
-    frame = request_frame(promoted)
-    served = predictions(champion_server.invoke(split(frame)))
+def test_serving__answers_what_forecast_generation_stores_for_the_same_origin(champion_server, promoted, tmp_path):
+    # the DAG's own task functions for the run at ORIGIN's hour, on the same registry and store
     tracking.configure(promoted.settings)
-    local = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/1").predict(frame)
+    clear_model_cache()
+    folder = tmp_path / "run"
+    flow.prepare_features(promoted.store, REGION, ORIGIN, folder)
+    summary = flow.generate_forecasts(promoted.client, REGION, folder, ORIGIN)
+    assert summary["is_fallback"] is False and summary["version"] == "1"
+    flow.store_forecasts(promoted.store, REGION, folder)
+    stored = ForecastStore(promoted.store.engine).read_forecasts(REGION)
+    stored = stored[stored["issued_at"] == ORIGIN].sort_values("target_ts").reset_index(drop=True)
+    assert len(stored) == 24 and set(stored["model_version"]) == {"1"}
+
+    # a user's request, written by the command the README shows, posted as the file it wrote
+    printed = CliRunner().invoke(
+        cli, ["request", "--region", REGION, "--origin", "2018-12-20T13:00Z"], env=cli_env(promoted.settings)
+    )
+    assert printed.exit_code == 0, printed.output
+    (tmp_path / "request.json").write_text(printed.stdout)
+    assert json.loads(printed.stdout) == json.loads(flow.request_file(folder, REGION).read_text())  # one request
+    served = predictions(champion_server.invoke((tmp_path / "request.json").read_text()))
+
+    assert served["target_ts"].tolist() == [f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in stored["target_ts"]]
+    for column in ("yhat", "lower", "upper"):
+        np.testing.assert_allclose(served[column].to_numpy(float), stored[column].to_numpy(float), rtol=1e-12)
+
+
+def test_serving__answers_what_the_champion_loaded_in_process_answers(champion_server, promoted):
+    request = raw_request(promoted)
+    served = predictions(champion_server.invoke(split(request)))
+    tracking.configure(promoted.settings)
+    local = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}/1").predict(request.table, params=request.params)
     assert served.columns.tolist() == local.columns.tolist()
     assert served["target_ts"].tolist() == local["target_ts"].tolist()
     np.testing.assert_allclose(
@@ -124,87 +161,127 @@ def test_serving__answers_what_the_champion_loaded_in_process_answers(champion_s
 
 
 def test_serving__dataframe_records_and_dataframe_split_get_the_same_forecast(champion_server, promoted):
-    frame = request_frame(promoted)
-    by_split = predictions(champion_server.invoke(split(frame)))
-    by_records = predictions(champion_server.invoke({"dataframe_records": frame.to_dict(orient="records")}))
+    request = raw_request(promoted)
+    by_split = predictions(champion_server.invoke(split(request)))
+    by_records = predictions(champion_server.invoke(json.dumps(records(request))))
     pd.testing.assert_frame_equal(by_split, by_records)
 
 
 def test_serving__the_production_stage_serves_the_same_model_as_the_champion_alias(
     champion_server, production_server, promoted
 ):
-    frame = request_frame(promoted, pd.Timestamp("2018-12-22 23:00", tz="UTC"))
+    request = raw_request(promoted, pd.Timestamp("2018-12-22 23:00", tz="UTC"))
     pd.testing.assert_frame_equal(
-        predictions(production_server.invoke(split(frame))), predictions(champion_server.invoke(split(frame)))
+        predictions(production_server.invoke(split(request))), predictions(champion_server.invoke(split(request)))
     )
 
 
 def test_serving__unpublished_exogenous_forecasts_travel_as_null_and_still_get_a_forecast(champion_server, promoted):
     # the origin after the newest price (what the hourly forecast run sends): the next day's
-    # load and wind forecasts are not in the history, so those features are NaN -> JSON null
+    # load and wind forecasts are not in the history, so the target hours carry JSON null
     origin = promoted.prices().index.max() + pd.Timedelta(hours=1)
-    frame = request_frame(promoted, origin)
-    assert frame["wind_power_forecast"].isna().all()
-    body = '{"dataframe_split": ' + frame.to_json(orient="split", index=False) + "}"
+    request = raw_request(promoted, origin)
+    body = split(request)
+    assert all(row[3] is None for row in body["dataframe_split"]["data"][168:])  # wind_power_forecast
     forecast = predictions(champion_server.invoke(body))
     assert forecast["target_ts"].iloc[0] == "2018-12-24T23:00:00Z" and len(forecast) == 24
     assert np.isfinite(forecast[["yhat", "lower", "upper"]].to_numpy(dtype=float)).all()
 
 
-def _missing_feature(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.drop(columns=["lag_24h"])
+def _short_history(request: ModelRequest) -> dict:
+    return split(ModelRequest(request.table.iloc[5:].reset_index(drop=True), request.origin))
 
 
-def _unexpected_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.assign(price_eur_kwh=0.05, lag_25h=1.0)
+def _gap(request: ModelRequest) -> dict:
+    return split(ModelRequest(request.table.drop(index=[40, 41, 42]).reset_index(drop=True), request.origin))
 
 
-def _non_numeric_feature(frame: pd.DataFrame) -> pd.DataFrame:
-    bad = frame.astype({"lag_24h": object})
-    bad.loc[3, "lag_24h"] = "abc"
-    return bad
+def _unsorted(request: ModelRequest) -> dict:
+    order = [*range(100), 101, 100, *range(102, len(request.table))]
+    return split(ModelRequest(request.table.iloc[order].reset_index(drop=True), request.origin))
 
 
-def _infinite_feature(frame: pd.DataFrame) -> pd.DataFrame:
-    bad = frame.copy()
-    bad.loc[[2, 5], "lag_168h"] = np.inf  # JSON ``Infinity``, as Python's json writes it
-    return bad
+def _duplicate_hour(request: ModelRequest) -> dict:
+    table = request.table
+    return split(ModelRequest(pd.concat([table.iloc[:61], table.iloc[60:]]).reset_index(drop=True), request.origin))
 
 
-def _bad_timestamp(frame: pd.DataFrame) -> pd.DataFrame:
-    bad = frame.copy()
-    bad.loc[0, "origin"] = "yesterday"
-    return bad
+def _missing_exogenous_series(request: ModelRequest) -> dict:
+    return split(ModelRequest(request.table.drop(columns=["wind_power_forecast"]), request.origin))
 
 
-def _no_rows(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame.iloc[:0]
+def _no_origin(request: ModelRequest) -> dict:
+    return {"dataframe_split": split(request)["dataframe_split"]}
+
+
+def _invalid_origin(request: ModelRequest) -> dict:
+    return {**split(request), "params": {"origin": "next tuesday"}}
+
+
+def _non_numeric_price(request: ModelRequest) -> dict:
+    body = split(request)
+    body["dataframe_split"]["data"][3][1] = "abc"
+    return body
+
+
+def _infinite_forecast(request: ModelRequest) -> dict:
+    body = split(request)
+    for row in (2, 5):
+        body["dataframe_split"]["data"][row][2] = float("inf")  # JSON ``Infinity``, as Python's json writes it
+    return body
+
+
+def _unexpected_column(request: ModelRequest) -> dict:
+    return split(ModelRequest(request.table.assign(price_eur_kwh=0.05), request.origin))
+
+
+def _no_rows(request: ModelRequest) -> dict:
+    return split(ModelRequest(request.table.iloc[:0], request.origin))
 
 
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (_missing_feature, "NP: missing column(s) lag_24h; build the rows with training.features.inference_frame"),
-        (_unexpected_columns, "NP: unexpected column(s) price_eur_kwh, lag_25h; build the rows with"),
-        (_non_numeric_feature, "NP: column 'lag_24h': 'abc' is not a number"),
-        (_infinite_feature, "NP: column 'lag_168h': inf in 2 row(s) is not a finite number"),
-        (_bad_timestamp, "NP: column 'origin': 'yesterday' is not an ISO-8601 timestamp (e.g. 2018-12-24T23:00:00Z)"),
+        (
+            _short_history,
+            "NP: too little history: origin 2018-12-20T13:00:00Z needs the 168 hours from 2018-12-13T13:00:00Z "
+            "(prices before the origin) and the 24 target hours up to 2018-12-21T12:00:00Z; the rows start at "
+            "2018-12-13T18:00:00Z, 5 hour(s) short",
+        ),
+        (_gap, "NP: gap: no row for hour 2018-12-15T05:00:00Z (3 hour(s) missing before 2018-12-15T08:00:00Z)"),
+        (_unsorted, "NP: hours not sorted: row 101 (2018-12-17T17:00:00Z) comes after 2018-12-17T18:00:00Z"),
+        (_duplicate_hour, "NP: duplicate hour(s): 2018-12-16T01:00:00Z is sent more than once (1 duplicate row(s))"),
+        (
+            _missing_exogenous_series,
+            "NP: missing exogenous series column(s) wind_power_forecast: the NP model needs grid_load_forecast, "
+            "wind_power_forecast",
+        ),
+        (_no_origin, 'NP: no forecast origin: send it as a param beside the table, e.g. "params": {"origin": '),
+        (_invalid_origin, "NP: origin 'next tuesday' is not an ISO-8601 UTC hour"),
+        (_non_numeric_price, "NP: column 'price': 'abc' is not a number"),
+        (_infinite_forecast, "NP: column 'grid_load_forecast': inf in 2 row(s) is not a finite number"),
+        (_unexpected_column, "NP: unexpected column(s) price_eur_kwh; a request has the columns ts, price,"),
         (_no_rows, "NP: the request has no rows"),
     ],
     ids=[
-        "missing feature column",
-        "unexpected columns",
-        "non-numeric feature",
-        "infinite feature",
-        "bad timestamp",
+        "too little history",
+        "gap",
+        "unsorted hours",
+        "duplicate hour",
+        "missing exogenous series",
+        "no origin",
+        "invalid origin",
+        "non-numeric price",
+        "infinite forecast",
+        "unexpected column",
         "no rows",
     ],
 )
-def test_serving__a_malformed_request_gets_400_saying_what_is_wrong_and_nothing_else(
+def test_serving__a_bad_request_gets_400_saying_what_is_wrong_and_nothing_else(
     champion_server, promoted, make, message
 ):
     # the standard library's JSON, as a Python client writes it (infinity as ``Infinity``)
-    response = champion_server.invoke(json.dumps(split(make(request_frame(promoted)))))
+    response = champion_server.invoke(json.dumps(make(raw_request(promoted))))
     assert response.status_code == 400, response.text[:2000]
     body = response.json()
     assert body["error_code"] == "INVALID_PARAMETER_VALUE"
@@ -220,18 +297,26 @@ def test_serving__a_body_without_a_known_input_key_gets_400(champion_server):
     assert "dataframe_split" in response.json()["message"]
 
 
-def test_serving__an_unexpected_column_is_refused_by_the_model_not_dropped_by_mlflow(champion_server, promoted):
+def test_serving__a_misspelt_series_is_refused_by_the_model_not_dropped_by_mlflow(champion_server, promoted, tmp_path):
     # MLflow's schema enforcement would drop a column the signature does not name and answer 200;
-    # the signature declares the response only, so the model sees the request as sent.
-    frame = request_frame(promoted)
-    response = champion_server.invoke({"dataframe_records": frame.assign(price_eur_kwh=0.05).to_dict(orient="records")})
+    # the signature declares the response and the origin param only, so the model sees the request as sent.
+    request = raw_request(promoted)
+    table = request.table.rename(columns={"wind_power_forecast": "wind_forecast"})
+    response = champion_server.invoke(split(ModelRequest(table, request.origin)))
     assert response.status_code == 400
-    assert "NP: unexpected column(s) price_eur_kwh" in response.json()["message"]
+    assert "NP: missing exogenous series column(s) wind_power_forecast" in response.json()["message"]
+    assert "unexpected column(s) wind_forecast" in response.json()["message"]
     assert "Found extra inputs" not in champion_server.log.read_text()
     tracking.configure(promoted.settings)
     model = mlflow.models.get_model_info(f"models:/{MODEL_NAME}@champion")
     assert model.signature.inputs is None and model.signature.outputs is not None
-    assert model.metadata["request_columns"] == frame.columns.tolist()
+    assert [(p.name, p.dtype.name, p.default) for p in model.signature.params.params] == [("origin", "string", None)]
+    assert model.metadata["request"]["columns"] == request.table.columns.tolist()
+    # the input example is a raw request: its table and its origin
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}/1", dst_path=str(tmp_path)))
+    example = json.loads((folder / "serving_input_example.json").read_text())
+    assert example["dataframe_split"]["columns"] == request.table.columns.tolist()
+    assert len(example["dataframe_split"]["data"]) == 192 and set(example["params"]) == {"origin"}
 
 
 def test_serving__the_server_process_group_is_gone_after_teardown(promoted, tmp_path):
