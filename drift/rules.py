@@ -63,24 +63,24 @@ RULES: dict[str, Rule] = {
             "price_level",
             "median price of the week over that of the week before, symmetric relative change max(r, 1/r) - 1",
             "the 7 days before the current window",
-            warn=0.25,
-            critical=0.35,
+            warn=0.27,
+            critical=0.56,
         ),
         Rule(
             "price_scale",
             "interquartile range of the week's prices over the median weekly IQR of the 4 weeks before, "
             "symmetric relative change",
             "the 28 days before the current window",
-            warn=0.9,
-            critical=1.3,
+            warn=1.15,
+            critical=2.0,
         ),
         Rule(
             "intraday_shape",
             "1 - max(correlation, 0) x min(amplitude ratio, 1) of the mean daily profile (price minus its "
             "local day's mean, per local hour) with the reference's",
             "the same season of the reference window",
-            warn=0.45,
-            critical=0.6,
+            warn=0.73,
+            critical=0.73,
         ),
         Rule(
             "price_stuck",
@@ -94,7 +94,7 @@ RULES: dict[str, Rule] = {
             "|log(week mean / reference mean)| over the standard deviation of the reference's weekly log means",
             "the same season of the reference window",
             warn=2.5,
-            critical=3.0,
+            critical=3.35,
         ),
         Rule(
             "exogenous_frozen",

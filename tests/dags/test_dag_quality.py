@@ -205,9 +205,14 @@ def test_quality_dag__on_the_clean_week_passes_every_check_and_exports_its_score
     assert {k: v for k, v in states.items() if v != "success"} == {"trigger_model_retraining": "skipped"}
     for task, results in (("check_data_freshness", ["ok"]), ("check_drift", ["ok", "ok"])):  # instance per region
         assert {states[f"{task}[{region}]"] for region in REGIONS} == {"success"}
-        assert {k: [r["status"] for r in v] for k, v in airflow.xcoms(DAG_ID, task).items()} == {
+        xcoms = airflow.xcoms(DAG_ID, task)
+        assert {k: [r["status"] for r in v] for k, v in xcoms.items()} == {
             f"{task}[{region}]": results for region in REGIONS
-        }
+        }, [
+            (r["message"], r["details"].get("daily_mae"), r["details"].get("reference"))
+            for v in xcoms.values()
+            for r in v
+        ]
     run = stored_run(home)
     assert flagged(run) == {}, [d["message"] for d in run.checks["details"] if d]
     names = {c.partition(":")[0] for c in run.checks["check_name"]}
