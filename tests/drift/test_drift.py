@@ -113,7 +113,7 @@ def test_region_drift__a_clean_np_week_is_ok_and_its_saved_reports_agree_with_th
         details["columns"][c] < settings.quality.drift_column_threshold for c in NP_COLUMNS[2:4] + NP_COLUMNS[5:]
     )
     assert result.message.startswith(
-        "no rule past its threshold (10 statistics of 6 families against the 730 days before, same season). "
+        "no rule past its threshold (8 statistics of 6 families against the 730 days before, same season). "
         "Evidently: 2 of 9 columns past normed Wasserstein 0.75: price_vs_hour_profile, price"
     )
     assert details["current"] == {
