@@ -33,7 +33,7 @@ from mlflow.tracking import MlflowClient
 from core.check_results import CheckResult, Status, skipped
 from core.markets import get_market
 from core.settings import Settings
-from drift import reports
+from drift import reports, rules
 from quality.checks import (
     CONTEXT_DAYS,
     FORECAST_SELECTION,
@@ -119,6 +119,17 @@ def same_season(index: pd.DatetimeIndex, current_start: pd.Timestamp, current_en
         shift = pd.DateOffset(years=years)
         inside |= (index >= current_start + shift - SEASON_MARGIN) & (index < current_end + shift + SEASON_MARGIN)
     return inside
+
+
+def week_frames(
+    frame: pd.DataFrame, current_start: pd.Timestamp, current_end: pd.Timestamp, window_days: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The frames the rules compare without a champion: the current window, the ``rules.BEFORE_WEEKS``
+    weeks before it, and the same season of the ``window_days`` before it (drift columns, UTC hours)."""
+    current = frame[(frame.index >= current_start) & (frame.index < current_end)]
+    before = frame[(frame.index >= current_start - rules.BEFORE_WEEKS * rules.WEEK) & (frame.index < current_start)]
+    candidates = frame[(frame.index >= current_start - pd.Timedelta(days=window_days)) & (frame.index < current_start)]
+    return current, before, candidates[same_season(candidates.index, current_start, current_end).to_numpy()]
 
 
 def _read_frames(
@@ -249,12 +260,27 @@ def region_drift(
         settings, store, client, window, region, current_start, current_end, current["price"], out_dir
     )
     share, drifted = summary["share"], summary["drifted_columns"]
-    status: Status = "critical" if share >= threshold else "ok"
+    before = frame[
+        (frame.index >= current_start - rules.BEFORE_WEEKS * rules.WEEK)
+        & (frame.index < current_start)
+        & frame["price"].notna()
+    ]
+    exogenous = [c for c in frame.columns if c not in reports.PRICE_COLUMNS and not c.endswith("_change_24h")]
+    measures = rules.measure(current, before, reference, get_market(region).timezone, exogenous)
+    findings = rules.judge(measures)
+    status: Status = worst_finding(findings)
     named = f": {', '.join(drifted)}" if drifted else ""
-    message = (
-        f"{summary['count']} of {len(selection.columns)} columns drifted (normed Wasserstein >= "
-        f"{settings.quality.drift_column_threshold:g}) against the {kind}{named}"
+    evidently = (
+        f"Evidently: {summary['count']} of {len(selection.columns)} columns past normed Wasserstein "
+        f"{settings.quality.drift_column_threshold:g}{named}"
     )
+    if findings:
+        message = f"{'; '.join(f'{f.status}: {f.text}' for f in findings)}. {evidently}"
+    else:
+        message = (
+            f"no rule past its threshold ({len(measures)} statistics of {len({m.family for m in measures})} "
+            f"families against the {kind}). {evidently}"
+        )
     if selection.excluded:
         message += f"; {len(selection.excluded)} left out ({', '.join(selection.excluded)})"
     if outliers:
@@ -267,6 +293,11 @@ def region_drift(
         "columns": summary["columns"],
         "drifted_columns": drifted,
         "excluded_columns": selection.excluded,
+        "findings": [f.to_dict() for f in findings],
+        "rules": [
+            {**m.__dict__, "status": rules.level_of(m.score, rules.RULES[m.family]), "text": rules.finding_text(m)}
+            for m in measures
+        ],
         "reference": reference_info,
         "current": current_info,
         "report_html": html,
@@ -278,7 +309,13 @@ def region_drift(
         },
     }
     log.info("%s: drift %s: %s (%.1f s)", region, status, message, time.perf_counter() - started)
-    return CheckResult(CHECK_NAME, status, message, region=region, value=share, threshold=threshold, details=details)
+    return CheckResult(CHECK_NAME, status, message, region=region, value=share, details=details)
+
+
+def worst_finding(findings: list[rules.Finding]) -> Status:
+    """critical when any rule is critical, warn when any warns, else ok."""
+    statuses = {f.status for f in findings}
+    return "critical" if "critical" in statuses else ("warn" if "warn" in statuses else "ok")
 
 
 # -- prediction drift -----------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pandas as pd
 from core.check_results import CheckResult, skipped
 from core.settings import Settings
 from drift.monitor import region_drift
+from drift.performance import performance_drift
 from quality import checks
 from quality.alerts import Channel, send_quality_alerts
 from quality.report import QualityReport, publish_report, results_of
@@ -93,10 +94,16 @@ def check_model_accuracy(
 def check_drift(
     store: PriceStore, client: Any, settings: Settings, region: str, as_of: pd.Timestamp, folder: Path
 ) -> list[CheckResult]:
-    """Evidently drift of the region's week against the same season of its champion's training
-    window, reports in ``folder/drift``."""
+    """The region's input drift (per-family rules, Evidently reports in ``folder/drift``) against the
+    same season of its champion's training window, and its champion's forecast-performance drift
+    (CUSUM on the realised errors, ``drift.performance``): two results named ``drift``."""
     (folder / "drift").mkdir(parents=True, exist_ok=True)
-    return _logged([region_drift(settings, store, client, region, as_of, folder / "drift")])
+    return _logged(
+        [
+            region_drift(settings, store, client, region, as_of, folder / "drift"),
+            performance_drift(settings, store, client, region, as_of),
+        ]
+    )
 
 
 def generate_quality_report(
@@ -160,8 +167,8 @@ def alert_on_critical(
 
 
 def drift_retraining_needed(settings: Settings, results: Iterable[Mapping[str, Any]]) -> dict[str, list[str]] | None:
-    """``{"regions": [...]}`` (model_retraining's conf) for the regions with critical drift when
-    ``retrain_on_drift`` is on; None otherwise."""
+    """``{"regions": [...]}`` (model_retraining's conf) for the regions with critical drift (input
+    rules or forecast performance) when ``retrain_on_drift`` is on; None otherwise."""
     regions = sorted({r["region"] for r in results if r["name"] == "drift" and r["status"] == "critical"})
     if not regions:
         log.info("no critical drift: model_retraining is not triggered")

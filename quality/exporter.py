@@ -40,6 +40,9 @@ PRODUCT_METRICS: dict[str, str] = {
     "data_quality_check_threshold": "The threshold one check of the newest run compared its value with",
     "data_quality_last_run_timestamp_seconds": "When the newest data-quality run wrote its report (Unix time)",
     "data_quality_drift_share": "Share of drifted columns in a region's Evidently drift report (newest run)",
+    "data_quality_drift_rule_status": "Status of one drift rule of a region (family, series) in the newest run: 0 ok, 1 warn, 2 critical",
+    "data_quality_drift_rule_score": "The statistic one drift rule of a region compared with its thresholds (newest run)",
+    "model_error_cusum": "CUSUM of a region's champion's standardised realised absolute errors (newest run; see its threshold)",
     "price_data_age_hours": "Hours between the newest stored price of a region and the newest data-quality run",
     "model_realized_mape_percent": "Guarded MAPE (%) of a region's stored forecasts against the prices that arrived",
     "model_realized_mape_limit_percent": "The realized-MAPE limit (%) of a region: 15, or its promotion threshold when higher",
@@ -108,6 +111,10 @@ class QualityMetricsCollector(Collector):
         named = {check: gauge(metric, ["region"]) for check, metric in _NAMED_VALUES.items()}
         mape, rmae = gauge("model_realized_mape_percent", ["region"]), gauge("model_realized_rmae", ["region"])
         mape_limit = gauge("model_realized_mape_limit_percent", ["region"])
+        rule_labels = ["region", "family", "series"]
+        rule_status = gauge("data_quality_drift_rule_status", rule_labels)
+        rule_score = gauge("data_quality_drift_rule_score", rule_labels)
+        error_cusum = gauge("model_error_cusum", ["region"])
         for row in run.checks.itertuples(index=False):
             check, _, subject = row.check_name.partition(":")
             key = [check, subject, row.region]
@@ -119,6 +126,14 @@ class QualityMetricsCollector(Collector):
             if row.threshold is not None and row.threshold == row.threshold:
                 threshold.add_metric(key, float(row.threshold))
             details = row.details or {}
+            if check == "drift" and subject == "performance" and row.value is not None and row.value == row.value:
+                error_cusum.add_metric([row.region], float(row.value))
+            if check == "drift" and not subject:
+                for rule in details.get("rules") or []:
+                    labels = [row.region, rule["family"], rule.get("subject") or ""]
+                    rule_status.add_metric(labels, float(STATUS_CODE[rule["status"]]))
+                    if rule.get("score") is not None and rule["score"] == rule["score"]:
+                        rule_score.add_metric(labels, min(float(rule["score"]), 1e9))
             if check == "model_accuracy" and row.status != "skipped":
                 if details.get("mape") is not None:
                     mape.add_metric([row.region], float(details["mape"]))
@@ -127,6 +142,7 @@ class QualityMetricsCollector(Collector):
                 if details.get("mape_limit") is not None:
                     mape_limit.add_metric([row.region], float(details["mape_limit"]))
         yield from (status, value, threshold, *named.values(), mape, mape_limit, rmae)
+        yield from (rule_status, rule_score, error_cusum)
 
 
 class MaintenanceMetricsCollector(Collector):

@@ -98,6 +98,31 @@ class QualityReport:
                 out[r.region] = files
         return out
 
+    def drift_findings(self) -> list[dict[str, Any]]:
+        """Every drift finding of the run, per region: each rule past its warn threshold (family, series,
+        its statistic and thresholds, the text naming what moved and by how much), and the
+        forecast-performance result when it is not ok."""
+        out: list[dict[str, Any]] = []
+        for r in self.results:
+            if r.name != "drift" or r.status == "skipped":
+                continue
+            for finding in r.details.get("findings") or []:
+                out.append({"region": r.region, **finding})
+            if r.subject == "performance" and r.status in ("warn", "critical"):
+                out.append(
+                    {
+                        "region": r.region,
+                        "family": "forecast_errors",
+                        "subject": r.details.get("model"),
+                        "status": r.status,
+                        "score": r.value,
+                        "warn": r.details.get("warn_h"),
+                        "critical": r.threshold,
+                        "text": r.message,
+                    }
+                )
+        return out
+
     # -- rendering ------------------------------------------------------------------------------
     def _link(self, path: str) -> str:
         """A path relative to the report's folder when the file is inside it (links survive a copy)."""

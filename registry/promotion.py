@@ -30,6 +30,9 @@ from training.evaluation import holdout_frame, score_model
 
 log = logging.getLogger(__name__)
 
+# The promoted version's absolute errors on the gate's holdout, on its run: drift.performance reads them.
+HOLDOUT_ERRORS_ARTIFACT = "promotion/holdout_errors.json"
+
 
 class RegistryError(RuntimeError):
     """The registry cannot do what was asked; Production is unchanged. The message says why."""
@@ -157,6 +160,22 @@ def gate_candidate(
         **({"eopt.gate.champion_mae": f"{champion_eval.mae:.6g}"} if champion_eval else {}),
     }
     if decision.promote:
+        # the promoted model's own holdout errors: the reference of the forecast-performance drift check
+        run_id = _registry_call(
+            f"reading {name} version {version}", region, lambda: client.get_model_version(name, version).run_id
+        )
+        if run_id:
+            errors = {
+                "version": version,
+                "holdout": window,
+                "target_ts": list(candidate_score.target_hours),
+                "absolute_error": list(candidate_score.absolute_errors),
+            }
+            _registry_call(
+                f"storing the holdout errors of {name} version {version}",
+                region,
+                lambda: client.log_dict(run_id, errors, HOLDOUT_ERRORS_ARTIFACT),
+            )
         _registry_call(f"promoting {name} version {version}", region, lambda: make_champion(client, name, version))
     else:
 

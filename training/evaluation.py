@@ -39,6 +39,8 @@ class HoldoutScore:
     metrics: dict[str, float]
     naive_metrics: dict[str, float]
     interval_coverage: float
+    absolute_errors: tuple[float, ...] = ()  # per holdout hour, in the order of ``frame``
+    target_hours: tuple[str, ...] = ()  # ISO UTC hour of each error
 
 
 def holdout_frame(store: PriceStore, region: str, end: pd.Timestamp, days: int) -> pd.DataFrame:
@@ -80,4 +82,6 @@ def score_model(model_uri: str, region: str, frame: pd.DataFrame) -> HoldoutScor
         metrics=evaluate(actual, forecast["yhat"].to_numpy(), naive),
         naive_metrics=evaluate(actual, naive, naive),
         interval_coverage=interval_coverage(actual, forecast["lower"].to_numpy(), forecast["upper"].to_numpy()),
+        absolute_errors=tuple(float(e) for e in abs(forecast["yhat"].to_numpy(dtype=float) - actual.astype(float))),
+        target_hours=tuple(pd.Timestamp(t).isoformat() for t in frame["target_ts"]),
     )

@@ -4,8 +4,10 @@ One embedded store and registry, built once for the module like production would
 on 2018-12-03 06:00 UTC: NP and PJM retrained a week earlier (smoke budget, short window) and
 promoted by the gate, a forecast issued every morning of the week since, and a day of API calls
 recorded. Each test works on a copy of it, so any test runs alone or in any order: the clean week
-(every check passes), the same week with a gap, a spike and a stale region injected (exactly those
-checks are flagged and alerted), and a strict drift threshold (retraining is triggered only when
+(every input check passes; NP's champion serves it with errors above its test window's, which the
+forecast-performance drift flags), the same week with a gap, a spike and a stale region injected
+(exactly those checks are flagged and alerted), and PJM's champion with its errors of the last
+three days doubled (its performance drift is critical; retraining is triggered only when
 ``retrain_on_drift`` is on).
 """
 
@@ -25,7 +27,7 @@ from core.settings import Settings
 from ingestion.http import ApiCall
 from pipelines.model_retraining import retrain_region
 from quality.exporter import MetricsServer
-from registry.models import champion
+from registry.models import champion, registered_model_name
 from registry.promotion import promote_version
 from serving.forecasting import forecast_origin, generate_forecast, prepare_request
 from storage.database import create_store_engine
@@ -33,7 +35,7 @@ from storage.forecasts import ForecastStore
 from storage.health import ApiHealthStore
 from storage.promotions import PromotionStore
 from storage.quality import QualityReportStore
-from storage.schema import electricity_prices
+from storage.schema import electricity_prices, forecasts
 from tests.airflow_harness import AirflowHome
 from tests.alert_servers import SlackStandIn, SmtpStandIn
 from tests.market_frames import store_with_history
@@ -197,50 +199,69 @@ def test_quality_dag__has_the_documented_schedule_and_tasks(airflow):
     assert shape["on_failure"] == ["task_failure_alert"]
 
 
-def test_quality_dag__on_the_clean_week_passes_every_check_and_exports_its_score(airflow, home, slack, smtp):
+def test_quality_dag__on_the_clean_week_passes_every_input_check_and_flags_np_s_grown_errors(
+    airflow, home, slack, smtp
+):
+    # NP's champion (smoke budget, trained on the 120 days before 2018-11-26) serves the week with larger
+    # errors than on its own test window (MAE 4.49 there): the performance CUSUM says so, every other check passes
     result = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env=run_env(home, slack, smtp), timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     states = airflow.task_states(DAG_ID)
-    # no critical drift: the short circuit skips the trigger; everything else succeeded
+    # retrain_on_drift is off: the short circuit skips the trigger; everything else succeeded
     assert {k: v for k, v in states.items() if v != "success"} == {"trigger_model_retraining": "skipped"}
-    for task in ("check_data_freshness", "check_drift"):  # per region, each instance named by its region
+    expected = {
+        "check_data_freshness": {"NP": ["ok"], "PJM": ["ok"]},
+        "check_drift": {"NP": ["ok", "critical"], "PJM": ["ok", "ok"]},  # (inputs, performance)
+    }
+    for task, results in expected.items():  # one instance per region
         assert {states[f"{task}[{region}]"] for region in REGIONS} == {"success"}
-        assert {k: [r["status"] for r in v] for k, v in airflow.xcoms(DAG_ID, task).items()} == {
-            f"{task}[{region}]": ["ok"] for region in REGIONS
-        }
+        xcoms = airflow.xcoms(DAG_ID, task)
+        assert {k: [r["status"] for r in v] for k, v in xcoms.items()} == {
+            f"{task}[{region}]": results[region] for region in REGIONS
+        }, [r["message"] for v in xcoms.values() for r in v]
     run = stored_run(home)
-    assert flagged(run) == {}, [d["message"] for d in run.checks["details"] if d]
+    assert flagged(run) == {"drift:performance NP": "critical"}
     names = {c.partition(":")[0] for c in run.checks["check_name"]}
     assert names == {"freshness", "completeness", "price_range", "api_health", "model_accuracy", "drift"}
-    assert set(run.checks["status"]) == {"ok"}
-    assert len(run.checks) == 2 * 5 + 5 + 0  # 5 checks per region (completeness: one source) + 5 providers
-    assert run.health_score == 100.0
+    assert set(run.checks["status"]) == {"ok", "critical"}
+    assert (
+        len(run.checks) == 2 * 6 + 5
+    )  # 6 results per region (completeness: one source; drift: inputs and performance) + 5 providers
+    assert run.health_score == pytest.approx(100 * 16 / 17, abs=0.05)
     drift = run.checks[run.checks["check_name"] == "drift"].set_index("region")
-    assert (drift["value"] < 0.5).all() and (drift["threshold"] == 0.5).all()
     for region in REGIONS:
         details = drift.loc[region, "details"]
         assert Path(details["report_html"]).is_file() and Path(details["report_json"]).is_file()
+        assert details["findings"] == [] and {r["family"] for r in details["rules"]} >= {
+            "price_level",
+            "intraday_shape",
+        }
+    performance = run.checks[run.checks["check_name"] == "drift:performance"].set_index("region")
+    assert (
+        set(performance.index) == set(REGIONS) and performance.loc["PJM", "value"] < performance.loc["PJM", "threshold"]
+    )
+    np_errors = performance.loc["NP", "details"]
+    assert performance.loc["NP", "value"] >= 3.0 and np_errors["realised_mae"] > np_errors["reference"]["mean"]
     report = Path(run.report_path)
-    assert report.is_file() and "Health score <b>100.0</b>" in report.read_text()
+    assert report.is_file() and "Health score <b>94.1</b>" in report.read_text()
+    assert "<h2>Drift findings</h2>" in report.read_text() and "forecast_errors" in report.read_text()
     summary = airflow.xcoms(DAG_ID, "generate_quality_report")["generate_quality_report"]["summary"]
     assert (summary["health_score"], summary["ok"], summary["warn"], summary["critical"], summary["skipped"]) == (
-        100.0,
-        15,
+        94.1,
+        16,
         0,
-        0,
+        1,
         0,
     )
-    assert slack.messages == [] and smtp.messages == []  # nothing critical, nothing sent
-    assert airflow.xcoms(DAG_ID, "alert_on_critical") == {
-        "alert_on_critical": {"slack": "nothing critical", "email": "nothing critical"}
-    }
+    assert len(slack.messages) == 1 and "[CRITICAL] drift NP/performance: forecast errors: CUSUM" in slack.messages[0]
+    assert airflow.xcoms(DAG_ID, "alert_on_critical") == {"alert_on_critical": {"slack": "sent", "email": "sent"}}
 
     # the MLflow run holds the report and each region's drift reports
     settings = settings_of(home)
     client = MlflowClient(settings.stores.mlflow_tracking_uri, settings.stores.mlflow_registry_uri)
     experiment = client.get_experiment_by_name("data-quality")
     runs = client.search_runs([experiment.experiment_id], f"tags.`eopt.airflow_run_id` = '{run.run_id}'")
-    assert len(runs) == 1 and runs[0].data.metrics["health_score"] == 100.0
+    assert len(runs) == 1 and runs[0].data.metrics["health_score"] == pytest.approx(94.1)
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"report.md", "report.html", "results.json"} <= artifacts
     assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "accuracy")} == {
@@ -257,9 +278,13 @@ def test_quality_dag__on_the_clean_week_passes_every_check_and_exports_its_score
 
         text = urllib.request.urlopen(server.url, timeout=10).read().decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    assert families["data_quality_health_score"].samples[0].value == run.health_score == 100.0
-    assert families["data_quality_checks_passed"].samples[0].value == 15
-    assert families["data_quality_checks_critical"].samples[0].value == 0
+    assert families["data_quality_health_score"].samples[0].value == run.health_score
+    assert families["data_quality_checks_passed"].samples[0].value == 16
+    cusum = {s.labels["region"]: s.value for s in families["model_error_cusum"].samples}
+    assert cusum == pytest.approx(performance["value"].to_dict())
+    rules = {(s.labels["region"], s.labels["family"]) for s in families["data_quality_drift_rule_status"].samples}
+    assert ("NP", "price_level") in rules and ("PJM", "exogenous_level") in rules
+    assert families["data_quality_checks_critical"].samples[0].value == 1
     mape = {s.labels["region"]: s.value for s in families["model_realized_mape_percent"].samples}
     assert set(mape) == set(REGIONS) and all(0 < v < 15 for v in mape.values())
 
@@ -285,6 +310,7 @@ def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_
         "completeness:epf-history NP": "warn",
         "price_range NP": "warn",
         "freshness PJM": "critical",
+        "drift:performance NP": "critical",  # as on the clean week (and the spike hour is a large error)
     }
     checks = run.checks.set_index(["check_name", "region"])
     gap = checks.loc[("completeness:epf-history", "NP")]
@@ -299,10 +325,10 @@ def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_
     assert stale["value"] == 72 and stale["details"]["newest"] == PJM_CUT.isoformat()
     # the spike is price_range's finding: the drift report leaves that hour out instead of calling the week drifted
     drift = checks.loc[("drift", "NP")]
-    assert drift["details"]["current"]["price_outliers_left_out"] == [SPIKE_AT.isoformat()] and drift["value"] < 0.5
+    assert drift["details"]["current"]["price_outliers_left_out"] == [SPIKE_AT.isoformat()] and drift["status"] == "ok"
     assert Path(drift["details"]["report_html"]).is_file() and Path(run.report_path).is_file()
-    assert run.health_score == pytest.approx(100 * (12 + 2 * 0.5) / 15, abs=0.05)
-    assert len(run.checks) == 15
+    assert run.health_score == pytest.approx(100 * (13 + 2 * 0.5) / 17, abs=0.05)
+    assert len(run.checks) == 17
 
     assert len(slack.messages) == 1 and len(smtp.messages) == 1
     for text in (slack.messages[0], smtp.messages[0]):
@@ -312,25 +338,56 @@ def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_
     assert airflow.xcoms(DAG_ID, "alert_on_critical") == {"alert_on_critical": {"slack": "sent", "email": "sent"}}
 
 
-def test_quality_dag__critical_drift_triggers_model_retraining_only_when_retrain_on_drift_is_on(
+def make_errors_worse(home: Path, region: str, since: pd.Timestamp, factor: float) -> int:
+    """Every stored forecast of ``region`` for an hour from ``since`` on, its error against the realised
+    price multiplied by ``factor``; returns how many forecast rows changed."""
+    engine = create_store_engine(settings_of(home).stores.database_url)
+    f, p = forecasts, electricity_prices
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(f.c.issued_at, f.c.target_ts, f.c.yhat, p.c.price)
+            .join(p, sa.and_(p.c.region == f.c.region, p.c.ts == f.c.target_ts))
+            .where(f.c.region == region, f.c.target_ts >= since.to_pydatetime())
+        ).all()
+        for issued_at, target_ts, yhat, price in rows:
+            conn.execute(
+                sa.update(f)
+                .where(f.c.region == region, f.c.issued_at == issued_at, f.c.target_ts == target_ts)
+                .values(yhat=price + factor * (yhat - price))
+            )
+    engine.dispose()
+    return len(rows)
+
+
+def test_quality_dag__a_champion_whose_errors_doubled_for_three_days_is_critical_and_retrained_when_on(
     airflow, home, slack, smtp
 ):
-    # the same week judged with a drift share threshold below the drifted share NP shows (1 of 9 columns)
-    strict = {**run_env(home, slack, smtp), "EOPT_DRIFT_SHARE_THRESHOLD": "0.01"}
-    off = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env=strict, timeout=600)
+    # PJM's champion (ok on the clean week): every served forecast error of the last three days doubled
+    assert make_errors_worse(home, "PJM", AS_OF - pd.Timedelta(days=3), 2.0) >= 72
+
+    off = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env=run_env(home, slack, smtp), timeout=600)
     assert off.returncode == 0, (off.stdout + off.stderr)[-6000:]
+    checks = stored_run(home).checks.set_index(["check_name", "region"])
+    performance = checks.loc[("drift:performance", "PJM")]
+    assert performance["status"] == "critical", performance["details"]
+    assert performance["value"] >= performance["threshold"] == 3.0
+    assert performance["details"]["model"].startswith(f"{registered_model_name('PJM')}/")
+    assert performance["details"]["first_alarm"] >= (AS_OF - pd.Timedelta(days=3)).floor("D").isoformat()
     drifted = sorted(
         r["region"]
         for r in stored_run(home).checks.to_dict("records")
-        if r["check_name"] == "drift" and r["status"] == "critical"
+        if r["check_name"].partition(":")[0] == "drift" and r["status"] == "critical"
     )
-    assert drifted
+    assert drifted == ["NP", "PJM"]  # NP: its errors were already above its test window's (the clean week)
     # retrain_on_drift is off: the short circuit says no and the trigger is skipped
     states = airflow.task_states(DAG_ID)
     assert (states["drift_retraining_needed"], states["trigger_model_retraining"]) == ("success", "skipped")
     assert "manual" not in airflow.run("dags", "list-runs", "model_retraining").stdout  # nothing was triggered
+    assert len(slack.messages) == 1 and "[CRITICAL] drift PJM/performance: forecast errors: CUSUM" in slack.messages[0]
 
-    on = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env={**strict, "EOPT_RETRAIN_ON_DRIFT": "1"}, timeout=600)
+    on = airflow.dags_test(
+        DAG_ID, LOGICAL_DATE, extra_env={**run_env(home, slack, smtp), "EOPT_RETRAIN_ON_DRIFT": "1"}, timeout=600
+    )
     assert on.returncode == 0, (on.stdout + on.stderr)[-6000:]
     assert airflow.xcoms(DAG_ID, "drift_retraining_needed") == {"drift_retraining_needed": {"regions": drifted}}
     assert airflow.task_states(DAG_ID)["trigger_model_retraining"] == "success"

@@ -93,8 +93,18 @@ def test_region_drift__a_clean_np_week_is_ok_and_its_saved_reports_agree_with_th
     result = region_drift(settings, np_store, None, REGION, AS_OF, tmp_path / "out")
 
     assert (result.name, result.region, result.status) == ("drift", REGION, "ok")
-    assert result.threshold == settings.quality.drift_share_threshold == 0.5
+    assert result.threshold is None  # the Evidently share is shown; the per-family rules decide
     details = result.details
+    assert details["findings"] == [] and details["drift_share_threshold"] == 0.5
+    assert {r["family"] for r in details["rules"]} == {
+        "price_level",
+        "price_scale",
+        "intraday_shape",
+        "price_stuck",
+        "exogenous_level",
+        "exogenous_frozen",
+    }
+    assert all(r["status"] == "ok" for r in details["rules"])
     assert list(details["columns"]) == NP_COLUMNS and details["excluded_columns"] == {}
     # the late-2018 price level is above the two years before it; nothing else moved
     assert details["drifted_columns"] == ["price_vs_hour_profile", "price"]
@@ -103,8 +113,8 @@ def test_region_drift__a_clean_np_week_is_ok_and_its_saved_reports_agree_with_th
         details["columns"][c] < settings.quality.drift_column_threshold for c in NP_COLUMNS[2:4] + NP_COLUMNS[5:]
     )
     assert result.message.startswith(
-        "2 of 9 columns drifted (normed Wasserstein >= 0.75) against the 730 days "
-        "before, same season: price_vs_hour_profile, price"
+        "no rule past its threshold (8 statistics of 6 families against the 730 days before, same season). "
+        "Evidently: 2 of 9 columns past normed Wasserstein 0.75: price_vs_hour_profile, price"
     )
     assert details["current"] == {
         "start": "2018-11-26T06:00:00+00:00",
@@ -142,10 +152,13 @@ def test_region_drift__prices_tripled_and_load_raised_in_the_current_week_is_cri
     assert {"price", "price_vs_hour_profile", "intraday_shape", "grid_load_forecast"} <= set(drifted)
     assert result.details["columns"]["price"] > 5  # a week at three times the price: many reference spreads away
     assert "wind_power_forecast" not in drifted  # the untouched series stays put
-    assert result.message.startswith(f"{len(drifted)} of 9 columns drifted")
+    critical = {(f["family"], f["subject"]) for f in result.details["findings"] if f["status"] == "critical"}
+    assert {("price_level", None), ("exogenous_level", "grid_load_forecast")} <= critical
+    assert not [f for f in result.details["findings"] if f["subject"] == "wind_power_forecast"]
+    assert result.message.startswith("critical: price level: +")
 
 
-def test_region_drift__a_constant_exogenous_series_is_left_out_with_its_reason_and_the_report_still_runs(
+def test_region_drift__a_constant_exogenous_series_is_a_frozen_finding_and_the_report_still_runs(
     np_store, settings, tmp_path
 ):
     _, exogenous = current_week()
@@ -154,7 +167,15 @@ def test_region_drift__a_constant_exogenous_series_is_left_out_with_its_reason_a
 
     result = region_drift(settings, np_store, None, REGION, AS_OF, tmp_path / "out")
 
-    assert result.status == "ok"
+    assert result.status == "critical"
+    findings = result.details["findings"]
+    assert (findings[0]["family"], findings[0]["subject"], findings[0]["status"]) == (
+        "exogenous_frozen",
+        "wind_power_forecast",
+        "critical",
+    )
+    assert {f["subject"] for f in findings} == {"wind_power_forecast"}  # its level may move too; nothing else
+    assert result.message.startswith("critical: exogenous wind_power_forecast: frozen 168 h in a row at 1234")
     excluded = result.details["excluded_columns"]
     assert excluded == {"wind_power_forecast": "constant in the current window (every value 1234): a stuck series?"}
     assert "wind_power_forecast" not in result.details["columns"] and len(result.details["columns"]) == 8

@@ -547,7 +547,7 @@ def test_cli_quality__runs_every_check_prints_the_results_and_writes_the_report(
     assert answer.exit_code == 0, answer.output
     lines = answer.stdout.strip().splitlines()
     folder = tmp_path / "quality" / "manual__2018-11-12T0600"
-    assert lines[-1] == (f"health score 90.0: 4 ok, 1 warn, 0 critical, 2 not checked; report {folder / 'report.html'}")
+    assert lines[-1] == (f"health score 90.0: 4 ok, 1 warn, 0 critical, 3 not checked; report {folder / 'report.html'}")
     assert "[OK] freshness NP: newest price 2018-11-12 05:00:00+00:00 (1 h old)" in lines
     assert "[OK] completeness NP/epf-history: 168 of 168 hours present" in lines
     assert any(
@@ -558,7 +558,8 @@ def test_cli_quality__runs_every_check_prints_the_results_and_writes_the_report(
     assert any(line.startswith("[SKIPPED] model_accuracy NP: no stored forecast targets an hour") for line in lines)
     [drift] = [line for line in lines if " drift NP: " in line]
     assert drift.startswith("[OK]") and "against the 730 days before" in drift
-    assert len(lines) == 8 and (folder / "report.md").is_file() and (folder / "drift" / "drift_NP.html").is_file()
+    assert any(line.startswith("[SKIPPED] drift NP/performance: no champion model of NP") for line in lines)
+    assert len(lines) == 9 and (folder / "report.md").is_file() and (folder / "drift" / "drift_NP.html").is_file()
     assert "(drift/drift_NP.html)" in (folder / "report.md").read_text()
     run = QualityReportStore(create_store_engine(f"sqlite:///{tmp_path / 'prices.db'}")).read_run()
     assert run.run_id == "manual__2018-11-12T0600" and run.health_score == 90.0

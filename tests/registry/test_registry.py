@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,8 +33,16 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
+from drift.performance import stored_reference
 from eopt.cli import cli
-from registry.promotion import PromotionOutcome, RegistryError, gate_candidate, promote_version, rollback
+from registry.promotion import (
+    HOLDOUT_ERRORS_ARTIFACT,
+    PromotionOutcome,
+    RegistryError,
+    gate_candidate,
+    promote_version,
+    rollback,
+)
 from storage.promotions import PromotionStore
 from tests.registry_fixtures import (
     MODEL_NAME,
@@ -173,6 +182,26 @@ def history_row(snap: Snapshot, version: str) -> pd.Series:
 
 
 # -- the story: gate decisions -----------------------------------------------------------------
+
+
+def test_gate_candidate__stores_the_promoted_versions_holdout_errors_on_its_run_and_drift_reads_them(story):
+    trained, outcome = story.trained, story.outcomes[1]
+    client = trained.client
+    run_id = client.get_model_version(MODEL_NAME, story.versions[1]).run_id
+    with tempfile.TemporaryDirectory() as folder:
+        stored = json.loads(Path(client.download_artifacts(run_id, HOLDOUT_ERRORS_ARTIFACT, folder)).read_text())
+    frame = holdout(trained)
+    expected = np.abs(trained.ensemble().predict(frame)["yhat"].to_numpy() - frame[TARGET_COLUMN].to_numpy())
+    assert stored["version"] == story.versions[1] and len(stored["absolute_error"]) == HOLDOUT_HOURS
+    assert stored["absolute_error"] == pytest.approx(list(expected), rel=1e-6)
+    assert stored["target_ts"][0] == frame["target_ts"].iloc[0].isoformat()
+    assert float(np.mean(stored["absolute_error"])) == pytest.approx(outcome.candidate.mae, rel=1e-9)
+
+    reference = stored_reference(client, run_id)
+
+    assert reference is not None and reference.hours == HOLDOUT_HOURS and reference.days == 14
+    assert reference.mean == pytest.approx(outcome.candidate.mae, rel=1e-9)
+    assert reference.source.startswith("its holdout errors stored at promotion")
 
 
 def test_gate_candidate__promotes_the_first_candidate_when_there_is_no_champion(story):
