@@ -232,7 +232,8 @@ def sandbox(obj: Context, host: str, port: int, faults: tuple[str, ...]) -> None
 @click.option("--chunk-days", default=7, show_default=True, type=click.IntRange(1, 90))
 @click.pass_obj
 def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_days: int) -> None:
-    """Backfill: the ingestion cycle's fetch -> aggregate -> validate -> store path over a window, in chunks."""
+    """Backfill: the ingestion cycle's fetch -> aggregate -> validate -> store path over a window, in chunks
+    (prices, and the day-ahead load and wind/solar forecasts of the providers that publish them)."""
     from core.settings import PRICING_SOURCES
     from pipelines.electricity_price_ingestion import run_cycle
 
@@ -253,7 +254,7 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
     run_time = pd.Timestamp.now(tz="UTC")
     edges = [*list(pd.date_range(start_ts, end_ts, freq=f"{chunk_days}D")), end_ts]
     edges = sorted(set(edges))
-    totals = {"fetched": 0, "new": 0, "updated": 0, "quarantined": 0}
+    totals = {"fetched": 0, "new": 0, "updated": 0, "quarantined": 0, "exogenous new": 0, "exogenous updated": 0}
     failures: dict[str, list[str]] = {}
     with tqdm(total=len(edges) - 1, desc="ingest", unit="chunk", file=sys.stderr) as bar:
         for lo, hi in itertools.pairwise(edges):
@@ -261,6 +262,8 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
             totals["fetched"] += sum(report.fetched.values())
             totals["new"] += report.stored["inserted"]
             totals["updated"] += report.stored["updated"]
+            totals["exogenous new"] += report.stored["exogenous"]["inserted"]
+            totals["exogenous updated"] += report.stored["exogenous"]["updated"]
             totals["quarantined"] += report.quarantined
             for source, messages in report.failures.items():
                 failures.setdefault(source, []).extend(f"[{lo:%Y-%m-%d}] {m}" for m in messages)
@@ -268,7 +271,8 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
             bar.update(1)
     click.echo(
         f"ingested {start_ts} .. {end_ts} from {', '.join(chosen)}: {totals['fetched']} provider rows, "
-        f"{totals['new']} new and {totals['updated']} updated hourly prices, {totals['quarantined']} quarantined"
+        f"{totals['new']} new and {totals['updated']} updated hourly prices, {totals['exogenous new']} new and "
+        f"{totals['exogenous updated']} updated hourly exogenous values, {totals['quarantined']} quarantined"
     )
     for source, messages in failures.items():
         click.echo(f"{source} failed in {len(messages)} chunk/region(s), first: {messages[0]}", err=True)
