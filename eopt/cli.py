@@ -825,14 +825,25 @@ def demo_command(obj: Context, budget: str) -> None:
 @click.option("--airflow-port", default=8080, show_default=True, type=int)
 @click.option("--mlflow-port", default=5000, show_default=True, type=int)
 @click.option("--sandbox-port", default=8765, show_default=True, type=int)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "celery"]),
+    default="local",
+    show_default=True,
+    help="local: airflow standalone; celery: scheduler, dag-processor, API server and Celery workers "
+    "(needs a PostgreSQL AIRFLOW__DATABASE__SQL_ALCHEMY_CONN and AIRFLOW__CELERY__BROKER_URL).",
+)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 32), help="Celery workers.")
 @click.pass_obj
-def up_command(obj: Context, airflow_port: int, mlflow_port: int, sandbox_port: int) -> None:
-    """Start airflow standalone, mlflow server and the pricing sandbox in the background (pid files in .eopt/run)."""
+def up_command(
+    obj: Context, airflow_port: int, mlflow_port: int, sandbox_port: int, executor: str, workers: int
+) -> None:
+    """Start Airflow, mlflow server and the pricing sandbox in the background (pid files in .eopt/run)."""
     from eopt.airflow_home import AirflowCommandError
     from eopt.services import Ports, ServiceError, up
 
     try:
-        up(obj.settings, Ports(airflow_port, mlflow_port, sandbox_port), click.echo)
+        up(obj.settings, Ports(airflow_port, mlflow_port, sandbox_port), click.echo, executor=executor, workers=workers)
     except (ServiceError, AirflowCommandError) as exc:
         raise click.ClickException(str(exc)) from None
 
