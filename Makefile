@@ -13,6 +13,7 @@ TEST_WORKERS ?= 2
 help:
 	@echo "make demo          load the real history, run the four DAGs (airflow dags test, budget DEMO_BUDGET=smoke), summarize"
 	@echo "make up            start Airflow (8080, admin password printed), MLflow (5000) and the sandbox (8765)"
+	@echo "make up EXECUTOR=celery  the same with a scheduler, dag-processor, API server and two Celery workers"
 	@echo "make down          stop exactly what make up started"
 	@echo "make airflow-init  bootstrap the Airflow home .eopt/airflow: pools, variables, connections (idempotent)"
 	@echo "make lint          the gates CI runs before the tests: ruff check, ruff format --check, mypy, import contracts"
@@ -45,7 +46,7 @@ airflow-init: install
 	$(BIN)/eopt airflow-init
 
 up: install
-	$(BIN)/eopt up
+	$(BIN)/eopt up $(if $(EXECUTOR),--executor $(EXECUTOR))
 
 down:
 	@if [ -x $(BIN)/eopt ]; then $(BIN)/eopt down; else echo "nothing to stop (no .venv)"; fi

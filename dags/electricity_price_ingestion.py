@@ -7,7 +7,8 @@ Thin wiring: each task calls the function of the same name in
 - ``check_markets_open``: short-circuits when, for every region, all hours of the cycle window
   that its market can have published by now are already stored (day-ahead results are published
   at 13:00 CET for NP/BE/FR and 13:30 ET for PJM); ``conf={"force": true}`` always runs.
-- ``fetch_flatpeak``, ``fetch_nrel`` (NREL + OpenEI), ``fetch_iea``, ``fetch_entsoe``: in parallel
+- ``fetch_flatpeak``, ``fetch_nrel`` (NREL + OpenEI), ``fetch_iea``, ``fetch_entsoe`` (prices A44 and
+  the day-ahead load A65 and wind/solar A69 forecasts, stored in ``market_exogenous``): in parallel
   in ``pricing_api_pool``; a failing provider fails its own task after saving what it got, and
   ``aggregate_prices`` (trigger rule ``all_done``) goes on with the others' rows.
 - ``aggregate_prices`` -> ``validate_data_quality`` -> ``store_prices`` -> ``update_cache``;
@@ -121,10 +122,10 @@ def electricity_price_ingestion():
         )
 
     @task
-    def store_prices(validated: dict) -> dict:
+    def store_prices(validated: dict, aggregated: dict) -> dict:
         from pipelines.electricity_price_ingestion import store_prices
 
-        return store_prices(price_store(task_settings()), validated["path"])
+        return store_prices(price_store(task_settings()), validated["path"], aggregated.get("exogenous_path"))
 
     @task
     def update_cache(stored: dict) -> dict:
@@ -152,7 +153,7 @@ def electricity_price_ingestion():
     health >> gate >> fetches
     aggregated = aggregate_prices()
     fetches >> aggregated
-    cached = update_cache(store_prices(validate_data_quality(aggregated)))
+    cached = update_cache(store_prices(validate_data_quality(aggregated), aggregated))
     cached >> forecast_requested() >> trigger_forecast_dag
 
 

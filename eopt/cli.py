@@ -232,7 +232,8 @@ def sandbox(obj: Context, host: str, port: int, faults: tuple[str, ...]) -> None
 @click.option("--chunk-days", default=7, show_default=True, type=click.IntRange(1, 90))
 @click.pass_obj
 def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_days: int) -> None:
-    """Backfill: the ingestion cycle's fetch -> aggregate -> validate -> store path over a window, in chunks."""
+    """Backfill: the ingestion cycle's fetch -> aggregate -> validate -> store path over a window, in chunks
+    (prices, and the day-ahead load and wind/solar forecasts of the providers that publish them)."""
     from core.settings import PRICING_SOURCES
     from pipelines.electricity_price_ingestion import run_cycle
 
@@ -253,7 +254,7 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
     run_time = pd.Timestamp.now(tz="UTC")
     edges = [*list(pd.date_range(start_ts, end_ts, freq=f"{chunk_days}D")), end_ts]
     edges = sorted(set(edges))
-    totals = {"fetched": 0, "new": 0, "updated": 0, "quarantined": 0}
+    totals = {"fetched": 0, "new": 0, "updated": 0, "quarantined": 0, "exogenous new": 0, "exogenous updated": 0}
     failures: dict[str, list[str]] = {}
     with tqdm(total=len(edges) - 1, desc="ingest", unit="chunk", file=sys.stderr) as bar:
         for lo, hi in itertools.pairwise(edges):
@@ -261,6 +262,8 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
             totals["fetched"] += sum(report.fetched.values())
             totals["new"] += report.stored["inserted"]
             totals["updated"] += report.stored["updated"]
+            totals["exogenous new"] += report.stored["exogenous"]["inserted"]
+            totals["exogenous updated"] += report.stored["exogenous"]["updated"]
             totals["quarantined"] += report.quarantined
             for source, messages in report.failures.items():
                 failures.setdefault(source, []).extend(f"[{lo:%Y-%m-%d}] {m}" for m in messages)
@@ -268,7 +271,8 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
             bar.update(1)
     click.echo(
         f"ingested {start_ts} .. {end_ts} from {', '.join(chosen)}: {totals['fetched']} provider rows, "
-        f"{totals['new']} new and {totals['updated']} updated hourly prices, {totals['quarantined']} quarantined"
+        f"{totals['new']} new and {totals['updated']} updated hourly prices, {totals['exogenous new']} new and "
+        f"{totals['exogenous updated']} updated hourly exogenous values, {totals['quarantined']} quarantined"
     )
     for source, messages in failures.items():
         click.echo(f"{source} failed in {len(messages)} chunk/region(s), first: {messages[0]}", err=True)
@@ -924,14 +928,25 @@ def demo_command(obj: Context, budget: str) -> None:
 @click.option("--airflow-port", default=8080, show_default=True, type=int)
 @click.option("--mlflow-port", default=5000, show_default=True, type=int)
 @click.option("--sandbox-port", default=8765, show_default=True, type=int)
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "celery"]),
+    default="local",
+    show_default=True,
+    help="local: airflow standalone; celery: scheduler, dag-processor, API server and Celery workers "
+    "(needs a PostgreSQL AIRFLOW__DATABASE__SQL_ALCHEMY_CONN and AIRFLOW__CELERY__BROKER_URL).",
+)
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 32), help="Celery workers.")
 @click.pass_obj
-def up_command(obj: Context, airflow_port: int, mlflow_port: int, sandbox_port: int) -> None:
-    """Start airflow standalone, mlflow server and the pricing sandbox in the background (pid files in .eopt/run)."""
+def up_command(
+    obj: Context, airflow_port: int, mlflow_port: int, sandbox_port: int, executor: str, workers: int
+) -> None:
+    """Start Airflow, mlflow server and the pricing sandbox in the background (pid files in .eopt/run)."""
     from eopt.airflow_home import AirflowCommandError
     from eopt.services import Ports, ServiceError, up
 
     try:
-        up(obj.settings, Ports(airflow_port, mlflow_port, sandbox_port), click.echo)
+        up(obj.settings, Ports(airflow_port, mlflow_port, sandbox_port), click.echo, executor=executor, workers=workers)
     except (ServiceError, AirflowCommandError) as exc:
         raise click.ClickException(str(exc)) from None
 

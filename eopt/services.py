@@ -11,6 +11,16 @@ password for Airflow's SimpleAuthManager before the start (``$AIRFLOW_HOME/admin
 | ``mlflow`` | ``mlflow server`` on the product's tracking store and artifacts | 5000 |
 | ``sandbox`` | ``eopt sandbox`` (the pricing providers' APIs over the bundled history) | 8765 |
 
+With ``executor="celery"`` (``eopt up --executor celery``, ``make up EXECUTOR=celery``) Airflow runs
+as separate processes instead of ``airflow standalone``: ``airflow-scheduler``,
+``airflow-dag-processor``, ``airflow-api-server`` and ``workers`` ``airflow celery worker`` processes
+(``celery-worker-<n>``, Celery hostname ``worker<n>@<host>``, no log server: they share the log
+folder). The CeleryExecutor needs a PostgreSQL metadata database
+(``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN``) and a broker (``AIRFLOW__CELERY__BROKER_URL``, e.g. Redis);
+the result backend defaults to the metadata database. Each worker's tasks record
+``<worker>@<host>`` as their ``task_instance.hostname`` (``worker_hostname``), so which worker ran
+which task can be read back. The processes share one JWT secret (``$AIRFLOW_HOME/jwt-secret``).
+
 ``down`` stops the process groups named in those pid files (SIGTERM, then SIGKILL after a grace
 period) and nothing else; a pid file whose process is gone is just removed.
 """
@@ -36,6 +46,14 @@ from eopt.airflow_home import bootstrap
 
 BIN = Path(sys.executable).parent
 ADMIN_USER = "admin"
+EXECUTORS = ("local", "celery")
+WORKER_HOSTNAME = "EOPT_WORKER_HOSTNAME"
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of the Celery workers ``up`` starts: the worker's own name
+    (``worker<n>@<host>``) where several workers share one machine, else the machine's name."""
+    return os.environ.get(WORKER_HOSTNAME) or socket.getfqdn()
 
 
 @dataclass(frozen=True)
@@ -89,8 +107,42 @@ def admin_password(settings: Settings) -> str:
     return password
 
 
-def _commands(settings: Settings, ports: Ports) -> dict[str, tuple[list[str], dict[str, str]]]:
+def _secret(settings: Settings, name: str) -> str:
+    """A random secret kept in the Airflow home (mode 600): the same for every process and restart."""
+    path = settings.airflow.home / name
+    if not path.is_file():
+        settings.airflow.home.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _celery_environment(settings: Settings) -> dict[str, str]:
+    """The CeleryExecutor's settings, refusing what it cannot run on."""
+    env = settings.airflow_environment()
+    metadata = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    if not metadata.startswith("postgresql"):
+        raise ServiceError(
+            f"the CeleryExecutor needs a PostgreSQL metadata database, not {metadata.split(':')[0]}; set "
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://user:password@host:5432/airflow"
+        )
+    broker = env.get("AIRFLOW__CELERY__BROKER_URL")
+    if not broker:
+        raise ServiceError(
+            "the CeleryExecutor needs a broker: set AIRFLOW__CELERY__BROKER_URL, e.g. redis://127.0.0.1:6379/1"
+        )
+    return {
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CELERY__BROKER_URL": broker,
+        "AIRFLOW__CELERY__RESULT_BACKEND": env.get("AIRFLOW__CELERY__RESULT_BACKEND") or "db+" + metadata,
+    }
+
+
+def _commands(
+    settings: Settings, ports: Ports, executor: str = "local", workers: int = 2, worker_concurrency: int | None = None
+) -> dict[str, tuple[list[str], dict[str, str]]]:
     base = f"http://127.0.0.1:{ports.airflow}"
+    extra = _celery_environment(settings) if executor == "celery" else {}
     airflow_env = settings.airflow_environment(
         AIRFLOW__API__PORT=str(ports.airflow),
         AIRFLOW__API__HOST="127.0.0.1",
@@ -101,6 +153,7 @@ def _commands(settings: Settings, ports: Ports) -> dict[str, tuple[list[str], di
             settings.airflow.home / "simple_auth_manager_passwords.json.generated"
         ),
         MLFLOW_TRACKING_URI=f"http://127.0.0.1:{ports.mlflow}",
+        **extra,
     )
     airflow_env["PATH"] = (
         f"{BIN}{os.pathsep}{airflow_env.get('PATH', '')}"  # standalone starts its parts as `airflow ...`
@@ -122,16 +175,40 @@ def _commands(settings: Settings, ports: Ports) -> dict[str, tuple[list[str], di
         "1",
     ]
     sandbox = [str(BIN / "eopt"), "sandbox", "--host", "127.0.0.1", "--port", str(ports.sandbox)]
-    return {
-        "airflow": ([str(BIN / "airflow"), "standalone"], airflow_env),
-        "mlflow": (mlflow, plain_env),
-        "sandbox": (sandbox, plain_env),
-    }
+    airflow = str(BIN / "airflow")
+    if executor == "local":
+        airflow_parts = {"airflow": ([airflow, "standalone"], airflow_env)}
+    else:
+        # separate processes share the tokens the scheduler signs and the API server checks
+        airflow_env["AIRFLOW__API_AUTH__JWT_SECRET"] = _secret(settings, "jwt-secret")
+        airflow_parts = {
+            "airflow-api-server": (
+                [airflow, "api-server", "--host", "127.0.0.1", "--port", str(ports.airflow)],
+                airflow_env,
+            ),
+            "airflow-scheduler": ([airflow, "scheduler"], airflow_env),
+            "airflow-dag-processor": ([airflow, "dag-processor"], airflow_env),
+        }
+        host = socket.gethostname()
+        for number in range(1, workers + 1):
+            name = f"worker{number}@{host}"
+            worker_env = {
+                **airflow_env,
+                WORKER_HOSTNAME: name,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "eopt.services.worker_hostname",
+            }
+            command = [airflow, "celery", "worker", "--celery-hostname", name, "--skip-serve-logs"]
+            if worker_concurrency:
+                command += ["--concurrency", str(worker_concurrency)]
+            airflow_parts[f"celery-worker-{number}"] = (command, worker_env)
+    return {**airflow_parts, "mlflow": (mlflow, plain_env), "sandbox": (sandbox, plain_env)}
 
 
-def _health_urls(ports: Ports) -> dict[str, str]:
+def _health_urls(ports: Ports, executor: str = "local") -> dict[str, str]:
     return {
-        "airflow": f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health",
+        "airflow"
+        if executor == "local"
+        else "airflow-api-server": f"http://127.0.0.1:{ports.airflow}/api/v2/monitor/health",
         "mlflow": f"http://127.0.0.1:{ports.mlflow}/health",
         "sandbox": f"http://127.0.0.1:{ports.sandbox}/iea/",
     }
@@ -148,8 +225,21 @@ def _answers(url: str) -> bool:
 
 
 def up(
-    settings: Settings, ports: Ports = Ports(), echo: Callable[[str], None] = print, timeout_s: float = 300
+    settings: Settings,
+    ports: Ports = Ports(),
+    echo: Callable[[str], None] = print,
+    timeout_s: float = 300,
+    executor: str = "local",
+    workers: int = 2,
+    worker_concurrency: int | None = None,
 ) -> dict[str, int]:
+    """Start the platform (see the module docstring); returns each process's pid by name."""
+    if executor not in EXECUTORS:
+        raise ServiceError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
+    if executor == "celery":
+        _celery_environment(settings)  # refuse a SQLite metadata database or no broker before starting anything
+        if workers < 1:
+            raise ServiceError(f"the CeleryExecutor needs at least one worker, not {workers}")
     folder = run_dir(settings)
     folder.mkdir(parents=True, exist_ok=True)
     running = [p.stem for p in folder.glob("*.pid") if _alive(int(p.read_text()))]
@@ -162,22 +252,24 @@ def up(
     for line in bootstrap(settings):
         echo(f"  {line}")
     password = admin_password(settings)
-    pids = {}
-    for name, (command, env) in _commands(settings, ports).items():
+    pids, processes = {}, {}
+    for name, (command, env) in _commands(settings, ports, executor, workers, worker_concurrency).items():
         log = open(folder / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=settings.stores.home, start_new_session=True
         )
         (folder / f"{name}.pid").write_text(str(process.pid))
         pids[name] = process.pid
+        processes[name] = process
         echo(f"started {name} (pid {process.pid}, log {folder / f'{name}.log'})")
     deadline = time.monotonic() + timeout_s
-    waiting = dict(_health_urls(ports))
+    waiting = dict(_health_urls(ports, executor))
     while waiting and time.monotonic() < deadline:
-        for name, url in list(waiting.items()):
-            if not _alive(pids[name]):
+        for name, process in processes.items():
+            if process.poll() is not None:  # exited (a dead child stays a zombie, which `_alive` counts)
                 down(settings, echo)
                 raise ServiceError(f"{name} exited during start; see {folder / f'{name}.log'}")
+        for name, url in list(waiting.items()):
             if _answers(url):
                 echo(f"{name} is up: {url}")
                 del waiting[name]

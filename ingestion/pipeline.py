@@ -2,7 +2,10 @@
 composes them into the DAG's tasks and ``run_cycle``).
 
 The cycle at run time ``T`` asks every provider for ``[T - 24 h, T + 24 h)`` floored to the hour:
-yesterday's hours (late revisions), today's, and tomorrow's day-ahead prices once published.
+yesterday's hours (late revisions), today's, and tomorrow's day-ahead prices once published, and,
+from providers that publish them (ENTSO-E), the day-ahead exogenous forecasts of the same window
+(load, wind and solar), which go the same way: hourly means, quarantine of what is refused, one
+idempotent upsert with the prices into ``market_exogenous``.
 Every step is idempotent: re-running a cycle changes nothing in the store.
 """
 
@@ -19,10 +22,10 @@ import pandas as pd
 from core.redaction import redact
 from core.settings import Settings
 from core.timestamps import local_midnights
-from ingestion.aggregate import aggregate_hourly
+from ingestion.aggregate import aggregate_exogenous_hourly, aggregate_hourly
 from ingestion.http import ApiCall, AuthError, HttpTransport, PayloadError, ProviderConfig, ProviderError
 from ingestion.providers import FETCH_TASKS, build_client, provider_config
-from ingestion.sources import SOURCE_COLUMNS, empty_prices
+from ingestion.sources import EXOGENOUS_SOURCE_COLUMNS, SOURCE_COLUMNS, empty_exogenous, empty_prices
 from ingestion.validation import Validation, validate_prices
 from storage.cache import CacheWrite, PriceCache, refresh_latest_prices
 from storage.health import ApiHealthStore, QuarantinedRow, QuarantineStore
@@ -77,6 +80,7 @@ class FetchOutcome:
     rows: pd.DataFrame
     failures: list[str] = field(default_factory=list)
     regions_ok: list[str] = field(default_factory=list)
+    exogenous: pd.DataFrame = field(default_factory=empty_exogenous)  # EXOGENOUS_SOURCE_COLUMNS
 
     @property
     def failed(self) -> bool:
@@ -111,47 +115,83 @@ def fetch_source(
         log.error("%s", reason)
         return outcome
     transport: HttpTransport | None = getattr(client, "transport", None)
-    frames = []
+    frames, exogenous_frames = [], []
     for region in regions:
         noted = len(transport.calls) if transport is not None else 0
         try:
             rows = client.fetch_prices(region, start, end).loc[:, list(SOURCE_COLUMNS)]
         except Exception as exc:  # the boundary: every failure is this provider's, recorded
-            message = redact(f"{region}: {exc}" if isinstance(exc, ProviderError) else f"{region}: {_described(exc)}")
-            outcome.failures.append(message)
-            recorded = transport is not None and any(c.status == "error" for c in transport.calls[noted:])
-            if not recorded:
-                if transport is not None:
-                    transport.record_failure("(client)", message)
-                else:
-                    _record_failure(record, config.source, "(client)", message)
-            if isinstance(exc, PayloadError) and exc.payload_ref and quarantine is not None:
-                row = QuarantinedRow(
-                    source=config.source,
-                    region=region,
-                    reason=f"rejected payload: {message}",
-                    payload_ref=exc.payload_ref,
-                )
-                try:
-                    quarantine.add([row])
-                except Exception as store_error:  # the payload stays archived; say where
-                    outcome.failures.append(
-                        f"{region}: could not quarantine the payload archived at {exc.payload_ref}: {store_error}"
-                    )
-                    log.error("could not quarantine %s's payload %s: %s", config.source, exc.payload_ref, store_error)
-                log.error("%s sent a payload that was refused for %s (quarantined): %s", config.source, region, message)
-            elif isinstance(exc, AuthError):
-                log.error("%s refused the credentials; skipping its other regions: %s", config.source, message)
+            if _note_failure(outcome, config.source, region, "", exc, transport, noted, record, quarantine):
                 break
-            else:
-                log.error("%s failed for %s: %s", config.source, region, message)
-            continue
-        frames.append(rows)
-        outcome.regions_ok.append(region)
-        log.info("%s: %d row(s) for %s in [%s, %s)", config.source, len(rows), region, start, end)
+        else:
+            frames.append(rows)
+            outcome.regions_ok.append(region)
+            log.info("%s: %d row(s) for %s in [%s, %s)", config.source, len(rows), region, start, end)
+        stop = False
+        for name, fetch in client.exogenous_series().items():  # each on its own: one failing loses no other
+            noted = len(transport.calls) if transport is not None else 0
+            try:
+                series = fetch(region, start, end).loc[:, list(EXOGENOUS_SOURCE_COLUMNS)]
+            except Exception as exc:  # the same boundary: this series fails, the prices are kept
+                stop = _note_failure(
+                    outcome, config.source, region, f"{name}: ", exc, transport, noted, record, quarantine
+                )
+                if stop:
+                    break
+                continue
+            exogenous_frames.append(series)
+            log.info("%s: %d %s value(s) for %s in [%s, %s)", config.source, len(series), name, region, start, end)
+        if stop:
+            break
     if frames:
         outcome.rows = pd.concat(frames, ignore_index=True)
+    if exogenous_frames:
+        outcome.exogenous = pd.concat(exogenous_frames, ignore_index=True)
     return outcome
+
+
+def _note_failure(
+    outcome: FetchOutcome,
+    source: str,
+    region: str,
+    what: str,
+    exc: Exception,
+    transport: HttpTransport | None,
+    noted: int,
+    record: Callable[[ApiCall], object] | None,
+    quarantine: QuarantineStore | None,
+) -> bool:
+    """One failed fetch (``what``: empty for the prices, else the exogenous series' name) into the
+    outcome, ``api_health`` and, with its payload, the quarantine. True when the provider refused
+    the credentials, so its other regions are not tried."""
+    message = redact(
+        f"{region}: {what}{exc}" if isinstance(exc, ProviderError) else f"{region}: {what}{_described(exc)}"
+    )
+    outcome.failures.append(message)
+    recorded = transport is not None and any(c.status == "error" for c in transport.calls[noted:])
+    if not recorded:
+        if transport is not None:
+            transport.record_failure("(client)", message)
+        else:
+            _record_failure(record, source, "(client)", message)
+    if isinstance(exc, PayloadError) and exc.payload_ref and quarantine is not None:
+        row = QuarantinedRow(
+            source=source, region=region, reason=f"rejected payload: {message}", payload_ref=exc.payload_ref
+        )
+        try:
+            quarantine.add([row])
+        except Exception as store_error:  # the payload stays archived; say where
+            outcome.failures.append(
+                f"{region}: could not quarantine the payload archived at {exc.payload_ref}: {store_error}"
+            )
+            log.error("could not quarantine %s's payload %s: %s", source, exc.payload_ref, store_error)
+        log.error("%s sent a payload that was refused for %s (quarantined): %s", source, region, message)
+    elif isinstance(exc, AuthError):
+        log.error("%s refused the credentials; skipping its other regions: %s", source, message)
+        return True
+    else:
+        log.error("%s failed for %s: %s", source, region, message)
+    return False
 
 
 def _described(exc: BaseException) -> str:
@@ -215,6 +255,24 @@ def aggregate_step(raw: pd.DataFrame, quarantine: QuarantineStore) -> tuple[pd.D
     return aggregated.hourly, quarantine_rejected(aggregated.rejected, quarantine)
 
 
+def aggregate_exogenous_step(raw: pd.DataFrame, quarantine: QuarantineStore) -> tuple[pd.DataFrame, int]:
+    """Providers' exogenous rows -> hourly means in the store's shape (``EXOGENOUS_COLUMNS``); returns
+    them and how many rejected rows (named by their variable) were newly quarantined."""
+    aggregated = aggregate_exogenous_hourly(raw)
+    rejected = aggregated.rejected
+    rows = [
+        QuarantinedRow(
+            source=str(r.source),
+            region=None if pd.isna(r.region) else str(r.region),
+            ts=None if pd.isna(r.ts) else r.ts.to_pydatetime(),
+            raw_value=None if pd.isna(r.value) else repr(r.value),
+            reason=f"exogenous {r.variable}: {r.reason}",
+        )
+        for r in rejected.itertuples(index=False)
+    ]
+    return aggregated.hourly.drop(columns="resolution"), quarantine.add(rows)
+
+
 def validate_step(
     hourly: pd.DataFrame, run_time: pd.Timestamp, min_records: int, quarantine: QuarantineStore
 ) -> tuple[Validation, int]:
@@ -234,10 +292,10 @@ def save_rows(frame: pd.DataFrame, path: Path) -> str:
     return str(path)
 
 
-def load_rows(paths: Iterable[str]) -> pd.DataFrame:
+def load_rows(paths: Iterable[str | None], empty: Callable[[], pd.DataFrame] = empty_prices) -> pd.DataFrame:
     frames = [pd.read_parquet(p) for p in paths if p and Path(p).is_file()]
     if not frames:
-        return empty_prices()
+        return empty()
     frame = pd.concat(frames, ignore_index=True)
     frame["ts"] = pd.to_datetime(frame["ts"], utc=True).astype("datetime64[us, UTC]")
     return frame

@@ -21,6 +21,7 @@ import pandas as pd
 from core.settings import Settings
 from ingestion.http import ProviderConfig
 from ingestion.pipeline import (
+    aggregate_exogenous_step,
     aggregate_step,
     cycle_window,
     fetch_task,
@@ -31,6 +32,7 @@ from ingestion.pipeline import (
     validate_step,
 )
 from ingestion.providers import FETCH_TASKS
+from ingestion.sources import empty_exogenous
 from quality import checks
 from storage.cache import PriceCache
 from storage.health import ApiHealthStore, QuarantineStore
@@ -88,9 +90,13 @@ def fetch_provider(
     )
     rows = pd.concat([o.rows for o in outcomes], ignore_index=True) if outcomes else None
     path = save_rows(rows, folder / f"fetch_{task}.parquet") if rows is not None else None
+    exogenous = [o.exogenous for o in outcomes if not o.exogenous.empty]
+    if exogenous:  # the day-ahead load/wind/solar forecasts some providers publish (ENTSO-E)
+        save_rows(pd.concat(exogenous, ignore_index=True), folder / f"exogenous_{task}.parquet")
     return {
         "path": path,
         "rows": {o.source: len(o.rows) for o in outcomes},
+        "exogenous": {o.source: len(o.exogenous) for o in outcomes if not o.exogenous.empty},
         "failures": {o.source: o.failures for o in outcomes if o.failures},
     }
 
@@ -144,17 +150,37 @@ def fetch_entsoe(
     folder: Path,
     configs: Mapping[str, ProviderConfig] | None = None,
 ) -> dict[str, Any]:
-    """ENTSO-E day-ahead prices (A44) of the cycle window; raises ``ProviderFailed`` after saving what it got."""
+    """ENTSO-E day-ahead prices (A44), total load forecast (A65) and wind and solar forecast (A69) of the
+    cycle window; raises ``ProviderFailed`` after saving what it got."""
     return _failing_loudly(fetch_provider("entsoe", settings, store, *cycle_window(run_time), folder, configs))
 
 
 def aggregate_prices(store: PriceStore, folder: Path) -> dict[str, Any]:
-    """Every fetch file of the run -> hourly per-MWh rows in ``hourly.parquet``; rejects quarantined."""
+    """Every fetch file of the run -> hourly per-MWh rows in ``hourly.parquet``, and every exogenous
+    file -> hourly means in ``exogenous_hourly.parquet``; rejects quarantined."""
+    quarantine = QuarantineStore(store.engine)
     raw = load_rows(str(p) for p in sorted(folder.glob("fetch_*.parquet")))
-    hourly, quarantined = aggregate_step(raw, QuarantineStore(store.engine))
+    hourly, quarantined = aggregate_step(raw, quarantine)
     path = save_rows(hourly, folder / "hourly.parquet")
-    log.info("aggregated %d provider rows into %d hourly rows; %d quarantined", len(raw), len(hourly), quarantined)
-    return {"path": path, "raw": len(raw), "hourly": len(hourly), "quarantined": quarantined}
+    raw_exogenous = load_rows((str(p) for p in sorted(folder.glob("exogenous_*.parquet"))), empty_exogenous)
+    exogenous, exogenous_quarantined = aggregate_exogenous_step(raw_exogenous, quarantine)
+    exogenous_path = save_rows(exogenous, folder / "exogenous_hourly.parquet")
+    log.info(
+        "aggregated %d provider rows into %d hourly rows and %d exogenous values into %d hourly ones; %d quarantined",
+        len(raw),
+        len(hourly),
+        len(raw_exogenous),
+        len(exogenous),
+        quarantined + exogenous_quarantined,
+    )
+    return {
+        "path": path,
+        "raw": len(raw),
+        "hourly": len(hourly),
+        "quarantined": quarantined + exogenous_quarantined,
+        "exogenous_path": exogenous_path,
+        "exogenous_hourly": len(exogenous),
+    }
 
 
 def validate_data_quality(
@@ -169,16 +195,32 @@ def validate_data_quality(
     return {"path": path, "newly_quarantined": quarantined, **validation.summary()}
 
 
-def store_prices(store: PriceStore, validated_path: str) -> dict[str, Any]:
-    """The accepted rows, upserted (idempotent: unchanged rows are counted, not rewritten)."""
+def store_prices(store: PriceStore, validated_path: str, exogenous_path: str | None = None) -> dict[str, Any]:
+    """The accepted prices and the hourly exogenous forecasts, upserted in one transaction
+    (idempotent: unchanged rows are counted, not rewritten)."""
     accepted = load_rows([validated_path])
-    result = store.upsert_prices(accepted)
-    log.info("stored: %d new, %d updated, %d unchanged", result.inserted, result.updated, result.unchanged)
+    exogenous = load_rows([exogenous_path], empty_exogenous)
+    written = store.upsert_history(accepted, exogenous)
+    result = written.prices
+    log.info(
+        "stored: %d new, %d updated, %d unchanged prices; %d new, %d updated, %d unchanged exogenous values",
+        result.inserted,
+        result.updated,
+        result.unchanged,
+        written.exogenous.inserted,
+        written.exogenous.updated,
+        written.exogenous.unchanged,
+    )
     return {
         "inserted": result.inserted,
         "updated": result.updated,
         "unchanged": result.unchanged,
         "regions": sorted(accepted["region"].unique()),
+        "exogenous": {
+            "inserted": written.exogenous.inserted,
+            "updated": written.exogenous.updated,
+            "unchanged": written.exogenous.unchanged,
+        },
     }
 
 
@@ -202,6 +244,7 @@ def forecast_requested(conf: Mapping[str, Any], variable: str | None) -> bool:
 class CycleReport:
     window: tuple[pd.Timestamp, pd.Timestamp]
     fetched: dict[str, int]
+    fetched_exogenous: dict[str, int]
     failures: dict[str, list[str]]
     aggregated: int
     validation: dict[str, object]
@@ -244,10 +287,11 @@ def run_cycle(
             folder,
             aggregated["path"],
         )
-        stored = store_prices(store, validated["path"])
+        stored = store_prices(store, validated["path"], aggregated["exogenous_path"])
     return CycleReport(
         window=(start, end),
         fetched={source: n for f in fetched for source, n in f["rows"].items()},
+        fetched_exogenous={source: n for f in fetched for source, n in f["exogenous"].items()},
         failures={source: messages for f in fetched for source, messages in f["failures"].items()},
         aggregated=aggregated["hourly"],
         validation={k: v for k, v in validated.items() if k not in ("path", "newly_quarantined")},

@@ -198,14 +198,20 @@ class PriceStore:
     def read_exogenous(
         self, region: str, start: datetime | None = None, end: datetime | None = None, source: str | None = None
     ) -> pd.DataFrame:
-        """Exogenous series of a region, wide: one column per variable, indexed by UTC ``ts``."""
+        """Exogenous series of a region, wide: one column per variable, indexed by UTC ``ts``.
+
+        Where several sources hold a variable's hour (the bundled history and ENTSO-E's forecasts),
+        the highest-priority source's value stands for it (``SOURCE_PRIORITY``), as for prices."""
         t = market_exogenous
-        query = _window(sa.select(t.c.ts, t.c.variable, t.c.value), t, region, start, end, source)
+        query = _window(sa.select(t.c.ts, t.c.variable, t.c.value, t.c.source), t, region, start, end, source)
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
-        long = pd.DataFrame(rows, columns=["ts", "variable", "value"])
+        long = pd.DataFrame(rows, columns=["ts", "variable", "value", "source"])
         long["ts"] = pd.to_datetime(long["ts"], utc=True)
-        wide = long.pivot_table(index="ts", columns="variable", values="value", aggfunc="last").sort_index()
+        rank = long["source"].map({s: i for i, s in enumerate(SOURCE_PRIORITY)}).fillna(len(SOURCE_PRIORITY))
+        long = long.assign(rank=rank).sort_values(["ts", "variable", "rank"], kind="stable")
+        long = long.drop_duplicates(["ts", "variable"], keep="first")
+        wide = long.pivot_table(index="ts", columns="variable", values="value", aggfunc="first").sort_index()
         wide.columns.name = None
         return wide
 

@@ -26,6 +26,7 @@ from typing import Any
 import mlflow
 from mlflow import environment_variables as mlflow_variables
 from mlflow.entities import Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial, TrialState
 
@@ -85,7 +86,15 @@ def experiment_id(
     # MLflow would write ./mlruns under whatever folder the process started in.
     local = not settings.stores.mlflow_tracking_uri.startswith(("http://", "https://", "databricks"))
     location = settings.stores.mlflow_artifact_root.as_uri() if local and settings.stores.mlflow_artifact_root else None
-    return client.create_experiment(name, artifact_location=location, tags={"eopt.purpose": purpose})
+    try:
+        return client.create_experiment(name, artifact_location=location, tags={"eopt.purpose": purpose})
+    except MlflowException as exc:
+        # the regions of one run start at once on several workers (CeleryExecutor): another task
+        # may have created the experiment between the lookup and the create; then use that one
+        created = client.get_experiment_by_name(name) if exc.error_code == "RESOURCE_ALREADY_EXISTS" else None
+        if created is None:
+            raise
+        return created.experiment_id
 
 
 def start_run(

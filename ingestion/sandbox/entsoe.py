@@ -1,4 +1,5 @@
-"""Sandbox ENTSO-E Transparency Platform: ``GET /api`` day-ahead prices (``documentType=A44``).
+"""Sandbox ENTSO-E Transparency Platform: ``GET /api`` day-ahead prices (``documentType=A44``), and
+the day-ahead total load forecast (``A65``, ``processType=A01``) and wind and solar forecast (``A69``).
 
 It answers like the real ``https://web-api.tp.entsoe.eu/api`` as far as the public record shows
 (the ENTSO-E API guide, entsoe-py, and the real answers under ``tests/fixtures/pricing_apis/entsoe``):
@@ -14,6 +15,22 @@ It answers like the real ``https://web-api.tp.entsoe.eu/api`` as far as the publ
   ``Acknowledgement_MarketDocument``, Reason 999 "No matching data found ...";
 - bad or missing parameters, more than 100 delivery days or more than a year: **400** with an
   Acknowledgement whose Reason (also code 999, as the real API uses it) says what is wrong.
+
+The exogenous forecasts are ``GL_MarketDocument`` answers (namespace ``...generationloaddocument:3:0``)
+shaped like the real ones under ``tests/fixtures/pricing_apis/entsoe`` (``a65_*``, ``a69_*``):
+
+- A65: ``documentType=A65&processType=A01&outBiddingZone_Domain=EIC&periodStart&periodEnd``; A69:
+  ``documentType=A69&processType=A01&in_Domain=EIC`` and an optional ``psrType`` (B16 solar, B18 wind
+  offshore, B19 wind onshore); the answer names the zone in ``outBiddingZone_Domain.mRID`` (A65) or
+  ``inBiddingZone_Domain.mRID`` (A69) and gives MW (``MAW``);
+- the document covers **the requested UTC interval** (widened to whole hours), not delivery days: one
+  ``TimeSeries`` per series with one ``Period`` over the interval (two where it crosses 2025-10-01,
+  ``PT60M`` before and ``PT15M`` from then, each hour's value over its four quarters), ``curveType``
+  A03 with repeated values left out;
+- values: the zone's market's bundled ``system_load_forecast`` for A65; for A69 the bundle has no solar
+  or offshore history, so the answer holds one B19 (wind onshore) series replaying the only real wind
+  forecast the bundle has (Nord Pool's ``wind_power_forecast``), and B16 or B18 asked alone is "no data";
+- any other ``processType`` (A16 realised, A40 intraday) is "no data" (the sandbox has day-ahead only).
 
 UNVERIFIED and chosen here: the HTTP status of the error acknowledgements, the exact text of the
 one-year error, the content types, and the 429/500 bodies (the 429 text is the one the old API
@@ -57,6 +74,12 @@ RATE_LIMIT_TEXT = "Max allowed requests per minute from each unique IP is max up
 
 _PERIOD = re.compile(r"^\d{12}$")
 
+GENERATION_LOAD_NS = "urn:iec62325.351:tc57wg16:451-6:generationloaddocument:3:0"
+LOAD_SERIES = "system_load_forecast"  # A65: each zone's own market's load forecast
+WIND_SERIES = ("NP", "wind_power_forecast")  # A69 wind onshore: the bundle's only real wind forecast
+PSR_TYPES = {"B16": "A94", "B18": "A93", "B19": "A93"}  # psrType -> businessType (solar A94, wind A93)
+DAY_AHEAD_PROCESS = "A01"
+
 
 class App:
     name = "entsoe"
@@ -78,9 +101,13 @@ class App:
         if not token or query.get("securityToken") != token:
             return self.error(401, "Unauthorized. Missing or invalid security token")
         document_type = query.get("documentType")
+        if document_type in ("A65", "A69"):
+            return self._forecast(document_type, query)
         if document_type != "A44":
             return self.error(
-                400, f"Unsupported or missing documentType {document_type!r}; the sandbox serves A44 (day-ahead prices)"
+                400,
+                f"Unsupported or missing documentType {document_type!r}; the sandbox serves A44 (day-ahead prices), "
+                "A65 (total load forecast) and A69 (wind and solar forecast)",
             )
         in_domain, out_domain = query.get("in_Domain"), query.get("out_Domain")
         if not in_domain or not out_domain:
@@ -112,6 +139,44 @@ class App:
         if region is None or contract != "A01":
             return self.no_data(start, end)
         return SandboxResponse(200, self._publication(region, in_domain, days).encode("utf-8"), XML)
+
+    def _forecast(self, document_type: str, query: dict[str, str]) -> SandboxResponse:
+        """An A65 or A69 answer over the requested UTC interval (see the module docstring)."""
+        zone_parameter = "outBiddingZone_Domain" if document_type == "A65" else "in_Domain"
+        process = query.get("processType")
+        zone = query.get(zone_parameter)
+        missing = [name for name, value in (("processType", process), (zone_parameter, zone)) if not value]
+        if missing:
+            return self.error(
+                400, f"Mandatory parameter(s) {', '.join(missing)} missing for documentType {document_type}"
+            )
+        psr_type = query.get("psrType")
+        if document_type == "A69" and psr_type is not None and psr_type not in PSR_TYPES:
+            return self.error(
+                400, f"psrType {psr_type!r} is not valid for documentType A69; use one of {', '.join(PSR_TYPES)}"
+            )
+        period = self._period(query)
+        if isinstance(period, SandboxResponse):
+            return period
+        start, end = period[0].floor("h"), period[1].ceil("h")
+        if end > start + pd.DateOffset(years=1):
+            return self.error(
+                400,
+                f"The requested period {query['periodStart']}-{query['periodEnd']} exceeds the allowed maximum of 1 year",
+            )
+        item = "SYSTEM_TOTAL_LOAD [6.1.B]" if document_type == "A65" else "WIND_AND_SOLAR_FORECAST [14.1.D]"
+        region = ZONES.get(str(zone))
+        if region is None or process != DAY_AHEAD_PROCESS or psr_type in ("B16", "B18"):
+            return SandboxResponse(200, _acknowledgement("999", _no_data_text(start, end, item)).encode("utf-8"), XML)
+        if document_type == "A65":
+            values = self.history.exogenous(region, LOAD_SERIES, start, end)
+        else:
+            values = self.history.exogenous(WIND_SERIES[0], WIND_SERIES[1], start, end)
+        if len(values) == 0 or not np.isfinite(values.to_numpy(dtype=float)).all():
+            return SandboxResponse(200, _acknowledgement("999", _no_data_text(start, end, item)).encode("utf-8"), XML)
+        psr = None if document_type == "A65" else "B19"
+        body = _generation_load_document(document_type, str(zone), psr, start, end, values)
+        return SandboxResponse(200, body.encode("utf-8"), XML)
 
     def _period(self, query: dict[str, str]) -> tuple[pd.Timestamp, pd.Timestamp] | SandboxResponse:
         raw = {name: query.get(name, "") for name in ("periodStart", "periodEnd")}
@@ -242,9 +307,85 @@ def _acknowledgement(code: str, text: str) -> str:
     )
 
 
-def _no_data_text(start: pd.Timestamp, end: pd.Timestamp) -> str:
+def _generation_load_document(
+    document_type: str, eic: str, psr_type: str | None, start: pd.Timestamp, end: pd.Timestamp, hourly: pd.Series
+) -> str:
+    """A GL_MarketDocument like the real A65/A69 answers: one TimeSeries, a Period per resolution."""
+    switch = _midnight(QUARTER_HOUR_FROM)
+    periods = []
+    for lo, hi, quarters in ((start, min(end, switch), False), (max(start, switch), end, True)):
+        if lo >= hi:
+            continue
+        values = hourly[(hourly.index >= lo) & (hourly.index < hi)].to_numpy(dtype=float)
+        periods.append(
+            _quantity_period(lo, hi, "PT15M" if quarters else "PT60M", np.repeat(values, 4) if quarters else values)
+        )
+    if document_type == "A65":
+        head = (
+            "      <businessType>A04</businessType>\n"
+            "      <objectAggregation>A01</objectAggregation>\n"
+            f'      <outBiddingZone_Domain.mRID codingScheme="A01">{escape(eic)}</outBiddingZone_Domain.mRID>\n'
+            "      <quantity_Measure_Unit.name>MAW</quantity_Measure_Unit.name>\n"
+            "      <curveType>A03</curveType>\n"
+        )
+    else:
+        head = (
+            f"      <businessType>{PSR_TYPES[str(psr_type)]}</businessType>\n"
+            "      <objectAggregation>A08</objectAggregation>\n"
+            f'      <inBiddingZone_Domain.mRID codingScheme="A01">{escape(eic)}</inBiddingZone_Domain.mRID>\n'
+            "      <quantity_Measure_Unit.name>MAW</quantity_Measure_Unit.name>\n"
+            "      <curveType>A03</curveType>\n"
+            f"      <MktPSRType>\n        <psrType>{psr_type}</psrType>\n      </MktPSRType>\n"
+        )
     return (
-        f"No matching data found for Data item ENERGY_PRICES [12.1.D] and interval "
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<GL_MarketDocument xmlns="{GENERATION_LOAD_NS}">\n'
+        f"  <mRID>{uuid.uuid4().hex}</mRID>\n"
+        "  <revisionNumber>1</revisionNumber>\n"
+        f"  <type>{document_type}</type>\n"
+        f"  <process.processType>{DAY_AHEAD_PROCESS}</process.processType>\n"
+        f'  <sender_MarketParticipant.mRID codingScheme="A01">{PLATFORM}</sender_MarketParticipant.mRID>\n'
+        "  <sender_MarketParticipant.marketRole.type>A32</sender_MarketParticipant.marketRole.type>\n"
+        f'  <receiver_MarketParticipant.mRID codingScheme="A01">{PLATFORM}</receiver_MarketParticipant.mRID>\n'
+        "  <receiver_MarketParticipant.marketRole.type>A33</receiver_MarketParticipant.marketRole.type>\n"
+        f"  <createdDateTime>{_now()}</createdDateTime>\n"
+        "  <time_Period.timeInterval>\n"
+        f"    <start>{_instant(start)}</start>\n"
+        f"    <end>{_instant(end)}</end>\n"
+        "  </time_Period.timeInterval>\n"
+        "    <TimeSeries>\n"
+        "      <mRID>1</mRID>\n" + head + "".join(periods) + "    </TimeSeries>\n"
+        "</GL_MarketDocument>\n"
+    )
+
+
+def _quantity_period(start: pd.Timestamp, end: pd.Timestamp, resolution: str, quantities: np.ndarray) -> str:
+    points = []
+    previous = None
+    for position, value in enumerate(quantities, start=1):
+        text = _amount(value)
+        if text == previous:
+            continue  # curveType A03: a quantity equal to the previous one is left out
+        previous = text
+        points.append(
+            "            <Point>\n"
+            f"              <position>{position}</position>\n"
+            f"              <quantity>{text}</quantity>\n"
+            "            </Point>\n"
+        )
+    return (
+        "        <Period>\n"
+        "          <timeInterval>\n"
+        f"            <start>{_instant(start)}</start>\n"
+        f"            <end>{_instant(end)}</end>\n"
+        "          </timeInterval>\n"
+        f"          <resolution>{resolution}</resolution>\n" + "".join(points) + "        </Period>\n"
+    )
+
+
+def _no_data_text(start: pd.Timestamp, end: pd.Timestamp, item: str = "ENERGY_PRICES [12.1.D]") -> str:
+    return (
+        f"No matching data found for Data item {item} and interval "
         f"{start:%Y-%m-%dT%H:%M:%S.000Z}/{end:%Y-%m-%dT%H:%M:%S.000Z}"
     )
 

@@ -2,7 +2,8 @@
 
 A requested instant inside a market's history is served as is. One outside it is shifted by a
 whole number of 364-day years (52 weeks, so weekdays and the daily/weekly shape are kept) into
-the history, and the real price of that shifted hour is served for the requested hour.
+the history, and the real price of that shifted hour is served for the requested hour. A market's
+day-ahead exogenous forecasts (``exogenous``) are replayed the same way.
 """
 
 from __future__ import annotations
@@ -21,26 +22,39 @@ YEAR = pd.Timedelta(days=364)
 class ReplayHistory:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
-        self._loaded: dict[str, pd.Series] = {}  # a region's history, read once per server
+        self._loaded: dict[tuple[str, str], pd.Series] = {}  # a region's series, read once per server
         # the server's threads ask for the same region at once, and a pandas index builds its
         # lookup tables on first use without a lock (a race there reads as "duplicate labels")
         self._lock = threading.RLock()
 
-    def _series(self, region: str) -> pd.Series:
+    def _series(self, region: str, variable: str = "price") -> pd.Series:
         with self._lock:
-            if region not in self._loaded:
-                prices = load_market(region, self.data_dir).prices
-                self._loaded[region] = pd.Series(
-                    prices["price"].to_numpy(), index=pd.DatetimeIndex(prices["ts"]), name=region
+            if (region, variable) not in self._loaded:
+                history = load_market(region, self.data_dir)
+                self._loaded[(region, "price")] = pd.Series(
+                    history.prices["price"].to_numpy(), index=pd.DatetimeIndex(history.prices["ts"]), name=region
                 )
-            return self._loaded[region]
+                for name, rows in history.exogenous.groupby("variable"):
+                    self._loaded[(region, str(name))] = pd.Series(
+                        rows["value"].to_numpy(), index=pd.DatetimeIndex(rows["ts"]), name=name
+                    )
+            if (region, variable) not in self._loaded:
+                raise KeyError(f"the bundled history of {region} has no series {variable!r}")
+            return self._loaded[(region, variable)]
 
     def currency(self, region: str) -> str:
         return MARKETS[region].currency
 
     def hourly(self, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
         """Hourly real prices (per MWh) for ``start <= ts < end``, ts in UTC as requested."""
-        series = self._series(region)
+        return self._replay(self._series(region), start, end, region)
+
+    def exogenous(self, region: str, variable: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+        """A market's hourly real day-ahead forecast ``variable`` (e.g. ``system_load_forecast``, MW)
+        for ``start <= ts < end``, replayed like the prices."""
+        return self._replay(self._series(region, variable), start, end, variable)
+
+    def _replay(self, series: pd.Series, start: pd.Timestamp, end: pd.Timestamp, name: str) -> pd.Series:
         first, last = series.index[0], series.index[-1]
         hours = pd.date_range(start.ceil("h"), end, freq="h", inclusive="left", tz="UTC")
         if len(hours) == 0:
@@ -55,4 +69,4 @@ class ReplayHistory:
             source_ts.append(ts - shift * YEAR)
         with self._lock:
             values = series.reindex(pd.DatetimeIndex(source_ts)).to_numpy()
-        return pd.Series(values, index=hours, name=region)
+        return pd.Series(values, index=hours, name=name)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 import pandas as pd
@@ -19,6 +19,10 @@ import pandas as pd
 from ingestion.http import HttpTransport, PayloadError, ProviderConfig
 
 SOURCE_COLUMNS = ("region", "source", "ts", "price", "currency", "unit", "resolution")
+# Day-ahead exogenous forecasts (load, wind and solar) a provider publishes next to its prices:
+# ``variable`` is the stored name (``market_exogenous.variable``), ``value`` in the provider's unit.
+EXOGENOUS_SOURCE_COLUMNS = ("region", "source", "ts", "variable", "value", "resolution")
+ExogenousFetch = Callable[[str, pd.Timestamp, pd.Timestamp], pd.DataFrame]
 # How far outside the requested window an answer's timestamps may lie: providers answer whole
 # delivery days and clients ask for a day more on each side, never for weeks more. A time
 # beyond it (year 9999, a clock gone wrong) is a parse error, not a row to drop in silence.
@@ -41,11 +45,22 @@ class PriceClient(Protocol):
         """Rows with ``start <= ts < end`` (UTC) in ``SOURCE_COLUMNS``; empty when the provider has none."""
         ...
 
+    def exogenous_series(self) -> dict[str, ExogenousFetch]:
+        """The day-ahead exogenous forecasts the provider publishes, by name (``ProviderClient``'s: none)."""
+        ...
+
 
 def empty_prices() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in SOURCE_COLUMNS})
     frame["ts"] = pd.Series(dtype="datetime64[us, UTC]")
     frame["price"] = pd.Series(dtype=float)
+    return frame
+
+
+def empty_exogenous() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in EXOGENOUS_SOURCE_COLUMNS})
+    frame["ts"] = pd.Series(dtype="datetime64[us, UTC]")
+    frame["value"] = pd.Series(dtype=float)
     return frame
 
 
@@ -60,6 +75,11 @@ class ProviderClient:
 
     def regions(self) -> tuple[str, ...]:
         return tuple(self.config.regions)
+
+    def exogenous_series(self) -> dict[str, ExogenousFetch]:
+        """The day-ahead exogenous forecasts this provider publishes, by name: each a
+        ``fetch(region, start, end)`` answering ``EXOGENOUS_SOURCE_COLUMNS`` rows. None by default."""
+        return {}
 
     def locator(self, region: str) -> Any:
         """The provider's locator for a region (zone code, location id, coordinates ...)."""

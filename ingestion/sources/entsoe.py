@@ -26,11 +26,12 @@ records only the path ``/api`` in ``api_health``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 
@@ -42,10 +43,13 @@ from core.markets import MARKETS
 from ingestion.http import AuthError, NoData, PayloadError
 from ingestion.sources import (
     EARLIEST_TIME,
+    EXOGENOUS_SOURCE_COLUMNS,
     LATEST_TIME,
     SOURCE_COLUMNS,
+    ExogenousFetch,
     ProviderClient,
     check_window,
+    empty_exogenous,
     empty_prices,
     utc_bound,
 )
@@ -73,6 +77,25 @@ NO_DATA_CODE = "999"
 NO_DATA_TEXT = "No matching data found"
 RESOLUTIONS = {"PT15M": pd.Timedelta(minutes=15), "PT30M": pd.Timedelta(minutes=30), "PT60M": pd.Timedelta(minutes=60)}
 SDAC_SEQUENCE = "1"  # DE-LU/AT publish SDAC as sequence 1 next to EXAA (sequence 2)
+
+# Exogenous inputs: GL_MarketDocuments (IEC 62325-451-6), quantities in MW ("MAW").
+GENERATION_LOAD_NS = "urn:iec62325.351:tc57wg16:451-6:generationloaddocument:"  # version 3:0
+DAY_AHEAD_PROCESS = "A01"
+LOAD_DOCUMENT = "A65"  # system total load; with process A01 the day-ahead total load forecast [6.1.B]
+WIND_SOLAR_DOCUMENT = "A69"  # wind and solar forecast [14.1.D]
+# document -> (what it is, the TimeSeries element naming the zone); the request parameter differs
+EXOGENOUS_DOCUMENTS = {
+    LOAD_DOCUMENT: ("day-ahead total load forecast", "outBiddingZone_Domain.mRID"),
+    WIND_SOLAR_DOCUMENT: ("day-ahead wind and solar forecast", "inBiddingZone_Domain.mRID"),
+}
+EXOGENOUS_ZONE_PARAMETER = {LOAD_DOCUMENT: "outBiddingZone_Domain", WIND_SOLAR_DOCUMENT: "in_Domain"}
+WIND_SOLAR_TYPES = {"B16": "solar", "B18": "wind offshore", "B19": "wind onshore"}
+QUANTITY_UNIT = "MAW"
+# The stored names (``market_exogenous.variable``): the load under the name the bundled markets
+# already use for a system load forecast, and wind + solar as one series.
+LOAD_VARIABLE = "system_load_forecast"
+WIND_SOLAR_VARIABLE = "wind_solar_forecast"
+MAX_EXOGENOUS_SPAN = pd.Timedelta(days=365)  # one year per request, as for the prices
 
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?Z$")
 _POSITION = re.compile(r"^\d+$")
@@ -119,7 +142,7 @@ def parse_a44(body: bytes | str, region: str, eic: str | None = None) -> pd.Data
             "region": region,
             "source": SOURCE,
             "ts": pd.DatetimeIndex([t for p in parsed for t in p.ts], tz="UTC").as_unit("us"),
-            "price": np.array([v for p in parsed for v in p.prices], dtype=float),
+            "price": np.array([v for p in parsed for v in p.values], dtype=float),
             "currency": currencies.pop(),
             "unit": UNIT,
             "resolution": [r for p in parsed for r in p.resolutions],
@@ -128,24 +151,37 @@ def parse_a44(body: bytes | str, region: str, eic: str | None = None) -> pd.Data
     return consolidate(frame, f"region {region}")
 
 
-def consolidate(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+def consolidate(
+    frame: pd.DataFrame,
+    where: str,
+    value: str = "price",
+    columns: tuple[str, ...] = SOURCE_COLUMNS,
+    key: tuple[str, ...] = (),
+) -> pd.DataFrame:
     """Sort by ``ts``, drop exact repeats, refuse conflicting or overlapping points.
 
     Several Periods, TimeSeries or requests may carry the same instant; when they agree it is one
     row, when they disagree nobody can tell which is right, so the answer is refused. Points of
     different resolutions over the same time (an hourly and a quarter-hourly price) are refused
-    too rather than guessed between.
+    too rather than guessed between. ``value`` names the value column (``price``, or ``value`` of an
+    exogenous series), ``key`` the columns that keep series apart (``variable``).
     """
     if frame.empty:
-        return frame.loc[:, list(SOURCE_COLUMNS)].reset_index(drop=True)
-    frame = frame.sort_values(["ts", "resolution", "price"], kind="stable")
-    frame = frame.drop_duplicates(["ts", "resolution", "price"]).reset_index(drop=True)
+        return frame.loc[:, list(columns)].reset_index(drop=True)
+    parts = [part for _, part in frame.groupby(list(key), sort=True)] if key else [frame]
+    return pd.concat([_consolidate_one(part, where, value, columns) for part in parts], ignore_index=True)
+
+
+def _consolidate_one(frame: pd.DataFrame, where: str, value: str, columns: tuple[str, ...]) -> pd.DataFrame:
+    frame = frame.sort_values(["ts", "resolution", value], kind="stable")
+    frame = frame.drop_duplicates(["ts", "resolution", value]).reset_index(drop=True)
     clash = frame.duplicated(["ts", "resolution"], keep=False)
     if clash.any():
         at = frame.loc[clash, "ts"].iloc[0]
-        values = frame.loc[clash & (frame["ts"] == at), ["price", "resolution"]]
+        values = frame.loc[clash & (frame["ts"] == at), [value, "resolution"]]
         shown = ", ".join(f"{p:g} ({r})" for p, r in values.itertuples(index=False))
-        raise PayloadError(SOURCE, f"{where}: conflicting prices for {at:%Y-%m-%dT%H:%MZ}: {shown}")
+        noun = "prices" if value == "price" else "values"
+        raise PayloadError(SOURCE, f"{where}: conflicting {noun} for {at:%Y-%m-%dT%H:%MZ}: {shown}")
     ends = frame["ts"] + frame["resolution"].map(RESOLUTIONS)
     overlap = (frame["ts"].shift(-1) < ends).to_numpy()
     if overlap.any():
@@ -155,7 +191,7 @@ def consolidate(frame: pd.DataFrame, where: str) -> pd.DataFrame:
             f"{where}: overlapping points: {frame['ts'].iloc[i]:%Y-%m-%dT%H:%MZ} ({frame['resolution'].iloc[i]}) "
             f"runs into {frame['ts'].iloc[i + 1]:%Y-%m-%dT%H:%MZ} ({frame['resolution'].iloc[i + 1]})",
         )
-    return frame.loc[:, list(SOURCE_COLUMNS)]
+    return frame.loc[:, list(columns)]
 
 
 @dataclass
@@ -163,18 +199,18 @@ class _Series:
     sequence: str | None
     currency: str
     ts: list[pd.Timestamp]
-    prices: list[float]
+    values: list[float]  # prices (A44) or quantities in MW (A65, A69)
     resolutions: list[str]
 
 
-def _xml_root(body: bytes | str, region: str) -> ET.Element:
+def _xml_root(body: bytes | str, region: str, document: str = DOCUMENT_TYPE) -> ET.Element:
     raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
     if not raw.strip():
-        raise PayloadError(SOURCE, f"region {region}: empty body where an A44 XML document was expected")
+        raise PayloadError(SOURCE, f"region {region}: empty body where an {document} XML document was expected")
     if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
         # ENTSO-E documents never carry a DTD; one here is an HTML page or a hostile document.
         raise PayloadError(
-            SOURCE, f"region {region}: body has a DOCTYPE/ENTITY declaration (HTML page?), not an A44 document"
+            SOURCE, f"region {region}: body has a DOCTYPE/ENTITY declaration (HTML page?), not an {document} document"
         )
     try:
         return ET.fromstring(raw)  # noqa: S314 - DOCTYPE/ENTITY refused above, so no entity expansion
@@ -214,13 +250,13 @@ def _required(element: ET.Element, name: str, where: str) -> str:
     return value
 
 
-def _raise_acknowledgement(root: ET.Element, region: str) -> None:
+def _raise_acknowledgement(root: ET.Element, region: str, what: str = "day-ahead prices") -> None:
     reasons = [(_text(r, "code") or "?", " ".join((_text(r, "text") or "").split())) for r in _children(root, "Reason")]
     if not reasons:
         raise PayloadError(SOURCE, f"region {region}: Acknowledgement_MarketDocument without a Reason")
     for code, text in reasons:
         if code == NO_DATA_CODE and text.startswith(NO_DATA_TEXT):
-            raise NoData(f"{SOURCE}: no day-ahead prices for region {region}: {text}")
+            raise NoData(f"{SOURCE}: no {what} for region {region}: {text}")
     shown = "; ".join(f"Reason {code}: {text or '(no text)'}" for code, text in reasons)
     raise PayloadError(
         SOURCE, f"region {region}: ENTSO-E refused the request ({shown}); check the zone code and the period"
@@ -239,11 +275,7 @@ def _parse_timeseries(element: ET.Element, index: int, region: str, eic: str | N
     unit = _required(element, "price_Measure_Unit.name", where)
     if unit.upper() != "MWH":
         raise PayloadError(SOURCE, f"{where}: price_Measure_Unit.name {unit!r}; only MWH is known")
-    curve = _text(element, "curveType") or "A01"  # documents from before A03 existed say A01 or nothing
-    if curve not in ("A01", "A03"):
-        raise PayloadError(
-            SOURCE, f"{where}: curveType {curve!r}; only A01 (complete) and A03 (repeats left out) are known"
-        )
+    curve = _curve_type(element, where)
     periods = _children(element, "Period")
     if not periods:
         raise PayloadError(SOURCE, f"{where}: TimeSeries without a Period")
@@ -251,6 +283,15 @@ def _parse_timeseries(element: ET.Element, index: int, region: str, eic: str | N
     for number, period in enumerate(periods, start=1):
         _parse_period(period, curve, f"{where}, Period #{number}", series)
     return series
+
+
+def _curve_type(element: ET.Element, where: str) -> str:
+    curve = _text(element, "curveType") or "A01"  # documents from before A03 existed say A01 or nothing
+    if curve not in ("A01", "A03"):
+        raise PayloadError(
+            SOURCE, f"{where}: curveType {curve!r}; only A01 (complete) and A03 (repeats left out) are known"
+        )
+    return curve
 
 
 def _instant(value: str, where: str) -> pd.Timestamp:
@@ -267,7 +308,7 @@ def _instant(value: str, where: str) -> pd.Timestamp:
     return stamp
 
 
-def _parse_period(period: ET.Element, curve: str, where: str, out: _Series) -> None:
+def _parse_period(period: ET.Element, curve: str, where: str, out: _Series, value_tag: str = "price.amount") -> None:
     interval = _child(period, "timeInterval")
     if interval is None:
         raise PayloadError(SOURCE, f"{where}: missing <timeInterval>")
@@ -283,9 +324,9 @@ def _parse_period(period: ET.Element, curve: str, where: str, out: _Series) -> N
     points: dict[int, float] = {}
     for point in _children(period, "Point"):
         position_text = _text(point, "position")
-        amount_text = _text(point, "price.amount")
+        amount_text = _text(point, value_tag)
         if position_text is None or amount_text is None:
-            missing = "position" if position_text is None else "price.amount"
+            missing = "position" if position_text is None else value_tag
             raise PayloadError(SOURCE, f"{where}: a Point without <{missing}>")
         if not _POSITION.match(position_text) or not 1 <= int(position_text) <= count:
             raise PayloadError(SOURCE, f"{where}: position {position_text!r} outside 1..{count}")
@@ -295,13 +336,14 @@ def _parse_period(period: ET.Element, curve: str, where: str, out: _Series) -> N
             amount = math.nan
         if not math.isfinite(amount):
             raise PayloadError(
-                SOURCE, f"{where}, position {position_text}: price.amount {amount_text!r} is not a number"
+                SOURCE, f"{where}, position {position_text}: {value_tag} {amount_text!r} is not a number"
             )
         position = int(position_text)
         if position in points and points[position] != amount:
             raise PayloadError(
                 SOURCE,
-                f"{where}: position {position} given twice with different prices ({points[position]:g} and {amount:g})",
+                f"{where}: position {position} given twice with different "
+                f"{'prices' if value_tag == 'price.amount' else 'values'} ({points[position]:g} and {amount:g})",
             )
         points[position] = amount
     if 1 not in points:
@@ -313,9 +355,9 @@ def _parse_period(period: ET.Element, curve: str, where: str, out: _Series) -> N
         )
     last = math.nan
     for position in range(1, count + 1):
-        last = points.get(position, last)  # A03: a left-out position repeats the previous price
+        last = points.get(position, last)  # A03: a left-out position repeats the previous value
         out.ts.append(start + (position - 1) * step)
-        out.prices.append(last)
+        out.values.append(last)
         out.resolutions.append(resolution)
 
 
@@ -331,6 +373,125 @@ def _select_sequence(parsed: list[_Series], region: str) -> list[_Series]:
             f"and none is the SDAC sequence {SDAC_SEQUENCE}",
         )
     return [p for p in parsed if p.sequence in (None, SDAC_SEQUENCE)]
+
+
+# -- exogenous inputs: day-ahead total load (A65) and wind and solar (A69) forecasts ----------------
+
+
+def parse_a65(body: bytes | str, region: str, eic: str | None = None) -> pd.DataFrame:
+    """The day-ahead total load forecast [6.1.B] of one A65 answer as ``EXOGENOUS_SOURCE_COLUMNS``
+    rows (``variable`` ``LOAD_VARIABLE``, MW at the document's resolution), sorted by ``ts``."""
+    parsed = _generation_load_series(body, region, eic, LOAD_DOCUMENT)
+    rows = _exogenous_rows(region, LOAD_VARIABLE, [series for _, series in parsed])
+    return consolidate(rows, f"region {region}, {LOAD_DOCUMENT}", "value", EXOGENOUS_SOURCE_COLUMNS)
+
+
+def parse_a69(body: bytes | str, region: str, eic: str | None = None) -> pd.DataFrame:
+    """The day-ahead wind and solar forecast [14.1.D] of one A69 answer: the sum of its solar (B16),
+    wind offshore (B18) and wind onshore (B19) series per instant (``variable`` ``WIND_SOLAR_VARIABLE``).
+
+    A zone publishes the types it has (FI has no offshore wind); the sum is of those the answer
+    holds, and they must share one time grid, or the answer is refused rather than summed in part.
+    """
+    parsed = _generation_load_series(body, region, eic, WIND_SOLAR_DOCUMENT)
+    by_type: dict[str, list[_Series]] = {}
+    for psr, series in parsed:
+        by_type.setdefault(str(psr), []).append(series)
+    where = f"region {region}, {WIND_SOLAR_DOCUMENT}"
+    parts = {
+        psr: consolidate(
+            _exogenous_rows(region, WIND_SOLAR_VARIABLE, group), f"{where} {psr}", "value", EXOGENOUS_SOURCE_COLUMNS
+        )
+        for psr, group in sorted(by_type.items())
+    }
+    first_type, first = next(iter(parts.items()))
+    grid = list(zip(first["ts"], first["resolution"], strict=True))
+    for psr, part in parts.items():
+        other = list(zip(part["ts"], part["resolution"], strict=True))
+        if other != grid:
+            at = min(set(grid) ^ set(other))
+            raise PayloadError(
+                SOURCE,
+                f"{where}: the {psr} ({WIND_SOLAR_TYPES[psr]}) series and the {first_type} "
+                f"({WIND_SOLAR_TYPES[first_type]}) series are not on one time grid (first difference at "
+                f"{at[0]:%Y-%m-%dT%H:%MZ} {at[1]}); their sum cannot be formed",
+            )
+    total = np.sum([part["value"].to_numpy(dtype=float) for part in parts.values()], axis=0)
+    return first.assign(value=total).loc[:, list(EXOGENOUS_SOURCE_COLUMNS)]
+
+
+def _exogenous_rows(region: str, variable: str, parsed: list[_Series]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "region": region,
+            "source": SOURCE,
+            "ts": pd.DatetimeIndex([t for p in parsed for t in p.ts], tz="UTC").as_unit("us"),
+            "variable": variable,
+            "value": np.array([v for p in parsed for v in p.values], dtype=float),
+            "resolution": [r for p in parsed for r in p.resolutions],
+        }
+    )
+
+
+def _generation_load_series(
+    body: bytes | str, region: str, eic: str | None, document: str
+) -> list[tuple[str | None, _Series]]:
+    """Each TimeSeries of a ``GL_MarketDocument`` (A65 or A69) with its psrType (A69 only).
+
+    Both layouts ENTSO-E has used are read: one TimeSeries per delivery day (curveType A01) and
+    one TimeSeries whose single Period spans the whole requested interval (A03, repeats left out).
+    """
+    what, domain = EXOGENOUS_DOCUMENTS[document]
+    root = _xml_root(body, region, document)
+    namespace, name = _split_tag(root.tag)
+    if name == "Acknowledgement_MarketDocument" and namespace.startswith(ACKNOWLEDGEMENT_NS):
+        _raise_acknowledgement(root, region, what)
+    if name != "GL_MarketDocument" or not namespace.startswith(GENERATION_LOAD_NS):
+        raise PayloadError(
+            SOURCE,
+            f"region {region}: unexpected root element <{name}> in namespace {namespace or '(none)'}; expected a "
+            f"GL_MarketDocument ({GENERATION_LOAD_NS}*) with the {what} ({document}) or an Acknowledgement_MarketDocument",
+        )
+    doc_type = _text(root, "type")
+    if doc_type != document:
+        raise PayloadError(SOURCE, f"region {region}: document type is {doc_type!r}, expected {document} ({what})")
+    process = _text(root, "process.processType")
+    if process != DAY_AHEAD_PROCESS:
+        raise PayloadError(
+            SOURCE,
+            f"region {region}: {document} process type is {process!r}, expected {DAY_AHEAD_PROCESS} (day-ahead); "
+            "an intraday (A40) or realised (A16) document is not the day-ahead forecast the models read",
+        )
+    elements = _children(root, "TimeSeries")
+    if not elements:
+        raise PayloadError(SOURCE, f"region {region}: {document} GL_MarketDocument without any TimeSeries")
+    out: list[tuple[str | None, _Series]] = []
+    for index, element in enumerate(elements, start=1):
+        where = f"region {region}, {document} TimeSeries #{index}"
+        zone = _required(element, domain, where)
+        if eic is not None and zone != eic:
+            raise PayloadError(SOURCE, f"{where}: {domain} is {zone}, but {eic} was requested")
+        unit = _required(element, "quantity_Measure_Unit.name", where)
+        if unit != QUANTITY_UNIT:
+            raise PayloadError(
+                SOURCE, f"{where}: quantity_Measure_Unit.name {unit!r}; only {QUANTITY_UNIT} (MW) is known"
+            )
+        curve = _curve_type(element, where)
+        psr = None
+        if document == WIND_SOLAR_DOCUMENT:
+            psr_type = _child(element, "MktPSRType")
+            psr = _text(psr_type, "psrType") if psr_type is not None else None
+            if psr not in WIND_SOLAR_TYPES:
+                known = ", ".join(f"{code} ({name})" for code, name in WIND_SOLAR_TYPES.items())
+                raise PayloadError(SOURCE, f"{where}: psrType {psr!r}; an A69 answer holds {known}")
+        periods = _children(element, "Period")
+        if not periods:
+            raise PayloadError(SOURCE, f"{where}: TimeSeries without a Period")
+        series = _Series(None, "", [], [], [])
+        for number, period in enumerate(periods, start=1):
+            _parse_period(period, curve, f"{where}, Period #{number}", series, "quantity")
+        out.append((psr, series))
+    return out
 
 
 # -- delivery days and request windows ------------------------------------------------------------
@@ -404,13 +565,7 @@ class Client(ProviderClient):
         windows = request_windows(start, end, self._timezone(region))
         if not windows:
             return empty_prices()
-        token = self.config.api_key
-        if not token:
-            raise AuthError(
-                SOURCE,
-                f"no security token configured for {region}; set the password of the Airflow "
-                f"connection '{self.config.connection_id}' (or EOPT_ENTSOE_TOKEN)",
-            )
+        token = self._token(region)
 
         frames = []
         for window_start, window_end in windows:
@@ -440,6 +595,83 @@ class Client(ProviderClient):
         rows = consolidate(_concat(frames), f"region {region} (across {len(windows)} request(s))")
         rows = rows[(rows["ts"] >= start) & (rows["ts"] < end)].reset_index(drop=True)
         return rows if not rows.empty else empty_prices()
+
+    def _token(self, region: str) -> str:
+        token = self.config.api_key
+        if not token:
+            raise AuthError(
+                SOURCE,
+                f"no security token configured for {region}; set the password of the Airflow "
+                f"connection '{self.config.connection_id}' (or EOPT_ENTSOE_TOKEN)",
+            )
+        return token
+
+    def exogenous_series(self) -> dict[str, ExogenousFetch]:
+        return {
+            f"{LOAD_DOCUMENT} {EXOGENOUS_DOCUMENTS[LOAD_DOCUMENT][0]}": self.fetch_load_forecast,
+            f"{WIND_SOLAR_DOCUMENT} {EXOGENOUS_DOCUMENTS[WIND_SOLAR_DOCUMENT][0]}": self.fetch_wind_solar_forecast,
+        }
+
+    def fetch_load_forecast(self, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """The day-ahead total load forecast (A65, process A01) with ``start <= ts < end``, in MW."""
+        return self._fetch_exogenous(region, start, end, LOAD_DOCUMENT, parse_a65)
+
+    def fetch_wind_solar_forecast(self, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """The day-ahead wind + solar forecast (A69, process A01, every psrType) with ``start <= ts < end``, in MW."""
+        return self._fetch_exogenous(region, start, end, WIND_SOLAR_DOCUMENT, parse_a69)
+
+    def _fetch_exogenous(
+        self,
+        region: str,
+        start: pd.Timestamp,
+        end: pd.Timestamp,
+        document: str,
+        parser: Callable[[bytes, str, str], pd.DataFrame],
+    ) -> pd.DataFrame:
+        """A65/A69 answers cover the requested UTC interval (not whole delivery days), so the client
+        asks for ``[start, end)`` widened to whole hours, in requests of at most a year."""
+        eic = self._eic(region)
+        start, end = utc_bound(start, "start", SOURCE), utc_bound(end, "end", SOURCE)
+        first, last = start.floor("h"), end.ceil("h")
+        if not first < last:
+            return empty_exogenous()
+        token = self._token(region)
+        edges = [*pd.date_range(first, last, freq=MAX_EXOGENOUS_SPAN, inclusive="left"), last]
+        frames = []
+        for window_start, window_end in itertools.pairwise(edges):
+
+            def parse(
+                response: requests.Response, lo: pd.Timestamp = window_start, hi: pd.Timestamp = window_end
+            ) -> pd.DataFrame:
+                rows = parser(response.content, region, eic)
+                check_window(rows["ts"], lo, hi, SOURCE, f"region {region}, {document}")
+                return rows
+
+            params = {
+                "securityToken": token,
+                "documentType": document,
+                "processType": DAY_AHEAD_PROCESS,
+                EXOGENOUS_ZONE_PARAMETER[document]: eic,
+                "periodStart": _period_param(window_start),
+                "periodEnd": _period_param(window_end),
+            }
+            frame = self.transport.fetch(
+                "GET", PATH, parse, count=len, no_data=empty_exogenous, endpoint=f"{PATH} {document}", params=params
+            )
+            if frame.empty:
+                log.info("%s: no %s for %s in [%s, %s)", SOURCE, document, region, window_start, window_end)
+            frames.append(frame)
+        present = [f for f in frames if not f.empty]
+        if not present:
+            return empty_exogenous()
+        rows = consolidate(
+            pd.concat(present, ignore_index=True),
+            f"region {region}, {document} (across {len(frames)} request(s))",
+            "value",
+            EXOGENOUS_SOURCE_COLUMNS,
+        )
+        rows = rows[(rows["ts"] >= start) & (rows["ts"] < end)].reset_index(drop=True)
+        return rows if not rows.empty else empty_exogenous()
 
     def _timezone(self, region: str) -> str:
         market = MARKETS.get(region)

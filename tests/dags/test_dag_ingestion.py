@@ -111,6 +111,14 @@ def test_ingestion_dag__stores_every_region_in_postgresql_refreshes_redis_and_re
     replay = sandbox.history.hourly("BE", be["ts"].min(), be["ts"].max() + pd.Timedelta(hours=1))
     assert be["price"].round(6).tolist() == replay.round(6).tolist()
 
+    exogenous = store.read_exogenous("BE", source="entsoe")  # ENTSO-E's A65 and A69 forecasts, hourly
+    assert list(exogenous.columns) == ["system_load_forecast", "wind_solar_forecast"] and len(exogenous) == 48
+    assert exogenous.index[0] == pd.Timestamp("2016-05-31 12:00", tz="UTC")
+    load = sandbox.history.exogenous(
+        "BE", "system_load_forecast", exogenous.index[0], be["ts"].max() + pd.Timedelta(hours=1)
+    )
+    assert exogenous["system_load_forecast"].round(2).tolist() == load.round(2).tolist()
+
     cached = json.loads(redis.Redis.from_url(redis_url).get("eopt:prices:latest:BE"))
     assert len(cached["points"]) == 24 and cached["points"][-1]["source"] == "entsoe"
     assert ApiHealthStore(store.engine).read()["status"].eq("ok").all()
@@ -120,6 +128,7 @@ def test_ingestion_dag__stores_every_region_in_postgresql_refreshes_redis_and_re
     assert counts_by_region_and_source(store) == counts
     [stored] = airflow.xcoms(DAG_ID, "store_prices").values()
     assert (stored["inserted"], stored["updated"], stored["unchanged"]) == (0, 0, sum(counts.values()))
+    assert stored["exogenous"] == {"inserted": 0, "updated": 0, "unchanged": 2 * 2 * 48}
     assert stored["regions"] == ["BE", "FR", "NP", "PJM"]
 
 
@@ -162,7 +171,8 @@ def test_ingestion_dag__one_failing_provider_does_not_lose_the_others(airflow, s
     assert counts[("PJM", "openei")] == 48 and counts[("BE", "flatpeak")] == 48  # the others' rows are stored
     health = ApiHealthStore(store.engine).read()
     entsoe = health[health["source"] == "entsoe"]
-    assert len(entsoe) == 2 * 2 and set(entsoe["http_status"]) == {500} and set(entsoe["status"]) == {"error"}
+    # two regions x three documents (A44 prices, A65 load, A69 wind and solar) x two attempts
+    assert len(entsoe) == 2 * 3 * 2 and set(entsoe["http_status"]) == {500} and set(entsoe["status"]) == {"error"}
     assert set(health.loc[health["source"] == "iea", "http_status"]) == {429}
     log = result.stdout + result.stderr  # the failed tasks' errors say which provider and why
     assert "provider entsoe failed for this cycle" in log and "gave up after 2 attempts: HTTP 500" in log
@@ -177,11 +187,17 @@ def test_ingestion_dag__a_malformed_payload_is_archived_and_quarantined(airflow,
     airflow.dags_test(DAG_ID, LOGICAL_DATE, conf={"force": True}, extra_env=run_env(tmp_path, url, sandbox.url))
 
     quarantined = QuarantineStore(store.engine).read(source="entsoe")
-    assert len(quarantined) == 2 and set(quarantined["region"]) == {"BE", "FR"}
+    # per region the A44 prices, the A65 load and the A69 wind and solar forecast answers
+    assert len(quarantined) == 2 * 3 and set(quarantined["region"]) == {"BE", "FR"}
+    roots = []
     for ref in quarantined["payload_ref"]:
         body = Path(ref).read_bytes()
-        assert body.startswith(b"<?xml") and not body.rstrip().endswith(b"</Publication_MarketDocument>")
+        root = b"GL_MarketDocument" if b"<GL_MarketDocument" in body else b"Publication_MarketDocument"
+        assert body.startswith(b"<?xml") and not body.rstrip().endswith(b"</" + root + b">")
+        roots.append(root)
+    assert sorted(roots).count(b"GL_MarketDocument") == 4
     assert ("BE", "entsoe") not in counts_by_region_and_source(store)
+    assert store.read_exogenous("BE").empty
 
 
 def test_ingestion_dag__has_a_five_minute_deadline_alert_and_the_documented_shape(airflow):

@@ -32,14 +32,26 @@ def test_ingest__backfills_a_window_in_chunks_and_a_rerun_adds_nothing(tmp_path,
     )
     assert first.returncode == 0, first.stderr
     assert "672 new and 0 updated hourly prices" in first.stdout  # 14 days x 24 h x BE, FR
+    # and ENTSO-E's day-ahead load (A65) and wind + solar (A69) forecasts of the same hours
+    assert "1344 new and 0 updated hourly exogenous values" in first.stdout
     assert "ingest" in first.stderr and "chunk" in first.stderr  # progress bar
     second = run_eopt(
         tmp_path, "ingest", "--source", "entsoe", "--start", "2016-01-01", "--end", "2016-01-15", extra_env=env
     )
     assert "0 new and 0 updated hourly prices" in second.stdout
+    assert "0 new and 0 updated hourly exogenous values" in second.stdout
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'prices.db'}")
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM electricity_prices WHERE source = 'entsoe'")).scalar() == 672
+        counts = conn.execute(
+            sa.text("SELECT region, variable, count(*) FROM market_exogenous WHERE source = 'entsoe' GROUP BY 1, 2")
+        ).all()
+        assert sorted(counts) == [
+            ("BE", "system_load_forecast", 336),
+            ("BE", "wind_solar_forecast", 336),
+            ("FR", "system_load_forecast", 336),
+            ("FR", "wind_solar_forecast", 336),
+        ]
         assert (
             conn.execute(sa.text("SELECT count(*) FROM api_health WHERE source = 'entsoe' AND status = 'ok'")).scalar()
             >= 4
@@ -66,7 +78,8 @@ def test_ingest__a_failing_provider_exits_1_and_says_which_and_why(tmp_path, san
     )
     assert result.returncode == 1
     assert re.search(
-        r"entsoe failed in 2 chunk/region\(s\), first: \[2016-01-01\] BE: entsoe: gave up after 4 attempts: HTTP 500",
+        # per region its prices (A44), load forecast (A65) and wind and solar forecast (A69)
+        r"entsoe failed in 6 chunk/region\(s\), first: \[2016-01-01\] BE: entsoe: gave up after 4 attempts: HTTP 500",
         result.stderr,
     )
     assert "72 new" in result.stdout  # iea's NP, BE and FR rows were still stored

@@ -449,7 +449,7 @@ def test_sandbox__refuses_more_than_100_days_or_a_year_so_the_client_must_split(
         ({"periodStart": "2025-09-17"}, "periodStart='2025-09-17' is not a valid date"),
         ({"periodStart": "202513010000"}, "periodStart='202513010000' is not a valid date"),
         ({"out_Domain": "10YFR-RTE------C"}, "must be the same bidding zone"),
-        ({"documentType": "A65"}, "documentType 'A65'"),
+        ({"documentType": "A75"}, "documentType 'A75'"),
         ({"periodStart": "202509180000"}, "periodStart must be before periodEnd"),
     ],
 )
