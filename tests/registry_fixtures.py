@@ -28,6 +28,7 @@ from core.markets import MarketHistory, load_market
 from core.settings import Settings
 from pipelines.model_retraining import Retraining, RetrainingOutcome, retrain_region
 from registry.models import register_candidate, registered_model_name
+from serving.model_request import build_request
 from serving.pyfunc import log_ensemble
 from storage.database import create_store_engine, upgrade
 from storage.prices import PriceStore
@@ -145,7 +146,8 @@ def log_forecaster(trained: TrainedNP, forecaster: EnsembleForecaster, folder: P
     forecaster.save(folder)
     tracking.configure(trained.settings)
     experiment = tracking.experiment_id(trained.client, trained.settings)
-    example = trained.features().query("split == 'test'").head(48)
+    origin = trained.features().query("split == 'test'")["origin"].iloc[0]
+    example = build_request(trained.prices(), trained.exogenous(), REGION, origin)  # the raw request of the first test origin
     with mlflow.start_run(experiment_id=experiment, run_name=run_name) as run:
         info = log_ensemble(forecaster, folder, example)
     return info.model_uri, run.info.run_id
