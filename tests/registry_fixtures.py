@@ -147,7 +147,9 @@ def log_forecaster(trained: TrainedNP, forecaster: EnsembleForecaster, folder: P
     tracking.configure(trained.settings)
     experiment = tracking.experiment_id(trained.client, trained.settings)
     origin = trained.features().query("split == 'test'")["origin"].iloc[0]
-    example = build_request(trained.prices(), trained.exogenous(), REGION, origin)  # the raw request of the first test origin
+    example = build_request(
+        trained.prices(), trained.exogenous(), REGION, origin
+    )  # the raw request of the first test origin
     with mlflow.start_run(experiment_id=experiment, run_name=run_name) as run:
         info = log_ensemble(forecaster, folder, example)
     return info.model_uri, run.info.run_id
