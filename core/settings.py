@@ -800,6 +800,14 @@ class AirflowSettings(_Group):
         "of a DAG with a deadline in Airflow 3.3.2 (apache/airflow#73428)",
         parse="flag",
     )
+    worker_hostname: str | None = setting(
+        "EOPT_WORKER_HOSTNAME",
+        None,
+        "the name a Celery worker started by `eopt up --executor celery` records as `task_instance.hostname` "
+        "(`worker<n>@<host>`, set by `up` for each worker; unset: the machine's name)",
+        parse="str",
+        shown="the machine's name",
+    )
 
 
 class Retention(_Group):

@@ -2,8 +2,8 @@
 
 The inputs can look normal while a model goes stale; what the forecaster is for is its error. The
 reference is the distribution of the champion's own absolute errors on its test window at
-promotion, stored by the promotion gate as the artifact ``promotion/holdout_errors.json`` of the
-version's run (``registry.promotion``); a champion promoted without it (by hand, or before the
+promotion, stored by the promotion gate as the artifact ``promotion/holdout_errors_v<version>.json``
+of the version's run (``registry.promotion``); a champion promoted without it (by hand, or before the
 artifact existed) is re-scored on its test window instead, and the result says which.
 
 Hourly errors are not independent (a bad day is 24 bad hours: on real errors an hourly CUSUM
@@ -45,7 +45,7 @@ from core.settings import Settings
 from drift import reports
 from drift.monitor import champion_test_predictions, realized_forecasts
 from registry.models import champion as find_champion
-from registry.promotion import HOLDOUT_ERRORS_ARTIFACT as ERRORS_ARTIFACT
+from registry.promotion import HOLDOUT_ERRORS_FOLDER, holdout_errors_artifact
 from storage.prices import PriceStore
 
 log = logging.getLogger(__name__)
@@ -109,13 +109,13 @@ def reference_of(errors: pd.Series, source: str) -> ErrorReference:
     return ErrorReference(float(known.abs().mean()), float(days.std(ddof=1)), len(known), len(days), source)
 
 
-def stored_reference(client: MlflowClient, run_id: str) -> ErrorReference | None:
-    """The absolute test-window errors the promotion gate stored on the champion's run; None when absent."""
-    names = {a.path for a in client.list_artifacts(run_id, ERRORS_ARTIFACT.rsplit("/", 1)[0])}
-    if ERRORS_ARTIFACT not in names:
+def stored_reference(client: MlflowClient, run_id: str, version: str) -> ErrorReference | None:
+    """The absolute test-window errors the promotion gate stored for ``version`` on its run; None when absent."""
+    artifact = holdout_errors_artifact(version)
+    if artifact not in {a.path for a in client.list_artifacts(run_id, HOLDOUT_ERRORS_FOLDER)}:
         return None
     with tempfile.TemporaryDirectory(prefix="eopt-errors-") as folder:
-        stored = json.loads(Path(client.download_artifacts(run_id, ERRORS_ARTIFACT, folder)).read_text())
+        stored = json.loads(Path(client.download_artifacts(run_id, artifact, folder)).read_text())
     errors = pd.Series(stored["absolute_error"], index=pd.to_datetime(stored["target_ts"], utc=True), dtype=float)
     return reference_of(errors, f"its holdout errors stored at promotion ({stored['holdout']}, run {run_id})")
 
@@ -207,7 +207,7 @@ def performance_drift(
             f"and {end:%Y-%m-%d %H:%M} UTC (need {MIN_HOURS})",
             subject=SUBJECT,
         )
-    reference = stored_reference(client, best.run_id) if best.run_id else None
+    reference = stored_reference(client, best.run_id, best.version) if best.run_id else None
     if reference is None:
         params = dict(client.get_run(best.run_id).data.params) if best.run_id else {}
         if not params.get("data_end"):

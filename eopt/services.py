@@ -53,7 +53,7 @@ WORKER_HOSTNAME = "EOPT_WORKER_HOSTNAME"
 def worker_hostname() -> str:
     """``[core] hostname_callable`` of the Celery workers ``up`` starts: the worker's own name
     (``worker<n>@<host>``) where several workers share one machine, else the machine's name."""
-    return os.environ.get(WORKER_HOSTNAME) or socket.getfqdn()
+    return Settings.from_env().airflow.worker_hostname or socket.getfqdn()
 
 
 @dataclass(frozen=True)

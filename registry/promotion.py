@@ -31,7 +31,13 @@ from training.evaluation import holdout_frame, score_model
 log = logging.getLogger(__name__)
 
 # The promoted version's absolute errors on the gate's holdout, on its run: drift.performance reads them.
-HOLDOUT_ERRORS_ARTIFACT = "promotion/holdout_errors.json"
+HOLDOUT_ERRORS_FOLDER = "promotion"
+
+
+def holdout_errors_artifact(version: str) -> str:
+    """The run artifact holding a promoted version's holdout errors: one file per version, since a
+    run can back several versions (a model registered again) and each is judged on its own window."""
+    return f"{HOLDOUT_ERRORS_FOLDER}/holdout_errors_v{version}.json"
 
 
 class RegistryError(RuntimeError):
@@ -174,7 +180,7 @@ def gate_candidate(
             _registry_call(
                 f"storing the holdout errors of {name} version {version}",
                 region,
-                lambda: client.log_dict(run_id, errors, HOLDOUT_ERRORS_ARTIFACT),
+                lambda: client.log_dict(run_id, errors, holdout_errors_artifact(version)),
             )
         _registry_call(f"promoting {name} version {version}", region, lambda: make_champion(client, name, version))
     else:

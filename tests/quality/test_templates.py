@@ -61,6 +61,8 @@ def test_templates__autoescape_is_on_for_html_only():
         "quality_alert.html.j2",
         "failure_alert.slack.j2",
         "failure_alert.html.j2",
+        "connection_alert.slack.j2",
+        "connection_alert.html.j2",
     }
     assert PIPELINE_TEMPLATES.list_templates() == ["model_card.md.j2"]
 

@@ -36,10 +36,10 @@ from mlflow.tracking import MlflowClient
 from drift.performance import stored_reference
 from eopt.cli import cli
 from registry.promotion import (
-    HOLDOUT_ERRORS_ARTIFACT,
     PromotionOutcome,
     RegistryError,
     gate_candidate,
+    holdout_errors_artifact,
     promote_version,
     rollback,
 )
@@ -189,7 +189,9 @@ def test_gate_candidate__stores_the_promoted_versions_holdout_errors_on_its_run_
     client = trained.client
     run_id = client.get_model_version(MODEL_NAME, story.versions[1]).run_id
     with tempfile.TemporaryDirectory() as folder:
-        stored = json.loads(Path(client.download_artifacts(run_id, HOLDOUT_ERRORS_ARTIFACT, folder)).read_text())
+        stored = json.loads(
+            Path(client.download_artifacts(run_id, holdout_errors_artifact(story.versions[1]), folder)).read_text()
+        )
     frame = holdout(trained)
     expected = np.abs(trained.ensemble().predict(frame)["yhat"].to_numpy() - frame[TARGET_COLUMN].to_numpy())
     assert stored["version"] == story.versions[1] and len(stored["absolute_error"]) == HOLDOUT_HOURS
@@ -197,7 +199,7 @@ def test_gate_candidate__stores_the_promoted_versions_holdout_errors_on_its_run_
     assert stored["target_ts"][0] == frame["target_ts"].iloc[0].isoformat()
     assert float(np.mean(stored["absolute_error"])) == pytest.approx(outcome.candidate.mae, rel=1e-9)
 
-    reference = stored_reference(client, run_id)
+    reference = stored_reference(client, run_id, story.versions[1])
 
     assert reference is not None and reference.hours == HOLDOUT_HOURS and reference.days == 14
     assert reference.mean == pytest.approx(outcome.candidate.mae, rel=1e-9)
