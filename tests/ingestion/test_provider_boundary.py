@@ -307,7 +307,11 @@ def assert_failed_alone(cycle: Cycle, source: str, reason: str, *, payload: bool
     assert errors["error"].notna().all() and errors["error"].str.contains(reason, regex=False).any(), errors[
         "error"
     ].tolist()
-    assert (cycle.health.loc[cycle.health["source"] == "entsoe", "status"] == "ok").all()
+    # ENTSO-E is not failed; on a loaded machine one of its answers may time out once and be retried
+    # (an error row for that attempt), but never with the hostile provider's reason
+    entsoe = cycle.health[cycle.health["source"] == "entsoe"]
+    assert "entsoe" not in cycle.report.failures and (entsoe["status"] == "ok").any()
+    assert not entsoe.loc[entsoe["status"] != "ok", "error"].fillna("").str.contains(reason, regex=False).any()
     quarantined = cycle.quarantine[cycle.quarantine["source"] == source]
     if payload:
         assert quarantined["reason"].str.contains(reason, regex=False).any(), cycle.quarantine["reason"].tolist()
