@@ -250,22 +250,28 @@ class App:
         return SandboxResponse(status, page.encode("utf-8"), "text/html;charset=UTF-8")
 
 
-def _timeseries(
-    number: int, eic: str, currency: str, start: pd.Timestamp, end: pd.Timestamp, resolution: str, amounts: np.ndarray
-) -> str:
+def _a03_points(values: np.ndarray, element: str, indent: str) -> list[str]:
+    """The ``<Point>`` elements of a curveType A03 series: a value equal to the previous one is left out."""
     points = []
     previous = None
-    for position, value in enumerate(amounts, start=1):
+    for position, value in enumerate(values, start=1):
         text = _amount(value)
         if text == previous:
-            continue  # curveType A03: a price equal to the previous one is left out
+            continue
         previous = text
         points.append(
             "            <Point>\n"
-            f"                <position>{position}</position>\n"
-            f"                <price.amount>{text}</price.amount>\n"
+            f"{indent}<position>{position}</position>\n"
+            f"{indent}<{element}>{text}</{element}>\n"
             "            </Point>\n"
         )
+    return points
+
+
+def _timeseries(
+    number: int, eic: str, currency: str, start: pd.Timestamp, end: pd.Timestamp, resolution: str, amounts: np.ndarray
+) -> str:
+    points = _a03_points(amounts, "price.amount", " " * 16)
     return (
         "    <TimeSeries>\n"
         f"        <mRID>{number}</mRID>\n"
@@ -360,19 +366,7 @@ def _generation_load_document(
 
 
 def _quantity_period(start: pd.Timestamp, end: pd.Timestamp, resolution: str, quantities: np.ndarray) -> str:
-    points = []
-    previous = None
-    for position, value in enumerate(quantities, start=1):
-        text = _amount(value)
-        if text == previous:
-            continue  # curveType A03: a quantity equal to the previous one is left out
-        previous = text
-        points.append(
-            "            <Point>\n"
-            f"              <position>{position}</position>\n"
-            f"              <quantity>{text}</quantity>\n"
-            "            </Point>\n"
-        )
+    points = _a03_points(quantities, "quantity", " " * 14)
     return (
         "        <Period>\n"
         "          <timeInterval>\n"
