@@ -64,6 +64,14 @@ def collectable(tracking_uri: str) -> bool:
     return not tracking_uri.startswith(("http://", "https://", "databricks"))
 
 
+def server_gc_note(tracking_uri: str) -> str:
+    """What an operator must run where a tracking server's database is, since ``mlflow gc`` cannot go through it."""
+    return (
+        f"the tracking store {tracking_uri} is a server: runs are marked deleted here; run "
+        "`mlflow gc --backend-store-uri <its database>` on the server to free their artifacts"
+    )
+
+
 def garbage_collect(tracking_uri: str, run_ids: list[str]) -> None:
     """``mlflow gc`` of runs already marked deleted: each run's artifacts, then its rows."""
     from mlflow.cli import gc
@@ -110,10 +118,7 @@ def remove_quality_runs(
             pending.append(run.info.run_id)
     tracking_uri = settings.stores.mlflow_tracking_uri
     if not collectable(tracking_uri):
-        report.notes.append(
-            f"the tracking store {tracking_uri} is a server: runs are marked deleted here; run "
-            "`mlflow gc --backend-store-uri <its database>` on the server to free their artifacts"
-        )
+        report.notes.append(server_gc_note(tracking_uri))
     if dry_run:
         return report.logged()
     for run_id in to_delete:

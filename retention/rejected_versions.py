@@ -34,6 +34,7 @@ from retention.quality_runs import (
     collectable,
     garbage_collect,
     remove_empty_run_folder,
+    server_gc_note,
 )
 from retention.removals import StepReport, size_of
 from storage.promotions import PromotionStore
@@ -123,10 +124,7 @@ def remove_rejected_versions(
                 runs[run.info.run_id] = run
     tracking_uri = settings.stores.mlflow_tracking_uri
     if not collectable(tracking_uri):
-        report.notes.append(
-            f"the tracking store {tracking_uri} is a server: runs are marked deleted here; run "
-            "`mlflow gc --backend-store-uri <its database>` on the server to free their artifacts"
-        )
+        report.notes.append(server_gc_note(tracking_uri))
     if dry_run:
         return report.logged()
     for run_id, run in runs.items():
