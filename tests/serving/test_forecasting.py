@@ -21,6 +21,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core.markets import load_market
+from core.quantiles import QUANTILE_COLUMNS
 from core.settings import Settings
 from pipelines.model_retraining import retrain_region
 from registry.models import registered_model_name
@@ -340,7 +341,42 @@ def test_forecast_document__has_the_cache_shape_with_null_intervals_for_the_fall
         "yhat": forecast.frame["yhat"].iloc[0],
         "lower": None,
         "upper": None,
+        **dict.fromkeys(QUANTILE_COLUMNS),  # the fallback states no quantiles: null, not absent
     }
+    assert forecast.frame[list(QUANTILE_COLUMNS)].isna().all().all()
+
+
+def test_forecast_store_and_document__carry_the_quantiles_and_refuse_crossing_ones(store_engine):
+    forecasts = ForecastStore(store_engine)
+    rows = forecast_rows()
+    for column, shift in zip(QUANTILE_COLUMNS, (-6.0, -4.0, -2.0, 0.25, 2.0, 4.0, 6.0), strict=True):
+        rows[column] = rows["yhat"] + shift
+    assert forecasts.upsert_forecasts(rows).inserted == 24
+    stored = forecasts.read_forecasts("NP")
+    np.testing.assert_array_equal(stored[list(QUANTILE_COLUMNS)].to_numpy(), rows[list(QUANTILE_COLUMNS)].to_numpy())
+    document = forecast_document(forecasting.Forecast(stored))
+    assert document["points"][1] == {
+        "target_ts": "2018-12-25T03:00:00+00:00",
+        "yhat": 40.5,
+        "lower": 35.5,
+        "upper": 45.5,
+        "q05": 34.5,
+        "q10": 36.5,
+        "q25": 38.5,
+        "q50": 40.75,
+        "q75": 42.5,
+        "q90": 44.5,
+        "q95": 46.5,
+    }
+    crossing = forecast_rows(issued="2018-12-25 03:00").assign(**{c: rows[c] for c in QUANTILE_COLUMNS})
+    crossing.loc[7, "q75"] = crossing.loc[7, "q25"] - 1
+    with pytest.raises(
+        BatchRejected,
+        match=r"1 forecast hour\(s\) have quantiles that decrease with the level .*"
+        r"target hour 2018-12-25 10:00:00\+00:00",
+    ):
+        forecasts.upsert_forecasts(crossing)
+    assert forecasts.count_forecasts() == 24
 
 
 # -- with a champion ------------------------------------------------------------------------------------
@@ -401,13 +437,15 @@ def test_generate_forecast__with_a_champion_answers_its_24_hours_tagged_with_its
     frame = forecast.frame
     assert not forecast.is_fallback and forecast.fallback_reason is None and not frame["is_fallback"].any()
     assert set(frame["model_name"]) == {"electricity-price-NP"} and set(frame["model_version"]) == {candidate.version}
-    assert len(frame) == 24 and np.isfinite(frame[["yhat", "lower", "upper"]].to_numpy()).all()
+    assert len(frame) == 24 and np.isfinite(frame[["yhat", "lower", "upper", *QUANTILE_COLUMNS]].to_numpy()).all()
+    assert (np.diff(frame[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0).all()
     assert (frame["lower"] <= frame["yhat"]).all() and (frame["yhat"] <= frame["upper"]).all()
     # the same numbers the registered model gives for these rows
     direct = mlflow.pyfunc.load_model(f"models:/electricity-price-NP/{candidate.version}").predict(
         request.table, params=request.params
     )
-    np.testing.assert_allclose(frame["yhat"].to_numpy(), direct["yhat"].to_numpy(), rtol=1e-9)
+    for column in ("yhat", *QUANTILE_COLUMNS):
+        np.testing.assert_allclose(frame[column].to_numpy(), direct[column].to_numpy(), rtol=1e-9)
     # not the fallback: it differs from the price a week earlier
     assert not np.allclose(frame["yhat"].to_numpy(), request.table["price"].iloc[:24].to_numpy())
 

@@ -11,8 +11,8 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from core.markets import load_market
-from tests.conftest import PROJECT_ROOT
 from core.quantiles import QUANTILE_COLUMNS, QUANTILE_LEVELS
+from tests.conftest import PROJECT_ROOT
 from training.ensemble import (
     ENSEMBLE_FILE,
     EnsembleError,
