@@ -793,13 +793,15 @@ def summary_lines(records: list[dict]) -> list[str]:
             f"{ANCHOR_CALIBRATION_DAYS} (`conformal_anchor`, from the published files alone). Kupiec p: unconditional "
             "coverage test (small = the coverage differs significantly from the nominal).",
             "",
-            "| market | scored days | mean pinball 0.01..0.99 | 50% coverage (Kupiec p) | 90% coverage (Kupiec p) |",
-            "|---|---|---|---|---|",
+            f"| market | scored days | mean pinball 0.01..0.99 | mean pinball over our {len(EMITTED_LEVELS)} levels "
+            "| 50% coverage (Kupiec p) | 90% coverage (Kupiec p) |",
+            "|---|---|---|---|---|---|",
         ]
         for name, a in anchors.items():
             i50, i90 = a["interval_50"], a["interval_90"]
             lines.append(
-                f"| {name} | {a['scored_days']} | {a['mean_pinball']:.3f} | {i50['coverage']:.1%} ({i50['kupiec_p']:.2g}) "
+                f"| {name} | {a['scored_days']} | {a['mean_pinball']:.3f} | {a['mean_pinball_emitted']:.3f} "
+                f"| {i50['coverage']:.1%} ({i50['kupiec_p']:.2g}) "
                 f"| {i90['coverage']:.1%} ({i90['kupiec_p']:.2g}) |"
             )
     lines += quantile_lines(records)
