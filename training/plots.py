@@ -33,8 +33,9 @@ def fan_bands(frame: pd.DataFrame) -> list[tuple[str, str, str, float]]:
 
 
 def forecast_vs_actual(frame: pd.DataFrame, path: Path, title: str, days: int = 14) -> Path:
-    """The last ``days`` of a forecast frame (target_ts, price, yhat[, lower, upper][, q05 .. q95][, naive]),
-    with the forecast's fan (:func:`fan_bands`) shaded around the point forecast."""
+    """The last ``days`` of a forecast frame (columns target_ts, price, yhat; optionally lower and upper,
+    the quantiles q05 .. q95 and naive), with the forecast's fan (:func:`fan_bands`) shaded around
+    the point forecast."""
     frame = frame.sort_values("target_ts")
     last = frame[frame["target_ts"] >= frame["target_ts"].max() - pd.Timedelta(days=days)]
     fig, ax = plt.subplots(figsize=(12, 4.5), dpi=110)
