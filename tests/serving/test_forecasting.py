@@ -496,18 +496,33 @@ from mlflow.pyfunc import PythonModel
 
 class Broken(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return pd.DataFrame({"yhat": [np.nan] * 24, "lower": 0.0, "upper": 1.0})
+        return pd.DataFrame(ANSWER)
 
 
 set_model(Broken())
 """
+QUANTILES_ANSWER = {"yhat": [40.0] * 24, **{c: [40.0 + i] * 24 for i, c in enumerate(QUANTILE_COLUMNS)}}
 
 
-def test_generate_forecast__a_champion_that_answers_nan_falls_back_saying_so(champion_home, tmp_path):
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ({"yhat": [np.nan] * 24, "lower": 0.0, "upper": 1.0}, "the model answered 24 non-finite yhat value(s)"),
+        ({**QUANTILES_ANSWER, "q75": [30.0] * 24}, "the model answered quantiles that decrease with the level"),
+        (
+            {k: v for k, v in QUANTILES_ANSWER.items() if k != "q10"},
+            "the model answered the quantile column(s) q05, q25, q50, q75, q90, q95 but not q10",
+        ),
+    ],
+    ids=["nan", "crossing quantiles", "a missing quantile"],
+)
+def test_generate_forecast__a_champion_whose_answer_is_unusable_falls_back_saying_so(
+    champion_home, tmp_path, answer, reason
+):
     settings, store, client, candidate = champion_home
     name = registered_model_name("NP")
     code = tmp_path / "broken_model.py"
-    code.write_text(NAN_MODEL)
+    code.write_text(NAN_MODEL.replace("ANSWER", repr(answer).replace("nan", "np.nan")))
     with mlflow.start_run(
         experiment_id=client.get_experiment_by_name(settings.training.mlflow_experiment).experiment_id
     ):
@@ -519,8 +534,7 @@ def test_generate_forecast__a_champion_that_answers_nan_falls_back_saying_so(cha
         forecast = generate_forecast(client, "NP", request, RUN)
     assert forecast.is_fallback and forecast.model_name == "seasonal-naive"
     assert forecast.fallback_reason == (
-        f"the Production model models:/{name}/{broken.version} of NP gave no usable "
-        "forecast: ValueError: the model answered 24 non-finite yhat value(s)"
+        f"the Production model models:/{name}/{broken.version} of NP gave no usable forecast: ValueError: {reason}"
     )
     # and the real champion is back in charge
     assert not generate_forecast(client, "NP", request, RUN).is_fallback
