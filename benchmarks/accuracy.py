@@ -45,6 +45,8 @@ import pandas as pd
 from benchmarks.machine import describe_machine
 from core import markets as market_registry
 from core.markets import Market, MarketDataError, read_market_file
+from core.quantiles import QUANTILE_COLUMNS
+from core.quantiles import QUANTILE_LEVELS as QUANTILE_LEVELS_EMITTED
 from core.settings import PROJECT_ROOT, Settings, SettingsError
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -57,6 +59,8 @@ MIN_DAYS = 8  # the weekly naive of the paper's rMAE needs a week before the fir
 REAL_PRICE = "Real price"
 PUBLISHED_ENSEMBLES = {"lear_ensemble": "LEAR Ensemble", "dnn_ensemble": "DNN Ensemble"}
 MEMBERS = ("xgboost", "lightgbm", "cnn_lstm")
+# the quantile levels our model emits, and their columns
+EMITTED_LEVELS, EMITTED_COLUMNS = QUANTILE_LEVELS_EMITTED, QUANTILE_COLUMNS
 FORECASTERS = (*MEMBERS, "ensemble", "seasonal_naive", *PUBLISHED_ENSEMBLES)
 # published_metrics_ensembles.csv row name -> how it is recomputed (core.metrics)
 VERIFIED_METRICS = ("MAE", "rMAE", "sMAPE%", "RMSE", "MAPE%")
@@ -330,6 +334,8 @@ def comparison_frame(inputs: MarketInputs, clock_forecast: pd.DataFrame, days: p
             "ensemble": clock_forecast["yhat"].to_numpy(),
             "lower": clock_forecast["lower"].to_numpy(),
             "upper": clock_forecast["upper"].to_numpy(),
+            # our quantiles q05 .. q95 (scored by ``quantile_comparison``)
+            **{c: clock_forecast[c].to_numpy() for c in EMITTED_COLUMNS},
         },
         index=hours,
     )
@@ -375,19 +381,31 @@ ANCHOR_CALIBRATION_DAYS = 182
 CENTRAL_INTERVALS = (0.5, 0.9)
 
 
-def conformal_anchor(published: pd.DataFrame, calibration_days: int = ANCHOR_CALIBRATION_DAYS) -> dict:
-    """Split-conformal quantiles around the published LEAR ensemble, scored on the hours after the calibration.
+def quantile_scores(actual: np.ndarray, quantiles: np.ndarray, levels) -> dict:
+    """Mean pinball loss over ``levels`` (one column of ``quantiles`` each), and the coverage and
+    Kupiec test of the 50% and 90% central intervals (the columns of levels 0.25/0.75, 0.05/0.95)."""
+    from core.metrics import kupiec_test, pinball_loss
 
-    The probabilistic anchor of the benchmark (issue 18): for every test day after the first
-    ``calibration_days``, each hour of day's quantiles 0.01..0.99 are the LEAR ensemble's forecast
-    plus the split-conformal quantiles (``training.ensemble.conformal_ranks``) of that hour's
-    residuals ``actual - forecast`` over the ``calibration_days`` test days before it (a rolling
-    window: each day is calibrated on the days before it only). Scores: mean pinball loss over
-    the 99 levels, coverage of the 50% and 90% central intervals and Kupiec's test of each.
-    """
+    levels = np.asarray(levels, dtype=float)
+    out: dict = {"mean_pinball": pinball_loss(actual, quantiles, levels)}
+    for coverage in CENTRAL_INTERVALS:
+        lo, hi = (int(np.argmin(np.abs(levels - q))) for q in ((1 - coverage) / 2, (1 + coverage) / 2))
+        test = kupiec_test(actual, quantiles[:, lo], quantiles[:, hi], coverage)
+        out[f"interval_{round(coverage * 100)}"] = {
+            "coverage": test.coverage,
+            "kupiec_statistic": test.statistic,
+            "kupiec_p": test.p_value,
+        }
+    return out
+
+
+def anchor_quantiles(
+    published: pd.DataFrame, levels=QUANTILE_LEVELS, calibration_days: int = ANCHOR_CALIBRATION_DAYS
+) -> pd.DataFrame:
+    """The anchor's quantiles (one column per level) on the published hours after the first
+    ``calibration_days`` days: see :func:`conformal_anchor`."""
     from numpy.lib.stride_tricks import sliding_window_view
 
-    from core.metrics import kupiec_test, pinball_loss
     from training.ensemble import conformal_ranks
 
     actual = published[REAL_PRICE].to_numpy(dtype=float).reshape(-1, 24)
@@ -397,28 +415,88 @@ def conformal_anchor(published: pd.DataFrame, calibration_days: int = ANCHOR_CAL
         raise AccuracyInputError(f"{days} days leave none to score after {calibration_days} calibration days")
     # windows[i, h] = hour h's residuals of days i .. i + calibration_days - 1, sorted; day d uses window d - calibration_days
     windows = np.sort(sliding_window_view(actual - forecast, calibration_days, axis=0), axis=-1)[:-1]
-    levels = np.asarray(QUANTILE_LEVELS)
-    quantiles = forecast[calibration_days:, :, None] + windows[..., conformal_ranks(calibration_days, levels)]
-    y = actual[calibration_days:].ravel()
-    flat = quantiles.reshape(y.size, levels.size)
-    out = {
+    level_array = np.asarray(levels, dtype=float)
+    quantiles = forecast[calibration_days:, :, None] + windows[..., conformal_ranks(calibration_days, level_array)]
+    return pd.DataFrame(
+        quantiles.reshape(-1, level_array.size), index=published.index[calibration_days * 24 :], columns=list(levels)
+    )
+
+
+def conformal_anchor(published: pd.DataFrame, calibration_days: int = ANCHOR_CALIBRATION_DAYS) -> dict:
+    """Split-conformal quantiles around the published LEAR ensemble, scored on the hours after the calibration.
+
+    The probabilistic anchor of the benchmark (issue 18): for every test day after the first
+    ``calibration_days``, each hour of day's quantiles 0.01..0.99 are the LEAR ensemble's forecast
+    plus the split-conformal quantiles (``training.ensemble.conformal_ranks``) of that hour's
+    residuals ``actual - forecast`` over the ``calibration_days`` test days before it (a rolling
+    window: each day is calibrated on the days before it only). Scores: mean pinball loss over
+    the 99 levels (and over the levels our model emits, ``core.quantiles.QUANTILE_LEVELS``:
+    ``mean_pinball_emitted``), coverage of the 50% and 90% central intervals and Kupiec's test of each.
+    """
+    quantiles = anchor_quantiles(published, QUANTILE_LEVELS, calibration_days)
+    y = published.loc[quantiles.index, REAL_PRICE].to_numpy(dtype=float)
+    emitted = quantiles[list(EMITTED_LEVELS)].to_numpy()
+    forecast = published.loc[quantiles.index, PUBLISHED_ENSEMBLES["lear_ensemble"]].to_numpy(dtype=float)
+    scores = quantile_scores(y, quantiles.to_numpy(), QUANTILE_LEVELS)
+    return {
         "forecast": PUBLISHED_ENSEMBLES["lear_ensemble"],
         "calibration_days": calibration_days,
-        "scored_days": days - calibration_days,
-        "first_scored_hour": str(published.index[calibration_days * 24]),
+        "scored_days": len(quantiles) // 24,
+        "first_scored_hour": str(quantiles.index[0]),
         "quantile_levels": "0.01..0.99",
-        "mean_pinball": pinball_loss(y, flat, levels),
-        "mae": float(np.mean(np.abs(y - forecast[calibration_days:].ravel()))),
+        "mean_pinball": scores["mean_pinball"],
+        "mean_pinball_emitted": quantile_scores(y, emitted, EMITTED_LEVELS)["mean_pinball"],
+        "mae": float(np.mean(np.abs(y - forecast))),
+        **{k: v for k, v in scores.items() if k.startswith("interval_")},
     }
-    for coverage in CENTRAL_INTERVALS:
-        lo, hi = (int(np.argmin(np.abs(levels - q))) for q in ((1 - coverage) / 2, (1 + coverage) / 2))
-        test = kupiec_test(y, flat[:, lo], flat[:, hi], coverage)
-        out[f"interval_{round(coverage * 100)}"] = {
-            "coverage": test.coverage,
-            "kupiec_statistic": test.statistic,
-            "kupiec_p": test.p_value,
+
+
+def quantile_comparison(
+    frame: pd.DataFrame, published: pd.DataFrame, calibration_days: int = ANCHOR_CALIBRATION_DAYS
+) -> dict:
+    """Our backtest's quantiles beside the conformal-on-LEAR anchor, on the same hours.
+
+    The hours: those of ``frame`` (the comparison frame, with our ``q05`` .. ``q95``) that the
+    anchor scores, i.e. the published test days after its first ``calibration_days`` (the last
+    546 of a whole test period). Both are scored with :func:`quantile_scores` over the levels our
+    model emits (``core.quantiles.QUANTILE_LEVELS``, 0.05 .. 0.95: the mean pinball over 7 levels,
+    not the anchor's 99, which weigh the tails more) and the anchor also over its 0.01..0.99. A
+    run that shares no hour with the anchor (``--quick``: the first weeks of the test period)
+    records ours on its own hours and says so.
+    """
+    ours_columns = list(EMITTED_COLUMNS)
+    missing = [c for c in ours_columns if c not in frame.columns or frame[c].isna().any()]
+    if missing:
+        raise AccuracyInputError(f"our forecast has no quantile(s) {', '.join(missing)} on some hours to score")
+    levels = {"ours": [float(q) for q in EMITTED_LEVELS], "anchor_all": "0.01..0.99"}
+    scored = anchor_quantiles(published, QUANTILE_LEVELS, calibration_days)
+    common = frame.index.intersection(scored.index)
+    if common.empty:
+        y = frame["actual"].to_numpy(dtype=float)
+        return {
+            "hours": 0,
+            "levels": levels,
+            "note": f"no hour of this run lies in the anchor's scored days (from {scored.index[0]}): ours scored "
+            "on its own hours, no anchor beside it",
+            "ours_own_hours": {
+                "hours": len(frame),
+                **quantile_scores(y, frame[ours_columns].to_numpy(dtype=float), EMITTED_LEVELS),
+            },
         }
-    return out
+    y = frame.loc[common, "actual"].to_numpy(dtype=float)
+    ours = quantile_scores(y, frame.loc[common, ours_columns].to_numpy(dtype=float), EMITTED_LEVELS)
+    anchor = quantile_scores(y, scored.loc[common, list(EMITTED_LEVELS)].to_numpy(), EMITTED_LEVELS)
+    anchor_all = quantile_scores(y, scored.loc[common].to_numpy(), QUANTILE_LEVELS)
+    return {
+        "hours": len(common),
+        "days": int(len(common) // 24),
+        "first_hour": str(common[0]),
+        "last_hour": str(common[-1]),
+        "levels": levels,
+        "ours": ours,
+        "anchor": {**anchor, "mean_pinball_0.01..0.99": anchor_all["mean_pinball"]},
+        "pinball_ratio": ours["mean_pinball"] / anchor["mean_pinball"],
+    }
 
 
 def representative_fortnight(frame: pd.DataFrame, days: int = 14) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -532,6 +610,7 @@ def run_market(
     )
     frame = comparison_frame(inputs, local_clock_hours(result.forecasts, inputs.market.timezone), days)
     metrics, ratios, tests = score(frame)
+    quantiles = quantile_comparison(frame, inputs.published)
     verification = (
         verify_published_metrics(inputs.name, inputs.published)
         if args.verify_published
@@ -587,6 +666,7 @@ def run_market(
         "metrics": metrics,
         "ratios": ratios,
         "diebold_mariano": tests,
+        "quantiles": quantiles,
         "published_check": verification,
         "timing": {
             "wall_seconds": round(time.perf_counter() - started, 1),
@@ -611,6 +691,11 @@ def run_market(
         flat = flat_metrics(metrics)
         flat.update({f"ratio_{k}": v for k, v in ratios.items()})
         flat.update({f"dm_p_ours_better_than_{k}": t["p_ours_better"] for k, t in tests.items()})
+        if quantiles["hours"]:
+            flat["pinball_ours"] = quantiles["ours"]["mean_pinball"]
+            flat["pinball_anchor"] = quantiles["anchor"]["mean_pinball"]
+            for key in ("interval_50", "interval_90"):
+                flat[f"coverage_{key}"] = quantiles["ours"][key]["coverage"]
         flat["wall_seconds"] = record["timing"]["wall_seconds"]
         params = {
             "market": inputs.name,
@@ -708,15 +793,18 @@ def summary_lines(records: list[dict]) -> list[str]:
             f"{ANCHOR_CALIBRATION_DAYS} (`conformal_anchor`, from the published files alone). Kupiec p: unconditional "
             "coverage test (small = the coverage differs significantly from the nominal).",
             "",
-            "| market | scored days | mean pinball 0.01..0.99 | 50% coverage (Kupiec p) | 90% coverage (Kupiec p) |",
-            "|---|---|---|---|---|",
+            f"| market | scored days | mean pinball 0.01..0.99 | mean pinball over our {len(EMITTED_LEVELS)} levels "
+            "| 50% coverage (Kupiec p) | 90% coverage (Kupiec p) |",
+            "|---|---|---|---|---|---|",
         ]
         for name, a in anchors.items():
             i50, i90 = a["interval_50"], a["interval_90"]
             lines.append(
-                f"| {name} | {a['scored_days']} | {a['mean_pinball']:.3f} | {i50['coverage']:.1%} ({i50['kupiec_p']:.2g}) "
+                f"| {name} | {a['scored_days']} | {a['mean_pinball']:.3f} | {a['mean_pinball_emitted']:.3f} "
+                f"| {i50['coverage']:.1%} ({i50['kupiec_p']:.2g}) "
                 f"| {i90['coverage']:.1%} ({i90['kupiec_p']:.2g}) |"
             )
+    lines += quantile_lines(records)
     if records:
         machine = records[-1]["machine"]
         lines += [
@@ -727,6 +815,38 @@ def summary_lines(records: list[dict]) -> list[str]:
             "Per-market details (seeds, cadence, block times, tuned parameters, DM statistics): "
             "`accuracy_<market>[_<scope>].json`; a representative fortnight: the `.png` of the same name.",
         ]
+    return lines
+
+
+def quantile_lines(records: list[dict]) -> list[str]:
+    """Our quantiles beside the anchor on the same hours (``quantile_comparison`` of each record), as Markdown lines."""
+    compared = [r for r in records if r.get("quantiles", {}).get("hours")]
+    if not compared:
+        return []
+    lines = [
+        "",
+        "## Our quantiles beside the anchor, on the same hours",
+        "",
+        f"Ours: the backtest's quantiles {', '.join(EMITTED_COLUMNS)} (split-conformal per forecast horizon on each "
+        "refit's validation residuals, `training.ensemble.calibrate_intervals`); anchor: the conformal-on-LEAR "
+        f"quantiles above, on the hours both have (the test days after the anchor's first {ANCHOR_CALIBRATION_DAYS}). "
+        f"Mean pinball over the {len(EMITTED_LEVELS)} levels our model emits ({', '.join(f'{q:g}' for q in EMITTED_LEVELS)}), "
+        "the anchor's over 0.01..0.99 in brackets; coverage of the 50% (q25..q75) and 90% (q05..q95) intervals "
+        "with the Kupiec p.",
+        "",
+        "| market | scope | days | pinball ours | pinball anchor (0.01..0.99) | ours/anchor | 50% ours (Kupiec p) "
+        "| 50% anchor | 90% ours (Kupiec p) | 90% anchor |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in compared:
+        q = r["quantiles"]
+        o, a = q["ours"], q["anchor"]
+        lines.append(
+            f"| {r['market']} | {r['scope']} | {q['days']} | {o['mean_pinball']:.3f} "
+            f"| {a['mean_pinball']:.3f} ({a['mean_pinball_0.01..0.99']:.3f}) | {q['pinball_ratio']:.2f} "
+            f"| {o['interval_50']['coverage']:.1%} ({o['interval_50']['kupiec_p']:.2g}) | {a['interval_50']['coverage']:.1%} "
+            f"| {o['interval_90']['coverage']:.1%} ({o['interval_90']['kupiec_p']:.2g}) | {a['interval_90']['coverage']:.1%} |"
+        )
     return lines
 
 

@@ -35,6 +35,7 @@ from mlflow.models.model import ModelInfo
 
 from core.freshness import Freshness
 from core.metrics import MetricsError, evaluate, interval_coverage
+from core.quantiles import QUANTILE_COLUMNS
 from core.settings import Settings
 from core.timestamps import utc
 from pipelines.rendering import render
@@ -437,6 +438,7 @@ class Retraining:
             lower=forecast["lower"].to_numpy(),
             upper=forecast["upper"].to_numpy(),
             naive=naive,
+            **{c: forecast[c].to_numpy() for c in QUANTILE_COLUMNS},  # the picture's fan
         )
         report.to_parquet(ensemble_folder / "test_forecasts.parquet")
         figure = plots.forecast_vs_actual(

@@ -15,6 +15,13 @@ The hourly ``forecast_generation`` DAG calls these functions in a row, per regio
    finite values, the forecast falls back to the weekly seasonal naive ``y(t - 168 h)``
    (``is_fallback`` true, model ``seasonal-naive`` version ``0``, no interval) and says why:
    a fallback is never silent, and it never fails the hour.
+
+Every stored hour carries ``yhat``, ``lower``/``upper`` and the quantiles ``q05`` .. ``q95``
+(``core.quantiles``) as the model answered them. The seasonal-naive fallback has no interval and
+no quantiles: they are stored NULL and are ``null`` in the cache document, stated, never guessed
+(the request holds one week of prices, too few to calibrate the naive's own residuals; a
+fallback is the exception an operator is alerted to, not a forecast to plan on). A champion
+trained before the quantiles answers none either: NULL as well.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from core.quantiles import QUANTILE_COLUMNS
 from core.timestamps import utc
 from registry.models import champion as find_champion
 from registry.models import registered_model_name
@@ -210,9 +218,12 @@ def _frame(
     lower: np.ndarray,
     upper: np.ndarray,
     fallback: bool,
+    quantiles: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
+    """The store's rows; a quantile column not in ``quantiles`` (the fallback, an older model) is NaN (NULL)."""
     n = len(targets)
-    return pd.DataFrame(
+    quantiles = quantiles or {}
+    frame = pd.DataFrame(
         {
             "region": [region] * n,
             "issued_at": pd.DatetimeIndex([issued_at] * n).astype("datetime64[us, UTC]"),
@@ -225,6 +236,9 @@ def _frame(
             "is_fallback": [fallback] * n,
         }
     )
+    for column in QUANTILE_COLUMNS:
+        frame[column] = np.asarray(quantiles[column], dtype=float) if column in quantiles else np.full(n, np.nan)
+    return frame
 
 
 def _target_hours(origin: pd.Timestamp) -> pd.DatetimeIndex:
@@ -241,16 +255,25 @@ def _model_forecast(model: PyFuncModel, request: ModelRequest) -> pd.DataFrame:
     expected = [iso_hour(t) for t in _target_hours(request.origin)]
     if "target_ts" in answer.columns and list(answer["target_ts"].astype(str)) != expected:
         raise ValueError(f"the model answered target hours {answer['target_ts'].iloc[0]}.. instead of {expected[0]}..")
-    for column in ("yhat", "lower", "upper"):
+    for column in ("yhat", "lower", "upper", *QUANTILE_COLUMNS):
         if column in answer.columns:
             values = pd.to_numeric(answer[column], errors="coerce").to_numpy(dtype=float)
             if not np.isfinite(values).all():
                 raise ValueError(f"the model answered {int((~np.isfinite(values)).sum())} non-finite {column} value(s)")
+    present = [c for c in QUANTILE_COLUMNS if c in answer.columns]
+    if present and len(present) < len(QUANTILE_COLUMNS):
+        raise ValueError(
+            f"the model answered the quantile column(s) {', '.join(present)} but not "
+            f"{', '.join(c for c in QUANTILE_COLUMNS if c not in present)}"
+        )
+    if present and (np.diff(answer[present].to_numpy(dtype=float), axis=1) < 0).any():
+        raise ValueError("the model answered quantiles that decrease with the level")
     return answer
 
 
 def seasonal_naive(region: str, request: ModelRequest, issued_at: pd.Timestamp, reason: str) -> Forecast:
-    """The fallback: each target hour's price one week earlier (from the request), without an interval."""
+    """The fallback: each target hour's price one week earlier (from the request), without an interval
+    and without quantiles (both NULL: see the module's docstring)."""
     targets = _target_hours(request.origin)
     prices = pd.to_numeric(request.table[PRICE_COLUMN], errors="coerce")
     prices.index = pd.DatetimeIndex(pd.to_datetime(request.table[TIME_COLUMN], utc=True))
@@ -320,6 +343,7 @@ def generate_forecast(client: MlflowClient, region: str, request: ModelRequest, 
         answer["lower"].to_numpy(dtype=float) if "lower" in answer.columns else nothing,
         answer["upper"].to_numpy(dtype=float) if "upper" in answer.columns else nothing,
         False,
+        {c: answer[c].to_numpy(dtype=float) for c in QUANTILE_COLUMNS if c in answer.columns},
     )
     log.info("%s: forecast %s..%s with %s", region, frame["target_ts"].iloc[0], frame["target_ts"].iloc[-1], best.uri)
     return Forecast(frame, None)
@@ -335,8 +359,10 @@ def _number(value: float) -> float | None:
 
 
 def forecast_document(forecast: Forecast) -> dict[str, Any]:
-    """The cache's JSON document of a forecast (``storage.cache.FORECAST_KEY``)."""
+    """The cache's JSON document of a forecast (``storage.cache.FORECAST_KEY``): per point ``yhat``,
+    ``lower``/``upper`` and the quantiles ``q05`` .. ``q95``, each ``null`` where the forecast has none."""
     frame = forecast.frame.sort_values("target_ts")
+    quantiles = frame.reindex(columns=list(QUANTILE_COLUMNS)).to_numpy(dtype=float)
     return {
         "region": forecast.region,
         "issued_at": forecast.issued_at.isoformat(),
@@ -349,9 +375,10 @@ def forecast_document(forecast: Forecast) -> dict[str, Any]:
                 "yhat": _number(yhat),
                 "lower": _number(lower),
                 "upper": _number(upper),
+                **{column: _number(value) for column, value in zip(QUANTILE_COLUMNS, row, strict=True)},
             }
-            for ts, yhat, lower, upper in zip(
-                frame["target_ts"], frame["yhat"], frame["lower"], frame["upper"], strict=False
+            for ts, yhat, lower, upper, row in zip(
+                frame["target_ts"], frame["yhat"], frame["lower"], frame["upper"], quantiles, strict=True
             )
         ],
     }

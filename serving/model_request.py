@@ -20,7 +20,10 @@ Request (``POST /invocations`` of ``mlflow models serve``, or ``PyFuncModel.pred
   less sure. A missing *row* is a gap and is refused, so a client cannot lose an hour silently.
 
 Response: 24 rows with ``origin``, ``target_ts`` (ISO-8601 UTC strings), ``yhat``, its interval
-``lower``/``upper`` and each member's forecast ``yhat_<member>``.
+``lower``/``upper`` (the central ``EOPT_INTERVAL_COVERAGE`` interval, 90% by default),
+the quantiles ``q05``, ``q10``, ``q25``, ``q50``, ``q75``, ``q90``, ``q95`` (the price lies at or
+below ``qNN`` with probability NN%; monotone in every row; ``core.quantiles``, calibrated as
+``training.ensemble.calibrate_intervals`` says) and each member's forecast ``yhat_<member>``.
 
 The model builds its features from the request with ``training.features.inference_frame``, the
 builder training uses. Every refusal is a :class:`RequestError` naming what is wrong and what to

@@ -5,7 +5,7 @@ Keys (values are JSON documents):
 | key | value | TTL |
 |---|---|---|
 | ``eopt:prices:latest:{region}`` | the region's last 24 stored hours, one price per hour from the highest-priority source (``storage.prices.SOURCE_PRIORITY``): ``{"region", "as_of", "currency", "unit", "points": [{"ts", "price", "source"}]}`` | ``EOPT_CACHE_TTL_PRICES_S`` |
-| ``eopt:forecast:latest:{region}`` | the region's newest forecast (``serving.forecasting.forecast_document``): ``{"region", "issued_at", "model_name", "model_version", "is_fallback", "points": [{"target_ts", "yhat", "lower", "upper"}]}`` (``lower``/``upper`` null for the seasonal-naive fallback) | ``EOPT_CACHE_TTL_FORECASTS_S`` |
+| ``eopt:forecast:latest:{region}`` | the region's newest forecast (``serving.forecasting.forecast_document``): ``{"region", "issued_at", "model_name", "model_version", "is_fallback", "points": [{"target_ts", "yhat", "lower", "upper", "q05", "q10", "q25", "q50", "q75", "q90", "q95"}]}`` (interval and quantiles null for the seasonal-naive fallback) | ``EOPT_CACHE_TTL_FORECASTS_S`` |
 
 The store is the source of truth and the cache only a copy: a cache that is down is logged and
 reported (``CacheWrite.ok`` is False, ``error`` says why) and never fails a write to the store.

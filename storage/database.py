@@ -213,6 +213,13 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> str:
     return reached
 
 
+def downgrade(engine: sa.Engine, revision: str) -> str | None:
+    """Migrate the store back to ``revision`` (each migration's ``downgrade``); returns the revision it is at."""
+    with engine.begin() as conn:
+        command.downgrade(_alembic_config(conn), revision)
+    return current_revision(engine)
+
+
 def current_revision(engine: sa.Engine) -> str | None:
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()

@@ -1,6 +1,9 @@
 """The forecast store: each issued 24-hour forecast per region, idempotent on (region, issued_at, target_ts).
 
-A forecast is issued at the hour of its run (``issued_at``), so rerunning a run writes the same
+Each hour carries its point
+forecast ``yhat``, the interval ``lower``/``upper`` and the quantiles ``q05`` .. ``q95``
+(``core.quantiles``; NULL where the forecast has none: the seasonal-naive fallback, a model
+trained before the quantiles). A forecast is issued at the hour of its run (``issued_at``), so rerunning a run writes the same
 keys: unchanged rows are not touched and the counts say so. Timestamps are tz-aware UTC on the
 way in and out, as in the price store.
 """
@@ -14,6 +17,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from core.quantiles import QUANTILE_COLUMNS
 from storage.database import require_current_schema, safe_url, store_transaction
 from storage.prices import BatchRejected, _check_utc, _require_columns, _require_unique
 from storage.schema import forecasts
@@ -29,16 +33,19 @@ FORECAST_COLUMNS = (
     "lower",
     "upper",
     "is_fallback",
+    *QUANTILE_COLUMNS,
 )
 FORECAST_KEY = ("region", "issued_at", "target_ts")
-FORECAST_VALUES = ("model_name", "model_version", "yhat", "lower", "upper", "is_fallback")
+FORECAST_VALUES = ("model_name", "model_version", "yhat", "lower", "upper", "is_fallback", *QUANTILE_COLUMNS)
+# may be absent from a batch (a forecast without quantiles): stored as NULL
+OPTIONAL_COLUMNS = QUANTILE_COLUMNS
 
 
 def normalize_forecasts(frame: pd.DataFrame) -> pd.DataFrame:
     """Check a forecast batch against the store's contract and return it in the table's shape."""
     what = "forecast batch"
-    _require_columns(frame, FORECAST_COLUMNS, what)
-    out = frame.loc[:, list(FORECAST_COLUMNS)].copy()
+    _require_columns(frame, tuple(c for c in FORECAST_COLUMNS if c not in OPTIONAL_COLUMNS), what)
+    out = frame.reindex(columns=list(FORECAST_COLUMNS)).copy()
     for column in ("issued_at", "target_ts"):
         _check_utc(out, column, what)
         out[column] = out[column].astype("datetime64[us, UTC]")
@@ -52,10 +59,20 @@ def normalize_forecasts(frame: pd.DataFrame) -> pd.DataFrame:
             f"version {first['model_version']}, yhat={first['yhat']!r}); a forecast is stored only when every hour is a number"
         )
     out["yhat"] = yhat
-    for column in ("lower", "upper"):
+    for column in ("lower", "upper", *QUANTILE_COLUMNS):
         values = pd.to_numeric(out[column], errors="coerce").astype(float)
-        # an interval bound that is not a number is unknown: NULL (NaN here), never inf in the table
+        # an interval bound or quantile that is not a number is unknown: NULL (NaN here), never inf in the table
         out[column] = values.where(np.isfinite(values))
+    quantiles = out[list(QUANTILE_COLUMNS)].to_numpy(dtype=float)
+    crossing = (np.diff(quantiles, axis=1) < 0).any(axis=1)  # NaN compares False: a missing quantile crosses nothing
+    if crossing.any():
+        first = out.loc[crossing].iloc[0]
+        raise BatchRejected(
+            f"{what}: {int(crossing.sum())} forecast hour(s) have quantiles that decrease with the level (first: "
+            f"region={first['region']}, target hour {first['target_ts']}, model {first['model_name']} version "
+            f"{first['model_version']}: {', '.join(f'{c}={first[c]:.4g}' for c in QUANTILE_COLUMNS)}); "
+            "quantiles are stored only monotone"
+        )
     out["is_fallback"] = out["is_fallback"].astype(bool)
     out["model_name"] = out["model_name"].astype(str)
     out["model_version"] = out["model_version"].astype(str)
@@ -104,7 +121,7 @@ class ForecastStore:
         frame = pd.DataFrame(rows, columns=list(FORECAST_COLUMNS))
         for column in ("issued_at", "target_ts"):
             frame[column] = pd.to_datetime(frame[column], utc=True)
-        for column in ("yhat", "lower", "upper"):
+        for column in ("yhat", "lower", "upper", *QUANTILE_COLUMNS):
             frame[column] = pd.to_numeric(frame[column]).astype(float)
         frame["is_fallback"] = frame["is_fallback"].astype(bool)
         return frame

@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
+from core.quantiles import QUANTILE_COLUMNS
+
 metadata = sa.MetaData(
     naming_convention={
         "pk": "pk_%(table_name)s",
@@ -129,6 +131,8 @@ forecasts = sa.Table(
     sa.Column("lower", sa.Float(), nullable=True),
     sa.Column("upper", sa.Float(), nullable=True),
     sa.Column("is_fallback", sa.Boolean(), nullable=False, server_default=sa.false()),
+    # the quantiles (core.quantiles.QUANTILE_COLUMNS; migration 0006): NULL when the forecast has none
+    *(sa.Column(column, sa.Float(), nullable=True) for column in QUANTILE_COLUMNS),
     sa.PrimaryKeyConstraint("region", "issued_at", "target_ts"),
 )
 

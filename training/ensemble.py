@@ -4,14 +4,14 @@
   solved exactly as a linear programme.
 - The ensemble is kept only when its validation MAE beats its best member's; otherwise the best
   member alone is the model (weight 1). The decision and both numbers are recorded.
-- Intervals are split-conformal: per forecast horizon (0..23 h after the origin), the empirical
-  quantiles of the validation residuals ``actual - forecast`` at ``(1 - coverage) / 2`` and
-  ``(1 + coverage) / 2``, with the finite-sample correction, added to the point forecast.
+- The interval ``lower``/``upper`` and the quantiles ``q05`` .. ``q95`` are split-conformal, per
+  forecast horizon, from the validation residuals: :func:`calibrate_intervals` says exactly how.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,10 +19,12 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
+from core.quantiles import QUANTILE_LEVELS, quantile_column
 from training.features import HORIZON_HOURS
 from training.models import ForecastModel, ModelError, model_class
 
 ENSEMBLE_FILE = "ensemble.json"
+log = logging.getLogger(__name__)
 
 
 class EnsembleError(ValueError):
@@ -98,22 +100,79 @@ def decide(predictions: dict[str, np.ndarray], actual: np.ndarray) -> EnsembleDe
 
 @dataclass(frozen=True)
 class IntervalCalibration:
+    """The residual offsets of :func:`calibrate_intervals`, added to a point forecast per horizon.
+
+    ``quantiles[i][h]`` is the offset of level ``levels[i]`` at horizon ``h``; both are None in an
+    ``ensemble.json`` written before the quantiles existed (such a model still forecasts ``yhat``
+    and ``lower``/``upper``, and answers no quantile columns).
+    """
+
     coverage: float
     lower: list[float]  # residual quantile per horizon 0..23 (usually negative)
     upper: list[float]
+    levels: list[float] | None = None
+    quantiles: list[list[float]] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.levels is None) != (self.quantiles is None):
+            raise EnsembleError("interval calibration: quantile levels and quantile offsets must come together")
+        if self.levels is not None and self.quantiles is not None:
+            offsets = np.asarray(self.quantiles, dtype=float)
+            if offsets.shape != (len(self.levels), HORIZON_HOURS) or not np.isfinite(offsets).all():
+                raise EnsembleError(
+                    f"interval calibration: quantile offsets of shape {offsets.shape} (finite: "
+                    f"{bool(np.isfinite(offsets).all())}) for {len(self.levels)} levels and {HORIZON_HOURS} "
+                    "horizons; the ensemble.json is damaged: retrain the region"
+                )
+            if list(self.levels) != sorted(set(self.levels)):
+                raise EnsembleError(f"interval calibration: quantile levels {self.levels} are not increasing")
 
     def bounds(self, yhat: np.ndarray, horizon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h = np.asarray(horizon, dtype=int)
         return yhat + np.asarray(self.lower)[h], yhat + np.asarray(self.upper)[h]
 
+    def quantile_frame(self, yhat: np.ndarray, horizon: np.ndarray, index: pd.Index) -> pd.DataFrame:
+        """The quantile columns (``q05`` ..) of each row, sorted across the levels (rearranged);
+        no column when the calibration has no quantiles (an older model)."""
+        if self.levels is None or self.quantiles is None:
+            return pd.DataFrame(index=index)
+        offsets = np.asarray(self.quantiles, dtype=float).T[np.asarray(horizon, dtype=int)]
+        values = np.sort(np.asarray(yhat, dtype=float)[:, None] + offsets, axis=1)
+        return pd.DataFrame(values, index=index, columns=[quantile_column(q) for q in self.levels])
+
 
 def calibrate_intervals(
-    actual: np.ndarray, forecast: np.ndarray, horizon: np.ndarray, coverage: float
+    actual: np.ndarray,
+    forecast: np.ndarray,
+    horizon: np.ndarray,
+    coverage: float,
+    levels: tuple[float, ...] = QUANTILE_LEVELS,
 ) -> IntervalCalibration:
+    """Split-conformal interval and quantiles, per forecast horizon, from the validation residuals.
+
+    Exactly how: the residuals ``r = actual - forecast`` of the validation window (the ensemble's
+    point forecast, fitted before the validation) are grouped by forecast horizon ``h`` (0..23 h
+    after the origin, each horizon on its own: their spreads differ) and sorted,
+    ``r_(1) <= ... <= r_(n)``. Quantile level ``q`` of horizon ``h`` is the forecast plus the order
+    statistic ``r_(k)`` with ``k = ceil((n + 1) q)`` for ``q >= 0.5`` and ``k = floor((n + 1) q)``
+    for ``q < 0.5``, clamped to ``1..n`` (:func:`conformal_ranks`; Lei et al. 2018, Angelopoulos
+    and Bates 2021): for a new residual exchangeable with the ``n``, ``P(y <= q-quantile) >= q``
+    for ``q >= 0.5`` and ``P(y >= q-quantile) >= 1 - q`` below it, so the central interval of
+    levels ``a`` and ``1 - a`` covers at least ``1 - 2a`` (exactly, for continuous residuals,
+    when ``(n + 1) a`` is whole, e.g. ``n = 99``). The ``lower``/``upper`` interval is the same
+    rule at ``(1 - coverage) / 2`` and ``(1 + coverage) / 2``: at the default coverage 0.9 it IS
+    ``q05``/``q95``. Monotone by construction: ``k`` never decreases with ``q`` and the residuals
+    are sorted, so the offsets do not cross; and :meth:`IntervalCalibration.quantile_frame` sorts
+    each forecast row across the levels (the monotone rearrangement of Chernozhukov, Fernandez-Val
+    and Galichon 2010, which leaves non-crossing quantiles unchanged), so no row can cross even
+    from a hand-edited ``ensemble.json``. ``q50`` is the forecast plus the median residual, so
+    it differs from ``yhat`` (the MAE-weighted point forecast) by the validation's median bias.
+    """
     residuals = np.asarray(actual, dtype=float) - np.asarray(forecast, dtype=float)
     horizon = np.asarray(horizon, dtype=int)
     alpha = 1 - coverage
-    lower, upper = [], []
+    level_array = np.asarray(levels, dtype=float)
+    lower, upper, offsets = [], [], []
     for h in range(HORIZON_HOURS):
         r = np.sort(residuals[horizon == h])
         if r.size == 0:
@@ -121,7 +180,11 @@ def calibrate_intervals(
         lo, hi = conformal_ranks(r.size, [alpha / 2, 1 - alpha / 2])
         lower.append(float(r[lo]))
         upper.append(float(r[hi]))
-    return IntervalCalibration(coverage, lower, upper)
+        offsets.append(r[conformal_ranks(r.size, level_array)])
+    by_level = np.column_stack(offsets)  # levels x horizons
+    return IntervalCalibration(
+        coverage, lower, upper, [float(q) for q in level_array], [[float(v) for v in row] for row in by_level]
+    )
 
 
 def conformal_ranks(n: int, quantiles) -> np.ndarray:
@@ -163,15 +226,22 @@ class EnsembleForecaster:
         return {name: model.predict(frame) for name, model in self.members.items()}
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """Point forecast, interval and each member's forecast for every row of ``frame``."""
+        """Point forecast, interval, quantiles (``q05`` .. ``q95``) and each member's forecast for every row of ``frame``."""
         members = self.member_predictions(frame)
         yhat = sum(self.weights.get(name, 0.0) * values for name, values in members.items())
         if not isinstance(yhat, np.ndarray):  # sum() of no member is the int 0
             raise ModelError(f"{self.region}: the ensemble has no member to forecast with")
         if not np.isfinite(yhat).all():
             raise ModelError(f"{self.region}: the ensemble forecast holds NaN or infinite values")
-        lower, upper = self.intervals.bounds(yhat, frame["horizon"].to_numpy())
-        out = pd.DataFrame({"yhat": yhat, "lower": lower, "upper": upper}, index=frame.index)
+        horizon = frame["horizon"].to_numpy()
+        lower, upper = self.intervals.bounds(yhat, horizon)
+        out = pd.concat(
+            [
+                pd.DataFrame({"yhat": yhat, "lower": lower, "upper": upper}, index=frame.index),
+                self.intervals.quantile_frame(yhat, horizon, frame.index),
+            ],
+            axis=1,
+        )
         for name, values in members.items():
             out[f"yhat_{name}"] = values
         return out
@@ -196,13 +266,18 @@ class EnsembleForecaster:
             raise ModelError(f"no {ENSEMBLE_FILE} in {folder}: the model's artifacts are missing or incomplete")
         spec = json.loads(path.read_text())
         members = {name: model_class(name).load(Path(folder) / "members" / name) for name in spec["members"]}
-        return cls(
-            spec["region"],
-            members,
-            EnsembleDecision(**spec["decision"]),
-            IntervalCalibration(**spec["intervals"]),
-            spec["feature_columns"],
-        )
+        try:
+            intervals = IntervalCalibration(**spec["intervals"])
+        except EnsembleError as exc:
+            raise ModelError(f"{path}: {exc}") from None
+        if intervals.quantiles is None:
+            log.warning(
+                "%s: %s was written before the quantile calibration: the model forecasts yhat, lower and upper "
+                "but no quantiles (q05 .. q95 stay null) until the region is retrained",
+                spec["region"],
+                path,
+            )
+        return cls(spec["region"], members, EnsembleDecision(**spec["decision"]), intervals, spec["feature_columns"])
 
 
 SHRINKAGE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -20,6 +20,7 @@ import pytest
 from benchmarks.accuracy import (
     PUBLISHED_ENSEMBLES,
     AccuracyInputError,
+    anchor_quantiles,
     child_argv,
     comparison_frame,
     conformal_anchor,
@@ -28,9 +29,12 @@ from benchmarks.accuracy import (
     longest_first,
     main,
     parse_args,
+    quantile_comparison,
+    quantile_lines,
     read_published_forecasts,
     verify_published_metrics,
 )
+from core.quantiles import QUANTILE_COLUMNS, QUANTILE_LEVELS
 from core.settings import Settings
 from training.backtest import local_clock_hours, walk_forward
 from training.config import TrainingConfig
@@ -85,9 +89,62 @@ def test_the_conformal_anchor_takes_the_conformal_ranks_of_the_days_before_and_s
     assert anchor["scored_days"] == 1
     assert anchor["mean_pinball"] == pytest.approx(expected)
     assert anchor["interval_90"]["coverage"] == anchor["interval_50"]["coverage"] == 1.0
+    # over the 7 levels the model emits: 0.05, 0.10, 0.25 lose q * 1, 0.75, 0.90, 0.95 lose (1 - q) * 2
+    assert anchor["mean_pinball_emitted"] == pytest.approx((0.05 + 0.1 + 0.25 + 2 * (0.25 + 0.1 + 0.05)) / 7)
     # the scored day's own residual never calibrates it: a wild error on it changes the score alone
     frame.iloc[-24:, 0] = 100.0
     assert conformal_anchor(frame, calibration_days=3)["interval_90"]["coverage"] == 0.0
+
+
+def test_our_quantiles_are_scored_beside_the_anchor_on_the_same_hours_by_hand():
+    # the anchor as above (3 calibration days, quantiles 9 below the median, 10, 12 above); two scored days
+    # priced 10 then 11.5; ours: yhat 10 with quantiles 10 + (-2, -1.5, -0.5, 0, 0.5, 1.5, 2)
+    hours = pd.date_range("2018-01-01", periods=5 * 24, freq="h", name="local")
+    actual = np.concatenate(
+        [np.full(24, 9.0), np.full(24, 10.0), np.full(24, 12.0), np.full(24, 10.0), np.full(24, 11.5)]
+    )
+    published = pd.DataFrame({"Real price": actual, "LEAR Ensemble": 10.0, "DNN Ensemble": 10.0}, index=hours)
+    shifts = np.array([-2, -1.5, -0.5, 0, 0.5, 1.5, 2])
+    # ours covers the first scored day and the last calibration day (where the anchor has no quantiles)
+    ours_hours = hours[48:]
+    frame = pd.DataFrame({"actual": actual[48:], **{c: 10.0 + d for c, d in zip(QUANTILE_COLUMNS, shifts, strict=True)}},
+                         index=ours_hours).iloc[:48]  # fmt: skip
+    compared = quantile_comparison(frame, published, calibration_days=3)
+    assert compared["hours"] == 24 and compared["first_hour"] == "2018-01-04 00:00:00"  # day 4 only
+    assert compared["levels"]["ours"] == list(QUANTILE_LEVELS)
+    # day 4 priced 10: ours loses q * (10 - f) or (q - 1) * (10 - f) per level
+    y, levels = 10.0, np.array(QUANTILE_LEVELS)
+    ours = np.mean(np.maximum(levels * (y - 10 - shifts), (levels - 1) * (y - 10 - shifts)))
+    assert compared["ours"]["mean_pinball"] == pytest.approx(ours)
+    assert compared["anchor"]["mean_pinball"] == pytest.approx((0.05 + 0.1 + 0.25 + 2 * (0.25 + 0.1 + 0.05)) / 7)
+    assert compared["pinball_ratio"] == pytest.approx(ours / compared["anchor"]["mean_pinball"])
+    assert compared["ours"]["interval_90"]["coverage"] == compared["ours"]["interval_50"]["coverage"] == 1.0
+    lines = quantile_lines([{"market": "NP", "scope": "test", "quantiles": compared}])
+    assert f"| NP | test | 1 | {ours:.3f} | {compared['anchor']['mean_pinball']:.3f} (" in "\n".join(lines)
+    # a run sharing no hour with the anchor's scored days (--quick) records ours on its own hours
+    early = frame.iloc[:24]
+    alone = quantile_comparison(early, published, calibration_days=3)
+    assert alone["hours"] == 0 and "no hour of this run" in alone["note"]
+    own = alone["ours_own_hours"]  # day 3, priced 12: inside q05..q95 (8..12), above q25..q75 (9.5..10.5)
+    assert own["hours"] == 24 and own["interval_90"]["coverage"] == 1.0 and own["interval_50"]["coverage"] == 0.0
+    with pytest.raises(AccuracyInputError, match=r"no quantile\(s\) q50"):
+        quantile_comparison(frame.drop(columns="q50"), published, calibration_days=3)
+
+
+def test_our_quantiles_equal_to_the_anchor_s_score_exactly_the_anchor_on_the_published_np_file():
+    published = read_published_forecasts(published_file("NP"))
+    scored = anchor_quantiles(published, QUANTILE_LEVELS)
+    assert len(scored) == 546 * 24
+    frame = pd.DataFrame(scored.to_numpy(), index=scored.index, columns=list(QUANTILE_COLUMNS)).assign(
+        actual=published.loc[scored.index, "Real price"]
+    )
+    compared = quantile_comparison(frame, published)
+    assert compared["days"] == 546 and compared["pinball_ratio"] == 1.0
+    assert compared["ours"] == {k: v for k, v in compared["anchor"].items() if k != "mean_pinball_0.01..0.99"}
+    anchor = conformal_anchor(published)
+    assert compared["anchor"]["mean_pinball"] == anchor["mean_pinball_emitted"]
+    assert compared["anchor"]["mean_pinball_0.01..0.99"] == pytest.approx(anchor["mean_pinball"])
+    assert compared["anchor"]["interval_90"] == anchor["interval_90"]
 
 
 def test_the_published_check_catches_a_forecast_that_is_off_by_a_little():
@@ -154,6 +211,13 @@ def test_the_forecast_hours_are_exactly_the_published_files_hours_of_those_days(
     assert len(frame) == 72
     assert np.array_equal(frame["actual"], published.loc[frame.index, "Real price"])
     assert np.isfinite(frame.to_numpy()).all()
+    # our quantiles reach the benchmark monotone and are scored beside the anchor on these days (in its scored days)
+    assert (np.diff(frame[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0).all()
+    compared = quantile_comparison(frame, published)
+    assert compared["hours"] == 72 and compared["first_hour"] == "2017-10-28 00:00:00"
+    mae = np.mean(np.abs(frame["actual"] - frame["ensemble"]))
+    assert 0 < compared["ours"]["mean_pinball"] < mae  # a 50% level alone would lose MAE / 2
+    assert compared["pinball_ratio"] == compared["ours"]["mean_pinball"] / compared["anchor"]["mean_pinball"]
 
 
 def test_no_price_at_or_after_a_days_origin_changes_that_days_forecast(backtest, np_inputs):

@@ -13,6 +13,7 @@ import shutil
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import redis
@@ -20,6 +21,7 @@ import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
 from core.markets import load_market
+from core.quantiles import QUANTILE_COLUMNS
 from registry.models import registered_model_name
 from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore
@@ -248,10 +250,11 @@ def test_forecast_dag__forecasts_with_the_champion_once_one_is_promoted_and_fall
     np_forecast = forecasts(home).read_forecasts("NP", issued)
     assert len(np_forecast) == 24 and not np_forecast["is_fallback"].any()
     assert set(np_forecast["model_name"]) == {name} and set(np_forecast["model_version"]) == {str(version)}
-    assert np_forecast[["yhat", "lower", "upper"]].notna().all().all()
+    assert np_forecast[["yhat", "lower", "upper", *QUANTILE_COLUMNS]].notna().all().all()
+    assert (np.diff(np_forecast[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0).all()  # monotone on every row
     assert (np_forecast["lower"] <= np_forecast["yhat"]).all() and (np_forecast["yhat"] <= np_forecast["upper"]).all()
     pjm = forecasts(home).read_forecasts("PJM", issued)
-    assert len(pjm) == 24 and pjm["is_fallback"].all()
+    assert len(pjm) == 24 and pjm["is_fallback"].all() and pjm[list(QUANTILE_COLUMNS)].isna().all().all()
     generated = airflow.xcoms(DAG_ID, "generate_forecasts")
     assert generated["generate_forecasts[NP]"] == {
         "region": "NP",
@@ -276,4 +279,6 @@ def test_forecast_dag__publishes_each_regions_newest_forecast_to_redis(airflow, 
         assert document["is_fallback"] == bool(stored["is_fallback"].iloc[0])
         assert [p["target_ts"] for p in document["points"]] == [t.isoformat() for t in stored["target_ts"]]
         assert [p["yhat"] for p in document["points"]] == stored["yhat"].tolist()
+        for column in QUANTILE_COLUMNS:  # null where the store holds NULL (the fallback)
+            assert [p[column] for p in document["points"]] == [None if np.isnan(v) else v for v in stored[column]]
         assert 0 < client.ttl(f"eopt:forecast:latest:{region}") <= 7200

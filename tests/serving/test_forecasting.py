@@ -21,6 +21,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from core.markets import load_market
+from core.quantiles import QUANTILE_COLUMNS
 from core.settings import Settings
 from pipelines.model_retraining import retrain_region
 from registry.models import registered_model_name
@@ -340,7 +341,42 @@ def test_forecast_document__has_the_cache_shape_with_null_intervals_for_the_fall
         "yhat": forecast.frame["yhat"].iloc[0],
         "lower": None,
         "upper": None,
+        **dict.fromkeys(QUANTILE_COLUMNS),  # the fallback states no quantiles: null, not absent
     }
+    assert forecast.frame[list(QUANTILE_COLUMNS)].isna().all().all()
+
+
+def test_forecast_store_and_document__carry_the_quantiles_and_refuse_crossing_ones(store_engine):
+    forecasts = ForecastStore(store_engine)
+    rows = forecast_rows()
+    for column, shift in zip(QUANTILE_COLUMNS, (-6.0, -4.0, -2.0, 0.25, 2.0, 4.0, 6.0), strict=True):
+        rows[column] = rows["yhat"] + shift
+    assert forecasts.upsert_forecasts(rows).inserted == 24
+    stored = forecasts.read_forecasts("NP")
+    np.testing.assert_array_equal(stored[list(QUANTILE_COLUMNS)].to_numpy(), rows[list(QUANTILE_COLUMNS)].to_numpy())
+    document = forecast_document(forecasting.Forecast(stored))
+    assert document["points"][1] == {
+        "target_ts": "2018-12-25T03:00:00+00:00",
+        "yhat": 40.5,
+        "lower": 35.5,
+        "upper": 45.5,
+        "q05": 34.5,
+        "q10": 36.5,
+        "q25": 38.5,
+        "q50": 40.75,
+        "q75": 42.5,
+        "q90": 44.5,
+        "q95": 46.5,
+    }
+    crossing = forecast_rows(issued="2018-12-25 03:00").assign(**{c: rows[c] for c in QUANTILE_COLUMNS})
+    crossing.loc[7, "q75"] = crossing.loc[7, "q25"] - 1
+    with pytest.raises(
+        BatchRejected,
+        match=r"1 forecast hour\(s\) have quantiles that decrease with the level .*"
+        r"target hour 2018-12-25 10:00:00\+00:00",
+    ):
+        forecasts.upsert_forecasts(crossing)
+    assert forecasts.count_forecasts() == 24
 
 
 # -- with a champion ------------------------------------------------------------------------------------
@@ -401,13 +437,15 @@ def test_generate_forecast__with_a_champion_answers_its_24_hours_tagged_with_its
     frame = forecast.frame
     assert not forecast.is_fallback and forecast.fallback_reason is None and not frame["is_fallback"].any()
     assert set(frame["model_name"]) == {"electricity-price-NP"} and set(frame["model_version"]) == {candidate.version}
-    assert len(frame) == 24 and np.isfinite(frame[["yhat", "lower", "upper"]].to_numpy()).all()
+    assert len(frame) == 24 and np.isfinite(frame[["yhat", "lower", "upper", *QUANTILE_COLUMNS]].to_numpy()).all()
+    assert (np.diff(frame[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0).all()
     assert (frame["lower"] <= frame["yhat"]).all() and (frame["yhat"] <= frame["upper"]).all()
     # the same numbers the registered model gives for these rows
     direct = mlflow.pyfunc.load_model(f"models:/electricity-price-NP/{candidate.version}").predict(
         request.table, params=request.params
     )
-    np.testing.assert_allclose(frame["yhat"].to_numpy(), direct["yhat"].to_numpy(), rtol=1e-9)
+    for column in ("yhat", *QUANTILE_COLUMNS):
+        np.testing.assert_allclose(frame[column].to_numpy(), direct[column].to_numpy(), rtol=1e-9)
     # not the fallback: it differs from the price a week earlier
     assert not np.allclose(frame["yhat"].to_numpy(), request.table["price"].iloc[:24].to_numpy())
 
@@ -458,18 +496,33 @@ from mlflow.pyfunc import PythonModel
 
 class Broken(PythonModel):
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return pd.DataFrame({"yhat": [np.nan] * 24, "lower": 0.0, "upper": 1.0})
+        return pd.DataFrame(ANSWER)
 
 
 set_model(Broken())
 """
+QUANTILES_ANSWER = {"yhat": [40.0] * 24, **{c: [40.0 + i] * 24 for i, c in enumerate(QUANTILE_COLUMNS)}}
 
 
-def test_generate_forecast__a_champion_that_answers_nan_falls_back_saying_so(champion_home, tmp_path):
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [
+        ({"yhat": [np.nan] * 24, "lower": 0.0, "upper": 1.0}, "the model answered 24 non-finite yhat value(s)"),
+        ({**QUANTILES_ANSWER, "q75": [30.0] * 24}, "the model answered quantiles that decrease with the level"),
+        (
+            {k: v for k, v in QUANTILES_ANSWER.items() if k != "q10"},
+            "the model answered the quantile column(s) q05, q25, q50, q75, q90, q95 but not q10",
+        ),
+    ],
+    ids=["nan", "crossing quantiles", "a missing quantile"],
+)
+def test_generate_forecast__a_champion_whose_answer_is_unusable_falls_back_saying_so(
+    champion_home, tmp_path, answer, reason
+):
     settings, store, client, candidate = champion_home
     name = registered_model_name("NP")
     code = tmp_path / "broken_model.py"
-    code.write_text(NAN_MODEL)
+    code.write_text(NAN_MODEL.replace("ANSWER", repr(answer).replace("nan", "np.nan")))
     with mlflow.start_run(
         experiment_id=client.get_experiment_by_name(settings.training.mlflow_experiment).experiment_id
     ):
@@ -481,8 +534,7 @@ def test_generate_forecast__a_champion_that_answers_nan_falls_back_saying_so(cha
         forecast = generate_forecast(client, "NP", request, RUN)
     assert forecast.is_fallback and forecast.model_name == "seasonal-naive"
     assert forecast.fallback_reason == (
-        f"the Production model models:/{name}/{broken.version} of NP gave no usable "
-        "forecast: ValueError: the model answered 24 non-finite yhat value(s)"
+        f"the Production model models:/{name}/{broken.version} of NP gave no usable forecast: ValueError: {reason}"
     )
     # and the real champion is back in charge
     assert not generate_forecast(client, "NP", request, RUN).is_fallback

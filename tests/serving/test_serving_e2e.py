@@ -22,7 +22,9 @@ import pandas as pd
 import pytest
 import requests
 from click.testing import CliRunner
+from mlflow.types import DataType
 
+from core.quantiles import QUANTILE_COLUMNS
 from eopt.cli import cli
 from pipelines import forecast_generation as flow
 from registry.promotion import gate_candidate
@@ -110,11 +112,19 @@ def test_serving__a_raw_request_gets_the_24_hours_from_the_origin(champion_serve
     hours = pd.date_range(ORIGIN, periods=24, freq="h")
     assert forecast["target_ts"].tolist() == [f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in hours]
     assert set(forecast["origin"]) == {"2018-12-20T13:00:00Z"}
-    assert forecast.columns[:5].tolist() == ["origin", "target_ts", "yhat", "lower", "upper"]
-    assert set(forecast.columns[5:]) == {"yhat_cnn_lstm", "yhat_xgboost", "yhat_lightgbm"}  # the members
-    values = forecast[["yhat", "lower", "upper"]].to_numpy(dtype=float)
+    assert forecast.columns[:12].tolist() == [
+        "origin", "target_ts", "yhat", "lower", "upper", "q05", "q10", "q25", "q50", "q75", "q90", "q95"
+    ]  # fmt: skip
+    assert set(forecast.columns[12:]) == {"yhat_cnn_lstm", "yhat_xgboost", "yhat_lightgbm"}  # the members
+    values = forecast[["yhat", "lower", "upper", *QUANTILE_COLUMNS]].to_numpy(dtype=float)
     assert np.isfinite(values).all()
     assert (forecast["lower"] <= forecast["yhat"]).all() and (forecast["yhat"] <= forecast["upper"]).all()
+    assert (np.diff(forecast[list(QUANTILE_COLUMNS)].to_numpy(dtype=float), axis=1) >= 0).all()  # every row
+    # at the default 90% coverage the interval is the 0.05 and 0.95 quantiles
+    assert (
+        forecast["lower"].tolist() == forecast["q05"].tolist()
+        and forecast["upper"].tolist() == forecast["q95"].tolist()
+    )
     # a real forecast of real prices: closer to what happened than last week's prices were
     actual = promoted.prices().reindex(hours).to_numpy()
     naive = promoted.prices().reindex(hours - pd.Timedelta(hours=168)).to_numpy()
@@ -144,8 +154,9 @@ def test_serving__answers_what_forecast_generation_stores_for_the_same_origin(ch
     served = predictions(champion_server.invoke((tmp_path / "request.json").read_text()))
 
     assert served["target_ts"].tolist() == [f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in stored["target_ts"]]
-    for column in ("yhat", "lower", "upper"):
+    for column in ("yhat", "lower", "upper", *QUANTILE_COLUMNS):
         np.testing.assert_allclose(served[column].to_numpy(float), stored[column].to_numpy(float), rtol=1e-12)
+    assert (np.diff(stored[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0).all()
 
 
 def test_serving__answers_what_the_champion_loaded_in_process_answers(champion_server, promoted):
@@ -310,6 +321,8 @@ def test_serving__a_misspelt_series_is_refused_by_the_model_not_dropped_by_mlflo
     tracking.configure(promoted.settings)
     model = mlflow.models.get_model_info(f"models:/{MODEL_NAME}@champion")
     assert model.signature.inputs is None and model.signature.outputs is not None
+    assert {c: t for c, t in zip(model.signature.outputs.input_names(), model.signature.outputs.input_types(), strict=True)
+            if c in QUANTILE_COLUMNS} == dict.fromkeys(QUANTILE_COLUMNS, DataType.double)  # fmt: skip
     assert [(p.name, p.dtype.name, p.default) for p in model.signature.params.params] == [("origin", "string", None)]
     assert model.metadata["request"]["columns"] == request.table.columns.tolist()
     # the input example is a raw request: its table and its origin

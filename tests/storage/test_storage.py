@@ -10,7 +10,15 @@ from alembic.runtime.migration import MigrationContext
 
 from core.markets import load_market
 from core.settings import Settings
-from storage.database import StorageError, create_store_engine, current_revision, head_revision, upgrade
+from storage.database import (
+    StorageError,
+    create_store_engine,
+    current_revision,
+    downgrade,
+    head_revision,
+    upgrade,
+)
+from storage.forecasts import ForecastStore
 from storage.prices import BatchRejected, PriceStore
 from storage.schema import HYPERTABLES, metadata
 from storage.timescale import (
@@ -300,7 +308,7 @@ def test_malformed_or_unsupported_database_url__is_refused(url):
 def test_timescale_compression__without_the_extension_the_migration_changes_nothing(store_engine):
     """Migration 0005 on plain PostgreSQL and SQLite (TimescaleDB is not installed here): at head, no
     statement ran; the SQL it runs where the hypertables exist is the one below."""
-    assert current_revision(store_engine) == head_revision() == "0005"
+    assert current_revision(store_engine) == head_revision() == "0006"
     with store_engine.connect() as conn:
         assert enable_compression(conn) == []
         assert timescale_status(conn).installed is False
@@ -312,3 +320,49 @@ def test_timescale_compression__without_the_extension_the_migration_changes_noth
     ]
     # compression starts after the hourly forecasts were thinned to their day-ahead issue
     assert pd.Timedelta(COMPRESS_AFTER) > pd.Timedelta(days=Settings.from_env({}).retention.forecast_hourly_days)
+
+
+def test_migration_0006__adds_the_quantile_columns_keeping_the_rows_and_its_downgrade_drops_only_them(store_engine):
+    """Migration 0006 down to 0005 and up again, on SQLite and PostgreSQL, with a forecast stored."""
+    quantile_columns = ["q05", "q10", "q25", "q50", "q75", "q90", "q95"]
+    targets = pd.date_range("2024-03-01", periods=24, freq="h", tz="UTC")
+    rows = pd.DataFrame(
+        {
+            "region": "NP",
+            "issued_at": targets[0],
+            "target_ts": targets,
+            "model_name": "electricity-price-NP",
+            "model_version": "1",
+            "yhat": 40.0,
+            "lower": 30.0,
+            "upper": 50.0,
+            "is_fallback": False,
+            **{
+                c: 30.0 + 20 * q for c, q in zip(quantile_columns, [0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95], strict=True)
+            },
+        }
+    )
+    ForecastStore(store_engine).upsert_forecasts(rows)
+
+    def columns() -> list[str]:
+        return [c["name"] for c in sa.inspect(store_engine).get_columns("forecasts")]
+
+    assert columns()[-7:] == quantile_columns
+    assert downgrade(store_engine, "0005") == "0005"
+    assert columns() == [
+        "region", "issued_at", "target_ts", "model_name", "model_version", "yhat", "lower", "upper", "is_fallback"
+    ]  # fmt: skip
+    with store_engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT count(*), min(yhat), max(upper) FROM forecasts")).one()
+    assert tuple(kept) == (24, 40.0, 50.0)
+
+    assert upgrade(store_engine) == "0006"
+    assert columns()[-7:] == quantile_columns
+    stored = ForecastStore(store_engine).read_forecasts("NP")
+    assert len(stored) == 24 and stored[quantile_columns].isna().all().all()  # rows from before 0006: NULL quantiles
+    ForecastStore(store_engine).upsert_forecasts(rows)
+    stored = ForecastStore(store_engine).read_forecasts("NP")
+    assert stored[quantile_columns].iloc[0].tolist() == [31.0, 32.0, 35.0, 40.0, 45.0, 48.0, 49.0]
+    with store_engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    assert diff == []

@@ -3,17 +3,21 @@ save/load round trip of a forecaster built from real XGBoost and LightGBM member
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
 from core.markets import load_market
+from core.quantiles import QUANTILE_COLUMNS, QUANTILE_LEVELS
 from tests.conftest import PROJECT_ROOT
 from training.ensemble import (
     ENSEMBLE_FILE,
     EnsembleError,
     EnsembleForecaster,
+    IntervalCalibration,
     calibrate_intervals,
     decide,
     fit_weights,
@@ -197,6 +201,52 @@ def test_calibrate_intervals__takes_the_conformal_order_statistics(rng):
     assert small.lower == [0.0] * 24 and small.upper == [9.0] * 24
 
 
+def test_calibrate_quantiles__at_99_residuals_take_the_conformal_order_statistics_and_cover_exactly(rng):
+    # Lei et al. 2018 / Angelopoulos & Bates 2021: with n exchangeable residuals, the level-q
+    # quantile is the k-th smallest with k = ceil((n + 1) q) (floor below the median); at n = 99,
+    # (n + 1) q is whole for every level, so the 5th, 10th, 25th, 50th, 75th, 90th and 95th
+    # smallest residuals, and a fresh residual falls below the k-th with probability k / 100.
+    n, calibrations, fresh = 99, 120, 50
+    below = np.zeros(len(QUANTILE_LEVELS))
+    inside = {0.5: 0.0, 0.9: 0.0}
+    for _ in range(calibrations):  # 24 horizons each: 2880 independent calibrations
+        residuals = rng.standard_normal((n, 24)) * (1 + np.arange(24) / 8)
+        horizon = np.tile(np.arange(24), n)
+        calibration = calibrate_intervals(residuals.ravel(), np.zeros(n * 24), horizon, 0.9)
+        ordered = np.sort(residuals, axis=0)
+        assert calibration.levels == list(QUANTILE_LEVELS)
+        np.testing.assert_array_equal(np.asarray(calibration.quantiles), ordered[[4, 9, 24, 49, 74, 89, 94]])
+        assert calibration.lower == calibration.quantiles[0] and calibration.upper == calibration.quantiles[-1]
+        new = rng.standard_normal((fresh, 24)) * (1 + np.arange(24) / 8)
+        q = calibration.quantile_frame(np.zeros(fresh * 24), np.tile(np.arange(24), fresh), pd.RangeIndex(fresh * 24))
+        y = new.ravel()
+        below += (y[:, None] <= q.to_numpy()).mean(axis=0)
+        inside[0.5] += ((y >= q["q25"]) & (y <= q["q75"])).mean()
+        inside[0.9] += ((y >= q["q05"]) & (y <= q["q95"])).mean()
+    np.testing.assert_allclose(below / calibrations, QUANTILE_LEVELS, atol=0.006)
+    assert inside[0.5] / calibrations == pytest.approx(0.50, abs=0.006)
+    assert inside[0.9] / calibrations == pytest.approx(0.90, abs=0.004)
+
+
+def test_quantiles__are_monotone_on_every_row_even_from_a_tampered_calibration(rng):
+    horizon = np.tile(np.arange(24), 30)
+    yhat = 40 + 10 * rng.standard_normal(horizon.size)
+    calibration = calibrate_intervals(yhat + 5 * rng.standard_normal(horizon.size), yhat, horizon, 0.9)
+    offsets = np.asarray(calibration.quantiles)
+    assert (np.diff(offsets, axis=0) >= 0).all()  # by construction: rising ranks of sorted residuals
+    # a hand-edited ensemble.json whose residual quantiles cross: each row is rearranged (sorted)
+    crossing = offsets[::-1].copy()  # q05 now holds the largest offset, q95 the smallest
+    crossing[3, 7] = 99.0  # q50 of horizon 7 far above everything
+    tampered = IntervalCalibration(0.9, calibration.lower, calibration.upper, calibration.levels, crossing.tolist())
+    q = tampered.quantile_frame(yhat, horizon, pd.RangeIndex(horizon.size))
+    assert list(q.columns) == list(QUANTILE_COLUMNS)
+    assert (np.diff(q.to_numpy(), axis=1) >= 0).all()
+    np.testing.assert_allclose(q.to_numpy(), np.sort(yhat[:, None] + crossing.T[horizon], axis=1))
+    assert (q["q95"].to_numpy()[horizon == 7] == yhat[horizon == 7] + 99.0).all()
+    with pytest.raises(EnsembleError, match=r"quantile offsets of shape \(7, 23\)"):
+        IntervalCalibration(0.9, calibration.lower, calibration.upper, calibration.levels, crossing[:, :23].tolist())
+
+
 def test_calibrate_intervals__refuses_a_horizon_without_residuals():
     horizon = np.repeat(np.arange(23), 5)  # no h = 23
     with pytest.raises(EnsembleError, match=r"^no validation residuals at horizon 23 h"):
@@ -252,7 +302,7 @@ def forecaster(frames) -> EnsembleForecaster:
 def test_forecaster__predicts_the_weighted_members_with_their_calibrated_interval(forecaster, frames):
     test = frames["test"]
     out = forecaster.predict(test)
-    assert list(out.columns) == ["yhat", "lower", "upper", "yhat_xgboost", "yhat_lightgbm"]
+    assert list(out.columns) == ["yhat", "lower", "upper", *QUANTILE_COLUMNS, "yhat_xgboost", "yhat_lightgbm"]
     assert out.index.equals(test.index) and np.isfinite(out.to_numpy()).all()
     weights = forecaster.weights
     assert sum(weights.values()) == pytest.approx(1.0)
@@ -266,6 +316,11 @@ def test_forecaster__predicts_the_weighted_members_with_their_calibrated_interva
     assert straddles.sum() >= 12  # 14 validation residuals per horizon: min and max usually straddle 0
     rows = straddles[h]
     assert ((out["lower"] <= out["yhat"]) & (out["yhat"] <= out["upper"]))[rows].all()
+    quantiles = out[list(QUANTILE_COLUMNS)].to_numpy()
+    assert (np.diff(quantiles, axis=1) >= 0).all()  # monotone on every row
+    np.testing.assert_array_equal(out["q05"], out["lower"])  # coverage 0.9: the interval is q05..q95
+    np.testing.assert_array_equal(out["q95"], out["upper"])
+    np.testing.assert_allclose(quantiles - out[["yhat"]].to_numpy(), np.asarray(forecaster.intervals.quantiles).T[h])
     # Sanity: 50 rounds of boosting already forecast better than a 20 EUR/MWh error.
     assert mae(out["yhat"].to_numpy(), test["price"].to_numpy()) < 20
 
@@ -289,3 +344,23 @@ def test_forecaster__save_and_load_give_identical_forecasts(forecaster, frames, 
 def test_forecaster__load_of_a_folder_without_the_ensemble_file_is_refused(tmp_path):
     with pytest.raises(ModelError, match=r"^no ensemble.json in .*: the model's artifacts are missing or incomplete$"):
         EnsembleForecaster.load(tmp_path)
+
+
+def test_forecaster__an_ensemble_json_from_before_the_quantiles_still_forecasts_without_them(
+    forecaster, frames, tmp_path, caplog
+):
+    forecaster.save(tmp_path / "model")
+    spec = json.loads((tmp_path / "model" / ENSEMBLE_FILE).read_text())
+    for key in ("levels", "quantiles"):
+        del spec["intervals"][key]
+    (tmp_path / "model" / ENSEMBLE_FILE).write_text(json.dumps(spec))
+    loaded = EnsembleForecaster.load(tmp_path / "model")
+    assert "written before the quantile calibration" in caplog.text and "retrained" in caplog.text
+    old, new = loaded.predict(frames["test"]), forecaster.predict(frames["test"])
+    assert list(old.columns) == ["yhat", "lower", "upper", "yhat_xgboost", "yhat_lightgbm"]
+    pd.testing.assert_frame_equal(old, new.drop(columns=list(QUANTILE_COLUMNS)), check_exact=True)
+    # a damaged calibration is refused naming the file
+    spec["intervals"].update(levels=list(QUANTILE_LEVELS), quantiles=[[0.0] * 24] * 6)
+    (tmp_path / "model" / ENSEMBLE_FILE).write_text(json.dumps(spec))
+    with pytest.raises(ModelError, match=r"ensemble.json: interval calibration: quantile offsets of shape \(6, 24\)"):
+        EnsembleForecaster.load(tmp_path / "model")
