@@ -291,6 +291,16 @@ class Catalogue(_Entry):
 
     @model_validator(mode="after")
     def _references(self) -> Catalogue:
+        eics: dict[str, str] = {}
+        for code, region in self.regions.items():
+            eic = region.ids.entsoe
+            if eic is not None and eic in eics:
+                raise CatalogueError(
+                    f"{self.source}: region {code}, field ids.entsoe: {eic} is also region {eics[eic]}'s zone; "
+                    "one bidding zone is one region"
+                )
+            if eic is not None:
+                eics[eic] = code
         for code, region in self.regions.items():
             if region.sandbox is None:
                 continue

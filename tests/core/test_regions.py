@@ -171,3 +171,9 @@ def test_settings_read_an_operators_catalogue_and_refuse_regions_it_lacks(tmp_pa
     with pytest.raises(SettingsError, match=r"EOPT_REGION_CATALOGUE: region catalogue .*missing.toml not found"):
         Settings.from_env({"EOPT_REGION_CATALOGUE": str(tmp_path / "missing.toml")})
     assert Settings.from_env().region_catalogue == BUNDLED_CATALOGUE
+
+
+def test_one_bidding_zone_is_one_region():
+    second = GOOD.split("version = 1", 1)[1].replace("[regions.NL]", "[regions.NL_COPY]")
+    with pytest.raises(CatalogueError, match=r"region NL_COPY, field ids.entsoe: 10YNL----------L is also region NL's"):
+        read_catalogue_text(GOOD + second, "ops.toml")
