@@ -203,7 +203,7 @@ class Region(_Entry):
     )
     enabled: bool = Field(False, description="in the default EOPT_REGIONS")
     providers: tuple[str, ...] = Field((), description="the pricing providers ingestion asks for this region")
-    ids: ProviderIds = Field(default_factory=lambda: ProviderIds())
+    ids: ProviderIds = Field(default_factory=lambda: ProviderIds.model_validate({}))
     history: str | None = Field(None, description="bundled history file in EOPT_MARKET_DATA_DIR, e.g. BE.csv")
     exogenous: tuple[str, ...] = Field(
         min_length=1, description="stored exogenous series (market_exogenous.variable) the models use"

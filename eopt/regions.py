@@ -68,16 +68,16 @@ def check_region(settings: Settings, store: Any, code: str, as_of: pd.Timestamp)
                 "detail": checked.error or f"{checked.calls} call(s), {checked.latency_ms:.0f} ms",
             }
         )
-    config = TrainingConfig.from_settings(settings)
+    training = TrainingConfig.from_settings(settings)
     latest = store.latest_ts(region.code)
     if latest is None:
         report.missing.append(
-            f"no prices stored for {region.code}: backfill {config.window_days} days with "
+            f"no prices stored for {region.code}: backfill {training.window_days} days with "
             f"`EOPT_REGIONS={region.code} eopt ingest --start ... --end ...`"
             + (f" or `eopt load-history --region {region.code}`" if region.history else "")
         )
         return report
-    window_start = latest + pd.Timedelta(hours=1) - pd.Timedelta(days=config.window_days)
+    window_start = latest + pd.Timedelta(hours=1) - pd.Timedelta(days=training.window_days)
     prices = store.read_canonical(region.code)
     report.first, report.last, report.stored_hours = prices["ts"].min(), latest, len(prices)
     index = pd.DatetimeIndex(prices["ts"])
@@ -91,8 +91,8 @@ def check_region(settings: Settings, store: Any, code: str, as_of: pd.Timestamp)
         covered = int(exogenous[name].notna().sum()) if name in exogenous.columns else 0
         report.exogenous[name] = covered / hours
     try:
-        data = extract_training_data(store, region.code, latest + pd.Timedelta(hours=1), config)
-        check_training_data(data, config)
+        data = extract_training_data(store, region.code, latest + pd.Timedelta(hours=1), training)
+        check_training_data(data, training)
     except TrainingDataError as exc:
         text = str(exc).split("training data rejected: ", 1)[-1]
         report.missing.extend(part.strip() for part in text.split(" | "))
