@@ -24,7 +24,7 @@ from core.settings import Settings, SettingsError
 
 @dataclass
 class RegionCheck:
-    """What ``eopt regions check`` found; ``ready`` when every provider answered and training can start."""
+    """What ``eopt regions check`` found; ``ready`` when no provider failed and training can start."""
 
     region: str
     providers: list[dict[str, Any]] = field(default_factory=list)
@@ -37,7 +37,7 @@ class RegionCheck:
 
     @property
     def ready(self) -> bool:
-        return not self.missing and all(p["status"] == "ok" for p in self.providers)
+        return not self.missing and not any(p["status"] == "failed" for p in self.providers)
 
 
 def check_region(settings: Settings, store: Any, code: str, as_of: pd.Timestamp) -> RegionCheck:
@@ -148,10 +148,13 @@ def check_command(obj: Any, region: str, as_of: str | None) -> None:
     click.echo(f"region {report.region}")
     for row in report.providers:
         click.echo(f"  provider {row['source']}: {row['status']} ({row['detail']})")
-    click.echo(
-        f"  stored prices: {report.stored_hours} hour(s), first {_show(report.first)}, last {_show(report.last)}"
-    )
-    click.echo(f"  gaps in the training window: {'; '.join(report.gaps) if report.gaps else 'none'}")
+    if report.last is None:
+        click.echo("  stored prices: none")
+    else:
+        click.echo(
+            f"  stored prices: {report.stored_hours} hour(s), first {_show(report.first)}, last {_show(report.last)}"
+        )
+        click.echo(f"  gaps in the training window: {'; '.join(report.gaps) if report.gaps else 'none'}")
     for name, share in report.exogenous.items():
         click.echo(f"  exogenous {name}: {share:.0%} of the training window's hours")
     if report.missing:

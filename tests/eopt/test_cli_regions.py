@@ -117,3 +117,24 @@ def test_add__a_bad_entry_names_each_field_and_writes_nothing(tmp_path):
     )
     assert bundled.exit_code == 2 and "point EOPT_REGION_CATALOGUE (or --catalogue) at your own file" in bundled.output
     assert "[regions.XB]" not in BUNDLED_CATALOGUE.read_text()
+
+
+def test_check__calls_each_provider_once_and_says_what_training_needs(tmp_path, sandbox):
+    from ingestion.sandbox.server import Fault
+
+    env = {"EOPT_PRICING_SANDBOX_URL": sandbox.url, "EOPT_INGESTION_SOURCES": "entsoe,iea"}
+    assert _run(tmp_path, "db", "upgrade", **env).exit_code == 0
+    sandbox.set_faults({"iea": Fault("500")})
+    checked = _run(tmp_path, "regions", "check", "be", "--as-of", "2016-06-01", **env)
+    assert checked.exit_code == 1, checked.output
+    assert "provider flatpeak: not called (not in EOPT_INGESTION_SOURCES)" in checked.output
+    assert "provider iea: failed (" in checked.output and "500" in checked.output
+    assert "provider entsoe: ok (3 call(s)" in checked.output  # A44 prices, A65 load, A69 wind and solar
+    assert (
+        "no prices stored for BE: backfill 730 days" in checked.output
+        and "eopt load-history --region BE" in checked.output
+    )
+    assert "stored prices: none" in checked.output
+    assert sandbox.stats["entsoe"] == 3 and sandbox.stats["flatpeak"] == 0  # the hour before --as-of, once each
+    unknown = _run(tmp_path, "regions", "check", "XX", **env)
+    assert unknown.exit_code == 2 and "unknown region 'XX'" in unknown.output
