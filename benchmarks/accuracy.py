@@ -41,19 +41,20 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from benchmarks.machine import describe_machine
-from core import markets as market_registry
-from core.markets import Market, MarketDataError, read_market_file
+from core.markets import Market, MarketDataError, bundled_markets, read_market_file, register_market
 from core.quantiles import QUANTILE_COLUMNS
 from core.quantiles import QUANTILE_LEVELS as QUANTILE_LEVELS_EMITTED
+from core.regions import Holidays
 from core.settings import PROJECT_ROOT, Settings, SettingsError
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MARKETS_DIR = PROJECT_ROOT / "data" / "markets"
 PUBLISHED_DIR = PROJECT_ROOT / "data" / "published"
 PUBLISHED_METRICS = PUBLISHED_DIR / "published_metrics_ensembles.csv"
-DEFAULT_MARKETS = ("NP", "PJM", "BE", "FR")
+DEFAULT_MARKETS = tuple(bundled_markets())  # the region catalogue's entries with a bundled history file
 QUICK_MARKET, QUICK_DAYS = "NP", 56
 MIN_DAYS = 8  # the weekly naive of the paper's rMAE needs a week before the first scored naive hour
 REAL_PRICE = "Real price"
@@ -100,7 +101,7 @@ def resolve_market(
 ) -> Market:
     """The product's market for ``region`` (default: the file's name, e.g. NP.csv -> NP), or a new one
     described by ``timezone`` and ``holiday_country`` and registered for this process."""
-    known = market_registry.MARKETS
+    known = bundled_markets()
     code = (region or market_file.stem).upper()
     if code in known:
         if timezone and timezone != known[code].timezone:
@@ -125,17 +126,19 @@ def resolve_market(
             f"--market-file {market_file}: expected 4 columns, found {len(header)} "
             f"({', '.join(map(str, header))}); it must follow {LAYOUT}"
         )
-    market = Market(
-        code,
-        code,
-        market_file.name,
-        timezone,
-        currency or "EUR",
-        holiday_country.upper(),
-        None,
-        (_snake(header[2]), _snake(header[3])),
-    )
-    known[code] = market  # the feature builder looks markets up by region code (core.markets.get_market)
+    try:
+        market = Market(
+            code=code,
+            name=code,
+            history=market_file.name,
+            zone=timezone,
+            currency=currency or "EUR",
+            holidays=Holidays(country=holiday_country.upper()),
+            exogenous=(_snake(header[2]), _snake(header[3])),
+        )
+    except ValidationError as exc:
+        raise AccuracyInputError(f"--market-file {market_file}: {exc}") from None
+    register_market(market)  # the feature builder looks markets up by region code (core.markets.get_market)
     return market
 
 

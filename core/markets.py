@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from core.regions import Catalogue, CatalogueError, Region
+from core.settings import current_catalogue, use_catalogue
+
 HISTORY_SOURCE = "epf-history"
 
 
@@ -20,70 +23,29 @@ class MarketDataError(ValueError):
     """A market file is missing or malformed; the message names the file and the row."""
 
 
-@dataclass(frozen=True)
-class Market:
-    region: str
-    name: str
-    file_name: str
-    timezone: str
-    currency: str
-    holiday_country: str
-    holiday_subdivision: str | None
-    exogenous: tuple[str, str]  # stored names of the file's 3rd and 4th columns
+# A market is a region of the catalogue (core/regions.toml, or EOPT_REGION_CATALOGUE): its zone,
+# currency, holidays, bundled history file and exogenous series are data, not code.
+Market = Region
 
 
-MARKETS: dict[str, Market] = {
-    m.region: m
-    for m in (
-        Market(
-            "NP",
-            "Nord Pool system price",
-            "NP.csv",
-            "Europe/Oslo",
-            "EUR",
-            "NO",
-            None,
-            ("grid_load_forecast", "wind_power_forecast"),
-        ),
-        Market(
-            "PJM",
-            "PJM COMED zone",
-            "PJM.csv",
-            "America/New_York",
-            "USD",
-            "US",
-            "IL",
-            ("system_load_forecast", "zonal_comed_load_forecast"),
-        ),
-        Market(
-            "BE",
-            "Belgium (EPEX)",
-            "BE.csv",
-            "Europe/Brussels",
-            "EUR",
-            "BE",
-            None,
-            ("generation_forecast", "system_load_forecast"),
-        ),
-        Market(
-            "FR",
-            "France (EPEX)",
-            "FR.csv",
-            "Europe/Paris",
-            "EUR",
-            "FR",
-            None,
-            ("generation_forecast", "system_load_forecast"),
-        ),
-    )
-}
+def get_market(region: str, catalogue: Catalogue | None = None) -> Market:
+    """The catalogue entry of ``region`` (default: this process's catalogue, see
+    ``core.settings.current_catalogue``)."""
+    try:
+        return (catalogue or current_catalogue()).get(region)
+    except CatalogueError as exc:
+        raise MarketDataError(str(exc)) from None
 
 
-def get_market(region: str) -> Market:
-    market = MARKETS.get(region.upper())
-    if market is None:
-        raise MarketDataError(f"unknown region {region!r}; known regions are {', '.join(MARKETS)}")
-    return market
+def register_market(market: Market) -> None:
+    """Add ``market`` to this process's catalogue (a benchmark's market file that no entry describes)."""
+    catalogue = current_catalogue()
+    use_catalogue(catalogue.model_copy(update={"regions": {**catalogue.regions, market.code: market}}))
+
+
+def bundled_markets(catalogue: Catalogue | None = None) -> dict[str, Market]:
+    """The regions with a bundled history file, in catalogue order."""
+    return (catalogue or current_catalogue()).with_history()
 
 
 @dataclass(frozen=True)
@@ -109,6 +71,10 @@ class MarketHistory:
 def read_market_file(path: Path, market: Market) -> MarketHistory:
     """Read one market file into UTC price and exogenous frames, refusing anything malformed."""
     path = Path(path)
+    if len(market.exogenous) != 2:
+        raise MarketDataError(
+            f"{path}: region {market.region} names {len(market.exogenous)} exogenous series; a market file has 2"
+        )
     if not path.is_file():
         raise MarketDataError(
             f"market file for {market.region} not found at {path}; "
@@ -156,8 +122,14 @@ def read_market_file(path: Path, market: Market) -> MarketHistory:
     return MarketHistory(market, prices, exogenous)
 
 
-def load_market(region: str, data_dir: Path) -> MarketHistory:
-    market = get_market(region)
+def load_market(region: str, data_dir: Path, catalogue: Catalogue | None = None) -> MarketHistory:
+    """The bundled history of ``region`` (its catalogue entry's ``history`` file in ``data_dir``)."""
+    market = get_market(region, catalogue)
+    if market.file_name is None:
+        raise MarketDataError(
+            f"region {market.region} has no bundled history (no `history` in its catalogue entry); "
+            f"backfill it from its providers with `eopt ingest` instead"
+        )
     return read_market_file(Path(data_dir) / market.file_name, market)
 
 

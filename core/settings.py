@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
@@ -42,10 +43,13 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from core.regions import BUNDLED_CATALOGUE, PROVIDERS, Catalogue, CatalogueError, load_catalogue
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-KNOWN_REGIONS = ("NP", "PJM", "BE", "FR")
-PRICING_SOURCES = ("flatpeak", "nrel", "openei", "iea", "entsoe")
+# The regions are data: the catalogue (core/regions.toml, or EOPT_REGION_CATALOGUE) lists them.
+PRICING_SOURCES = PROVIDERS
+_REGION_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,15}$")
 DEVICES = ("auto", "cpu", "cuda")
 
 # Per-region MAPE thresholds of the promotion gate (percent): 10% suits Nord Pool, but spiky
@@ -109,7 +113,8 @@ def variable_of(field: FieldInfo) -> str:
 
 
 def parse_thresholds(raw: str | Mapping[str, Any], what: str) -> dict[str, float]:
-    """``PJM=20,BE=25`` into ``{"PJM": 20.0, "BE": 25.0}``; refuses unknown regions and non-numbers."""
+    """``PJM=20,BE=25`` into ``{"PJM": 20.0, "BE": 25.0}``; refuses malformed codes and non-numbers (the
+    settings then refuse a region their catalogue does not hold)."""
     parts = (
         [f"{k}={v}" for k, v in raw.items()]
         if isinstance(raw, Mapping)
@@ -119,8 +124,8 @@ def parse_thresholds(raw: str | Mapping[str, Any], what: str) -> dict[str, float
     for part in parts:
         region, _, value = part.partition("=")
         region = region.strip().upper()
-        if region not in KNOWN_REGIONS:
-            raise SettingsError(f"{what}: unknown region {region!r} in {part!r}; known: {', '.join(KNOWN_REGIONS)}")
+        if not _REGION_CODE.match(region):
+            raise SettingsError(f"{what}: {region!r} in {part!r} is not a region code such as PJM or DE_LU")
         try:
             out[region] = float(value)
         except ValueError:
@@ -188,10 +193,17 @@ def _parse(field: FieldInfo, raw: Any) -> Any:
         if word in ("1", "true", "yes", "on"):
             return True
         raise SettingsError(f"{name}={word!r} is not a switch; use 1 or 0")
-    if kind in ("regions", "sources"):
-        known, what, normalize = (
-            (KNOWN_REGIONS, "region", str.upper) if kind == "regions" else (PRICING_SOURCES, "source", str.lower)
-        )
+    if kind == "regions":  # codes here; Settings checks them against the catalogue
+        items = raw.split(",") if isinstance(raw, str) else list(raw)
+        codes = tuple(dict.fromkeys(str(p).strip().upper() for p in items if str(p).strip()))
+        malformed = [c for c in codes if not _REGION_CODE.match(c)]
+        if malformed:
+            raise SettingsError(
+                f"{name} names {', '.join(map(repr, malformed))}, not region codes; give codes such as NP,DE_LU"
+            )
+        return codes
+    if kind == "sources":
+        known, what, normalize = PRICING_SOURCES, "source", str.lower
         items = raw.split(",") if isinstance(raw, str) else list(raw)
         chosen = tuple(normalize(str(p).strip()) for p in items if str(p).strip())
         unknown = [c for c in chosen if c not in known]
@@ -945,12 +957,20 @@ class Settings(BaseSettings):
     )
     heading: ClassVar[str] = "General"
 
+    region_catalogue: Path = setting(
+        "EOPT_REGION_CATALOGUE",
+        BUNDLED_CATALOGUE,
+        "the region catalogue (TOML): each region's zone, currency, holidays, provider ids and exogenous series "
+        "(docs/regions.md); an operator's own file, which `eopt regions add` writes to",
+        parse="resolved_path",
+        shown="<project>/core/regions.toml",
+    )
     regions: tuple[str, ...] = setting(
         "EOPT_REGIONS",
-        KNOWN_REGIONS,
-        "regions the pipelines and `load-history` work on",
+        None,
+        "regions the pipelines and `load-history` work on: codes of the region catalogue",
         parse="regions",
-        shown="NP,PJM,BE,FR",
+        shown="the catalogue's regions with enabled = true (NP,PJM,BE,FR)",
     )
     log_level: str = setting("EOPT_LOG_LEVEL", "INFO", "log level of the CLI", parse="upper")
     require_services: bool = setting(
@@ -973,7 +993,31 @@ class Settings(BaseSettings):
     def _derived(self) -> Settings:
         if self.airflow.home is None:
             object.__setattr__(self.airflow, "home", self.stores.home / "airflow")
+        catalogue = self.catalogue
+        if self.regions is None:
+            object.__setattr__(self, "regions", catalogue.enabled)
+        unknown = [r for r in self.regions if r not in catalogue.regions]
+        if unknown:
+            raise SettingsError(
+                f"EOPT_REGIONS names {', '.join(unknown)}, not in the region catalogue {catalogue.source}; "
+                f"add an entry (`eopt regions add`) or use its regions: {', '.join(catalogue.codes)}"
+            )
+        thresholds = self.training.model_mape_thresholds
+        stray = [r for r in thresholds if r not in catalogue.regions]
+        if stray and thresholds != DEFAULT_MAPE_THRESHOLDS:
+            raise SettingsError(
+                f"EOPT_MODEL_MAPE_THRESHOLDS names {', '.join(stray)}, not in the region catalogue "
+                f"{catalogue.source}; known: {', '.join(catalogue.codes)}"
+            )
         return self
+
+    @property
+    def catalogue(self) -> Catalogue:
+        """The validated region catalogue of ``region_catalogue`` (read again when the file changes)."""
+        try:
+            return load_catalogue(self.region_catalogue)
+        except CatalogueError as exc:
+            raise SettingsError(f"EOPT_REGION_CATALOGUE: {exc}") from None
 
     @classmethod
     def settings_customise_sources(
@@ -1016,10 +1060,12 @@ class Settings(BaseSettings):
         if isinstance(requested, str) or not all(isinstance(r, str) for r in requested):
             raise SettingsError(f'{where}: {requested!r} is not a list of regions; give e.g. ["NP", "BE"]')
         chosen = [r.strip().upper() for r in requested]
-        unknown = [r for r in chosen if r not in KNOWN_REGIONS]
+        catalogue = self.catalogue
+        unknown = [r for r in chosen if r not in catalogue.regions]
         if unknown:
             raise SettingsError(
-                f"{where}: unknown region {', '.join(unknown)}; known regions are {', '.join(KNOWN_REGIONS)}"
+                f"{where}: unknown region {', '.join(unknown)}; the region catalogue {catalogue.source} holds "
+                f"{', '.join(catalogue.codes)} (add one with `eopt regions add`)"
             )
         return list(dict.fromkeys(chosen))
 
@@ -1171,6 +1217,27 @@ def _message(cls: type[Settings], error: Any) -> str:
         else:
             variable = variable_of(field)
     return f"{variable}={error.get('input')!r}: {error['msg']}"
+
+
+_PROCESS_CATALOGUE: Catalogue | None = None  # set by use_catalogue (a benchmark's ad-hoc market)
+
+
+def use_catalogue(catalogue: Catalogue | None) -> None:
+    """Make ``catalogue`` this process's catalogue (None: back to ``EOPT_REGION_CATALOGUE``)."""
+    global _PROCESS_CATALOGUE
+    _PROCESS_CATALOGUE = catalogue
+
+
+def current_catalogue() -> Catalogue:
+    """The region catalogue of this process (``EOPT_REGION_CATALOGUE``, else the bundled one), for
+    code that looks a region up without being handed the settings (``core.markets.get_market``)."""
+    if _PROCESS_CATALOGUE is not None:
+        return _PROCESS_CATALOGUE
+    raw = os.environ.get("EOPT_REGION_CATALOGUE", "").strip()
+    try:
+        return load_catalogue(Path(raw) if raw else BUNDLED_CATALOGUE)
+    except CatalogueError as exc:
+        raise SettingsError(f"EOPT_REGION_CATALOGUE: {exc}") from None
 
 
 def child_environment(path_first: Path | None = None, **settings: str) -> dict[str, str]:

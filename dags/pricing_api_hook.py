@@ -8,7 +8,7 @@ credentials, regions, rate limits and backoff are configured where operators exp
 |---|---|
 | extra ``base_url`` (or schema/host/port) | the provider's base URL; default its real host |
 | login / password | account id / API key or token (Flatpeak: account id + key; ENTSO-E: token in password) |
-| extra ``regions`` | ``{"BE": "10YBE----------2", ...}``: region -> provider locator (default: the client's) |
+| extra ``regions`` | ``{"BE": "10YBE----------2", ...}``: region -> provider locator (default: the region catalogue's ids of `EOPT_REGIONS`) |
 | extra ``requests_per_minute``, ``max_attempts``, ``backoff_base_s``, ``backoff_max_s``, ``connect_timeout_s``, ``read_timeout_s``, ``request_timeout_s``, ``provider_budget_s``, ``max_retry_after_s``, ``max_body_bytes``, ``max_decoded_bytes``, ``max_redirects`` | rate limit, retry policy and budgets (``ingestion.http.RetryPolicy``) |
 
 When one connection serves two sources (``nrel_default`` carries the NREL/NLR key that OpenEI

@@ -208,7 +208,9 @@ def sandbox(obj: Context, host: str, port: int, faults: tuple[str, ...]) -> None
             parsed[provider.strip()] = Fault(kind.strip())
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--fault") from None
-    server = Sandbox(SandboxConfig(data_dir=obj.settings.stores.market_data_dir, faults=parsed))
+    server = Sandbox(
+        SandboxConfig(data_dir=obj.settings.stores.market_data_dir, catalogue=obj.settings.catalogue, faults=parsed)
+    )
     unknown = set(parsed) - set(server.apps)
     if unknown:
         raise click.BadParameter(
@@ -1002,6 +1004,15 @@ def settings_reference(check: bool) -> None:
         return
     for path in write():
         click.echo(f"wrote {path.relative_to(PROJECT_ROOT)}")
+
+
+def _add_regions_commands() -> None:
+    from eopt.regions import regions_group
+
+    cli.add_command(regions_group)
+
+
+_add_regions_commands()
 
 
 def main() -> None:

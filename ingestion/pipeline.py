@@ -37,18 +37,18 @@ LOOKBACK = pd.Timedelta(hours=24)
 LOOKAHEAD = pd.Timedelta(hours=24)
 
 
-# When each market publishes the next delivery day's day-ahead prices (local clock): SDAC
-# results around 12:45-13:00 CET for the European zones; PJM day-ahead results by 13:30 ET.
-DAY_AHEAD_PUBLISHED_AT: dict[str, str] = {"NP": "13:00", "BE": "13:00", "FR": "13:00", "PJM": "13:30"}
+# When each market publishes the next delivery day's day-ahead prices (local clock) is its catalogue
+# entry's ``published_at``: SDAC results around 12:45-13:00 CET for the European zones; PJM by 13:30 ET.
 
 
 def published_until(region: str, run_time: pd.Timestamp) -> pd.Timestamp:
     """End (exclusive, UTC) of the last delivery day whose day-ahead prices are published at ``run_time``."""
     from core.markets import get_market
 
-    zone = get_market(region).timezone
+    market = get_market(region)
+    zone = market.timezone
     local = pd.Timestamp(run_time).tz_convert(zone)
-    published_at = pd.Timestamp(DAY_AHEAD_PUBLISHED_AT[region]).time()
+    published_at = pd.Timestamp(market.published_at).time()
     days_ahead = 2 if local.time() >= published_at else 1
     return local_midnights(zone, [pd.Timestamp(local.date()) + pd.Timedelta(days=days_ahead)])[0]
 

@@ -1,7 +1,7 @@
 """Which pricing APIs exist, how each is configured from settings, and how a client is built.
 
 Outside Airflow a provider's configuration comes from the settings object (its real host and
-default regions unless ``EOPT_<PROVIDER>_URL`` or ``EOPT_PRICING_SANDBOX_URL`` say otherwise).
+the region catalogue's identifiers of the configured regions unless ``EOPT_<PROVIDER>_URL`` or ``EOPT_PRICING_SANDBOX_URL`` say otherwise).
 Inside Airflow, ``dags/pricing_api_hook.PricingAPIHook`` overlays the provider's connection.
 """
 
@@ -66,7 +66,8 @@ def provider_config(source: str, settings: Settings, **overrides: Any) -> Provid
         sandbox_login, sandbox_key = sandbox_credentials(source)
         login, key = login or sandbox_login, key or sandbox_key
     base_url = settings.providers.urls.get(source, base_url)
-    regions = {r: v for r, v in module.DEFAULT_REGIONS.items() if r in settings.regions}
+    # the region catalogue says which regions a provider prices and by which identifier
+    regions = settings.catalogue.provider_ids(source, settings.regions)
     config = ProviderConfig(
         source=source,
         base_url=base_url,

@@ -22,15 +22,21 @@ import pandas as pd
 
 PRICE_COLUMNS = ("region", "source", "ts", "price", "currency", "unit", "resolution")
 
+
 # Plausible hourly day-ahead/retail price range per region, per MWh in the region's currency.
 # EU zones: SDAC harmonised clearing-price limits (-500 EUR/MWh; max raised to +4,000 in 2022-23).
 # PJM: offer cap $1,000-2,000/MWh plus shortage pricing; negative LMPs are legal and can be deep.
-PLAUSIBLE_RANGE: dict[str, tuple[float, float]] = {
-    "NP": (-500.0, 4000.0),
-    "BE": (-500.0, 4000.0),
-    "FR": (-500.0, 4000.0),
-    "PJM": (-1000.0, 4000.0),
-}
+def plausible_range(region: str) -> tuple[float, float] | None:
+    """The region's plausible price range per MWh (its catalogue entry's ``price_range``); None for a
+    region the catalogue does not hold."""
+    from core.markets import MarketDataError, get_market
+
+    try:
+        low, high = get_market(region).price_range
+    except MarketDataError:
+        return None
+    return low, high
+
 
 # How far past the run time a source can have published prices: day-ahead auctions publish the
 # next delivery day (at most ~48 h ahead in any zone); tariff-derived sources are served for the
@@ -75,7 +81,9 @@ def validate_prices(frame: pd.DataFrame, *, run_time: pd.Timestamp, min_records:
         else:
             reason.loc[take] = why
 
-    reject(~rows["region"].isin(list(PLAUSIBLE_RANGE)), "schema: unknown region " + rows["region"].astype(str))
+    ranges = {str(r): plausible_range(str(r)) for r in rows["region"].unique()}
+    known = [r for r, bounds in ranges.items() if bounds is not None]
+    reject(~rows["region"].isin(known), "schema: unknown region " + rows["region"].astype(str))
     if not isinstance(rows["ts"].dtype, pd.DatetimeTZDtype) or str(rows["ts"].dtype.tz) != "UTC":
         raise ValidationFailed(f"price rows: ts is {rows['ts'].dtype}, not tz-aware UTC")
     reject(rows["ts"].isna(), "schema: missing timestamp")
@@ -86,8 +94,8 @@ def validate_prices(frame: pd.DataFrame, *, run_time: pd.Timestamp, min_records:
     dupes = rows.duplicated(["region", "source", "ts"], keep=False)
     reject(dupes, "duplicate: more than one price for this region, source and hour")
 
-    low = rows["region"].map(lambda r: PLAUSIBLE_RANGE.get(r, (float("-inf"), float("inf")))[0])
-    high = rows["region"].map(lambda r: PLAUSIBLE_RANGE.get(r, (float("-inf"), float("inf")))[1])
+    low = rows["region"].map(lambda r: (ranges.get(r) or (float("-inf"), float("inf")))[0])
+    high = rows["region"].map(lambda r: (ranges.get(r) or (float("-inf"), float("inf")))[1])
     out_of_range = (price < low) | (price > high)
     reject(
         out_of_range,

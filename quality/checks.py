@@ -35,7 +35,7 @@ from core.freshness import HOUR, find_gaps
 from core.metrics import evaluate
 from core.settings import Settings
 from core.timestamps import utc
-from ingestion.validation import PLAUSIBLE_RANGE
+from ingestion.validation import plausible_range
 from registry.models import champion
 from storage.health import ApiHealthStore
 from storage.prices import PriceStore
@@ -227,7 +227,7 @@ def price_range_of(prices: pd.Series, region: str, window: Window, z_limit: floa
     if current.empty:
         return skipped("price_range", region, f"no {region} prices between {window.start} and {window.end} to check")
     z, median, scale = robust_z(current, price_reference(prices, window))
-    low, high = PLAUSIBLE_RANGE.get(region, (-math.inf, math.inf))
+    low, high = plausible_range(region) or (-math.inf, math.inf)
     outside = current[(current < low) | (current > high)]
     outliers = current[z > z_limit]
     share = len(outliers) / len(current)

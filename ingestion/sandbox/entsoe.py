@@ -49,8 +49,8 @@ import pandas as pd
 
 from ingestion.sandbox.server import SandboxRequest, SandboxResponse
 
-# Bidding zone EIC -> bundled market. Only zones with bundled history are served.
-ZONES = {"10YBE----------2": "BE", "10YFR-RTE------C": "FR"}
+# Bidding zone EIC -> region: the catalogue's ``ids.entsoe`` of the regions the replay serves
+# (a bundled history, or ``sandbox.replays``); any other zone is "no data".
 PUBLICATION_TIMEZONE = "Europe/Brussels"
 QUARTER_HOUR_FROM = date(2025, 10, 1)  # SDAC 15-minute MTU, first delivery day
 MAX_DOCUMENTS = 100
@@ -134,7 +134,7 @@ class App:
                 f"The number of instances ({len(days)}) exceeds the allowed maximum ({MAX_DOCUMENTS}) "
                 "for data item ENERGY_PRICES.",
             )
-        region = ZONES.get(in_domain)
+        region = self.history.regions_by_id("entsoe").get(in_domain)
         contract = query.get("contract_MarketAgreement.type", "A01")
         if region is None or contract != "A01":
             return self.no_data(start, end)
@@ -165,7 +165,7 @@ class App:
                 f"The requested period {query['periodStart']}-{query['periodEnd']} exceeds the allowed maximum of 1 year",
             )
         item = "SYSTEM_TOTAL_LOAD [6.1.B]" if document_type == "A65" else "WIND_AND_SOLAR_FORECAST [14.1.D]"
-        region = ZONES.get(str(zone))
+        region = self.history.regions_by_id("entsoe").get(str(zone))
         if region is None or process != DAY_AHEAD_PROCESS or psr_type in ("B16", "B18"):
             return SandboxResponse(200, _acknowledgement("999", _no_data_text(start, end, item)).encode("utf-8"), XML)
         if document_type == "A65":

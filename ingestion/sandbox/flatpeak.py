@@ -27,7 +27,6 @@ from typing import Any
 
 import pandas as pd
 
-from core.markets import MARKETS
 from ingestion.sandbox.server import SandboxRequest, SandboxResponse
 
 MAX_SPAN = timedelta(days=90)
@@ -107,8 +106,8 @@ class App:
         refused = self._check_token(request)
         if refused is not None:
             return refused
-        region = location_id[4:] if location_id.startswith("loc_") else ""
-        if region not in MARKETS:
+        region = self.history.regions_by_id("flatpeak").get(location_id, "")  # the catalogue's ids.flatpeak
+        if not region:
             return self._message(404, "Not Found")
         if "end_time" not in request.query:
             return self.error(422, "end_time is required", code="end_time_missing")
@@ -137,7 +136,7 @@ class App:
                 "object": "tariff_rate",
                 "live_mode": False,
                 "location_id": location_id,
-                "location_timezone": MARKETS[region].timezone,
+                "location_timezone": self.history.timezone(region),
                 "currency_code": self.history.currency(region),
                 "direction": direction,
                 "last_updated": _format(datetime.now(UTC).replace(microsecond=0, second=0, minute=0), out_tz),

@@ -20,7 +20,6 @@ import pandas as pd
 
 from ingestion.sandbox.server import SandboxRequest, SandboxResponse
 
-COUNTRIES = {"NOR": "NP", "BEL": "BE", "FRA": "FR"}
 PATH = re.compile(r"^/rte/price/hourly/([A-Za-z]{3})/timeseries/?$")
 MAX_DAYS = 400
 
@@ -39,9 +38,10 @@ class App:
         if match is None or request.method != "GET":
             return self.error(404, f"Cannot {request.method} {request.path}")
         iso3 = match.group(1)
-        region = COUNTRIES.get(iso3)
+        countries = self.history.regions_by_id("iea")  # ISO3 -> region, from the catalogue's ids.iea
+        region = countries.get(iso3)
         if region is None:
-            return self.error(404, f"No hourly price data for {iso3}; the sandbox serves {', '.join(COUNTRIES)}")
+            return self.error(404, f"No hourly price data for {iso3}; the sandbox serves {', '.join(countries)}")
         try:
             first = pd.Timestamp(request.query["from"], tz="UTC")
             last = pd.Timestamp(request.query["to"], tz="UTC")

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import parse_qsl, urlsplit
 
+from core.regions import Catalogue
 from ingestion.http import SlidingWindow
 from ingestion.sandbox.replay import ReplayHistory
 
@@ -64,6 +65,7 @@ class Fault:
 @dataclass
 class SandboxConfig:
     data_dir: Path
+    catalogue: Catalogue | None = None  # the regions served (None: this process's region catalogue)
     credentials: dict[str, dict[str, str]] = field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_CREDENTIALS.items()}
     )
@@ -108,7 +110,7 @@ class ProviderApp(Protocol):
 class Sandbox:
     def __init__(self, config: SandboxConfig, apps: dict[str, ProviderApp] | None = None) -> None:
         self.config = config
-        self.history = ReplayHistory(config.data_dir)
+        self.history = ReplayHistory(config.data_dir, config.catalogue)
         self.apps = apps if apps is not None else default_apps(self)
         self._lock = threading.Lock()
         self._windows: dict[str, SlidingWindow] = {}

@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 import requests
 
-from core.markets import MARKETS
+from core.markets import MarketDataError, get_market
 from ingestion.http import AuthError, NoData, PayloadError
 from ingestion.sources import (
     EARLIEST_TIME,
@@ -61,9 +61,9 @@ DEFAULT_BASE_URL = "https://web-api.tp.entsoe.eu"
 PATH = "/api"
 CONNECTION_ID = "entsoe_default"
 REQUESTS_PER_MINUTE = 400  # documented: 400 requests/minute per token (R3 API), then a ~10 minute ban
-# Product region -> bidding-zone EIC code. NP (the Nord Pool *system* price) is a Nord Pool
-# calculation, not an ENTSO-E bidding zone, and PJM is a US market: ENTSO-E has neither.
-DEFAULT_REGIONS: dict[str, object] = {"BE": "10YBE----------2", "FR": "10YFR-RTE------C"}
+# Region -> bidding-zone EIC code: ``ids.entsoe`` of the region catalogue (core/regions.toml). NP (the
+# Nord Pool *system* price) is a Nord Pool calculation, not an ENTSO-E bidding zone, and PJM is a US
+# market: ENTSO-E has neither.
 
 DOCUMENT_TYPE = "A44"
 DAY_AHEAD_CONTRACT = "A01"
@@ -674,8 +674,10 @@ class Client(ProviderClient):
         return rows if not rows.empty else empty_exogenous()
 
     def _timezone(self, region: str) -> str:
-        market = MARKETS.get(region)
-        return market.timezone if market is not None else DEFAULT_PUBLICATION_TIMEZONE
+        try:
+            return get_market(region).timezone
+        except MarketDataError:
+            return DEFAULT_PUBLICATION_TIMEZONE
 
 
 def _concat(frames: Iterable[pd.DataFrame]) -> pd.DataFrame:

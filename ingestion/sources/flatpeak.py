@@ -54,9 +54,8 @@ CONNECTION_ID = "flatpeak_default"
 # Flatpeak documents no numeric rate limit (only that 429 means "too many requests"); 60/min is a
 # conservative choice of ours, not a documented figure.
 REQUESTS_PER_MINUTE = 60
-# Product region -> Flatpeak location id. These are the sandbox's ids; a real deployment puts its
+# Region -> (``ids.flatpeak`` in the region catalogue, core/regions.toml) Flatpeak location id. These are the sandbox's ids; a real deployment puts its
 # own location ids (from the Connect flow) in the connection's extra "regions".
-DEFAULT_REGIONS: dict[str, object] = {"NP": "loc_NP", "PJM": "loc_PJM", "BE": "loc_BE", "FR": "loc_FR"}
 
 LOGIN_PATH = "/login"
 RATES_PATH = "/tariffs/rates/{location_id}"

@@ -49,8 +49,7 @@ DEFAULT_BASE_URL = "https://api.iea.org"
 PATH = "/rte/price/hourly/{iso3}/timeseries"
 CONNECTION_ID = "iea_default"
 REQUESTS_PER_MINUTE = 30  # undocumented backend, no published limit: stay well clear of any
-# Product region -> the backend's country code.
-DEFAULT_REGIONS: dict[str, object] = {"NP": "NOR", "BE": "BEL", "FR": "FRA"}
+# Region -> (``ids.iea`` in the region catalogue, core/regions.toml) the backend's country code.
 # What ``currency=local`` is taken to mean for each country. UNVERIFIED for the real backend,
 # above all for Norway (whose currency is NOK): EUR is what the sandbox serves, because the
 # bundled Nord Pool system price history (NP) is in EUR, as are Belgium's and France's.

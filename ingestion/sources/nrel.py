@@ -36,9 +36,8 @@ DEFAULT_BASE_URL = "https://developer.nlr.gov"
 PATH = "/api/utility_rates/v3.json"
 CONNECTION_ID = "nrel_default"
 REQUESTS_PER_MINUTE = 1000 / 60  # documented: 1,000 requests per hour per key, rolling window
-# Product region -> the point whose utility stands for it. PJM's COMED zone is Commonwealth
+# Region -> (``ids.nrel`` in the region catalogue, core/regions.toml) the point whose utility stands for it. PJM's COMED zone is Commonwealth
 # Edison's territory; downtown Chicago lies inside it.
-DEFAULT_REGIONS: dict[str, object] = {"PJM": {"lat": 41.8781, "lon": -87.6298, "sector": "commercial"}}
 
 SECTORS = ("residential", "commercial", "industrial")
 UNIT = "kWh"

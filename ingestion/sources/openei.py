@@ -59,11 +59,8 @@ CONNECTION_ID = "nrel_default"
 REQUESTS_PER_MINUTE = 1000 / 60
 PAGE_LIMIT = 500  # the documented maximum of ``limit``
 MAX_PAGES = 40  # 20,000 items: far beyond any single utility; stops a server that ignores offset
-# Product region -> how to find its tariff: either {"getpage": label, "timezone": ..} or a point
+# Region -> (``ids.openei`` in the region catalogue, core/regions.toml) how to find its tariff: either {"getpage": label, "timezone": ..} or a point
 # with a sector (approved, default tariffs only unless "is_default": False).
-DEFAULT_REGIONS: dict[str, object] = {
-    "PJM": {"lat": 41.8781, "lon": -87.6298, "timezone": "America/Chicago", "sector": "Commercial"},
-}
 
 UNIT = "kWh"
 CURRENCY = "USD"

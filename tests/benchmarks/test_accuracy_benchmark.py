@@ -315,8 +315,10 @@ def test_published_forecasts_without_the_ensembles_are_refused(tmp_path):
 
 def test_an_unknown_market_needs_its_timezone_and_holiday_calendar(tmp_path, monkeypatch):
     import core.markets
+    import core.settings
 
-    monkeypatch.setattr(core.markets, "MARKETS", dict(core.markets.MARKETS))
+    # the market registered for the process is dropped again after the test
+    monkeypatch.setattr(core.settings, "_PROCESS_CATALOGUE", core.settings._PROCESS_CATALOGUE)
     copy = tmp_path / "XY.csv"
     copy.write_text((MARKETS_DIR / "NP.csv").read_text())
     message = _refusal(tmp_path, copy, published_file("NP"))

@@ -15,13 +15,15 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from core.markets import MARKETS
+from core.markets import bundled_markets
 from core.settings import Settings
 from core.timestamps import local_day_after, local_midnights
 from training.backtest import _block_index, _local_day_end
 from training.config import TrainingConfig
 from training.dataset import TrainingData, split_origins
 from training.features import HORIZON_HOURS, day_ahead_origins
+
+MARKETS = bundled_markets()  # the region catalogue's regions with a bundled history file
 
 HOUR = pd.Timedelta(hours=1)
 SUNDAYS = pd.date_range("2015-01-04 02:00", "2024-12-29 02:00", freq="7D", tz="UTC")  # every Sunday 02:00 UTC

@@ -55,7 +55,7 @@ def test_with_overrides__returns_a_changed_copy(tmp_path):
     [
         ({"EOPT_CACHE_TTL_PRICES_S": "soon"}, "EOPT_CACHE_TTL_PRICES_S='soon' is not a whole number"),
         ({"EOPT_CACHE_TTL_FORECASTS_S": "-5"}, "EOPT_CACHE_TTL_FORECASTS_S='-5' must be positive"),
-        ({"EOPT_REGIONS": "NP,XX"}, "EOPT_REGIONS names unknown region(s) XX"),
+        ({"EOPT_REGIONS": "NP,XX"}, "EOPT_REGIONS names XX, not in the region catalogue"),
         ({"EOPT_REQUIRE_SERVICES": "maybe"}, "EOPT_REQUIRE_SERVICES='maybe' is not a switch"),
     ],
 )
@@ -125,7 +125,10 @@ def test_quality_settings__refuse_malformed_values_naming_the_variable(env, mess
         ),
         ({"EOPT_TRAINING_DEVICE": "gpu"}, "EOPT_TRAINING_DEVICE='gpu' is not a device; use auto, cpu or cuda"),
         ({"EOPT_INGESTION_SOURCES": "nrel,acme"}, "EOPT_INGESTION_SOURCES names unknown source(s) acme"),
-        ({"EOPT_MODEL_MAPE_THRESHOLDS": "PJM=20,XX=3"}, "EOPT_MODEL_MAPE_THRESHOLDS: unknown region 'XX'"),
+        (
+            {"EOPT_MODEL_MAPE_THRESHOLDS": "PJM=20,XX=3"},
+            "EOPT_MODEL_MAPE_THRESHOLDS names XX, not in the region catalogue",
+        ),
         ({"EOPT_AIRFLOW_TASK_RETRIES": "-1"}, "EOPT_AIRFLOW_TASK_RETRIES='-1' must be 0 or more"),
         ({"EOPT_METRICS_PORT": "0"}, "EOPT_METRICS_PORT='0' must be positive"),
     ],

@@ -59,7 +59,7 @@ def test_load_history__all_four_markets_in_full_into_the_embedded_store(tmp_path
 def test_unknown_region__exits_2_with_the_known_regions(tmp_path):
     result = run_eopt(tmp_path, "load-history", "--region", "XX")
     assert result.returncode == 2
-    assert "unknown region XX; known regions are NP, PJM, BE, FR" in result.stderr
+    assert "unknown region XX; the region catalogue" in result.stderr and "holds NP, PJM, BE, FR, " in result.stderr
 
 
 def test_unreachable_database__exits_1_with_a_clear_message(tmp_path):

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import requests
 
+from core.regions import load_catalogue
 from ingestion.http import AuthError, HttpTransport, NoData, PayloadError, ProviderConfig, ProviderError, RetryPolicy
 from ingestion.sandbox.entsoe import RATE_LIMIT_TEXT
 from ingestion.sandbox.server import Fault
@@ -20,13 +21,15 @@ from ingestion.sources import SOURCE_COLUMNS
 from ingestion.sources.entsoe import (
     CONNECTION_ID,
     DEFAULT_BASE_URL,
-    DEFAULT_REGIONS,
     REQUESTS_PER_MINUTE,
     Client,
     parse_a44,
     request_windows,
 )
 from tests.conftest import FIXTURES
+
+# the region catalogue's ids of the enabled regions (what the product configures)
+DEFAULT_REGIONS: dict[str, object] = load_catalogue().provider_ids("entsoe")
 
 ENTSOE = FIXTURES / "entsoe"
 BE = "10YBE----------2"

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import requests
 
+from core.regions import load_catalogue
 from core.settings import Settings
 from ingestion.aggregate import aggregate_exogenous_hourly
 from ingestion.http import HttpTransport, NoData, PayloadError, ProviderConfig, RetryPolicy
@@ -22,7 +23,6 @@ from ingestion.pipeline import aggregate_exogenous_step
 from ingestion.sources import EXOGENOUS_SOURCE_COLUMNS
 from ingestion.sources.entsoe import (
     CONNECTION_ID,
-    DEFAULT_REGIONS,
     LOAD_VARIABLE,
     WIND_SOLAR_VARIABLE,
     Client,
@@ -34,6 +34,9 @@ from storage.cache import PriceCache
 from storage.health import ApiHealthStore, QuarantineStore
 from storage.prices import PriceStore
 from tests.conftest import FIXTURES
+
+# the region catalogue's ids of the enabled regions (what the product configures)
+DEFAULT_REGIONS: dict[str, object] = load_catalogue().provider_ids("entsoe")
 
 ENTSOE = FIXTURES / "entsoe"
 BE, NL, CZ = "10YBE----------2", "10YNL----------L", "10YCZ-CEPS-----N"

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 import requests
 
+from core.regions import load_catalogue
 from ingestion.http import AuthError, HttpTransport, NoData, PayloadError, ProviderConfig, ProviderError, RetryPolicy
 from ingestion.sandbox.flatpeak import App
 from ingestion.sandbox.server import Fault
 from ingestion.sources import SOURCE_COLUMNS, flatpeak
 from ingestion.sources.flatpeak import (
     CONNECTION_ID,
-    DEFAULT_REGIONS,
     Client,
     parse_error,
     parse_login,
@@ -26,6 +26,9 @@ from ingestion.sources.flatpeak import (
     parse_tariff_rates,
 )
 from tests.conftest import FIXTURES
+
+# the region catalogue's ids of the enabled regions (what the product configures)
+DEFAULT_REGIONS: dict[str, object] = load_catalogue().provider_ids("flatpeak")
 
 HERE = FIXTURES / "flatpeak"
 ACCOUNT, KEY = "acc_sandbox", "sk_sandbox_flatpeak"

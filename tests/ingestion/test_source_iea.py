@@ -9,10 +9,14 @@ import pandas as pd
 import pytest
 import requests
 
+from core.regions import load_catalogue
 from ingestion.http import AuthError, HttpTransport, NoData, PayloadError, ProviderConfig, ProviderError, RetryPolicy
 from ingestion.sandbox.server import Fault
 from ingestion.sources import SOURCE_COLUMNS, iea
 from tests.conftest import FIXTURES
+
+# the region catalogue's ids of the enabled regions (what the product configures)
+DEFAULT_REGIONS: dict[str, object] = load_catalogue().provider_ids("iea")
 
 IEA = FIXTURES / "iea"
 
@@ -90,7 +94,7 @@ def make_client(
         source="iea",
         base_url=base_url,
         connection_id=iea.CONNECTION_ID,
-        regions=dict(iea.DEFAULT_REGIONS if regions is None else regions),
+        regions=dict(DEFAULT_REGIONS if regions is None else regions),
         requests_per_minute=0,
         retry=retry,
     )
@@ -117,7 +121,7 @@ def test_client__bad_regions_are_value_errors_before_any_request(tmp_path, sleep
 
 def test_module__defaults():
     assert iea.DEFAULT_BASE_URL == "https://api.iea.org" and iea.CONNECTION_ID == "iea_default"
-    assert iea.DEFAULT_REGIONS == {"NP": "NOR", "BE": "BEL", "FR": "FRA"} and iea.REQUESTS_PER_MINUTE == 30
+    assert DEFAULT_REGIONS == {"NP": "NOR", "BE": "BEL", "FR": "FRA"} and iea.REQUESTS_PER_MINUTE == 30
     assert "The IEA publishes no documented price API." in iea.__doc__.replace("**", "")
 
 

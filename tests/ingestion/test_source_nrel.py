@@ -9,10 +9,14 @@ import pandas as pd
 import pytest
 import requests
 
+from core.regions import load_catalogue
 from ingestion.http import AuthError, HttpTransport, NoData, PayloadError, ProviderConfig, ProviderError, RetryPolicy
 from ingestion.sandbox.server import Fault
 from ingestion.sources import SOURCE_COLUMNS, nrel
 from tests.conftest import FIXTURES
+
+# the region catalogue's ids of the enabled regions (what the product configures)
+DEFAULT_REGIONS: dict[str, object] = load_catalogue().provider_ids("nrel")
 
 NREL = FIXTURES / "nrel"
 KEY = "sandbox-nrel-key"
@@ -127,7 +131,7 @@ def make_client(
         base_url=base_url,
         connection_id=nrel.CONNECTION_ID,
         api_key=api_key,
-        regions=dict(nrel.DEFAULT_REGIONS if regions is None else regions),
+        regions=dict(DEFAULT_REGIONS if regions is None else regions),
         requests_per_minute=0,
         retry=retry,
     )
@@ -140,7 +144,7 @@ def test_client__unknown_region_bad_sector_and_naive_times_are_value_errors(tmp_
         "http://127.0.0.1:9",
         tmp_path,
         sleeps,
-        regions={"PJM": nrel.DEFAULT_REGIONS["PJM"], "XX": {"lat": 1, "lon": 2, "sector": "farm"}},
+        regions={"PJM": DEFAULT_REGIONS["PJM"], "XX": {"lat": 1, "lon": 2, "sector": "farm"}},
     )
     start, end = pd.Timestamp("2024-01-01", tz="UTC"), pd.Timestamp("2024-01-02", tz="UTC")
     with pytest.raises(ValueError, match=r"unknown region 'NP'.*PJM"):
@@ -154,7 +158,7 @@ def test_client__unknown_region_bad_sector_and_naive_times_are_value_errors(tmp_
 
 def test_module__defaults_point_at_the_nlr_host_and_chicago():
     assert nrel.DEFAULT_BASE_URL == "https://developer.nlr.gov" and nrel.CONNECTION_ID == "nrel_default"
-    assert nrel.DEFAULT_REGIONS == {"PJM": {"lat": 41.8781, "lon": -87.6298, "sector": "commercial"}}
+    assert DEFAULT_REGIONS == {"PJM": {"lat": 41.8781, "lon": -87.6298, "sector": "commercial"}}
     assert pytest.approx(1000 / 60) == nrel.REQUESTS_PER_MINUTE
 
 

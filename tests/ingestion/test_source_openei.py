@@ -12,10 +12,14 @@ import pytest
 import requests
 
 from core.markets import load_market
+from core.regions import load_catalogue
 from ingestion.http import AuthError, HttpTransport, PayloadError, ProviderConfig, ProviderError, RetryPolicy
 from ingestion.sandbox.server import Fault
 from ingestion.sources import SOURCE_COLUMNS, openei
 from tests.conftest import FIXTURES
+
+# the region catalogue's ids of the enabled regions (what the product configures)
+DEFAULT_REGIONS: dict[str, object] = load_catalogue().provider_ids("openei")
 
 OPENEI = FIXTURES / "openei"
 REAL = OPENEI / "utility_rates_v7_getpage_full_618940545457a35a1c4097ec.json"
@@ -196,7 +200,7 @@ def make_client(
         base_url=base_url,
         connection_id=openei.CONNECTION_ID,
         api_key=api_key,
-        regions=dict(openei.DEFAULT_REGIONS if regions is None else regions),
+        regions=dict(DEFAULT_REGIONS if regions is None else regions),
         requests_per_minute=0,
         retry=retry,
         extra=extra or {},
@@ -211,7 +215,7 @@ def test_client__bad_regions_are_value_errors_before_any_request(tmp_path, sleep
         tmp_path,
         sleeps,
         regions={
-            "PJM": openei.DEFAULT_REGIONS["PJM"],
+            "PJM": DEFAULT_REGIONS["PJM"],
             "A": {"lat": 1, "lon": 2},
             "B": {"timezone": "Mars/Olympus", "getpage": "x"},
             "C": {"timezone": "UTC", "lat": 1, "lon": 2, "sector": "farm"},
@@ -235,7 +239,7 @@ def test_client__bad_regions_are_value_errors_before_any_request(tmp_path, sleep
 
 def test_module__defaults_share_the_nrel_connection_and_point_at_chicago():
     assert openei.DEFAULT_BASE_URL == "https://api.openei.org" and openei.CONNECTION_ID == "nrel_default"
-    assert openei.DEFAULT_REGIONS["PJM"] == {
+    assert DEFAULT_REGIONS["PJM"] == {
         "lat": 41.8781,
         "lon": -87.6298,
         "timezone": "America/Chicago",

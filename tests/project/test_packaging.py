@@ -34,6 +34,7 @@ ROOT_PACKAGES = PYPROJECT["tool"]["importlinter"]["root_packages"]
 # Read at run time from inside the packages: alembic renders new revisions from the template; the
 # reports, alerts and model card are rendered from Jinja2 templates.
 PACKAGE_DATA = (
+    "core/regions.toml",
     "storage/migrations/script.py.mako",
     "quality/templates/report.html.j2",
     "quality/templates/quality_alert.slack.j2",

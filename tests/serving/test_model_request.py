@@ -11,9 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.markets import MARKETS, load_market
+from core.markets import bundled_markets, load_market
 from serving.model_request import ModelRequest, RequestError, build_request, parse_request
 from training.features import inference_frame
+
+MARKETS = bundled_markets()  # the region catalogue's regions with a bundled history file
 
 ROOT = Path(__file__).resolve().parents[2]
 
