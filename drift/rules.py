@@ -65,16 +65,16 @@ RULES: dict[str, Rule] = {
             "week-over-week change of the log median price less what the exogenous series' week-over-week "
             "changes explain (a regression over the history weeks), over the residuals' standard deviation",
             "the week before, the 52 weeks before for the spread",
-            warn=2.5,
-            critical=3.1,
+            warn=2.1,
+            critical=3.5,
         ),
         Rule(
             "price_scale",
             "log median hour-to-hour price change of the week against the mean of the 4 weeks before, over "
             "the standard deviation of the same change over the history weeks",
             "the 4 weeks before, the 52 weeks before for the spread",
-            warn=2.2,
-            critical=2.7,
+            warn=2.3,
+            critical=3.2,
         ),
         Rule(
             "intraday_shape",
@@ -97,8 +97,8 @@ RULES: dict[str, Rule] = {
             "series, against the mean of the 4 weeks before, over the standard deviation of the same change "
             "over the history weeks",
             "the 4 weeks before, the 52 weeks before for the spread",
-            warn=2.2,
-            critical=2.7,
+            warn=2.7,
+            critical=3.2,
         ),
         Rule(
             "exogenous_frozen",
