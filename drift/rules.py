@@ -6,17 +6,19 @@ report compares (cheap numpy statistics; Evidently stays the report engine):
 
 | family | statistic (``score``) | compared with |
 |---|---|---|
-| ``price_level`` | the week's median price over the median of the week before, as a symmetric relative change (``max(r, 1/r) - 1``) | the 7 days before the current window |
-| ``price_scale`` | the week's interquartile range of the price over the median weekly IQR of the 4 weeks before, symmetric | the 28 days before the current window |
+| ``price_level`` | the week-over-week change of the log median price less what the exogenous series' week-over-week changes explain (a regression over the history weeks), over the residuals' standard deviation | the week before |
+| ``price_scale`` | the break of the log median hour-to-hour price change (``break_of``) | the 4 weeks before |
 | ``intraday_shape`` | ``1 - max(corr, 0) * min(amplitude ratio, 1)`` of the mean daily profile (price minus its local day's mean, per local hour) against the reference's | the same season of the reference |
 | ``price_stuck`` | the longest run of identical consecutive prices, hours | nothing: a real price series changes within hours |
-| ``exogenous_level`` (each series) | the week's log mean ratio to the reference's mean, in units of the standard deviation of the reference's weekly log means | the same season of the reference |
+| ``exogenous_level`` (each series) | the larger break of the series' log weekly mean and of its log ratio to each other exogenous series | the 4 weeks before |
 | ``exogenous_frozen`` (each series) | the longest run of identical consecutive values, hours | nothing |
 
-The price families use the weeks just before the current window: a market's price level moves a
-lot from one year to the next, so against the same season of two years a +30% week is within the
-normal spread, while against the week before it stands out. The exogenous forecasts (load,
-generation, wind) follow the calendar, so the same season is their reference.
+A break (``break_of``) is the week's statistic against the mean of the ``RECENT_WEEKS`` weeks
+before it, over the standard deviation of the same change over the ``HISTORY_WEEKS`` weeks before:
+a change of regime is a break against the recent past, and the natural week-to-week movement of
+the statistic is what it must stand out of. Against a broad same-season reference a +30% week or
+a load forecast +20% lies inside two years' spread of the season. The intraday shape keeps the
+same season (the daily profile is seasonal, and steady from week to week).
 
 The thresholds (``RULES``) were chosen from the operating curve of ``make bench-drift``
 (``benchmarks/drift_power.py``, results in ``benchmarks/results/drift_power.md``): every real week

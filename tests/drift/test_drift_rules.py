@@ -101,14 +101,13 @@ def test_rules__each_injected_change_is_named_by_its_own_family(region):
 
 
 def test_rules__the_finding_says_the_family_the_series_and_the_size():
-    current, _, season = frames("NP")
+    current, before, _ = frames("NP")
     wind = current["wind_power_forecast"]
     raised = current.assign(grid_load_forecast=current["grid_load_forecast"] * 1.25)
 
     found = findings("NP", raised)
 
     load = next(f for f in found if f.subject == "grid_load_forecast")
-    _, before, _ = frames("NP")
     weekly = before["grid_load_forecast"].groupby((before.index - current.index.min()) // pd.Timedelta(days=7)).mean()
     recent = np.exp(np.log(weekly.loc[[-4, -3, -2, -1]]).mean())  # the mean of the 4 weeks' log means
     expected = current["grid_load_forecast"].mean() * 1.25 / recent - 1
