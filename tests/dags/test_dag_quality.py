@@ -262,7 +262,7 @@ def test_quality_dag__on_the_clean_week_passes_every_check_and_alerts_nothing(ai
     client = MlflowClient(settings.stores.mlflow_tracking_uri, settings.stores.mlflow_registry_uri)
     experiment = client.get_experiment_by_name("data-quality")
     runs = client.search_runs([experiment.experiment_id], f"tags.`eopt.airflow_run_id` = '{run.run_id}'")
-    assert len(runs) == 1 and runs[0].data.metrics["health_score"] == pytest.approx(94.1)
+    assert len(runs) == 1 and runs[0].data.metrics["health_score"] == pytest.approx(100.0)
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"report.md", "report.html", "results.json"} <= artifacts
     assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "accuracy")} == {
