@@ -5,7 +5,8 @@ Introduction to Statistical Quality Control (6th ed.), Table 9.3: 168 in control
 scheme (so 336 for one side, the one the product runs) and 8.38 after a shift of one standard
 deviation; Siegmund's approximation gives 338 and 8.34. The simulations run the product's own
 ``cusum``. The verdict is tried on real errors: NP's weekly seasonal naive (the price a week
-before), whose errors have the autocorrelation of real forecast errors.
+before) against the absolute reference, and the published LEAR ensemble of NP (a real champion's
+day-ahead forecasts) against the reference relative to the seasonal naive, the product's.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.drift_performance import errors_of
 from core.markets import load_market
 from drift import reports
-from benchmarks.drift_performance import errors_of
 from drift.performance import (
     CAP,
     CRITICAL_H,
