@@ -27,7 +27,7 @@ help:
 	@echo "make bench-training record one tuned retraining per region: time, memory, accuracy"
 	@echo "make bench-serving  record mlflow models serve vs in-process latency and one forecast DAG run"
 	@echo "make bench-accuracy backtest the four EPF markets against the published LEAR/DNN forecasts (~2.5 h on 2 cores; ARGS=--quick: NP, 8 weeks)"
-	@echo "make bench-drift   record the drift rules' detection of injected changes and false alarms on every real week (~6 min)"
+	@echo "make bench-drift   record the drift rules' detection of injected changes and false alarms on every real week, and the performance CUSUM's on real champions' errors (~10 min)"
 	@echo "make bench-ingestion record one ingestion cycle and a two-year load against the sandbox"
 	@echo "make bench-retention record how the embedded home grows per simulated month, before and after maintenance"
 	@echo "make lock          re-resolve requirements.lock from the pins in pyproject.toml"
@@ -106,6 +106,7 @@ bench-serving: install
 
 bench-drift: install
 	$(BIN)/python -m benchmarks.drift_power
+	$(BIN)/python -m benchmarks.drift_performance
 
 bench-retention: install
 	$(BIN)/python -m benchmarks.retention

@@ -188,3 +188,72 @@ def accuracy_chart(results: Path = RESULTS) -> bytes:
     figure.savefig(out, format="png")
     plt.close(figure)
     return out.getvalue()
+
+
+def drift_tables(results: Path = RESULTS) -> str:
+    """docs/drift.md's measured tables, read from ``drift_power.json`` and ``drift_performance.json``."""
+    lines: list[str] = []
+    power_path, performance_path = results / "drift_power.json", results / "drift_performance.json"
+    if power_path.exists():
+        power = json.loads(power_path.read_text())
+        markets = power["markets"]
+        regions = list(markets)
+        goal = set(power["goal_detection_pct"])
+        lines += [
+            "### Measured power and false alarms of the rules",
+            "",
+            f"`benchmarks/results/drift_power.json` ({_machine(power)}), product thresholds: % of weeks where the "
+            "change's own rule is critical, naming its family (and series); in brackets where any rule is critical.",
+            "",
+            f"| change in the current week | {' | '.join(regions)} |",
+            f"|---|{'---|' * len(regions)}",
+            "| none: weeks critical (any rule; goal <= 5%) | "
+            + " | ".join(
+                f"{m['clean_critical_pct']:g}% ({m['clean_critical_weeks']}/{m['weeks']})" for m in markets.values()
+            )
+            + " |",
+            "| none: weeks warn or critical | "
+            + " | ".join(f"{m['clean_warn_or_critical_pct']:g}%" for m in markets.values())
+            + " |",
+        ]
+        from benchmarks.drift_power import GOAL
+
+        goals = {change for family, change in GOAL.items() if family in goal}
+        for name in markets[regions[0]]["changes"]:
+            mark = " (goal >= 90%)" if name in goals else ""
+            cells = " | ".join(
+                f"{m['changes'][name]['named_pct']:g}% ({m['changes'][name]['any_critical_pct']:g}%)"
+                for m in markets.values()
+            )
+            lines.append(f"| {name}{mark} | {cells} |")
+        lines += [
+            "",
+            "| rule | warn | critical | clean weeks critical by this rule alone, % |",
+            "|---|---|---|---|",
+        ]
+        for family, levels in power["product_thresholds"].items():
+            alone = ", ".join(f"{r} {m['false_alarm_pct_per_family'][family]:g}" for r, m in markets.items())
+            lines.append(f"| `{family}` | {levels['warn']:g} | {levels['critical']:g} | {alone} |")
+        lines += ["", "![Operating curves of the drift rules](assets/results/drift_power.png)", ""]
+    if performance_path.exists():
+        performance = json.loads(performance_path.read_text())
+        lines += [
+            "### Measured false alarms and delay of the performance CUSUM",
+            "",
+            f"`benchmarks/results/drift_performance.json` ({_machine(performance)}): the published LEAR and DNN "
+            "ensembles of the four markets as champions, every served week.",
+            "",
+            "| calibration | holdout | weeks | clean weeks critical | warn or critical | x1.5 on the last 3 days "
+            "flagged | x1.5 from day 1 flagged within 3 days | within 7 days |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for variant, by_holdout in performance["pooled"].items():
+            for holdout, c in by_holdout.items():
+                lines.append(
+                    f"| {variant} | {holdout} | {c['weeks']} | {c['false_alarm_pct']:g}% | "
+                    f"{c['warn_or_critical_pct']:g}% | {c['x1.5_last_3_days_flagged_pct']:g}% | "
+                    f"{c['x1.5_from_day_1_flagged_within_3_days_pct']:g}% | "
+                    f"{c['x1.5_from_day_1_flagged_within_7_days_pct']:g}% |"
+                )
+        lines.append("")
+    return "\n".join(lines)

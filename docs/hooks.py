@@ -8,6 +8,9 @@
 - one API reference page per product package (the import contract's ``root_packages`` in
   ``pyproject.toml``), rendered by mkdocstrings from the docstrings; a package missing from the
   navigation stops the build;
+- the drift page gets its measured tables (the rules' power and false alarms per market, the
+  performance CUSUM's false alarms and delay) from ``benchmarks/results/drift_power.json`` and
+  ``drift_performance.json`` (``benchmarks.summary.drift_tables``), where it has the marker;
 - the monitoring page gets the table of every alert rule of ``monitoring/alerts.yml`` (what fires,
   after how long, and what to do), so the page the alerts' runbook links name always lists them;
 - every relative link of ``README.md`` must name a file of the repository (and a heading of it
@@ -30,6 +33,7 @@ from mkdocs.structure.files import File, Files
 ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
 log = logging.getLogger("mkdocs.hooks.eopt")
+DRIFT_RESULTS = "<!-- drift results: generated from benchmarks/results/drift_*.json -->"
 
 
 def product_packages() -> list[str]:
@@ -114,6 +118,12 @@ def alert_rules_table(rules_file: Path = ROOT / "monitoring" / "alerts.yml") -> 
 def on_page_markdown(markdown: str, page: Any, config: MkDocsConfig, files: Files) -> str:
     if page.file.src_uri == "monitoring-and-alerts.md":
         return markdown.rstrip("\n") + "\n\n" + alert_rules_table()
+    if page.file.src_uri == "drift.md":
+        from benchmarks.summary import drift_tables
+
+        if DRIFT_RESULTS not in markdown:
+            raise PluginError(f"docs/drift.md: the marker {DRIFT_RESULTS} (where the measured tables go) is missing")
+        return markdown.replace(DRIFT_RESULTS, drift_tables())
     return markdown
 
 

@@ -12,8 +12,11 @@
   champion re-scored on its own test window: regression quality (MAE, RMSE, R2) and the drift of
   target and prediction.
 
-The summary is one ``CheckResult`` named ``drift``: critical when the share of drifted columns
-reaches ``drift_share_threshold``. Bad or missing data never raises: the check, or its prediction
+The summary is one ``CheckResult`` named ``drift``: its status is the worst of the per-family rules
+(``drift.rules``: price level and scale against the weeks just before, each exogenous series against
+its own recent weeks and its ratio to the others, the intraday shape against the same season, stuck
+and frozen series), each finding naming its family and size; the Evidently drifted-column share is
+reported alongside (its ``value``) but decides nothing. Bad or missing data never raises: the check, or its prediction
 part, is skipped with the reason.
 """
 
@@ -124,10 +127,10 @@ def same_season(index: pd.DatetimeIndex, current_start: pd.Timestamp, current_en
 def week_frames(
     frame: pd.DataFrame, current_start: pd.Timestamp, current_end: pd.Timestamp, window_days: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The frames the rules compare without a champion: the current window, the ``rules.BEFORE_WEEKS``
+    """The frames the rules compare without a champion: the current window, the ``rules.HISTORY_WEEKS``
     weeks before it, and the same season of the ``window_days`` before it (drift columns, UTC hours)."""
     current = frame[(frame.index >= current_start) & (frame.index < current_end)]
-    before = frame[(frame.index >= current_start - rules.BEFORE_WEEKS * rules.WEEK) & (frame.index < current_start)]
+    before = frame[(frame.index >= current_start - rules.HISTORY_WEEKS * rules.WEEK) & (frame.index < current_start)]
     candidates = frame[(frame.index >= current_start - pd.Timedelta(days=window_days)) & (frame.index < current_start)]
     return current, before, candidates[same_season(candidates.index, current_start, current_end).to_numpy()]
 
@@ -177,7 +180,7 @@ def region_drift(
     frame, outliers = _read_frames(
         store,
         region,
-        min(window.start, current_start),
+        min(window.start, current_start - rules.HISTORY_WEEKS * rules.WEEK),  # the rules' history weeks
         max(window.end, current_end),
         (current_start, current_end),
         settings.quality.price_outlier_z,
@@ -261,7 +264,7 @@ def region_drift(
     )
     share, drifted = summary["share"], summary["drifted_columns"]
     before = frame[
-        (frame.index >= current_start - rules.BEFORE_WEEKS * rules.WEEK)
+        (frame.index >= current_start - rules.HISTORY_WEEKS * rules.WEEK)
         & (frame.index < current_start)
         & frame["price"].notna()
     ]

@@ -7,23 +7,27 @@ of the version's run (``registry.promotion``); a champion promoted without it (b
 artifact existed) is re-scored on its test window instead, and the result says which.
 
 Hourly errors are not independent (a bad day is 24 bad hours: on real errors an hourly CUSUM
-pages for most normal weeks), so the unit is the day: the mean absolute error of each UTC day
-with at least ``MIN_DAY_HOURS`` realised hours of the served forecasts (the forecast in force when
-each hour began, ``drift.monitor.realized_forecasts``). With the reference's mean absolute error
-``mu0`` and the standard deviation ``sigma0`` of its daily means, each day is standardised,
-``x_d = (MAE_d - mu0) / sigma0``, and Page's tabular CUSUM
+pages for most normal weeks), so the unit is the day: the mean absolute error ``MAE_d`` of each UTC
+day with at least ``MIN_DAY_HOURS`` realised hours of the served forecasts (the forecast in force
+when each hour began, ``drift.monitor.realized_forecasts``).
 
-    S_0 = 0,  S_d = max(0, S_{d-1} + x_d - k)
+What the champion should have scored on a day depends on how hard the day was. The calibration
+(``reference_of``): the weekly seasonal naive's error the same hours, ``NMAE_d`` (``naive_errors``,
+from the stored prices), times ``rho0``, the champion's daily MAE over the naive's on the
+reference (its rMAE at promotion); ``sigma0`` is the standard deviation of the reference's daily
+surplus ``MAE_d - rho0 NMAE_d``. Without the prices a week before the reference, the expected
+error is the reference's mean ``mu0`` and ``sigma0`` the spread of its daily MAE (the absolute
+calibration: it read a volatile week after a calm holdout as a stale champion). Each day gives
 
-runs with ``k`` half the shift it is tuned to: the mean absolute error grown by half
-(``ERROR_GROWTH``), ``delta = 0.5 mu0 / sigma0``, ``k = delta / 2``. Critical from ``CRITICAL_H``,
-warn from ``WARN_H``. Three days at +50% add ``1.5 delta`` on average: 3.0 for a champion whose
-daily MAE varies by 25% (``delta`` 2), at ``CRITICAL_H``; a champion whose daily errors vary more
-needs more days. The run length of this CUSUM on independent normal data is Siegmund's
-(``siegmund_arl``), the textbook reference the tests check the implementation against: for
-``delta`` 2 and ``h`` 3 about 2,000 days in control, for ``delta`` 1 about 120 days, if a
-champion's days were independent and its error level stable; real errors are neither (errors
-come in runs of bad days), so the realised false-alarm rate is higher (docs/drift.md).
+    x_d = min((MAE_d - expected_d) / sigma0, CAP),  S_0 = 0,  S_d = max(0, S_{d-1} + x_d - k)
+
+with ``k`` half the shift the CUSUM is tuned to, the mean absolute error grown by half
+(``ERROR_GROWTH``): ``delta = 0.5 mu0 / sigma0``, ``k = delta / 2``. Critical from ``CRITICAL_H``,
+warn from ``WARN_H`` = ``CAP``: one bad day alone cannot even warn. Measured on real champions'
+errors (the published LEAR and DNN ensembles of the four markets, every week:
+``benchmarks/drift_performance.py``): see docs/drift.md for the false-alarm rate and the delay
+after errors x1.5. The run length of the CUSUM on independent normal data is Siegmund's
+(``siegmund_arl``), the textbook reference the tests check the implementation against.
 """
 
 from __future__ import annotations
@@ -52,9 +56,11 @@ log = logging.getLogger(__name__)
 
 CHECK_NAME, SUBJECT = "drift", "performance"
 ERROR_GROWTH = 0.5  # the growth of the mean absolute error the CUSUM is tuned to (k = half of it)
-WARN_H, CRITICAL_H = 1.5, 3.0  # decision intervals, in standard deviations of the reference's daily MAE
+WARN_H, CRITICAL_H = 2.5, 3.0  # decision intervals, in sigma0; WARN_H = CAP: one day alone cannot even warn
 MIN_DAY_HOURS = 12  # a day with fewer realised hours is left out
 MIN_HOURS = 24  # fewest realised hours worth a verdict (one day)
+NAIVE_LAG = pd.Timedelta(hours=168)  # the weekly seasonal naive: the price a week before
+CAP = 2.5  # a day's standardised surplus counts at most this much (see ``standardised_days``)
 
 
 @dataclass(frozen=True)
@@ -88,11 +94,17 @@ def siegmund_arl(k: float, h: float, shift: float = 0.0) -> float:
 
 @dataclass(frozen=True)
 class ErrorReference:
-    mean: float  # mean absolute error, mu0
-    daily_std: float  # standard deviation of its daily mean absolute errors, sigma0
+    mean: float  # the champion's mean absolute error on the reference hours, mu0
+    daily_std: float  # sigma0: standard deviation of its daily surplus over the expected error (see ``expected``)
     hours: int
     days: int
     source: str
+    naive_ratio: float = math.nan  # rho0: its daily MAE over the weekly seasonal naive's, NaN without naive errors
+
+    @property
+    def relative(self) -> bool:
+        """Whether each day's expected error follows the seasonal naive's error that day."""
+        return math.isfinite(self.naive_ratio)
 
 
 def daily_mae(errors: pd.Series) -> pd.Series:
@@ -102,58 +114,145 @@ def daily_mae(errors: pd.Series) -> pd.Series:
     return days.loc[days["size"] >= MIN_DAY_HOURS, "mean"]
 
 
-def reference_of(errors: pd.Series, source: str) -> ErrorReference:
-    """``errors``: the reference's errors indexed by their target hours."""
-    days = daily_mae(errors)
+def naive_errors(prices: pd.Series, hours: pd.Index) -> pd.Series:
+    """The weekly seasonal naive's absolute error of each of ``hours``: |p(t) - p(t - 168 h)| (NaN where
+    either price is unknown). It says how hard each day was to forecast: a week of volatile prices
+    raises every forecaster's error, the champion's and the naive's together."""
+    prices = prices.sort_index()
+    hours = pd.DatetimeIndex(hours)
+    now = prices.reindex(hours).to_numpy(dtype=float)
+    before = prices.reindex(hours - NAIVE_LAG).to_numpy(dtype=float)
+    return pd.Series(np.abs(now - before), index=hours)
+
+
+def _days(errors: pd.Series, naive: pd.Series | None) -> pd.DataFrame:
+    """Per UTC day with ``MIN_DAY_HOURS`` known errors (and, given, naive errors): ``mae`` and ``naive_mae``."""
+    errors = errors.dropna()
+    if naive is not None:
+        naive = naive.reindex(errors.index)
+        errors = errors[naive.notna().to_numpy()]
+    days = pd.DataFrame({"mae": daily_mae(errors)})
+    days["naive_mae"] = daily_mae(naive.reindex(errors.index)).reindex(days.index) if naive is not None else np.nan
+    return days
+
+
+def reference_of(errors: pd.Series, source: str, naive: pd.Series | None = None) -> ErrorReference:
+    """``errors``: the reference's errors indexed by their target hours; ``naive``: the weekly seasonal
+    naive's absolute errors of the same hours (``naive_errors``).
+
+    With ``naive``, a day's expected error is ``rho0`` times the naive's error that day (``rho0``: the
+    champion's daily MAE over the naive's on the reference, its rMAE), and ``sigma0`` is the spread
+    of the daily surplus over it; without, the expected error is the reference's mean and ``sigma0``
+    the spread of its daily MAE. The first is the calibration the check uses where the prices allow
+    it: a 14-day holdout of calm prices followed by a volatile week would otherwise read as a
+    champion gone stale (docs/drift.md)."""
     known = errors.dropna()
-    return ErrorReference(float(known.abs().mean()), float(days.std(ddof=1)), len(known), len(days), source)
+    mean = float(known.abs().mean()) if len(known) else math.nan
+    days = _days(errors, naive)
+    usable = days.dropna()
+    if naive is not None and len(usable) >= 3 and usable["naive_mae"].mean() > 0:
+        ratio = float(usable["mae"].mean() / usable["naive_mae"].mean())
+        surplus = usable["mae"] - ratio * usable["naive_mae"]
+        return ErrorReference(mean, float(surplus.std(ddof=1)), len(known), len(usable), source, ratio)
+    return ErrorReference(mean, float(days["mae"].std(ddof=1)), len(known), len(days), source)
 
 
-def stored_reference(client: MlflowClient, run_id: str, version: str) -> ErrorReference | None:
-    """The absolute test-window errors the promotion gate stored for ``version`` on its run; None when absent."""
+def standardised_days(errors: pd.Series, reference: ErrorReference, naive: pd.Series | None) -> pd.DataFrame:
+    """Per day: ``mae``, ``naive_mae``, ``expected`` (rho0 x the naive's, or mu0) and ``x``, the surplus
+    over the expected error in units of ``sigma0``, capped at ``CAP`` (one bad day alone cannot
+    alarm: the CUSUM is for errors that stay high)."""
+    days = _days(errors, naive if reference.relative else None)
+    if reference.relative:
+        days = days.dropna()
+        days["expected"] = reference.naive_ratio * days["naive_mae"]
+    else:
+        days["expected"] = reference.mean
+    days["x"] = ((days["mae"] - days["expected"]) / reference.daily_std).clip(upper=CAP)
+    return days
+
+
+def stored_errors(client: MlflowClient, run_id: str, version: str) -> tuple[pd.Series, str] | None:
+    """The absolute test-window errors the promotion gate stored for ``version`` on its run (indexed by
+    their target hours) and where they come from; None when absent."""
     artifact = holdout_errors_artifact(version)
     if artifact not in {a.path for a in client.list_artifacts(run_id, HOLDOUT_ERRORS_FOLDER)}:
         return None
     with tempfile.TemporaryDirectory(prefix="eopt-errors-") as folder:
         stored = json.loads(Path(client.download_artifacts(run_id, artifact, folder)).read_text())
     errors = pd.Series(stored["absolute_error"], index=pd.to_datetime(stored["target_ts"], utc=True), dtype=float)
-    return reference_of(errors, f"its holdout errors stored at promotion ({stored['holdout']}, run {run_id})")
+    return errors, f"its holdout errors stored at promotion ({stored['holdout']}, run {run_id})"
 
 
-def performance_drift_of(region: str, served: pd.DataFrame, reference: ErrorReference, model: str) -> CheckResult:
-    """The CUSUM verdict on ``served`` (``target_ts``, ``target``, ``prediction``)."""
+def _prices(store: PriceStore, region: str, start: pd.Timestamp, end: pd.Timestamp) -> pd.Series:
+    canonical = store.read_canonical(region, start, end)
+    return pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
+
+
+def reference_from_store(store: PriceStore, region: str, errors: pd.Series, source: str) -> ErrorReference:
+    """``reference_of`` the errors, relative to the seasonal naive's errors of the same hours (from the
+    stored prices); absolute where the store lacks the prices a week before them."""
+    hours = pd.DatetimeIndex(errors.dropna().index)
+    if hours.empty:
+        return reference_of(errors, source)
+    prices = _prices(store, region, hours.min() - NAIVE_LAG, hours.max() + pd.Timedelta(hours=1))
+    return reference_of(errors, source, naive_errors(prices, hours))
+
+
+def performance_drift_of(
+    region: str, served: pd.DataFrame, reference: ErrorReference, model: str, naive: pd.Series | None = None
+) -> CheckResult:
+    """The CUSUM verdict on ``served`` (``target_ts``, ``target``, ``prediction``); ``naive``: the weekly
+    seasonal naive's absolute errors of the served hours (``naive_errors``), needed when the reference
+    is relative to the naive."""
     errors = pd.Series(
         served[reports.PREDICTION].to_numpy(float) - served[reports.TARGET].to_numpy(float),
         index=pd.DatetimeIndex(served["target_ts"]),
     ).sort_index()
-    days = daily_mae(errors)
-    if reference.daily_std <= 0 or reference.mean <= 0 or reference.days < 3:
+    if not reference.daily_std > 0 or not reference.mean > 0 or reference.days < 3:
         return skipped(
             CHECK_NAME,
             region,
             f"{model}: its reference errors ({reference.source}) have {reference.days} day(s) and no usable spread",
             subject=SUBJECT,
         )
+    if reference.relative and naive is None:
+        raise ValueError(f"{region}: {model}'s reference is relative to the seasonal naive; pass the naive's errors")
+    days = standardised_days(errors, reference, naive)
     if days.empty:
-        return skipped(CHECK_NAME, region, f"{model}: no day with {MIN_DAY_HOURS} realised hours", subject=SUBJECT)
+        return skipped(
+            CHECK_NAME,
+            region,
+            f"{model}: no day with {MIN_DAY_HOURS} realised hours"
+            + (" whose price a week before is known" if reference.relative else ""),
+            subject=SUBJECT,
+        )
     delta = ERROR_GROWTH * reference.mean / reference.daily_std
     k = delta / 2
-    result = cusum(((days - reference.mean) / reference.daily_std).to_numpy(), k, CRITICAL_H)
+    result = cusum(days["x"].to_numpy(), k, CRITICAL_H)
     peak = float(result.path.max())
     peak_day = pd.Timestamp(days.index[int(result.path.argmax())])
     mae = float(errors.abs().mean())
     status: Status = "critical" if peak >= CRITICAL_H else ("warn" if peak >= WARN_H else "ok")
     growth = mae / reference.mean - 1
+    expected = float(days["expected"].mean())
+    if reference.relative:
+        versus = (
+            f"{100 * (days['mae'].mean() / expected - 1):+.0f}% vs the {expected:.2f} expected from its rMAE "
+            f"{reference.naive_ratio:.2f} at promotion and the seasonal naive's errors of these days "
+            f"({days['naive_mae'].mean():.2f}); {100 * growth:+.0f}% vs its MAE {reference.mean:.2f} on {reference.source}"
+        )
+    else:
+        versus = f"{100 * growth:+.0f}% vs {reference.mean:.2f} of {model} on {reference.source}"
     message = (
         f"forecast errors: CUSUM {peak:.2f} (warn {WARN_H:g}, critical {CRITICAL_H:g}) on {peak_day:%Y-%m-%d}; "
-        f"realised MAE {mae:.2f} over {len(errors.dropna())} h ({len(days)} days), {100 * growth:+.0f}% vs "
-        f"{reference.mean:.2f} of {model} on {reference.source}"
+        f"realised MAE {mae:.2f} over {len(errors.dropna())} h ({len(days)} days), {versus}"
     )
     if status == "critical":
         message += "; consider retraining (model_retraining)"
     details: dict[str, Any] = {
-        "method": "one-sided tabular CUSUM on standardised daily mean absolute errors, k = delta / 2, "
-        "delta = 0.5 mu0 / sigma0",
+        "method": "one-sided tabular CUSUM on each day's surplus of the mean absolute error over the expected "
+        "(rho0 x the weekly seasonal naive's that day, or mu0), over sigma0, capped at "
+        f"{CAP:g}; k = delta / 2, delta = 0.5 mu0 / sigma0",
         "statistic": round(peak, 3),
         "statistic_day": peak_day.isoformat(),
         "first_alarm": None if result.first_alarm is None else pd.Timestamp(days.index[result.first_alarm]).isoformat(),
@@ -161,7 +260,8 @@ def performance_drift_of(region: str, served: pd.DataFrame, reference: ErrorRefe
         "warn_h": WARN_H,
         "critical_h": CRITICAL_H,
         "hours": int(errors.notna().sum()),
-        "daily_mae": {d.date().isoformat(): round(float(v), 4) for d, v in days.items()},
+        "daily_mae": {d.date().isoformat(): round(float(v), 4) for d, v in days["mae"].items()},
+        "daily_expected_mae": {d.date().isoformat(): round(float(v), 4) for d, v in days["expected"].items()},
         "cusum": [round(float(v), 4) for v in result.path],
         "realised_mae": round(mae, 4),
         "reference": reference.__dict__,
@@ -195,9 +295,8 @@ def performance_drift(
     if best is None:
         return skipped(CHECK_NAME, region, f"no champion model of {region}: no errors to follow", subject=SUBJECT)
     model = f"{best.name}/{best.version}"
-    canonical = store.read_canonical(region, start, end)
-    realized = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
-    served, _ = realized_forecasts(store, region, start, end, realized)
+    prices = _prices(store, region, start - NAIVE_LAG, end)
+    served, _ = realized_forecasts(store, region, start, end, prices[prices.index >= start])
     served = served[served["model"] == model]
     if len(served) < MIN_HOURS:
         return skipped(
@@ -207,7 +306,8 @@ def performance_drift(
             f"and {end:%Y-%m-%d %H:%M} UTC (need {MIN_HOURS})",
             subject=SUBJECT,
         )
-    reference = stored_reference(client, best.run_id, best.version) if best.run_id else None
+    stored = stored_errors(client, best.run_id, best.version) if best.run_id else None
+    reference = reference_from_store(store, region, *stored) if stored else None
     if reference is None:
         params = dict(client.get_run(best.run_id).data.params) if best.run_id else {}
         if not params.get("data_end"):
@@ -227,13 +327,16 @@ def performance_drift(
                 f"champion {model} could not be re-scored on its test window: {reason}",
                 subject=SUBJECT,
             )
-        reference = reference_of(
+        reference = reference_from_store(
+            store,
+            region,
             pd.Series(
                 rescored[reports.PREDICTION].to_numpy(float) - rescored[reports.TARGET].to_numpy(float),
                 index=pd.DatetimeIndex(rescored["target_ts"]),
             ),
             "its test window, re-scored (no errors stored at promotion)",
         )
-    result = performance_drift_of(region, served, reference, model)
+    naive = naive_errors(prices, pd.DatetimeIndex(served["target_ts"])) if reference.relative else None
+    result = performance_drift_of(region, served, reference, model, naive)
     log.info("%s: %s", region, result.line())
     return result

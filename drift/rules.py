@@ -6,17 +6,19 @@ report compares (cheap numpy statistics; Evidently stays the report engine):
 
 | family | statistic (``score``) | compared with |
 |---|---|---|
-| ``price_level`` | the week's median price over the median of the week before, as a symmetric relative change (``max(r, 1/r) - 1``) | the 7 days before the current window |
-| ``price_scale`` | the week's interquartile range of the price over the median weekly IQR of the 4 weeks before, symmetric | the 28 days before the current window |
+| ``price_level`` | the week-over-week change of the log median price less what the exogenous series' week-over-week changes explain (a regression over the history weeks), over the residuals' standard deviation | the week before |
+| ``price_scale`` | the break of the log median hour-to-hour price change (``break_of``) | the 4 weeks before |
 | ``intraday_shape`` | ``1 - max(corr, 0) * min(amplitude ratio, 1)`` of the mean daily profile (price minus its local day's mean, per local hour) against the reference's | the same season of the reference |
 | ``price_stuck`` | the longest run of identical consecutive prices, hours | nothing: a real price series changes within hours |
-| ``exogenous_level`` (each series) | the week's log mean ratio to the reference's mean, in units of the standard deviation of the reference's weekly log means | the same season of the reference |
+| ``exogenous_level`` (each series) | the larger break of the series' log weekly mean and of its log ratio to each other exogenous series | the 4 weeks before |
 | ``exogenous_frozen`` (each series) | the longest run of identical consecutive values, hours | nothing |
 
-The price families use the weeks just before the current window: a market's price level moves a
-lot from one year to the next, so against the same season of two years a +30% week is within the
-normal spread, while against the week before it stands out. The exogenous forecasts (load,
-generation, wind) follow the calendar, so the same season is their reference.
+A break (``break_of``) is the week's statistic against the mean of the ``RECENT_WEEKS`` weeks
+before it, over the standard deviation of the same change over the ``HISTORY_WEEKS`` weeks before:
+a change of regime is a break against the recent past, and the natural week-to-week movement of
+the statistic is what it must stand out of. Against a broad same-season reference a +30% week or
+a load forecast +20% lies inside two years' spread of the season. The intraday shape keeps the
+same season (the daily profile is seasonal, and steady from week to week).
 
 The thresholds (``RULES``) were chosen from the operating curve of ``make bench-drift``
 (``benchmarks/drift_power.py``, results in ``benchmarks/results/drift_power.md``): every real week
@@ -34,9 +36,10 @@ import pandas as pd
 
 Level = Literal["ok", "warn", "critical"]
 WEEK = pd.Timedelta(days=7)
-BEFORE_WEEKS = 4  # weeks before the current window that price_scale compares with
-MIN_VALUES = 24  # fewest known values a statistic needs in each frame it compares
-MIN_WEEKS = 4  # fewest reference weeks whose means give the spread of an exogenous series' weekly level
+HISTORY_WEEKS = 52  # weeks before the current window whose week-to-week changes are the breaks' null spread
+RECENT_WEEKS = 4  # a break is the week against the mean of this many weeks before it
+MIN_VALUES = 24  # fewest known values a statistic needs in each frame (and each week) it compares
+MIN_WEEKS = 12  # fewest history weeks whose changes give a break's spread
 FAMILY_TITLE = {
     "price_level": "price level",
     "price_scale": "price scale",
@@ -61,18 +64,19 @@ RULES: dict[str, Rule] = {
     for rule in (
         Rule(
             "price_level",
-            "median price of the week over that of the week before, symmetric relative change max(r, 1/r) - 1",
-            "the 7 days before the current window",
-            warn=0.27,
-            critical=0.56,
+            "week-over-week change of the log median price less what the exogenous series' week-over-week "
+            "changes explain (a regression over the history weeks), over the residuals' standard deviation",
+            "the week before, the 52 weeks before for the spread",
+            warn=2.1,
+            critical=3.5,
         ),
         Rule(
             "price_scale",
-            "interquartile range of the week's prices over the median weekly IQR of the 4 weeks before, "
-            "symmetric relative change",
-            "the 28 days before the current window",
-            warn=1.15,
-            critical=2.0,
+            "log median hour-to-hour price change of the week against the mean of the 4 weeks before, over "
+            "the standard deviation of the same change over the history weeks",
+            "the 4 weeks before, the 52 weeks before for the spread",
+            warn=2.3,
+            critical=3.2,
         ),
         Rule(
             "intraday_shape",
@@ -91,10 +95,12 @@ RULES: dict[str, Rule] = {
         ),
         Rule(
             "exogenous_level",
-            "|log(week mean / reference mean)| over the standard deviation of the reference's weekly log means",
-            "the same season of the reference window",
-            warn=2.5,
-            critical=3.35,
+            "the larger break of the series' log weekly mean and of its log ratio to each other exogenous "
+            "series, against the mean of the 4 weeks before, over the standard deviation of the same change "
+            "over the history weeks",
+            "the 4 weeks before, the 52 weeks before for the spread",
+            warn=2.7,
+            critical=3.2,
         ),
         Rule(
             "exogenous_frozen",
@@ -133,13 +139,6 @@ class Finding:
         return asdict(self)
 
 
-def symmetric_change(ratio: float) -> float:
-    """``max(r, 1/r) - 1``: +30% and its inverse (-23%) both score 0.30; NaN for a non-positive ratio."""
-    if not math.isfinite(ratio) or ratio <= 0:
-        return math.nan
-    return max(ratio, 1.0 / ratio) - 1.0
-
-
 def _percent(ratio: float) -> str:
     return f"{100 * (ratio - 1):+.0f}%"
 
@@ -166,54 +165,116 @@ def daily_profile(prices: pd.Series, timezone: str) -> pd.Series:
     return deviation.groupby(local.hour).mean().reindex(range(24))
 
 
-def _iqr(values: pd.Series) -> float:
-    known = values.dropna().to_numpy(dtype=float)
-    if len(known) < MIN_VALUES:
-        return math.nan
-    q75, q25 = np.percentile(known, [75, 25])
-    return float(q75 - q25)
+def weekly_values(series: pd.Series, start: pd.Timestamp, weeks: int, statistic: Any) -> np.ndarray:
+    """``statistic`` of each of the ``weeks`` weeks before ``start`` (oldest first; NaN for a week with
+    fewer than ``MIN_VALUES`` known values or a statistic that is not finite and positive)."""
+    out = np.full(weeks, np.nan)
+    known = series.dropna()
+    known = known[(known.index >= start - weeks * WEEK) & (known.index < start)]
+    for offset, block in known.groupby((known.index - start) // WEEK):
+        if len(block) >= MIN_VALUES:
+            value = float(statistic(block.to_numpy(dtype=float)))
+            out[weeks + int(offset)] = value if math.isfinite(value) and value > 0 else np.nan
+    return out
 
 
-def price_measures(current: pd.Series, before: pd.Series, season: pd.Series, timezone: str) -> list[Measure]:
-    """The price families of the current week. ``before``: the prices before the current window
-    (its last ``BEFORE_WEEKS`` weeks are used), ``season``: the same-season reference."""
+def _log(value: float) -> float:
+    return math.log(value) if math.isfinite(value) and value > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class Break:
+    """A weekly statistic's change against the mean of the ``RECENT_WEEKS`` before, in units of the
+    spread of the same change over the history (``z``); ``change``: the ratio to the recent weeks."""
+
+    z: float
+    change: float
+    spread: float  # standard deviation of the history's changes (log units)
+    weeks: int  # history weeks the spread comes from
+
+
+def break_of(history: np.ndarray, current: float, recent: int = RECENT_WEEKS) -> Break | None:
+    """``history``: the statistic's log per week, oldest first (NaN: unknown); ``current``: this week's log.
+
+    The change of each history week against the mean of its ``recent`` weeks before is the null
+    distribution; the current week's change over its spread is the score. None with fewer than
+    ``MIN_WEEKS`` history changes or no spread."""
+    if not math.isfinite(current) or len(history) < recent + 1:
+        return None
+    windows = np.lib.stride_tricks.sliding_window_view(history, recent + 1)
+    changes = windows[:, -1] - windows[:, :-1].mean(axis=1)
+    changes = changes[np.isfinite(changes)]
+    base = history[-recent:]
+    if len(changes) < MIN_WEEKS or not np.isfinite(base).all():
+        return None
+    spread = float(np.std(changes, ddof=1))
+    if spread <= 0:
+        return None
+    change = current - float(base.mean())
+    return Break(abs(change) / spread, math.exp(change), spread, len(changes))
+
+
+def _median_abs_step(values: np.ndarray) -> float:
+    return float(np.median(np.abs(np.diff(values)))) if len(values) > 1 else math.nan
+
+
+@dataclass(frozen=True)
+class History:
+    """What the current week is compared with, computed once per week (the benchmark measures many
+    changed versions of the same week against it): the log of each history week's statistics, oldest
+    first (NaN: unknown), and the same season's mean daily price profile."""
+
+    start: pd.Timestamp
+    price_median: np.ndarray
+    price_step: np.ndarray
+    exogenous: dict[str, np.ndarray]  # log weekly mean of each series
+    season_profile: pd.Series | None
+
+
+def history_of(
+    start: pd.Timestamp, before: pd.DataFrame, season: pd.DataFrame, timezone: str, exogenous: list[str]
+) -> History:
+    """The ``History`` of the week starting at ``start``: ``before`` holds the hours before it (its
+    last ``HISTORY_WEEKS`` weeks are used), ``season`` the same-season reference."""
+    price = before["price"].dropna()
+    seasonal = season["price"].dropna()
+    return History(
+        start,
+        np.log(weekly_values(price, start, HISTORY_WEEKS, np.median)),
+        np.log(weekly_values(price, start, HISTORY_WEEKS, _median_abs_step)),
+        {c: np.log(weekly_values(before[c], start, HISTORY_WEEKS, np.mean)) for c in exogenous if c in before},
+        daily_profile(seasonal, timezone) if len(seasonal) >= MIN_VALUES else None,
+    )
+
+
+def price_measures(
+    current: pd.Series, history: History, timezone: str, exogenous_now: dict[str, float]
+) -> list[Measure]:
+    """The price families of the current week; ``exogenous_now``: each exogenous series' log mean this
+    week (the price level's week-over-week change is regressed on their changes)."""
     out: list[Measure] = []
-    current, before, season = current.dropna(), before.dropna(), season.dropna()
-    start = current.index.min() if len(current) else None
-    if start is None:
+    current = current.dropna().sort_index()
+    if current.empty:
         return out
-    last_week = before[before.index >= start - WEEK]
-    if len(current) >= MIN_VALUES and len(last_week) >= MIN_VALUES:
-        now, then = float(np.median(current)), float(np.median(last_week))
-        ratio = now / then if then > 0 and now > 0 else math.nan
-        out.append(
-            Measure(
-                "price_level",
-                None,
-                symmetric_change(ratio),
-                _percent(ratio) if math.isfinite(ratio) else "n/a (a median price at or below zero)",
-                "the week before",
-                f"median {now:.2f} vs {then:.2f}",
+    if len(current) >= MIN_VALUES:
+        level = price_level_measure(current, history, exogenous_now)
+        if level is not None:
+            out.append(level)
+        moved = break_of(history.price_step, _log(_median_abs_step(current.to_numpy(dtype=float))))
+        if moved is not None:
+            out.append(
+                Measure(
+                    "price_scale",
+                    None,
+                    moved.z,
+                    f"x{moved.change:.2f}",
+                    f"the previous {RECENT_WEEKS} weeks",
+                    f"median hour-to-hour price change; {moved.z:.1f} x the spread of such changes over "
+                    f"{moved.weeks} weeks ({100 * moved.spread:.0f}%)",
+                )
             )
-        )
-    weeks = before[before.index >= start - BEFORE_WEEKS * WEEK]
-    blocks = [_iqr(block) for _, block in weeks.groupby((weeks.index - start) // WEEK)]
-    usual = float(np.nanmedian(blocks)) if any(math.isfinite(b) for b in blocks) else math.nan
-    spread = _iqr(current)
-    if math.isfinite(usual) and usual > 0 and math.isfinite(spread):
-        ratio = spread / usual
-        out.append(
-            Measure(
-                "price_scale",
-                None,
-                symmetric_change(ratio) if ratio > 0 else math.inf,
-                f"x{ratio:.2f}",
-                f"the {BEFORE_WEEKS} weeks before",
-                f"interquartile range {spread:.2f} vs {usual:.2f}",
-            )
-        )
-    if len(current) >= MIN_VALUES and len(season) >= MIN_VALUES:
-        now_profile, usual_profile = daily_profile(current, timezone), daily_profile(season, timezone)
+    if len(current) >= MIN_VALUES and history.season_profile is not None:
+        now_profile, usual_profile = daily_profile(current, timezone), history.season_profile
         known = now_profile.notna() & usual_profile.notna()
         usual_amp = float(usual_profile[known].std())
         if known.sum() >= 12 and usual_amp > 0:
@@ -230,42 +291,93 @@ def price_measures(current: pd.Series, before: pd.Series, season: pd.Series, tim
                     "price minus its local day's mean, averaged per local hour",
                 )
             )
-    hours, value = longest_run(current.sort_index().to_numpy())
+    hours, value = longest_run(current.to_numpy())
     out.append(Measure("price_stuck", None, float(hours), f"{hours} h in a row at {value:g}", "none"))
     return out
 
 
-def exogenous_measures(current: pd.DataFrame, season: pd.DataFrame, columns: list[str]) -> list[Measure]:
+def price_level_measure(current: pd.Series, history: History, exogenous_now: dict[str, float]) -> Measure | None:
+    """The week's median price against the week before, net of what the exogenous series explain.
+
+    Over the history weeks, the week-over-week change of the log median price is regressed on the
+    week-over-week changes of each exogenous series' log mean (load up, price up; wind up, price
+    down); the score is the current week's residual over the residuals' standard deviation. A
+    market's price moves 20-30% from one week to the next on its own; the part the load and wind
+    forecasts do not explain moves less, so a +30% break stands out of it more often."""
+    prices = history.price_median
+    now = _log(float(np.median(current.to_numpy(dtype=float))))
+    if not math.isfinite(now) or not math.isfinite(prices[-1]):
+        return None
+    names = [
+        n
+        for n, past in history.exogenous.items()
+        if math.isfinite(exogenous_now.get(n, math.nan)) and math.isfinite(past[-1])
+    ]
+    y = np.diff(prices)
+    x = np.column_stack([np.ones(len(y)), *(np.diff(history.exogenous[n]) for n in names)])
+    rows = np.isfinite(y) & np.isfinite(x).all(axis=1)
+    if rows.sum() < MIN_WEEKS + x.shape[1]:
+        return None
+    beta, *_ = np.linalg.lstsq(x[rows], y[rows], rcond=None)
+    residuals = y[rows] - x[rows] @ beta
+    spread = float(np.sqrt(np.sum(residuals**2) / (rows.sum() - x.shape[1])))
+    if spread <= 0:
+        return None
+    change = now - prices[-1]
+    expected = float(np.r_[1.0, [exogenous_now[n] - history.exogenous[n][-1] for n in names]] @ beta)
+    score = abs(change - expected) / spread
+    drivers = f" from {', '.join(names)}" if names else ""
+    return Measure(
+        "price_level",
+        None,
+        score,
+        _percent(math.exp(change)),
+        "the week before",
+        f"median {math.exp(now):.2f} vs {math.exp(prices[-1]):.2f}; {_percent(math.exp(expected))} expected"
+        f"{drivers}; the rest is {score:.1f} x the spread of such residuals over {int(rows.sum())} weeks "
+        f"({100 * spread:.0f}%)",
+    )
+
+
+def exogenous_measures(current: pd.DataFrame, history: History, columns: list[str]) -> list[Measure]:
     """The exogenous families of each series in ``columns``.
 
-    The level score is the week's log mean ratio to the reference in units of the spread of the
-    reference's own weekly log means: load moves a few percent from week to week, wind several
-    tens of percent, so one threshold in percent would either page for every windy week or miss
-    every load change."""
+    The level score is the larger of two breaks against the previous ``RECENT_WEEKS`` weeks, each
+    in units of the spread of the same change over the history (``break_of``): the series' own log
+    weekly mean, and its log ratio to each other exogenous series (load and generation forecasts,
+    system and zonal load move together, so their ratio is much steadier than either). A break of
+    a ratio is put on the series of the pair whose own mean moved more."""
     out: list[Measure] = []
-    start = current.index.min() if len(current) else None
+    now: dict[str, float] = {}
+    own: dict[str, Break] = {}
     for column in columns:
-        now = current[column].dropna() if column in current else pd.Series(dtype=float)
-        usual = season[column].dropna() if column in season else pd.Series(dtype=float)
-        if start is not None and len(now) >= MIN_VALUES and len(usual) >= MIN_VALUES:
-            now_mean, usual_mean = float(now.mean()), float(usual.mean())
-            blocks = usual.groupby((usual.index - start) // WEEK).agg(["mean", "size"])
-            weekly = blocks.loc[(blocks["size"] >= MIN_VALUES) & (blocks["mean"] > 0), "mean"].to_numpy(dtype=float)
-            spread = float(np.std(np.log(weekly), ddof=1)) if len(weekly) >= MIN_WEEKS else math.nan
-            if now_mean > 0 and usual_mean > 0 and math.isfinite(spread) and spread > 0:
-                ratio = now_mean / usual_mean
-                out.append(
-                    Measure(
-                        "exogenous_level",
-                        column,
-                        abs(math.log(ratio)) / spread,
-                        _percent(ratio),
-                        "the same season",
-                        f"mean {now_mean:.6g} vs {usual_mean:.6g}; {abs(math.log(ratio)) / spread:.1f} x the spread "
-                        f"of its weekly means there ({100 * spread:.1f}%)",
-                    )
+        values = current[column].dropna() if column in current else pd.Series(dtype=float)
+        if len(values) < MIN_VALUES or column not in history.exogenous:
+            continue
+        now[column] = _log(float(values.mean()))
+        moved = break_of(history.exogenous[column], now[column])
+        if moved is not None:
+            own[column] = moved
+    for column in columns:
+        if column in own:
+            best, versus = own[column], ""
+            for other in own:
+                if other == column or own[other].z > own[column].z:
+                    continue  # the ratio's break belongs to the series that moved more
+                related = break_of(history.exogenous[column] - history.exogenous[other], now[column] - now[other])
+                if related is not None and related.z > best.z:
+                    best, versus = related, f" relative to {other}"
+            out.append(
+                Measure(
+                    "exogenous_level",
+                    column,
+                    best.z,
+                    f"{_percent(best.change)}{versus}",
+                    f"the previous {RECENT_WEEKS} weeks",
+                    f"{best.z:.1f} x the spread of such changes over {best.weeks} weeks ({100 * best.spread:.1f}%)",
                 )
-        if len(now):
+            )
+        if column in current and current[column].notna().any():
             hours, value = longest_run(current[column].sort_index().to_numpy())
             out.append(Measure("exogenous_frozen", column, float(hours), f"{hours} h in a row at {value:g}", "none"))
     return out
@@ -274,10 +386,23 @@ def exogenous_measures(current: pd.DataFrame, season: pd.DataFrame, columns: lis
 def measure(
     current: pd.DataFrame, before: pd.DataFrame, season: pd.DataFrame, timezone: str, exogenous: list[str]
 ) -> list[Measure]:
-    """Every family's statistic of the current week (frames: hourly drift columns, UTC index)."""
+    """Every family's statistic of the current week (frames: hourly drift columns, UTC index).
+
+    ``before``: the hours before the current window (the last ``HISTORY_WEEKS`` weeks are used);
+    ``season``: the same-season reference."""
+    if current.empty:
+        return []
+    return measure_against(
+        current, history_of(current.index.min(), before, season, timezone, exogenous), timezone, exogenous
+    )
+
+
+def measure_against(current: pd.DataFrame, history: History, timezone: str, exogenous: list[str]) -> list[Measure]:
+    """``measure`` with the week's ``History`` computed already."""
+    now = {c: _log(float(current[c].mean())) for c in exogenous if c in current}
     return [
-        *price_measures(current["price"], before["price"], season["price"], timezone),
-        *exogenous_measures(current, season, exogenous),
+        *price_measures(current["price"], history, timezone, now),
+        *exogenous_measures(current, history, exogenous),
     ]
 
 

@@ -9,7 +9,7 @@
    history), ``data_quality`` the morning after; ``electricity_price_ingestion`` runs once against
    the sandbox first;
 3. a summary per region (registered version, stage, gate decision with MAPE/rMAE, forecasts stored,
-   drift share, report path), printed and written to ``$EOPT_HOME/demo-summary.json``.
+   drift rule findings and forecast-error drift, report path), printed and written to ``$EOPT_HOME/demo-summary.json``.
 """
 
 from __future__ import annotations
@@ -98,8 +98,18 @@ def region_summary(settings: Settings, region: str, forecast_issue: str) -> dict
     quality = reports.read_run(run_id) if run_id else None
     drift = None
     if quality is not None:
-        rows = quality.checks[(quality.checks["check_name"] == "drift") & (quality.checks["region"] == region)]
-        drift = None if rows.empty else {"status": rows["status"].iloc[0], "share": rows["value"].iloc[0]}
+        mine = quality.checks[quality.checks["region"] == region].set_index("check_name")
+        if "drift" in mine.index:
+            inputs = mine.loc[["drift"]].iloc[0]
+            details = inputs["details"] or {}
+            drift = {
+                "status": inputs["status"],
+                "findings": [f"{f['status']}: {f['text']}" for f in details.get("findings") or []],
+                "message": inputs["message"],
+            }
+            if "drift:performance" in mine.index:
+                errors = mine.loc[["drift:performance"]].iloc[0]
+                drift["performance"] = {"status": errors["status"], "message": errors["message"]}
     summary = {
         "region": region,
         "registered_version": None if newest is None else str(newest.version),
@@ -129,6 +139,22 @@ def region_summary(settings: Settings, region: str, forecast_issue: str) -> dict
     }
     engine.dispose()
     return summary
+
+
+def describe_drift(drift: dict[str, Any] | None) -> str:
+    """The summary line's drift part: the rules' findings (family and size) and the errors' verdict."""
+    if not drift:
+        return "no drift result"
+    if drift["status"] == "skipped":
+        inputs = f"drift skipped ({drift['message']})"
+    elif drift["findings"]:
+        inputs = f"drift {drift['status']}: {'; '.join(drift['findings'])}"
+    else:
+        inputs = "drift ok: no rule past its threshold"
+    performance = drift.get("performance")
+    if performance is None:
+        return inputs
+    return f"{inputs}; forecast errors {performance['status']} ({performance['message']})"
 
 
 def run_demo(settings: Settings, budget: str, echo: Callable[[str], None]) -> dict[str, Any]:
@@ -180,7 +206,7 @@ def run_demo(settings: Settings, budget: str, echo: Callable[[str], None]) -> di
             if f["hours"]
             else "no forecasts"
         )
-        drift = f"drift share {r['drift']['share']:.2f} ({r['drift']['status']})" if r["drift"] else "no drift result"
+        drift = describe_drift(r["drift"])
         echo(
             f"  {r['region']}: version {r['registered_version']} ({r['stage']}), gate {verdict} {mape}; {served}; {drift}"
         )

@@ -4,11 +4,11 @@ One embedded store and registry, built once for the module like production would
 on 2018-12-03 06:00 UTC: NP and PJM retrained a week earlier (smoke budget, short window) and
 promoted by the gate, a forecast issued every morning of the week since, and a day of API calls
 recorded. Each test works on a copy of it, so any test runs alone or in any order: the clean week
-(every input check passes; NP's champion serves it with errors above its test window's, which the
-forecast-performance drift flags), the same week with a gap, a spike and a stale region injected
-(exactly those checks are flagged and alerted), and PJM's champion with its errors of the last
-three days doubled (its performance drift is critical; retraining is triggered only when
-``retrain_on_drift`` is on).
+(every check passes: NP's champion serves it with errors 82% above its test window's, but the
+seasonal naive's grew 2.4-fold, so the forecast-performance drift, whose expected error follows
+the naive's, says ok), the same week with a gap, a spike and a stale region injected (exactly those
+checks are flagged and alerted), and PJM's champion with its errors of the last three days doubled
+(its performance drift is critical; retraining is triggered only when ``retrain_on_drift`` is on).
 """
 
 from __future__ import annotations
@@ -199,11 +199,10 @@ def test_quality_dag__has_the_documented_schedule_and_tasks(airflow):
     assert shape["on_failure"] == ["task_failure_alert"]
 
 
-def test_quality_dag__on_the_clean_week_passes_every_input_check_and_flags_np_s_grown_errors(
-    airflow, home, slack, smtp
-):
-    # NP's champion (smoke budget, trained on the 120 days before 2018-11-26) serves the week with larger
-    # errors than on its own test window (MAE 4.49 there): the performance CUSUM says so, every other check passes
+def test_quality_dag__on_the_clean_week_passes_every_check_and_alerts_nothing(airflow, home, slack, smtp):
+    # NP's champion (smoke budget, trained on the 120 days before 2018-11-26) serves a week of volatile prices
+    # with larger errors than on its calm test window; relative to the seasonal naive's errors of the same days
+    # it did better than at promotion: no drift (the absolute reference called this week critical)
     result = airflow.dags_test(DAG_ID, LOGICAL_DATE, extra_env=run_env(home, slack, smtp), timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     states = airflow.task_states(DAG_ID)
@@ -211,7 +210,7 @@ def test_quality_dag__on_the_clean_week_passes_every_input_check_and_flags_np_s_
     assert {k: v for k, v in states.items() if v != "success"} == {"trigger_model_retraining": "skipped"}
     expected = {
         "check_data_freshness": {"NP": ["ok"], "PJM": ["ok"]},
-        "check_drift": {"NP": ["ok", "critical"], "PJM": ["ok", "ok"]},  # (inputs, performance)
+        "check_drift": {"NP": ["ok", "ok"], "PJM": ["ok", "ok"]},  # (inputs, performance)
     }
     for task, results in expected.items():  # one instance per region
         assert {states[f"{task}[{region}]"] for region in REGIONS} == {"success"}
@@ -220,14 +219,14 @@ def test_quality_dag__on_the_clean_week_passes_every_input_check_and_flags_np_s_
             f"{task}[{region}]": results[region] for region in REGIONS
         }, [r["message"] for v in xcoms.values() for r in v]
     run = stored_run(home)
-    assert flagged(run) == {"drift:performance NP": "critical"}
+    assert flagged(run) == {}
     names = {c.partition(":")[0] for c in run.checks["check_name"]}
     assert names == {"freshness", "completeness", "price_range", "api_health", "model_accuracy", "drift"}
-    assert set(run.checks["status"]) == {"ok", "critical"}
+    assert set(run.checks["status"]) == {"ok"}
     assert (
         len(run.checks) == 2 * 6 + 5
     )  # 6 results per region (completeness: one source; drift: inputs and performance) + 5 providers
-    assert run.health_score == pytest.approx(100 * 16 / 17, abs=0.05)
+    assert run.health_score == pytest.approx(100.0)
     drift = run.checks[run.checks["check_name"] == "drift"].set_index("region")
     for region in REGIONS:
         details = drift.loc[region, "details"]
@@ -237,31 +236,33 @@ def test_quality_dag__on_the_clean_week_passes_every_input_check_and_flags_np_s_
             "intraday_shape",
         }
     performance = run.checks[run.checks["check_name"] == "drift:performance"].set_index("region")
-    assert (
-        set(performance.index) == set(REGIONS) and performance.loc["PJM", "value"] < performance.loc["PJM", "threshold"]
-    )
+    assert set(performance.index) == set(REGIONS)
+    assert (performance["value"] < performance["threshold"]).all() and (performance["threshold"] == 3.0).all()
     np_errors = performance.loc["NP", "details"]
-    assert performance.loc["NP", "value"] >= 3.0 and np_errors["realised_mae"] > np_errors["reference"]["mean"]
+    expected = sum(np_errors["daily_expected_mae"].values()) / len(np_errors["daily_expected_mae"])
+    assert np_errors["realised_mae"] > 1.5 * np_errors["reference"]["mean"] and np_errors["realised_mae"] < expected
     report = Path(run.report_path)
-    assert report.is_file() and "Health score <b>94.1</b>" in report.read_text()
-    assert "<h2>Drift findings</h2>" in report.read_text() and "forecast_errors" in report.read_text()
+    assert report.is_file() and "Health score <b>100.0</b>" in report.read_text()
+    assert "<h2>Drift findings</h2>" not in report.read_text()
     summary = airflow.xcoms(DAG_ID, "generate_quality_report")["generate_quality_report"]["summary"]
     assert (summary["health_score"], summary["ok"], summary["warn"], summary["critical"], summary["skipped"]) == (
-        94.1,
-        16,
+        100.0,
+        17,
         0,
-        1,
+        0,
         0,
     )
-    assert len(slack.messages) == 1 and "[CRITICAL] drift NP/performance: forecast errors: CUSUM" in slack.messages[0]
-    assert airflow.xcoms(DAG_ID, "alert_on_critical") == {"alert_on_critical": {"slack": "sent", "email": "sent"}}
+    assert slack.messages == [] and smtp.messages == []
+    assert airflow.xcoms(DAG_ID, "alert_on_critical") == {
+        "alert_on_critical": {"slack": "nothing critical", "email": "nothing critical"}
+    }
 
     # the MLflow run holds the report and each region's drift reports
     settings = settings_of(home)
     client = MlflowClient(settings.stores.mlflow_tracking_uri, settings.stores.mlflow_registry_uri)
     experiment = client.get_experiment_by_name("data-quality")
     runs = client.search_runs([experiment.experiment_id], f"tags.`eopt.airflow_run_id` = '{run.run_id}'")
-    assert len(runs) == 1 and runs[0].data.metrics["health_score"] == pytest.approx(94.1)
+    assert len(runs) == 1 and runs[0].data.metrics["health_score"] == pytest.approx(100.0)
     artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
     assert {"report.md", "report.html", "results.json"} <= artifacts
     assert {a.path for a in client.list_artifacts(runs[0].info.run_id, "accuracy")} == {
@@ -279,12 +280,12 @@ def test_quality_dag__on_the_clean_week_passes_every_input_check_and_flags_np_s_
         text = urllib.request.urlopen(server.url, timeout=10).read().decode()
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["data_quality_health_score"].samples[0].value == run.health_score
-    assert families["data_quality_checks_passed"].samples[0].value == 16
+    assert families["data_quality_checks_passed"].samples[0].value == 17
     cusum = {s.labels["region"]: s.value for s in families["model_error_cusum"].samples}
     assert cusum == pytest.approx(performance["value"].to_dict())
     rules = {(s.labels["region"], s.labels["family"]) for s in families["data_quality_drift_rule_status"].samples}
     assert ("NP", "price_level") in rules and ("PJM", "exogenous_level") in rules
-    assert families["data_quality_checks_critical"].samples[0].value == 1
+    assert families["data_quality_checks_critical"].samples[0].value == 0
     mape = {s.labels["region"]: s.value for s in families["model_realized_mape_percent"].samples}
     assert set(mape) == set(REGIONS) and all(0 < v < 15 for v in mape.values())
 
@@ -310,8 +311,7 @@ def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_
         "completeness:epf-history NP": "warn",
         "price_range NP": "warn",
         "freshness PJM": "critical",
-        "drift:performance NP": "critical",  # as on the clean week (and the spike hour is a large error)
-    }
+    }  # the spike hour is a large error of NP's champion, and of the seasonal naive: no performance drift
     checks = run.checks.set_index(["check_name", "region"])
     gap = checks.loc[("completeness:epf-history", "NP")]
     assert gap["value"] == 6 and gap["details"]["gaps"][0] == {
@@ -327,7 +327,7 @@ def test_quality_dag__flags_exactly_the_injected_gap_spike_and_stale_region_and_
     drift = checks.loc[("drift", "NP")]
     assert drift["details"]["current"]["price_outliers_left_out"] == [SPIKE_AT.isoformat()] and drift["status"] == "ok"
     assert Path(drift["details"]["report_html"]).is_file() and Path(run.report_path).is_file()
-    assert run.health_score == pytest.approx(100 * (13 + 2 * 0.5) / 17, abs=0.05)
+    assert run.health_score == pytest.approx(100 * (14 + 2 * 0.5) / 17, abs=0.05)
     assert len(run.checks) == 17
 
     assert len(slack.messages) == 1 and len(smtp.messages) == 1
@@ -378,7 +378,7 @@ def test_quality_dag__a_champion_whose_errors_doubled_for_three_days_is_critical
         for r in stored_run(home).checks.to_dict("records")
         if r["check_name"].partition(":")[0] == "drift" and r["status"] == "critical"
     )
-    assert drifted == ["NP", "PJM"]  # NP: its errors were already above its test window's (the clean week)
+    assert drifted == ["PJM"]  # NP is ok, as on the clean week
     # retrain_on_drift is off: the short circuit says no and the trigger is skipped
     states = airflow.task_states(DAG_ID)
     assert (states["drift_retraining_needed"], states["trigger_model_retraining"]) == ("success", "skipped")

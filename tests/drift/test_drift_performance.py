@@ -5,7 +5,8 @@ Introduction to Statistical Quality Control (6th ed.), Table 9.3: 168 in control
 scheme (so 336 for one side, the one the product runs) and 8.38 after a shift of one standard
 deviation; Siegmund's approximation gives 338 and 8.34. The simulations run the product's own
 ``cusum``. The verdict is tried on real errors: NP's weekly seasonal naive (the price a week
-before), whose errors have the autocorrelation of real forecast errors.
+before) against the absolute reference, and the published LEAR ensemble of NP (a real champion's
+day-ahead forecasts) against the reference relative to the seasonal naive, the product's.
 """
 
 from __future__ import annotations
@@ -14,9 +15,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.drift_performance import errors_of
 from core.markets import load_market
 from drift import reports
-from drift.performance import CRITICAL_H, WARN_H, cusum, performance_drift_of, reference_of, siegmund_arl
+from drift.performance import (
+    CAP,
+    CRITICAL_H,
+    WARN_H,
+    ErrorReference,
+    cusum,
+    performance_drift_of,
+    reference_of,
+    siegmund_arl,
+    standardised_days,
+)
 from tests.market_frames import PROJECT_ROOT
 
 MONTGOMERY_ARL0_TWO_SIDED, MONTGOMERY_ARL1 = 168.0, 8.38  # k = 0.5, h = 4; shift 0 and 1 sigma
@@ -95,3 +107,57 @@ def test_performance_drift__errors_like_the_reference_are_ok_and_grown_by_half_f
     )
     assert bad.message.startswith("forecast errors: CUSUM ")
     assert "consider retraining" in bad.message
+
+
+def published_week(first_day: int, holdout_days: int = 14) -> tuple[pd.Series, pd.Series, pd.Series, pd.Series]:
+    """The published LEAR ensemble of NP (a real champion's day-ahead forecasts): its absolute errors and
+    the weekly seasonal naive's on the ``holdout_days`` before day ``first_day`` and on the week from it."""
+    errors, naive = errors_of("NP")["lear_ensemble"]
+    hold, week = slice(24 * (first_day - holdout_days), 24 * first_day), slice(24 * first_day, 24 * (first_day + 7))
+    return errors.iloc[hold], naive.iloc[hold], errors.iloc[week], naive.iloc[week]
+
+
+def served_frame(errors: pd.Series) -> pd.DataFrame:
+    return pd.DataFrame({"target_ts": errors.index, reports.TARGET: 0.0, reports.PREDICTION: errors.to_numpy()})
+
+
+def test_performance_drift__a_volatile_week_after_a_calm_holdout_is_no_drift_relative_to_the_naive():
+    # 2017-08-22: the LEAR ensemble's errors are 2.1 x its holdout's, the seasonal naive's 3.9 x: the
+    # market got harder, the champion did not get worse; the absolute reference calls it critical
+    hold, hold_naive, week, week_naive = published_week(238)
+    relative = reference_of(hold, "holdout", hold_naive)
+    absolute = reference_of(hold, "holdout")
+
+    judged = performance_drift_of("NP", served_frame(week), relative, "lear/1", week_naive)
+    naive_judged = performance_drift_of("NP", served_frame(week), absolute, "lear/1")
+
+    assert week.mean() / hold.mean() == pytest.approx(2.14, abs=0.01)
+    assert relative.relative and relative.naive_ratio == pytest.approx(hold.mean() / hold_naive.mean(), rel=0.05)
+    assert judged.status == "ok" and judged.value < WARN_H, judged.message
+    assert naive_judged.status == "critical", naive_judged.message
+    assert "expected from its rMAE" in judged.message
+
+
+def test_performance_drift__a_real_champion_s_errors_grown_by_half_for_three_days_are_critical():
+    # 2017-05-23, one of the weeks where the benchmark's x1.5 on the last three days is caught
+    hold, hold_naive, week, week_naive = published_week(147)
+    reference = reference_of(hold, "holdout", hold_naive)
+    worse = week * np.r_[np.ones(96), np.full(72, 1.5)]
+
+    clean = performance_drift_of("NP", served_frame(week), reference, "lear/1", week_naive)
+    bad = performance_drift_of("NP", served_frame(worse), reference, "lear/1", week_naive)
+
+    assert clean.status == "ok", clean.message
+    assert bad.status == "critical" and bad.value >= CRITICAL_H, bad.message
+    assert bad.details["first_alarm"] >= week.index[96].floor("D").isoformat()
+    assert bad.details["daily_expected_mae"] == clean.details["daily_expected_mae"]  # the naive's, unchanged
+
+
+def test_standardised_days__caps_one_day_s_surplus():
+    hours = pd.date_range("2018-01-01", periods=24 * 4, freq="h", tz="UTC")
+    errors = pd.Series(np.r_[np.ones(72), np.full(24, 100.0)], index=hours)
+    reference = ErrorReference(1.0, 0.5, 24 * 14, 14, "made up")
+
+    days = standardised_days(errors, reference, None)
+
+    assert list(days["x"]) == [0.0, 0.0, 0.0, CAP]

@@ -341,7 +341,8 @@ def test_cross_check__every_product_metric_is_charted_and_the_key_ones_alerted(r
         "data_quality_last_run_timestamp_seconds",
         "model_realized_mape_percent",
         "model_realized_mape_limit_percent",
-        "data_quality_drift_share",
+        "data_quality_drift_rule_status",
+        "model_error_cusum",
         "price_data_age_hours",
         "data_quality_exporter_up",
     } <= alerted
@@ -388,6 +389,7 @@ def test_alert_rules__each_has_for_a_severity_and_annotations_that_say_what_to_d
         "DataQualityRunStale",
         "ModelRealizedMapeHigh",
         "DataDriftHigh",
+        "ModelErrorsDrifting",
         "PriceDataStale",
         "ElectricityOptimizerExporterDown",
         "DataQualityStoreUnreadable",
@@ -397,6 +399,8 @@ def test_alert_rules__each_has_for_a_severity_and_annotations_that_say_what_to_d
 def test_alert_rules__name_the_dag_task_pool_or_region_they_fire_for(rules):
     per_region = {
         "data_quality_drift_share",
+        "data_quality_drift_rule_status",
+        "model_error_cusum",
         "price_data_age_hours",
         "model_realized_mape_percent",
         "model_realized_mape_limit_percent",

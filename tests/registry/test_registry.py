@@ -33,7 +33,7 @@ import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
-from drift.performance import stored_reference
+from drift.performance import reference_of, stored_errors
 from eopt.cli import cli
 from registry.promotion import (
     PromotionOutcome,
@@ -199,9 +199,11 @@ def test_gate_candidate__stores_the_promoted_versions_holdout_errors_on_its_run_
     assert stored["target_ts"][0] == frame["target_ts"].iloc[0].isoformat()
     assert float(np.mean(stored["absolute_error"])) == pytest.approx(outcome.candidate.mae, rel=1e-9)
 
-    reference = stored_reference(client, run_id, story.versions[1])
+    read_back = stored_errors(client, run_id, story.versions[1])
+    assert read_back is not None
+    reference = reference_of(*read_back)
 
-    assert reference is not None and reference.hours == HOLDOUT_HOURS and reference.days == 14
+    assert reference.hours == HOLDOUT_HOURS and reference.days == 14
     assert reference.mean == pytest.approx(outcome.candidate.mae, rel=1e-9)
     assert reference.source.startswith("its holdout errors stored at promotion")
 
