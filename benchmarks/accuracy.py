@@ -56,7 +56,7 @@ QUICK_MARKET, QUICK_DAYS = "NP", 56
 MIN_DAYS = 8  # the weekly naive of the paper's rMAE needs a week before the first scored naive hour
 REAL_PRICE = "Real price"
 PUBLISHED_ENSEMBLES = {"lear_ensemble": "LEAR Ensemble", "dnn_ensemble": "DNN Ensemble"}
-MEMBERS = ("xgboost", "lightgbm", "cnn_lstm")
+MEMBERS = ("xgboost", "lightgbm", "cnn_lstm", "lear")
 FORECASTERS = (*MEMBERS, "ensemble", "seasonal_naive", *PUBLISHED_ENSEMBLES)
 # published_metrics_ensembles.csv row name -> how it is recomputed (core.metrics)
 VERIFIED_METRICS = ("MAE", "rMAE", "sMAPE%", "RMSE", "MAPE%")
@@ -334,7 +334,8 @@ def comparison_frame(inputs: MarketInputs, clock_forecast: pd.DataFrame, days: p
         index=hours,
     )
     for member in MEMBERS:
-        frame[member] = clock_forecast[f"yhat_{member}"].to_numpy()
+        if f"yhat_{member}" in clock_forecast.columns:  # a run with --models leaves members out
+            frame[member] = clock_forecast[f"yhat_{member}"].to_numpy()
     frame["seasonal_naive"] = inputs.clock_prices.reindex(hours - 7 * DAY).to_numpy()
     for key, column in PUBLISHED_ENSEMBLES.items():
         frame[key] = published[column].to_numpy(dtype=float)
@@ -352,7 +353,7 @@ def score(frame: pd.DataFrame) -> tuple[dict, dict, dict]:
     from core.metrics import diebold_mariano, evaluate_epf, interval_coverage
 
     y = frame["actual"].to_numpy()
-    metrics = {who: evaluate_epf(y, frame[who].to_numpy()) for who in FORECASTERS}
+    metrics = {who: evaluate_epf(y, frame[who].to_numpy()) for who in FORECASTERS if who in frame.columns}
     metrics["ensemble"]["interval_coverage"] = interval_coverage(y, frame["lower"], frame["upper"])
     ratios, tests = {}, {}
     for key in PUBLISHED_ENSEMBLES:
@@ -595,10 +596,26 @@ def run_market(
             "blocks": len(block_seconds),
             "block_seconds_mean": round(float(np.mean(block_seconds)), 2),
             "block_seconds_max": round(float(np.max(block_seconds)), 2),
+            "lear_seconds_mean": round(float(np.mean([b.get("lear_seconds", 0.0) for b in result.blocks])), 2),
         },
         "tuned_params": result.params,
         "blocks": [
-            {k: b[k] for k in ("first_origin", "origins", "kind", "weights", "last_training_target", "seconds")}
+            {
+                k: b[k]
+                for k in (
+                    "first_origin",
+                    "origins",
+                    "kind",
+                    "rule",
+                    "weights",
+                    "comparison",
+                    "last_training_target",
+                    "lear_windows",
+                    "lear_seconds",
+                    "seconds",
+                )
+                if k in b
+            }
             for b in result.blocks
         ],
         "plot": _shown(png),
@@ -656,7 +673,8 @@ def summary_lines(records: list[dict]) -> list[str]:
     lines = [
         "# Accuracy against the published EPF benchmark (Lago et al. 2021)",
         "",
-        "Ours: the product's XGBoost + LightGBM + CNN-LSTM ensemble, tuned once before the test period and refitted "
+        "Ours: the product's ensemble (XGBoost + LightGBM + CNN-LSTM, and the LEAR member in runs after it joined: "
+        "see the Members line), tuned once before the test period and refitted "
         "on a fixed cadence (production: weekly); each day forecast from the prices before its local midnight. "
         "Published: the paper's LEAR and DNN ensembles, recalibrated daily, from their forecast files "
         "(`data/published/`). Every number is on the same hours (local clock hours of the published file). "
@@ -688,7 +706,8 @@ def summary_lines(records: list[dict]) -> list[str]:
         "",
         "Members (MAE): "
         + "; ".join(
-            f"{r['market']} ({r['scope']}): " + ", ".join(f"{w} {r['metrics'][w]['mae']:.3f}" for w in MEMBERS)
+            f"{r['market']} ({r['scope']}): "
+            + ", ".join(f"{w} {r['metrics'][w]['mae']:.3f}" for w in MEMBERS if w in r["metrics"])
             for r in records
         ),
     ]
@@ -983,8 +1002,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 m = record["metrics"]
                 print(
                     f"{market.name}: MAE ours {m['ensemble']['mae']:.3f}, LEAR {m['lear_ensemble']['mae']:.3f}, "
-                    f"DNN {m['dnn_ensemble']['mae']:.3f}, naive {m['seasonal_naive']['mae']:.3f}; "
-                    f"{record['timing']['wall_seconds']:.0f} s",
+                    f"DNN {m['dnn_ensemble']['mae']:.3f}, naive {m['seasonal_naive']['mae']:.3f}; members "
+                    + ", ".join(f"{w} {m[w]['mae']:.3f}" for w in MEMBERS if w in m)
+                    + f"; {record['timing']['wall_seconds']:.0f} s",
                     file=sys.stderr,
                     flush=True,
                 )
