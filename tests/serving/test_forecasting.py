@@ -229,11 +229,12 @@ def test_prepare_request__after_the_last_exogenous_forecast_sends_null_and_warns
         request = prepare_request(np_store, "NP", ts("2018-12-24 23:00"))
     targets = request.table.iloc[168:]
     assert targets["wind_power_forecast"].isna().all() and targets["grid_load_forecast"].isna().all()
-    assert request.table["grid_load_forecast"].iloc[144:168].notna().all()  # a day earlier they were known
+    # a day and a week earlier they were known (the week: the LEAR member's inputs)
+    assert request.table["grid_load_forecast"].iloc[:168].notna().all()
     warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning == [
-        "NP: inputs of origin 2018-12-24T23:00:00Z missing: grid_load_forecast unknown for 24 of 48 hour(s) read "
-        "(first 2018-12-24T23:00:00Z); wind_power_forecast unknown for 24 of 48 hour(s) read (first "
+        "NP: inputs of origin 2018-12-24T23:00:00Z missing: grid_load_forecast unknown for 24 of 192 hour(s) read "
+        "(first 2018-12-24T23:00:00Z); wind_power_forecast unknown for 24 of 192 hour(s) read (first "
         "2018-12-24T23:00:00Z); the model imputes them (its forecast is less sure)"
     ]
     caplog.clear()

@@ -27,12 +27,14 @@ from eopt.cli import cli
 from pipelines import forecast_generation as flow
 from registry.promotion import gate_candidate
 from serving.forecasting import clear_model_cache, prepare_request
-from serving.model_request import ModelRequest
+from serving.model_request import ModelRequest, parse_request
 from serving.model_server import ModelServer, ModelServerError, start_model_server
 from storage.forecasts import ForecastStore
 from storage.promotions import PromotionStore
 from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, cli_env, train_np
 from training import tracking
+from training.features import inference_frame
+from training.lear import LearMember
 
 pytestmark = pytest.mark.e2e
 
@@ -111,7 +113,13 @@ def test_serving__a_raw_request_gets_the_24_hours_from_the_origin(champion_serve
     assert forecast["target_ts"].tolist() == [f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in hours]
     assert set(forecast["origin"]) == {"2018-12-20T13:00:00Z"}
     assert forecast.columns[:5].tolist() == ["origin", "target_ts", "yhat", "lower", "upper"]
-    assert set(forecast.columns[5:]) == {"yhat_cnn_lstm", "yhat_xgboost", "yhat_lightgbm"}  # the members
+    assert set(forecast.columns[5:]) == {"yhat_cnn_lstm", "yhat_xgboost", "yhat_lightgbm", "yhat_lear"}  # the members
+    # the LEAR member's JSON, loaded on its own, forecasts the request's features as the served model does
+    lear = LearMember.load(promoted.ensemble_folder / "members" / "lear")
+    prices, exogenous, origin = parse_request(request.table, request.params, REGION)
+    np.testing.assert_allclose(
+        forecast["yhat_lear"].to_numpy(dtype=float), lear.predict(inference_frame(prices, exogenous, REGION, origin))
+    )
     values = forecast[["yhat", "lower", "upper"]].to_numpy(dtype=float)
     assert np.isfinite(values).all()
     assert (forecast["lower"] <= forecast["yhat"]).all() and (forecast["yhat"] <= forecast["upper"]).all()
