@@ -529,6 +529,7 @@ def run_market(
         storage_url=storage_url,
         retrain_every_days=args.retrain_every_days,
         retune_every_days=args.retune_every_days,
+        params=tuned_params(args.tuned_params, inputs.name),
         progress=True,
     )
     frame = comparison_frame(inputs, local_clock_hours(result.forecasts, inputs.market.timezone), days)
@@ -567,6 +568,7 @@ def run_market(
         "protocol": {
             "ours": "walk-forward: tuned with the production Optuna code on the window before the first test day"
             + (f", re-tuned every {args.retune_every_days} days" if args.retune_every_days else "")
+            + (f" (here not tuned: the tuned parameters of {_shown(args.tuned_params)})" if args.tuned_params else "")
             + f"; refitted every {args.retrain_every_days} days on the {config.window_days} days before; each "
             "day forecast from the prices before its local midnight and the day's exogenous forecasts",
             "published": "the paper's models, recalibrated every day (Lago et al. 2021)",
@@ -800,6 +802,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--retrain-every-days", type=int, default=7, help="refit cadence in days (default 7)")
     parser.add_argument("--retune-every-days", type=int, default=0, help="tune again every N days (default 0: once)")
+    parser.add_argument(
+        "--tuned-params",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="reuse the tuned parameters of a recorded result (accuracy_<market>[_<scope>].json) instead of tuning: "
+        "a before/after comparison on the same parameters",
+    )
     parser.add_argument("--window-days", type=int, default=None, help="training window (default: production's)")
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads per fit (default: EOPT_TRAINING_THREADS)"
@@ -852,8 +862,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--days must be at least {MIN_DAYS}: the paper's rMAE needs more than one week of scored hours")
     if args.retune_every_days < 0:
         parser.error("--retune-every-days must be 0 or positive")
+    if args.tuned_params is not None and args.retune_every_days:
+        parser.error("--tuned-params reuses recorded parameters; it cannot re-tune (leave --retune-every-days at 0)")
     args.pairs = list(zip(files, published, strict=False))
     return args
+
+
+def tuned_params(path: Path | None, market: str) -> dict[str, dict] | None:
+    """The ``tuned_params`` of a recorded result of ``market`` (None without ``path``: tune as usual)."""
+    if path is None:
+        return None
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise AccuracyInputError(f"--tuned-params {path}: not a readable result JSON ({exc})") from None
+    if record.get("market") != market or not isinstance(record.get("tuned_params"), dict):
+        raise AccuracyInputError(
+            f"--tuned-params {path}: not a result of {market} with tuned_params "
+            f"(market {record.get('market')!r}); pass an accuracy_{market}[_<scope>].json"
+        )
+    return record["tuned_params"]
 
 
 def _product_errors() -> tuple[type[Exception], ...]:
@@ -886,7 +914,7 @@ def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> 
     ]
     if args.quick:
         argv += ["--quick", "true"]
-    for option in ("days", "budget", "window_days", "threads", "device", "optuna_storage"):
+    for option in ("days", "budget", "window_days", "threads", "device", "optuna_storage", "tuned_params"):
         if getattr(args, option) is not None:
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     return argv + (["--no-mlflow"] if args.no_mlflow else [])
