@@ -403,12 +403,16 @@ def test_generate_forecast__with_a_champion_answers_its_24_hours_tagged_with_its
     assert not forecast.is_fallback and forecast.fallback_reason is None and not frame["is_fallback"].any()
     assert set(frame["model_name"]) == {"electricity-price-NP"} and set(frame["model_version"]) == {candidate.version}
     assert len(frame) == 24 and np.isfinite(frame[["yhat", "lower", "upper"]].to_numpy()).all()
-    assert (frame["lower"] <= frame["yhat"]).all() and (frame["yhat"] <= frame["upper"]).all()
+    assert (frame["lower"] <= frame["upper"]).all()
     # the same numbers the registered model gives for these rows
-    direct = mlflow.pyfunc.load_model(f"models:/electricity-price-NP/{candidate.version}").predict(
-        request.table, params=request.params
-    )
+    loaded = mlflow.pyfunc.load_model(f"models:/electricity-price-NP/{candidate.version}")
+    direct = loaded.predict(request.table, params=request.params)
     np.testing.assert_allclose(frame["yhat"].to_numpy(), direct["yhat"].to_numpy(), rtol=1e-9)
+    # the interval is the point forecast plus the validation's conformal residual quantiles of each horizon
+    # (14 validation days here: the extreme residuals, which need not straddle 0 at every horizon)
+    intervals = loaded.unwrap_python_model().forecaster.intervals
+    np.testing.assert_allclose(frame["upper"] - frame["yhat"], intervals.upper, atol=1e-9)
+    np.testing.assert_allclose(frame["lower"] - frame["yhat"], intervals.lower, atol=1e-9)
     # not the fallback: it differs from the price a week earlier
     assert not np.allclose(frame["yhat"].to_numpy(), request.table["price"].iloc[:24].to_numpy())
 
