@@ -232,6 +232,10 @@ def forecast_day(
         extra = pd.concat([later[["target_ts", "horizon"]], forecaster.predict(later)], axis=1)
         beyond = (extra["target_ts"] >= origin + HORIZON_HOURS * HOUR) & (extra["target_ts"] < day_end)
         extra = extra[beyond].assign(origin=origin, recursive=True)
+        for column in [c for c in extra.columns if c.startswith("yhat_") and extra[c].isna().any()]:
+            # a member that abstains from the later origin (LEAR: not a local midnight) keeps its forecast of
+            # the midnight origin's last hour, 23 h after it, for the column (yhat already went without it)
+            extra[column] = extra[column].fillna(float(rows[column].iloc[-1]))
         rows = pd.concat([rows, extra[rows.columns]], ignore_index=True)
     rows = rows[rows["target_ts"] < day_end].reset_index(drop=True)
     expected = pd.date_range(origin, day_end, freq="h", inclusive="left")

@@ -164,13 +164,34 @@ class EnsembleForecaster:
     def weights(self) -> dict[str, float]:
         return self.decision.weights
 
+    def combine(self, members: dict[str, np.ndarray]) -> np.ndarray | int:
+        """The weighted forecast of each row. A member that abstains on a row (NaN: LEAR from an origin that
+        is not a local midnight) gives its weight to the others in proportion; a row whose weighted members
+        all abstain takes the member with the lowest validation MAE that has a forecast there."""
+        if not members:
+            return 0
+        names = list(members)
+        values = np.column_stack([np.asarray(members[n], dtype=float) for n in names])
+        usable = ~np.isnan(values)
+        weights = np.where(usable, np.array([self.weights.get(n, 0.0) for n in names]), 0.0)
+        total = weights.sum(axis=1)
+        if (total <= 0).any():
+            order = sorted(range(len(names)), key=lambda i: self.decision.validation_mae.get(names[i], np.inf))
+            for row in np.flatnonzero(total <= 0):
+                first = next((i for i in order if usable[row, i]), None)
+                if first is not None:
+                    weights[row, first] = 1.0
+            total = weights.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nansum(values * weights, axis=1) / np.where(total > 0, total, np.nan)
+
     def member_predictions(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         return {name: model.predict(frame) for name, model in self.members.items()}
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Point forecast, interval and each member's forecast for every row of ``frame``."""
         members = self.member_predictions(frame)
-        yhat = sum(self.weights.get(name, 0.0) * values for name, values in members.items())
+        yhat = self.combine(members)
         if not isinstance(yhat, np.ndarray):  # sum() of no member is the int 0
             raise ModelError(f"{self.region}: the ensemble has no member to forecast with")
         if not np.isfinite(yhat).all():

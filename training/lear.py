@@ -431,10 +431,18 @@ class LearMember(ForecastModel):
         return FitResult(best_step=0, validation_mae=error, steps_run=len(self.model.fits), history=[error])
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """LEAR's forecast of each row whose origin is a local midnight of the market; NaN for other origins.
+
+        Its 24 per-hour models map whole local days (d-1 .. d-7, hour 0..23) to hour ``h`` of day d:
+        from an origin at another hour the same inputs would be a rotated day, so LEAR abstains
+        there and the ensemble gives its weight to the other members (``EnsembleForecaster.predict``).
+        """
         try:
-            return self.model.predict_frame(frame)
+            forecast = self.model.predict_frame(frame)
         except LearError as exc:
             raise ModelError(str(exc)) from None
+        local = pd.DatetimeIndex(frame["origin"]).tz_convert(get_market(self.region).timezone)
+        return np.where((local.hour == 0) & (local.minute == 0), forecast, np.nan)
 
     def save(self, folder: Path) -> None:
         self.model.save(folder)

@@ -122,7 +122,12 @@ def test_serving__a_raw_request_gets_the_24_hours_from_the_origin(champion_serve
     )
     values = forecast[["yhat", "lower", "upper"]].to_numpy(dtype=float)
     assert np.isfinite(values).all()
-    assert (forecast["lower"] <= forecast["yhat"]).all() and (forecast["yhat"] <= forecast["upper"]).all()
+    # the interval is the point forecast plus the validation's conformal residual quantiles of each horizon
+    # (14 validation days: the extreme residuals, which need not straddle 0 at every horizon)
+    intervals = promoted.ensemble().intervals
+    np.testing.assert_allclose(forecast["upper"] - forecast["yhat"], intervals.upper, atol=1e-9)
+    np.testing.assert_allclose(forecast["lower"] - forecast["yhat"], intervals.lower, atol=1e-9)
+    assert (forecast["lower"] <= forecast["upper"]).all()
     # a real forecast of real prices: closer to what happened than last week's prices were
     actual = promoted.prices().reindex(hours).to_numpy()
     naive = promoted.prices().reindex(hours - pd.Timedelta(hours=168)).to_numpy()

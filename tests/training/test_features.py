@@ -156,11 +156,18 @@ def test_lear_member__serving_from_the_inference_frame_reads_no_price_at_or_afte
     tampered[tampered.index >= origin] = wild
     member = lear_members[region]
 
-    honest = member.predict(inference_frame(prices, exogenous, region, origin))
-    spoiled = member.predict(inference_frame(tampered, exogenous, region, origin))
+    honest_frame = inference_frame(prices, exogenous, region, origin)
+    spoiled_frame = inference_frame(tampered, exogenous, region, origin)
+    honest = member.model.predict_frame(honest_frame)  # LEAR's model on its inputs, at any origin
 
-    np.testing.assert_array_equal(spoiled, honest)
+    np.testing.assert_array_equal(member.model.predict_frame(spoiled_frame), honest)
+    np.testing.assert_array_equal(member.predict(spoiled_frame), member.predict(honest_frame))
     assert honest.shape == (24,) and np.isfinite(honest).all()
+    local = origin.tz_convert(get_market(region).timezone)
+    if (local.hour, local.minute) != (0, 0):  # the member abstains where its day-aligned models do not apply
+        assert np.isnan(member.predict(honest_frame)).all()
+    else:
+        np.testing.assert_array_equal(member.predict(honest_frame), honest)
     features, _ = lear_features(prices, exogenous, region, pd.DatetimeIndex([origin]))
     if features.notna().all(axis=None):  # the raw-series path gives the same forecast (training = serving)
         np.testing.assert_allclose(member.model.predict(prices, exogenous, pd.DatetimeIndex([origin])).iloc[0], honest)

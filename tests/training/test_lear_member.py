@@ -126,3 +126,16 @@ def test_choose_weights__the_simplex_rule_stays_when_the_stack_cannot_beat_it_an
     # the keep-or-fall-back guard: a member that cannot be beaten is the model alone
     alone = choose_weights({"a": actual, "b": b}, actual, _days(28))
     assert alone.kind == "best_member" and alone.weights == {"a": 1.0, "b": 0.0}
+
+
+def test_ensemble__a_member_that_abstains_on_a_row_gives_its_weight_to_the_others():
+    decision = EnsembleDecision({"a": 0.5, "lear": 0.5}, "ensemble", {"a": 1.0, "lear": 2.0, "ensemble": 0.9}, "t")
+    ensemble = EnsembleForecaster("NP", {}, decision, IntervalCalibration(0.9, [0.0] * 24, [0.0] * 24), [])
+    combined = ensemble.combine({"a": np.array([1.0, 1.0]), "lear": np.array([3.0, np.nan])})
+    np.testing.assert_allclose(combined, [2.0, 1.0])
+    alone = EnsembleDecision({"a": 0.0, "lear": 1.0}, "best_member", {"a": 1.5, "lear": 1.0}, "t")
+    ensemble = EnsembleForecaster("NP", {}, alone, IntervalCalibration(0.9, [0.0] * 24, [0.0] * 24), [])
+    # LEAR alone is the model, and it abstains on the second row: the best other member answers it
+    np.testing.assert_allclose(
+        ensemble.combine({"a": np.array([1.0, 5.0]), "lear": np.array([3.0, np.nan])}), [3.0, 5.0]
+    )
