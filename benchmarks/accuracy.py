@@ -59,7 +59,7 @@ QUICK_MARKET, QUICK_DAYS = "NP", 56
 MIN_DAYS = 8  # the weekly naive of the paper's rMAE needs a week before the first scored naive hour
 REAL_PRICE = "Real price"
 PUBLISHED_ENSEMBLES = {"lear_ensemble": "LEAR Ensemble", "dnn_ensemble": "DNN Ensemble"}
-MEMBERS = ("xgboost", "lightgbm", "cnn_lstm")
+MEMBERS = ("xgboost", "lightgbm", "cnn_lstm", "lear")
 # the quantile levels our model emits, and their columns
 EMITTED_LEVELS, EMITTED_COLUMNS = QUANTILE_LEVELS_EMITTED, QUANTILE_COLUMNS
 FORECASTERS = (*MEMBERS, "ensemble", "seasonal_naive", *PUBLISHED_ENSEMBLES)
@@ -343,7 +343,8 @@ def comparison_frame(inputs: MarketInputs, clock_forecast: pd.DataFrame, days: p
         index=hours,
     )
     for member in MEMBERS:
-        frame[member] = clock_forecast[f"yhat_{member}"].to_numpy()
+        if f"yhat_{member}" in clock_forecast.columns:  # a run with --models leaves members out
+            frame[member] = clock_forecast[f"yhat_{member}"].to_numpy()
     frame["seasonal_naive"] = inputs.clock_prices.reindex(hours - 7 * DAY).to_numpy()
     for key, column in PUBLISHED_ENSEMBLES.items():
         frame[key] = published[column].to_numpy(dtype=float)
@@ -361,7 +362,7 @@ def score(frame: pd.DataFrame) -> tuple[dict, dict, dict]:
     from core.metrics import diebold_mariano, evaluate_epf, interval_coverage
 
     y = frame["actual"].to_numpy()
-    metrics = {who: evaluate_epf(y, frame[who].to_numpy()) for who in FORECASTERS}
+    metrics = {who: evaluate_epf(y, frame[who].to_numpy()) for who in FORECASTERS if who in frame.columns}
     metrics["ensemble"]["interval_coverage"] = interval_coverage(y, frame["lower"], frame["upper"])
     ratios, tests = {}, {}
     for key in PUBLISHED_ENSEMBLES:
@@ -609,6 +610,7 @@ def run_market(
         storage_url=storage_url,
         retrain_every_days=args.retrain_every_days,
         retune_every_days=args.retune_every_days,
+        params=tuned_params(args.tuned_params, inputs.name),
         progress=True,
     )
     frame = comparison_frame(inputs, local_clock_hours(result.forecasts, inputs.market.timezone), days)
@@ -648,6 +650,7 @@ def run_market(
         "protocol": {
             "ours": "walk-forward: tuned with the production Optuna code on the window before the first test day"
             + (f", re-tuned every {args.retune_every_days} days" if args.retune_every_days else "")
+            + (f" (here not tuned: the tuned parameters of {_shown(args.tuned_params)})" if args.tuned_params else "")
             + f"; refitted every {args.retrain_every_days} days on the {config.window_days} days before; each "
             "day forecast from the prices before its local midnight and the day's exogenous forecasts",
             "published": "the paper's models, recalibrated every day (Lago et al. 2021)",
@@ -678,10 +681,26 @@ def run_market(
             "blocks": len(block_seconds),
             "block_seconds_mean": round(float(np.mean(block_seconds)), 2),
             "block_seconds_max": round(float(np.max(block_seconds)), 2),
+            "lear_seconds_mean": round(float(np.mean([b.get("lear_seconds", 0.0) for b in result.blocks])), 2),
         },
         "tuned_params": result.params,
         "blocks": [
-            {k: b[k] for k in ("first_origin", "origins", "kind", "weights", "last_training_target", "seconds")}
+            {
+                k: b[k]
+                for k in (
+                    "first_origin",
+                    "origins",
+                    "kind",
+                    "rule",
+                    "weights",
+                    "comparison",
+                    "last_training_target",
+                    "lear_windows",
+                    "lear_seconds",
+                    "seconds",
+                )
+                if k in b
+            }
             for b in result.blocks
         ],
         "plot": _shown(png),
@@ -744,7 +763,8 @@ def summary_lines(records: list[dict]) -> list[str]:
     lines = [
         "# Accuracy against the published EPF benchmark (Lago et al. 2021)",
         "",
-        "Ours: the product's XGBoost + LightGBM + CNN-LSTM ensemble, tuned once before the test period and refitted "
+        "Ours: the product's ensemble (XGBoost + LightGBM + CNN-LSTM, and the LEAR member in runs after it joined: "
+        "see the Members line), tuned once before the test period and refitted "
         "on a fixed cadence (production: weekly); each day forecast from the prices before its local midnight. "
         "Published: the paper's LEAR and DNN ensembles, recalibrated daily, from their forecast files "
         "(`data/published/`). Every number is on the same hours (local clock hours of the published file). "
@@ -776,7 +796,8 @@ def summary_lines(records: list[dict]) -> list[str]:
         "",
         "Members (MAE): "
         + "; ".join(
-            f"{r['market']} ({r['scope']}): " + ", ".join(f"{w} {r['metrics'][w]['mae']:.3f}" for w in MEMBERS)
+            f"{r['market']} ({r['scope']}): "
+            + ", ".join(f"{w} {r['metrics'][w]['mae']:.3f}" for w in MEMBERS if w in r["metrics"])
             for r in records
         ),
     ]
@@ -904,6 +925,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--retrain-every-days", type=int, default=7, help="refit cadence in days (default 7)")
     parser.add_argument("--retune-every-days", type=int, default=0, help="tune again every N days (default 0: once)")
+    parser.add_argument(
+        "--tuned-params",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="reuse the tuned parameters of a recorded result (accuracy_<market>[_<scope>].json) instead of tuning: "
+        "a before/after comparison on the same parameters",
+    )
     parser.add_argument("--window-days", type=int, default=None, help="training window (default: production's)")
     parser.add_argument(
         "--threads", type=int, default=None, help="CPU threads per fit (default: EOPT_TRAINING_THREADS)"
@@ -956,8 +985,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--days must be at least {MIN_DAYS}: the paper's rMAE needs more than one week of scored hours")
     if args.retune_every_days < 0:
         parser.error("--retune-every-days must be 0 or positive")
+    if args.tuned_params is not None and args.retune_every_days:
+        parser.error("--tuned-params reuses recorded parameters; it cannot re-tune (leave --retune-every-days at 0)")
     args.pairs = list(zip(files, published, strict=False))
     return args
+
+
+def tuned_params(path: Path | None, market: str) -> dict[str, dict] | None:
+    """The ``tuned_params`` of a recorded result of ``market`` (None without ``path``: tune as usual)."""
+    if path is None:
+        return None
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise AccuracyInputError(f"--tuned-params {path}: not a readable result JSON ({exc})") from None
+    if record.get("market") != market or not isinstance(record.get("tuned_params"), dict):
+        raise AccuracyInputError(
+            f"--tuned-params {path}: not a result of {market} with tuned_params "
+            f"(market {record.get('market')!r}); pass an accuracy_{market}[_<scope>].json"
+        )
+    return record["tuned_params"]
 
 
 def _product_errors() -> tuple[type[Exception], ...]:
@@ -990,7 +1037,7 @@ def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> 
     ]
     if args.quick:
         argv += ["--quick", "true"]
-    for option in ("days", "budget", "window_days", "threads", "device", "optuna_storage"):
+    for option in ("days", "budget", "window_days", "threads", "device", "optuna_storage", "tuned_params"):
         if getattr(args, option) is not None:
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     return argv + (["--no-mlflow"] if args.no_mlflow else [])
@@ -1106,8 +1153,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 m = record["metrics"]
                 print(
                     f"{market.name}: MAE ours {m['ensemble']['mae']:.3f}, LEAR {m['lear_ensemble']['mae']:.3f}, "
-                    f"DNN {m['dnn_ensemble']['mae']:.3f}, naive {m['seasonal_naive']['mae']:.3f}; "
-                    f"{record['timing']['wall_seconds']:.0f} s",
+                    f"DNN {m['dnn_ensemble']['mae']:.3f}, naive {m['seasonal_naive']['mae']:.3f}; members "
+                    + ", ".join(f"{w} {m[w]['mae']:.3f}" for w in MEMBERS if w in m)
+                    + f"; {record['timing']['wall_seconds']:.0f} s",
                     file=sys.stderr,
                     flush=True,
                 )

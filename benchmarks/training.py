@@ -1,8 +1,8 @@
 """Wall time, peak memory and test accuracy of one tuned retraining per region, model by model.
 
 Each step runs in its own process, as each DAG task does: ``prepare`` (extract + features +
-MLflow parent run), ``train_xgboost``, ``train_lightgbm``, ``train_cnn_lstm``, then
-``evaluate+register``. Peak memory is the step process's maximum resident set size. A fresh
+MLflow parent run), ``train_xgboost``, ``train_lightgbm``, ``train_cnn_lstm``, ``train_lear``,
+then ``evaluate+register``. Peak memory is the step process's maximum resident set size. A fresh
 embedded store, MLflow store and Optuna storage in a temporary folder; the bundled history of
 each region; the training window ending at the region's last hour.
 
@@ -31,7 +31,7 @@ from benchmarks.machine import describe_machine, write_results
 from core.settings import child_environment
 
 RESULTS = Path(__file__).resolve().parent / "results"
-STEPS = ("prepare", "train_xgboost", "train_lightgbm", "train_cnn_lstm", "evaluate+register")
+STEPS = ("prepare", "train_xgboost", "train_lightgbm", "train_cnn_lstm", "train_lear", "evaluate+register")
 
 
 def run_step(step: str, region: str) -> dict:
@@ -56,8 +56,8 @@ def run_step(step: str, region: str) -> dict:
             "test": summary["test"],
             "validation_mae": summary["validation_mae"],
             "device": summary["device"],
-            "trials_complete": summary["tuning"]["complete"],
-            "trials_pruned": summary["tuning"]["pruned"],
+            "trials_complete": summary.get("tuning", {}).get("complete", 0),  # LEAR is not tuned
+            "trials_pruned": summary.get("tuning", {}).get("pruned", 0),
             "best_params": summary["best_params"],
         }
     else:

@@ -9,8 +9,9 @@ between tasks as files in the region's retraining workspace, never through XCom.
   changes the tuning budget.
 - Then, per region (a task group mapped over the fresh regions, so one region's failure leaves
   the others alone): ``check_training_data_quality`` -> ``extract_training_data`` (two years) ->
-  ``engineer_features`` -> ``train_cnn_lstm``, ``train_xgboost``, ``train_lightgbm`` (in
-  ``ml_training_pool``) -> ``evaluate_ensemble`` -> ``deploy_model``.
+  ``engineer_features`` -> ``train_cnn_lstm``, ``train_xgboost``, ``train_lightgbm`` (Optuna)
+  and ``train_lear`` (the linear member) (in ``ml_training_pool``) -> ``evaluate_ensemble`` ->
+  ``deploy_model``.
 - ``deploy_model`` registers the candidate as a new version of the region's model in
   ``Staging`` with alias ``challenger``, then the promotion gate (``registry.promotion``) re-scores
   it and the champion on the same holdout and promotes it to ``Production`` (alias ``champion``)
@@ -103,6 +104,10 @@ def model_retraining():
         def train_lightgbm(region: str) -> dict:
             return member_summary(_job(task_settings(), region).train_lightgbm())
 
+        @task(**training)
+        def train_lear(region: str) -> dict:
+            return member_summary(_job(task_settings(), region).train_lear())
+
         @task
         def evaluate_ensemble(region: str) -> dict:
             return _job(task_settings(), region).evaluate_ensemble()
@@ -124,7 +129,7 @@ def model_retraining():
             return gate
 
         ready = engineer_features(extract_training_data(check_training_data_quality(region)))
-        members = [train_cnn_lstm(ready), train_xgboost(ready), train_lightgbm(ready)]
+        members = [train_cnn_lstm(ready), train_xgboost(ready), train_lightgbm(ready), train_lear(ready)]
         evaluated = evaluate_ensemble(region)
         members >> evaluated
         evaluated >> deploy_model(region)

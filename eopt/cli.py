@@ -364,7 +364,7 @@ def tune_command(obj: Context, region: str, models: tuple[str, ...], budget: str
         check_training_data(data, config)
         frame = build_training_frame(data, config)
         train_rows, validation = frame[frame["split"] == "train"], frame[frame["split"] == "validation"]
-        for model in [m for m in models if m != "all"] or config.models:
+        for model in [m for m in models if m != "all"] or config.tuned_models:
             result = tune(
                 model,
                 region,

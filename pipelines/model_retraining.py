@@ -3,7 +3,7 @@
 Each step is a method named as the ``model_retraining`` DAG's task that runs it
 (``check_data_freshness``, then per region ``check_training_data_quality``,
 ``extract_training_data``, ``engineer_features``, ``train_cnn_lstm``/``train_xgboost``/
-``train_lightgbm``, ``evaluate_ensemble``, ``deploy_model``); ``eopt train`` (and the MLproject
+``train_lightgbm`` (Optuna-tuned) and ``train_lear`` (the linear member, no tuning), ``evaluate_ensemble``, ``deploy_model``); ``eopt train`` (and the MLproject
 ``train`` entry point) runs the same methods in a row through ``retrain_region``. Steps hand data to each other through files in the region's
 workspace (``$EOPT_HOME/retraining/<as-of>/<region>/``), never through XCom:
 
@@ -54,8 +54,9 @@ from training.dataset import (
     check_training_data,
     extract_training_data,
 )
-from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
+from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
 from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
+from training.lear import fit_lear
 from training.models import model_class
 from training.tuning import trials_frame, tune
 
@@ -252,8 +253,106 @@ class Retraining:
         return self.train_member("lightgbm")
 
     @_step
+    def train_lear(self) -> dict[str, object]:
+        """Fit the LEAR member (``training.lear.fit_lear``: no Optuna, its criterion picks each hour's penalty),
+        logged as a nested MLflow run like the tuned members: windows, penalties per hour, seconds, metrics."""
+        model = "lear"
+        manifest = self.manifest()
+        frame = self.features()
+        validation, test = (frame[frame["split"] == s].reset_index(drop=True) for s in ("validation", "test"))
+        data = self.data()
+        end = pd.Timestamp(test["origin"].min()) if len(test) else data.end
+        client = self.client()
+        experiment, parent = manifest["experiment_id"], manifest["parent_run_id"]
+        run = tracking.start_run(
+            client,
+            experiment,
+            model,
+            parent=parent,
+            tags={"eopt.region": self.region, "eopt.model": model, "eopt.kind": "member"},
+        )
+        budget = self.config.budget(model)
+        try:
+            lear = fit_lear(data.prices, data.exogenous, self.region, validation, end, budget.calibration_windows)
+            folder = self.member_folder(model)
+            lear.member.save(folder / "model")
+            predictions = pd.concat(
+                [
+                    validation[PREDICTION_COLUMNS[:-1]].assign(yhat=lear.validation_forecast),
+                    test[PREDICTION_COLUMNS[:-1]].assign(yhat=lear.member.predict(test)),
+                ],
+                ignore_index=True,
+            )
+            y_val = validation[TARGET_COLUMN].to_numpy()
+            validation_mae = float(np.mean(np.abs(lear.validation_forecast - y_val)))
+            try:
+                test_metrics = evaluate(
+                    test[TARGET_COLUMN], predictions.loc[predictions["split"] == "test", "yhat"], test[NAIVE_COLUMN]
+                )
+            except MetricsError as exc:
+                raise RetrainingError(
+                    f"{self.region}/{model}: test predictions unusable: {exc}; nothing is registered"
+                ) from None
+            predictions.to_parquet(folder / "predictions.parquet")
+            fitted = lear.member.model.describe()
+            summary = {
+                "model": model,
+                "run_id": run,
+                "best_params": {"windows": fitted["windows"], "criterion": fitted["criterion"]},
+                "fit": fitted,
+                "validation_fit": lear.validation_fit,
+                "validation_mae": validation_mae,
+                "test": test_metrics,
+                "seconds": round(lear.seconds, 2),
+                "device": "cpu",
+            }
+            (folder / "member.json").write_text(json.dumps(summary, indent=2, default=str))
+            alphas = fitted["alphas"]
+            tracking.log_params(
+                client,
+                run,
+                {
+                    "windows": ",".join(map(str, fitted["windows"])),
+                    "calibration_windows_budget": budget.calibration_windows or "all",
+                    "criterion": fitted["criterion"],
+                    "fit_end": str(end),
+                    "validation_fit_end": str(validation["origin"].min()),
+                    "last_training_target": fitted["last_training_target"],
+                },
+            )
+            tracking.log_metrics(
+                client,
+                run,
+                {
+                    **{f"test_{k}": v for k, v in test_metrics.items()},
+                    "validation_mae": validation_mae,
+                    "fit_seconds": round(lear.seconds, 2),
+                    "deployed_fit_seconds": fitted["fit_seconds"],
+                    **{f"features_kept_w{w}": n for w, n in fitted["features_kept"].items()},
+                    **{f"alpha_w{w}_h{h:02d}": a for w, hours in alphas.items() for h, a in enumerate(hours)},
+                },
+            )
+            tracking.log_artifacts(client, run, [folder / "member.json"])
+            tracking.finish(client, run)
+        except BaseException:
+            tracking.finish(client, run, ok=False)
+            raise
+        log.info(
+            "%s/lear: test MAE %.3f (rMAE %.3f), validation MAE %.3f, windows %s, %.1f s",
+            self.region,
+            test_metrics["mae"],
+            test_metrics["rmae"],
+            validation_mae,
+            fitted["windows"],
+            lear.seconds,
+        )
+        return summary
+
+    @_step
     def train_member(self, model: str) -> dict[str, object]:
         """Tune (Optuna) and fit one member on the engineered features, logged as a nested MLflow run."""
+        if model == "lear":
+            return self.train_lear()
         manifest = self.manifest()
         frame = self.features()
         columns = feature_columns(self.region)
@@ -408,7 +507,7 @@ class Retraining:
             summaries[model] = json.loads((folder / "member.json").read_text())
         y_val = validation[TARGET_COLUMN].to_numpy()
         y_test = test[TARGET_COLUMN].to_numpy()
-        decision = decide(val_preds, y_val)
+        decision = choose_weights(val_preds, y_val, validation["origin"].to_numpy())
         val_yhat = sum(w * val_preds[m] for m, w in decision.weights.items())
         intervals = calibrate_intervals(
             y_val, val_yhat, validation["horizon"].to_numpy(), self.config.interval_coverage
@@ -470,8 +569,15 @@ class Retraining:
                 **{f"weight_{m}": w for m, w in decision.weights.items()},
             }
         )
+        flat.update(
+            {f"weight_rule_{k}": v for k, v in decision.comparison.items() if k in ("simplex_mae", "stack_mae")}
+        )
         tracking.log_metrics(client, parent, flat)
-        tracking.log_params(client, parent, {"ensemble_kind": decision.kind, "ensemble_reason": decision.reason})
+        tracking.log_params(
+            client,
+            parent,
+            {"ensemble_kind": decision.kind, "ensemble_reason": decision.reason, "ensemble_weight_rule": decision.rule},
+        )
         tracking.log_artifacts(
             client, parent, [figure, ensemble_folder / "evaluation.json", ensemble_folder / "MODEL_CARD.md"]
         )

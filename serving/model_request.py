@@ -13,7 +13,8 @@ Request (``POST /invocations`` of ``mlflow models serve``, or ``PyFuncModel.pred
     a price at or after the origin is ignored (the model never sees the future);
   - one column per exogenous day-ahead series of the market, named as the market names them
     (NP: ``grid_load_forecast``, ``wind_power_forecast``); the features read them at the 24
-    target hours and the same hours a day earlier (``origin - 24 h`` .. ``origin + 23 h``).
+    target hours and the same hours a day and a week earlier (the week: the LEAR member's
+    inputs), so every row of the request carries them (``origin - 168 h`` .. ``origin + 23 h``).
 
   An hour whose value is unknown is sent as a row with ``null`` there (a price not published,
   a day-ahead forecast not arrived yet): the model imputes it as in training, the forecast is
@@ -47,8 +48,9 @@ TIME_COLUMN = "ts"
 PRICE_COLUMN = "price"
 ORIGIN_PARAM = "origin"
 ISO_HOUR = "%Y-%m-%dT%H:%M:%SZ"
-# The exogenous features read each target hour and the same hour a day earlier.
-EXOGENOUS_LOOKBACK_HOURS = 24
+# The exogenous features read each target hour and the same hour a day earlier; the LEAR member
+# also a week earlier (its "d-7" inputs), the whole price lookback.
+EXOGENOUS_LOOKBACK_HOURS = LOOKBACK_HOURS
 
 
 class RequestError(ValueError):

@@ -7,7 +7,7 @@ never engineered columns, so no client can skew the features.
 
 The pyfunc is logged "from code" (``ensemble_model_code.py``), so loading it unpickles nothing:
 MLflow imports that file, which builds ``EnsemblePyfunc``, and ``load_context`` reads the
-members from their own formats (XGBoost JSON, LightGBM text, CNN-LSTM tensors + JSON).
+members from their own formats (XGBoost JSON, LightGBM text, CNN-LSTM tensors + JSON, LEAR JSON).
 """
 
 from __future__ import annotations

@@ -5,10 +5,12 @@ For a list of day-ahead forecast origins (the local midnights of the test days):
 1. tune each model on the window before the first test day (the production splits and Optuna
    studies, ``training.tuning``); with ``retune_every_days`` set, tune again on the window before
    the first block at least that many days after the last tuning;
-2. every ``retrain_every_days`` (a block of consecutive test days), refit the three members with
+2. every ``retrain_every_days`` (a block of consecutive test days), refit the tuned members with
    the current parameters on the ``window_days`` before the block's first origin (validation = its
-   last ``validation_days``) and fit the ensemble weights and intervals on that validation, exactly
-   as ``model_retraining`` does;
+   last ``validation_days``), fit LEAR (``training.lear.fit_lear``: deployed on every day before
+   the block, validation forecasts from a fit before the validation) and choose the ensemble
+   weights (``training.ensemble.choose_weights``) and intervals on that validation, exactly as
+   ``model_retraining`` does;
 3. forecast each test day of the block the way the forecast DAG does: the feature rows of an
    origin are built by ``inference_frame`` from the prices before that origin only (and the
    day-ahead exogenous forecasts of the day).
@@ -50,9 +52,10 @@ from core.settings import Settings
 from core.timestamps import local_day_after, local_midnights
 from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
-from training.ensemble import EnsembleForecaster, calibrate_intervals, decide
+from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, feature_columns, inference_frame
-from training.models import model_class
+from training.lear import fit_lear
+from training.models import ForecastModel, model_class
 from training.tuning import tune
 
 log = logging.getLogger(__name__)
@@ -116,7 +119,7 @@ def _tune_all(
     frame = build_training_frame(data, config)
     columns = feature_columns(region)
     params, studies = {}, {}
-    for model in config.models:
+    for model in config.tuned_models:
         result = tune(
             model,
             region,
@@ -153,8 +156,9 @@ def _fit_block(
     if last_target >= first:
         raise BacktestError(f"{region}: a training row's target ({last_target}) reaches the block starting {first}")
     columns = feature_columns(region)
-    members = {}
-    for model in config.models:
+    members: dict[str, ForecastModel] = {}
+    val_preds: dict[str, np.ndarray] = {}
+    for model in config.tuned_models:
         budget = config.budget(model)
         fitted = model_class(model)(
             params[model],
@@ -166,9 +170,18 @@ def _fit_block(
         )
         fitted.fit(train, validation)
         members[model] = fitted
-    val_preds = {m: fitted.predict(validation) for m, fitted in members.items()}
+        val_preds[model] = fitted.predict(validation)
+    lear_info = {}
+    if "lear" in config.models:  # as model_retraining.train_lear fits it: the deployed fit ends at the block
+        lear = fit_lear(
+            data.prices, data.exogenous, region, validation, first, config.budget("lear").calibration_windows
+        )
+        if lear.member.model.last_training_target is None or lear.member.model.last_training_target >= first:
+            raise BacktestError(f"{region}: the LEAR fit reaches the block starting {first}")
+        members["lear"], val_preds["lear"] = lear.member, lear.validation_forecast
+        lear_info = {"lear_windows": list(lear.member.model.windows), "lear_seconds": lear.seconds}
     y_val = validation[TARGET_COLUMN].to_numpy()
-    decision = decide(val_preds, y_val)
+    decision = choose_weights(val_preds, y_val, validation["origin"].to_numpy())
     val_yhat = sum(w * val_preds[m] for m, w in decision.weights.items())
     if not isinstance(val_yhat, np.ndarray):  # sum() of no weight is the int 0
         raise BacktestError(f"{region}: the ensemble decision weighs no member")
@@ -179,6 +192,9 @@ def _fit_block(
         "last_training_target": str(last_target),
         "weights": decision.weights,
         "kind": decision.kind,
+        "rule": decision.rule,
+        "comparison": decision.comparison,
+        **lear_info,
     }
     return EnsembleForecaster(region, members, decision, intervals, columns), info
 
@@ -204,7 +220,7 @@ def forecast_day(
     timezone = get_market(region).timezone
     day_end = _local_day_end(origin, timezone)
     known = prices[(prices.index >= origin - (LOOKBACK_HOURS + 48) * HOUR) & (prices.index < origin)]
-    exog = exogenous[(exogenous.index >= origin - 2 * DAY) & (exogenous.index < day_end + 2 * DAY)]
+    exog = exogenous[(exogenous.index >= origin - 8 * DAY) & (exogenous.index < day_end + 2 * DAY)]
     frame = inference_frame(known, exog, region, origin)
     rows = pd.concat([frame[["origin", "target_ts", "horizon"]], forecaster.predict(frame)], axis=1).assign(
         recursive=False
@@ -216,6 +232,10 @@ def forecast_day(
         extra = pd.concat([later[["target_ts", "horizon"]], forecaster.predict(later)], axis=1)
         beyond = (extra["target_ts"] >= origin + HORIZON_HOURS * HOUR) & (extra["target_ts"] < day_end)
         extra = extra[beyond].assign(origin=origin, recursive=True)
+        for column in [c for c in extra.columns if c.startswith("yhat_") and extra[c].isna().any()]:
+            # a member that abstains from the later origin (LEAR: not a local midnight) keeps its forecast of
+            # the midnight origin's last hour, 23 h after it, for the column (yhat already went without it)
+            extra[column] = extra[column].fillna(float(rows[column].iloc[-1]))
         rows = pd.concat([rows, extra[rows.columns]], ignore_index=True)
     rows = rows[rows["target_ts"] < day_end].reset_index(drop=True)
     expected = pd.date_range(origin, day_end, freq="h", inclusive="left")

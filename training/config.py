@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 
 from core.settings import Settings, SettingsError
 
-MODEL_NAMES = ("xgboost", "lightgbm", "cnn_lstm")
+MODEL_NAMES = ("xgboost", "lightgbm", "cnn_lstm", "lear")
+# Members Optuna tunes; LEAR has no hyper-parameter to tune (its criterion picks each hour's penalty).
+TUNED_MODELS = ("xgboost", "lightgbm", "cnn_lstm")
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class ModelBudget:
     timeout_s: float  # wall-clock limit of this run's tuning of the model
     max_epochs: int = 0  # CNN-LSTM epochs per fit (early stopping usually ends it sooner)
     max_rounds: int = 0  # boosting rounds per fit for the tree models (early stopping too)
+    calibration_windows: int = 0  # LEAR: how many of its calibration windows, shortest first (0 = all four)
 
 
 BUDGETS: dict[str, dict[str, ModelBudget]] = {
@@ -29,18 +32,22 @@ BUDGETS: dict[str, dict[str, ModelBudget]] = {
         "xgboost": ModelBudget(trials=2, timeout_s=60, max_rounds=150),
         "lightgbm": ModelBudget(trials=2, timeout_s=60, max_rounds=150),
         "cnn_lstm": ModelBudget(trials=2, timeout_s=90, max_epochs=3),
+        # the 56-day window only: two fits of a few seconds per region
+        "lear": ModelBudget(trials=0, timeout_s=0, calibration_windows=1),
     },
     # the weekly retraining: under 10 minutes per region on 2 CPU cores
     "default": {
         "xgboost": ModelBudget(trials=30, timeout_s=150, max_rounds=1500),
         "lightgbm": ModelBudget(trials=30, timeout_s=150, max_rounds=1500),
         "cnn_lstm": ModelBudget(trials=12, timeout_s=240, max_epochs=40),
+        "lear": ModelBudget(trials=0, timeout_s=0),  # 56, 84, half and all of the days: two fits
     },
     # a long search, e.g. once per quarter or on a GPU worker
     "thorough": {
         "xgboost": ModelBudget(trials=100, timeout_s=1800, max_rounds=4000),
         "lightgbm": ModelBudget(trials=100, timeout_s=1800, max_rounds=4000),
         "cnn_lstm": ModelBudget(trials=40, timeout_s=3600, max_epochs=120),
+        "lear": ModelBudget(trials=0, timeout_s=0),
     },
 }
 
@@ -73,6 +80,8 @@ class TrainingConfig:
                 trials=settings.training.tuning_trials or b.trials,
                 timeout_s=float(settings.training.tuning_timeout_s or b.timeout_s),
             )
+            if model in TUNED_MODELS
+            else b
             for model, b in BUDGETS[name].items()
         }
         return cls(
@@ -107,6 +116,14 @@ class TrainingConfig:
             "threads": self.threads,
         }
         for model, b in self.budgets.items():
-            out[f"{model}_trials"] = b.trials
-            out[f"{model}_timeout_s"] = b.timeout_s
+            if model in TUNED_MODELS:
+                out[f"{model}_trials"] = b.trials
+                out[f"{model}_timeout_s"] = b.timeout_s
+            else:
+                out[f"{model}_calibration_windows"] = b.calibration_windows or "all"
         return out
+
+    @property
+    def tuned_models(self) -> tuple[str, ...]:
+        """The members of ``models`` that Optuna tunes (all but LEAR)."""
+        return tuple(m for m in self.models if m in TUNED_MODELS)

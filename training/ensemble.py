@@ -1,7 +1,10 @@
-"""The ensemble of the three members: weights, the keep-or-fall-back decision, intervals, save/load.
+"""The ensemble of the members: weights, the keep-or-fall-back decision, intervals, save/load.
 
-- Weights minimise the validation window's MAE over the simplex (non-negative, summing to one),
-  solved exactly as a linear programme.
+- Two weighting rules, both on the simplex (non-negative weights summing to one): ``decide``'s
+  weights minimise the validation window's MAE (a linear programme, solved exactly), and
+  ``stack_weights`` shrinks such weights toward equal weights by the share a holdout chose.
+  :func:`choose_weights` lets the validation pick between them out of sample (a rolling-origin
+  comparison over its last weeks), then fits the winner on the whole validation.
 - The ensemble is kept only when its validation MAE beats its best member's; otherwise the best
   member alone is the model (weight 1). The decision and both numbers are recorded.
 - The interval ``lower``/``upper`` and the quantiles ``q05`` .. ``q95`` are split-conformal, per
@@ -12,7 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +76,8 @@ class EnsembleDecision:
     kind: str  # "ensemble" or "best_member"
     validation_mae: dict[str, float]  # per member and "ensemble"
     reason: str
+    rule: str = "simplex"  # the weighting rule choose_weights picked: "simplex" (decide) or "stack"
+    comparison: dict = field(default_factory=dict)  # choose_weights' out-of-sample MAE of each rule
 
 
 def decide(predictions: dict[str, np.ndarray], actual: np.ndarray) -> EnsembleDecision:
@@ -222,13 +227,34 @@ class EnsembleForecaster:
     def weights(self) -> dict[str, float]:
         return self.decision.weights
 
+    def combine(self, members: dict[str, np.ndarray]) -> np.ndarray | int:
+        """The weighted forecast of each row. A member that abstains on a row (NaN: LEAR from an origin that
+        is not a local midnight) gives its weight to the others in proportion; a row whose weighted members
+        all abstain takes the member with the lowest validation MAE that has a forecast there."""
+        if not members:
+            return 0
+        names = list(members)
+        values = np.column_stack([np.asarray(members[n], dtype=float) for n in names])
+        usable = ~np.isnan(values)
+        weights = np.where(usable, np.array([self.weights.get(n, 0.0) for n in names]), 0.0)
+        total = weights.sum(axis=1)
+        if (total <= 0).any():
+            order = sorted(range(len(names)), key=lambda i: self.decision.validation_mae.get(names[i], np.inf))
+            for row in np.flatnonzero(total <= 0):
+                first = next((i for i in order if usable[row, i]), None)
+                if first is not None:
+                    weights[row, first] = 1.0
+            total = weights.sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.nansum(values * weights, axis=1) / np.where(total > 0, total, np.nan)
+
     def member_predictions(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         return {name: model.predict(frame) for name, model in self.members.items()}
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Point forecast, interval, quantiles (``q05`` .. ``q95``) and each member's forecast for every row of ``frame``."""
         members = self.member_predictions(frame)
-        yhat = sum(self.weights.get(name, 0.0) * values for name, values in members.items())
+        yhat = self.combine(members)
         if not isinstance(yhat, np.ndarray):  # sum() of no member is the int 0
             raise ModelError(f"{self.region}: the ensemble has no member to forecast with")
         if not np.isfinite(yhat).all():
@@ -324,3 +350,93 @@ def stack_weights(predictions: dict[str, np.ndarray], actual: np.ndarray, fit_ro
     whole = fit_weights(predictions, actual)
     weights = {n: float(best * whole[n] + (1 - best) * e) for n, e in zip(names, equal, strict=True)}
     return StackDecision(weights, best, {str(k): v for k, v in holdout.items()}, fit_rows, actual.size - fit_rows)
+
+
+WEIGHT_RULES = ("simplex", "stack")
+COMPARISON_BLOCK_DAYS = 7  # the rolling-origin comparison scores the validation's last weeks one week at a time
+MIN_COMPARISON_DAYS = 14  # fewer validation days: no comparison, the simplex rule (decide) as before
+
+
+def _guarded(
+    predictions: dict[str, np.ndarray], actual: np.ndarray, weights: dict[str, float], rule: str
+) -> EnsembleDecision:
+    """``weights`` kept only when their validation MAE beats the best member's (else the best member alone)."""
+    maes = {name: float(np.mean(np.abs(values - actual))) for name, values in predictions.items()}
+    combined = sum(w * predictions[name] for name, w in weights.items())
+    maes["ensemble"] = float(np.mean(np.abs(combined - actual)))
+    best = min(predictions, key=maes.__getitem__)
+    if maes["ensemble"] < maes[best]:
+        return EnsembleDecision(
+            weights,
+            "ensemble",
+            maes,
+            f"{rule} weights: ensemble MAE {maes['ensemble']:.4f} beats best member {best} ({maes[best]:.4f}) on validation",
+            rule,
+        )
+    return EnsembleDecision(
+        {name: float(name == best) for name in predictions},
+        "best_member",
+        maes,
+        f"{rule} weights: ensemble MAE {maes['ensemble']:.4f} does not beat {best} ({maes[best]:.4f}) on validation; "
+        f"{best} alone is the model",
+        rule,
+    )
+
+
+def _rule_weights(
+    rule: str, predictions: dict[str, np.ndarray], actual: np.ndarray, days: np.ndarray
+) -> dict[str, float]:
+    """The weights of ``rule`` fitted on these rows (``days``: each row's day number, ascending)."""
+    if rule == "simplex":
+        return decide(predictions, actual).weights
+    # the stack fits on the first half of the days and picks its shrinkage on the second
+    fit_rows = int(np.searchsorted(days, days[0] + (days[-1] - days[0] + 1) // 2))
+    return stack_weights(predictions, actual, fit_rows).weights
+
+
+def choose_weights(predictions: dict[str, np.ndarray], actual: np.ndarray, origins) -> EnsembleDecision:
+    """The ensemble's weights, the rule that gives them chosen by the validation itself, out of sample.
+
+    Rolling origin over the validation: each of its last weeks (from the middle of the window on,
+    :data:`COMPARISON_BLOCK_DAYS` at a time) is forecast by each rule fitted on the validation rows
+    before that week only: ``simplex`` (:func:`decide`: MAE-minimal simplex weights) and ``stack``
+    (:func:`stack_weights`: such weights shrunk toward equal weights by the share a holdout of its
+    own chose). The rule with the lower MAE over those weeks (``simplex`` on a tie: it is the rule
+    the product had) is then fitted on the whole validation, and kept only when its validation MAE
+    beats the best member's; otherwise the best member alone is the model, as :func:`decide` does.
+    A validation of fewer than :data:`MIN_COMPARISON_DAYS` days is not compared: ``simplex``.
+    ``origins``: each validation row's forecast origin (rows in time order).
+    """
+    actual = np.asarray(actual, dtype=float)
+    _check_predictions(predictions, actual)
+    stamps = pd.DatetimeIndex(pd.to_datetime(np.asarray(origins), utc=True))
+    if len(stamps) != actual.size:
+        raise EnsembleError(f"{len(stamps)} origins for {actual.size} validation rows")
+    if not stamps.is_monotonic_increasing:
+        raise EnsembleError("choose_weights needs the validation rows in time order (by origin)")
+    days = ((stamps - stamps[0]) // pd.Timedelta(days=1)).to_numpy(dtype=int)
+    span = int(days[-1]) + 1
+    if span < MIN_COMPARISON_DAYS or len(predictions) < 2:
+        decision = decide(predictions, actual)
+        return replace(
+            decision,
+            comparison={"skipped": f"{span} validation day(s), {len(predictions)} member(s): no comparison"},
+        )
+    errors = dict.fromkeys(WEIGHT_RULES, 0.0)
+    scored = 0
+    for start in range(span // 2, span, COMPARISON_BLOCK_DAYS):
+        before, block = days < start, (days >= start) & (days < start + COMPARISON_BLOCK_DAYS)
+        for rule in WEIGHT_RULES:
+            weights = _rule_weights(rule, {n: p[before] for n, p in predictions.items()}, actual[before], days[before])
+            combined = sum(w * predictions[n][block] for n, w in weights.items())
+            errors[rule] += float(np.abs(combined - actual[block]).sum())
+        scored += int(block.sum())
+    comparison: dict[str, object] = {f"{rule}_mae": errors[rule] / scored for rule in WEIGHT_RULES}
+    comparison.update(scored_rows=scored, first_scored_day=span // 2, block_days=COMPARISON_BLOCK_DAYS)
+    rule = "stack" if errors["stack"] < errors["simplex"] else "simplex"
+    decision = _guarded(predictions, actual, _rule_weights(rule, predictions, actual, days), rule)
+    reason = (
+        f"{decision.reason} ({rule} chosen: out-of-sample MAE over the validation's last {span - span // 2} days "
+        f"simplex {comparison['simplex_mae']:.4f}, stack {comparison['stack_mae']:.4f})"
+    )
+    return replace(decision, reason=reason, comparison=comparison)

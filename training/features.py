@@ -13,7 +13,7 @@ at an hour strictly before ``T``:
 - calendar of the target hour in the market's own clock (hour, weekday, month, day of year),
   and whether it is a public holiday of the market's country (the ``holidays`` package);
 - the market's day-ahead exogenous forecasts at ``t``, a day earlier, and their mean over the
-  24 target hours.
+  24 target hours; and, for the LEAR member only (:func:`auxiliary_columns`), a week earlier.
 
 Training rows come from many origins (every ``stride`` hours, so every hour of the day is an
 origin now and then); evaluation uses day-ahead origins (local midnight), the EPF protocol.
@@ -65,6 +65,9 @@ PRICE_FEATURES = (
     "last_24h_std",
 )
 EXOGENOUS_SUFFIXES = ("", "_lag_24h", "_change_24h", "_horizon_mean")
+# Carried by every frame beside the feature columns, read only by the LEAR member (``training.lear``):
+# each exogenous series a week before the target hour (the model's "d-7" inputs).
+AUXILIARY_EXOGENOUS_SUFFIXES = ("_lag_168h",)
 
 
 class FeatureError(ValueError):
@@ -79,6 +82,12 @@ def feature_columns(region: str) -> list[str]:
     """The model input columns of a region, in a fixed order (part of the model's signature)."""
     exog = [f"{name}{suffix}" for name in exogenous_names(region) for suffix in EXOGENOUS_SUFFIXES]
     return [*CALENDAR_FEATURES, *PRICE_FEATURES, *exog]
+
+
+def auxiliary_columns(region: str) -> list[str]:
+    """Columns a frame carries after the feature columns for the LEAR member only (the tree and network
+    members read :func:`feature_columns`): each exogenous series 168 h before the target hour."""
+    return [f"{name}{suffix}" for name in exogenous_names(region) for suffix in AUXILIARY_EXOGENOUS_SUFFIXES]
 
 
 @lru_cache(maxsize=32)
@@ -192,6 +201,7 @@ def build_feature_frame(
         day_before = at(exog, targets - 24 * HOUR)
         columns[name] = now
         columns[f"{name}_lag_24h"] = day_before
+        columns[f"{name}_lag_168h"] = at(exog, targets - 168 * HOUR)
         columns[f"{name}_change_24h"] = now - day_before
         columns[f"{name}_horizon_mean"] = (
             np.nanmean(now.reshape(n, HORIZON_HOURS), axis=1).repeat(HORIZON_HOURS)
@@ -200,7 +210,7 @@ def build_feature_frame(
         )
 
     frame = pd.DataFrame({"origin": origin_index, "target_ts": targets})
-    features = pd.DataFrame(columns, index=frame.index)[feature_columns(region)]
+    features = pd.DataFrame(columns, index=frame.index)[[*feature_columns(region), *auxiliary_columns(region)]]
     frame = pd.concat([frame, features], axis=1)
     frame[TARGET_COLUMN] = at(series, targets)
     return frame

@@ -40,17 +40,30 @@ next retraining. A fit is seconds (96 LARS paths on at most a few hundred days).
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import optuna
 import pandas as pd
 
 from core.markets import get_market
-from training.features import HORIZON_HOURS, FeatureError, day_ahead_origins, hourly_series
+from training.features import (
+    HORIZON_HOURS,
+    TARGET_COLUMN,
+    FeatureError,
+    build_feature_frame,
+    day_ahead_origins,
+)
+from training.models.base import FitResult, ForecastModel, ModelError, ProgressReport
 
 log = logging.getLogger(__name__)
+LEAR_FILE = "lear.json"
 HOUR = pd.Timedelta(hours=1)
 DAY = pd.Timedelta(days=1)
 PRICE_LAG_DAYS = (1, 2, 3, 7)
@@ -74,13 +87,60 @@ def lear_feature_names(region: str) -> list[str]:
     return [*names, *(f"weekday_{d}" for d in range(WEEKDAYS))]
 
 
+def lear_matrix(frame: pd.DataFrame, region: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The LEAR feature rows (one per origin) and the 24 target prices after each origin, from a feature frame.
+
+    ``frame`` is what :func:`training.features.build_feature_frame` (or ``inference_frame``) builds:
+    24 rows per origin (horizons 0..23). Row ``h`` of an origin ``T`` holds the prices of
+    ``T + h - 24k`` (``lag_24h`` .. ``lag_168h``: d-1, d-2, d-3, d-7 at hour ``h``) and the exogenous
+    forecasts at ``T + h``, ``T + h - 24`` and ``T + h - 168`` (the auxiliary ``_lag_168h`` column),
+    so the 247 inputs are the frame's columns read per horizon: training and serving share the one
+    feature builder. Targets are NaN where the frame has no ``price`` column or no price.
+    """
+    market = get_market(region)
+    missing = [name for name in market.exogenous if name not in frame.columns]
+    if missing:
+        raise LearError(
+            f"{region}: exogenous forecast(s) {', '.join(missing)} missing; LEAR needs {', '.join(market.exogenous)}"
+        )
+    if frame.empty:
+        raise LearError(f"{region}: no feature rows to build LEAR inputs from")
+    origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
+    unique = origins.unique()
+    row = unique.get_indexer(origins)
+    horizon = frame["horizon"].to_numpy(dtype=int)
+    counts = np.bincount(row, minlength=len(unique))
+    if (counts != HORIZON_HOURS).any() or len(np.unique(row * HORIZON_HOURS + horizon)) != len(frame):
+        first = (
+            unique[int(np.flatnonzero(counts != HORIZON_HOURS)[0])] if (counts != HORIZON_HOURS).any() else unique[0]
+        )
+        raise LearError(
+            f"{region}: LEAR reads the 24 horizons 0..23 of every origin once; origin {first} has {counts.max()} row(s)"
+        )
+
+    def wide(column: str) -> np.ndarray:
+        out = np.full((len(unique), HORIZON_HOURS), np.nan)
+        out[row, horizon] = frame[column].to_numpy(dtype=float)
+        return out
+
+    parts = [wide(f"lag_{24 * k}h") for k in PRICE_LAG_DAYS]
+    for name in market.exogenous:
+        parts += [wide(name if k == 0 else f"{name}_lag_{24 * k}h") for k in EXOGENOUS_LAG_DAYS]
+    weekday = unique.tz_convert(market.timezone).dayofweek.to_numpy()
+    parts.append((weekday[:, None] == np.arange(WEEKDAYS)[None, :]).astype(float))
+    features = pd.DataFrame(np.hstack(parts), index=unique, columns=lear_feature_names(region))
+    targets = wide(TARGET_COLUMN) if TARGET_COLUMN in frame.columns else np.full((len(unique), HORIZON_HOURS), np.nan)
+    return features, pd.DataFrame(targets, index=unique, columns=range(HORIZON_HOURS))
+
+
 def lear_features(
     prices: pd.Series, exogenous: pd.DataFrame, region: str, origins: pd.DatetimeIndex
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The LEAR feature rows (one per origin) and the 24 target prices after each origin (NaN where unknown).
 
     ``prices`` and ``exogenous`` are hourly, indexed by UTC time, as for
-    :func:`training.features.build_feature_frame`; an input hour that is not there is NaN.
+    :func:`training.features.build_feature_frame`, which builds the rows :func:`lear_matrix` reads;
+    an input hour that is not there is NaN.
     """
     market = get_market(region)
     origins = pd.DatetimeIndex(origins)
@@ -88,38 +148,26 @@ def lear_features(
         raise LearError(f"{region}: no forecast origins to build LEAR features for")
     if origins.tz is None:
         raise LearError(f"{region}: LEAR forecast origins must be tz-aware UTC")
-    origins = origins.tz_convert("UTC")
     missing = [name for name in market.exogenous if name not in exogenous.columns]
     if missing:
         raise LearError(
             f"{region}: exogenous forecast(s) {', '.join(missing)} missing; LEAR needs {', '.join(market.exogenous)}"
         )
     try:
-        series = hourly_series(prices, "prices", region)
+        frame = build_feature_frame(prices, exogenous, region, origins.tz_convert("UTC"))
     except FeatureError as exc:
         raise LearError(str(exc)) from None
-    hours = pd.to_timedelta(np.arange(HORIZON_HOURS), unit="h").to_numpy()
-
-    def block(values: pd.Series, shift_days: int) -> np.ndarray:
-        when = (origins - shift_days * DAY).values[:, None] + hours[None, :]
-        flat = pd.DatetimeIndex(when.ravel(), tz="UTC")
-        return values.reindex(flat).to_numpy(dtype=float).reshape(len(origins), HORIZON_HOURS)
-
-    parts = [block(series, k) for k in PRICE_LAG_DAYS]
-    for name in market.exogenous:
-        exog = hourly_series(exogenous[name].dropna(), f"exogenous {name}", region)
-        parts += [block(exog, k) for k in EXOGENOUS_LAG_DAYS]
-    weekday = origins.tz_convert(market.timezone).dayofweek.to_numpy()
-    parts.append((weekday[:, None] == np.arange(WEEKDAYS)[None, :]).astype(float))
-    features = pd.DataFrame(np.hstack(parts), index=origins, columns=lear_feature_names(region))
-    targets = pd.DataFrame(block(series, 0), index=origins, columns=range(HORIZON_HOURS))
-    return features, targets
+    return lear_matrix(frame, region)
 
 
-def calibration_windows(days_available: int) -> tuple[int, ...]:
-    """The calibration windows (days) of a fit given ``days_available`` complete days: 56, 84, half and all of them."""
+def calibration_windows(days_available: int, most: int = 0) -> tuple[int, ...]:
+    """The calibration windows (days) of a fit given ``days_available`` complete days: 56, 84, half and all of them.
+
+    ``most`` > 0 keeps only that many, the shortest first (a budget that must be cheap, e.g. ``smoke``).
+    """
     candidates = (*SHORT_WINDOWS_DAYS, days_available // 2, days_available)
-    return tuple(sorted({w for w in candidates if SHORT_WINDOWS_DAYS[0] <= w <= days_available}))
+    windows = tuple(sorted({w for w in candidates if SHORT_WINDOWS_DAYS[0] <= w <= days_available}))
+    return windows[:most] if most > 0 else windows
 
 
 @dataclass(frozen=True)
@@ -155,9 +203,36 @@ class LearFit:
     alphas: np.ndarray  # (24,) the penalty the criterion chose per hour
 
     def predict(self, features: np.ndarray) -> np.ndarray:
+        """Forecasts of each row; an unknown input (NaN) is imputed by its calibration median (0 once transformed)."""
         x = features.copy()
-        x[:, :-WEEKDAYS] = self.x_scaler.transform(x[:, :-WEEKDAYS])
+        x[:, :-WEEKDAYS] = np.nan_to_num(self.x_scaler.transform(x[:, :-WEEKDAYS]), nan=0.0)
         return self.y_scaler.inverse(x @ self.coefficients.T + self.intercepts)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "window_days": self.window_days,
+            "x_median": self.x_scaler.median.tolist(),
+            "x_scale": self.x_scaler.scale.tolist(),
+            "y_median": self.y_scaler.median.tolist(),
+            "y_scale": self.y_scaler.scale.tolist(),
+            "coefficients": self.coefficients.tolist(),
+            "intercepts": self.intercepts.tolist(),
+            "alphas": self.alphas.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> LearFit:
+        def array(key: str) -> np.ndarray:
+            return np.asarray(spec[key], dtype=float)
+
+        return cls(
+            int(spec["window_days"]),
+            InvariantScaler(array("x_median"), array("x_scale")),
+            InvariantScaler(array("y_median"), array("y_scale")),
+            array("coefficients"),
+            array("intercepts"),
+            array("alphas"),
+        )
 
 
 def _fit_window(features: np.ndarray, targets: np.ndarray, window_days: int) -> LearFit:
@@ -194,10 +269,12 @@ class LearModel:
 
     name = "lear"
 
-    def __init__(self, region: str) -> None:
+    def __init__(self, region: str, max_windows: int = 0) -> None:
         self.region = region
+        self.max_windows = max_windows  # 0: every calibration window (calibration_windows)
         self.fits: list[LearFit] = []
         self.last_training_target: pd.Timestamp | None = None
+        self.fit_seconds = 0.0
 
     @property
     def windows(self) -> tuple[int, ...]:
@@ -215,21 +292,32 @@ class LearModel:
         if len(origins) == 0:
             raise LearError(f"{self.region}: no whole day of prices before {end} to fit LEAR on")
         features, targets = lear_features(known, exogenous, self.region, origins)
+        return self._fit(features, targets, f"before {end}")
+
+    def fit_frame(self, frame: pd.DataFrame) -> LearModel:
+        """Fit on the origins of a feature frame (``build_feature_frame`` of day-ahead origins, with ``price``)."""
+        features, targets = lear_matrix(frame, self.region)
+        return self._fit(features, targets, f"of the frame up to {features.index[-1]}")
+
+    def _fit(self, features: pd.DataFrame, targets: pd.DataFrame, where: str) -> LearModel:
+        started = time.perf_counter()
         complete = features.notna().all(axis=1) & targets.notna().all(axis=1)
         features, targets = features[complete], targets[complete]
         if len(features) < SHORT_WINDOWS_DAYS[0]:
             raise LearError(
-                f"{self.region}: {len(features)} complete days before {end} (prices of 7 days before each and "
+                f"{self.region}: {len(features)} complete days {where} (prices of 7 days before each and "
                 f"both exogenous forecasts); LEAR needs at least {SHORT_WINDOWS_DAYS[0]}"
             )
         x, y = features.to_numpy(), targets.to_numpy()
-        self.fits = [_fit_window(x[-w:], y[-w:], w) for w in calibration_windows(len(features))]
+        self.fits = [_fit_window(x[-w:], y[-w:], w) for w in calibration_windows(len(features), self.max_windows)]
         self.last_training_target = targets.index[-1] + (HORIZON_HOURS - 1) * HOUR
+        self.fit_seconds = time.perf_counter() - started
         log.info(
-            "%s: LEAR fitted on windows %s days before %s (features kept per window: %s)",
+            "%s: LEAR fitted on windows %s days %s in %.1f s (features kept per window: %s)",
             self.region,
             self.windows,
-            end,
+            where,
+            self.fit_seconds,
             [int((f.coefficients != 0).any(axis=0).sum()) for f in self.fits],
         )
         return self
@@ -249,3 +337,154 @@ class LearModel:
         x = features.to_numpy()
         forecast = np.mean([f.predict(x) for f in self.fits], axis=0)
         return pd.DataFrame(forecast, index=features.index, columns=range(HORIZON_HOURS))
+
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """One forecast per row of a feature frame (24 rows per origin), in row order: the windows' mean.
+
+        An input the frame does not know (NaN: a price or exogenous forecast sent as null) is imputed
+        by its calibration median; the served model answers such requests as the other members do.
+        """
+        if not self.fits:
+            raise LearError(f"{self.region}: LEAR is not fitted; call fit() first")
+        features, _ = lear_matrix(frame, self.region)
+        forecast = np.mean([f.predict(features.to_numpy()) for f in self.fits], axis=0)
+        origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
+        return forecast[features.index.get_indexer(origins), frame["horizon"].to_numpy(dtype=int)]
+
+    def describe(self) -> dict[str, Any]:
+        """What the fit chose: windows, the penalty per window and hour, seconds (logged to MLflow)."""
+        return {
+            "windows": list(self.windows),
+            "criterion": CRITERION,
+            "alphas": {str(f.window_days): [float(a) for a in f.alphas] for f in self.fits},
+            "features_kept": {str(f.window_days): int((f.coefficients != 0).any(axis=0).sum()) for f in self.fits},
+            "last_training_target": str(self.last_training_target),
+            "fit_seconds": round(self.fit_seconds, 3),
+        }
+
+    def save(self, folder: Path) -> None:
+        """``lear.json``: per window the coefficients, intercepts, penalties and the transform's medians and scales."""
+        if not self.fits:
+            raise LearError(f"{self.region}: LEAR is not fitted; nothing to save")
+        folder.mkdir(parents=True, exist_ok=True)
+        spec = {
+            "format": 1,
+            "region": self.region,
+            "feature_names": lear_feature_names(self.region),
+            "max_windows": self.max_windows,
+            "last_training_target": str(self.last_training_target),
+            "fit_seconds": self.fit_seconds,
+            "fits": [f.to_dict() for f in self.fits],
+        }
+        (folder / LEAR_FILE).write_text(json.dumps(spec))
+
+    @classmethod
+    def load(cls, folder: Path) -> LearModel:
+        path = Path(folder) / LEAR_FILE
+        if not path.is_file():
+            raise LearError(f"no {LEAR_FILE} in {folder}: the LEAR member's artifacts are missing")
+        spec = json.loads(path.read_text())
+        model = cls(spec["region"], int(spec.get("max_windows", 0)))
+        if spec["feature_names"] != lear_feature_names(model.region):
+            raise LearError(
+                f"{model.region}: {path} was fitted on other inputs than this code builds "
+                f"({len(spec['feature_names'])} vs {len(lear_feature_names(model.region))} features); retrain the model"
+            )
+        model.fits = [LearFit.from_dict(f) for f in spec["fits"]]
+        model.last_training_target = pd.Timestamp(spec["last_training_target"])
+        model.fit_seconds = float(spec["fit_seconds"])
+        return model
+
+
+class LearMember(ForecastModel):
+    """LEAR as a member of the ensemble (``training.models.model_class("lear")``): predicts from the feature
+    frame's rows like the other members, saved as JSON (no pickle).
+
+    It has no hyper-parameter to tune (the criterion picks each hour's penalty, the windows follow
+    the data), so a retraining fits it without Optuna (:func:`fit_lear`)."""
+
+    name = "lear"
+
+    def __init__(self, params: dict[str, Any], feature_columns: list[str], **kwargs: Any) -> None:
+        super().__init__(params, feature_columns, **kwargs)
+        self.region = str(params["region"])
+        self.model = LearModel(self.region, int(params.get("max_windows", 0)))
+
+    @classmethod
+    def of(cls, model: LearModel) -> LearMember:
+        member = cls({"region": model.region, "max_windows": model.max_windows}, [])
+        member.model = model
+        return member
+
+    @staticmethod
+    def default_params() -> dict[str, Any]:
+        return {}
+
+    @staticmethod
+    def suggest_params(trial: optuna.Trial) -> dict[str, Any]:
+        return {}
+
+    def fit(self, train: pd.DataFrame, validation: pd.DataFrame, report: ProgressReport | None = None) -> FitResult:
+        """Fit on the day-ahead origins of ``train`` (a frame with ``price``), score ``validation``."""
+        self.model.fit_frame(train)
+        error = float(np.mean(np.abs(self.predict(validation) - validation[TARGET_COLUMN].to_numpy(dtype=float))))
+        return FitResult(best_step=0, validation_mae=error, steps_run=len(self.model.fits), history=[error])
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """LEAR's forecast of each row whose origin is a local midnight of the market; NaN for other origins.
+
+        Its 24 per-hour models map whole local days (d-1 .. d-7, hour 0..23) to hour ``h`` of day d:
+        from an origin at another hour the same inputs would be a rotated day, so LEAR abstains
+        there and the ensemble gives its weight to the other members (``EnsembleForecaster.predict``).
+        """
+        try:
+            forecast = self.model.predict_frame(frame)
+        except LearError as exc:
+            raise ModelError(str(exc)) from None
+        local = pd.DatetimeIndex(frame["origin"]).tz_convert(get_market(self.region).timezone)
+        return np.where((local.hour == 0) & (local.minute == 0), forecast, np.nan)
+
+    def save(self, folder: Path) -> None:
+        self.model.save(folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> LearMember:
+        try:
+            return cls.of(LearModel.load(folder))
+        except LearError as exc:
+            raise ModelError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class LearTraining:
+    """A retraining's LEAR: the member it deploys and the forecasts that judge it on the validation."""
+
+    member: LearMember  # fitted on every day before ``end``
+    validation_forecast: np.ndarray  # per validation row, from a fit on the days before the validation
+    validation_fit: dict[str, Any]  # describe() of that fit
+    seconds: float
+
+
+def fit_lear(
+    prices: pd.Series,
+    exogenous: pd.DataFrame,
+    region: str,
+    validation: pd.DataFrame,
+    end: pd.Timestamp,
+    max_windows: int = 0,
+) -> LearTraining:
+    """The LEAR member of a retraining, the way ``model_retraining`` and the backtest both fit it.
+
+    LEAR chooses nothing on the validation window (no early stopping, no tuning), so the member
+    deployed is fitted on all the days before ``end`` (the test window's first origin; the end of
+    the data when there is none), the freshest fit the product can make; its validation forecasts,
+    from which the ensemble weights are chosen, come from a second fit on the days before the
+    validation's first origin, so they are out of sample like the other members'.
+    """
+    started = time.perf_counter()
+    first = pd.Timestamp(validation["origin"].min())
+    before = LearModel(region, max_windows).fit(prices, exogenous, first)
+    member = LearMember.of(LearModel(region, max_windows).fit(prices, exogenous, end))
+    return LearTraining(
+        member, before.predict_frame(validation), before.describe(), round(time.perf_counter() - started, 3)
+    )

@@ -193,6 +193,8 @@ def backtest(np_inputs, tmp_path_factory):
 def test_a_training_row_never_reaches_the_forecast_origin(backtest):
     _, _, origins, result = backtest
     assert len(result.blocks) == 1 and result.blocks[0]["origins"] == 3
+    # the production path: LEAR in the ensemble (the smoke budget's 56-day window), the weight rule recorded
+    assert result.blocks[0]["lear_windows"] == [56] and result.blocks[0]["rule"] in ("simplex", "stack")
     for block in result.blocks:
         assert pd.Timestamp(block["last_training_target"]) < pd.Timestamp(block["first_origin"]) == origins[0]
     forecasts = result.forecasts
@@ -239,7 +241,7 @@ def test_no_price_at_or_after_a_days_origin_changes_that_days_forecast(backtest,
     before = result.forecasts[result.forecasts["origin"] <= origins[1]].reset_index(drop=True)
     assert again.forecasts["price"].iloc[24:].isna().all()  # the second day's actuals are unknown now
     assert again.forecasts["target_ts"].equals(before["target_ts"])
-    for column in ("yhat", "yhat_xgboost", "yhat_lightgbm", "yhat_cnn_lstm"):
+    for column in ("yhat", "yhat_xgboost", "yhat_lightgbm", "yhat_cnn_lstm", "yhat_lear"):
         assert np.allclose(again.forecasts[column], before[column], rtol=0, atol=1e-9), column
 
 

@@ -80,20 +80,22 @@ def test_retraining_dag__has_the_documented_schedule_timeout_tasks_and_pools(air
             "train_cnn_lstm",
             "train_xgboost",
             "train_lightgbm",
+            "train_lear",
             "evaluate_ensemble",
             "deploy_model",
         ]
     )
-    assert {shape["pools"][f"train_{m}"] for m in ("cnn_lstm", "xgboost", "lightgbm")} == {"ml_training_pool"}
+    assert {shape["pools"][f"train_{m}"] for m in ("cnn_lstm", "xgboost", "lightgbm", "lear")} == {"ml_training_pool"}
     # every task of the region's group also reads its region from check_data_freshness
     assert shape["upstream"]["evaluate_ensemble"] == [
         "check_data_freshness",
         "train_cnn_lstm",
+        "train_lear",
         "train_lightgbm",
         "train_xgboost",
     ]
     assert shape["upstream"]["deploy_model"] == ["check_data_freshness", "evaluate_ensemble"]
-    assert shape["upstream"]["train_xgboost"] == ["engineer_features"]
+    assert shape["upstream"]["train_xgboost"] == shape["upstream"]["train_lear"] == ["engineer_features"]
 
 
 def test_retraining_dag__registers_a_new_version_per_region_that_forecasts_24_hours(airflow, home):
@@ -115,7 +117,7 @@ def test_retraining_dag__registers_a_new_version_per_region_that_forecasts_24_ho
         assert run.data.params["as_of"] == "2018-12-25 02:00:00+00:00"
         assert run.data.metrics["test_rmae"] < 1.0
         children = client.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
-        assert sorted(r.data.tags["eopt.model"] for r in children) == ["cnn_lstm", "lightgbm", "xgboost"]
+        assert sorted(r.data.tags["eopt.model"] for r in children) == ["cnn_lstm", "lear", "lightgbm", "xgboost"]
 
         history = load_market(region, ROOT / "data" / "markets")
         prices = history.prices.set_index("ts")["price"]

@@ -29,7 +29,7 @@ from training.tuning import TuningError
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "NP"
-WHO = ("ensemble", "xgboost", "lightgbm", "cnn_lstm", "seasonal_naive")
+WHO = ("ensemble", "xgboost", "lightgbm", "cnn_lstm", "lear", "seasonal_naive")
 
 
 def _settings(home: Path, **env: str) -> Settings:
@@ -80,8 +80,18 @@ def test_retraining__logs_one_parent_run_with_nested_member_and_trial_runs(train
     parent = parents[0]
     assert parent.info.status == "FINISHED"
     members = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert sorted(r.data.tags["eopt.model"] for r in members) == ["cnn_lstm", "lightgbm", "xgboost"]
+    assert sorted(r.data.tags["eopt.model"] for r in members) == ["cnn_lstm", "lear", "lightgbm", "xgboost"]
+    lear = next(r for r in members if r.data.tags["eopt.model"] == "lear")
+    # LEAR is not tuned: its run holds what its criterion chose (the smoke budget: the 56-day window only)
+    assert not [r for r in runs if r.data.tags.get("mlflow.parentRunId") == lear.info.run_id]
+    assert lear.data.params["windows"] == "56" and lear.data.params["criterion"] == "aic"
+    assert {f"alpha_w56_h{h:02d}" for h in range(24)} <= set(lear.data.metrics)
+    assert all(lear.data.metrics[f"alpha_w56_h{h:02d}"] >= 0 for h in range(24))
+    assert lear.data.metrics["fit_seconds"] > 0 and lear.data.metrics["validation_mae"] > 0
+    assert {f"test_{m}" for m in ("mae", "rmae", "smape", "rmse")} <= set(lear.data.metrics)
     for member in members:
+        if member is lear:
+            continue
         trials = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == member.info.run_id]
         assert len(trials) == 2  # the smoke budget: 2 trials per model
         assert {r.data.tags["eopt.kind"] for r in trials} == {"trial"}
@@ -101,8 +111,14 @@ def test_retraining__parent_run_holds_every_metric_for_members_ensemble_and_naiv
     assert metrics["test_rmae"] == pytest.approx(metrics["test_mae"] / metrics["seasonal_naive_test_mae"], rel=1e-9)
     # the NP history's last 8 weeks, even on the smoke budget, are forecast 40% better than seasonal naive
     assert metrics["test_rmae"] <= 0.6
-    weights = [metrics[f"weight_{m}"] for m in ("xgboost", "lightgbm", "cnn_lstm")]
+    weights = [metrics[f"weight_{m}"] for m in ("xgboost", "lightgbm", "cnn_lstm", "lear")]
     assert min(weights) >= 0 and sum(weights) == pytest.approx(1.0)
+    # the weighting rule the validation chose, with both rules' out-of-sample MAE beside it
+    rule = client.get_run(outcome.candidate.run_id).data.params["ensemble_weight_rule"]
+    assert rule in ("simplex", "stack")
+    assert metrics[f"weight_rule_{rule}_mae"] <= min(
+        metrics["weight_rule_simplex_mae"], metrics["weight_rule_stack_mae"]
+    )
     assert 0.75 <= metrics["interval_coverage_test"] <= 1.0
 
 
@@ -129,6 +145,9 @@ def test_retraining__logs_window_checksum_plot_card_and_member_artifacts(trained
     members = [r for r in _runs(client, settings) if r.data.tags.get("mlflow.parentRunId") == run.info.run_id]
     for member in members:
         files = {f.path for f in client.list_artifacts(member.info.run_id)}
+        if member.data.tags["eopt.model"] == "lear":
+            assert files == {"member.json"}
+            continue
         assert {"optuna_trials.csv", "optuna_history.png", "member.json"} <= files
         if member.data.tags["eopt.model"] != "cnn_lstm":
             assert {"feature_importance.csv", "feature_importance.png"} <= files
@@ -149,6 +168,8 @@ def test_registered_pyfunc__forecasts_24_hours_from_a_raw_request(trained):
         f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in pd.date_range(origin, periods=24, freq="h")
     ]
     assert np.isfinite(forecast[["yhat", "lower", "upper"]].to_numpy()).all()
+    # LEAR's models are day-aligned: from a 13:00 origin it abstains and the other members carry its weight
+    assert forecast["yhat_lear"].isna().all()
     assert (forecast["lower"] <= forecast["yhat"]).all() and (forecast["yhat"] <= forecast["upper"]).all()
     actual = prices.reindex(pd.date_range(origin, periods=24, freq="h")).to_numpy()
     assert (
@@ -168,6 +189,7 @@ def test_registered_pyfunc__loads_from_code_and_plain_member_files_without_pickl
     assert any(f.endswith("members/xgboost/model.xgb.json") for f in files)
     assert any(f.endswith("members/lightgbm/model.lgb.txt") for f in files)
     assert any(f.endswith("members/cnn_lstm/weights.pt") for f in files)
+    assert any(f.endswith("members/lear/lear.json") for f in files)
     assert (local / "input_example.json").is_file()
 
 

@@ -230,11 +230,12 @@ def test_prepare_request__after_the_last_exogenous_forecast_sends_null_and_warns
         request = prepare_request(np_store, "NP", ts("2018-12-24 23:00"))
     targets = request.table.iloc[168:]
     assert targets["wind_power_forecast"].isna().all() and targets["grid_load_forecast"].isna().all()
-    assert request.table["grid_load_forecast"].iloc[144:168].notna().all()  # a day earlier they were known
+    # a day and a week earlier they were known (the week: the LEAR member's inputs)
+    assert request.table["grid_load_forecast"].iloc[:168].notna().all()
     warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning == [
-        "NP: inputs of origin 2018-12-24T23:00:00Z missing: grid_load_forecast unknown for 24 of 48 hour(s) read "
-        "(first 2018-12-24T23:00:00Z); wind_power_forecast unknown for 24 of 48 hour(s) read (first "
+        "NP: inputs of origin 2018-12-24T23:00:00Z missing: grid_load_forecast unknown for 24 of 192 hour(s) read "
+        "(first 2018-12-24T23:00:00Z); wind_power_forecast unknown for 24 of 192 hour(s) read (first "
         "2018-12-24T23:00:00Z); the model imputes them (its forecast is less sure)"
     ]
     caplog.clear()
@@ -439,13 +440,16 @@ def test_generate_forecast__with_a_champion_answers_its_24_hours_tagged_with_its
     assert set(frame["model_name"]) == {"electricity-price-NP"} and set(frame["model_version"]) == {candidate.version}
     assert len(frame) == 24 and np.isfinite(frame[["yhat", "lower", "upper", *QUANTILE_COLUMNS]].to_numpy()).all()
     assert (np.diff(frame[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0).all()
-    assert (frame["lower"] <= frame["yhat"]).all() and (frame["yhat"] <= frame["upper"]).all()
     # the same numbers the registered model gives for these rows
-    direct = mlflow.pyfunc.load_model(f"models:/electricity-price-NP/{candidate.version}").predict(
-        request.table, params=request.params
-    )
+    loaded = mlflow.pyfunc.load_model(f"models:/electricity-price-NP/{candidate.version}")
+    direct = loaded.predict(request.table, params=request.params)
     for column in ("yhat", *QUANTILE_COLUMNS):
         np.testing.assert_allclose(frame[column].to_numpy(), direct[column].to_numpy(), rtol=1e-9)
+    # the interval is the point forecast plus the validation's conformal residual quantiles of each horizon
+    # (14 validation days here: the extreme residuals, which need not straddle 0 at every horizon)
+    intervals = loaded.unwrap_python_model().forecaster.intervals
+    np.testing.assert_allclose(frame["upper"] - frame["yhat"], intervals.upper, atol=1e-9)
+    np.testing.assert_allclose(frame["lower"] - frame["yhat"], intervals.lower, atol=1e-9)
     # not the fallback: it differs from the price a week earlier
     assert not np.allclose(frame["yhat"].to_numpy(), request.table["price"].iloc[:24].to_numpy())
 

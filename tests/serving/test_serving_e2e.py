@@ -29,12 +29,14 @@ from eopt.cli import cli
 from pipelines import forecast_generation as flow
 from registry.promotion import gate_candidate
 from serving.forecasting import clear_model_cache, prepare_request
-from serving.model_request import ModelRequest
+from serving.model_request import ModelRequest, parse_request
 from serving.model_server import ModelServer, ModelServerError, start_model_server
 from storage.forecasts import ForecastStore
 from storage.promotions import PromotionStore
 from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, cli_env, train_np
 from training import tracking
+from training.features import inference_frame
+from training.lear import LearMember
 
 pytestmark = pytest.mark.e2e
 
@@ -115,11 +117,21 @@ def test_serving__a_raw_request_gets_the_24_hours_from_the_origin(champion_serve
     assert forecast.columns[:12].tolist() == [
         "origin", "target_ts", "yhat", "lower", "upper", "q05", "q10", "q25", "q50", "q75", "q90", "q95"
     ]  # fmt: skip
-    assert set(forecast.columns[12:]) == {"yhat_cnn_lstm", "yhat_xgboost", "yhat_lightgbm"}  # the members
+    assert set(forecast.columns[12:]) == {"yhat_cnn_lstm", "yhat_xgboost", "yhat_lightgbm", "yhat_lear"}  # the members
+    # the LEAR member's JSON, loaded on its own, forecasts the request's features as the served model does
+    lear = LearMember.load(promoted.ensemble_folder / "members" / "lear")
+    prices, exogenous, origin = parse_request(request.table, request.params, REGION)
+    np.testing.assert_allclose(
+        forecast["yhat_lear"].to_numpy(dtype=float), lear.predict(inference_frame(prices, exogenous, REGION, origin))
+    )
     values = forecast[["yhat", "lower", "upper", *QUANTILE_COLUMNS]].to_numpy(dtype=float)
     assert np.isfinite(values).all()
-    assert (forecast["lower"] <= forecast["yhat"]).all() and (forecast["yhat"] <= forecast["upper"]).all()
     assert (np.diff(forecast[list(QUANTILE_COLUMNS)].to_numpy(dtype=float), axis=1) >= 0).all()  # every row
+    # the interval is the point forecast plus the validation's conformal residual quantiles of each horizon
+    # (14 validation days: the extreme residuals, which need not straddle 0 at every horizon)
+    intervals = promoted.ensemble().intervals
+    np.testing.assert_allclose(forecast["upper"] - forecast["yhat"], intervals.upper, atol=1e-9)
+    np.testing.assert_allclose(forecast["lower"] - forecast["yhat"], intervals.lower, atol=1e-9)
     # at the default 90% coverage the interval is the 0.05 and 0.95 quantiles
     assert (
         forecast["lower"].tolist() == forecast["q05"].tolist()

@@ -13,13 +13,14 @@ from training.features import (
     KEY_COLUMNS,
     TARGET_COLUMN,
     FeatureError,
+    auxiliary_columns,
     build_feature_frame,
     day_ahead_origins,
     feature_columns,
     inference_frame,
     strided_origins,
 )
-from training.lear import LearModel, lear_features
+from training.lear import LearMember, LearModel, lear_features
 
 H = pd.Timedelta(hours=1)
 
@@ -74,7 +75,7 @@ def test_inference_frame__from_prices_before_the_origin_equals_the_training_rows
     training = build_feature_frame(prices, exogenous, region, pd.DatetimeIndex([origin]))
 
     assert len(online) == len(training) == 24
-    assert list(online.columns) == [*KEY_COLUMNS, *feature_columns(region)]
+    assert list(online.columns) == [*KEY_COLUMNS, *feature_columns(region), *auxiliary_columns(region)]
     pd.testing.assert_frame_equal(online, training.drop(columns=[TARGET_COLUMN]), check_exact=True)
 
 
@@ -89,7 +90,7 @@ def test_features__no_feature_reads_a_price_at_or_after_the_origin(region, origi
     honest = build_feature_frame(prices, exogenous, region, pd.DatetimeIndex([origin]))
     spoiled = build_feature_frame(tampered, exogenous, region, pd.DatetimeIndex([origin]))
 
-    columns = [*KEY_COLUMNS, *feature_columns(region)]
+    columns = [*KEY_COLUMNS, *feature_columns(region), *auxiliary_columns(region)]
     pd.testing.assert_frame_equal(spoiled[columns], honest[columns], check_exact=True)
     # The target did change: the tampering reached the hours the origin forecasts.
     assert not np.array_equal(spoiled[TARGET_COLUMN].to_numpy(), honest[TARGET_COLUMN].to_numpy(), equal_nan=True)
@@ -130,6 +131,46 @@ def test_lear_member__fitted_and_forecasting_at_an_origin_reads_no_price_at_or_a
     pd.testing.assert_frame_equal(
         spoiled.predict(tampered, exogenous, days), honest.predict(history, exogenous, days), check_exact=True
     )
+
+
+@pytest.fixture(scope="module")
+def lear_members(np_history, pjm_history) -> dict[str, LearMember]:
+    """A cheap LEAR member per region (one 56-day window), fitted on the 90 days before 2018-02-01."""
+    end = utc("2018-02-01")
+    fitted = {}
+    for region, (prices, exogenous) in (("NP", np_history), ("PJM", pjm_history)):
+        history = prices[(prices.index >= end - pd.Timedelta(days=90)) & (prices.index < end)]
+        fitted[region] = LearMember.of(LearModel(region, max_windows=1).fit(history, exogenous, end))
+    return fitted
+
+
+@pytest.mark.parametrize("wild", [1e6, np.nan], ids=["plus-1e6", "nan"])
+@pytest.mark.parametrize(("region", "origin"), ORIGINS)
+def test_lear_member__serving_from_the_inference_frame_reads_no_price_at_or_after_the_origin(
+    region, origin, wild, np_history, pjm_history, lear_members
+):
+    """The tamper-the-future test for the ensemble's LEAR member as the served model runs it."""
+    prices, exogenous = _history_of(region, np_history, pjm_history)
+    origin = utc(origin)
+    tampered = prices.copy()
+    tampered[tampered.index >= origin] = wild
+    member = lear_members[region]
+
+    honest_frame = inference_frame(prices, exogenous, region, origin)
+    spoiled_frame = inference_frame(tampered, exogenous, region, origin)
+    honest = member.model.predict_frame(honest_frame)  # LEAR's model on its inputs, at any origin
+
+    np.testing.assert_array_equal(member.model.predict_frame(spoiled_frame), honest)
+    np.testing.assert_array_equal(member.predict(spoiled_frame), member.predict(honest_frame))
+    assert honest.shape == (24,) and np.isfinite(honest).all()
+    local = origin.tz_convert(get_market(region).timezone)
+    if (local.hour, local.minute) != (0, 0):  # the member abstains where its day-aligned models do not apply
+        assert np.isnan(member.predict(honest_frame)).all()
+    else:
+        np.testing.assert_array_equal(member.predict(honest_frame), honest)
+    features, _ = lear_features(prices, exogenous, region, pd.DatetimeIndex([origin]))
+    if features.notna().all(axis=None):  # the raw-series path gives the same forecast (training = serving)
+        np.testing.assert_allclose(member.model.predict(prices, exogenous, pd.DatetimeIndex([origin])).iloc[0], honest)
 
 
 def test_features__of_many_origins_at_once_equal_one_origin_at_a_time(np_history):
@@ -287,7 +328,8 @@ def test_frame__has_24_rows_per_origin_with_horizon_0_to_23_and_the_columns_in_s
     for origin, rows in frame.groupby("origin"):
         assert rows["horizon"].tolist() == list(range(24))
         assert (rows["target_ts"] - origin).tolist() == [h * H for h in range(24)]
-    assert list(frame.columns) == [*KEY_COLUMNS, *feature_columns("NP"), TARGET_COLUMN]
+    assert list(frame.columns) == [*KEY_COLUMNS, *feature_columns("NP"), *auxiliary_columns("NP"), TARGET_COLUMN]
+    assert auxiliary_columns("NP") == ["grid_load_forecast_lag_168h", "wind_power_forecast_lag_168h"]
     for name in ("grid_load_forecast", "wind_power_forecast"):
         assert {name, f"{name}_lag_24h", f"{name}_change_24h", f"{name}_horizon_mean"} <= set(feature_columns("NP"))
     assert "system_load_forecast" in feature_columns("PJM") and "grid_load_forecast" not in feature_columns("PJM")

@@ -1,4 +1,5 @@
-"""The three forecasting models behind one interface (``base.ForecastModel``)."""
+"""The four forecasting members behind one interface (``base.ForecastModel``): XGBoost, LightGBM,
+the CNN-LSTM and the LEAR linear model (``training.lear``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,11 @@ def model_class(name: str) -> type[ForecastModel]:
         from training.models.cnn_lstm import CnnLstmModel  # torch loads only when needed
 
         return CnnLstmModel
-    raise ModelError(f"unknown model {name!r}; known models are xgboost, lightgbm, cnn_lstm")
+    if name == "lear":
+        from training.lear import LearMember
+
+        return LearMember
+    raise ModelError(f"unknown model {name!r}; known models are xgboost, lightgbm, cnn_lstm, lear")
 
 
 __all__ = ["FitResult", "ForecastModel", "ModelError", "model_class"]
