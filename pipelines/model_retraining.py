@@ -56,7 +56,7 @@ from training.dataset import (
 )
 from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
 from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
-from training.lear import fit_lear
+from training.lear import LearHistoryTooShort, fit_lear
 from training.models import model_class
 from training.tuning import trials_frame, tune
 
@@ -273,7 +273,10 @@ class Retraining:
         )
         budget = self.config.budget(model)
         try:
-            lear = fit_lear(data.prices, data.exogenous, self.region, validation, end, budget.calibration_windows)
+            try:
+                lear = fit_lear(data.prices, data.exogenous, self.region, validation, end, budget.calibration_windows)
+            except LearHistoryTooShort as exc:
+                return self._skip_member(model, run, str(exc))
             folder = self.member_folder(model)
             lear.member.save(folder / "model")
             predictions = pd.concat(
@@ -346,6 +349,20 @@ class Retraining:
             fitted["windows"],
             lear.seconds,
         )
+        return summary
+
+    def _skip_member(self, model: str, run: str, reason: str) -> dict[str, object]:
+        """Record a member that this region's history cannot support yet (its nested run says why, tagged
+        ``eopt.skipped``); ``evaluate_ensemble`` leaves it out and the ensemble is made of the others."""
+        client = self.client()
+        folder = self.member_folder(model)
+        folder.mkdir(parents=True, exist_ok=True)
+        summary = {"model": model, "run_id": run, "skipped": reason}
+        (folder / "member.json").write_text(json.dumps(summary, indent=2))
+        client.set_tag(run, "eopt.skipped", reason[:5000])
+        tracking.log_artifacts(client, run, [folder / "member.json"])
+        tracking.finish(client, run)
+        log.warning("%s/%s: skipped, %s", self.region, model, reason)
         return summary
 
     @_step
@@ -500,11 +517,14 @@ class Retraining:
                     f"{self.region}: member {model} was not trained (no {folder / 'member.json'}); "
                     f"rerun train_{model} for {self.region}"
                 )
+            summary = json.loads((folder / "member.json").read_text())
+            if "skipped" in summary:
+                continue
             members[model] = model_class(model).load(folder / "model")
             predictions = pd.read_parquet(folder / "predictions.parquet")
             val_preds[model] = predictions.loc[predictions["split"] == "validation", "yhat"].to_numpy()
             test_preds[model] = predictions.loc[predictions["split"] == "test", "yhat"].to_numpy()
-            summaries[model] = json.loads((folder / "member.json").read_text())
+            summaries[model] = summary
         y_val = validation[TARGET_COLUMN].to_numpy()
         y_test = test[TARGET_COLUMN].to_numpy()
         decision = choose_weights(val_preds, y_val, validation["origin"].to_numpy())

@@ -79,6 +79,10 @@ class LearError(ValueError):
     """The LEAR member cannot be fitted or used; the message names the region and what is missing."""
 
 
+class LearHistoryTooShort(LearError):
+    """Fewer complete days than LEAR's shortest calibration window: a young region trains without LEAR."""
+
+
 def lear_feature_names(region: str) -> list[str]:
     """The LEAR inputs of a region, in the matrix's column order (the weekday dummies last)."""
     names = [f"price_d-{k}_h{h}" for k in PRICE_LAG_DAYS for h in range(HORIZON_HOURS)]
@@ -304,7 +308,7 @@ class LearModel:
         complete = features.notna().all(axis=1) & targets.notna().all(axis=1)
         features, targets = features[complete], targets[complete]
         if len(features) < SHORT_WINDOWS_DAYS[0]:
-            raise LearError(
+            raise LearHistoryTooShort(
                 f"{self.region}: {len(features)} complete days {where} (prices of 7 days before each and "
                 f"both exogenous forecasts); LEAR needs at least {SHORT_WINDOWS_DAYS[0]}"
             )

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
+from mlflow import MlflowClient
 
 from core.regions import load_catalogue
 from eopt.cli import cli
@@ -47,7 +48,7 @@ def run_eopt(home, *args: str, extra_env: dict[str, str] | None = None):
     result = CliRunner().invoke(cli, list(args), env={"EOPT_HOME": str(home), **SMOKE, **(extra_env or {})})
     STEPS[" ".join(args[:2])] = time.perf_counter() - started
     output = result.output + (
-        f"\n{result.exception!r}" if result.exception and result.exit_code not in (0, 1, 2) else ""
+        f"\n{result.exception!r}" if result.exception and not isinstance(result.exception, SystemExit) else ""
     )
     return SimpleNamespace(returncode=result.exit_code, stdout=output, stderr=output)
 
@@ -103,6 +104,14 @@ def test_a_new_zone_goes_from_a_catalogue_entry_to_a_production_model_and_24_for
     trained = run_eopt(tmp_path, "train", "--region", ZONE, extra_env=env)
     assert trained.returncode == 0, trained.stdout + trained.stderr
     assert f"{ZONE}: gate: version 1 PROMOTED to Production" in trained.stdout, trained.stdout
+    # 66 days are too few for LEAR's shortest calibration window (56 days before the validation): the young
+    # zone's model is made of the other members, and LEAR's nested run says why it was left out
+    tracking = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    (lear_run,) = tracking.search_runs(
+        [e.experiment_id for e in tracking.search_experiments()], "tags.`eopt.model` = 'lear'"
+    )
+    assert "LEAR needs at least 56" in lear_run.data.tags["eopt.skipped"]
+    assert lear_run.info.status == "FINISHED"
 
     forecast = run_eopt(tmp_path, "forecast", "--region", ZONE, "--at", "2016-12-30T23:00", extra_env=env)
     assert forecast.returncode == 0, forecast.stdout + forecast.stderr

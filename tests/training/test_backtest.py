@@ -62,7 +62,7 @@ def test_backtest__refits_weekly_and_no_training_row_reaches_its_block(result):
 def test_backtest__metrics_cover_members_ensemble_and_naive_and_beat_the_naive(result):
     _, outcome = result
     metrics = outcome.metrics()
-    assert set(metrics) == {"ensemble", "xgboost", "lightgbm", "cnn_lstm", "seasonal_naive"}
+    assert set(metrics) == {"ensemble", "xgboost", "lightgbm", "cnn_lstm", "lear", "seasonal_naive"}
     assert metrics["seasonal_naive"]["rmae"] == pytest.approx(1.0)
     assert metrics["ensemble"]["rmae"] < 1.0
     assert 0.0 <= metrics["ensemble"]["interval_coverage"] <= 1.0
