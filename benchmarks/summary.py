@@ -94,6 +94,19 @@ def _cnn_lstm(r: dict) -> tuple[str, str, str]:
     )
 
 
+def _scale(r: dict) -> tuple[str, str, str]:
+    tiers = r["tiers"]
+    first, last = tiers[0], tiers[-1]
+    return (
+        f"`make bench-scale`: ingestion, `forecast_generation`, data_quality, retraining at "
+        f"{', '.join(str(t['zones']) for t in tiers)} zones",
+        f"forecast task-seconds per zone {first['per_zone']['forecast_tasks_s']:.2f} s at {first['zones']} zones, "
+        f"**{last['per_zone']['forecast_tasks_s']:.2f} s** at {last['zones']}; ingestion per zone "
+        f"{first['per_zone']['ingestion_s']:.3f} / {last['per_zone']['ingestion_s']:.3f} s",
+        "per-zone cost flat or falling as zones grow",
+    )
+
+
 ROWS: dict[str, Callable[[dict], tuple[str, str, str]]] = {
     "storage_upsert": _storage,
     "ingestion": _ingestion,
@@ -103,6 +116,7 @@ ROWS: dict[str, Callable[[dict], tuple[str, str, str]]] = {
     "retention": _retention,
     "cnn_lstm_cpu": _cnn_lstm,
     "cnn_lstm_cuda": _cnn_lstm,
+    "scale": _scale,
 }
 
 
@@ -256,4 +270,24 @@ def drift_tables(results: Path = RESULTS) -> str:
                     f"{c['x1.5_from_day_1_flagged_within_7_days_pct']:g}% |"
                 )
         lines.append("")
+    return "\n".join(lines)
+
+
+def scale_tables(results: Path = RESULTS) -> str:
+    """docs/scaling.md's measured table, read from ``scale.json`` (``benchmarks.scale``)."""
+    from benchmarks.scale import table
+
+    path = results / "scale.json"
+    if not path.exists():
+        return "_No `benchmarks/results/scale.json` yet: run `make bench-scale`._\n"
+    record = json.loads(path.read_text())
+    lines = [
+        f"`benchmarks/results/scale.json` ({_machine(record)}); run time {record['run_time']}, "
+        f"{record['backfill_days']} days per zone in the store, budget `{record['budget']}`.",
+        "",
+        *table(record["tiers"]),
+        "",
+        "![Seconds per zone against zones](assets/results/scale.png)",
+        "",
+    ]
     return "\n".join(lines)
