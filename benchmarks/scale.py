@@ -385,6 +385,39 @@ def table(tiers: list[dict]) -> list[str]:
     return lines
 
 
+def capacity(tiers: list[dict], default_retrain_s: float | None = None, slots: int = 2) -> dict[str, dict]:
+    """Arithmetic from the measurements: zones one 2-core worker serves within each deadline, from the
+    per-zone cost of the largest tier that measured it; ``slots`` processes side by side (the cores)."""
+
+    def last(key: str) -> tuple[int, float] | None:
+        found = [(t["zones"], t["per_zone"][key]) for t in tiers if t["per_zone"].get(key)]
+        return found[-1] if found else None
+
+    costs = {
+        "ingestion": (last("ingestion_s"), DEADLINES_S["ingestion"], 1),  # one cycle is one process's loop
+        "forecast": (last("forecast_span_s"), DEADLINES_S["forecast"], slots),
+        "retraining (smoke)": (last("retraining_s"), DEADLINES_S["retraining"], slots),
+    }
+    if default_retrain_s:
+        costs["retraining (default)"] = ((0, default_retrain_s), DEADLINES_S["retraining"], slots)
+    out = {}
+    for name, (measured, deadline, parallel) in costs.items():
+        if measured is None:
+            continue
+        zones, per_zone_s = measured
+        per_worker = int(deadline / per_zone_s * parallel)
+        out[name] = {
+            "measured_at_zones": zones,
+            "seconds_per_zone": per_zone_s,
+            "deadline_s": deadline,
+            "processes": parallel,
+            "zones_per_worker": per_worker,
+            "workers_for_46": -(-46 // per_worker),
+            "workers_for_4000": -(-4000 // per_worker),
+        }
+    return out
+
+
 def plot(tiers: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -422,8 +455,14 @@ def main() -> None:
     parser.add_argument("--backfill-days", type=int, default=70, help="days of history per zone before the run day")
     parser.add_argument("--home", type=Path, default=None, help="the run's folder (default: a fresh temporary one)")
     parser.add_argument("--output", default="scale", help="results/<output>.json|.md|.png")
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite results/<output>.md|.png from its .json (a run cut short)"
+    )
     args = parser.parse_args()
     warnings.simplefilter("ignore")
+    if args.render_only:
+        render(json.loads((RESULTS / f"{args.output}.json").read_text()), args.output)
+        return
     tiers = [int(z) for z in args.zones.split(",") if z.strip()]
     retrain = {int(z) for z in args.retrain_zones.split(",") if z.strip()}
     root = (args.home or Path(tempfile.mkdtemp(prefix="eopt-bench-scale-"))).resolve()
@@ -449,19 +488,23 @@ def main() -> None:
         tier["per_zone"] = per_zone(tier)
         results["tiers"].append(tier)
         out_json.write_text(json.dumps(results, indent=2, default=str) + "\n")  # each tier kept as it ends
-    plot(results["tiers"], RESULTS / f"{args.output}.png")
+    render(results, args.output)
+
+
+def render(results: dict, output: str) -> None:
+    plot(results["tiers"], RESULTS / f"{output}.png")
     lines = [
         *table(results["tiers"]),
         "",
-        f"Run time {RUN_TIME}; {args.backfill_days} days backfilled per zone; embedded SQLite store; smoke budget, "
-        "66-day training window, one thread per fit. Zones beyond the bundled four are the catalogue's ENTSO-E "
-        "zones (real EICs and time zones), then synthetic ones, each replaying BE's or FR's real history shifted "
-        "by its own number of days; their champions are registered copies of one trained template (see "
-        "`benchmarks/scale.py`). Forecast: `airflow dags test forecast_generation` (tasks in one process, so a "
-        "model is loaded once per zone); data_quality: every check and the report in one process. "
-        f"Picture: `{args.output}.png`.",
+        f"Run time {results['run_time']}; {results['backfill_days']} days backfilled per zone; embedded SQLite store; "
+        "smoke budget, 66-day training window, one thread per fit. Zones beyond the bundled four are the catalogue's "
+        "ENTSO-E zones (real EICs and time zones), then synthetic ones, each replaying BE's or FR's real history "
+        "shifted by its own number of days; their champions are registered copies of one trained template (see "
+        "`benchmarks/scale.py`). Forecast: `airflow dags test forecast_generation` (every task in one process, so "
+        "each champion is loaded once); data_quality: every check and the report in one process. "
+        f"Picture: `{output}.png`.",
     ]
-    write_results(RESULTS, args.output, results, "Scale: cost per zone at 4 to 200 zones", lines)
+    write_results(RESULTS, output, results, "Scale: cost per zone at 4 to 200 zones", lines)
 
 
 if __name__ == "__main__":

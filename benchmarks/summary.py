@@ -275,7 +275,7 @@ def drift_tables(results: Path = RESULTS) -> str:
 
 def scale_tables(results: Path = RESULTS) -> str:
     """docs/scaling.md's measured table, read from ``scale.json`` (``benchmarks.scale``)."""
-    from benchmarks.scale import table
+    from benchmarks.scale import capacity, table
 
     path = results / "scale.json"
     if not path.exists():
@@ -290,4 +290,28 @@ def scale_tables(results: Path = RESULTS) -> str:
         "![Seconds per zone against zones](assets/results/scale.png)",
         "",
     ]
+    training = results / "training.json"
+    default_s = None
+    if training.exists():  # make bench-training: one region's retraining on the default budget, the slowest region
+        default_s = max(r["total_seconds"] for r in json.loads(training.read_text())["regions"].values())
+    rows = capacity(record["tiers"], default_s)
+    lines += [
+        "**Arithmetic from these measurements, not measured itself**: a 2-core worker serves "
+        "deadline / (seconds per zone) x processes zones, the seconds per zone from the largest tier that "
+        "measured it (retraining on the `default` budget: the slowest region of `make bench-training`); "
+        "two processes side by side for the forecast and the retraining (two task slots, one thread per fit, "
+        "the `ml_training_pool`'s 2), one for the ingestion cycle (one process's loop). Workers = zones / "
+        "zones per worker, rounded up.",
+        "",
+        "| work | deadline | s per zone (measured at N zones) | processes | zones per 2-core worker "
+        "| workers for 46 zones | workers for 4,000 nodes |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, c in rows.items():
+        at = f"{c['measured_at_zones']}" if c["measured_at_zones"] else "`make bench-training`"
+        lines.append(
+            f"| {name} | {c['deadline_s'] / 60:g} min | {c['seconds_per_zone']:.3f} ({at}) | {c['processes']} "
+            f"| {c['zones_per_worker']:,} | {c['workers_for_46']} | {c['workers_for_4000']} |"
+        )
+    lines.append("")
     return "\n".join(lines)
