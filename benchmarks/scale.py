@@ -48,10 +48,11 @@ from typing import Any
 
 import pandas as pd
 import psutil
+import sqlalchemy as sa
 
 from benchmarks.machine import describe_machine, write_results
 from core.regions import BUNDLED_CATALOGUE, Catalogue, Region, eic_check_character, load_catalogue, region_toml
-from core.settings import PROJECT_ROOT, Settings, child_environment
+from core.settings import PROJECT_ROOT, Settings, child_environment, use_catalogue
 
 RESULTS = Path(__file__).resolve().parent / "results"
 BUNDLED = ("NP", "PJM", "BE", "FR")
@@ -187,7 +188,11 @@ def _backfill(settings: Settings, store, cache, regions: list[Region], days: int
             if report.failures:
                 raise SystemExit(f"backfill {lo}..{hi}: {report.failures}")
             rows += int(report.stored["inserted"])
-    return {"rows": rows}
+    with store.engine.connect() as conn:
+        zones = conn.execute(sa.text("SELECT COUNT(DISTINCT region) FROM electricity_prices")).scalar_one()
+    if zones != len(regions):
+        raise SystemExit(f"backfill: prices stored for {zones} of {len(regions)} zones; check the sandbox's catalogue")
+    return {"rows": rows, "zones_with_prices": int(zones)}
 
 
 def _champions(settings: Settings, store, regions: list[Region], template: str | None) -> dict:
@@ -266,6 +271,7 @@ def run_tier(root: Path, regions: list[Region], backfill_days: int, retrain: boo
     n, codes = len(regions), [r.code for r in regions]
     catalogue_path = root / f"regions-{n}.toml"
     catalogue = write_scale_catalogue(catalogue_path, regions)
+    use_catalogue(catalogue)  # this process's own lookups (the ENTSO-E parser's EIC -> region) see the synthetic zones
     store_path = root / f"store-{n}.db"
     database_url = f"sqlite:///{store_path}"
     limits = dict.fromkeys(("flatpeak", "nrel", "openei", "iea", "entsoe"), 100_000)
@@ -455,6 +461,7 @@ def main() -> None:
     parser.add_argument("--backfill-days", type=int, default=70, help="days of history per zone before the run day")
     parser.add_argument("--home", type=Path, default=None, help="the run's folder (default: a fresh temporary one)")
     parser.add_argument("--output", default="scale", help="results/<output>.json|.md|.png")
+    parser.add_argument("--append", action="store_true", help="keep results/<output>.json's other tiers")
     parser.add_argument(
         "--render-only", action="store_true", help="rewrite results/<output>.md|.png from its .json (a run cut short)"
     )
@@ -481,12 +488,16 @@ def main() -> None:
         "tiers": [],
     }
     out_json = RESULTS / f"{args.output}.json"
+    if args.append:  # keep the recorded tiers that this run does not measure again
+        kept = [t for t in json.loads(out_json.read_text())["tiers"] if t["zones"] not in tiers]
+        results["tiers"] = kept
     for n in tiers:
         _log(f"{n} zones (load {os.getloadavg()[0]:.1f})")
         tier = run_tier(root, all_regions[:n], args.backfill_days, n in retrain)
         tier["load_average_1m_after"] = round(os.getloadavg()[0], 2)
         tier["per_zone"] = per_zone(tier)
-        results["tiers"].append(tier)
+        tier["git_commit"] = results["machine"]["git_commit"]
+        results["tiers"] = sorted([*results["tiers"], tier], key=lambda t: t["zones"])
         out_json.write_text(json.dumps(results, indent=2, default=str) + "\n")  # each tier kept as it ends
     render(results, args.output)
 
