@@ -299,9 +299,18 @@ def scale_tables(results: Path = RESULTS) -> str:
         "**Arithmetic from these measurements, not measured itself**: a 2-core worker serves "
         "deadline / (seconds per zone) x processes zones, the seconds per zone from the largest tier that "
         "measured it (retraining on the `default` budget: the slowest region of `make bench-training`); "
-        "two processes side by side for the forecast and the retraining (two task slots, one thread per fit, "
-        "the `ml_training_pool`'s 2), one for the ingestion cycle (one process's loop). Workers = zones / "
-        "zones per worker, rounded up.",
+        "two processes side by side for the retraining (the `ml_training_pool`'s 2 slots, one thread per fit: two "
+        "such fits do not slow each other on 2 cores, `benchmarks/README.md`), one for the ingestion cycle (one "
+        "process's loop) and one for the forecast: its seconds come from `airflow dags test`, which runs every task "
+        "in one process, while under the Local or Celery executor each of a zone's four task instances also starts "
+        "a process of its own (not measured here), so the forecast's figure is an upper bound. Workers = zones / "
+        "zones per worker, rounded up."
+        + (
+            f" Retraining at {', '.join(str(t['zones']) for t in record['tiers'] if 'retraining' not in t)} zones "
+            "was not run in this record (hours on 2 cores)."
+            if any("retraining" not in t for t in record["tiers"])
+            else ""
+        ),
         "",
         "| work | deadline | s per zone (measured at N zones) | processes | zones per 2-core worker "
         "| workers for 46 zones | workers for 4,000 nodes |",
