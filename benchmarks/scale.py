@@ -361,8 +361,9 @@ def per_zone(tier: dict) -> dict[str, float | None]:
 def table(tiers: list[dict]) -> list[str]:
     lines = [
         "| zones | ingestion cycle s | forecast_generation: first task start to last end s (all tasks summed) "
-        "| data_quality s | retraining (smoke) s | store MiB | peak RSS MiB (`airflow dags test` process) |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| data_quality s | retraining (smoke) s | store MiB | peak RSS MiB (`airflow dags test` process) "
+        "| load (1 min) after, commit |",
+        "|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for t in tiers:
         f = t["forecast"]
@@ -370,7 +371,7 @@ def table(tiers: list[dict]) -> list[str]:
         lines.append(
             f"| {t['zones']} | {t['ingestion']['seconds']:.2f} | {f['tasks_span_s']} ({f['task_seconds_sum']}) "
             f"| {t['data_quality']['seconds']:.1f} | {retrain} | {t['store_bytes'] / 2**20:.1f} "
-            f"| {f['peak_rss_mib']:.0f} |"
+            f"| {f['peak_rss_mib']:.0f} | {t.get('load_average_1m_after', '')}, `{str(t.get('git_commit', ''))[:7]}` |"
         )
     lines += [
         "",
