@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 DEMO_BUDGET ?= smoke
 TEST_WORKERS ?= 2
 
-.PHONY: install lint docs docs-serve docs-figures docs-screenshots test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy bench-retention clean help
+.PHONY: install lint docs docs-serve docs-figures docs-screenshots test demo airflow-init up down services lock bench-storage bench-ingestion bench-training bench-serving bench-drift bench-accuracy bench-retention bench-scale clean help
 
 help:
 	@echo "make demo          load the real history, run the four DAGs (airflow dags test, budget DEMO_BUDGET=smoke), summarize"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench-drift   record the drift rules' detection of injected changes and false alarms on every real week, and the performance CUSUM's on real champions' errors (~10 min)"
 	@echo "make bench-ingestion record one ingestion cycle and a two-year load against the sandbox"
 	@echo "make bench-retention record how the embedded home grows per simulated month, before and after maintenance"
+	@echo "make bench-scale   record ingestion, forecast, data quality, store size and memory at 4/16/46/200 zones (ARGS=--zones 4,16)"
 	@echo "make lock          re-resolve requirements.lock from the pins in pyproject.toml"
 
 install: $(INSTALLED)
@@ -110,6 +111,9 @@ bench-drift: install
 
 bench-retention: install
 	$(BIN)/python -m benchmarks.retention
+
+bench-scale: install
+	$(BIN)/python -m benchmarks.scale $(ARGS)
 
 bench-accuracy: install
 	OMP_NUM_THREADS=1 $(BIN)/python -m benchmarks.accuracy --jobs 2 --threads 1 $(ARGS)

@@ -209,7 +209,10 @@ def latency(settings: Settings, region: str, origin: pd.Timestamp, requests_n: i
 # -- 4: the forecast DAG -----------------------------------------------------------------------
 
 
-def dag_run(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> dict:
+def dag_run(
+    settings: Settings, regions: list[str], run_date: pd.Timestamp, extra_env: dict[str, str] | None = None
+) -> dict:
+    """``extra_env``: more settings of the run (``benchmarks.scale``'s catalogue, store and registry)."""
     airflow_home = Path(tempfile.mkdtemp(prefix="airflow-", dir=settings.stores.home))  # a fresh metadata DB per run
     env = child_environment(
         BIN,
@@ -223,7 +226,7 @@ def dag_run(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
         EOPT_AIRFLOW_TASK_RETRIES="0",
         # `airflow dags test` crashes after a successful run of a DAG with a deadline (apache/airflow#73428)
         EOPT_AIRFLOW_DEADLINE_ALERTS="0",
-        **TRAINING,
+        **{**TRAINING, **(extra_env or {})},
     )
     env = {k: v for k, v in env.items() if not k.startswith("AIRFLOW_CONN_")}
 
@@ -243,13 +246,16 @@ def dag_run(settings: Settings, regions: list[str], run_date: pd.Timestamp) -> d
     (airflow_home / "dag_run.log").write_text(result.stdout + "\n" + result.stderr)
     with sqlite3.connect(airflow_home / "airflow.db") as conn:
         rows = conn.execute(
-            "SELECT task_id, state, start_date, end_date FROM task_instance WHERE dag_id = ? ORDER BY start_date",
+            "SELECT task_id, map_index, rendered_map_index, state, start_date, end_date FROM task_instance "
+            "WHERE dag_id = ? ORDER BY start_date",
             (DAG_ID,),
         ).fetchall()
     tasks = {}
-    for task_id, state, start, end in rows:
+    for task_id, map_index, label, state, start, end in rows:
         first, last = pd.Timestamp(start), pd.Timestamp(end) if end else None
-        tasks[task_id] = {
+        # a mapped task has one instance per region: each is its own entry, named by its region
+        key = task_id if map_index is None or map_index < 0 else f"{task_id}[{label or map_index}]"
+        tasks[key] = {
             "state": state,
             "start": str(first),
             "end": None if last is None else str(last),

@@ -94,6 +94,19 @@ def _cnn_lstm(r: dict) -> tuple[str, str, str]:
     )
 
 
+def _scale(r: dict) -> tuple[str, str, str]:
+    tiers = r["tiers"]
+    first, last = tiers[0], tiers[-1]
+    return (
+        f"`make bench-scale`: ingestion, `forecast_generation`, data_quality, retraining at "
+        f"{', '.join(str(t['zones']) for t in tiers)} zones",
+        f"forecast task-seconds per zone {first['per_zone']['forecast_tasks_s']:.2f} s at {first['zones']} zones, "
+        f"**{last['per_zone']['forecast_tasks_s']:.2f} s** at {last['zones']}; ingestion per zone "
+        f"{first['per_zone']['ingestion_s']:.3f} / {last['per_zone']['ingestion_s']:.3f} s",
+        "per-zone cost flat or falling as zones grow",
+    )
+
+
 ROWS: dict[str, Callable[[dict], tuple[str, str, str]]] = {
     "storage_upsert": _storage,
     "ingestion": _ingestion,
@@ -103,6 +116,7 @@ ROWS: dict[str, Callable[[dict], tuple[str, str, str]]] = {
     "retention": _retention,
     "cnn_lstm_cpu": _cnn_lstm,
     "cnn_lstm_cuda": _cnn_lstm,
+    "scale": _scale,
 }
 
 
@@ -256,4 +270,57 @@ def drift_tables(results: Path = RESULTS) -> str:
                     f"{c['x1.5_from_day_1_flagged_within_7_days_pct']:g}% |"
                 )
         lines.append("")
+    return "\n".join(lines)
+
+
+def scale_tables(results: Path = RESULTS) -> str:
+    """docs/scaling.md's measured table, read from ``scale.json`` (``benchmarks.scale``)."""
+    from benchmarks.scale import capacity, table
+
+    path = results / "scale.json"
+    if not path.exists():
+        return "_No `benchmarks/results/scale.json` yet: run `make bench-scale`._\n"
+    record = json.loads(path.read_text())
+    lines = [
+        f"`benchmarks/results/scale.json` ({_machine(record)}); run time {record['run_time']}, "
+        f"{record['backfill_days']} days per zone in the store, budget `{record['budget']}`.",
+        "",
+        *table(record["tiers"]),
+        "",
+        "![Seconds per zone against zones](assets/results/scale.png)",
+        "",
+    ]
+    training = results / "training.json"
+    default_s = None
+    if training.exists():  # make bench-training: one region's retraining on the default budget, the slowest region
+        default_s = max(r["total_seconds"] for r in json.loads(training.read_text())["regions"].values())
+    rows = capacity(record["tiers"], default_s)
+    lines += [
+        "**Arithmetic from these measurements, not measured itself**: a 2-core worker serves "
+        "deadline / (seconds per zone) x processes zones, the seconds per zone from the largest tier that "
+        "measured it (retraining on the `default` budget: the slowest region of `make bench-training`); "
+        "two processes side by side for the retraining (the `ml_training_pool`'s 2 slots, one thread per fit: two "
+        "such fits do not slow each other on 2 cores, `benchmarks/README.md`), one for the ingestion cycle (one "
+        "process's loop) and one for the forecast: its seconds come from `airflow dags test`, which runs every task "
+        "in one process, while under the Local or Celery executor each of a zone's four task instances also starts "
+        "a process of its own (not measured here), so the forecast's figure is an upper bound. Workers = zones / "
+        "zones per worker, rounded up."
+        + (
+            f" Retraining at {', '.join(str(t['zones']) for t in record['tiers'] if 'retraining' not in t)} zones "
+            "was not run in this record (hours on 2 cores)."
+            if any("retraining" not in t for t in record["tiers"])
+            else ""
+        ),
+        "",
+        "| work | deadline | s per zone (measured at N zones) | processes | zones per 2-core worker "
+        "| workers for 46 zones | workers for 4,000 nodes |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, c in rows.items():
+        at = f"{c['measured_at_zones']}" if c["measured_at_zones"] else "`make bench-training`"
+        lines.append(
+            f"| {name} | {c['deadline_s'] / 60:g} min | {c['seconds_per_zone']:.3f} ({at}) | {c['processes']} "
+            f"| {c['zones_per_worker']:,} | {c['workers_for_46']} | {c['workers_for_4000']} |"
+        )
+    lines.append("")
     return "\n".join(lines)

@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
 log = logging.getLogger("mkdocs.hooks.eopt")
 DRIFT_RESULTS = "<!-- drift results: generated from benchmarks/results/drift_*.json -->"
+SCALE_RESULTS = "<!-- scale results: generated from benchmarks/results/scale.json -->"
 
 
 def product_packages() -> list[str]:
@@ -124,6 +125,12 @@ def on_page_markdown(markdown: str, page: Any, config: MkDocsConfig, files: File
         if DRIFT_RESULTS not in markdown:
             raise PluginError(f"docs/drift.md: the marker {DRIFT_RESULTS} (where the measured tables go) is missing")
         return markdown.replace(DRIFT_RESULTS, drift_tables())
+    if page.file.src_uri == "scaling.md":
+        from benchmarks.summary import scale_tables
+
+        if SCALE_RESULTS not in markdown:
+            raise PluginError(f"docs/scaling.md: the marker {SCALE_RESULTS} (where the measured table goes) is missing")
+        return markdown.replace(SCALE_RESULTS, scale_tables())
     return markdown
 
 

@@ -469,6 +469,23 @@ def test_generate_forecast__loads_a_champion_version_once_per_process(champion_h
     assert forecasting._MODELS[key] is loaded and len(forecasting._MODELS) == cached  # not loaded again
 
 
+def test_generate_forecast__a_new_champion_version_is_loaded_and_the_old_one_stays_cached(champion_home):
+    _settings, store, client, candidate = champion_home
+    origin = forecast_origin(store, "NP", RUN)
+    request = prepare_request(store, "NP", origin)
+    generate_forecast(client, "NP", request, RUN)
+    old_key = (candidate.name, candidate.version, candidate.run_id)
+    old = forecasting._MODELS[old_key]
+    newer = client.copy_model_version(f"models:/{candidate.name}/{candidate.version}", candidate.name)
+    with champion_swapped(client, candidate.name, str(newer.version), back_to=candidate.version):
+        forecast = generate_forecast(client, "NP", request, RUN + pd.Timedelta(hours=1))
+    new_key = (candidate.name, str(newer.version), newer.run_id)
+    assert str(newer.version) != candidate.version and set(forecast.frame["model_version"]) == {str(newer.version)}
+    assert not forecast.is_fallback
+    assert forecasting._MODELS[new_key] is not old  # the new version was loaded, not served from the old entry
+    assert forecasting._MODELS[old_key] is old  # and the old one was not reloaded
+
+
 def test_generate_forecast__a_champion_whose_artifacts_are_gone_falls_back_with_the_load_error(champion_home, tmp_path):
     _settings, store, client, candidate = champion_home
     name = registered_model_name("NP")
