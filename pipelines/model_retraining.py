@@ -357,7 +357,7 @@ class Retraining:
         client = self.client()
         folder = self.member_folder(model)
         folder.mkdir(parents=True, exist_ok=True)
-        summary = {"model": model, "run_id": run, "skipped": reason}
+        summary: dict[str, object] = {"model": model, "run_id": run, "skipped": reason}
         (folder / "member.json").write_text(json.dumps(summary, indent=2))
         client.set_tag(run, "eopt.skipped", reason[:5000])
         tracking.log_artifacts(client, run, [folder / "member.json"])
