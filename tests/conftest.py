@@ -32,12 +32,12 @@ if _XDIST_WORKER:  # each worker flushes a database of its own: 15, 14, ...
     REDIS_TEST_URL = f"{REDIS_TEST_URL.rsplit('/', 1)[0]}/{15 - int(_XDIST_WORKER.removeprefix('gw'))}"
 
 
-# The slowest modules, slowest first (the Celery run took 325 s in the suite at stop 17; the rest,
-# seconds in one serial run on 2 cores: 185, 150, 120, 101, 99, 74, 47, 46, 45, 43, 43, 39). `make test` runs whole modules on two xdist workers in collection
+# The slowest modules, slowest first (seconds in one serial run on 2 cores: 185, 150, 120, 101, 99,
+# 74, 47, 46, 45, 43, 43, 39). The Celery run (about 330 s) is left in collection order, mid-suite: started
+# first, beside the operations guide (both start Airflow processes), the two took 597 s and 239 s. `make test` runs whole modules on two xdist workers in collection
 # order (--dist loadfile --no-loadscope-reorder); starting these first keeps the run from ending
 # with one worker alone on a long module.
 SLOWEST_MODULES = (
-    "test_celery_executor.py",
     "test_operations_guide.py",
     "test_dag_quality.py",
     "test_dag_forecast.py",

@@ -151,7 +151,7 @@ def test_celery_executor__two_workers_retrain_four_regions_and_nothing_is_left_r
     assert other_runs == 0
     # every task of the four regions' groups ran, each on one of the two workers, through Celery
     assert set(instances["state"]) == {"success"}
-    assert len(instances) == 1 + 4 * 8 and sorted(instances["map_index"].unique()) == [-1, 0, 1, 2, 3]
+    assert len(instances) == 1 + 4 * 9 and sorted(instances["map_index"].unique()) == [-1, 0, 1, 2, 3]
     host = instances["hostname"].iloc[0].split("@", 1)[1]
     assert set(instances["hostname"]) == {f"worker1@{host}", f"worker2@{host}"}
     assert set(instances["queue"]) == {"default"} and instances["celery_id"].notna().all()

@@ -45,7 +45,14 @@ STEPS: dict[str, float] = {}  # seconds of each step (printed with -s)
 def run_eopt(home, *args: str, extra_env: dict[str, str] | None = None):
     """``eopt ARGS`` in this process (an ``eopt`` process would add seconds of imports per step)."""
     started = time.perf_counter()
-    result = CliRunner().invoke(cli, list(args), env={"EOPT_HOME": str(home), **SMOKE, **(extra_env or {})})
+    # the home's own MLflow store, named: an earlier test of this process may have left MLFLOW_* in the environment
+    mlflow_store = {
+        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+        "MLFLOW_REGISTRY_URI": f"sqlite:///{home / 'mlflow.db'}",
+    }
+    result = CliRunner().invoke(
+        cli, list(args), env={"EOPT_HOME": str(home), **mlflow_store, **SMOKE, **(extra_env or {})}
+    )
     STEPS[" ".join(args[:2])] = time.perf_counter() - started
     output = result.output + (
         f"\n{result.exception!r}" if result.exception and not isinstance(result.exception, SystemExit) else ""
