@@ -105,11 +105,11 @@ def region_summary(settings: Settings, region: str, forecast_issue: str) -> dict
             drift = {
                 "status": inputs["status"],
                 "findings": [f"{f['status']}: {f['text']}" for f in details.get("findings") or []],
-                "message": inputs["message"],
+                "message": details.get("message"),  # the store keeps a check's message in its details
             }
             if "drift:performance" in mine.index:
                 errors = mine.loc[["drift:performance"]].iloc[0]
-                drift["performance"] = {"status": errors["status"], "message": errors["message"]}
+                drift["performance"] = {"status": errors["status"], "message": (errors["details"] or {}).get("message")}
     summary = {
         "region": region,
         "registered_version": None if newest is None else str(newest.version),
