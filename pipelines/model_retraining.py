@@ -263,14 +263,7 @@ class Retraining:
         data = self.data()
         end = pd.Timestamp(test["origin"].min()) if len(test) else data.end
         client = self.client()
-        experiment, parent = manifest["experiment_id"], manifest["parent_run_id"]
-        run = tracking.start_run(
-            client,
-            experiment,
-            model,
-            parent=parent,
-            tags={"eopt.region": self.region, "eopt.model": model, "eopt.kind": "member"},
-        )
+        run = self._start_member_run(client, manifest, model)
         budget = self.config.budget(model)
         try:
             try:
@@ -351,6 +344,16 @@ class Retraining:
         )
         return summary
 
+    def _start_member_run(self, client, manifest: dict, model: str) -> str:
+        """The member's nested MLflow run under the retraining's parent run."""
+        return tracking.start_run(
+            client,
+            manifest["experiment_id"],
+            model,
+            parent=manifest["parent_run_id"],
+            tags={"eopt.region": self.region, "eopt.model": model, "eopt.kind": "member"},
+        )
+
     def _skip_member(self, model: str, run: str, reason: str) -> dict[str, object]:
         """Record a member that this region's history cannot support yet (its nested run says why, tagged
         ``eopt.skipped``); ``evaluate_ensemble`` leaves it out and the ensemble is made of the others."""
@@ -375,14 +378,7 @@ class Retraining:
         columns = feature_columns(self.region)
         train, validation, test = (frame[frame["split"] == s] for s in ("train", "validation", "test"))
         client = self.client()
-        experiment, parent = manifest["experiment_id"], manifest["parent_run_id"]
-        run = tracking.start_run(
-            client,
-            experiment,
-            model,
-            parent=parent,
-            tags={"eopt.region": self.region, "eopt.model": model, "eopt.kind": "member"},
-        )
+        run = self._start_member_run(client, manifest, model)
         budget = self.config.budget(model)
         try:
             started = time.perf_counter()
@@ -398,7 +394,7 @@ class Retraining:
                 seed=self.config.seed,
                 device=self.config.device,
                 threads=self.config.threads,
-                on_trial=tracking.trial_logger(client, experiment, run, model, self.region),
+                on_trial=tracking.trial_logger(client, manifest["experiment_id"], run, model, self.region),
             )
             cls = model_class(model)
             fitted = cls(
