@@ -81,26 +81,9 @@ class EnsembleDecision:
 
 
 def decide(predictions: dict[str, np.ndarray], actual: np.ndarray) -> EnsembleDecision:
+    """The simplex weights (:func:`fit_weights`), kept only when they beat the best member on validation."""
     actual = np.asarray(actual, dtype=float)
-    weights = fit_weights(predictions, actual)
-    maes = {name: float(np.mean(np.abs(values - actual))) for name, values in predictions.items()}
-    combined = sum(w * predictions[name] for name, w in weights.items())
-    maes["ensemble"] = float(np.mean(np.abs(combined - actual)))
-    best = min(predictions, key=maes.__getitem__)
-    if maes["ensemble"] < maes[best]:
-        return EnsembleDecision(
-            weights,
-            "ensemble",
-            maes,
-            f"weighted ensemble MAE {maes['ensemble']:.4f} beats best member {best} ({maes[best]:.4f}) on validation",
-        )
-    only = {name: float(name == best) for name in predictions}
-    return EnsembleDecision(
-        only,
-        "best_member",
-        maes,
-        f"weighted ensemble MAE {maes['ensemble']:.4f} does not beat {best} ({maes[best]:.4f}) on validation; {best} alone is the model",
-    )
+    return _guarded(predictions, actual, fit_weights(predictions, actual), "simplex", "weighted ensemble")
 
 
 @dataclass(frozen=True)
@@ -358,9 +341,15 @@ MIN_COMPARISON_DAYS = 14  # fewer validation days: no comparison, the simplex ru
 
 
 def _guarded(
-    predictions: dict[str, np.ndarray], actual: np.ndarray, weights: dict[str, float], rule: str
+    predictions: dict[str, np.ndarray],
+    actual: np.ndarray,
+    weights: dict[str, float],
+    rule: str,
+    label: str | None = None,
 ) -> EnsembleDecision:
-    """``weights`` kept only when their validation MAE beats the best member's (else the best member alone)."""
+    """``weights`` kept only when their validation MAE beats the best member's (else the best member alone);
+    the reason names them ``label`` (default: ``"<rule> weights: ensemble"``)."""
+    label = label or f"{rule} weights: ensemble"
     maes = {name: float(np.mean(np.abs(values - actual))) for name, values in predictions.items()}
     combined = sum(w * predictions[name] for name, w in weights.items())
     maes["ensemble"] = float(np.mean(np.abs(combined - actual)))
@@ -370,14 +359,14 @@ def _guarded(
             weights,
             "ensemble",
             maes,
-            f"{rule} weights: ensemble MAE {maes['ensemble']:.4f} beats best member {best} ({maes[best]:.4f}) on validation",
+            f"{label} MAE {maes['ensemble']:.4f} beats best member {best} ({maes[best]:.4f}) on validation",
             rule,
         )
     return EnsembleDecision(
         {name: float(name == best) for name in predictions},
         "best_member",
         maes,
-        f"{rule} weights: ensemble MAE {maes['ensemble']:.4f} does not beat {best} ({maes[best]:.4f}) on validation; "
+        f"{label} MAE {maes['ensemble']:.4f} does not beat {best} ({maes[best]:.4f}) on validation; "
         f"{best} alone is the model",
         rule,
     )
