@@ -240,6 +240,15 @@ class LearFit:
 
 
 def _fit_window(features: np.ndarray, targets: np.ndarray, window_days: int) -> LearFit:
+    """The 24 hourly models of one window: per hour, ``LassoLarsIC``'s penalty, then ``Lasso`` refitted with it.
+
+    The 24 models share their inputs, so each solver's Gram matrix is computed once per window and
+    handed to it (``precompute``): the same models as a fit per hour from the raw inputs, up to
+    rounding (``tests/training/test_lear.py`` holds them to plain per-hour ``LassoLarsIC`` and
+    ``Lasso`` fits). The Lasso runs on the centred inputs and target without an intercept, which
+    is what ``Lasso(fit_intercept=True)`` solves; the intercept is then the target's mean less the
+    inputs' means times the coefficients, as scikit-learn sets it.
+    """
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import Lasso, LassoLarsIC
 
@@ -248,10 +257,16 @@ def _fit_window(features: np.ndarray, targets: np.ndarray, window_days: int) -> 
     x = features.copy()
     x[:, :-WEEKDAYS] = x_scaler.transform(x[:, :-WEEKDAYS])
     y = y_scaler.transform(targets)
+    x_offset, y_offset = x.mean(axis=0), y.mean(axis=0)
+    centred = x - x_offset
     # the criterion's path runs on centred columns of unit norm (LassoLarsIC's normalize=True before scikit-learn 1.2)
-    centred = x - x.mean(axis=0)
     norms = np.sqrt((centred**2).sum(axis=0))
     unit = x / np.where(norms > 0, norms, 1.0)
+    # LassoLarsIC centres ``unit`` and, with more days than features, follows the path on the centred
+    # columns' Gram (its precompute="auto"); computed here once instead of once per hour
+    unit_centred = unit - unit.mean(axis=0)
+    unit_gram: np.ndarray | str = np.dot(unit_centred.T, unit_centred) if x.shape[0] > x.shape[1] else "auto"
+    gram = np.dot(centred.T, centred)
     coefficients = np.zeros((HORIZON_HOURS, x.shape[1]))
     intercepts, alphas = np.zeros(HORIZON_HOURS), np.zeros(HORIZON_HOURS)
     for h in range(HORIZON_HOURS):
@@ -261,10 +276,13 @@ def _fit_window(features: np.ndarray, targets: np.ndarray, window_days: int) -> 
             continue
         with warnings.catch_warnings():  # LARS reports collinear steps (the dummies, flat hours) as it goes
             warnings.simplefilter("ignore", ConvergenceWarning)
-            criterion = LassoLarsIC(criterion=CRITERION, max_iter=MAX_ITERATIONS, noise_variance=variance)
+            criterion = LassoLarsIC(
+                criterion=CRITERION, max_iter=MAX_ITERATIONS, noise_variance=variance, precompute=unit_gram
+            )
             alphas[h] = criterion.fit(unit, y[:, h]).alpha_
-            model = Lasso(alpha=alphas[h], max_iter=MAX_ITERATIONS).fit(x, y[:, h])
-        coefficients[h], intercepts[h] = model.coef_, model.intercept_
+            model = Lasso(alpha=alphas[h], max_iter=MAX_ITERATIONS, fit_intercept=False, precompute=gram)
+            model.fit(centred, y[:, h] - y_offset[h])
+        coefficients[h], intercepts[h] = model.coef_, y_offset[h] - x_offset @ model.coef_
     return LearFit(window_days, x_scaler, y_scaler, coefficients, intercepts, alphas)
 
 

@@ -110,3 +110,38 @@ def test_lear_member__refuses_too_little_history_missing_exogenous_and_incomplet
     gap = prices.drop(prices.index[(prices.index >= end - 3 * D) & (prices.index < end - 3 * D + 5 * H)])
     with pytest.raises(LearError, match=r"inputs of 1 origin\(s\) are incomplete"):
         model.predict(gap, exogenous, pd.DatetimeIndex([end]))
+
+
+def test_lear_window_fit__is_plain_per_hour_lassolarsic_and_lasso_on_the_transformed_inputs(np_history):
+    """The window's shared Gram matrices change nothing: each hour's penalty is ``LassoLarsIC``'s on the
+    unit-norm columns, its coefficients and intercept ``Lasso(fit_intercept=True)``'s on the raw inputs."""
+    import warnings
+
+    from sklearn.linear_model import Lasso, LassoLarsIC
+
+    from training.lear import _fit_window
+
+    prices, exogenous = np_history
+    end = utc("2017-05-21 22:00")
+    origins = day_ahead_origins("NP", end - 262 * D, end - 23 * H)
+    features, targets = lear_features(prices[prices.index < end], exogenous, "NP", origins)
+    x, y = features.to_numpy()[-260:], targets.to_numpy()[-260:]
+    assert not np.isnan(x).any() and not np.isnan(y).any() and x.shape == (260, 247)  # more days than features
+    fit = _fit_window(x, y, 260)
+
+    inputs = x.copy()
+    inputs[:, :-7] = InvariantScaler.fit(x[:, :-7]).transform(x[:, :-7])
+    target = InvariantScaler.fit(y).transform(y)
+    norms = np.linalg.norm(inputs - inputs.mean(axis=0), axis=0)
+    unit = inputs / np.where(norms > 0, norms, 1.0)
+    for h in (0, 8, 19):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            criterion = LassoLarsIC(criterion="aic", max_iter=2500, noise_variance=float(np.var(target[:, h])))
+            alpha = criterion.fit(unit, target[:, h]).alpha_
+            plain = Lasso(alpha=alpha, max_iter=2500).fit(inputs, target[:, h])
+        assert fit.alphas[h] == alpha  # the same LARS path and criterion, bit for bit
+        assert fit.alphas[h] > 0 and 0 < np.count_nonzero(plain.coef_) < 247
+        np.testing.assert_allclose(fit.coefficients[h], plain.coef_, rtol=0, atol=1e-8)
+        assert fit.intercepts[h] == pytest.approx(plain.intercept_, abs=1e-8)
+        assert np.array_equal(fit.coefficients[h] != 0, plain.coef_ != 0)
