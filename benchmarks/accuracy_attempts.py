@@ -29,7 +29,15 @@ market's published test period) with the parameters the whole-period run tuned
 
     python -m benchmarks.accuracy_attempts NP --weeks 10                       # refit
     python -m benchmarks.accuracy_attempts NP --weeks 10 --attempt seeds --seeds 3
+``lear-penalties``: LEAR alone, refitted weekly as the retraining fits it (the validation fit and
+the deployed fit), against the same refits where only every ``--penalty-every``-th week runs the
+information criterion on the long windows (half and all of the days) and the weeks between reuse
+those penalties (``LearModel.fit(penalties=...)``): the criterion's LARS paths on the long windows
+are most of LEAR's CPU time. Consecutive weeks from the start of the test period (``--weeks``; 8
+are the ``--quick`` weeks); MAE on the test weeks' UTC hours and on the validation, CPU seconds.
+
     python -m benchmarks.accuracy_attempts NP --weeks 8 --attempt lear
+    python -m benchmarks.accuracy_attempts NP --weeks 8 --attempt lear-penalties
 """
 
 from __future__ import annotations
@@ -60,7 +68,7 @@ from training.features import (
     feature_columns,
     strided_origins,
 )
-from training.lear import LearModel
+from training.lear import SHORT_WINDOWS_DAYS, LearModel
 from training.models import model_class
 
 
@@ -78,7 +86,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy_attempts", description=__doc__.splitlines()[0])
     parser.add_argument("market", help="NP, PJM, BE or FR (its accuracy_<market>.json must exist)")
     parser.add_argument("--weeks", type=int, default=10, help="test weeks, spread evenly over the period")
-    parser.add_argument("--attempt", choices=("refit", "seeds", "lear"), default="refit")
+    parser.add_argument("--attempt", choices=("refit", "seeds", "lear", "lear-penalties"), default="refit")
+    parser.add_argument(
+        "--penalty-every", type=int, default=4, help="weeks per run of LEAR's criterion (--attempt lear-penalties)"
+    )
     parser.add_argument("--seeds", type=int, default=3, help="CNN-LSTM networks averaged (--attempt seeds)")
     parser.add_argument(
         "--models",
@@ -88,6 +99,8 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     if args.attempt == "lear":
         return lear_attempt(args)
+    if args.attempt == "lear-penalties":
+        return lear_penalties_attempt(args)
     market = args.market.upper()
     recorded = json.loads((RESULTS / f"accuracy_{market}.json").read_text())
     params = recorded["tuned_params"]
@@ -373,6 +386,81 @@ def lear_attempt(args: argparse.Namespace) -> dict:
         f"{market}: clock-hour MAE over {record['days']} days: base {overall['base']:.3f}, lear {overall['lear']:.3f}, "
         f"stack {overall['stack']:.3f}, mean {overall['mean']:.3f}, published LEAR {overall['lear_ensemble']:.3f}, DNN {overall['dnn_ensemble']:.3f}; "
         f"{record['seconds']:.0f} s; {path}",
+        file=sys.stderr,
+    )
+    return record
+
+
+def lear_penalties_attempt(args: argparse.Namespace) -> dict:
+    """LEAR refitted weekly with its criterion every week against the long windows' penalties reused between runs."""
+    market = args.market.upper()
+    inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
+    config = replace(TrainingConfig.from_settings(Settings.from_env(), "default"), threads=1, test_days=0)
+    origins = day_origins(published_days(inputs.published, None), inputs.market.timezone)
+    region = inputs.market.region
+    started, weeks = time.perf_counter(), []
+    cpu = {"every_week": 0.0, "reused": 0.0}
+    errors: dict[str, list[np.ndarray]] = {"every_week": [], "reused": []}
+    stored: dict[str, dict[int, np.ndarray]] = {}
+    for number in range(args.weeks):
+        block = origins[number * 7 : (number + 1) * 7]
+        data = training_window(inputs.prices, inputs.exogenous, region, block[0], config.window_days)
+        frame = build_training_frame(data, config)
+        validation = frame[frame["split"] == "validation"].reset_index(drop=True)
+        ends = {"validation": pd.Timestamp(validation["origin"].min()), "deployed": block[0]}
+        actual = np.stack([inputs.prices[o : o + (HORIZON_HOURS - 1) * HOUR].to_numpy() for o in block])
+        week: dict = {"first_origin": str(block[0]), "criterion_run": number % args.penalty_every == 0}
+        for variant in ("every_week", "reused"):
+            cpu_started = time.process_time()
+            fits = {}
+            for name, end in ends.items():
+                reuse = {} if variant == "every_week" or week["criterion_run"] else stored[name]
+                fits[name] = LearModel(region).fit(data.prices, data.exogenous, end, penalties=reuse)
+                if variant == "reused" and week["criterion_run"]:
+                    long = fits[name].fits[len(SHORT_WINDOWS_DAYS) :]
+                    stored[name] = {f.window_days: f.alphas for f in long}
+            cpu[variant] += time.process_time() - cpu_started
+            forecast = fits["deployed"].predict(inputs.prices, inputs.exogenous, block).to_numpy()
+            errors[variant].append(forecast - actual)
+            week[f"{variant}_mae"] = float(np.mean(np.abs(forecast - actual)))
+            week[f"{variant}_validation_mae"] = float(
+                np.mean(
+                    np.abs(
+                        _validation_lear(fits["validation"], data, validation) - validation[TARGET_COLUMN].to_numpy()
+                    )
+                )
+            )
+            week[f"{variant}_windows"] = list(fits["deployed"].windows)
+        weeks.append(week)
+        print(
+            f"{market} week of {block[0]:%Y-%m-%d}: LEAR MAE criterion every week {week['every_week_mae']:.4f}, "
+            f"penalties reused {week['reused_mae']:.4f} (criterion run: {week['criterion_run']})",
+            file=sys.stderr,
+            flush=True,
+        )
+    every, reused = np.concatenate(errors["every_week"]), np.concatenate(errors["reused"])
+    record = {
+        "market": market,
+        "attempt": "lear-penalties",
+        "description": "LEAR alone, refitted weekly (validation fit and deployed fit) with the information criterion "
+        f"every week, against the long windows' penalties reused for {args.penalty_every - 1} week(s) after each run",
+        "weeks": args.weeks,
+        "penalty_every_weeks": args.penalty_every,
+        "test_mae": {"every_week": float(np.mean(np.abs(every))), "reused": float(np.mean(np.abs(reused)))},
+        "validation_mae_mean": {
+            v: float(np.mean([w[f"{v}_validation_mae"] for w in weeks])) for v in ("every_week", "reused")
+        },
+        "max_abs_forecast_difference": float(np.max(np.abs(every - reused))),
+        "lear_cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
+        "per_week": weeks,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": describe_machine(),
+    }
+    path = RESULTS / f"attempt_lear_penalties_{market}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(
+        f"{market}: LEAR MAE criterion every week {record['test_mae']['every_week']:.4f}, penalties reused "
+        f"{record['test_mae']['reused']:.4f}; CPU {record['lear_cpu_seconds']}; {path}",
         file=sys.stderr,
     )
     return record

@@ -239,8 +239,12 @@ class LearFit:
         )
 
 
-def _fit_window(features: np.ndarray, targets: np.ndarray, window_days: int) -> LearFit:
+def _fit_window(
+    features: np.ndarray, targets: np.ndarray, window_days: int, alphas: np.ndarray | None = None
+) -> LearFit:
     """The 24 hourly models of one window: per hour, ``LassoLarsIC``'s penalty, then ``Lasso`` refitted with it.
+
+    ``alphas`` (24 penalties, e.g. an earlier fit's) skips the criterion and refits with those.
 
     The 24 models share their inputs, so each solver's Gram matrix is computed once per window and
     handed to it (``precompute``): the same models as a fit per hour from the raw inputs, up to
@@ -268,7 +272,9 @@ def _fit_window(features: np.ndarray, targets: np.ndarray, window_days: int) -> 
     unit_gram: np.ndarray | str = np.dot(unit_centred.T, unit_centred) if x.shape[0] > x.shape[1] else "auto"
     gram = np.dot(centred.T, centred)
     coefficients = np.zeros((HORIZON_HOURS, x.shape[1]))
-    intercepts, alphas = np.zeros(HORIZON_HOURS), np.zeros(HORIZON_HOURS)
+    intercepts = np.zeros(HORIZON_HOURS)
+    given = alphas is not None
+    alphas = np.array(alphas, dtype=float) if alphas is not None else np.zeros(HORIZON_HOURS)
     for h in range(HORIZON_HOURS):
         variance = float(np.var(y[:, h]))
         if variance == 0.0:  # a constant target: the intercept is the model
@@ -276,10 +282,11 @@ def _fit_window(features: np.ndarray, targets: np.ndarray, window_days: int) -> 
             continue
         with warnings.catch_warnings():  # LARS reports collinear steps (the dummies, flat hours) as it goes
             warnings.simplefilter("ignore", ConvergenceWarning)
-            criterion = LassoLarsIC(
-                criterion=CRITERION, max_iter=MAX_ITERATIONS, noise_variance=variance, precompute=unit_gram
-            )
-            alphas[h] = criterion.fit(unit, y[:, h]).alpha_
+            if not given:
+                criterion = LassoLarsIC(
+                    criterion=CRITERION, max_iter=MAX_ITERATIONS, noise_variance=variance, precompute=unit_gram
+                )
+                alphas[h] = criterion.fit(unit, y[:, h]).alpha_
             model = Lasso(alpha=alphas[h], max_iter=MAX_ITERATIONS, fit_intercept=False, precompute=gram)
             model.fit(centred, y[:, h] - y_offset[h])
         coefficients[h], intercepts[h] = model.coef_, y_offset[h] - x_offset @ model.coef_
@@ -302,8 +309,18 @@ class LearModel:
     def windows(self) -> tuple[int, ...]:
         return tuple(f.window_days for f in self.fits)
 
-    def fit(self, prices: pd.Series, exogenous: pd.DataFrame, end: pd.Timestamp) -> LearModel:
-        """Fit on the local-midnight origins whose 24 target hours and inputs are all known and before ``end``."""
+    def fit(
+        self,
+        prices: pd.Series,
+        exogenous: pd.DataFrame,
+        end: pd.Timestamp,
+        penalties: dict[int, np.ndarray] | None = None,
+    ) -> LearModel:
+        """Fit on the local-midnight origins whose 24 target hours and inputs are all known and before ``end``.
+
+        ``penalties`` (window days -> 24 penalties, e.g. an earlier fit's ``alphas``) refits those windows
+        with them instead of running the criterion; the other windows run it.
+        """
         end = pd.Timestamp(end)
         if end.tzinfo is None:
             raise LearError(f"{self.region}: the end of the LEAR fit ({end}) must be tz-aware")
@@ -314,14 +331,16 @@ class LearModel:
         if len(origins) == 0:
             raise LearError(f"{self.region}: no whole day of prices before {end} to fit LEAR on")
         features, targets = lear_features(known, exogenous, self.region, origins)
-        return self._fit(features, targets, f"before {end}")
+        return self._fit(features, targets, f"before {end}", penalties or {})
 
     def fit_frame(self, frame: pd.DataFrame) -> LearModel:
         """Fit on the origins of a feature frame (``build_feature_frame`` of day-ahead origins, with ``price``)."""
         features, targets = lear_matrix(frame, self.region)
-        return self._fit(features, targets, f"of the frame up to {features.index[-1]}")
+        return self._fit(features, targets, f"of the frame up to {features.index[-1]}", {})
 
-    def _fit(self, features: pd.DataFrame, targets: pd.DataFrame, where: str) -> LearModel:
+    def _fit(
+        self, features: pd.DataFrame, targets: pd.DataFrame, where: str, penalties: dict[int, np.ndarray]
+    ) -> LearModel:
         started = time.perf_counter()
         complete = features.notna().all(axis=1) & targets.notna().all(axis=1)
         features, targets = features[complete], targets[complete]
@@ -331,7 +350,10 @@ class LearModel:
                 f"both exogenous forecasts); LEAR needs at least {SHORT_WINDOWS_DAYS[0]}"
             )
         x, y = features.to_numpy(), targets.to_numpy()
-        self.fits = [_fit_window(x[-w:], y[-w:], w) for w in calibration_windows(len(features), self.max_windows)]
+        self.fits = [
+            _fit_window(x[-w:], y[-w:], w, penalties.get(w))
+            for w in calibration_windows(len(features), self.max_windows)
+        ]
         self.last_training_target = targets.index[-1] + (HORIZON_HOURS - 1) * HOUR
         self.fit_seconds = time.perf_counter() - started
         log.info(

@@ -145,3 +145,10 @@ def test_lear_window_fit__is_plain_per_hour_lassolarsic_and_lasso_on_the_transfo
         np.testing.assert_allclose(fit.coefficients[h], plain.coef_, rtol=0, atol=1e-8)
         assert fit.intercepts[h] == pytest.approx(plain.intercept_, abs=1e-8)
         assert np.array_equal(fit.coefficients[h] != 0, plain.coef_ != 0)
+    # given penalties (an earlier fit's, as LearModel.fit(penalties=...) reuses them) skip the criterion only
+    again = _fit_window(x, y, 260, fit.alphas)
+    assert np.array_equal(again.alphas, fit.alphas)
+    np.testing.assert_array_equal(again.coefficients, fit.coefficients)
+    halved = _fit_window(x, y, 260, fit.alphas / 2)
+    # the lasso's L1 norm does not shrink as its penalty is lowered
+    assert (np.abs(halved.coefficients).sum(axis=1) > np.abs(fit.coefficients).sum(axis=1)).all()
