@@ -805,6 +805,13 @@ class AirflowSettings(_Group):
         parse="int0",
     )
     retry_delay_s: int = setting("EOPT_AIRFLOW_RETRY_DELAY_S", 30, "wait before a task retry", parse="int")
+    forecast_chunk_zones: int = setting(
+        "EOPT_FORECAST_CHUNK_ZONES",
+        25,
+        "zones per mapped instance of `forecast_generation`'s task group: the run's zones are split into chunks of at "
+        "most this many (of even size), and each instance prepares, forecasts, stores and caches its chunk together",
+        parse="int",
+    )
     deadline_alerts: bool = setting(
         "EOPT_AIRFLOW_DEADLINE_ALERTS",
         True,
