@@ -1,6 +1,8 @@
 """Forecast generation: the next 24 hours of a region from its Production model, or a labelled fallback.
 
-The hourly ``forecast_generation`` DAG calls these functions in a row, per region:
+The hourly ``forecast_generation`` DAG calls these functions in a row, per chunk of zones (the
+reads batched: :func:`forecast_origins` and :func:`prepare_requests` read all the chunk's zones in
+one query each; :func:`forecast_origin` and :func:`prepare_request` are their one-region forms):
 
 1. :func:`forecast_origin`: the hour after the newest price known before the run (prices
    published ahead of the run, day-ahead, are ignored, so the forecast uses only what was known

@@ -88,7 +88,7 @@ def prices(region: str) -> pd.Series:
 
 def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflow):
     script = (
-        "from airflow.dag_processing.dagbag import BundleDagBag; import json, os\n"
+        "from airflow.dag_processing.dagbag import BundleDagBag; import jinja2, json, os, types\n"
         "folder = os.environ['AIRFLOW__CORE__DAGS_FOLDER']\n"
         "bag = BundleDagBag(dag_folder=folder, bundle_path=folder)\n"
         "assert not bag.import_errors, bag.import_errors\n"
@@ -101,7 +101,10 @@ def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflo
         " 'callback': alert.callback.path, 'tasks': sorted(dag.task_ids),"
         " 'upstream': {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},"
         " 'rules': {t.task_id: t.trigger_rule.value for t in dag.tasks},"
-        " 'mapped': sorted(t.task_id for t in dag.tasks if t.get_closest_mapped_task_group() is not None)}))\n"
+        " 'mapped': sorted(t.task_id for t in dag.tasks if t.get_closest_mapped_task_group() is not None),"
+        " 'labels': sorted({jinja2.Template(t.map_index_template).render(task=types.SimpleNamespace(op_kwargs={'zones': z}))"
+        " for t in dag.tasks if t.task_id != 'check_model_ready'"
+        " for z in (['NP', 'PJM'], [f'SYN_{i:03d}' for i in range(25)], [f'SYN_{i:03d}' for i in range(26)])})}))\n"
     )
     shape = json.loads(airflow.run_python(script).stdout.strip().splitlines()[-1])  # deadline alerts on (default)
     assert shape["schedule"] == "0 * * * *" and shape["catchup"] is False and shape["max_active_runs"] == 1
@@ -121,6 +124,10 @@ def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflo
     }
     assert shape["mapped"] == ["generate_forecasts", "prepare_features", "store_forecasts", "update_forecast_cache"]
     assert set(shape["rules"].values()) == {"all_success"}
+    # each chunk's instances are named by its zones; past 200 characters by the first, the last and how many
+    assert shape["labels"] == sorted(
+        ["NP,PJM", ",".join(f"SYN_{i:03d}" for i in range(25)), "SYN_000..SYN_025 (26 zones)"]
+    )
 
     without = airflow.run_python(
         script.replace(
