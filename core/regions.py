@@ -201,6 +201,13 @@ class Region(_Entry):
         description="plausible price per MWh, low and high: ingestion rejects and quality flags prices outside "
         "(default: SDAC's harmonised minimum and maximum clearing prices)",
     )
+    mape_threshold: float | None = Field(
+        None,
+        gt=0,
+        description="the promotion gate's MAPE threshold (%) for this region: a candidate's guarded MAPE must be "
+        "below it (none: the catalogue's top-level `mape_threshold`, else EOPT_MODEL_MAPE_THRESHOLD); "
+        "EOPT_MODEL_MAPE_THRESHOLDS overrides it",
+    )
     enabled: bool = Field(False, description="in the default EOPT_REGIONS")
     providers: tuple[str, ...] = Field((), description="the pricing providers ingestion asks for this region")
     ids: ProviderIds = Field(default_factory=lambda: ProviderIds.model_validate({}))
@@ -287,6 +294,11 @@ class Catalogue(_Entry):
 
     version: int
     source: str = Field("<memory>", description="the file it was read from (messages name it)")
+    mape_threshold: float | None = Field(
+        None,
+        gt=0,
+        description="the MAPE threshold (%) of the entries that state none (none: EOPT_MODEL_MAPE_THRESHOLD)",
+    )
     regions: dict[str, Region]
 
     @model_validator(mode="after")
@@ -340,6 +352,12 @@ class Catalogue(_Entry):
             if code in self.regions and provider in self.regions[code].providers
         }
 
+    def mape_threshold_of(self, code: str) -> float | None:
+        """The region's MAPE threshold (%): its entry's, else the catalogue's default (None when neither says)."""
+        region = self.regions.get(code)
+        own = region.mape_threshold if region is not None else None
+        return own if own is not None else self.mape_threshold
+
     def with_history(self) -> dict[str, Region]:
         return {code: region for code, region in self.regions.items() if region.history is not None}
 
@@ -363,11 +381,15 @@ def parse_catalogue(document: Mapping[str, Any], source: str) -> Catalogue:
             f"{source}: version is {document.get('version')!r}; this product reads catalogue version "
             f"{CATALOGUE_VERSION} (set `version = {CATALOGUE_VERSION}` at the top)"
         )
-    unknown = sorted(set(document) - {"version", "regions"})
+    unknown = sorted(set(document) - {"version", "mape_threshold", "regions"})
     if unknown:
         raise CatalogueError(
-            f"{source}: unknown top-level key(s) {', '.join(unknown)}; a catalogue has version and regions"
+            f"{source}: unknown top-level key(s) {', '.join(unknown)}; a catalogue has version, mape_threshold "
+            "and regions"
         )
+    default = document.get("mape_threshold")
+    if default is not None and (isinstance(default, bool) or not isinstance(default, (int, float)) or default <= 0):
+        raise CatalogueError(f"{source}: field mape_threshold: {default!r} is not a percentage above 0, e.g. 10.0")
     tables = document.get("regions")
     if not isinstance(tables, Mapping) or not tables:
         raise CatalogueError(f"{source}: no [regions.<CODE>] tables; add at least one region")
@@ -385,7 +407,12 @@ def parse_catalogue(document: Mapping[str, Any], source: str) -> Catalogue:
                 "; ".join(f"{source}: region {code}, field {_field_and_reason(error)}" for error in exc.errors())
             ) from None
     try:
-        return Catalogue(version=CATALOGUE_VERSION, source=source, regions=regions)
+        return Catalogue(
+            version=CATALOGUE_VERSION,
+            source=source,
+            mape_threshold=None if default is None else float(default),
+            regions=regions,
+        )
     except ValidationError as exc:
         raise CatalogueError("; ".join(_reason(error) for error in exc.errors())) from None
 

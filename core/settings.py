@@ -52,10 +52,6 @@ PRICING_SOURCES = PROVIDERS
 _REGION_CODE = re.compile(r"^[A-Z][A-Z0-9_]{0,15}$")
 DEVICES = ("auto", "cpu", "cuda")
 
-# Per-region MAPE thresholds of the promotion gate (percent): 10% suits Nord Pool, but spiky
-# markets with hours near zero do not reach it (tuned retrainings measured 11% PJM, 14% BE/FR).
-DEFAULT_MAPE_THRESHOLDS = {"PJM": 20.0, "BE": 25.0, "FR": 25.0}
-
 
 class SettingsError(ValueError):
     """A configuration value is missing or malformed."""
@@ -628,11 +624,11 @@ class Training(_Group):
     )
     model_mape_thresholds: dict[str, float] = setting(
         "EOPT_MODEL_MAPE_THRESHOLDS",
-        DEFAULT_MAPE_THRESHOLDS,
-        "per-region overrides of the MAPE threshold, `REGION=PERCENT,...` (no model reaches 10% on PJM, BE or FR); "
-        "empty: none",
+        {},
+        "per-region overrides of the MAPE threshold, `REGION=PERCENT,...`, over the region catalogue's "
+        "`mape_threshold` (the bundled one: PJM 20, BE and FR 25, as no model reaches 10% there); empty: none",
         parse="thresholds",
-        shown="PJM=20,BE=25,FR=25",
+        shown="none (the catalogue's thresholds)",
         keep_empty=True,
     )
     promotion_min_improvement: float = setting(
@@ -643,10 +639,6 @@ class Training(_Group):
         low=0.0,
         high=1.0,
     )
-
-    def mape_threshold(self, region: str) -> float:
-        """The promotion gate's MAPE threshold (%) for a region: its override, else the default."""
-        return float(self.model_mape_thresholds.get(region, self.model_mape_threshold))
 
 
 class Quality(_Group):
@@ -805,6 +797,13 @@ class AirflowSettings(_Group):
         parse="int0",
     )
     retry_delay_s: int = setting("EOPT_AIRFLOW_RETRY_DELAY_S", 30, "wait before a task retry", parse="int")
+    forecast_chunk_zones: int = setting(
+        "EOPT_FORECAST_CHUNK_ZONES",
+        25,
+        "zones per mapped instance of `forecast_generation`'s task group: the run's zones are split into chunks of at "
+        "most this many (of even size), and each instance prepares, forecasts, stores and caches its chunk together",
+        parse="int",
+    )
     deadline_alerts: bool = setting(
         "EOPT_AIRFLOW_DEADLINE_ALERTS",
         True,
@@ -1004,7 +1003,7 @@ class Settings(BaseSettings):
             )
         thresholds = self.training.model_mape_thresholds
         stray = [r for r in thresholds if r not in catalogue.regions]
-        if stray and thresholds != DEFAULT_MAPE_THRESHOLDS:
+        if stray:
             raise SettingsError(
                 f"EOPT_MODEL_MAPE_THRESHOLDS names {', '.join(stray)}, not in the region catalogue "
                 f"{catalogue.source}; known: {', '.join(catalogue.codes)}"
@@ -1115,8 +1114,14 @@ class Settings(BaseSettings):
         return env
 
     def mape_threshold(self, region: str) -> float:
-        """The promotion gate's MAPE threshold (%) for a region: its override, else the default."""
-        return self.training.mape_threshold(region)
+        """The promotion gate's MAPE threshold (%) for a region: its ``EOPT_MODEL_MAPE_THRESHOLDS`` override,
+        else its catalogue entry's ``mape_threshold``, else the catalogue's default, else
+        ``EOPT_MODEL_MAPE_THRESHOLD``."""
+        override = self.training.model_mape_thresholds.get(region)
+        if override is not None:
+            return float(override)
+        stated = self.catalogue.mape_threshold_of(region)
+        return float(stated if stated is not None else self.training.model_mape_threshold)
 
     def ensure_home(self) -> Path:
         self.stores.home.mkdir(parents=True, exist_ok=True)

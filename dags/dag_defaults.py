@@ -14,6 +14,13 @@ from core.settings import Settings
 # ``map_index_template`` of a task mapped over regions (called with ``region=`` as a keyword):
 # the grid and the task instance's ``rendered_map_index`` name the region instead of a number.
 REGION_LABEL = "{{ task.op_kwargs['region'] }}"
+# ... and of a task mapped over chunks of zones (``zones=`` a list): the zones, comma-separated
+# (``NP,PJM``); past 200 characters (the metadata column holds 250) the first and last zone and
+# how many (``AT..SK (40 zones)``).
+ZONES_LABEL = (
+    "{% set zones = task.op_kwargs['zones'] %}{% set names = zones | join(',') %}"
+    "{{ names if names | length <= 200 else zones[0] ~ '..' ~ zones[-1] ~ ' (' ~ zones | length ~ ' zones)' }}"
+)
 
 
 def shared_dag_arguments(settings: Settings, *, deadline_minutes: int | None = None) -> dict[str, Any]:

@@ -79,7 +79,9 @@ def electricity_price_ingestion():
         from pipelines.electricity_price_ingestion import check_markets_open
 
         settings = task_settings()
-        return check_markets_open(price_store(settings), settings.regions, run_time(), bool(run_conf().get("force")))
+        return check_markets_open(
+            price_store(settings), settings.regions, run_time(), settings.catalogue, bool(run_conf().get("force"))
+        )
 
     @task(**FETCH)
     def fetch_flatpeak() -> dict:
@@ -118,7 +120,12 @@ def electricity_price_ingestion():
 
         settings = task_settings()
         return validate_data_quality(
-            price_store(settings), run_time(), settings.providers.min_records, _folder(settings), aggregated["path"]
+            price_store(settings),
+            run_time(),
+            settings.providers.min_records,
+            _folder(settings),
+            aggregated["path"],
+            settings.catalogue,
         )
 
     @task

@@ -105,7 +105,11 @@ def mape_threshold_overrides(raw: str, settings: Settings) -> dict[str, Any]:
             "model_mape_threshold": default,
             "model_mape_thresholds": {**settings.training.model_mape_thresholds, **regions},
         }
-    return {"model_mape_threshold": float(value), "model_mape_thresholds": {}}
+    # a number is every region's threshold, the catalogue's per-region ones included
+    return {
+        "model_mape_threshold": float(value),
+        "model_mape_thresholds": dict.fromkeys(settings.catalogue.codes, float(value)),
+    }
 
 
 class PricingAPIHook(BaseHook):

@@ -537,7 +537,8 @@ def backtest(
 def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
     """What forecast_generation does for one hour: champion (or labelled fallback) -> store -> cache.
 
-    The same functions as the DAG's tasks (``pipelines.forecast_generation``), one region at a time.
+    The same functions as the DAG's tasks (``pipelines.forecast_generation``), one region at a time
+    (a chunk of one zone: each region's issue time is its own).
     """
     from pipelines import forecast_generation as flow
     from training import tracking
@@ -558,15 +559,20 @@ def forecast(obj: Context, regions: tuple[str, ...], at: str | None) -> None:
         issued = issued.floor("h")
         folder = run_folder(settings.stores.home / "runs" / "eopt_forecast", f"{region}_{issued:%Y-%m-%dT%H%M}")
         try:
-            flow.check_model_ready(client, [region])
-            flow.prepare_features(store, region, issued, folder)
-            flow.generate_forecasts(client, region, folder, issued)
+            flow.check_model_ready(client, [region], 1)
+            prepared = flow.prepare_features(store, [region], issued, folder)
+            generated = flow.generate_forecasts(client, [region], folder, issued)
         except _training_errors(RuntimeError) as exc:
             click.echo(f"{region}: {exc}", err=True)
             failed = True
             continue
-        stored = flow.store_forecasts(store, region, folder)
-        flow.update_forecast_cache(store, cache, region)
+        reason = {**prepared["failed"], **generated["failed"]}.get(region)
+        if reason:
+            click.echo(f"{region}: {reason}", err=True)
+            failed = True
+            continue
+        stored = flow.store_forecasts(store, [region], folder)
+        flow.update_forecast_cache(store, cache, [region], folder)
         f = pd.read_parquet(flow.forecast_file(folder, region))
         label = (
             "FALLBACK seasonal naive"

@@ -91,6 +91,8 @@ class ProviderConfig:
     api_key: str | None = None  # never logged
     login: str | None = None  # e.g. Flatpeak account id
     regions: dict[str, Any] = field(default_factory=dict)  # region -> provider-specific locator
+    # region -> IANA zone of its local delivery days, from the settings' region catalogue
+    timezones: dict[str, str] = field(default_factory=dict)
     requests_per_minute: float = 60.0
     retry: RetryPolicy = RetryPolicy()
     extra: dict[str, Any] = field(default_factory=dict)

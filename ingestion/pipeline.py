@@ -20,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.redaction import redact
+from core.regions import Catalogue
 from core.settings import Settings
 from core.timestamps import local_midnights
 from ingestion.aggregate import aggregate_exogenous_hourly, aggregate_hourly
@@ -41,11 +42,12 @@ LOOKAHEAD = pd.Timedelta(hours=24)
 # entry's ``published_at``: SDAC results around 12:45-13:00 CET for the European zones; PJM by 13:30 ET.
 
 
-def published_until(region: str, run_time: pd.Timestamp) -> pd.Timestamp:
-    """End (exclusive, UTC) of the last delivery day whose day-ahead prices are published at ``run_time``."""
+def published_until(region: str, run_time: pd.Timestamp, catalogue: Catalogue) -> pd.Timestamp:
+    """End (exclusive, UTC) of the last delivery day whose day-ahead prices are published at ``run_time``
+    (the region's entry in ``catalogue``, the settings' one)."""
     from core.markets import get_market
 
-    market = get_market(region)
+    market = get_market(region, catalogue)
     zone = market.timezone
     local = pd.Timestamp(run_time).tz_convert(zone)
     published_at = pd.Timestamp(market.published_at).time()
@@ -53,7 +55,9 @@ def published_until(region: str, run_time: pd.Timestamp) -> pd.Timestamp:
     return local_midnights(zone, [pd.Timestamp(local.date()) + pd.Timedelta(days=days_ahead)])[0]
 
 
-def missing_hours(store: PriceStore, regions: Iterable[str], run_time: pd.Timestamp) -> dict[str, int]:
+def missing_hours(
+    store: PriceStore, regions: Iterable[str], run_time: pd.Timestamp, catalogue: Catalogue
+) -> dict[str, int]:
     """Per region, the hours of the cycle window that could be published by now but are not stored.
 
     The ``check_markets_open`` rule: a cycle has work only if some region has such hours;
@@ -62,7 +66,7 @@ def missing_hours(store: PriceStore, regions: Iterable[str], run_time: pd.Timest
     start, end = cycle_window(run_time)
     missing = {}
     for region in regions:
-        until = min(end, published_until(region, run_time))
+        until = min(end, published_until(region, run_time, catalogue))
         expected = pd.date_range(start, until, freq="h", inclusive="left")
         stored = set(store.read_prices(region, start=start, end=until)["ts"])
         missing[region] = sum(1 for ts in expected if ts not in stored)
@@ -274,10 +278,11 @@ def aggregate_exogenous_step(raw: pd.DataFrame, quarantine: QuarantineStore) -> 
 
 
 def validate_step(
-    hourly: pd.DataFrame, run_time: pd.Timestamp, min_records: int, quarantine: QuarantineStore
+    hourly: pd.DataFrame, run_time: pd.Timestamp, min_records: int, quarantine: QuarantineStore, catalogue: Catalogue
 ) -> tuple[Validation, int]:
-    """Validate hourly rows; returns the validation and how many rejected rows were newly quarantined."""
-    validation = validate_prices(hourly, run_time=run_time, min_records=min_records)
+    """Validate hourly rows against ``catalogue`` (the settings' one); returns the validation and how many
+    rejected rows were newly quarantined."""
+    validation = validate_prices(hourly, run_time=run_time, catalogue=catalogue, min_records=min_records)
     return validation, quarantine_rejected(validation.rejected, quarantine)
 
 

@@ -75,6 +75,7 @@ def provider_config(source: str, settings: Settings, **overrides: Any) -> Provid
         api_key=key,
         login=login,
         regions=regions,
+        timezones={code: settings.catalogue.get(code).zone for code in regions},
         requests_per_minute=float(module.REQUESTS_PER_MINUTE),
         retry=retry_policy(settings),
     )

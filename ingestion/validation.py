@@ -4,21 +4,26 @@ Each rule rejects rows with a reason (the pipeline quarantines them); the rest a
 
 | rule | rejects |
 |---|---|
-| schema | unknown region, missing/non-UTC timestamp, non-numeric price, currency not 3 letters, unit not MWh |
+| schema | missing/non-UTC timestamp, non-numeric price, currency not 3 letters, unit not MWh |
 | duplicates | more than one row for (region, source, ts) |
 | range | a price outside the region's plausible range (negative prices are legal) |
 | publication horizon | a timestamp later than the run time + the source's publication horizon |
 
 ``min_records`` (the ``price_ingestion_min_records`` variable) is checked on the accepted rows:
 fewer than that fails the cycle (``ValidationFailed``) and nothing is stored from it; the next
-cycle fetches the same window again, so nothing is lost.
+cycle fetches the same window again, so nothing is lost. A region that the region catalogue in
+use does not hold fails the cycle the same way, naming the region and the catalogue file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from core.regions import Catalogue
 
 PRICE_COLUMNS = ("region", "source", "ts", "price", "currency", "unit", "resolution")
 
@@ -26,15 +31,20 @@ PRICE_COLUMNS = ("region", "source", "ts", "price", "currency", "unit", "resolut
 # Plausible hourly day-ahead/retail price range per region, per MWh in the region's currency.
 # EU zones: SDAC harmonised clearing-price limits (-500 EUR/MWh; max raised to +4,000 in 2022-23).
 # PJM: offer cap $1,000-2,000/MWh plus shortage pricing; negative LMPs are legal and can be deep.
-def plausible_range(region: str) -> tuple[float, float] | None:
-    """The region's plausible price range per MWh (its catalogue entry's ``price_range``); None for a
-    region the catalogue does not hold."""
+def plausible_range(region: str, catalogue: Catalogue) -> tuple[float, float]:
+    """The region's plausible price range per MWh: its entry's ``price_range`` in ``catalogue`` (the
+    settings' catalogue, the one the providers were configured from). A region the catalogue does
+    not hold raises ``ValidationFailed`` naming the region and the catalogue file."""
     from core.markets import MarketDataError, get_market
 
     try:
-        low, high = get_market(region).price_range
-    except MarketDataError:
-        return None
+        low, high = get_market(region, catalogue).price_range
+    except MarketDataError as exc:
+        raise ValidationFailed(
+            f"price rows for region {region}, which the region catalogue in use ({catalogue.source}) does not hold: "
+            f"{exc}. The providers are configured from the settings' catalogue (EOPT_REGION_CATALOGUE); pass that "
+            "catalogue to the validation"
+        ) from None
     return low, high
 
 
@@ -65,7 +75,13 @@ class Validation:
         return {"accepted": len(self.accepted), "rejected": len(self.rejected), "rejected_by_reason": reasons}
 
 
-def validate_prices(frame: pd.DataFrame, *, run_time: pd.Timestamp, min_records: int = 0) -> Validation:
+def validate_prices(
+    frame: pd.DataFrame, *, run_time: pd.Timestamp, catalogue: Catalogue, min_records: int = 0
+) -> Validation:
+    """Each row accepted or rejected with its reason (see the module's table). A region that
+    ``catalogue`` (the settings' one) does not hold fails the whole cycle with ``ValidationFailed``
+    naming it and the catalogue file: its rows cannot be checked, and storing none of them silently
+    would hide a configuration error."""
     missing = [c for c in PRICE_COLUMNS if c not in frame.columns]
     if missing:
         raise ValidationFailed(
@@ -81,9 +97,7 @@ def validate_prices(frame: pd.DataFrame, *, run_time: pd.Timestamp, min_records:
         else:
             reason.loc[take] = why
 
-    ranges = {str(r): plausible_range(str(r)) for r in rows["region"].unique()}
-    known = [r for r, bounds in ranges.items() if bounds is not None]
-    reject(~rows["region"].isin(known), "schema: unknown region " + rows["region"].astype(str))
+    ranges = {str(r): plausible_range(str(r), catalogue) for r in rows["region"].unique()}
     if not isinstance(rows["ts"].dtype, pd.DatetimeTZDtype) or str(rows["ts"].dtype.tz) != "UTC":
         raise ValidationFailed(f"price rows: ts is {rows['ts'].dtype}, not tz-aware UTC")
     reject(rows["ts"].isna(), "schema: missing timestamp")
@@ -94,8 +108,8 @@ def validate_prices(frame: pd.DataFrame, *, run_time: pd.Timestamp, min_records:
     dupes = rows.duplicated(["region", "source", "ts"], keep=False)
     reject(dupes, "duplicate: more than one price for this region, source and hour")
 
-    low = rows["region"].map(lambda r: (ranges.get(r) or (float("-inf"), float("inf")))[0])
-    high = rows["region"].map(lambda r: (ranges.get(r) or (float("-inf"), float("inf")))[1])
+    low = rows["region"].map(lambda r: ranges[str(r)][0])
+    high = rows["region"].map(lambda r: ranges[str(r)][1])
     out_of_range = (price < low) | (price > high)
     reject(
         out_of_range,

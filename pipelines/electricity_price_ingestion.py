@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.regions import Catalogue
 from core.settings import Settings
 from ingestion.http import ProviderConfig
 from ingestion.pipeline import (
@@ -55,13 +56,16 @@ def check_api_health(store: PriceStore, settings: Settings, run_time: pd.Timesta
     return {str(r.subject): r.to_dict() for r in results}
 
 
-def check_markets_open(store: PriceStore, regions: Iterable[str], run_time: pd.Timestamp, force: bool = False) -> bool:
+def check_markets_open(
+    store: PriceStore, regions: Iterable[str], run_time: pd.Timestamp, catalogue: Catalogue, force: bool = False
+) -> bool:
     """False when, for every region, all hours of the cycle window that its market can have
-    published by now are stored already (nothing new can come); ``force`` always runs the cycle."""
+    published by now (its entry in ``catalogue``, the settings' one) are stored already (nothing
+    new can come); ``force`` always runs the cycle."""
     if force:
         log.info("force=true: running the cycle regardless of what is stored")
         return True
-    missing = missing_hours(store, regions, run_time)
+    missing = missing_hours(store, regions, run_time, catalogue)
     log.info("publishable hours not yet stored, per region: %s", missing)
     return any(missing.values())
 
@@ -184,11 +188,18 @@ def aggregate_prices(store: PriceStore, folder: Path) -> dict[str, Any]:
 
 
 def validate_data_quality(
-    store: PriceStore, run_time: pd.Timestamp, min_records: int, folder: Path, aggregated_path: str
+    store: PriceStore,
+    run_time: pd.Timestamp,
+    min_records: int,
+    folder: Path,
+    aggregated_path: str,
+    catalogue: Catalogue,
 ) -> dict[str, Any]:
-    """Hourly rows -> the accepted ones in ``accepted.parquet``; rejects quarantined with their reason."""
+    """Hourly rows -> the accepted ones in ``accepted.parquet``; rejects quarantined with their reason.
+    ``catalogue`` is the settings' (the providers were configured from it): a region it does not
+    hold fails the cycle, naming the region and the catalogue file."""
     validation, quarantined = validate_step(
-        load_rows([aggregated_path]), run_time, min_records, QuarantineStore(store.engine)
+        load_rows([aggregated_path]), run_time, min_records, QuarantineStore(store.engine), catalogue
     )
     path = save_rows(validation.accepted, folder / "accepted.parquet")
     log.info("validation: %s; %d newly quarantined", validation.summary(), quarantined)
@@ -286,6 +297,7 @@ def run_cycle(
             settings.providers.min_records if min_records is None else min_records,
             folder,
             aggregated["path"],
+            settings.catalogue,
         )
         stored = store_prices(store, validated["path"], aggregated["exogenous_path"])
     return CycleReport(

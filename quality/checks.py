@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from core.check_results import CheckResult, Status, skipped
 from core.freshness import HOUR, find_gaps
 from core.metrics import evaluate
+from core.regions import Catalogue
 from core.settings import Settings
 from core.timestamps import utc
 from ingestion.validation import plausible_range
@@ -196,7 +197,7 @@ def price_range(store: PriceStore, settings: Settings, regions: Iterable[str], a
     for region in regions:
         canonical = store.read_canonical(region, window.start - pd.Timedelta(days=CONTEXT_DAYS), window.end)
         prices = pd.Series(canonical["price"].to_numpy(float), index=pd.DatetimeIndex(canonical["ts"]))
-        results.append(price_range_of(prices, region, window, settings.quality.price_outlier_z))
+        results.append(price_range_of(prices, region, window, settings.quality.price_outlier_z, settings.catalogue))
     return results
 
 
@@ -222,12 +223,12 @@ def robust_z(values: pd.Series, reference: pd.Series) -> tuple[pd.Series, float,
     return (values - median).abs() / scale, median, scale
 
 
-def price_range_of(prices: pd.Series, region: str, window: Window, z_limit: float) -> CheckResult:
+def price_range_of(prices: pd.Series, region: str, window: Window, z_limit: float, catalogue: Catalogue) -> CheckResult:
     current = prices[prices.index >= window.start]
     if current.empty:
         return skipped("price_range", region, f"no {region} prices between {window.start} and {window.end} to check")
     z, median, scale = robust_z(current, price_reference(prices, window))
-    low, high = plausible_range(region) or (-math.inf, math.inf)
+    low, high = plausible_range(region, catalogue)
     outside = current[(current < low) | (current > high)]
     outliers = current[z > z_limit]
     share = len(outliers) / len(current)

@@ -1,6 +1,8 @@
 """Forecast generation: the next 24 hours of a region from its Production model, or a labelled fallback.
 
-The hourly ``forecast_generation`` DAG calls these functions in a row, per region:
+The hourly ``forecast_generation`` DAG calls these functions in a row, per chunk of zones (the
+reads batched: :func:`forecast_origins` and :func:`prepare_requests` read all the chunk's zones in
+one query each; :func:`forecast_origin` and :func:`prepare_request` are their one-region forms):
 
 1. :func:`forecast_origin`: the hour after the newest price known before the run (prices
    published ahead of the run, day-ahead, are ignored, so the forecast uses only what was known
@@ -29,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -112,28 +114,49 @@ def _utc_hour(when: Any) -> pd.Timestamp:
     return utc(when).floor("h")
 
 
-def forecast_origin(store: PriceStore, region: str, run_time: Any) -> pd.Timestamp:
-    """The hour after the region's newest price before the run's hour (never later than that hour).
-
-    Raises ``StaleDataError`` when the region has no price before the run, or when its newest one
-    is older than the model's lag window: a forecast from there would read no recent price.
-    """
+def forecast_origins(
+    store: PriceStore, regions: Sequence[str], run_time: Any
+) -> tuple[dict[str, pd.Timestamp], dict[str, StaleDataError]]:
+    """Per region, the hour after its newest price before the run's hour (never later than that
+    hour), read for all ``regions`` in one query; and, apart, the regions refused with the
+    ``StaleDataError`` saying why: no price before the run, or the newest one older than the
+    model's lag window (a forecast from there would read no recent price)."""
     run_hour = _utc_hour(run_time)
-    newest = store.latest_ts(region)
+    newest = store.newest_prices(regions, before=run_hour)
+    origins: dict[str, pd.Timestamp] = {}
+    refused: dict[str, StaleDataError] = {}
+    for region in regions:
+        try:
+            origins[region] = _origin(region, run_hour, *newest.get(region, (None, None)))
+        except StaleDataError as exc:
+            refused[region] = exc
+    return origins, refused
+
+
+def forecast_origin(store: PriceStore, region: str, run_time: Any) -> pd.Timestamp:
+    """``forecast_origins`` of one region; raises its ``StaleDataError``."""
+    origins, refused = forecast_origins(store, [region], run_time)
+    if region in refused:
+        raise refused[region]
+    return origins[region]
+
+
+def _origin(
+    region: str, run_hour: pd.Timestamp, newest: pd.Timestamp | None, before_run: pd.Timestamp | None
+) -> pd.Timestamp:
     if newest is None:
         raise StaleDataError(
             f"{region}: no prices stored, nothing to forecast from; load history "
             f"(eopt load-history --region {region}) or run the electricity_price_ingestion DAG"
         )
     if newest >= run_hour:  # prices published ahead of the run (day-ahead): only hours before it were known
-        known = store.read_canonical(region, start=run_hour - LOOKBACK_HOURS * HOUR, end=run_hour)
-        if known.empty:
+        if before_run is None or before_run < run_hour - LOOKBACK_HOURS * HOUR:
             raise StaleDataError(
                 f"{region}: no price stored in the {LOOKBACK_HOURS} h before the run at {run_hour} (the model's lag "
                 f"window; the newest stored, {newest}, lies after the run), so no forecast can be made; check the "
                 f"electricity_price_ingestion DAG for this region or load history (eopt load-history --region {region})"
             )
-        newest = pd.Timestamp(known["ts"].max())
+        newest = before_run
     age = run_hour - newest
     if age > LOOKBACK_HOURS * HOUR:
         raise StaleDataError(
@@ -153,21 +176,46 @@ def forecast_origin(store: PriceStore, region: str, run_time: Any) -> pd.Timesta
     return pd.Timestamp(newest).tz_convert("UTC") + HOUR
 
 
-def prepare_request(store: PriceStore, region: str, origin: pd.Timestamp) -> ModelRequest:
-    """The model's raw request of ``origin`` from the store, reading only the hours the features need.
+def prepare_requests(
+    store: PriceStore, origins: Mapping[str, pd.Timestamp]
+) -> tuple[dict[str, ModelRequest], dict[str, Exception]]:
+    """The model's raw request of each region's origin, from one query for all their prices and one
+    for all their exogenous forecasts (only the hours the features need); and, apart, each region
+    whose request could not be built, with the error.
 
     Every hour is a row; a price or day-ahead forecast the store lacks (not arrived yet, a gap)
     is null, which the model imputes, and a warning names it (the forecast is less sure)."""
-    origin = _utc_hour(origin)
-    prices = store.read_canonical(region, start=origin - LOOKBACK_HOURS * HOUR, end=origin).set_index("ts")["price"]
-    exogenous = store.read_exogenous(
-        region, start=origin - EXOGENOUS_LOOKBACK_HOURS * HOUR, end=origin + HORIZON_HOURS * HOUR
+    origins = {region: _utc_hour(origin) for region, origin in origins.items()}
+    prices = store.read_canonical_windows(
+        {region: (origin - LOOKBACK_HOURS * HOUR, origin) for region, origin in origins.items()}
     )
-    request = build_request(prices, exogenous, region, origin)
-    unknown = unknown_inputs(request, region)
-    if unknown:
-        log.warning("%s: %s; the model imputes them (its forecast is less sure)", region, unknown)
-    return request
+    exogenous = store.read_exogenous_windows(
+        {
+            region: (origin - EXOGENOUS_LOOKBACK_HOURS * HOUR, origin + HORIZON_HOURS * HOUR)
+            for region, origin in origins.items()
+        }
+    )
+    requests: dict[str, ModelRequest] = {}
+    failed: dict[str, Exception] = {}
+    for region, origin in origins.items():
+        try:
+            request = build_request(prices[region].set_index("ts")["price"], exogenous[region], region, origin)
+        except Exception as exc:  # one region's bad inputs cost no other region its request
+            failed[region] = exc
+            continue
+        unknown = unknown_inputs(request, region)
+        if unknown:
+            log.warning("%s: %s; the model imputes them (its forecast is less sure)", region, unknown)
+        requests[region] = request
+    return requests, failed
+
+
+def prepare_request(store: PriceStore, region: str, origin: pd.Timestamp) -> ModelRequest:
+    """``prepare_requests`` of one region; raises its error."""
+    requests, failed = prepare_requests(store, {region: origin})
+    if region in failed:
+        raise failed[region]
+    return requests[region]
 
 
 def unknown_inputs(request: ModelRequest, region: str) -> str | None:

@@ -118,13 +118,28 @@ class ForecastStore:
             )
             with self.engine.connect() as conn:
                 rows = conn.execute(query).all()
-        frame = pd.DataFrame(rows, columns=list(FORECAST_COLUMNS))
-        for column in ("issued_at", "target_ts"):
-            frame[column] = pd.to_datetime(frame[column], utc=True)
-        for column in ("yhat", "lower", "upper", *QUANTILE_COLUMNS):
-            frame[column] = pd.to_numeric(frame[column]).astype(float)
-        frame["is_fallback"] = frame["is_fallback"].astype(bool)
-        return frame
+        return _typed(rows)
+
+    def read_newest(self, regions: Sequence[str]) -> dict[str, pd.DataFrame]:
+        """Each region's newest issue (``read_forecasts(region)``) in one query; a region without a
+        stored forecast is absent."""
+        if not regions:
+            return {}
+        t = forecasts
+        newest = (
+            sa.select(t.c.region, sa.func.max(t.c.issued_at).label("issued_at"))
+            .where(t.c.region.in_(list(regions)))
+            .group_by(t.c.region)
+            .subquery()
+        )
+        query = (
+            sa.select(*(t.c[c] for c in FORECAST_COLUMNS))
+            .join(newest, sa.and_(t.c.region == newest.c.region, t.c.issued_at == newest.c.issued_at))
+            .order_by(t.c.region, t.c.target_ts)
+        )
+        with self.engine.connect() as conn:
+            frame = _typed(conn.execute(query).all())
+        return {str(region): part.reset_index(drop=True) for region, part in frame.groupby("region", sort=False)}
 
     def count_forecasts(self, region: str | None = None) -> int:
         t = forecasts
@@ -133,3 +148,14 @@ class ForecastStore:
             query = query.where(t.c.region == region)
         with self.engine.connect() as conn:
             return int(conn.execute(query).scalar_one())
+
+
+def _typed(rows: Sequence[Any]) -> pd.DataFrame:
+    """Forecast rows as the store hands them out: UTC timestamps, floats (NaN for NULL), bool ``is_fallback``."""
+    frame = pd.DataFrame(rows, columns=list(FORECAST_COLUMNS))
+    for column in ("issued_at", "target_ts"):
+        frame[column] = pd.to_datetime(frame[column], utc=True)
+    for column in ("yhat", "lower", "upper", *QUANTILE_COLUMNS):
+        frame[column] = pd.to_numeric(frame[column]).astype(float)
+    frame["is_fallback"] = frame["is_fallback"].astype(bool)
+    return frame

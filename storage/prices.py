@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -120,6 +121,33 @@ def _window(
     return query
 
 
+def _utc_stamp(value: object) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _between(frame: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    return frame[(frame["ts"] >= pd.Timestamp(start)) & (frame["ts"] < pd.Timestamp(end))]
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """One price per hour: the highest-priority source's (``SOURCE_PRIORITY``)."""
+    rank = frame["source"].map({s: i for i, s in enumerate(SOURCE_PRIORITY)}).fillna(len(SOURCE_PRIORITY))
+    frame = frame.assign(rank=rank).sort_values(["ts", "rank"], kind="stable")
+    return frame.drop_duplicates("ts", keep="first").drop(columns="rank").reset_index(drop=True)
+
+
+def _wide(long: pd.DataFrame) -> pd.DataFrame:
+    """Long exogenous rows (ts, variable, value, source) wide, one column per variable, the
+    highest-priority source's value standing for each hour (``SOURCE_PRIORITY``)."""
+    rank = long["source"].map({s: i for i, s in enumerate(SOURCE_PRIORITY)}).fillna(len(SOURCE_PRIORITY))
+    long = long.assign(rank=rank).sort_values(["ts", "variable", "rank"], kind="stable")
+    long = long.drop_duplicates(["ts", "variable"], keep="first")
+    wide = long.pivot_table(index="ts", columns="variable", values="value", aggfunc="first").sort_index()
+    wide.columns.name = None
+    return wide
+
+
 class PriceStore:
     """Prices and day-ahead exogenous forecasts per region, on SQLite or PostgreSQL."""
 
@@ -190,10 +218,66 @@ class PriceStore:
 
     def read_canonical(self, region: str, start: datetime | None = None, end: datetime | None = None) -> pd.DataFrame:
         """One price per hour for a region: the highest-priority source's (``SOURCE_PRIORITY``)."""
-        frame = self.read_prices(region, start, end)
-        rank = frame["source"].map({s: i for i, s in enumerate(SOURCE_PRIORITY)}).fillna(len(SOURCE_PRIORITY))
-        frame = frame.assign(rank=rank).sort_values(["ts", "rank"], kind="stable")
-        return frame.drop_duplicates("ts", keep="first").drop(columns="rank").reset_index(drop=True)
+        return _canonical(self.read_prices(region, start, end))
+
+    def read_canonical_windows(self, windows: Mapping[str, tuple[datetime, datetime]]) -> dict[str, pd.DataFrame]:
+        """``read_canonical`` of several regions, each over its own ``[start, end)``, in one query."""
+        if not windows:
+            return {}
+        t = electricity_prices
+        query = sa.select(t.c.region, t.c.source, t.c.ts, t.c.price, t.c.currency, t.c.unit, t.c.resolution).where(
+            t.c.region.in_(list(windows)),
+            t.c.ts >= min(start for start, _ in windows.values()),
+            t.c.ts < max(end for _, end in windows.values()),
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query.order_by(t.c.region, t.c.ts, t.c.source)).all()
+        frame = pd.DataFrame(rows, columns=["region", "source", "ts", "price", "currency", "unit", "resolution"])
+        frame["ts"] = pd.to_datetime(frame["ts"], utc=True)
+        return {
+            region: _canonical(_between(frame[frame["region"] == region], start, end))
+            for region, (start, end) in windows.items()
+        }
+
+    def read_exogenous_windows(self, windows: Mapping[str, tuple[datetime, datetime]]) -> dict[str, pd.DataFrame]:
+        """``read_exogenous`` of several regions, each over its own ``[start, end)``, in one query."""
+        if not windows:
+            return {}
+        t = market_exogenous
+        query = sa.select(t.c.region, t.c.ts, t.c.variable, t.c.value, t.c.source).where(
+            t.c.region.in_(list(windows)),
+            t.c.ts >= min(start for start, _ in windows.values()),
+            t.c.ts < max(end for _, end in windows.values()),
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        long = pd.DataFrame(rows, columns=["region", "ts", "variable", "value", "source"])
+        long["ts"] = pd.to_datetime(long["ts"], utc=True)
+        return {
+            region: _wide(_between(long[long["region"] == region], start, end).drop(columns="region"))
+            for region, (start, end) in windows.items()
+        }
+
+    def newest_prices(
+        self, regions: Sequence[str], before: datetime
+    ) -> dict[str, tuple[pd.Timestamp, pd.Timestamp | None]]:
+        """Per region that has prices: its newest price's hour, and its newest before ``before`` (None
+        when all lie after), in one query. A region without any price is absent."""
+        if not regions:
+            return {}
+        t = electricity_prices
+        query = (
+            sa.select(t.c.region, sa.func.max(t.c.ts), sa.func.max(sa.case((t.c.ts < before, t.c.ts))))
+            .where(t.c.region.in_(list(regions)))
+            .group_by(t.c.region)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return {
+            region: (_utc_stamp(newest), None if earlier is None else _utc_stamp(earlier))
+            for region, newest, earlier in rows
+            if newest is not None
+        }
 
     def read_exogenous(
         self, region: str, start: datetime | None = None, end: datetime | None = None, source: str | None = None
@@ -208,12 +292,7 @@ class PriceStore:
             rows = conn.execute(query).all()
         long = pd.DataFrame(rows, columns=["ts", "variable", "value", "source"])
         long["ts"] = pd.to_datetime(long["ts"], utc=True)
-        rank = long["source"].map({s: i for i, s in enumerate(SOURCE_PRIORITY)}).fillna(len(SOURCE_PRIORITY))
-        long = long.assign(rank=rank).sort_values(["ts", "variable", "rank"], kind="stable")
-        long = long.drop_duplicates(["ts", "variable"], keep="first")
-        wide = long.pivot_table(index="ts", columns="variable", values="value", aggfunc="first").sort_index()
-        wide.columns.name = None
-        return wide
+        return _wide(long)
 
     def count_prices(self, region: str | None = None, source: str | None = None) -> int:
         t = electricity_prices

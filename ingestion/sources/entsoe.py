@@ -674,6 +674,10 @@ class Client(ProviderClient):
         return rows if not rows.empty else empty_exogenous()
 
     def _timezone(self, region: str) -> str:
+        """The zone of the region's delivery days: the settings' catalogue's (``config.timezones``); a
+        config built without it (a test's) looks the region up in this process's catalogue."""
+        if region in self.config.timezones:
+            return self.config.timezones[region]
         try:
             return get_market(region).timezone
         except MarketDataError:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from core.regions import BUNDLED_CATALOGUE, CatalogueError, load_catalogue
 from core.settings import FLAT_NAMES, GROUPS, PROJECT_ROOT, Settings, SettingsError
 
 
@@ -159,7 +161,7 @@ def test_each_group_reads_its_variables_and_derives_defaults_from_eopt_home(tmp_
     assert settings.stores.optuna_storage == f"sqlite:///{home / 'optuna.db'}"
     assert settings.stores.mlflow_artifact_root == home / "mlartifacts" and settings.airflow.home == home / "airflow"
     assert (settings.training.test_days, settings.training.threads, settings.training.tuning_trials) == (28, 0, 3)
-    assert settings.training.model_mape_thresholds == {} and settings.mape_threshold("PJM") == 10.0
+    assert settings.training.model_mape_thresholds == {} and settings.mape_threshold("NP") == 10.0
     assert settings.providers.sandbox_url == "http://127.0.0.1:8765" and settings.providers.urls == {
         "nrel": "http://nrel.test"
     }
@@ -168,7 +170,7 @@ def test_each_group_reads_its_variables_and_derives_defaults_from_eopt_home(tmp_
         "openei": "k",
     }
     assert settings.airflow.deadline_alerts is False and settings.log_level == "DEBUG"
-    assert Settings.from_env({}).training.model_mape_thresholds == {"PJM": 20.0, "BE": 25.0, "FR": 25.0}
+    assert Settings.from_env({}).training.model_mape_thresholds == {}  # the thresholds are the catalogue's
 
 
 def test_from_env_with_a_mapping__ignores_the_process_environment(monkeypatch, tmp_path):
@@ -189,7 +191,7 @@ def test_with_overrides__takes_the_flat_names_and_checks_values(tmp_path):
         database_url="postgresql://db/x",
     )
     assert (changed.alerts.enable_slack, changed.providers.min_records) == (True, 5)
-    assert changed.mape_threshold("BE") == 12.0 and changed.stores.database_url == "postgresql://db/x"
+    assert changed.mape_threshold("NP") == 12.0 and changed.stores.database_url == "postgresql://db/x"
     assert base.alerts.enable_slack is False and base.stores.home == changed.stores.home
     with pytest.raises(SettingsError, match="EOPT_PRICE_INGESTION_MIN_RECORDS=0 must be positive"):
         base.with_overrides(price_ingestion_min_records=0)
@@ -290,3 +292,44 @@ def test_redis_url__the_forms_the_client_opens_are_kept_and_empty_means_the_in_p
     for url in ("redis://127.0.0.1:6379/0", "rediss://:pw@cache.example.com:6380/2", "unix:///run/redis.sock"):
         assert Settings.from_env({"REDIS_URL": url}).stores.redis_url == url
     assert Settings.from_env({"REDIS_URL": ""}).stores.redis_url is None
+
+
+def test_mape_threshold__is_the_catalogue_entrys_then_the_catalogues_default_then_the_setting(tmp_path):
+    bundled = Settings.from_env({"EOPT_HOME": str(tmp_path)})
+    assert {r: bundled.mape_threshold(r) for r in ("NP", "PJM", "BE", "FR")} == {
+        "NP": 10.0,  # states none: EOPT_MODEL_MAPE_THRESHOLD
+        "PJM": 20.0,
+        "BE": 25.0,
+        "FR": 25.0,
+    }
+    text = BUNDLED_CATALOGUE.read_text().replace("version = 1\n", "version = 1\nmape_threshold = 15.0\n", 1)
+    own = tmp_path / "regions.toml"
+    own.write_text(
+        text + '\n[regions.ZZ]\nname = "An own zone"\nzone = "Europe/Amsterdam"\ncurrency = "EUR"\n'
+        'holidays = { country = "NL" }\nexogenous = ["load_forecast"]\nmape_threshold = 30\n'
+    )
+    settings = Settings.from_env({"EOPT_HOME": str(tmp_path), "EOPT_REGION_CATALOGUE": str(own)})
+    assert {r: settings.mape_threshold(r) for r in ("NP", "PJM", "ZZ")} == {"NP": 15.0, "PJM": 20.0, "ZZ": 30.0}
+    # the override setting still wins, per region; the plain threshold applies where nothing states one
+    overridden = settings.with_overrides(model_mape_thresholds={"PJM": 11.0}, model_mape_threshold=9.0)
+    assert {r: overridden.mape_threshold(r) for r in ("NP", "PJM", "ZZ")} == {"NP": 15.0, "PJM": 11.0, "ZZ": 30.0}
+    plain = Settings.from_env({"EOPT_HOME": str(tmp_path), "EOPT_MODEL_MAPE_THRESHOLD": "8"})
+    assert (plain.mape_threshold("NP"), plain.mape_threshold("BE")) == (8.0, 25.0)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("mape_threshold = 0", "field mape_threshold: 0 is not a percentage above 0"),
+        ('mape_threshold = "high"', "field mape_threshold: 'high' is not a percentage above 0"),
+    ],
+)
+def test_mape_threshold__a_bad_catalogue_default_names_the_file_and_field(tmp_path, line, message):
+    own = tmp_path / "regions.toml"
+    own.write_text(BUNDLED_CATALOGUE.read_text().replace("version = 1\n", f"version = 1\n{line}\n", 1))
+    with pytest.raises(CatalogueError, match=re.escape(f"{own}: {message}")):
+        load_catalogue(own)
+    entry = BUNDLED_CATALOGUE.read_text().replace("mape_threshold = 20.0", "mape_threshold = -5", 1)
+    own.write_text(entry)
+    with pytest.raises(CatalogueError, match=re.escape(f"{own}: region PJM, field mape_threshold")):
+        load_catalogue(own)

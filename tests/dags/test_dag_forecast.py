@@ -88,7 +88,7 @@ def prices(region: str) -> pd.Series:
 
 def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflow):
     script = (
-        "from airflow.dag_processing.dagbag import BundleDagBag; import json, os\n"
+        "from airflow.dag_processing.dagbag import BundleDagBag; import jinja2, json, os, types\n"
         "folder = os.environ['AIRFLOW__CORE__DAGS_FOLDER']\n"
         "bag = BundleDagBag(dag_folder=folder, bundle_path=folder)\n"
         "assert not bag.import_errors, bag.import_errors\n"
@@ -101,7 +101,10 @@ def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflo
         " 'callback': alert.callback.path, 'tasks': sorted(dag.task_ids),"
         " 'upstream': {t.task_id: sorted(t.upstream_task_ids) for t in dag.tasks},"
         " 'rules': {t.task_id: t.trigger_rule.value for t in dag.tasks},"
-        " 'mapped': sorted(t.task_id for t in dag.tasks if t.get_closest_mapped_task_group() is not None)}))\n"
+        " 'mapped': sorted(t.task_id for t in dag.tasks if t.get_closest_mapped_task_group() is not None),"
+        " 'labels': sorted({jinja2.Template(t.map_index_template).render(task=types.SimpleNamespace(op_kwargs={'zones': z}))"
+        " for t in dag.tasks if t.task_id != 'check_model_ready'"
+        " for z in (['NP', 'PJM'], [f'SYN_{i:03d}' for i in range(25)], [f'SYN_{i:03d}' for i in range(26)])})}))\n"
     )
     shape = json.loads(airflow.run_python(script).stdout.strip().splitlines()[-1])  # deadline alerts on (default)
     assert shape["schedule"] == "0 * * * *" and shape["catchup"] is False and shape["max_active_runs"] == 1
@@ -111,7 +114,7 @@ def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflo
     assert shape["tasks"] == sorted(
         ["check_model_ready", "prepare_features", "generate_forecasts", "store_forecasts", "update_forecast_cache"]
     )
-    # check_model_ready's regions feed a task group mapped per region: one region's failure is its own
+    # check_model_ready's chunks of zones feed a task group mapped per chunk
     assert shape["upstream"] == {
         "check_model_ready": [],
         "prepare_features": ["check_model_ready"],
@@ -121,6 +124,10 @@ def test_forecast_dag__has_a_two_minute_deadline_and_the_documented_shape(airflo
     }
     assert shape["mapped"] == ["generate_forecasts", "prepare_features", "store_forecasts", "update_forecast_cache"]
     assert set(shape["rules"].values()) == {"all_success"}
+    # each chunk's instances are named by its zones; past 200 characters by the first, the last and how many
+    assert shape["labels"] == sorted(
+        ["NP,PJM", ",".join(f"SYN_{i:03d}" for i in range(25)), "SYN_000..SYN_025 (26 zones)"]
+    )
 
     without = airflow.run_python(
         script.replace(
@@ -136,10 +143,18 @@ def test_forecast_dag__without_models_stores_24_fallback_hours_per_region_and_re
     first = airflow.dags_test(DAG_ID, FIRST_RUN, extra_env=run_env(home))
     assert first.returncode == 0, (first.stdout + first.stderr)[-6000:]
     assert set(airflow.task_states(DAG_ID).values()) == {"success"}
-    assert airflow.xcoms(DAG_ID, "check_model_ready") == {"check_model_ready": list(REGIONS)}
+    assert airflow.xcoms(DAG_ID, "check_model_ready") == {"check_model_ready": [list(REGIONS)]}  # one chunk
+    assert set(airflow.task_states(DAG_ID)) == {
+        "check_model_ready",
+        *(
+            f"{t}[NP,PJM]"
+            for t in ("prepare_features", "generate_forecasts", "store_forecasts", "update_forecast_cache")
+        ),
+    }
     issued = pd.Timestamp(FIRST_RUN)
     assert counts(home) == {("NP", "2018-12-25 02:00:00.000000"): 24, ("PJM", "2018-12-25 02:00:00.000000"): 24}
-    generated = airflow.xcoms(DAG_ID, "generate_forecasts")
+    generated = airflow.xcoms(DAG_ID, "generate_forecasts")["generate_forecasts[NP,PJM]"]
+    assert generated["failed"] == {}
     for region, origin in (("NP", "2018-12-24 23:00"), ("PJM", "2018-12-25 02:00")):
         stored = forecasts(home).read_forecasts(region, issued)
         targets = pd.date_range(pd.Timestamp(origin, tz=UTC), periods=24, freq="h")
@@ -147,46 +162,57 @@ def test_forecast_dag__without_models_stores_24_fallback_hours_per_region_and_re
         assert stored["is_fallback"].all() and set(stored["model_name"]) == {"seasonal-naive"}
         assert stored["yhat"].tolist() == prices(region).reindex(targets - pd.Timedelta(hours=168)).tolist()
         assert stored["lower"].isna().all()
-        summary = generated[f"generate_forecasts[{region}]"]
+        summary = generated["forecasts"][region]
         assert summary["is_fallback"] is True and summary["model"] == "seasonal-naive"
         assert summary["reason"].startswith(f"no Production model for {region}")
-    assert airflow.xcoms(DAG_ID, "store_forecasts") == {
-        f"store_forecasts[{r}]": {"region": r, "inserted": 24, "updated": 0, "unchanged": 0} for r in REGIONS
+    assert airflow.xcoms(DAG_ID, "store_forecasts") == {  # one upsert for the chunk
+        "store_forecasts[NP,PJM]": {"stored": list(REGIONS), "inserted": 48, "updated": 0, "unchanged": 0}
+    }
+    cached = airflow.xcoms(DAG_ID, "update_forecast_cache")["update_forecast_cache[NP,PJM]"]["cached"]
+    assert {r: (c["key"], c["issued_at"], c["ok"]) for r, c in cached.items()} == {
+        r: (f"eopt:forecast:latest:{r}", "2018-12-25 02:00:00+00:00", True) for r in REGIONS
     }
 
     second = airflow.dags_test(DAG_ID, FIRST_RUN, extra_env=run_env(home))
     assert second.returncode == 0, second.stdout[-4000:]
     assert airflow.xcoms(DAG_ID, "store_forecasts") == {
-        f"store_forecasts[{r}]": {"region": r, "inserted": 0, "updated": 0, "unchanged": 24} for r in REGIONS
+        "store_forecasts[NP,PJM]": {"stored": list(REGIONS), "inserted": 0, "updated": 0, "unchanged": 48}
     }
     assert sum(counts(home).values()) == 48
 
 
-def test_forecast_dag__a_stale_region_fails_its_prepare_features_while_the_others_are_forecast(airflow, home):
+def test_forecast_dag__a_stale_zone_fails_its_chunk_after_the_chunks_other_zones_are_stored_and_cached(airflow, home):
     result = airflow.dags_test(
         DAG_ID, "2018-12-25T05:00:00+00:00", conf={"regions": ["NP", "BE"]}, extra_env=run_env(home)
     )
-    assert result.returncode == 1  # the run failed: BE's square is red
-    assert airflow.xcoms(DAG_ID, "check_model_ready") == {"check_model_ready": ["NP", "BE"]}
-    # BE is map index 1; its downstream tasks never ran, so only prepare_features carries its name
+    assert result.returncode == 1  # the run failed: the chunk's square is red
+    assert airflow.xcoms(DAG_ID, "check_model_ready") == {"check_model_ready": [["NP", "BE"]]}
+    # BE's request could not be prepared; NP went on through every task, and the chunk failed at its end
     assert airflow.task_states(DAG_ID) == {
         "check_model_ready": "success",
-        "prepare_features[NP]": "success",
-        "generate_forecasts[NP]": "success",
-        "store_forecasts[NP]": "success",
-        "update_forecast_cache[NP]": "success",
-        "prepare_features[BE]": "failed",
-        "generate_forecasts[1]": "upstream_failed",
-        "store_forecasts[1]": "upstream_failed",
-        "update_forecast_cache[1]": "upstream_failed",
+        "prepare_features[NP,BE]": "success",
+        "generate_forecasts[NP,BE]": "success",
+        "store_forecasts[NP,BE]": "success",
+        "update_forecast_cache[NP,BE]": "failed",
     }
-    log = result.stdout + result.stderr  # the failure names the region, its newest price and what to check
-    assert "StaleDataError: BE: newest price is 2016-12-31 22:00:00+00:00" in log
+    prepared = airflow.xcoms(DAG_ID, "prepare_features")["prepare_features[NP,BE]"]
+    assert prepared["prepared"] == {"NP": "2018-12-24 23:00:00+00:00"} and list(prepared["failed"]) == ["BE"]
+    assert airflow.xcoms(DAG_ID, "store_forecasts") == {
+        "store_forecasts[NP,BE]": {"stored": ["NP"], "inserted": 24, "updated": 0, "unchanged": 0}
+    }
+    log = result.stdout + result.stderr  # the failure names the zone, its newest price and what to check
+    stale = (
+        "BE in prepare_features: StaleDataError: BE: newest price is 2016-12-31 22:00:00+00:00, 17359 h before the "
+        "run at 2018-12-25 05:00:00+00:00"
+    )
+    assert f"ZonesNotForecast: 1 of 2 zone(s) not forecast (the other 1 stored and cached): {stale}" in log
     assert "check the electricity_price_ingestion DAG for this region" in log
-    assert counts(home) == {("NP", "2018-12-25 05:00:00.000000"): 24}  # NP went on, nothing of BE
+    assert "BE: not forecast (prepare_features failed for this zone): StaleDataError: BE: newest price" in log
+    assert "cache eopt:forecast:latest:NP: issued 2018-12-25 05:00:00+00:00, ok" in log
+    assert counts(home) == {("NP", "2018-12-25 05:00:00.000000"): 24}  # NP stored, nothing of BE
 
 
-def test_forecast_dag__a_region_not_even_the_fallback_can_forecast_fails_generate_while_the_others_are_stored(
+def test_forecast_dag__a_zone_not_even_the_fallback_can_forecast_fails_its_own_chunk_while_the_others_are_stored(
     airflow, tmp_path
 ):
     engine = create_store_engine(f"sqlite:///{tmp_path / 'prices.db'}")
@@ -203,21 +229,33 @@ def test_forecast_dag__a_region_not_even_the_fallback_can_forecast_fails_generat
         store.upsert_history(cut.prices, cut.exogenous)
     engine.dispose()
 
-    result = airflow.dags_test(DAG_ID, FIRST_RUN, extra_env=run_env(tmp_path))
-    assert result.returncode == 1
-    states = airflow.task_states(DAG_ID)
-    assert states["generate_forecasts[NP]"] == "failed" and states["store_forecasts[0]"] == "upstream_failed"
-    assert {k: v for k, v in states.items() if "PJM" in k} == {
-        f"{t}[PJM]": "success"
-        for t in ("prepare_features", "generate_forecasts", "store_forecasts", "update_forecast_cache")
+    # one zone per chunk: NP's chunk fails at its end, PJM's chunk is all green
+    result = airflow.dags_test(DAG_ID, FIRST_RUN, extra_env=run_env(tmp_path, EOPT_FORECAST_CHUNK_ZONES="1"))
+    assert result.returncode == 1, (result.stdout + result.stderr)[-6000:]
+    assert airflow.xcoms(DAG_ID, "check_model_ready") == {"check_model_ready": [["NP"], ["PJM"]]}, (
+        result.stdout + result.stderr
+    )[-6000:]
+    steps = ("prepare_features", "generate_forecasts", "store_forecasts", "update_forecast_cache")
+    assert airflow.task_states(DAG_ID) == {
+        "check_model_ready": "success",
+        **{f"{t}[NP]": "success" for t in steps[:-1]},
+        "update_forecast_cache[NP]": "failed",
+        **{f"{t}[PJM]": "success" for t in steps},
     }
-    assert (
+    error = (
         "ForecastError: NP: cannot fall back to the seasonal naive "
         "either: no price 168 h before 3 target hour(s) (2018-12-24 23:00:00+00:00, 2018-12-25 00:00:00+00:00, "
         "2018-12-25 01:00:00+00:00)"
-    ) in result.stdout + result.stderr
+    )
+    failure = f"ZonesNotForecast: 1 of 1 zone(s) not forecast (the other 0 stored and cached): NP in generate_forecasts: {error}"
+    assert failure in result.stdout + result.stderr
+    generated = airflow.xcoms(DAG_ID, "generate_forecasts")
+    assert generated["generate_forecasts[NP]"]["forecasts"] == {}
+    assert generated["generate_forecasts[NP]"]["failed"]["NP"].startswith(error)
+    assert generated["generate_forecasts[PJM]"]["failed"] == {}
     assert airflow.xcoms(DAG_ID, "store_forecasts") == {
-        "store_forecasts[PJM]": {"region": "PJM", "inserted": 24, "updated": 0, "unchanged": 0}
+        "store_forecasts[NP]": {"stored": [], "inserted": 0, "updated": 0, "unchanged": 0},
+        "store_forecasts[PJM]": {"stored": ["PJM"], "inserted": 24, "updated": 0, "unchanged": 0},
     }
     assert counts(tmp_path) == {("PJM", "2018-12-25 02:00:00.000000"): 24}
 
@@ -258,15 +296,15 @@ def test_forecast_dag__forecasts_with_the_champion_once_one_is_promoted_and_fall
     assert np_forecast["upper"].tolist() == np_forecast["q95"].tolist()
     pjm = forecasts(home).read_forecasts("PJM", issued)
     assert len(pjm) == 24 and pjm["is_fallback"].all() and pjm[list(QUANTILE_COLUMNS)].isna().all().all()
-    generated = airflow.xcoms(DAG_ID, "generate_forecasts")
-    assert generated["generate_forecasts[NP]"] == {
-        "region": "NP",
+    generated = airflow.xcoms(DAG_ID, "generate_forecasts")["generate_forecasts[NP,PJM]"]
+    assert generated["failed"] == {}
+    assert generated["forecasts"]["NP"] == {
         "model": name,
         "version": str(version),
         "is_fallback": False,
         "reason": None,
     }
-    assert generated["generate_forecasts[PJM]"]["reason"].startswith("no Production model for PJM")
+    assert generated["forecasts"]["PJM"]["reason"].startswith("no Production model for PJM")
 
 
 @pytest.mark.integration

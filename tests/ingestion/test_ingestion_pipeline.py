@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
+from core.regions import BUNDLED_CATALOGUE, load_catalogue
 from ingestion.aggregate import aggregate_hourly
 from ingestion.http import ApiCall, RateLimiter, RetryPolicy, parse_retry_after
 from ingestion.pipeline import cycle_window, missing_hours, published_until, quarantine_rejected
@@ -107,6 +108,7 @@ def test_aggregate__sources_and_regions_stay_apart():
 # -- validation -----------------------------------------------------------------------------------
 
 RUN = pd.Timestamp("2016-06-01 12:00", tz="UTC")
+CATALOGUE = load_catalogue(BUNDLED_CATALOGUE)
 
 
 def hourly(**kwargs) -> pd.DataFrame:
@@ -114,12 +116,14 @@ def hourly(**kwargs) -> pd.DataFrame:
 
 
 def test_validate__accepts_plausible_rows_including_negative_prices():
-    result = validate_prices(hourly(periods=5, prices=[-120.0, 0.0, 35.5, 80.0, 3999.0]), run_time=RUN)
+    result = validate_prices(
+        hourly(periods=5, prices=[-120.0, 0.0, 35.5, 80.0, 3999.0]), run_time=RUN, catalogue=CATALOGUE
+    )
     assert len(result.accepted) == 5 and result.rejected.empty
 
 
 def test_validate__rejects_out_of_range_prices_with_the_bounds():
-    result = validate_prices(hourly(periods=3, prices=[50.0, 9000.0, -800.0]), run_time=RUN)
+    result = validate_prices(hourly(periods=3, prices=[50.0, 9000.0, -800.0]), run_time=RUN, catalogue=CATALOGUE)
     assert result.accepted["price"].tolist() == [50.0]
     assert result.rejected["reason"].tolist() == [
         "range: price 9000.0 outside the plausible range [-500.0, 4000.0] for BE",
@@ -129,7 +133,7 @@ def test_validate__rejects_out_of_range_prices_with_the_bounds():
 
 def test_validate__rejects_timestamps_beyond_the_publication_horizon():
     frame = hourly(start="2016-06-03 10:00", periods=4)  # run time + 46 h .. + 49 h
-    result = validate_prices(frame, run_time=RUN)
+    result = validate_prices(frame, run_time=RUN, catalogue=CATALOGUE)
     assert len(result.accepted) == 3
     assert (
         result.rejected["reason"]
@@ -139,34 +143,56 @@ def test_validate__rejects_timestamps_beyond_the_publication_horizon():
 
 
 def test_validate__history_rows_may_not_be_in_the_future_at_all():
-    result = validate_prices(hourly(source="epf-history", start="2016-06-01 12:00", periods=2), run_time=RUN)
+    result = validate_prices(
+        hourly(source="epf-history", start="2016-06-01 12:00", periods=2), run_time=RUN, catalogue=CATALOGUE
+    )
     assert len(result.accepted) == 1 and len(result.rejected) == 1
 
 
-def test_validate__rejects_unknown_regions_bad_currency_and_duplicates():
-    frame = pd.concat(
-        [hourly(periods=2), hourly(region="XX", periods=1), hourly(periods=1, currency="euro")], ignore_index=True
-    )
-    result = validate_prices(frame, run_time=RUN)
+def test_validate__rejects_bad_currency_and_duplicates():
+    frame = pd.concat([hourly(periods=2), hourly(periods=1, currency="euro")], ignore_index=True)
+    result = validate_prices(frame, run_time=RUN, catalogue=CATALOGUE)
     reasons = sorted(result.rejected["reason"])
-    assert "schema: unknown region XX" in reasons
     assert "schema: currency is not an ISO 4217 code" in reasons
     assert reasons.count("duplicate: more than one price for this region, source and hour") == 1
     assert len(result.accepted) == 1
+
+
+def test_validate__a_zone_the_catalogue_in_use_does_not_hold_fails_the_cycle_naming_the_zone_and_the_file(tmp_path):
+    """The providers are configured from the settings' catalogue; a zone only that catalogue holds, validated
+    against another one (the bundled), is an error naming the zone and the file, never 0 rows stored."""
+    own = tmp_path / "regions.toml"
+    own.write_text(
+        BUNDLED_CATALOGUE.read_text()
+        + '\n[regions.ZZ]\nname = "An operator\'s own zone"\nzone = "Europe/Amsterdam"\ncurrency = "EUR"\n'
+        'holidays = { country = "NL" }\nexogenous = ["load_forecast"]\n'
+    )
+    frame = pd.concat([hourly(periods=2), hourly(region="ZZ", periods=2)], ignore_index=True)
+    with pytest.raises(ValidationFailed) as caught:
+        validate_prices(frame, run_time=RUN, catalogue=CATALOGUE)
+    message = str(caught.value)
+    assert message.startswith(
+        f"price rows for region ZZ, which the region catalogue in use ({BUNDLED_CATALOGUE}) does not hold: "
+        f"unknown region 'ZZ': {BUNDLED_CATALOGUE} has no entry for it"
+    )
+    # against the settings' own catalogue, the same rows are validated and kept
+    result = validate_prices(frame, run_time=RUN, catalogue=load_catalogue(own))
+    assert len(result.accepted) == 4 and result.rejected.empty
+    assert sorted(result.accepted["region"].unique()) == ["BE", "ZZ"]
 
 
 def test_validate__too_few_rows_fails_the_cycle_naming_the_variable():
     with pytest.raises(
         ValidationFailed, match=r"only 3 valid price rows this cycle \(price_ingestion_min_records = 24\)"
     ):
-        validate_prices(hourly(periods=3), run_time=RUN, min_records=24)
+        validate_prices(hourly(periods=3), run_time=RUN, catalogue=CATALOGUE, min_records=24)
 
 
 def test_validate__naive_timestamps_fail_loudly():
     frame = hourly(periods=2)
     frame["ts"] = frame["ts"].dt.tz_localize(None)
     with pytest.raises(ValidationFailed, match="not tz-aware UTC"):
-        validate_prices(frame, run_time=RUN)
+        validate_prices(frame, run_time=RUN, catalogue=CATALOGUE)
 
 
 # -- quarantine and health ------------------------------------------------------------------------
@@ -174,7 +200,9 @@ def test_validate__naive_timestamps_fail_loudly():
 
 def test_quarantine__keeps_reason_and_payload_ref_and_is_idempotent(store):
     quarantine = QuarantineStore(store.engine)
-    rejected = validate_prices(hourly(periods=3, prices=[50.0, 9000.0, 60.0]), run_time=RUN).rejected
+    rejected = validate_prices(
+        hourly(periods=3, prices=[50.0, 9000.0, 60.0]), run_time=RUN, catalogue=CATALOGUE
+    ).rejected
     assert quarantine_rejected(rejected, quarantine) == 1
     assert quarantine_rejected(rejected, quarantine) == 0
     payload = QuarantinedRow(
@@ -205,9 +233,9 @@ def test_api_health__one_row_per_call(store):
 def test_published_until__day_ahead_prices_arrive_after_the_auction():
     before = pd.Timestamp("2016-06-01 10:59", tz="UTC")  # 12:59 CEST
     after = pd.Timestamp("2016-06-01 11:00", tz="UTC")  # 13:00 CEST
-    assert published_until("BE", before) == pd.Timestamp("2016-06-01 22:00", tz="UTC")
-    assert published_until("BE", after) == pd.Timestamp("2016-06-02 22:00", tz="UTC")
-    assert published_until("PJM", pd.Timestamp("2016-06-01 17:30", tz="UTC")) == pd.Timestamp(
+    assert published_until("BE", before, CATALOGUE) == pd.Timestamp("2016-06-01 22:00", tz="UTC")
+    assert published_until("BE", after, CATALOGUE) == pd.Timestamp("2016-06-02 22:00", tz="UTC")
+    assert published_until("PJM", pd.Timestamp("2016-06-01 17:30", tz="UTC"), CATALOGUE) == pd.Timestamp(
         "2016-06-03 04:00", tz="UTC"
     )
 
@@ -216,12 +244,12 @@ def test_missing_hours__zero_once_every_publishable_hour_is_stored(store):
     run = pd.Timestamp("2016-06-01 09:00", tz="UTC")  # before the BE auction: publishable until 22:00 today
     start, end = cycle_window(run)
     assert (start, end) == (pd.Timestamp("2016-05-31 09:00", tz="UTC"), pd.Timestamp("2016-06-02 09:00", tz="UTC"))
-    assert missing_hours(store, ["BE"], run) == {"BE": 37}
+    assert missing_hours(store, ["BE"], run, CATALOGUE) == {"BE": 37}
     frame = hourly(start="2016-05-31 09:00", periods=36)
     store.upsert_prices(frame)
-    assert missing_hours(store, ["BE"], run) == {"BE": 1}
+    assert missing_hours(store, ["BE"], run, CATALOGUE) == {"BE": 1}
     store.upsert_prices(hourly(start="2016-06-01 21:00", periods=1))
-    assert missing_hours(store, ["BE"], run) == {"BE": 0}
+    assert missing_hours(store, ["BE"], run, CATALOGUE) == {"BE": 0}
 
 
 def test_canonical_priority__wholesale_before_retail():

@@ -312,8 +312,9 @@ def test_task_failure_alert__names_the_task_run_try_error_and_log_and_never_rais
 
 @pytest.mark.dag
 def test_task_failure_alert__a_failed_task_of_a_real_dag_run_alerts_slack_and_email(tmp_path_factory, slack, smtp):
-    """forecast_generation on an empty store: prepare_features has no price to start from and fails
-    (no retries); Airflow calls the DAGs' on_failure_callback in the task's process."""
+    """forecast_generation on an empty store: prepare_features has no price to start from for NP, and NP's
+    chunk fails at its end (update_forecast_cache, no retries); Airflow calls the DAGs' on_failure_callback
+    in the task's process."""
     home = tmp_path_factory.mktemp("eopt")
     engine = create_store_engine(f"sqlite:///{home / 'prices.db'}")
     upgrade(engine)
@@ -336,21 +337,24 @@ def test_task_failure_alert__a_failed_task_of_a_real_dag_run_alerts_slack_and_em
     failed = {
         re.search(r"task failed: forecast_generation\.([\w\[\]]+)\*", text).group(1): text for text in slack.messages
     }
-    # NP's prepare_features fails (its instance named by the region); the tasks after it in NP's
-    # mapped group never ran (upstream failed) and check_model_ready succeeded: one alert
-    assert sorted(failed) == ["prepare_features[NP]"], (slack.messages, log[-6000:])
-    text = failed["prepare_features[NP]"]
+    # NP's chunk (its instance named by its zones) fails at its end, naming the zone, the task it failed
+    # in and why; the tasks before it and check_model_ready succeeded: one alert
+    assert sorted(failed) == ["update_forecast_cache[NP]"], (slack.messages, log[-6000:])
+    text = failed["update_forecast_cache[NP]"]
     run_id = re.search(r"\nrun (manual__\S+), try 1\n", text).group(1)  # `dags test` runs are manual__<now>
-    assert "\nStaleDataError: NP: no prices stored, nothing to forecast from" in text
-    log_url = f"/dags/forecast_generation/runs/{quote(run_id)}/tasks/prepare_features/mapped/0?try_number=1|"
+    assert (
+        "\nZonesNotForecast: 1 of 1 zone(s) not forecast (the other 0 stored and cached): NP in prepare_features: "
+        "StaleDataError: NP: no prices stored, nothing to forecast from"
+    ) in text
+    log_url = f"/dags/forecast_generation/runs/{quote(run_id)}/tasks/update_forecast_cache/mapped/0?try_number=1|"
     assert log_url in text
     [(subject, _)] = [subject_and_body(message) for message in smtp.messages]
     assert subject == (
-        f"[Electricity Optimizer] task failed: forecast_generation.prepare_features[NP] (run {run_id}, try 1)"
+        f"[Electricity Optimizer] task failed: forecast_generation.update_forecast_cache[NP] (run {run_id}, try 1)"
     )  # the same alert by email
     assert smtp.recipients == [[ONCALL]]
     assert (
-        f"slack: task failure alert (forecast_generation.prepare_features[NP], run {run_id}, try 1) sent to "
+        f"slack: task failure alert (forecast_generation.update_forecast_cache[NP], run {run_id}, try 1) sent to "
         f"http://127.0.0.1:{slack.port}"
     ) in log
     assert "alerts use the environment's settings" not in log  # task_settings() applied the Airflow variables

@@ -148,10 +148,11 @@ def test_serving__answers_what_forecast_generation_stores_for_the_same_origin(ch
     tracking.configure(promoted.settings)
     clear_model_cache()
     folder = tmp_path / "run"
-    flow.prepare_features(promoted.store, REGION, ORIGIN, folder)
-    summary = flow.generate_forecasts(promoted.client, REGION, folder, ORIGIN)
-    assert summary["is_fallback"] is False and summary["version"] == "1"
-    flow.store_forecasts(promoted.store, REGION, folder)
+    flow.prepare_features(promoted.store, [REGION], ORIGIN, folder)
+    summary = flow.generate_forecasts(promoted.client, [REGION], folder, ORIGIN)
+    assert summary["failed"] == {}
+    assert summary["forecasts"][REGION]["is_fallback"] is False and summary["forecasts"][REGION]["version"] == "1"
+    flow.store_forecasts(promoted.store, [REGION], folder)
     stored = ForecastStore(promoted.store.engine).read_forecasts(REGION)
     stored = stored[stored["issued_at"] == ORIGIN].sort_values("target_ts").reset_index(drop=True)
     assert len(stored) == 24 and set(stored["model_version"]) == {"1"}
