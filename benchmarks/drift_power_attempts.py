@@ -29,7 +29,8 @@ product before), the mean and median absolute deviation, the median deviation fr
 day's mean, the median change from the same hour a day before, the daily profile's amplitude,
 these over the week's mean or median price, the spread of the deviations over the spread of the
 deviations an hourly regression on the exogenous series predicts, and ``relative_spread``:
-``0.5 log median step + 0.5 log median within-day deviation - ALPHA log mean price``.
+``0.5 log median step + 0.5 log median within-day deviation - ALPHA log mean price`` (also against
+the 2 or 8 weeks before), and the slope of the price on each exogenous series within the week.
 
 Exogenous level (one series +20%), tail 1%: the larger break of the series' log weekly mean and
 of its log ratio to the other series, the ratio's break put on the series whose own break is
@@ -134,6 +135,18 @@ def _profile_amplitude(m: Market) -> np.ndarray:
 def _lag24(m: Market) -> np.ndarray:
     change = np.abs(m.P[:, 24:] - m.P[:, :-24])
     return weekly(change, np.median)
+
+
+def _slope(m: Market, series: int) -> np.ndarray:
+    """Per week: |least-squares slope of the hourly price on one exogenous series| (the merit order's)."""
+    out = np.full(m.weeks, np.nan)
+    for w in range(m.weeks):
+        p, x = m.P[w], m.X[series][w]
+        known = np.isfinite(p) & np.isfinite(x)
+        if known.sum() >= 24:
+            cov = np.cov(p[known], x[known])
+            out[w] = abs(cov[0, 1] / cov[1, 1]) if cov[1, 1] > 0 else np.nan
+    return out
 
 
 def _median_step(v: np.ndarray) -> float:
@@ -317,9 +330,17 @@ def scale_attempts(m: Market) -> dict[str, Scores]:
     out["deviation over the deviation an hourly regression over the 4 weeks before predicts"] = residual_scores(
         m, predicted, shift
     )
+    for i in range(len(m.exogenous)):  # NP: load, wind; PJM: system, zonal load; BE, FR: generation, load
+        out[f"slope of the price on exogenous series {i + 1} within the week"] = break_scores(
+            m, _log(_slope(m, i)), shift
+        )
     for alpha in (0.0, 0.25, 0.5, 0.75, 1.0):
         tag = "adopted: " if alpha == 0.5 else ""
         out[f"{tag}relative spread, level power {alpha:g}"] = break_scores(m, relative_spread(m, alpha), shift)
+    for recent in (2, 8):
+        out[f"relative spread (0.5) vs the mean of the {recent} weeks before"] = break_scores(
+            m, relative_spread(m, 0.5), shift, recent=recent
+        )
     out["two weeks changed: relative spread (0.5) over both weeks"] = break_scores(
         m, relative_spread(m, 0.5), shift, weeks=2
     )
