@@ -6,8 +6,8 @@ report compares (cheap numpy statistics; Evidently stays the report engine):
 
 | family | statistic (``score``) | compared with |
 |---|---|---|
-| ``price_level`` | the week-over-week change of the log median price less what the exogenous series' week-over-week changes explain (a regression over the history weeks), over the residuals' standard deviation | the week before |
-| ``price_scale`` | the break of the log median hour-to-hour price change (``break_of``) | the 4 weeks before |
+| ``price_level`` | the week-over-week change of the log median price less what the exogenous series' week-over-week changes (of their log weekly medians) explain (a regression over the history weeks), over the residuals' standard deviation | the week before |
+| ``price_scale`` | the break of the log relative spread (``relative_spread``: the geometric mean of the median hour-to-hour change and the median deviation from the local day's mean, over the square root of the week's mean price) | the 4 weeks before |
 | ``intraday_shape`` | ``1 - max(corr, 0) * min(amplitude ratio, 1)`` of the mean daily profile (price minus its local day's mean, per local hour) against the reference's | the same season of the reference |
 | ``price_stuck`` | the longest run of identical consecutive prices, hours | nothing: a real price series changes within hours |
 | ``exogenous_level`` (each series) | the larger break of the series' log weekly mean and of its log ratio to each other exogenous series | the 4 weeks before |
@@ -64,19 +64,21 @@ RULES: dict[str, Rule] = {
     for rule in (
         Rule(
             "price_level",
-            "week-over-week change of the log median price less what the exogenous series' week-over-week "
-            "changes explain (a regression over the history weeks), over the residuals' standard deviation",
+            "week-over-week change of the log median price less what the week-over-week changes of the "
+            "exogenous series' log weekly medians explain (a regression over the history weeks), over the "
+            "residuals' standard deviation",
             "the week before, the 52 weeks before for the spread",
             warn=2.1,
-            critical=3.5,
+            critical=3.3,
         ),
         Rule(
             "price_scale",
-            "log median hour-to-hour price change of the week against the mean of the 4 weeks before, over "
-            "the standard deviation of the same change over the history weeks",
+            "log relative spread of the week (geometric mean of the median hour-to-hour price change and the "
+            "median deviation from the local day's mean, over the square root of the mean price) against the "
+            "mean of the 4 weeks before, over the standard deviation of the same change over the history weeks",
             "the 4 weeks before, the 52 weeks before for the spread",
-            warn=2.3,
-            critical=3.2,
+            warn=2.2,
+            critical=3.0,
         ),
         Rule(
             "intraday_shape",
@@ -99,7 +101,7 @@ RULES: dict[str, Rule] = {
             "series, against the mean of the 4 weeks before, over the standard deviation of the same change "
             "over the history weeks",
             "the 4 weeks before, the 52 weeks before for the spread",
-            warn=2.7,
+            warn=2.8,
             critical=3.2,
         ),
         Rule(
@@ -218,6 +220,35 @@ def _median_abs_step(values: np.ndarray) -> float:
     return float(np.median(np.abs(np.diff(values)))) if len(values) > 1 else math.nan
 
 
+def relative_spread(prices: pd.Series, timezone: str) -> float:
+    """The price scale of a week: sqrt(median |hour-to-hour change| x median |price - its local day's
+    mean| / mean price); NaN when a part is not positive.
+
+    Doubling the deviations from the week's mean doubles it exactly (both spreads double, the mean
+    stays). Each spread alone moves 30-70% from week to week with the market; their geometric mean
+    moves less (their noise is partly independent), and over the square root of the price level,
+    the part of the movement that comes with the level (a dearer week swings more) drops out."""
+    prices = prices.dropna().sort_index()
+    mean = float(prices.mean()) if len(prices) else math.nan
+    if len(prices) < 2 or not mean > 0:
+        return math.nan
+    day = prices.index.tz_convert(timezone).normalize()
+    within_day = float(np.median(np.abs(prices - prices.groupby(day).transform("mean"))))
+    step = _median_abs_step(prices.to_numpy(dtype=float))
+    return math.sqrt(step * within_day / mean) if step > 0 and within_day > 0 else math.nan
+
+
+def weekly_spreads(series: pd.Series, start: pd.Timestamp, weeks: int, timezone: str) -> np.ndarray:
+    """``relative_spread`` of each of the ``weeks`` weeks before ``start`` (``weekly_values``' rules)."""
+    out = np.full(weeks, np.nan)
+    known = series.dropna()
+    known = known[(known.index >= start - weeks * WEEK) & (known.index < start)]
+    for offset, block in known.groupby((known.index - start) // WEEK):
+        if len(block) >= MIN_VALUES:
+            out[weeks + int(offset)] = relative_spread(block, timezone)
+    return out
+
+
 @dataclass(frozen=True)
 class History:
     """What the current week is compared with, computed once per week (the benchmark measures many
@@ -226,8 +257,9 @@ class History:
 
     start: pd.Timestamp
     price_median: np.ndarray
-    price_step: np.ndarray
+    price_spread: np.ndarray  # log relative_spread
     exogenous: dict[str, np.ndarray]  # log weekly mean of each series
+    exogenous_median: dict[str, np.ndarray]  # log weekly median of each series (the price level's regressors)
     season_profile: pd.Series | None
 
 
@@ -241,8 +273,9 @@ def history_of(
     return History(
         start,
         np.log(weekly_values(price, start, HISTORY_WEEKS, np.median)),
-        np.log(weekly_values(price, start, HISTORY_WEEKS, _median_abs_step)),
+        np.log(weekly_spreads(price, start, HISTORY_WEEKS, timezone)),
         {c: np.log(weekly_values(before[c], start, HISTORY_WEEKS, np.mean)) for c in exogenous if c in before},
+        {c: np.log(weekly_values(before[c], start, HISTORY_WEEKS, np.median)) for c in exogenous if c in before},
         daily_profile(seasonal, timezone) if len(seasonal) >= MIN_VALUES else None,
     )
 
@@ -250,7 +283,7 @@ def history_of(
 def price_measures(
     current: pd.Series, history: History, timezone: str, exogenous_now: dict[str, float]
 ) -> list[Measure]:
-    """The price families of the current week; ``exogenous_now``: each exogenous series' log mean this
+    """The price families of the current week; ``exogenous_now``: each exogenous series' log median this
     week (the price level's week-over-week change is regressed on their changes)."""
     out: list[Measure] = []
     current = current.dropna().sort_index()
@@ -260,7 +293,7 @@ def price_measures(
         level = price_level_measure(current, history, exogenous_now)
         if level is not None:
             out.append(level)
-        moved = break_of(history.price_step, _log(_median_abs_step(current.to_numpy(dtype=float))))
+        moved = break_of(history.price_spread, _log(relative_spread(current, timezone)))
         if moved is not None:
             out.append(
                 Measure(
@@ -269,8 +302,9 @@ def price_measures(
                     moved.z,
                     f"x{moved.change:.2f}",
                     f"the previous {RECENT_WEEKS} weeks",
-                    f"median hour-to-hour price change; {moved.z:.1f} x the spread of such changes over "
-                    f"{moved.weeks} weeks ({100 * moved.spread:.0f}%)",
+                    f"relative spread (hour-to-hour and within-day price changes over the square root of the "
+                    f"level); {moved.z:.1f} x the spread of such changes over {moved.weeks} weeks "
+                    f"({100 * moved.spread:.0f}%)",
                 )
             )
     if len(current) >= MIN_VALUES and history.season_profile is not None:
@@ -300,8 +334,8 @@ def price_level_measure(current: pd.Series, history: History, exogenous_now: dic
     """The week's median price against the week before, net of what the exogenous series explain.
 
     Over the history weeks, the week-over-week change of the log median price is regressed on the
-    week-over-week changes of each exogenous series' log mean (load up, price up; wind up, price
-    down); the score is the current week's residual over the residuals' standard deviation. A
+    week-over-week changes of each exogenous series' log weekly median (load up, price up; wind up,
+    price down; the median, like the price's, is not moved by a few extreme hours); the score is the current week's residual over the residuals' standard deviation. A
     market's price moves 20-30% from one week to the next on its own; the part the load and wind
     forecasts do not explain moves less, so a +30% break stands out of it more often."""
     prices = history.price_median
@@ -310,11 +344,11 @@ def price_level_measure(current: pd.Series, history: History, exogenous_now: dic
         return None
     names = [
         n
-        for n, past in history.exogenous.items()
+        for n, past in history.exogenous_median.items()
         if math.isfinite(exogenous_now.get(n, math.nan)) and math.isfinite(past[-1])
     ]
     y = np.diff(prices)
-    x = np.column_stack([np.ones(len(y)), *(np.diff(history.exogenous[n]) for n in names)])
+    x = np.column_stack([np.ones(len(y)), *(np.diff(history.exogenous_median[n]) for n in names)])
     rows = np.isfinite(y) & np.isfinite(x).all(axis=1)
     if rows.sum() < MIN_WEEKS + x.shape[1]:
         return None
@@ -324,7 +358,7 @@ def price_level_measure(current: pd.Series, history: History, exogenous_now: dic
     if spread <= 0:
         return None
     change = now - prices[-1]
-    expected = float(np.r_[1.0, [exogenous_now[n] - history.exogenous[n][-1] for n in names]] @ beta)
+    expected = float(np.r_[1.0, [exogenous_now[n] - history.exogenous_median[n][-1] for n in names]] @ beta)
     score = abs(change - expected) / spread
     drivers = f" from {', '.join(names)}" if names else ""
     return Measure(
@@ -399,7 +433,7 @@ def measure(
 
 def measure_against(current: pd.DataFrame, history: History, timezone: str, exogenous: list[str]) -> list[Measure]:
     """``measure`` with the week's ``History`` computed already."""
-    now = {c: _log(float(current[c].mean())) for c in exogenous if c in current}
+    now = {c: _log(float(current[c].median())) for c in exogenous if c in current}
     return [
         *price_measures(current["price"], history, timezone, now),
         *exogenous_measures(current, history, exogenous),
