@@ -161,7 +161,7 @@ def _timed(step: dict, name: str, fn, *args, include_self: bool = True, **kwargs
 
 def _backfill(settings: Settings, store, cache, regions: list[Region], days: int) -> dict:
     from core.markets import load_market
-    from pipelines.electricity_price_ingestion import run_cycle
+    from pipelines.electricity_price_ingestion import backfill
 
     start, end = RUN_TIME.floor("D") - pd.Timedelta(days=days), RUN_TIME.floor("D") - pd.Timedelta(hours=1)
     rows = 0
@@ -173,21 +173,18 @@ def _backfill(settings: Settings, store, cache, regions: list[Region], days: int
             rows += store.upsert_history(cut.prices, exogenous.exogenous).prices.inserted
     replayed = [r.code for r in regions if r.code not in BUNDLED]
     if replayed:
-        for lo in pd.date_range(start, end, freq="30D"):
-            hi = min(lo + pd.Timedelta(days=30), end)
-            report = run_cycle(
-                settings.with_overrides(regions=",".join(replayed)),
-                pd.Timestamp.now(tz="UTC"),
-                store,
-                cache,
-                start=lo,
-                end=hi,
-                sources=["entsoe"],
-                min_records=0,
-            )
-            if report.failures:
-                raise SystemExit(f"backfill {lo}..{hi}: {report.failures}")
-            rows += int(report.stored["inserted"])
+        report = backfill(
+            settings.with_overrides(regions=",".join(replayed)),
+            store,
+            cache,
+            start,
+            end,
+            sources=["entsoe"],
+            chunk_days=30,
+        )
+        if report.failures:
+            raise SystemExit(f"backfill {start}..{end}: {report.failures}")
+        rows += report.inserted
     with store.engine.connect() as conn:
         zones = conn.execute(sa.text("SELECT COUNT(DISTINCT region) FROM electricity_prices")).scalar_one()
     if zones != len(regions):

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 import logging
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -237,7 +237,7 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
     """Backfill: the ingestion cycle's fetch -> aggregate -> validate -> store path over a window, in chunks
     (prices, and the day-ahead load and wind/solar forecasts of the providers that publish them)."""
     from core.settings import PRICING_SOURCES
-    from pipelines.electricity_price_ingestion import run_cycle
+    from pipelines.electricity_price_ingestion import BackfillReport, CycleReport, backfill
 
     chosen = tuple(s.lower() for s in sources) or obj.settings.providers.sources
     unknown = [s for s in chosen if s not in PRICING_SOURCES]
@@ -253,32 +253,24 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
     if start_ts >= end_ts:
         raise click.BadParameter(f"--start {start_ts} is not before --end {end_ts}", param_hint="--start")
     store, cache = obj.store(), obj.cache()
-    run_time = pd.Timestamp.now(tz="UTC")
-    edges = [*list(pd.date_range(start_ts, end_ts, freq=f"{chunk_days}D")), end_ts]
-    edges = sorted(set(edges))
-    totals = {"fetched": 0, "new": 0, "updated": 0, "quarantined": 0, "exogenous new": 0, "exogenous updated": 0}
-    failures: dict[str, list[str]] = {}
-    with tqdm(total=len(edges) - 1, desc="ingest", unit="chunk", file=sys.stderr) as bar:
-        for lo, hi in itertools.pairwise(edges):
-            report = run_cycle(obj.settings, run_time, store, cache, start=lo, end=hi, sources=chosen, min_records=0)
-            totals["fetched"] += sum(report.fetched.values())
-            totals["new"] += report.stored["inserted"]
-            totals["updated"] += report.stored["updated"]
-            totals["exogenous new"] += report.stored["exogenous"]["inserted"]
-            totals["exogenous updated"] += report.stored["exogenous"]["updated"]
-            totals["quarantined"] += report.quarantined
-            for source, messages in report.failures.items():
-                failures.setdefault(source, []).extend(f"[{lo:%Y-%m-%d}] {m}" for m in messages)
-            bar.set_postfix(new=totals["new"])
+    chunks = max(1, math.ceil((end_ts - start_ts) / pd.Timedelta(days=chunk_days)))
+    with tqdm(total=chunks, desc="ingest", unit="chunk", file=sys.stderr) as bar:
+
+        def progress(_chunk: CycleReport, totals: BackfillReport) -> None:
+            bar.set_postfix(new=totals.inserted)
             bar.update(1)
+
+        totals = backfill(
+            obj.settings, store, cache, start_ts, end_ts, sources=chosen, chunk_days=chunk_days, on_chunk=progress
+        )
     click.echo(
-        f"ingested {start_ts} .. {end_ts} from {', '.join(chosen)}: {totals['fetched']} provider rows, "
-        f"{totals['new']} new and {totals['updated']} updated hourly prices, {totals['exogenous new']} new and "
-        f"{totals['exogenous updated']} updated hourly exogenous values, {totals['quarantined']} quarantined"
+        f"ingested {start_ts} .. {end_ts} from {', '.join(chosen)}: {totals.fetched} provider rows, "
+        f"{totals.inserted} new and {totals.updated} updated hourly prices, {totals.exogenous_inserted} new and "
+        f"{totals.exogenous_updated} updated hourly exogenous values, {totals.quarantined} quarantined"
     )
-    for source, messages in failures.items():
+    for source, messages in totals.failures.items():
         click.echo(f"{source} failed in {len(messages)} chunk/region(s), first: {messages[0]}", err=True)
-    if failures:
+    if totals.failures:
         sys.exit(1)
 
 
