@@ -141,6 +141,26 @@ def region_summary(settings: Settings, region: str, forecast_issue: str) -> dict
     return summary
 
 
+def summary_line(summary: dict[str, Any]) -> str:
+    """A region's line of the demo's summary (``region_summary``'s dict): its registered version and
+    stage, the gate's verdict with MAPE/rMAE, the forecasts stored and the drift part."""
+    gate = summary["gate"] or {}
+    verdict = ("promoted" if gate.get("promoted") else "rejected") if gate else "no gate decision"
+    mape = f" MAPE {gate['mape']:.1f}%, rMAE {gate['rmae']:.3f}" if gate.get("mape") is not None else ""
+    f = summary["forecasts"]
+    served = (
+        f"{f['hours']} forecasts by v{f['model_version']}"
+        if f["hours"] and not f["is_fallback"]
+        else f"{f['hours']} FALLBACK forecasts ({f['fallback_reason']})"
+        if f["hours"]
+        else "no forecasts"
+    )
+    return (
+        f"{summary['region']}: version {summary['registered_version']} ({summary['stage']}), gate {verdict}{mape}; "
+        f"{served}; {describe_drift(summary['drift'])}"
+    )
+
+
 def describe_drift(drift: dict[str, Any] | None) -> str:
     """The summary line's drift part: the rules' findings (family and size) and the errors' verdict."""
     if not drift:
@@ -195,21 +215,7 @@ def run_demo(settings: Settings, budget: str, echo: Callable[[str], None]) -> di
     path = settings.stores.home / "demo-summary.json"
     path.write_text(json.dumps(summary, indent=2, default=str))
     for r in regions:
-        gate = r["gate"] or {}
-        verdict = ("promoted" if gate.get("promoted") else "rejected") if gate else "no gate decision"
-        mape = f"MAPE {gate['mape']:.1f}%, rMAE {gate['rmae']:.3f}" if gate.get("mape") is not None else ""
-        f = r["forecasts"]
-        served = (
-            f"{f['hours']} forecasts by v{f['model_version']}"
-            if f["hours"] and not f["is_fallback"]
-            else f"{f['hours']} FALLBACK forecasts ({f['fallback_reason']})"
-            if f["hours"]
-            else "no forecasts"
-        )
-        drift = describe_drift(r["drift"])
-        echo(
-            f"  {r['region']}: version {r['registered_version']} ({r['stage']}), gate {verdict} {mape}; {served}; {drift}"
-        )
+        echo(f"  {summary_line(r)}")
     reports = sorted({r["quality_report"] for r in regions if r["quality_report"]})
     echo(f"  data-quality reports: {', '.join(reports) or 'none'}")
     echo(f"  summary written to {path} ({summary['seconds']:.0f} s)")

@@ -8,7 +8,7 @@ password for Airflow's SimpleAuthManager before the start (``$AIRFLOW_HOME/admin
 | name | command | port |
 |---|---|---|
 | ``airflow`` | ``airflow standalone`` (scheduler, dag-processor, triggerer, api-server) | 8080 |
-| ``mlflow`` | ``mlflow server`` on the product's tracking store and artifacts | 5000 |
+| ``mlflow`` | ``mlflow server`` on the product's tracking store and artifacts (no job runners) | 5000 |
 | ``sandbox`` | ``eopt sandbox`` (the pricing providers' APIs over the bundled history) | 8765 |
 
 With ``executor="celery"`` (``eopt up --executor celery``, ``make up EXECUTOR=celery``) Airflow runs
@@ -159,6 +159,9 @@ def _commands(
         f"{BIN}{os.pathsep}{airflow_env.get('PATH', '')}"  # standalone starts its parts as `airflow ...`
     )
     plain_env = settings.airflow_environment()  # the same settings for mlflow and the sandbox
+    # MLflow's server-side jobs (GenAI judges, prompt optimisation) are not used by the product: without
+    # this the server starts seven huey consumers of about 300 MB each next to it
+    mlflow_env = {**plain_env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     artifacts = settings.stores.mlflow_artifact_root or settings.stores.home / "mlartifacts"
     mlflow = [
         str(BIN / "mlflow"),
@@ -201,7 +204,7 @@ def _commands(
             if worker_concurrency:
                 command += ["--concurrency", str(worker_concurrency)]
             airflow_parts[f"celery-worker-{number}"] = (command, worker_env)
-    return {**airflow_parts, "mlflow": (mlflow, plain_env), "sandbox": (sandbox, plain_env)}
+    return {**airflow_parts, "mlflow": (mlflow, mlflow_env), "sandbox": (sandbox, plain_env)}
 
 
 def _health_urls(ports: Ports, executor: str = "local") -> dict[str, str]:

@@ -33,10 +33,12 @@ if _XDIST_WORKER:  # each worker flushes a database of its own: 15, 14, ...
 
 
 # The slowest modules, slowest first (seconds in one serial run on 2 cores: 185, 150, 120, 101, 99,
-# 74, 47, 46, 45, 43, 43, 39). The Celery run (about 330 s) is left in collection order, mid-suite: started
-# first, beside the operations guide (both start Airflow processes), the two took 597 s and 239 s. `make test` runs whole modules on two xdist workers in collection
-# order (--dist loadfile --no-loadscope-reorder); starting these first keeps the run from ending
-# with one worker alone on a long module.
+# 74, 47, 46, 45, 43, 43, 39). The Celery run is left in collection order, mid-suite: started first,
+# beside the operations guide (both start Airflow processes), the two took 597 s and 239 s. (It took
+# 330 s alone; one Optuna trial per member on an 84-day window, and no MLflow job runners, took it from
+# 427 s to 244 s back to back on a busy machine, 702 s to 408 s on a busier one.) `make test` runs whole modules on two xdist workers
+# in collection order (--dist loadfile --no-loadscope-reorder); starting these first keeps the run from
+# ending with one worker alone on a long module.
 SLOWEST_MODULES = (
     "test_operations_guide.py",
     "test_dag_quality.py",

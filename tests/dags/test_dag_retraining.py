@@ -32,9 +32,10 @@ def airflow(tmp_path_factory) -> AirflowHome:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory) -> Path:
-    """An embedded store holding the NP, PJM and BE histories (BE ends in 2016: stale in 2018)."""
+    """An embedded store holding the last 150 days of the NP, PJM and BE histories (the 120-day window
+    and a margin; BE ends in 2016: stale in 2018)."""
     home = tmp_path_factory.mktemp("eopt")
-    store_with_history(f"sqlite:///{home / 'prices.db'}", dict.fromkeys((*REGIONS, "BE"), 800)).engine.dispose()
+    store_with_history(f"sqlite:///{home / 'prices.db'}", dict.fromkeys((*REGIONS, "BE"), 150)).engine.dispose()
     return home
 
 
@@ -43,6 +44,13 @@ def run_env(home: Path, regions: tuple[str, ...] = REGIONS) -> dict[str, str]:
         "EOPT_HOME": str(home),
         "EOPT_REGIONS": ",".join(regions),
         "EOPT_TRAINING_BUDGET": "smoke",
+        # the DAG is under test, not the models: the other DAG tests' 120-day window, one Optuna trial
+        # per member and one thread per fit (`make test` runs two workers on the two cores)
+        "EOPT_TRAINING_WINDOW_DAYS": "120",
+        "EOPT_VALIDATION_DAYS": "14",
+        "EOPT_TEST_DAYS": "14",
+        "EOPT_TUNING_TRIALS": "1",
+        "EOPT_TRAINING_THREADS": "1",
         "EOPT_AIRFLOW_RETRY_DELAY_S": "1",
         "EOPT_AIRFLOW_TASK_RETRIES": "0",
         "EOPT_AIRFLOW_DEADLINE_ALERTS": "0",

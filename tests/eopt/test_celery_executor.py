@@ -4,9 +4,11 @@ database and result backend) runs `model_retraining` for four regions on the smo
 instances show both workers ran tasks, the Optuna studies of all four regions sit in one PostgreSQL
 storage, and `eopt down` leaves no process and no port behind.
 
-To stay within the suite's budget the retraining reads a 120-day window with 14 days each of
-validation and test (the registry tests' window) instead of two years: what is under test is the
-executor, not the models."""
+To stay within the suite's budget the retraining reads an 84-day window with 7 days each of
+validation and test instead of two years (still the 56 complete days LEAR needs before the
+validation, so every member is fitted), tunes each member with one Optuna trial and fits on one
+thread per task (two training tasks share the two cores of the test machine,
+``EOPT_TRAINING_THREADS``): what is under test is the executor, not the models."""
 
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ REGIONS = ["NP", "PJM", "BE", "FR"]
 LOGICAL_DATE = "2018-12-25T02:00:00Z"  # just after the NP and PJM histories end
 HISTORY_END = pd.Timestamp("2018-12-25", tz="UTC")
 BE_FR_SHIFT = pd.Timedelta(days=2 * 364)  # BE and FR end in 2016: moved two 52-week years on
+HISTORY_DAYS = 120  # each region's last days in the store: the 84-day training window and a margin
 BROKER_DB = 9  # a Redis database of its own (the tests' cache uses 15, 14, ...)
 RUN_TIMEOUT_S = 1200  # the run alone; on an idle 2-core machine it takes a few minutes
 
@@ -52,12 +55,15 @@ def databases(postgres_admin) -> Iterator[dict[str, str]]:
 
 
 def load_four_regions(url: str) -> None:
-    store = store_with_history(url, {"NP": 300, "PJM": 300})
+    store = store_with_history(url, {"NP": HISTORY_DAYS, "PJM": HISTORY_DAYS})
+
+    def keep(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[(frame["ts"] >= HISTORY_END - pd.Timedelta(days=HISTORY_DAYS)) & (frame["ts"] < HISTORY_END)]
+
     for region in ("BE", "FR"):
         history = load_market(region, PROJECT_ROOT / "data" / "markets")
         prices = history.prices.assign(ts=history.prices["ts"] + BE_FR_SHIFT)
         exogenous = history.exogenous.assign(ts=history.exogenous["ts"] + BE_FR_SHIFT)
-        keep = lambda frame: frame[(frame["ts"] >= HISTORY_END - pd.Timedelta(days=300)) & (frame["ts"] < HISTORY_END)]  # noqa: E731
         store.upsert_history(keep(prices), keep(exogenous))
     store.engine.dispose()
 
@@ -75,9 +81,11 @@ def test_celery_executor__two_workers_retrain_four_regions_and_nothing_is_left_r
         "EOPT_OPTUNA_STORAGE": databases["optuna"],
         "EOPT_REGIONS": ",".join(REGIONS),
         "EOPT_TRAINING_BUDGET": "smoke",
-        "EOPT_TRAINING_WINDOW_DAYS": "120",
-        "EOPT_VALIDATION_DAYS": "14",
-        "EOPT_TEST_DAYS": "14",
+        "EOPT_TRAINING_WINDOW_DAYS": "84",
+        "EOPT_VALIDATION_DAYS": "7",
+        "EOPT_TEST_DAYS": "7",
+        "EOPT_TUNING_TRIALS": "1",
+        "EOPT_TRAINING_THREADS": "1",
         "EOPT_AIRFLOW_TASK_RETRIES": "0",
         "EOPT_AIRFLOW_DEADLINE_ALERTS": "0",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": databases["airflow"].replace("postgresql://", "postgresql+psycopg2://"),

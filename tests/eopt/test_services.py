@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -42,6 +43,17 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def group_commands(pgid: int) -> list[str]:
+    """The command lines of the processes in process group ``pgid``."""
+    commands = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
+                if os.getpgid(int(entry.name)) == pgid:
+                    commands.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
+    return commands
+
+
 def request(url: str, data: dict | None = None, token: str | None = None) -> dict:
     headers = {"Content-Type": "application/json"}
     if token:
@@ -78,6 +90,10 @@ def test_up_then_down__serves_airflow_with_the_printed_password_and_mlflow_then_
             request(f"http://127.0.0.1:{ports.airflow}/auth/token", {"username": ADMIN_USER, "password": "wrong"})
         models = request(f"http://127.0.0.1:{ports.mlflow}/api/2.0/mlflow/registered-models/search")
         assert isinstance(models, dict)
+        # the MLflow server runs without job runners (huey consumers): the product uses no MLflow jobs
+        mlflow_group = group_commands(pids["mlflow"])
+        assert any(" server " in c for c in mlflow_group), mlflow_group
+        assert not any("huey" in c for c in mlflow_group), mlflow_group
 
         with pytest.raises(ServiceError, match="already up"):
             up(settings, ports, lines.append)

@@ -140,6 +140,13 @@ def test_mlflow_run__train_entry_point_registers_a_model_from_a_clean_home(tmp_p
         EOPT_HOME=str(tmp_path / "home"),
         EOPT_LOG_LEVEL="WARNING",
         MLFLOW_TRACKING_URI=tracking,
+        # the entry point is under test, not the models: a 120-day window, one Optuna trial per member,
+        # one thread per fit (`make test` runs two workers on the two cores)
+        EOPT_TRAINING_WINDOW_DAYS="120",
+        EOPT_VALIDATION_DAYS="14",
+        EOPT_TEST_DAYS="14",
+        EOPT_TUNING_TRIALS="1",
+        EOPT_TRAINING_THREADS="1",
         PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
     )
     mlflow = Path(sys.executable).parent / "mlflow"
