@@ -82,6 +82,14 @@ def check_model_ready(client: MlflowClient, regions: Sequence[str], chunk_zones:
     return zone_chunks(regions, chunk_zones)
 
 
+def _chunk(zones: Sequence[str]) -> list[str]:
+    """A chunk's zones as a list; a single code given as a string (``"NP"``, which would iterate as
+    ``"N"``, ``"P"``) is refused, naming what to pass."""
+    if isinstance(zones, str):
+        raise TypeError(f"a chunk is a list of zones, e.g. [{zones!r}], not the string {zones!r}")
+    return list(zones)
+
+
 def _clear(folder: Path, zones: Sequence[str], task: str, outputs: Any) -> None:
     """Remove what ``task`` wrote for ``zones`` in an earlier try: its output files and its failure records."""
     for zone in zones:
@@ -113,6 +121,7 @@ def prepare_features(store: PriceStore, zones: Sequence[str], run_hour: pd.Times
     request of it (the inputs its features are built from), in ``request_<ZONE>.json``; the prices
     of all the zones in one query. A zone whose newest price is too old (or absent) is recorded as
     failed with its ``StaleDataError``, naming it and what to check; the others go on."""
+    zones = _chunk(zones)
     folder.mkdir(parents=True, exist_ok=True)
     _clear(folder, zones, "prepare_features", request_file)  # generate_forecasts reads what is here
     origins, refused = forecast_origins(store, zones, run_hour)
@@ -134,6 +143,7 @@ def generate_forecasts(
     seasonal-naive fallback (an ERROR alert naming the zone and the reason), in
     ``forecast_<ZONE>.parquet``. A zone that not even the fallback can forecast is recorded as
     failed with its ``ForecastError``; the others go on."""
+    zones = _chunk(zones)
     _clear(folder, zones, "generate_forecasts", forecast_file)
     forecasts: dict[str, dict[str, Any]] = {}
     reasons: dict[str, str] = {}
@@ -170,6 +180,7 @@ def generate_forecasts(
 
 def store_forecasts(store: PriceStore, zones: Sequence[str], folder: Path) -> dict[str, Any]:
     """The forecast files of the chunk's zones in one idempotent upsert keyed by ``(region, issued_at, target_ts)``."""
+    zones = _chunk(zones)
     present = [zone for zone in zones if forecast_file(folder, zone).exists()]
     counts = {"inserted": 0, "updated": 0, "unchanged": 0}
     if present:
@@ -191,6 +202,7 @@ def update_forecast_cache(store: PriceStore, cache: PriceCache, zones: Sequence[
     """Each forecast zone's newest forecast into the cache (the newest issue, even when this run re-ran
     an old one; one query for the chunk). Then raises ``ZonesNotForecast`` when a zone of the chunk
     was not forecast, naming each one, the task it failed in and why."""
+    zones = _chunk(zones)
     present = [zone for zone in zones if forecast_file(folder, zone).exists()]
     newest = ForecastStore(store.engine).read_newest(present)
     cached: dict[str, dict[str, Any]] = {}

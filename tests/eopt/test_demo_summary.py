@@ -59,9 +59,9 @@ def test_region_summary__reads_what_the_forecast_and_quality_pipelines_stored(tm
         store.upsert_prices(prices.assign(price=prices["price"].iloc[0]))  # a feed stuck on one value
         client = tracking.configure(settings)
         folder = tmp_path / "forecast"
-        prepare_features(store, "NP", issued, folder)
-        generate_forecasts(client, "NP", folder, issued)
-        store_forecasts(store, "NP", folder)
+        prepare_features(store, ["NP"], issued, folder)
+        generate_forecasts(client, ["NP"], folder, issued)
+        store_forecasts(store, ["NP"], folder)
         quality_folder = tmp_path / "quality" / "run-1"
         payloads = quality.run_checks(store, client, settings, ["NP"], checked, quality_folder)
         quality.generate_quality_report(store, client, settings, "run-1", checked, quality_folder, payloads)

@@ -45,6 +45,19 @@ def test_zone_chunks__refuses_a_chunk_of_no_zone():
         flow.zone_chunks(["NP"], 0)
 
 
+@pytest.mark.parametrize("step", ["prepare_features", "generate_forecasts", "store_forecasts", "update_forecast_cache"])
+def test_forecast_chunk__a_zone_code_given_as_a_string_is_refused_not_read_letter_by_letter(step, tmp_path):
+    arguments = {
+        "prepare_features": (None, "NP", RUN, tmp_path),
+        "generate_forecasts": (None, "NP", tmp_path, RUN),
+        "store_forecasts": (None, "NP", tmp_path),
+        "update_forecast_cache": (None, None, "NP", tmp_path),
+    }[step]
+    with pytest.raises(TypeError, match=r"a chunk is a list of zones, e.g. \['NP'\]"):
+        getattr(flow, step)(*arguments)
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
 @pytest.fixture(scope="module")
 def histories() -> list[MarketHistory]:
     """The last 20 days of NP, PJM and BE, read once."""
