@@ -23,14 +23,14 @@ Per tier of N zones, in a fresh store (embedded SQLite) and one MLflow registry 
    a fresh Airflow metadata DB: every task's duration from ``task_instance``;
 5. **data_quality**: every check of every zone and the report, in one process (``eopt quality``'s
    path: the DAG's tasks without Airflow's per-task overhead);
-6. **retraining** (``--retrain-zones``, default 4,16): every zone of the tier retrained on the
+6. **retraining** (``--retrain-zones``, default 4,16,46): every zone of the tier retrained on the
    smoke budget in a row, one process (``retrain_region``), each zone's seconds;
 7. the store's size on disk, and the peak RSS of this process and its children per step.
 
 The sandbox runs in this process with a high request limit, so the figures are the product's own
 cost (ENTSO-E's real limit is 400 requests a minute per token: docs/scaling.md does that sum).
 
-    python -m benchmarks.scale [--zones 4,16,46,200] [--retrain-zones 4,16] [--backfill-days 70]
+    python -m benchmarks.scale [--zones 4,16,46,200] [--retrain-zones 4,16,46] [--backfill-days 70]
 """
 
 from __future__ import annotations
@@ -457,7 +457,7 @@ def plot(tiers: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--zones", default=",".join(map(str, TIERS)), help="the tiers, ascending")
-    parser.add_argument("--retrain-zones", default="4,16", help="tiers whose zones are all retrained (smoke budget)")
+    parser.add_argument("--retrain-zones", default="4,16,46", help="tiers whose zones are all retrained (smoke budget)")
     parser.add_argument("--backfill-days", type=int, default=70, help="days of history per zone before the run day")
     parser.add_argument("--home", type=Path, default=None, help="the run's folder (default: a fresh temporary one)")
     parser.add_argument("--output", default="scale", help="results/<output>.json|.md|.png")
