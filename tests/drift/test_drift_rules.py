@@ -150,7 +150,11 @@ def test_relative_spread__doubles_with_the_deviations_from_the_weeks_mean_and_mo
     doubled = rules.relative_spread(price.mean() + 2 * (price - price.mean()), timezone)
     dearer = rules.relative_spread(price * 1.3, timezone)
 
-    assert 1 < base < 10
+    local_day = price.index.tz_convert(timezone).date
+    step = price.sort_index().diff().abs().median()  # the week's hours are consecutive
+    within_day = (price - price.groupby(local_day).transform("mean")).abs().median()
+    assert base == pytest.approx(np.sqrt(step * within_day / price.mean()), rel=1e-9)
+    assert 0.1 < base < 2  # BE's week: a median step of a few EUR/MWh around a mean of tens
     assert doubled == pytest.approx(2 * base, rel=1e-9)
     assert dearer == pytest.approx(np.sqrt(1.3) * base, rel=1e-9)
     assert np.isnan(rules.relative_spread(price - price.mean() - 1, timezone))  # no positive mean price: no scale
