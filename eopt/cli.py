@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import re
 import sys
 from dataclasses import dataclass
@@ -237,7 +236,7 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
     """Backfill: the ingestion cycle's fetch -> aggregate -> validate -> store path over a window, in chunks
     (prices, and the day-ahead load and wind/solar forecasts of the providers that publish them)."""
     from core.settings import PRICING_SOURCES
-    from pipelines.electricity_price_ingestion import BackfillReport, CycleReport, backfill
+    from pipelines.electricity_price_ingestion import BackfillReport, CycleReport, backfill, backfill_chunks
 
     chosen = tuple(s.lower() for s in sources) or obj.settings.providers.sources
     unknown = [s for s in chosen if s not in PRICING_SOURCES]
@@ -253,8 +252,9 @@ def ingest(obj: Context, sources: tuple[str, ...], start: str, end: str, chunk_d
     if start_ts >= end_ts:
         raise click.BadParameter(f"--start {start_ts} is not before --end {end_ts}", param_hint="--start")
     store, cache = obj.store(), obj.cache()
-    chunks = max(1, math.ceil((end_ts - start_ts) / pd.Timedelta(days=chunk_days)))
-    with tqdm(total=chunks, desc="ingest", unit="chunk", file=sys.stderr) as bar:
+    with tqdm(
+        total=len(backfill_chunks(start_ts, end_ts, chunk_days)), desc="ingest", unit="chunk", file=sys.stderr
+    ) as bar:
 
         def progress(_chunk: CycleReport, totals: BackfillReport) -> None:
             bar.set_postfix(new=totals.inserted)

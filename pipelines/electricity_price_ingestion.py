@@ -340,6 +340,13 @@ class BackfillReport:
             self.failures.setdefault(source, []).extend(f"[{report.window[0]:%Y-%m-%d}] {m}" for m in messages)
 
 
+def backfill_chunks(start: pd.Timestamp, end: pd.Timestamp, chunk_days: int) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """The ``[lo, hi)`` windows of :func:`backfill`: ``chunk_days`` each from ``start``, the last one ending at ``end``."""
+    if chunk_days < 1:
+        raise ValueError(f"chunk_days must be at least 1, not {chunk_days}")
+    return list(itertools.pairwise(sorted({*pd.date_range(start, end, freq=f"{chunk_days}D"), end})))
+
+
 def backfill(
     settings: Settings,
     store: PriceStore,
@@ -358,12 +365,9 @@ def backfill(
     fix fetches only what is missing (the upsert is idempotent). ``on_chunk`` sees each chunk's
     report and the running totals (a progress bar).
     """
-    if chunk_days < 1:
-        raise ValueError(f"chunk_days must be at least 1, not {chunk_days}")
     run_time = pd.Timestamp.now(tz="UTC")
-    edges = sorted({*pd.date_range(start, end, freq=f"{chunk_days}D"), end})
     totals = BackfillReport(window=(start, end))
-    for lo, hi in itertools.pairwise(edges):
+    for lo, hi in backfill_chunks(start, end, chunk_days):
         report = run_cycle(settings, run_time, store, cache, start=lo, end=hi, sources=sources, min_records=0)
         totals.add(report)
         if on_chunk is not None:
