@@ -585,7 +585,7 @@ def run_market(
         walk_forward,
     )
 
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     days = published_days(inputs.published, args.days)
     origins = day_origins(days, inputs.market.timezone)
     available = (origins[0] - inputs.prices.index[0]) / DAY
@@ -676,6 +676,7 @@ def run_market(
         "published_check": verification,
         "timing": {
             "wall_seconds": round(time.perf_counter() - started, 1),
+            "cpu_seconds": round(time.process_time() - cpu_started, 1),  # every thread of this market's process
             "backtest_seconds": result.seconds,
             "tuning_seconds": [t["seconds"] for t in result.tunings],
             "blocks": len(block_seconds),
@@ -749,6 +750,11 @@ def run_market(
     return record
 
 
+def cpu_hours(timing: dict) -> str:
+    """The CPU cost of one market's run in CPU-hours (results recorded before it was measured say so)."""
+    return f"{timing['cpu_seconds'] / 3600:.2f} CPU-h" if "cpu_seconds" in timing else "CPU not recorded"
+
+
 def write_summary(results: Path) -> Path:
     """``ACCURACY.md`` from every ``accuracy_*.json`` in ``results``."""
     records = [json.loads(p.read_text()) for p in sorted(results.glob("accuracy_*.json"))]
@@ -775,7 +781,7 @@ def summary_lines(records: list[dict]) -> list[str]:
         "",
         "| market | scope | days | budget, refit | MAE ours | MAE LEAR | MAE DNN | MAE naive | ours/LEAR | ours/DNN "
         "| rMAE ours / LEAR / DNN | sMAPE% ours / LEAR / DNN | DM p vs LEAR (ours, theirs) | DM p vs DNN (ours, theirs) "
-        "| published check | wall |",
+        "| published check | wall, CPU |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in records:
@@ -790,7 +796,7 @@ def summary_lines(records: list[dict]) -> list[str]:
             f"| {m['ensemble']['smape']:.2f} / {m['lear_ensemble']['smape']:.2f} / {m['dnn_ensemble']['smape']:.2f} "
             f"| {t['lear_ensemble']['p_ours_better']:.3g}, {t['lear_ensemble']['p_published_better']:.3g} "
             f"| {t['dnn_ensemble']['p_ours_better']:.3g}, {t['dnn_ensemble']['p_published_better']:.3g} "
-            f"| {checked} | {r['timing']['wall_seconds'] / 60:.1f} min |"
+            f"| {checked} | {r['timing']['wall_seconds'] / 60:.1f} min, {cpu_hours(r['timing'])} |"
         )
     lines += [
         "",

@@ -24,6 +24,7 @@ from benchmarks.accuracy import (
     child_argv,
     comparison_frame,
     conformal_anchor,
+    cpu_hours,
     day_origins,
     load_inputs,
     longest_first,
@@ -375,3 +376,8 @@ def test_parallel_markets_start_longest_recorded_first_and_unknown_ones_before_t
     pairs = parse_args(["--results", str(tmp_path)]).pairs
     assert [m.stem for m, _ in longest_first(pairs, tmp_path)] == ["FR", "PJM", "NP", "BE"]
     assert [m.stem for m, _ in longest_first(pairs, tmp_path / "empty")] == ["NP", "PJM", "BE", "FR"]
+
+
+def test_the_summary_gives_each_market_s_cpu_hours_and_says_when_a_result_did_not_record_them():
+    assert cpu_hours({"wall_seconds": 3600.0, "cpu_seconds": 9180.0}) == "2.55 CPU-h"
+    assert cpu_hours({"wall_seconds": 3037.5}) == "CPU not recorded"
