@@ -1,3 +1,3 @@
-from eopt.cli import main
+from eopt.entry import main
 
 main()

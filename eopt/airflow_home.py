@@ -12,9 +12,12 @@ replaces them (see the README's operations guide).
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from core.settings import PROJECT_ROOT, Settings
 
@@ -24,6 +27,12 @@ AIRFLOW = Path(sys.executable).parent / "airflow"
 
 class AirflowCommandError(RuntimeError):
     """An ``airflow`` command failed; the message holds the command and the end of its output."""
+
+
+def exec_airflow(settings: Settings, args: Sequence[str]) -> NoReturn:
+    """Replace this process by ``airflow ARGS`` (``--help`` when none) on the product's Airflow home."""
+    sys.stdout.flush()
+    os.execve(str(AIRFLOW), [str(AIRFLOW), *(args or ("--help",))], settings.airflow_environment())
 
 
 def airflow_command(

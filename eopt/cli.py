@@ -900,14 +900,9 @@ def airflow_init(obj: Context) -> None:
 @click.pass_obj
 def airflow_cli(obj: Context, args: tuple[str, ...]) -> None:
     """The airflow CLI on the product's Airflow home and dags folder: `eopt airflow dags list`."""
-    import os
+    from eopt.airflow_home import exec_airflow
 
-    from eopt.airflow_home import AIRFLOW
-
-    if not args:
-        args = ("--help",)
-    sys.stdout.flush()
-    os.execve(str(AIRFLOW), [str(AIRFLOW), *args], obj.settings.airflow_environment())
+    exec_airflow(obj.settings, args)
 
 
 @cli.command("demo")

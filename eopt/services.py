@@ -290,24 +290,32 @@ def up(
 
 
 def down(settings: Settings, echo: Callable[[str], None] = print, grace_s: float = 20) -> list[str]:
-    """Stop the process groups of the pid files in ``$EOPT_HOME/run``; returns the names stopped."""
-    stopped = []
+    """Stop the process groups of the pid files in ``$EOPT_HOME/run``; returns the names stopped.
+
+    Every group gets SIGTERM at once and ``grace_s`` seconds together to exit (not one after the
+    other: a platform of seven groups would wait up to seven graces); what is left gets SIGKILL.
+    """
+    terminated: dict[Path, int] = {}
     for pid_file in sorted(run_dir(settings).glob("*.pid")):
         pid = int(pid_file.read_text())
         if _alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGTERM)
-            deadline = time.monotonic() + grace_s
-            while _group_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.5)
-            if _group_alive(pid):
+            terminated[pid_file] = pid
+        else:
+            pid_file.unlink()
+    deadline = time.monotonic() + grace_s
+    while any(_group_alive(pid) for pid in terminated.values()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    for pid_file, pid in terminated.items():
+        if _group_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            stopped.append(pid_file.stem)
-            echo(f"stopped {pid_file.stem} (process group {pid})")
+        echo(f"stopped {pid_file.stem} (process group {pid})")
         pid_file.unlink()
-    if not stopped:
+    if not terminated:
         echo("nothing of the product was running")
-    return stopped
+    return [pid_file.stem for pid_file in terminated]
 
 
 def _group_alive(pgid: int) -> bool:

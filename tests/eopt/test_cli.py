@@ -154,3 +154,26 @@ def test_prices__a_window_past_a_century_exits_2_naming_the_option(tmp_path):
         assert result.returncode == 2, result.stderr
         assert f"Invalid value for --last: {last!r} is longer than 100 years" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_eopt_airflow__runs_airflow_on_the_product_home_without_importing_the_rest_of_the_cli(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EOPT_", "AIRFLOW", "MLFLOW_"))}
+    env.update({"EOPT_HOME": str(tmp_path), "EOPT_LOG_LEVEL": "WARNING"})
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "eopt", "airflow", "config", "get-value", "core", "dags_folder"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == str(Path(__file__).resolve().parents[2] / "dags")
+    # -X importtime lists what eopt imported before it became airflow (airflow itself runs without it)
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert {"core.settings", "eopt.airflow_home"} <= imported
+    assert not {"eopt.cli", "pandas", "sqlalchemy"} & imported
+
+
+def test_eopt_airflow__a_malformed_setting_exits_2_naming_it(tmp_path):
+    result = run_eopt(tmp_path, "airflow", "version", extra_env={"EOPT_UPSERT_BATCH_ROWS": "lots"})
+    assert result.returncode == 2 and "EOPT_UPSERT_BATCH_ROWS='lots' is not a whole number" in result.stderr

@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import socket
+import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -119,3 +120,27 @@ def test_up__refuses_a_taken_port_naming_it(tmp_path):
         with pytest.raises(ServiceError, match=f"port\\(s\\) in use: sandbox {taken}"):
             up(settings, Ports(airflow, mlflow, taken))
     assert not Path(run_dir(settings)).exists() or list(run_dir(settings).glob("*.pid")) == []
+
+
+def test_down__terminates_every_group_at_once_then_kills_the_ones_that_ignore_it(tmp_path):
+    """Two groups that ignore SIGTERM: both get it together, both are killed after one grace."""
+    settings = Settings.from_env({"EOPT_HOME": str(tmp_path)})
+    folder = run_dir(settings)
+    folder.mkdir(parents=True)
+    processes = {}
+    for name in ("stubborn-a", "stubborn-b"):
+        marks = tmp_path / f"{name}.term"
+        processes[name] = subprocess.Popen(
+            ["bash", "-c", f"trap 'date +%s.%N >> {marks}' TERM; while true; do sleep 0.1; done"],
+            start_new_session=True,
+        )
+        (folder / f"{name}.pid").write_text(str(processes[name].pid))
+    time.sleep(0.5)  # both traps installed
+    lines: list[str] = []
+    assert down(settings, lines.append, grace_s=2) == ["stubborn-a", "stubborn-b"]
+    for process in processes.values():
+        assert process.wait(timeout=10) == -9  # SIGKILL after the grace: the trap ignored SIGTERM
+    first, second = (float((tmp_path / f"{name}.term").read_text().split()[0]) for name in processes)
+    assert abs(first - second) < 1.0  # terminated together, not one grace after the other
+    assert lines == [f"stopped {name} (process group {p.pid})" for name, p in processes.items()]
+    assert list(folder.glob("*.pid")) == []

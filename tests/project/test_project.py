@@ -57,7 +57,7 @@ def test_lock__pins_every_direct_dependency_to_a_version_its_specifier_allows():
             lock[name],
             str(requirement.specifier),
         )
-    assert PYPROJECT["project"]["scripts"] == {"eopt": "eopt.cli:main"}
+    assert PYPROJECT["project"]["scripts"] == {"eopt": "eopt.entry:main"}
 
 
 def test_lock__pins_every_extra_exactly_as_pyproject_does():
