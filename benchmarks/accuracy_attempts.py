@@ -82,6 +82,17 @@ class SeedAverage:
         return np.mean([f.predict(frame) for f in self.fitted], axis=0)
 
 
+def write_attempt(record: dict, name: str, summary: str) -> dict:
+    """Write an attempt's record to ``benchmarks/results/<name>.json`` and say on stderr what it found, and where.
+
+    Attempts are named ``attempt_*``, never ``accuracy_*``: the summary table of ACCURACY.md globs those.
+    """
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    print(f"{summary}; {path}", file=sys.stderr)
+    return record
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy_attempts", description=__doc__.splitlines()[0])
     parser.add_argument("market", help="NP, PJM, BE or FR (its accuracy_<market>.json must exist)")
@@ -209,14 +220,12 @@ def main(argv: list[str] | None = None) -> dict:
         "seconds": round(time.perf_counter() - started, 1),
         "machine": describe_machine(),
     }
-    path = RESULTS / f"attempt_{args.attempt}_{market}.json"  # not accuracy_*: the summary table globs those
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(
+    return write_attempt(
+        record,
+        f"attempt_{args.attempt}_{market}",
         f"{market}: mean MAE base {mean['base_mae']:.3f}, {args.attempt} {mean[args.attempt + '_mae']:.3f} "
-        f"(ratio {ratio:.3f}); {path}",
-        file=sys.stderr,
+        f"(ratio {ratio:.3f})",
     )
-    return record
 
 
 def _lear_rows(lear: LearModel, prices: pd.Series, exogenous: pd.DataFrame, rows: pd.DataFrame) -> np.ndarray:
@@ -380,15 +389,13 @@ def lear_attempt(args: argparse.Namespace) -> dict:
     hourly.parent.mkdir(parents=True, exist_ok=True)
     clock.to_parquet(hourly)
     record["hourly_forecasts"] = str(hourly)
-    path = RESULTS / f"attempt_lear{suffix}_{market}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(
+    return write_attempt(
+        record,
+        f"attempt_lear{suffix}_{market}",
         f"{market}: clock-hour MAE over {record['days']} days: base {overall['base']:.3f}, lear {overall['lear']:.3f}, "
         f"stack {overall['stack']:.3f}, mean {overall['mean']:.3f}, published LEAR {overall['lear_ensemble']:.3f}, DNN {overall['dnn_ensemble']:.3f}; "
-        f"{record['seconds']:.0f} s; {path}",
-        file=sys.stderr,
+        f"{record['seconds']:.0f} s",
     )
-    return record
 
 
 def lear_penalties_attempt(args: argparse.Namespace) -> dict:
@@ -456,14 +463,12 @@ def lear_penalties_attempt(args: argparse.Namespace) -> dict:
         "seconds": round(time.perf_counter() - started, 1),
         "machine": describe_machine(),
     }
-    path = RESULTS / f"attempt_lear_penalties_{market}.json"
-    path.write_text(json.dumps(record, indent=2) + "\n")
-    print(
+    return write_attempt(
+        record,
+        f"attempt_lear_penalties_{market}",
         f"{market}: LEAR MAE criterion every week {record['test_mae']['every_week']:.4f}, penalties reused "
-        f"{record['test_mae']['reused']:.4f}; CPU {record['lear_cpu_seconds']}; {path}",
-        file=sys.stderr,
+        f"{record['test_mae']['reused']:.4f}; CPU {record['lear_cpu_seconds']}",
     )
-    return record
 
 
 if __name__ == "__main__":
