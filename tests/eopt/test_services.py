@@ -131,11 +131,13 @@ def test_down__terminates_every_group_at_once_then_kills_the_ones_that_ignore_it
     for name in ("stubborn-a", "stubborn-b"):
         marks = tmp_path / f"{name}.term"
         processes[name] = subprocess.Popen(
-            ["bash", "-c", f"trap 'date +%s.%N >> {marks}' TERM; while true; do sleep 0.1; done"],
+            ["bash", "-c", f"trap 'date +%s.%N >> {marks}' TERM; touch {marks}.ready; while true; do sleep 0.1; done"],
             start_new_session=True,
         )
         (folder / f"{name}.pid").write_text(str(processes[name].pid))
-    time.sleep(0.5)  # both traps installed
+    deadline = time.monotonic() + 30
+    while not all((tmp_path / f"{name}.term.ready").exists() for name in processes) and time.monotonic() < deadline:
+        time.sleep(0.05)  # each trap is installed before its ready file is written
     lines: list[str] = []
     assert down(settings, lines.append, grace_s=2) == ["stubborn-a", "stubborn-b"]
     for process in processes.values():
