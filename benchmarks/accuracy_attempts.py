@@ -36,8 +36,15 @@ those penalties (``LearModel.fit(penalties=...)``): the criterion's LARS paths o
 are most of LEAR's CPU time. Consecutive weeks from the start of the test period (``--weeks``; 8
 are the ``--quick`` weeks); MAE on the test weeks' UTC hours and on the validation, CPU seconds.
 
+``trees``: the XGBoost and LightGBM members with the tuned parameters as they are (``base``), with
+the asinh target (``asinh``), with recency weights (``recency``, half-life ``--half-life`` days)
+and with both, each pair fitted on the same window; ``chosen`` takes, per member and week, the
+variant with the lowest validation MAE (what the tuner would do with the options in its search
+space). MAE of each member and of the two members' ensemble on the test weeks' UTC hours.
+
     python -m benchmarks.accuracy_attempts NP --weeks 8 --attempt lear
     python -m benchmarks.accuracy_attempts NP --weeks 8 --attempt lear-penalties
+    python -m benchmarks.accuracy_attempts BE --weeks 12 --attempt trees
 """
 
 from __future__ import annotations
@@ -97,7 +104,8 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy_attempts", description=__doc__.splitlines()[0])
     parser.add_argument("market", help="NP, PJM, BE or FR (its accuracy_<market>.json must exist)")
     parser.add_argument("--weeks", type=int, default=10, help="test weeks, spread evenly over the period")
-    parser.add_argument("--attempt", choices=("refit", "seeds", "lear", "lear-penalties"), default="refit")
+    parser.add_argument("--attempt", choices=("refit", "seeds", "lear", "lear-penalties", "trees"), default="refit")
+    parser.add_argument("--half-life", type=float, default=182.0, help="recency half-life in days (--attempt trees)")
     parser.add_argument(
         "--penalty-every", type=int, default=4, help="weeks per run of LEAR's criterion (--attempt lear-penalties)"
     )
@@ -112,6 +120,8 @@ def main(argv: list[str] | None = None) -> dict:
         return lear_attempt(args)
     if args.attempt == "lear-penalties":
         return lear_penalties_attempt(args)
+    if args.attempt == "trees":
+        return trees_attempt(args)
     market = args.market.upper()
     recorded = json.loads((RESULTS / f"accuracy_{market}.json").read_text())
     params = recorded["tuned_params"]
@@ -468,6 +478,99 @@ def lear_penalties_attempt(args: argparse.Namespace) -> dict:
         f"attempt_lear_penalties_{market}",
         f"{market}: LEAR MAE criterion every week {record['test_mae']['every_week']:.4f}, penalties reused "
         f"{record['test_mae']['reused']:.4f}; CPU {record['lear_cpu_seconds']}",
+    )
+
+
+def trees_attempt(args: argparse.Namespace) -> dict:
+    """The tree members with and without the asinh target and recency weights, on the same weeks."""
+    market = args.market.upper()
+    recorded = json.loads((RESULTS / f"accuracy_{market}.json").read_text())
+    tuned = recorded["tuned_params"]
+    inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
+    trees = ("xgboost", "lightgbm")
+    config = replace(TrainingConfig.from_settings(Settings.from_env(), "default"), threads=1, test_days=0, models=trees)
+    variants = {
+        "base": {},
+        "asinh": {"target_transform": "asinh"},
+        "recency": {"recency_half_life_days": args.half_life},
+        "asinh_recency": {"target_transform": "asinh", "recency_half_life_days": args.half_life},
+    }
+    origins = day_origins(published_days(inputs.published, None), inputs.market.timezone)
+    picked = np.linspace(0, len(origins) // 7 - 1, args.weeks).round().astype(int)
+    region = inputs.market.region
+    columns = feature_columns(region)
+    started, weeks = time.perf_counter(), []
+    errors: dict[str, list[np.ndarray]] = {}
+    for number in picked:
+        block_started = time.perf_counter()
+        block = origins[number * 7 : (number + 1) * 7]
+        data = training_window(inputs.prices, inputs.exogenous, region, block[0], config.window_days)
+        frame = build_training_frame(data, config)
+        train = frame[frame["split"] == "train"]
+        validation = frame[frame["split"] == "validation"].reset_index(drop=True)
+        actual = validation[TARGET_COLUMN].to_numpy()
+        week: dict = {"first_origin": str(block[0])}
+        fitted: dict[str, dict] = {}
+        for variant, options in variants.items():
+            fitted[variant] = {}
+            for model in trees:
+                budget = config.budget(model)
+                member = model_class(model)(
+                    {**tuned[model], **options}, columns, seed=config.seed, max_steps=budget.max_rounds, threads=1
+                )
+                result = member.fit(train, validation)
+                fitted[variant][model] = member
+                week[f"{variant}_{model}_validation_mae"] = result.validation_mae
+                week[f"{variant}_{model}_rounds"] = result.best_step
+        chosen = {model: min(variants, key=lambda v, m=model: week[f"{v}_{m}_validation_mae"]) for model in trees}
+        fitted["chosen"] = {model: fitted[chosen[model]][model] for model in trees}
+        week["chosen"] = chosen
+        for variant, members in fitted.items():
+            predictions = {m: f.predict(validation) for m, f in members.items()}
+            decision = decide(predictions, actual)
+            combined = sum(w * predictions[m] for m, w in decision.weights.items())
+            intervals = calibrate_intervals(
+                actual, combined, validation["horizon"].to_numpy(), config.interval_coverage
+            )
+            forecaster = EnsembleForecaster(region, members, decision, intervals, columns)
+            rows = pd.concat(
+                [forecast_day(forecaster, inputs.prices, inputs.exogenous, region, o) for o in block], ignore_index=True
+            )
+            y = inputs.prices.reindex(pd.DatetimeIndex(rows["target_ts"])).to_numpy()
+            for who, column in (("ensemble", "yhat"), *((m, f"yhat_{m}") for m in trees)):
+                week[f"{variant}_{who}_mae"] = mae(y, rows[column])
+                errors.setdefault(f"{variant}_{who}", []).append(rows[column].to_numpy() - y)
+        week["seconds"] = round(time.perf_counter() - block_started, 1)
+        weeks.append(week)
+        print(
+            f"{market} week of {block[0]:%Y-%m-%d}: two-tree ensemble MAE "
+            + ", ".join(f"{v} {week[f'{v}_ensemble_mae']:.3f}" for v in fitted)
+            + f" (chosen {chosen}; {week['seconds']:.0f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    overall = {key: float(np.mean(np.abs(np.concatenate(parts)))) for key, parts in errors.items()}
+    ratios = {key: value / overall[f"base_{key.split('_')[-1]}"] for key, value in overall.items()}
+    record = {
+        "market": market,
+        "attempt": "trees",
+        "description": "XGBoost and LightGBM with the tuned parameters, with the asinh target, with recency "
+        f"weights (half-life {args.half_life:g} days), with both, and the variant each member's validation "
+        "MAE chose; MAE on the test weeks' UTC hours",
+        "half_life_days": args.half_life,
+        "weeks_picked": [int(n) for n in picked],
+        "mae": overall,
+        "ratio_to_base": ratios,
+        "weeks": weeks,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": describe_machine(),
+    }
+    return write_attempt(
+        record,
+        f"attempt_trees_{market}",
+        f"{market}: two-tree ensemble MAE "
+        + ", ".join(f"{v} {overall[f'{v}_ensemble']:.3f}" for v in (*variants, "chosen"))
+        + f"; {record['seconds']:.0f} s",
     )
 
 

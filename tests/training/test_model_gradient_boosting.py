@@ -30,7 +30,9 @@ from training.models.gradient_boosting import (
     EARLY_STOPPING_ROUNDS,
     REPORT_EVERY,
     LightGBMModel,
+    TargetTransform,
     XGBoostModel,
+    recency_weights,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -224,3 +226,66 @@ def test_gradient_boosting__feature_importance_covers_every_feature_and_ranks_th
     top = list(importance.index[:3])
     assert "hour" in top
     assert any(name.startswith("grid_load_forecast") for name in top)
+
+
+@pytest.fixture(scope="module", params=MODELS, ids=lambda cls: cls.name)
+def fitted_with_options(request, frames):
+    """A model fitted with the asinh target and a 60-day recency half-life, and its FitResult."""
+    train, validation = frames
+    model = _model(request.param, target_transform="asinh", recency_half_life_days=60.0)
+    return model, model.fit(train, validation)
+
+
+def test_gradient_boosting__the_asinh_target_stops_and_reports_on_the_mae_in_price_units(frames, fitted_with_options):
+    _, validation = frames
+    model, result = fitted_with_options
+    assert model.transform.kind == "asinh" and model.transform.scale > 0
+    assert result.validation_mae == pytest.approx(_mae(validation, model.predict(validation)), rel=1e-6)
+    # The reports are the validation MAE in EUR/MWh every REPORT_EVERY rounds and the kept round is the
+    # lowest of all rounds: no report is below it. On the asinh scale they would be about 0.3, far below.
+    assert len(result.history) == result.steps_run // REPORT_EVERY
+    assert min(result.history) >= result.validation_mae - 1e-6
+    assert min(result.history) < 1.1 * result.validation_mae
+    anchor_mae = _mae(validation, validation[ANCHOR_COLUMN].to_numpy())
+    assert result.validation_mae / anchor_mae < 0.65  # as good a model as the default one
+
+
+def test_gradient_boosting__the_options_change_the_fit_and_survive_saving(frames, fitted_with_options, tmp_path):
+    train, validation = frames
+    model, _ = fitted_with_options
+    base = _model(type(model))
+    base.fit(train, validation)
+    assert not np.allclose(base.predict(validation), model.predict(validation))
+    model.save(tmp_path)
+    meta = json.loads((tmp_path / "model.json").read_text())
+    assert meta["params"]["target_transform"] == "asinh" and meta["params"]["recency_half_life_days"] == 60.0
+    assert meta["target_transform"] == model.transform.as_dict()
+    loaded = type(model).load(tmp_path)
+    np.testing.assert_array_equal(loaded.predict(validation), model.predict(validation))
+
+
+def test_gradient_boosting__recency_weights_halve_every_half_life_back_from_the_newest_origin(frames):
+    train, _ = frames
+    weights = recency_weights(train, 35.0)
+    newest = train["origin"] == train["origin"].max()
+    one_half_life_back = train["origin"] == train["origin"].max() - pd.Timedelta(days=35)  # origins every 7 h
+    two_back = train["origin"] == train["origin"].max() - pd.Timedelta(days=70)
+    assert one_half_life_back.any() and two_back.any()
+    np.testing.assert_allclose(weights[newest.to_numpy()], 1.0)
+    np.testing.assert_allclose(weights[one_half_life_back.to_numpy()], 0.5)
+    np.testing.assert_allclose(weights[two_back.to_numpy()], 0.25)
+    assert (np.diff(weights[np.argsort(train["origin"].to_numpy())]) >= 0).all()
+    assert recency_weights(train, 0) is None
+    with pytest.raises(ModelError, match="recency_half_life_days must be positive"):
+        recency_weights(train, -5)
+
+
+def test_gradient_boosting__the_asinh_transform_inverts_and_an_unknown_transform_is_refused():
+    relative = np.array([-40.0, -2.0, 0.0, 1.0, 3.0, 250.0])
+    transform = TargetTransform.fitted("asinh", relative)
+    assert transform.center == pytest.approx(0.5)  # the median
+    assert transform.scale == pytest.approx(2.5 / 0.6745)  # MAD 2.5 (|x - 0.5|: 40.5 2.5 0.5 0.5 2.5 249.5)
+    np.testing.assert_allclose(transform.inverse(transform.forward(relative)), relative)
+    assert transform.forward(np.array([250.0]))[0] < 6  # a spike of 250 is a few units on the learnt scale
+    with pytest.raises(ModelError, match="target_transform 'log' is not one of none, asinh"):
+        _model(XGBoostModel, target_transform="log").fit(*np_train_and_validation())
