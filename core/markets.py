@@ -7,6 +7,7 @@ mapping of those local hours to UTC; :func:`local_day_hours_to_utc` implements i
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,10 @@ from core.regions import Catalogue, CatalogueError, Region
 from core.settings import current_catalogue, use_catalogue
 
 HISTORY_SOURCE = "epf-history"
+# What a model's features read of its market: the local day, the holidays and the exogenous series.
+FEATURE_FIELDS = ("zone", "holidays", "exogenous")
+
+log = logging.getLogger(__name__)
 
 
 class MarketDataError(ValueError):
@@ -41,6 +46,36 @@ def register_market(market: Market) -> None:
     """Add ``market`` to this process's catalogue (a benchmark's market file that no entry describes)."""
     catalogue = current_catalogue()
     use_catalogue(catalogue.model_copy(update={"regions": {**catalogue.regions, market.code: market}}))
+
+
+def adopt_market(market: Market) -> Market:
+    """Make a trained model's own market (``market``) the definition its features are built with in this
+    process, and return the process's entry for the region.
+
+    A region this process's catalogue lacks (a model trained under another ``EOPT_REGION_CATALOGUE``,
+    served by ``mlflow models serve`` without it) is added. Where the catalogue has the region with
+    another zone, holidays or exogenous series than the model was trained with, those fields are taken
+    from the model (the features must be the training's) and a warning says so; the rest of the entry
+    (providers, thresholds) stays the catalogue's.
+    """
+    known = current_catalogue().regions.get(market.code)
+    if known is None:
+        register_market(market)
+        return market
+    differing = [name for name in FEATURE_FIELDS if getattr(known, name) != getattr(market, name)]
+    if not differing:
+        return known
+    log.warning(
+        "%s: the model was trained with another %s than this process's region catalogue (%s) gives; its features "
+        "use the model's own (%s); retrain the region to use the catalogue's",
+        market.code,
+        ", ".join(differing),
+        current_catalogue().source,
+        "; ".join(f"{name} {getattr(market, name)!r}" for name in differing),
+    )
+    adopted = known.model_copy(update={name: getattr(market, name) for name in differing})
+    register_market(adopted)
+    return adopted
 
 
 def bundled_markets(catalogue: Catalogue | None = None) -> dict[str, Market]:

@@ -23,6 +23,7 @@ from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
 from mlflow.types import ParamSchema, ParamSpec
 
+from core.markets import adopt_market
 from serving.model_request import (
     ORIGIN_PARAM,
     ModelRequest,
@@ -49,6 +50,8 @@ PARAMS = ParamSchema([ParamSpec(ORIGIN_PARAM, "string", None)])
 class EnsemblePyfunc(PythonModel):
     def load_context(self, context) -> None:
         self.forecaster = EnsembleForecaster.load(Path(context.artifacts[ARTIFACT_KEY]))
+        if self.forecaster.market is not None:  # the market it was trained with: any catalogue can serve it
+            adopt_market(self.forecaster.market)
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
         """The 24 hours from the ``origin`` param, from the raw request (``serving.model_request``)."""

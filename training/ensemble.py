@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import linprog
 
+from core.markets import Market, get_market
 from core.quantiles import QUANTILE_LEVELS, quantile_column
 from training.features import HORIZON_HOURS
 from training.models import ForecastModel, ModelError, model_class
@@ -199,8 +200,10 @@ class EnsembleForecaster:
         decision: EnsembleDecision,
         intervals: IntervalCalibration,
         feature_columns: list[str],
+        market: Market | None = None,
     ) -> None:
         self.region = region
+        self.market = market  # the region's definition the model was trained with (None: not recorded)
         self.members = members
         self.decision = decision
         self.intervals = intervals
@@ -256,11 +259,15 @@ class EnsembleForecaster:
         return out
 
     def save(self, folder: Path) -> None:
+        """Members in their own formats, and ``ensemble.json``: weights, intervals, feature columns and the
+        region's market as this process's catalogue defines it (what the features were built with), so a
+        process whose catalogue lacks the region can still build them (``core.markets.adopt_market``)."""
         folder.mkdir(parents=True, exist_ok=True)
         for name, model in self.members.items():
             model.save(folder / "members" / name)
         spec = {
             "region": self.region,
+            "market": (self.market if self.market is not None else get_market(self.region)).model_dump(mode="json"),
             "feature_columns": self.feature_columns,
             "members": list(self.members),
             "decision": asdict(self.decision),
@@ -286,7 +293,15 @@ class EnsembleForecaster:
                 spec["region"],
                 path,
             )
-        return cls(spec["region"], members, EnsembleDecision(**spec["decision"]), intervals, spec["feature_columns"])
+        market = Market.model_validate(spec["market"]) if "market" in spec else None
+        return cls(
+            spec["region"],
+            members,
+            EnsembleDecision(**spec["decision"]),
+            intervals,
+            spec["feature_columns"],
+            market,
+        )
 
 
 SHRINKAGE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from core.markets import MarketDataError, bundled_markets, get_market, load_market, read_market_file
+import core.settings
+from core.markets import MarketDataError, adopt_market, bundled_markets, get_market, load_market, read_market_file
 
 MARKETS = bundled_markets()  # the region catalogue's regions with a bundled history file
 
@@ -159,3 +160,40 @@ def test_bundled_history__does_not_depend_on_the_shared_folder(market_data_dir, 
     shutil.copytree(market_data_dir, copy)
     assert len(load_market("FR", copy).prices) == 52_416
     assert "shared" not in str(market_data_dir.resolve().relative_to(Path(__file__).resolve().parents[2]))
+
+
+@pytest.fixture
+def process_catalogue(monkeypatch):
+    """Whatever a test makes this process's catalogue is undone after it."""
+    monkeypatch.setattr(core.settings, "_PROCESS_CATALOGUE", core.settings._PROCESS_CATALOGUE)
+
+
+def test_adopt_market__a_region_the_catalogue_lacks_is_added_as_the_model_recorded_it(process_catalogue):
+    recorded = get_market("NP").model_copy(update={"code": "NP_ELSEWHERE", "name": "NP under another code"})
+    with pytest.raises(MarketDataError, match="NP_ELSEWHERE"):
+        get_market("NP_ELSEWHERE")
+    assert adopt_market(recorded) == recorded
+    assert get_market("NP_ELSEWHERE") == recorded
+    assert get_market("NP") != recorded  # the rest of the catalogue is untouched
+
+
+def test_adopt_market__the_same_feature_fields_keep_the_catalogue_entry_without_a_word(process_catalogue, caplog):
+    catalogue_np = get_market("NP")
+    recorded = catalogue_np.model_copy(update={"providers": (), "mape_threshold": 3.0})  # not what features read
+    with caplog.at_level("WARNING", logger="core.markets"):
+        assert adopt_market(recorded) is not recorded
+    assert get_market("NP") == catalogue_np
+    assert caplog.records == []
+
+
+def test_adopt_market__another_zone_or_series_is_taken_from_the_model_and_said(process_catalogue, caplog):
+    catalogue_be = get_market("BE")
+    recorded = catalogue_be.model_copy(update={"zone": "Europe/Paris", "exogenous": ("load", "wind"), "providers": ()})
+    with caplog.at_level("WARNING", logger="core.markets"):
+        adopted = adopt_market(recorded)
+    assert adopted.zone == "Europe/Paris" and adopted.exogenous == ("load", "wind")
+    assert adopted.providers == catalogue_be.providers  # what ingestion reads stays the catalogue's
+    assert get_market("BE") == adopted
+    (record,) = caplog.records
+    assert "BE: the model was trained with another zone, exogenous" in record.getMessage()
+    assert "retrain the region" in record.getMessage()

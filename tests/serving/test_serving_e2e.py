@@ -24,6 +24,8 @@ import requests
 from click.testing import CliRunner
 from mlflow.types import DataType
 
+import core.settings
+from core.markets import get_market, register_market
 from core.quantiles import QUANTILE_COLUMNS
 from eopt.cli import cli
 from pipelines import forecast_generation as flow
@@ -33,8 +35,9 @@ from serving.model_request import ModelRequest, parse_request
 from serving.model_server import ModelServer, ModelServerError, start_model_server
 from storage.forecasts import ForecastStore
 from storage.promotions import PromotionStore
-from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, cli_env, train_np
+from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, cli_env, log_forecaster, train_np
 from training import tracking
+from training.ensemble import EnsembleForecaster
 from training.features import inference_frame
 from training.lear import LearMember
 
@@ -182,6 +185,33 @@ def test_serving__answers_what_the_champion_loaded_in_process_answers(champion_s
     np.testing.assert_allclose(
         served[["yhat", "lower", "upper"]].to_numpy(float), local[["yhat", "lower", "upper"]].to_numpy(float), rtol=1e-9
     )
+
+
+def test_serving__a_zone_only_another_catalogue_names_is_served_without_that_catalogue(
+    champion_server, promoted, tmp_path, monkeypatch
+):
+    """The registered model carries its market: a server whose catalogue lacks the zone still builds its features."""
+    monkeypatch.setattr(core.settings, "_PROCESS_CATALOGUE", core.settings._PROCESS_CATALOGUE)
+    zone = get_market(REGION).model_copy(update={"code": "NP_ELSEWHERE", "name": "NP under another code"})
+    register_market(zone)  # this (training) process's catalogue names the zone; the server's will not
+    champion = promoted.ensemble()
+    relabelled = EnsembleForecaster(
+        zone.code, champion.members, champion.decision, champion.intervals, champion.feature_columns
+    )
+    model_uri, _ = log_forecaster(promoted, relabelled, tmp_path / "model", "zone of another catalogue")
+    core.settings.use_catalogue(None)
+    request = raw_request(promoted)
+    # the server's environment carries no EOPT_* setting: its catalogue is the bundled one, without the zone
+    elsewhere = start_model_server(model_uri, promoted.settings, tmp_path / "serve.log", cwd=tmp_path)
+    try:
+        served = predictions(elsewhere.invoke(split(request)))
+    finally:
+        elsewhere.stop()
+    # the same members on the same hours: the champion's forecast, to the last digit
+    champion_served = predictions(champion_server.invoke(split(request)))
+    assert served["target_ts"].tolist() == champion_served["target_ts"].tolist()
+    columns = ["yhat", "lower", "upper", *QUANTILE_COLUMNS]
+    np.testing.assert_allclose(served[columns].to_numpy(float), champion_served[columns].to_numpy(float), rtol=1e-12)
 
 
 def test_serving__dataframe_records_and_dataframe_split_get_the_same_forecast(champion_server, promoted):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits
 
-from core.markets import load_market
+from core.markets import get_market, load_market
 from core.quantiles import QUANTILE_COLUMNS, QUANTILE_LEVELS
 from tests.conftest import PROJECT_ROOT
 from training.ensemble import (
@@ -333,6 +333,9 @@ def test_forecaster__save_and_load_give_identical_forecasts(forecaster, frames, 
 
     loaded = EnsembleForecaster.load(tmp_path / "model")
     assert loaded.region == "NP" and loaded.feature_columns == feature_columns("NP")
+    # the market the features were built with travels with the model (core.markets.adopt_market)
+    assert forecaster.market is None and loaded.market == get_market("NP")
+    assert json.loads((tmp_path / "model" / ENSEMBLE_FILE).read_text())["market"]["zone"] == "Europe/Oslo"
     assert loaded.decision == forecaster.decision and loaded.intervals == forecaster.intervals
     assert list(loaded.members) == ["xgboost", "lightgbm"]
     pd.testing.assert_frame_equal(loaded.predict(frames["test"]), forecaster.predict(frames["test"]), check_exact=True)
