@@ -89,6 +89,12 @@ class SeedAverage:
         return np.mean([f.predict(frame) for f in self.fitted], axis=0)
 
 
+def member_params(tuned: dict, model: str) -> dict:
+    """The whole-period run's tuned parameters of ``model``; the member's defaults where it was not tuned
+    (the LEAR member has nothing to tune: its penalties are chosen by the information criterion)."""
+    return tuned.get(model, model_class(model).default_params())
+
+
 def write_attempt(record: dict, name: str, summary: str) -> dict:
     """Write an attempt's record to ``benchmarks/results/<name>.json`` and say on stderr what it found, and where.
 
@@ -155,21 +161,31 @@ def main(argv: list[str] | None = None) -> dict:
             budget = config.budget(model)
             max_steps = budget.max_epochs or budget.max_rounds
             fitted = model_class(model)(
-                params[model], columns, seed=config.seed, max_steps=max_steps, device="cpu", threads=1
+                member_params(params, model), columns, seed=config.seed, max_steps=max_steps, device="cpu", threads=1
             )
             steps[model] = max(1, fitted.fit(train, validation).best_step)
             base[model] = fitted
             if args.attempt == "refit":
                 # the validation rows are inside the whole window now: early stopping cannot stop before `steps`
                 other[model] = model_class(model)(
-                    params[model], columns, seed=config.seed, max_steps=steps[model], device="cpu", threads=1
+                    member_params(params, model),
+                    columns,
+                    seed=config.seed,
+                    max_steps=steps[model],
+                    device="cpu",
+                    threads=1,
                 )
                 other[model].fit(whole, validation)
             elif model == "cnn_lstm":
                 draws = [fitted]
                 for extra in range(1, args.seeds):
                     draw = model_class(model)(
-                        params[model], columns, seed=config.seed + extra, max_steps=max_steps, device="cpu", threads=1
+                        member_params(params, model),
+                        columns,
+                        seed=config.seed + extra,
+                        max_steps=max_steps,
+                        device="cpu",
+                        threads=1,
                     )
                     draw.fit(train, validation)
                     draws.append(draw)
