@@ -89,12 +89,6 @@ class SeedAverage:
         return np.mean([f.predict(frame) for f in self.fitted], axis=0)
 
 
-def member_params(tuned: dict, model: str) -> dict:
-    """The whole-period run's tuned parameters of ``model``; the member's defaults where it was not tuned
-    (the LEAR member has nothing to tune: its penalties are chosen by the information criterion)."""
-    return tuned.get(model, model_class(model).default_params())
-
-
 def write_attempt(record: dict, name: str, summary: str) -> dict:
     """Write an attempt's record to ``benchmarks/results/<name>.json`` and say on stderr what it found, and where.
 
@@ -132,7 +126,11 @@ def main(argv: list[str] | None = None) -> dict:
     recorded = json.loads((RESULTS / f"accuracy_{market}.json").read_text())
     params = recorded["tuned_params"]
     inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
-    config = replace(TrainingConfig.from_settings(Settings.from_env(), "default"), threads=1, test_days=0)
+    # the members the whole-period run tuned; LEAR is fitted apart (training.lear.fit_lear) and has its own attempt
+    tuned_members = tuple(m for m in MODEL_NAMES if m in params)
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env(), "default"), threads=1, test_days=0, models=tuned_members
+    )
     origins = day_origins(published_days(inputs.published, None), inputs.market.timezone)
     picked = np.linspace(0, len(origins) // 7 - 1, args.weeks).round().astype(int)
     region = inputs.market.region
@@ -161,14 +159,14 @@ def main(argv: list[str] | None = None) -> dict:
             budget = config.budget(model)
             max_steps = budget.max_epochs or budget.max_rounds
             fitted = model_class(model)(
-                member_params(params, model), columns, seed=config.seed, max_steps=max_steps, device="cpu", threads=1
+                params[model], columns, seed=config.seed, max_steps=max_steps, device="cpu", threads=1
             )
             steps[model] = max(1, fitted.fit(train, validation).best_step)
             base[model] = fitted
             if args.attempt == "refit":
                 # the validation rows are inside the whole window now: early stopping cannot stop before `steps`
                 other[model] = model_class(model)(
-                    member_params(params, model),
+                    params[model],
                     columns,
                     seed=config.seed,
                     max_steps=steps[model],
@@ -180,7 +178,7 @@ def main(argv: list[str] | None = None) -> dict:
                 draws = [fitted]
                 for extra in range(1, args.seeds):
                     draw = model_class(model)(
-                        member_params(params, model),
+                        params[model],
                         columns,
                         seed=config.seed + extra,
                         max_steps=max_steps,
