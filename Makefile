@@ -83,8 +83,12 @@ docs-screenshots: install services
 	$(BIN)/python -m pytest -p no:cacheprovider tests/eopt/test_ui.py
 	cp .eopt/screenshots/airflow-dags.png .eopt/screenshots/mlflow-models.png .eopt/screenshots/mlflow-production-version.png docs/assets/
 
+# One OpenMP thread (torch, XGBoost, LightGBM) per process: the TEST_WORKERS workers already fill
+# the cores, and a fit whose threads wait on each other across cores that other work holds runs
+# many times slower (the backtest test's fit: 22 s with one thread, over 600 s with two beside a
+# busy core).
 test: install services
-	$(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/eopt db upgrade
