@@ -253,7 +253,7 @@ def test_gradient_boosting__the_asinh_target_stops_and_reports_on_the_mae_in_pri
 def test_gradient_boosting__the_options_change_the_fit_and_survive_saving(frames, fitted_with_options, tmp_path):
     train, validation = frames
     model, _ = fitted_with_options
-    base = _model(type(model), target_transform="none")
+    base = _model(type(model))
     base.fit(train, validation)
     assert not np.allclose(base.predict(validation), model.predict(validation))
     model.save(tmp_path)

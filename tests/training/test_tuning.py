@@ -44,7 +44,6 @@ OTHER_PARAMS = {
     "feature_fraction": 0.9,
     "bagging_fraction": 0.7,
     "lambda_l2": 1.0,
-    "target_transform": "asinh",
 }
 
 
@@ -170,32 +169,6 @@ def test_tuning__a_new_study_runs_the_previous_studys_best_parameters_second(fra
     trials = _trials(url, result.study_name)
     assert [t.params for t in trials] == [LightGBMModel.default_params(), OTHER_PARAMS]
     assert [t.user_attrs["origin"] for t in trials] == ["default parameters", "previous study's best"]
-
-
-def test_tuning__a_previous_best_from_before_the_asinh_target_is_rerun_with_it(frames, tmp_path):
-    url = f"sqlite:///{tmp_path / 'optuna.db'}"
-    end = frames[2]
-    older = {k: v for k, v in OTHER_PARAMS.items() if k != "target_transform"}
-    study = optuna.create_study(study_name=study_name(REGION, "lightgbm", end - pd.Timedelta(days=7)), storage=url)
-    study.add_trial(  # a finished trial of the search space before target_transform joined it
-        optuna.trial.create_trial(
-            params=older,
-            distributions={k: d for k, d in _distributions().items() if k != "target_transform"},
-            value=1.0,
-        )
-    )
-    result = _tune(frames, url, budget=ModelBudget(trials=2, timeout_s=120, max_rounds=100))
-    trials = _trials(url, result.study_name)
-    assert [t.params for t in trials] == [LightGBMModel.default_params(), OTHER_PARAMS]
-    assert trials[1].user_attrs["origin"] == "previous study's best"
-
-
-def _distributions() -> dict:
-    """LightGBM's search space as Optuna distributions (the suggestions of one throwaway trial)."""
-    study = optuna.create_study()
-    trial = study.ask()
-    LightGBMModel.suggest_params(trial)
-    return trial.distributions
 
 
 def test_tuning__a_previous_best_equal_to_the_defaults_is_not_run_twice(frames, tmp_path):
