@@ -58,7 +58,8 @@ def adopt_market(market: Market) -> Market:
     from the model (the features must be the training's) and a warning says so; the rest of the entry
     (providers, thresholds) stays the catalogue's.
     """
-    known = current_catalogue().regions.get(market.code)
+    catalogue = current_catalogue()
+    known = catalogue.regions.get(market.code)
     if known is None:
         register_market(market)
         return market
@@ -70,7 +71,7 @@ def adopt_market(market: Market) -> Market:
         "use the model's own (%s); retrain the region to use the catalogue's",
         market.code,
         ", ".join(differing),
-        current_catalogue().source,
+        catalogue.source,
         "; ".join(f"{name} {getattr(market, name)!r}" for name in differing),
     )
     adopted = known.model_copy(update={name: getattr(market, name) for name in differing})
