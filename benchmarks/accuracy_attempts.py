@@ -42,9 +42,17 @@ and with both, each pair fitted on the same window; ``chosen`` takes, per member
 variant with the lowest validation MAE (what the tuner would do with the options in its search
 space). MAE of each member and of the two members' ensemble on the test weeks' UTC hours.
 
+``warm``: the CNN-LSTM alone as ``--seeds`` networks refitted weekly from scratch (``cold``, the
+weekly retraining as it is) against one chain per seed in which each week's fit starts from that
+seed's model of the week before (``CnnLstmModel.fit(start_from=...)``, early-stopping patience
+``--warm-patience``); the chains' first week is the cold fit. Consecutive weeks from the start of
+the test period; MAE of one seed and of the seeds' mean, epochs run and CPU seconds of each. The
+question is whether warm starts make several seeds cost what one cold network costs.
+
     python -m benchmarks.accuracy_attempts NP --weeks 8 --attempt lear
     python -m benchmarks.accuracy_attempts NP --weeks 8 --attempt lear-penalties
     python -m benchmarks.accuracy_attempts BE --weeks 12 --attempt trees
+    python -m benchmarks.accuracy_attempts FR --weeks 6 --attempt warm --seeds 3
 """
 
 from __future__ import annotations
@@ -77,6 +85,7 @@ from training.features import (
 )
 from training.lear import SHORT_WINDOWS_DAYS, LearModel
 from training.models import model_class
+from training.models.cnn_lstm import CnnLstmModel
 
 
 class SeedAverage:
@@ -100,16 +109,47 @@ def write_attempt(record: dict, name: str, summary: str) -> dict:
     return record
 
 
+def week_frames(inputs, config: TrainingConfig, first_origin: pd.Timestamp):
+    """The retraining's window before ``first_origin``: (window data, train rows, validation rows)."""
+    data = training_window(inputs.prices, inputs.exogenous, inputs.market.region, first_origin, config.window_days)
+    frame = build_training_frame(data, config)
+    train = frame[frame["split"] == "train"]
+    return data, train, frame[frame["split"] == "validation"].reset_index(drop=True)
+
+
+def forecast_block(
+    inputs, config: TrainingConfig, members: dict, validation: pd.DataFrame, block: pd.DatetimeIndex
+) -> tuple[EnsembleForecaster, pd.DataFrame, np.ndarray]:
+    """Members weighted and calibrated on the validation as the retraining does, then the block's days
+    forecast from the prices before each origin: (forecaster, the forecast rows, the realised prices)."""
+    region = inputs.market.region
+    actual = validation[TARGET_COLUMN].to_numpy()
+    predictions = {m: f.predict(validation) for m, f in members.items()}
+    decision = decide(predictions, actual)
+    combined = sum(w * predictions[m] for m, w in decision.weights.items())
+    intervals = calibrate_intervals(actual, combined, validation["horizon"].to_numpy(), config.interval_coverage)
+    forecaster = EnsembleForecaster(region, members, decision, intervals, feature_columns(region))
+    rows = pd.concat(
+        [forecast_day(forecaster, inputs.prices, inputs.exogenous, region, o) for o in block], ignore_index=True
+    )
+    return forecaster, rows, inputs.prices.reindex(pd.DatetimeIndex(rows["target_ts"])).to_numpy()
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.accuracy_attempts", description=__doc__.splitlines()[0])
     parser.add_argument("market", help="NP, PJM, BE or FR (its accuracy_<market>.json must exist)")
     parser.add_argument("--weeks", type=int, default=10, help="test weeks, spread evenly over the period")
-    parser.add_argument("--attempt", choices=("refit", "seeds", "lear", "lear-penalties", "trees"), default="refit")
+    parser.add_argument(
+        "--attempt", choices=("refit", "seeds", "lear", "lear-penalties", "trees", "warm"), default="refit"
+    )
     parser.add_argument("--half-life", type=float, default=182.0, help="recency half-life in days (--attempt trees)")
     parser.add_argument(
         "--penalty-every", type=int, default=4, help="weeks per run of LEAR's criterion (--attempt lear-penalties)"
     )
-    parser.add_argument("--seeds", type=int, default=3, help="CNN-LSTM networks averaged (--attempt seeds)")
+    parser.add_argument("--seeds", type=int, default=3, help="CNN-LSTM networks averaged (--attempt seeds, warm)")
+    parser.add_argument(
+        "--warm-patience", type=int, default=3, help="early-stopping patience of a warm-started fit (--attempt warm)"
+    )
     parser.add_argument(
         "--models",
         default=",".join(MODEL_NAMES),
@@ -122,6 +162,8 @@ def main(argv: list[str] | None = None) -> dict:
         return lear_penalties_attempt(args)
     if args.attempt == "trees":
         return trees_attempt(args)
+    if args.attempt == "warm":
+        return warm_attempt(args)
     market = args.market.upper()
     recorded = json.loads((RESULTS / f"accuracy_{market}.json").read_text())
     params = recorded["tuned_params"]
@@ -139,10 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     for number in picked:
         block_started = time.perf_counter()
         block = origins[number * 7 : (number + 1) * 7]
-        data = training_window(inputs.prices, inputs.exogenous, region, block[0], config.window_days)
-        frame = build_training_frame(data, config)
-        train = frame[frame["split"] == "train"]
-        validation = frame[frame["split"] == "validation"].reset_index(drop=True)
+        data, train, validation = week_frames(inputs, config, block[0])
         whole = complete_origins(
             build_feature_frame(
                 data.prices,
@@ -297,10 +336,7 @@ def lear_attempt(args: argparse.Namespace) -> dict:
     for number in picked:
         block_started = time.perf_counter()
         block = origins[number * 7 : (number + 1) * 7]
-        data = training_window(inputs.prices, inputs.exogenous, region, block[0], config.window_days)
-        frame = build_training_frame(data, config)
-        train = frame[frame["split"] == "train"]
-        validation = frame[frame["split"] == "validation"].reset_index(drop=True)
+        data, train, validation = week_frames(inputs, config, block[0])
         members = {}
         for model in models:
             budget = config.budget(model)
@@ -323,17 +359,12 @@ def lear_attempt(args: argparse.Namespace) -> dict:
         assert lear_validation.last_training_target < validation_start
         lear_s = time.perf_counter() - lear_started
         actual = validation[TARGET_COLUMN].to_numpy()
+        forecaster, rows, _ = forecast_block(inputs, config, members, validation, block)
+        decision = forecaster.decision
         predictions = {m: f.predict(validation) for m, f in members.items()}
-        decision = decide(predictions, actual)
-        combined = sum(w * predictions[m] for m, w in decision.weights.items())
-        intervals = calibrate_intervals(actual, combined, validation["horizon"].to_numpy(), config.interval_coverage)
         predictions["lear"] = _validation_lear(lear_validation, data, validation)
         validation_days = validation["origin"].nunique()
         stack = stack_weights(predictions, actual, fit_rows=HORIZON_HOURS * (validation_days // 2))
-        forecaster = EnsembleForecaster(region, members, decision, intervals, columns)
-        rows = pd.concat(
-            [forecast_day(forecaster, inputs.prices, inputs.exogenous, region, o) for o in block], ignore_index=True
-        )
         rows["yhat_lear"] = np.concatenate(
             [_lear_rows(lear, inputs.prices, inputs.exogenous, day) for _, day in rows.groupby("origin", sort=True)]
         )
@@ -518,11 +549,7 @@ def trees_attempt(args: argparse.Namespace) -> dict:
     for number in picked:
         block_started = time.perf_counter()
         block = origins[number * 7 : (number + 1) * 7]
-        data = training_window(inputs.prices, inputs.exogenous, region, block[0], config.window_days)
-        frame = build_training_frame(data, config)
-        train = frame[frame["split"] == "train"]
-        validation = frame[frame["split"] == "validation"].reset_index(drop=True)
-        actual = validation[TARGET_COLUMN].to_numpy()
+        _, train, validation = week_frames(inputs, config, block[0])
         week: dict = {"first_origin": str(block[0])}
         fitted: dict[str, dict] = {}
         for variant, options in variants.items():
@@ -540,17 +567,7 @@ def trees_attempt(args: argparse.Namespace) -> dict:
         fitted["chosen"] = {model: fitted[chosen[model]][model] for model in trees}
         week["chosen"] = chosen
         for variant, members in fitted.items():
-            predictions = {m: f.predict(validation) for m, f in members.items()}
-            decision = decide(predictions, actual)
-            combined = sum(w * predictions[m] for m, w in decision.weights.items())
-            intervals = calibrate_intervals(
-                actual, combined, validation["horizon"].to_numpy(), config.interval_coverage
-            )
-            forecaster = EnsembleForecaster(region, members, decision, intervals, columns)
-            rows = pd.concat(
-                [forecast_day(forecaster, inputs.prices, inputs.exogenous, region, o) for o in block], ignore_index=True
-            )
-            y = inputs.prices.reindex(pd.DatetimeIndex(rows["target_ts"])).to_numpy()
+            _, rows, y = forecast_block(inputs, config, members, validation, block)
             for who, column in (("ensemble", "yhat"), *((m, f"yhat_{m}") for m in trees)):
                 week[f"{variant}_{who}_mae"] = mae(y, rows[column])
                 errors.setdefault(f"{variant}_{who}", []).append(rows[column].to_numpy() - y)
@@ -585,6 +602,87 @@ def trees_attempt(args: argparse.Namespace) -> dict:
         f"{market}: two-tree ensemble MAE "
         + ", ".join(f"{v} {overall[f'{v}_ensemble']:.3f}" for v in (*variants, "chosen"))
         + f"; {record['seconds']:.0f} s",
+    )
+
+
+def warm_attempt(args: argparse.Namespace) -> dict:
+    """The CNN-LSTM refitted weekly from scratch against each seed's chain warm-started from its last week."""
+    market = args.market.upper()
+    tuned = json.loads((RESULTS / f"accuracy_{market}.json").read_text())["tuned_params"]["cnn_lstm"]
+    inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env(), "default"), threads=1, test_days=0, models=("cnn_lstm",)
+    )
+    max_epochs = config.budget("cnn_lstm").max_epochs
+    origins = day_origins(published_days(inputs.published, None), inputs.market.timezone)
+    columns = feature_columns(inputs.market.region)
+    seeds = [config.seed + k for k in range(args.seeds)]
+    warm_params = {**tuned, "patience": args.warm_patience}
+    started, weeks = time.perf_counter(), []
+    errors: dict[str, list[np.ndarray]] = {}
+    chains: dict[int, CnnLstmModel] = {}  # each seed's warm model of the week before
+    for number in range(args.weeks):
+        block = origins[number * 7 : (number + 1) * 7]
+        _, train, validation = week_frames(inputs, config, block[0])
+        week: dict = {"first_origin": str(block[0])}
+        fitted: dict[str, list] = {"cold": [], "warm": []}
+        for variant in ("cold", "warm"):
+            cpu_started, epochs = time.process_time(), []
+            for seed in seeds:
+                start = chains.get(seed) if variant == "warm" else None
+                model = CnnLstmModel(
+                    tuned if start is None else warm_params, columns, seed=seed, max_steps=max_epochs, threads=1
+                )
+                if variant == "warm" and start is None:  # the chain's first week is the cold fit
+                    model = fitted["cold"][seeds.index(seed)]
+                    epochs.append(week["cold_epochs"][seeds.index(seed)])
+                else:
+                    epochs.append(model.fit(train, validation, start_from=start).steps_run)
+                fitted[variant].append(model)
+            week[f"{variant}_epochs"] = epochs
+            week[f"{variant}_cpu_seconds"] = round(time.process_time() - cpu_started, 1)
+        chains = dict(zip(seeds, fitted["warm"], strict=True))
+        for variant, models in fitted.items():
+            for label, member in ((f"{variant}_seed{seeds[0]}", models[0]), (f"{variant}_mean", SeedAverage(models))):
+                _, rows, y = forecast_block(inputs, config, {"cnn_lstm": member}, validation, block)
+                week[f"{label}_mae"] = mae(y, rows["yhat"])
+                errors.setdefault(label, []).append(rows["yhat"].to_numpy() - y)
+        weeks.append(week)
+        print(
+            f"{market} week of {block[0]:%Y-%m-%d}: CNN-LSTM MAE, mean of {len(seeds)} seeds: cold "
+            f"{week['cold_mean_mae']:.3f}, warm {week['warm_mean_mae']:.3f}; epochs cold {week['cold_epochs']}, "
+            f"warm {week['warm_epochs']}; CPU s cold {week['cold_cpu_seconds']:.0f}, warm {week['warm_cpu_seconds']:.0f}",
+            file=sys.stderr,
+            flush=True,
+        )
+    overall = {key: float(np.mean(np.abs(np.concatenate(parts)))) for key, parts in errors.items()}
+    later = weeks[1:]  # the weeks a warm start ran in (the chain's first week is the cold fit)
+    record = {
+        "market": market,
+        "attempt": "warm",
+        "description": f"the CNN-LSTM alone, {len(seeds)} seeds, refitted weekly from scratch (cold) against each "
+        f"seed's chain warm-started from its model of the week before (warm, patience {args.warm_patience}); "
+        "consecutive weeks from the start of the test period, MAE on their UTC hours",
+        "seeds": seeds,
+        "warm_patience": args.warm_patience,
+        "mae": overall,
+        "ratio_warm_to_cold": {
+            "mean": overall["warm_mean"] / overall["cold_mean"],
+            "seed": overall[f"warm_seed{seeds[0]}"] / overall[f"cold_seed{seeds[0]}"],
+        },
+        "cpu_seconds_after_first_week": {v: round(sum(w[f"{v}_cpu_seconds"] for w in later), 1) for v in fitted},
+        "epochs_after_first_week": {v: float(np.mean([e for w in later for e in w[f"{v}_epochs"]])) for v in fitted},
+        "weeks": weeks,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": describe_machine(),
+    }
+    cpu = record["cpu_seconds_after_first_week"]
+    return write_attempt(
+        record,
+        f"attempt_warm_{market}",
+        f"{market}: CNN-LSTM MAE, mean of {len(seeds)} seeds, cold {overall['cold_mean']:.3f}, warm "
+        f"{overall['warm_mean']:.3f}; one seed cold {overall[f'cold_seed{seeds[0]}']:.3f}, warm "
+        f"{overall[f'warm_seed{seeds[0]}']:.3f}; CPU s after the first week cold {cpu['cold']:.0f}, warm {cpu['warm']:.0f}",
     )
 
 

@@ -1,8 +1,15 @@
 """A real NP model in a real SQLite-backed MLflow registry, and real candidates of known quality.
 
 ``train_np`` retrains NP once with the ``smoke`` budget on a short window (120 days, 14 of them
-validation, 14 test: about 15 s on 2 cores) into a temporary ``EOPT_HOME``. Further candidates
-are built from that retraining's saved ensemble instead of retraining from scratch:
+validation, 14 test: 35-50 s on one core) into a temporary ``EOPT_HOME``. ``trained_np`` gives a
+module that retraining in a home of its own without paying for it again: the first caller of the
+test session (any xdist worker, under a file lock the workers share) retrains into a session folder
+and every caller gets a copy of that home (store, MLflow database, Optuna storage, the retraining's
+workspace), so each module changes its own registry. The copied MLflow database still names the
+session folder's artifact root, which stays in place until the session ends; a run a module logs
+writes its artifacts there under its own run id.
+
+Further candidates are built from that retraining's saved ensemble instead of retraining from scratch:
 
 - the same ensemble (equal quality);
 - its weakest member alone (weight 1): a real fitted model, measurably worse on the test window;
@@ -16,18 +23,22 @@ with ``registry.models.register_candidate`` (Staging, alias ``challenger``), as 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import mlflow
 import pandas as pd
+import pytest
+from filelock import FileLock
 from mlflow.tracking import MlflowClient
 
 from core.markets import MarketHistory, load_market
 from core.settings import Settings
 from pipelines.model_retraining import Retraining, RetrainingOutcome, retrain_region
-from registry.models import register_candidate, registered_model_name
+from registry.models import Candidate, register_candidate, registered_model_name
 from serving.model_request import build_request
 from serving.pyfunc import log_ensemble
 from storage.database import create_store_engine, upgrade
@@ -94,18 +105,47 @@ class TrainedNP:
         return self.history.exogenous.pivot_table(index="ts", columns="variable", values="value")
 
 
+def np_history() -> MarketHistory:
+    return load_market(REGION, ROOT / "data" / "markets").between(NP_LAST_PRICE - pd.Timedelta(days=140), None)
+
+
 def train_np(home: Path) -> TrainedNP:
     """NP's last 140 days in a fresh embedded store, retrained once: version 1 in Staging (no gate)."""
     settings = np_settings(home)
     engine = create_store_engine(settings.stores.database_url)
     upgrade(engine)
     store = PriceStore(engine)
-    history = load_market(REGION, ROOT / "data" / "markets").between(NP_LAST_PRICE - pd.Timedelta(days=140), None)
+    history = np_history()
     store.upsert_history(history.prices, history.exogenous)
     outcome = retrain_region(settings, store, REGION, gate=False)
+    return open_trained(settings, store, history, outcome)
+
+
+def open_trained(
+    settings: Settings, store: PriceStore, history: MarketHistory, outcome: RetrainingOutcome
+) -> TrainedNP:
     client = tracking.configure(settings)
     job = Retraining.open(settings, REGION, store.latest_ts(REGION) + pd.Timedelta(hours=1))
     return TrainedNP(settings, store, client, history, outcome, job)
+
+
+def trained_np(tmp_path_factory: pytest.TempPathFactory, name: str) -> TrainedNP:
+    """The session's NP retraining (``train_np``), copied into a fresh home named after ``name``."""
+    base = tmp_path_factory.getbasetemp()
+    shared = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "np-retrained"
+    outcome_file = shared / "outcome.json"
+    with FileLock(f"{shared}.lock"):
+        if not outcome_file.is_file():
+            first = train_np(shared / "home")
+            first.store.engine.dispose()
+            outcome_file.write_text(json.dumps(asdict(first.outcome)))
+    home = tmp_path_factory.mktemp(name)
+    shutil.copytree(shared / "home", home, dirs_exist_ok=True)
+    settings = np_settings(home)
+    store = PriceStore(create_store_engine(settings.stores.database_url))
+    recorded = json.loads(outcome_file.read_text())
+    outcome = RetrainingOutcome(**{**recorded, "candidate": Candidate(**recorded["candidate"])})
+    return open_trained(settings, store, np_history(), outcome)
 
 
 def weakest_member(trained: TrainedNP) -> tuple[str, EnsembleForecaster]:

@@ -3,7 +3,7 @@
 A store with NP's last 800 days is built once and copied per test. The clean week ending
 2018-12-03 06:00 UTC is compared, without a champion, with the same season of the 730 days
 before; copies of that store carry an injected regime change (prices x3, load +30%) or a stuck
-wind series in the current week. A real NP model (``tests/registry_fixtures.train_np``, smoke
+wind series in the current week. A real NP model (``tests/registry_fixtures.trained_np``, smoke
 budget) made champion gives the reference of the prediction report, and its forecasts of four
 days, generated and stored as the forecast pipeline does, are its current window.
 """
@@ -28,7 +28,7 @@ from storage.database import create_store_engine
 from storage.forecasts import ForecastStore
 from storage.prices import PriceStore
 from tests.market_frames import PROJECT_ROOT, store_with_history
-from tests.registry_fixtures import MODEL_NAME, NP_LAST_PRICE, TrainedNP, train_np
+from tests.registry_fixtures import MODEL_NAME, NP_LAST_PRICE, TrainedNP, trained_np
 from training.features import day_ahead_origins
 
 REGION = "NP"
@@ -264,7 +264,7 @@ def test_realized_forecasts__keeps_per_hour_the_latest_model_issue_at_or_before_
 @pytest.fixture(scope="module")
 def champion_np(tmp_path_factory) -> TrainedNP:
     """NP retrained on its last 120 days (smoke budget) and made champion."""
-    trained = train_np(tmp_path_factory.mktemp("drift_champion"))
+    trained = trained_np(tmp_path_factory, "drift_champion")
     make_champion(trained.client, MODEL_NAME, trained.outcome.candidate.version)
     yield trained
     trained.store.engine.dispose()

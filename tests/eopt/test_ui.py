@@ -28,7 +28,7 @@ from registry.promotion import promote_version
 from storage.promotions import PromotionStore
 from tests.browser import WAIT_S, headless_chromium, require_chromium, screenshot, wait_for_text
 from tests.eopt.test_services import DAGS, free_ports
-from tests.registry_fixtures import REGION, train_np
+from tests.registry_fixtures import REGION, trained_np
 
 pytestmark = pytest.mark.e2e
 
@@ -50,8 +50,7 @@ class Platform:
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
     require_chromium()
-    home = tmp_path_factory.mktemp("ui")
-    trained = train_np(home)
+    trained = trained_np(tmp_path_factory, "ui")
     version = str(trained.outcome.candidate.version)
     promote_version(
         trained.client,

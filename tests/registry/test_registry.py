@@ -54,7 +54,7 @@ from tests.registry_fixtures import (
     production_version,
     register,
     stage_of,
-    train_np,
+    trained_np,
     unit_mixup_forecaster,
     weakest_member,
     with_thresholds,
@@ -100,7 +100,7 @@ class Story:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> TrainedNP:
-    trained = train_np(tmp_path_factory.mktemp("registry"))
+    trained = trained_np(tmp_path_factory, "registry")
     yield trained
     trained.store.engine.dispose()
 

@@ -35,7 +35,7 @@ from serving.model_request import ModelRequest, parse_request
 from serving.model_server import ModelServer, ModelServerError, start_model_server
 from storage.forecasts import ForecastStore
 from storage.promotions import PromotionStore
-from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, cli_env, log_forecaster, train_np
+from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, cli_env, log_forecaster, trained_np
 from training import tracking
 from training.ensemble import EnsembleForecaster
 from training.features import inference_frame
@@ -61,7 +61,7 @@ def serve(model_uri: str, trained: TrainedNP, folder: Path) -> Iterator[ModelSer
 @pytest.fixture(scope="module")
 def promoted(tmp_path_factory) -> TrainedNP:
     """NP retrained once and promoted by the real gate: version 1 is Production and champion."""
-    trained = train_np(tmp_path_factory.mktemp("serving"))
+    trained = trained_np(tmp_path_factory, "serving")
     outcome = gate_candidate(
         trained.client,
         trained.settings,

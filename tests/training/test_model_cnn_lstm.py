@@ -157,6 +157,53 @@ def test_cnn_lstm__scales_with_training_statistics_only_whatever_the_validation_
     assert abs(normal["feature_mean"][lag]) < 0.2 * train[ANCHOR_COLUMN].mean()
 
 
+def test_cnn_lstm__a_warm_start_continues_from_the_start_models_weights_and_scaling_and_leaves_it_unchanged(
+    frames, fitted
+):
+    train, validation = frames
+    start, started = fitted
+    before = start.predict(validation)
+    later = train[train["origin"] >= train["origin"].quantile(0.5)]  # another training window: its own statistics
+    warm = _model(seed=43, max_steps=3)
+    result = warm.fit(later, validation, start_from=start)
+
+    # the start's scaling, not the later window's (whose anchor mean differs)
+    np.testing.assert_array_equal(warm._feature_mean, start._feature_mean)
+    assert (warm._target_mean, warm._target_std) == (start._target_mean, start._target_std)
+    anchor = feature_columns(REGION).index(ANCHOR_COLUMN)
+    assert warm._feature_mean[anchor] != pytest.approx(later[ANCHOR_COLUMN].mean(), rel=1e-6)
+    # epoch 0 is the start as it is: the fit is never worse on the validation than the start
+    assert result.validation_mae <= started.validation_mae
+    assert result.history and len(result.history) == result.steps_run <= 3
+    if result.best_step == 0:
+        np.testing.assert_array_equal(warm.predict(validation), before)
+    else:
+        assert result.validation_mae == result.history[result.best_step - 1] < started.validation_mae
+    assert _mae(validation, warm.predict(validation)) == pytest.approx(result.validation_mae, rel=1e-6)
+    # training went on from the start's weights: after one epoch the warm fit is far nearer the start
+    # than a cold fit of the same seed and epochs is
+    one_warm, one_cold = _model(seed=43, max_steps=1), _model(seed=43, max_steps=1)
+    one_warm.fit(later, validation, start_from=start)
+    one_cold.fit(later, validation)
+    assert (
+        np.abs(one_warm.predict(validation) - before).mean()
+        < 0.5 * np.abs(one_cold.predict(validation) - before).mean()
+    )
+    np.testing.assert_array_equal(start.predict(validation), before)  # the start model is untouched
+
+
+def test_cnn_lstm__a_warm_start_from_another_architecture_or_an_unfitted_model_is_a_model_error(frames, fitted):
+    train, validation = frames
+    start, _ = fitted
+    with pytest.raises(ModelError, match=r"start_from has another architecture \(hidden_size 16 -> 32\)"):
+        _model(hidden_size=32).fit(train, validation, start_from=start)
+    with pytest.raises(ModelError, match="start_from is not fitted"):
+        _model().fit(train, validation, start_from=_model())
+    other_columns = CnnLstmModel(SMALL, feature_columns(REGION)[:-1], max_steps=1)
+    with pytest.raises(ModelError, match="start_from was trained on other features"):
+        other_columns.fit(train, validation, start_from=start)
+
+
 def test_cnn_lstm__calls_report_with_each_epoch_and_its_validation_mae(frames):
     train, validation = frames
     calls: list[tuple[int, float]] = []

@@ -53,6 +53,7 @@ RELATIVE_PREFIXES = (
 PREDICT_BATCH = 1024
 SMALL_REQUEST_ORIGINS = 8  # predictions for at most this many origins run on one CPU thread
 GRADIENT_CLIP = 1.0
+ARCHITECTURE_PARAMS = ("channels", "kernel_size", "hidden_size", "num_layers")  # what a warm start must share
 HOUR = pd.Timedelta(hours=1)
 
 
@@ -190,8 +191,21 @@ class CnnLstmModel(ForecastModel):
 
     # -- fit / predict --------------------------------------------------------------------------
 
-    def fit(self, train: pd.DataFrame, validation: pd.DataFrame, report: ProgressReport | None = None) -> FitResult:
-        """Train with Adam on the L1 loss, one validation MAE (price units) per epoch, keep the best epoch."""
+    def fit(
+        self,
+        train: pd.DataFrame,
+        validation: pd.DataFrame,
+        report: ProgressReport | None = None,
+        *,
+        start_from: CnnLstmModel | None = None,
+    ) -> FitResult:
+        """Train with Adam on the L1 loss, one validation MAE (price units) per epoch, keep the best epoch.
+
+        ``start_from``, a fitted CNN-LSTM of the same architecture and features (last week's, say),
+        makes this a warm start: training continues from its weights with its input and target
+        scaling, and its weights as they are compete as epoch 0, so the fit is never worse on the
+        validation than the model it started from (``best_step`` 0 means nothing better was found).
+        """
         if self.max_steps < 1:
             raise ModelError(f"{self.name}: max_steps (epochs) must be at least 1, got {self.max_steps}")
         self._check_frame(train, "training")
@@ -216,21 +230,17 @@ class CnnLstmModel(ForecastModel):
         if not scored.any():
             raise ModelError(f"{self.name}: the validation frame has no known target price to score")
 
-        self._fit_scaler(train_samples)
+        if start_from is None:
+            self._fit_scaler(train_samples)
+        else:
+            self._adopt_scaling(start_from)
         x_train = self._tensor(self._scaled_inputs(train_samples))
         y_train = self._tensor((train_samples.known_relative() - self._target_mean) / self._target_std)
         x_val = self._tensor(self._scaled_inputs(val_samples))
 
         torch.manual_seed(self.seed)
         p = self.params
-        net = _CnnLstmNet(
-            len(self.feature_columns),
-            int(p["channels"]),
-            int(p["kernel_size"]),
-            int(p["hidden_size"]),
-            int(p["num_layers"]),
-            float(p["dropout"]),
-        ).to(self.device)
+        net = self._new_net().to(self.device)
         self._net = net
         optimizer = torch.optim.Adam(
             net.parameters(), lr=float(p["learning_rate"]), weight_decay=float(p["weight_decay"])
@@ -243,6 +253,11 @@ class CnnLstmModel(ForecastModel):
 
         history: list[float] = []
         best_mae, best_epoch, best_state = math.inf, 0, None
+        if start_from is not None and start_from._net is not None:
+            net.load_state_dict(start_from._net.state_dict())
+            predicted = self._prices(val_samples, x_val)
+            best_mae = float(np.mean(np.abs(val_samples.known_target()[scored] - predicted[scored])))
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         for epoch in range(1, self.max_steps + 1):
             net.train()
             permutation = torch.randperm(n, generator=generator).to(self.device)
@@ -347,15 +362,7 @@ class CnnLstmModel(ForecastModel):
         model._feature_std = np.asarray(config["feature_std"], dtype=float)
         model._target_mean = float(config["target_mean"])
         model._target_std = float(config["target_std"])
-        p = model.params
-        net = _CnnLstmNet(
-            len(model.feature_columns),
-            int(p["channels"]),
-            int(p["kernel_size"]),
-            int(p["hidden_size"]),
-            int(p["num_layers"]),
-            float(p["dropout"]),
-        )
+        net = model._new_net()
         try:
             state = torch.load(weights_path, map_location=model.device, weights_only=True)
             net.load_state_dict(state)
@@ -365,6 +372,37 @@ class CnnLstmModel(ForecastModel):
         return model
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _new_net(self) -> _CnnLstmNet:
+        p = self.params
+        return _CnnLstmNet(
+            len(self.feature_columns),
+            int(p["channels"]),
+            int(p["kernel_size"]),
+            int(p["hidden_size"]),
+            int(p["num_layers"]),
+            float(p["dropout"]),
+        )
+
+    def _adopt_scaling(self, start_from: CnnLstmModel) -> None:
+        """Take a fitted model's input and target scaling, which its weights were trained under."""
+        if start_from._net is None or start_from._feature_mean is None or start_from._feature_std is None:
+            raise ModelError(f"{self.name}: start_from is not fitted; a warm start needs a fitted model")
+        if start_from.feature_columns != self.feature_columns:
+            raise ModelError(
+                f"{self.name}: start_from was trained on other features "
+                f"({len(start_from.feature_columns)} columns, this model has {len(self.feature_columns)}); "
+                "start from scratch (start_from=None)"
+            )
+        differ = [k for k in ARCHITECTURE_PARAMS if start_from.params[k] != self.params[k]]
+        if differ:
+            shown = ", ".join(f"{k} {start_from.params[k]} -> {self.params[k]}" for k in differ)
+            raise ModelError(
+                f"{self.name}: start_from has another architecture ({shown}); start from scratch (start_from=None)"
+            )
+        self._feature_mean = start_from._feature_mean.copy()
+        self._feature_std = start_from._feature_std.copy()
+        self._target_mean, self._target_std = start_from._target_mean, start_from._target_std
 
     @staticmethod
     def _is_relative(column: str) -> bool:
