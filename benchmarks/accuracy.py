@@ -945,6 +945,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="CNN-LSTM device")
     parser.add_argument(
+        "--networks",
+        type=int,
+        default=None,
+        help="CNN-LSTM networks per fit, each its own seed, forecasting their mean (default: the budget's, 1)",
+    )
+    parser.add_argument(
+        "--warm-patience",
+        type=int,
+        default=0,
+        help="refit the CNN-LSTM from the previous block's networks with this early-stopping patience "
+        "(default 0: from scratch every block)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -1121,7 +1134,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for k, v in (("window_days", args.window_days), ("threads", args.threads), ("device", args.device))
         if v is not None
     }
-    config = replace(config, **changes)
+    config = replace(config, warm_start_patience=args.warm_patience, **changes)
+    if args.networks is not None:
+        config = config.with_networks("cnn_lstm", args.networks)
     scope = ("quick" if args.quick and args.days == QUICK_DAYS else f"first{args.days}d") if args.days else ""
     records = []
     try:

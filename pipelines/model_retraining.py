@@ -398,7 +398,7 @@ class Retraining:
             )
             cls = model_class(model)
             fitted = cls(
-                result.best_params,
+                self.config.final_params(model, result.best_params),
                 columns,
                 seed=self.config.seed,
                 max_steps=budget.max_epochs or budget.max_rounds,

@@ -25,9 +25,12 @@ EPF files fold the prices (spring: the skipped hour interpolated; autumn: the re
 averaged), so it can be scored hour for hour against them.
 
 No training row's target is at or after its block's first origin (checked for every block and
-recorded as ``last_training_target``). Warm-starting the CNN-LSTM from the previous block's fit is
-not done: ``CnnLstmModel.fit`` always builds a new network and scaler from the training frame
-and has no way to take initial weights, so every block is fitted from scratch like production.
+recorded as ``last_training_target``). Every block is fitted from scratch, like production,
+unless ``config.warm_start_patience`` is set: then the CNN-LSTM of each block continues from the
+previous block's networks and scaling (``CnnLstmModel.fit(start_from=...)``, the previous
+weights competing as epoch 0) with that early-stopping patience, and a block after a re-tuning
+starts from scratch. The CNN-LSTM's ``networks`` per fit come from its budget
+(``TrainingConfig.final_params``).
 
 :func:`save_backtest` and :func:`log_backtest` write and track a result; ``eopt backtest`` and
 ``benchmarks/accuracy.py`` both use them.
@@ -56,6 +59,7 @@ from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_we
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, feature_columns, inference_frame
 from training.lear import fit_lear
 from training.models import ForecastModel, model_class
+from training.models.cnn_lstm import CnnLstmModel
 from training.tuning import tune
 
 log = logging.getLogger(__name__)
@@ -146,8 +150,13 @@ def _fit_block(
     first: pd.Timestamp,
     config: TrainingConfig,
     params: dict[str, dict],
+    previous: EnsembleForecaster | None = None,
 ) -> tuple[EnsembleForecaster, dict]:
-    """The ensemble refitted on the window before ``first``, as the weekly retraining fits it."""
+    """The ensemble refitted on the window before ``first``, as the weekly retraining fits it.
+
+    With ``config.warm_start_patience``, the CNN-LSTM continues from ``previous``'s (the block
+    before) with that early-stopping patience instead of starting from scratch.
+    """
     data = training_window(prices, exogenous, region, first, config.window_days)
     frame = build_training_frame(data, replace(config, test_days=0))
     train = frame[frame["split"] == "train"]
@@ -158,17 +167,23 @@ def _fit_block(
     columns = feature_columns(region)
     members: dict[str, ForecastModel] = {}
     val_preds: dict[str, np.ndarray] = {}
+    warm_steps: dict[str, int] = {}
     for model in config.tuned_models:
         budget = config.budget(model)
+        start = previous.members.get(model) if previous is not None and config.warm_start_patience else None
         fitted = model_class(model)(
-            params[model],
+            config.final_params(model, params[model])
+            | ({"patience": config.warm_start_patience} if isinstance(start, CnnLstmModel) else {}),
             columns,
             seed=config.seed,
             max_steps=budget.max_epochs or budget.max_rounds,
             device=config.device,
             threads=config.threads,
         )
-        fitted.fit(train, validation)
+        if isinstance(fitted, CnnLstmModel) and isinstance(start, CnnLstmModel):
+            warm_steps[model] = fitted.fit(train, validation, start_from=start).steps_run
+        else:
+            fitted.fit(train, validation)
         members[model] = fitted
         val_preds[model] = fitted.predict(validation)
     lear_info = {}
@@ -195,6 +210,7 @@ def _fit_block(
         "rule": decision.rule,
         "comparison": decision.comparison,
         **lear_info,
+        **({"warm_start_epochs": warm_steps} if warm_steps else {}),
     }
     return EnsembleForecaster(region, members, decision, intervals, columns), info
 
@@ -290,6 +306,7 @@ def walk_forward(
 
     block_of = _block_index(test_origins, timezone, retrain_every_days)
     parts, blocks = [], []
+    forecaster: EnsembleForecaster | None = None  # the block before's, which a warm start continues from
     errors = 0.0
     scored = 0
     bar = tqdm(np.unique(block_of), desc=f"backtest {region}", unit="block", disable=not progress)
@@ -297,11 +314,12 @@ def walk_forward(
         origins = test_origins[block_of == number]
         first = origins[0]
         block_started = time.perf_counter()
-        if retune_every_days and (first - last_tuned) >= retune_every_days * DAY - 2 * HOUR:  # DST-proof
+        retuned = bool(retune_every_days) and (first - last_tuned) >= retune_every_days * DAY - 2 * HOUR  # DST-proof
+        if retuned:  # new parameters: nothing to warm-start from
             params, tuning = _tune_all(prices, exogenous, region, first, config, storage_url)
             tunings.append(tuning)
             last_tuned = first
-        forecaster, info = _fit_block(prices, exogenous, region, first, config, params)
+        forecaster, info = _fit_block(prices, exogenous, region, first, config, params, None if retuned else forecaster)
         fitted_s = time.perf_counter() - block_started
         days = [forecast_day(forecaster, prices, exogenous, region, origin) for origin in origins]
         block = pd.concat(days, ignore_index=True)
@@ -389,6 +407,8 @@ def backtest_summary(
         "device": config.device,
         "retrain_every_days": retrain_every_days,
         "retune_every_days": retune_every_days,
+        "cnn_lstm_networks": config.budget("cnn_lstm").networks if "cnn_lstm" in config.budgets else None,
+        "warm_start_patience": config.warm_start_patience,
         "seconds": result.seconds,
         "metrics": metrics if metrics is not None else result.metrics(),
         "params": result.params,

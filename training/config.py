@@ -24,6 +24,7 @@ class ModelBudget:
     max_epochs: int = 0  # CNN-LSTM epochs per fit (early stopping usually ends it sooner)
     max_rounds: int = 0  # boosting rounds per fit for the tree models (early stopping too)
     calibration_windows: int = 0  # LEAR: how many of its calibration windows, shortest first (0 = all four)
+    networks: int = 1  # CNN-LSTM networks of the final fit, each its own seed (a tuning trial fits one)
 
 
 BUDGETS: dict[str, dict[str, ModelBudget]] = {
@@ -68,6 +69,9 @@ class TrainingConfig:
     threads: int = 0  # CPU threads per fit, 0 = all cores
     optuna_storage: str = field(default="", repr=False)
     models: tuple[str, ...] = MODEL_NAMES
+    # a walk-forward refit of the CNN-LSTM continues from the previous block's networks with this
+    # early-stopping patience (CnnLstmModel.fit(start_from=...)); 0: every refit starts from scratch
+    warm_start_patience: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, budget: str | None = None) -> TrainingConfig:
@@ -102,6 +106,17 @@ class TrainingConfig:
     def budget(self, model: str) -> ModelBudget:
         return self.budgets[model]
 
+    def final_params(self, model: str, tuned: dict) -> dict:
+        """``model``'s tuned parameters with what its budget sets for the final fit: the CNN-LSTM's networks."""
+        networks = self.budget(model).networks
+        return {**tuned, "networks": networks} if networks > 1 else dict(tuned)
+
+    def with_networks(self, model: str, networks: int) -> TrainingConfig:
+        """This configuration with ``networks`` networks in ``model``'s final fits."""
+        if networks < 1:
+            raise SettingsError(f"{model}: networks must be at least 1, got {networks}")
+        return replace(self, budgets={**self.budgets, model: replace(self.budgets[model], networks=networks)})
+
     def describe(self) -> dict[str, object]:
         """The parameters a retraining logs to MLflow (no secrets: the storage URL is left out)."""
         out: dict[str, object] = {
@@ -119,6 +134,8 @@ class TrainingConfig:
             if model in TUNED_MODELS:
                 out[f"{model}_trials"] = b.trials
                 out[f"{model}_timeout_s"] = b.timeout_s
+                if b.networks > 1:
+                    out[f"{model}_networks"] = b.networks
             else:
                 out[f"{model}_calibration_windows"] = b.calibration_windows or "all"
         return out

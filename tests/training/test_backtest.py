@@ -138,7 +138,7 @@ def test_local_clock_hours__refuses_a_forecast_missing_an_hour_that_exists():
         local_clock_hours(frame, "Europe/Oslo")
 
 
-def test_backtest__retunes_on_its_own_cadence_before_the_refit_it_feeds(np_history, tmp_path):
+def test_backtest__retunes_on_its_own_cadence_and_warm_starts_the_cnn_lstm_only_between_tunings(np_history, tmp_path):
     prices, exogenous = np_history
     config = replace(
         TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
@@ -146,7 +146,8 @@ def test_backtest__retunes_on_its_own_cadence_before_the_refit_it_feeds(np_histo
         validation_days=14,
         test_days=14,
         threads=1,
-    )
+        warm_start_patience=2,
+    ).with_networks("cnn_lstm", 2)
     origins = day_ahead_origins("NP", pd.Timestamp("2018-03-05", tz="UTC"), pd.Timestamp("2018-03-08", tz="UTC"))
     outcome = walk_forward(
         prices,
@@ -162,6 +163,10 @@ def test_backtest__retunes_on_its_own_cadence_before_the_refit_it_feeds(np_histo
     assert [t["before"] for t in outcome.tunings] == [str(origins[0]), str(origins[2])]
     assert [b["tuned_before"] for b in outcome.blocks] == [str(origins[0]), str(origins[0]), str(origins[2])]
     assert outcome.params == {m: s["best_params"] for m, s in outcome.tunings[0]["studies"].items()}
+    # the first block and the block after the second tuning start from scratch; the one between continues
+    # the first's two networks, each for 2-3 epochs (patience 2, the smoke budget's 3 at most)
+    assert ["warm_start_epochs" in b for b in outcome.blocks] == [False, True, False]
+    assert 4 <= outcome.blocks[1]["warm_start_epochs"]["cnn_lstm"] <= 6
     with pytest.raises(BacktestError, match="given parameters are never re-tuned"):
         walk_forward(
             prices,

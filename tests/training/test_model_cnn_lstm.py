@@ -204,6 +204,52 @@ def test_cnn_lstm__a_warm_start_from_another_architecture_or_an_unfitted_model_i
         other_columns.fit(train, validation, start_from=start)
 
 
+def test_cnn_lstm__several_networks_forecast_the_mean_of_the_single_networks_of_their_seeds(frames, fitted, tmp_path):
+    train, validation = frames
+    single, single_result = fitted  # seed 42, one network
+    other = _model(seed=43)
+    other_result = other.fit(train, validation)
+    pair = _model(seed=42, networks=2)
+    result = pair.fit(train, validation)
+
+    expected = (single.predict(validation) + other.predict(validation)) / 2
+    np.testing.assert_allclose(pair.predict(validation), expected, rtol=0, atol=1e-9)
+    assert result.validation_mae == pytest.approx(_mae(validation, expected), rel=1e-9)
+    assert result.steps_run == single_result.steps_run + other_result.steps_run
+    assert (result.best_step, result.history) == (single_result.best_step, single_result.history)
+    # the mean of two draws beats the worse draw (the errors are not identical)
+    assert result.validation_mae < max(single_result.validation_mae, other_result.validation_mae)
+
+    pair.save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "weights.pt", "weights_1.pt"]
+    np.testing.assert_array_equal(CnnLstmModel.load(tmp_path).predict(validation), pair.predict(validation))
+    (tmp_path / "weights_1.pt").unlink()
+    with pytest.raises(ModelError, match=r"cannot load .*weights_1.pt"):
+        CnnLstmModel.load(tmp_path)
+    with pytest.raises(ModelError, match="networks must be at least 1, got 0"):
+        _model(networks=0).fit(train, validation)
+
+
+def test_cnn_lstm__a_warm_start_of_more_networks_than_the_start_has_starts_the_others_from_scratch(frames, fitted):
+    train, validation = frames
+    start, _ = fitted  # one network, fitted on `train`: its scaling is what `train` gives a cold fit
+    warm_pair = _model(seed=42, max_steps=1, networks=2)
+    warm_pair.fit(train, validation, start_from=start)
+    warm_first = _model(seed=42, max_steps=1)
+    warm_first.fit(train, validation, start_from=start)
+    cold_second = _model(seed=43, max_steps=1)
+    cold_second.fit(train, validation)
+
+    def weights(model: CnnLstmModel, k: int) -> dict[str, torch.Tensor]:
+        return model._nets[k].state_dict()
+
+    for name, value in weights(warm_pair, 0).items():
+        assert torch.equal(value, weights(warm_first, 0)[name]), name  # network 0: warm, from the start's network
+    for name, value in weights(warm_pair, 1).items():
+        assert torch.equal(value, weights(cold_second, 0)[name]), name  # network 1: seed 43 from scratch
+    assert not torch.equal(weights(warm_pair, 1)["head.weight"], weights(start, 0)["head.weight"])
+
+
 def test_cnn_lstm__calls_report_with_each_epoch_and_its_validation_mae(frames):
     train, validation = frames
     calls: list[tuple[int, float]] = []
@@ -265,11 +311,11 @@ def test_cnn_lstm__device_cuda_without_a_gpu_is_a_model_error_and_auto_falls_bac
 
 def test_cnn_lstm__search_space_holds_the_defaults_and_keeps_patience_fixed():
     defaults = CnnLstmModel.default_params()
-    tunable = {k: v for k, v in defaults.items() if k != "patience"}
+    tunable = {k: v for k, v in defaults.items() if k not in ("patience", "networks")}
     assert CnnLstmModel.suggest_params(optuna.trial.FixedTrial(tunable)) == defaults
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(20):
         params = CnnLstmModel.suggest_params(study.ask())
-        assert params["patience"] == 6
+        assert params["patience"] == 6 and params["networks"] == 1
         assert params["channels"] in (16, 32, 64) and params["kernel_size"] in (3, 5)
         assert 3e-4 <= params["learning_rate"] <= 5e-3 and 1 <= params["num_layers"] <= 2

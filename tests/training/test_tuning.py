@@ -25,8 +25,9 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 from threadpoolctl import threadpool_limits
 
+from core.settings import Settings, SettingsError
 from tests.tuning_worker import build_frames
-from training.config import ModelBudget
+from training.config import ModelBudget, TrainingConfig
 from training.features import feature_columns
 from training.models.gradient_boosting import LightGBMModel
 from training.tuning import TuningError, fail_orphaned_trials, open_storage, study_name, tune
@@ -377,3 +378,15 @@ def test_tuning__two_workers_started_together_share_one_postgresql_study(postgre
         for r in ran
     ]
     assert spans[0][0] < spans[1][1] and spans[1][0] < spans[0][1]
+
+
+def test_final_params__give_the_cnn_lstm_the_budgets_networks_and_leave_the_tuned_parameters_alone():
+    config = TrainingConfig.from_settings(Settings.from_env({}), "default")
+    tuned = {"channels": 32, "patience": 6, "networks": 1}  # what a trial fits: one network
+    assert config.final_params("cnn_lstm", tuned) == tuned and "cnn_lstm_networks" not in config.describe()
+    three = config.with_networks("cnn_lstm", 3)
+    assert three.final_params("cnn_lstm", tuned) == {**tuned, "networks": 3}
+    assert three.final_params("xgboost", {"max_depth": 6}) == {"max_depth": 6}
+    assert three.describe()["cnn_lstm_networks"] == 3 and config.budget("cnn_lstm").networks == 1  # a copy
+    with pytest.raises(SettingsError, match="cnn_lstm: networks must be at least 1, got 0"):
+        config.with_networks("cnn_lstm", 0)

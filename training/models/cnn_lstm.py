@@ -11,12 +11,19 @@ A sample is one origin: a ``(24, n_features)`` matrix whose time axis is the 24 
   nothing);
 - a linear head applied per step: the 24-hour output head, one price per target hour.
 
+The member may hold several such networks (``networks``, default 1) that differ only in their seed
+(initial weights and batch order: seeds ``seed``, ``seed + 1``, ...) and share the input scaling;
+it forecasts their mean. Each stops early on its own; a trial of the tuner fits one. A network
+stops after 2-25 epochs, so one network is a noisy draw; averaging draws is what the DNN ensemble
+of the EPF benchmark (Lago et al. 2021) does with its four networks. Saved as ``weights.pt`` (the
+first) and ``weights_<k>.pt``.
+
 Like every model here it learns the price relative to the origin's level (``ANCHOR_COLUMN``):
 the price-valued inputs are made relative to the anchor before scaling, the anchor itself is
 kept as the absolute level, and the anchor is added back to the predictions. Means and standard
 deviations come from the training frame only, so the validation window cannot leak into the
-inputs. Saved models are ``config.json`` plus ``weights.pt`` (a state dict of tensors, loaded
-with ``weights_only=True``): loading runs no pickled code.
+inputs. Saved models are ``config.json`` plus one ``weights*.pt`` per network (a state dict of
+tensors, loaded with ``weights_only=True``): loading runs no pickled code.
 """
 
 from __future__ import annotations
@@ -53,6 +60,13 @@ RELATIVE_PREFIXES = (
 PREDICT_BATCH = 1024
 SMALL_REQUEST_ORIGINS = 8  # predictions for at most this many origins run on one CPU thread
 GRADIENT_CLIP = 1.0
+
+
+def weights_file(network: int) -> str:
+    """``weights.pt`` for the first network (the only one of a model saved before members had several)."""
+    return WEIGHTS_FILE if network == 0 else f"weights_{network}.pt"
+
+
 ARCHITECTURE_PARAMS = ("channels", "kernel_size", "hidden_size", "num_layers")  # what a warm start must share
 HOUR = pd.Timedelta(hours=1)
 
@@ -153,7 +167,7 @@ class CnnLstmModel(ForecastModel):
         )
         self.device = self._resolve_device(device)
         self._relative = np.array([self._is_relative(c) for c in self.feature_columns], dtype=bool)
-        self._net: _CnnLstmNet | None = None
+        self._nets: list[_CnnLstmNet] = []  # one per network; predictions are their mean
         self._feature_mean: np.ndarray | None = None
         self._feature_std: np.ndarray | None = None
         self._target_mean = 0.0
@@ -173,6 +187,7 @@ class CnnLstmModel(ForecastModel):
             "weight_decay": 1e-5,
             "batch_size": 64,
             "patience": 6,
+            "networks": 1,
         }
 
     @staticmethod
@@ -187,6 +202,7 @@ class CnnLstmModel(ForecastModel):
             "weight_decay": trial.suggest_float("weight_decay", 1e-7, 1e-3, log=True),
             "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
             "patience": 6,  # fixed: early stopping is budget control, not a hyper-parameter to fit
+            "networks": 1,  # fixed: a trial fits one network; the final fit takes the budget's count
         }
 
     # -- fit / predict --------------------------------------------------------------------------
@@ -205,6 +221,10 @@ class CnnLstmModel(ForecastModel):
         makes this a warm start: training continues from its weights with its input and target
         scaling, and its weights as they are compete as epoch 0, so the fit is never worse on the
         validation than the model it started from (``best_step`` 0 means nothing better was found).
+        Network ``k`` starts from the start's network ``k``; a network the start lacks starts from scratch.
+
+        With several ``networks`` the result's ``best_step`` and ``history`` are the first network's,
+        ``steps_run`` counts the epochs of all, and ``validation_mae`` is their mean forecast's.
         """
         if self.max_steps < 1:
             raise ModelError(f"{self.name}: max_steps (epochs) must be at least 1, got {self.max_steps}")
@@ -238,39 +258,83 @@ class CnnLstmModel(ForecastModel):
         y_train = self._tensor((train_samples.known_relative() - self._target_mean) / self._target_std)
         x_val = self._tensor(self._scaled_inputs(val_samples))
 
-        torch.manual_seed(self.seed)
+        networks = int(self.params.get("networks", 1))
+        if networks < 1:
+            raise ModelError(f"{self.name}: networks must be at least 1, got {networks}")
+        starts = list(start_from._nets) if start_from is not None else []
+        self._nets = []
+        results = []
+        for k in range(networks):
+            net, result = self._train_network(
+                self.seed + k,
+                x_train,
+                y_train,
+                val_samples,
+                x_val,
+                scored,
+                report if k == 0 else None,  # the tuner prunes on the first network's epochs
+                starts[k] if k < len(starts) else None,
+            )
+            self._nets.append(net)
+            results.append(result)
+        first = results[0]
+        if networks == 1:
+            return first
+        predicted = self._prices(val_samples, x_val)
+        validation_mae = float(np.mean(np.abs(val_samples.known_target()[scored] - predicted[scored])))
+        return FitResult(
+            best_step=first.best_step,
+            validation_mae=validation_mae,
+            steps_run=sum(r.steps_run for r in results),
+            history=first.history,
+        )
+
+    def _train_network(
+        self,
+        seed: int,
+        x_train: torch.Tensor,
+        y_train: torch.Tensor,
+        val_samples: _Samples,
+        x_val: torch.Tensor,
+        scored: np.ndarray,
+        report: ProgressReport | None,
+        start: _CnnLstmNet | None,
+    ) -> tuple[_CnnLstmNet, FitResult]:
+        """One network of the member: its best epoch on the validation, from ``start``'s weights if given."""
+        torch.manual_seed(seed)
         p = self.params
         net = self._new_net().to(self.device)
-        self._net = net
         optimizer = torch.optim.Adam(
             net.parameters(), lr=float(p["learning_rate"]), weight_decay=float(p["weight_decay"])
         )
         loss_fn = nn.L1Loss()
-        generator = torch.Generator().manual_seed(self.seed)  # CPU generator: same order on every device
+        generator = torch.Generator().manual_seed(seed)  # CPU generator: same order on every device
         batch_size = int(p["batch_size"])
         patience = int(p.get("patience", 6))
         n = x_train.shape[0]
 
+        def validation_mae() -> float:
+            predicted = self._prices(val_samples, x_val, [net])
+            return float(np.mean(np.abs(val_samples.known_target()[scored] - predicted[scored])))
+
         history: list[float] = []
         best_mae, best_epoch, best_state = math.inf, 0, None
-        if start_from is not None and start_from._net is not None:
-            net.load_state_dict(start_from._net.state_dict())
-            predicted = self._prices(val_samples, x_val)
-            best_mae = float(np.mean(np.abs(val_samples.known_target()[scored] - predicted[scored])))
+        if start is not None:
+            net.load_state_dict(start.state_dict())
+            best_mae = validation_mae()
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         for epoch in range(1, self.max_steps + 1):
             net.train()
             permutation = torch.randperm(n, generator=generator).to(self.device)
-            for start in range(0, n, batch_size):
-                batch = permutation[start : start + batch_size]
+            for first in range(0, n, batch_size):
+                batch = permutation[first : first + batch_size]
                 optimizer.zero_grad(set_to_none=True)
                 loss = loss_fn(net(x_train[batch]), y_train[batch])
                 loss.backward()
                 nn.utils.clip_grad_norm_(net.parameters(), GRADIENT_CLIP)
                 optimizer.step()
 
-            predicted = self._prices(val_samples, x_val)
-            val_mae = float(np.mean(np.abs(val_samples.known_target()[scored] - predicted[scored])))
+            val_mae = validation_mae()
             if not math.isfinite(val_mae):
                 raise ModelError(
                     f"{self.name}: training diverged at epoch {epoch} (validation MAE {val_mae}); "
@@ -289,11 +353,11 @@ class CnnLstmModel(ForecastModel):
             raise RuntimeError("CNN-LSTM: no epoch ran, nothing to keep")
         net.load_state_dict(best_state)
         net.eval()
-        return FitResult(best_step=best_epoch, validation_mae=best_mae, steps_run=len(history), history=history)
+        return net, FitResult(best_step=best_epoch, validation_mae=best_mae, steps_run=len(history), history=history)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """One price per row of ``frame``, in the frame's own row order."""
-        if self._net is None or self._feature_mean is None:
+        if not self._nets or self._feature_mean is None:
             raise ModelError(f"{self.name}: the model is not fitted; call fit or load first")
         self._check_frame(frame, "prediction")
         samples = self._samples(frame, with_target=False)
@@ -317,7 +381,7 @@ class CnnLstmModel(ForecastModel):
     # -- persistence ----------------------------------------------------------------------------
 
     def save(self, folder: Path) -> None:
-        if self._net is None or self._feature_mean is None or self._feature_std is None:
+        if not self._nets or self._feature_mean is None or self._feature_std is None:
             raise ModelError(f"{self.name}: cannot save a model that is not fitted")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
@@ -335,7 +399,8 @@ class CnnLstmModel(ForecastModel):
             "torch_version": torch.__version__,
         }
         (folder / CONFIG_FILE).write_text(json.dumps(config, indent=2))
-        torch.save({k: v.detach().cpu() for k, v in self._net.state_dict().items()}, folder / WEIGHTS_FILE)
+        for k, net in enumerate(self._nets):
+            torch.save({name: v.detach().cpu() for name, v in net.state_dict().items()}, folder / weights_file(k))
 
     @classmethod
     def load(cls, folder: Path) -> CnnLstmModel:
@@ -362,13 +427,19 @@ class CnnLstmModel(ForecastModel):
         model._feature_std = np.asarray(config["feature_std"], dtype=float)
         model._target_mean = float(config["target_mean"])
         model._target_std = float(config["target_std"])
-        net = model._new_net()
-        try:
-            state = torch.load(weights_path, map_location=model.device, weights_only=True)
-            net.load_state_dict(state)
-        except (RuntimeError, ValueError, OSError) as exc:  # torch raises these for bad or mismatched weights
-            raise ModelError(f"{cls.name}: cannot load {weights_path}: {exc}") from None
-        model._net = net.to(model.device).eval()
+        for k in range(int(model.params.get("networks", 1))):
+            path = folder / weights_file(k)
+            net = model._new_net()
+            try:
+                state = torch.load(path, map_location=model.device, weights_only=True)
+                net.load_state_dict(state)
+            except (
+                RuntimeError,
+                ValueError,
+                OSError,
+            ) as exc:  # torch raises these for bad, missing or mismatched weights
+                raise ModelError(f"{cls.name}: cannot load {path}: {exc}") from None
+            model._nets.append(net.to(model.device).eval())
         return model
 
     # -- internals ------------------------------------------------------------------------------
@@ -386,7 +457,7 @@ class CnnLstmModel(ForecastModel):
 
     def _adopt_scaling(self, start_from: CnnLstmModel) -> None:
         """Take a fitted model's input and target scaling, which its weights were trained under."""
-        if start_from._net is None or start_from._feature_mean is None or start_from._feature_std is None:
+        if not start_from._nets or start_from._feature_mean is None or start_from._feature_std is None:
             raise ModelError(f"{self.name}: start_from is not fitted; a warm start needs a fitted model")
         if start_from.feature_columns != self.feature_columns:
             raise ModelError(
@@ -494,14 +565,18 @@ class CnnLstmModel(ForecastModel):
     def _tensor(self, values: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(values, dtype=torch.float32, device=self.device)
 
-    def _prices(self, samples: _Samples, x: torch.Tensor) -> np.ndarray:
-        """Prices (n, 24) for scaled inputs ``x``: network output un-scaled, anchor added back."""
-        if self._net is None:
+    def _prices(self, samples: _Samples, x: torch.Tensor, nets: list[_CnnLstmNet] | None = None) -> np.ndarray:
+        """Prices (n, 24) for scaled inputs ``x``: the networks' mean output un-scaled, anchor added back."""
+        nets = self._nets if nets is None else nets
+        if not nets:
             raise ModelError("CNN-LSTM: the model is not fitted")
-        self._net.eval()
+        outputs = []
         with torch.no_grad():
-            parts = [
-                self._net(x[i : i + PREDICT_BATCH]).double().cpu().numpy() for i in range(0, x.shape[0], PREDICT_BATCH)
-            ]
-        scaled = np.concatenate(parts, axis=0) if parts else np.empty((0, HORIZON_HOURS))
+            for net in nets:
+                net.eval()
+                parts = [
+                    net(x[i : i + PREDICT_BATCH]).double().cpu().numpy() for i in range(0, x.shape[0], PREDICT_BATCH)
+                ]
+                outputs.append(np.concatenate(parts, axis=0) if parts else np.empty((0, HORIZON_HOURS)))
+        scaled = outputs[0] if len(outputs) == 1 else np.mean(outputs, axis=0)
         return samples.anchor + scaled * self._target_std + self._target_mean
