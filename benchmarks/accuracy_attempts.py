@@ -45,7 +45,8 @@ space). MAE of each member and of the two members' ensemble on the test weeks' U
 ``warm``: the CNN-LSTM alone as ``--seeds`` networks refitted weekly from scratch (``cold``, the
 weekly retraining as it is) against one chain per seed in which each week's fit starts from that
 seed's model of the week before (``CnnLstmModel.fit(start_from=...)``, early-stopping patience
-``--warm-patience``); the chains' first week is the cold fit. Consecutive weeks from the start of
+``--warm-patience``, the tuned learning rate times ``--warm-lr-scale``); the chains' first week is
+the cold fit. Consecutive weeks from the start of
 the test period; MAE of one seed and of the seeds' mean, epochs run and CPU seconds of each. The
 question is whether warm starts make several seeds cost what one cold network costs.
 
@@ -149,6 +150,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, default=3, help="CNN-LSTM networks averaged (--attempt seeds, warm)")
     parser.add_argument(
         "--warm-patience", type=int, default=3, help="early-stopping patience of a warm-started fit (--attempt warm)"
+    )
+    parser.add_argument(
+        "--warm-lr-scale",
+        type=float,
+        default=1.0,
+        help="the tuned learning rate times this in a warm-started fit (--attempt warm)",
     )
     parser.add_argument(
         "--models",
@@ -617,7 +624,11 @@ def warm_attempt(args: argparse.Namespace) -> dict:
     origins = day_origins(published_days(inputs.published, None), inputs.market.timezone)
     columns = feature_columns(inputs.market.region)
     seeds = [config.seed + k for k in range(args.seeds)]
-    warm_params = {**tuned, "patience": args.warm_patience}
+    warm_params = {
+        **tuned,
+        "patience": args.warm_patience,
+        "learning_rate": tuned["learning_rate"] * args.warm_lr_scale,
+    }
     started, weeks = time.perf_counter(), []
     errors: dict[str, list[np.ndarray]] = {}
     chains: dict[int, CnnLstmModel] = {}  # each seed's warm model of the week before
@@ -665,6 +676,7 @@ def warm_attempt(args: argparse.Namespace) -> dict:
         "consecutive weeks from the start of the test period, MAE on their UTC hours",
         "seeds": seeds,
         "warm_patience": args.warm_patience,
+        "warm_lr_scale": args.warm_lr_scale,
         "mae": overall,
         "ratio_warm_to_cold": {
             "mean": overall["warm_mean"] / overall["cold_mean"],
@@ -679,7 +691,7 @@ def warm_attempt(args: argparse.Namespace) -> dict:
     cpu = record["cpu_seconds_after_first_week"]
     return write_attempt(
         record,
-        f"attempt_warm_{market}",
+        f"attempt_warm_{market}" + (f"_lr{args.warm_lr_scale:g}" if args.warm_lr_scale != 1.0 else ""),
         f"{market}: CNN-LSTM MAE, mean of {len(seeds)} seeds, cold {overall['cold_mean']:.3f}, warm "
         f"{overall['warm_mean']:.3f}; one seed cold {overall[f'cold_seed{seeds[0]}']:.3f}, warm "
         f"{overall[f'warm_seed{seeds[0]}']:.3f}; CPU s after the first week cold {cpu['cold']:.0f}, warm {cpu['warm']:.0f}",
