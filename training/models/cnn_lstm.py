@@ -60,15 +60,13 @@ RELATIVE_PREFIXES = (
 PREDICT_BATCH = 1024
 SMALL_REQUEST_ORIGINS = 8  # predictions for at most this many origins run on one CPU thread
 GRADIENT_CLIP = 1.0
+ARCHITECTURE_PARAMS = ("channels", "kernel_size", "hidden_size", "num_layers")  # what a warm start must share
+HOUR = pd.Timedelta(hours=1)
 
 
 def weights_file(network: int) -> str:
     """``weights.pt`` for the first network (the only one of a model saved before members had several)."""
     return WEIGHTS_FILE if network == 0 else f"weights_{network}.pt"
-
-
-ARCHITECTURE_PARAMS = ("channels", "kernel_size", "hidden_size", "num_layers")  # what a warm start must share
-HOUR = pd.Timedelta(hours=1)
 
 
 class _CnnLstmNet(nn.Module):
@@ -262,8 +260,7 @@ class CnnLstmModel(ForecastModel):
         if networks < 1:
             raise ModelError(f"{self.name}: networks must be at least 1, got {networks}")
         starts = list(start_from._nets) if start_from is not None else []
-        self._nets = []
-        results = []
+        nets, results = [], []
         for k in range(networks):
             net, result = self._train_network(
                 self.seed + k,
@@ -275,8 +272,9 @@ class CnnLstmModel(ForecastModel):
                 report if k == 0 else None,  # the tuner prunes on the first network's epochs
                 starts[k] if k < len(starts) else None,
             )
-            self._nets.append(net)
+            nets.append(net)
             results.append(result)
+        self._nets = nets  # fitted only once every network is
         first = results[0]
         if networks == 1:
             return first
