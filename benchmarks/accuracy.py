@@ -665,9 +665,14 @@ def run_market(
             "max_epochs": {m: b.max_epochs for m, b in config.budgets.items()},
             "retrain_every_days": args.retrain_every_days,
             "retune_every_days": args.retune_every_days,
-            "cnn_lstm_warm_start": False,
+            # 0: every weekly refit of the CNN-LSTM starts from scratch; else the block before's networks, this patience
+            "cnn_lstm_warm_start_patience": config.warm_start_patience,
             "torch_threads": torch.get_num_threads(),
-            "seeds": {"optuna_sampler": config.seed, "models": config.seed, "cnn_lstm_batch_order": config.seed},
+            "seeds": {
+                "optuna_sampler": config.seed,
+                "models": config.seed,
+                "cnn_lstm_networks": [config.seed + k for k in range(config.budget("cnn_lstm").networks)],
+            },
         },
         "metrics": metrics,
         "ratios": ratios,
