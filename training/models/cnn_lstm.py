@@ -278,14 +278,18 @@ class CnnLstmModel(ForecastModel):
         first = results[0]
         if networks == 1:
             return first
-        predicted = self._prices(val_samples, x_val)
-        validation_mae = float(np.mean(np.abs(val_samples.known_target()[scored] - predicted[scored])))
         return FitResult(
             best_step=first.best_step,
-            validation_mae=validation_mae,
+            validation_mae=self._validation_mae(val_samples, x_val, scored, nets),
             steps_run=sum(r.steps_run for r in results),
             history=first.history,
         )
+
+    def _validation_mae(
+        self, val_samples: _Samples, x_val: torch.Tensor, scored: np.ndarray, nets: list[_CnnLstmNet]
+    ) -> float:
+        predicted = self._prices(val_samples, x_val, nets)
+        return float(np.mean(np.abs(val_samples.known_target()[scored] - predicted[scored])))
 
     def _train_network(
         self,
@@ -311,15 +315,11 @@ class CnnLstmModel(ForecastModel):
         patience = int(p.get("patience", 6))
         n = x_train.shape[0]
 
-        def validation_mae() -> float:
-            predicted = self._prices(val_samples, x_val, [net])
-            return float(np.mean(np.abs(val_samples.known_target()[scored] - predicted[scored])))
-
         history: list[float] = []
         best_mae, best_epoch, best_state = math.inf, 0, None
         if start is not None:
             net.load_state_dict(start.state_dict())
-            best_mae = validation_mae()
+            best_mae = self._validation_mae(val_samples, x_val, scored, [net])
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
         for epoch in range(1, self.max_steps + 1):
             net.train()
@@ -332,7 +332,7 @@ class CnnLstmModel(ForecastModel):
                 nn.utils.clip_grad_norm_(net.parameters(), GRADIENT_CLIP)
                 optimizer.step()
 
-            val_mae = validation_mae()
+            val_mae = self._validation_mae(val_samples, x_val, scored, [net])
             if not math.isfinite(val_mae):
                 raise ModelError(
                     f"{self.name}: training diverged at epoch {epoch} (validation MAE {val_mae}); "
