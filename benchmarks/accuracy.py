@@ -703,6 +703,7 @@ def run_market(
                     "last_training_target",
                     "lear_windows",
                     "lear_seconds",
+                    "warm_start_epochs",
                     "seconds",
                 )
                 if k in b
