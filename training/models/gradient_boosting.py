@@ -13,13 +13,14 @@ existed keep their meaning):
   transform of Uniejewski, Weron and Ziel 2018, as the LEAR member uses it); predictions are
   transformed back. Spikes then weigh on the trees' splits no more than a few ordinary hours.
   Early stopping and the tuner's reports stay on the MAE in price units. Off unless set: on 10
-  weeks of BE, FR and NP it lowered the two trees' ensemble MAE by 1.1%, 3.0% and 4.6%
-  (``benchmarks/results/attempt_trees_<market>.json``), but it is not measured on PJM nor over a
-  whole test period yet.
+  weeks of BE, FR and NP it lowered the two trees' ensemble MAE by 1.1%, 3.0% and 4.6%, on PJM
+  it was neutral (+0.2%) (``benchmarks/results/attempt_trees_<market>.json``); it is not measured
+  over a whole test period yet.
 - ``recency_half_life_days``: each training row weighs ``0.5 ** (age / half-life)``, its age
   counted in days from the newest training origin, so the weekly refit leans on recent weeks.
   Off unless set: a 182-day half-life helped XGBoost on BE and LightGBM on FR and NP but hurt the
-  other member on each, and with the asinh target it added nothing on BE (same attempt).
+  other member on each, helped both on PJM (the pair 3.0% better), and with the asinh target it
+  added nothing on BE (same attempt).
 """
 
 from __future__ import annotations
