@@ -42,18 +42,21 @@ and with both, each pair fitted on the same window; ``chosen`` takes, per member
 variant with the lowest validation MAE (what the tuner would do with the options in its search
 space). MAE of each member and of the two members' ensemble on the test weeks' UTC hours.
 
-``warm``: the CNN-LSTM alone as ``--seeds`` networks refitted weekly from scratch (``cold``, the
-weekly retraining as it is) against one chain per seed in which each week's fit starts from that
-seed's model of the week before (``CnnLstmModel.fit(start_from=...)``, early-stopping patience
-``--warm-patience``, the tuned learning rate times ``--warm-lr-scale``); the chains' first week is
-the cold fit. Consecutive weeks from the start of
-the test period; MAE of one seed and of the seeds' mean, epochs run and CPU seconds of each. The
-question is whether warm starts make several seeds cost what one cold network costs.
+``warm``: the CNN-LSTM alone, one network refitted weekly from scratch (``cold1``, the weekly
+retraining as it is) against a member of ``--seeds`` networks (``CnnLstmModel`` with ``networks``)
+fitted from scratch in the first week and every ``--cold-every`` weeks (0: never again) and, in the
+weeks between, either continued from the week before's networks (``warm``,
+``CnnLstmModel.fit(start_from=...)``, early-stopping patience ``--warm-patience``, the tuned learning
+rate times ``--warm-lr-scale``) or kept as they are (``frozen``, no fit; the weights and intervals
+are still fitted on the week's validation); ``--cold-reference`` adds the ``--seeds`` networks
+fitted from scratch every week (``cold``). Consecutive weeks from the start of the test period; MAE,
+epochs and CPU seconds of each. The question is whether several networks can cost what one cold
+network costs and still forecast better.
 
     python -m benchmarks.accuracy_attempts NP --weeks 8 --attempt lear
     python -m benchmarks.accuracy_attempts NP --weeks 8 --attempt lear-penalties
     python -m benchmarks.accuracy_attempts BE --weeks 12 --attempt trees
-    python -m benchmarks.accuracy_attempts FR --weeks 6 --attempt warm --seeds 3
+    python -m benchmarks.accuracy_attempts FR --weeks 24 --attempt warm --seeds 3 --cold-every 4
 """
 
 from __future__ import annotations
@@ -87,16 +90,6 @@ from training.features import (
 from training.lear import SHORT_WINDOWS_DAYS, LearModel
 from training.models import model_class
 from training.models.cnn_lstm import CnnLstmModel
-
-
-class SeedAverage:
-    """Several fitted networks of one model as one member: the mean of their predictions."""
-
-    def __init__(self, fitted: list) -> None:
-        self.fitted = fitted
-
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.mean([f.predict(frame) for f in self.fitted], axis=0)
 
 
 def write_attempt(record: dict, name: str, summary: str) -> dict:
@@ -150,6 +143,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seeds", type=int, default=3, help="CNN-LSTM networks averaged (--attempt seeds, warm)")
     parser.add_argument(
         "--warm-patience", type=int, default=3, help="early-stopping patience of a warm-started fit (--attempt warm)"
+    )
+    parser.add_argument(
+        "--cold-every",
+        type=int,
+        default=0,
+        help="weeks between the chains' restarts from scratch; 0: only the first week (--attempt warm)",
+    )
+    parser.add_argument(
+        "--cold-reference",
+        action="store_true",
+        help="also fit the --seeds networks from scratch every week (--attempt warm)",
     )
     parser.add_argument(
         "--warm-lr-scale",
@@ -220,20 +224,15 @@ def main(argv: list[str] | None = None) -> dict:
                     threads=1,
                 )
                 other[model].fit(whole, validation)
-            elif model == "cnn_lstm":
-                draws = [fitted]
-                for extra in range(1, args.seeds):
-                    draw = model_class(model)(
-                        params[model],
-                        columns,
-                        seed=config.seed + extra,
-                        max_steps=max_steps,
-                        device="cpu",
-                        threads=1,
-                    )
-                    draw.fit(train, validation)
-                    draws.append(draw)
-                other[model] = SeedAverage(draws)
+            elif model == "cnn_lstm":  # network k of this member has seed config.seed + k: the first is `fitted`'s
+                other[model] = CnnLstmModel(
+                    params[model] | {"networks": args.seeds},
+                    columns,
+                    seed=config.seed,
+                    max_steps=max_steps,
+                    threads=1,
+                )
+                other[model].fit(train, validation)
             else:
                 other[model] = fitted
         actual = validation[TARGET_COLUMN].to_numpy()
@@ -613,7 +612,9 @@ def trees_attempt(args: argparse.Namespace) -> dict:
 
 
 def warm_attempt(args: argparse.Namespace) -> dict:
-    """The CNN-LSTM refitted weekly from scratch against each seed's chain warm-started from its last week."""
+    """One cold network a week (the product today) against ``--seeds`` networks restarted cold every
+    ``--cold-every`` weeks and, between restarts, warm-started from the week before (``warm``) or kept as
+    they are (``frozen``); with ``--cold-reference`` also the ``--seeds`` networks cold every week."""
     market = args.market.upper()
     tuned = json.loads((RESULTS / f"accuracy_{market}.json").read_text())["tuned_params"]["cnn_lstm"]
     inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
@@ -623,78 +624,92 @@ def warm_attempt(args: argparse.Namespace) -> dict:
     max_epochs = config.budget("cnn_lstm").max_epochs
     origins = day_origins(published_days(inputs.published, None), inputs.market.timezone)
     columns = feature_columns(inputs.market.region)
-    seeds = [config.seed + k for k in range(args.seeds)]
+    several = {**tuned, "networks": args.seeds}
     warm_params = {
-        **tuned,
+        **several,
         "patience": args.warm_patience,
         "learning_rate": tuned["learning_rate"] * args.warm_lr_scale,
     }
+
+    def fitted(params: dict, train: pd.DataFrame, validation: pd.DataFrame, start: CnnLstmModel | None = None):
+        """(model, epochs of all its networks, CPU seconds)."""
+        cpu_started = time.process_time()
+        model = CnnLstmModel(params, columns, seed=config.seed, max_steps=max_epochs, threads=1)
+        epochs = model.fit(train, validation, start_from=start).steps_run
+        return model, epochs, round(time.process_time() - cpu_started, 1)
+
+    variants = ("cold1", *(("cold",) if args.cold_reference else ()), "warm", "frozen")
     started, weeks = time.perf_counter(), []
     errors: dict[str, list[np.ndarray]] = {}
-    chains: dict[int, CnnLstmModel] = {}  # each seed's warm model of the week before
+    last: dict[str, CnnLstmModel] = {}  # each chain's model of the week before
     for number in range(args.weeks):
         block = origins[number * 7 : (number + 1) * 7]
         _, train, validation = week_frames(inputs, config, block[0])
-        week: dict = {"first_origin": str(block[0])}
-        fitted: dict[str, list] = {"cold": [], "warm": []}
-        for variant in ("cold", "warm"):
-            cpu_started, epochs = time.process_time(), []
-            for seed in seeds:
-                start = chains.get(seed) if variant == "warm" else None
-                model = CnnLstmModel(
-                    tuned if start is None else warm_params, columns, seed=seed, max_steps=max_epochs, threads=1
-                )
-                if variant == "warm" and start is None:  # the chain's first week is the cold fit
-                    model = fitted["cold"][seeds.index(seed)]
-                    epochs.append(week["cold_epochs"][seeds.index(seed)])
-                else:
-                    epochs.append(model.fit(train, validation, start_from=start).steps_run)
-                fitted[variant].append(model)
-            week[f"{variant}_epochs"] = epochs
-            week[f"{variant}_cpu_seconds"] = round(time.process_time() - cpu_started, 1)
-        chains = dict(zip(seeds, fitted["warm"], strict=True))
-        for variant, models in fitted.items():
-            for label, member in ((f"{variant}_seed{seeds[0]}", models[0]), (f"{variant}_mean", SeedAverage(models))):
-                _, rows, y = forecast_block(inputs, config, {"cnn_lstm": member}, validation, block)
-                week[f"{label}_mae"] = mae(y, rows["yhat"])
-                errors.setdefault(label, []).append(rows["yhat"].to_numpy() - y)
+        restart = not last or (args.cold_every > 0 and number % args.cold_every == 0)
+        week: dict = {"first_origin": str(block[0]), "restart": restart}
+        models: dict[str, CnnLstmModel] = {}
+        models["cold1"], week["cold1_epochs"], week["cold1_cpu_seconds"] = fitted(tuned, train, validation)
+        if args.cold_reference:
+            models["cold"], week["cold_epochs"], week["cold_cpu_seconds"] = fitted(several, train, validation)
+        if restart:  # the chains start over from the cold networks (the same fit, when the reference made it)
+            if args.cold_reference:
+                fresh, epochs, cpu = models["cold"], week["cold_epochs"], week["cold_cpu_seconds"]
+            else:
+                fresh, epochs, cpu = fitted(several, train, validation)
+            for chain in ("warm", "frozen"):
+                models[chain], week[f"{chain}_epochs"], week[f"{chain}_cpu_seconds"] = fresh, epochs, cpu
+        else:
+            models["warm"], week["warm_epochs"], week["warm_cpu_seconds"] = fitted(
+                warm_params, train, validation, last["warm"]
+            )
+            models["frozen"], week["frozen_epochs"], week["frozen_cpu_seconds"] = last["frozen"], 0, 0.0
+        last = {chain: models[chain] for chain in ("warm", "frozen")}
+        for variant in variants:
+            _, rows, y = forecast_block(inputs, config, {"cnn_lstm": models[variant]}, validation, block)
+            week[f"{variant}_mae"] = mae(y, rows["yhat"])
+            errors.setdefault(variant, []).append(rows["yhat"].to_numpy() - y)
         weeks.append(week)
         print(
-            f"{market} week of {block[0]:%Y-%m-%d}: CNN-LSTM MAE, mean of {len(seeds)} seeds: cold "
-            f"{week['cold_mean_mae']:.3f}, warm {week['warm_mean_mae']:.3f}; epochs cold {week['cold_epochs']}, "
-            f"warm {week['warm_epochs']}; CPU s cold {week['cold_cpu_seconds']:.0f}, warm {week['warm_cpu_seconds']:.0f}",
+            f"{market} week {number + 1}/{args.weeks} of {block[0]:%Y-%m-%d}{' (restart)' if restart else ''}: "
+            "CNN-LSTM MAE "
+            + ", ".join(f"{v} {week[f'{v}_mae']:.3f}" for v in variants)
+            + "; CPU s "
+            + ", ".join(f"{v} {week[f'{v}_cpu_seconds']:.0f}" for v in variants),
             file=sys.stderr,
             flush=True,
         )
-    overall = {key: float(np.mean(np.abs(np.concatenate(parts)))) for key, parts in errors.items()}
-    later = weeks[1:]  # the weeks a warm start ran in (the chain's first week is the cold fit)
+    overall = {v: float(np.mean(np.abs(np.concatenate(errors[v])))) for v in variants}
+    cold_every = f"every {args.cold_every} weeks" if args.cold_every else "in the first week only"
     record = {
         "market": market,
         "attempt": "warm",
-        "description": f"the CNN-LSTM alone, {len(seeds)} seeds, refitted weekly from scratch (cold) against each "
-        f"seed's chain warm-started from its model of the week before (warm, patience {args.warm_patience}); "
-        "consecutive weeks from the start of the test period, MAE on their UTC hours",
-        "seeds": seeds,
+        "description": "the CNN-LSTM alone: one network refitted weekly from scratch (cold1, the product today)"
+        + (f", {args.seeds} networks refitted weekly from scratch (cold)" if args.cold_reference else "")
+        + f"; {args.seeds} networks fitted from scratch {cold_every} and between those warm-started from the "
+        f"week before (warm, patience {args.warm_patience}) or kept as they are (frozen); consecutive weeks "
+        "from the start of the test period, MAE on their UTC hours",
+        "networks": args.seeds,
+        "seed": config.seed,
+        "cold_every_weeks": args.cold_every,
         "warm_patience": args.warm_patience,
         "warm_lr_scale": args.warm_lr_scale,
         "mae": overall,
-        "ratio_warm_to_cold": {
-            "mean": overall["warm_mean"] / overall["cold_mean"],
-            "seed": overall[f"warm_seed{seeds[0]}"] / overall[f"cold_seed{seeds[0]}"],
-        },
-        "cpu_seconds_after_first_week": {v: round(sum(w[f"{v}_cpu_seconds"] for w in later), 1) for v in fitted},
-        "epochs_after_first_week": {v: float(np.mean([e for w in later for e in w[f"{v}_epochs"]])) for v in fitted},
+        "ratio_to_cold1": {v: overall[v] / overall["cold1"] for v in variants},
+        "cpu_seconds": {v: round(sum(w[f"{v}_cpu_seconds"] for w in weeks), 1) for v in variants},
+        "epochs_per_week": {v: float(np.mean([w[f"{v}_epochs"] for w in weeks])) for v in variants},
         "weeks": weeks,
         "seconds": round(time.perf_counter() - started, 1),
         "machine": describe_machine(),
     }
-    cpu = record["cpu_seconds_after_first_week"]
+    cpu = record["cpu_seconds"]
+    suffix = (f"_cold{args.cold_every}" if args.cold_every else "") + (
+        f"_lr{args.warm_lr_scale:g}" if args.warm_lr_scale != 1.0 else ""
+    )
     return write_attempt(
         record,
-        f"attempt_warm_{market}" + (f"_lr{args.warm_lr_scale:g}" if args.warm_lr_scale != 1.0 else ""),
-        f"{market}: CNN-LSTM MAE, mean of {len(seeds)} seeds, cold {overall['cold_mean']:.3f}, warm "
-        f"{overall['warm_mean']:.3f}; one seed cold {overall[f'cold_seed{seeds[0]}']:.3f}, warm "
-        f"{overall[f'warm_seed{seeds[0]}']:.3f}; CPU s after the first week cold {cpu['cold']:.0f}, warm {cpu['warm']:.0f}",
+        f"attempt_warm_{market}{suffix}",
+        f"{market}: CNN-LSTM MAE over {len(weeks)} weeks "
+        + ", ".join(f"{v} {overall[v]:.3f} ({cpu[v]:.0f} CPU s)" for v in variants),
     )
 
 
