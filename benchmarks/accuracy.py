@@ -667,6 +667,10 @@ def run_market(
             "retune_every_days": args.retune_every_days,
             # 0: every weekly refit of the CNN-LSTM starts from scratch; else the block before's networks, this patience
             "cnn_lstm_warm_start_patience": config.warm_start_patience,
+            # with warm starts, the CNN-LSTM starts from scratch every this many blocks (0: never again)
+            "cnn_lstm_cold_start_every": config.cold_start_every,
+            # LEAR's criterion on its long windows runs every this many blocks; the blocks between reuse its penalties
+            "lear_criterion_every": config.lear_criterion_every,
             "torch_threads": torch.get_num_threads(),
             "seeds": {
                 "optuna_sampler": config.seed,
@@ -964,6 +968,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default 0: from scratch every block)",
     )
     parser.add_argument(
+        "--lear-criterion-every",
+        type=int,
+        default=1,
+        help="LEAR runs its criterion on the long windows every this many blocks, the blocks between reuse "
+        "its penalties (default 1: every block)",
+    )
+    parser.add_argument(
+        "--cold-every",
+        type=int,
+        default=0,
+        help="with --warm-patience, refit the CNN-LSTM from scratch every this many blocks "
+        "(default 0: only the first block and after a re-tuning)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -1010,6 +1028,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--days must be at least {MIN_DAYS}: the paper's rMAE needs more than one week of scored hours")
     if args.retune_every_days < 0:
         parser.error("--retune-every-days must be 0 or positive")
+    if args.lear_criterion_every < 1:
+        parser.error("--lear-criterion-every must be at least 1 (1: every block)")
+    if args.warm_patience < 0 or args.cold_every < 0:
+        parser.error("--warm-patience and --cold-every must be 0 or positive")
+    if args.cold_every and not args.warm_patience:
+        parser.error("--cold-every cuts chains of warm starts; it needs --warm-patience")
     if args.tuned_params is not None and args.retune_every_days:
         parser.error("--tuned-params reuses recorded parameters; it cannot re-tune (leave --retune-every-days at 0)")
     args.pairs = list(zip(files, published, strict=False))
@@ -1062,7 +1086,10 @@ def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> 
     ]
     if args.quick:
         argv += ["--quick", "true"]
-    for option in ("days", "budget", "window_days", "threads", "device", "optuna_storage", "tuned_params"):
+    options = ("days", "budget", "window_days", "threads", "device", "optuna_storage", "tuned_params", "networks")
+    argv += ["--warm-patience", str(args.warm_patience), "--cold-every", str(args.cold_every)]
+    argv += ["--lear-criterion-every", str(args.lear_criterion_every)]
+    for option in options:
         if getattr(args, option) is not None:
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     return argv + (["--no-mlflow"] if args.no_mlflow else [])
@@ -1140,7 +1167,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for k, v in (("window_days", args.window_days), ("threads", args.threads), ("device", args.device))
         if v is not None
     }
-    config = replace(config, warm_start_patience=args.warm_patience, **changes)
+    config = replace(
+        config,
+        warm_start_patience=args.warm_patience,
+        cold_start_every=args.cold_every,
+        lear_criterion_every=args.lear_criterion_every,
+        **changes,
+    )
     if args.networks is not None:
         config = config.with_networks("cnn_lstm", args.networks)
     scope = ("quick" if args.quick and args.days == QUICK_DAYS else f"first{args.days}d") if args.days else ""

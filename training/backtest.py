@@ -29,8 +29,12 @@ recorded as ``last_training_target``). Every block is fitted from scratch, like 
 unless ``config.warm_start_patience`` is set: then the CNN-LSTM of each block continues from the
 previous block's networks and scaling (``CnnLstmModel.fit(start_from=...)``, the previous
 weights competing as epoch 0) with that early-stopping patience, and a block after a re-tuning
-starts from scratch. The CNN-LSTM's ``networks`` per fit come from its budget
-(``TrainingConfig.final_params``).
+starts from scratch, as does every ``config.cold_start_every``-th block since the last fit from
+scratch (when set), so no chain of warm starts is longer than that. With
+``config.lear_criterion_every`` above 1, LEAR runs its information criterion on the long windows
+only every that many blocks and the blocks between refit them with those penalties
+(``fit_lear(reuse=...)``); each block records ``lear_penalties_reused``. The CNN-LSTM's
+``networks`` per fit come from its budget (``TrainingConfig.final_params``).
 
 :func:`save_backtest` and :func:`log_backtest` write and track a result; ``eopt backtest`` and
 ``benchmarks/accuracy.py`` both use them.
@@ -57,7 +61,7 @@ from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, feature_columns, inference_frame
-from training.lear import fit_lear
+from training.lear import LearPenalties, fit_lear
 from training.models import ForecastModel, model_class
 from training.models.cnn_lstm import CnnLstmModel
 from training.tuning import tune
@@ -151,11 +155,14 @@ def _fit_block(
     config: TrainingConfig,
     params: dict[str, dict],
     previous: EnsembleForecaster | None = None,
-) -> tuple[EnsembleForecaster, dict]:
-    """The ensemble refitted on the window before ``first``, as the weekly retraining fits it.
+    lear_reuse: LearPenalties | None = None,
+) -> tuple[EnsembleForecaster, dict, LearPenalties | None]:
+    """The ensemble refitted on the window before ``first``, as the weekly retraining fits it, and
+    the long windows' penalties of its LEAR fits (None without LEAR).
 
     With ``config.warm_start_patience``, the CNN-LSTM continues from ``previous``'s (the block
-    before) with that early-stopping patience instead of starting from scratch.
+    before) with that early-stopping patience instead of starting from scratch; LEAR refits its
+    long windows with ``lear_reuse``'s penalties when given.
     """
     data = training_window(prices, exogenous, region, first, config.window_days)
     frame = build_training_frame(data, replace(config, test_days=0))
@@ -186,15 +193,26 @@ def _fit_block(
             fitted.fit(train, validation)
         members[model] = fitted
         val_preds[model] = fitted.predict(validation)
-    lear_info = {}
+    lear_info, lear_penalties = {}, None
     if "lear" in config.models:  # as model_retraining.train_lear fits it: the deployed fit ends at the block
         lear = fit_lear(
-            data.prices, data.exogenous, region, validation, first, config.budget("lear").calibration_windows
+            data.prices,
+            data.exogenous,
+            region,
+            validation,
+            first,
+            config.budget("lear").calibration_windows,
+            reuse=lear_reuse,
         )
         if lear.member.model.last_training_target is None or lear.member.model.last_training_target >= first:
             raise BacktestError(f"{region}: the LEAR fit reaches the block starting {first}")
         members["lear"], val_preds["lear"] = lear.member, lear.validation_forecast
-        lear_info = {"lear_windows": list(lear.member.model.windows), "lear_seconds": lear.seconds}
+        lear_penalties = lear.penalties
+        lear_info = {
+            "lear_windows": list(lear.member.model.windows),
+            "lear_seconds": lear.seconds,
+            "lear_penalties_reused": lear.penalties_reused,
+        }
     y_val = validation[TARGET_COLUMN].to_numpy()
     decision = choose_weights(val_preds, y_val, validation["origin"].to_numpy())
     val_yhat = sum(w * val_preds[m] for m, w in decision.weights.items())
@@ -212,7 +230,7 @@ def _fit_block(
         **lear_info,
         **({"warm_start_epochs": warm_steps} if warm_steps else {}),
     }
-    return EnsembleForecaster(region, members, decision, intervals, columns), info
+    return EnsembleForecaster(region, members, decision, intervals, columns), info, lear_penalties
 
 
 def _local_day_end(origin: pd.Timestamp, timezone: str) -> pd.Timestamp:
@@ -307,6 +325,9 @@ def walk_forward(
     block_of = _block_index(test_origins, timezone, retrain_every_days)
     parts, blocks = [], []
     forecaster: EnsembleForecaster | None = None  # the block before's, which a warm start continues from
+    since_cold = 0  # blocks fitted since the last fit from scratch, that one included
+    lear_penalties: LearPenalties | None = None  # of the last block whose LEAR ran its criterion
+    since_criterion = 0  # blocks fitted since then, that one included
     errors = 0.0
     scored = 0
     bar = tqdm(np.unique(block_of), desc=f"backtest {region}", unit="block", disable=not progress)
@@ -319,7 +340,23 @@ def walk_forward(
             params, tuning = _tune_all(prices, exogenous, region, first, config, storage_url)
             tunings.append(tuning)
             last_tuned = first
-        forecaster, info = _fit_block(prices, exogenous, region, first, config, params, None if retuned else forecaster)
+        cold = retuned or forecaster is None or 0 < config.cold_start_every <= since_cold
+        criterion = lear_penalties is None or since_criterion >= config.lear_criterion_every
+        forecaster, info, penalties = _fit_block(
+            prices,
+            exogenous,
+            region,
+            first,
+            config,
+            params,
+            None if cold else forecaster,
+            None if criterion else lear_penalties,
+        )
+        since_cold = 1 if cold else since_cold + 1
+        if criterion:
+            lear_penalties, since_criterion = penalties, 1
+        else:
+            since_criterion += 1
         fitted_s = time.perf_counter() - block_started
         days = [forecast_day(forecaster, prices, exogenous, region, origin) for origin in origins]
         block = pd.concat(days, ignore_index=True)
@@ -409,6 +446,8 @@ def backtest_summary(
         "retune_every_days": retune_every_days,
         "cnn_lstm_networks": config.budget("cnn_lstm").networks if "cnn_lstm" in config.budgets else None,
         "warm_start_patience": config.warm_start_patience,
+        "cold_start_every": config.cold_start_every,
+        "lear_criterion_every": config.lear_criterion_every,
         "seconds": result.seconds,
         "metrics": metrics if metrics is not None else result.metrics(),
         "params": result.params,

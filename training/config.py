@@ -72,6 +72,12 @@ class TrainingConfig:
     # a walk-forward refit of the CNN-LSTM continues from the previous block's networks with this
     # early-stopping patience (CnnLstmModel.fit(start_from=...)); 0: every refit starts from scratch
     warm_start_patience: int = 0
+    # with warm starts, every this-many-th block since the last fit from scratch starts from scratch
+    # again (so a chain is at most this many blocks long); 0: only the first block and re-tunings do
+    cold_start_every: int = 0
+    # a walk-forward's LEAR runs its criterion on the long windows every this many blocks and refits the
+    # blocks between with those penalties (fit_lear(reuse=...)); 1: every block runs it
+    lear_criterion_every: int = 1
 
     @classmethod
     def from_settings(cls, settings: Settings, budget: str | None = None) -> TrainingConfig:

@@ -395,6 +395,11 @@ class LearModel:
         origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
         return forecast[features.index.get_indexer(origins), frame["horizon"].to_numpy(dtype=int)]
 
+    def long_window_penalties(self) -> dict[int, np.ndarray]:
+        """The penalties of the windows longer than the short ones (window days -> 24 per hour), which a later
+        ``fit(penalties=...)`` may reuse: the criterion's LARS paths on those windows are most of a fit's time."""
+        return {f.window_days: f.alphas.copy() for f in self.fits if f.window_days > max(SHORT_WINDOWS_DAYS)}
+
     def describe(self) -> dict[str, Any]:
         """What the fit chose: windows, the penalty per window and hour, seconds (logged to MLflow)."""
         return {
@@ -500,6 +505,14 @@ class LearMember(ForecastModel):
 
 
 @dataclass(frozen=True)
+class LearPenalties:
+    """The long windows' penalties of a retraining's two LEAR fits (``LearModel.long_window_penalties``)."""
+
+    validation: dict[int, np.ndarray]  # of the fit on the days before the validation
+    deployed: dict[int, np.ndarray]  # of the fit on the days before the end
+
+
+@dataclass(frozen=True)
 class LearTraining:
     """A retraining's LEAR: the member it deploys and the forecasts that judge it on the validation."""
 
@@ -507,6 +520,8 @@ class LearTraining:
     validation_forecast: np.ndarray  # per validation row, from a fit on the days before the validation
     validation_fit: dict[str, Any]  # describe() of that fit
     seconds: float
+    penalties: LearPenalties  # the long windows' penalties both fits used, for a later fit_lear(reuse=...)
+    penalties_reused: bool  # True: every long window was refitted with its penalties from ``reuse``, no criterion
 
 
 def fit_lear(
@@ -516,6 +531,7 @@ def fit_lear(
     validation: pd.DataFrame,
     end: pd.Timestamp,
     max_windows: int = 0,
+    reuse: LearPenalties | None = None,
 ) -> LearTraining:
     """The LEAR member of a retraining, the way ``model_retraining`` and the backtest both fit it.
 
@@ -524,11 +540,34 @@ def fit_lear(
     the data when there is none), the freshest fit the product can make; its validation forecasts,
     from which the ensemble weights are chosen, come from a second fit on the days before the
     validation's first origin, so they are out of sample like the other members'.
+
+    ``reuse``, an earlier retraining's ``penalties`` (the week before's, say), refits each long
+    window of the same length with its earlier penalties instead of running the criterion; the short
+    windows and any long window whose length changed run it as usual. That halves LEAR's CPU time in
+    a walk-forward (``TrainingConfig.lear_criterion_every``) and forecast as well on NP's first 8
+    test weeks (``benchmarks/results/attempt_lear_penalties_NP.json``).
     """
     started = time.perf_counter()
     first = pd.Timestamp(validation["origin"].min())
-    before = LearModel(region, max_windows).fit(prices, exogenous, first)
-    member = LearMember.of(LearModel(region, max_windows).fit(prices, exogenous, end))
+    before = LearModel(region, max_windows).fit(prices, exogenous, first, reuse.validation if reuse else None)
+    member = LearMember.of(
+        LearModel(region, max_windows).fit(prices, exogenous, end, reuse.deployed if reuse else None)
+    )
+    penalties = LearPenalties(before.long_window_penalties(), member.model.long_window_penalties())
+    reused = (
+        reuse is not None
+        and bool(penalties.validation or penalties.deployed)
+        and all(
+            w in given and np.array_equal(alphas, given[w])
+            for fitted, given in ((penalties.validation, reuse.validation), (penalties.deployed, reuse.deployed))
+            for w, alphas in fitted.items()
+        )
+    )
     return LearTraining(
-        member, before.predict_frame(validation), before.describe(), round(time.perf_counter() - started, 3)
+        member,
+        before.predict_frame(validation),
+        before.describe(),
+        round(time.perf_counter() - started, 3),
+        penalties,
+        penalties_reused=reused,
     )

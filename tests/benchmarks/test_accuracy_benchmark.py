@@ -343,6 +343,13 @@ def test_empty_mlproject_parameters_mean_the_bundled_markets():
         load_inputs(Path("no/such/market.csv"), published_file("NP"))
 
 
+def test_cold_restarts_without_warm_starts_are_refused_by_name(capsys):
+    assert parse_args(["--warm-patience", "3", "--cold-every", "4"]).cold_every == 4
+    with pytest.raises(SystemExit):
+        parse_args(["--cold-every", "4"])  # cuts chains of warm starts, which are off
+    assert "--cold-every cuts chains of warm starts; it needs --warm-patience" in capsys.readouterr().err
+
+
 def test_a_market_run_in_its_own_process_gets_the_same_options():
     args = parse_args(
         [
@@ -360,12 +367,21 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
             "--no-mlflow",
             "--results",
             "/tmp/out",
+            "--networks",
+            "3",
+            "--warm-patience",
+            "2",
+            "--cold-every",
+            "4",
+            "--lear-criterion-every",
+            "4",
         ]
     )
     market_file, published = args.pairs[2]
     child = parse_args(child_argv(args, market_file, published))
     assert child.pairs == [(MARKETS_DIR / "BE.csv", published_file("BE"))]
     assert (child.budget, child.days, child.retrain_every_days, child.threads, child.jobs) == ("smoke", 14, 3, 1, 1)
+    assert (child.networks, child.warm_patience, child.cold_every, child.lear_criterion_every) == (3, 2, 4, 4)
     assert not child.verify_published and child.no_mlflow and child.no_summary and child.results == "/tmp/out"
 
 

@@ -138,7 +138,7 @@ def test_local_clock_hours__refuses_a_forecast_missing_an_hour_that_exists():
         local_clock_hours(frame, "Europe/Oslo")
 
 
-def test_backtest__retunes_on_its_own_cadence_and_warm_starts_the_cnn_lstm_only_between_tunings(np_history, tmp_path):
+def test_backtest__retunes_warm_starts_and_reuses_lear_penalties_each_on_its_own_cadence(np_history, tmp_path):
     prices, exogenous = np_history
     config = replace(
         TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
@@ -167,6 +167,24 @@ def test_backtest__retunes_on_its_own_cadence_and_warm_starts_the_cnn_lstm_only_
     # the first's two networks, each for 2-3 epochs (patience 2, the smoke budget's 3 at most)
     assert ["warm_start_epochs" in b for b in outcome.blocks] == [False, True, False]
     assert 4 <= outcome.blocks[1]["warm_start_epochs"]["cnn_lstm"] <= 6
+    # never re-tuned, a chain of warm starts is cut every `cold_start_every` blocks: scratch, warm, warm, scratch;
+    # LEAR with all its windows (a long one of ~100 days here) runs its criterion on them every other block
+    four = day_ahead_origins("NP", pd.Timestamp("2018-03-05", tz="UTC"), pd.Timestamp("2018-03-09", tz="UTC"))
+    all_windows = replace(config.budgets["lear"], calibration_windows=0)
+    chained = walk_forward(
+        prices,
+        exogenous,
+        "NP",
+        four,
+        replace(config, cold_start_every=3, lear_criterion_every=2, budgets={**config.budgets, "lear": all_windows}),
+        storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+        retrain_every_days=1,
+        params=outcome.params,
+        progress=False,
+    )
+    assert ["warm_start_epochs" in b for b in chained.blocks] == [False, True, True, False]
+    assert [b["lear_penalties_reused"] for b in chained.blocks] == [False, True, False, True]
+    assert all(max(b["lear_windows"]) > 84 for b in chained.blocks)
     with pytest.raises(BacktestError, match="given parameters are never re-tuned"):
         walk_forward(
             prices,

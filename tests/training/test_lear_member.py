@@ -13,7 +13,7 @@ from core.markets import load_market
 from tests.conftest import PROJECT_ROOT
 from training.ensemble import EnsembleDecision, EnsembleForecaster, IntervalCalibration, choose_weights
 from training.features import build_feature_frame, day_ahead_origins, feature_columns
-from training.lear import LEAR_FILE, LearMember, LearModel, fit_lear
+from training.lear import LEAR_FILE, LearMember, LearModel, LearPenalties, fit_lear
 from training.models import model_class
 
 D = pd.Timedelta(days=1)
@@ -81,6 +81,45 @@ def test_fit_lear__deploys_a_fit_on_every_day_before_the_end_and_judges_it_by_a_
     assert lear.validation_fit["windows"] == [56] and len(lear.validation_fit["alphas"]["56"]) == 24
     before = LearModel("NP", max_windows=1).fit(recent, exogenous, validation["origin"].min())
     np.testing.assert_allclose(lear.validation_forecast, before.predict_frame(validation))
+
+
+def test_fit_lear__reuses_an_earlier_fits_long_window_penalties_and_runs_the_criterion_where_none_fits(np_history):
+    prices, exogenous = np_history
+
+    def retraining(end: pd.Timestamp, reuse: LearPenalties | None = None):
+        recent = prices[(prices.index >= end - 120 * D) & (prices.index < end)]
+        validation = build_feature_frame(prices, exogenous, "NP", day_ahead_origins("NP", end - 14 * D, end))
+        return recent, fit_lear(recent, exogenous, "NP", validation, end, reuse=reuse)
+
+    _, first = retraining(utc("2018-04-30 22:00"))
+    assert not first.penalties_reused
+    # the long windows (longer than 84 days) of both fits carry 24 penalties each
+    assert first.penalties.validation and first.penalties.deployed
+    assert all(
+        w > 84 and a.shape == (24,)
+        for p in (first.penalties.validation, first.penalties.deployed)
+        for w, a in p.items()
+    )
+
+    end = utc("2018-05-07 22:00")  # a week later: windows of the same lengths
+    recent, reused = retraining(end, first.penalties)
+    assert reused.penalties_reused
+    for w, alphas in first.penalties.deployed.items():
+        np.testing.assert_array_equal(reused.penalties.deployed[w], alphas)
+    # the deployed member is a LEAR fitted with those penalties on its long windows, the criterion on the short ones
+    direct = LearModel("NP").fit(recent, exogenous, end, penalties=first.penalties.deployed)
+    week = build_feature_frame(prices, exogenous, "NP", day_ahead_origins("NP", end, end + 7 * D))
+    np.testing.assert_array_equal(reused.member.predict(week), direct.predict_frame(week))
+
+    # penalties of windows of other lengths fit nothing: the criterion runs and, a week on, chooses otherwise
+    shifted = LearPenalties(
+        {w + 1: a for w, a in first.penalties.validation.items()},
+        {w + 1: a for w, a in first.penalties.deployed.items()},
+    )
+    _, unmatched = retraining(end, shifted)
+    assert not unmatched.penalties_reused
+    for w, alphas in unmatched.penalties.deployed.items():
+        assert not np.array_equal(alphas, first.penalties.deployed[w])
 
 
 # -- choose_weights ---------------------------------------------------------------------------------
