@@ -343,10 +343,12 @@ def test_empty_mlproject_parameters_mean_the_bundled_markets():
         load_inputs(Path("no/such/market.csv"), published_file("NP"))
 
 
-def test_cold_restarts_without_warm_starts_are_refused_by_name(capsys):
-    assert parse_args(["--warm-patience", "3", "--cold-every", "4"]).cold_every == 4
+def test_the_refit_cadence_defaults_and_cold_restarts_without_warm_starts_are_refused_by_name(capsys):
+    default = parse_args([])
+    assert (default.warm_patience, default.cold_every, default.lear_criterion_every) == (3, 4, 4)
+    assert parse_args(["--warm-patience", "0"]).cold_every == 0  # every block from scratch: nothing to cut
     with pytest.raises(SystemExit):
-        parse_args(["--cold-every", "4"])  # cuts chains of warm starts, which are off
+        parse_args(["--warm-patience", "0", "--cold-every", "4"])  # cuts chains of warm starts, which are off
     assert "--cold-every cuts chains of warm starts; it needs --warm-patience" in capsys.readouterr().err
 
 

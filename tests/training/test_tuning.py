@@ -381,12 +381,15 @@ def test_tuning__two_workers_started_together_share_one_postgresql_study(postgre
 
 
 def test_final_params__give_the_cnn_lstm_the_budgets_networks_and_leave_the_tuned_parameters_alone():
-    config = TrainingConfig.from_settings(Settings.from_env({}), "default")
+    config = TrainingConfig.from_settings(Settings.from_env({}), "smoke")  # one network: tests and the demo
     tuned = {"channels": 32, "patience": 6, "networks": 1}  # what a trial fits: one network
     assert config.final_params("cnn_lstm", tuned) == tuned and "cnn_lstm_networks" not in config.describe()
     three = config.with_networks("cnn_lstm", 3)
     assert three.final_params("cnn_lstm", tuned) == {**tuned, "networks": 3}
     assert three.final_params("xgboost", {"max_depth": 6}) == {"max_depth": 6}
     assert three.describe()["cnn_lstm_networks"] == 3 and config.budget("cnn_lstm").networks == 1  # a copy
+    for weekly in ("default", "thorough"):  # the weekly retraining's member is the mean of three
+        budget = TrainingConfig.from_settings(Settings.from_env({}), weekly)
+        assert budget.final_params("cnn_lstm", tuned) == {**tuned, "networks": 3}
     with pytest.raises(SettingsError, match="cnn_lstm: networks must be at least 1, got 0"):
         config.with_networks("cnn_lstm", 0)
