@@ -40,8 +40,8 @@ BUDGETS: dict[str, dict[str, ModelBudget]] = {
     "default": {
         "xgboost": ModelBudget(trials=30, timeout_s=150, max_rounds=1500),
         "lightgbm": ModelBudget(trials=30, timeout_s=150, max_rounds=1500),
-        # the final fit is the mean of three networks (seeds 42, 43, 44): two more fits of seconds to a minute,
-        # CNN-LSTM MAE 0.985x one network over BE's first 52 test weeks (benchmarks/results/attempt_warm_BE_cold4.json)
+        # the final fit is the mean of three networks (seeds 42, 43, 44): two more fits of seconds to a minute;
+        # CNN-LSTM MAE 0.985x (BE) and 0.969x (NP) one network's over 52 test weeks (attempt_warm_<market>_cold4.json)
         "cnn_lstm": ModelBudget(trials=12, timeout_s=240, max_epochs=40, networks=3),
         "lear": ModelBudget(trials=0, timeout_s=0),  # 56, 84, half and all of the days: two fits
     },
