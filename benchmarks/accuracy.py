@@ -716,6 +716,7 @@ def run_market(
                     "last_training_target",
                     "lear_windows",
                     "lear_seconds",
+                    "lear_penalties_reused",
                     "warm_start_epochs",
                     "seconds",
                 )
@@ -783,6 +784,19 @@ def write_summary(results: Path) -> Path:
     return path
 
 
+def cadence_note(config: dict) -> str:
+    """What a record's refits saved or averaged beyond refitting every member from scratch (empty: nothing)."""
+    parts = []
+    if config.get("cnn_lstm_networks", 1) > 1:
+        parts.append(f"{config['cnn_lstm_networks']} CNN-LSTM networks")
+    if config.get("cnn_lstm_warm_start_patience"):
+        cold = config.get("cnn_lstm_cold_start_every", 0)
+        parts.append("warm-started" + (f", from scratch every {cold}" if cold else ""))
+    if config.get("lear_criterion_every", 1) > 1:
+        parts.append(f"LEAR criterion every {config['lear_criterion_every']}")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def summary_lines(records: list[dict]) -> list[str]:
     """The accuracy table over ``records`` (the ``accuracy_*.json`` files), as Markdown lines."""
     lines = [
@@ -808,7 +822,8 @@ def summary_lines(records: list[dict]) -> list[str]:
         check = r["published_check"]
         checked = ("matches" if check.get("all_match") else "MISMATCH") if check.get("checked") else "not checked"
         lines.append(
-            f"| {r['market']} | {r['scope']} | {r['period']['days']} | {c['budget']}, every {c['retrain_every_days']} d "
+            f"| {r['market']} | {r['scope']} | {r['period']['days']} | {c['budget']}, every {c['retrain_every_days']} d"
+            f"{cadence_note(c)} "
             f"| {m['ensemble']['mae']:.3f} | {m['lear_ensemble']['mae']:.3f} | {m['dnn_ensemble']['mae']:.3f} "
             f"| {m['seasonal_naive']['mae']:.3f} | {q['mae_vs_lear_ensemble']:.2f} | {q['mae_vs_dnn_ensemble']:.2f} "
             f"| {m['ensemble']['rmae']:.3f} / {m['lear_ensemble']['rmae']:.3f} / {m['dnn_ensemble']['rmae']:.3f} "
