@@ -1113,9 +1113,7 @@ def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> 
     if args.quick:
         argv += ["--quick", "true"]
     options = ("days", "budget", "window_days", "threads", "device", "optuna_storage", "tuned_params", "networks")
-    argv += ["--warm-patience", str(args.warm_patience), "--cold-every", str(args.cold_every)]
-    argv += ["--lear-criterion-every", str(args.lear_criterion_every)]
-    for option in options:
+    for option in (*options, "warm_patience", "cold_every", "lear_criterion_every"):
         if getattr(args, option) is not None:
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     return argv + (["--no-mlflow"] if args.no_mlflow else [])
