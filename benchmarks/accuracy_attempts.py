@@ -53,10 +53,22 @@ fitted from scratch every week (``cold``). Consecutive weeks from the start of t
 epochs and CPU seconds of each. The question is whether several networks can cost what one cold
 network costs and still forecast better.
 
+``lear-daily``: LEAR alone, as the weekly retraining fits it (``weekly``: one fit on the 730-day
+extract before the week's first origin, forecasting the week's seven days) against a refit before
+every day (``daily``: the same extract ending at that day's origin, as the paper recalibrated),
+and both again on an extract of up to ``--long-days`` days (``long_weekly``, ``long_daily``: the
+paper's four years, whose windows are then 56, 84, half and all of those days). A daily refit
+runs the criterion on the short windows and reuses the week's penalties on the long ones (by
+their rank: the long windows grow by a day with the extract). The features are built once over
+the whole history and sliced per fit, so a day's fit sees exactly the origins before it.
+Consecutive weeks from the start of the test period; MAE on the test days' UTC hours, the
+published LEAR and DNN ensembles on the same days' clock hours, CPU seconds.
+
     python -m benchmarks.accuracy_attempts NP --weeks 8 --attempt lear
     python -m benchmarks.accuracy_attempts NP --weeks 8 --attempt lear-penalties
     python -m benchmarks.accuracy_attempts BE --weeks 12 --attempt trees
     python -m benchmarks.accuracy_attempts FR --weeks 24 --attempt warm --seeds 3 --cold-every 4
+    python -m benchmarks.accuracy_attempts BE --weeks 52 --attempt lear-daily
 """
 
 from __future__ import annotations
@@ -70,7 +82,16 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from benchmarks.accuracy import MARKETS_DIR, PUBLISHED_DIR, RESULTS, day_origins, load_inputs, published_days
+from benchmarks.accuracy import (
+    MARKETS_DIR,
+    PUBLISHED_DIR,
+    PUBLISHED_ENSEMBLES,
+    REAL_PRICE,
+    RESULTS,
+    day_origins,
+    load_inputs,
+    published_days,
+)
 from benchmarks.machine import describe_machine
 from core.metrics import mae
 from core.settings import Settings
@@ -84,10 +105,20 @@ from training.features import (
     TARGET_COLUMN,
     build_feature_frame,
     complete_origins,
+    day_ahead_origins,
     feature_columns,
     strided_origins,
 )
-from training.lear import SHORT_WINDOWS_DAYS, LearModel
+from training.lear import (
+    DAY,
+    PRICE_LAG_DAYS,
+    SHORT_WINDOWS_DAYS,
+    LearFit,
+    LearModel,
+    calibration_windows,
+    fit_window,
+    lear_features,
+)
 from training.models import model_class
 from training.models.cnn_lstm import CnnLstmModel
 
@@ -134,11 +165,19 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("market", help="NP, PJM, BE or FR (its accuracy_<market>.json must exist)")
     parser.add_argument("--weeks", type=int, default=10, help="test weeks, spread evenly over the period")
     parser.add_argument(
-        "--attempt", choices=("refit", "seeds", "lear", "lear-penalties", "trees", "warm"), default="refit"
+        "--attempt",
+        choices=("refit", "seeds", "lear", "lear-penalties", "lear-daily", "trees", "warm"),
+        default="refit",
     )
     parser.add_argument("--half-life", type=float, default=182.0, help="recency half-life in days (--attempt trees)")
     parser.add_argument(
         "--penalty-every", type=int, default=4, help="weeks per run of LEAR's criterion (--attempt lear-penalties)"
+    )
+    parser.add_argument(
+        "--long-days",
+        type=int,
+        default=1456,
+        help="the long extract's days (--attempt lear-daily; the paper's 4 years)",
     )
     parser.add_argument("--seeds", type=int, default=3, help="CNN-LSTM networks averaged (--attempt seeds, warm)")
     parser.add_argument(
@@ -171,6 +210,8 @@ def main(argv: list[str] | None = None) -> dict:
         return lear_attempt(args)
     if args.attempt == "lear-penalties":
         return lear_penalties_attempt(args)
+    if args.attempt == "lear-daily":
+        return lear_daily_attempt(args)
     if args.attempt == "trees":
         return trees_attempt(args)
     if args.attempt == "warm":
@@ -529,6 +570,111 @@ def lear_penalties_attempt(args: argparse.Namespace) -> dict:
         f"attempt_lear_penalties_{market}",
         f"{market}: LEAR MAE criterion every week {record['test_mae']['every_week']:.4f}, penalties reused "
         f"{record['test_mae']['reused']:.4f}; CPU {record['lear_cpu_seconds']}",
+    )
+
+
+def _lear_fit(x: np.ndarray, y: np.ndarray, reuse: list[np.ndarray] | None = None) -> list[LearFit]:
+    """LEAR's windows on these rows (the newest last); ``reuse``: the long windows' penalties, by rank."""
+    windows = calibration_windows(len(x))
+    long = [w for w in windows if w > max(SHORT_WINDOWS_DAYS)]
+    given = dict(zip(long, reuse, strict=True)) if reuse is not None else {}
+    return [fit_window(x[-w:], y[-w:], w, given.get(w)) for w in windows]
+
+
+def _lear_forecast(fits: list[LearFit], x: np.ndarray) -> np.ndarray:
+    return np.mean([f.predict(x) for f in fits], axis=0)
+
+
+def lear_daily_attempt(args: argparse.Namespace) -> dict:
+    """LEAR refitted weekly (the retraining) against refitted daily, on the 730-day extract and on a longer one."""
+    market = args.market.upper()
+    inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
+    config = replace(TrainingConfig.from_settings(Settings.from_env(), "default"), threads=1, test_days=0)
+    region, timezone = inputs.market.region, inputs.market.timezone
+    days = published_days(inputs.published, None)
+    origins = day_origins(days, timezone)
+    history = day_ahead_origins(region, inputs.prices.index.min(), origins[args.weeks * 7 - 1])
+    features, targets = lear_features(inputs.prices, inputs.exogenous, region, history)
+    complete = features.notna().all(axis=1) & targets.notna().all(axis=1)
+    x_all, y_all = features.to_numpy(), targets.to_numpy()
+    extracts = {"": config.window_days, "long_": args.long_days}
+    variants = ("weekly", "daily", "long_weekly", "long_daily")
+    started, weeks = time.perf_counter(), []
+    cpu = dict.fromkeys(variants, 0.0)
+    errors: dict[str, list[np.ndarray]] = {v: [] for v in variants}
+    published_errors: dict[str, list[np.ndarray]] = {k: [] for k in PUBLISHED_ENSEMBLES}
+
+    def rows_before(origin: pd.Timestamp, extract_days: int) -> np.ndarray:
+        """The complete origins whose inputs lie in the ``extract_days`` of prices before ``origin``."""
+        inside = (history >= origin - (extract_days - max(PRICE_LAG_DAYS)) * DAY) & (history < origin)
+        return np.flatnonzero(inside & complete.to_numpy())
+
+    for number in range(args.weeks):
+        block = origins[number * 7 : (number + 1) * 7]
+        at = history.get_indexer(block)
+        actual = y_all[at]
+        week: dict = {"first_origin": str(block[0])}
+        for prefix, extract in extracts.items():
+            cpu_started = time.process_time()
+            rows = rows_before(block[0], extract)
+            weekly = _lear_fit(x_all[rows], y_all[rows])
+            forecast = _lear_forecast(weekly, x_all[at])
+            cpu[f"{prefix}weekly"] += time.process_time() - cpu_started
+            week[f"{prefix}weekly_windows"] = [f.window_days for f in weekly]
+            errors[f"{prefix}weekly"].append(forecast - actual)
+            cpu_started = time.process_time()
+            penalties = [f.alphas for f in weekly if f.window_days > max(SHORT_WINDOWS_DAYS)]
+            daily = np.vstack(
+                [
+                    _lear_forecast(
+                        _lear_fit(x_all[rows_before(o, extract)], y_all[rows_before(o, extract)], penalties), x_all[[i]]
+                    )
+                    for o, i in zip(block, at, strict=True)
+                ]
+            )
+            cpu[f"{prefix}daily"] += time.process_time() - cpu_started
+            errors[f"{prefix}daily"].append(daily - actual)
+        for key, column in PUBLISHED_ENSEMBLES.items():
+            hours = inputs.published.loc[inputs.published.index.normalize().isin(days[number * 7 : (number + 1) * 7])]
+            published_errors[key].append((hours[column] - hours[REAL_PRICE]).to_numpy(dtype=float))
+        for variant in variants:
+            week[f"{variant}_mae"] = float(np.mean(np.abs(errors[variant][-1])))
+        weeks.append(week)
+        print(
+            f"{market} week {number + 1}/{args.weeks} of {block[0]:%Y-%m-%d}: LEAR MAE "
+            + ", ".join(f"{v} {week[f'{v}_mae']:.3f}" for v in variants),
+            file=sys.stderr,
+            flush=True,
+        )
+    overall = {v: float(np.mean(np.abs(np.concatenate(errors[v])))) for v in variants}
+    published = {k: float(np.mean(np.abs(np.concatenate(e)))) for k, e in published_errors.items()}
+    record = {
+        "market": market,
+        "attempt": "lear-daily",
+        "description": f"LEAR alone: refitted weekly on the {config.window_days}-day extract (weekly, the retraining) "
+        f"or before every day (daily), and both on an extract of up to {args.long_days} days (long_weekly, "
+        "long_daily); daily refits reuse the week's long-window penalties; consecutive weeks from the start of "
+        "the test period, MAE on their UTC hours, the published ensembles on the same days' clock hours",
+        "weeks": args.weeks,
+        "extract_days": extracts,
+        "mae": overall,
+        "ratio_to_weekly": {v: overall[v] / overall["weekly"] for v in variants},
+        "published_mae": published,
+        "ratio_to_lear_ensemble": {v: overall[v] / published["lear_ensemble"] for v in variants},
+        "weeks_better_than_weekly": {
+            v: int(sum(w[f"{v}_mae"] < w["weekly_mae"] for w in weeks)) for v in variants if v != "weekly"
+        },
+        "cpu_seconds": {v: round(c, 1) for v, c in cpu.items()},
+        "per_week": weeks,
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": describe_machine(),
+    }
+    return write_attempt(
+        record,
+        f"attempt_lear_daily_{market}",
+        f"{market}: LEAR MAE over {args.weeks} weeks "
+        + ", ".join(f"{v} {overall[v]:.3f} ({record['cpu_seconds'][v]:.0f} CPU s)" for v in variants)
+        + f"; published LEAR-Ens {published['lear_ensemble']:.3f}, DNN-Ens {published['dnn_ensemble']:.3f}",
     )
 
 

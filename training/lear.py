@@ -239,7 +239,7 @@ class LearFit:
         )
 
 
-def _fit_window(
+def fit_window(
     features: np.ndarray, targets: np.ndarray, window_days: int, alphas: np.ndarray | None = None
 ) -> LearFit:
     """The 24 hourly models of one window: per hour, ``LassoLarsIC``'s penalty, then ``Lasso`` refitted with it.
@@ -351,7 +351,7 @@ class LearModel:
             )
         x, y = features.to_numpy(), targets.to_numpy()
         self.fits = [
-            _fit_window(x[-w:], y[-w:], w, penalties.get(w))
+            fit_window(x[-w:], y[-w:], w, penalties.get(w))
             for w in calibration_windows(len(features), self.max_windows)
         ]
         self.last_training_target = targets.index[-1] + (HORIZON_HOURS - 1) * HOUR

@@ -119,7 +119,7 @@ def test_lear_window_fit__is_plain_per_hour_lassolarsic_and_lasso_on_the_transfo
 
     from sklearn.linear_model import Lasso, LassoLarsIC
 
-    from training.lear import _fit_window
+    from training.lear import fit_window
 
     prices, exogenous = np_history
     end = utc("2017-05-21 22:00")
@@ -127,7 +127,7 @@ def test_lear_window_fit__is_plain_per_hour_lassolarsic_and_lasso_on_the_transfo
     features, targets = lear_features(prices[prices.index < end], exogenous, "NP", origins)
     x, y = features.to_numpy()[-260:], targets.to_numpy()[-260:]
     assert not np.isnan(x).any() and not np.isnan(y).any() and x.shape == (260, 247)  # more days than features
-    fit = _fit_window(x, y, 260)
+    fit = fit_window(x, y, 260)
 
     inputs = x.copy()
     inputs[:, :-7] = InvariantScaler.fit(x[:, :-7]).transform(x[:, :-7])
@@ -146,9 +146,9 @@ def test_lear_window_fit__is_plain_per_hour_lassolarsic_and_lasso_on_the_transfo
         assert fit.intercepts[h] == pytest.approx(plain.intercept_, abs=1e-8)
         assert np.array_equal(fit.coefficients[h] != 0, plain.coef_ != 0)
     # given penalties (an earlier fit's, as LearModel.fit(penalties=...) reuses them) skip the criterion only
-    again = _fit_window(x, y, 260, fit.alphas)
+    again = fit_window(x, y, 260, fit.alphas)
     assert np.array_equal(again.alphas, fit.alphas)
     np.testing.assert_array_equal(again.coefficients, fit.coefficients)
-    halved = _fit_window(x, y, 260, fit.alphas / 2)
+    halved = fit_window(x, y, 260, fit.alphas / 2)
     # the lasso's L1 norm does not shrink as its penalty is lowered
     assert (np.abs(halved.coefficients).sum(axis=1) > np.abs(fit.coefficients).sum(axis=1)).all()
