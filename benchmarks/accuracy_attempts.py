@@ -56,7 +56,8 @@ network costs and still forecast better.
 ``lear-daily``: LEAR alone, as the weekly retraining fits it (``weekly``: one fit on the 730-day
 extract before the week's first origin, forecasting the week's seven days) against a refit before
 every day (``daily``: the same extract ending at that day's origin, as the paper recalibrated),
-and both again on an extract of up to ``--long-days`` days (``long_weekly``, ``long_daily``: the
+only the 56- and 84-day windows refitted before every day and the long ones kept from the week's
+fit (``daily_short``: what a forecast could refit from three months of history), and both again on an extract of up to ``--long-days`` days (``long_weekly``, ``long_daily``: the
 paper's four years, whose windows are then 56, 84, half and all of those days). A daily refit
 runs the criterion on the short windows and reuses the week's penalties on the long ones (by
 their rank: the long windows grow by a day with the extract). The features are built once over
@@ -573,10 +574,15 @@ def lear_penalties_attempt(args: argparse.Namespace) -> dict:
     )
 
 
-def _lear_fit(x: np.ndarray, y: np.ndarray, reuse: list[np.ndarray] | None = None) -> list[LearFit]:
-    """LEAR's windows on these rows (the newest last); ``reuse``: the long windows' penalties, by rank."""
+def _lear_fit(
+    x: np.ndarray, y: np.ndarray, reuse: list[np.ndarray] | None = None, short: bool = False
+) -> list[LearFit]:
+    """LEAR's windows on these rows (the newest last); ``reuse``: the long windows' penalties, by rank;
+    ``short``: only the short windows."""
     windows = calibration_windows(len(x))
     long = [w for w in windows if w > max(SHORT_WINDOWS_DAYS)]
+    if short:
+        windows, long = tuple(w for w in windows if w not in long), []
     given = dict(zip(long, reuse, strict=True)) if reuse is not None else {}
     return [fit_window(x[-w:], y[-w:], w, given.get(w)) for w in windows]
 
@@ -598,7 +604,7 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
     complete = features.notna().all(axis=1) & targets.notna().all(axis=1)
     x_all, y_all = features.to_numpy(), targets.to_numpy()
     extracts = {"": config.window_days, "long_": args.long_days}
-    variants = ("weekly", "daily", "long_weekly", "long_daily")
+    variants = ("weekly", "daily", "daily_short", "long_weekly", "long_daily")
     started, weeks = time.perf_counter(), []
     cpu = dict.fromkeys(variants, 0.0)
     errors: dict[str, list[np.ndarray]] = {v: [] for v in variants}
@@ -634,6 +640,24 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
             )
             cpu[f"{prefix}daily"] += time.process_time() - cpu_started
             errors[f"{prefix}daily"].append(daily - actual)
+            if prefix:
+                continue
+            cpu_started = time.process_time()
+            long = [f for f in weekly if f.window_days > max(SHORT_WINDOWS_DAYS)]
+            short = np.vstack(
+                [
+                    _lear_forecast(
+                        [
+                            *_lear_fit(x_all[rows_before(o, extract)], y_all[rows_before(o, extract)], [], short=True),
+                            *long,
+                        ],
+                        x_all[[i]],
+                    )
+                    for o, i in zip(block, at, strict=True)
+                ]
+            )
+            cpu["daily_short"] += time.process_time() - cpu_started
+            errors["daily_short"].append(short - actual)
         for key, column in PUBLISHED_ENSEMBLES.items():
             hours = inputs.published.loc[inputs.published.index.normalize().isin(days[number * 7 : (number + 1) * 7])]
             published_errors[key].append((hours[column] - hours[REAL_PRICE]).to_numpy(dtype=float))
@@ -652,7 +676,7 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
         "market": market,
         "attempt": "lear-daily",
         "description": f"LEAR alone: refitted weekly on the {config.window_days}-day extract (weekly, the retraining) "
-        f"or before every day (daily), and both on an extract of up to {args.long_days} days (long_weekly, "
+        f"or before every day (daily), the short windows only before every day (daily_short), and both on an extract of up to {args.long_days} days (long_weekly, "
         "long_daily); daily refits reuse the week's long-window penalties; consecutive weeks from the start of "
         "the test period, MAE on their UTC hours, the published ensembles on the same days' clock hours",
         "weeks": args.weeks,
