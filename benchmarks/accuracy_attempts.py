@@ -599,7 +599,8 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
     region, timezone = inputs.market.region, inputs.market.timezone
     days = published_days(inputs.published, None)
     origins = day_origins(days, timezone)
-    history = day_ahead_origins(region, inputs.prices.index.min(), origins[args.weeks * 7 - 1])
+    # every local-midnight origin from the history's start to the last test day's (the end is exclusive)
+    history = day_ahead_origins(region, inputs.prices.index.min(), origins[args.weeks * 7 - 1] + HOUR)
     features, targets = lear_features(inputs.prices, inputs.exogenous, region, history)
     complete = features.notna().all(axis=1) & targets.notna().all(axis=1)
     x_all, y_all = features.to_numpy(), targets.to_numpy()
@@ -618,6 +619,8 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
     for number in range(args.weeks):
         block = origins[number * 7 : (number + 1) * 7]
         at = history.get_indexer(block)
+        if (at < 0).any():
+            raise ValueError(f"{market}: test origin {block[int(np.argmin(at))]} is not among the history's origins")
         actual = y_all[at]
         week: dict = {"first_origin": str(block[0])}
         for prefix, extract in extracts.items():
