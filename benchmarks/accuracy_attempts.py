@@ -587,6 +587,13 @@ def _lear_fit(
     return [fit_window(x[-w:], y[-w:], w, given.get(w)) for w in windows]
 
 
+def _add_cpu(cpu: dict[str, float], key: str, since: float) -> float:
+    """Add the process's CPU seconds since ``since`` to ``cpu[key]``; the clock now."""
+    now = time.process_time()
+    cpu[key] += now - since
+    return now
+
+
 def _lear_forecast(fits: list[LearFit], x: np.ndarray) -> np.ndarray:
     return np.mean([f.predict(x) for f in fits], axis=0)
 
@@ -595,77 +602,69 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
     """LEAR refitted weekly (the retraining) against refitted daily, on the 730-day extract and on a longer one."""
     market = args.market.upper()
     inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
-    config = replace(TrainingConfig.from_settings(Settings.from_env(), "default"), threads=1, test_days=0)
+    settings = Settings.from_env()
+    config = replace(TrainingConfig.from_settings(settings, "default"), threads=1, test_days=0)
     region, timezone = inputs.market.region, inputs.market.timezone
     days = published_days(inputs.published, None)
     origins = day_origins(days, timezone)
     # every local-midnight origin from the history's start to the last test day's (the end is exclusive)
     history = day_ahead_origins(region, inputs.prices.index.min(), origins[args.weeks * 7 - 1] + HOUR)
     features, targets = lear_features(inputs.prices, inputs.exogenous, region, history)
-    complete = features.notna().all(axis=1) & targets.notna().all(axis=1)
+    complete = (features.notna().all(axis=1) & targets.notna().all(axis=1)).to_numpy()
     x_all, y_all = features.to_numpy(), targets.to_numpy()
-    extracts = {"": config.window_days, "long_": args.long_days}
-    variants = ("weekly", "daily", "daily_short", "long_weekly", "long_daily")
+    extracts = {"": config.window_days, **({"long_": args.long_days} if args.long_days else {})}
+    variants = ("weekly", "daily", "daily_short", *(("long_weekly", "long_daily") if args.long_days else ()))
     started, weeks = time.perf_counter(), []
     cpu = dict.fromkeys(variants, 0.0)
-    errors: dict[str, list[np.ndarray]] = {v: [] for v in variants}
+    forecasts: dict[str, list[np.ndarray]] = {v: [] for v in variants}
+    actuals: list[np.ndarray] = []
     published_errors: dict[str, list[np.ndarray]] = {k: [] for k in PUBLISHED_ENSEMBLES}
+    long_window = max(SHORT_WINDOWS_DAYS)
 
     def rows_before(origin: pd.Timestamp, extract_days: int) -> np.ndarray:
         """The complete origins whose inputs lie in the ``extract_days`` of prices before ``origin``."""
         inside = (history >= origin - (extract_days - max(PRICE_LAG_DAYS)) * DAY) & (history < origin)
-        return np.flatnonzero(inside & complete.to_numpy())
+        return np.flatnonzero(inside & complete)
+
+    def refitted_daily(block: pd.DatetimeIndex, at: np.ndarray, extract: int, refit) -> np.ndarray:
+        """Each day of the block forecast by ``refit(x, y)``'s windows, fitted on the extract before its origin."""
+        return np.vstack(
+            [
+                _lear_forecast(refit(x_all[rows_before(o, extract)], y_all[rows_before(o, extract)]), x_all[[i]])
+                for o, i in zip(block, at, strict=True)
+            ]
+        )
 
     for number in range(args.weeks):
         block = origins[number * 7 : (number + 1) * 7]
         at = history.get_indexer(block)
         if (at < 0).any():
             raise ValueError(f"{market}: test origin {block[int(np.argmin(at))]} is not among the history's origins")
-        actual = y_all[at]
+        actuals.append(y_all[at])
         week: dict = {"first_origin": str(block[0])}
         for prefix, extract in extracts.items():
-            cpu_started = time.process_time()
+            clock = time.process_time()
             rows = rows_before(block[0], extract)
             weekly = _lear_fit(x_all[rows], y_all[rows])
-            forecast = _lear_forecast(weekly, x_all[at])
-            cpu[f"{prefix}weekly"] += time.process_time() - cpu_started
+            forecasts[f"{prefix}weekly"].append(_lear_forecast(weekly, x_all[at]))
+            clock = _add_cpu(cpu, f"{prefix}weekly", clock)
             week[f"{prefix}weekly_windows"] = [f.window_days for f in weekly]
-            errors[f"{prefix}weekly"].append(forecast - actual)
-            cpu_started = time.process_time()
-            penalties = [f.alphas for f in weekly if f.window_days > max(SHORT_WINDOWS_DAYS)]
-            daily = np.vstack(
-                [
-                    _lear_forecast(
-                        _lear_fit(x_all[rows_before(o, extract)], y_all[rows_before(o, extract)], penalties), x_all[[i]]
-                    )
-                    for o, i in zip(block, at, strict=True)
-                ]
+            long = [f for f in weekly if f.window_days > long_window]
+            penalties = [f.alphas for f in long]
+            forecasts[f"{prefix}daily"].append(
+                refitted_daily(block, at, extract, lambda x, y, reuse=penalties: _lear_fit(x, y, reuse))
             )
-            cpu[f"{prefix}daily"] += time.process_time() - cpu_started
-            errors[f"{prefix}daily"].append(daily - actual)
-            if prefix:
-                continue
-            cpu_started = time.process_time()
-            long = [f for f in weekly if f.window_days > max(SHORT_WINDOWS_DAYS)]
-            short = np.vstack(
-                [
-                    _lear_forecast(
-                        [
-                            *_lear_fit(x_all[rows_before(o, extract)], y_all[rows_before(o, extract)], [], short=True),
-                            *long,
-                        ],
-                        x_all[[i]],
-                    )
-                    for o, i in zip(block, at, strict=True)
-                ]
-            )
-            cpu["daily_short"] += time.process_time() - cpu_started
-            errors["daily_short"].append(short - actual)
+            clock = _add_cpu(cpu, f"{prefix}daily", clock)
+            if not prefix:
+                forecasts["daily_short"].append(
+                    refitted_daily(block, at, extract, lambda x, y, kept=long: [*_lear_fit(x, y, short=True), *kept])
+                )
+                _add_cpu(cpu, "daily_short", clock)
         for key, column in PUBLISHED_ENSEMBLES.items():
             hours = inputs.published.loc[inputs.published.index.normalize().isin(days[number * 7 : (number + 1) * 7])]
             published_errors[key].append((hours[column] - hours[REAL_PRICE]).to_numpy(dtype=float))
         for variant in variants:
-            week[f"{variant}_mae"] = float(np.mean(np.abs(errors[variant][-1])))
+            week[f"{variant}_mae"] = float(np.mean(np.abs(forecasts[variant][-1] - actuals[-1])))
         weeks.append(week)
         print(
             f"{market} week {number + 1}/{args.weeks} of {block[0]:%Y-%m-%d}: LEAR MAE "
@@ -673,15 +672,33 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
             file=sys.stderr,
             flush=True,
         )
-    overall = {v: float(np.mean(np.abs(np.concatenate(errors[v])))) for v in variants}
+    actual = np.concatenate(actuals)
+    overall = {v: float(np.mean(np.abs(np.concatenate(forecasts[v]) - actual))) for v in variants}
     published = {k: float(np.mean(np.abs(np.concatenate(e)))) for k, e in published_errors.items()}
+    hourly = pd.DataFrame(
+        {
+            "origin": np.repeat(origins[: args.weeks * 7], HORIZON_HOURS),
+            "horizon": np.tile(np.arange(HORIZON_HOURS), args.weeks * 7),
+            "actual": actual.ravel(),
+            **{v: np.concatenate(forecasts[v]).ravel() for v in variants},
+        }
+    )
+    hourly["target_ts"] = hourly["origin"] + hourly["horizon"] * HOUR
+    folder = settings.stores.home / "attempts"
+    folder.mkdir(parents=True, exist_ok=True)
+    hourly.to_parquet(folder / f"lear_daily_{market}.parquet")
     record = {
         "market": market,
         "attempt": "lear-daily",
-        "description": f"LEAR alone: refitted weekly on the {config.window_days}-day extract (weekly, the retraining) "
-        f"or before every day (daily), the short windows only before every day (daily_short), and both on an extract of up to {args.long_days} days (long_weekly, "
-        "long_daily); daily refits reuse the week's long-window penalties; consecutive weeks from the start of "
-        "the test period, MAE on their UTC hours, the published ensembles on the same days' clock hours",
+        "description": f"LEAR alone: refitted weekly on the {config.window_days}-day extract (weekly, the retraining), "
+        "before every day (daily), or only its short windows before every day (daily_short)"
+        + (
+            f", and the first two on an extract of up to {args.long_days} days (long_weekly, long_daily)"
+            if args.long_days
+            else ""
+        )
+        + "; daily refits reuse the week's long-window penalties; consecutive weeks from the start of the test "
+        "period, MAE on their UTC hours, the published ensembles on the same days' clock hours",
         "weeks": args.weeks,
         "extract_days": extracts,
         "mae": overall,
@@ -693,6 +710,7 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
         },
         "cpu_seconds": {v: round(c, 1) for v, c in cpu.items()},
         "per_week": weeks,
+        "hourly_forecasts": str(folder / f"lear_daily_{market}.parquet"),
         "seconds": round(time.perf_counter() - started, 1),
         "machine": describe_machine(),
     }
