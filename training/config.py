@@ -80,6 +80,10 @@ class TrainingConfig:
     # a walk-forward's LEAR runs its criterion on the long windows every this many blocks and refits the
     # blocks between with those penalties (fit_lear(reuse=...)); 1: every block runs it
     lear_criterion_every: int = 1
+    # a walk-forward's LEAR refits its short windows (56 and 84 days) before every day it forecasts, the
+    # validation's days included (LearModel.recalibrated), as the paper recalibrated daily. The registered
+    # model does not: it would need the 98 days before an origin in every request (serving.model_request)
+    lear_recalibrate_daily: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, budget: str | None = None) -> TrainingConfig:

@@ -70,6 +70,8 @@ PRICE_LAG_DAYS = (1, 2, 3, 7)
 EXOGENOUS_LAG_DAYS = (0, 1, 7)
 WEEKDAYS = 7
 SHORT_WINDOWS_DAYS = (56, 84)
+# the history a recalibration of the short windows reads: 84 days of targets, their week of lags, a week to spare
+RECALIBRATION_DAYS = max(SHORT_WINDOWS_DAYS) + 2 * max(PRICE_LAG_DAYS)
 CRITERION = "aic"
 MAX_ITERATIONS = 2500  # epftoolbox's, for LARS and for the Lasso
 NORMAL_MAD = 0.6744897501960817  # the normal's 3/4 quantile: MAD / this estimates the standard deviation
@@ -293,6 +295,34 @@ def fit_window(
     return LearFit(window_days, x_scaler, y_scaler, coefficients, intercepts, alphas)
 
 
+def short_window_fits(
+    prices: pd.Series,
+    exogenous: pd.DataFrame,
+    region: str,
+    origin: pd.Timestamp,
+    windows: tuple[int, ...] = SHORT_WINDOWS_DAYS,
+) -> list[LearFit]:
+    """The short calibration ``windows`` (56 and 84 days) fitted on the last complete days before ``origin``, the
+    criterion run on each, as :meth:`LearModel.fit` fits them; the inputs are read from the
+    :data:`RECALIBRATION_DAYS` before ``origin`` only (a few days more than 84 and their week of lags,
+    so a day with a missing price does not shorten the windows)."""
+    origin = pd.Timestamp(origin)
+    days = RECALIBRATION_DAYS
+    known = prices[(prices.index >= origin - days * DAY) & (prices.index < origin)]
+    origins = day_ahead_origins(region, origin - (days - max(PRICE_LAG_DAYS)) * DAY, origin)
+    if known.empty or len(origins) == 0:
+        raise LearHistoryTooShort(f"{region}: no prices in the {days} days before {origin} to recalibrate LEAR on")
+    features, targets = lear_features(known, exogenous, region, origins)
+    complete = features.notna().all(axis=1) & targets.notna().all(axis=1)
+    x, y = features[complete].to_numpy(), targets[complete].to_numpy()
+    if len(x) < SHORT_WINDOWS_DAYS[0]:
+        raise LearHistoryTooShort(
+            f"{region}: {len(x)} complete days in the {days} before {origin} (prices of 7 days "
+            f"before each and both exogenous forecasts); recalibrating LEAR needs at least {SHORT_WINDOWS_DAYS[0]}"
+        )
+    return [fit_window(x[-w:], y[-w:], w) for w in windows if w <= len(x)]
+
+
 class LearModel:
     """The LEAR member of one region: :meth:`fit` on the history before an instant, :meth:`predict` per origin."""
 
@@ -308,6 +338,11 @@ class LearModel:
     @property
     def windows(self) -> tuple[int, ...]:
         return tuple(f.window_days for f in self.fits)
+
+    @property
+    def short_windows(self) -> tuple[int, ...]:
+        """The windows a recalibration refits: those of at most 84 days (the 56 and 84 days, or fewer)."""
+        return tuple(w for w in self.windows if w <= max(SHORT_WINDOWS_DAYS))
 
     def fit(
         self,
@@ -365,6 +400,33 @@ class LearModel:
             [int((f.coefficients != 0).any(axis=0).sum()) for f in self.fits],
         )
         return self
+
+    def recalibrated(
+        self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp, short: list[LearFit] | None = None
+    ) -> LearModel:
+        """A copy whose short windows (:attr:`short_windows`: 56 and 84 days) are fitted again on the complete
+        days before ``origin``, the criterion run on them, and whose long windows are this fit's, unchanged.
+
+        The paper recalibrated LEAR before every day; the short windows are what follows a new regime,
+        and refitting them costs about a second (two LARS paths on at most 84 days), so a forecast can
+        afford it where a weekly retraining fitted the long windows. Reads the prices and exogenous
+        forecasts of the 91 days before ``origin`` only (84 days of targets and their week of lags).
+        ``short``: the short-window fits of this origin made earlier (:meth:`short_window_fits`),
+        reused as they are.
+        """
+        if not self.fits:
+            raise LearError(f"{self.region}: LEAR is not fitted; call fit() first")
+        fits = (
+            short
+            if short is not None
+            else short_window_fits(prices, exogenous, self.region, origin, self.short_windows)
+        )
+        long = [f for f in self.fits if f.window_days > max(SHORT_WINDOWS_DAYS)]
+        copy = LearModel(self.region, self.max_windows)
+        copy.fits = [*fits, *long]
+        copy.last_training_target = self.last_training_target
+        copy.fit_seconds = self.fit_seconds
+        return copy
 
     def predict(self, prices: pd.Series, exogenous: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
         """The 24 hourly forecasts after each origin (rows: origins, columns: horizon 0..23), the windows' mean."""
@@ -504,6 +566,27 @@ class LearMember(ForecastModel):
             raise ModelError(str(exc)) from None
 
 
+# the short-window fits made before each origin (LearModel.recalibrated), kept so a day that several
+# walk-forward blocks forecast (validation days, then a test day) is refitted once
+ShortWindowFits = dict[pd.Timestamp, list[LearFit]]
+
+
+def recalibrated_forecast(
+    model: LearModel, prices: pd.Series, exogenous: pd.DataFrame, frame: pd.DataFrame, fits: ShortWindowFits
+) -> np.ndarray:
+    """One forecast per row of a feature frame of local-midnight origins, each origin's from ``model``
+    with its short windows refitted on the days before that origin (:meth:`LearModel.recalibrated`);
+    the fits are taken from and added to ``fits``."""
+    origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
+    out = np.full(len(frame), np.nan)
+    for origin in origins.unique():
+        rows = np.flatnonzero(origins == origin)
+        if origin not in fits:
+            fits[origin] = short_window_fits(prices, exogenous, model.region, origin, model.short_windows)
+        out[rows] = model.recalibrated(prices, exogenous, origin, fits[origin]).predict_frame(frame.iloc[rows])
+    return out
+
+
 @dataclass(frozen=True)
 class LearPenalties:
     """The long windows' penalties of a retraining's two LEAR fits (``LearModel.long_window_penalties``)."""
@@ -532,6 +615,7 @@ def fit_lear(
     end: pd.Timestamp,
     max_windows: int = 0,
     reuse: LearPenalties | None = None,
+    recalibrate: ShortWindowFits | None = None,
 ) -> LearTraining:
     """The LEAR member of a retraining, the way ``model_retraining`` and the backtest both fit it.
 
@@ -546,6 +630,10 @@ def fit_lear(
     windows and any long window whose length changed run it as usual. That halves LEAR's CPU time in
     a walk-forward (``TrainingConfig.lear_criterion_every``) and forecast as well on NP's first 8
     test weeks (``benchmarks/results/attempt_lear_penalties_NP.json``).
+
+    ``recalibrate`` (short-window fits by origin, filled as it goes): each validation day is forecast
+    with the short windows refitted on the days before it (``TrainingConfig.lear_recalibrate_daily``),
+    as the deployed member then forecasts each test day.
     """
     started = time.perf_counter()
     first = pd.Timestamp(validation["origin"].min())
@@ -563,9 +651,14 @@ def fit_lear(
             for w, alphas in fitted.items()
         )
     )
+    validation_forecast = (
+        before.predict_frame(validation)
+        if recalibrate is None
+        else recalibrated_forecast(before, prices, exogenous, validation, recalibrate)
+    )
     return LearTraining(
         member,
-        before.predict_frame(validation),
+        validation_forecast,
         before.describe(),
         round(time.perf_counter() - started, 3),
         penalties,

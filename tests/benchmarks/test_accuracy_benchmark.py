@@ -246,6 +246,41 @@ def test_no_price_at_or_after_a_days_origin_changes_that_days_forecast(backtest,
         assert np.allclose(again.forecasts[column], before[column], rtol=0, atol=1e-9), column
 
 
+def test_lear_recalibrated_daily_refits_from_the_second_day_and_reads_no_price_at_or_after_a_days_origin(
+    backtest, np_inputs
+):
+    config, storage, origins, result = backtest
+    daily = replace(config, lear_recalibrate_daily=True)
+    runs = {
+        name: walk_forward(
+            prices,
+            np_inputs.exogenous,
+            "NP",
+            origins[:2],
+            daily,
+            storage_url=storage,
+            retrain_every_days=7,
+            params=result.params,
+            progress=False,
+        )
+        for name, prices in (
+            ("all", np_inputs.prices),
+            ("known", np_inputs.prices[np_inputs.prices.index < origins[1]]),
+        )
+    }
+    assert runs["all"].blocks[0]["lear_recalibrated_daily"] and not result.blocks[0]["lear_recalibrated_daily"]
+    weekly = result.forecasts.set_index("target_ts")["yhat_lear"]
+    recalibrated = runs["all"].forecasts.set_index("target_ts")["yhat_lear"]
+    first_day = runs["all"].forecasts["origin"] == origins[0]
+    # the first day's refit sees the days the block's fit saw: the same LEAR; the second day's sees one more
+    assert np.allclose(
+        recalibrated[first_day.to_numpy()], weekly.loc[recalibrated.index[first_day.to_numpy()]], atol=1e-9
+    )
+    assert not np.allclose(recalibrated[~first_day.to_numpy()], weekly.loc[recalibrated.index[~first_day.to_numpy()]])
+    for column in ("yhat", "yhat_lear", "lower", "upper"):  # the future is not read, by the refits either
+        assert np.allclose(runs["known"].forecasts[column], runs["all"].forecasts[column], rtol=0, atol=1e-9), column
+
+
 # -- (c) bad input files -------------------------------------------------------------------------
 
 
@@ -377,6 +412,7 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
             "4",
             "--lear-criterion-every",
             "4",
+            "--lear-recalibrate-daily",
         ]
     )
     market_file, published = args.pairs[2]
@@ -384,6 +420,7 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
     assert child.pairs == [(MARKETS_DIR / "BE.csv", published_file("BE"))]
     assert (child.budget, child.days, child.retrain_every_days, child.threads, child.jobs) == ("smoke", 14, 3, 1, 1)
     assert (child.networks, child.warm_patience, child.cold_every, child.lear_criterion_every) == (3, 2, 4, 4)
+    assert child.lear_recalibrate_daily and not parse_args([]).lear_recalibrate_daily
     assert not child.verify_published and child.no_mlflow and child.no_summary and child.results == "/tmp/out"
 
 

@@ -152,3 +152,47 @@ def test_lear_window_fit__is_plain_per_hour_lassolarsic_and_lasso_on_the_transfo
     halved = fit_window(x, y, 260, fit.alphas / 2)
     # the lasso's L1 norm does not shrink as its penalty is lowered
     assert (np.abs(halved.coefficients).sum(axis=1) > np.abs(fit.coefficients).sum(axis=1)).all()
+
+
+def test_lear_recalibrated__refits_the_short_windows_on_the_days_before_the_origin_and_keeps_the_long_ones(
+    np_history,
+):
+    prices, exogenous = np_history
+    start = utc("2017-05-21 22:00")  # Monday 22 May 2017, local midnight
+    weekly = LearModel("NP").fit(prices[prices.index >= start - 730 * D], exogenous, start)
+    origin = day_ahead_origins("NP", start, start + 7 * D)[3]  # Thursday
+    before = prices[prices.index < origin]
+    recalibrated = weekly.recalibrated(before, exogenous, origin)
+    fresh = LearModel("NP").fit(before[before.index >= origin - 730 * D], exogenous, origin)
+
+    assert recalibrated.windows == weekly.windows == (56, 84, 361, 723)
+    for mine, theirs in zip(recalibrated.fits[:2], fresh.fits[:2], strict=True):  # as a fit at that origin
+        assert mine.window_days == theirs.window_days
+        np.testing.assert_array_equal(mine.alphas, theirs.alphas)
+        np.testing.assert_allclose(mine.coefficients, theirs.coefficients, atol=1e-12)
+    assert recalibrated.fits[2:] == weekly.fits[2:]  # the long windows are the retraining's
+    assert not np.array_equal(recalibrated.fits[0].coefficients, weekly.fits[0].coefficients)
+    # the prices at and after the origin are never read: a spoiled future changes nothing
+    spoiled = prices.copy()
+    spoiled[spoiled.index >= origin] = 1e6
+    again = weekly.recalibrated(spoiled, exogenous, origin)
+    one_day = pd.DatetimeIndex([origin])
+    pd.testing.assert_frame_equal(
+        again.predict(before, exogenous, one_day), recalibrated.predict(before, exogenous, one_day)
+    )
+    # handed the short fits of that origin (made once, reused), it is the same model
+    reused = weekly.recalibrated(before, exogenous, origin, short=recalibrated.fits[:2])
+    assert reused.fits == recalibrated.fits
+
+
+def test_lear_recalibrated__refuses_a_history_shorter_than_the_shortest_window(np_history):
+    prices, exogenous = np_history
+    end = utc("2017-05-21 22:00")
+    weekly = LearModel("NP").fit(prices[prices.index >= end - 120 * D], exogenous, end)
+    origin = end + 7 * D
+    with pytest.raises(
+        LearError, match=r"NP: 40 complete days in the 98 before .* recalibrating LEAR needs at least 56"
+    ):
+        weekly.recalibrated(prices[prices.index >= origin - 47 * D], exogenous, origin)
+    with pytest.raises(LearError, match="not fitted"):
+        LearModel("NP").recalibrated(prices, exogenous, origin)
