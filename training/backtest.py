@@ -495,6 +495,7 @@ def backtest_summary(
         "warm_start_patience": config.warm_start_patience,
         "cold_start_every": config.cold_start_every,
         "lear_criterion_every": config.lear_criterion_every,
+        "lear_recalibrate_daily": config.lear_recalibrate_daily,
         "seconds": result.seconds,
         "metrics": metrics if metrics is not None else result.metrics(),
         "params": result.params,

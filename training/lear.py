@@ -36,6 +36,10 @@ and Ziel and Weron (2018):
 
 The paper recalibrated daily; a product retraining fits once and forecasts the days up to the
 next retraining. A fit is seconds (96 LARS paths on at most a few hundred days).
+:meth:`LearModel.recalibrated` refits only the two short windows on the 98 days before an origin
+(about a second) and keeps the retraining's long windows: the walk-forward benchmark can forecast
+each day that way (``TrainingConfig.lear_recalibrate_daily``); the registered model does not yet,
+as it would need those 98 days in every request.
 """
 
 from __future__ import annotations
