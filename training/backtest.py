@@ -61,7 +61,7 @@ from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, feature_columns, inference_frame
-from training.lear import LearMember, LearPenalties, ShortWindowFits, fit_lear, short_window_fits
+from training.lear import LearMember, LearPenalties, ShortWindowFits, fit_lear
 from training.models import ForecastModel, model_class
 from training.models.cnn_lstm import CnnLstmModel
 from training.tuning import tune
@@ -303,11 +303,9 @@ def _recalibrated(
     lear_fits: ShortWindowFits,
 ) -> EnsembleForecaster:
     """The forecaster with its LEAR member ``lear``'s short windows refitted on the days before ``origin``."""
-    if origin not in lear_fits:
-        lear_fits[origin] = short_window_fits(prices, exogenous, forecaster.region, origin, lear.model.short_windows)
     members = {
         **forecaster.members,
-        "lear": LearMember.of(lear.model.recalibrated(prices, exogenous, origin, lear_fits[origin])),
+        "lear": LearMember.of(lear.model.recalibrated(prices, exogenous, origin, lear_fits)),
     }
     return EnsembleForecaster(
         forecaster.region,

@@ -327,6 +327,11 @@ def short_window_fits(
     return [fit_window(x[-w:], y[-w:], w) for w in windows if w <= len(x)]
 
 
+# the short-window fits made before each origin (LearModel.recalibrated), kept so a day that several
+# walk-forward blocks forecast (validation days, then a test day) is refitted once
+ShortWindowFits = dict[pd.Timestamp, list[LearFit]]
+
+
 class LearModel:
     """The LEAR member of one region: :meth:`fit` on the history before an instant, :meth:`predict` per origin."""
 
@@ -406,7 +411,7 @@ class LearModel:
         return self
 
     def recalibrated(
-        self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp, short: list[LearFit] | None = None
+        self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp, made: ShortWindowFits | None = None
     ) -> LearModel:
         """A copy whose short windows (:attr:`short_windows`: 56 and 84 days) are fitted again on the complete
         days before ``origin``, the criterion run on them, and whose long windows are this fit's, unchanged.
@@ -414,20 +419,17 @@ class LearModel:
         The paper recalibrated LEAR before every day; the short windows are what follows a new regime,
         and refitting them costs about a second (two LARS paths on at most 84 days), so a forecast can
         afford it where a weekly retraining fitted the long windows. Reads the prices and exogenous
-        forecasts of the 91 days before ``origin`` only (84 days of targets and their week of lags).
-        ``short``: the short-window fits of this origin made earlier (:meth:`short_window_fits`),
-        reused as they are.
+        forecasts of the :data:`RECALIBRATION_DAYS` (98) before ``origin`` only. ``made``: the
+        short-window fits already made, by origin; this origin's are taken from it, or made and added.
         """
         if not self.fits:
             raise LearError(f"{self.region}: LEAR is not fitted; call fit() first")
-        fits = (
-            short
-            if short is not None
-            else short_window_fits(prices, exogenous, self.region, origin, self.short_windows)
-        )
-        long = [f for f in self.fits if f.window_days > max(SHORT_WINDOWS_DAYS)]
+        origin = pd.Timestamp(origin)
+        made = {} if made is None else made
+        if origin not in made:
+            made[origin] = short_window_fits(prices, exogenous, self.region, origin, self.short_windows)
         copy = LearModel(self.region, self.max_windows)
-        copy.fits = [*fits, *long]
+        copy.fits = [*made[origin], *(f for f in self.fits if f.window_days > max(SHORT_WINDOWS_DAYS))]
         copy.last_training_target = self.last_training_target
         copy.fit_seconds = self.fit_seconds
         return copy
@@ -570,11 +572,6 @@ class LearMember(ForecastModel):
             raise ModelError(str(exc)) from None
 
 
-# the short-window fits made before each origin (LearModel.recalibrated), kept so a day that several
-# walk-forward blocks forecast (validation days, then a test day) is refitted once
-ShortWindowFits = dict[pd.Timestamp, list[LearFit]]
-
-
 def recalibrated_forecast(
     model: LearModel, prices: pd.Series, exogenous: pd.DataFrame, frame: pd.DataFrame, fits: ShortWindowFits
 ) -> np.ndarray:
@@ -585,9 +582,7 @@ def recalibrated_forecast(
     out = np.full(len(frame), np.nan)
     for origin in origins.unique():
         rows = np.flatnonzero(origins == origin)
-        if origin not in fits:
-            fits[origin] = short_window_fits(prices, exogenous, model.region, origin, model.short_windows)
-        out[rows] = model.recalibrated(prices, exogenous, origin, fits[origin]).predict_frame(frame.iloc[rows])
+        out[rows] = model.recalibrated(prices, exogenous, origin, fits).predict_frame(frame.iloc[rows])
     return out
 
 

@@ -180,9 +180,12 @@ def test_lear_recalibrated__refits_the_short_windows_on_the_days_before_the_orig
     pd.testing.assert_frame_equal(
         again.predict(before, exogenous, one_day), recalibrated.predict(before, exogenous, one_day)
     )
-    # handed the short fits of that origin (made once, reused), it is the same model
-    reused = weekly.recalibrated(before, exogenous, origin, short=recalibrated.fits[:2])
-    assert reused.fits == recalibrated.fits
+    # the fits made are kept by origin and reused: the same model, no second fit
+    made: dict = {}
+    first = weekly.recalibrated(before, exogenous, origin, made)
+    assert list(made) == [origin] and made[origin] == first.fits[:2]
+    assert weekly.recalibrated(spoiled, exogenous, origin, made).fits[0] is first.fits[0]
+    np.testing.assert_array_equal(first.fits[0].coefficients, recalibrated.fits[0].coefficients)
 
 
 def test_lear_recalibrated__refuses_a_history_shorter_than_the_shortest_window(np_history):
