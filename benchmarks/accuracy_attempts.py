@@ -57,7 +57,9 @@ network costs and still forecast better.
 extract before the week's first origin, forecasting the week's seven days) against a refit before
 every day (``daily``: the same extract ending at that day's origin, as the paper recalibrated),
 only the 56- and 84-day windows refitted before every day and the long ones kept from the week's
-fit (``daily_short``: what a forecast could refit from three months of history), and both again on an extract of up to ``--long-days`` days (``long_weekly``, ``long_daily``: the
+fit (``daily_short``: what a forecast could refit from three months of history), the same with
+the penalties the week's fit chose for the short windows (``daily_short_reused``: a Lasso per hour,
+no criterion: about a tenth of the cost), and both again on an extract of up to ``--long-days`` days (``long_weekly``, ``long_daily``: the
 paper's four years, whose windows are then 56, 84, half and all of those days). A daily refit
 runs the criterion on the short windows and reuses the week's penalties on the long ones (by
 their rank: the long windows grow by a day with the extract). The features are built once over
@@ -620,7 +622,13 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
     complete = (features.notna().all(axis=1) & targets.notna().all(axis=1)).to_numpy()
     x_all, y_all = features.to_numpy(), targets.to_numpy()
     extracts = {"": config.window_days, **({"long_": args.long_days} if args.long_days else {})}
-    variants = ("weekly", "daily", "daily_short", *(("long_weekly", "long_daily") if args.long_days else ()))
+    variants = (
+        "weekly",
+        "daily",
+        "daily_short",
+        "daily_short_reused",
+        *(("long_weekly", "long_daily") if args.long_days else ()),
+    )
     started, weeks = time.perf_counter(), []
     cpu = dict.fromkeys(variants, 0.0)
     forecasts: dict[str, list[np.ndarray]] = {v: [] for v in variants}
@@ -666,7 +674,23 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
                 forecasts["daily_short"].append(
                     refitted_daily(block, at, extract, lambda x, y, kept=long: [*_lear_fit(x, y, short=True), *kept])
                 )
-                _add_cpu(cpu, "daily_short", clock)
+                clock = _add_cpu(cpu, "daily_short", clock)
+                short = [f for f in weekly if f.window_days <= long_window]
+                forecasts["daily_short_reused"].append(
+                    refitted_daily(
+                        block,
+                        at,
+                        extract,
+                        lambda x, y, kept=long, fixed=short: [
+                            *(
+                                fit_window(x[-f.window_days :], y[-f.window_days :], f.window_days, f.alphas)
+                                for f in fixed
+                            ),
+                            *kept,
+                        ],
+                    )
+                )
+                _add_cpu(cpu, "daily_short_reused", clock)
         for key, column in PUBLISHED_ENSEMBLES.items():
             hours = inputs.published.loc[inputs.published.index.normalize().isin(days[number * 7 : (number + 1) * 7])]
             published_errors[key].append((hours[column] - hours[REAL_PRICE]).to_numpy(dtype=float))
@@ -698,7 +722,8 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
         "market": market,
         "attempt": "lear-daily",
         "description": f"LEAR alone: refitted weekly on the {config.window_days}-day extract (weekly, the retraining), "
-        "before every day (daily), or only its short windows before every day (daily_short)"
+        "before every day (daily), or only its short windows before every day (daily_short), or those with the "
+        "penalties the week's fit chose for them (daily_short_reused, no criterion run)"
         + (
             f", and the first two on an extract of up to {args.long_days} days (long_weekly, long_daily)"
             if args.long_days
