@@ -184,6 +184,11 @@ def main(argv: list[str] | None = None) -> dict:
         help="also an extract of this many days (--attempt lear-daily; 1456: the paper's 4 years; 0: not)",
     )
     parser.add_argument(
+        "--short-only",
+        action="store_true",
+        help="leave out the daily refit of every window (--attempt lear-daily: the costliest variant)",
+    )
+    parser.add_argument(
         "--backtest",
         help="a whole-period run's hourly forecasts folder (the record's hourly_forecasts; --attempt lear-daily-ensemble)",
     )
@@ -624,7 +629,7 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
     extracts = {"": config.window_days, **({"long_": args.long_days} if args.long_days else {})}
     variants = (
         "weekly",
-        "daily",
+        *(("daily",) if not args.short_only else ()),
         "daily_short",
         "daily_short_reused",
         *(("long_weekly", "long_daily") if args.long_days else ()),
@@ -666,10 +671,11 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
             week[f"{prefix}weekly_windows"] = [f.window_days for f in weekly]
             long = [f for f in weekly if f.window_days > long_window]
             penalties = [f.alphas for f in long]
-            forecasts[f"{prefix}daily"].append(
-                refitted_daily(block, at, extract, lambda x, y, reuse=penalties: _lear_fit(x, y, reuse))
-            )
-            clock = _add_cpu(cpu, f"{prefix}daily", clock)
+            if f"{prefix}daily" in variants:
+                forecasts[f"{prefix}daily"].append(
+                    refitted_daily(block, at, extract, lambda x, y, reuse=penalties: _lear_fit(x, y, reuse))
+                )
+                clock = _add_cpu(cpu, f"{prefix}daily", clock)
             if not prefix:
                 forecasts["daily_short"].append(
                     refitted_daily(block, at, extract, lambda x, y, kept=long: [*_lear_fit(x, y, short=True), *kept])
