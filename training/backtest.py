@@ -61,7 +61,7 @@ from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, feature_columns, inference_frame
-from training.lear import LearMember, LearPenalties, ShortWindowFits, fit_lear
+from training.lear import LearMember, LearPenalties, fit_lear
 from training.models import ForecastModel, model_class
 from training.models.cnn_lstm import CnnLstmModel
 from training.tuning import tune
@@ -156,15 +156,15 @@ def _fit_block(
     params: dict[str, dict],
     previous: EnsembleForecaster | None = None,
     lear_reuse: LearPenalties | None = None,
-    lear_fits: ShortWindowFits | None = None,
+    recalibrate_lear: bool = False,
 ) -> tuple[EnsembleForecaster, dict, LearPenalties | None]:
     """The ensemble refitted on the window before ``first``, as the weekly retraining fits it, and
     the long windows' penalties of its LEAR fits (None without LEAR).
 
     With ``config.warm_start_patience``, the CNN-LSTM continues from ``previous``'s (the block
     before) with that early-stopping patience instead of starting from scratch; LEAR refits its
-    long windows with ``lear_reuse``'s penalties when given, and with ``lear_fits`` forecasts each
-    validation day with its short windows refitted before it (``fit_lear(recalibrate=...)``).
+    long windows with ``lear_reuse``'s penalties when given, and with ``recalibrate_lear`` forecasts
+    each validation day with its short windows refitted before it (``fit_lear(recalibrate=True)``).
     """
     data = training_window(prices, exogenous, region, first, config.window_days)
     frame = build_training_frame(data, replace(config, test_days=0))
@@ -205,7 +205,7 @@ def _fit_block(
             first,
             config.budget("lear").calibration_windows,
             reuse=lear_reuse,
-            recalibrate=lear_fits,
+            recalibrate=recalibrate_lear,
         )
         if lear.member.model.last_training_target is None or lear.member.model.last_training_target >= first:
             raise BacktestError(f"{region}: the LEAR fit reaches the block starting {first}")
@@ -215,7 +215,7 @@ def _fit_block(
             "lear_windows": list(lear.member.model.windows),
             "lear_seconds": lear.seconds,
             "lear_penalties_reused": lear.penalties_reused,
-            "lear_recalibrated_daily": lear_fits is not None,
+            "lear_recalibrated_daily": recalibrate_lear,
         }
     y_val = validation[TARGET_COLUMN].to_numpy()
     decision = choose_weights(val_preds, y_val, validation["origin"].to_numpy())
@@ -253,18 +253,18 @@ def forecast_day(
     exogenous: pd.DataFrame,
     region: str,
     origin: pd.Timestamp,
-    lear_fits: ShortWindowFits | None = None,
+    recalibrate_lear: bool = False,
 ) -> pd.DataFrame:
     """The forecast of the local day that starts at ``origin``, from the prices before ``origin`` only.
 
     One row per hour of the local day (23, 24 or 25). On a 25-hour day, the last hour comes from
     the origin one hour later, with the ensemble's forecast of the origin's hour as that price.
-    ``lear_fits`` (short-window fits by origin): the LEAR member forecasts the day with its short
-    windows refitted on the days before ``origin`` (``LearModel.recalibrated``).
+    ``recalibrate_lear``: the LEAR member forecasts the day with its short windows refitted on the
+    days before ``origin`` (``LearModel.recalibrated``).
     """
     lear = forecaster.members.get("lear")
-    if lear_fits is not None and isinstance(lear, LearMember):
-        forecaster = _recalibrated(forecaster, lear, prices, exogenous, origin, lear_fits)
+    if recalibrate_lear and isinstance(lear, LearMember):
+        forecaster = _recalibrated(forecaster, lear, prices, exogenous, origin)
     timezone = get_market(region).timezone
     day_end = _local_day_end(origin, timezone)
     known = prices[(prices.index >= origin - (LOOKBACK_HOURS + 48) * HOUR) & (prices.index < origin)]
@@ -300,12 +300,11 @@ def _recalibrated(
     prices: pd.Series,
     exogenous: pd.DataFrame,
     origin: pd.Timestamp,
-    lear_fits: ShortWindowFits,
 ) -> EnsembleForecaster:
     """The forecaster with its LEAR member ``lear``'s short windows refitted on the days before ``origin``."""
     members = {
         **forecaster.members,
-        "lear": LearMember.of(lear.model.recalibrated(prices, exogenous, origin, lear_fits)),
+        "lear": LearMember.of(lear.model.recalibrated(prices, exogenous, origin)),
     }
     return EnsembleForecaster(
         forecaster.region,
@@ -365,9 +364,6 @@ def walk_forward(
     since_cold = 0  # blocks fitted since the last fit from scratch, that one included
     lear_penalties: LearPenalties | None = None  # of the last block whose LEAR ran its criterion
     since_criterion = 0  # blocks fitted since then, that one included
-    # LEAR's short-window fits by origin (config.lear_recalibrate_daily): a validation day of one block is
-    # one of the next blocks' validation days too, so each day's are fitted once
-    lear_fits: ShortWindowFits | None = {} if config.lear_recalibrate_daily else None
     errors = 0.0
     scored = 0
     bar = tqdm(np.unique(block_of), desc=f"backtest {region}", unit="block", disable=not progress)
@@ -391,7 +387,7 @@ def walk_forward(
             params,
             None if cold else forecaster,
             None if criterion else lear_penalties,
-            lear_fits,
+            config.lear_recalibrate_daily,
         )
         since_cold = 1 if cold else since_cold + 1
         if criterion:
@@ -399,11 +395,10 @@ def walk_forward(
         else:
             since_criterion += 1
         fitted_s = time.perf_counter() - block_started
-        days = [forecast_day(forecaster, prices, exogenous, region, origin, lear_fits) for origin in origins]
-        if lear_fits is not None:  # the next block's validation starts a week later: older days are not read again
-            oldest = first - (config.validation_days + 2 * retrain_every_days) * DAY
-            for origin in [o for o in lear_fits if o < oldest]:
-                del lear_fits[origin]
+        days = [
+            forecast_day(forecaster, prices, exogenous, region, origin, config.lear_recalibrate_daily)
+            for origin in origins
+        ]
         block = pd.concat(days, ignore_index=True)
         actual = prices.reindex(pd.DatetimeIndex(block["target_ts"])).to_numpy(dtype=float)
         naive = prices.reindex(pd.DatetimeIndex(block["target_ts"]) - 168 * HOUR).to_numpy(dtype=float)

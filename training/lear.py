@@ -36,8 +36,8 @@ and Ziel and Weron (2018):
 
 The paper recalibrated daily; a product retraining fits once and forecasts the days up to the
 next retraining. A fit is seconds (96 LARS paths on at most a few hundred days).
-:meth:`LearModel.recalibrated` refits only the two short windows on the 98 days before an origin
-(about a second) and keeps the retraining's long windows: the walk-forward benchmark can forecast
+:meth:`LearModel.recalibrated` refits only the two short windows on the 98 days before an origin,
+with the penalties the retraining chose for them (a fraction of a second), and keeps its long windows: the walk-forward benchmark can forecast
 each day that way (``TrainingConfig.lear_recalibrate_daily``); the registered model does not yet,
 as it would need those 98 days in every request.
 """
@@ -304,12 +304,12 @@ def short_window_fits(
     exogenous: pd.DataFrame,
     region: str,
     origin: pd.Timestamp,
-    windows: tuple[int, ...] = SHORT_WINDOWS_DAYS,
+    penalties: dict[int, np.ndarray],
 ) -> list[LearFit]:
-    """The short calibration ``windows`` (56 and 84 days) fitted on the last complete days before ``origin``, the
-    criterion run on each, as :meth:`LearModel.fit` fits them; the inputs are read from the
-    :data:`RECALIBRATION_DAYS` before ``origin`` only (a few days more than 84 and their week of lags,
-    so a day with a missing price does not shorten the windows)."""
+    """The short calibration windows (``penalties``' keys: 56 and 84 days) fitted on the last complete days
+    before ``origin`` with those penalties (24 per window), as :meth:`LearModel.fit` with ``penalties``
+    fits them; the inputs are read from the :data:`RECALIBRATION_DAYS` before ``origin`` only (a few
+    days more than 84 and their week of lags, so a day with a missing price does not shorten the windows)."""
     origin = pd.Timestamp(origin)
     days = RECALIBRATION_DAYS
     known = prices[(prices.index >= origin - days * DAY) & (prices.index < origin)]
@@ -319,17 +319,12 @@ def short_window_fits(
     features, targets = lear_features(known, exogenous, region, origins)
     complete = features.notna().all(axis=1) & targets.notna().all(axis=1)
     x, y = features[complete].to_numpy(), targets[complete].to_numpy()
-    if len(x) < SHORT_WINDOWS_DAYS[0]:
+    if len(x) < max(penalties):
         raise LearHistoryTooShort(
-            f"{region}: {len(x)} complete days in the {days} before {origin} (prices of 7 days "
-            f"before each and both exogenous forecasts); recalibrating LEAR needs at least {SHORT_WINDOWS_DAYS[0]}"
+            f"{region}: {len(x)} complete days in the {days} before {origin} (prices of 7 days before each and "
+            f"both exogenous forecasts); recalibrating LEAR's {max(penalties)}-day window needs {max(penalties)}"
         )
-    return [fit_window(x[-w:], y[-w:], w) for w in windows if w <= len(x)]
-
-
-# the short-window fits made before each origin (LearModel.recalibrated), kept so a day that several
-# walk-forward blocks forecast (validation days, then a test day) is refitted once
-ShortWindowFits = dict[pd.Timestamp, list[LearFit]]
+    return [fit_window(x[-w:], y[-w:], w, alphas) for w, alphas in sorted(penalties.items())]
 
 
 class LearModel:
@@ -410,26 +405,25 @@ class LearModel:
         )
         return self
 
-    def recalibrated(
-        self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp, made: ShortWindowFits | None = None
-    ) -> LearModel:
+    def recalibrated(self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp) -> LearModel:
         """A copy whose short windows (:attr:`short_windows`: 56 and 84 days) are fitted again on the complete
-        days before ``origin``, the criterion run on them, and whose long windows are this fit's, unchanged.
+        days before ``origin`` with the penalties this fit chose for them, and whose long windows are this
+        fit's, unchanged.
 
-        The paper recalibrated LEAR before every day; the short windows are what follows a new regime,
-        and refitting them costs about a second (two LARS paths on at most 84 days), so a forecast can
-        afford it where a weekly retraining fitted the long windows. Reads the prices and exogenous
-        forecasts of the :data:`RECALIBRATION_DAYS` (98) before ``origin`` only. ``made``: the
-        short-window fits already made, by origin; this origin's are taken from it, or made and added.
+        The paper recalibrated LEAR before every day; the short windows are what follows a new regime.
+        Refitted with their penalties (a Lasso per hour, no criterion) they cost about a tenth of a
+        fit with the criterion and forecast as well (``benchmarks/results/attempt_lear_daily_*.json``),
+        so a forecast can afford it where the weekly retraining fitted the model. Reads the prices and
+        exogenous forecasts of the :data:`RECALIBRATION_DAYS` (98) before ``origin`` only.
         """
         if not self.fits:
             raise LearError(f"{self.region}: LEAR is not fitted; call fit() first")
-        origin = pd.Timestamp(origin)
-        made = {} if made is None else made
-        if origin not in made:
-            made[origin] = short_window_fits(prices, exogenous, self.region, origin, self.short_windows)
+        penalties = {f.window_days: f.alphas for f in self.fits if f.window_days in self.short_windows}
         copy = LearModel(self.region, self.max_windows)
-        copy.fits = [*made[origin], *(f for f in self.fits if f.window_days > max(SHORT_WINDOWS_DAYS))]
+        copy.fits = [
+            *short_window_fits(prices, exogenous, self.region, origin, penalties),
+            *(f for f in self.fits if f.window_days not in penalties),
+        ]
         copy.last_training_target = self.last_training_target
         copy.fit_seconds = self.fit_seconds
         return copy
@@ -573,16 +567,15 @@ class LearMember(ForecastModel):
 
 
 def recalibrated_forecast(
-    model: LearModel, prices: pd.Series, exogenous: pd.DataFrame, frame: pd.DataFrame, fits: ShortWindowFits
+    model: LearModel, prices: pd.Series, exogenous: pd.DataFrame, frame: pd.DataFrame
 ) -> np.ndarray:
     """One forecast per row of a feature frame of local-midnight origins, each origin's from ``model``
-    with its short windows refitted on the days before that origin (:meth:`LearModel.recalibrated`);
-    the fits are taken from and added to ``fits``."""
+    with its short windows refitted on the days before that origin (:meth:`LearModel.recalibrated`)."""
     origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
     out = np.full(len(frame), np.nan)
     for origin in origins.unique():
         rows = np.flatnonzero(origins == origin)
-        out[rows] = model.recalibrated(prices, exogenous, origin, fits).predict_frame(frame.iloc[rows])
+        out[rows] = model.recalibrated(prices, exogenous, origin).predict_frame(frame.iloc[rows])
     return out
 
 
@@ -614,7 +607,7 @@ def fit_lear(
     end: pd.Timestamp,
     max_windows: int = 0,
     reuse: LearPenalties | None = None,
-    recalibrate: ShortWindowFits | None = None,
+    recalibrate: bool = False,
 ) -> LearTraining:
     """The LEAR member of a retraining, the way ``model_retraining`` and the backtest both fit it.
 
@@ -630,9 +623,9 @@ def fit_lear(
     a walk-forward (``TrainingConfig.lear_criterion_every``) and forecast as well on NP's first 8
     test weeks (``benchmarks/results/attempt_lear_penalties_NP.json``).
 
-    ``recalibrate`` (short-window fits by origin, filled as it goes): each validation day is forecast
-    with the short windows refitted on the days before it (``TrainingConfig.lear_recalibrate_daily``),
-    as the deployed member then forecasts each test day.
+    ``recalibrate``: each validation day is forecast with the short windows refitted on the days
+    before it (``TrainingConfig.lear_recalibrate_daily``), as the deployed member then forecasts each
+    test day.
     """
     started = time.perf_counter()
     first = pd.Timestamp(validation["origin"].min())
@@ -652,8 +645,8 @@ def fit_lear(
     )
     validation_forecast = (
         before.predict_frame(validation)
-        if recalibrate is None
-        else recalibrated_forecast(before, prices, exogenous, validation, recalibrate)
+        if not recalibrate
+        else recalibrated_forecast(before, prices, exogenous, validation)
     )
     return LearTraining(
         member,

@@ -154,7 +154,7 @@ def test_lear_window_fit__is_plain_per_hour_lassolarsic_and_lasso_on_the_transfo
     assert (np.abs(halved.coefficients).sum(axis=1) > np.abs(fit.coefficients).sum(axis=1)).all()
 
 
-def test_lear_recalibrated__refits_the_short_windows_on_the_days_before_the_origin_and_keeps_the_long_ones(
+def test_lear_recalibrated__refits_the_short_windows_on_the_days_before_the_origin_with_their_penalties(
     np_history,
 ):
     prices, exogenous = np_history
@@ -163,38 +163,39 @@ def test_lear_recalibrated__refits_the_short_windows_on_the_days_before_the_orig
     origin = day_ahead_origins("NP", start, start + 7 * D)[3]  # Thursday
     before = prices[prices.index < origin]
     recalibrated = weekly.recalibrated(before, exogenous, origin)
-    fresh = LearModel("NP").fit(before[before.index >= origin - 730 * D], exogenous, origin)
+    # what a fit at that origin makes of the short windows, given the weekly fit's penalties for them
+    short_penalties = {f.window_days: f.alphas for f in weekly.fits[:2]}
+    fresh = LearModel("NP").fit(before[before.index >= origin - 730 * D], exogenous, origin, penalties=short_penalties)
 
     assert recalibrated.windows == weekly.windows == (56, 84, 361, 723)
-    for mine, theirs in zip(recalibrated.fits[:2], fresh.fits[:2], strict=True):  # as a fit at that origin
+    for mine, theirs in zip(recalibrated.fits[:2], fresh.fits[:2], strict=True):
         assert mine.window_days == theirs.window_days
         np.testing.assert_array_equal(mine.alphas, theirs.alphas)
         np.testing.assert_allclose(mine.coefficients, theirs.coefficients, atol=1e-12)
+        np.testing.assert_allclose(mine.intercepts, theirs.intercepts, atol=1e-12)
     assert recalibrated.fits[2:] == weekly.fits[2:]  # the long windows are the retraining's
-    assert not np.array_equal(recalibrated.fits[0].coefficients, weekly.fits[0].coefficients)
+    assert not np.array_equal(recalibrated.fits[0].coefficients, weekly.fits[0].coefficients)  # three more days
     # the prices at and after the origin are never read: a spoiled future changes nothing
     spoiled = prices.copy()
     spoiled[spoiled.index >= origin] = 1e6
-    again = weekly.recalibrated(spoiled, exogenous, origin)
     one_day = pd.DatetimeIndex([origin])
     pd.testing.assert_frame_equal(
-        again.predict(before, exogenous, one_day), recalibrated.predict(before, exogenous, one_day)
+        weekly.recalibrated(spoiled, exogenous, origin).predict(before, exogenous, one_day),
+        recalibrated.predict(before, exogenous, one_day),
     )
-    # the fits made are kept by origin and reused: the same model, no second fit
-    made: dict = {}
-    first = weekly.recalibrated(before, exogenous, origin, made)
-    assert list(made) == [origin] and made[origin] == first.fits[:2]
-    assert weekly.recalibrated(spoiled, exogenous, origin, made).fits[0] is first.fits[0]
-    np.testing.assert_array_equal(first.fits[0].coefficients, recalibrated.fits[0].coefficients)
+    # at the retraining's own end it is the retraining's fit: nothing new to learn
+    same = weekly.recalibrated(prices[prices.index < start], exogenous, start)
+    for mine, theirs in zip(same.fits, weekly.fits, strict=True):
+        np.testing.assert_allclose(mine.coefficients, theirs.coefficients, atol=1e-12)
 
 
-def test_lear_recalibrated__refuses_a_history_shorter_than_the_shortest_window(np_history):
+def test_lear_recalibrated__refuses_a_history_shorter_than_its_windows(np_history):
     prices, exogenous = np_history
     end = utc("2017-05-21 22:00")
     weekly = LearModel("NP").fit(prices[prices.index >= end - 120 * D], exogenous, end)
     origin = end + 7 * D
     with pytest.raises(
-        LearError, match=r"NP: 40 complete days in the 98 before .* recalibrating LEAR needs at least 56"
+        LearError, match=r"NP: 40 complete days in the 98 before .* recalibrating LEAR's 84-day window needs 84"
     ):
         weekly.recalibrated(prices[prices.index >= origin - 47 * D], exogenous, origin)
     with pytest.raises(LearError, match="not fitted"):
