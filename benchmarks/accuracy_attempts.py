@@ -184,9 +184,9 @@ def main(argv: list[str] | None = None) -> dict:
         help="also an extract of this many days (--attempt lear-daily; 1456: the paper's 4 years; 0: not)",
     )
     parser.add_argument(
-        "--short-only",
-        action="store_true",
-        help="leave out the daily refit of every window (--attempt lear-daily: the costliest variant)",
+        "--variants",
+        default=",".join(LEAR_DAILY_VARIANTS),
+        help="the refits compared (--attempt lear-daily; weekly is the reference, always in)",
     )
     parser.add_argument(
         "--backtest",
@@ -588,6 +588,9 @@ def lear_penalties_attempt(args: argparse.Namespace) -> dict:
     )
 
 
+LEAR_DAILY_VARIANTS = ("weekly", "daily", "daily_short", "daily_short_reused")
+
+
 def _lear_fit(
     x: np.ndarray, y: np.ndarray, reuse: list[np.ndarray] | None = None, short: bool = False
 ) -> list[LearFit]:
@@ -627,11 +630,12 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
     complete = (features.notna().all(axis=1) & targets.notna().all(axis=1)).to_numpy()
     x_all, y_all = features.to_numpy(), targets.to_numpy()
     extracts = {"": config.window_days, **({"long_": args.long_days} if args.long_days else {})}
+    chosen = [v.strip() for v in args.variants.split(",")]
+    unknown = sorted(set(chosen) - set(LEAR_DAILY_VARIANTS))
+    if unknown or "weekly" not in chosen:
+        raise SystemExit(f"--variants: {', '.join(unknown) or 'weekly missing'}; from {', '.join(LEAR_DAILY_VARIANTS)}")
     variants = (
-        "weekly",
-        *(("daily",) if not args.short_only else ()),
-        "daily_short",
-        "daily_short_reused",
+        *(v for v in LEAR_DAILY_VARIANTS if v in chosen),
         *(("long_weekly", "long_daily") if args.long_days else ()),
     )
     started, weeks = time.perf_counter(), []
@@ -676,11 +680,12 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
                     refitted_daily(block, at, extract, lambda x, y, reuse=penalties: _lear_fit(x, y, reuse))
                 )
                 clock = _add_cpu(cpu, f"{prefix}daily", clock)
-            if not prefix:
+            if not prefix and "daily_short" in variants:
                 forecasts["daily_short"].append(
                     refitted_daily(block, at, extract, lambda x, y, kept=long: [*_lear_fit(x, y, short=True), *kept])
                 )
                 clock = _add_cpu(cpu, "daily_short", clock)
+            if not prefix and "daily_short_reused" in variants:
                 short = [f for f in weekly if f.window_days <= long_window]
                 forecasts["daily_short_reused"].append(
                     refitted_daily(
