@@ -81,7 +81,6 @@ import json
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -170,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--weeks", type=int, default=10, help="test weeks, spread evenly over the period")
     parser.add_argument(
         "--attempt",
-        choices=("refit", "seeds", "lear", "lear-penalties", "lear-daily", "lear-daily-ensemble", "trees", "warm"),
+        choices=("refit", "seeds", "lear", "lear-penalties", "lear-daily", "trees", "warm"),
         default="refit",
     )
     parser.add_argument("--half-life", type=float, default=182.0, help="recency half-life in days (--attempt trees)")
@@ -187,10 +186,6 @@ def main(argv: list[str] | None = None) -> dict:
         "--variants",
         default=",".join(LEAR_DAILY_VARIANTS),
         help="the refits compared (--attempt lear-daily; weekly is the reference, always in)",
-    )
-    parser.add_argument(
-        "--backtest",
-        help="a whole-period run's hourly forecasts folder (the record's hourly_forecasts; --attempt lear-daily-ensemble)",
     )
     parser.add_argument("--seeds", type=int, default=3, help="CNN-LSTM networks averaged (--attempt seeds, warm)")
     parser.add_argument(
@@ -225,8 +220,6 @@ def main(argv: list[str] | None = None) -> dict:
         return lear_penalties_attempt(args)
     if args.attempt == "lear-daily":
         return lear_daily_attempt(args)
-    if args.attempt == "lear-daily-ensemble":
-        return lear_daily_ensemble(args)
     if args.attempt == "trees":
         return trees_attempt(args)
     if args.attempt == "warm":
@@ -763,63 +756,6 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
         f"{market}: LEAR MAE over {args.weeks} weeks "
         + ", ".join(f"{v} {overall[v]:.3f} ({record['cpu_seconds'][v]:.0f} CPU s)" for v in variants)
         + f"; published LEAR-Ens {published['lear_ensemble']:.3f}, DNN-Ens {published['dnn_ensemble']:.3f}",
-    )
-
-
-def lear_daily_ensemble(args: argparse.Namespace) -> dict:
-    """A whole-period run's ensemble with its LEAR forecasts replaced by ``lear-daily``'s, each block's weights kept."""
-    market = args.market.upper()
-    if not args.backtest:
-        raise SystemExit("--attempt lear-daily-ensemble needs --backtest: the run's hourly forecasts folder")
-    folder = Path(args.backtest)
-    run = pd.read_parquet(folder / "forecasts.parquet").dropna(subset=[TARGET_COLUMN])
-    blocks = json.loads((folder / "backtest.json").read_text())["blocks"]
-    lear_file = Settings.from_env().stores.home / "attempts" / f"lear_daily_{market}.parquet"
-    lear = pd.read_parquet(lear_file)
-    variants = [c for c in lear.columns if c not in ("origin", "horizon", "actual", "target_ts")]
-    starts = pd.DatetimeIndex([pd.Timestamp(b["first_origin"]) for b in blocks])
-    weight = np.array([b["weights"].get("lear", 0.0) for b in blocks])
-    origins = pd.DatetimeIndex(run["origin"])
-    run = run[origins.isin(pd.DatetimeIndex(lear["origin"].unique()))].copy()
-    run["lear_weight"] = weight[starts.searchsorted(pd.DatetimeIndex(run["origin"]), side="right") - 1]
-    # the 25th hour of a fall-back day is LEAR's last hour (``_lear_rows``)
-    run["lear_horizon"] = np.where(run["recursive"].to_numpy(), HORIZON_HOURS - 1, run["horizon"].to_numpy(dtype=int))
-    merged = run.merge(
-        lear, left_on=["origin", "lear_horizon"], right_on=["origin", "horizon"], how="left", suffixes=("", "_attempt")
-    )
-    if merged[variants].isna().any().any():
-        raise SystemExit(f"{market}: {lear_file} lacks some of the run's origins; run lear-daily over as many weeks")
-    y = merged[TARGET_COLUMN].to_numpy()
-    before = merged["yhat"].to_numpy()
-    after = {
-        v: before + merged["lear_weight"].to_numpy() * (merged[v].to_numpy() - merged["yhat_lear"].to_numpy())
-        for v in variants
-    }
-    mae_of = {
-        "run": mae(y, before),
-        "run_lear": mae(y, merged["yhat_lear"]),
-        **{v: mae(y, a) for v, a in after.items()},
-    }
-    record = {
-        "market": market,
-        "attempt": "lear-daily-ensemble",
-        "description": "the whole-period run's ensemble with its LEAR member's forecasts replaced by the lear-daily "
-        "attempt's (weekly, daily, daily_short), each block's weights as the run chose them; MAE on the run's UTC "
-        "hours of the attempt's days",
-        "backtest": str(folder),
-        "lear_forecasts": str(lear_file),
-        "hours": len(y),
-        "mean_lear_weight": float(merged["lear_weight"].mean()),
-        "mae": mae_of,
-        "ratio_to_run": {v: mae_of[v] / mae_of["run"] for v in variants},
-        "lear_mae": {v: mae(y, merged[v]) for v in variants},
-        "machine": describe_machine(),
-    }
-    return write_attempt(
-        record,
-        f"attempt_lear_daily_ensemble_{market}",
-        f"{market}: ensemble MAE, run {mae_of['run']:.3f} (its LEAR {mae_of['run_lear']:.3f}); with LEAR "
-        + ", ".join(f"{v} {mae_of[v]:.3f}" for v in variants),
     )
 
 
