@@ -223,22 +223,27 @@ def test_the_forecast_hours_are_exactly_the_published_files_hours_of_those_days(
     assert compared["pinball_ratio"] == compared["ours"]["mean_pinball"] / compared["anchor"]["mean_pinball"]
 
 
-def test_no_price_at_or_after_a_days_origin_changes_that_days_forecast(backtest, np_inputs):
-    config, storage, origins, result = backtest
-    # every price from the fall-back day's origin on is removed; the first two days' forecasts
-    # (including the recursive hour of the fall-back day) must not move
-    known = np_inputs.prices[np_inputs.prices.index < origins[1]]
-    again = walk_forward(
-        known,
+def first_two_days(prices, np_inputs, config, storage, origins, params):
+    """The backtest fixture's walk-forward again over its first two days, on ``prices``, with its tuned parameters."""
+    return walk_forward(
+        prices,
         np_inputs.exogenous,
         "NP",
         origins[:2],
         config,
         storage_url=storage,
         retrain_every_days=7,
-        params=result.params,
+        params=params,
         progress=False,
     )
+
+
+def test_no_price_at_or_after_a_days_origin_changes_that_days_forecast(backtest, np_inputs):
+    config, storage, origins, result = backtest
+    # every price from the fall-back day's origin on is removed; the first two days' forecasts
+    # (including the recursive hour of the fall-back day) must not move
+    known = np_inputs.prices[np_inputs.prices.index < origins[1]]
+    again = first_two_days(known, np_inputs, config, storage, origins, result.params)
     before = result.forecasts[result.forecasts["origin"] <= origins[1]].reset_index(drop=True)
     assert again.forecasts["price"].iloc[24:].isna().all()  # the second day's actuals are unknown now
     assert again.forecasts["target_ts"].equals(before["target_ts"])
@@ -252,17 +257,7 @@ def test_lear_recalibrated_daily_refits_from_the_second_day_and_reads_no_price_a
     config, storage, origins, result = backtest
     daily = replace(config, lear_recalibrate_daily=True)
     runs = {
-        name: walk_forward(
-            prices,
-            np_inputs.exogenous,
-            "NP",
-            origins[:2],
-            daily,
-            storage_url=storage,
-            retrain_every_days=7,
-            params=result.params,
-            progress=False,
-        )
+        name: first_two_days(prices, np_inputs, daily, storage, origins, result.params)
         for name, prices in (
             ("all", np_inputs.prices),
             ("known", np_inputs.prices[np_inputs.prices.index < origins[1]]),
