@@ -11,8 +11,9 @@ recalibrated its models every day; the product refits weekly, as it does in prod
 two savings production does not need (it re-tunes weekly): the CNN-LSTM's networks continue from
 the week before's between fits from scratch every ``--cold-every`` weeks, and LEAR reuses its long
 windows' penalties between runs of its criterion every ``--lear-criterion-every`` weeks.
-``--lear-recalibrate-daily`` refits LEAR's 56- and 84-day windows before every day, validation days
-included, as the paper recalibrated (the registered model does not yet: off by default).
+LEAR refits its 56- and 84-day windows before every day, validation days included, as the paper
+recalibrated and as the registered model does with ``EOPT_LEAR_RECALIBRATE_DAILY=true``
+(``--no-lear-recalibrate-daily``: the weekly fit only).
 
 Inputs are files, so a new market needs no code: ``--market-file`` (a CSV in the epftoolbox
 layout: timestamp, price, two exogenous day-ahead forecasts, 24 local clock hours a day) and
@@ -1013,8 +1014,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--lear-recalibrate-daily",
-        action="store_true",
-        help="refit LEAR's 56- and 84-day windows before every forecast day, validation days included",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="refit LEAR's 56- and 84-day windows before every forecast day, validation days included, as the "
+        "registered model does with EOPT_LEAR_RECALIBRATE_DAILY=true (default here; --no-lear-recalibrate-daily: "
+        "LEAR's weekly fit only)",
     )
     parser.add_argument(
         "--jobs",
@@ -1127,9 +1131,10 @@ def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> 
     for option in (*options, "warm_patience", "cold_every", "lear_criterion_every"):
         if getattr(args, option) is not None:
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
-    for flag in ("lear_recalibrate_daily", "no_mlflow"):
-        if getattr(args, flag):
-            argv.append(f"--{flag.replace('_', '-')}")
+    if not args.lear_recalibrate_daily:
+        argv.append("--no-lear-recalibrate-daily")
+    if args.no_mlflow:
+        argv.append("--no-mlflow")
     return argv
 
 

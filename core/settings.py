@@ -605,6 +605,14 @@ class Training(_Group):
     interval_coverage: float = setting(
         "EOPT_INTERVAL_COVERAGE", 0.9, "nominal coverage of the forecast intervals", parse="float", low=0.5, high=1.0
     )
+    lear_recalibrate_daily: bool = setting(
+        "EOPT_LEAR_RECALIBRATE_DAILY",
+        False,
+        "the LEAR member refits its 56- and 84-day windows on the 98 days before every local-midnight forecast "
+        "(3-4% lower MAE on the EPF benchmark); its requests then need those 98 days. Off by default: the data "
+        "quality checks judge hourly forecasts against errors measured on midnight forecasts, which it lowers",
+        parse="flag",
+    )
     mlflow_experiment: str = setting(
         "EOPT_MLFLOW_EXPERIMENT", "electricity-price-forecasting", "MLflow experiment of retraining runs", parse="str"
     )

@@ -50,7 +50,7 @@ from registry.models import Champion
 from registry.models import champion as find_champion
 from storage.prices import PriceStore
 from training.dataset import TrainingDataError
-from training.evaluation import batch_forecast, holdout_frame
+from training.evaluation import batch_forecast, read_holdout
 from training.features import TARGET_COLUMN
 
 log = logging.getLogger(__name__)
@@ -365,12 +365,12 @@ def champion_test_predictions(
     first, last = _test_window(settings, params)
     end = last + HOUR
     days = max(1, math.ceil((end - first) / pd.Timedelta(days=1)))
-    frame = holdout_frame(store, region, end, days)
-    frame = frame[frame["target_ts"] >= first].reset_index(drop=True)
+    holdout = read_holdout(store, region, end, days).since(first)
+    frame = holdout.frame
     if frame.empty:
         raise TrainingDataError(f"{region}: no complete day with known prices in the test window {first} .. {last}")
     uri = client.get_model_version_download_uri(champion.name, champion.version) if client else champion.uri
-    forecast = batch_forecast(uri, frame)
+    forecast = batch_forecast(uri, holdout)
     return pd.DataFrame(
         {
             "target_ts": frame["target_ts"],

@@ -403,7 +403,7 @@ def evaluate_command(obj: Context, region: str, model_ref: str, days: int, as_of
     """Score a registered model on a recent holdout window against the seasonal naive."""
     from registry.models import registered_model_name
     from training import tracking
-    from training.evaluation import holdout_frame, score_model
+    from training.evaluation import read_holdout, score_model
 
     region = _regions((region,), obj.settings)[0]
     tracking.configure(obj.settings)
@@ -412,8 +412,8 @@ def evaluate_command(obj: Context, region: str, model_ref: str, days: int, as_of
     uri = f"models:/{name}/{ref}" if ref.isdigit() or ref in ("Production", "Staging") else f"models:/{name}@{ref}"
     store = obj.store()
     try:
-        frame = holdout_frame(store, region, _as_of(as_of) or _newest(store, region), days)
-        score = score_model(uri, region, frame)
+        holdout = read_holdout(store, region, _as_of(as_of) or _newest(store, region), days)
+        score = score_model(uri, region, holdout)
     except _training_errors() as exc:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:

@@ -56,7 +56,7 @@ from training.dataset import (
 )
 from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
 from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
-from training.lear import LearHistoryTooShort, fit_lear
+from training.lear import LearHistoryTooShort, fit_lear, recalibrated_forecast
 from training.models import model_class
 from training.tuning import trials_frame, tune
 
@@ -267,7 +267,15 @@ class Retraining:
         budget = self.config.budget(model)
         try:
             try:
-                lear = fit_lear(data.prices, data.exogenous, self.region, validation, end, budget.calibration_windows)
+                lear = fit_lear(
+                    data.prices,
+                    data.exogenous,
+                    self.region,
+                    validation,
+                    end,
+                    budget.calibration_windows,
+                    recalibrate=self.config.lear_recalibrate_daily,
+                )
             except LearHistoryTooShort as exc:
                 return self._skip_member(model, run, str(exc))
             folder = self.member_folder(model)
@@ -275,7 +283,9 @@ class Retraining:
             predictions = pd.concat(
                 [
                     validation[PREDICTION_COLUMNS[:-1]].assign(yhat=lear.validation_forecast),
-                    test[PREDICTION_COLUMNS[:-1]].assign(yhat=lear.member.predict(test)),
+                    test[PREDICTION_COLUMNS[:-1]].assign(
+                        yhat=recalibrated_forecast(lear.member, data.prices, data.exogenous, test)
+                    ),
                 ],
                 ignore_index=True,
             )
@@ -529,7 +539,8 @@ class Retraining:
             y_val, val_yhat, validation["horizon"].to_numpy(), self.config.interval_coverage
         )
         forecaster = EnsembleForecaster(self.region, members, decision, intervals, columns)
-        forecast = forecaster.predict(test)
+        data = self.data()  # each test day as the registered model forecasts it (LEAR recalibrated before it)
+        forecast = forecaster.predict_each_origin(test, data.prices, data.exogenous)
         expected = sum(w * test_preds[m] for m, w in decision.weights.items())
         if not np.allclose(forecast["yhat"].to_numpy(), expected, rtol=1e-5, atol=1e-4):
             raise RetrainingError(

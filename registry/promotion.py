@@ -26,7 +26,7 @@ from registry.gate import Evaluation, GateDecision, GatePolicy, decide_promotion
 from registry.models import ARCHIVED, CHALLENGER, CHAMPION, PRODUCTION, champion, mirror_stage, registered_model_name
 from storage.prices import PriceStore
 from storage.promotions import PromotionStore
-from training.evaluation import holdout_frame, score_model
+from training.evaluation import read_holdout, score_model
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +128,9 @@ def gate_candidate(
         if latest is None:
             raise RegistryError(f"{region}: no prices to score the candidate on; Production is unchanged")
         end = latest + pd.Timedelta(hours=1)
-    frame = holdout_frame(store, region, end, settings.training.test_days)
+    holdout = read_holdout(store, region, end, settings.training.test_days)
     candidate_score = _registry_call(
-        f"scoring {name} version {version}", region, lambda: score_model(f"models:/{name}/{version}", region, frame)
+        f"scoring {name} version {version}", region, lambda: score_model(f"models:/{name}/{version}", region, holdout)
     )
     hours = candidate_score.hours
     candidate = Evaluation.from_metrics(f"candidate v{version}", candidate_score.metrics, hours)
@@ -139,7 +139,7 @@ def gate_candidate(
     notes: list[str] = []
     if current is not None and current.version != version:
         try:
-            score = score_model(current.uri, region, frame)
+            score = score_model(current.uri, region, holdout)
             champion_eval = Evaluation.from_metrics(f"champion v{current.version}", score.metrics, hours)
         except Exception as exc:
             notes.append(
@@ -152,7 +152,7 @@ def gate_candidate(
     # a champion that could not be scored is not "no champion": say what happened instead
     reasons = [r for r in decision.reasons if not (notes and r == "no champion yet")] + notes
     now = datetime.now(UTC)
-    window = f"{frame['target_ts'].min()} .. {frame['target_ts'].max()} ({hours} h)"
+    window = f"{holdout.frame['target_ts'].min()} .. {holdout.frame['target_ts'].max()} ({hours} h)"
     tags = {
         "eopt.gate.decision": "promoted" if decision.promote else "rejected",
         "eopt.gate.reasons": "; ".join(reasons),

@@ -9,7 +9,7 @@ one query each; :func:`forecast_origin` and :func:`prepare_request` are their on
    at its issue time and rerunning an old run gives the same forecast). A newest price older
    than the model's lag window (``LOOKBACK_HOURS``) refuses the region: ``StaleDataError``.
 2. :func:`prepare_request`: the registered model's raw request of that origin, from the store
-   (``serving.model_request``: the prices of the 168 h before it and the exogenous day-ahead
+   (``serving.model_request``: the prices of the 98 days before it and the exogenous day-ahead
    forecasts, null where unknown), exactly what a client of ``mlflow models serve`` sends.
 3. :func:`generate_forecast`: the champion (Production, alias ``champion``) answers that request,
    building the features itself as in training (one path for every caller). When
@@ -45,8 +45,8 @@ from core.timestamps import utc
 from registry.models import champion as find_champion
 from registry.models import registered_model_name
 from serving.model_request import (
-    EXOGENOUS_LOOKBACK_HOURS,
     PRICE_COLUMN,
+    REQUEST_HISTORY_HOURS,
     TIME_COLUMN,
     ModelRequest,
     build_request,
@@ -187,11 +187,11 @@ def prepare_requests(
     is null, which the model imputes, and a warning names it (the forecast is less sure)."""
     origins = {region: _utc_hour(origin) for region, origin in origins.items()}
     prices = store.read_canonical_windows(
-        {region: (origin - LOOKBACK_HOURS * HOUR, origin) for region, origin in origins.items()}
+        {region: (origin - REQUEST_HISTORY_HOURS * HOUR, origin) for region, origin in origins.items()}
     )
     exogenous = store.read_exogenous_windows(
         {
-            region: (origin - EXOGENOUS_LOOKBACK_HOURS * HOUR, origin + HORIZON_HOURS * HOUR)
+            region: (origin - REQUEST_HISTORY_HOURS * HOUR, origin + HORIZON_HOURS * HOUR)
             for region, origin in origins.items()
         }
     )
@@ -226,9 +226,11 @@ def unknown_inputs(request: ModelRequest, region: str) -> str | None:
     arrived yet, or a price gap, makes it less sure, and an operator should know."""
     table, origin = request.table, request.origin
     hours = pd.DatetimeIndex(pd.to_datetime(table[TIME_COLUMN], utc=True))
-    reads = {PRICE_COLUMN: (hours < origin)}
+    lags = hours >= origin - LOOKBACK_HOURS * HOUR  # the hours the features read (LEAR's refit reads more, and
+    # forecasts with the retraining's fit, saying so, when too many of its days are incomplete)
+    reads = {PRICE_COLUMN: lags & (hours < origin)}
     for name in exogenous_names(region):
-        reads[name] = hours >= origin - EXOGENOUS_LOOKBACK_HOURS * HOUR
+        reads[name] = lags
     parts = []
     for column, read in reads.items():
         unknown = read & table[column].isna().to_numpy()

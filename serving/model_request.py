@@ -4,9 +4,13 @@ Request (``POST /invocations`` of ``mlflow models serve``, or ``PyFuncModel.pred
 
 - ``params.origin``: the forecast origin, an ISO-8601 UTC hour (``2018-12-20T13:00:00Z``); the
   model forecasts the 24 hours from it.
-- a table with one row per UTC hour, sorted, without duplicates or gaps, from
-  ``origin - 168 h`` (the deepest price the features read, :data:`LOOKBACK_HOURS`) to
-  ``origin + 23 h`` (the last target hour), 192 rows; earlier or later rows are allowed:
+- a table with one row per UTC hour, sorted, without duplicates or gaps, from ``origin - H`` to
+  ``origin + 23 h`` (the last target hour); earlier or later rows are allowed. ``H`` is the
+  history the model reads (``EnsembleForecaster.history_hours``, in the model's ``request``
+  metadata): 2,352 hours (98 days) for a model whose LEAR member recalibrates before every
+  local-midnight forecast (``EOPT_LEAR_RECALIBRATE_DAILY``), 168 hours (the deepest price the
+  features read, :data:`LOOKBACK_HOURS`) otherwise. :func:`build_request` always sends the 98 days
+  (:data:`REQUEST_HISTORY_HOURS`, 2,376 rows), which every model accepts:
 
   - ``ts``: the hour, ISO-8601 UTC;
   - ``price``: the region's price of that hour (per MWh). Only hours before the origin are read;
@@ -14,7 +18,7 @@ Request (``POST /invocations`` of ``mlflow models serve``, or ``PyFuncModel.pred
   - one column per exogenous day-ahead series of the market, named as the market names them
     (NP: ``grid_load_forecast``, ``wind_power_forecast``); the features read them at the 24
     target hours and the same hours a day and a week earlier (the week: the LEAR member's
-    inputs), so every row of the request carries them (``origin - 168 h`` .. ``origin + 23 h``).
+    inputs), and LEAR's recalibration on every day of its 98, so every row carries them.
 
   An hour whose value is unknown is sent as a row with ``null`` there (a price not published,
   a day-ahead forecast not arrived yet): the model imputes it as in training, the forecast is
@@ -42,15 +46,16 @@ import pandas as pd
 
 from core.timestamps import utc
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, exogenous_names
+from training.lear import RECALIBRATION_DAYS
 
 HOUR = pd.Timedelta(hours=1)
 TIME_COLUMN = "ts"
 PRICE_COLUMN = "price"
 ORIGIN_PARAM = "origin"
 ISO_HOUR = "%Y-%m-%dT%H:%M:%SZ"
-# The exogenous features read each target hour and the same hour a day earlier; the LEAR member
-# also a week earlier (its "d-7" inputs), the whole price lookback.
-EXOGENOUS_LOOKBACK_HOURS = LOOKBACK_HOURS
+# The history a request carries (build_request): the most any model reads before its origin, LEAR's
+# recalibration on the 98 days before a local midnight (prices and exogenous forecasts alike).
+REQUEST_HISTORY_HOURS = RECALIBRATION_DAYS * 24
 
 
 class RequestError(ValueError):
@@ -65,9 +70,9 @@ def request_columns(region: str) -> list[str]:
     return [TIME_COLUMN, PRICE_COLUMN, *exogenous_names(region)]
 
 
-def request_hours(origin: pd.Timestamp) -> pd.DatetimeIndex:
-    """The hours a request of ``origin`` must cover: the lookback before it and the 24 target hours."""
-    return pd.date_range(origin - LOOKBACK_HOURS * HOUR, origin + (HORIZON_HOURS - 1) * HOUR, freq="h")
+def request_hours(origin: pd.Timestamp, history_hours: int = LOOKBACK_HOURS) -> pd.DatetimeIndex:
+    """The hours a request of ``origin`` must cover: the ``history_hours`` before it and the 24 target hours."""
+    return pd.date_range(origin - history_hours * HOUR, origin + (HORIZON_HOURS - 1) * HOUR, freq="h")
 
 
 @dataclass(frozen=True)
@@ -102,20 +107,16 @@ class ModelRequest:
 
 def build_request(prices: pd.Series, exogenous: pd.DataFrame, region: str, origin: pd.Timestamp) -> ModelRequest:
     """The request of ``origin`` from a region's prices (indexed by UTC ``ts``) and exogenous forecasts
-    (one column per series, indexed by UTC ``ts``): every hour of :func:`request_hours`, null where
-    a value is unknown; prices only before the origin, exogenous values only where the features read them."""
+    (one column per series, indexed by UTC ``ts``): every hour of :func:`request_hours` with
+    :data:`REQUEST_HISTORY_HOURS`, null where a value is unknown; prices only before the origin."""
     origin = utc(origin).floor("h")
-    hours = request_hours(origin)
+    hours = request_hours(origin, REQUEST_HISTORY_HOURS)
     known_prices = prices[(prices.index >= hours[0]) & (prices.index < origin)]
-    table = pd.DataFrame({TIME_COLUMN: [iso_hour(t) for t in hours]})
+    table = pd.DataFrame({TIME_COLUMN: hours.strftime(ISO_HOUR)})
     table[PRICE_COLUMN] = known_prices.reindex(hours).to_numpy(dtype=float)
-    read = hours >= origin - EXOGENOUS_LOOKBACK_HOURS * HOUR
     for name in exogenous_names(region):
-        values = exogenous[name].reindex(hours).to_numpy(dtype=float) if name in exogenous.columns else None
-        column = np.full(len(hours), np.nan)
-        if values is not None:
-            column[read] = values[read]
-        table[name] = column
+        known = exogenous[name] if name in exogenous.columns else pd.Series(dtype=float)
+        table[name] = known.reindex(hours).to_numpy(dtype=float)
     return ModelRequest(table, origin)
 
 
@@ -195,10 +196,11 @@ def _numbers(table: pd.DataFrame, columns: list[str]) -> dict[str, np.ndarray]:
 
 
 def parse_request(
-    table: Any, params: dict[str, Any] | None, region: str
+    table: Any, params: dict[str, Any] | None, region: str, history_hours: int = LOOKBACK_HOURS
 ) -> tuple[pd.Series, pd.DataFrame, pd.Timestamp]:
     """The request's prices and exogenous forecasts on its hours (indexed by UTC ``ts``) and its origin.
 
+    ``history_hours``: the hours before the origin the model reads (``EnsembleForecaster.history_hours``).
     Raises ``RequestError`` naming the first problem: no or invalid origin, missing or unexpected
     columns, bad, unsorted or duplicate hours, non-numeric or infinite values, too little
     history, a gap, or no known price before the origin."""
@@ -210,10 +212,10 @@ def parse_request(
         raise RequestError("the request has no rows")
     hours = _hours(table)
     values = _numbers(table, request_columns(region)[1:])
-    needed = request_hours(origin)
+    needed = request_hours(origin, history_hours)
     if hours[0] > needed[0]:
         raise RequestError(
-            f"too little history: origin {iso_hour(origin)} needs the {LOOKBACK_HOURS} hours from "
+            f"too little history: origin {iso_hour(origin)} needs the {history_hours} hours from "
             f"{iso_hour(needed[0])} (prices before the origin) and the {HORIZON_HOURS} target hours up to "
             f"{iso_hour(needed[-1])}; the rows start at {iso_hour(hours[0])}, "
             f"{(hours[0] - needed[0]) // HOUR} hour(s) short"
@@ -234,10 +236,11 @@ def parse_request(
             "send every hour, with null where a value is unknown"
         )
     prices = pd.Series(values[PRICE_COLUMN], index=hours)
-    if not np.isfinite(prices[(hours >= needed[0]) & (hours < origin)].to_numpy()).any():
+    lags = request_hours(origin)[0]
+    if not np.isfinite(prices[(hours >= lags) & (hours < origin)].to_numpy()).any():
         raise RequestError(
             f"no known price in the {LOOKBACK_HOURS} hours before origin {iso_hour(origin)} "
-            f"({iso_hour(needed[0])} .. {iso_hour(origin - HOUR)}): nothing to forecast from"
+            f"({iso_hour(lags)} .. {iso_hour(origin - HOUR)}): nothing to forecast from"
         )
     exogenous = pd.DataFrame({name: values[name] for name in exogenous_names(region)}, index=hours)
     return prices, exogenous, origin

@@ -33,7 +33,7 @@ from serving.model_request import (
     to_response,
 )
 from training.ensemble import EnsembleForecaster
-from training.features import HORIZON_HOURS, LOOKBACK_HOURS, FeatureError, inference_frame
+from training.features import HORIZON_HOURS, FeatureError, inference_frame
 from training.models import ModelError
 
 log = logging.getLogger(__name__)
@@ -57,9 +57,8 @@ class EnsemblePyfunc(PythonModel):
         """The 24 hours from the ``origin`` param, from the raw request (``serving.model_request``)."""
         region = self.forecaster.region
         try:
-            prices, exogenous, origin = parse_request(model_input, params, region)
-            features = inference_frame(prices, exogenous, region, origin)
-            return to_response(features, self.forecaster.predict(features))
+            prices, exogenous, origin = parse_request(model_input, params, region, self.forecaster.history_hours)
+            return answer(self.forecaster, prices, exogenous, origin)
         except (RequestError, FeatureError, ModelError) as exc:
             # a request the model cannot answer is the caller's to fix: the scoring server answers 400
             raise MlflowException(f"{region}: {exc}", error_code=INVALID_PARAMETER_VALUE) from None
@@ -73,10 +72,21 @@ class EnsemblePyfunc(PythonModel):
                 error_code=INTERNAL_ERROR,
             ) from None
 
-    def predict_features(self, features: pd.DataFrame) -> pd.DataFrame:
+    def predict_features(self, features: pd.DataFrame, prices: pd.Series, exogenous: pd.DataFrame) -> pd.DataFrame:
         """In-process batch forecasts of ready feature rows of any number of origins (evaluation,
-        drift); not part of the served interface, which takes the raw request only."""
-        return self.forecaster.predict(features)
+        drift), each origin's as the served model answers it (``prices`` and ``exogenous``: the
+        history before the origins, for LEAR's recalibration); not part of the served interface,
+        which takes the raw request only."""
+        return self.forecaster.predict_each_origin(features, prices, exogenous)
+
+
+def answer(
+    forecaster: EnsembleForecaster, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp
+) -> pd.DataFrame:
+    """The response to a parsed request: the members as they forecast from ``origin`` (LEAR recalibrated on
+    the days before a local midnight when it recalibrates), on features built as in training."""
+    features = inference_frame(prices, exogenous, forecaster.region, origin)
+    return to_response(features, forecaster.for_origin(prices, exogenous, origin).predict(features))
 
 
 def log_ensemble(
@@ -91,13 +101,16 @@ def log_ensemble(
     (``serving.model_request.parse_request``: each problem gets a 400 naming it). The request's
     shape is in the model's metadata (``request``) and shown by the input example.
     """
-    prices, exogenous, origin = parse_request(example.table, example.params, forecaster.region)
-    features = inference_frame(prices, exogenous, forecaster.region, origin)
-    response = to_response(features, forecaster.predict(features))
+    prices, exogenous, origin = parse_request(
+        example.table, example.params, forecaster.region, forecaster.history_hours
+    )
+    response = answer(forecaster, prices, exogenous, origin)
     request = {
         "columns": request_columns(forecaster.region),
         "params": {ORIGIN_PARAM: "the forecast origin, an ISO-8601 UTC hour"},
-        "hours": f"every hour from origin - {LOOKBACK_HOURS} h to origin + {HORIZON_HOURS - 1} h, sorted, no gaps",
+        "hours": f"every hour from origin - {forecaster.history_hours} h to origin + {HORIZON_HOURS - 1} h, "
+        "sorted, no gaps",
+        "history_hours": forecaster.history_hours,
         "unknown_values": "null (imputed); a missing row is a gap and is refused",
     }
     return mlflow.pyfunc.log_model(

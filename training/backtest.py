@@ -61,7 +61,7 @@ from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, feature_columns, inference_frame
-from training.lear import LearMember, LearPenalties, fit_lear
+from training.lear import LearPenalties, fit_lear
 from training.models import ForecastModel, model_class
 from training.models.cnn_lstm import CnnLstmModel
 from training.tuning import tune
@@ -253,18 +253,15 @@ def forecast_day(
     exogenous: pd.DataFrame,
     region: str,
     origin: pd.Timestamp,
-    recalibrate_lear: bool = False,
 ) -> pd.DataFrame:
     """The forecast of the local day that starts at ``origin``, from the prices before ``origin`` only.
 
     One row per hour of the local day (23, 24 or 25). On a 25-hour day, the last hour comes from
     the origin one hour later, with the ensemble's forecast of the origin's hour as that price.
-    ``recalibrate_lear``: the LEAR member forecasts the day with its short windows refitted on the
-    days before ``origin`` (``LearModel.recalibrated``).
+    The members forecast as the registered model's do (``EnsembleForecaster.for_origin``: LEAR
+    recalibrated on the days before ``origin`` when it recalibrates).
     """
-    lear = forecaster.members.get("lear")
-    if recalibrate_lear and isinstance(lear, LearMember):
-        forecaster = _recalibrated(forecaster, lear, prices, exogenous, origin)
+    forecaster = forecaster.for_origin(prices, exogenous, origin)
     timezone = get_market(region).timezone
     day_end = _local_day_end(origin, timezone)
     known = prices[(prices.index >= origin - (LOOKBACK_HOURS + 48) * HOUR) & (prices.index < origin)]
@@ -292,28 +289,6 @@ def forecast_day(
             f"{region}: the forecast of the day starting {origin} does not cover its {len(expected)} hours"
         )
     return rows
-
-
-def _recalibrated(
-    forecaster: EnsembleForecaster,
-    lear: LearMember,
-    prices: pd.Series,
-    exogenous: pd.DataFrame,
-    origin: pd.Timestamp,
-) -> EnsembleForecaster:
-    """The forecaster with its LEAR member ``lear``'s short windows refitted on the days before ``origin``."""
-    members = {
-        **forecaster.members,
-        "lear": LearMember.of(lear.model.recalibrated(prices, exogenous, origin)),
-    }
-    return EnsembleForecaster(
-        forecaster.region,
-        members,
-        forecaster.decision,
-        forecaster.intervals,
-        forecaster.feature_columns,
-        forecaster.market,
-    )
 
 
 def _block_index(origins: pd.DatetimeIndex, timezone: str, every_days: int) -> np.ndarray:
@@ -395,10 +370,7 @@ def walk_forward(
         else:
             since_criterion += 1
         fitted_s = time.perf_counter() - block_started
-        days = [
-            forecast_day(forecaster, prices, exogenous, region, origin, config.lear_recalibrate_daily)
-            for origin in origins
-        ]
+        days = [forecast_day(forecaster, prices, exogenous, region, origin) for origin in origins]
         block = pd.concat(days, ignore_index=True)
         actual = prices.reindex(pd.DatetimeIndex(block["target_ts"])).to_numpy(dtype=float)
         naive = prices.reindex(pd.DatetimeIndex(block["target_ts"]) - 168 * HOUR).to_numpy(dtype=float)

@@ -80,9 +80,10 @@ class TrainingConfig:
     # a walk-forward's LEAR runs its criterion on the long windows every this many blocks and refits the
     # blocks between with those penalties (fit_lear(reuse=...)); 1: every block runs it
     lear_criterion_every: int = 1
-    # a walk-forward's LEAR refits its short windows (56 and 84 days) before every day it forecasts, the
-    # validation's days included (LearModel.recalibrated), as the paper recalibrated daily. The registered
-    # model does not: it would need the 98 days before an origin in every request (serving.model_request)
+    # LEAR refits its short windows (56 and 84 days) before every local-midnight forecast, the validation's
+    # days included (LearModel.recalibrates, LearMember.for_origin), as the paper recalibrated daily; its
+    # requests then need the 98 days before an origin (serving.model_request). EOPT_LEAR_RECALIBRATE_DAILY;
+    # benchmarks/accuracy.py turns it on (the day-ahead benchmark forecasts from local midnights only)
     lear_recalibrate_daily: bool = False
 
     @classmethod
@@ -110,6 +111,7 @@ class TrainingConfig:
             max_gap_hours=settings.training.max_gap_h,
             seed=settings.training.random_seed,
             interval_coverage=settings.training.interval_coverage,
+            lear_recalibrate_daily=settings.training.lear_recalibrate_daily,
             device=settings.training.device,
             threads=settings.training.threads,
             optuna_storage=settings.stores.optuna_storage,

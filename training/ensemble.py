@@ -234,6 +234,33 @@ class EnsembleForecaster:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.nansum(values * weights, axis=1) / np.where(total > 0, total, np.nan)
 
+    @property
+    def history_hours(self) -> int:
+        """How many hours before an origin its members read (``ForecastModel.history_hours``): what a request
+        must carry."""
+        return max(model.history_hours for model in self.members.values())
+
+    def for_origin(self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp) -> EnsembleForecaster:
+        """The forecaster of ``origin``: each member as ``ForecastModel.for_origin`` gives it (LEAR recalibrated
+        on the days before a local midnight when it recalibrates), the weights and intervals unchanged."""
+        members = {name: model.for_origin(prices, exogenous, origin) for name, model in self.members.items()}
+        if all(members[name] is model for name, model in self.members.items()):
+            return self
+        return EnsembleForecaster(
+            self.region, members, self.decision, self.intervals, self.feature_columns, self.market
+        )
+
+    def predict_each_origin(self, frame: pd.DataFrame, prices: pd.Series, exogenous: pd.DataFrame) -> pd.DataFrame:
+        """:meth:`predict` of a frame of many origins, each origin's rows by :meth:`for_origin`'s forecaster (given
+        the prices and exogenous forecasts before it), as the registered model answers each origin alone."""
+        origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
+        unique = origins.unique()
+        forecasters = [self.for_origin(prices, exogenous, origin) for origin in unique]
+        own = np.isin(origins, [o for o, f in zip(unique, forecasters, strict=True) if f is self])
+        parts = [self.predict(frame[own])] if own.any() else []
+        parts += [f.predict(frame[origins == o]) for o, f in zip(unique, forecasters, strict=True) if f is not self]
+        return pd.concat(parts).loc[frame.index]
+
     def member_predictions(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         return {name: model.predict(frame) for name, model in self.members.items()}
 

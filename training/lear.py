@@ -37,9 +37,12 @@ and Ziel and Weron (2018):
 The paper recalibrated daily; a product retraining fits once and forecasts the days up to the
 next retraining. A fit is seconds (96 LARS paths on at most a few hundred days).
 :meth:`LearModel.recalibrated` refits only the two short windows on the 98 days before an origin,
-with the penalties the retraining chose for them (a fraction of a second), and keeps its long windows: the walk-forward benchmark can forecast
-each day that way (``TrainingConfig.lear_recalibrate_daily``); the registered model does not yet,
-as it would need those 98 days in every request.
+with the penalties the retraining chose for them (a fraction of a second), and keeps its long
+windows. A model fitted with ``recalibrates=True`` (``TrainingConfig.lear_recalibrate_daily``:
+``EOPT_LEAR_RECALIBRATE_DAILY``, and the accuracy benchmark's default) does that before every
+local-midnight forecast, wherever it forecasts: the
+registered model, ``forecast_generation`` and the walk-forward benchmark all go through
+:meth:`LearMember.for_origin`, and its request carries those 98 days (:attr:`LearMember.history_hours`).
 """
 
 from __future__ import annotations
@@ -335,6 +338,8 @@ class LearModel:
     def __init__(self, region: str, max_windows: int = 0) -> None:
         self.region = region
         self.max_windows = max_windows  # 0: every calibration window (calibration_windows)
+        # refit the short windows before every local-midnight forecast (LearMember.for_origin)
+        self.recalibrates = False
         self.fits: list[LearFit] = []
         self.last_training_target: pd.Timestamp | None = None
         self.fit_seconds = 0.0
@@ -420,6 +425,7 @@ class LearModel:
             raise LearError(f"{self.region}: LEAR is not fitted; call fit() first")
         penalties = {f.window_days: f.alphas for f in self.fits if f.window_days in self.short_windows}
         copy = LearModel(self.region, self.max_windows)
+        copy.recalibrates = self.recalibrates
         copy.fits = [
             *short_window_fits(prices, exogenous, self.region, origin, penalties),
             *(f for f in self.fits if f.window_days not in penalties),
@@ -467,6 +473,7 @@ class LearModel:
         return {
             "windows": list(self.windows),
             "criterion": CRITERION,
+            "recalibrates": self.recalibrates,
             "alphas": {str(f.window_days): [float(a) for a in f.alphas] for f in self.fits},
             "features_kept": {str(f.window_days): int((f.coefficients != 0).any(axis=0).sum()) for f in self.fits},
             "last_training_target": str(self.last_training_target),
@@ -483,6 +490,7 @@ class LearModel:
             "region": self.region,
             "feature_names": lear_feature_names(self.region),
             "max_windows": self.max_windows,
+            "recalibrates": self.recalibrates,
             "last_training_target": str(self.last_training_target),
             "fit_seconds": self.fit_seconds,
             "fits": [f.to_dict() for f in self.fits],
@@ -502,6 +510,7 @@ class LearModel:
                 f"({len(spec['feature_names'])} vs {len(lear_feature_names(model.region))} features); retrain the model"
             )
         model.fits = [LearFit.from_dict(f) for f in spec["fits"]]
+        model.recalibrates = bool(spec.get("recalibrates", False))  # a model saved before it: weekly fit only
         model.last_training_target = pd.Timestamp(spec["last_training_target"])
         model.fit_seconds = float(spec["fit_seconds"])
         return model
@@ -541,6 +550,30 @@ class LearMember(ForecastModel):
         error = float(np.mean(np.abs(self.predict(validation) - validation[TARGET_COLUMN].to_numpy(dtype=float))))
         return FitResult(best_step=0, validation_mae=error, steps_run=len(self.model.fits), history=[error])
 
+    @property
+    def history_hours(self) -> int:
+        """The hours before an origin it reads: the :data:`RECALIBRATION_DAYS` when it recalibrates."""
+        return RECALIBRATION_DAYS * 24 if self.model.recalibrates else super().history_hours
+
+    def for_origin(self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp) -> LearMember:
+        """The member that forecasts the day starting at ``origin``: with its short windows refitted on the days
+        before it (:meth:`LearModel.recalibrated`) when the model recalibrates and ``origin`` is a local
+        midnight of the market (LEAR abstains from other origins); itself otherwise.
+
+        Days with a price or exogenous forecast unknown (null in a request) are left out of the refit; when
+        fewer complete days than the 84-day window remain, the retraining's fit forecasts the day and a
+        warning says so (a forecast still comes, as from the other members when an input is imputed).
+        """
+        origin = pd.Timestamp(origin)
+        local = origin.tz_convert(get_market(self.region).timezone)
+        if not self.model.recalibrates or (local.hour, local.minute) != (0, 0):
+            return self
+        try:
+            return LearMember.of(self.model.recalibrated(prices, exogenous, origin))
+        except LearHistoryTooShort as exc:
+            log.warning("%s; LEAR forecasts %s with the retraining's fit, not recalibrated", exc, origin)
+            return self
+
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """LEAR's forecast of each row whose origin is a local midnight of the market; NaN for other origins.
 
@@ -567,15 +600,15 @@ class LearMember(ForecastModel):
 
 
 def recalibrated_forecast(
-    model: LearModel, prices: pd.Series, exogenous: pd.DataFrame, frame: pd.DataFrame
+    member: LearMember, prices: pd.Series, exogenous: pd.DataFrame, frame: pd.DataFrame
 ) -> np.ndarray:
-    """One forecast per row of a feature frame of local-midnight origins, each origin's from ``model``
-    with its short windows refitted on the days before that origin (:meth:`LearModel.recalibrated`)."""
+    """One forecast per row of a feature frame, each origin's from ``member.for_origin`` (recalibrated on the
+    days before a local-midnight origin when the member recalibrates); NaN for other origins."""
     origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
     out = np.full(len(frame), np.nan)
     for origin in origins.unique():
         rows = np.flatnonzero(origins == origin)
-        out[rows] = model.recalibrated(prices, exogenous, origin).predict_frame(frame.iloc[rows])
+        out[rows] = member.for_origin(prices, exogenous, origin).predict(frame.iloc[rows])
     return out
 
 
@@ -623,9 +656,9 @@ def fit_lear(
     a walk-forward (``TrainingConfig.lear_criterion_every``) and forecast as well on NP's first 8
     test weeks (``benchmarks/results/attempt_lear_penalties_NP.json``).
 
-    ``recalibrate``: each validation day is forecast with the short windows refitted on the days
-    before it (``TrainingConfig.lear_recalibrate_daily``), as the deployed member then forecasts each
-    test day.
+    ``recalibrate``: both fits recalibrate (``LearModel.recalibrates``: the short windows refitted before
+    every local-midnight forecast, ``TrainingConfig.lear_recalibrate_daily``), so each validation day
+    is forecast the way the deployed member then forecasts each day.
     """
     started = time.perf_counter()
     first = pd.Timestamp(validation["origin"].min())
@@ -633,6 +666,7 @@ def fit_lear(
     member = LearMember.of(
         LearModel(region, max_windows).fit(prices, exogenous, end, reuse.deployed if reuse else None)
     )
+    before.recalibrates = member.model.recalibrates = recalibrate
     penalties = LearPenalties(before.long_window_penalties(), member.model.long_window_penalties())
     reused = (
         reuse is not None
@@ -646,7 +680,7 @@ def fit_lear(
     validation_forecast = (
         before.predict_frame(validation)
         if not recalibrate
-        else recalibrated_forecast(before, prices, exogenous, validation)
+        else recalibrated_forecast(LearMember.of(before), prices, exogenous, validation)
     )
     return LearTraining(
         member,

@@ -175,6 +175,7 @@ def backtest(np_inputs, tmp_path_factory):
         test_days=14,
         threads=1,
         device="cpu",
+        lear_recalibrate_daily=True,  # benchmarks/accuracy.py's default
     )
     storage = f"sqlite:///{tmp_path_factory.mktemp('optuna') / 'optuna.db'}"
     origins = day_origins(FALL_BACK_DAYS, np_inputs.market.timezone)
@@ -251,29 +252,21 @@ def test_no_price_at_or_after_a_days_origin_changes_that_days_forecast(backtest,
         assert np.allclose(again.forecasts[column], before[column], rtol=0, atol=1e-9), column
 
 
-def test_lear_recalibrated_daily_refits_from_the_second_day_and_reads_no_price_at_or_after_a_days_origin(
-    backtest, np_inputs
-):
+def test_lear_recalibrated_daily_refits_from_the_second_day_of_a_block(backtest, np_inputs):
+    # the default (as the registered model forecasts) against LEAR's weekly fit alone; the tamper test
+    # above runs the default, so the daily refits read no price at or after a day's origin either
     config, storage, origins, result = backtest
-    daily = replace(config, lear_recalibrate_daily=True)
-    runs = {
-        name: first_two_days(prices, np_inputs, daily, storage, origins, result.params)
-        for name, prices in (
-            ("all", np_inputs.prices),
-            ("known", np_inputs.prices[np_inputs.prices.index < origins[1]]),
-        )
-    }
-    assert runs["all"].blocks[0]["lear_recalibrated_daily"] and not result.blocks[0]["lear_recalibrated_daily"]
-    weekly = result.forecasts.set_index("target_ts")["yhat_lear"]
-    recalibrated = runs["all"].forecasts.set_index("target_ts")["yhat_lear"]
-    first_day = runs["all"].forecasts["origin"] == origins[0]
-    # the first day's refit sees the days the block's fit saw: the same LEAR; the second day's sees one more
-    assert np.allclose(
-        recalibrated[first_day.to_numpy()], weekly.loc[recalibrated.index[first_day.to_numpy()]], atol=1e-9
+    weekly_run = first_two_days(
+        np_inputs.prices, np_inputs, replace(config, lear_recalibrate_daily=False), storage, origins, result.params
     )
-    assert not np.allclose(recalibrated[~first_day.to_numpy()], weekly.loc[recalibrated.index[~first_day.to_numpy()]])
-    for column in ("yhat", "yhat_lear", "lower", "upper"):  # the future is not read, by the refits either
-        assert np.allclose(runs["known"].forecasts[column], runs["all"].forecasts[column], rtol=0, atol=1e-9), column
+    assert result.blocks[0]["lear_recalibrated_daily"] and not weekly_run.blocks[0]["lear_recalibrated_daily"]
+    two_days = result.forecasts[result.forecasts["origin"] <= origins[1]].reset_index(drop=True)
+    assert two_days["target_ts"].equals(weekly_run.forecasts["target_ts"])
+    first_day = (two_days["origin"] == origins[0]).to_numpy()
+    recalibrated, weekly = two_days["yhat_lear"].to_numpy(), weekly_run.forecasts["yhat_lear"].to_numpy()
+    # the first day's refit sees the days the block's fit saw: the same LEAR; the second day's sees one more
+    assert np.allclose(recalibrated[first_day], weekly[first_day], rtol=0, atol=1e-9)
+    assert not np.allclose(recalibrated[~first_day], weekly[~first_day])
 
 
 # -- (c) bad input files -------------------------------------------------------------------------
@@ -407,7 +400,7 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
             "4",
             "--lear-criterion-every",
             "4",
-            "--lear-recalibrate-daily",
+            "--no-lear-recalibrate-daily",
         ]
     )
     market_file, published = args.pairs[2]
@@ -415,7 +408,7 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
     assert child.pairs == [(MARKETS_DIR / "BE.csv", published_file("BE"))]
     assert (child.budget, child.days, child.retrain_every_days, child.threads, child.jobs) == ("smoke", 14, 3, 1, 1)
     assert (child.networks, child.warm_patience, child.cold_every, child.lear_criterion_every) == (3, 2, 4, 4)
-    assert child.lear_recalibrate_daily and not parse_args([]).lear_recalibrate_daily
+    assert not child.lear_recalibrate_daily and parse_args([]).lear_recalibrate_daily
     assert not child.verify_published and child.no_mlflow and child.no_summary and child.results == "/tmp/out"
 
 

@@ -59,7 +59,7 @@ from tests.registry_fixtures import (
     weakest_member,
     with_thresholds,
 )
-from training.evaluation import holdout_frame
+from training.evaluation import Holdout, read_holdout
 from training.features import TARGET_COLUMN
 
 HOLDOUT_HOURS = 14 * 24  # EOPT_TEST_DAYS=14 of the fixture's settings
@@ -162,8 +162,8 @@ def story(trained: TrainedNP, models: Models) -> Story:
     return story
 
 
-def holdout(trained: TrainedNP) -> pd.DataFrame:
-    return holdout_frame(
+def holdout(trained: TrainedNP) -> Holdout:
+    return read_holdout(
         trained.store,
         REGION,
         trained.store.latest_ts(REGION) + pd.Timedelta(hours=1),
@@ -171,8 +171,13 @@ def holdout(trained: TrainedNP) -> pd.DataFrame:
     )
 
 
-def mae_of(forecaster, frame: pd.DataFrame) -> float:
-    return float(np.mean(np.abs(forecaster.predict(frame)["yhat"].to_numpy() - frame[TARGET_COLUMN].to_numpy())))
+def forecast_of(forecaster, window: Holdout) -> np.ndarray:
+    """The forecaster's point forecasts of the holdout, each origin's as the served model answers it."""
+    return forecaster.predict_each_origin(window.frame, window.prices, window.exogenous)["yhat"].to_numpy()
+
+
+def mae_of(forecaster, window: Holdout) -> float:
+    return float(np.mean(np.abs(forecast_of(forecaster, window) - window.frame[TARGET_COLUMN].to_numpy())))
 
 
 def history_row(snap: Snapshot, version: str) -> pd.Series:
@@ -192,8 +197,9 @@ def test_gate_candidate__stores_the_promoted_versions_holdout_errors_on_its_run_
         stored = json.loads(
             Path(client.download_artifacts(run_id, holdout_errors_artifact(story.versions[1]), folder)).read_text()
         )
-    frame = holdout(trained)
-    expected = np.abs(trained.ensemble().predict(frame)["yhat"].to_numpy() - frame[TARGET_COLUMN].to_numpy())
+    window = holdout(trained)
+    frame = window.frame
+    expected = np.abs(forecast_of(trained.ensemble(), window) - frame[TARGET_COLUMN].to_numpy())
     assert stored["version"] == story.versions[1] and len(stored["absolute_error"]) == HOLDOUT_HOURS
     assert stored["absolute_error"] == pytest.approx(list(expected), rel=1e-6)
     assert stored["target_ts"][0] == frame["target_ts"].iloc[0].isoformat()
@@ -359,7 +365,7 @@ def test_gate_candidate__rejects_a_model_trained_on_the_wrong_unit_as_worse_than
         outcome.decision.reasons[1] == f"MAE {outcome.candidate.mae:.4f} >= seasonal naive {outcome.baseline.mae:.4f}"
     )
     # forecasts in EUR/kWh are ~1000 times too small: the error is about the price level itself
-    actual = holdout(story.trained)[TARGET_COLUMN].abs().mean()
+    actual = holdout(story.trained).frame[TARGET_COLUMN].abs().mean()
     assert outcome.candidate.mae == pytest.approx(actual, rel=0.1)
     assert outcome.candidate.mae > 5 * outcome.baseline.mae
     assert snap.stages[v7] == "Archived" and snap.production == snap.champion == "3"

@@ -35,7 +35,7 @@ from serving.forecasting import (
     generate_forecast,
     prepare_request,
 )
-from serving.model_request import build_request, parse_request
+from serving.model_request import REQUEST_HISTORY_HOURS, build_request, parse_request
 from storage.database import create_store_engine, upgrade
 from storage.forecasts import ForecastStore
 from storage.prices import BatchRejected, PriceStore
@@ -46,6 +46,8 @@ ROOT = Path(__file__).resolve().parents[2]
 UTC = "UTC"
 NP_LAST_PRICE = pd.Timestamp("2018-12-24 22:00", tz=UTC)  # the bundled NP history's newest hour
 RUN = pd.Timestamp("2018-12-25 02:00", tz=UTC)
+
+H = REQUEST_HISTORY_HOURS  # the hours before the origin a request carries (98 days)
 
 
 def ts(text: str) -> pd.Timestamp:
@@ -62,12 +64,12 @@ def np_history():
 
 @pytest.fixture(scope="module")
 def np_store(tmp_path_factory, np_history) -> PriceStore:
-    """An embedded store with NP's last 60 days (more than the 168 h the features read)."""
+    """An embedded store with NP's last 110 days (more than the 98 days a request carries)."""
     history, _, _ = np_history
     engine = create_store_engine(f"sqlite:///{tmp_path_factory.mktemp('np') / 'prices.db'}")
     upgrade(engine)
     store = PriceStore(engine)
-    cut = history.between(NP_LAST_PRICE - pd.Timedelta(days=60), None)
+    cut = history.between(NP_LAST_PRICE - pd.Timedelta(days=110), None)
     store.upsert_history(cut.prices, cut.exogenous)
     yield store
     engine.dispose()
@@ -212,9 +214,9 @@ def test_prepare_request__gives_the_features_of_the_inference_frame_built_from_t
     _, prices, exogenous = np_history
     request = prepare_request(np_store, "NP", ts(origin))
     table = request.table
-    assert request.origin == ts(origin) and len(table) == 168 + 24
-    assert table["ts"].iloc[0] == f"{ts(origin) - pd.Timedelta(hours=168):%Y-%m-%dT%H:%M:%SZ}"
-    assert table["price"].iloc[:168].notna().all() and table["price"].iloc[168:].isna().all()  # none from the origin on
+    assert request.origin == ts(origin) and len(table) == H + 24  # the 98 days LEAR's recalibration reads
+    assert table["ts"].iloc[0] == f"{ts(origin) - pd.Timedelta(hours=H):%Y-%m-%dT%H:%M:%SZ}"
+    assert table["price"].iloc[:H].notna().all() and table["price"].iloc[H:].isna().all()  # none from the origin on
     prices_sent, exogenous_sent, origin_sent = parse_request(table, request.params, "NP")
     built = inference_frame(prices_sent, exogenous_sent, "NP", origin_sent)
     expected = inference_frame(prices, exogenous, "NP", ts(origin))
@@ -228,10 +230,10 @@ def test_prepare_request__after_the_last_exogenous_forecast_sends_null_and_warns
     # the bundled day-ahead load and wind forecasts end with the prices, at 2018-12-24 22:00 UTC
     with caplog.at_level(logging.WARNING, logger="serving.forecasting"):
         request = prepare_request(np_store, "NP", ts("2018-12-24 23:00"))
-    targets = request.table.iloc[168:]
+    targets = request.table.iloc[H:]
     assert targets["wind_power_forecast"].isna().all() and targets["grid_load_forecast"].isna().all()
-    # a day and a week earlier they were known (the week: the LEAR member's inputs)
-    assert request.table["grid_load_forecast"].iloc[:168].notna().all()
+    # before the origin they were known (a day and a week earlier: features; the 98 days: LEAR's recalibration)
+    assert request.table["grid_load_forecast"].iloc[:H].notna().all()
     warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warning == [
         "NP: inputs of origin 2018-12-24T23:00:00Z missing: grid_load_forecast unknown for 24 of 192 hour(s) read "
@@ -249,7 +251,7 @@ def test_prepare_request__a_price_gap_in_the_store_is_a_null_row_named_in_the_wa
     origin = ts("2018-12-20 13:00")
     holed = prices.drop(index=[ts("2018-12-19 02:00"), ts("2018-12-19 03:00")])
     request = build_request(holed, exogenous, "NP", origin)
-    assert len(request.table) == 192  # the hours are all there: a gap in the data is a null, not a missing row
+    assert len(request.table) == H + 24  # the hours are all there: a gap in the data is a null, not a missing row
     assert request.table.set_index("ts").loc[["2018-12-19T02:00:00Z", "2018-12-19T03:00:00Z"], "price"].isna().all()
     assert forecasting.unknown_inputs(request, "NP") == (
         "inputs of origin 2018-12-20T13:00:00Z missing: price unknown for 2 of 168 hour(s) read "
@@ -305,7 +307,7 @@ def test_alert_fallback__logs_an_error_on_the_alerts_logger_naming_region_and_re
 def test_generate_forecast__refuses_a_fallback_without_the_price_a_week_earlier(np_store, empty_registry):
     origin = forecast_origin(np_store, "NP", RUN)
     request = prepare_request(np_store, "NP", origin)
-    request.table.loc[4, "price"] = np.nan  # 2018-12-18 03:00, a week before the fifth target hour
+    request.table.loc[H - 168 + 4, "price"] = np.nan  # 2018-12-18 03:00, a week before the fifth target hour
     with pytest.raises(
         ForecastError,
         match=r"NP: cannot fall back.*no price 168 h before 1 target hour\(s\) "
@@ -501,7 +503,8 @@ def test_generate_forecast__a_champion_whose_artifacts_are_gone_falls_back_with_
         shutil.rmtree(copy)  # the version's artifacts are gone from disk
         forecast = generate_forecast(client, "NP", request, RUN)
     assert forecast.is_fallback and len(forecast.frame) == 24
-    assert forecast.frame["yhat"].tolist() == request.table["price"].iloc[:24].tolist()  # a week before each target
+    week_before = request.table["price"].iloc[H - 168 : H - 168 + 24]
+    assert forecast.frame["yhat"].tolist() == week_before.tolist()  # a week before each target
     assert forecast.fallback_reason.startswith(
         f"the Production model models:/{name}/{broken.version} of NP could not be loaded: "
     )

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from core.markets import bundled_markets, load_market
-from serving.model_request import ModelRequest, RequestError, build_request, parse_request
+from serving.model_request import REQUEST_HISTORY_HOURS, ModelRequest, RequestError, build_request, parse_request
 from training.features import inference_frame
 
 MARKETS = bundled_markets()  # the region catalogue's regions with a bundled history file
@@ -55,7 +55,7 @@ def test_model_request__the_model_builds_the_features_training_builds_on_dst_day
     for text in ORIGINS[region]:
         origin = pd.Timestamp(text, tz="UTC")
         request = build_request(prices, exogenous, region, origin)
-        assert len(request.table) == 192 and request.table["ts"].is_unique
+        assert len(request.table) == 98 * 24 + 24 and request.table["ts"].is_unique
         built = _features(request, region)
         expected = inference_frame(prices, exogenous, region, origin)
         assert np.isfinite(built["lag_168h"].to_numpy()).all(), (region, text)
@@ -78,14 +78,15 @@ def test_model_request__an_unknown_price_is_a_null_row_and_a_missing_row_is_a_ga
     prices, exogenous = _history("NP")
     origin = pd.Timestamp("2017-06-14 13:00", tz="UTC")
     request = build_request(prices, exogenous, "NP", origin)
+    last = REQUEST_HISTORY_HOURS - 1  # origin - 1 h: the last price
     nulled = request.table.copy()
-    nulled.loc[167, "price"] = None  # origin - 1 h: the last price
+    nulled.loc[last, "price"] = None
     features = _features(ModelRequest(nulled, origin), "NP")
     assert features["last_price"].isna().all() and features["last_24h_mean"].isna().all()
     # lag_24h of the last target hour reads that hour; the 23 others are still known
     assert features["lag_24h"].isna().tolist() == [False] * 23 + [True]
     with pytest.raises(RequestError, match=r"^gap: no row for hour 2017-06-14T12:00:00Z \(1 hour\(s\) missing"):
-        parse_request(request.table.drop(index=[167]).reset_index(drop=True), request.params, "NP")
+        parse_request(request.table.drop(index=[last]).reset_index(drop=True), request.params, "NP")
 
 
 def test_model_request__no_known_price_before_the_origin_is_refused():
@@ -101,3 +102,17 @@ def test_model_request__an_origin_off_the_hour_is_refused():
     request = build_request(prices, exogenous, "NP", pd.Timestamp("2017-06-14 13:00", tz="UTC"))
     with pytest.raises(RequestError, match=r"^origin '2017-06-14T13:30:00Z' is not a whole hour"):
         parse_request(request.table, {"origin": "2017-06-14T13:30:00Z"}, "NP")
+
+
+def test_model_request__the_history_a_model_reads_is_the_history_it_needs():
+    prices, exogenous = _history("NP")
+    origin = pd.Timestamp("2017-06-13 22:00", tz="UTC")  # a local midnight: LEAR recalibrates there
+    week = build_request(prices, exogenous, "NP", origin).table.iloc[-192:].reset_index(drop=True)
+    parsed, _, _ = parse_request(week, {"origin": "2017-06-13T22:00:00Z"}, "NP")  # the features' 168 h: enough
+    assert len(parsed) == 192
+    with pytest.raises(
+        RequestError,
+        match=r"^too little history: origin 2017-06-13T22:00:00Z needs the 2352 hours from 2017-03-07T22:00:00Z "
+        r"\(prices before the origin\).* the rows start at 2017-06-06T22:00:00Z, 2184 hour\(s\) short$",
+    ):
+        parse_request(week, {"origin": "2017-06-13T22:00:00Z"}, "NP", history_hours=REQUEST_HISTORY_HOURS)

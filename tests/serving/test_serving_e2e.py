@@ -31,7 +31,7 @@ from eopt.cli import cli
 from pipelines import forecast_generation as flow
 from registry.promotion import gate_candidate
 from serving.forecasting import clear_model_cache, prepare_request
-from serving.model_request import ModelRequest, parse_request
+from serving.model_request import REQUEST_HISTORY_HOURS, ModelRequest, parse_request
 from serving.model_server import ModelServer, ModelServerError, start_model_server
 from storage.forecasts import ForecastStore
 from storage.promotions import PromotionStore
@@ -44,6 +44,7 @@ from training.lear import LearMember
 pytestmark = pytest.mark.e2e
 
 ORIGIN = pd.Timestamp("2018-12-20 13:00", tz="UTC")  # an hourly origin inside the history: actuals are known
+MIDNIGHT = pd.Timestamp("2018-12-19 23:00", tz="UTC")  # 20 December, 00:00 in Oslo: LEAR forecasts (recalibrated)
 
 
 def serve(model_uri: str, trained: TrainedNP, folder: Path) -> Iterator[ModelServer]:
@@ -111,7 +112,7 @@ def test_serving__answers_ping_and_health(champion_server):
 def test_serving__a_raw_request_gets_the_24_hours_from_the_origin(champion_server, promoted):
     request = raw_request(promoted)
     assert request.table.columns.tolist() == ["ts", "price", "grid_load_forecast", "wind_power_forecast"]
-    assert len(request.table) == 192  # the 168 h the features read before the origin, and the 24 target hours
+    assert len(request.table) == 98 * 24 + 24  # the 98 days LEAR's recalibration reads, and the 24 target hours
     forecast = predictions(champion_server.invoke(split(request)))
     assert len(forecast) == 24
     hours = pd.date_range(ORIGIN, periods=24, freq="h")
@@ -147,22 +148,22 @@ def test_serving__a_raw_request_gets_the_24_hours_from_the_origin(champion_serve
 
 
 def test_serving__answers_what_forecast_generation_stores_for_the_same_origin(champion_server, promoted, tmp_path):
-    # the DAG's own task functions for the run at ORIGIN's hour, on the same registry and store
+    # the DAG's own task functions for the run at a local midnight (LEAR recalibrated), on the same registry and store
     tracking.configure(promoted.settings)
     clear_model_cache()
     folder = tmp_path / "run"
-    flow.prepare_features(promoted.store, [REGION], ORIGIN, folder)
-    summary = flow.generate_forecasts(promoted.client, [REGION], folder, ORIGIN)
+    flow.prepare_features(promoted.store, [REGION], MIDNIGHT, folder)
+    summary = flow.generate_forecasts(promoted.client, [REGION], folder, MIDNIGHT)
     assert summary["failed"] == {}
     assert summary["forecasts"][REGION]["is_fallback"] is False and summary["forecasts"][REGION]["version"] == "1"
     flow.store_forecasts(promoted.store, [REGION], folder)
     stored = ForecastStore(promoted.store.engine).read_forecasts(REGION)
-    stored = stored[stored["issued_at"] == ORIGIN].sort_values("target_ts").reset_index(drop=True)
+    stored = stored[stored["issued_at"] == MIDNIGHT].sort_values("target_ts").reset_index(drop=True)
     assert len(stored) == 24 and set(stored["model_version"]) == {"1"}
 
     # a user's request, written by the command the README shows, posted as the file it wrote
     printed = CliRunner().invoke(
-        cli, ["request", "--region", REGION, "--origin", "2018-12-20T13:00Z"], env=cli_env(promoted.settings)
+        cli, ["request", "--region", REGION, "--origin", "2018-12-19T23:00Z"], env=cli_env(promoted.settings)
     )
     assert printed.exit_code == 0, printed.output
     (tmp_path / "request.json").write_text(printed.stdout)
@@ -173,6 +174,26 @@ def test_serving__answers_what_forecast_generation_stores_for_the_same_origin(ch
     for column in ("yhat", "lower", "upper", *QUANTILE_COLUMNS):
         np.testing.assert_allclose(served[column].to_numpy(float), stored[column].to_numpy(float), rtol=1e-12)
     assert (np.diff(stored[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0).all()
+
+
+def test_serving__a_midnight_origin_gets_lear_recalibrated_on_the_98_days_before_it(champion_server, promoted):
+    request = raw_request(promoted, MIDNIGHT)
+    served = predictions(champion_server.invoke(split(request)))
+    lear = LearMember.load(promoted.ensemble_folder / "members" / "lear")
+    assert lear.model.recalibrates  # EOPT_LEAR_RECALIBRATE_DAILY's default
+    prices, exogenous, origin = parse_request(request.table, request.params, REGION, lear.history_hours)
+    features = inference_frame(prices, exogenous, REGION, origin)
+    daily = lear.model.recalibrated(prices[prices.index < origin], exogenous, origin)  # as a user could check it
+    np.testing.assert_allclose(served["yhat_lear"].to_numpy(float), LearMember.of(daily).predict(features), rtol=1e-12)
+    assert not np.allclose(served["yhat_lear"].to_numpy(float), lear.predict(features))  # not the weekly fit's
+    # a request of the week the features read is too short for this model: 400, saying from where to send
+    week = request.table.iloc[-192:].reset_index(drop=True)
+    response = champion_server.invoke(ModelRequest(week, MIDNIGHT).body())
+    assert response.status_code == 400, response.text
+    assert (
+        "too little history: origin 2018-12-19T23:00:00Z needs the 2352 hours from 2018-09-12T23:00:00Z"
+        in (response.json()["message"])
+    )
 
 
 def test_serving__answers_what_the_champion_loaded_in_process_answers(champion_server, promoted):
@@ -236,7 +257,7 @@ def test_serving__unpublished_exogenous_forecasts_travel_as_null_and_still_get_a
     origin = promoted.prices().index.max() + pd.Timedelta(hours=1)
     request = raw_request(promoted, origin)
     body = split(request)
-    assert all(row[3] is None for row in body["dataframe_split"]["data"][168:])  # wind_power_forecast
+    assert all(row[3] is None for row in body["dataframe_split"]["data"][REQUEST_HISTORY_HOURS:])  # wind_power_forecast
     forecast = predictions(champion_server.invoke(body))
     assert forecast["target_ts"].iloc[0] == "2018-12-24T23:00:00Z" and len(forecast) == 24
     assert np.isfinite(forecast[["yhat", "lower", "upper"]].to_numpy(dtype=float)).all()
@@ -298,13 +319,13 @@ def _no_rows(request: ModelRequest) -> dict:
     [
         (
             _short_history,
-            "NP: too little history: origin 2018-12-20T13:00:00Z needs the 168 hours from 2018-12-13T13:00:00Z "
+            "NP: too little history: origin 2018-12-20T13:00:00Z needs the 2352 hours from 2018-09-13T13:00:00Z "
             "(prices before the origin) and the 24 target hours up to 2018-12-21T12:00:00Z; the rows start at "
-            "2018-12-13T18:00:00Z, 5 hour(s) short",
+            "2018-09-13T18:00:00Z, 5 hour(s) short",
         ),
-        (_gap, "NP: gap: no row for hour 2018-12-15T05:00:00Z (3 hour(s) missing before 2018-12-15T08:00:00Z)"),
-        (_unsorted, "NP: hours not sorted: row 101 (2018-12-17T17:00:00Z) comes after 2018-12-17T18:00:00Z"),
-        (_duplicate_hour, "NP: duplicate hour(s): 2018-12-16T01:00:00Z is sent more than once (1 duplicate row(s))"),
+        (_gap, "NP: gap: no row for hour 2018-09-15T05:00:00Z (3 hour(s) missing before 2018-09-15T08:00:00Z)"),
+        (_unsorted, "NP: hours not sorted: row 101 (2018-09-17T17:00:00Z) comes after 2018-09-17T18:00:00Z"),
+        (_duplicate_hour, "NP: duplicate hour(s): 2018-09-16T01:00:00Z is sent more than once (1 duplicate row(s))"),
         (
             _missing_exogenous_series,
             "NP: missing exogenous series column(s) wind_power_forecast: the NP model needs grid_load_forecast, "
@@ -368,11 +389,14 @@ def test_serving__a_misspelt_series_is_refused_by_the_model_not_dropped_by_mlflo
             if c in QUANTILE_COLUMNS} == dict.fromkeys(QUANTILE_COLUMNS, DataType.double)  # fmt: skip
     assert [(p.name, p.dtype.name, p.default) for p in model.signature.params.params] == [("origin", "string", None)]
     assert model.metadata["request"]["columns"] == request.table.columns.tolist()
+    assert model.metadata["request"]["history_hours"] == REQUEST_HISTORY_HOURS  # LEAR recalibrates: 98 days
     # the input example is a raw request: its table and its origin
     folder = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}/1", dst_path=str(tmp_path)))
     example = json.loads((folder / "serving_input_example.json").read_text())
     assert example["dataframe_split"]["columns"] == request.table.columns.tolist()
-    assert len(example["dataframe_split"]["data"]) == 192 and set(example["params"]) == {"origin"}
+    assert len(example["dataframe_split"]["data"]) == REQUEST_HISTORY_HOURS + 24 and set(example["params"]) == {
+        "origin"
+    }
 
 
 def test_serving__the_server_process_group_is_gone_after_teardown(promoted, tmp_path):

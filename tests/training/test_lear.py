@@ -13,6 +13,7 @@ from training.features import day_ahead_origins
 from training.lear import (
     InvariantScaler,
     LearError,
+    LearMember,
     LearModel,
     calibration_windows,
     lear_feature_names,
@@ -200,3 +201,30 @@ def test_lear_recalibrated__refuses_a_history_shorter_than_its_windows(np_histor
         weekly.recalibrated(prices[prices.index >= origin - 47 * D], exogenous, origin)
     with pytest.raises(LearError, match="not fitted"):
         LearModel("NP").recalibrated(prices, exogenous, origin)
+
+
+def test_lear_member_for_origin__recalibrates_at_local_midnights_only_when_its_fit_says_so(
+    np_history, tmp_path, caplog
+):
+    prices, exogenous = np_history
+    end = utc("2017-05-21 22:00")
+    fit = LearModel("NP", max_windows=2).fit(prices[prices.index >= end - 200 * D], exogenous, end)
+    origin = end + 3 * D  # a local midnight
+    weekly = LearMember.of(fit)
+    assert weekly.history_hours == 168 and weekly.for_origin(prices, exogenous, origin) is weekly
+    fit.recalibrates = True
+    fit.save(tmp_path)
+    member = LearMember.load(tmp_path)  # the flag travels with the saved model
+    assert member.model.recalibrates and member.history_hours == 98 * 24
+    daily = member.for_origin(prices, exogenous, origin)
+    expected = fit.recalibrated(prices, exogenous, origin)
+    for mine, theirs in zip(daily.model.fits, expected.fits, strict=True):
+        np.testing.assert_allclose(mine.coefficients, theirs.coefficients, atol=1e-12)
+    assert not np.array_equal(daily.model.fits[0].coefficients, fit.fits[0].coefficients)
+    assert member.for_origin(prices, exogenous, origin + 13 * H) is member  # LEAR abstains off midnight
+    # too few complete days before the origin: the retraining's fit forecasts, and the log says so
+    holed = prices.copy()
+    holed[(holed.index >= origin - 60 * D) & (holed.index < origin - 30 * D)] = np.nan
+    with caplog.at_level("WARNING", logger="training.lear"):
+        assert member.for_origin(holed, exogenous, origin) is member
+    assert "complete days in the 98 before" in caplog.text and "not recalibrated" in caplog.text

@@ -19,7 +19,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from training.features import ANCHOR_COLUMN, TARGET_COLUMN
+from training.features import ANCHOR_COLUMN, LOOKBACK_HOURS, TARGET_COLUMN
 
 # Called during fitting with (step, validation MAE); the tuner reports it to Optuna and raises
 # optuna.TrialPruned from inside when the trial should stop.
@@ -91,6 +91,18 @@ class ForecastModel(ABC):
     @classmethod
     @abstractmethod
     def load(cls, folder: Path) -> ForecastModel: ...
+
+    @property
+    def history_hours(self) -> int:
+        """How many hours before an origin the model reads (prices and exogenous forecasts): the
+        feature frame's lag window, unless the model refits on more before it forecasts."""
+        return LOOKBACK_HOURS
+
+    def for_origin(self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp) -> ForecastModel:
+        """The model that forecasts from ``origin``, given the prices and exogenous forecasts before it
+        (the :attr:`history_hours` at least): itself, unless it refits on the days before each origin
+        (LEAR recalibrated daily)."""
+        return self
 
     def feature_importance(self) -> pd.Series | None:
         """Importance per feature column, when the model has a notion of it."""
