@@ -599,11 +599,13 @@ class LearMember(ForecastModel):
             raise ModelError(str(exc)) from None
 
 
-def recalibrated_forecast(
+def forecast_each_origin(
     member: LearMember, prices: pd.Series, exogenous: pd.DataFrame, frame: pd.DataFrame
 ) -> np.ndarray:
     """One forecast per row of a feature frame, each origin's from ``member.for_origin`` (recalibrated on the
     days before a local-midnight origin when the member recalibrates); NaN for other origins."""
+    if not member.model.recalibrates:  # every origin gets the member itself: one prediction of the frame
+        return member.predict(frame)
     origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
     out = np.full(len(frame), np.nan)
     for origin in origins.unique():
@@ -677,14 +679,9 @@ def fit_lear(
             for w, alphas in fitted.items()
         )
     )
-    validation_forecast = (
-        before.predict_frame(validation)
-        if not recalibrate
-        else recalibrated_forecast(LearMember.of(before), prices, exogenous, validation)
-    )
     return LearTraining(
         member,
-        validation_forecast,
+        forecast_each_origin(LearMember.of(before), prices, exogenous, validation),
         before.describe(),
         round(time.perf_counter() - started, 3),
         penalties,
