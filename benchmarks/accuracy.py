@@ -12,8 +12,8 @@ two savings production does not need (it re-tunes weekly): the CNN-LSTM's networ
 the week before's between fits from scratch every ``--cold-every`` weeks, and LEAR reuses its long
 windows' penalties between runs of its criterion every ``--lear-criterion-every`` weeks.
 LEAR refits its 56- and 84-day windows before every day, validation days included, as the paper
-recalibrated and as the registered model does with ``EOPT_LEAR_RECALIBRATE_DAILY=true``
-(``--no-lear-recalibrate-daily``: the weekly fit only).
+recalibrated and as the registered model does by default (``EOPT_LEAR_RECALIBRATE_DAILY``;
+``--no-lear-recalibrate-daily``: the weekly fit only).
 
 Inputs are files, so a new market needs no code: ``--market-file`` (a CSV in the epftoolbox
 layout: timestamp, price, two exogenous day-ahead forecasts, 24 local clock hours a day) and
@@ -1017,7 +1017,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="refit LEAR's 56- and 84-day windows before every forecast day, validation days included, as the "
-        "registered model does with EOPT_LEAR_RECALIBRATE_DAILY=true (default here; --no-lear-recalibrate-daily: "
+        "registered model does by default (EOPT_LEAR_RECALIBRATE_DAILY; --no-lear-recalibrate-daily: "
         "LEAR's weekly fit only)",
     )
     parser.add_argument(

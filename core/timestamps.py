@@ -48,6 +48,13 @@ def local_dates(timezone: str, start: Any, end: Any) -> pd.DatetimeIndex:
     return pd.date_range(first.date(), last.date(), freq="D")
 
 
+def local_day_starts(timezone: str, moments: Any) -> pd.DatetimeIndex:
+    """The UTC instant at which the local day holding each of ``moments`` (tz-aware) began in ``timezone``."""
+    dates = pd.DatetimeIndex(moments).tz_convert(timezone).tz_localize(None).normalize()
+    unique = dates.unique()
+    return pd.DatetimeIndex(pd.Series(local_midnights(timezone, unique), index=unique).reindex(dates))
+
+
 def local_day_after(timezone: str, moment: Any) -> pd.Timestamp:
     """The UTC instant at which the local day after the one holding ``moment`` begins."""
     local_date = utc(moment).tz_convert(timezone).date()

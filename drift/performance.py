@@ -8,8 +8,9 @@ artifact existed) is re-scored on its test window instead, and the result says w
 
 Hourly errors are not independent (a bad day is 24 bad hours: on real errors an hourly CUSUM
 pages for most normal weeks), so the unit is the day: the mean absolute error ``MAE_d`` of each UTC
-day with at least ``MIN_DAY_HOURS`` realised hours of the served forecasts (the forecast in force
-when each hour began, ``drift.monitor.realized_forecasts``).
+day with at least ``MIN_DAY_HOURS`` realised hours of the served forecasts (each hour's day-ahead
+forecast, issued at the local midnight that began its day like the reference's,
+``drift.monitor.realized_forecasts``).
 
 What the champion should have scored on a day depends on how hard the day was. The calibration
 (``reference_of``): the weekly seasonal naive's error the same hours, ``NMAE_d`` (``naive_errors``,

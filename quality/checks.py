@@ -32,10 +32,11 @@ import sqlalchemy as sa
 
 from core.check_results import CheckResult, Status, skipped
 from core.freshness import HOUR, find_gaps
+from core.markets import get_market
 from core.metrics import evaluate
 from core.regions import Catalogue
 from core.settings import Settings
-from core.timestamps import utc
+from core.timestamps import local_day_starts, utc
 from ingestion.validation import plausible_range
 from registry.models import champion
 from storage.health import ApiHealthStore
@@ -415,13 +416,28 @@ def freshness_of(region: str, latest: pd.Timestamp | None, as_of: pd.Timestamp, 
 
 # Which stored forecast of an hour counts: hourly issues forecast most hours many times.
 FORECAST_SELECTION = (
-    "per target hour, the forecast with the latest issued_at at or before the hour began (the "
-    "forecast in force when the hour started; it read only prices before its issue)"
+    "per target hour, the forecast with the latest issued_at at or before the local midnight that began the hour's "
+    "day in the region (the day-ahead forecast: with the hourly schedule, the one issued at that midnight, as the "
+    "champion's forecasts at promotion were)"
 )
 
 
+def day_ahead_forecasts(frame: pd.DataFrame, timezone: str) -> pd.DataFrame:
+    """Of stored forecast rows (``target_ts``, ``issued_at``), per target hour the one ``FORECAST_SELECTION`` counts.
+
+    The promotion gate, the backtest and the forecast-performance calibration score forecasts
+    issued at local midnights for the day after (day-ahead origins); an hour's later issues (the
+    hourly schedule reissues every hour, from an origin where the model has more recent prices but
+    LEAR, which forecasts only whole days, abstains) are a different forecast, so judging them
+    against the figures at promotion would compare unlike errors."""
+    if frame.empty:
+        return frame
+    chosen = frame[pd.DatetimeIndex(frame["issued_at"]) <= local_day_starts(timezone, frame["target_ts"])]
+    return chosen.sort_values(["target_ts", "issued_at"]).drop_duplicates("target_ts", keep="last")
+
+
 def served_forecasts(engine: sa.Engine, region: str, window: Window, *, models_only: bool = False) -> pd.DataFrame:
-    """Per target hour in the window, the forecast in force when the hour began (``FORECAST_SELECTION``).
+    """Per target hour in the window, the day-ahead forecast of the hour (``FORECAST_SELECTION``).
 
     ``models_only``: among the Production models' forecasts only (the seasonal-naive fallbacks are
     left out before choosing). Columns: target_ts, issued_at, yhat, model_name, model_version, is_fallback, lower,
@@ -445,7 +461,7 @@ def served_forecasts(engine: sa.Engine, region: str, window: Window, *, models_o
     )
     for column in ("target_ts", "issued_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
-    frame = frame.sort_values(["target_ts", "issued_at"]).drop_duplicates("target_ts", keep="last")
+    frame = day_ahead_forecasts(frame, get_market(region).timezone)
     frame["is_fallback"] = frame["is_fallback"].astype(bool)
     for column in ("yhat", "lower", "upper"):
         frame[column] = pd.to_numeric(frame[column]).astype(float)

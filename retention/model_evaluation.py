@@ -1,7 +1,7 @@
 """The weekly model evaluation: each region's realised accuracy over the last 1, 4 and 13 weeks.
 
 The forecasts scored are the ones served (``quality.checks.served_forecasts``: per target hour,
-the forecast in force when the hour began), the model's only (seasonal-naive fallback hours are
+its day-ahead forecast, issued at the local midnight that began its day), the model's only (seasonal-naive fallback hours are
 counted, not scored), against the stored prices (``read_canonical``). Per window:
 
 - ``mae``: mean absolute error of the served forecasts, per MWh;

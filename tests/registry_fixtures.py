@@ -57,7 +57,6 @@ SHORT_WINDOW = {
     "EOPT_TRAINING_WINDOW_DAYS": "120",
     "EOPT_VALIDATION_DAYS": "14",
     "EOPT_TEST_DAYS": "14",
-    "EOPT_LEAR_RECALIBRATE_DAILY": "true",  # the served model as the benchmark measures it: LEAR recalibrated
     "EOPT_LOG_LEVEL": "WARNING",
 }
 

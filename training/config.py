@@ -82,9 +82,8 @@ class TrainingConfig:
     lear_criterion_every: int = 1
     # LEAR refits its short windows (56 and 84 days) before every local-midnight forecast, the validation's
     # days included (LearModel.recalibrates, LearMember.for_origin), as the paper recalibrated daily; its
-    # requests then need the 98 days before an origin (serving.model_request). EOPT_LEAR_RECALIBRATE_DAILY;
-    # benchmarks/accuracy.py turns it on (the day-ahead benchmark forecasts from local midnights only)
-    lear_recalibrate_daily: bool = False
+    # requests then need the 98 days before an origin (serving.model_request). EOPT_LEAR_RECALIBRATE_DAILY
+    lear_recalibrate_daily: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, budget: str | None = None) -> TrainingConfig:

@@ -39,7 +39,7 @@ next retraining. A fit is seconds (96 LARS paths on at most a few hundred days).
 :meth:`LearModel.recalibrated` refits only the two short windows on the 98 days before an origin,
 with the penalties the retraining chose for them (a fraction of a second), and keeps its long
 windows. A model fitted with ``recalibrates=True`` (``TrainingConfig.lear_recalibrate_daily``:
-``EOPT_LEAR_RECALIBRATE_DAILY``, and the accuracy benchmark's default) does that before every
+``EOPT_LEAR_RECALIBRATE_DAILY``, on by default, as in the accuracy benchmark) does that before every
 local-midnight forecast, wherever it forecasts: the
 registered model, ``forecast_generation`` and the walk-forward benchmark all go through
 :meth:`LearMember.for_origin`, and its request carries those 98 days (:attr:`LearMember.history_hours`).
@@ -262,6 +262,7 @@ def fit_window(
     is what ``Lasso(fit_intercept=True)`` solves; the intercept is then the target's mean less the
     inputs' means times the coefficients, as scikit-learn sets it.
     """
+    from sklearn import config_context as sklearn_config
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import Lasso, LassoLarsIC
 
@@ -280,6 +281,9 @@ def fit_window(
     unit_centred = unit - unit.mean(axis=0)
     unit_gram: np.ndarray | str = np.dot(unit_centred.T, unit_centred) if x.shape[0] > x.shape[1] else "auto"
     gram = np.dot(centred.T, centred)
+    # the Lasso's inputs as its own input check would leave them (float64, Fortran order), checked once
+    # here rather than once per hour: check_input=False skips the copy, and the check of the Gram
+    columns = np.asfortranarray(centred)
     coefficients = np.zeros((HORIZON_HOURS, x.shape[1]))
     intercepts = np.zeros(HORIZON_HOURS)
     given = alphas is not None
@@ -297,35 +301,61 @@ def fit_window(
                 )
                 alphas[h] = criterion.fit(unit, y[:, h]).alpha_
             model = Lasso(alpha=alphas[h], max_iter=MAX_ITERATIONS, fit_intercept=False, precompute=gram)
-            model.fit(centred, y[:, h] - y_offset[h])
+            with sklearn_config(skip_parameter_validation=True):
+                model.fit(columns, np.ascontiguousarray(y[:, h] - y_offset[h]), check_input=False)
         coefficients[h], intercepts[h] = model.coef_, y_offset[h] - x_offset @ model.coef_
     return LearFit(window_days, x_scaler, y_scaler, coefficients, intercepts, alphas)
 
 
+@dataclass(frozen=True)
+class LearDays:
+    """LEAR's feature row and 24 target prices of each local day (indexed by its midnight origin), built
+    once for every recalibration of a span of origins (``lear_days``) instead of once per origin."""
+
+    features: pd.DataFrame
+    targets: pd.DataFrame
+
+    def before(self, origin: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+        """(x, y) of the complete days a recalibration before ``origin`` reads: the local days starting in
+        the :data:`RECALIBRATION_DAYS` less a week of lags before it, oldest first."""
+        index = self.features.index
+        rows = (index >= origin - (RECALIBRATION_DAYS - max(PRICE_LAG_DAYS)) * DAY) & (index < origin)
+        features, targets = self.features[rows], self.targets[rows]
+        complete = features.notna().all(axis=1) & targets.notna().all(axis=1)
+        return features[complete].to_numpy(), targets[complete].to_numpy()
+
+
+def lear_days(
+    prices: pd.Series, exogenous: pd.DataFrame, region: str, first: pd.Timestamp, last: pd.Timestamp
+) -> LearDays:
+    """The local days that recalibrations before the origins from ``first`` to ``last`` read.
+
+    Each day's row reads its own prices (the targets) and the week before it, all before any origin
+    after that day, so one build serves every origin of the span: the rows a recalibration reads
+    are the ones it would build from the :data:`RECALIBRATION_DAYS` before its origin alone."""
+    first, last = pd.Timestamp(first), pd.Timestamp(last)
+    known = prices[(prices.index >= first - RECALIBRATION_DAYS * DAY) & (prices.index < last)]
+    origins = day_ahead_origins(region, first - (RECALIBRATION_DAYS - max(PRICE_LAG_DAYS)) * DAY, last)
+    if known.empty or len(origins) == 0:
+        raise LearHistoryTooShort(
+            f"{region}: no prices in the {RECALIBRATION_DAYS} days before {first} to recalibrate LEAR on"
+        )
+    return LearDays(*lear_features(known, exogenous, region, origins))
+
+
 def short_window_fits(
-    prices: pd.Series,
-    exogenous: pd.DataFrame,
-    region: str,
-    origin: pd.Timestamp,
-    penalties: dict[int, np.ndarray],
+    days: LearDays, region: str, origin: pd.Timestamp, penalties: dict[int, np.ndarray]
 ) -> list[LearFit]:
     """The short calibration windows (``penalties``' keys: 56 and 84 days) fitted on the last complete days
     before ``origin`` with those penalties (24 per window), as :meth:`LearModel.fit` with ``penalties``
-    fits them; the inputs are read from the :data:`RECALIBRATION_DAYS` before ``origin`` only (a few
-    days more than 84 and their week of lags, so a day with a missing price does not shorten the windows)."""
-    origin = pd.Timestamp(origin)
-    days = RECALIBRATION_DAYS
-    known = prices[(prices.index >= origin - days * DAY) & (prices.index < origin)]
-    origins = day_ahead_origins(region, origin - (days - max(PRICE_LAG_DAYS)) * DAY, origin)
-    if known.empty or len(origins) == 0:
-        raise LearHistoryTooShort(f"{region}: no prices in the {days} days before {origin} to recalibrate LEAR on")
-    features, targets = lear_features(known, exogenous, region, origins)
-    complete = features.notna().all(axis=1) & targets.notna().all(axis=1)
-    x, y = features[complete].to_numpy(), targets[complete].to_numpy()
+    fits them; the days are those of the :data:`RECALIBRATION_DAYS` before ``origin`` (a few more than 84
+    and their week of lags, so a day with a missing price does not shorten the windows)."""
+    x, y = days.before(pd.Timestamp(origin))
     if len(x) < max(penalties):
         raise LearHistoryTooShort(
-            f"{region}: {len(x)} complete days in the {days} before {origin} (prices of 7 days before each and "
-            f"both exogenous forecasts); recalibrating LEAR's {max(penalties)}-day window needs {max(penalties)}"
+            f"{region}: {len(x)} complete days in the {RECALIBRATION_DAYS} before {origin} (prices of 7 days "
+            f"before each and both exogenous forecasts); recalibrating LEAR's {max(penalties)}-day window needs "
+            f"{max(penalties)}"
         )
     return [fit_window(x[-w:], y[-w:], w, alphas) for w, alphas in sorted(penalties.items())]
 
@@ -410,7 +440,9 @@ class LearModel:
         )
         return self
 
-    def recalibrated(self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp) -> LearModel:
+    def recalibrated(
+        self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp, days: LearDays | None = None
+    ) -> LearModel:
         """A copy whose short windows (:attr:`short_windows`: 56 and 84 days) are fitted again on the complete
         days before ``origin`` with the penalties this fit chose for them, and whose long windows are this
         fit's, unchanged.
@@ -419,7 +451,8 @@ class LearModel:
         Refitted with their penalties (a Lasso per hour, no criterion) they cost about a tenth of a
         fit with the criterion and forecast as well (``benchmarks/results/attempt_lear_daily_*.json``),
         so a forecast can afford it where the weekly retraining fitted the model. Reads the prices and
-        exogenous forecasts of the :data:`RECALIBRATION_DAYS` (98) before ``origin`` only.
+        exogenous forecasts of the :data:`RECALIBRATION_DAYS` (98) before ``origin`` only; ``days``, built
+        by :func:`lear_days` for a span of origins holding ``origin``, saves building them again.
         """
         if not self.fits:
             raise LearError(f"{self.region}: LEAR is not fitted; call fit() first")
@@ -427,7 +460,12 @@ class LearModel:
         copy = LearModel(self.region, self.max_windows)
         copy.recalibrates = self.recalibrates
         copy.fits = [
-            *short_window_fits(prices, exogenous, self.region, origin, penalties),
+            *short_window_fits(
+                days if days is not None else lear_days(prices, exogenous, self.region, origin, origin),
+                self.region,
+                origin,
+                penalties,
+            ),
             *(f for f in self.fits if f.window_days not in penalties),
         ]
         copy.last_training_target = self.last_training_target
@@ -555,7 +593,9 @@ class LearMember(ForecastModel):
         """The hours before an origin it reads: the :data:`RECALIBRATION_DAYS` when it recalibrates."""
         return RECALIBRATION_DAYS * 24 if self.model.recalibrates else super().history_hours
 
-    def for_origin(self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp) -> LearMember:
+    def for_origin(
+        self, prices: pd.Series, exogenous: pd.DataFrame, origin: pd.Timestamp, days: LearDays | None = None
+    ) -> LearMember:
         """The member that forecasts the day starting at ``origin``: with its short windows refitted on the days
         before it (:meth:`LearModel.recalibrated`) when the model recalibrates and ``origin`` is a local
         midnight of the market (LEAR abstains from other origins); itself otherwise.
@@ -569,7 +609,7 @@ class LearMember(ForecastModel):
         if not self.model.recalibrates or (local.hour, local.minute) != (0, 0):
             return self
         try:
-            return LearMember.of(self.model.recalibrated(prices, exogenous, origin))
+            return LearMember.of(self.model.recalibrated(prices, exogenous, origin, days))
         except LearHistoryTooShort as exc:
             log.warning("%s; LEAR forecasts %s with the retraining's fit, not recalibrated", exc, origin)
             return self
@@ -608,9 +648,13 @@ def forecast_each_origin(
         return member.predict(frame)
     origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
     out = np.full(len(frame), np.nan)
+    try:
+        days = lear_days(prices, exogenous, member.region, origins.min(), origins.max())
+    except LearHistoryTooShort:
+        days = None  # each origin finds that out for itself (for_origin), and says so
     for origin in origins.unique():
         rows = np.flatnonzero(origins == origin)
-        out[rows] = member.for_origin(prices, exogenous, origin).predict(frame.iloc[rows])
+        out[rows] = member.for_origin(prices, exogenous, origin, days).predict(frame.iloc[rows])
     return out
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from core.markets import bundled_markets
 from core.settings import Settings
-from core.timestamps import local_day_after, local_midnights
+from core.timestamps import local_day_after, local_day_starts, local_midnights
 from training.backtest import _block_index, _local_day_end
 from training.config import TrainingConfig
 from training.dataset import TrainingData, split_origins
@@ -48,6 +48,16 @@ def test_local_midnights__each_day_begins_where_the_zone_database_says(zone):
     assert list(starts.to_pydatetime()) == expected
     lengths = set((starts[1:] - starts[:-1]) / HOUR)
     assert lengths <= {23.0, 24.0, 25.0} and 24.0 in lengths
+
+
+@pytest.mark.parametrize("zone", MARKET_ZONES + MIDNIGHT_CHANGING_ZONES)
+def test_local_day_starts__every_hour_of_three_years_maps_to_the_first_instant_of_its_local_day(zone):
+    hours = pd.date_range("2016-01-01", "2019-01-01", freq="h", tz="UTC", inclusive="left")
+    dates = hours.tz_convert(zone).date
+    expected = {day: first_instant_of(day, zone) for day in sorted(set(dates))}
+    starts = local_day_starts(zone, hours)
+    assert [s.to_pydatetime() for s in starts] == [expected[day] for day in dates]
+    assert ((starts <= hours) & (hours - starts < 25 * HOUR)).all()
 
 
 def test_local_midnights__the_repeated_and_the_skipped_midnight():

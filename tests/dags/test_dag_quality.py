@@ -2,10 +2,11 @@
 
 One embedded store and registry, built once for the module like production would have left them
 on 2018-12-03 06:00 UTC: NP and PJM retrained a week earlier (smoke budget, short window) and
-promoted by the gate, a forecast issued every morning of the week since, and a day of API calls
-recorded. Each test works on a copy of it, so any test runs alone or in any order: the clean week
-(every check passes: NP's champion serves it with errors 82% above its test window's, but the
-seasonal naive's grew 2.4-fold, so the forecast-performance drift, whose expected error follows
+promoted by the gate, a forecast issued at each local midnight of the week since (the day-ahead
+forecasts the checks judge; LEAR recalibrated, as by default), and a day of API calls recorded. Each
+test works on a copy of it, so any test runs alone or in any order: the clean week (every check
+passes: NP's champion serves it with errors 57% above its test window's, but the seasonal naive's
+grew 2.3-fold, so the forecast-performance drift, whose expected error follows
 the naive's, says ok), the same week with a gap, a spike and a stale region injected (exactly those
 checks are flagged and alerted), and PJM's champion with its errors of the last three days doubled
 (its performance drift is critical; retraining is triggered only when ``retrain_on_drift`` is on).
@@ -40,6 +41,7 @@ from tests.airflow_harness import AirflowHome
 from tests.alert_servers import SlackStandIn, SmtpStandIn
 from tests.market_frames import store_with_history
 from training import tracking
+from training.features import day_ahead_origins
 
 pytestmark = pytest.mark.dag
 
@@ -83,9 +85,8 @@ def morning(tmp_path_factory) -> Path:
         if champion(client, region) is None:  # the gate judged it; the test needs a champion either way
             promote_version(client, promotions, region, "1", "test: the week's champion", "test")
     forecasts = ForecastStore(store.engine)
-    for day in range(7, 0, -1):
-        issued = AS_OF - pd.Timedelta(days=day)
-        for region in REGIONS:
+    for region in REGIONS:  # forecast_generation's issues at the region's local midnights (the day-ahead forecasts)
+        for issued in day_ahead_origins(region, AS_OF - pd.Timedelta(days=7), AS_OF):
             origin = forecast_origin(store, region, issued)
             forecast = generate_forecast(client, region, prepare_request(store, region, origin), issued)
             assert not forecast.is_fallback, forecast.fallback_reason

@@ -225,8 +225,8 @@ def recent_store(store_url: str):
     store.engine.dispose()
 
 
-def test_realized_forecasts__keeps_per_hour_the_latest_model_issue_at_or_before_the_hour(recent_store):
-    store, target = recent_store, pd.Timestamp("2018-12-01 12:00", tz="UTC")
+def test_realized_forecasts__keeps_per_hour_the_models_day_ahead_issue(recent_store):
+    store, target = recent_store, pd.Timestamp("2018-12-01 12:00", tz="UTC")  # NP's day began at 2018-11-30 23:00
     hours = pd.date_range(target, periods=3, freq="h")
 
     def issue(issued_at: str, yhat: float, fallback: bool = False, targets=hours) -> pd.DataFrame:
@@ -245,10 +245,10 @@ def test_realized_forecasts__keeps_per_hour_the_latest_model_issue_at_or_before_
         )
 
     forecasts = ForecastStore(store.engine)
-    forecasts.upsert_forecasts(issue("2018-11-30 23:00", 10.0))  # day-ahead issue of all three hours
-    forecasts.upsert_forecasts(issue("2018-12-01 13:00", 20.0))  # issued at 13:00: in force for 13:00 and 14:00
-    forecasts.upsert_forecasts(issue("2018-12-01 14:00", 99.0, fallback=True))  # a fallback is never the model's
-    forecasts.upsert_forecasts(issue("2018-12-01 15:00", 77.0))  # issued after all three hours began: not in force
+    forecasts.upsert_forecasts(issue("2018-11-30 21:00", 5.0))  # an earlier issue
+    forecasts.upsert_forecasts(issue("2018-11-30 22:00", 10.0))  # the model's last issue before the day began
+    forecasts.upsert_forecasts(issue("2018-11-30 23:00", 99.0, fallback=True))  # a fallback is never the model's
+    forecasts.upsert_forecasts(issue("2018-12-01 13:00", 20.0))  # in force at 13:00 and 14:00, but issued that day
     forecasts.upsert_forecasts(issue("2018-12-01 10:00", 5.0, targets=hours[:1] - HOUR))  # an hour before the window
     realized = store.read_canonical(REGION, target, target + 2 * HOUR).set_index("ts")["price"]  # 12:00, 13:00 known
 
@@ -256,7 +256,7 @@ def test_realized_forecasts__keeps_per_hour_the_latest_model_issue_at_or_before_
 
     assert forecast_hours == 3  # 14:00 has a forecast but, here, no price yet
     assert list(frame["target_ts"]) == list(hours[:2])
-    assert list(frame["prediction"]) == [10.0, 20.0]
+    assert list(frame["prediction"]) == [10.0, 10.0]
     assert list(frame["target"]) == list(realized.to_numpy()) and len(realized) == 2
     assert set(frame["model"]) == {f"{MODEL_NAME}/1"}
 

@@ -18,8 +18,9 @@ import pytest
 import sqlalchemy as sa
 from mlflow.tracking import MlflowClient
 
-from core.markets import HISTORY_SOURCE, MarketHistory, load_market
+from core.markets import HISTORY_SOURCE, MarketHistory, get_market, load_market
 from core.settings import Settings
+from core.timestamps import local_day_starts, local_midnights
 from ingestion.http import ApiCall
 from ingestion.validation import plausible_range
 from quality import checks
@@ -436,9 +437,9 @@ def test_api_health__counts_only_the_24_hours_before_the_run(store_engine, tmp_p
 
 
 def issues(region: str, yhat: pd.Series, *, fallback: bool = False, version: str = "4") -> pd.DataFrame:
-    """Daily forecasts of ``yhat``'s hours, each issued an hour before the first hour of its day."""
+    """Day-ahead forecasts of ``yhat``'s hours: each issued at the local midnight that began its day."""
     targets = pd.DatetimeIndex(yhat.index)
-    issued = WINDOW.start - HOUR + ((targets - WINDOW.start) // pd.Timedelta(days=1)) * pd.Timedelta(days=1)
+    issued = local_day_starts(get_market(region).timezone, targets)
     return pd.DataFrame(
         {
             "region": region,
@@ -565,8 +566,9 @@ def test_model_accuracy__an_unreachable_registry_still_reports_the_realized_numb
     assert f"127.0.0.1:{port}" in result.message
 
 
-def test_served_forecasts__the_latest_issue_at_or_before_each_hour_wins(store_engine):
-    hour = pd.Timestamp("2018-11-08 12:00", tz="UTC")
+def test_served_forecasts__the_latest_issue_at_or_before_the_local_midnight_of_each_hours_day_wins(store_engine):
+    hour = pd.Timestamp("2018-11-08 12:00", tz="UTC")  # NP's local day 2018-11-08 began at 2018-11-07 23:00 UTC
+    midnight = pd.Timestamp("2018-11-07 23:00", tz="UTC")
     targets = pd.Series([40.0, 41.0], index=[hour, hour + HOUR])
 
     def issue(issued_at, yhat, fallback=False, version="4"):
@@ -575,18 +577,37 @@ def test_served_forecasts__the_latest_issue_at_or_before_each_hour_wins(store_en
 
     store = ForecastStore(store_engine)
     for frame in (
-        issue(hour - pd.Timedelta(hours=30), 10.0, version="3"),
-        issue(hour - pd.Timedelta(hours=6), 20.0),
-        issue(hour - pd.Timedelta(hours=2), 30.0, fallback=True),
+        issue(midnight - pd.Timedelta(hours=17), 10.0, version="3"),
+        issue(midnight - HOUR, 20.0),
+        issue(midnight, 30.0, fallback=True),  # the day-ahead issue, a fallback
+        issue(hour - pd.Timedelta(hours=2), 50.0, version="5"),  # in force at the hour, issued after its day began
         issue(hour + HOUR, 99.0, version="5"),
         issue(AS_OF + HOUR, 77.0, version="6"),
     ):
         store.upsert_forecasts(frame)
     served = served_forecasts(store_engine, "NP", WINDOW).set_index("target_ts")
-    # hour: the fallback issued 2 h before wins; hour + 1: the issue of that very hour (issued_at == target_ts)
-    assert served["yhat"].to_dict() == {hour: 30.0, hour + HOUR: 99.0}
-    assert served["issued_at"].to_dict() == {hour: hour - pd.Timedelta(hours=2), hour + HOUR: hour + HOUR}
-    assert served["is_fallback"].tolist() == [True, False]
+    assert served["yhat"].to_dict() == {hour: 30.0, hour + HOUR: 30.0}
+    assert set(served["issued_at"]) == {midnight} and served["is_fallback"].all()
     models = served_forecasts(store_engine, "NP", WINDOW, models_only=True).set_index("target_ts")
-    assert models["yhat"].to_dict() == {hour: 20.0, hour + HOUR: 99.0}  # the fallback is left out before choosing
-    assert models["model_version"].tolist() == ["4", "5"] and not models["is_fallback"].any()
+    assert models["yhat"].to_dict() == {hour: 20.0, hour + HOUR: 20.0}  # the fallback is left out before choosing
+    assert models["model_version"].tolist() == ["4", "4"] and not models["is_fallback"].any()
+
+
+@pytest.mark.parametrize(
+    ("day", "hours"),
+    [("2018-03-25", 23), ("2018-10-28", 25)],
+    ids=["spring-change", "autumn-change"],
+)
+def test_served_forecasts__a_daylight_saving_day_is_served_by_the_issue_at_its_own_midnight(store_engine, day, hours):
+    zone = get_market("NP").timezone
+    start, end = local_midnights(zone, [day, pd.Timestamp(day) + pd.Timedelta(days=1)])
+    assert (end - start) / HOUR == hours
+    targets = pd.date_range(start - HOUR, end + HOUR, freq="h", inclusive="left")  # the day and an hour each side
+    store = ForecastStore(store_engine)
+    for issued_at, yhat in ((start - pd.Timedelta(days=1), 1.0), (start, 2.0), (end, 3.0)):
+        frame = issues("NP", pd.Series(yhat, index=targets))
+        store.upsert_forecasts(frame.assign(issued_at=issued_at)[frame["target_ts"] >= issued_at])
+    served = served_forecasts(store_engine, "NP", Window(start - HOUR, end + HOUR)).set_index("target_ts")["yhat"]
+    assert served.loc[start - HOUR] == 1.0  # the day before's last hour: that day's own issue
+    assert (served.loc[start : end - HOUR] == 2.0).all() and len(served.loc[start : end - HOUR]) == hours
+    assert served.loc[end] == 3.0  # the next day: the issue at its own midnight

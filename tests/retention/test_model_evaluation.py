@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.markets import get_market
 from core.settings import Settings
+from core.timestamps import local_day_starts
 from pipelines.maintenance import evaluate_models
 from registry.models import registered_model_name
 from registry.promotion import promote_version
@@ -64,7 +66,9 @@ def _forecasts(prices: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "region": REGION,
-            "issued_at": served["ts"].dt.floor("D"),  # one issue a day, at midnight, for its 24 hours
+            "issued_at": local_day_starts(
+                get_market(REGION).timezone, served["ts"]
+            ),  # one issue a day, at the local midnight, for its day
             "target_ts": served["ts"],
             "model_name": registered_model_name(REGION),
             "model_version": "1",

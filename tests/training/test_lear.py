@@ -16,6 +16,7 @@ from training.lear import (
     LearMember,
     LearModel,
     calibration_windows,
+    lear_days,
     lear_feature_names,
     lear_features,
 )
@@ -188,6 +189,28 @@ def test_lear_recalibrated__refits_the_short_windows_on_the_days_before_the_orig
     same = weekly.recalibrated(prices[prices.index < start], exogenous, start)
     for mine, theirs in zip(same.fits, weekly.fits, strict=True):
         np.testing.assert_allclose(mine.coefficients, theirs.coefficients, atol=1e-12)
+
+
+def test_lear_days__one_build_recalibrates_every_origin_of_a_span_as_its_own_build_would(np_history):
+    prices, exogenous = np_history
+    end = utc("2017-05-21 22:00")
+    weekly = LearModel("NP", max_windows=2).fit(prices[prices.index >= end - 200 * D], exogenous, end)
+    origins = day_ahead_origins("NP", end, end + 10 * D)
+    fourth = origins[3]
+    spoiled = prices.copy()
+    spoiled[spoiled.index >= fourth] = 1e6  # the span's build reads up to its last origin; none reads its own future
+    days = lear_days(spoiled, exogenous, "NP", origins[0], origins[-1])
+    for origin in origins[:4]:
+        alone = weekly.recalibrated(prices[prices.index < origin], exogenous, origin)
+        shared = weekly.recalibrated(spoiled, exogenous, origin, days)
+        for mine, theirs in zip(shared.fits, alone.fits, strict=True):
+            np.testing.assert_array_equal(mine.coefficients, theirs.coefficients)
+            np.testing.assert_array_equal(mine.intercepts, theirs.intercepts)
+            for a, b in ((mine.x_scaler, theirs.x_scaler), (mine.y_scaler, theirs.y_scaler)):
+                assert np.array_equal(a.median, b.median) and np.array_equal(a.scale, b.scale)
+    # from the first local midnight 91 x 24 h before the first origin (20 February, still winter time) to the day
+    # before the last origin
+    assert days.features.index[0] == utc("2017-02-19 23:00") and days.features.index[-1] == origins[-1] - D
 
 
 def test_lear_recalibrated__refuses_a_history_shorter_than_its_windows(np_history):
