@@ -877,11 +877,14 @@ def summary_lines(records: list[dict]) -> list[str]:
             )
     lines += quantile_lines(records)
     if records:
-        machine = records[-1]["machine"]
         lines += [
             "",
-            f"Machine: {machine['cpu']}, {machine['cores']} cores; commits: "
-            + ", ".join(sorted({r["machine"]["git_commit"] for r in records}))
+            "Runs (market, scope: commit, machine, when): "
+            + "; ".join(
+                f"{r['market']} {r['scope']}: {r['machine']['git_commit'][:7]}, {r['machine']['cpu']} "
+                f"({r['machine']['cores']} cores), {r['machine']['recorded_at'][:10]}"
+                for r in records
+            )
             + ". "
             "Per-market details (seeds, cadence, block times, tuned parameters, DM statistics): "
             "`accuracy_<market>[_<scope>].json`; a representative fortnight: the `.png` of the same name.",
