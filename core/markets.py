@@ -7,6 +7,8 @@ mapping of those local hours to UTC; :func:`local_day_hours_to_utc` implements i
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,8 +106,18 @@ class MarketHistory:
         return MarketHistory(self.market, cut(self.prices), cut(self.exogenous))
 
 
+# The files parsed in this process: (their content's digest, how the market reads it) -> the frames.
+# Each caller gets copies; a file changed on disk has another digest.
+_PARSED: dict[tuple[str, str, str, str, tuple[str, ...]], MarketHistory] = {}
+_PARSED_LIMIT = 8  # the four bundled markets, and room for the regions a catalogue adds
+
+
 def read_market_file(path: Path, market: Market) -> MarketHistory:
-    """Read one market file into UTC price and exogenous frames, refusing anything malformed."""
+    """Read one market file into UTC price and exogenous frames, refusing anything malformed.
+
+    A file is parsed once per process (the sandbox and the tests read the same files many times):
+    a later read of the same content, for a market with the same time zone, currency and exogenous
+    names, gets copies of the frames parsed the first time."""
     path = Path(path)
     if len(market.exogenous) != 2:
         raise MarketDataError(
@@ -116,8 +128,25 @@ def read_market_file(path: Path, market: Market) -> MarketHistory:
             f"market file for {market.region} not found at {path}; "
             "restore it from the repository (data/markets/) or set EOPT_MARKET_DATA_DIR"
         )
+    content = path.read_bytes()
+    key = (
+        hashlib.blake2b(content, digest_size=16).hexdigest(),
+        market.region,
+        market.timezone,
+        market.currency,
+        tuple(market.exogenous),
+    )
+    if key not in _PARSED:
+        if len(_PARSED) >= _PARSED_LIMIT:
+            _PARSED.pop(next(iter(_PARSED)))
+        _PARSED[key] = _parse_market_file(path, io.BytesIO(content), market)
+    parsed = _PARSED[key]
+    return MarketHistory(market, parsed.prices.copy(), parsed.exogenous.copy())
+
+
+def _parse_market_file(path: Path, content: io.BytesIO, market: Market) -> MarketHistory:
     try:
-        raw = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False, na_filter=False)
+        raw = pd.read_csv(content, dtype=str, skipinitialspace=True, keep_default_na=False, na_filter=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise MarketDataError(f"{path}: not a readable CSV ({exc})") from None
     if raw.shape[1] != 4:

@@ -67,10 +67,20 @@ def _currencies() -> frozenset[str]:
 
 
 @functools.cache
-def _holiday_countries() -> dict[str, list[str]]:
+def _holiday_countries() -> frozenset[str]:
+    """The country codes (ISO 3166 alpha-2 and alpha-3) the ``holidays`` package knows, read from its
+    registry without importing a country's module (``list_supported_countries`` imports all 250: a
+    DAG file reading the catalogue every time it is parsed would pay for them)."""
+    from holidays.registry import COUNTRIES
+
+    return frozenset(code for names in COUNTRIES.values() for code in names[1:] if code.isupper())
+
+
+def _holiday_subdivisions(country: str) -> tuple[str, ...]:
+    """The subdivisions the ``holidays`` package knows for ``country`` (imports that country's module only)."""
     import holidays
 
-    return holidays.list_supported_countries()
+    return tuple(getattr(holidays, country).subdivisions)
 
 
 class _Entry(BaseModel):
@@ -85,15 +95,12 @@ class Holidays(_Entry):
 
     @model_validator(mode="after")
     def _known(self) -> Holidays:
-        known = _holiday_countries()
-        if self.country not in known:
+        if self.country not in _holiday_countries():
             raise ValueError(
                 f"unknown holiday country {self.country!r}; the holidays package knows ISO 3166 codes such as NL, DE, US"
             )
-        if self.subdivision is not None and self.subdivision not in known[self.country]:
-            raise ValueError(
-                f"unknown subdivision {self.subdivision!r} of {self.country}; known: {', '.join(known[self.country])}"
-            )
+        if self.subdivision is not None and self.subdivision not in (known := _holiday_subdivisions(self.country)):
+            raise ValueError(f"unknown subdivision {self.subdivision!r} of {self.country}; known: {', '.join(known)}")
         return self
 
 

@@ -11,12 +11,14 @@ import importlib
 from collections.abc import Callable
 from dataclasses import replace
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.settings import PRICING_SOURCES, Settings
 from ingestion.http import ApiCall, HttpTransport, ProviderConfig, RetryPolicy
-from ingestion.sandbox.server import DEFAULT_CREDENTIALS
-from ingestion.sources import PriceClient
+from ingestion.sandbox.credentials import DEFAULT_CREDENTIALS
+
+if TYPE_CHECKING:  # the clients import pandas; a DAG file parsed every 30 s reads this module, not them
+    from ingestion.sources import PriceClient
 
 # The DAG's fetch tasks and the sources each one calls (NREL's key also serves OpenEI).
 FETCH_TASKS: dict[str, tuple[str, ...]] = {

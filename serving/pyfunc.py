@@ -12,6 +12,9 @@ members from their own formats (XGBoost JSON, LightGBM text, CNN-LSTM tensors + 
 
 from __future__ import annotations
 
+import ast
+import functools
+import importlib.metadata
 import logging
 from pathlib import Path
 
@@ -43,6 +46,31 @@ ARTIFACT_KEY = "ensemble"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # Packages the model imports, shipped with it so a server without the product installed loads it.
 CODE_PACKAGES = ("core", "training", "serving")
+PRODUCT = "electricity-optimizer"  # this package's distribution: never a requirement of the model it logs
+
+
+@functools.cache
+def model_requirements() -> tuple[str, ...]:
+    """The model's ``requirements.txt``: every installed distribution the shipped code (:data:`CODE_PACKAGES`)
+    imports, pinned to this environment's version (its public part: ``torch==2.13.0``, not ``+cpu``).
+
+    Given to MLflow so that it does not infer them: inferring loads the model in a subprocess and
+    records what gets imported (5-6 s per logged model), and it recorded the product itself (not
+    installable: the code travels in ``code_paths``) while missing torch, XGBoost and LightGBM. Read
+    from the code's import statements, the list cannot miss a library a member imports lazily."""
+    imported: set[str] = set()
+    for package in CODE_PACKAGES:
+        for source in sorted((PROJECT_ROOT / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(source.read_text(), str(source))):
+                if isinstance(node, ast.Import):
+                    imported |= {alias.name.split(".")[0] for alias in node.names}
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    imported.add(node.module.split(".")[0])
+    installed = importlib.metadata.packages_distributions()
+    names = {d for module in imported - set(CODE_PACKAGES) for d in installed.get(module, []) if d != PRODUCT}
+    return tuple(sorted(f"{d}=={importlib.metadata.version(d).split('+')[0]}" for d in names))
+
+
 # The origin travels as an MLflow param (``"params": {"origin": "..."}``); no default: a request must name it.
 PARAMS = ParamSchema([ParamSpec(ORIGIN_PARAM, "string", None)])
 
@@ -121,5 +149,6 @@ def log_ensemble(
         metadata={"request": request},
         input_example=(example.table, example.params),
         code_paths=[str(PROJECT_ROOT / p) for p in CODE_PACKAGES],
+        pip_requirements=list(model_requirements()),
         registered_model_name=registered_model_name,
     )

@@ -252,21 +252,22 @@ class EnsembleForecaster:
 
     def predict_each_origin(self, frame: pd.DataFrame, prices: pd.Series, exogenous: pd.DataFrame) -> pd.DataFrame:
         """:meth:`predict` of a frame of many origins, each origin's rows by :meth:`for_origin`'s forecaster (given
-        the prices and exogenous forecasts before it), as the registered model answers each origin alone."""
-        origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
-        unique = origins.unique()
-        forecasters = [self.for_origin(prices, exogenous, origin) for origin in unique]
-        own = np.isin(origins, [o for o, f in zip(unique, forecasters, strict=True) if f is self])
-        parts = [self.predict(frame[own])] if own.any() else []
-        parts += [f.predict(frame[origins == o]) for o, f in zip(unique, forecasters, strict=True) if f is not self]
-        return pd.concat(parts).loc[frame.index]
+        the prices and exogenous forecasts before it), as the registered model answers each origin alone: each
+        member answers the frame with ``ForecastModel.predict_each_origin`` (LEAR's recalibrations share one
+        build of their days), then the rows are combined as :meth:`predict` combines them."""
+        return self._answer(
+            frame, {name: model.predict_each_origin(frame, prices, exogenous) for name, model in self.members.items()}
+        )
 
     def member_predictions(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         return {name: model.predict(frame) for name, model in self.members.items()}
 
     def predict(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Point forecast, interval, quantiles (``q05`` .. ``q95``) and each member's forecast for every row of ``frame``."""
-        members = self.member_predictions(frame)
+        return self._answer(frame, self.member_predictions(frame))
+
+    def _answer(self, frame: pd.DataFrame, members: dict[str, np.ndarray]) -> pd.DataFrame:
+        """The members' forecasts of ``frame``'s rows combined: point forecast, interval, quantiles, members."""
         yhat = self.combine(members)
         if not isinstance(yhat, np.ndarray):  # sum() of no member is the int 0
             raise ModelError(f"{self.region}: the ensemble has no member to forecast with")

@@ -614,6 +614,11 @@ class LearMember(ForecastModel):
             log.warning("%s; LEAR forecasts %s with the retraining's fit, not recalibrated", exc, origin)
             return self
 
+    def predict_each_origin(self, frame: pd.DataFrame, prices: pd.Series, exogenous: pd.DataFrame) -> np.ndarray:
+        """Each origin's rows from :meth:`for_origin`'s member, the recalibrations sharing one build of their days
+        (:func:`forecast_each_origin`)."""
+        return forecast_each_origin(self, prices, exogenous, frame)
+
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """LEAR's forecast of each row whose origin is a local midnight of the market; NaN for other origins.
 

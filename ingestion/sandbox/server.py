@@ -35,20 +35,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 from core.regions import Catalogue
 from ingestion.http import SlidingWindow
+from ingestion.sandbox.credentials import DEFAULT_CREDENTIALS
 from ingestion.sandbox.replay import ReplayHistory
 
 log = logging.getLogger(__name__)
 
 FAULT_KINDS = ("429", "429-bare", "500", "slow", "malformed")
-
-# Credentials the sandbox accepts by default; the embedded connections use the same values.
-DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
-    "flatpeak": {"account_id": "acc_sandbox", "api_key": "sk_sandbox_flatpeak"},
-    "nrel": {"api_key": "sandbox-nrel-key"},
-    "openei": {"api_key": "sandbox-nrel-key"},  # OpenEI accepts NREL/NLR keys
-    "iea": {},  # the IEA backend has no auth
-    "entsoe": {"token": "sandbox-entsoe-token"},
-}
 
 
 @dataclass

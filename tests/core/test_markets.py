@@ -87,6 +87,21 @@ def test_between__cuts_on_utc_bounds(market_data_dir):
     assert len(history.prices) == 24 and len(history.exogenous) == 48
 
 
+def test_a_file_read_again__gives_the_same_frames_as_copies_and_a_changed_file_is_read_anew(market_data_dir, tmp_path):
+    path = tmp_path / "NP.csv"
+    shutil.copy(market_data_dir / "NP.csv", path)
+    first = read_market_file(path, get_market("NP"))
+    first.prices.loc[0, "price"] = -999.0  # a caller changing its frames changes no later caller's
+    first.exogenous.loc[0, "value"] = -1.0
+    again = read_market_file(path, get_market("NP"))
+    pd.testing.assert_frame_equal(again.prices, load_market("NP", market_data_dir).prices)
+    assert again.prices.loc[0, "price"] == 31.05 and again.exogenous.loc[0, "value"] != -1.0
+    lines = path.read_text().splitlines()
+    lines[1] = lines[1].replace("31.05", "31.06", 1)  # same size, same folder: only the content differs
+    path.write_text("\n".join(lines) + "\n")
+    assert read_market_file(path, get_market("NP")).prices.loc[0, "price"] == 31.06
+
+
 # -- bad input ----------------------------------------------------------------------------------
 
 

@@ -10,8 +10,11 @@ before an origin and the exogenous day-ahead forecasts, with the origin as a par
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +36,7 @@ from registry.promotion import gate_candidate
 from serving.forecasting import clear_model_cache, prepare_request
 from serving.model_request import REQUEST_HISTORY_HOURS, ModelRequest, parse_request
 from serving.model_server import ModelServer, ModelServerError, start_model_server
+from serving.pyfunc import CODE_PACKAGES, PROJECT_ROOT, model_requirements
 from storage.forecasts import ForecastStore
 from storage.promotions import PromotionStore
 from tests.registry_fixtures import MODEL_NAME, REGION, TrainedNP, cli_env, log_forecaster, trained_np
@@ -410,3 +414,50 @@ def test_serving__the_server_process_group_is_gone_after_teardown(promoted, tmp_
         os.killpg(server.process.pid, 0)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{server.url}/ping", timeout=2)
+
+
+# Loads the registered model in a fresh process and answers its input example, recording each module
+# the shipped code (the model's code/ folder, or the checkout's copy of those packages) imports itself;
+# prints the installed distributions of those modules.
+IMPORTED_BY_THE_MODEL_CODE = """
+import builtins, importlib.metadata, json, sys
+from pathlib import Path
+import mlflow, pandas
+folder, packages = Path(sys.argv[1]), json.loads(sys.argv[2])
+code = tuple(str(p) for p in [folder / "code", *packages])
+direct = set()
+real_import = builtins.__import__
+def recording(name, globals=None, locals=None, fromlist=(), level=0):
+    if level == 0 and str((globals or {}).get("__file__", "")).startswith(code):
+        direct.add(name.split(".")[0])
+    return real_import(name, globals, locals, fromlist, level)
+builtins.__import__ = recording
+model = mlflow.pyfunc.load_model(str(folder))
+example = json.loads((folder / "serving_input_example.json").read_text())
+assert len(model.predict(pandas.DataFrame(**example["dataframe_split"]), params=example["params"])) == 24
+installed = importlib.metadata.packages_distributions()
+print(json.dumps(sorted({d for m in direct for d in installed.get(m, [])})))
+"""
+
+
+def test_logged_model__pins_every_library_its_code_imports_and_not_the_product(promoted, tmp_path):
+    tracking.configure(promoted.settings)
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}/1", dst_path=str(tmp_path)))
+    pinned = dict(line.split("==") for line in (folder / "requirements.txt").read_text().split())
+    assert tuple(f"{n}=={v}" for n, v in pinned.items()) == model_requirements()
+    for library in ("torch", "xgboost", "lightgbm", "scikit-learn", "pandas", "numpy", "mlflow", "holidays"):
+        assert pinned[library] == importlib.metadata.version(library).split("+")[0], library
+    assert "electricity-optimizer" not in pinned  # the code travels in code_paths; it is not on PyPI
+    packages = json.dumps([str(PROJECT_ROOT / p) for p in CODE_PACKAGES])
+    env = {**os.environ, **cli_env(promoted.settings), "OMP_NUM_THREADS": "1"}
+    loaded = subprocess.run(
+        [sys.executable, "-c", IMPORTED_BY_THE_MODEL_CODE, str(folder), packages],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    imported = set(json.loads(loaded.stdout.splitlines()[-1])) - {"electricity-optimizer"}
+    assert {"torch", "xgboost", "lightgbm", "scikit-learn", "holidays"} <= imported  # the members, loaded and run
+    assert imported <= set(pinned), sorted(imported - set(pinned))

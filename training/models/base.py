@@ -104,6 +104,11 @@ class ForecastModel(ABC):
         (LEAR recalibrated daily)."""
         return self
 
+    def predict_each_origin(self, frame: pd.DataFrame, prices: pd.Series, exogenous: pd.DataFrame) -> np.ndarray:
+        """:meth:`predict` of a frame of many origins as :meth:`for_origin`'s model answers each origin's rows:
+        one prediction of the frame, unless the model refits before each origin (LEAR recalibrated daily)."""
+        return self.predict(frame)
+
     def feature_importance(self) -> pd.Series | None:
         """Importance per feature column, when the model has a notion of it."""
         return None
