@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ from quality.checks import (
 from registry.models import Champion
 from registry.models import champion as find_champion
 from storage.prices import PriceStore
+from training import tracking
 from training.dataset import TrainingDataError
 from training.evaluation import batch_forecast, read_holdout
 from training.features import TARGET_COLUMN
@@ -358,8 +360,48 @@ def champion_test_predictions(
     params: dict[str, str],
     region: str,
     client: MlflowClient | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """The champion's forecasts of its own test window (``target_ts``, ``target``, ``prediction``) and where
+    they come from: the test forecasts its retraining stored on its run (``TEST_FORECASTS_ARTIFACT``: what
+    the registered model answered for each test origin, checked before it was registered), else the
+    champion re-scored on that window (a model logged before they were stored: it loads the model and
+    forecasts every test day again).
+
+    Raises ``TrainingDataError`` when re-scoring and the store lacks the window's prices."""
+    if client is not None and champion.run_id:
+        stored = stored_test_forecasts(client, champion.run_id)
+        if stored is not None:
+            return stored, "champion's test-window forecasts, stored by its retraining"
+    return rescored_test_predictions(settings, store, champion, params, region, client), (
+        "champion re-scored on its test window"
+    )
+
+
+def stored_test_forecasts(client: MlflowClient, run_id: str) -> pd.DataFrame | None:
+    """The test forecasts a retraining stored on ``run_id`` (``target_ts``, ``target``, ``prediction``); None
+    when the run has none."""
+    if tracking.TEST_FORECASTS_ARTIFACT not in {a.path for a in client.list_artifacts(run_id)}:
+        return None
+    with tempfile.TemporaryDirectory(prefix="eopt-test-forecasts-") as folder:
+        frame = pd.read_parquet(client.download_artifacts(run_id, tracking.TEST_FORECASTS_ARTIFACT, folder))
+    return pd.DataFrame(
+        {
+            "target_ts": pd.DatetimeIndex(frame["target_ts"]).tz_convert("UTC"),
+            reports.TARGET: frame[TARGET_COLUMN].astype(float).to_numpy(),
+            reports.PREDICTION: frame["yhat"].astype(float).to_numpy(),
+        }
+    )
+
+
+def rescored_test_predictions(
+    settings: Settings,
+    store: PriceStore,
+    champion: Champion,
+    params: dict[str, str],
+    region: str,
+    client: MlflowClient | None = None,
 ) -> pd.DataFrame:
-    """The champion re-scored on its own test window: ``target_ts``, ``target``, ``prediction``.
+    """The champion re-scored on its test window: ``target_ts``, ``target``, ``prediction``.
 
     Raises ``TrainingDataError`` when the store lacks the window's prices."""
     first, last = _test_window(settings, params)
@@ -413,7 +455,7 @@ def _prediction_part(
             "reason": f"champion {best.uri} has no data_end param on its run {best.run_id}: its test window is unknown",
         }, 0.0
     try:
-        reference = champion_test_predictions(settings, store, best, window.params, region, client)
+        reference, source = champion_test_predictions(settings, store, best, window.params, region, client)
     except TrainingDataError as exc:
         return {
             "status": "skipped",
@@ -443,7 +485,7 @@ def _prediction_part(
             "start": _iso(reference["target_ts"].min()),
             "end": _iso(reference["target_ts"].max() + HOUR),
             "hours": len(reference),
-            "kind": "champion re-scored on its test window",
+            "kind": source,
         },
         "report_html": html,
         "report_json": json_path,

@@ -319,7 +319,7 @@ def performance_drift(
                 subject=SUBJECT,
             )
         try:
-            rescored = champion_test_predictions(settings, store, best, params, region, client)
+            tested, source = champion_test_predictions(settings, store, best, params, region, client)
         except Exception as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             return skipped(
@@ -332,10 +332,10 @@ def performance_drift(
             store,
             region,
             pd.Series(
-                rescored[reports.PREDICTION].to_numpy(float) - rescored[reports.TARGET].to_numpy(float),
-                index=pd.DatetimeIndex(rescored["target_ts"]),
+                tested[reports.PREDICTION].to_numpy(float) - tested[reports.TARGET].to_numpy(float),
+                index=pd.DatetimeIndex(tested["target_ts"]),
             ),
-            "its test window, re-scored (no errors stored at promotion)",
+            f"its test window: {source} (no errors stored at promotion)",
         )
     naive = naive_errors(prices, pd.DatetimeIndex(served["target_ts"])) if reference.relative else None
     result = performance_drift_of(region, served, reference, model, naive)

@@ -566,7 +566,7 @@ class Retraining:
             naive=naive,
             **{c: forecast[c].to_numpy() for c in QUANTILE_COLUMNS},  # the picture's fan
         )
-        report.to_parquet(ensemble_folder / "test_forecasts.parquet")
+        report.to_parquet(ensemble_folder / tracking.TEST_FORECASTS_ARTIFACT)
         figure = plots.forecast_vs_actual(
             report,
             ensemble_folder / "forecast_vs_actual.png",
@@ -606,7 +606,14 @@ class Retraining:
             {"ensemble_kind": decision.kind, "ensemble_reason": decision.reason, "ensemble_weight_rule": decision.rule},
         )
         tracking.log_artifacts(
-            client, parent, [figure, ensemble_folder / "evaluation.json", ensemble_folder / "MODEL_CARD.md"]
+            client,
+            parent,
+            [
+                figure,
+                ensemble_folder / "evaluation.json",
+                ensemble_folder / "MODEL_CARD.md",
+                ensemble_folder / tracking.TEST_FORECASTS_ARTIFACT,
+            ],
         )
         with mlflow.start_run(run_id=parent):
             data = self.data()  # the input example: the raw request of the first test origin

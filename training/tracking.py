@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 PARENT_TAG = "mlflow.parentRunId"
 RUN_NAME_TAG = "mlflow.runName"
 MAX_PARAM_LENGTH = 6000
+# The retraining's test-window forecasts (per hour: origin, target_ts, horizon, price, yhat, interval,
+# quantiles), stored on its run: the reference the daily prediction-drift check reads for a champion.
+TEST_FORECASTS_ARTIFACT = "test_forecasts.parquet"
 
 # MLflow reads these settings of its own from the environment, in this process (an operator's own
 # value is kept): no pip resolution of a model's requirements when logging it (the product's

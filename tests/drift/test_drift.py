@@ -21,7 +21,8 @@ import pytest
 from core.markets import load_market
 from core.settings import Settings
 from drift import reports
-from drift.monitor import realized_forecasts, region_drift
+from drift.monitor import champion_test_predictions, realized_forecasts, region_drift, rescored_test_predictions
+from registry.models import champion
 from registry.promotion import make_champion
 from serving.forecasting import generate_forecast, prepare_request, seasonal_naive
 from storage.database import create_store_engine
@@ -316,7 +317,8 @@ def test_region_drift__with_a_champion_compares_its_served_forecasts_with_its_ow
     assert prediction["mae"] == pytest.approx(np.abs(errors).mean())
     assert prediction["rmse"] == pytest.approx(np.sqrt((errors**2).mean()))
     assert prediction["models"] == {f"{MODEL_NAME}/{trained.outcome.candidate.version}": 96}
-    # the reference is the champion re-scored on the test window its retraining held out
+    # the reference is the champion's forecasts of the test window its retraining held out, as it stored them
+    assert prediction["reference"]["kind"] == "champion's test-window forecasts, stored by its retraining"
     assert prediction["reference"]["hours"] == int(params["test_rows"])
     assert prediction["reference_mae"] == pytest.approx(
         client.get_run(trained.outcome.candidate.run_id).data.metrics["test_mae"], rel=1e-6
@@ -329,3 +331,18 @@ def test_region_drift__with_a_champion_compares_its_served_forecasts_with_its_ow
     # the feature drift is the same comparison as before the forecasts were stored
     assert after.details["columns"] == pytest.approx(before.details["columns"])
     json.dumps(after.to_dict())
+
+
+def test_champion_test_predictions__the_stored_test_forecasts_are_what_re_scoring_the_champion_gives(champion_np):
+    trained = champion_np
+    best = champion(trained.client, REGION)
+    params = trained.client.get_run(best.run_id).data.params
+    stored, source = champion_test_predictions(trained.settings, trained.store, best, params, REGION, trained.client)
+    assert source == "champion's test-window forecasts, stored by its retraining"
+    rescored = rescored_test_predictions(trained.settings, trained.store, best, params, REGION, trained.client)
+    assert len(stored) == len(rescored) == int(params["test_rows"])  # 14 days of 24 hours
+    assert stored["target_ts"].tolist() == pd.DatetimeIndex(rescored["target_ts"]).tolist()
+    assert stored[reports.TARGET].tolist() == rescored[reports.TARGET].tolist()
+    np.testing.assert_allclose(stored[reports.PREDICTION], rescored[reports.PREDICTION], rtol=1e-9, atol=1e-6)
+    mae = np.abs(stored[reports.PREDICTION] - stored[reports.TARGET]).mean()
+    assert mae == pytest.approx(trained.client.get_run(best.run_id).data.metrics["test_mae"], rel=1e-9)
