@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -380,10 +379,9 @@ def champion_test_predictions(
 def stored_test_forecasts(client: MlflowClient, run_id: str) -> pd.DataFrame | None:
     """The test forecasts a retraining stored on ``run_id`` (``target_ts``, ``target``, ``prediction``); None
     when the run has none."""
-    if tracking.TEST_FORECASTS_ARTIFACT not in {a.path for a in client.list_artifacts(run_id)}:
+    frame = tracking.read_artifact(client, run_id, tracking.TEST_FORECASTS_ARTIFACT, pd.read_parquet)
+    if frame is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="eopt-test-forecasts-") as folder:
-        frame = pd.read_parquet(client.download_artifacts(run_id, tracking.TEST_FORECASTS_ARTIFACT, folder))
     return pd.DataFrame(
         {
             "target_ts": pd.DatetimeIndex(frame["target_ts"]).tz_convert("UTC"),

@@ -36,9 +36,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -50,8 +48,9 @@ from core.settings import Settings
 from drift import reports
 from drift.monitor import champion_test_predictions, realized_forecasts
 from registry.models import champion as find_champion
-from registry.promotion import HOLDOUT_ERRORS_FOLDER, holdout_errors_artifact
+from registry.promotion import holdout_errors_artifact
 from storage.prices import PriceStore
+from training import tracking
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +174,11 @@ def standardised_days(errors: pd.Series, reference: ErrorReference, naive: pd.Se
 def stored_errors(client: MlflowClient, run_id: str, version: str) -> tuple[pd.Series, str] | None:
     """The absolute test-window errors the promotion gate stored for ``version`` on its run (indexed by
     their target hours) and where they come from; None when absent."""
-    artifact = holdout_errors_artifact(version)
-    if artifact not in {a.path for a in client.list_artifacts(run_id, HOLDOUT_ERRORS_FOLDER)}:
+    stored = tracking.read_artifact(
+        client, run_id, holdout_errors_artifact(version), lambda p: json.loads(p.read_text())
+    )
+    if stored is None:
         return None
-    with tempfile.TemporaryDirectory(prefix="eopt-errors-") as folder:
-        stored = json.loads(Path(client.download_artifacts(run_id, artifact, folder)).read_text())
     errors = pd.Series(stored["absolute_error"], index=pd.to_datetime(stored["target_ts"], utc=True), dtype=float)
     return errors, f"its holdout errors stored at promotion ({stored['holdout']}, run {run_id})"
 

@@ -56,7 +56,7 @@ from training.dataset import (
 )
 from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
 from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
-from training.lear import LearHistoryTooShort, fit_lear, forecast_each_origin
+from training.lear import LearHistoryTooShort, fit_lear
 from training.models import model_class
 from training.tuning import trials_frame, tune
 
@@ -284,7 +284,7 @@ class Retraining:
                 [
                     validation[PREDICTION_COLUMNS[:-1]].assign(yhat=lear.validation_forecast),
                     test[PREDICTION_COLUMNS[:-1]].assign(
-                        yhat=forecast_each_origin(lear.member, data.prices, data.exogenous, test)
+                        yhat=lear.member.predict_each_origin(test, data.prices, data.exogenous)
                     ),
                 ],
                 ignore_index=True,

@@ -615,9 +615,21 @@ class LearMember(ForecastModel):
             return self
 
     def predict_each_origin(self, frame: pd.DataFrame, prices: pd.Series, exogenous: pd.DataFrame) -> np.ndarray:
-        """Each origin's rows from :meth:`for_origin`'s member, the recalibrations sharing one build of their days
-        (:func:`forecast_each_origin`)."""
-        return forecast_each_origin(self, prices, exogenous, frame)
+        """One forecast per row of a feature frame, each origin's from :meth:`for_origin` (recalibrated on the days
+        before a local-midnight origin when the member recalibrates, the recalibrations sharing one build of their
+        days, :func:`lear_days`); NaN for other origins."""
+        if not self.model.recalibrates:  # every origin gets the member itself: one prediction of the frame
+            return self.predict(frame)
+        origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
+        out = np.full(len(frame), np.nan)
+        try:
+            days = lear_days(prices, exogenous, self.region, origins.min(), origins.max())
+        except LearHistoryTooShort:
+            days = None  # each origin finds that out for itself (for_origin), and says so
+        for origin in origins.unique():
+            rows = np.flatnonzero(origins == origin)
+            out[rows] = self.for_origin(prices, exogenous, origin, days).predict(frame.iloc[rows])
+        return out
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """LEAR's forecast of each row whose origin is a local midnight of the market; NaN for other origins.
@@ -642,25 +654,6 @@ class LearMember(ForecastModel):
             return cls.of(LearModel.load(folder))
         except LearError as exc:
             raise ModelError(str(exc)) from None
-
-
-def forecast_each_origin(
-    member: LearMember, prices: pd.Series, exogenous: pd.DataFrame, frame: pd.DataFrame
-) -> np.ndarray:
-    """One forecast per row of a feature frame, each origin's from ``member.for_origin`` (recalibrated on the
-    days before a local-midnight origin when the member recalibrates); NaN for other origins."""
-    if not member.model.recalibrates:  # every origin gets the member itself: one prediction of the frame
-        return member.predict(frame)
-    origins = pd.DatetimeIndex(frame["origin"]).tz_convert("UTC")
-    out = np.full(len(frame), np.nan)
-    try:
-        days = lear_days(prices, exogenous, member.region, origins.min(), origins.max())
-    except LearHistoryTooShort:
-        days = None  # each origin finds that out for itself (for_origin), and says so
-    for origin in origins.unique():
-        rows = np.flatnonzero(origins == origin)
-        out[rows] = member.for_origin(prices, exogenous, origin, days).predict(frame.iloc[rows])
-    return out
 
 
 @dataclass(frozen=True)
@@ -730,7 +723,7 @@ def fit_lear(
     )
     return LearTraining(
         member,
-        forecast_each_origin(LearMember.of(before), prices, exogenous, validation),
+        LearMember.of(before).predict_each_origin(validation, prices, exogenous),
         before.describe(),
         round(time.perf_counter() - started, 3),
         penalties,

@@ -18,10 +18,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
 
 import mlflow
 from mlflow import environment_variables as mlflow_variables
@@ -156,6 +157,19 @@ def log_history(client: MlflowClient, run_id: str, key: str, values: Iterable[fl
 def log_artifacts(client: MlflowClient, run_id: str, paths: Iterable[Path], folder: str | None = None) -> None:
     for path in paths:
         client.log_artifact(run_id, str(path), folder)
+
+
+Read = TypeVar("Read")
+
+
+def read_artifact(client: MlflowClient, run_id: str, path: str, read: Callable[[Path], Read]) -> Read | None:
+    """``read`` of the artifact ``path`` (e.g. ``promotion/holdout_errors_v3.json``) of ``run_id``, downloaded to
+    a temporary folder removed afterwards; None when the run has no such artifact."""
+    folder = str(PurePosixPath(path).parent)
+    if path not in {a.path for a in client.list_artifacts(run_id, None if folder == "." else folder)}:
+        return None
+    with tempfile.TemporaryDirectory(prefix="eopt-artifact-") as local:
+        return read(Path(client.download_artifacts(run_id, path, local)))
 
 
 def finish(client: MlflowClient, run_id: str, ok: bool = True) -> None:
