@@ -72,6 +72,18 @@ published LEAR and DNN ensembles on the same days' clock hours, CPU seconds.
     python -m benchmarks.accuracy_attempts BE --weeks 12 --attempt trees
     python -m benchmarks.accuracy_attempts FR --weeks 24 --attempt warm --seeds 3 --cold-every 4
     python -m benchmarks.accuracy_attempts BE --weeks 52 --attempt lear-daily
+
+``combine``: no refitting: the members' forecasts of a whole-period run (``--forecasts``: its
+``forecasts.parquet``; default: the one its ``accuracy_<market>.json`` names) combined by other
+rules than the run's validation weights, on the published file's clock hours: ``equal`` (the
+members' mean), ``trailing<N>`` (the simplex weights minimising MAE, ``training.ensemble.fit_weights``,
+fitted before each day on the members' forecasts and the realised prices of the ``N`` days before it:
+weights that follow the members' recent form daily instead of the weekly validation's) and
+``trailing<N>_hourly`` (the same per clock hour). Every rule sees only days before the day it
+combines; all are scored on the days after the longest window, beside the run's own ensemble
+(``recorded``) and the published LEAR and DNN ensembles.
+
+    python -m benchmarks.accuracy_attempts FR --attempt combine --windows 28,56,91
 """
 
 from __future__ import annotations
@@ -81,27 +93,30 @@ import json
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from benchmarks.accuracy import (
     MARKETS_DIR,
+    MEMBERS,
     PUBLISHED_DIR,
     PUBLISHED_ENSEMBLES,
     REAL_PRICE,
     RESULTS,
+    comparison_frame,
     day_origins,
     load_inputs,
     published_days,
 )
 from benchmarks.machine import describe_machine
-from core.metrics import mae
+from core.metrics import diebold_mariano, mae
 from core.settings import Settings
 from training.backtest import HOUR, forecast_day, local_clock_hours, training_window
 from training.config import MODEL_NAMES, TrainingConfig
 from training.dataset import build_training_frame
-from training.ensemble import EnsembleForecaster, calibrate_intervals, decide, stack_weights
+from training.ensemble import EnsembleForecaster, calibrate_intervals, decide, fit_weights, stack_weights
 from training.features import (
     HORIZON_HOURS,
     LOOKBACK_HOURS,
@@ -169,7 +184,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--weeks", type=int, default=10, help="test weeks, spread evenly over the period")
     parser.add_argument(
         "--attempt",
-        choices=("refit", "seeds", "lear", "lear-penalties", "lear-daily", "trees", "warm"),
+        choices=("refit", "seeds", "lear", "lear-penalties", "lear-daily", "trees", "warm", "combine"),
         default="refit",
     )
     parser.add_argument("--half-life", type=float, default=182.0, help="recency half-life in days (--attempt trees)")
@@ -213,7 +228,18 @@ def main(argv: list[str] | None = None) -> dict:
         default=",".join(MODEL_NAMES),
         help="members of the base ensemble (--attempt lear; default: all three)",
     )
+    parser.add_argument(
+        "--forecasts",
+        type=Path,
+        default=None,
+        help="a whole-period run's forecasts.parquet (--attempt combine; default: the one accuracy_<market>.json names)",
+    )
+    parser.add_argument(
+        "--windows", default="28,56,91", help="trailing windows in days, comma-separated (--attempt combine)"
+    )
     args = parser.parse_args(argv)
+    if args.attempt == "combine":
+        return combine_attempt(args)
     if args.attempt == "lear":
         return lear_attempt(args)
     if args.attempt == "lear-penalties":
@@ -937,6 +963,106 @@ def warm_attempt(args: argparse.Namespace) -> dict:
         f"attempt_warm_{market}{suffix}",
         f"{market}: CNN-LSTM MAE over {len(weeks)} weeks "
         + ", ".join(f"{v} {overall[v]:.3f} ({cpu[v]:.0f} CPU s)" for v in variants),
+    )
+
+
+def trailing_combination(members: np.ndarray, actual: np.ndarray, window: int, per_hour: bool = False) -> np.ndarray:
+    """Each day's combination of the members with the simplex weights that minimise the MAE of the
+    ``window`` days before it (:func:`training.ensemble.fit_weights`), per hour of the day with ``per_hour``.
+
+    ``members``: (days, hours, members) forecasts; ``actual``: (days, hours) realised prices. A day's
+    weights read nothing of that day or later; the first ``window`` days have no weights (NaN).
+    """
+    days, hours, count = members.shape
+    if actual.shape != (days, hours):
+        raise ValueError(f"{actual.shape} realised prices for forecasts of shape {members.shape}")
+    combined = np.full((days, hours), np.nan)
+    names = [str(i) for i in range(count)]
+    for day in range(window, days):
+        past, realised = members[day - window : day], actual[day - window : day]
+        slots = [(slice(h, h + 1),) for h in range(hours)] if per_hour else [(slice(None),)]
+        for (hour,) in slots:
+            fitted = fit_weights({n: past[:, hour, i].ravel() for i, n in enumerate(names)}, realised[:, hour].ravel())
+            combined[day, hour] = members[day, hour] @ np.array([fitted[n] for n in names])
+    return combined
+
+
+def combine_attempt(args: argparse.Namespace) -> dict:
+    """The recorded members' forecasts combined by other rules (module docstring, ``combine``); no model is fitted."""
+    market = args.market.upper()
+    recorded = json.loads((RESULTS / f"accuracy_{market}.json").read_text())
+    path = args.forecasts or Path(recorded["hourly_forecasts"]) / "forecasts.parquet"
+    if not path.is_file():
+        raise SystemExit(
+            f"{market}: no forecasts at {path}; pass --forecasts with the forecasts.parquet of a whole-period "
+            "run (python -m benchmarks.accuracy writes it under .eopt/backtests)"
+        )
+    windows = sorted({int(w) for w in args.windows.split(",") if w.strip()})
+    inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
+    forecasts = pd.read_parquet(path)
+    clock = local_clock_hours(forecasts, inputs.market.timezone)
+    days = published_days(inputs.published, None)
+    frame = comparison_frame(inputs, clock, days)
+    members = [m for m in MEMBERS if m in frame.columns]
+    if len(frame) != len(days) * HORIZON_HOURS or len(members) < 2:
+        raise SystemExit(
+            f"{market}: {path} holds {len(frame)} clock hours of {len(members)} member(s); "
+            f"a whole-period run of {len(days)} days with two or more members is needed"
+        )
+    shape = (len(days), HORIZON_HOURS)
+    stacked = np.stack([frame[m].to_numpy().reshape(shape) for m in members], axis=-1)
+    actual = frame["actual"].to_numpy().reshape(shape)
+    started = time.perf_counter()
+    rules: dict[str, np.ndarray] = {
+        "recorded": frame["ensemble"].to_numpy().reshape(shape),
+        "equal": stacked.mean(axis=-1),
+    }
+    for window in windows:
+        for per_hour in (False, True):
+            name = f"trailing{window}" + ("_hourly" if per_hour else "")
+            rules[name] = trailing_combination(stacked, actual, window, per_hour)
+            print(f"{market}: {name} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    scored = slice(windows[-1], None)  # the days every rule has
+    y = actual[scored].ravel()
+    published = {key: frame[key].to_numpy().reshape(shape)[scored].ravel() for key in PUBLISHED_ENSEMBLES}
+    forecasts_by = {name: values[scored].ravel() for name, values in rules.items()}
+    overall = {name: mae(y, values) for name, values in {**forecasts_by, **published}.items()}
+    record = {
+        "market": market,
+        "attempt": "combine",
+        "description": "the members' forecasts of a whole-period run combined by other rules than its validation "
+        "weights (equal; simplex MAE weights fitted daily on the trailing N days, overall or per clock hour), "
+        "scored on the published file's clock hours after the longest window",
+        "forecasts": str(path),
+        "run": {"commit": recorded["machine"]["git_commit"], "recorded_at": recorded["machine"]["recorded_at"]},
+        "members": members,
+        "windows_days": windows,
+        "days": len(days) - windows[-1],
+        "first_day": str(days[windows[-1]].date()),
+        "clock_hours_mae": overall,
+        "ratios": {
+            f"{name}_vs_{key}": overall[name] / overall[key]
+            for name in forecasts_by
+            for key in ("recorded", *PUBLISHED_ENSEMBLES)
+        },
+        "diebold_mariano_vs_recorded": {
+            name: {
+                "p_rule_better": diebold_mariano(y, forecasts_by["recorded"], values).p_value,
+                "p_recorded_better": diebold_mariano(y, values, forecasts_by["recorded"]).p_value,
+            }
+            for name, values in forecasts_by.items()
+            if name != "recorded"
+        },
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": describe_machine(),
+    }
+    best = min(forecasts_by, key=overall.__getitem__)
+    return write_attempt(
+        record,
+        f"attempt_combine_{market}",
+        f"{market}: clock-hour MAE over {record['days']} days: "
+        + ", ".join(f"{n} {overall[n]:.3f}" for n in forecasts_by)
+        + f"; best {best}; published LEAR {overall['lear_ensemble']:.3f}, DNN {overall['dnn_ensemble']:.3f}",
     )
 
 

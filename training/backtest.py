@@ -56,7 +56,7 @@ from tqdm import tqdm
 from core.markets import get_market
 from core.metrics import evaluate, interval_coverage
 from core.settings import Settings
-from core.timestamps import local_day_after, local_midnights
+from core.timestamps import local_day_after, local_day_starts
 from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
 from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
@@ -238,8 +238,7 @@ def _fit_block(
 
 
 def _local_day_end(origin: pd.Timestamp, timezone: str) -> pd.Timestamp:
-    day_start = local_midnights(timezone, [origin.tz_convert(timezone).date()])[0]
-    if origin != day_start:
+    if origin != local_day_starts(timezone, [origin])[0]:
         raise BacktestError(
             f"forecast origin {origin} is not where a local day begins in {timezone}; "
             "use training.features.day_ahead_origins"
