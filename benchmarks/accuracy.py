@@ -706,6 +706,10 @@ def run_market(
             "block_seconds_mean": round(float(np.mean(block_seconds)), 2),
             "block_seconds_max": round(float(np.max(block_seconds)), 2),
             "lear_seconds_mean": round(float(np.mean([b.get("lear_seconds", 0.0) for b in result.blocks])), 2),
+            "member_seconds_mean": {
+                model: round(float(np.mean([b["member_seconds"][model] for b in result.blocks])), 2)
+                for model in result.blocks[0].get("member_seconds", {})
+            },
         },
         "tuned_params": result.params,
         "blocks": [
@@ -723,6 +727,8 @@ def run_market(
                     "lear_seconds",
                     "lear_penalties_reused",
                     "warm_start_epochs",
+                    "member_seconds",
+                    "fit_seconds",
                     "seconds",
                 )
                 if k in b

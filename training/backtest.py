@@ -177,7 +177,9 @@ def _fit_block(
     members: dict[str, ForecastModel] = {}
     val_preds: dict[str, np.ndarray] = {}
     warm_steps: dict[str, int] = {}
+    member_seconds: dict[str, float] = {}
     for model in config.tuned_models:
+        member_started = time.perf_counter()
         budget = config.budget(model)
         start = previous.members.get(model) if previous is not None and config.warm_start_patience else None
         fitted = model_class(model)(
@@ -195,6 +197,7 @@ def _fit_block(
             fitted.fit(train, validation)
         members[model] = fitted
         val_preds[model] = fitted.predict(validation)
+        member_seconds[model] = round(time.perf_counter() - member_started, 2)
     lear_info, lear_penalties = {}, None
     if "lear" in config.models:  # as model_retraining.train_lear fits it: the deployed fit ends at the block
         lear = fit_lear(
@@ -231,6 +234,7 @@ def _fit_block(
         "kind": decision.kind,
         "rule": decision.rule,
         "comparison": decision.comparison,
+        "member_seconds": member_seconds,  # each tuned member's fit and validation forecast (LEAR's: lear_seconds)
         **lear_info,
         **({"warm_start_epochs": warm_steps} if warm_steps else {}),
     }

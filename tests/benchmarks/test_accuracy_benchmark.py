@@ -193,10 +193,14 @@ def backtest(np_inputs, tmp_path_factory):
 
 
 def test_a_training_row_never_reaches_the_forecast_origin(backtest):
-    _, _, origins, result = backtest
+    config, _, origins, result = backtest
     assert len(result.blocks) == 1 and result.blocks[0]["origins"] == 3
     # the production path: LEAR in the ensemble (the smoke budget's 56-day window), the weight rule recorded
     assert result.blocks[0]["lear_windows"] == [56] and result.blocks[0]["rule"] in ("simplex", "stack")
+    # where a block's time goes: each tuned member's fit, LEAR's, within the block's fitting time
+    spent = result.blocks[0]["member_seconds"]
+    assert set(spent) == set(config.tuned_models) and all(s > 0 for s in spent.values())
+    assert sum(spent.values()) + result.blocks[0]["lear_seconds"] <= result.blocks[0]["fit_seconds"]
     for block in result.blocks:
         assert pd.Timestamp(block["last_training_target"]) < pd.Timestamp(block["first_origin"]) == origins[0]
     forecasts = result.forecasts
