@@ -978,10 +978,10 @@ def trailing_combination(members: np.ndarray, actual: np.ndarray, window: int, p
         raise ValueError(f"{actual.shape} realised prices for forecasts of shape {members.shape}")
     combined = np.full((days, hours), np.nan)
     names = [str(i) for i in range(count)]
+    slots = [slice(h, h + 1) for h in range(hours)] if per_hour else [slice(None)]
     for day in range(window, days):
         past, realised = members[day - window : day], actual[day - window : day]
-        slots = [(slice(h, h + 1),) for h in range(hours)] if per_hour else [(slice(None),)]
-        for (hour,) in slots:
+        for hour in slots:
             fitted = fit_weights({n: past[:, hour, i].ravel() for i, n in enumerate(names)}, realised[:, hour].ravel())
             combined[day, hour] = members[day, hour] @ np.array([fitted[n] for n in names])
     return combined
