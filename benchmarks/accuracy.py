@@ -685,6 +685,9 @@ def run_market(
             "lear_criterion_every": config.lear_criterion_every,
             # LEAR's short windows refitted before every forecast day (validation days included)
             "lear_recalibrate_daily": config.lear_recalibrate_daily,
+            # the members weighed and the intervals calibrated on the forecasts served in this many days before a
+            # block (0: on its validation)
+            "served_weight_days": config.served_weight_days,
             "torch_threads": torch.get_num_threads(),
             "seeds": {
                 "optuna_sampler": config.seed,
@@ -722,6 +725,9 @@ def run_market(
                     "rule",
                     "weights",
                     "comparison",
+                    "weights_from",
+                    "served_days",
+                    "validation_weights",
                     "last_training_target",
                     "lear_windows",
                     "lear_seconds",
@@ -807,6 +813,8 @@ def cadence_note(config: dict) -> str:
         parts.append(f"LEAR criterion every {config['lear_criterion_every']}")
     if config.get("lear_recalibrate_daily"):
         parts.append("LEAR's short windows refitted daily")
+    if config.get("served_weight_days"):
+        parts.append(f"weights and intervals from the {config['served_weight_days']} days served before")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -1030,6 +1038,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "LEAR's weekly fit only)",
     )
     parser.add_argument(
+        "--served-weight-days",
+        type=int,
+        default=0,
+        metavar="DAYS",
+        help="weigh the members and calibrate the intervals of each block on the forecasts served in the DAYS "
+        "before it instead of its validation, once there are 28 (default 0: the validation, as the retraining does)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -1137,7 +1153,7 @@ def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> 
     if args.quick:
         argv += ["--quick", "true"]
     options = ("days", "budget", "window_days", "threads", "device", "optuna_storage", "tuned_params", "networks")
-    for option in (*options, "warm_patience", "cold_every", "lear_criterion_every"):
+    for option in (*options, "warm_patience", "cold_every", "lear_criterion_every", "served_weight_days"):
         if getattr(args, option) is not None:
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     if not args.lear_recalibrate_daily:
@@ -1225,6 +1241,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         cold_start_every=args.cold_every,
         lear_criterion_every=args.lear_criterion_every,
         lear_recalibrate_daily=args.lear_recalibrate_daily,
+        served_weight_days=args.served_weight_days,
         **changes,
     )
     if args.networks is not None:

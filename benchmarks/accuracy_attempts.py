@@ -84,6 +84,18 @@ combines; all are scored on the days after the longest window, beside the run's 
 (``recorded``) and the published LEAR and DNN ensembles.
 
     python -m benchmarks.accuracy_attempts FR --attempt combine --windows 28,56,91
+
+``served``: no refitting either: a whole-period run replayed with each block's weights and
+intervals fitted on the forecasts its members served in the ``N`` days before it
+(``training.ensemble.calibrate_on_served``, what ``benchmarks/accuracy.py --served-weight-days N``
+does; the validation's while fewer than 28 days are served) instead of on its validation. The
+members' forecasts do not depend on the weights, so this is the walk-forward with that option
+on, the run's members and all (but for the one hour a year a fall-back day forecasts from the
+ensemble's own forecast). Scored as ``benchmarks/accuracy.py`` scores a run: MAE on the published
+clock hours over the whole period beside the run's own ensemble (Diebold-Mariano both ways) and
+the published ensembles, and the quantiles beside the conformal-on-LEAR anchor.
+
+    python -m benchmarks.accuracy_attempts BE --attempt served --windows 56,91,182 --forecasts PATH
 """
 
 from __future__ import annotations
@@ -109,14 +121,22 @@ from benchmarks.accuracy import (
     day_origins,
     load_inputs,
     published_days,
+    quantile_comparison,
 )
 from benchmarks.machine import describe_machine
 from core.metrics import diebold_mariano, mae
 from core.settings import Settings
-from training.backtest import HOUR, forecast_day, local_clock_hours, training_window
+from training.backtest import HOUR, forecast_day, local_clock_hours, served_before, training_window
 from training.config import MODEL_NAMES, TrainingConfig
 from training.dataset import build_training_frame
-from training.ensemble import EnsembleForecaster, calibrate_intervals, decide, fit_weights, stack_weights
+from training.ensemble import (
+    EnsembleForecaster,
+    calibrate_intervals,
+    calibrate_on_served,
+    decide,
+    fit_weights,
+    stack_weights,
+)
 from training.features import (
     HORIZON_HOURS,
     LOOKBACK_HOURS,
@@ -184,7 +204,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--weeks", type=int, default=10, help="test weeks, spread evenly over the period")
     parser.add_argument(
         "--attempt",
-        choices=("refit", "seeds", "lear", "lear-penalties", "lear-daily", "trees", "warm", "combine"),
+        choices=("refit", "seeds", "lear", "lear-penalties", "lear-daily", "trees", "warm", "combine", "served"),
         default="refit",
     )
     parser.add_argument("--half-life", type=float, default=182.0, help="recency half-life in days (--attempt trees)")
@@ -232,14 +252,17 @@ def main(argv: list[str] | None = None) -> dict:
         "--forecasts",
         type=Path,
         default=None,
-        help="a whole-period run's forecasts.parquet (--attempt combine; default: the one accuracy_<market>.json names)",
+        help="a whole-period run's forecasts.parquet (--attempt combine, served; default: the one "
+        "accuracy_<market>.json names)",
     )
     parser.add_argument(
-        "--windows", default="28,56,91", help="trailing windows in days, comma-separated (--attempt combine)"
+        "--windows", default="28,56,91", help="trailing windows in days, comma-separated (--attempt combine, served)"
     )
     args = parser.parse_args(argv)
     if args.attempt == "combine":
         return combine_attempt(args)
+    if args.attempt == "served":
+        return served_attempt(args)
     if args.attempt == "lear":
         return lear_attempt(args)
     if args.attempt == "lear-penalties":
@@ -1063,6 +1086,127 @@ def combine_attempt(args: argparse.Namespace) -> dict:
         f"{market}: clock-hour MAE over {record['days']} days: "
         + ", ".join(f"{n} {overall[n]:.3f}" for n in forecasts_by)
         + f"; best {best}; published LEAR {overall['lear_ensemble']:.3f}, DNN {overall['dnn_ensemble']:.3f}",
+    )
+
+
+def served_replay(forecasts: pd.DataFrame, blocks: list[dict], members: list[str], days: int, coverage: float):
+    """``forecasts`` (a walk-forward's, each row with its realised ``price``) with every block's weights and
+    intervals refitted on the forecasts served in the ``days`` before it (``calibrate_on_served``), as
+    ``walk_forward`` with ``served_weight_days=days`` fits them; a block with too few served days keeps
+    the run's own rows. ``blocks``: the run's, with their ``first_origin``. Returns (the replayed
+    forecasts, each block's weights or None)."""
+    firsts = pd.DatetimeIndex([pd.Timestamp(b["first_origin"]) for b in blocks])
+    origins = pd.DatetimeIndex(pd.to_datetime(forecasts["origin"], utc=True))
+    number = firsts.searchsorted(origins, side="right") - 1
+    out, weights = forecasts.copy(), []
+    quantiles = [c for c in forecasts.columns if c.startswith("q") and c[1:].isdigit()]
+    for k, first in enumerate(firsts):
+        calibration = calibrate_on_served(served_before(forecasts, first, days), members, coverage)
+        weights.append(None if calibration is None else calibration.decision.weights)
+        rows = np.flatnonzero(number == k)
+        if calibration is None or rows.size == 0:
+            continue
+        block = forecasts.iloc[rows]
+        yhat = sum(w * block[f"yhat_{m}"].to_numpy(dtype=float) for m, w in calibration.decision.weights.items())
+        horizon = block["horizon"].to_numpy(dtype=int)
+        lower, upper = calibration.intervals.bounds(yhat, horizon)
+        values = calibration.intervals.quantile_frame(yhat, horizon, block.index)
+        column = out.columns.get_loc
+        out.iloc[rows, column("yhat")] = yhat
+        out.iloc[rows, column("lower")] = lower
+        out.iloc[rows, column("upper")] = upper
+        for name in quantiles:
+            out.iloc[rows, column(name)] = values[name].to_numpy()
+    return out, weights
+
+
+def served_attempt(args: argparse.Namespace) -> dict:
+    """A whole-period run replayed with weights and intervals from its served forecasts (module docstring)."""
+    market = args.market.upper()
+    recorded = json.loads((RESULTS / f"accuracy_{market}.json").read_text())
+    path = args.forecasts or Path(recorded["hourly_forecasts"]) / "forecasts.parquet"
+    summary_path = path.parent / "backtest.json"
+    if not path.is_file() or not summary_path.is_file():
+        raise SystemExit(
+            f"{market}: no forecasts.parquet and backtest.json at {path.parent}; pass --forecasts with the "
+            "forecasts.parquet of a whole-period run (python -m benchmarks.accuracy writes both under .eopt/backtests)"
+        )
+    run = json.loads(summary_path.read_text())
+    windows = sorted({int(w) for w in args.windows.split(",") if w.strip()})
+    inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
+    forecasts = pd.read_parquet(path)
+    members = [m for m in MEMBERS if f"yhat_{m}" in forecasts.columns]
+    days = published_days(inputs.published, None)
+    coverage = float(run.get("interval_coverage", 0.9))
+    started = time.perf_counter()
+
+    def scored(frame: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+        clock = comparison_frame(inputs, local_clock_hours(frame, inputs.market.timezone), days)
+        return clock, quantile_comparison(clock, inputs.published)
+
+    recorded_clock, recorded_quantiles = scored(forecasts)
+    y = recorded_clock["actual"].to_numpy()
+    rules = {"recorded": (recorded_clock["ensemble"].to_numpy(), recorded_quantiles, None)}
+    for window in windows:
+        replayed, weights = served_replay(forecasts, run["blocks"], members, window, coverage)
+        clock, quantiles = scored(replayed)
+        rules[f"served{window}"] = (clock["ensemble"].to_numpy(), quantiles, weights)
+        print(f"{market}: served{window} done ({time.perf_counter() - started:.0f} s)", file=sys.stderr, flush=True)
+    published = {key: recorded_clock[key].to_numpy() for key in PUBLISHED_ENSEMBLES}
+    overall = {name: mae(y, values) for name, values in {**{n: r[0] for n, r in rules.items()}, **published}.items()}
+
+    def quantile_line(q: dict) -> dict:
+        return {
+            "hours": q["hours"],
+            "mean_pinball": q["ours"]["mean_pinball"],
+            "pinball_vs_anchor": q["pinball_ratio"],
+            "coverage_50": q["ours"]["interval_50"]["coverage"],
+            "coverage_90": q["ours"]["interval_90"]["coverage"],
+        }
+
+    record = {
+        "market": market,
+        "attempt": "served",
+        "description": "a whole-period run replayed with each block's weights and intervals fitted on the forecasts "
+        "its members served in the N days before it (calibrate_on_served; the validation's until 28 days are served)",
+        "forecasts": str(path),
+        "run": {k: run.get(k) for k in ("first_origin", "days", "cold_start_every", "served_weight_days", "params")},
+        "members": members,
+        "windows_days": windows,
+        "days": len(days),
+        "clock_hours_mae": overall,
+        "ratios": {
+            f"{name}_vs_{key}": overall[name] / overall[key]
+            for name in rules
+            for key in ("recorded", *PUBLISHED_ENSEMBLES)
+        },
+        "diebold_mariano_vs_recorded": {
+            name: {
+                "p_rule_better": diebold_mariano(y, rules["recorded"][0], values).p_value,
+                "p_recorded_better": diebold_mariano(y, values, rules["recorded"][0]).p_value,
+            }
+            for name, (values, _, _) in rules.items()
+            if name != "recorded"
+        },
+        "quantiles": {name: quantile_line(q) for name, (_, q, _) in rules.items()},
+        "anchor_pinball": recorded_quantiles["anchor"]["mean_pinball"],
+        "mean_weights": {
+            name: {m: float(np.mean([w[m] for w in ws if w is not None])) for m in members}
+            for name, (_, _, ws) in rules.items()
+            if ws is not None and any(w is not None for w in ws)
+        },
+        "blocks_served": {
+            name: int(sum(w is not None for w in ws)) for name, (_, _, ws) in rules.items() if ws is not None
+        },
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": describe_machine(),
+    }
+    return write_attempt(
+        record,
+        f"attempt_served_{market}",
+        f"{market}: clock-hour MAE over {len(days)} days: "
+        + ", ".join(f"{n} {overall[n]:.3f} (pinball {record['quantiles'][n]['mean_pinball']:.3f})" for n in rules)
+        + f"; published LEAR {overall['lear_ensemble']:.3f}, DNN {overall['dnn_ensemble']:.3f}",
     )
 
 

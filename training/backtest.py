@@ -34,7 +34,10 @@ scratch (when set), so no chain of warm starts is longer than that. With
 ``config.lear_criterion_every`` above 1, LEAR runs its information criterion on the long windows
 only every that many blocks and the blocks between refit them with those penalties
 (``fit_lear(reuse=...)``); each block records ``lear_penalties_reused``. The CNN-LSTM's
-``networks`` per fit come from its budget (``TrainingConfig.final_params``).
+``networks`` per fit come from its budget (``TrainingConfig.final_params``). With
+``config.served_weight_days``, a block weighs its members and calibrates its intervals on the
+forecasts the blocks before it served in those days (:func:`served_before`,
+``training.ensemble.calibrate_on_served``) rather than on its validation, once there are enough.
 
 :func:`save_backtest` and :func:`log_backtest` write and track a result; ``eopt backtest`` and
 ``benchmarks/accuracy.py`` both use them.
@@ -59,7 +62,7 @@ from core.settings import Settings
 from core.timestamps import local_day_after, local_day_starts
 from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
-from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
+from training.ensemble import EnsembleForecaster, calibrate_intervals, calibrate_on_served, choose_weights
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, feature_columns, inference_frame
 from training.lear import LearPenalties, fit_lear
 from training.models import ForecastModel, model_class
@@ -157,6 +160,7 @@ def _fit_block(
     previous: EnsembleForecaster | None = None,
     lear_reuse: LearPenalties | None = None,
     recalibrate_lear: bool = False,
+    served: pd.DataFrame | None = None,
 ) -> tuple[EnsembleForecaster, dict, LearPenalties | None]:
     """The ensemble refitted on the window before ``first``, as the weekly retraining fits it, and
     the long windows' penalties of its LEAR fits (None without LEAR).
@@ -165,6 +169,9 @@ def _fit_block(
     before) with that early-stopping patience instead of starting from scratch; LEAR refits its
     long windows with ``lear_reuse``'s penalties when given, and with ``recalibrate_lear`` forecasts
     each validation day with its short windows refitted before it (``fit_lear(recalibrate=True)``).
+    ``served``: the members' forecasts of the days before the block (:func:`served_before`); when they
+    are enough (``calibrate_on_served``), they weigh the members and calibrate the intervals instead
+    of the validation, whose weights are then recorded as ``validation_weights``.
     """
     data = training_window(prices, exogenous, region, first, config.window_days)
     frame = build_training_frame(data, replace(config, test_days=0))
@@ -226,6 +233,15 @@ def _fit_block(
     if not isinstance(val_yhat, np.ndarray):  # sum() of no weight is the int 0
         raise BacktestError(f"{region}: the ensemble decision weighs no member")
     intervals = calibrate_intervals(y_val, val_yhat, validation["horizon"].to_numpy(), config.interval_coverage)
+    served_info: dict[str, object] = {"weights_from": "validation"}
+    calibration = calibrate_on_served(served, list(val_preds), config.interval_coverage) if served is not None else None
+    if calibration is not None:
+        served_info = {
+            "weights_from": "served",
+            "served_days": calibration.days,
+            "validation_weights": decision.weights,
+        }
+        decision, intervals = calibration.decision, calibration.intervals
     info = {
         "train_rows": len(train),
         "validation_rows": len(validation),
@@ -234,11 +250,19 @@ def _fit_block(
         "kind": decision.kind,
         "rule": decision.rule,
         "comparison": decision.comparison,
+        **served_info,
         "member_seconds": member_seconds,  # each tuned member's fit and validation forecast (LEAR's: lear_seconds)
         **lear_info,
         **({"warm_start_epochs": warm_steps} if warm_steps else {}),
     }
     return EnsembleForecaster(region, members, decision, intervals, columns), info, lear_penalties
+
+
+def served_before(forecasts: pd.DataFrame, first: pd.Timestamp, days: int) -> pd.DataFrame:
+    """The rows of ``forecasts`` (a walk-forward's, with their realised ``price``) that a block starting at
+    ``first`` may learn from: origins in the ``days`` before it whose target hours end before it."""
+    origin, target = pd.to_datetime(forecasts["origin"], utc=True), pd.to_datetime(forecasts["target_ts"], utc=True)
+    return forecasts[(origin >= first - days * DAY) & (origin < first) & (target < first)]
 
 
 def _local_day_end(origin: pd.Timestamp, timezone: str) -> pd.Timestamp:
@@ -337,7 +361,8 @@ def walk_forward(
     last_tuned = test_origins[0]
 
     block_of = _block_index(test_origins, timezone, retrain_every_days)
-    parts, blocks = [], []
+    parts: list[pd.DataFrame] = []
+    blocks: list[dict] = []
     forecaster: EnsembleForecaster | None = None  # the block before's, which a warm start continues from
     since_cold = 0  # blocks fitted since the last fit from scratch, that one included
     lear_penalties: LearPenalties | None = None  # of the last block whose LEAR ran its criterion
@@ -356,6 +381,11 @@ def walk_forward(
             last_tuned = first
         cold = retuned or forecaster is None or 0 < config.cold_start_every <= since_cold
         criterion = lear_penalties is None or since_criterion >= config.lear_criterion_every
+        served = (
+            served_before(pd.concat(parts, ignore_index=True), first, config.served_weight_days)
+            if config.served_weight_days and parts
+            else None
+        )
         forecaster, info, penalties = _fit_block(
             prices,
             exogenous,
@@ -366,6 +396,7 @@ def walk_forward(
             None if cold else forecaster,
             None if criterion else lear_penalties,
             config.lear_recalibrate_daily,
+            served,
         )
         since_cold = 1 if cold else since_cold + 1
         if criterion:
@@ -454,6 +485,7 @@ def backtest_summary(
         "budget": config.budget_name,
         "window_days": config.window_days,
         "validation_days": config.validation_days,
+        "interval_coverage": config.interval_coverage,
         "seed": config.seed,
         "threads": config.threads,
         "device": config.device,
@@ -464,6 +496,7 @@ def backtest_summary(
         "cold_start_every": config.cold_start_every,
         "lear_criterion_every": config.lear_criterion_every,
         "lear_recalibrate_daily": config.lear_recalibrate_daily,
+        "served_weight_days": config.served_weight_days,
         "seconds": result.seconds,
         "metrics": metrics if metrics is not None else result.metrics(),
         "params": result.params,

@@ -84,6 +84,10 @@ class TrainingConfig:
     # days included (LearModel.recalibrates, LearMember.for_origin), as the paper recalibrated daily; its
     # requests then need the 98 days before an origin (serving.model_request). EOPT_LEAR_RECALIBRATE_DAILY
     lear_recalibrate_daily: bool = True
+    # a walk-forward block weighs its members and calibrates its intervals on their forecasts served in the
+    # this-many days before it (training.ensemble.calibrate_on_served), once there are SERVED_MIN_DAYS of them;
+    # 0: on the validation window, as the weekly retraining does
+    served_weight_days: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings, budget: str | None = None) -> TrainingConfig:

@@ -190,6 +190,69 @@ def conformal_ranks(n: int, quantiles) -> np.ndarray:
     return (np.where(levels >= 0.5, upper, lower) - 1).astype(int)
 
 
+SERVED_MIN_DAYS = 28  # fewer days of served forecasts: the validation weighs the members
+
+
+@dataclass(frozen=True)
+class ServedCalibration:
+    """The weights and intervals :func:`calibrate_on_served` fitted on the members' served forecasts."""
+
+    decision: EnsembleDecision
+    intervals: IntervalCalibration
+    days: int  # the days from its first origin's to its last's, both counted
+    rows: int
+    first_origin: str
+    last_target: str
+
+
+def calibrate_on_served(
+    served: pd.DataFrame, members: list[str], coverage: float, min_days: int = SERVED_MIN_DAYS
+) -> ServedCalibration | None:
+    """Ensemble weights and intervals from the members' own served forecasts, or None with too few of them.
+
+    A member's validation forecasts flatter it when it chose its epochs or rounds on them (the
+    CNN-LSTM's early stopping, the trees' rounds) and when it is refitted less recently than the
+    others: the networks and trees forecast from a fit that ends before the validation, the LEAR
+    member from one that ends at the retraining and is recalibrated daily. The forecasts the
+    members actually served, scored against the prices that followed, have neither bias: each was
+    issued before its prices were known, by a fit as old as the ones that will serve next.
+
+    ``served``: one row per forecast hour, columns ``origin``, ``horizon``, ``price`` (the realised
+    price) and ``yhat_<member>`` for each of ``members``; rows lacking one are left out. The
+    weights are :func:`choose_weights`' on those rows (the same rules, comparison and guard as on a
+    validation), and the intervals and quantiles :func:`calibrate_intervals`' on the residuals of
+    the weighted forecast, per horizon. None when the rows span fewer than ``min_days`` origins'
+    days or miss a horizon: the caller keeps the validation's weights and intervals.
+    """
+    columns = [f"yhat_{m}" for m in members]
+    missing = [c for c in ("origin", "horizon", "price", *columns) if c not in served.columns]
+    if missing:
+        raise EnsembleError(f"served forecasts lack the column(s) {', '.join(missing)}")
+    rows = served.dropna(subset=["price", *columns]).sort_values(["origin", "horizon"], kind="stable")
+    origins = pd.DatetimeIndex(pd.to_datetime(rows["origin"], utc=True))
+    # both end days counted; rounded, as a daylight-saving change moves local midnights an hour apart in UTC
+    days = round((origins[-1] - origins[0]) / pd.Timedelta(days=1)) + 1 if len(rows) else 0
+    if days < min_days:
+        return None
+    horizon = rows["horizon"].to_numpy(dtype=int)
+    if set(np.unique(horizon)) != set(range(HORIZON_HOURS)):
+        return None
+    predictions = {m: rows[c].to_numpy(dtype=float) for m, c in zip(members, columns, strict=True)}
+    actual = rows["price"].to_numpy(dtype=float)
+    decision = choose_weights(predictions, actual, origins)
+    decision = replace(decision, reason=f"on {days} days of served forecasts: {decision.reason}")
+    combined = sum(w * predictions[m] for m, w in decision.weights.items())
+    intervals = calibrate_intervals(actual, np.asarray(combined, dtype=float), horizon, coverage)
+    return ServedCalibration(
+        decision,
+        intervals,
+        days,
+        len(rows),
+        str(origins[0]),
+        str(pd.Timestamp(rows["target_ts"].max())) if "target_ts" in rows.columns else str(origins[-1]),
+    )
+
+
 class EnsembleForecaster:
     """The deployable model: members, their weights and the interval calibration of one region."""
 

@@ -10,11 +10,13 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from benchmarks.accuracy_attempts import served_replay
 from core.markets import load_market
 from core.settings import Settings
 from eopt.cli import cli
-from training.backtest import BacktestError, last_days_origins, local_clock_hours, walk_forward
+from training.backtest import BacktestError, last_days_origins, local_clock_hours, served_before, walk_forward
 from training.config import TrainingConfig
+from training.ensemble import calibrate_on_served
 from training.features import day_ahead_origins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -197,3 +199,48 @@ def test_backtest__retunes_warm_starts_and_reuses_lear_penalties_each_on_its_own
             params=outcome.params,
             progress=False,
         )
+
+
+def test_backtest__weighs_a_block_on_the_forecasts_served_before_it_once_there_are_28_days(np_history, tmp_path):
+    prices, exogenous = np_history
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
+        window_days=120,
+        validation_days=14,
+        test_days=14,
+        threads=1,
+        models=("xgboost", "lear"),
+        served_weight_days=91,
+    )
+    # 31 days across NP's spring change (2018-03-25, 23 hours); the first block's 29 days are the second's history
+    origins = day_ahead_origins("NP", pd.Timestamp("2018-03-05", tz="UTC"), pd.Timestamp("2018-04-04", tz="UTC"))
+    outcome = walk_forward(
+        prices,
+        exogenous,
+        "NP",
+        origins,
+        config,
+        storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+        retrain_every_days=29,
+        progress=False,
+    )
+    first, second = outcome.blocks
+    assert (first["origins"], first["weights_from"]) == (29, "validation")
+    assert (second["origins"], second["weights_from"], second["served_days"]) == (len(origins) - 29, "served", 29)
+    assert set(second["validation_weights"]) == {"xgboost", "lear"}
+    start = pd.Timestamp(second["first_origin"])
+    served = served_before(outcome.forecasts, start, 91)
+    assert len(served) == 29 * 24 - 1  # the first block's hours, the spring day's 23 among them, and no later hour
+    assert (pd.to_datetime(served["target_ts"], utc=True) < start).all()
+    expected = calibrate_on_served(served, ["xgboost", "lear"], config.interval_coverage)
+    assert expected is not None and second["weights"] == expected.decision.weights
+    rows = outcome.forecasts[pd.to_datetime(outcome.forecasts["origin"], utc=True) >= start]
+    combined = sum(w * rows[f"yhat_{m}"].to_numpy() for m, w in expected.decision.weights.items())
+    assert np.allclose(rows["yhat"], combined)
+    quantiles = expected.intervals.quantile_frame(combined, rows["horizon"].to_numpy(), rows.index)
+    assert np.allclose(rows[quantiles.columns], quantiles)
+    # the accuracy attempt that replays a recorded run with served weights gives this walk-forward's forecasts
+    replayed, weights = served_replay(outcome.forecasts, outcome.blocks, ["xgboost", "lear"], 91, 0.9)
+    assert weights == [None, second["weights"]]
+    columns = ["yhat", "lower", "upper", *quantiles.columns]
+    assert np.allclose(replayed[columns], outcome.forecasts[columns], rtol=0, atol=1e-9)

@@ -19,6 +19,8 @@ from training.ensemble import (
     EnsembleForecaster,
     IntervalCalibration,
     calibrate_intervals,
+    calibrate_on_served,
+    choose_weights,
     decide,
     fit_weights,
     stack_weights,
@@ -245,6 +247,54 @@ def test_quantiles__are_monotone_on_every_row_even_from_a_tampered_calibration(r
     assert (q["q95"].to_numpy()[horizon == 7] == yhat[horizon == 7] + 99.0).all()
     with pytest.raises(EnsembleError, match=r"quantile offsets of shape \(7, 23\)"):
         IntervalCalibration(0.9, calibration.lower, calibration.upper, calibration.levels, crossing[:, :23].tolist())
+
+
+def _served(rng: np.random.Generator, days: int, spreads: dict[str, float]) -> pd.DataFrame:
+    """``days`` day-ahead forecasts (24 hours from each midnight) of members off the price by noise of ``spreads``."""
+    origins = pd.date_range("2018-01-01", periods=days, freq="D", tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "origin": np.repeat(origins, 24),
+            "target_ts": np.repeat(origins, 24) + pd.to_timedelta(np.tile(np.arange(24), days), unit="h"),
+            "horizon": np.tile(np.arange(24), days),
+            "price": 40 + 10 * np.sin(np.arange(days * 24) / 4) + rng.normal(0, 2, days * 24),
+        }
+    )
+    for name, spread in spreads.items():
+        frame[f"yhat_{name}"] = frame["price"] + rng.normal(0, spread, len(frame))
+    return frame
+
+
+def test_calibrate_on_served__weighs_the_members_on_the_served_rows_and_calibrates_on_their_residuals(rng):
+    served = _served(rng, 35, {"sharp": 1.0, "vague": 4.0})
+    calibration = calibrate_on_served(served, ["sharp", "vague"], 0.9)
+    assert calibration is not None and (calibration.days, calibration.rows) == (35, 35 * 24)
+    # exactly choose_weights' decision and calibrate_intervals' offsets on those rows and nothing else
+    predictions = {m: served[f"yhat_{m}"].to_numpy() for m in ("sharp", "vague")}
+    expected = choose_weights(predictions, served["price"].to_numpy(), served["origin"].to_numpy())
+    assert calibration.decision.weights == expected.weights
+    assert calibration.decision.weights["sharp"] > 0.8
+    assert calibration.decision.reason.startswith("on 35 days of served forecasts: ")
+    combined = sum(w * predictions[m] for m, w in expected.weights.items())
+    intervals = calibrate_intervals(served["price"].to_numpy(), combined, served["horizon"].to_numpy(), 0.9)
+    assert calibration.intervals == intervals
+    # hours whose price is not known yet (the day being forecast) are left out, as are rows a member lacks
+    pending = _served(rng, 1, {"sharp": 1.0, "vague": 4.0}).assign(
+        origin=lambda f: f["origin"] + pd.Timedelta(days=35), price=np.nan
+    )
+    lacking = served.iloc[:24].assign(yhat_vague=np.nan)
+    again = calibrate_on_served(pd.concat([lacking, served.iloc[24:], pending]), ["sharp", "vague"], 0.9)
+    assert again is not None and again.rows == 34 * 24 and again.days == 34
+
+
+def test_calibrate_on_served__leaves_the_validation_in_charge_with_too_few_days_or_a_missing_horizon(rng):
+    assert calibrate_on_served(_served(rng, 27, {"a": 1.0, "b": 2.0}), ["a", "b"], 0.9) is None
+    assert calibrate_on_served(_served(rng, 28, {"a": 1.0, "b": 2.0}), ["a", "b"], 0.9) is not None
+    no_last_hour = _served(rng, 40, {"a": 1.0, "b": 2.0}).query("horizon != 23")
+    assert calibrate_on_served(no_last_hour, ["a", "b"], 0.9) is None
+    assert calibrate_on_served(_served(rng, 0, {"a": 1.0, "b": 2.0}), ["a", "b"], 0.9) is None
+    with pytest.raises(EnsembleError, match="lack the column\\(s\\) yhat_lear"):
+        calibrate_on_served(_served(rng, 30, {"a": 1.0}), ["a", "lear"], 0.9)
 
 
 def test_calibrate_intervals__refuses_a_horizon_without_residuals():
