@@ -613,6 +613,15 @@ class Training(_Group):
         "98 days. Off: the weekly fit alone, and requests of 168 hours",
         parse="flag",
     )
+    served_weight_days: int = setting(
+        "EOPT_SERVED_WEIGHT_DAYS",
+        0,
+        "a retraining weighs the members and calibrates the intervals on the day-ahead forecasts they served in this "
+        "many days before its test window, once 28 of them are stored with their prices (`0`: on the validation "
+        "window, where the networks and trees chose their epochs and rounds)",
+        parse="int0",
+        example=91,
+    )
     mlflow_experiment: str = setting(
         "EOPT_MLFLOW_EXPERIMENT", "electricity-price-forecasting", "MLflow experiment of retraining runs", parse="str"
     )

@@ -110,7 +110,8 @@ def model_retraining():
 
         @task
         def evaluate_ensemble(region: str) -> dict:
-            return _job(task_settings(), region).evaluate_ensemble()
+            settings = task_settings()
+            return _job(settings, region).evaluate_ensemble(price_store(settings))
 
         @task
         def deploy_model(region: str) -> dict:

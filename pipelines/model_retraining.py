@@ -39,6 +39,7 @@ from core.quantiles import QUANTILE_COLUMNS
 from core.settings import Settings
 from core.timestamps import utc
 from pipelines.rendering import render
+from quality.checks import Window, served_member_forecasts
 from registry.models import Candidate, register_candidate, registered_model_name
 from registry.promotion import gate_candidate
 from serving.model_request import ModelRequest, build_request
@@ -54,7 +55,7 @@ from training.dataset import (
     check_training_data,
     extract_training_data,
 )
-from training.ensemble import EnsembleForecaster, calibrate_intervals, choose_weights
+from training.ensemble import EnsembleForecaster, calibrate_intervals, calibrate_on_served, choose_weights
 from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
 from training.lear import LearHistoryTooShort, fit_lear
 from training.models import model_class
@@ -510,7 +511,14 @@ class Retraining:
         tracking.log_artifacts(client, run, artifacts)
 
     @_step
-    def evaluate_ensemble(self) -> dict[str, object]:
+    def evaluate_ensemble(self, store: PriceStore | None = None) -> dict[str, object]:
+        """The members weighed and calibrated, scored on the test window, saved and logged as the candidate.
+
+        The weights and intervals come from the validation window, or, with ``served_weight_days``
+        (``EOPT_SERVED_WEIGHT_DAYS``) and ``store``, from the day-ahead forecasts the Production models'
+        members served in that many days before the test window
+        (``training.ensemble.calibrate_on_served``) once 28 such days are stored with their prices.
+        """
         manifest = self.manifest()
         frame = self.features()
         columns = feature_columns(self.region)
@@ -538,8 +546,23 @@ class Retraining:
         intervals = calibrate_intervals(
             y_val, val_yhat, validation["horizon"].to_numpy(), self.config.interval_coverage
         )
-        forecaster = EnsembleForecaster(self.region, members, decision, intervals, columns)
         data = self.data()  # each test day as the registered model forecasts it (LEAR recalibrated before it)
+        weighed_on: dict[str, object] = {"source": "validation"}
+        if self.config.served_weight_days and store is not None:
+            test_start = pd.Timestamp(test["origin"].min())
+            window = Window(test_start - pd.Timedelta(days=self.config.served_weight_days), test_start)
+            served = served_member_forecasts(store.engine, self.region, window, data.prices)
+            calibration = calibrate_on_served(served, list(val_preds), self.config.interval_coverage)
+            weighed_on["served_hours_found"] = len(served)  # too few to weigh on when calibration is None
+            if calibration is not None:
+                weighed_on = {
+                    "source": "served",
+                    "served_days": calibration.days,
+                    "served_hours": calibration.rows,
+                    "validation_weights": decision.weights,
+                }
+                decision, intervals = calibration.decision, calibration.intervals
+        forecaster = EnsembleForecaster(self.region, members, decision, intervals, columns)
         forecast = forecaster.predict_each_origin(test, data.prices, data.exogenous)
         expected = sum(w * test_preds[m] for m, w in decision.weights.items())
         if not np.allclose(forecast["yhat"].to_numpy(), expected, rtol=1e-5, atol=1e-4):
@@ -576,6 +599,7 @@ class Retraining:
             "region": self.region,
             "as_of": str(self.as_of),
             "decision": decision.__dict__,
+            "weighed_on": weighed_on,
             "intervals": {"coverage_nominal": intervals.coverage, "coverage_test": coverage},
             "metrics_test": metrics,
             "members": {m: {"run_id": s["run_id"], "best_params": s["best_params"]} for m, s in summaries.items()},
@@ -603,7 +627,12 @@ class Retraining:
         tracking.log_params(
             client,
             parent,
-            {"ensemble_kind": decision.kind, "ensemble_reason": decision.reason, "ensemble_weight_rule": decision.rule},
+            {
+                "ensemble_kind": decision.kind,
+                "ensemble_reason": decision.reason,
+                "ensemble_weight_rule": decision.rule,
+                "ensemble_weighed_on": weighed_on["source"],
+            },
         )
         tracking.log_artifacts(
             client,
@@ -763,7 +792,7 @@ def retrain_region(
     job.engineer_features()
     for model in job.config.models:
         job.train_member(model)
-    evaluation = job.evaluate_ensemble()
+    evaluation = job.evaluate_ensemble(store)
     candidate = job.register()
     if gate:
         evaluation = {**evaluation, "gate": job.deploy_model(store, actor="eopt train")}

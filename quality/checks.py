@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from core.check_results import CheckResult, Status, skipped
 from core.freshness import HOUR, find_gaps
 from core.markets import get_market
+from core.members import MEMBER_COLUMNS
 from core.metrics import evaluate
 from core.regions import Catalogue
 from core.settings import Settings
@@ -441,11 +442,11 @@ def served_forecasts(engine: sa.Engine, region: str, window: Window, *, models_o
 
     ``models_only``: among the Production models' forecasts only (the seasonal-naive fallbacks are
     left out before choosing). Columns: target_ts, issued_at, yhat, model_name, model_version, is_fallback, lower,
-    upper (the served interval; NaN where none was stored)."""
+    upper (the served interval; NaN where none was stored) and each member's forecast ``yhat_<member>`` (NaN where
+    the member gave none)."""
     t = forecasts_table
-    query = sa.select(
-        t.c.target_ts, t.c.issued_at, t.c.yhat, t.c.model_name, t.c.model_version, t.c.is_fallback, t.c.lower, t.c.upper
-    ).where(
+    served_columns = ("yhat", "model_name", "model_version", "is_fallback", "lower", "upper", *MEMBER_COLUMNS)
+    query = sa.select(t.c.target_ts, t.c.issued_at, *(t.c[c] for c in served_columns)).where(
         t.c.region == region,
         t.c.target_ts >= window.start.to_pydatetime(),
         t.c.target_ts < window.end.to_pydatetime(),
@@ -455,17 +456,32 @@ def served_forecasts(engine: sa.Engine, region: str, window: Window, *, models_o
         query = query.where(t.c.is_fallback == sa.false())
     with engine.connect() as conn:
         rows = conn.execute(query).all()
-    frame = pd.DataFrame(
-        rows,
-        columns=["target_ts", "issued_at", "yhat", "model_name", "model_version", "is_fallback", "lower", "upper"],
-    )
+    frame = pd.DataFrame(rows, columns=["target_ts", "issued_at", *served_columns])
     for column in ("target_ts", "issued_at"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
     frame = day_ahead_forecasts(frame, get_market(region).timezone)
     frame["is_fallback"] = frame["is_fallback"].astype(bool)
-    for column in ("yhat", "lower", "upper"):
+    for column in ("yhat", "lower", "upper", *MEMBER_COLUMNS):
         frame[column] = pd.to_numeric(frame[column]).astype(float)
     return frame.reset_index(drop=True)
+
+
+def served_member_forecasts(engine: sa.Engine, region: str, window: Window, prices: pd.Series) -> pd.DataFrame:
+    """The day-ahead forecasts the Production models served for the hours of ``window``, each with its members'
+    forecasts and the price that followed: the rows ``training.ensemble.calibrate_on_served`` weighs a
+    retraining's members on. Columns: ``origin`` (the issue), ``target_ts``, ``horizon`` (hours after the
+    issue), ``price`` (from ``prices``; NaN where not known) and ``yhat_<member>`` for every member."""
+    served = served_forecasts(engine, region, window, models_only=True)
+    targets = pd.DatetimeIndex(served["target_ts"])
+    return pd.DataFrame(
+        {
+            "origin": served["issued_at"],
+            "target_ts": served["target_ts"],
+            "horizon": ((targets - pd.DatetimeIndex(served["issued_at"])) // HOUR).astype(int),
+            "price": prices.reindex(targets).to_numpy(dtype=float),
+            **{column: served[column] for column in MEMBER_COLUMNS},
+        }
+    )
 
 
 @dataclass(frozen=True)

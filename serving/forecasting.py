@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from core.members import MEMBER_COLUMNS
 from core.quantiles import QUANTILE_COLUMNS
 from core.timestamps import utc
 from registry.models import champion as find_champion
@@ -268,11 +269,12 @@ def _frame(
     lower: np.ndarray,
     upper: np.ndarray,
     fallback: bool,
-    quantiles: dict[str, np.ndarray] | None = None,
+    optional: dict[str, np.ndarray] | None = None,
 ) -> pd.DataFrame:
-    """The store's rows; a quantile column not in ``quantiles`` (the fallback, an older model) is NaN (NULL)."""
+    """The store's rows; a quantile or member column not in ``optional`` (the fallback, an older model, a member
+    the model lacks) is NaN (NULL)."""
     n = len(targets)
-    quantiles = quantiles or {}
+    optional = optional or {}
     frame = pd.DataFrame(
         {
             "region": [region] * n,
@@ -286,8 +288,8 @@ def _frame(
             "is_fallback": [fallback] * n,
         }
     )
-    for column in QUANTILE_COLUMNS:
-        frame[column] = np.asarray(quantiles[column], dtype=float) if column in quantiles else np.full(n, np.nan)
+    for column in (*QUANTILE_COLUMNS, *MEMBER_COLUMNS):
+        frame[column] = np.asarray(optional[column], dtype=float) if column in optional else np.full(n, np.nan)
     return frame
 
 
@@ -393,7 +395,7 @@ def generate_forecast(client: MlflowClient, region: str, request: ModelRequest, 
         answer["lower"].to_numpy(dtype=float) if "lower" in answer.columns else nothing,
         answer["upper"].to_numpy(dtype=float) if "upper" in answer.columns else nothing,
         False,
-        {c: answer[c].to_numpy(dtype=float) for c in QUANTILE_COLUMNS if c in answer.columns},
+        {c: answer[c].to_numpy(dtype=float) for c in (*QUANTILE_COLUMNS, *MEMBER_COLUMNS) if c in answer.columns},
     )
     log.info("%s: forecast %s..%s with %s", region, frame["target_ts"].iloc[0], frame["target_ts"].iloc[-1], best.uri)
     return Forecast(frame, None)

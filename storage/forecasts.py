@@ -1,9 +1,10 @@
 """The forecast store: each issued 24-hour forecast per region, idempotent on (region, issued_at, target_ts).
 
 Each hour carries its point
-forecast ``yhat``, the interval ``lower``/``upper`` and the quantiles ``q05`` .. ``q95``
+forecast ``yhat``, the interval ``lower``/``upper``, the quantiles ``q05`` .. ``q95``
 (``core.quantiles``; NULL where the forecast has none: the seasonal-naive fallback, a model
-trained before the quantiles). A forecast is issued at the hour of its run (``issued_at``), so rerunning a run writes the same
+trained before the quantiles) and each member's own forecast ``yhat_<member>`` (``core.members``;
+NULL where the member gave none). A forecast is issued at the hour of its run (``issued_at``), so rerunning a run writes the same
 keys: unchanged rows are not touched and the counts say so. Timestamps are tz-aware UTC on the
 way in and out, as in the price store.
 """
@@ -17,6 +18,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from core.members import MEMBER_COLUMNS
 from core.quantiles import QUANTILE_COLUMNS
 from storage.database import require_current_schema, safe_url, store_transaction
 from storage.prices import BatchRejected, _check_utc, _require_columns, _require_unique
@@ -34,11 +36,12 @@ FORECAST_COLUMNS = (
     "upper",
     "is_fallback",
     *QUANTILE_COLUMNS,
+    *MEMBER_COLUMNS,
 )
 FORECAST_KEY = ("region", "issued_at", "target_ts")
-FORECAST_VALUES = ("model_name", "model_version", "yhat", "lower", "upper", "is_fallback", *QUANTILE_COLUMNS)
-# may be absent from a batch (a forecast without quantiles): stored as NULL
-OPTIONAL_COLUMNS = QUANTILE_COLUMNS
+FORECAST_VALUES = tuple(c for c in FORECAST_COLUMNS if c not in FORECAST_KEY)
+# may be absent from a batch (a forecast without quantiles or members): stored as NULL
+OPTIONAL_COLUMNS = (*QUANTILE_COLUMNS, *MEMBER_COLUMNS)
 
 
 def normalize_forecasts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -59,9 +62,9 @@ def normalize_forecasts(frame: pd.DataFrame) -> pd.DataFrame:
             f"version {first['model_version']}, yhat={first['yhat']!r}); a forecast is stored only when every hour is a number"
         )
     out["yhat"] = yhat
-    for column in ("lower", "upper", *QUANTILE_COLUMNS):
+    for column in ("lower", "upper", *QUANTILE_COLUMNS, *MEMBER_COLUMNS):
         values = pd.to_numeric(out[column], errors="coerce").astype(float)
-        # an interval bound or quantile that is not a number is unknown: NULL (NaN here), never inf in the table
+        # a bound, quantile or member forecast that is not a number is unknown: NULL (NaN here), never inf in the table
         out[column] = values.where(np.isfinite(values))
     quantiles = out[list(QUANTILE_COLUMNS)].to_numpy(dtype=float)
     crossing = (np.diff(quantiles, axis=1) < 0).any(axis=1)  # NaN compares False: a missing quantile crosses nothing
@@ -155,7 +158,7 @@ def _typed(rows: Sequence[Any]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=list(FORECAST_COLUMNS))
     for column in ("issued_at", "target_ts"):
         frame[column] = pd.to_datetime(frame[column], utc=True)
-    for column in ("yhat", "lower", "upper", *QUANTILE_COLUMNS):
+    for column in ("yhat", "lower", "upper", *QUANTILE_COLUMNS, *MEMBER_COLUMNS):
         frame[column] = pd.to_numeric(frame[column]).astype(float)
     frame["is_fallback"] = frame["is_fallback"].astype(bool)
     return frame

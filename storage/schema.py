@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
+from core.members import MEMBER_COLUMNS
 from core.quantiles import QUANTILE_COLUMNS
 
 metadata = sa.MetaData(
@@ -133,6 +134,8 @@ forecasts = sa.Table(
     sa.Column("is_fallback", sa.Boolean(), nullable=False, server_default=sa.false()),
     # the quantiles (core.quantiles.QUANTILE_COLUMNS; migration 0006): NULL when the forecast has none
     *(sa.Column(column, sa.Float(), nullable=True) for column in QUANTILE_COLUMNS),
+    # each member's own forecast (core.members.MEMBER_COLUMNS; migration 0007): NULL where it has none
+    *(sa.Column(column, sa.Float(), nullable=True) for column in MEMBER_COLUMNS),
     sa.PrimaryKeyConstraint("region", "issued_at", "target_ts"),
 )
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from core.members import MEMBER_NAMES
 from core.settings import Settings, SettingsError
 
-MODEL_NAMES = ("xgboost", "lightgbm", "cnn_lstm", "lear")
+MODEL_NAMES = MEMBER_NAMES  # the ensemble's members, whose forecasts the forecasts table keeps by name
 # Members Optuna tunes; LEAR has no hyper-parameter to tune (its criterion picks each hour's penalty).
 TUNED_MODELS = ("xgboost", "lightgbm", "cnn_lstm")
 
@@ -84,9 +85,9 @@ class TrainingConfig:
     # days included (LearModel.recalibrates, LearMember.for_origin), as the paper recalibrated daily; its
     # requests then need the 98 days before an origin (serving.model_request). EOPT_LEAR_RECALIBRATE_DAILY
     lear_recalibrate_daily: bool = True
-    # a walk-forward block weighs its members and calibrates its intervals on their forecasts served in the
-    # this-many days before it (training.ensemble.calibrate_on_served), once there are SERVED_MIN_DAYS of them;
-    # 0: on the validation window, as the weekly retraining does
+    # the members weighed and the intervals calibrated on the day-ahead forecasts they served in this many days
+    # before the test window (a walk-forward block: before the block), once SERVED_MIN_DAYS of them are there
+    # (training.ensemble.calibrate_on_served); 0: on the validation window. EOPT_SERVED_WEIGHT_DAYS
     served_weight_days: int = 0
 
     @classmethod
@@ -115,6 +116,7 @@ class TrainingConfig:
             seed=settings.training.random_seed,
             interval_coverage=settings.training.interval_coverage,
             lear_recalibrate_daily=settings.training.lear_recalibrate_daily,
+            served_weight_days=settings.training.served_weight_days,
             device=settings.training.device,
             threads=settings.training.threads,
             optuna_storage=settings.stores.optuna_storage,

@@ -218,7 +218,7 @@ def calibrate_on_served(
     issued before its prices were known, by a fit as old as the ones that will serve next.
 
     ``served``: one row per forecast hour, columns ``origin``, ``horizon``, ``price`` (the realised
-    price) and ``yhat_<member>`` for each of ``members``; rows lacking one are left out. The
+    price) and ``yhat_<member>`` for each of ``members``; rows lacking one, or more than a day ahead, are left out. The
     weights are :func:`choose_weights`' on those rows (the same rules, comparison and guard as on a
     validation), and the intervals and quantiles :func:`calibrate_intervals`' on the residuals of
     the weighted forecast, per horizon. None when the rows span fewer than ``min_days`` origins'
@@ -228,7 +228,10 @@ def calibrate_on_served(
     missing = [c for c in ("origin", "horizon", "price", *columns) if c not in served.columns]
     if missing:
         raise EnsembleError(f"served forecasts lack the column(s) {', '.join(missing)}")
-    rows = served.dropna(subset=["price", *columns]).sort_values(["origin", "horizon"], kind="stable")
+    rows = served.dropna(subset=["price", *columns])
+    rows = rows[(rows["horizon"] >= 0) & (rows["horizon"] < HORIZON_HOURS)].sort_values(
+        ["origin", "horizon"], kind="stable"
+    )
     origins = pd.DatetimeIndex(pd.to_datetime(rows["origin"], utc=True))
     # both end days counted; rounded, as a daylight-saving change moves local midnights an hour apart in UTC
     days = round((origins[-1] - origins[0]) / pd.Timedelta(days=1)) + 1 if len(rows) else 0

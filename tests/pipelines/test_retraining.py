@@ -7,6 +7,7 @@ what it left in MLflow, in the registry and in the workspace.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import mlflow
@@ -21,10 +22,14 @@ from core.metrics import METRIC_NAMES
 from core.settings import Settings
 from eopt.cli import cli
 from pipelines.model_retraining import Retraining, RetrainingError, retrain_region
+from quality.checks import Window, served_member_forecasts
 from registry.models import registered_model_name
 from serving.model_request import build_request
+from storage.forecasts import ForecastStore
 from tests.market_frames import store_with_history
 from training.dataset import TrainingData, TrainingDataError
+from training.ensemble import calibrate_on_served
+from training.features import day_ahead_origins
 from training.tuning import TuningError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -317,3 +322,64 @@ def test_retraining__the_weekly_run_eight_weeks_after_the_autumn_change_trains_a
     )["splits"]
     assert splits["test"]["first_target"] == "2016-10-30 23:00:00+00:00"  # Monday 2016-10-31 00:00 CET
     assert splits["validation"]["rows"] > 0 and splits["test"]["rows"] % 24 == 0
+
+
+def test_retraining__weighs_the_members_on_the_forecasts_they_served_before_the_test_window(trained):
+    """With EOPT_SERVED_WEIGHT_DAYS, the weights and intervals come from the day-ahead forecasts stored before
+    the test window (there: LEAR sharp, the others off), not from the validation, and nothing after its start."""
+    base, store, _outcome, _client, _ = trained
+    settings = _settings(base.stores.home, EOPT_SERVED_WEIGHT_DAYS="40")
+    as_of = store.latest_ts(REGION) + pd.Timedelta(hours=1) - pd.Timedelta(days=7)  # a workspace of its own
+    job = Retraining.open(settings, REGION, as_of)
+    job.extract_training_data(store)
+    job.engineer_features()
+    for model in job.config.models:
+        job.train_member(model)
+    frame = job.features()
+    test_start = pd.Timestamp(frame.loc[frame["split"] == "test", "origin"].min())
+    prices = job.data().prices
+    rng = np.random.default_rng(7)
+
+    def served(first: pd.Timestamp, last: pd.Timestamp, lear_off: float) -> pd.DataFrame:
+        issues = day_ahead_origins(REGION, first, last)
+        rows = pd.DataFrame(
+            {
+                "issued_at": np.repeat(issues, 24),
+                "target_ts": np.repeat(issues, 24) + pd.to_timedelta(np.tile(np.arange(24), len(issues)), unit="h"),
+            }
+        )
+        actual = prices.reindex(pd.DatetimeIndex(rows["target_ts"])).to_numpy()
+        members = {
+            f"yhat_{m}": actual
+            + rng.normal(0, 0.3 if m == "lear" else 4.0, len(rows))
+            + (lear_off if m == "lear" else 0)
+            for m in ("xgboost", "lightgbm", "cnn_lstm", "lear")
+        }
+        return rows.assign(
+            region=REGION,
+            model_name=registered_model_name(REGION),
+            model_version="0",
+            yhat=np.mean(list(members.values()), axis=0),
+            lower=np.nan,
+            upper=np.nan,
+            is_fallback=False,
+            **members,
+        )
+
+    forecasts = ForecastStore(store.engine)
+    forecasts.upsert_forecasts(served(test_start - pd.Timedelta(days=40), test_start - pd.Timedelta(hours=23), 0.0))
+    # the test window's served forecasts (LEAR far off there) must not reach the weights: the gate scores that window
+    forecasts.upsert_forecasts(served(test_start, as_of - pd.Timedelta(days=1), 500.0))
+    evaluation = job.evaluate_ensemble(store)
+
+    stored = json.loads((job.folder / "ensemble" / "evaluation.json").read_text())
+    assert stored["weighed_on"]["source"] == "served" and stored["weighed_on"]["served_days"] == 40
+    window = Window(test_start - pd.Timedelta(days=40), test_start)
+    expected = calibrate_on_served(
+        served_member_forecasts(store.engine, REGION, window, prices), list(evaluation["weights"]), 0.9
+    )
+    assert expected is not None and evaluation["weights"] == expected.decision.weights
+    assert evaluation["weights"]["lear"] > 0.9  # the sharp member served, whatever the validation said
+    saved = json.loads((job.folder / "ensemble" / "model" / "ensemble.json").read_text())
+    assert saved["intervals"] == json.loads(json.dumps(asdict(expected.intervals)))  # calibrated on the served rows
+    assert stored["weighed_on"]["validation_weights"].keys() == evaluation["weights"].keys()

@@ -29,6 +29,7 @@ from mlflow.types import DataType
 
 import core.settings
 from core.markets import get_market, register_market
+from core.members import MEMBER_COLUMNS
 from core.quantiles import QUANTILE_COLUMNS
 from eopt.cli import cli
 from pipelines import forecast_generation as flow
@@ -175,8 +176,11 @@ def test_serving__answers_what_forecast_generation_stores_for_the_same_origin(ch
     served = predictions(champion_server.invoke((tmp_path / "request.json").read_text()))
 
     assert served["target_ts"].tolist() == [f"{t:%Y-%m-%dT%H:%M:%SZ}" for t in stored["target_ts"]]
-    for column in ("yhat", "lower", "upper", *QUANTILE_COLUMNS):
+    members = [c for c in MEMBER_COLUMNS if c in served.columns]  # each member's own forecast is stored too
+    assert "yhat_lear" in members and len(members) >= 2
+    for column in ("yhat", "lower", "upper", *QUANTILE_COLUMNS, *members):
         np.testing.assert_allclose(served[column].to_numpy(float), stored[column].to_numpy(float), rtol=1e-12)
+    assert stored[[c for c in MEMBER_COLUMNS if c not in members]].isna().all().all()  # a member it lacks: NULL
     assert (np.diff(stored[list(QUANTILE_COLUMNS)].to_numpy(), axis=1) >= 0).all()
 
 

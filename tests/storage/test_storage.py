@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -308,7 +309,7 @@ def test_malformed_or_unsupported_database_url__is_refused(url):
 def test_timescale_compression__without_the_extension_the_migration_changes_nothing(store_engine):
     """Migration 0005 on plain PostgreSQL and SQLite (TimescaleDB is not installed here): at head, no
     statement ran; the SQL it runs where the hypertables exist is the one below."""
-    assert current_revision(store_engine) == head_revision() == "0006"
+    assert current_revision(store_engine) == head_revision() == "0007"
     with store_engine.connect() as conn:
         assert enable_compression(conn) == []
         assert timescale_status(conn).installed is False
@@ -347,7 +348,7 @@ def test_migration_0006__adds_the_quantile_columns_keeping_the_rows_and_its_down
     def columns() -> list[str]:
         return [c["name"] for c in sa.inspect(store_engine).get_columns("forecasts")]
 
-    assert columns()[-7:] == quantile_columns
+    assert columns()[9:16] == quantile_columns
     assert downgrade(store_engine, "0005") == "0005"
     assert columns() == [
         "region", "issued_at", "target_ts", "model_name", "model_version", "yhat", "lower", "upper", "is_fallback"
@@ -356,13 +357,62 @@ def test_migration_0006__adds_the_quantile_columns_keeping_the_rows_and_its_down
         kept = conn.execute(sa.text("SELECT count(*), min(yhat), max(upper) FROM forecasts")).one()
     assert tuple(kept) == (24, 40.0, 50.0)
 
-    assert upgrade(store_engine) == "0006"
-    assert columns()[-7:] == quantile_columns
+    assert upgrade(store_engine) == "0007"
+    assert columns()[9:16] == quantile_columns
     stored = ForecastStore(store_engine).read_forecasts("NP")
     assert len(stored) == 24 and stored[quantile_columns].isna().all().all()  # rows from before 0006: NULL quantiles
     ForecastStore(store_engine).upsert_forecasts(rows)
     stored = ForecastStore(store_engine).read_forecasts("NP")
     assert stored[quantile_columns].iloc[0].tolist() == [31.0, 32.0, 35.0, 40.0, 45.0, 48.0, 49.0]
+    with store_engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
+    assert diff == []
+
+
+def test_migration_0007__adds_the_member_columns_keeping_the_rows_and_its_downgrade_drops_only_them(store_engine):
+    """Migration 0007 down to 0006 and up again, on SQLite and PostgreSQL, with a forecast and its members stored."""
+    member_columns = ["yhat_xgboost", "yhat_lightgbm", "yhat_cnn_lstm", "yhat_lear"]
+    targets = pd.date_range("2024-03-01", periods=24, freq="h", tz="UTC")
+    rows = pd.DataFrame(
+        {
+            "region": "NP",
+            "issued_at": targets[0],
+            "target_ts": targets,
+            "model_name": "electricity-price-NP",
+            "model_version": "3",
+            "yhat": 40.0,
+            "lower": 30.0,
+            "upper": 50.0,
+            "is_fallback": False,
+            "q05": 30.0,
+            "q95": 50.0,
+            "yhat_xgboost": 41.0,
+            "yhat_lightgbm": np.inf,  # not a number: stored as NULL, as a member the model lacks
+            "yhat_cnn_lstm": 39.5,
+            "yhat_lear": 40.25,
+        }
+    )
+    store = ForecastStore(store_engine)
+    store.upsert_forecasts(rows)
+
+    def columns() -> list[str]:
+        return [c["name"] for c in sa.inspect(store_engine).get_columns("forecasts")]
+
+    assert columns()[-4:] == member_columns
+    assert store.read_forecasts("NP")[member_columns].iloc[0].tolist()[::2] == [41.0, 39.5]
+    assert store.read_forecasts("NP")["yhat_lightgbm"].isna().all()
+    assert downgrade(store_engine, "0006") == "0006"
+    assert "yhat_lear" not in columns() and columns()[-7:] == ["q05", "q10", "q25", "q50", "q75", "q90", "q95"]
+    with store_engine.connect() as conn:
+        kept = conn.execute(sa.text("SELECT count(*), min(yhat), max(q95) FROM forecasts")).one()
+    assert tuple(kept) == (24, 40.0, 50.0)
+
+    assert upgrade(store_engine) == "0007"
+    stored = ForecastStore(store_engine).read_forecasts("NP")
+    assert len(stored) == 24 and stored[member_columns].isna().all().all()  # rows from before 0007: NULL members
+    assert ForecastStore(store_engine).upsert_forecasts(rows).updated == 24
+    assert ForecastStore(store_engine).upsert_forecasts(rows).unchanged == 24  # the members count in "unchanged"
+    assert ForecastStore(store_engine).read_forecasts("NP")["yhat_lear"].tolist() == [40.25] * 24
     with store_engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), metadata)
     assert diff == []
