@@ -124,7 +124,9 @@ from benchmarks.accuracy import (
     quantile_comparison,
 )
 from benchmarks.machine import describe_machine
+from core.members import member_column
 from core.metrics import diebold_mariano, mae
+from core.quantiles import QUANTILE_COLUMNS
 from core.settings import Settings
 from training.backtest import HOUR, forecast_day, local_clock_hours, served_before, training_window
 from training.config import MODEL_NAMES, TrainingConfig
@@ -1010,6 +1012,20 @@ def trailing_combination(members: np.ndarray, actual: np.ndarray, window: int, p
     return combined
 
 
+def diebold_mariano_vs_recorded(y: np.ndarray, rules: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Each rule's one-sided Diebold-Mariano p-values against ``rules["recorded"]`` (the run's own ensemble), both
+    ways: that the rule is better, and that the recorded ensemble is."""
+    recorded = rules["recorded"]
+    return {
+        name: {
+            "p_rule_better": diebold_mariano(y, recorded, values).p_value,
+            "p_recorded_better": diebold_mariano(y, values, recorded).p_value,
+        }
+        for name, values in rules.items()
+        if name != "recorded"
+    }
+
+
 def combine_attempt(args: argparse.Namespace) -> dict:
     """The recorded members' forecasts combined by other rules (module docstring, ``combine``); no model is fitted."""
     market = args.market.upper()
@@ -1068,14 +1084,7 @@ def combine_attempt(args: argparse.Namespace) -> dict:
             for name in forecasts_by
             for key in ("recorded", *PUBLISHED_ENSEMBLES)
         },
-        "diebold_mariano_vs_recorded": {
-            name: {
-                "p_rule_better": diebold_mariano(y, forecasts_by["recorded"], values).p_value,
-                "p_recorded_better": diebold_mariano(y, values, forecasts_by["recorded"]).p_value,
-            }
-            for name, values in forecasts_by.items()
-            if name != "recorded"
-        },
+        "diebold_mariano_vs_recorded": diebold_mariano_vs_recorded(y, forecasts_by),
         "seconds": round(time.perf_counter() - started, 1),
         "machine": describe_machine(),
     }
@@ -1099,7 +1108,7 @@ def served_replay(forecasts: pd.DataFrame, blocks: list[dict], members: list[str
     origins = pd.DatetimeIndex(pd.to_datetime(forecasts["origin"], utc=True))
     number = firsts.searchsorted(origins, side="right") - 1
     out, weights = forecasts.copy(), []
-    quantiles = [c for c in forecasts.columns if c.startswith("q") and c[1:].isdigit()]
+    quantiles = [c for c in QUANTILE_COLUMNS if c in forecasts.columns]
     for k, first in enumerate(firsts):
         calibration = calibrate_on_served(served_before(forecasts, first, days), members, coverage)
         weights.append(None if calibration is None else calibration.decision.weights)
@@ -1107,7 +1116,7 @@ def served_replay(forecasts: pd.DataFrame, blocks: list[dict], members: list[str
         if calibration is None or rows.size == 0:
             continue
         block = forecasts.iloc[rows]
-        yhat = sum(w * block[f"yhat_{m}"].to_numpy(dtype=float) for m, w in calibration.decision.weights.items())
+        yhat = sum(w * block[member_column(m)].to_numpy(dtype=float) for m, w in calibration.decision.weights.items())
         horizon = block["horizon"].to_numpy(dtype=int)
         lower, upper = calibration.intervals.bounds(yhat, horizon)
         values = calibration.intervals.quantile_frame(yhat, horizon, block.index)
@@ -1135,7 +1144,7 @@ def served_attempt(args: argparse.Namespace) -> dict:
     windows = sorted({int(w) for w in args.windows.split(",") if w.strip()})
     inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
     forecasts = pd.read_parquet(path)
-    members = [m for m in MEMBERS if f"yhat_{m}" in forecasts.columns]
+    members = [m for m in MEMBERS if member_column(m) in forecasts.columns]
     days = published_days(inputs.published, None)
     coverage = float(run.get("interval_coverage", 0.9))
     started = time.perf_counter()
@@ -1180,14 +1189,7 @@ def served_attempt(args: argparse.Namespace) -> dict:
             for name in rules
             for key in ("recorded", *PUBLISHED_ENSEMBLES)
         },
-        "diebold_mariano_vs_recorded": {
-            name: {
-                "p_rule_better": diebold_mariano(y, rules["recorded"][0], values).p_value,
-                "p_recorded_better": diebold_mariano(y, values, rules["recorded"][0]).p_value,
-            }
-            for name, (values, _, _) in rules.items()
-            if name != "recorded"
-        },
+        "diebold_mariano_vs_recorded": diebold_mariano_vs_recorded(y, {n: r[0] for n, r in rules.items()}),
         "quantiles": {name: quantile_line(q) for name, (_, q, _) in rules.items()},
         "anchor_pinball": recorded_quantiles["anchor"]["mean_pinball"],
         "mean_weights": {

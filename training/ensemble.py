@@ -23,6 +23,7 @@ import pandas as pd
 from scipy.optimize import linprog
 
 from core.markets import Market, get_market
+from core.members import member_column
 from core.quantiles import QUANTILE_LEVELS, quantile_column
 from training.features import HORIZON_HOURS
 from training.models import ForecastModel, ModelError, model_class
@@ -201,13 +202,9 @@ class ServedCalibration:
     intervals: IntervalCalibration
     days: int  # the days from its first origin's to its last's, both counted
     rows: int
-    first_origin: str
-    last_target: str
 
 
-def calibrate_on_served(
-    served: pd.DataFrame, members: list[str], coverage: float, min_days: int = SERVED_MIN_DAYS
-) -> ServedCalibration | None:
+def calibrate_on_served(served: pd.DataFrame, members: list[str], coverage: float) -> ServedCalibration | None:
     """Ensemble weights and intervals from the members' own served forecasts, or None with too few of them.
 
     A member's validation forecasts flatter it when it chose its epochs or rounds on them (the
@@ -221,10 +218,10 @@ def calibrate_on_served(
     price) and ``yhat_<member>`` for each of ``members``; rows lacking one, or more than a day ahead, are left out. The
     weights are :func:`choose_weights`' on those rows (the same rules, comparison and guard as on a
     validation), and the intervals and quantiles :func:`calibrate_intervals`' on the residuals of
-    the weighted forecast, per horizon. None when the rows span fewer than ``min_days`` origins'
-    days or miss a horizon: the caller keeps the validation's weights and intervals.
+    the weighted forecast, per horizon. None when the rows span fewer than :data:`SERVED_MIN_DAYS`
+    origins' days or miss a horizon: the caller keeps the validation's weights and intervals.
     """
-    columns = [f"yhat_{m}" for m in members]
+    columns = [member_column(m) for m in members]
     missing = [c for c in ("origin", "horizon", "price", *columns) if c not in served.columns]
     if missing:
         raise EnsembleError(f"served forecasts lack the column(s) {', '.join(missing)}")
@@ -235,7 +232,7 @@ def calibrate_on_served(
     origins = pd.DatetimeIndex(pd.to_datetime(rows["origin"], utc=True))
     # both end days counted; rounded, as a daylight-saving change moves local midnights an hour apart in UTC
     days = round((origins[-1] - origins[0]) / pd.Timedelta(days=1)) + 1 if len(rows) else 0
-    if days < min_days:
+    if days < SERVED_MIN_DAYS:
         return None
     horizon = rows["horizon"].to_numpy(dtype=int)
     if set(np.unique(horizon)) != set(range(HORIZON_HOURS)):
@@ -246,14 +243,7 @@ def calibrate_on_served(
     decision = replace(decision, reason=f"on {days} days of served forecasts: {decision.reason}")
     combined = sum(w * predictions[m] for m, w in decision.weights.items())
     intervals = calibrate_intervals(actual, np.asarray(combined, dtype=float), horizon, coverage)
-    return ServedCalibration(
-        decision,
-        intervals,
-        days,
-        len(rows),
-        str(origins[0]),
-        str(pd.Timestamp(rows["target_ts"].max())) if "target_ts" in rows.columns else str(origins[-1]),
-    )
+    return ServedCalibration(decision, intervals, days, len(rows))
 
 
 class EnsembleForecaster:
@@ -349,7 +339,7 @@ class EnsembleForecaster:
             axis=1,
         )
         for name, values in members.items():
-            out[f"yhat_{name}"] = values
+            out[member_column(name)] = values
         return out
 
     def save(self, folder: Path) -> None:
