@@ -688,6 +688,9 @@ def run_market(
             # the members weighed and the intervals calibrated on the forecasts served in this many days before a
             # block (0: on its validation)
             "served_weight_days": config.served_weight_days,
+            # the test window (test_days) held out between each block's fits and the block, as model_retraining
+            # deploys its members (False: the fits reach the block)
+            "as_deployed": config.as_deployed,
             "torch_threads": torch.get_num_threads(),
             "seeds": {
                 "optuna_sampler": config.seed,
@@ -815,6 +818,8 @@ def cadence_note(config: dict) -> str:
         parts.append("LEAR's short windows refitted daily")
     if config.get("served_weight_days"):
         parts.append(f"weights and intervals from the {config['served_weight_days']} days served before")
+    if config.get("as_deployed"):
+        parts.append(f"fitted as deployed, the {config['test_days']}-day test window held out")
     return f" ({'; '.join(parts)})" if parts else ""
 
 
@@ -1046,6 +1051,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "before it instead of its validation, once there are 28 (default 0: the validation, as the retraining does)",
     )
     parser.add_argument(
+        "--as-deployed",
+        action="store_true",
+        help="fit each block's members as model_retraining deploys them, the test window its gate scores "
+        "(56 days) held out before the block (default: the fits reach the block)",
+    )
+    parser.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -1158,6 +1169,8 @@ def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> 
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     if not args.lear_recalibrate_daily:
         argv.append("--no-lear-recalibrate-daily")
+    if args.as_deployed:
+        argv.append("--as-deployed")
     if args.no_mlflow:
         argv.append("--no-mlflow")
     return argv
@@ -1242,11 +1255,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         lear_criterion_every=args.lear_criterion_every,
         lear_recalibrate_daily=args.lear_recalibrate_daily,
         served_weight_days=args.served_weight_days,
+        as_deployed=args.as_deployed,
         **changes,
     )
     if args.networks is not None:
         config = config.with_networks("cnn_lstm", args.networks)
     scope = ("quick" if args.quick and args.days == QUICK_DAYS else f"first{args.days}d") if args.days else ""
+    if args.as_deployed:  # its own record and forecasts folder, beside the run of the same days without it
+        scope = f"{scope}_deployed" if scope else "deployed"
     records = []
     try:
         inputs = [

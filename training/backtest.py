@@ -38,6 +38,10 @@ only every that many blocks and the blocks between refit them with those penalti
 ``config.served_weight_days``, a block weighs its members and calibrates its intervals on the
 forecasts the blocks before it served in those days (:func:`served_before`,
 ``training.ensemble.calibrate_on_served``) rather than on its validation, once there are enough.
+With ``config.as_deployed``, a block's fits leave out the ``test_days`` before it, as the weekly
+retraining's deployed members leave out the test window its gate scores: the tuned members'
+data then ends ``test_days + validation_days`` before the block, LEAR's long windows
+``test_days`` before it (its daily recalibration still reads the days before each origin).
 
 :func:`save_backtest` and :func:`log_backtest` write and track a result; ``eopt backtest`` and
 ``benchmarks/accuracy.py`` both use them.
@@ -174,9 +178,11 @@ def _fit_block(
     of the validation, whose weights are then recorded as ``validation_weights``.
     """
     data = training_window(prices, exogenous, region, first, config.window_days)
-    frame = build_training_frame(data, replace(config, test_days=0))
+    frame = build_training_frame(data, config if config.as_deployed else replace(config, test_days=0))
     train = frame[frame["split"] == "train"]
     validation = frame[frame["split"] == "validation"].reset_index(drop=True)
+    held_out = frame.loc[frame["split"] == "test", "origin"]
+    fits_end = pd.Timestamp(held_out.min()) if len(held_out) else first  # as train_lear: the test window's start
     last_target = max(train["target_ts"].max(), validation["target_ts"].max())
     if last_target >= first:
         raise BacktestError(f"{region}: a training row's target ({last_target}) reaches the block starting {first}")
@@ -212,17 +218,18 @@ def _fit_block(
             data.exogenous,
             region,
             validation,
-            first,
+            fits_end,
             config.budget("lear").calibration_windows,
             reuse=lear_reuse,
             recalibrate=recalibrate_lear,
         )
-        if lear.member.model.last_training_target is None or lear.member.model.last_training_target >= first:
-            raise BacktestError(f"{region}: the LEAR fit reaches the block starting {first}")
+        if lear.member.model.last_training_target is None or lear.member.model.last_training_target >= fits_end:
+            raise BacktestError(f"{region}: the LEAR fit reaches {fits_end} (the block starts {first})")
         members["lear"], val_preds["lear"] = lear.member, lear.validation_forecast
         lear_penalties = lear.penalties
         lear_info = {
             "lear_windows": list(lear.member.model.windows),
+            "lear_last_training_target": str(lear.member.model.last_training_target),
             "lear_seconds": lear.seconds,
             "lear_penalties_reused": lear.penalties_reused,
             "lear_recalibrated_daily": recalibrate_lear,
@@ -246,6 +253,7 @@ def _fit_block(
         "train_rows": len(train),
         "validation_rows": len(validation),
         "last_training_target": str(last_target),
+        "held_out_days": config.test_days if config.as_deployed else 0,
         "weights": decision.weights,
         "kind": decision.kind,
         "rule": decision.rule,

@@ -89,6 +89,11 @@ class TrainingConfig:
     # before the test window (a walk-forward block: before the block), once SERVED_MIN_DAYS of them are there
     # (training.ensemble.calibrate_on_served); 0: on the validation window. EOPT_SERVED_WEIGHT_DAYS
     served_weight_days: int = 0
+    # a walk-forward block fits its members as model_retraining deploys them: the test window (test_days, which
+    # the gate scores) held out between the fits and the block, so the tuned members' data ends test_days +
+    # validation_days before the block and LEAR's long windows test_days before it; False: the fits reach the
+    # block (its validation = the last validation_days before it)
+    as_deployed: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings, budget: str | None = None) -> TrainingConfig:

@@ -244,3 +244,42 @@ def test_backtest__weighs_a_block_on_the_forecasts_served_before_it_once_there_a
     assert weights == [None, second["weights"]]
     columns = ["yhat", "lower", "upper", *quantiles.columns]
     assert np.allclose(replayed[columns], outcome.forecasts[columns], rtol=0, atol=1e-9)
+
+
+def test_backtest__as_deployed_holds_the_gates_test_window_out_of_every_fit(np_history, tmp_path):
+    prices, exogenous = np_history
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env({}), "smoke"),
+        window_days=120,
+        validation_days=14,
+        test_days=14,
+        threads=1,
+        models=("lear",),
+    )
+    origins = day_ahead_origins("NP", pd.Timestamp("2018-03-20", tz="UTC"), pd.Timestamp("2018-03-27", tz="UTC"))
+
+    def run(deployed: bool):
+        return walk_forward(
+            prices,
+            exogenous,
+            "NP",
+            origins,
+            replace(config, as_deployed=deployed),
+            storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+            retrain_every_days=7,
+            progress=False,
+        )
+
+    reaching, deployed = run(False), run(True)
+    (near,), (held,) = reaching.blocks, deployed.blocks
+    first = pd.Timestamp(held["first_origin"])
+    # as model_retraining deploys them: validation and LEAR's long windows end where the 14-day test window starts
+    test_start = first - pd.Timedelta(days=14)
+    assert (near["held_out_days"], held["held_out_days"]) == (0, 14)
+    assert pd.Timestamp(near["last_training_target"]) == first - pd.Timedelta(hours=1)
+    assert pd.Timestamp(held["last_training_target"]) == test_start - pd.Timedelta(hours=1)
+    assert pd.Timestamp(near["lear_last_training_target"]) == first - pd.Timedelta(hours=1)
+    assert pd.Timestamp(held["lear_last_training_target"]) == test_start - pd.Timedelta(hours=1)
+    # the 7 days across NP's spring change, forecast from other fits: the same hours, other prices
+    assert len(deployed.forecasts) == len(reaching.forecasts) == 7 * 24 - 1
+    assert not np.allclose(deployed.forecasts["yhat"], reaching.forecasts["yhat"])
