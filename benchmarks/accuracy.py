@@ -732,6 +732,8 @@ def run_market(
                     "served_days",
                     "validation_weights",
                     "last_training_target",
+                    "held_out_days",
+                    "lear_last_training_target",
                     "lear_windows",
                     "lear_seconds",
                     "lear_penalties_reused",
