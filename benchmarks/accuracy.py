@@ -1056,7 +1056,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--as-deployed",
         action="store_true",
         help="fit each block's members as model_retraining deploys them, the test window its gate scores "
-        "(56 days) held out before the block (default: the fits reach the block)",
+        "(EOPT_TEST_DAYS, 56 by default) held out before the block (default: the fits reach the block)",
     )
     parser.add_argument(
         "--jobs",
