@@ -108,6 +108,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pandas as pd
 
 from benchmarks.accuracy import (
@@ -149,6 +150,7 @@ from training.features import (
     feature_columns,
     strided_origins,
 )
+from benchmarks.daily_network import DailyNetwork, suggest_params
 from training.lear import (
     DAY,
     PRICE_LAG_DAYS,
@@ -206,7 +208,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--weeks", type=int, default=10, help="test weeks, spread evenly over the period")
     parser.add_argument(
         "--attempt",
-        choices=("refit", "seeds", "lear", "lear-penalties", "lear-daily", "trees", "warm", "combine", "served"),
+        choices=("refit", "seeds", "lear", "lear-penalties", "lear-daily", "trees", "warm", "combine", "served", "dnn"),
         default="refit",
     )
     parser.add_argument("--half-life", type=float, default=182.0, help="recency half-life in days (--attempt trees)")
@@ -260,7 +262,13 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--windows", default="28,56,91", help="trailing windows in days, comma-separated (--attempt combine, served)"
     )
+    parser.add_argument("--trials", type=int, default=40, help="tuner trials of the daily network (--attempt dnn)")
+    parser.add_argument(
+        "--networks", type=int, default=4, help="networks averaged in the daily network member (--attempt dnn)"
+    )
     args = parser.parse_args(argv)
+    if args.attempt == "dnn":
+        return dnn_attempt(args)
     if args.attempt == "combine":
         return combine_attempt(args)
     if args.attempt == "served":
@@ -1209,6 +1217,150 @@ def served_attempt(args: argparse.Namespace) -> dict:
         f"{market}: clock-hour MAE over {len(days)} days: "
         + ", ".join(f"{n} {overall[n]:.3f} (pinball {record['quantiles'][n]['mean_pinball']:.3f})" for n in rules)
         + f"; published LEAR {overall['lear_ensemble']:.3f}, DNN {overall['dnn_ensemble']:.3f}",
+    )
+
+
+def dnn_attempt(args: argparse.Namespace) -> dict:
+    """LEAR as the benchmark fits it beside the daily network (``benchmarks.daily_network``), and the two averaged."""
+    market = args.market.upper()
+    inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
+    settings = Settings.from_env()
+    config = replace(TrainingConfig.from_settings(settings, "default"), threads=1, test_days=0)
+    region, timezone = inputs.market.region, inputs.market.timezone
+    days = published_days(inputs.published, None)
+    origins = day_origins(days, timezone)
+    history = day_ahead_origins(region, inputs.prices.index.min(), origins[args.weeks * 7 - 1] + HOUR)
+    features, targets = lear_features(inputs.prices, inputs.exogenous, region, history)
+    complete = (features.notna().all(axis=1) & targets.notna().all(axis=1)).to_numpy()
+    x_all, y_all = features.to_numpy(), targets.to_numpy()
+    started = time.perf_counter()
+
+    def rows_before(origin: pd.Timestamp) -> np.ndarray:
+        inside = (history >= origin - (config.window_days - max(PRICE_LAG_DAYS)) * DAY) & (history < origin)
+        return np.flatnonzero(inside & complete)
+
+    # tuned once, on the extract before the test period: fitted on all but its last validation days, scored on them
+    rows = rows_before(origins[0])
+    fit_rows, held = rows[: -config.validation_days], rows[-config.validation_days :]
+
+    def objective(trial: optuna.Trial) -> float:
+        model = DailyNetwork(suggest_params(trial), seed=config.seed, networks=1)
+        model.fit(x_all[fit_rows], y_all[fit_rows])
+        return float(np.mean(np.abs(model.predict(x_all[held]) - y_all[held])))
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=config.seed))
+    clock = time.process_time()
+    study.optimize(objective, n_trials=args.trials)
+    tuning_cpu = time.process_time() - clock
+    params = study.best_params
+    lear_held = _lear_forecast(_lear_fit(x_all[fit_rows], y_all[fit_rows]), x_all[held])
+    print(
+        f"{market}: daily network tuned in {tuning_cpu:.0f} CPU s ({args.trials} trials): validation MAE "
+        f"{study.best_value:.3f}, LEAR's {np.mean(np.abs(lear_held - y_all[held])):.3f}; {params}",
+        file=sys.stderr,
+        flush=True,
+    )
+    cpu = {"lear": 0.0, "dnn": 0.0}
+    forecasts: dict[str, list[np.ndarray]] = {"lear": [], "dnn": []}
+    actuals, weeks, epochs = [], [], []
+    published_errors: dict[str, list[np.ndarray]] = {k: [] for k in PUBLISHED_ENSEMBLES}
+    long_window = max(SHORT_WINDOWS_DAYS)
+    for number in range(args.weeks):
+        block = origins[number * 7 : (number + 1) * 7]
+        at = history.get_indexer(block)
+        if (at < 0).any():
+            raise ValueError(f"{market}: test origin {block[int(np.argmin(at))]} is not among the history's origins")
+        actuals.append(y_all[at])
+        rows = rows_before(block[0])
+        clock = time.process_time()
+        weekly = _lear_fit(x_all[rows], y_all[rows])
+        long = [f for f in weekly if f.window_days > long_window]
+        short = [f for f in weekly if f.window_days <= long_window]
+        daily = []
+        for origin, i in zip(block, at, strict=True):  # the short windows recalibrated daily, as the benchmark does
+            before = rows_before(origin)
+            x, y = x_all[before], y_all[before]
+            fits = [fit_window(x[-f.window_days :], y[-f.window_days :], f.window_days, f.alphas) for f in short]
+            daily.append(_lear_forecast([*fits, *long], x_all[[i]]))
+        forecasts["lear"].append(np.vstack(daily))
+        clock = _add_cpu(cpu, "lear", clock)
+        network = DailyNetwork(params, seed=config.seed, networks=args.networks).fit(x_all[rows], y_all[rows])
+        forecasts["dnn"].append(network.predict(x_all[at]))
+        _add_cpu(cpu, "dnn", clock)
+        epochs.append(network.epochs)
+        for key, column in PUBLISHED_ENSEMBLES.items():
+            hours = inputs.published.loc[inputs.published.index.normalize().isin(days[number * 7 : (number + 1) * 7])]
+            published_errors[key].append((hours[column] - hours[REAL_PRICE]).to_numpy(dtype=float))
+        week = {"first_origin": str(block[0]), "dnn_epochs": network.epochs}
+        for name in forecasts:
+            week[f"{name}_mae"] = float(np.mean(np.abs(forecasts[name][-1] - actuals[-1])))
+        week["mean_mae"] = float(np.mean(np.abs((forecasts["lear"][-1] + forecasts["dnn"][-1]) / 2 - actuals[-1])))
+        weeks.append(week)
+        print(
+            f"{market} week {number + 1}/{args.weeks} of {block[0]:%Y-%m-%d}: MAE LEAR {week['lear_mae']:.3f}, "
+            f"network {week['dnn_mae']:.3f}, mean {week['mean_mae']:.3f} (epochs {network.epochs})",
+            file=sys.stderr,
+            flush=True,
+        )
+    actual = np.concatenate(actuals)
+    rules = {name: np.concatenate(f) for name, f in forecasts.items()}
+    rules["mean"] = (rules["lear"] + rules["dnn"]) / 2
+    overall = {name: float(np.mean(np.abs(v - actual))) for name, v in rules.items()}
+    published = {k: float(np.mean(np.abs(np.concatenate(e)))) for k, e in published_errors.items()}
+    dm = {
+        name: diebold_mariano(actual, rules["lear"], rules[name]).p_value for name in rules if name != "lear"
+    }  # p that the rule beats LEAR
+    hourly = pd.DataFrame(
+        {
+            "origin": np.repeat(origins[: args.weeks * 7], HORIZON_HOURS),
+            "horizon": np.tile(np.arange(HORIZON_HOURS), args.weeks * 7),
+            "actual": actual.ravel(),
+            **{name: v.ravel() for name, v in rules.items()},
+        }
+    )
+    hourly["target_ts"] = hourly["origin"] + hourly["horizon"] * HOUR
+    folder = settings.stores.home / "attempts"
+    folder.mkdir(parents=True, exist_ok=True)
+    hourly.to_parquet(folder / f"dnn_{market}.parquet")
+    record = {
+        "market": market,
+        "attempt": "dnn",
+        "description": "LEAR as the walk-forward fits it (weekly on the extract, short windows recalibrated daily with "
+        f"the week's penalties) beside the daily network (benchmarks.daily_network: {args.networks} perceptrons on "
+        "LEAR's inputs, tuned once on the extract before the test period, refitted weekly on the extract) and the "
+        "two averaged; consecutive weeks from the start of the test period, MAE on their UTC hours, the published "
+        "ensembles on the same days' clock hours",
+        "weeks": args.weeks,
+        "tuning": {
+            "trials": args.trials,
+            "cpu_seconds": round(tuning_cpu, 1),
+            "validation_mae": study.best_value,
+            "lear_validation_mae": float(np.mean(np.abs(lear_held - y_all[held]))),
+            "params": params,
+        },
+        "networks": args.networks,
+        "mae": overall,
+        "ratio_to_lear": {name: overall[name] / overall["lear"] for name in overall},
+        "published_mae": published,
+        "ratio_to_lear_ensemble": {name: overall[name] / published["lear_ensemble"] for name in overall},
+        "dm_p_better_than_lear": dm,
+        "weeks_better_than_lear": {
+            name: int(sum(w[f"{name}_mae"] < w["lear_mae"] for w in weeks)) for name in ("dnn", "mean")
+        },
+        "mean_best_epoch": float(np.mean(epochs)),
+        "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
+        "per_week": weeks,
+        "hourly_forecasts": str(folder / f"dnn_{market}.parquet"),
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": describe_machine(),
+    }
+    return write_attempt(
+        record,
+        f"attempt_dnn_{market}",
+        f"{market}: MAE over {args.weeks} weeks: LEAR {overall['lear']:.3f}, daily network {overall['dnn']:.3f}, "
+        f"their mean {overall['mean']:.3f} ({overall['mean'] / overall['lear']:.3f}x LEAR, DM p {dm['mean']:.2g}); "
+        f"published LEAR-Ens {published['lear_ensemble']:.3f}, DNN-Ens {published['dnn_ensemble']:.3f}",
     )
 
 

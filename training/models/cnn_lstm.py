@@ -186,6 +186,7 @@ class CnnLstmModel(ForecastModel):
             "batch_size": 64,
             "patience": 6,
             "networks": 1,
+            "origin_every": 1,
         }
 
     @staticmethod
@@ -201,6 +202,7 @@ class CnnLstmModel(ForecastModel):
             "batch_size": trial.suggest_categorical("batch_size", [32, 64, 128]),
             "patience": 6,  # fixed: early stopping is budget control, not a hyper-parameter to fit
             "networks": 1,  # fixed: a trial fits one network; the final fit takes the budget's count
+            "origin_every": 1,
         }
 
     # -- fit / predict --------------------------------------------------------------------------
@@ -241,6 +243,11 @@ class CnnLstmModel(ForecastModel):
             raise ModelError(
                 f"{self.name}: no training origin has its anchor ({ANCHOR_COLUMN}) and all 24 target prices"
             )
+        # every k-th training origin (in time order) only: an epoch costs in proportion to the origins
+        every = int(self.params.get("origin_every", 1))
+        if every < 1:
+            raise ModelError(f"{self.name}: origin_every must be at least 1, got {every}")
+        usable &= np.arange(usable.size) % every == 0
         train_samples = train_samples.subset(np.flatnonzero(usable))
         val_samples = self._samples(validation, with_target=True)
         self._require_anchor(val_samples, "validation")
