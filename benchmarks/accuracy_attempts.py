@@ -59,8 +59,9 @@ every day (``daily``: the same extract ending at that day's origin, as the paper
 only the 56- and 84-day windows refitted before every day and the long ones kept from the week's
 fit (``daily_short``: what a forecast could refit from three months of history), the same with
 the penalties the week's fit chose for the short windows (``daily_short_reused``: a Lasso per hour,
-no criterion: about a tenth of the cost), and both again on an extract of up to ``--long-days`` days (``long_weekly``, ``long_daily``: the
-paper's four years, whose windows are then 56, 84, half and all of those days). A daily refit
+no criterion: about a tenth of the cost), and each chosen variant again on an extract of up to ``--long-days``
+days (``long_weekly``, ``long_daily_short_reused``, ...: the paper's four years, whose windows are then 56,
+84, half and all of those days; recorded as ``attempt_lear_daily_<market>_long<days>.json``). A daily refit
 runs the criterion on the short windows and reuses the week's penalties on the long ones (by
 their rank: the long windows grow by a day with the extract). The features are built once over
 the whole history and sliced per fit, so a day's fit sees exactly the origins before it.
@@ -124,6 +125,7 @@ from benchmarks.accuracy import (
     published_days,
     quantile_comparison,
 )
+from benchmarks.daily_network import DailyNetwork, suggest_params
 from benchmarks.machine import describe_machine
 from core.members import member_column
 from core.metrics import diebold_mariano, mae
@@ -150,7 +152,6 @@ from training.features import (
     feature_columns,
     strided_origins,
 )
-from benchmarks.daily_network import DailyNetwork, suggest_params
 from training.lear import (
     DAY,
     PRICE_LAG_DAYS,
@@ -688,7 +689,7 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
         raise SystemExit(f"--variants: {', '.join(unknown) or 'weekly missing'}; from {', '.join(LEAR_DAILY_VARIANTS)}")
     variants = (
         *(v for v in LEAR_DAILY_VARIANTS if v in chosen),
-        *(("long_weekly", "long_daily") if args.long_days else ()),
+        *(f"long_{v}" for v in LEAR_DAILY_VARIANTS if v in chosen and args.long_days),
     )
     started, weeks = time.perf_counter(), []
     cpu = dict.fromkeys(variants, 0.0)
@@ -732,14 +733,14 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
                     refitted_daily(block, at, extract, lambda x, y, reuse=penalties: _lear_fit(x, y, reuse))
                 )
                 clock = _add_cpu(cpu, f"{prefix}daily", clock)
-            if not prefix and "daily_short" in variants:
-                forecasts["daily_short"].append(
+            if f"{prefix}daily_short" in variants:
+                forecasts[f"{prefix}daily_short"].append(
                     refitted_daily(block, at, extract, lambda x, y, kept=long: [*_lear_fit(x, y, short=True), *kept])
                 )
-                clock = _add_cpu(cpu, "daily_short", clock)
-            if not prefix and "daily_short_reused" in variants:
+                clock = _add_cpu(cpu, f"{prefix}daily_short", clock)
+            if f"{prefix}daily_short_reused" in variants:
                 short = [f for f in weekly if f.window_days <= long_window]
-                forecasts["daily_short_reused"].append(
+                forecasts[f"{prefix}daily_short_reused"].append(
                     refitted_daily(
                         block,
                         at,
@@ -753,7 +754,7 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
                         ],
                     )
                 )
-                _add_cpu(cpu, "daily_short_reused", clock)
+                _add_cpu(cpu, f"{prefix}daily_short_reused", clock)
         for key, column in PUBLISHED_ENSEMBLES.items():
             hours = inputs.published.loc[inputs.published.index.normalize().isin(days[number * 7 : (number + 1) * 7])]
             published_errors[key].append((hours[column] - hours[REAL_PRICE]).to_numpy(dtype=float))
@@ -780,7 +781,8 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
     hourly["target_ts"] = hourly["origin"] + hourly["horizon"] * HOUR
     folder = settings.stores.home / "attempts"
     folder.mkdir(parents=True, exist_ok=True)
-    hourly.to_parquet(folder / f"lear_daily_{market}.parquet")
+    stem = f"lear_daily_{market}" + (f"_long{args.long_days}" if args.long_days else "")
+    hourly.to_parquet(folder / f"{stem}.parquet")
     record = {
         "market": market,
         "attempt": "lear-daily",
@@ -788,7 +790,7 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
         "before every day (daily), or only its short windows before every day (daily_short), or those with the "
         "penalties the week's fit chose for them (daily_short_reused, no criterion run)"
         + (
-            f", and the first two on an extract of up to {args.long_days} days (long_weekly, long_daily)"
+            f", and each again on an extract of up to {args.long_days} days (long_<variant>)"
             if args.long_days
             else ""
         )
@@ -805,13 +807,13 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
         },
         "cpu_seconds": {v: round(c, 1) for v, c in cpu.items()},
         "per_week": weeks,
-        "hourly_forecasts": str(folder / f"lear_daily_{market}.parquet"),
+        "hourly_forecasts": str(folder / f"{stem}.parquet"),
         "seconds": round(time.perf_counter() - started, 1),
         "machine": describe_machine(),
     }
     return write_attempt(
         record,
-        f"attempt_lear_daily_{market}",
+        f"attempt_{stem}",
         f"{market}: LEAR MAE over {args.weeks} weeks "
         + ", ".join(f"{v} {overall[v]:.3f} ({record['cpu_seconds'][v]:.0f} CPU s)" for v in variants)
         + f"; published LEAR-Ens {published['lear_ensemble']:.3f}, DNN-Ens {published['dnn_ensemble']:.3f}",
@@ -1292,7 +1294,7 @@ def dnn_attempt(args: argparse.Namespace) -> dict:
         for key, column in PUBLISHED_ENSEMBLES.items():
             hours = inputs.published.loc[inputs.published.index.normalize().isin(days[number * 7 : (number + 1) * 7])]
             published_errors[key].append((hours[column] - hours[REAL_PRICE]).to_numpy(dtype=float))
-        week = {"first_origin": str(block[0]), "dnn_epochs": network.epochs}
+        week: dict = {"first_origin": str(block[0]), "dnn_epochs": network.epochs}
         for name in forecasts:
             week[f"{name}_mae"] = float(np.mean(np.abs(forecasts[name][-1] - actuals[-1])))
         week["mean_mae"] = float(np.mean(np.abs((forecasts["lear"][-1] + forecasts["dnn"][-1]) / 2 - actuals[-1])))

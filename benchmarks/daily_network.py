@@ -106,8 +106,7 @@ class DailyNetwork:
         """Fit on complete days (no NaN input or price); a forecast's unknown input is imputed by its median."""
         if len(features) != len(targets) or len(features) < 10:
             raise ValueError(
-                f"daily network: needs at least 10 days with inputs and targets, got {len(features)} and "
-                f"{len(targets)}"
+                f"daily network: needs at least 10 days with inputs and targets, got {len(features)} and {len(targets)}"
             )
         if not (np.isfinite(targets).all() and np.isfinite(features).all()):
             raise ValueError("daily network: NaN or infinite inputs or prices; fit on complete days only")
@@ -125,7 +124,7 @@ class DailyNetwork:
     def _fit_one(self, x: torch.Tensor, y: torch.Tensor, prices: np.ndarray, seed: int) -> tuple[_Perceptron, int]:
         torch.manual_seed(seed)
         order = np.random.default_rng(seed).permutation(len(x))
-        held = max(1, int(round(self.validation_share * len(x))))
+        held = max(1, round(self.validation_share * len(x)))
         val, train = order[:held], order[held:]
         net = _Perceptron(x.shape[1], self.params)
         optimizer = torch.optim.AdamW(

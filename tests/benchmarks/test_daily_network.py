@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.daily_network import DailyNetwork
 from core.markets import load_market
 from tests.conftest import PROJECT_ROOT
-from benchmarks.daily_network import DailyNetwork
 from training.features import day_ahead_origins
 from training.lear import lear_features
 

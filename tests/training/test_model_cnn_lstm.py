@@ -104,6 +104,21 @@ def test_cnn_lstm__same_seed_gives_identical_predictions_and_another_seed_differ
     assert np.max(np.abs(other.predict(validation) - model.predict(validation))) > 1e-3
 
 
+def test_cnn_lstm__origin_every_k_fits_what_the_frame_of_every_kth_training_origin_fits(frames):
+    train, validation = frames
+    origins = np.sort(train["origin"].unique())
+    kept = train[train["origin"].isin(origins[::2])]
+    halved = _model(origin_every=2)
+    halved.fit(train, validation)
+    reference = _model()
+    reference.fit(kept, validation)
+
+    assert len(origins) > 100
+    np.testing.assert_array_equal(halved.predict(validation), reference.predict(validation))
+    with pytest.raises(ModelError, match="origin_every must be at least 1"):
+        _model(origin_every=0).fit(train, validation)
+
+
 def test_cnn_lstm__save_and_load_round_trip_gives_identical_predictions_from_plain_tensors(frames, fitted, tmp_path):
     _, validation = frames
     model, _ = fitted

@@ -18,6 +18,10 @@ stops after 2-25 epochs, so one network is a noisy draw; averaging draws is what
 of the EPF benchmark (Lago et al. 2021) does with its four networks. Saved as ``weights.pt`` (the
 first) and ``weights_<k>.pt``.
 
+``origin_every`` (default 1) fits on every k-th training origin only, in time order: an epoch costs
+in proportion to the origins (the network is compute-bound on a CPU core: the batch size barely
+changes an epoch's time), and origins a few hours apart overlap in 17 of their 24 target hours.
+
 Like every model here it learns the price relative to the origin's level (``ANCHOR_COLUMN``):
 the price-valued inputs are made relative to the anchor before scaling, the anchor itself is
 kept as the absolute level, and the anchor is added back to the predictions. Means and standard
