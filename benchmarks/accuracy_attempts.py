@@ -789,11 +789,7 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
         "description": f"LEAR alone: refitted weekly on the {config.window_days}-day extract (weekly, the retraining), "
         "before every day (daily), or only its short windows before every day (daily_short), or those with the "
         "penalties the week's fit chose for them (daily_short_reused, no criterion run)"
-        + (
-            f", and each again on an extract of up to {args.long_days} days (long_<variant>)"
-            if args.long_days
-            else ""
-        )
+        + (f", and each again on an extract of up to {args.long_days} days (long_<variant>)" if args.long_days else "")
         + "; daily refits reuse the week's long-window penalties; consecutive weeks from the start of the test "
         "period, MAE on their UTC hours, the published ensembles on the same days' clock hours",
         "weeks": args.weeks,
