@@ -685,6 +685,8 @@ def run_market(
             "lear_criterion_every": config.lear_criterion_every,
             # LEAR's short windows refitted before every forecast day (validation days included)
             "lear_recalibrate_daily": config.lear_recalibrate_daily,
+            # LEAR reads this many days before a block where the file has them (0: the training window)
+            "lear_history_days": config.lear_history_days,
             # the members weighed and the intervals calibrated on the forecasts served in this many days before a
             # block (0: on its validation)
             "served_weight_days": config.served_weight_days,
@@ -818,6 +820,8 @@ def cadence_note(config: dict) -> str:
         parts.append(f"LEAR criterion every {config['lear_criterion_every']}")
     if config.get("lear_recalibrate_daily"):
         parts.append("LEAR's short windows refitted daily")
+    if config.get("lear_history_days"):
+        parts.append(f"LEAR on up to {config['lear_history_days']} days")
     if config.get("served_weight_days"):
         parts.append(f"weights and intervals from the {config['served_weight_days']} days served before")
     if config.get("as_deployed"):
@@ -1045,6 +1049,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "LEAR's weekly fit only)",
     )
     parser.add_argument(
+        "--lear-history-days",
+        type=int,
+        default=0,
+        metavar="DAYS",
+        help="LEAR reads the DAYS before each block where the market file has them (its long windows: half and "
+        "all of them), the other members the training window (EOPT_LEAR_HISTORY_DAYS; default 0: the training "
+        "window; 1456: the EPF benchmark's four years)",
+    )
+    parser.add_argument(
         "--served-weight-days",
         type=int,
         default=0,
@@ -1109,6 +1122,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.cold_every = COLD_EVERY if args.warm_patience else 0
     if args.lear_criterion_every < 1:
         parser.error("--lear-criterion-every must be at least 1 (1: every block)")
+    if args.lear_history_days < 0:
+        parser.error("--lear-history-days must be 0 (the training window) or positive")
     if args.warm_patience < 0 or args.cold_every < 0:
         parser.error("--warm-patience and --cold-every must be 0 or positive")
     if args.cold_every and not args.warm_patience:
@@ -1166,7 +1181,14 @@ def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> 
     if args.quick:
         argv += ["--quick", "true"]
     options = ("days", "budget", "window_days", "threads", "device", "optuna_storage", "tuned_params", "networks")
-    for option in (*options, "warm_patience", "cold_every", "lear_criterion_every", "served_weight_days"):
+    for option in (
+        *options,
+        "warm_patience",
+        "cold_every",
+        "lear_criterion_every",
+        "served_weight_days",
+        "lear_history_days",
+    ):
         if getattr(args, option) is not None:
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
     if not args.lear_recalibrate_daily:
@@ -1257,6 +1279,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         lear_criterion_every=args.lear_criterion_every,
         lear_recalibrate_daily=args.lear_recalibrate_daily,
         served_weight_days=args.served_weight_days,
+        lear_history_days=args.lear_history_days,
         as_deployed=args.as_deployed,
         **changes,
     )

@@ -613,6 +613,15 @@ class Training(_Group):
         "98 days. Off: the weekly fit alone, and requests of 168 hours",
         parse="flag",
     )
+    lear_history_days: int = setting(
+        "EOPT_LEAR_HISTORY_DAYS",
+        0,
+        "days of history the LEAR member reads (its long calibration windows are half and all of them), where the "
+        "store has them; the other members keep the training window (`0`, or fewer days than the training window: "
+        "the training window's; `1456`: the EPF benchmark's four years)",
+        parse="int0",
+        example=1456,
+    )
     served_weight_days: int = setting(
         "EOPT_SERVED_WEIGHT_DAYS",
         0,

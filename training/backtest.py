@@ -177,7 +177,7 @@ def _fit_block(
     are enough (``calibrate_on_served``), they weigh the members and calibrate the intervals instead
     of the validation, whose weights are then recorded as ``validation_weights``.
     """
-    data = training_window(prices, exogenous, region, first, config.window_days)
+    data = training_window(prices, exogenous, region, first, config.history_days)  # LEAR's; the frame cuts the window
     frame = build_training_frame(data, config if config.as_deployed else replace(config, test_days=0))
     train = frame[frame["split"] == "train"]
     validation = frame[frame["split"] == "validation"].reset_index(drop=True)

@@ -85,6 +85,9 @@ class TrainingConfig:
     # days included (LearModel.recalibrates, LearMember.for_origin), as the paper recalibrated daily; its
     # requests then need the 98 days before an origin (serving.model_request). EOPT_LEAR_RECALIBRATE_DAILY
     lear_recalibrate_daily: bool = True
+    # LEAR reads this many days before its fits' end (its long windows: half and all of them) where the data has
+    # them, the other members the window_days; 0: window_days. EOPT_LEAR_HISTORY_DAYS
+    lear_history_days: int = 0
     # the members weighed and the intervals calibrated on the day-ahead forecasts they served in this many days
     # before the test window (a walk-forward block: before the block), once SERVED_MIN_DAYS of them are there
     # (training.ensemble.calibrate_on_served); 0: on the validation window. EOPT_SERVED_WEIGHT_DAYS
@@ -121,6 +124,7 @@ class TrainingConfig:
             seed=settings.training.random_seed,
             interval_coverage=settings.training.interval_coverage,
             lear_recalibrate_daily=settings.training.lear_recalibrate_daily,
+            lear_history_days=settings.training.lear_history_days,
             served_weight_days=settings.training.served_weight_days,
             device=settings.training.device,
             threads=settings.training.threads,
@@ -154,6 +158,8 @@ class TrainingConfig:
             "device": self.device,
             "threads": self.threads,
         }
+        if self.lear_history_days:
+            out["lear_history_days"] = self.lear_history_days
         for model, b in self.budgets.items():
             if model in TUNED_MODELS:
                 out[f"{model}_trials"] = b.trials
@@ -163,6 +169,11 @@ class TrainingConfig:
             else:
                 out[f"{model}_calibration_windows"] = b.calibration_windows or "all"
         return out
+
+    @property
+    def history_days(self) -> int:
+        """The days a retraining extracts: the training window, or LEAR's longer history when it reads one."""
+        return max(self.window_days, self.lear_history_days) if "lear" in self.models else self.window_days
 
     @property
     def tuned_models(self) -> tuple[str, ...]:

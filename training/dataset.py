@@ -60,6 +60,16 @@ class TrainingData:
             digest.update(self.exogenous[name].to_numpy(dtype=float).tobytes())
         return digest.hexdigest()
 
+    def last(self, days: int) -> TrainingData:
+        """The last ``days`` of this data (the exogenous forecasts past its end kept): a training window of a
+        longer extract (``TrainingConfig.history_days``); the data itself when it holds no more."""
+        start = self.end - days * DAY
+        if start <= self.start:
+            return self
+        prices = self.prices[self.prices.index >= start]
+        exogenous = self.exogenous[self.exogenous.index >= start]
+        return TrainingData(self.region, prices, exogenous, max(start, prices.index[0]), self.end)
+
     def describe(self) -> dict[str, object]:
         return {
             "region": self.region,
@@ -90,18 +100,21 @@ class TrainingData:
 
 
 def extract_training_data(store: PriceStore, region: str, as_of: pd.Timestamp, config: TrainingConfig) -> TrainingData:
-    """The last ``config.window_days`` of the region's hourly prices and forecasts before ``as_of``."""
+    """The last ``config.history_days`` of the region's hourly prices and forecasts before ``as_of``: the
+    training window, or LEAR's longer history (``EOPT_LEAR_HISTORY_DAYS``), of which the other members
+    read the last ``window_days`` (:func:`check_training_data` and :func:`build_training_frame` cut it)."""
     as_of = pd.Timestamp(as_of).floor("h")
     latest = store.latest_ts(region)
     if latest is None:
         raise TrainingDataError(
             f"{region}: no prices in the store; load history (eopt load-history --region {region}) or run ingestion first"
         )
-    canonical = store.read_canonical(region, as_of - config.window_days * DAY - 8 * DAY, as_of)
+    days = config.history_days
+    canonical = store.read_canonical(region, as_of - days * DAY - 8 * DAY, as_of)
     if canonical.empty:
         raise TrainingDataError(f"{region}: no prices before {as_of} in the store (newest is {latest})")
     end = canonical["ts"].max() + HOUR
-    start = end - config.window_days * DAY
+    start = end - days * DAY
     canonical = canonical[canonical["ts"] >= start]
     prices = pd.Series(
         canonical["price"].to_numpy(dtype=float), index=pd.DatetimeIndex(canonical["ts"]), name=TARGET_COLUMN
@@ -111,7 +124,8 @@ def extract_training_data(store: PriceStore, region: str, as_of: pd.Timestamp, c
 
 
 def check_training_data(data: TrainingData, config: TrainingConfig) -> list[str]:
-    """Raise ``TrainingDataError`` listing every problem of the data; return notes on what passed."""
+    """Raise ``TrainingDataError`` listing every problem of the data's training window; return notes on what passed."""
+    data = data.last(config.window_days)
     region = data.region
     problems: list[str] = []
     hours = len(data.prices)
@@ -198,7 +212,9 @@ def split_origins(data: TrainingData, config: TrainingConfig) -> Splits:
 
 
 def build_training_frame(data: TrainingData, config: TrainingConfig) -> pd.DataFrame:
-    """The feature frame of all three splits (column ``split``), keeping only origins whose 24 targets are known."""
+    """The feature frame of all three splits (column ``split``) of the data's training window (its last
+    ``window_days``), keeping only origins whose 24 targets are known."""
+    data = data.last(config.window_days)
     splits = split_origins(data, config)
     parts = []
     for name in SPLITS:

@@ -14,8 +14,16 @@ from benchmarks.accuracy_attempts import served_replay
 from core.markets import load_market
 from core.settings import Settings
 from eopt.cli import cli
-from training.backtest import BacktestError, last_days_origins, local_clock_hours, served_before, walk_forward
+from training.backtest import (
+    BacktestError,
+    last_days_origins,
+    local_clock_hours,
+    served_before,
+    training_window,
+    walk_forward,
+)
 from training.config import TrainingConfig
+from training.dataset import build_training_frame
 from training.ensemble import calibrate_on_served
 from training.features import day_ahead_origins
 
@@ -283,3 +291,38 @@ def test_backtest__as_deployed_holds_the_gates_test_window_out_of_every_fit(np_h
     # the 7 days across NP's spring change, forecast from other fits: the same hours, other prices
     assert len(deployed.forecasts) == len(reaching.forecasts) == 7 * 24 - 1
     assert not np.allclose(deployed.forecasts["yhat"], reaching.forecasts["yhat"])
+
+
+def test_backtest__lear_reads_its_longer_history_while_the_other_members_keep_the_window(np_history, tmp_path):
+    prices, exogenous = np_history
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env({}), "default"),  # LEAR's four windows
+        window_days=120,
+        validation_days=14,
+        test_days=0,
+        threads=1,
+        models=("lear",),
+        lear_recalibrate_daily=False,
+        lear_history_days=240,
+    )
+    origins = day_ahead_origins("NP", pd.Timestamp("2018-03-20", tz="UTC"), pd.Timestamp("2018-03-27", tz="UTC"))
+    result = walk_forward(
+        prices,
+        exogenous,
+        "NP",
+        origins,
+        config,
+        storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+        retrain_every_days=7,
+        progress=False,
+    )
+    (block,) = result.blocks
+    # LEAR's windows: 56, 84, half and all of its days with inputs: the 239 local midnights of its 240 days less
+    # the first week, whose d-7 prices lie before them; the 120-day training window's would be 56, 84 and 113
+    assert block["lear_windows"] == [56, 84, 116, 232]
+    assert pd.Timestamp(block["lear_last_training_target"]) == origins[0] - pd.Timedelta(hours=1)
+    # the other members' frame is the 120-day window's, as without the longer history
+    window = build_training_frame(training_window(prices, exogenous, "NP", origins[0], 120), config)
+    assert block["train_rows"] == int((window["split"] == "train").sum())
+    assert block["validation_rows"] == int((window["split"] == "validation").sum())
+    assert len(result.forecasts) == 7 * 24 - 1

@@ -226,6 +226,23 @@ def test_extract__with_as_of_inside_the_history_reads_nothing_at_or_after_it(loa
     assert data.exogenous.index.min() == data.start
 
 
+def test_extract__reads_lears_longer_history_where_the_store_has_it_and_the_members_frame_keeps_the_window(
+    loaded_store, config, np_data
+):
+    longer = dataclasses.replace(config, lear_history_days=1456)
+    data = extract_training_data(loaded_store, "NP", DATA_END + 5 * DAY, longer)
+    # the store holds 800 days: all of them, not 1456
+    assert longer.history_days == 1456 and len(data.prices) == 800 * 24
+    assert data.start == DATA_END - 800 * DAY and data.end == DATA_END
+    window = data.last(730)
+    assert window.checksum == np_data.checksum and data.last(900) is data
+    # the checks and the members' frame read the 730-day window whatever the extract holds
+    assert check_training_data(data, config) == check_training_data(np_data, config)
+    pd.testing.assert_frame_equal(build_training_frame(data, config), build_training_frame(np_data, config))
+    # without LEAR, nothing reads more than the window
+    assert dataclasses.replace(longer, models=("xgboost", "lightgbm", "cnn_lstm")).history_days == 730
+
+
 def test_extract__an_empty_region_is_refused_with_how_to_load_it(store, config):
     with pytest.raises(
         TrainingDataError, match=r"^NP: no prices in the store; load history \(eopt load-history --region NP\)"
