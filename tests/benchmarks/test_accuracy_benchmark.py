@@ -377,6 +377,9 @@ def test_the_refit_cadence_defaults_and_cold_restarts_without_warm_starts_are_re
     with pytest.raises(SystemExit):
         parse_args(["--warm-patience", "0", "--cold-every", "4"])  # cuts chains of warm starts, which are off
     assert "--cold-every cuts chains of warm starts; it needs --warm-patience" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--lear-history-days", "-1"])
+    assert "--lear-history-days must be 0 (the training window) or positive" in capsys.readouterr().err
 
 
 def test_a_market_run_in_its_own_process_gets_the_same_options():
@@ -405,6 +408,8 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
             "--lear-criterion-every",
             "4",
             "--no-lear-recalibrate-daily",
+            "--lear-history-days",
+            "1456",
         ]
     )
     market_file, published = args.pairs[2]
@@ -413,6 +418,7 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
     assert (child.budget, child.days, child.retrain_every_days, child.threads, child.jobs) == ("smoke", 14, 3, 1, 1)
     assert (child.networks, child.warm_patience, child.cold_every, child.lear_criterion_every) == (3, 2, 4, 4)
     assert not child.lear_recalibrate_daily and parse_args([]).lear_recalibrate_daily
+    assert (child.lear_history_days, parse_args([]).lear_history_days) == (1456, 0)
     assert not child.verify_published and child.no_mlflow and child.no_summary and child.results == "/tmp/out"
 
 
