@@ -69,6 +69,7 @@ MIN_DAYS = 8  # the weekly naive of the paper's rMAE needs a week before the fir
 # 0.995x, 1.14x); LEAR runs its criterion on the long windows every LEAR_CRITERION_EVERY blocks (NP, 8 weeks:
 # MAE 1.5510 against 1.5545, half the CPU). Production re-tunes weekly and fits its networks from scratch.
 WARM_PATIENCE, COLD_EVERY, LEAR_CRITERION_EVERY = 3, 4, 4
+LEAR_HISTORY_DAYS = 1456  # EOPT_LEAR_HISTORY_DAYS' default: LEAR on up to the paper's four years
 REAL_PRICE = "Real price"
 PUBLISHED_ENSEMBLES = {"lear_ensemble": "LEAR Ensemble", "dnn_ensemble": "DNN Ensemble"}
 MEMBERS = ("xgboost", "lightgbm", "cnn_lstm", "lear")
@@ -1051,11 +1052,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--lear-history-days",
         type=int,
-        default=0,
+        default=LEAR_HISTORY_DAYS,
         metavar="DAYS",
         help="LEAR reads the DAYS before each block where the market file has them (its long windows: half and "
-        "all of them), the other members the training window (EOPT_LEAR_HISTORY_DAYS; default 0: the training "
-        "window; 1456: the EPF benchmark's four years)",
+        "all of them), the other members the training window, as the registered model's LEAR does by default "
+        f"(EOPT_LEAR_HISTORY_DAYS; default {LEAR_HISTORY_DAYS}, the EPF benchmark's four years; 0: the training "
+        "window)",
     )
     parser.add_argument(
         "--served-weight-days",

@@ -561,7 +561,11 @@ class Training(_Group):
         example=600,
     )
     window_days: int = setting(
-        "EOPT_TRAINING_WINDOW_DAYS", 730, "days of history a retraining reads (two years)", parse="int"
+        "EOPT_TRAINING_WINDOW_DAYS",
+        730,
+        "days of history the tuned members of a retraining learn from (two years; LEAR reads up to "
+        "`EOPT_LEAR_HISTORY_DAYS`)",
+        parse="int",
     )
     validation_days: int = setting(
         "EOPT_VALIDATION_DAYS",
@@ -615,7 +619,7 @@ class Training(_Group):
     )
     lear_history_days: int = setting(
         "EOPT_LEAR_HISTORY_DAYS",
-        0,
+        1456,
         "days of history the LEAR member reads (its long calibration windows are half and all of them), where the "
         "store has them; the other members keep the training window (`0`, or fewer days than the training window: "
         "the training window's; `1456`: the EPF benchmark's four years)",

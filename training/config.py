@@ -87,7 +87,7 @@ class TrainingConfig:
     lear_recalibrate_daily: bool = True
     # LEAR reads this many days before its fits' end (its long windows: half and all of them) where the data has
     # them, the other members the window_days; 0: window_days. EOPT_LEAR_HISTORY_DAYS
-    lear_history_days: int = 0
+    lear_history_days: int = 1456
     # the members weighed and the intervals calibrated on the day-ahead forecasts they served in this many days
     # before the test window (a walk-forward block: before the block), once SERVED_MIN_DAYS of them are there
     # (training.ensemble.calibrate_on_served); 0: on the validation window. EOPT_SERVED_WEIGHT_DAYS

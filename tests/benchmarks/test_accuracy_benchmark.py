@@ -409,7 +409,7 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
             "4",
             "--no-lear-recalibrate-daily",
             "--lear-history-days",
-            "1456",
+            "0",
         ]
     )
     market_file, published = args.pairs[2]
@@ -418,7 +418,9 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
     assert (child.budget, child.days, child.retrain_every_days, child.threads, child.jobs) == ("smoke", 14, 3, 1, 1)
     assert (child.networks, child.warm_patience, child.cold_every, child.lear_criterion_every) == (3, 2, 4, 4)
     assert not child.lear_recalibrate_daily and parse_args([]).lear_recalibrate_daily
-    assert (child.lear_history_days, parse_args([]).lear_history_days) == (1456, 0)
+    # the default is the registered model's: LEAR on up to four years
+    assert (child.lear_history_days, parse_args([]).lear_history_days) == (0, 1456)
+    assert parse_args([]).lear_history_days == Settings.from_env({}).training.lear_history_days
     assert not child.verify_published and child.no_mlflow and child.no_summary and child.results == "/tmp/out"
 
 

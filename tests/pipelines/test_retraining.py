@@ -132,7 +132,10 @@ def test_retraining__logs_window_checksum_plot_card_and_member_artifacts(trained
     run = client.get_run(outcome.candidate.run_id)
     end = history.prices["ts"].max() + pd.Timedelta(hours=1)
     prices = history.prices.set_index("ts")["price"]
-    window = prices[prices.index >= end - pd.Timedelta(days=730)]
+    # the extract is LEAR's history (EOPT_LEAR_HISTORY_DAYS: 1456 days), whose last 730 the other members read
+    extract_days = max(settings.training.window_days, settings.training.lear_history_days)
+    assert extract_days == 1456
+    window = prices[prices.index >= end - pd.Timedelta(days=extract_days)]
     exog = history.exogenous.pivot_table(index="ts", columns="variable", values="value")
     expected = TrainingData(
         REGION,

@@ -194,7 +194,8 @@ def loaded_store(store, np_history):
 
 
 def test_extract__reads_the_last_730_days_before_as_of(loaded_store, config, np_data):
-    data = extract_training_data(loaded_store, "NP", DATA_END + 5 * DAY, config)
+    window_only = dataclasses.replace(config, lear_history_days=0)  # LEAR on the training window too
+    data = extract_training_data(loaded_store, "NP", DATA_END + 5 * DAY, window_only)
     assert data.region == "NP"
     assert len(data.prices) == 730 * 24
     assert data.end == DATA_END and data.start == DATA_END - 730 * DAY
@@ -214,7 +215,7 @@ def test_extract__reads_the_last_730_days_before_as_of(loaded_store, config, np_
 
 
 def test_extract__with_as_of_inside_the_history_reads_nothing_at_or_after_it(loaded_store, config):
-    small = dataclasses.replace(config, window_days=60)
+    small = dataclasses.replace(config, window_days=60, lear_history_days=0)
     as_of = utc("2018-06-15 13:45")
     data = extract_training_data(loaded_store, "NP", as_of, small)
     assert data.prices.index.max() == utc("2018-06-15 12:00")
@@ -229,7 +230,7 @@ def test_extract__with_as_of_inside_the_history_reads_nothing_at_or_after_it(loa
 def test_extract__reads_lears_longer_history_where_the_store_has_it_and_the_members_frame_keeps_the_window(
     loaded_store, config, np_data
 ):
-    longer = dataclasses.replace(config, lear_history_days=1456)
+    longer = config  # EOPT_LEAR_HISTORY_DAYS' default: 1456
     data = extract_training_data(loaded_store, "NP", DATA_END + 5 * DAY, longer)
     # the store holds 800 days: all of them, not 1456
     assert longer.history_days == 1456 and len(data.prices) == 800 * 24
