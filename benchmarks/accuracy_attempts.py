@@ -105,7 +105,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +119,7 @@ from benchmarks.accuracy import (
     PUBLISHED_ENSEMBLES,
     REAL_PRICE,
     RESULTS,
+    MarketInputs,
     comparison_frame,
     day_origins,
     load_inputs,
@@ -668,20 +669,99 @@ def _lear_forecast(fits: list[LearFit], x: np.ndarray) -> np.ndarray:
     return np.mean([f.predict(x) for f in fits], axis=0)
 
 
-def lear_daily_attempt(args: argparse.Namespace) -> dict:
-    """LEAR refitted weekly (the retraining) against refitted daily, on the 730-day extract and on a longer one."""
-    market = args.market.upper()
+@dataclass(frozen=True)
+class MarketLearDays:
+    """A market's LEAR rows (one per local day, :func:`training.lear.lear_features`) from its history's start to
+    the last test day of the attempt's weeks, built once and sliced per fit."""
+
+    market: str
+    inputs: MarketInputs
+    settings: Settings
+    config: TrainingConfig
+    days: pd.DatetimeIndex  # the published test days
+    origins: pd.DatetimeIndex  # their local midnights
+    history: pd.DatetimeIndex  # every local midnight of the rows
+    x: np.ndarray
+    y: np.ndarray
+    complete: np.ndarray  # rows with every input and all 24 prices
+
+    def rows_before(self, origin: pd.Timestamp, extract_days: int) -> np.ndarray:
+        """The complete rows whose inputs lie in the ``extract_days`` of prices before ``origin``."""
+        inside = (self.history >= origin - (extract_days - max(PRICE_LAG_DAYS)) * DAY) & (self.history < origin)
+        return np.flatnonzero(inside & self.complete)
+
+    def week(self, number: int) -> tuple[pd.DatetimeIndex, np.ndarray]:
+        """The ``number``-th test week's origins and their rows."""
+        block = self.origins[number * 7 : (number + 1) * 7]
+        at = self.history.get_indexer(block)
+        if (at < 0).any():
+            raise ValueError(
+                f"{self.market}: test origin {block[int(np.argmin(at))]} is not among the history's origins"
+            )
+        return block, at
+
+    def save_hourly(self, stem: str, weeks: int, actual: np.ndarray, forecasts: dict[str, np.ndarray]) -> Path:
+        """The forecasts of the first ``weeks`` test weeks, hour by hour beside the actual prices, as
+        ``<EOPT_HOME>/attempts/<stem>.parquet``."""
+        hourly = pd.DataFrame(
+            {
+                "origin": np.repeat(self.origins[: weeks * 7], HORIZON_HOURS),
+                "horizon": np.tile(np.arange(HORIZON_HOURS), weeks * 7),
+                "actual": actual.ravel(),
+                **{name: values.ravel() for name, values in forecasts.items()},
+            }
+        )
+        hourly["target_ts"] = hourly["origin"] + hourly["horizon"] * HOUR
+        folder = self.settings.stores.home / "attempts"
+        folder.mkdir(parents=True, exist_ok=True)
+        hourly.to_parquet(folder / f"{stem}.parquet")
+        return folder / f"{stem}.parquet"
+
+    def published_errors(self, number: int) -> dict[str, np.ndarray]:
+        """The published ensembles' errors on the ``number``-th test week's clock hours."""
+        published = self.inputs.published
+        hours = published.loc[published.index.normalize().isin(self.days[number * 7 : (number + 1) * 7])]
+        return {k: (hours[c] - hours[REAL_PRICE]).to_numpy(dtype=float) for k, c in PUBLISHED_ENSEMBLES.items()}
+
+
+def market_lear_days(market: str, weeks: int) -> MarketLearDays:
     inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
     settings = Settings.from_env()
     config = replace(TrainingConfig.from_settings(settings, "default"), threads=1, test_days=0)
-    region, timezone = inputs.market.region, inputs.market.timezone
     days = published_days(inputs.published, None)
-    origins = day_origins(days, timezone)
+    origins = day_origins(days, inputs.market.timezone)
     # every local-midnight origin from the history's start to the last test day's (the end is exclusive)
-    history = day_ahead_origins(region, inputs.prices.index.min(), origins[args.weeks * 7 - 1] + HOUR)
-    features, targets = lear_features(inputs.prices, inputs.exogenous, region, history)
+    history = day_ahead_origins(inputs.market.region, inputs.prices.index.min(), origins[weeks * 7 - 1] + HOUR)
+    features, targets = lear_features(inputs.prices, inputs.exogenous, inputs.market.region, history)
     complete = (features.notna().all(axis=1) & targets.notna().all(axis=1)).to_numpy()
-    x_all, y_all = features.to_numpy(), targets.to_numpy()
+    return MarketLearDays(
+        market, inputs, settings, config, days, origins, history, features.to_numpy(), targets.to_numpy(), complete
+    )
+
+
+def short_windows_recalibrated(
+    data: MarketLearDays, weekly: list[LearFit], block: pd.DatetimeIndex, at: np.ndarray, extract_days: int
+) -> np.ndarray:
+    """Each day of the block forecast by the week's long windows and its short ones refitted on the days before the
+    day's origin with the week's penalties: the walk-forward's LEAR (``daily_short_reused``)."""
+    long_window = max(SHORT_WINDOWS_DAYS)
+    long = [f for f in weekly if f.window_days > long_window]
+    short = [f for f in weekly if f.window_days <= long_window]
+    forecasts = []
+    for origin, i in zip(block, at, strict=True):
+        before = data.rows_before(origin, extract_days)
+        x, y = data.x[before], data.y[before]
+        fits = [fit_window(x[-f.window_days :], y[-f.window_days :], f.window_days, f.alphas) for f in short]
+        forecasts.append(_lear_forecast([*fits, *long], data.x[[i]]))
+    return np.vstack(forecasts)
+
+
+def lear_daily_attempt(args: argparse.Namespace) -> dict:
+    """LEAR refitted weekly (the retraining) against refitted daily, on the 730-day extract and on a longer one."""
+    market = args.market.upper()
+    data = market_lear_days(market, args.weeks)
+    config = data.config
+    x_all, y_all, rows_before = data.x, data.y, data.rows_before
     extracts = {"": config.window_days, **({"long_": args.long_days} if args.long_days else {})}
     chosen = [v.strip() for v in args.variants.split(",")]
     unknown = sorted(set(chosen) - set(LEAR_DAILY_VARIANTS))
@@ -698,11 +778,6 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
     published_errors: dict[str, list[np.ndarray]] = {k: [] for k in PUBLISHED_ENSEMBLES}
     long_window = max(SHORT_WINDOWS_DAYS)
 
-    def rows_before(origin: pd.Timestamp, extract_days: int) -> np.ndarray:
-        """The complete origins whose inputs lie in the ``extract_days`` of prices before ``origin``."""
-        inside = (history >= origin - (extract_days - max(PRICE_LAG_DAYS)) * DAY) & (history < origin)
-        return np.flatnonzero(inside & complete)
-
     def refitted_daily(block: pd.DatetimeIndex, at: np.ndarray, extract: int, refit) -> np.ndarray:
         """Each day of the block forecast by ``refit(x, y)``'s windows, fitted on the extract before its origin."""
         return np.vstack(
@@ -713,10 +788,7 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
         )
 
     for number in range(args.weeks):
-        block = origins[number * 7 : (number + 1) * 7]
-        at = history.get_indexer(block)
-        if (at < 0).any():
-            raise ValueError(f"{market}: test origin {block[int(np.argmin(at))]} is not among the history's origins")
+        block, at = data.week(number)
         actuals.append(y_all[at])
         week: dict = {"first_origin": str(block[0])}
         for prefix, extract in extracts.items():
@@ -739,25 +811,12 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
                 )
                 clock = _add_cpu(cpu, f"{prefix}daily_short", clock)
             if f"{prefix}daily_short_reused" in variants:
-                short = [f for f in weekly if f.window_days <= long_window]
                 forecasts[f"{prefix}daily_short_reused"].append(
-                    refitted_daily(
-                        block,
-                        at,
-                        extract,
-                        lambda x, y, kept=long, fixed=short: [
-                            *(
-                                fit_window(x[-f.window_days :], y[-f.window_days :], f.window_days, f.alphas)
-                                for f in fixed
-                            ),
-                            *kept,
-                        ],
-                    )
+                    short_windows_recalibrated(data, weekly, block, at, extract)
                 )
                 _add_cpu(cpu, f"{prefix}daily_short_reused", clock)
-        for key, column in PUBLISHED_ENSEMBLES.items():
-            hours = inputs.published.loc[inputs.published.index.normalize().isin(days[number * 7 : (number + 1) * 7])]
-            published_errors[key].append((hours[column] - hours[REAL_PRICE]).to_numpy(dtype=float))
+        for key, errors in data.published_errors(number).items():
+            published_errors[key].append(errors)
         for variant in variants:
             week[f"{variant}_mae"] = float(np.mean(np.abs(forecasts[variant][-1] - actuals[-1])))
         weeks.append(week)
@@ -770,19 +829,8 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
     actual = np.concatenate(actuals)
     overall = {v: float(np.mean(np.abs(np.concatenate(forecasts[v]) - actual))) for v in variants}
     published = {k: float(np.mean(np.abs(np.concatenate(e)))) for k, e in published_errors.items()}
-    hourly = pd.DataFrame(
-        {
-            "origin": np.repeat(origins[: args.weeks * 7], HORIZON_HOURS),
-            "horizon": np.tile(np.arange(HORIZON_HOURS), args.weeks * 7),
-            "actual": actual.ravel(),
-            **{v: np.concatenate(forecasts[v]).ravel() for v in variants},
-        }
-    )
-    hourly["target_ts"] = hourly["origin"] + hourly["horizon"] * HOUR
-    folder = settings.stores.home / "attempts"
-    folder.mkdir(parents=True, exist_ok=True)
     stem = f"lear_daily_{market}" + (f"_long{args.long_days}" if args.long_days else "")
-    hourly.to_parquet(folder / f"{stem}.parquet")
+    hourly = data.save_hourly(stem, args.weeks, actual, {v: np.concatenate(forecasts[v]) for v in variants})
     record = {
         "market": market,
         "attempt": "lear-daily",
@@ -803,7 +851,7 @@ def lear_daily_attempt(args: argparse.Namespace) -> dict:
         },
         "cpu_seconds": {v: round(c, 1) for v, c in cpu.items()},
         "per_week": weeks,
-        "hourly_forecasts": str(folder / f"{stem}.parquet"),
+        "hourly_forecasts": str(hourly),
         "seconds": round(time.perf_counter() - started, 1),
         "machine": describe_machine(),
     }
@@ -1221,21 +1269,13 @@ def served_attempt(args: argparse.Namespace) -> dict:
 def dnn_attempt(args: argparse.Namespace) -> dict:
     """LEAR as the benchmark fits it beside the daily network (``benchmarks.daily_network``), and the two averaged."""
     market = args.market.upper()
-    inputs = load_inputs(MARKETS_DIR / f"{market}.csv", PUBLISHED_DIR / f"Forecasts_{market}_DNN_LEAR_ensembles.csv")
-    settings = Settings.from_env()
-    config = replace(TrainingConfig.from_settings(settings, "default"), threads=1, test_days=0)
-    region, timezone = inputs.market.region, inputs.market.timezone
-    days = published_days(inputs.published, None)
-    origins = day_origins(days, timezone)
-    history = day_ahead_origins(region, inputs.prices.index.min(), origins[args.weeks * 7 - 1] + HOUR)
-    features, targets = lear_features(inputs.prices, inputs.exogenous, region, history)
-    complete = (features.notna().all(axis=1) & targets.notna().all(axis=1)).to_numpy()
-    x_all, y_all = features.to_numpy(), targets.to_numpy()
+    data = market_lear_days(market, args.weeks)
+    config, origins = data.config, data.origins
+    x_all, y_all = data.x, data.y
     started = time.perf_counter()
 
     def rows_before(origin: pd.Timestamp) -> np.ndarray:
-        inside = (history >= origin - (config.window_days - max(PRICE_LAG_DAYS)) * DAY) & (history < origin)
-        return np.flatnonzero(inside & complete)
+        return data.rows_before(origin, config.window_days)
 
     # tuned once, on the extract before the test period: fitted on all but its last validation days, scored on them
     rows = rows_before(origins[0])
@@ -1263,33 +1303,20 @@ def dnn_attempt(args: argparse.Namespace) -> dict:
     forecasts: dict[str, list[np.ndarray]] = {"lear": [], "dnn": []}
     actuals, weeks, epochs = [], [], []
     published_errors: dict[str, list[np.ndarray]] = {k: [] for k in PUBLISHED_ENSEMBLES}
-    long_window = max(SHORT_WINDOWS_DAYS)
     for number in range(args.weeks):
-        block = origins[number * 7 : (number + 1) * 7]
-        at = history.get_indexer(block)
-        if (at < 0).any():
-            raise ValueError(f"{market}: test origin {block[int(np.argmin(at))]} is not among the history's origins")
+        block, at = data.week(number)
         actuals.append(y_all[at])
         rows = rows_before(block[0])
         clock = time.process_time()
         weekly = _lear_fit(x_all[rows], y_all[rows])
-        long = [f for f in weekly if f.window_days > long_window]
-        short = [f for f in weekly if f.window_days <= long_window]
-        daily = []
-        for origin, i in zip(block, at, strict=True):  # the short windows recalibrated daily, as the benchmark does
-            before = rows_before(origin)
-            x, y = x_all[before], y_all[before]
-            fits = [fit_window(x[-f.window_days :], y[-f.window_days :], f.window_days, f.alphas) for f in short]
-            daily.append(_lear_forecast([*fits, *long], x_all[[i]]))
-        forecasts["lear"].append(np.vstack(daily))
+        forecasts["lear"].append(short_windows_recalibrated(data, weekly, block, at, config.window_days))
         clock = _add_cpu(cpu, "lear", clock)
         network = DailyNetwork(params, seed=config.seed, networks=args.networks).fit(x_all[rows], y_all[rows])
         forecasts["dnn"].append(network.predict(x_all[at]))
         _add_cpu(cpu, "dnn", clock)
         epochs.append(network.epochs)
-        for key, column in PUBLISHED_ENSEMBLES.items():
-            hours = inputs.published.loc[inputs.published.index.normalize().isin(days[number * 7 : (number + 1) * 7])]
-            published_errors[key].append((hours[column] - hours[REAL_PRICE]).to_numpy(dtype=float))
+        for key, errors in data.published_errors(number).items():
+            published_errors[key].append(errors)
         week: dict = {"first_origin": str(block[0]), "dnn_epochs": network.epochs}
         for name in forecasts:
             week[f"{name}_mae"] = float(np.mean(np.abs(forecasts[name][-1] - actuals[-1])))
@@ -1309,18 +1336,7 @@ def dnn_attempt(args: argparse.Namespace) -> dict:
     dm = {
         name: diebold_mariano(actual, rules["lear"], rules[name]).p_value for name in rules if name != "lear"
     }  # p that the rule beats LEAR
-    hourly = pd.DataFrame(
-        {
-            "origin": np.repeat(origins[: args.weeks * 7], HORIZON_HOURS),
-            "horizon": np.tile(np.arange(HORIZON_HOURS), args.weeks * 7),
-            "actual": actual.ravel(),
-            **{name: v.ravel() for name, v in rules.items()},
-        }
-    )
-    hourly["target_ts"] = hourly["origin"] + hourly["horizon"] * HOUR
-    folder = settings.stores.home / "attempts"
-    folder.mkdir(parents=True, exist_ok=True)
-    hourly.to_parquet(folder / f"dnn_{market}.parquet")
+    hourly = data.save_hourly(f"dnn_{market}", args.weeks, actual, rules)
     record = {
         "market": market,
         "attempt": "dnn",
@@ -1349,7 +1365,7 @@ def dnn_attempt(args: argparse.Namespace) -> dict:
         "mean_best_epoch": float(np.mean(epochs)),
         "cpu_seconds": {k: round(v, 1) for k, v in cpu.items()},
         "per_week": weeks,
-        "hourly_forecasts": str(folder / f"dnn_{market}.parquet"),
+        "hourly_forecasts": str(hourly),
         "seconds": round(time.perf_counter() - started, 1),
         "machine": describe_machine(),
     }
