@@ -38,12 +38,14 @@ import argparse
 import hashlib
 import json
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -1221,8 +1223,38 @@ def longest_first(pairs: list[tuple[Path, Path]], results: Path) -> list[tuple[P
     return sorted(pairs, key=recorded, reverse=True)
 
 
+class Stopped(Exception):
+    """The coordinator of ``--jobs`` was told to stop (SIGTERM, SIGHUP or Ctrl-C)."""
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signal.Signals(signum).name)
+
+
+def stop_markets(running: list[tuple[str, subprocess.Popen, IO[str], Path]], grace_s: float = 20.0) -> list[str]:
+    """Stops the markets still running (SIGTERM, then SIGKILL after ``grace_s``); returns what was stopped."""
+    for _, process, _, _ in running:
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + grace_s
+    stopped = []
+    for name, process, log_file, log_path in running:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log_file.close()
+        stopped.append(f"{name} (pid {process.pid}, log {log_path})")
+    return stopped
+
+
 def run_in_parallel(args: argparse.Namespace, settings: Settings) -> list[str]:
-    """Each market in its own process, ``args.jobs`` at a time; returns the failures (market, log file)."""
+    """Each market in its own process, ``args.jobs`` at a time; returns the failures (market, log file).
+
+    Stopping the coordinator (SIGTERM, SIGHUP, Ctrl-C) stops the markets it started before it
+    exits, so none is left running without anyone to collect its result.
+    """
     logs = settings.stores.home / "backtests" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     if not args.no_mlflow:  # create the tracking store and experiment once, not racing in every child
@@ -1230,33 +1262,49 @@ def run_in_parallel(args: argparse.Namespace, settings: Settings) -> list[str]:
 
         tracking.experiment_id(tracking.configure(settings), settings)
     waiting, running, failed = longest_first(list(args.pairs), Path(args.results)), [], []
-    while waiting or running:
-        while waiting and len(running) < args.jobs:
-            market_file, published = waiting.pop(0)
-            log_path = logs / f"accuracy_{market_file.stem}.log"
-            log_file = log_path.open("w")
-            process = subprocess.Popen(
-                [sys.executable, "-m", "benchmarks.accuracy", *child_argv(args, market_file, published)],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                cwd=PROJECT_ROOT,
-            )
-            running.append((market_file.stem, process, log_file, log_path))
-            print(
-                f"{market_file.stem}: started (pid {process.pid}), progress in {log_path}", file=sys.stderr, flush=True
-            )
-        time.sleep(5)
-        for entry in list(running):
-            name, process, log_file, log_path = entry
-            if process.poll() is None:
-                continue
-            running.remove(entry)
-            log_file.close()
-            lines = log_path.read_text().strip().splitlines() or [""]
-            shown = next((line for line in lines if line.startswith(f"{name}: MAE ours")), lines[-1])
-            if process.returncode:
-                failed.append(f"{name} (exit {process.returncode}, {log_path}): {shown}")
-            print(f"{name}: {'failed' if process.returncode else 'done'}: {shown}", file=sys.stderr, flush=True)
+    handled = (signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, _stop) for signum in handled}
+    try:
+        while waiting or running:
+            while waiting and len(running) < args.jobs:
+                market_file, published = waiting.pop(0)
+                log_path = logs / f"accuracy_{market_file.stem}.log"
+                log_file = log_path.open("w")
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "benchmarks.accuracy", *child_argv(args, market_file, published)],
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    cwd=PROJECT_ROOT,
+                )
+                running.append((market_file.stem, process, log_file, log_path))
+                print(
+                    f"{market_file.stem}: started (pid {process.pid}), progress in {log_path}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            time.sleep(5)
+            for entry in list(running):
+                name, process, log_file, log_path = entry
+                if process.poll() is None:
+                    continue
+                running.remove(entry)
+                log_file.close()
+                lines = log_path.read_text().strip().splitlines() or [""]
+                shown = next((line for line in lines if line.startswith(f"{name}: MAE ours")), lines[-1])
+                if process.returncode:
+                    failed.append(f"{name} (exit {process.returncode}, {log_path}): {shown}")
+                print(f"{name}: {'failed' if process.returncode else 'done'}: {shown}", file=sys.stderr, flush=True)
+    except (Stopped, KeyboardInterrupt) as exc:
+        cause = str(exc) or "SIGINT"
+        stopped = stop_markets(running)
+        never = ", ".join(m.stem for m, _ in waiting) or "none"
+        raise SystemExit(
+            f"error: stopped by {cause}; the markets running were stopped too, their results not written: "
+            f"{'; '.join(stopped) or 'none'}; not started: {never}. Rerun the same command to start again."
+        ) from None
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return failed
 
 

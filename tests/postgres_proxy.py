@@ -18,6 +18,7 @@ import contextlib
 import socket
 import struct
 import threading
+import time
 from types import TracebackType
 
 import sqlalchemy as sa
@@ -40,6 +41,7 @@ class PostgresProxy:
         self._pattern: bytes | None = None
         self._action: str | None = None
         self.triggered = threading.Event()  # the pattern went by and the stall or drop began
+        self.triggered_at: float | None = None  # time.monotonic() when it did
         self.server_finished = threading.Event()  # drop_after: the server answered and closed
         self._closed = threading.Event()
         self._thread = threading.Thread(target=self._accept, daemon=True)
@@ -108,6 +110,7 @@ class PostgresProxy:
             seen, tail = tail + chunk, (tail + chunk)[-64:]
             hit = self._pattern is not None and not self.triggered.is_set() and self._pattern in seen
             if hit:  # before forwarding: the server's answer to this chunk must not slip through
+                self.triggered_at = time.monotonic()
                 self.triggered.set()
             try:
                 server.sendall(chunk)

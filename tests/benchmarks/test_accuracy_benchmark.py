@@ -10,6 +10,12 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -436,3 +442,47 @@ def test_parallel_markets_start_longest_recorded_first_and_unknown_ones_before_t
 def test_the_summary_gives_each_market_s_cpu_hours_and_says_when_a_result_did_not_record_them():
     assert cpu_hours({"wall_seconds": 3600.0, "cpu_seconds": 9180.0}) == "2.55 CPU-h"
     assert cpu_hours({"wall_seconds": 3037.5}) == "CPU not recorded"
+
+
+def test_stopping_the_parallel_run_stops_the_markets_it_started_and_says_which(tmp_path):
+    """SIGTERM to the ``--jobs`` coordinator: its market processes go with it, none is left orphaned."""
+    command = [sys.executable, "-m", "benchmarks.accuracy", "--budget", "smoke", "--days", "8", "--jobs", "2"]
+    command += ["--threads", "1", "--no-verify-published", "--no-mlflow", "--results", str(tmp_path / "results")]
+    for market in ("NP", "PJM"):
+        command += ["--market-file", str(MARKETS_DIR / f"{market}.csv")]
+        command += ["--published-forecasts", str(published_file(market))]
+    env = {**os.environ, "EOPT_HOME": str(tmp_path / "home")}
+    coordinator = subprocess.Popen(command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True)
+    children: dict[str, int] = {}
+    try:
+        assert coordinator.stderr is not None
+        while len(children) < 2:
+            line = coordinator.stderr.readline()
+            assert line, f"the coordinator ended before starting both markets (exit {coordinator.wait()})"
+            started = re.match(r"(\w+): started \(pid (\d+)\)", line)
+            if started:
+                children[started[1]] = int(started[2])
+        time.sleep(2)  # both markets are at work: loading, tuning
+        assert all(alive(pid) for pid in children.values())
+        coordinator.send_signal(signal.SIGTERM)
+        rest = coordinator.stderr.read()
+        assert coordinator.wait(timeout=60) == 1
+    finally:
+        for pid in children.values():
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if coordinator.poll() is None:
+            coordinator.kill()
+    assert not any(alive(pid) for pid in children.values())
+    assert "error: stopped by SIGTERM; the markets running were stopped too, their results not written" in rest
+    assert all(f"{market} (pid {pid}, log " in rest for market, pid in children.items())
+    assert "not started: none. Rerun the same command to start again." in rest
+    assert not list((tmp_path / "results").glob("accuracy_*.json"))
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
