@@ -146,11 +146,12 @@ def test_a_server_that_never_answers_the_login_fails_within_the_connect_timeout(
 @pytest.mark.parametrize(
     ("stall_after", "rerun_waits_s"),
     [
-        # the server's statement_timeout (1 s) cancels the COPY that waits for its rows
-        (b"COPY", (0.0, 1.0)),
+        # the server's statement_timeout (1 s) cancels the COPY that waits for its rows: the rerun
+        # waits for nothing (well under the 10 s a lock wait would take it)
+        (b"COPY", (0.0, 2.0)),
         # the merged rows stay locked by a session idle in its transaction until the server's
         # idle_in_transaction_session_timeout (3 s) ends it: the rerun, at 2 s, waits about 1 s
-        (b"WITH merged AS", (0.5, 2.5)),
+        (b"WITH merged AS", (0.5, 3.0)),
     ],
     ids=["while copying the rows in", "after the merge, its answer withheld"],
 )
