@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 
 from benchmarks.accuracy import (
@@ -463,26 +464,18 @@ def test_stopping_the_parallel_run_stops_the_markets_it_started_and_says_which(t
             if started:
                 children[started[1]] = int(started[2])
         time.sleep(2)  # both markets are at work: loading, tuning
-        assert all(alive(pid) for pid in children.values())
+        assert all(psutil.pid_exists(pid) for pid in children.values())
         coordinator.send_signal(signal.SIGTERM)
         rest = coordinator.stderr.read()
         assert coordinator.wait(timeout=60) == 1
     finally:
         for pid in children.values():
-            if alive(pid):
+            if psutil.pid_exists(pid):
                 os.kill(pid, signal.SIGKILL)
         if coordinator.poll() is None:
             coordinator.kill()
-    assert not any(alive(pid) for pid in children.values())
+    assert not any(psutil.pid_exists(pid) for pid in children.values())
     assert "error: stopped by SIGTERM; the markets running were stopped too, their results not written" in rest
     assert all(f"{market} (pid {pid}, log " in rest for market, pid in children.items())
     assert "not started: none. Rerun the same command to start again." in rest
     assert not list((tmp_path / "results").glob("accuracy_*.json"))
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
