@@ -1223,12 +1223,20 @@ def longest_first(pairs: list[tuple[Path, Path]], results: Path) -> list[tuple[P
     return sorted(pairs, key=recorded, reverse=True)
 
 
-class Stopped(Exception):
-    """The coordinator of ``--jobs`` was told to stop (SIGTERM, SIGHUP or Ctrl-C)."""
+class StopRequest:
+    """A signal handler that records the first stop asked for (SIGTERM, SIGHUP, Ctrl-C) instead of raising.
 
+    The coordinator acts on it between its own steps, so a signal that lands while a market is being
+    started or while the markets are being stopped cannot leave one unrecorded or end the stop half-way.
+    """
 
-def _stop(signum: int, _frame: object) -> None:
-    raise Stopped(signal.Signals(signum).name)
+    HANDLED = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.cause = ""
+
+    def __call__(self, signum: int, _frame: object) -> None:
+        self.cause = self.cause or signal.Signals(signum).name
 
 
 def stop_markets(running: list[tuple[str, subprocess.Popen, IO[str], Path]], grace_s: float = 20.0) -> list[str]:
@@ -1262,11 +1270,11 @@ def run_in_parallel(args: argparse.Namespace, settings: Settings) -> list[str]:
 
         tracking.experiment_id(tracking.configure(settings), settings)
     waiting, running, failed = longest_first(list(args.pairs), Path(args.results)), [], []
-    handled = (signal.SIGTERM, signal.SIGHUP)
-    previous = {signum: signal.signal(signum, _stop) for signum in handled}
+    requested = StopRequest()
+    previous = {signum: signal.signal(signum, requested) for signum in StopRequest.HANDLED}
     try:
-        while waiting or running:
-            while waiting and len(running) < args.jobs:
+        while (waiting or running) and not requested.cause:
+            while waiting and len(running) < args.jobs and not requested.cause:
                 market_file, published = waiting.pop(0)
                 log_path = logs / f"accuracy_{market_file.stem}.log"
                 log_file = log_path.open("w")
@@ -1282,7 +1290,10 @@ def run_in_parallel(args: argparse.Namespace, settings: Settings) -> list[str]:
                     file=sys.stderr,
                     flush=True,
                 )
-            time.sleep(5)
+            for _ in range(20):  # 5 s between polls, a stop acted on within a quarter of a second
+                if requested.cause:
+                    break
+                time.sleep(0.25)
             for entry in list(running):
                 name, process, log_file, log_path = entry
                 if process.poll() is None:
@@ -1294,14 +1305,13 @@ def run_in_parallel(args: argparse.Namespace, settings: Settings) -> list[str]:
                 if process.returncode:
                     failed.append(f"{name} (exit {process.returncode}, {log_path}): {shown}")
                 print(f"{name}: {'failed' if process.returncode else 'done'}: {shown}", file=sys.stderr, flush=True)
-    except (Stopped, KeyboardInterrupt) as exc:
-        cause = str(exc) or "SIGINT"
-        stopped = stop_markets(running)
-        never = ", ".join(m.stem for m, _ in waiting) or "none"
-        raise SystemExit(
-            f"error: stopped by {cause}; the markets running were stopped too, their results not written: "
-            f"{'; '.join(stopped) or 'none'}; not started: {never}. Rerun the same command to start again."
-        ) from None
+        if requested.cause:
+            stopped = stop_markets(running)
+            never = ", ".join(m.stem for m, _ in waiting) or "none"
+            raise SystemExit(
+                f"error: stopped by {requested.cause}; the markets running were stopped too, their results not "
+                f"written: {'; '.join(stopped) or 'none'}; not started: {never}. Rerun the same command to start again."
+            )
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
