@@ -67,7 +67,7 @@ from training.features import (
     build_feature_frame,
     day_ahead_origins,
 )
-from training.models.base import FitResult, ForecastModel, ModelError, ProgressReport
+from training.models.base import NORMAL_MAD, FitResult, ForecastModel, ModelError, ProgressReport
 
 log = logging.getLogger(__name__)
 LEAR_FILE = "lear.json"
@@ -81,7 +81,6 @@ SHORT_WINDOWS_DAYS = (56, 84)
 RECALIBRATION_DAYS = max(SHORT_WINDOWS_DAYS) + 2 * max(PRICE_LAG_DAYS)
 CRITERION = "aic"
 MAX_ITERATIONS = 2500  # epftoolbox's, for LARS and for the Lasso
-NORMAL_MAD = 0.6744897501960817  # the normal's 3/4 quantile: MAD / this estimates the standard deviation
 
 
 class LearError(ValueError):

@@ -21,6 +21,10 @@ import pandas as pd
 
 from training.features import ANCHOR_COLUMN, LOOKBACK_HOURS, TARGET_COLUMN
 
+# The normal's 3/4 quantile: the median absolute deviation / this estimates the standard deviation (the
+# scale of the asinh variance-stabilising transform, Uniejewski, Weron and Ziel 2018)
+NORMAL_MAD = 0.6744897501960817
+
 # Called during fitting with (step, validation MAE); the tuner reports it to Optuna and raises
 # optuna.TrialPruned from inside when the trial should stop.
 ProgressReport = Callable[[int, float], None]

@@ -24,9 +24,19 @@ changes an epoch's time), and origins a few hours apart overlap in 17 of their 2
 
 Like every model here it learns the price relative to the origin's level (``ANCHOR_COLUMN``):
 the price-valued inputs are made relative to the anchor before scaling, the anchor itself is
-kept as the absolute level, and the anchor is added back to the predictions. Means and standard
-deviations come from the training frame only, so the validation window cannot leak into the
-inputs. Saved models are ``config.json`` plus one ``weights*.pt`` per network (a state dict of
+kept as the absolute level, and the anchor is added back to the predictions. The scaling's
+statistics come from the training frame only, so the validation window cannot leak into the
+inputs. ``scaling`` (absent = ``"standard"``, so parameters tuned before it existed keep their
+meaning) picks how every input column and the relative target are scaled:
+
+- ``"standard"``: ``(x - mean) / std``;
+- ``"invariant"``: ``asinh((x - median) / (MAD / 0.6745))``, the variance-stabilising transform of
+  Uniejewski, Weron and Ziel (2018) that the LEAR member and the EPF benchmark's DNN use: a price
+  spike weighs on the L1 loss and on the inputs no more than a few ordinary hours. The networks'
+  outputs are transformed back to prices before their mean is taken; early stopping stays on the
+  validation MAE in price units.
+
+Saved models are ``config.json`` plus one ``weights*.pt`` per network (a state dict of
 tensors, loaded with ``weights_only=True``): loading runs no pickled code.
 """
 
@@ -45,7 +55,7 @@ import torch
 from torch import nn
 
 from training.features import ANCHOR_COLUMN, HORIZON_HOURS, TARGET_COLUMN
-from training.models.base import FitResult, ForecastModel, ModelError, ProgressReport, relative_target
+from training.models.base import NORMAL_MAD, FitResult, ForecastModel, ModelError, ProgressReport, relative_target
 
 DEVICES = ("auto", "cpu", "cuda")
 CONFIG_FILE = "config.json"
@@ -65,6 +75,7 @@ PREDICT_BATCH = 1024
 SMALL_REQUEST_ORIGINS = 8  # predictions for at most this many origins run on one CPU thread
 GRADIENT_CLIP = 1.0
 ARCHITECTURE_PARAMS = ("channels", "kernel_size", "hidden_size", "num_layers")  # what a warm start must share
+SCALINGS = ("standard", "invariant")
 HOUR = pd.Timedelta(hours=1)
 
 
@@ -168,6 +179,9 @@ class CnnLstmModel(ForecastModel):
             threads=threads,
         )
         self.device = self._resolve_device(device)
+        self.scaling = str(self.params.get("scaling", "standard"))
+        if self.scaling not in SCALINGS:
+            raise ModelError(f"{self.name}: scaling {self.scaling!r} is not one of {', '.join(SCALINGS)}")
         self._relative = np.array([self._is_relative(c) for c in self.feature_columns], dtype=bool)
         self._nets: list[_CnnLstmNet] = []  # one per network; predictions are their mean
         self._feature_mean: np.ndarray | None = None
@@ -264,7 +278,7 @@ class CnnLstmModel(ForecastModel):
         else:
             self._adopt_scaling(start_from)
         x_train = self._tensor(self._scaled_inputs(train_samples))
-        y_train = self._tensor((train_samples.known_relative() - self._target_mean) / self._target_std)
+        y_train = self._tensor(self._forward((train_samples.known_relative() - self._target_mean) / self._target_std))
         x_val = self._tensor(self._scaled_inputs(val_samples))
 
         networks = int(self.params.get("networks", 1))
@@ -475,8 +489,12 @@ class CnnLstmModel(ForecastModel):
                 "start from scratch (start_from=None)"
             )
         differ = [k for k in ARCHITECTURE_PARAMS if start_from.params[k] != self.params[k]]
+        if start_from.scaling != self.scaling:
+            differ.append("scaling")
         if differ:
-            shown = ", ".join(f"{k} {start_from.params[k]} -> {self.params[k]}" for k in differ)
+            shown = ", ".join(
+                f"{k} {start_from.params.get(k, 'standard')} -> {self.params.get(k, 'standard')}" for k in differ
+            )
             raise ModelError(
                 f"{self.name}: start_from has another architecture ({shown}); start from scratch (start_from=None)"
             )
@@ -550,32 +568,48 @@ class CnnLstmModel(ForecastModel):
         return values
 
     def _fit_scaler(self, samples: _Samples) -> None:
-        """Per-feature mean/std and target mean/std of the training origins only."""
+        """Per-feature centre and spread and the target's, of the training origins only.
+
+        ``standard``: mean and standard deviation; ``invariant``: median and MAD / 0.6745 (the standard
+        deviation where the MAD is 0, as for a column mostly at one value; 1 where both are).
+        """
         flat = self._relative_inputs(samples).reshape(-1, len(self.feature_columns))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: handled below
-            mean = np.nanmean(flat, axis=0)
-            std = np.nanstd(flat, axis=0)
-        self._feature_mean = np.where(np.isfinite(mean), mean, 0.0)
-        self._feature_std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
         if samples.relative is None:
             raise RuntimeError("CNN-LSTM: samples without their relative prices")
         rel = samples.relative.reshape(-1)
-        self._target_mean = float(rel.mean())
-        std_t = float(rel.std())
-        self._target_std = std_t if std_t > 0 else 1.0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column: handled below
+            mean, std = np.nanmean(flat, axis=0), np.nanstd(flat, axis=0)
+            target_mean, target_std = float(rel.mean()), float(rel.std())
+            if self.scaling == "invariant":
+                mean = np.nanmedian(flat, axis=0)
+                mad = np.nanmedian(np.abs(flat - mean), axis=0) / NORMAL_MAD
+                std = np.where(np.isfinite(mad) & (mad > 0), mad, std)
+                target_mean = float(np.median(rel))
+                target_mad = float(np.median(np.abs(rel - target_mean))) / NORMAL_MAD
+                target_std = target_mad if target_mad > 0 else target_std
+        self._feature_mean = np.where(np.isfinite(mean), mean, 0.0)
+        self._feature_std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+        self._target_mean = target_mean
+        self._target_std = target_std if target_std > 0 else 1.0
+
+    def _forward(self, standardised: np.ndarray) -> np.ndarray:
+        return np.arcsinh(standardised) if self.scaling == "invariant" else standardised
+
+    def _inverse(self, learnt: np.ndarray) -> np.ndarray:
+        return np.sinh(learnt) if self.scaling == "invariant" else learnt
 
     def _scaled_inputs(self, samples: _Samples) -> np.ndarray:
         if self._feature_mean is None or self._feature_std is None:
             raise ModelError("CNN-LSTM: the model is not fitted (no input scaling)")
-        scaled = (self._relative_inputs(samples) - self._feature_mean) / self._feature_std
-        return np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0)  # NaN -> 0: the training mean
+        scaled = self._forward((self._relative_inputs(samples) - self._feature_mean) / self._feature_std)
+        return np.nan_to_num(scaled, nan=0.0, posinf=0.0, neginf=0.0)  # NaN -> 0: the training centre
 
     def _tensor(self, values: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(values, dtype=torch.float32, device=self.device)
 
     def _prices(self, samples: _Samples, x: torch.Tensor, nets: list[_CnnLstmNet] | None = None) -> np.ndarray:
-        """Prices (n, 24) for scaled inputs ``x``: the networks' mean output un-scaled, anchor added back."""
+        """Prices (n, 24) for scaled inputs ``x``: the mean of the networks' outputs un-scaled, anchor added back."""
         nets = self._nets if nets is None else nets
         if not nets:
             raise ModelError("CNN-LSTM: the model is not fitted")
@@ -587,5 +621,8 @@ class CnnLstmModel(ForecastModel):
                     net(x[i : i + PREDICT_BATCH]).double().cpu().numpy() for i in range(0, x.shape[0], PREDICT_BATCH)
                 ]
                 outputs.append(np.concatenate(parts, axis=0) if parts else np.empty((0, HORIZON_HOURS)))
-        scaled = outputs[0] if len(outputs) == 1 else np.mean(outputs, axis=0)
-        return samples.anchor + scaled * self._target_std + self._target_mean
+        if self.scaling == "standard":  # linear: the mean of the outputs is the mean of their prices
+            scaled = outputs[0] if len(outputs) == 1 else np.mean(outputs, axis=0)
+            return samples.anchor + scaled * self._target_std + self._target_mean
+        relative = [self._inverse(out) * self._target_std + self._target_mean for out in outputs]
+        return samples.anchor + (relative[0] if len(relative) == 1 else np.mean(relative, axis=0))
