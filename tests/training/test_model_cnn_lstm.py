@@ -15,6 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 import torch
+from statsmodels.robust.scale import mad
 
 from tests.market_frames import np_train_and_validation
 from training.features import (
@@ -170,6 +171,61 @@ def test_cnn_lstm__scales_with_training_statistics_only_whatever_the_validation_
     # Price lags enter relative to the anchor, so their mean is near zero, not near the price level.
     lag = feature_columns(REGION).index("lag_24h")
     assert abs(normal["feature_mean"][lag]) < 0.2 * train[ANCHOR_COLUMN].mean()
+
+
+def test_cnn_lstm__invariant_scaling_is_the_training_rows_median_and_mad_which_a_price_spike_barely_moves(
+    frames, tmp_path
+):
+    """``scaling="invariant"``: centre and spread are the median and the normal-consistent MAD (statsmodels'
+    ``robust.mad``, the scale epftoolbox's invariant transform uses), so a spike (5% of the training rows at
+    20x their price) moves the target's spread a little where it moves the standard deviation a lot."""
+    train, validation = frames
+    spiked = train.copy()
+    spike = spiked["origin"].isin(np.sort(spiked["origin"].unique())[:20])  # 20 of 409 origins
+    spiked.loc[spike, TARGET_COLUMN] *= 20
+    configs = {}
+    for scaling in ("standard", "invariant"):
+        for name, frame in (("plain", train), ("spiked", spiked)):
+            model = _model(max_steps=1, scaling=scaling)
+            model.fit(frame, validation)
+            model.save(tmp_path / scaling / name)
+            configs[scaling, name] = json.loads((tmp_path / scaling / name / "config.json").read_text())
+
+    relative = (train[TARGET_COLUMN] - train[ANCHOR_COLUMN]).to_numpy()
+    invariant = configs["invariant", "plain"]
+    assert invariant["params"]["scaling"] == "invariant"
+    assert invariant["target_mean"] == pytest.approx(np.median(relative), rel=1e-12)
+    assert invariant["target_std"] == pytest.approx(mad(relative), rel=1e-12)
+    anchor = feature_columns(REGION).index(ANCHOR_COLUMN)
+    assert invariant["feature_mean"][anchor] == pytest.approx(train[ANCHOR_COLUMN].median(), rel=1e-12)
+    assert invariant["feature_std"][anchor] == pytest.approx(mad(train[ANCHOR_COLUMN].to_numpy()), rel=1e-12)
+
+    def moved(scaling: str) -> float:
+        return configs[scaling, "spiked"]["target_std"] / configs[scaling, "plain"]["target_std"] - 1
+
+    assert moved("standard") > 2.0  # the standard deviation triples
+    assert 0 < moved("invariant") < 0.15  # the MAD grows by about the share of spiked rows
+
+
+def test_cnn_lstm__invariant_scaling_learns_forecasts_round_trips_and_refuses_a_warm_start_across_scalings(
+    frames, fitted, tmp_path
+):
+    train, validation = frames
+    model = _model(scaling="invariant")
+    result = model.fit(train, validation)
+    predicted = model.predict(validation)
+    assert np.isfinite(predicted).all()
+    assert result.validation_mae == pytest.approx(_mae(validation, predicted), rel=1e-9)
+    assert result.validation_mae < 0.9 * _mae(validation, validation[ANCHOR_COLUMN].to_numpy())
+    standard, _ = fitted
+    assert np.max(np.abs(predicted - standard.predict(validation))) > 1e-3  # another model, not a relabelled one
+
+    model.save(tmp_path)
+    np.testing.assert_array_equal(CnnLstmModel.load(tmp_path).predict(validation), predicted)
+    with pytest.raises(ModelError, match=r"another architecture \(scaling standard -> invariant\)"):
+        _model(scaling="invariant").fit(train, validation, start_from=standard)
+    with pytest.raises(ModelError, match="scaling 'robust' is not one of standard, invariant"):
+        _model(scaling="robust")
 
 
 def test_cnn_lstm__a_warm_start_continues_from_the_start_models_weights_and_scaling_and_leaves_it_unchanged(
