@@ -37,11 +37,11 @@ def np_history() -> tuple[pd.Series, pd.DataFrame]:
     return prices, exogenous
 
 
-def test_calibration_windows__are_the_two_short_windows_and_half_and_all_of_the_days_available():
-    assert calibration_windows(723) == (56, 84, 361, 723)
-    assert calibration_windows(150) == (56, 75, 84, 150)
-    assert calibration_windows(100) == (56, 84, 100)  # half of 100 is shorter than the shortest window
-    assert calibration_windows(60) == (56, 60)
+def test_calibration_windows__are_the_two_short_windows_and_three_quarters_and_all_of_the_days_available():
+    assert calibration_windows(1456) == (56, 84, 1092, 1456)  # the published LEAR ensemble's windows (Lago et al. 2021)
+    assert calibration_windows(723) == (56, 84, 542, 723)
+    assert calibration_windows(100) == (56, 75, 84, 100)
+    assert calibration_windows(70) == (56, 70)  # three quarters of 70 is shorter than the shortest window
 
 
 def test_invariant_scaler__is_asinh_of_the_median_and_normal_mad_standardised_values_and_inverts():
@@ -84,7 +84,7 @@ def test_lear_member__forecasts_a_week_of_np_about_as_well_as_the_papers_daily_r
     forecast = model.predict(prices[prices.index < start], exogenous, origins[:1])
     week = model.predict(prices, exogenous, origins)
 
-    assert model.windows == (56, 84, 361, 723)
+    assert model.windows == (56, 84, 542, 723)
     assert model.last_training_target == start - H
     pd.testing.assert_frame_equal(forecast, week.iloc[:1])  # the first day needs no price after its origin
     actual = np.stack([prices[o : o + 23 * H].to_numpy() for o in origins])
