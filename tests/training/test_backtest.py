@@ -317,9 +317,9 @@ def test_backtest__lear_reads_its_longer_history_while_the_other_members_keep_th
         progress=False,
     )
     (block,) = result.blocks
-    # LEAR's windows: 56, 84, half and all of its days with inputs: the 239 local midnights of its 240 days less
+    # LEAR's windows: 56, 84, three quarters and all of its days with inputs: the 239 local midnights of its 240 days less
     # the first week, whose d-7 prices lie before them; the 120-day training window's would be 56, 84 and 113
-    assert block["lear_windows"] == [56, 84, 116, 232]
+    assert block["lear_windows"] == [56, 84, 174, 232]
     assert pd.Timestamp(block["lear_last_training_target"]) == origins[0] - pd.Timedelta(hours=1)
     # the other members' frame is the 120-day window's, as without the longer history
     window = build_training_frame(training_window(prices, exogenous, "NP", origins[0], 120), config)

@@ -169,7 +169,7 @@ def test_lear_recalibrated__refits_the_short_windows_on_the_days_before_the_orig
     short_penalties = {f.window_days: f.alphas for f in weekly.fits[:2]}
     fresh = LearModel("NP").fit(before[before.index >= origin - 730 * D], exogenous, origin, penalties=short_penalties)
 
-    assert recalibrated.windows == weekly.windows == (56, 84, 361, 723)
+    assert recalibrated.windows == weekly.windows == (56, 84, 542, 723)
     for mine, theirs in zip(recalibrated.fits[:2], fresh.fits[:2], strict=True):
         assert mine.window_days == theirs.window_days
         np.testing.assert_array_equal(mine.alphas, theirs.alphas)
