@@ -478,7 +478,9 @@ def test_stopping_the_parallel_run_stops_the_markets_it_started_and_says_which(t
             coordinator.kill()
     assert not any(psutil.pid_exists(pid) for pid in children.values())
     # both signals are pending when Python runs its handlers, lowest number first: the stop names one of them
-    assert re.search(r"error: stopped by SIG(TERM|HUP); the markets running were stopped too, their results not written", rest)
+    assert re.search(
+        r"error: stopped by SIG(TERM|HUP); the markets running were stopped too, their results not written", rest
+    )
     assert all(f"{market} (pid {pid}, log " in rest for market, pid in children.items())
     assert "not started: none. Rerun the same command to start again." in rest
     assert "Traceback" not in rest
