@@ -488,13 +488,11 @@ class CnnLstmModel(ForecastModel):
                 f"({len(start_from.feature_columns)} columns, this model has {len(self.feature_columns)}); "
                 "start from scratch (start_from=None)"
             )
-        differ = [k for k in ARCHITECTURE_PARAMS if start_from.params[k] != self.params[k]]
-        if start_from.scaling != self.scaling:
-            differ.append("scaling")
+        pairs = {k: (start_from.params[k], self.params[k]) for k in ARCHITECTURE_PARAMS}
+        pairs["scaling"] = (start_from.scaling, self.scaling)
+        differ = {k: pair for k, pair in pairs.items() if pair[0] != pair[1]}
         if differ:
-            shown = ", ".join(
-                f"{k} {start_from.params.get(k, 'standard')} -> {self.params.get(k, 'standard')}" for k in differ
-            )
+            shown = ", ".join(f"{k} {was} -> {now}" for k, (was, now) in differ.items())
             raise ModelError(
                 f"{self.name}: start_from has another architecture ({shown}); start from scratch (start_from=None)"
             )
