@@ -57,6 +57,7 @@ from core.quantiles import QUANTILE_COLUMNS
 from core.quantiles import QUANTILE_LEVELS as QUANTILE_LEVELS_EMITTED
 from core.regions import Holidays
 from core.settings import PROJECT_ROOT, Settings, SettingsError
+from training.config import ENSEMBLE_WEIGHTS
 
 RESULTS = Path(__file__).resolve().parent / "results"
 MARKETS_DIR = PROJECT_ROOT / "data" / "markets"
@@ -693,6 +694,8 @@ def run_market(
             # the members weighed and the intervals calibrated on the forecasts served in this many days before a
             # block (0: on its validation)
             "served_weight_days": config.served_weight_days,
+            # how the members are weighed: "validation" (choose_weights) or "lear_network" (half and half)
+            "ensemble_weights": config.ensemble_weights,
             # the test window (test_days) held out between each block's fits and the block, as model_retraining
             # deploys its members (False: the fits reach the block)
             "as_deployed": config.as_deployed,
@@ -825,6 +828,8 @@ def cadence_note(config: dict) -> str:
         parts.append("LEAR's short windows refitted daily")
     if config.get("lear_history_days"):
         parts.append(f"LEAR on up to {config['lear_history_days']} days")
+    if config.get("ensemble_weights", "validation") == "lear_network":
+        parts.append("LEAR and the CNN-LSTM half and half")
     if config.get("served_weight_days"):
         parts.append(f"weights and intervals from the {config['served_weight_days']} days served before")
     if config.get("as_deployed"):
@@ -1070,6 +1075,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "before it instead of its validation, once there are 28 (default 0: the validation, as the retraining does)",
     )
     parser.add_argument(
+        "--ensemble-weights",
+        choices=ENSEMBLE_WEIGHTS,
+        default=None,
+        help="how each block weighs its members: validation (the rule its validation picks) or lear_network "
+        "(LEAR and the CNN-LSTM half and half, the trees at 0); default: EOPT_ENSEMBLE_WEIGHTS, i.e. validation",
+    )
+    parser.add_argument(
         "--as-deployed",
         action="store_true",
         help="fit each block's members as model_retraining deploys them, the test window its gate scores "
@@ -1192,6 +1204,7 @@ def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> 
         "lear_criterion_every",
         "served_weight_days",
         "lear_history_days",
+        "ensemble_weights",
     ):
         if getattr(args, option) is not None:
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]
@@ -1339,6 +1352,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         lear_criterion_every=args.lear_criterion_every,
         lear_recalibrate_daily=args.lear_recalibrate_daily,
         served_weight_days=args.served_weight_days,
+        ensemble_weights=args.ensemble_weights or config.ensemble_weights,
         lear_history_days=args.lear_history_days,
         as_deployed=args.as_deployed,
         **changes,

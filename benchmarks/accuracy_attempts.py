@@ -77,12 +77,15 @@ published LEAR and DNN ensembles on the same days' clock hours, CPU seconds.
 ``combine``: no refitting: the members' forecasts of a whole-period run (``--forecasts``: its
 ``forecasts.parquet``; default: the one its ``accuracy_<market>.json`` names) combined by other
 rules than the run's validation weights, on the published file's clock hours: ``equal`` (the
-members' mean), ``trailing<N>`` (the simplex weights minimising MAE, ``training.ensemble.fit_weights``,
+members' mean), ``pair`` (LEAR and the CNN-LSTM half and half, the trees left out: the paper's
+LEAR+DNN average with our two members that do not early-stop on the validation that weighs them
+or, for the network, do so least), ``trailing<N>`` (the simplex weights minimising MAE, ``training.ensemble.fit_weights``,
 fitted before each day on the members' forecasts and the realised prices of the ``N`` days before it:
 weights that follow the members' recent form daily instead of the weekly validation's) and
 ``trailing<N>_hourly`` (the same per clock hour). Every rule sees only days before the day it
 combines; all are scored on the days after the longest window, beside the run's own ensemble
-(``recorded``) and the published LEAR and DNN ensembles.
+(``recorded``) and the published LEAR and DNN ensembles; the rules with no window (``equal``,
+``pair``) are also scored over the whole period.
 
     python -m benchmarks.accuracy_attempts FR --attempt combine --windows 28,56,91
 
@@ -1080,6 +1083,14 @@ def diebold_mariano_vs_recorded(y: np.ndarray, rules: dict[str, np.ndarray]) -> 
     }
 
 
+def weeks_better(actual: np.ndarray, rule: np.ndarray, reference: np.ndarray) -> int:
+    """The whole weeks (7 consecutive rows of ``actual``'s days, from the first) in which ``rule``'s MAE is below
+    ``reference``'s; all three are (days, hours)."""
+    weeks = actual.shape[0] // 7
+    errors = [np.abs(f[: weeks * 7] - actual[: weeks * 7]).reshape(weeks, -1).mean(axis=1) for f in (rule, reference)]
+    return int((errors[0] < errors[1]).sum())
+
+
 def combine_attempt(args: argparse.Namespace) -> dict:
     """The recorded members' forecasts combined by other rules (module docstring, ``combine``); no model is fitted."""
     market = args.market.upper()
@@ -1110,6 +1121,9 @@ def combine_attempt(args: argparse.Namespace) -> dict:
         "recorded": frame["ensemble"].to_numpy().reshape(shape),
         "equal": stacked.mean(axis=-1),
     }
+    if {"lear", "cnn_lstm"} <= set(members):
+        rules["pair"] = stacked[..., [members.index("lear"), members.index("cnn_lstm")]].mean(axis=-1)
+    fixed = [name for name in rules if name != "recorded"]
     for window in windows:
         for per_hour in (False, True):
             name = f"trailing{window}" + ("_hourly" if per_hour else "")
@@ -1120,12 +1134,17 @@ def combine_attempt(args: argparse.Namespace) -> dict:
     published = {key: frame[key].to_numpy().reshape(shape)[scored].ravel() for key in PUBLISHED_ENSEMBLES}
     forecasts_by = {name: values[scored].ravel() for name, values in rules.items()}
     overall = {name: mae(y, values) for name, values in {**forecasts_by, **published}.items()}
+    whole = {
+        name: mae(actual.ravel(), frame[name].to_numpy() if name in PUBLISHED_ENSEMBLES else rules[name].ravel())
+        for name in ("recorded", *fixed, *PUBLISHED_ENSEMBLES)
+    }
     record = {
         "market": market,
         "attempt": "combine",
         "description": "the members' forecasts of a whole-period run combined by other rules than its validation "
-        "weights (equal; simplex MAE weights fitted daily on the trailing N days, overall or per clock hour), "
-        "scored on the published file's clock hours after the longest window",
+        "weights (equal; LEAR and the CNN-LSTM half and half; simplex MAE weights fitted daily on the trailing N "
+        "days, overall or per clock hour), scored on the published file's clock hours after the longest window "
+        "(the rules with no window also over the whole period)",
         "forecasts": str(path),
         "run": {"commit": recorded["machine"]["git_commit"], "recorded_at": recorded["machine"]["recorded_at"]},
         "members": members,
@@ -1139,6 +1158,21 @@ def combine_attempt(args: argparse.Namespace) -> dict:
             for key in ("recorded", *PUBLISHED_ENSEMBLES)
         },
         "diebold_mariano_vs_recorded": diebold_mariano_vs_recorded(y, forecasts_by),
+        "whole_period": {
+            "days": len(days),
+            "clock_hours_mae": whole,
+            "recorded_equals_record": bool(np.isclose(whole["recorded"], recorded["metrics"]["ensemble"]["mae"])),
+            "ratios": {
+                f"{name}_vs_{key}": whole[name] / whole[key] for name in whole for key in ("recorded", "lear_ensemble")
+            },
+            "diebold_mariano_vs_recorded": diebold_mariano_vs_recorded(
+                actual.ravel(), {name: rules[name].ravel() for name in ("recorded", *fixed)}
+            ),
+            "weeks": len(days) // 7,
+            "weeks_better_than_recorded": {
+                name: weeks_better(actual, rules[name], rules["recorded"]) for name in fixed
+            },
+        },
         "seconds": round(time.perf_counter() - started, 1),
         "machine": describe_machine(),
     }

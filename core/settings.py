@@ -635,6 +635,14 @@ class Training(_Group):
         parse="int0",
         example=91,
     )
+    ensemble_weights: str = setting(
+        "EOPT_ENSEMBLE_WEIGHTS",
+        "validation",
+        "how a retraining weighs the members: `validation` (the simplex or shrunk-stack weights its validation "
+        "window picks over every member) or `lear_network` (LEAR and the CNN-LSTM half and half, the trees at 0: "
+        "the validation flatters the trees and the network, which stop early on it, and LEAR, which does not)",
+        parse="lower",
+    )
     mlflow_experiment: str = setting(
         "EOPT_MLFLOW_EXPERIMENT", "electricity-price-forecasting", "MLflow experiment of retraining runs", parse="str"
     )

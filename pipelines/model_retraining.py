@@ -55,7 +55,7 @@ from training.dataset import (
     check_training_data,
     extract_training_data,
 )
-from training.ensemble import EnsembleForecaster, calibrate_intervals, calibrate_on_served, choose_weights
+from training.ensemble import EnsembleForecaster, calibrate_intervals, calibrate_on_served, weigh_members
 from training.features import NAIVE_COLUMN, TARGET_COLUMN, feature_columns
 from training.lear import LearHistoryTooShort, fit_lear
 from training.models import model_class
@@ -514,7 +514,8 @@ class Retraining:
     def evaluate_ensemble(self, store: PriceStore | None = None) -> dict[str, object]:
         """The members weighed and calibrated, scored on the test window, saved and logged as the candidate.
 
-        The weights and intervals come from the validation window, or, with ``served_weight_days``
+        The weights (``EOPT_ENSEMBLE_WEIGHTS``: picked on the validation window, or LEAR and the CNN-LSTM
+        half and half) and intervals come from the validation window, or, with ``served_weight_days``
         (``EOPT_SERVED_WEIGHT_DAYS``) and ``store``, from the day-ahead forecasts the Production models'
         members served in that many days before the test window
         (``training.ensemble.calibrate_on_served``) once 28 such days are stored with their prices.
@@ -541,7 +542,7 @@ class Retraining:
             summaries[model] = summary
         y_val = validation[TARGET_COLUMN].to_numpy()
         y_test = test[TARGET_COLUMN].to_numpy()
-        decision = choose_weights(val_preds, y_val, validation["origin"].to_numpy())
+        decision = weigh_members(val_preds, y_val, validation["origin"].to_numpy(), self.config.ensemble_weights)
         val_yhat = sum(w * val_preds[m] for m, w in decision.weights.items())
         intervals = calibrate_intervals(
             y_val, val_yhat, validation["horizon"].to_numpy(), self.config.interval_coverage

@@ -66,7 +66,7 @@ from core.settings import Settings
 from core.timestamps import local_day_after, local_day_starts
 from training.config import TrainingConfig
 from training.dataset import TrainingData, build_training_frame, check_training_data
-from training.ensemble import EnsembleForecaster, calibrate_intervals, calibrate_on_served, choose_weights
+from training.ensemble import EnsembleForecaster, calibrate_intervals, calibrate_on_served, weigh_members
 from training.features import HORIZON_HOURS, LOOKBACK_HOURS, TARGET_COLUMN, feature_columns, inference_frame
 from training.lear import LearPenalties, fit_lear
 from training.models import ForecastModel, model_class
@@ -235,7 +235,7 @@ def _fit_block(
             "lear_recalibrated_daily": recalibrate_lear,
         }
     y_val = validation[TARGET_COLUMN].to_numpy()
-    decision = choose_weights(val_preds, y_val, validation["origin"].to_numpy())
+    decision = weigh_members(val_preds, y_val, validation["origin"].to_numpy(), config.ensemble_weights)
     val_yhat = sum(w * val_preds[m] for m, w in decision.weights.items())
     if not isinstance(val_yhat, np.ndarray):  # sum() of no weight is the int 0
         raise BacktestError(f"{region}: the ensemble decision weighs no member")
@@ -505,6 +505,7 @@ def backtest_summary(
         "lear_criterion_every": config.lear_criterion_every,
         "lear_recalibrate_daily": config.lear_recalibrate_daily,
         "served_weight_days": config.served_weight_days,
+        "ensemble_weights": config.ensemble_weights,
         "seconds": result.seconds,
         "metrics": metrics if metrics is not None else result.metrics(),
         "params": result.params,

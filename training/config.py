@@ -16,6 +16,8 @@ from core.settings import Settings, SettingsError
 MODEL_NAMES = MEMBER_NAMES  # the ensemble's members, whose forecasts the forecasts table keeps by name
 # Members Optuna tunes; LEAR has no hyper-parameter to tune (its criterion picks each hour's penalty).
 TUNED_MODELS = ("xgboost", "lightgbm", "cnn_lstm")
+# How the ensemble weighs its members (training.ensemble.weigh_members); the first is the default.
+ENSEMBLE_WEIGHTS = ("validation", "lear_network")
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,22 @@ class TrainingConfig:
     # validation_days before the block and LEAR's long windows test_days before it; False: the fits reach the
     # block (its validation = the last validation_days before it)
     as_deployed: bool = False
+    # how the members are weighed (training.ensemble.weigh_members): "validation", the rule the validation picks
+    # over every member (choose_weights); "lear_network", LEAR and the CNN-LSTM half and half, the trees at 0.
+    # EOPT_ENSEMBLE_WEIGHTS
+    ensemble_weights: str = "validation"
+
+    def __post_init__(self) -> None:
+        if self.ensemble_weights not in ENSEMBLE_WEIGHTS:
+            raise SettingsError(
+                f"unknown ensemble weights {self.ensemble_weights!r}; choose one of {', '.join(ENSEMBLE_WEIGHTS)}"
+            )
+        if self.ensemble_weights != "validation" and self.served_weight_days:
+            raise SettingsError(
+                f"ensemble weights {self.ensemble_weights!r} are fixed, so there is nothing to weigh on the "
+                f"{self.served_weight_days} days served; set EOPT_SERVED_WEIGHT_DAYS=0 or "
+                "EOPT_ENSEMBLE_WEIGHTS=validation"
+            )
 
     @classmethod
     def from_settings(cls, settings: Settings, budget: str | None = None) -> TrainingConfig:
@@ -126,6 +144,7 @@ class TrainingConfig:
             lear_recalibrate_daily=settings.training.lear_recalibrate_daily,
             lear_history_days=settings.training.lear_history_days,
             served_weight_days=settings.training.served_weight_days,
+            ensemble_weights=settings.training.ensemble_weights,
             device=settings.training.device,
             threads=settings.training.threads,
             optuna_storage=settings.stores.optuna_storage,

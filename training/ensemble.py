@@ -5,6 +5,8 @@
   ``stack_weights`` shrinks such weights toward equal weights by the share a holdout chose.
   :func:`choose_weights` lets the validation pick between them out of sample (a rolling-origin
   comparison over its last weeks), then fits the winner on the whole validation.
+- Or no fitting at all: with ``lear_network`` (:func:`weigh_members`), LEAR and the CNN-LSTM half and
+  half, the trees at 0 (:func:`lear_network_weights`).
 - The ensemble is kept only when its validation MAE beats its best member's; otherwise the best
   member alone is the model (weight 1). The decision and both numbers are recorded.
 - The interval ``lower``/``upper`` and the quantiles ``q05`` .. ``q95`` are split-conformal, per
@@ -25,6 +27,7 @@ from scipy.optimize import linprog
 from core.markets import Market, get_market
 from core.members import member_column
 from core.quantiles import QUANTILE_LEVELS, quantile_column
+from training.config import ENSEMBLE_WEIGHTS
 from training.features import HORIZON_HOURS
 from training.models import ForecastModel, ModelError, model_class
 
@@ -78,7 +81,7 @@ class EnsembleDecision:
     kind: str  # "ensemble" or "best_member"
     validation_mae: dict[str, float]  # per member and "ensemble"
     reason: str
-    rule: str = "simplex"  # the weighting rule choose_weights picked: "simplex" (decide) or "stack"
+    rule: str = "simplex"  # "simplex" (decide) or "stack", as choose_weights picked; or "lear_network"
     comparison: dict = field(default_factory=dict)  # choose_weights' out-of-sample MAE of each rule
 
 
@@ -528,3 +531,50 @@ def choose_weights(predictions: dict[str, np.ndarray], actual: np.ndarray, origi
         f"simplex {comparison['simplex_mae']:.4f}, stack {comparison['stack_mae']:.4f})"
     )
     return replace(decision, reason=reason, comparison=comparison)
+
+
+LEAR_NETWORK = ("lear", "cnn_lstm")
+
+
+def lear_network_weights(predictions: dict[str, np.ndarray], actual: np.ndarray) -> EnsembleDecision:
+    """LEAR and the CNN-LSTM half and half, every other member at 0; nothing is fitted.
+
+    The paper's LEAR+DNN average (Lago et al. 2021) with this product's two members of those kinds. The
+    validation is not asked: the trees and the network choose their rounds and epochs on it (early stopping),
+    so their validation errors are lower than what they serve, while LEAR's criterion never sees it; weights
+    fitted there lean toward the members it flatters. No guard either, for the same reason; the validation
+    MAEs are recorded all the same (``validation_mae``).
+    """
+    actual = np.asarray(actual, dtype=float)
+    _check_predictions(predictions, actual)
+    missing = [m for m in LEAR_NETWORK if m not in predictions]
+    if missing:
+        raise EnsembleError(
+            f"lear_network weights need {' and '.join(missing)} among the members ({', '.join(predictions)})"
+        )
+    weights = {name: 0.5 if name in LEAR_NETWORK else 0.0 for name in predictions}
+    maes = {name: float(np.mean(np.abs(values - actual))) for name, values in predictions.items()}
+    maes["ensemble"] = float(np.mean(np.abs(sum(w * predictions[n] for n, w in weights.items()) - actual)))
+    return EnsembleDecision(
+        weights,
+        "ensemble",
+        maes,
+        f"LEAR and the CNN-LSTM half and half (validation MAE {maes['ensemble']:.4f}; not fitted there)",
+        "lear_network",
+    )
+
+
+def weigh_members(predictions: dict[str, np.ndarray], actual: np.ndarray, origins, rule: str) -> EnsembleDecision:
+    """The ensemble's weights by ``rule`` (``TrainingConfig.ensemble_weights``, ``EOPT_ENSEMBLE_WEIGHTS``):
+    ``validation`` = :func:`choose_weights`; ``lear_network`` = :func:`lear_network_weights`, or
+    :func:`choose_weights` with the reason saying so when LEAR or the CNN-LSTM is not among the members
+    (a retraining whose network was skipped still registers a model)."""
+    if rule not in ENSEMBLE_WEIGHTS:
+        raise EnsembleError(f"unknown ensemble weights {rule!r}; choose one of {', '.join(ENSEMBLE_WEIGHTS)}")
+    missing = [m for m in LEAR_NETWORK if m not in predictions]
+    if rule == "validation" or missing:
+        decision = choose_weights(predictions, actual, origins)
+        if rule == "validation":
+            return decision
+        return replace(decision, reason=f"lear_network weights need {' and '.join(missing)}: {decision.reason}")
+    return lear_network_weights(predictions, actual)

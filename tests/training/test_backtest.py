@@ -254,6 +254,34 @@ def test_backtest__weighs_a_block_on_the_forecasts_served_before_it_once_there_a
     assert np.allclose(replayed[columns], outcome.forecasts[columns], rtol=0, atol=1e-9)
 
 
+def test_backtest__lear_network_weights_serve_lear_and_the_network_half_and_half(np_history, tmp_path):
+    prices, exogenous = np_history
+    config = replace(
+        TrainingConfig.from_settings(Settings.from_env({"EOPT_ENSEMBLE_WEIGHTS": "lear_network"}), "smoke"),
+        window_days=120,
+        validation_days=14,
+        test_days=14,
+        threads=1,
+        models=("xgboost", "cnn_lstm", "lear"),
+    )
+    origins = day_ahead_origins("NP", pd.Timestamp("2018-03-20", tz="UTC"), pd.Timestamp("2018-03-27", tz="UTC"))
+    outcome = walk_forward(
+        prices,
+        exogenous,
+        "NP",
+        origins,
+        config,
+        storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
+        retrain_every_days=7,
+        progress=False,
+    )
+    (block,) = outcome.blocks
+    assert (block["rule"], block["weights"]) == ("lear_network", {"xgboost": 0.0, "cnn_lstm": 0.5, "lear": 0.5})
+    rows = outcome.forecasts
+    assert np.allclose(rows["yhat"], (rows["yhat_lear"] + rows["yhat_cnn_lstm"]) / 2)
+    assert not np.allclose(rows["yhat"], rows["yhat_xgboost"])
+
+
 def test_backtest__as_deployed_holds_the_gates_test_window_out_of_every_fit(np_history, tmp_path):
     prices, exogenous = np_history
     config = replace(

@@ -12,7 +12,9 @@ from threadpoolctl import threadpool_limits
 
 from core.markets import get_market, load_market
 from core.quantiles import QUANTILE_COLUMNS, QUANTILE_LEVELS
+from core.settings import Settings, SettingsError
 from tests.conftest import PROJECT_ROOT
+from training.config import TrainingConfig
 from training.ensemble import (
     ENSEMBLE_FILE,
     EnsembleError,
@@ -23,7 +25,9 @@ from training.ensemble import (
     choose_weights,
     decide,
     fit_weights,
+    lear_network_weights,
     stack_weights,
+    weigh_members,
 )
 from training.features import build_feature_frame, day_ahead_origins, feature_columns, strided_origins
 from training.models import ModelError
@@ -417,3 +421,60 @@ def test_forecaster__an_ensemble_json_from_before_the_quantiles_still_forecasts_
     (tmp_path / "model" / ENSEMBLE_FILE).write_text(json.dumps(spec))
     with pytest.raises(ModelError, match=r"ensemble.json: interval calibration: quantile offsets of shape \(6, 24\)"):
         EnsembleForecaster.load(tmp_path / "model")
+
+
+def _members_where_the_validation_flatters_the_trees(rows: int = 28 * 24):
+    """A validation on which the trees fit the prices almost exactly (as if early-stopped on them) and LEAR and the
+    network each miss by a different error: the simplex weights go to the trees, the lear_network rule does not."""
+    rng = np.random.default_rng(7)
+    actual = 40 + 10 * np.sin(np.arange(rows) / 24 * 2 * np.pi) + rng.normal(0, 2, rows)
+    predictions = {
+        "xgboost": actual + rng.normal(0, 0.2, rows),
+        "lightgbm": actual + rng.normal(0, 0.3, rows),
+        "cnn_lstm": actual + rng.normal(1, 3, rows),
+        "lear": actual + rng.normal(-1, 3, rows),
+    }
+    origins = np.repeat(pd.date_range("2018-03-01", periods=rows // 24, freq="D", tz="UTC"), 24)
+    return predictions, actual, origins
+
+
+def test_lear_network_weights__are_half_lear_half_the_network_and_zero_for_the_trees():
+    predictions, actual, origins = _members_where_the_validation_flatters_the_trees()
+    decision = lear_network_weights(predictions, actual)
+    assert decision.weights == {"xgboost": 0.0, "lightgbm": 0.0, "cnn_lstm": 0.5, "lear": 0.5}
+    assert (decision.kind, decision.rule) == ("ensemble", "lear_network")
+    pair = (predictions["lear"] + predictions["cnn_lstm"]) / 2
+    assert decision.validation_mae["ensemble"] == pytest.approx(mae(pair, actual))
+    # no guard: the trees beat the pair on this validation, the pair is kept all the same
+    assert decision.validation_mae["xgboost"] < decision.validation_mae["ensemble"]
+    # the validation's own rule gives the trees nearly everything
+    validated = choose_weights(predictions, actual, origins)
+    assert validated.weights["xgboost"] + validated.weights["lightgbm"] > 0.9
+    assert weigh_members(predictions, actual, origins, "validation") == validated
+    assert weigh_members(predictions, actual, origins, "lear_network") == decision
+
+
+def test_weigh_members__without_lear_or_the_network_falls_back_to_the_validation_and_says_why():
+    predictions, actual, origins = _members_where_the_validation_flatters_the_trees()
+    del predictions["cnn_lstm"]  # e.g. a retraining whose network was skipped
+    decision = weigh_members(predictions, actual, origins, "lear_network")
+    assert decision.weights == choose_weights(predictions, actual, origins).weights
+    assert decision.reason.startswith("lear_network weights need cnn_lstm: ")
+    with pytest.raises(EnsembleError, match="need cnn_lstm among the members"):
+        lear_network_weights(predictions, actual)
+    with pytest.raises(EnsembleError, match="unknown ensemble weights 'equal'; choose one of validation, lear_network"):
+        weigh_members(predictions, actual, origins, "equal")
+
+
+def test_ensemble_weights__are_read_from_the_environment_and_checked():
+    assert TrainingConfig.from_settings(Settings.from_env({})).ensemble_weights == "validation"
+    chosen = TrainingConfig.from_settings(Settings.from_env({"EOPT_ENSEMBLE_WEIGHTS": "LEAR_Network"}))
+    assert chosen.ensemble_weights == "lear_network"
+    with pytest.raises(
+        SettingsError, match="unknown ensemble weights 'median'; choose one of validation, lear_network"
+    ):
+        TrainingConfig.from_settings(Settings.from_env({"EOPT_ENSEMBLE_WEIGHTS": "median"}))
+    with pytest.raises(SettingsError, match="set EOPT_SERVED_WEIGHT_DAYS=0 or EOPT_ENSEMBLE_WEIGHTS=validation"):
+        TrainingConfig.from_settings(
+            Settings.from_env({"EOPT_ENSEMBLE_WEIGHTS": "lear_network", "EOPT_SERVED_WEIGHT_DAYS": "91"})
+        )
