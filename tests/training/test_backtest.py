@@ -254,8 +254,17 @@ def test_backtest__weighs_a_block_on_the_forecasts_served_before_it_once_there_a
     assert np.allclose(replayed[columns], outcome.forecasts[columns], rtol=0, atol=1e-9)
 
 
-def test_backtest__lear_network_weights_serve_lear_and_the_network_half_and_half(np_history, tmp_path):
+def spring_week(np_history, config: TrainingConfig, tmp_path: Path):
+    """One weekly block over NP's 7 days across its spring change (2018-03-25, 23 hours): (origins, result)."""
     prices, exogenous = np_history
+    origins = day_ahead_origins("NP", pd.Timestamp("2018-03-20", tz="UTC"), pd.Timestamp("2018-03-27", tz="UTC"))
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    return origins, walk_forward(
+        prices, exogenous, "NP", origins, config, storage_url=storage, retrain_every_days=7, progress=False
+    )
+
+
+def test_backtest__lear_network_weights_serve_lear_and_the_network_half_and_half(np_history, tmp_path):
     config = replace(
         TrainingConfig.from_settings(Settings.from_env({"EOPT_ENSEMBLE_WEIGHTS": "lear_network"}), "smoke"),
         window_days=120,
@@ -264,17 +273,7 @@ def test_backtest__lear_network_weights_serve_lear_and_the_network_half_and_half
         threads=1,
         models=("xgboost", "cnn_lstm", "lear"),
     )
-    origins = day_ahead_origins("NP", pd.Timestamp("2018-03-20", tz="UTC"), pd.Timestamp("2018-03-27", tz="UTC"))
-    outcome = walk_forward(
-        prices,
-        exogenous,
-        "NP",
-        origins,
-        config,
-        storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
-        retrain_every_days=7,
-        progress=False,
-    )
+    _, outcome = spring_week(np_history, config, tmp_path)
     (block,) = outcome.blocks
     assert (block["rule"], block["weights"]) == ("lear_network", {"xgboost": 0.0, "cnn_lstm": 0.5, "lear": 0.5})
     rows = outcome.forecasts
@@ -333,17 +332,7 @@ def test_backtest__lear_reads_its_longer_history_while_the_other_members_keep_th
         lear_recalibrate_daily=False,
         lear_history_days=240,
     )
-    origins = day_ahead_origins("NP", pd.Timestamp("2018-03-20", tz="UTC"), pd.Timestamp("2018-03-27", tz="UTC"))
-    result = walk_forward(
-        prices,
-        exogenous,
-        "NP",
-        origins,
-        config,
-        storage_url=f"sqlite:///{tmp_path / 'optuna.db'}",
-        retrain_every_days=7,
-        progress=False,
-    )
+    origins, result = spring_week(np_history, config, tmp_path)
     (block,) = result.blocks
     # LEAR's windows: 56, 84, half and all of its days with inputs: the 239 local midnights of its 240 days less
     # the first week, whose d-7 prices lie before them; the 120-day training window's would be 56, 84 and 113
