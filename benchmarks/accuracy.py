@@ -1345,18 +1345,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
         for k, v in (("window_days", args.window_days), ("threads", args.threads), ("device", args.device))
         if v is not None
     }
-    config = replace(
-        config,
-        warm_start_patience=args.warm_patience,
-        cold_start_every=args.cold_every,
-        lear_criterion_every=args.lear_criterion_every,
-        lear_recalibrate_daily=args.lear_recalibrate_daily,
-        served_weight_days=args.served_weight_days,
-        ensemble_weights=args.ensemble_weights or config.ensemble_weights,
-        lear_history_days=args.lear_history_days,
-        as_deployed=args.as_deployed,
-        **changes,
-    )
+    try:  # TrainingConfig checks the options together (fixed ensemble weights and served days refuse each other)
+        config = replace(
+            config,
+            warm_start_patience=args.warm_patience,
+            cold_start_every=args.cold_every,
+            lear_criterion_every=args.lear_criterion_every,
+            lear_recalibrate_daily=args.lear_recalibrate_daily,
+            served_weight_days=args.served_weight_days,
+            ensemble_weights=args.ensemble_weights or config.ensemble_weights,
+            lear_history_days=args.lear_history_days,
+            as_deployed=args.as_deployed,
+            **changes,
+        )
+    except SettingsError as exc:
+        raise SystemExit(f"error: {exc}") from None
     if args.networks is not None:
         config = config.with_networks("cnn_lstm", args.networks)
     scope = ("quick" if args.quick and args.days == QUICK_DAYS else f"first{args.days}d") if args.days else ""
