@@ -139,6 +139,7 @@ from training.backtest import HOUR, forecast_day, local_clock_hours, served_befo
 from training.config import MODEL_NAMES, TrainingConfig
 from training.dataset import build_training_frame
 from training.ensemble import (
+    LEAR_NETWORK,
     EnsembleForecaster,
     calibrate_intervals,
     calibrate_on_served,
@@ -1121,8 +1122,8 @@ def combine_attempt(args: argparse.Namespace) -> dict:
         "recorded": frame["ensemble"].to_numpy().reshape(shape),
         "equal": stacked.mean(axis=-1),
     }
-    if {"lear", "cnn_lstm"} <= set(members):
-        rules["pair"] = stacked[..., [members.index("lear"), members.index("cnn_lstm")]].mean(axis=-1)
+    if set(LEAR_NETWORK) <= set(members):  # the pair EOPT_ENSEMBLE_WEIGHTS=lear_network weighs half and half
+        rules["pair"] = stacked[..., [members.index(m) for m in LEAR_NETWORK]].mean(axis=-1)
     fixed = [name for name in rules if name != "recorded"]
     for window in windows:
         for per_hour in (False, True):

@@ -442,6 +442,16 @@ COMPARISON_BLOCK_DAYS = 7  # the rolling-origin comparison scores the validation
 MIN_COMPARISON_DAYS = 14  # fewer validation days: no comparison, the simplex rule (decide) as before
 
 
+def _validation_maes(
+    predictions: dict[str, np.ndarray], actual: np.ndarray, weights: dict[str, float]
+) -> dict[str, float]:
+    """Each member's MAE on these rows, and the ``"ensemble"``'s with ``weights``."""
+    maes = {name: float(np.mean(np.abs(values - actual))) for name, values in predictions.items()}
+    combined = sum(w * predictions[name] for name, w in weights.items())
+    maes["ensemble"] = float(np.mean(np.abs(combined - actual)))
+    return maes
+
+
 def _guarded(
     predictions: dict[str, np.ndarray],
     actual: np.ndarray,
@@ -452,9 +462,7 @@ def _guarded(
     """``weights`` kept only when their validation MAE beats the best member's (else the best member alone);
     the reason names them ``label`` (default: ``"<rule> weights: ensemble"``)."""
     label = label or f"{rule} weights: ensemble"
-    maes = {name: float(np.mean(np.abs(values - actual))) for name, values in predictions.items()}
-    combined = sum(w * predictions[name] for name, w in weights.items())
-    maes["ensemble"] = float(np.mean(np.abs(combined - actual)))
+    maes = _validation_maes(predictions, actual, weights)
     best = min(predictions, key=maes.__getitem__)
     if maes["ensemble"] < maes[best]:
         return EnsembleDecision(
@@ -553,8 +561,7 @@ def lear_network_weights(predictions: dict[str, np.ndarray], actual: np.ndarray)
             f"lear_network weights need {' and '.join(missing)} among the members ({', '.join(predictions)})"
         )
     weights = {name: 0.5 if name in LEAR_NETWORK else 0.0 for name in predictions}
-    maes = {name: float(np.mean(np.abs(values - actual))) for name, values in predictions.items()}
-    maes["ensemble"] = float(np.mean(np.abs(sum(w * predictions[n] for n, w in weights.items()) - actual)))
+    maes = _validation_maes(predictions, actual, weights)
     return EnsembleDecision(
         weights,
         "ensemble",
