@@ -696,6 +696,8 @@ def run_market(
             "served_weight_days": config.served_weight_days,
             # how the members are weighed: "validation" (choose_weights) or "lear_network" (half and half)
             "ensemble_weights": config.ensemble_weights,
+            # the members tuned and fitted (lear_network: the pair alone, the trees weighing 0)
+            "members": list(config.models),
             # the test window (test_days) held out between each block's fits and the block, as model_retraining
             # deploys its members (False: the fits reach the block)
             "as_deployed": config.as_deployed,
@@ -1078,8 +1080,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ensemble-weights",
         choices=ENSEMBLE_WEIGHTS,
         default=None,
-        help="how each block weighs its members: validation (the rule its validation picks) or lear_network "
-        "(LEAR and the CNN-LSTM half and half, the trees at 0); default: EOPT_ENSEMBLE_WEIGHTS, i.e. validation",
+        help="how each block weighs its members: lear_network (LEAR and the CNN-LSTM half and half; the trees, "
+        "at 0, are then not fitted) or validation (the rule its validation picks over all four); default: "
+        "EOPT_ENSEMBLE_WEIGHTS, i.e. lear_network",
     )
     parser.add_argument(
         "--as-deployed",
@@ -1362,6 +1365,12 @@ def main(argv: list[str] | None = None) -> list[dict]:
         raise SystemExit(f"error: {exc}") from None
     if args.networks is not None:
         config = config.with_networks("cnn_lstm", args.networks)
+    if config.ensemble_weights == "lear_network":
+        from training.ensemble import LEAR_NETWORK
+
+        # the pair weighs the trees at 0, so they are neither tuned nor fitted here: the ensemble, its intervals and
+        # the two members' forecasts are the same as with them (model_retraining still trains and logs them)
+        config = replace(config, models=LEAR_NETWORK)
     scope = ("quick" if args.quick and args.days == QUICK_DAYS else f"first{args.days}d") if args.days else ""
     if args.as_deployed:  # its own record and forecasts folder, beside the run of the same days without it
         scope = f"{scope}_deployed" if scope else "deployed"

@@ -629,18 +629,18 @@ class Training(_Group):
     served_weight_days: int = setting(
         "EOPT_SERVED_WEIGHT_DAYS",
         0,
-        "a retraining weighs the members and calibrates the intervals on the day-ahead forecasts they served in this "
-        "many days before its test window, once 28 of them are stored with their prices (`0`: on the validation "
+        "a retraining with `EOPT_ENSEMBLE_WEIGHTS=validation` weighs the members and calibrates the intervals on the "
+        "day-ahead forecasts they served in this many days before its test window, once 28 of them are stored with their prices (`0`: on the validation "
         "window, where the networks and trees chose their epochs and rounds)",
         parse="int0",
         example=91,
     )
     ensemble_weights: str = setting(
         "EOPT_ENSEMBLE_WEIGHTS",
-        "validation",
-        "how a retraining weighs the members: `validation` (the simplex or shrunk-stack weights its validation "
-        "window picks over every member) or `lear_network` (LEAR and the CNN-LSTM half and half, the trees at 0: "
-        "the validation flatters the trees and the network, which stop early on it, and LEAR, which does not)",
+        "lear_network",
+        "how a retraining weighs the members: `lear_network` (LEAR and the CNN-LSTM half and half, the trees at 0: "
+        "the validation flatters the trees and the network, which stop early on it, and LEAR, which does not) or "
+        "`validation` (the simplex or shrunk-stack weights its validation window picks over every member)",
         parse="lower",
     )
     mlflow_experiment: str = setting(

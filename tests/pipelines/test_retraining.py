@@ -118,12 +118,9 @@ def test_retraining__parent_run_holds_every_metric_for_members_ensemble_and_naiv
     assert metrics["test_rmae"] <= 0.6
     weights = [metrics[f"weight_{m}"] for m in ("xgboost", "lightgbm", "cnn_lstm", "lear")]
     assert min(weights) >= 0 and sum(weights) == pytest.approx(1.0)
-    # the weighting rule the validation chose, with both rules' out-of-sample MAE beside it
-    rule = client.get_run(outcome.candidate.run_id).data.params["ensemble_weight_rule"]
-    assert rule in ("simplex", "stack")
-    assert metrics[f"weight_rule_{rule}_mae"] <= min(
-        metrics["weight_rule_simplex_mae"], metrics["weight_rule_stack_mae"]
-    )
+    # the default rule (EOPT_ENSEMBLE_WEIGHTS=lear_network): LEAR and the CNN-LSTM half and half, the trees at 0
+    assert client.get_run(outcome.candidate.run_id).data.params["ensemble_weight_rule"] == "lear_network"
+    assert weights == [0.0, 0.0, 0.5, 0.5]
     assert 0.75 <= metrics["interval_coverage_test"] <= 1.0
 
 
@@ -331,7 +328,7 @@ def test_retraining__weighs_the_members_on_the_forecasts_they_served_before_the_
     """With EOPT_SERVED_WEIGHT_DAYS, the weights and intervals come from the day-ahead forecasts stored before
     the test window (there: LEAR sharp, the others off), not from the validation, and nothing after its start."""
     base, store, _outcome, _client, _ = trained
-    settings = _settings(base.stores.home, EOPT_SERVED_WEIGHT_DAYS="40")
+    settings = _settings(base.stores.home, EOPT_SERVED_WEIGHT_DAYS="40", EOPT_ENSEMBLE_WEIGHTS="validation")
     as_of = store.latest_ts(REGION) + pd.Timedelta(hours=1) - pd.Timedelta(days=7)  # a workspace of its own
     job = Retraining.open(settings, REGION, as_of)
     job.extract_training_data(store)

@@ -462,19 +462,20 @@ def test_weigh_members__without_lear_or_the_network_falls_back_to_the_validation
     assert decision.reason.startswith("lear_network weights need cnn_lstm: ")
     with pytest.raises(EnsembleError, match="need cnn_lstm among the members"):
         lear_network_weights(predictions, actual)
-    with pytest.raises(EnsembleError, match="unknown ensemble weights 'equal'; choose one of validation, lear_network"):
+    with pytest.raises(EnsembleError, match="unknown ensemble weights 'equal'; choose one of lear_network, validation"):
         weigh_members(predictions, actual, origins, "equal")
 
 
 def test_ensemble_weights__are_read_from_the_environment_and_checked():
-    assert TrainingConfig.from_settings(Settings.from_env({})).ensemble_weights == "validation"
-    chosen = TrainingConfig.from_settings(Settings.from_env({"EOPT_ENSEMBLE_WEIGHTS": "LEAR_Network"}))
-    assert chosen.ensemble_weights == "lear_network"
+    assert TrainingConfig.from_settings(Settings.from_env({})).ensemble_weights == "lear_network"
+    chosen = TrainingConfig.from_settings(Settings.from_env({"EOPT_ENSEMBLE_WEIGHTS": "Validation"}))
+    assert chosen.ensemble_weights == "validation"
     with pytest.raises(
-        SettingsError, match="unknown ensemble weights 'median'; choose one of validation, lear_network"
+        SettingsError, match="unknown ensemble weights 'median'; choose one of lear_network, validation"
     ):
         TrainingConfig.from_settings(Settings.from_env({"EOPT_ENSEMBLE_WEIGHTS": "median"}))
-    with pytest.raises(SettingsError, match="set EOPT_SERVED_WEIGHT_DAYS=0 or EOPT_ENSEMBLE_WEIGHTS=validation"):
-        TrainingConfig.from_settings(
-            Settings.from_env({"EOPT_ENSEMBLE_WEIGHTS": "lear_network", "EOPT_SERVED_WEIGHT_DAYS": "91"})
-        )
+    for chosen_too in ({"EOPT_ENSEMBLE_WEIGHTS": "lear_network"}, {}):  # the default is the fixed pair
+        with pytest.raises(SettingsError, match="set EOPT_SERVED_WEIGHT_DAYS=0 or EOPT_ENSEMBLE_WEIGHTS=validation"):
+            TrainingConfig.from_settings(Settings.from_env({**chosen_too, "EOPT_SERVED_WEIGHT_DAYS": "91"}))
+    served = {"EOPT_ENSEMBLE_WEIGHTS": "validation", "EOPT_SERVED_WEIGHT_DAYS": "91"}
+    assert TrainingConfig.from_settings(Settings.from_env(served)).served_weight_days == 91
