@@ -202,8 +202,10 @@ def backtest(np_inputs, tmp_path_factory):
 def test_a_training_row_never_reaches_the_forecast_origin(backtest):
     config, _, origins, result = backtest
     assert len(result.blocks) == 1 and result.blocks[0]["origins"] == 3
-    # the production path: LEAR in the ensemble (the smoke budget's 56-day window), the weight rule recorded
-    assert result.blocks[0]["lear_windows"] == [56] and result.blocks[0]["rule"] in ("simplex", "stack")
+    # the production path: LEAR in the ensemble (the smoke budget's 56-day window), the default rule recorded
+    # (EOPT_ENSEMBLE_WEIGHTS=lear_network: LEAR and the CNN-LSTM half and half, the trees fitted but at 0)
+    assert result.blocks[0]["lear_windows"] == [56] and result.blocks[0]["rule"] == "lear_network"
+    assert result.blocks[0]["weights"] == {"xgboost": 0.0, "lightgbm": 0.0, "cnn_lstm": 0.5, "lear": 0.5}
     # where a block's time goes: each tuned member's fit, LEAR's, within the block's fitting time
     spent = result.blocks[0]["member_seconds"]
     assert set(spent) == set(config.tuned_models) and all(s > 0 for s in spent.values())
