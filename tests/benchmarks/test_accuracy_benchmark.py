@@ -404,6 +404,8 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
             "1",
             "--jobs",
             "2",
+            "--segments",
+            "2",
             "--no-verify-published",
             "--no-mlflow",
             "--results",
@@ -425,6 +427,7 @@ def test_a_market_run_in_its_own_process_gets_the_same_options():
     child = parse_args(child_argv(args, market_file, published))
     assert child.pairs == [(MARKETS_DIR / "BE.csv", published_file("BE"))]
     assert (child.budget, child.days, child.retrain_every_days, child.threads, child.jobs) == ("smoke", 14, 3, 1, 1)
+    assert (child.segments, parse_args([]).segments) == (2, 1)  # each market's own processes
     assert (child.networks, child.warm_patience, child.cold_every, child.lear_criterion_every) == (3, 2, 4, 4)
     assert not child.lear_recalibrate_daily and parse_args([]).lear_recalibrate_daily
     # the default is the registered model's: LEAR on up to four years

@@ -18,11 +18,13 @@ from training.backtest import (
     BacktestError,
     last_days_origins,
     local_clock_hours,
+    segment_starts,
     served_before,
     training_window,
     walk_forward,
+    walk_forward_in_segments,
 )
-from training.config import TrainingConfig
+from training.config import BUDGETS, TrainingConfig
 from training.dataset import build_training_frame
 from training.ensemble import calibrate_on_served
 from training.features import day_ahead_origins
@@ -344,3 +346,64 @@ def test_backtest__lear_reads_its_longer_history_while_the_other_members_keep_th
     assert block["train_rows"] == int((window["split"] == "train").sum())
     assert block["validation_rows"] == int((window["split"] == "validation").sum())
     assert len(result.forecasts) == 7 * 24 - 1
+
+
+def test_segment_starts__cut_only_where_no_block_carries_anything_to_the_next():
+    base = replace(TrainingConfig.from_settings(Settings.from_env({}), "default"), models=("cnn_lstm", "lear"))
+    # the benchmark's cadence: networks warm-started and from scratch every 4th block, LEAR's criterion every 4th
+    chained = replace(base, warm_start_patience=3, cold_start_every=4, lear_criterion_every=4)
+    assert segment_starts(104, chained, 0, 2) == [52]
+    assert segment_starts(104, chained, 0, 3) == [36, 68]  # multiples of 4 nearest to 34.7 and 69.3
+    assert segment_starts(104, replace(chained, lear_criterion_every=6), 0, 2) == [48]  # every 12th block: 48, 60
+    assert segment_starts(10, base, 0, 5) == [2, 4, 6, 8]  # every block fitted afresh: any block can start one
+    assert segment_starts(104, chained, 0, 1) == []
+    assert segment_starts(3, chained, 0, 2) == []  # no 4th block
+    assert segment_starts(104, replace(chained, cold_start_every=0), 0, 2) == []  # one warm chain to the end
+    assert segment_starts(104, chained, 7, 2) == []  # re-tuned parameters: a segment would need the tuning before it
+    assert segment_starts(104, replace(chained, ensemble_weights="validation", served_weight_days=91), 0, 2) == []
+
+
+def test_walk_forward_in_segments__forecasts_what_the_uncut_walk_forward_does(np_history, tmp_path):
+    """Four 3-day blocks, the network warm-started within pairs of blocks and LEAR (its four windows) running
+    its criterion every second block: cut at the third block, two processes give the uncut run's forecasts and
+    blocks, digit for digit."""
+    prices, exogenous = np_history
+    smoke = TrainingConfig.from_settings(Settings.from_env({}), "smoke")
+    config = replace(
+        smoke,
+        budgets={**smoke.budgets, "lear": BUDGETS["default"]["lear"]},
+        window_days=120,
+        validation_days=14,
+        test_days=14,
+        threads=1,
+        models=("cnn_lstm", "lear"),
+        warm_start_patience=2,
+        cold_start_every=2,
+        lear_criterion_every=2,
+    )
+    origins = day_ahead_origins("NP", pd.Timestamp("2018-03-19", tz="UTC"), pd.Timestamp("2018-03-31", tz="UTC"))
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    whole = walk_forward(
+        prices, exogenous, "NP", origins, config, storage_url=storage, retrain_every_days=3, progress=False
+    )
+    cut = walk_forward_in_segments(
+        prices,
+        exogenous,
+        "NP",
+        origins,
+        config,
+        storage_url=storage,
+        retrain_every_days=3,
+        params=whole.params,
+        segments=2,
+        progress=False,
+    )
+    assert len(whole.blocks) == 4 and segment_starts(4, config, 0, 2) == [2]
+    pd.testing.assert_frame_equal(cut.forecasts, whole.forecasts, check_exact=True)
+    timings = ("fit_seconds", "seconds", "lear_seconds", "member_seconds")
+    assert [{k: v for k, v in b.items() if k not in timings} for b in cut.blocks] == [
+        {k: v for k, v in b.items() if k not in timings} for b in whole.blocks
+    ]
+    # the third block started from scratch in both (the first of its segment, the second cold one uncut)
+    assert ["warm_start_epochs" in b for b in whole.blocks] == [False, True, False, True]
+    assert whole.blocks[1]["lear_penalties_reused"]  # LEAR's penalties carried over, and again in its segment
