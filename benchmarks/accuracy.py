@@ -1220,7 +1220,6 @@ def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> 
     if args.quick:
         argv += ["--quick", "true"]
     options = ("days", "budget", "window_days", "threads", "device", "optuna_storage", "tuned_params", "networks")
-    argv += ["--segments", str(args.segments)]
     for option in (
         *options,
         "warm_patience",
@@ -1229,6 +1228,7 @@ def child_argv(args: argparse.Namespace, market_file: Path, published: Path) -> 
         "served_weight_days",
         "lear_history_days",
         "ensemble_weights",
+        "segments",
     ):
         if getattr(args, option) is not None:
             argv += [f"--{option.replace('_', '-')}", str(getattr(args, option))]

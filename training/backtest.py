@@ -57,6 +57,7 @@ import itertools
 import json
 import logging
 import math
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -550,7 +551,8 @@ def walk_forward_in_segments(
         params, tuning = _tune_all(prices.sort_index(), exogenous, region, test_origins[0], config, storage_url)
         tunings.append(tuning)
     log.info("%s: %d blocks in %d segments from blocks %s", region, len(np.unique(block_of)), len(pieces), bounds[:-1])
-    with ProcessPoolExecutor(max_workers=len(pieces), mp_context=_spawn()) as pool:
+    # fresh interpreters for the segments: a fork would copy the tuning's torch and OpenMP thread pools
+    with ProcessPoolExecutor(max_workers=len(pieces), mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [
             pool.submit(
                 _segment,
@@ -571,13 +573,6 @@ def walk_forward_in_segments(
     forecasts = pd.concat([result.forecasts for result in results], ignore_index=True)
     seconds = round(time.perf_counter() - started, 1)
     return BacktestResult(region, forecasts, params, blocks, tunings, seconds, segments=bounds[:-1])
-
-
-def _spawn():
-    """Fresh interpreters for the segments: a fork would copy the tuning's torch and OpenMP thread pools."""
-    import multiprocessing
-
-    return multiprocessing.get_context("spawn")
 
 
 def local_clock_hours(forecasts: pd.DataFrame, timezone: str) -> pd.DataFrame:
