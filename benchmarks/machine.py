@@ -22,6 +22,32 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+# The vector instructions that decide how fast the numeric libraries run: torch, for one, picks its CPU
+# kernels by them (AVX2 or AVX-512), so two hosts named "AMD EPYC" can differ twofold on a network's epoch.
+VECTOR_EXTENSIONS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
+
+
+def cpu_identity(cpuinfo: str) -> dict:
+    """Family, model and vector extensions of the first processor in a ``/proc/cpuinfo`` text."""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.split("\n\n", 1)[0].splitlines():
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    return {
+        "cpu_family": fields.get("cpu family"),
+        "cpu_model_number": fields.get("model"),
+        "vector_extensions": [x for x in VECTOR_EXTENSIONS if x in flags],
+    }
+
+
+def _cpu_identity() -> dict:
+    try:
+        return cpu_identity(Path("/proc/cpuinfo").read_text())
+    except OSError:
+        return cpu_identity("")
+
+
 def _memory_gib() -> float | None:
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
@@ -54,6 +80,7 @@ def describe_machine(git_commit: str | None = None) -> dict:
     """``git_commit`` overrides git's answer: a copy of the tree on another machine may carry a stale or no ``.git``."""
     return {
         "cpu": _cpu_model(),
+        **_cpu_identity(),
         "cores": os.cpu_count(),
         "memory_gib": _memory_gib(),
         "python": platform.python_version(),
