@@ -26,7 +26,7 @@ help:
 	@echo "make bench-storage record upsert vs COPY throughput in benchmarks/results/"
 	@echo "make bench-training record one tuned retraining per region: time, memory, accuracy"
 	@echo "make bench-serving  record mlflow models serve vs in-process latency and one forecast DAG run"
-	@echo "make bench-accuracy backtest the four EPF markets against the published LEAR/DNN forecasts (~2.5-3 h on 2 cores, host-dependent; ARGS=--quick: NP, 8 weeks)"
+	@echo "make bench-accuracy backtest the four EPF markets against the published LEAR/DNN forecasts (~2.5-3.5 h on 2 cores, host-dependent; ARGS=--quick: NP, 8 weeks)"
 	@echo "make bench-drift   record the drift rules' detection of injected changes and false alarms on every real week, and the performance CUSUM's on real champions' errors (~10 min)"
 	@echo "make bench-ingestion record one ingestion cycle and a two-year load against the sandbox"
 	@echo "make bench-retention record how the embedded home grows per simulated month, before and after maintenance"
